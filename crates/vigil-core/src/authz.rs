@@ -1,0 +1,147 @@
+//! Authorization requests and decisions as plain data.
+//!
+//! The engine builds an [`AuthzRequest`] for every step it wants to take and waits for an
+//! [`AuthzDecision`]; `vigil-policy` evaluates the request with Cedar. Keeping both sides as
+//! data means a decision can be recorded, replayed, and re-evaluated under other policies.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runbook::Mode;
+
+/// The kinds of entity that appear in a request. Each maps to a Cedar entity type in the
+/// `Vigil` namespace of `policies/vigil.cedarschema`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EntityType {
+    /// A runbook acting on vigil's behalf (the principal of every remediation step).
+    Runbook,
+    /// A virtual API key on an LLM gateway.
+    ApiKey,
+    /// A team that owns keys.
+    Team,
+}
+
+impl EntityType {
+    /// The unqualified Cedar type name, for example `ApiKey`.
+    #[must_use]
+    pub fn cedar_name(self) -> &'static str {
+        match self {
+            EntityType::Runbook => "Runbook",
+            EntityType::ApiKey => "ApiKey",
+            EntityType::Team => "Team",
+        }
+    }
+}
+
+/// The identity of one entity.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EntityRef {
+    /// Its type.
+    pub entity_type: EntityType,
+    /// Its id within the type, for example a runbook id or a hashed API key.
+    pub id: String,
+}
+
+/// An attribute value. Cedar's schema decides which attribute has which type.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttrValue {
+    /// A Cedar `Bool`.
+    Bool(bool),
+    /// A Cedar `Long`.
+    Long(i64),
+    /// A Cedar `String`.
+    String(String),
+}
+
+/// An entity with its attributes and parents, as Cedar should see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entity {
+    /// Its identity.
+    pub uid: EntityRef,
+    /// Its attributes, by name.
+    pub attrs: BTreeMap<String, AttrValue>,
+    /// The entities it is `in` (for example the team of a key).
+    pub parents: Vec<EntityRef>,
+}
+
+/// The remediation actions a step may ask for. Each maps to a Cedar action id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionName {
+    /// Block a key (Cedar `Vigil::Action::"block"`).
+    Block,
+    /// Unblock a key (Cedar `Vigil::Action::"unblock"`).
+    Unblock,
+}
+
+impl ActionName {
+    /// The Cedar action id, for example `block`.
+    #[must_use]
+    pub fn cedar_id(self) -> &'static str {
+        match self {
+            ActionName::Block => "block",
+            ActionName::Unblock => "unblock",
+        }
+    }
+}
+
+/// The facts about the situation that policies may look at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthzContext {
+    /// The effective mode of the runbook run (the stricter of the global and runbook modes).
+    pub mode: Mode,
+    /// The incident's severity: `page`, `ticket` or `info`.
+    pub severity: String,
+    /// How many keys, teams or users this step touches.
+    pub blast_radius: i64,
+    /// The attempt number of this step within the incident, starting at 1.
+    pub attempt: i64,
+    /// Seconds since the incident was opened.
+    pub incident_age_secs: i64,
+    /// The hour of the day in UTC, 0 to 23.
+    pub hour_utc: i64,
+    /// The name of the detector whose finding opened the incident.
+    pub detector: String,
+    /// The diagnoser's confidence in the hypothesis, in percent (0 to 100).
+    pub confidence_pct: i64,
+    /// Whether this step undoes an earlier step that did not work.
+    pub is_compensation: bool,
+}
+
+/// One question for the policy engine: may `principal` do `action` to `resource` now?
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthzRequest {
+    /// Who asks: the runbook.
+    pub principal: Entity,
+    /// What it wants to do.
+    pub action: ActionName,
+    /// To what.
+    pub resource: Entity,
+    /// In which situation.
+    pub context: AuthzContext,
+}
+
+/// The outcome of an authorization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// A permit policy applied and no forbid policy did.
+    Allow,
+    /// Anything else, including errors: decisions fail closed.
+    Deny,
+}
+
+/// The policy engine's answer, with what is needed to audit it later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthzDecision {
+    /// Allow or deny.
+    pub effect: Effect,
+    /// The `@id`s of the policies that determined the effect (empty for a default deny).
+    pub determining_policies: Vec<String>,
+    /// Evaluation errors, each naming its policy; any error counts against allowing.
+    pub errors: Vec<String>,
+    /// The SHA-256 (hex) of the policy set that decided.
+    pub policy_set_hash: String,
+}

@@ -1,0 +1,182 @@
+//! Detectors: pure state machines over signals that raise and clear findings.
+//!
+//! Each detector kind is one module pairing its config with its state machine; the set of
+//! kinds is closed ([`DetectorConfig`]).
+
+pub mod spike;
+
+use serde::{Deserialize, Serialize};
+
+use crate::signal::float_repr;
+use crate::time::Timestamp;
+
+/// The configuration of one detector; the variant says which kind it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DetectorConfig {
+    /// A per-group rate far above its adaptive baseline (token and spend spikes).
+    Spike(spike::SpikeConfig),
+}
+
+impl DetectorConfig {
+    /// The detector's name, unique in a config.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            DetectorConfig::Spike(config) => &config.name,
+        }
+    }
+
+    /// The source whose scrapes it reads.
+    #[must_use]
+    pub fn source(&self) -> &str {
+        match self {
+            DetectorConfig::Spike(config) => &config.source,
+        }
+    }
+
+    /// The metric names it reads.
+    #[must_use]
+    pub fn metrics(&self) -> Vec<&str> {
+        match self {
+            DetectorConfig::Spike(config) => vec![config.metric.as_str()],
+        }
+    }
+}
+
+/// How urgent a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth a record, nobody needs to look now.
+    Info,
+    /// Someone should look during working hours.
+    Ticket,
+    /// Someone must look now, unless vigil fixes it.
+    Page,
+}
+
+impl Severity {
+    /// The lowercase name used in Cedar contexts and pages.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Ticket => "ticket",
+            Severity::Page => "page",
+        }
+    }
+}
+
+/// What a finding is about: one value of the label a detector groups by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    /// The label grouped by, for example `hashed_api_key`.
+    pub label: String,
+    /// Its value, for example the key's SHA-256.
+    pub value: String,
+    /// A human name for it, for example the key alias, when the source gives one.
+    pub alias: Option<String>,
+    /// The team that owns it, when the source gives one.
+    pub team: Option<String>,
+}
+
+impl Subject {
+    /// The alias when there is one, else a shortened value.
+    #[must_use]
+    pub fn display_name(&self) -> String {
+        match &self.alias {
+            Some(alias) => alias.clone(),
+            None => self.value.chars().take(12).collect(),
+        }
+    }
+}
+
+/// One rate observation kept as evidence.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// When.
+    pub at: Timestamp,
+    /// The value.
+    #[serde(with = "float_repr")]
+    pub value: f64,
+}
+
+/// The numbers that made a spike detector fire, so that anyone can check the decision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpikeEvidence {
+    /// The metric read.
+    pub metric: String,
+    /// The rate at the moment of firing, per second.
+    #[serde(with = "float_repr")]
+    pub rate_per_sec: f64,
+    /// The adaptive baseline, per second.
+    #[serde(with = "float_repr")]
+    pub baseline_per_sec: f64,
+    /// The baseline's spread used for the score (after the noise floor).
+    #[serde(with = "float_repr")]
+    pub spread_per_sec: f64,
+    /// How many spreads the rate is above the baseline.
+    #[serde(with = "float_repr")]
+    pub z_score: f64,
+    /// The rate divided by the baseline.
+    #[serde(with = "float_repr")]
+    pub ratio: f64,
+    /// The thresholds in force.
+    pub thresholds: spike::SpikeThresholds,
+    /// The most recent rates, oldest first, including the ones that fired.
+    pub recent: Vec<Point>,
+}
+
+/// The evidence of a finding, by detector kind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Evidence {
+    /// From a spike detector.
+    Spike(SpikeEvidence),
+}
+
+/// A detector's claim that something is wrong.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable identity of what is wrong: the detector and the subject. Findings with the
+    /// same fingerprint are the same problem.
+    pub fingerprint: String,
+    /// The detector's name.
+    pub detector: String,
+    /// The source the signal came from.
+    pub source: String,
+    /// What it is about.
+    pub subject: Subject,
+    /// How urgent.
+    pub severity: Severity,
+    /// When the detector fired.
+    pub raised_at: Timestamp,
+    /// Why.
+    pub evidence: Evidence,
+}
+
+/// A detector's statement that a finding no longer holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FindingCleared {
+    /// The finding's fingerprint.
+    pub fingerprint: String,
+    /// The detector's name.
+    pub detector: String,
+    /// When it fired.
+    pub raised_at: Timestamp,
+    /// When it cleared.
+    pub cleared_at: Timestamp,
+    /// The rate when it cleared, per second.
+    #[serde(with = "float_repr")]
+    pub rate_per_sec: f64,
+}
+
+/// A change in a detector's state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transition {
+    /// A finding was raised.
+    Fired(Box<Finding>),
+    /// A finding was cleared.
+    Cleared(FindingCleared),
+}

@@ -1,0 +1,397 @@
+//! The adaptive-baseline spike detector: a group's rate far above its own recent normal.
+//!
+//! Per group (for example per API key) it keeps an exponentially weighted mean and variance
+//! of the rate, with a half-life in seconds so irregular scrape intervals weigh correctly.
+//! A rate fires when it is both many spreads above the baseline and several times it, above
+//! an absolute floor, for a number of consecutive observations. While a spike is pending or
+//! firing the baseline is frozen, so a runaway does not teach the detector that it is normal.
+//! It clears (hysteresis) only when the rate is back under a lower bar for several
+//! observations. A group missing from a scrape is stale: nothing changes, it does not clear.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Evidence, Finding, FindingCleared, Point, Severity, SpikeEvidence, Subject, Transition,
+};
+use crate::signal::float_repr;
+use crate::store::{Matcher, SOURCE_LABEL, SeriesStore};
+use crate::time::Timestamp;
+
+/// How many recent rates each group keeps as evidence.
+const RECENT_POINTS: usize = 12;
+
+/// How far back the per-scrape rate (`irate`) may look for its two points. A scrape interval
+/// longer than this yields no rate.
+const RATE_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// Configuration of one spike detector (validated by the binary's config loader).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpikeConfig {
+    /// The detector's name, unique in a config, for example `token-spike`.
+    pub name: String,
+    /// The source whose scrapes it reads.
+    pub source: String,
+    /// The metric to read, for example the counter `litellm_total_tokens_metric_total`.
+    pub metric: String,
+    /// How to read it: the per-scrape rate of a counter, or the value itself (for a gauge,
+    /// or a query that already computes a rate).
+    #[serde(default)]
+    pub read: SeriesRead,
+    /// The label to group by, for example `hashed_api_key`.
+    pub group_by: String,
+    /// A label that names the group for people, for example `api_key_alias`.
+    pub alias_label: Option<String>,
+    /// A label that gives the owning team, for example `team`.
+    pub team_label: Option<String>,
+    /// Group values that are not a real subject (LiteLLM writes `None` or an empty string).
+    pub ignore_values: Vec<String>,
+    /// At most this many groups are tracked; more are ignored.
+    pub max_groups: usize,
+    /// The thresholds.
+    pub thresholds: SpikeThresholds,
+}
+
+/// How a detector turns a series into the number it watches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeriesRead {
+    /// The counter's increase per second between its last two points (`irate`).
+    #[default]
+    CounterRate,
+    /// The series' latest value.
+    Value,
+}
+
+/// The numbers that decide when a spike fires and clears.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpikeThresholds {
+    /// Observations needed before a group's baseline is trusted.
+    pub warmup_samples: u32,
+    /// Half-life of the baseline's memory, in seconds.
+    #[serde(with = "float_repr")]
+    pub baseline_half_life_secs: f64,
+    /// Fire when the rate is at least this many spreads above the baseline...
+    #[serde(with = "float_repr")]
+    pub fire_z: f64,
+    /// ...and at least this multiple of the baseline...
+    #[serde(with = "float_repr")]
+    pub fire_ratio: f64,
+    /// ...and at least this many units per second.
+    #[serde(with = "float_repr")]
+    pub min_rate_per_sec: f64,
+    /// ...for this many consecutive observations.
+    pub fire_after_samples: u32,
+    /// Clear when the rate is at most this multiple of the baseline...
+    #[serde(with = "float_repr")]
+    pub clear_ratio: f64,
+    /// ...for this many consecutive observations.
+    pub clear_after_samples: u32,
+    /// The spread is at least this fraction of the baseline, so a very steady series does not
+    /// fire on a small wobble.
+    #[serde(with = "float_repr")]
+    pub noise_floor_ratio: f64,
+    /// A finding whose ratio reaches this is a `page`; below it a `ticket`.
+    #[serde(with = "float_repr")]
+    pub page_ratio: f64,
+}
+
+/// What the detector knows about one group right now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupView {
+    /// The group's subject.
+    pub subject: Subject,
+    /// When its rate was last observed.
+    pub observed_at: Timestamp,
+    /// That rate, per second.
+    pub rate_per_sec: f64,
+    /// Its baseline, per second (0 before any observation).
+    pub baseline_per_sec: f64,
+    /// Whether a finding is firing for it.
+    pub firing: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Firing {
+    raised_at: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+struct GroupState {
+    subject: Subject,
+    mean: f64,
+    variance: f64,
+    n_observed: u32,
+    last_at: Option<Timestamp>,
+    last_rate: f64,
+    n_hot: u32,
+    n_calm: u32,
+    firing: Option<Firing>,
+    recent: VecDeque<Point>,
+}
+
+/// A spike detector and the state of all its groups.
+#[derive(Clone, Debug)]
+pub struct SpikeDetector {
+    config: SpikeConfig,
+    groups: BTreeMap<String, GroupState>,
+    n_groups_refused: u64,
+}
+
+impl SpikeDetector {
+    /// A detector with no history.
+    #[must_use]
+    pub fn new(config: SpikeConfig) -> Self {
+        SpikeDetector {
+            config,
+            groups: BTreeMap::new(),
+            n_groups_refused: 0,
+        }
+    }
+
+    /// Its configuration.
+    #[must_use]
+    pub fn config(&self) -> &SpikeConfig {
+        &self.config
+    }
+
+    /// How many groups were refused because `max_groups` was reached.
+    #[must_use]
+    pub fn n_groups_refused(&self) -> u64 {
+        self.n_groups_refused
+    }
+
+    /// The fingerprint of a finding about `group_value`.
+    #[must_use]
+    pub fn fingerprint(&self, group_value: &str) -> String {
+        format!(
+            "{}/{}={}",
+            self.config.name, self.config.group_by, group_value
+        )
+    }
+
+    /// Observes the detector's source right after one of its scrapes was stored: the rate
+    /// of each series between its last two points, summed per group.
+    pub fn observe(&mut self, at: Timestamp, store: &SeriesStore) -> Vec<Transition> {
+        let matchers = [
+            Matcher::metric_name(self.config.metric.as_str()),
+            Matcher::equal(SOURCE_LABEL, self.config.source.as_str()),
+        ];
+        let mut by_group: BTreeMap<String, (f64, Subject)> = BTreeMap::new();
+        for series in store.select(&matchers) {
+            // Only a series present in this scrape has a rate now: a stale one has no latest
+            // point, and a vanished series is not a drop to zero.
+            let reading = store
+                .latest(series)
+                .and_then(|latest| match self.config.read {
+                    SeriesRead::CounterRate => store.instant_rate(series, RATE_WINDOW_MS, at),
+                    SeriesRead::Value => Some(latest.value),
+                });
+            let Some(rate) = reading.filter(|rate| rate.is_finite()) else {
+                continue;
+            };
+            let Some(value) = store.label_value(series, &self.config.group_by) else {
+                continue;
+            };
+            if self
+                .config
+                .ignore_values
+                .iter()
+                .any(|ignored| ignored == value)
+            {
+                continue;
+            }
+            let label_of = |label: &Option<String>| {
+                label
+                    .as_deref()
+                    .and_then(|name| store.label_value(series, name))
+                    .filter(|text| *text != "None")
+                    .map(str::to_owned)
+            };
+            let entry = by_group.entry(value.to_owned()).or_insert_with(|| {
+                let subject = Subject {
+                    label: self.config.group_by.clone(),
+                    value: value.to_owned(),
+                    alias: label_of(&self.config.alias_label),
+                    team: label_of(&self.config.team_label),
+                };
+                (0.0, subject)
+            });
+            entry.0 += rate;
+        }
+        let mut transitions = Vec::new();
+        for (value, (rate, subject)) in by_group {
+            if !self.groups.contains_key(&value) && self.groups.len() >= self.config.max_groups {
+                self.n_groups_refused += 1;
+                continue;
+            }
+            let fingerprint = self.fingerprint(&value);
+            let state = self.groups.entry(value).or_insert_with(|| GroupState {
+                subject: subject.clone(),
+                mean: 0.0,
+                variance: 0.0,
+                n_observed: 0,
+                last_at: None,
+                last_rate: 0.0,
+                n_hot: 0,
+                n_calm: 0,
+                firing: None,
+                recent: VecDeque::with_capacity(RECENT_POINTS),
+            });
+            state.subject = subject;
+            if let Some(transition) = step(&self.config, state, fingerprint, at, rate) {
+                transitions.push(transition);
+            }
+        }
+        transitions
+    }
+
+    /// What the detector knows about every group, in group order.
+    #[must_use]
+    pub fn views(&self) -> Vec<GroupView> {
+        self.groups.values().filter_map(GroupState::view).collect()
+    }
+
+    /// The view of one group.
+    #[must_use]
+    pub fn view(&self, group_value: &str) -> Option<GroupView> {
+        self.groups.get(group_value)?.view()
+    }
+}
+
+impl GroupState {
+    /// `None` until the group has been observed.
+    fn view(&self) -> Option<GroupView> {
+        Some(GroupView {
+            subject: self.subject.clone(),
+            observed_at: self.last_at?,
+            rate_per_sec: self.last_rate,
+            baseline_per_sec: self.mean,
+            firing: self.firing.is_some(),
+        })
+    }
+}
+
+/// Advances one group's state machine by one observation.
+fn step(
+    config: &SpikeConfig,
+    state: &mut GroupState,
+    fingerprint: String,
+    at: Timestamp,
+    rate: f64,
+) -> Option<Transition> {
+    let thresholds = &config.thresholds;
+    let elapsed_secs = state
+        .last_at
+        .map_or(0.0, |last| at.secs_since(last).max(0.0));
+    state.last_at = Some(at);
+    state.last_rate = rate;
+    if state.recent.len() == RECENT_POINTS {
+        state.recent.pop_front();
+    }
+    state.recent.push_back(Point { at, value: rate });
+
+    if state.n_observed < thresholds.warmup_samples {
+        learn(thresholds, state, rate, elapsed_secs);
+        return None;
+    }
+
+    let spread = state
+        .variance
+        .sqrt()
+        .max(state.mean * thresholds.noise_floor_ratio)
+        .max(f64::MIN_POSITIVE);
+    let z_score = (rate - state.mean) / spread;
+    let ratio = rate
+        / state
+            .mean
+            .max(thresholds.min_rate_per_sec / thresholds.fire_ratio)
+            .max(f64::MIN_POSITIVE);
+    let hot = z_score >= thresholds.fire_z
+        && ratio >= thresholds.fire_ratio
+        && rate >= thresholds.min_rate_per_sec;
+
+    match &state.firing {
+        None => {
+            if !hot {
+                state.n_hot = 0;
+                learn(thresholds, state, rate, elapsed_secs);
+                return None;
+            }
+            state.n_hot += 1;
+            if state.n_hot < thresholds.fire_after_samples {
+                return None;
+            }
+            state.n_hot = 0;
+            state.n_calm = 0;
+            state.firing = Some(Firing { raised_at: at });
+            let severity = if ratio >= thresholds.page_ratio {
+                Severity::Page
+            } else {
+                Severity::Ticket
+            };
+            Some(Transition::Fired(Box::new(Finding {
+                fingerprint,
+                detector: config.name.clone(),
+                source: config.source.clone(),
+                subject: state.subject.clone(),
+                severity,
+                raised_at: at,
+                evidence: Evidence::Spike(SpikeEvidence {
+                    metric: config.metric.clone(),
+                    rate_per_sec: rate,
+                    baseline_per_sec: state.mean,
+                    spread_per_sec: spread,
+                    z_score,
+                    ratio,
+                    thresholds: thresholds.clone(),
+                    recent: state.recent.iter().copied().collect(),
+                }),
+            })))
+        }
+        Some(firing) => {
+            let calm =
+                rate <= state.mean * thresholds.clear_ratio || rate < thresholds.min_rate_per_sec;
+            if !calm {
+                state.n_calm = 0;
+                return None;
+            }
+            state.n_calm += 1;
+            if state.n_calm < thresholds.clear_after_samples {
+                return None;
+            }
+            let raised_at = firing.raised_at;
+            state.firing = None;
+            state.n_calm = 0;
+            Some(Transition::Cleared(FindingCleared {
+                fingerprint,
+                detector: config.name.clone(),
+                raised_at,
+                cleared_at: at,
+                rate_per_sec: rate,
+            }))
+        }
+    }
+}
+
+/// Folds one calm observation into the baseline.
+fn learn(thresholds: &SpikeThresholds, state: &mut GroupState, rate: f64, elapsed_secs: f64) {
+    // During warm-up the weight is at least 1/n, so the first observations form a plain
+    // average instead of being dominated by the very first one.
+    let decay_weight = if thresholds.baseline_half_life_secs > 0.0 {
+        1.0 - crate::numeric::half_pow(elapsed_secs / thresholds.baseline_half_life_secs)
+    } else {
+        1.0
+    };
+    let weight = decay_weight
+        .max(1.0 / f64::from(state.n_observed + 1))
+        .clamp(0.0, 1.0);
+    let deviation = rate - state.mean;
+    state.mean += weight * deviation;
+    state.variance = (1.0 - weight) * (state.variance + weight * deviation * deviation);
+    state.n_observed = state.n_observed.saturating_add(1);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,256 @@
+//! Behaviour of the spike detector on small, hand-made series.
+
+use super::*;
+use crate::signal::Sample;
+use crate::store::StoreConfig;
+
+fn config() -> SpikeConfig {
+    SpikeConfig {
+        name: "token-spike".to_owned(),
+        source: "gateway".to_owned(),
+        metric: "tokens_total".to_owned(),
+        read: SeriesRead::CounterRate,
+        group_by: "key".to_owned(),
+        alias_label: Some("alias".to_owned()),
+        team_label: None,
+        ignore_values: vec!["None".to_owned()],
+        max_groups: 10,
+        thresholds: SpikeThresholds {
+            warmup_samples: 5,
+            baseline_half_life_secs: 60.0,
+            fire_z: 6.0,
+            fire_ratio: 3.0,
+            min_rate_per_sec: 50.0,
+            fire_after_samples: 2,
+            clear_ratio: 1.5,
+            clear_after_samples: 2,
+            noise_floor_ratio: 0.1,
+            page_ratio: 10.0,
+        },
+    }
+}
+
+/// A detector with the store it reads: each `observe` turns per-key rates into counter
+/// samples one second apart, stores them as one complete scrape, then runs the detector.
+struct Harness {
+    detector: SpikeDetector,
+    store: SeriesStore,
+    counters: BTreeMap<(String, String), f64>,
+    last_at: Option<Timestamp>,
+}
+
+impl Harness {
+    fn new(config: SpikeConfig) -> Self {
+        Harness {
+            detector: SpikeDetector::new(config),
+            store: SeriesStore::new(StoreConfig::default()),
+            counters: BTreeMap::new(),
+            last_at: None,
+        }
+    }
+
+    /// `series`: (metric, key, rate per second over the last second).
+    fn observe_series(&mut self, at: Timestamp, series: &[(&str, &str, f64)]) -> Vec<Transition> {
+        if self.last_at.is_none() {
+            // A first scrape a second earlier, so that the first observation has a rate.
+            let priming = self.samples(series, true);
+            self.store
+                .ingest("gateway", at.plus_millis(-1000), &priming);
+        }
+        let samples = self.samples(series, false);
+        self.store.ingest("gateway", at, &samples);
+        self.last_at = Some(at);
+        self.detector.observe(at, &self.store)
+    }
+
+    fn samples(&mut self, series: &[(&str, &str, f64)], priming: bool) -> Vec<Sample> {
+        series
+            .iter()
+            .map(|(metric, key, rate)| {
+                let counter = self
+                    .counters
+                    .entry(((*metric).to_owned(), (*key).to_owned()))
+                    .or_insert(0.0);
+                if !priming {
+                    *counter += rate;
+                }
+                Sample {
+                    name: (*metric).to_owned(),
+                    labels: [("key", *key), ("alias", "alias-of-key")]
+                        .into_iter()
+                        .collect(),
+                    value: *counter,
+                    timestamp_ms: None,
+                }
+            })
+            .collect()
+    }
+
+    fn observe(&mut self, at: Timestamp, rates: &[(&str, f64)]) -> Vec<Transition> {
+        let series: Vec<(&str, &str, f64)> = rates
+            .iter()
+            .map(|(key, rate)| ("tokens_total", *key, *rate))
+            .collect();
+        self.observe_series(at, &series)
+    }
+}
+
+/// Feeds `values` for key `a`, one per second, and returns the transitions as short strings.
+fn run(detector: &mut Harness, start_sec: i64, values: &[f64]) -> Vec<String> {
+    let mut log = Vec::new();
+    for (offset, value) in values.iter().enumerate() {
+        let at = Timestamp((start_sec + offset as i64) * 1000);
+        for transition in detector.observe(at, &[("a", *value)]) {
+            log.push(match transition {
+                Transition::Fired(finding) => format!(
+                    "fired@{} {:?} {}",
+                    offset,
+                    finding.severity,
+                    finding.subject.display_name()
+                ),
+                Transition::Cleared(cleared) => {
+                    format!(
+                        "cleared@{} after {}ms",
+                        offset,
+                        cleared.cleared_at.millis_since(cleared.raised_at)
+                    )
+                }
+            });
+        }
+    }
+    log
+}
+
+const NORMAL: [f64; 10] = [
+    100.0, 110.0, 95.0, 105.0, 98.0, 102.0, 97.0, 108.0, 101.0, 99.0,
+];
+
+#[test]
+fn steady_noise_never_fires() {
+    let mut detector = Harness::new(config());
+    assert!(run(&mut detector, 0, &NORMAL).is_empty());
+    assert!(run(&mut detector, 10, &[130.0, 80.0, 125.0, 90.0]).is_empty());
+}
+
+#[test]
+fn sustained_spike_fires_once_after_the_minimum_duration_then_clears_with_hysteresis() {
+    let mut detector = Harness::new(config());
+    run(&mut detector, 0, &NORMAL);
+    let log = run(
+        &mut detector,
+        10,
+        &[2000.0, 2100.0, 1900.0, 140.0, 120.0, 100.0],
+    );
+    // Fires on the second hot observation; 140 is under 1.5x baseline, so the first calm
+    // observation counts, and the second clears.
+    assert_eq!(
+        log,
+        vec!["fired@1 Page alias-of-key", "cleared@4 after 3000ms"]
+    );
+}
+
+#[test]
+fn a_single_hot_observation_does_not_fire() {
+    let mut detector = Harness::new(config());
+    run(&mut detector, 0, &NORMAL);
+    assert!(run(&mut detector, 10, &[2000.0, 100.0, 2000.0, 100.0]).is_empty());
+}
+
+#[test]
+fn the_baseline_is_frozen_while_firing_so_a_long_spike_stays_firing() {
+    let mut detector = Harness::new(config());
+    run(&mut detector, 0, &NORMAL);
+    let log = run(&mut detector, 10, &[2000.0; 60]);
+    assert_eq!(log, vec!["fired@1 Page alias-of-key"]);
+    let view = detector.detector.view("a").unwrap();
+    assert!(view.firing);
+    assert!(
+        view.baseline_per_sec < 120.0,
+        "baseline absorbed the spike: {view:?}"
+    );
+}
+
+#[test]
+fn warm_up_prevents_firing_on_the_first_observations() {
+    let mut detector = Harness::new(config());
+    assert!(run(&mut detector, 0, &[100.0, 100.0, 5000.0, 5000.0]).is_empty());
+}
+
+#[test]
+fn a_vanished_group_is_stale_not_recovered() {
+    let mut detector = Harness::new(config());
+    run(&mut detector, 0, &NORMAL);
+    run(&mut detector, 10, &[2000.0, 2000.0]);
+    // Scrapes with no sample for `a` change nothing: its series is stale, not at zero.
+    for sec in 12..20 {
+        assert!(detector.observe(Timestamp(sec * 1000), &[]).is_empty());
+    }
+    assert!(detector.detector.view("a").unwrap().firing);
+    // When it comes back, its first scrape only restarts the rate; no recovery is read.
+    assert!(
+        detector
+            .observe(Timestamp(20_000), &[("a", 0.0)])
+            .is_empty()
+    );
+    assert!(detector.detector.view("a").unwrap().firing);
+}
+
+#[test]
+fn moderate_spikes_are_tickets_and_small_rates_never_fire() {
+    let mut detector = Harness::new(config());
+    run(&mut detector, 0, &NORMAL);
+    let log = run(&mut detector, 10, &[500.0, 500.0]);
+    assert_eq!(log, vec!["fired@1 Ticket alias-of-key"]);
+
+    let mut quiet = Harness::new(config());
+    run(&mut quiet, 0, &[1.0, 1.2, 0.9, 1.1, 1.0, 1.0]);
+    // 40/s is 40x the baseline but under the 50/s floor.
+    assert!(run(&mut quiet, 6, &[40.0, 40.0, 40.0]).is_empty());
+}
+
+#[test]
+fn ignored_values_and_other_metrics_are_not_groups() {
+    let mut detector = Harness::new(config());
+    detector.observe_series(
+        Timestamp(0),
+        &[("tokens_total", "None", 5.0), ("other_total", "b", 5.0)],
+    );
+    assert!(detector.detector.views().is_empty());
+}
+
+#[test]
+fn groups_past_the_limit_are_refused_and_counted() {
+    let mut limited = config();
+    limited.max_groups = 1;
+    let mut detector = Harness::new(limited);
+    detector.observe(Timestamp(0), &[("a", 1.0), ("b", 1.0)]);
+    assert_eq!(detector.detector.views().len(), 1);
+    assert_eq!(detector.detector.n_groups_refused(), 1);
+}
+
+#[test]
+fn a_gauge_is_read_by_its_value() {
+    let mut gauge = config();
+    gauge.read = SeriesRead::Value;
+    gauge.metric = "tokens_per_sec".to_owned();
+    let mut harness = Harness::new(gauge);
+    let mut log = Vec::new();
+    // The harness turns its inputs into running totals; as a gauge, a running total that
+    // jumps by 2,000 a second reads as a jump in value, which is the spike.
+    for (sec, step) in [100.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2000.0, 2000.0]
+        .into_iter()
+        .enumerate()
+    {
+        let transitions = harness.observe_series(
+            Timestamp(sec as i64 * 1000),
+            &[("tokens_per_sec", "a", step)],
+        );
+        log.extend(
+            transitions
+                .into_iter()
+                .map(|transition| matches!(transition, Transition::Fired(_))),
+        );
+    }
+    assert_eq!(log, vec![true]);
+    assert_eq!(harness.detector.view("a").unwrap().baseline_per_sec, 100.0);
+}

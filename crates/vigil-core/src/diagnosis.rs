@@ -1,0 +1,279 @@
+//! The diagnoser: turns a finding into ranked hypotheses with evidence and a short "why".
+//!
+//! Its one rule so far: when a token spike on one key accounts for most of the excess token
+//! rate across all keys, the key is running away (a loop, a leaked key, a batch job gone
+//! wrong); otherwise traffic is surging broadly and blocking one key is not the fix.
+
+use serde::{Deserialize, Serialize};
+
+use crate::detector::spike::GroupView;
+use crate::detector::{Finding, Subject};
+use crate::signal::float_repr;
+
+/// Configuration of the diagnoser.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiagnosisConfig {
+    /// The share of the excess rate (0 to 1) one key must account for to be called runaway.
+    #[serde(with = "float_repr")]
+    pub runaway_min_share: f64,
+}
+
+/// The kinds of explanation the diagnoser knows. Runbooks trigger on these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HypothesisKind {
+    /// One key drives the spike.
+    RunawayKey,
+    /// Many keys grew together: real demand or an upstream change, not one bad actor.
+    BroadSurge,
+}
+
+impl HypothesisKind {
+    /// The snake_case name used in runbooks.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HypothesisKind::RunawayKey => "runaway_key",
+            HypothesisKind::BroadSurge => "broad_surge",
+        }
+    }
+}
+
+/// One ranked explanation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hypothesis {
+    /// What kind of explanation.
+    pub kind: HypothesisKind,
+    /// The subject it blames, if it blames one.
+    pub subject: Option<Subject>,
+    /// How sure the diagnoser is, 0 to 1.
+    #[serde(with = "float_repr")]
+    pub confidence: f64,
+    /// The facts behind it, one sentence each.
+    pub evidence: Vec<String>,
+}
+
+/// The diagnoser's answer: hypotheses best first, and a short summary for people.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    /// Ranked, best first; never empty.
+    pub hypotheses: Vec<Hypothesis>,
+    /// Two or three sentences an on-call engineer can read in thirty seconds.
+    pub why: String,
+}
+
+impl Diagnosis {
+    /// The best hypothesis.
+    #[must_use]
+    pub fn best(&self) -> Option<&Hypothesis> {
+        self.hypotheses.first()
+    }
+}
+
+/// Diagnoses a spike finding from the detector's view of every group at the same moment.
+#[must_use]
+pub fn diagnose(config: &DiagnosisConfig, finding: &Finding, views: &[GroupView]) -> Diagnosis {
+    let current: Vec<&GroupView> = views
+        .iter()
+        .filter(|view| view.observed_at == finding.raised_at)
+        .collect();
+    let excess_of = |view: &GroupView| (view.rate_per_sec - view.baseline_per_sec).max(0.0);
+    let total_excess: f64 = current.iter().map(|view| excess_of(view)).sum();
+    let total_rate: f64 = current.iter().map(|view| view.rate_per_sec).sum();
+    let total_baseline: f64 = current.iter().map(|view| view.baseline_per_sec).sum();
+    let subject_view = current
+        .iter()
+        .find(|view| view.subject.value == finding.subject.value);
+    let subject_excess = subject_view.map_or(0.0, |view| excess_of(view));
+    let share = if total_excess > 0.0 {
+        (subject_excess / total_excess).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let n_hot = current.iter().filter(|view| view.firing).count();
+    let name = finding.subject.display_name();
+
+    let mut runaway_evidence = vec![format!(
+        "key {name} accounts for {:.0}% of the excess token rate across {} keys",
+        share * 100.0,
+        current.len()
+    )];
+    if let Some(view) = subject_view {
+        runaway_evidence.push(format!(
+            "key {name}: {}/s against a baseline of {}/s ({:.1}x)",
+            format_number(view.rate_per_sec),
+            format_number(view.baseline_per_sec),
+            view.rate_per_sec / view.baseline_per_sec.max(f64::MIN_POSITIVE),
+        ));
+    }
+    let surge_evidence = vec![
+        format!(
+            "all keys together: {}/s against a baseline of {}/s",
+            format_number(total_rate),
+            format_number(total_baseline)
+        ),
+        format!("{n_hot} of {} keys are spiking", current.len()),
+    ];
+    let runaway = Hypothesis {
+        kind: HypothesisKind::RunawayKey,
+        subject: Some(finding.subject.clone()),
+        confidence: share,
+        evidence: runaway_evidence,
+    };
+    let surge = Hypothesis {
+        kind: HypothesisKind::BroadSurge,
+        subject: None,
+        confidence: 1.0 - share,
+        evidence: surge_evidence,
+    };
+    let (hypotheses, why) = if share >= config.runaway_min_share {
+        let why = format!(
+            "Token usage on key {name} jumped to {}/s, {:.0}% of all excess usage on the \
+             gateway; the other keys look normal. A single runaway key (a loop, a leaked key or \
+             a job gone wrong) is the likely cause.",
+            format_number(subject_view.map_or(0.0, |view| view.rate_per_sec)),
+            share * 100.0
+        );
+        (vec![runaway, surge], why)
+    } else {
+        let why = format!(
+            "Token usage rose across many keys ({} of {} spiking); key {name} holds only {:.0}% \
+             of the excess. This looks like a broad surge, not one runaway key, so blocking a \
+             key would not fix it.",
+            n_hot,
+            current.len(),
+            share * 100.0
+        );
+        (vec![surge, runaway], why)
+    };
+    Diagnosis { hypotheses, why }
+}
+
+/// Formats a rate for people: thousands separated, no decimals above 100.
+#[must_use]
+pub fn format_number(value: f64) -> String {
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    if value.abs() < 100.0 {
+        return format!("{value:.1}");
+    }
+    let rounded = format!("{:.0}", value.abs());
+    let mut out = String::new();
+    for (idx, digit) in rounded.chars().enumerate() {
+        if idx > 0 && (rounded.len() - idx) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if value < 0.0 { format!("-{out}") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::spike::SpikeThresholds;
+    use crate::detector::{Evidence, Severity, SpikeEvidence};
+    use crate::time::Timestamp;
+
+    fn subject(key: &str) -> Subject {
+        Subject {
+            label: "key".to_owned(),
+            value: key.to_owned(),
+            alias: None,
+            team: None,
+        }
+    }
+
+    fn view(key: &str, rate: f64, baseline: f64, firing: bool) -> GroupView {
+        GroupView {
+            subject: subject(key),
+            observed_at: Timestamp(1000),
+            rate_per_sec: rate,
+            baseline_per_sec: baseline,
+            firing,
+        }
+    }
+
+    fn finding(key: &str) -> Finding {
+        Finding {
+            fingerprint: format!("spike/key={key}"),
+            detector: "spike".to_owned(),
+            source: "gw".to_owned(),
+            subject: subject(key),
+            severity: Severity::Page,
+            raised_at: Timestamp(1000),
+            evidence: Evidence::Spike(SpikeEvidence {
+                metric: "m".to_owned(),
+                rate_per_sec: 0.0,
+                baseline_per_sec: 0.0,
+                spread_per_sec: 0.0,
+                z_score: 0.0,
+                ratio: 0.0,
+                thresholds: SpikeThresholds {
+                    warmup_samples: 1,
+                    baseline_half_life_secs: 1.0,
+                    fire_z: 1.0,
+                    fire_ratio: 1.0,
+                    min_rate_per_sec: 1.0,
+                    fire_after_samples: 1,
+                    clear_ratio: 1.0,
+                    clear_after_samples: 1,
+                    noise_floor_ratio: 0.1,
+                    page_ratio: 1.0,
+                },
+                recent: vec![],
+            }),
+        }
+    }
+
+    const CONFIG: DiagnosisConfig = DiagnosisConfig {
+        runaway_min_share: 0.7,
+    };
+
+    #[test]
+    fn one_dominant_key_is_a_runaway() {
+        let views = [
+            view("a", 10_000.0, 500.0, true),
+            view("b", 520.0, 500.0, false),
+            view("c", 480.0, 500.0, false),
+        ];
+        let diagnosis = diagnose(&CONFIG, &finding("a"), &views);
+        let best = diagnosis.best().unwrap();
+        assert_eq!(best.kind, HypothesisKind::RunawayKey);
+        assert!((best.confidence - 9500.0 / 9520.0).abs() < 1e-9);
+        assert!(diagnosis.why.contains("runaway"), "{}", diagnosis.why);
+    }
+
+    #[test]
+    fn many_keys_rising_together_is_a_surge() {
+        let views = [
+            view("a", 3000.0, 500.0, true),
+            view("b", 2500.0, 500.0, true),
+            view("c", 2600.0, 500.0, true),
+        ];
+        let diagnosis = diagnose(&CONFIG, &finding("a"), &views);
+        assert_eq!(diagnosis.best().unwrap().kind, HypothesisKind::BroadSurge);
+        assert_eq!(diagnosis.hypotheses.len(), 2);
+    }
+
+    #[test]
+    fn views_from_other_scrapes_are_ignored() {
+        let mut stale = view("b", 50_000.0, 500.0, false);
+        stale.observed_at = Timestamp(0);
+        let views = [view("a", 10_000.0, 500.0, true), stale];
+        let best = diagnose(&CONFIG, &finding("a"), &views)
+            .hypotheses
+            .remove(0);
+        assert_eq!(best.kind, HypothesisKind::RunawayKey);
+        assert!((best.confidence - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(format_number(9842.4), "9,842");
+        assert_eq!(format_number(1_234_567.0), "1,234,567");
+        assert_eq!(format_number(12.345), "12.3");
+        assert_eq!(format_number(-2500.0), "-2,500");
+    }
+}

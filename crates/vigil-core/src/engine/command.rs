@@ -1,0 +1,289 @@
+//! Commands: everything the engine asks the runtime to do, and the records it keeps.
+
+use serde::{Deserialize, Serialize};
+
+use crate::authz::AuthzRequest;
+use crate::detector::{Finding, FindingCleared, Point, Severity, Subject};
+use crate::diagnosis::Diagnosis;
+use crate::runbook::Mode;
+use crate::time::Timestamp;
+
+/// An instruction from the engine. The runtime appends each to the ledger before carrying it
+/// out, and feeds the result back as an [`Event`](super::Event).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// Keep a decision in the ledger (and show it to people); nothing else to do.
+    Record(Record),
+    /// Ask the policy engine; answer with `Event::AuthorizationDecided`.
+    Authorize {
+        /// Unique id of this request.
+        request_id: String,
+        /// The incident.
+        incident_id: String,
+        /// The question.
+        request: AuthzRequest,
+    },
+    /// Change something in the world; answer with `Event::ActionFinished`.
+    Execute {
+        /// Unique id of this action.
+        action_id: String,
+        /// The incident.
+        incident_id: String,
+        /// Same key for a retry of the same step: the target may be called twice safely.
+        idempotency_key: String,
+        /// What to do.
+        action: Action,
+    },
+    /// Wake a human; answer with `Event::PageFinished`.
+    Page {
+        /// Unique id of this page.
+        page_id: String,
+        /// The incident.
+        incident_id: String,
+        /// What to tell them.
+        page: Page,
+    },
+    /// Send an `Event::Tick` at this time (or soon after).
+    WakeAt {
+        /// When.
+        at: Timestamp,
+    },
+}
+
+impl Command {
+    /// The incident the command belongs to, if any.
+    #[must_use]
+    pub fn incident_id(&self) -> Option<&str> {
+        match self {
+            Command::Record(record) => record.incident_id(),
+            Command::Authorize { incident_id, .. }
+            | Command::Execute { incident_id, .. }
+            | Command::Page { incident_id, .. } => Some(incident_id),
+            Command::WakeAt { .. } => None,
+        }
+    }
+}
+
+/// A change in the world a runbook step makes. The set is closed; each has a connector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Block a virtual key on the LiteLLM gateway behind `source`.
+    LitellmBlockKey {
+        /// The source (gateway) whose admin API to call.
+        source: String,
+        /// The key, raw or hashed.
+        key: String,
+    },
+    /// Unblock a virtual key on the LiteLLM gateway behind `source`.
+    LitellmUnblockKey {
+        /// The source (gateway) whose admin API to call.
+        source: String,
+        /// The key, raw or hashed.
+        key: String,
+    },
+}
+
+impl Action {
+    /// A one-line description for people.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Action::LitellmBlockKey { source, key } => {
+                format!("block key {} on {source}", short(key))
+            }
+            Action::LitellmUnblockKey { source, key } => {
+                format!("unblock key {} on {source}", short(key))
+            }
+        }
+    }
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(12).collect()
+}
+
+/// What a page tells the human: enough to act in thirty seconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    /// How urgent.
+    pub severity: Severity,
+    /// One line.
+    pub title: String,
+    /// The "why" packet.
+    pub why: WhyPacket,
+}
+
+/// The short explanation attached to every page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WhyPacket {
+    /// The incident.
+    pub incident_id: String,
+    /// What vigil saw, in two or three sentences.
+    pub summary: String,
+    /// The facts behind the diagnosis.
+    pub evidence: Vec<String>,
+    /// What vigil did and what came of it, in order.
+    pub actions: Vec<String>,
+    /// Why vigil is handing over.
+    pub reason: String,
+    /// What the human should look at first.
+    pub ask: String,
+}
+
+/// A decision the engine made, kept in the ledger.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// A detector raised a finding.
+    FindingRaised {
+        /// The finding.
+        finding: Finding,
+    },
+    /// A detector cleared a finding.
+    FindingCleared {
+        /// Which.
+        cleared: FindingCleared,
+    },
+    /// A source reached its cardinality limit: its new series are refused (existing ones keep
+    /// updating). Recorded once per episode; the episode ends with a scrape that refuses none.
+    SeriesRefused {
+        /// The source.
+        source: String,
+        /// Samples of new series refused in the scrape that started the episode.
+        n_refused: u64,
+        /// Series the source holds.
+        n_series: u64,
+        /// One refused series, for people.
+        example: String,
+    },
+    /// A finding opened an incident.
+    IncidentOpened {
+        /// The new incident.
+        incident_id: String,
+        /// The finding's fingerprint.
+        fingerprint: String,
+        /// What it is about.
+        subject: Subject,
+        /// How urgent.
+        severity: Severity,
+    },
+    /// The diagnoser explained the incident.
+    Diagnosed {
+        /// The incident.
+        incident_id: String,
+        /// The explanation.
+        diagnosis: Diagnosis,
+    },
+    /// A runbook was chosen.
+    RunbookSelected {
+        /// The incident.
+        incident_id: String,
+        /// Which.
+        runbook_id: String,
+        /// The effective mode (the stricter of global and runbook).
+        mode: Mode,
+    },
+    /// The policy engine refused a step.
+    StepDenied {
+        /// The incident.
+        incident_id: String,
+        /// The step.
+        step_id: String,
+        /// The policies that decided, empty for a default deny.
+        determining_policies: Vec<String>,
+    },
+    /// Advisory mode: the step was authorized but only proposed.
+    StepProposed {
+        /// The incident.
+        incident_id: String,
+        /// The step.
+        step_id: String,
+        /// What it would do.
+        action: Action,
+    },
+    /// A guardrail stopped vigil from acting.
+    GuardrailHeld {
+        /// The incident.
+        incident_id: String,
+        /// Which guardrail.
+        guardrail: String,
+        /// The numbers.
+        detail: String,
+    },
+    /// Verification began.
+    VerificationStarted {
+        /// The incident.
+        incident_id: String,
+        /// The condition, for people.
+        condition: String,
+        /// When it must hold by.
+        deadline: Timestamp,
+    },
+    /// Verification passed.
+    VerificationPassed {
+        /// The incident.
+        incident_id: String,
+        /// The observations that passed.
+        observed: Vec<Point>,
+    },
+    /// Verification failed.
+    VerificationFailed {
+        /// The incident.
+        incident_id: String,
+        /// Why, with numbers.
+        reason: String,
+        /// The observations made.
+        observed: Vec<Point>,
+    },
+    /// Compensation began for steps that did not work.
+    CompensationStarted {
+        /// The incident.
+        incident_id: String,
+        /// The steps to undo, in the order they will be undone.
+        step_ids: Vec<String>,
+    },
+    /// The incident is over and nobody needs to be woken.
+    IncidentResolved {
+        /// The incident.
+        incident_id: String,
+        /// How it ended.
+        outcome: String,
+        /// From opening to resolution.
+        duration_ms: i64,
+    },
+    /// The incident was handed to a human.
+    IncidentEscalated {
+        /// The incident.
+        incident_id: String,
+        /// Why.
+        reason: String,
+        /// Whether the page reached the pager.
+        page_delivered: bool,
+    },
+}
+
+impl Record {
+    /// The incident the record belongs to, if any.
+    #[must_use]
+    pub fn incident_id(&self) -> Option<&str> {
+        match self {
+            Record::FindingRaised { .. }
+            | Record::FindingCleared { .. }
+            | Record::SeriesRefused { .. } => None,
+            Record::IncidentOpened { incident_id, .. }
+            | Record::Diagnosed { incident_id, .. }
+            | Record::RunbookSelected { incident_id, .. }
+            | Record::StepDenied { incident_id, .. }
+            | Record::StepProposed { incident_id, .. }
+            | Record::GuardrailHeld { incident_id, .. }
+            | Record::VerificationStarted { incident_id, .. }
+            | Record::VerificationPassed { incident_id, .. }
+            | Record::VerificationFailed { incident_id, .. }
+            | Record::CompensationStarted { incident_id, .. }
+            | Record::IncidentResolved { incident_id, .. }
+            | Record::IncidentEscalated { incident_id, .. } => Some(incident_id),
+        }
+    }
+}

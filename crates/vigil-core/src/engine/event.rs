@@ -1,0 +1,124 @@
+//! Events: everything the outside world tells the engine. The set is closed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::authz::AuthzDecision;
+use crate::intake::Pushed;
+use crate::signal::Sample;
+use crate::time::Timestamp;
+
+/// Something that happened outside the engine. Each is appended to the ledger before the
+/// engine handles it, so replaying the ledger's events reproduces every command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A source was scraped. `samples` holds the samples of the metrics the engine reads.
+    Scraped {
+        /// The source's name.
+        source: String,
+        /// When the scrape was taken.
+        scraped_at: Timestamp,
+        /// The samples.
+        samples: Vec<Sample>,
+    },
+    /// A PromQL query against an existing Prometheus was evaluated; its results are the
+    /// series of `source`. An instant query's result is a complete snapshot (a series missing
+    /// from it becomes stale); a range query's points are added to what the store has.
+    Queried {
+        /// The query's name, which is the source of its series.
+        source: String,
+        /// When the query was evaluated.
+        evaluated_at: Timestamp,
+        /// Whether it was a range query.
+        range: bool,
+        /// Every point, each with its own timestamp.
+        samples: Vec<Sample>,
+    },
+    /// A scrape failed; the source's series keep their last state (stale, not recovered).
+    ScrapeFailed {
+        /// The source's name.
+        source: String,
+        /// Why.
+        error: String,
+    },
+    /// The policy engine answered an [`Authorize`](super::Command::Authorize) command.
+    AuthorizationDecided {
+        /// The request's id.
+        request_id: String,
+        /// The incident it belongs to.
+        incident_id: String,
+        /// The answer.
+        decision: AuthzDecision,
+    },
+    /// An [`Execute`](super::Command::Execute) command finished.
+    ActionFinished {
+        /// The action's id.
+        action_id: String,
+        /// The incident it belongs to.
+        incident_id: String,
+        /// What happened.
+        outcome: ActionOutcome,
+    },
+    /// A [`Page`](super::Command::Page) command finished.
+    PageFinished {
+        /// The page's id.
+        page_id: String,
+        /// The incident it belongs to.
+        incident_id: String,
+        /// Whether it reached the pager.
+        delivered: bool,
+        /// The pager's answer or the error.
+        detail: String,
+    },
+    /// A client pushed a validated payload (evals, agent runs, alerts, GenAI spans).
+    Pushed {
+        /// The payload, as validated.
+        payload: Pushed,
+    },
+    /// Time passed: a wake-up the engine asked for with [`WakeAt`](super::Command::WakeAt).
+    Tick,
+}
+
+impl Event {
+    /// The incident the event belongs to, if any.
+    #[must_use]
+    pub fn incident_id(&self) -> Option<&str> {
+        match self {
+            Event::AuthorizationDecided { incident_id, .. }
+            | Event::ActionFinished { incident_id, .. }
+            | Event::PageFinished { incident_id, .. } => Some(incident_id),
+            Event::Scraped { .. }
+            | Event::Queried { .. }
+            | Event::ScrapeFailed { .. }
+            | Event::Pushed { .. }
+            | Event::Tick => None,
+        }
+    }
+
+    /// A short name of the variant, for logs and metrics.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Scraped { .. } => "scraped",
+            Event::Queried { .. } => "queried",
+            Event::ScrapeFailed { .. } => "scrape_failed",
+            Event::AuthorizationDecided { .. } => "authorization_decided",
+            Event::ActionFinished { .. } => "action_finished",
+            Event::PageFinished { .. } => "page_finished",
+            Event::Pushed { .. } => "pushed",
+            Event::Tick => "tick",
+        }
+    }
+}
+
+/// What an action target answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionOutcome {
+    /// Whether the call succeeded and the target confirmed the intended state (for example
+    /// the key now reads `blocked: true`).
+    pub succeeded: bool,
+    /// The HTTP status, when there was a response.
+    pub http_status: Option<u16>,
+    /// A one-line description: the confirmed state, or the error.
+    pub detail: String,
+}

@@ -1,0 +1,129 @@
+//! One incident's state: where it is in its runbook and what has happened so far.
+
+use sha2::{Digest, Sha256};
+
+use crate::detector::{Finding, Point};
+use crate::diagnosis::Diagnosis;
+use crate::runbook::Mode;
+use crate::time::Timestamp;
+
+/// Whether a step moves forward or undoes an earlier one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Forward,
+    Compensation,
+}
+
+impl Phase {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Phase::Forward => "forward",
+            Phase::Compensation => "compensation",
+        }
+    }
+}
+
+/// Where an incident is.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Stage {
+    /// Waiting for the policy engine's answer about a step.
+    Authorizing {
+        step_idx: usize,
+        phase: Phase,
+        request_id: String,
+    },
+    /// Waiting for an action target's answer.
+    Acting {
+        step_idx: usize,
+        phase: Phase,
+        action_id: String,
+    },
+    /// Watching the signal until it passes or the deadline comes.
+    Verifying {
+        started_at: Timestamp,
+        deadline: Timestamp,
+        n_ok: u32,
+        observed: Vec<Point>,
+    },
+    /// Advisory mode: a step was proposed; waiting for the finding to clear or a human.
+    Proposed,
+    /// Waiting for the pager's answer.
+    Paging { page_id: String },
+}
+
+/// An open incident.
+#[derive(Clone, Debug)]
+pub(crate) struct Incident {
+    pub(crate) id: String,
+    pub(crate) opened_at: Timestamp,
+    pub(crate) finding: Finding,
+    pub(crate) diagnosis: Diagnosis,
+    pub(crate) runbook_idx: Option<usize>,
+    pub(crate) mode: Mode,
+    pub(crate) attempt: u32,
+    /// Forward steps that succeeded, in order.
+    pub(crate) completed: Vec<usize>,
+    /// Steps still to be undone, the next one last.
+    pub(crate) to_compensate: Vec<usize>,
+    pub(crate) stage: Stage,
+    /// What vigil did, for the why packet.
+    pub(crate) history: Vec<String>,
+    /// Why vigil is handing over, once it is.
+    pub(crate) escalation: Option<Escalation>,
+    n_ids: u32,
+}
+
+/// Why an incident goes to a human.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Escalation {
+    pub(crate) reason: String,
+    pub(crate) ask: String,
+}
+
+impl Incident {
+    pub(crate) fn new(finding: Finding, diagnosis: Diagnosis, mode: Mode, now: Timestamp) -> Self {
+        Incident {
+            id: incident_id(&finding.fingerprint, now),
+            opened_at: now,
+            finding,
+            diagnosis,
+            runbook_idx: None,
+            mode,
+            attempt: 0,
+            completed: Vec::new(),
+            to_compensate: Vec::new(),
+            stage: Stage::Proposed,
+            history: Vec::new(),
+            escalation: None,
+            n_ids: 0,
+        }
+    }
+
+    /// A new id for a request, action or page of this incident.
+    pub(crate) fn next_id(&mut self, kind: &str) -> String {
+        self.n_ids += 1;
+        format!("{}/{kind}-{}", self.id, self.n_ids)
+    }
+}
+
+/// A stable, unique incident id: the fingerprint and the opening time, hashed.
+fn incident_id(fingerprint: &str, now: Timestamp) -> String {
+    let digest = Sha256::digest(format!("{fingerprint}\n{}", now.0).as_bytes());
+    let hex = hex::encode(digest);
+    format!("inc-{}", hex.get(..12).unwrap_or(&hex))
+}
+
+/// The idempotency key of one step run: the same step of the same attempt always gets the
+/// same key, so a retried call is recognisable.
+pub(crate) fn idempotency_key(
+    incident_id: &str,
+    step_id: &str,
+    phase: Phase,
+    attempt: u32,
+) -> String {
+    let digest = Sha256::digest(
+        format!("{incident_id}\n{step_id}\n{}\n{attempt}", phase.as_str()).as_bytes(),
+    );
+    let hex = hex::encode(digest);
+    hex.get(..32).unwrap_or(&hex).to_owned()
+}

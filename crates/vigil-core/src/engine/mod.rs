@@ -1,0 +1,517 @@
+//! The engine: `handle(event, now) -> commands`, pure and deterministic.
+//!
+//! It owns all decision state (counter rates, detector baselines, open incidents) and never
+//! touches the world. The runtime appends each event to the ledger, calls [`Engine::handle`],
+//! appends and carries out the commands, and feeds their results back as events. Feeding the
+//! same events with the same `now`s to an engine built from the same config yields the same
+//! commands: that is what replay checks.
+
+mod command;
+mod config;
+mod event;
+mod incident;
+mod recovery;
+mod steps;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use command::{Action, Command, Page, Record, WhyPacket};
+pub use config::{
+    ApiKeyInfo, DEFAULT_KEY_TIER, EngineConfig, PUSH_SOURCES, SourceLimits, StoreLimits,
+    push_source,
+};
+pub use event::{ActionOutcome, Event};
+
+use crate::detector::spike::SpikeDetector;
+use crate::detector::{DetectorConfig, Finding, Point, Transition};
+use crate::diagnosis::{diagnose, format_number};
+use crate::intake::{Pushed, SignalKind};
+use crate::signal::{Labels, Sample};
+use crate::store::{IngestReport, SeriesStore, StoreConfig};
+use crate::time::Timestamp;
+use incident::{Incident, Stage};
+
+/// The running state of one configured detector.
+#[derive(Clone, Debug)]
+enum DetectorState {
+    Spike(SpikeDetector),
+}
+
+impl DetectorState {
+    fn build(config: &DetectorConfig) -> Self {
+        match config {
+            DetectorConfig::Spike(spike) => DetectorState::Spike(SpikeDetector::new(spike.clone())),
+        }
+    }
+
+    fn source(&self) -> &str {
+        match self {
+            DetectorState::Spike(detector) => &detector.config().source,
+        }
+    }
+}
+
+/// Counts the engine exposes for self-monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Incidents currently open.
+    pub n_open_incidents: usize,
+    /// Series currently held, over all sources.
+    pub n_series: usize,
+    /// New series refused by the cardinality limits since the engine started.
+    pub n_series_refused: u64,
+}
+
+/// vigil's decision core.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    store: SeriesStore,
+    detectors: Vec<DetectorState>,
+    /// Running totals of pushed counter signals, so detectors see ordinary counters.
+    push_totals: BTreeMap<(String, Labels), f64>,
+    /// Sources whose new series are being refused right now (recorded once per episode).
+    refusing: BTreeSet<String>,
+    n_series_refused: u64,
+    incidents: BTreeMap<String, Incident>,
+    open_by_fingerprint: BTreeMap<String, String>,
+    /// When vigil last changed each (source, key), for the cooldown guardrail.
+    last_acted: BTreeMap<(String, String), Timestamp>,
+}
+
+impl Engine {
+    /// An engine with no history.
+    #[must_use]
+    pub fn new(config: EngineConfig) -> Self {
+        let pushed_limit = config.store.max_pushed_series;
+        let max_series = config
+            .sources
+            .iter()
+            .map(|source| source.max_series)
+            .chain(PUSH_SOURCES.iter().map(|_| pushed_limit))
+            .fold(0_usize, usize::saturating_add);
+        let mut store = SeriesStore::new(StoreConfig {
+            max_series,
+            retention_ms: config.store.retention_ms,
+            max_points_per_series: config.store.max_points_per_series,
+        });
+        for source in &config.sources {
+            store.set_source_max_series(&source.name, Some(source.max_series));
+        }
+        for source in PUSH_SOURCES {
+            store.set_source_max_series(source, Some(pushed_limit));
+        }
+        let detectors = config.detectors.iter().map(DetectorState::build).collect();
+        Engine {
+            config,
+            store,
+            detectors,
+            push_totals: BTreeMap::new(),
+            refusing: BTreeSet::new(),
+            n_series_refused: 0,
+            incidents: BTreeMap::new(),
+            open_by_fingerprint: BTreeMap::new(),
+            last_acted: BTreeMap::new(),
+        }
+    }
+
+    /// Its configuration.
+    #[must_use]
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Counts for self-monitoring.
+    #[must_use]
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            n_open_incidents: self.incidents.len(),
+            n_series: self.store.n_series(),
+            n_series_refused: self.n_series_refused,
+        }
+    }
+
+    /// Handles one event at time `now` and returns what to do, in order.
+    pub fn handle(&mut self, event: &Event, now: Timestamp) -> Vec<Command> {
+        let mut out = Vec::new();
+        match event {
+            Event::Scraped {
+                source,
+                scraped_at,
+                samples,
+            } => {
+                self.on_scrape(source, *scraped_at, samples, now, &mut out);
+            }
+            Event::Queried {
+                source,
+                evaluated_at,
+                range,
+                samples,
+            } => {
+                self.on_queried(source, *evaluated_at, *range, samples, now, &mut out);
+            }
+            // A failed scrape makes the source's series stale: not recovered, not zero.
+            Event::ScrapeFailed { source, .. } => {
+                if self.is_known_source(source) {
+                    self.store.mark_stale(source, now);
+                }
+            }
+            Event::Pushed { payload } => self.on_pushed(payload, now, &mut out),
+            Event::Tick => {}
+            Event::AuthorizationDecided {
+                request_id,
+                incident_id,
+                decision,
+            } => {
+                self.on_decision(incident_id, request_id, decision, now, &mut out);
+            }
+            Event::ActionFinished {
+                action_id,
+                incident_id,
+                outcome,
+            } => {
+                self.on_action_finished(incident_id, action_id, outcome, now, &mut out);
+            }
+            Event::PageFinished {
+                page_id,
+                incident_id,
+                delivered,
+                detail,
+            } => {
+                self.on_page_finished(incident_id, page_id, *delivered, detail, &mut out);
+            }
+        }
+        self.check_deadlines(now, &mut out);
+        out
+    }
+
+    fn on_scrape(
+        &mut self,
+        source: &str,
+        scraped_at: Timestamp,
+        samples: &[Sample],
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        if !self.is_known_source(source) {
+            return;
+        }
+        let report = self.store.ingest(source, scraped_at, samples);
+        self.note_refusals(source, &report, out);
+        self.run_detectors(source, scraped_at, now, out);
+    }
+
+    /// Stores a query's result: an instant query's as a complete scrape, a range query's
+    /// points in time order (points the store already has are ignored).
+    fn on_queried(
+        &mut self,
+        source: &str,
+        evaluated_at: Timestamp,
+        range: bool,
+        samples: &[Sample],
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        if !self.is_known_source(source) {
+            return;
+        }
+        if !range {
+            let report = self.store.ingest(source, evaluated_at, samples);
+            self.note_refusals(source, &report, out);
+            self.run_detectors(source, evaluated_at, now, out);
+            return;
+        }
+        let mut by_time: BTreeMap<i64, Vec<Sample>> = BTreeMap::new();
+        for sample in samples {
+            let at = sample.timestamp_ms.unwrap_or(evaluated_at.0);
+            by_time.entry(at).or_default().push(sample.clone());
+        }
+        for (at, points) in by_time {
+            let report = self.store.ingest_partial(source, Timestamp(at), &points);
+            self.note_refusals(source, &report, out);
+        }
+        self.run_detectors(source, evaluated_at, now, out);
+    }
+
+    fn is_known_source(&self, source: &str) -> bool {
+        self.config.sources.iter().any(|known| known.name == source)
+    }
+
+    /// Ingests a pushed payload's signals (keeping running totals for counters) and runs the
+    /// detectors that read them.
+    fn on_pushed(&mut self, payload: &Pushed, now: Timestamp, out: &mut Vec<Command>) {
+        let source = push_source(payload.kind());
+        let limit = self.config.store.max_pushed_series;
+        let samples: Vec<Sample> = payload
+            .signals()
+            .into_iter()
+            .filter_map(|signal| {
+                let value = match signal.kind {
+                    SignalKind::Gauge(value) => value,
+                    SignalKind::CounterIncrement(increment) => {
+                        let key = (signal.name.clone(), signal.labels.clone());
+                        // Bounded like the store: a new total past the limit is not kept.
+                        if !self.push_totals.contains_key(&key) && self.push_totals.len() >= limit {
+                            return None;
+                        }
+                        let total = self.push_totals.entry(key).or_insert(0.0);
+                        *total += increment;
+                        *total
+                    }
+                };
+                Some(Sample {
+                    name: signal.name,
+                    labels: signal.labels,
+                    value,
+                    timestamp_ms: None,
+                })
+            })
+            .collect();
+        let report = self.store.ingest_partial(&source, now, &samples);
+        self.note_refusals(&source, &report, out);
+        self.run_detectors(&source, now, now, out);
+    }
+
+    /// Records the start of a cardinality-limit episode for a source, once, with an example.
+    fn note_refusals(&mut self, source: &str, report: &IngestReport, out: &mut Vec<Command>) {
+        let n_refused = report.n_refused as u64;
+        self.n_series_refused += n_refused;
+        if n_refused == 0 {
+            self.refusing.remove(source);
+            return;
+        }
+        if self.refusing.insert(source.to_owned()) {
+            out.push(Command::Record(Record::SeriesRefused {
+                source: source.to_owned(),
+                n_refused,
+                n_series: self.store.n_series_of(source) as u64,
+                example: report
+                    .refused_example
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            }));
+        }
+    }
+
+    fn run_detectors(
+        &mut self,
+        source: &str,
+        observed_at: Timestamp,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        for detector_idx in 0..self.detectors.len() {
+            let Some(detector) = self.detectors.get_mut(detector_idx) else {
+                continue;
+            };
+            if detector.source() != source {
+                continue;
+            }
+            let transitions = match detector {
+                DetectorState::Spike(spike) => spike.observe(observed_at, &self.store),
+            };
+            for transition in transitions {
+                match transition {
+                    Transition::Fired(finding) => {
+                        out.push(Command::Record(Record::FindingRaised {
+                            finding: (*finding).clone(),
+                        }));
+                        self.open_incident(detector_idx, *finding, now, out);
+                    }
+                    Transition::Cleared(cleared) => {
+                        let fingerprint = cleared.fingerprint.clone();
+                        out.push(Command::Record(Record::FindingCleared { cleared }));
+                        self.on_finding_cleared(&fingerprint, now, out);
+                    }
+                }
+            }
+            self.observe_verifications(detector_idx, observed_at, now, out);
+        }
+    }
+
+    fn open_incident(
+        &mut self,
+        detector_idx: usize,
+        finding: Finding,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        if self.open_by_fingerprint.contains_key(&finding.fingerprint) {
+            return; // De-duplicated: the same problem already has an incident.
+        }
+        let views = match self.detectors.get(detector_idx) {
+            Some(DetectorState::Spike(spike)) => spike.views(),
+            None => Vec::new(),
+        };
+        let diagnosis = diagnose(&self.config.diagnosis, &finding, &views);
+        let mut incident = Incident::new(finding, diagnosis, self.config.mode, now);
+        out.push(Command::Record(Record::IncidentOpened {
+            incident_id: incident.id.clone(),
+            fingerprint: incident.finding.fingerprint.clone(),
+            subject: incident.finding.subject.clone(),
+            severity: incident.finding.severity,
+        }));
+        out.push(Command::Record(Record::Diagnosed {
+            incident_id: incident.id.clone(),
+            diagnosis: incident.diagnosis.clone(),
+        }));
+        self.open_by_fingerprint
+            .insert(incident.finding.fingerprint.clone(), incident.id.clone());
+        self.choose_runbook(&mut incident, now, out);
+        self.incidents.insert(incident.id.clone(), incident);
+    }
+
+    fn on_finding_cleared(&mut self, fingerprint: &str, now: Timestamp, out: &mut Vec<Command>) {
+        let Some(incident_id) = self.open_by_fingerprint.get(fingerprint).cloned() else {
+            return;
+        };
+        let Some(incident) = self.incidents.get(&incident_id) else {
+            return;
+        };
+        // Only an incident that has not changed anything may end because the signal calmed
+        // down by itself; one that acted must still verify (and may need to compensate).
+        if matches!(incident.stage, Stage::Proposed | Stage::Authorizing { .. })
+            && incident.completed.is_empty()
+        {
+            self.resolve(
+                &incident_id,
+                "the finding cleared before vigil changed anything",
+                now,
+                out,
+            );
+        }
+    }
+
+    fn observe_verifications(
+        &mut self,
+        detector_idx: usize,
+        scraped_at: Timestamp,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(DetectorState::Spike(detector)) = self.detectors.get(detector_idx) else {
+            return;
+        };
+        let mut passed = Vec::new();
+        for incident in self.incidents.values_mut() {
+            if incident.finding.detector != detector.config().name {
+                continue;
+            }
+            let Some(runbook) = incident
+                .runbook_idx
+                .and_then(|idx| self.config.runbooks.get(idx))
+            else {
+                continue;
+            };
+            let Stage::Verifying {
+                started_at,
+                n_ok,
+                observed,
+                ..
+            } = &mut incident.stage
+            else {
+                continue;
+            };
+            // Only a rate measured in this scrape, after the change, is evidence.
+            let Some(view) = detector.view(&incident.finding.subject.value) else {
+                continue;
+            };
+            if view.observed_at != scraped_at || scraped_at <= *started_at {
+                continue;
+            }
+            observed.push(Point {
+                at: scraped_at,
+                value: view.rate_per_sec,
+            });
+            if view.rate_per_sec < runbook.verification.threshold_per_sec {
+                *n_ok += 1;
+            } else {
+                *n_ok = 0;
+            }
+            if *n_ok >= runbook.verification.hold_samples {
+                passed.push((incident.id.clone(), observed.clone()));
+            }
+        }
+        for (incident_id, observed) in passed {
+            let last = observed.last().map_or(0.0, |point| point.value);
+            out.push(Command::Record(Record::VerificationPassed {
+                incident_id: incident_id.clone(),
+                observed,
+            }));
+            let outcome = format!(
+                "fixed: the key's rate fell to {}/s and stayed there",
+                format_number(last)
+            );
+            self.resolve(&incident_id, &outcome, now, out);
+        }
+    }
+
+    fn check_deadlines(&mut self, now: Timestamp, out: &mut Vec<Command>) {
+        let expired: Vec<String> = self
+            .incidents
+            .values()
+            .filter(|incident| {
+                matches!(incident.stage, Stage::Verifying { deadline, .. } if deadline <= now)
+            })
+            .map(|incident| incident.id.clone())
+            .collect();
+        for incident_id in expired {
+            self.verification_failed(&incident_id, now, out);
+        }
+    }
+
+    fn resolve(
+        &mut self,
+        incident_id: &str,
+        outcome: &str,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(incident) = self.incidents.remove(incident_id) else {
+            return;
+        };
+        self.open_by_fingerprint
+            .remove(&incident.finding.fingerprint);
+        out.push(Command::Record(Record::IncidentResolved {
+            incident_id: incident.id,
+            outcome: outcome.to_owned(),
+            duration_ms: now.millis_since(incident.opened_at),
+        }));
+    }
+
+    fn on_page_finished(
+        &mut self,
+        incident_id: &str,
+        page_id: &str,
+        delivered: bool,
+        detail: &str,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(incident) = self.incidents.get(incident_id) else {
+            return;
+        };
+        if !matches!(&incident.stage, Stage::Paging { page_id: expected } if expected == page_id) {
+            return;
+        }
+        let Some(incident) = self.incidents.remove(incident_id) else {
+            return;
+        };
+        self.open_by_fingerprint
+            .remove(&incident.finding.fingerprint);
+        let mut reason = incident
+            .escalation
+            .map_or_else(String::new, |escalation| escalation.reason);
+        if !delivered {
+            reason = format!("{reason} (the page was not delivered: {detail})");
+        }
+        out.push(Command::Record(Record::IncidentEscalated {
+            incident_id: incident.id,
+            reason,
+            page_delivered: delivered,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests;

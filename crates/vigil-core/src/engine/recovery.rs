@@ -1,0 +1,193 @@
+//! After the last step: verification, and when it fails, compensation and escalation.
+
+use super::incident::{Escalation, Incident, Phase, Stage};
+use super::{Command, Engine, Page, Record, WhyPacket};
+use crate::detector::Severity;
+use crate::diagnosis::format_number;
+use crate::time::Timestamp;
+
+impl Engine {
+    pub(super) fn start_verification(
+        &self,
+        incident: &mut Incident,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(runbook) = incident
+            .runbook_idx
+            .and_then(|idx| self.config.runbooks.get(idx))
+        else {
+            return;
+        };
+        let verification = &runbook.verification;
+        let deadline = now.plus_millis(verification.within_ms);
+        let condition = format!(
+            "the token rate of key {} stays under {}/s for {} consecutive scrapes within {}s",
+            incident.finding.subject.display_name(),
+            format_number(verification.threshold_per_sec),
+            verification.hold_samples,
+            verification.within_ms / 1000
+        );
+        incident.stage = Stage::Verifying {
+            started_at: now,
+            deadline,
+            n_ok: 0,
+            observed: Vec::new(),
+        };
+        out.push(Command::Record(Record::VerificationStarted {
+            incident_id: incident.id.clone(),
+            condition,
+            deadline,
+        }));
+        out.push(Command::WakeAt { at: deadline });
+    }
+
+    /// The deadline passed without the verification holding.
+    pub(super) fn verification_failed(
+        &mut self,
+        incident_id: &str,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(mut incident) = self.incidents.remove(incident_id) else {
+            return;
+        };
+        let Stage::Verifying { observed, .. } = &incident.stage else {
+            self.incidents.insert(incident.id.clone(), incident);
+            return;
+        };
+        let observed = observed.clone();
+        let threshold = incident
+            .runbook_idx
+            .and_then(|idx| self.config.runbooks.get(idx))
+            .map_or(0.0, |runbook| runbook.verification.threshold_per_sec);
+        let reason = match observed.last() {
+            Some(last) => format!(
+                "the fix did not work: key {} still uses {}/s (must be under {}/s)",
+                incident.finding.subject.display_name(),
+                format_number(last.value),
+                format_number(threshold)
+            ),
+            None => format!(
+                "the fix could not be verified: no fresh rate for key {} arrived before the deadline",
+                incident.finding.subject.display_name()
+            ),
+        };
+        incident
+            .history
+            .push(format!("verification failed: {reason}"));
+        out.push(Command::Record(Record::VerificationFailed {
+            incident_id: incident.id.clone(),
+            reason: reason.clone(),
+            observed,
+        }));
+        self.begin_compensation(&mut incident, &reason, now, out);
+        self.incidents.insert(incident.id.clone(), incident);
+    }
+
+    pub(super) fn begin_compensation(
+        &self,
+        incident: &mut Incident,
+        reason: &str,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        incident.escalation = Some(Escalation {
+            reason: reason.to_owned(),
+            ask: "vigil's fix did not hold and was undone; the problem is still live. Look at the key's traffic and decide whether to block or revoke it by hand.".to_owned(),
+        });
+        // Undo in reverse order; steps without a compensation are skipped. `to_compensate`
+        // is a stack, so the step to undo first goes last.
+        let to_undo: Vec<usize> = incident
+            .completed
+            .iter()
+            .copied()
+            .filter(|idx| {
+                self.step_parts(incident, *idx, Phase::Compensation)
+                    .is_some()
+            })
+            .collect();
+        if to_undo.is_empty() {
+            self.escalate_with_current(incident, out);
+            return;
+        }
+        let step_ids = to_undo
+            .iter()
+            .rev()
+            .map(|idx| self.step_id(incident, *idx))
+            .collect();
+        out.push(Command::Record(Record::CompensationStarted {
+            incident_id: incident.id.clone(),
+            step_ids,
+        }));
+        incident.to_compensate = to_undo;
+        self.continue_compensation(incident, now, out);
+    }
+
+    pub(super) fn continue_compensation(
+        &self,
+        incident: &mut Incident,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        match incident.to_compensate.pop() {
+            Some(step_idx) => self.start_step(incident, step_idx, Phase::Compensation, now, out),
+            None => self.escalate_with_current(incident, out),
+        }
+    }
+
+    fn escalate_with_current(&self, incident: &mut Incident, out: &mut Vec<Command>) {
+        let escalation = incident.escalation.clone().unwrap_or(Escalation {
+            reason: "vigil could not fix the incident".to_owned(),
+            ask: "Look at the evidence.".to_owned(),
+        });
+        self.escalate(incident, &escalation.reason, &escalation.ask, out);
+    }
+
+    /// Pages a human, once per incident.
+    pub(super) fn escalate(
+        &self,
+        incident: &mut Incident,
+        reason: &str,
+        ask: &str,
+        out: &mut Vec<Command>,
+    ) {
+        if matches!(incident.stage, Stage::Paging { .. }) {
+            return;
+        }
+        incident.escalation = Some(Escalation {
+            reason: reason.to_owned(),
+            ask: ask.to_owned(),
+        });
+        let page_id = incident.next_id("page");
+        let subject = incident.finding.subject.display_name();
+        let severity = incident.finding.severity.max(Severity::Page);
+        let evidence = incident
+            .diagnosis
+            .best()
+            .map_or_else(Vec::new, |best| best.evidence.clone());
+        let page = Page {
+            severity,
+            title: format!(
+                "vigil needs a human: token spike on key {subject} ({})",
+                incident.finding.source
+            ),
+            why: WhyPacket {
+                incident_id: incident.id.clone(),
+                summary: incident.diagnosis.why.clone(),
+                evidence,
+                actions: incident.history.clone(),
+                reason: reason.to_owned(),
+                ask: ask.to_owned(),
+            },
+        };
+        incident.stage = Stage::Paging {
+            page_id: page_id.clone(),
+        };
+        out.push(Command::Page {
+            page_id,
+            incident_id: incident.id.clone(),
+            page,
+        });
+    }
+}

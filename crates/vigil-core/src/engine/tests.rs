@@ -1,0 +1,597 @@
+//! Scenario tests of the engine: scrapes in, commands out, rendered as one line each.
+
+use expect_test::{Expect, expect};
+
+use super::*;
+use crate::authz::{AuthzDecision, Effect};
+use crate::detector::spike::{SpikeConfig, SpikeThresholds};
+use crate::diagnosis::DiagnosisConfig;
+use crate::runbook::{Mode, RunbookSpec};
+use crate::signal::Sample;
+
+const METRIC: &str = "litellm_total_tokens_metric_total";
+
+fn runbook(mode: Mode) -> crate::runbook::Runbook {
+    let spec: RunbookSpec = serde_json::from_value(serde_json::json!({
+        "id": "block-runaway-key",
+        "trigger": { "hypothesis": "runaway_key", "min_confidence": 0.7 },
+        "mode": mode,
+        "steps": [{
+            "id": "block-key",
+            "action": "litellm.block_key",
+            "params": { "key": "{{ incident.key }}" },
+            "compensation": { "action": "litellm.unblock_key", "params": { "key": "{{ incident.key }}" } }
+        }],
+        "verification": { "check": "key_rate_below", "threshold_per_sec": 100.0, "hold_samples": 2, "within_secs": 10 },
+        "guardrails": { "cooldown_per_target_secs": 600 }
+    }))
+    .unwrap();
+    spec.validate().unwrap()
+}
+
+fn config(mode: Mode) -> EngineConfig {
+    EngineConfig {
+        mode,
+        environment: "production".to_owned(),
+        sources: vec![SourceLimits {
+            name: "gateway".to_owned(),
+            max_series: 1000,
+        }],
+        detectors: vec![DetectorConfig::Spike(SpikeConfig {
+            name: "token-spike".to_owned(),
+            source: "gateway".to_owned(),
+            metric: METRIC.to_owned(),
+            read: crate::detector::spike::SeriesRead::CounterRate,
+            group_by: "hashed_api_key".to_owned(),
+            alias_label: Some("api_key_alias".to_owned()),
+            team_label: Some("team".to_owned()),
+            ignore_values: vec!["None".to_owned(), String::new()],
+            max_groups: 100,
+            thresholds: SpikeThresholds {
+                warmup_samples: 5,
+                baseline_half_life_secs: 60.0,
+                fire_z: 6.0,
+                fire_ratio: 3.0,
+                min_rate_per_sec: 50.0,
+                fire_after_samples: 2,
+                clear_ratio: 1.5,
+                clear_after_samples: 3,
+                noise_floor_ratio: 0.1,
+                page_ratio: 10.0,
+            },
+        })],
+        diagnosis: DiagnosisConfig {
+            runaway_min_share: 0.7,
+        },
+        runbooks: vec![runbook(Mode::Autonomous)],
+        api_keys: vec![ApiKeyInfo {
+            hashed_key: None,
+            alias: Some("payments".to_owned()),
+            tier: "critical".to_owned(),
+        }],
+        store: StoreLimits::default(),
+    }
+}
+
+/// Drives an engine with one scrape per second of three keys' token counters.
+struct Scenario {
+    engine: Engine,
+    now: Timestamp,
+    counters: [f64; 3],
+    log: Vec<String>,
+    events: Vec<(Event, Timestamp)>,
+}
+
+const KEYS: [(&str, &str); 3] = [
+    ("h-batch", "batch-job"),
+    ("h-chat", "chat-app"),
+    ("h-pay", "payments"),
+];
+
+impl Scenario {
+    fn new(config: EngineConfig) -> Self {
+        Scenario {
+            engine: Engine::new(config),
+            now: Timestamp(1_800_000_000_000),
+            counters: [0.0; 3],
+            log: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, event: Event) -> Vec<Command> {
+        self.events.push((event.clone(), self.now));
+        let commands = self.engine.handle(&event, self.now);
+        for command in &commands {
+            self.log.push(render(command));
+        }
+        commands
+    }
+
+    /// One scrape a second later, each key having used `rates[i]` tokens per second.
+    fn scrape(&mut self, rates: [f64; 3]) -> Vec<Command> {
+        self.now = self.now.plus_millis(1000);
+        let mut samples = Vec::new();
+        for ((counter, rate), (hash, alias)) in self.counters.iter_mut().zip(rates).zip(KEYS) {
+            *counter += rate;
+            samples.push(Sample {
+                name: METRIC.to_owned(),
+                labels: [
+                    ("hashed_api_key", hash),
+                    ("api_key_alias", alias),
+                    ("team", "ml"),
+                    ("model", "gpt-4o"),
+                ]
+                .into_iter()
+                .collect(),
+                value: *counter,
+                timestamp_ms: None,
+            });
+        }
+        self.feed(Event::Scraped {
+            source: "gateway".to_owned(),
+            scraped_at: self.now,
+            samples,
+        })
+    }
+
+    fn scrapes(&mut self, n: usize, rates: [f64; 3]) -> Vec<Command> {
+        (0..n).flat_map(|_| self.scrape(rates)).collect()
+    }
+
+    fn decide(&mut self, commands: &[Command], effect: Effect, policies: &[&str]) -> Vec<Command> {
+        let Some(Command::Authorize {
+            request_id,
+            incident_id,
+            ..
+        }) = commands
+            .iter()
+            .find(|command| matches!(command, Command::Authorize { .. }))
+        else {
+            panic!("no authorize command in {commands:?}");
+        };
+        let decision = AuthzDecision {
+            effect,
+            determining_policies: policies.iter().map(|id| (*id).to_owned()).collect(),
+            errors: vec![],
+            policy_set_hash: "abc".to_owned(),
+        };
+        self.now = self.now.plus_millis(5);
+        self.feed(Event::AuthorizationDecided {
+            request_id: request_id.clone(),
+            incident_id: incident_id.clone(),
+            decision,
+        })
+    }
+
+    fn finish_action(&mut self, commands: &[Command], succeeded: bool) -> Vec<Command> {
+        let Some(Command::Execute {
+            action_id,
+            incident_id,
+            ..
+        }) = commands
+            .iter()
+            .find(|command| matches!(command, Command::Execute { .. }))
+        else {
+            panic!("no execute command in {commands:?}");
+        };
+        self.now = self.now.plus_millis(20);
+        self.feed(Event::ActionFinished {
+            action_id: action_id.clone(),
+            incident_id: incident_id.clone(),
+            outcome: ActionOutcome {
+                succeeded,
+                http_status: Some(200),
+                detail: if succeeded {
+                    "key blocked".to_owned()
+                } else {
+                    "refused".to_owned()
+                },
+            },
+        })
+    }
+
+    fn finish_page(&mut self, commands: &[Command]) -> Vec<Command> {
+        let Some(Command::Page {
+            page_id,
+            incident_id,
+            ..
+        }) = commands
+            .iter()
+            .find(|command| matches!(command, Command::Page { .. }))
+        else {
+            panic!("no page command in {commands:?}");
+        };
+        self.feed(Event::PageFinished {
+            page_id: page_id.clone(),
+            incident_id: incident_id.clone(),
+            delivered: true,
+            detail: "202".to_owned(),
+        })
+    }
+
+    fn check(&self, expect: Expect) {
+        expect.assert_eq(&(self.log.join("\n") + "\n"));
+    }
+}
+
+fn render(command: &Command) -> String {
+    match command {
+        Command::Record(record) => match record {
+            Record::FindingRaised { finding } => format!(
+                "finding raised: {} {:?} {}",
+                finding.fingerprint,
+                finding.severity,
+                finding.subject.display_name()
+            ),
+            Record::SeriesRefused {
+                source,
+                n_refused,
+                n_series,
+                example,
+            } => {
+                format!(
+                    "series refused: {source}: {n_refused} refused, {n_series} held, e.g. {example}"
+                )
+            }
+            Record::FindingCleared { cleared } => {
+                format!("finding cleared: {}", cleared.fingerprint)
+            }
+            Record::IncidentOpened { subject, .. } => {
+                format!("incident opened: {}", subject.display_name())
+            }
+            Record::Diagnosed { diagnosis, .. } => {
+                let best = diagnosis.best().unwrap();
+                format!("diagnosed: {} {:.2}", best.kind.as_str(), best.confidence)
+            }
+            Record::RunbookSelected {
+                runbook_id, mode, ..
+            } => {
+                format!("runbook: {runbook_id} {}", mode.as_str())
+            }
+            Record::StepDenied {
+                step_id,
+                determining_policies,
+                ..
+            } => {
+                format!("denied: {step_id} by {determining_policies:?}")
+            }
+            Record::StepProposed {
+                step_id, action, ..
+            } => {
+                format!("proposed: {step_id}: {}", action.describe())
+            }
+            Record::GuardrailHeld { guardrail, .. } => format!("guardrail held: {guardrail}"),
+            Record::VerificationStarted { condition, .. } => format!("verifying: {condition}"),
+            Record::VerificationPassed { observed, .. } => {
+                format!(
+                    "verified: {:?}",
+                    observed.iter().map(|point| point.value).collect::<Vec<_>>()
+                )
+            }
+            Record::VerificationFailed { reason, .. } => format!("verification failed: {reason}"),
+            Record::CompensationStarted { step_ids, .. } => format!("compensating: {step_ids:?}"),
+            Record::IncidentResolved {
+                outcome,
+                duration_ms,
+                ..
+            } => {
+                format!("resolved after {duration_ms}ms: {outcome}")
+            }
+            Record::IncidentEscalated { reason, .. } => format!("escalated: {reason}"),
+        },
+        Command::Authorize { request, .. } => format!(
+            "authorize: {} {} on {} (tier {:?}, attempt {}, confidence {}%, compensation {})",
+            request.principal.uid.id,
+            request.action.cedar_id(),
+            request.resource.uid.id,
+            request.resource.attrs.get("tier").unwrap(),
+            request.context.attempt,
+            request.context.confidence_pct,
+            request.context.is_compensation,
+        ),
+        Command::Execute { action, .. } => format!("execute: {}", action.describe()),
+        Command::Page { page, .. } => format!("page: {} / {}", page.title, page.why.reason),
+        Command::WakeAt { at } => format!("wake at +{}ms", at.0 - 1_800_000_000_000),
+    }
+}
+
+const NORMAL: [f64; 3] = [200.0, 300.0, 250.0];
+const RUNAWAY: [f64; 3] = [9000.0, 310.0, 240.0];
+const BLOCKED: [f64; 3] = [0.0, 300.0, 260.0];
+
+#[test]
+fn runaway_key_is_blocked_verified_and_resolved_without_a_page() {
+    let mut scenario = Scenario::new(config(Mode::Autonomous));
+    assert!(scenario.scrapes(10, NORMAL).is_empty());
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    scenario.finish_action(&commands, true);
+    scenario.scrapes(3, BLOCKED);
+    scenario.check(expect![[r#"
+        finding raised: token-spike/hashed_api_key=h-batch Page batch-job
+        incident opened: batch-job
+        diagnosed: runaway_key 1.00
+        runbook: block-runaway-key autonomous
+        authorize: block-runaway-key block on h-batch (tier String("standard"), attempt 1, confidence 100%, compensation false)
+        execute: block key h-batch on gateway
+        verifying: the token rate of key batch-job stays under 100/s for 2 consecutive scrapes within 10s
+        wake at +22025ms
+        verified: [0.0, 0.0]
+        resolved after 2025ms: fixed: the key's rate fell to 0.0/s and stayed there
+        finding cleared: token-spike/hashed_api_key=h-batch
+    "#]]);
+}
+
+#[test]
+fn a_fix_that_does_not_work_is_compensated_and_pages_exactly_once() {
+    let mut scenario = Scenario::new(config(Mode::Autonomous));
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    scenario.finish_action(&commands, true);
+    // The gateway ignores the block: the key keeps running away past the deadline.
+    let mut commands = scenario.scrapes(10, RUNAWAY);
+    commands.extend(scenario.feed(Event::Tick));
+    let commands = scenario.decide(&commands, Effect::Allow, &["compensate-own-block"]);
+    let commands = scenario.finish_action(&commands, true);
+    scenario.finish_page(&commands);
+    // Later scrapes raise nothing new: the finding is still the same problem.
+    scenario.scrapes(5, RUNAWAY);
+    let n_pages = scenario
+        .log
+        .iter()
+        .filter(|line| line.starts_with("page:"))
+        .count();
+    assert_eq!(n_pages, 1);
+    scenario.check(expect![[r#"
+        finding raised: token-spike/hashed_api_key=h-batch Page batch-job
+        incident opened: batch-job
+        diagnosed: runaway_key 1.00
+        runbook: block-runaway-key autonomous
+        authorize: block-runaway-key block on h-batch (tier String("standard"), attempt 1, confidence 100%, compensation false)
+        execute: block key h-batch on gateway
+        verifying: the token rate of key batch-job stays under 100/s for 2 consecutive scrapes within 10s
+        wake at +22025ms
+        verification failed: the fix did not work: key batch-job still uses 9,000/s (must be under 100/s)
+        compensating: ["block-key"]
+        authorize: block-runaway-key unblock on h-batch (tier String("standard"), attempt 1, confidence 100%, compensation true)
+        execute: unblock key h-batch on gateway
+        page: vigil needs a human: token spike on key batch-job (gateway) / the fix did not work: key batch-job still uses 9,000/s (must be under 100/s)
+        escalated: the fix did not work: key batch-job still uses 9,000/s (must be under 100/s)
+    "#]]);
+}
+
+#[test]
+fn a_denied_fix_pages_with_the_policy_that_denied_it() {
+    let mut scenario = Scenario::new(config(Mode::Autonomous));
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, [200.0, 300.0, 9000.0]);
+    // The payments key is critical in the inventory: the request says so.
+    assert!(
+        scenario
+            .log
+            .iter()
+            .any(|line| line.contains("tier String(\"critical\")"))
+    );
+    let commands = scenario.decide(&commands, Effect::Deny, &["never-block-critical-keys"]);
+    assert!(
+        commands
+            .iter()
+            .all(|command| !matches!(command, Command::Execute { .. }))
+    );
+    scenario.finish_page(&commands);
+    scenario.check(expect![[r#"
+        finding raised: token-spike/hashed_api_key=h-pay Page payments
+        incident opened: payments
+        diagnosed: runaway_key 1.00
+        runbook: block-runaway-key autonomous
+        authorize: block-runaway-key block on h-pay (tier String("critical"), attempt 1, confidence 100%, compensation false)
+        denied: block-key by ["never-block-critical-keys"]
+        page: vigil needs a human: token spike on key payments (gateway) / policy refused the fix `block-key`: denied by never-block-critical-keys; vigil has no safe fix
+        escalated: policy refused the fix `block-key`: denied by never-block-critical-keys; vigil has no safe fix
+    "#]]);
+}
+
+#[test]
+fn advisory_mode_proposes_and_never_executes() {
+    // The runbook says autonomous; the global advisory mode makes it stricter.
+    let mut scenario = Scenario::new(config(Mode::Advisory));
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    scenario.scrapes(4, NORMAL);
+    assert!(
+        !scenario
+            .log
+            .iter()
+            .any(|line| line.starts_with("execute") || line.starts_with("page"))
+    );
+    scenario.check(expect![[r#"
+        finding raised: token-spike/hashed_api_key=h-batch Page batch-job
+        incident opened: batch-job
+        diagnosed: runaway_key 1.00
+        runbook: block-runaway-key advisory
+        authorize: block-runaway-key block on h-batch (tier String("standard"), attempt 1, confidence 100%, compensation false)
+        proposed: block-key: block key h-batch on gateway
+        finding cleared: token-spike/hashed_api_key=h-batch
+        resolved after 3005ms: the finding cleared before vigil changed anything
+    "#]]);
+}
+
+#[test]
+fn a_broad_surge_has_no_runbook_and_pages() {
+    let mut scenario = Scenario::new(config(Mode::Autonomous));
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, [4000.0, 5000.0, 4500.0]);
+    assert!(
+        commands
+            .iter()
+            .any(|command| matches!(command, Command::Page { .. }))
+    );
+    // Three findings, but each key's incident pages once and no runbook ran.
+    assert!(
+        !scenario
+            .log
+            .iter()
+            .any(|line| line.starts_with("authorize"))
+    );
+    assert_eq!(
+        scenario
+            .log
+            .iter()
+            .filter(|line| line.starts_with("page:"))
+            .count(),
+        3
+    );
+    assert!(
+        scenario
+            .log
+            .iter()
+            .any(|line| line.contains("no runbook answers `broad_surge`"))
+    );
+}
+
+#[test]
+fn a_second_runaway_within_the_cooldown_is_held_and_paged() {
+    let mut scenario = Scenario::new(config(Mode::Autonomous));
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    scenario.finish_action(&commands, true);
+    scenario.scrapes(6, BLOCKED);
+    scenario.log.clear();
+    // Unblocked by someone, it runs away again a minute later: inside the 600 s cooldown.
+    scenario.scrapes(60, NORMAL);
+    scenario.scrapes(2, RUNAWAY);
+    scenario.check(expect![[r#"
+        finding raised: token-spike/hashed_api_key=h-batch Page batch-job
+        incident opened: batch-job
+        diagnosed: runaway_key 1.00
+        runbook: block-runaway-key autonomous
+        guardrail held: cooldown_per_target
+        page: vigil needs a human: token spike on key batch-job (gateway) / the cooldown guardrail held: vigil changed this key 68s ago; the cooldown is 600s
+    "#]]);
+}
+
+#[test]
+fn answers_that_do_not_match_the_pending_step_are_ignored() {
+    let mut scenario = Scenario::new(config(Mode::Autonomous));
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let Some(Command::Authorize { incident_id, .. }) = commands
+        .iter()
+        .find(|command| matches!(command, Command::Authorize { .. }))
+    else {
+        panic!("no authorize");
+    };
+    let stale = Event::AuthorizationDecided {
+        request_id: "someone-else".to_owned(),
+        incident_id: incident_id.clone(),
+        decision: AuthzDecision {
+            effect: Effect::Allow,
+            determining_policies: vec![],
+            errors: vec![],
+            policy_set_hash: String::new(),
+        },
+    };
+    assert!(scenario.feed(stale).is_empty());
+    let unknown = Event::ActionFinished {
+        action_id: "x".to_owned(),
+        incident_id: "inc-unknown".to_owned(),
+        outcome: ActionOutcome {
+            succeeded: true,
+            http_status: None,
+            detail: String::new(),
+        },
+    };
+    assert!(scenario.feed(unknown).is_empty());
+}
+
+#[test]
+fn replaying_recorded_events_through_json_reproduces_every_command() {
+    let mut scenario = Scenario::new(config(Mode::Autonomous));
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    scenario.finish_action(&commands, true);
+    scenario.scrapes(12, RUNAWAY);
+    let recorded_config = serde_json::to_string(scenario.engine.config()).unwrap();
+
+    let mut replayed = Engine::new(serde_json::from_str(&recorded_config).unwrap());
+    let mut replay_log = Vec::new();
+    for (event, now) in &scenario.events {
+        let event: Event = serde_json::from_str(&serde_json::to_string(event).unwrap()).unwrap();
+        for command in replayed.handle(&event, *now) {
+            replay_log.push(serde_json::to_string(&command).unwrap());
+        }
+    }
+    let mut original = Engine::new(config(Mode::Autonomous));
+    let mut original_log = Vec::new();
+    for (event, now) in &scenario.events {
+        for command in original.handle(event, *now) {
+            original_log.push(serde_json::to_string(&command).unwrap());
+        }
+    }
+    assert!(original_log.len() > 10);
+    assert_eq!(replay_log, original_log);
+}
+
+#[test]
+fn a_source_past_its_series_limit_is_recorded_once_per_episode() {
+    let mut limited = config(Mode::Autonomous);
+    limited.sources[0].max_series = 2;
+    let mut scenario = Scenario::new(limited);
+    scenario.scrapes(3, NORMAL);
+    assert_eq!(
+        scenario.log,
+        vec![
+            "series refused: gateway: 1 refused, 2 held, e.g. \
+             litellm_total_tokens_metric_total{api_key_alias=\"payments\",hashed_api_key=\"h-pay\",model=\"gpt-4o\",team=\"ml\"} from `gateway`"
+        ]
+    );
+    assert_eq!(scenario.engine.stats().n_series_refused, 3);
+    assert_eq!(scenario.engine.stats().n_series, 2);
+}
+
+#[test]
+fn pushed_signals_become_counters_that_detectors_read() {
+    let mut pushed = config(Mode::Autonomous);
+    let DetectorConfig::Spike(spike) = &mut pushed.detectors[0];
+    spike.name = "eval-failures".to_owned();
+    spike.source = push_source("evals");
+    spike.metric = "vigil_eval_cases_total".to_owned();
+    spike.group_by = "outcome".to_owned();
+    spike.alias_label = None;
+    spike.team_label = None;
+    spike.thresholds.min_rate_per_sec = 5.0;
+    let mut scenario = Scenario::new(pushed);
+    let batch = |n_failed: usize| {
+        let results: Vec<serde_json::Value> = (0..20)
+            .map(|idx| {
+                serde_json::json!({
+                    "suite": "rag", "case": format!("case-{idx}"), "passed": idx >= n_failed,
+                    "model": "gpt-4o", "prompt_name": "answer", "prompt_version": "7"
+                })
+            })
+            .collect();
+        let body = serde_json::json!({ "results": results }).to_string();
+        Event::Pushed {
+            payload: Pushed::Evals(crate::intake::parse_evals(body.as_bytes()).unwrap()),
+        }
+    };
+    for _ in 0..10 {
+        scenario.now = scenario.now.plus_millis(1000);
+        assert!(scenario.feed(batch(1)).is_empty());
+    }
+    // Failures jump from 1 to 15 a second: the running total's rate fires the detector.
+    for _ in 0..2 {
+        scenario.now = scenario.now.plus_millis(1000);
+        scenario.feed(batch(15));
+    }
+    assert_eq!(
+        scenario.log.first().map(String::as_str),
+        Some("finding raised: eval-failures/outcome=failed Ticket failed")
+    );
+    assert!(scenario.engine.stats().n_series >= 2);
+}

@@ -1,0 +1,147 @@
+//! Eval results pushed by an evaluation harness (`POST /v1/push/evals`).
+//!
+//! One request carries a batch of results, one per test case:
+//!
+//! ```json
+//! {
+//!   "results": [
+//!     {
+//!       "suite": "support-regression",
+//!       "case": "refund-policy-07",
+//!       "passed": false,
+//!       "score": 0.42,
+//!       "model": "gpt-4o-2024-08-06",
+//!       "prompt_name": "support-answer",
+//!       "prompt_version": "v12",
+//!       "run_id": "ci-8812",
+//!       "ts": "2026-03-01T12:00:00Z"
+//!     }
+//!   ]
+//! }
+//! ```
+//!
+//! | field | type | required | rule |
+//! | --- | --- | --- | --- |
+//! | `suite`, `case`, `model`, `prompt_name`, `prompt_version` | string | yes | not blank, at most 256 characters |
+//! | `passed` | boolean | yes | |
+//! | `score` | number | no | finite; any range (0 to 1 is usual) |
+//! | `run_id` | string | no | not blank, at most 256 characters |
+//! | `ts` | string | no | RFC 3339, when the case ran |
+//!
+//! `results` holds at most [`MAX_EVAL_RESULTS`] elements. Unknown fields are refused, so
+//! that a typo (`"sore"`) is an error rather than a silently missing score. `null` counts as
+//! absent.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::json::{self, Walker};
+use super::{IntakeError, rfc3339};
+use crate::time::Timestamp;
+
+/// The most results one request may carry.
+pub const MAX_EVAL_RESULTS: usize = 10_000;
+
+/// A batch of eval results.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvalBatch {
+    /// The results, in the order they were sent.
+    pub results: Vec<EvalResult>,
+}
+
+/// The result of one eval case.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalResult {
+    /// The suite the case belongs to.
+    pub suite: String,
+    /// The case's name within its suite.
+    pub case: String,
+    /// Whether the case passed.
+    pub passed: bool,
+    /// The case's score, when the harness gives one (always finite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The model under test.
+    pub model: String,
+    /// The prompt under test.
+    pub prompt_name: String,
+    /// The prompt's version.
+    pub prompt_version: String,
+    /// The harness's run, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// When the case ran, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ran_at: Option<Timestamp>,
+}
+
+const FIELDS: [&str; 9] = [
+    "suite",
+    "case",
+    "passed",
+    "score",
+    "model",
+    "prompt_name",
+    "prompt_version",
+    "run_id",
+    "ts",
+];
+
+/// Parses and validates a batch of eval results, reporting every problem with its path.
+pub fn parse_evals(body: &[u8]) -> Result<EvalBatch, IntakeError> {
+    let root = json::parse(body)?;
+    let mut walker = Walker::default();
+    let mut results = Vec::new();
+    if let Some(map) = walker.object(&root, "") {
+        walker.reject_unknown(map, "", &["results"]);
+        let items = walker
+            .required(map, "", "results")
+            .and_then(|value| walker.array(value, "results", MAX_EVAL_RESULTS));
+        for (idx, item) in items.unwrap_or_default().iter().enumerate() {
+            if let Some(result) = eval_result(&mut walker, item, &json::index("results", idx)) {
+                results.push(result);
+            }
+        }
+    }
+    walker.finish(EvalBatch { results })
+}
+
+fn eval_result(walker: &mut Walker, value: &Value, path: &str) -> Option<EvalResult> {
+    let map = walker.object(value, path)?;
+    walker.reject_unknown(map, path, &FIELDS);
+    let suite = walker.field(map, path, "suite", Walker::name);
+    let case = walker.field(map, path, "case", Walker::name);
+    let passed = walker.field(map, path, "passed", Walker::boolean);
+    let score = walker.optional_field(map, path, "score", Walker::number);
+    let model = walker.field(map, path, "model", Walker::name);
+    let prompt_name = walker.field(map, path, "prompt_name", Walker::name);
+    let prompt_version = walker.field(map, path, "prompt_version", Walker::name);
+    let run_id = walker.optional_field(map, path, "run_id", Walker::name);
+    let ran_at = walker.optional_field(map, path, "ts", time);
+    Some(EvalResult {
+        suite: suite?,
+        case: case?,
+        passed: passed?,
+        score: score?,
+        model: model?,
+        prompt_name: prompt_name?,
+        prompt_version: prompt_version?,
+        run_id: run_id?,
+        ran_at: ran_at?,
+    })
+}
+
+/// Reads an RFC 3339 time, reporting a problem at `path` when it is not one.
+pub(crate) fn time(walker: &mut Walker, value: &Value, path: &str) -> Option<Timestamp> {
+    let text = walker.any_text(value, path)?;
+    match rfc3339::parse_rfc3339(text) {
+        Ok(timestamp) => Some(timestamp),
+        Err(reason) => {
+            walker.report(
+                path,
+                format!("must be an RFC 3339 time such as `2026-03-01T12:00:00Z`: {reason}"),
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Reading untrusted JSON: a syntax error is reported with its line and column, then a walk
+//! over the parsed value records every problem with its path, up to [`MAX_PROBLEMS`].
+//!
+//! serde_json refuses nesting deeper than 128 levels, so nothing here can overflow the stack.
+
+use serde_json::{Map, Value};
+
+use super::IntakeError;
+use crate::problem::Problem;
+use crate::signal::Labels;
+
+/// The most problems one payload reports; the rest are only counted.
+pub const MAX_PROBLEMS: usize = 20;
+
+/// Parses `body` as JSON, or reports where the syntax breaks.
+pub(crate) fn parse(body: &[u8]) -> Result<Value, IntakeError> {
+    serde_json::from_slice(body).map_err(|error| {
+        // serde_json's message ends with " at line L column C"; the position is given once.
+        let text = error.to_string();
+        let reason = text
+            .rsplit_once(" at line ")
+            .map_or(text.as_str(), |(reason, _position)| reason);
+        IntakeError {
+            problems: vec![Problem::new(
+                "",
+                format!(
+                    "invalid JSON at line {} column {}: {reason}",
+                    error.line(),
+                    error.column()
+                ),
+            )],
+            omitted: 0,
+        }
+    })
+}
+
+/// The path of `key` inside the object at `path`.
+pub(crate) fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// The path of element `idx` of the array at `path`.
+pub(crate) fn index(path: &str, idx: usize) -> String {
+    format!("{path}[{idx}]")
+}
+
+/// What kind of JSON value `value` is, for messages: "found a number".
+pub(crate) fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A short scalar quoted for a message (`-5`, `"abc"`), else what kind of value it is.
+pub(crate) fn show(value: &Value) -> String {
+    match value {
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+            let text = value.to_string();
+            if text.chars().count() <= 40 {
+                format!("`{text}`")
+            } else {
+                describe(value).to_owned()
+            }
+        }
+        other => describe(other).to_owned(),
+    }
+}
+
+/// The value of `key`, treating an explicit `null` as absent (clients often serialize a
+/// missing optional value as `null`).
+pub(crate) fn optional<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    map.get(key).filter(|value| !value.is_null())
+}
+
+/// Collects problems during one walk.
+#[derive(Debug, Default)]
+pub(crate) struct Walker {
+    problems: Vec<Problem>,
+    omitted: usize,
+}
+
+impl Walker {
+    /// Records a problem at `path`.
+    pub(crate) fn report(&mut self, path: &str, message: impl Into<String>) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(Problem::new(path, message));
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    /// How many problems were found so far.
+    pub(crate) fn n_problems(&self) -> usize {
+        self.problems.len() + self.omitted
+    }
+
+    /// `Ok(value)` when the walk found nothing wrong, else every problem.
+    pub(crate) fn finish<T>(self, value: T) -> Result<T, IntakeError> {
+        if self.problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(IntakeError {
+                problems: self.problems,
+                omitted: self.omitted,
+            })
+        }
+    }
+
+    /// The value of a required `key`, or a problem when it is missing.
+    pub(crate) fn required<'v>(
+        &mut self,
+        map: &'v Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<&'v Value> {
+        let value = map.get(key);
+        if value.is_none() {
+            self.report(&join(path, key), "required field is missing");
+        }
+        value
+    }
+
+    /// Reads the required field `key` of the object at `path` with `read`.
+    pub(crate) fn field<'v, T>(
+        &mut self,
+        map: &'v Map<String, Value>,
+        path: &str,
+        key: &str,
+        read: impl FnOnce(&mut Self, &'v Value, &str) -> Option<T>,
+    ) -> Option<T> {
+        let value = self.required(map, path, key)?;
+        read(self, value, &join(path, key))
+    }
+
+    /// Reads the optional field `key` with `read`: `Some(None)` when it is absent or `null`,
+    /// `None` when it is present but invalid (the problem is recorded).
+    pub(crate) fn optional_field<'v, T>(
+        &mut self,
+        map: &'v Map<String, Value>,
+        path: &str,
+        key: &str,
+        read: impl FnOnce(&mut Self, &'v Value, &str) -> Option<T>,
+    ) -> Option<Option<T>> {
+        match optional(map, key) {
+            None => Some(None),
+            Some(value) => read(self, value, &join(path, key)).map(Some),
+        }
+    }
+
+    /// Reports every key of `map` that is not in `known`.
+    pub(crate) fn reject_unknown(&mut self, map: &Map<String, Value>, path: &str, known: &[&str]) {
+        for key in map.keys() {
+            if !known.contains(&key.as_str()) {
+                self.report(
+                    &join(path, key),
+                    format!("unknown field; expected one of: {}", known.join(", ")),
+                );
+            }
+        }
+    }
+
+    /// `value` as an object.
+    pub(crate) fn object<'v>(
+        &mut self,
+        value: &'v Value,
+        path: &str,
+    ) -> Option<&'v Map<String, Value>> {
+        match value {
+            Value::Object(map) => Some(map),
+            other => {
+                self.report(
+                    path,
+                    format!("must be an object, found {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// `value` as an array of at most `max_len` elements.
+    pub(crate) fn array<'v>(
+        &mut self,
+        value: &'v Value,
+        path: &str,
+        max_len: usize,
+    ) -> Option<&'v [Value]> {
+        match value {
+            Value::Array(items) if items.len() > max_len => {
+                self.report(
+                    path,
+                    format!(
+                        "has {} elements; at most {max_len} are accepted in one request",
+                        items.len()
+                    ),
+                );
+                None
+            }
+            Value::Array(items) => Some(items),
+            other => {
+                self.report(path, format!("must be an array, found {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    /// `value` as a string that is not blank and has at most `max_chars` characters.
+    pub(crate) fn text<'v>(
+        &mut self,
+        value: &'v Value,
+        path: &str,
+        max_chars: usize,
+    ) -> Option<&'v str> {
+        let text = self.any_text(value, path)?;
+        if text.trim().is_empty() {
+            self.report(path, "must not be empty");
+            return None;
+        }
+        let n_chars = text.chars().count();
+        if n_chars > max_chars {
+            self.report(
+                path,
+                format!("has {n_chars} characters; at most {max_chars} are accepted"),
+            );
+            return None;
+        }
+        Some(text)
+    }
+
+    /// `value` as an identifier: a string that is not blank, at most
+    /// [`MAX_NAME_CHARS`](super::MAX_NAME_CHARS) characters.
+    pub(crate) fn name(&mut self, value: &Value, path: &str) -> Option<String> {
+        self.text(value, path, super::MAX_NAME_CHARS)
+            .map(str::to_owned)
+    }
+
+    /// `value` as any string, empty included.
+    pub(crate) fn any_text<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v str> {
+        match value {
+            Value::String(text) => Some(text),
+            Value::Number(number) => {
+                self.report(
+                    path,
+                    format!("must be a string, found a number (write it quoted: `\"{number}\"`)"),
+                );
+                None
+            }
+            other => {
+                self.report(path, format!("must be a string, found {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    /// `value` as `true` or `false`.
+    pub(crate) fn boolean(&mut self, value: &Value, path: &str) -> Option<bool> {
+        match value {
+            Value::Bool(flag) => Some(*flag),
+            other => {
+                self.report(
+                    path,
+                    format!("must be `true` or `false`, found {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// `value` as a whole number from 0 to 2^64 - 1.
+    pub(crate) fn count(&mut self, value: &Value, path: &str) -> Option<u64> {
+        let whole = value.as_u64();
+        if whole.is_none() {
+            self.report(
+                path,
+                format!("must be a whole number, 0 or more, found {}", show(value)),
+            );
+        }
+        whole
+    }
+
+    /// `value` as a finite number (JSON has no NaN or infinities, so every number is finite
+    /// once parsed; a huge literal such as `1e999` is refused by the parser).
+    pub(crate) fn number(&mut self, value: &Value, path: &str) -> Option<f64> {
+        match value.as_f64() {
+            Some(number) if number.is_finite() => Some(number),
+            _ => {
+                self.report(
+                    path,
+                    format!("must be a finite number, found {}", describe(value)),
+                );
+                None
+            }
+        }
+    }
+
+    /// `value` as an object whose values are all strings (labels, annotations).
+    pub(crate) fn string_map(&mut self, value: &Value, path: &str) -> Option<Labels> {
+        let map = self.object(value, path)?;
+        let before = self.n_problems();
+        let mut labels = Labels::default();
+        for (key, item) in map {
+            if let Some(text) = self.any_text(item, &join(path, key)) {
+                labels.insert(key.clone(), text);
+            }
+        }
+        (self.n_problems() == before).then_some(labels)
+    }
+}

@@ -1,0 +1,198 @@
+//! Eval results: the shape, every problem with its path, and the signals.
+
+use expect_test::{Expect, expect};
+
+use super::*;
+
+fn check(body: &str, expect: Expect) {
+    expect.assert_eq(&render(parse_evals(body.as_bytes())));
+}
+
+pub(super) const GOOD: &str = r#"{"results": [
+    {"suite": "support-regression", "case": "refund-policy-07", "passed": false, "score": 0.42,
+     "model": "gpt-4o-2024-08-06", "prompt_name": "support-answer", "prompt_version": "v12",
+     "run_id": "ci-8812", "ts": "2026-03-01T12:00:00.5+01:00"},
+    {"suite": "support-regression", "case": "greeting-01", "passed": true, "score": null,
+     "model": "gpt-4o-2024-08-06", "prompt_name": "support-answer", "prompt_version": "v12"},
+    {"suite": "support-regression", "case": "escalation-03", "passed": true, "score": 1,
+     "model": "gpt-4o-2024-08-06", "prompt_name": "support-answer", "prompt_version": "v12"},
+    {"suite": "tone", "case": "polite-02", "passed": false, "score": -3.5e-1,
+     "model": "claude-sonnet-4", "prompt_name": "support-answer", "prompt_version": "v13"}
+]}"#;
+
+#[test]
+fn a_good_batch_parses() {
+    check(
+        GOOD,
+        expect![[r#"
+            {
+              "results": [
+                {
+                  "suite": "support-regression",
+                  "case": "refund-policy-07",
+                  "passed": false,
+                  "score": 0.42,
+                  "model": "gpt-4o-2024-08-06",
+                  "prompt_name": "support-answer",
+                  "prompt_version": "v12",
+                  "run_id": "ci-8812",
+                  "ran_at": 1772362800500
+                },
+                {
+                  "suite": "support-regression",
+                  "case": "greeting-01",
+                  "passed": true,
+                  "model": "gpt-4o-2024-08-06",
+                  "prompt_name": "support-answer",
+                  "prompt_version": "v12"
+                },
+                {
+                  "suite": "support-regression",
+                  "case": "escalation-03",
+                  "passed": true,
+                  "score": 1.0,
+                  "model": "gpt-4o-2024-08-06",
+                  "prompt_name": "support-answer",
+                  "prompt_version": "v12"
+                },
+                {
+                  "suite": "tone",
+                  "case": "polite-02",
+                  "passed": false,
+                  "score": -0.35,
+                  "model": "claude-sonnet-4",
+                  "prompt_name": "support-answer",
+                  "prompt_version": "v13"
+                }
+              ]
+            }
+        "#]],
+    );
+}
+
+#[test]
+fn an_empty_batch_is_accepted() {
+    check(
+        r#"{"results": []}"#,
+        expect![[r#"
+        {
+          "results": []
+        }
+    "#]],
+    );
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path() {
+    check(
+        r#"{"results": [
+            {"suite": "", "case": "c1", "passed": "yes", "score": "high", "model": "m",
+             "prompt_name": "p", "prompt_version": 3, "sore": 0.5},
+            {"case": "c2", "passed": true, "model": "m", "prompt_name": "p",
+             "prompt_version": "v1", "ts": "2026-02-29T00:00:00Z", "run_id": "   "},
+            {"suite": "s", "case": "c3", "passed": null, "model": "m", "prompt_name": "p",
+             "prompt_version": "v1", "score": 12345678901234567890123},
+            "not an object"
+        ], "extra": true}"#,
+        expect![[r#"
+            the payload has 11 problems
+            extra: unknown field; expected one of: results
+            results[0].sore: unknown field; expected one of: suite, case, passed, score, model, prompt_name, prompt_version, run_id, ts
+            results[0].suite: must not be empty
+            results[0].passed: must be `true` or `false`, found a string
+            results[0].score: must be a finite number, found a string
+            results[0].prompt_version: must be a string, found a number (write it quoted: `"3"`)
+            results[1].suite: required field is missing
+            results[1].run_id: must not be empty
+            results[1].ts: must be an RFC 3339 time such as `2026-03-01T12:00:00Z`: the day must be 01 to 28 in 2026-02, found 29
+            results[2].passed: must be `true` or `false`, found null
+            results[3]: must be an object, found a string
+        "#]],
+    );
+}
+
+#[test]
+fn the_root_must_be_an_object_with_results() {
+    check(
+        r#"[{"suite": "s"}]"#,
+        expect![[r#"
+            the payload has 1 problem
+            must be an object, found an array
+        "#]],
+    );
+    check(
+        r#"{"result": []}"#,
+        expect![[r#"
+            the payload has 2 problems
+            result: unknown field; expected one of: results
+            results: required field is missing
+        "#]],
+    );
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    check(
+        "{\"results\": [\n  {\"suite\": \"s\",}\n]}",
+        expect![[r#"
+            the payload has 1 problem
+            invalid JSON at line 2 column 17: trailing comma
+        "#]],
+    );
+    check(
+        "",
+        expect![[r#"
+            the payload has 1 problem
+            invalid JSON at line 1 column 0: EOF while parsing a value
+        "#]],
+    );
+    expect![[r#"
+        the payload has 1 problem
+        invalid JSON at line 1 column 15: invalid unicode code point
+    "#]]
+    .assert_eq(&render(parse_evals(b"{\"results\": [\"\xff\"]}")));
+}
+
+#[test]
+fn lists_and_names_are_bounded() {
+    let too_many = format!(
+        "{{\"results\": [{}]}}",
+        vec!["{}"; crate::intake::evals::MAX_EVAL_RESULTS + 1].join(",")
+    );
+    check(
+        &too_many,
+        expect![[r#"
+            the payload has 1 problem
+            results: has 10001 elements; at most 10000 are accepted in one request
+        "#]],
+    );
+    let long_case = format!(
+        r#"{{"results": [{{"suite": "s", "case": "{}", "passed": true, "model": "m", "prompt_name": "p", "prompt_version": "1"}}]}}"#,
+        "x".repeat(MAX_NAME_CHARS + 1)
+    );
+    check(
+        &long_case,
+        expect![[r#"
+            the payload has 1 problem
+            results[0].case: has 257 characters; at most 256 are accepted
+        "#]],
+    );
+}
+
+#[test]
+fn signals_count_cases_and_sum_scores() {
+    let pushed = Pushed::Evals(parse_evals(GOOD.as_bytes()).unwrap());
+    check_signals(
+        &pushed,
+        expect![[r#"
+            vigil_eval_cases_total{model="claude-sonnet-4",outcome="failed",prompt="support-answer",prompt_version="v13",suite="tone"} counter +1
+            vigil_eval_cases_total{model="gpt-4o-2024-08-06",outcome="failed",prompt="support-answer",prompt_version="v12",suite="support-regression"} counter +1
+            vigil_eval_cases_total{model="gpt-4o-2024-08-06",outcome="passed",prompt="support-answer",prompt_version="v12",suite="support-regression"} counter +2
+            vigil_eval_score_count{model="claude-sonnet-4",prompt="support-answer",prompt_version="v13",suite="tone"} counter +1
+            vigil_eval_score_count{model="gpt-4o-2024-08-06",prompt="support-answer",prompt_version="v12",suite="support-regression"} counter +2
+            vigil_eval_score_sum{model="claude-sonnet-4",prompt="support-answer",prompt_version="v13",suite="tone"} counter +-0.35
+            vigil_eval_score_sum{model="gpt-4o-2024-08-06",prompt="support-answer",prompt_version="v12",suite="support-regression"} counter +1.42
+        "#]],
+    );
+    assert_round_trip(&pushed);
+}

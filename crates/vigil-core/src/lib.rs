@@ -1,0 +1,20 @@
+//! vigil's pure domain: signals, detectors, diagnosis, runbook plans and the engine.
+//!
+//! INVARIANT: nothing in this crate performs I/O or reads a clock, the environment, files or
+//! sockets. Time arrives as a parameter; the outside world arrives as events.
+
+pub mod authz;
+pub mod detector;
+pub mod diagnosis;
+pub mod engine;
+pub mod exposition;
+pub mod intake;
+pub mod numeric;
+pub mod problem;
+pub mod runbook;
+pub mod signal;
+pub mod store;
+pub mod template;
+pub mod time;
+
+pub use time::Timestamp;
