@@ -1,0 +1,228 @@
+//! Deciding one request: vigil's request mapped to Cedar's, evaluated, and mapped back.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use cedar_policy::{
+    Context, Decision, Entities, Entity as CedarEntity, EntityId, EntityUid, Request,
+    RestrictedExpression,
+};
+use vigil_core::authz::{
+    AttrValue, AuthzContext, AuthzDecision, AuthzRequest, Effect, Entity, EntityRef,
+};
+
+use crate::load::{Authorizer, CedarNames};
+use crate::report::error_chain;
+
+impl Authorizer {
+    /// Decides whether `request` is allowed by the loaded policies.
+    ///
+    /// The principal becomes `Vigil::Runbook::"<id>"`, the action `Vigil::Action::"block"` or
+    /// `"unblock"`, the resource `Vigil::ApiKey::"<id>"`, and the context a record of the
+    /// [`AuthzContext`] fields. The entity store holds the principal, the resource (with their
+    /// attributes) and their parents (without attributes). Request, context and entities are
+    /// all checked against the schema.
+    ///
+    /// Fails closed: the effect is [`Effect::Allow`] only when Cedar allows and nothing went
+    /// wrong. Anything that does not match the schema, and any error while evaluating a
+    /// policy, gives [`Effect::Deny`] with the errors described in `errors`. When Cedar would
+    /// have allowed but an error occurred, `determining_policies` is empty: no policy decided
+    /// the deny, the errors did.
+    #[must_use]
+    pub fn authorize(&self, request: &AuthzRequest) -> AuthzDecision {
+        let (cedar_request, entities) = match self.to_cedar(request) {
+            Ok(mapped) => mapped,
+            Err(errors) => return self.decision(Effect::Deny, Vec::new(), errors),
+        };
+        let response = cedar_policy::Authorizer::new().is_authorized(
+            &cedar_request,
+            &self.policy_set,
+            &entities,
+        );
+        let mut errors: Vec<String> = response
+            .diagnostics()
+            .errors()
+            .map(|error| error_chain(error))
+            .collect();
+        errors.sort();
+        let mut determining: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
+        determining.sort();
+        match response.decision() {
+            Decision::Allow if errors.is_empty() => {
+                self.decision(Effect::Allow, determining, errors)
+            }
+            Decision::Allow => self.decision(Effect::Deny, Vec::new(), errors),
+            Decision::Deny => self.decision(Effect::Deny, determining, errors),
+        }
+    }
+
+    /// A decision stamped with this policy set's hash.
+    fn decision(
+        &self,
+        effect: Effect,
+        determining_policies: Vec<String>,
+        errors: Vec<String>,
+    ) -> AuthzDecision {
+        AuthzDecision {
+            effect,
+            determining_policies,
+            errors,
+            policy_set_hash: self.policy_set_hash().to_owned(),
+        }
+    }
+
+    /// The Cedar request and entity store for `request`, or every reason it does not fit the
+    /// schema.
+    fn to_cedar(&self, request: &AuthzRequest) -> Result<(Request, Entities), Vec<String>> {
+        let names = &self.names;
+        let mut errors = Vec::new();
+
+        let entities = entity_store(names, &request.principal, &request.resource)
+            .and_then(|entities| {
+                Entities::from_entities(entities, Some(&self.schema)).map_err(|error| {
+                    format!("entities do not match the schema: {}", error_chain(&error))
+                })
+            })
+            .map_err(|error| errors.push(error))
+            .ok();
+
+        let cedar_request = cedar_context(&request.context)
+            .and_then(|context| {
+                Request::new(
+                    uid(names, &request.principal.uid),
+                    names.action(request.action).clone(),
+                    uid(names, &request.resource.uid),
+                    context,
+                    Some(&self.schema),
+                )
+                .map_err(|error| {
+                    format!("request does not match the schema: {}", error_chain(&error))
+                })
+            })
+            .map_err(|error| errors.push(error))
+            .ok();
+
+        match (cedar_request, entities) {
+            (Some(cedar_request), Some(entities)) => Ok((cedar_request, entities)),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// The Cedar context record for vigil's context; every field of [`AuthzContext`] is sent.
+pub(crate) fn cedar_context(context: &AuthzContext) -> Result<Context, String> {
+    // Destructured in full so that a field added to `AuthzContext` fails to compile here
+    // until it is sent to Cedar (and declared in the schema).
+    let AuthzContext {
+        mode,
+        severity,
+        blast_radius,
+        attempt,
+        incident_age_secs,
+        hour_utc,
+        detector,
+        confidence_pct,
+        is_compensation,
+    } = context;
+    let pairs = [
+        (
+            "mode",
+            RestrictedExpression::new_string(mode.as_str().to_owned()),
+        ),
+        (
+            "severity",
+            RestrictedExpression::new_string(severity.clone()),
+        ),
+        (
+            "blast_radius",
+            RestrictedExpression::new_long(*blast_radius),
+        ),
+        ("attempt", RestrictedExpression::new_long(*attempt)),
+        (
+            "incident_age_secs",
+            RestrictedExpression::new_long(*incident_age_secs),
+        ),
+        ("hour_utc", RestrictedExpression::new_long(*hour_utc)),
+        (
+            "detector",
+            RestrictedExpression::new_string(detector.clone()),
+        ),
+        (
+            "confidence_pct",
+            RestrictedExpression::new_long(*confidence_pct),
+        ),
+        (
+            "is_compensation",
+            RestrictedExpression::new_bool(*is_compensation),
+        ),
+    ];
+    Context::from_pairs(pairs.map(|(key, value)| (key.to_owned(), value)))
+        .map_err(|error| format!("invalid context: {}", error_chain(&error)))
+}
+
+/// The principal and resource with their attributes, and each of their parents (that is not
+/// itself one of the two) without attributes.
+fn entity_store(
+    names: &CedarNames,
+    principal: &Entity,
+    resource: &Entity,
+) -> Result<Vec<CedarEntity>, String> {
+    let mut entities = vec![cedar_entity(names, principal)?];
+    if resource.uid != principal.uid {
+        entities.push(cedar_entity(names, resource)?);
+    }
+    let parents: BTreeSet<&EntityRef> = principal
+        .parents
+        .iter()
+        .chain(&resource.parents)
+        .filter(|parent| **parent != principal.uid && **parent != resource.uid)
+        .collect();
+    entities.extend(
+        parents
+            .into_iter()
+            .map(|parent| CedarEntity::new_no_attrs(uid(names, parent), HashSet::new())),
+    );
+    Ok(entities)
+}
+
+/// One entity with its attributes and parents.
+fn cedar_entity(names: &CedarNames, entity: &Entity) -> Result<CedarEntity, String> {
+    let attrs: HashMap<String, RestrictedExpression> = entity
+        .attrs
+        .iter()
+        .map(|(name, value)| (name.clone(), attr_value(value)))
+        .collect();
+    let parents: HashSet<EntityUid> = entity
+        .parents
+        .iter()
+        .map(|parent| uid(names, parent))
+        .collect();
+    CedarEntity::new(uid(names, &entity.uid), attrs, parents).map_err(|error| {
+        format!(
+            "invalid attributes on `{}::\"{}\"`: {}",
+            entity.uid.entity_type.cedar_name(),
+            entity.uid.id,
+            error_chain(&error)
+        )
+    })
+}
+
+/// The Cedar uid of an entity, for example `Vigil::ApiKey::"k-123"`.
+fn uid(names: &CedarNames, entity: &EntityRef) -> EntityUid {
+    EntityUid::from_type_name_and_id(
+        names.entity_type(entity.entity_type).clone(),
+        EntityId::new(&entity.id),
+    )
+}
+
+/// An attribute as a Cedar value.
+fn attr_value(value: &AttrValue) -> RestrictedExpression {
+    match value {
+        AttrValue::Bool(value) => RestrictedExpression::new_bool(*value),
+        AttrValue::Long(value) => RestrictedExpression::new_long(*value),
+        AttrValue::String(value) => RestrictedExpression::new_string(value.clone()),
+    }
+}

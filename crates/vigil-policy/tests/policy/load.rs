@@ -1,0 +1,230 @@
+//! Loading: every problem reported at once with its place, ids from `@id`, and the hash.
+
+use expect_test::{Expect, expect};
+use vigil_policy::{Authorizer, PolicyFile, Problem, SourceLocation};
+
+use crate::{file, load_problems, runaway_key_request, schema};
+
+/// A policy that validates against the shipped schema.
+const BLOCK_ALL: &str = r#"@id("block-anything")
+permit (principal, action == Vigil::Action::"block", resource);
+"#;
+
+/// `(path, line)` of each problem.
+fn places(problems: &[Problem]) -> Vec<(String, Option<usize>)> {
+    problems
+        .iter()
+        .map(|problem| {
+            (
+                problem.path.clone(),
+                problem.location.map(|location| location.line),
+            )
+        })
+        .collect()
+}
+
+/// Checks the rendered problems, one per line.
+fn check_problems(problems: &[Problem], expected: &Expect) {
+    expected.assert_eq(
+        &problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+}
+
+#[test]
+fn rejects_syntax_error_missing_id_and_schema_violation_all_at_once() {
+    let policies = [
+        file(
+            "c-schema.cedar",
+            "@id(\"reads-unknown-attribute\")\npermit (principal, action, resource is Vigil::ApiKey)\nwhen { resource.no_such_attr == \"x\" };\n",
+        ),
+        file(
+            "a-syntax.cedar",
+            "// a comma is missing\n@id(\"broken\")\npermit (principal, action resource);\n",
+        ),
+        file(
+            "b-no-id.cedar",
+            "\n\npermit (principal, action == Vigil::Action::\"block\", resource);\n",
+        ),
+    ];
+    let error = Authorizer::load(&schema(), &policies).expect_err("three broken files");
+    let problems = load_problems(&schema(), &policies);
+    assert_eq!(
+        places(&problems),
+        [
+            ("a-syntax.cedar".to_owned(), Some(3)),
+            ("b-no-id.cedar".to_owned(), Some(3)),
+            ("c-schema.cedar".to_owned(), Some(3)),
+        ]
+    );
+    expect![[r#"
+        policy set rejected with 3 problem(s):
+          `a-syntax.cedar:3:27`: unexpected token `resource`
+          `b-no-id.cedar:3:1`: policy has no `@id("...")` annotation
+          `c-schema.cedar:3:8`: for policy `reads-unknown-attribute`, attribute `no_such_attr` on entity type `Vigil::ApiKey` not found (help: did you mean `alias`?)"#]].assert_eq(&error.to_string());
+}
+
+#[test]
+fn rejects_a_duplicate_id_across_files_naming_both_places() {
+    let problems = load_problems(
+        &schema(),
+        &[
+            file("a.cedar", BLOCK_ALL),
+            file("b.cedar", &format!("// copy\n{BLOCK_ALL}")),
+        ],
+    );
+    assert_eq!(places(&problems), [("b.cedar".to_owned(), Some(2))]);
+    check_problems(
+        &problems,
+        &expect![
+            "`b.cedar:2:1`: duplicate policy id `block-anything`, first used at `a.cedar:1:1`"
+        ],
+    );
+}
+
+#[test]
+fn rejects_ids_that_are_not_kebab_case_and_templates() {
+    let problems = load_problems(
+        &schema(),
+        &[
+            file(
+                "ids.cedar",
+                "@id(\"\")\npermit (principal, action, resource);\n@id(\"Block Keys\")\npermit (principal, action, resource);\n",
+            ),
+            file(
+                "template.cedar",
+                "@id(\"a-template\")\npermit (principal == ?principal, action, resource);\n",
+            ),
+        ],
+    );
+    check_problems(
+        &problems,
+        &expect![[r#"
+        `ids.cedar:1:1`: policy id `` is not kebab-case (like `block-single-runaway-key`)
+        `ids.cedar:3:1`: policy id `Block Keys` is not kebab-case (like `block-single-runaway-key`)
+        `template.cedar:1:1`: templates (policies with `?principal` or `?resource`) are not supported"#]],
+    );
+}
+
+#[test]
+fn rejects_a_schema_with_a_syntax_error_at_its_line() {
+    let broken = file(
+        "vigil.cedarschema",
+        "namespace Vigil {\n  entity Team;\n  entity ApiKey in [Team] {\n    alias String,\n  };\n}\n",
+    );
+    let problems = load_problems(&broken, &[file("a.cedar", BLOCK_ALL)]);
+    assert_eq!(
+        places(&problems),
+        [("vigil.cedarschema".to_owned(), Some(4))]
+    );
+}
+
+#[test]
+fn rejects_a_schema_that_does_not_fit_vigils_requests() {
+    // Valid Cedar, but `block` takes no context and there is no `Team`: every real request
+    // would be an error, so the load must fail instead.
+    let narrow = file(
+        "narrow.cedarschema",
+        "namespace Vigil {\n  entity Runbook;\n  entity ApiKey;\n  action block, unblock appliesTo { principal: [Runbook], resource: [ApiKey] };\n}\n",
+    );
+    let problems = load_problems(&narrow, &[file("a.cedar", BLOCK_ALL)]);
+    check_problems(
+        &problems,
+        &expect![[r#"
+        `narrow.cedarschema`: the schema does not accept vigil's `block` requests (a `Runbook` acting on an `ApiKey` with vigil's context): context `{attempt: 1, blast_radius: 1, confidence_pct: 100, detector: "token-spike", hour_utc: 0, .. }` is not valid for `Vigil::Action::"block"`
+        `narrow.cedarschema`: the schema does not accept vigil's `unblock` requests (a `Runbook` acting on an `ApiKey` with vigil's context): context `{attempt: 1, blast_radius: 1, confidence_pct: 100, detector: "token-spike", hour_utc: 0, .. }` is not valid for `Vigil::Action::"unblock"`
+        `narrow.cedarschema`: the schema does not declare entity type `Vigil::Team`"#]],
+    );
+}
+
+#[test]
+fn rejects_a_policy_that_can_never_apply() {
+    // Strict validation warns that no request can match; vigil rejects warnings, because a
+    // forbid that never applies is a guardrail that silently does nothing.
+    let problems = load_problems(
+        &schema(),
+        &[file(
+            "dead.cedar",
+            "@id(\"dead-guardrail\")\nforbid (principal is Vigil::ApiKey, action, resource);\n",
+        )],
+    );
+    check_problems(
+        &problems,
+        &expect![[r#"
+        `dead.cedar:1:1`: warning: for policy `dead-guardrail`, policy is impossible: the policy expression evaluates to false for all valid requests
+        `dead.cedar:1:1`: warning: for policy `dead-guardrail`, unable to find an applicable action given the policy scope constraints"#]],
+    );
+}
+
+#[test]
+fn policy_ids_are_the_id_annotations_and_decisions_report_them() {
+    let text = format!(
+        "{BLOCK_ALL}\n@id(\"second-policy\")\nforbid (principal, action, resource) when {{ context.attempt > 5 }};\n"
+    );
+    let authorizer =
+        Authorizer::load(&schema(), &[file("a.cedar", &text)]).expect("valid policies load");
+    assert_eq!(authorizer.policy_ids(), ["block-anything", "second-policy"]);
+    let decision = authorizer.authorize(&runaway_key_request());
+    assert_eq!(decision.determining_policies, ["block-anything"]);
+}
+
+#[test]
+fn hash_changes_with_any_policy_text_and_ignores_file_order() {
+    let first = file("a.cedar", BLOCK_ALL);
+    let second = file(
+        "b.cedar",
+        "@id(\"unblock-anything\")\npermit (principal, action == Vigil::Action::\"unblock\", resource);\n",
+    );
+    let hash_of = |policies: &[PolicyFile]| {
+        Authorizer::load(&schema(), policies)
+            .expect("valid policies load")
+            .policy_set_hash()
+            .to_owned()
+    };
+
+    let original = hash_of(&[first.clone(), second.clone()]);
+    assert_eq!(original.len(), 64);
+    assert!(
+        original
+            .chars()
+            .all(|character| matches!(character, '0'..='9' | 'a'..='f')),
+        "{original}"
+    );
+    assert_eq!(
+        hash_of(&[second.clone(), first.clone()]),
+        original,
+        "file order changed the hash"
+    );
+
+    let edited = file("b.cedar", &format!("// tightened\n{}", second.text));
+    assert_ne!(
+        hash_of(&[first.clone(), edited]),
+        original,
+        "a changed policy kept the hash"
+    );
+    let renamed = file("c.cedar", &second.text);
+    assert_ne!(
+        hash_of(&[first.clone(), renamed]),
+        original,
+        "a renamed file kept the hash"
+    );
+
+    let authorizer = Authorizer::load(&schema(), &[first, second]).expect("valid policies load");
+    let decision = authorizer.authorize(&runaway_key_request());
+    assert_eq!(
+        decision.policy_set_hash, original,
+        "decisions carry the hash"
+    );
+}
+
+#[test]
+fn a_location_counts_characters_not_bytes() {
+    let text = "// é\n@id(\"x\")";
+    assert_eq!(
+        SourceLocation::of_offset(text, text.len()),
+        SourceLocation { line: 2, column: 9 }
+    );
+}
