@@ -1,0 +1,223 @@
+//! The two storage backends: connecting, migrating, and the SQL both dialects share.
+//!
+//! Every statement here is written once: SQLite accepts PostgreSQL's `$N` placeholders and
+//! `ON CONFLICT ... DO NOTHING`, so the backends differ only in how they connect and in the
+//! migration files (`BLOB` against `BYTEA`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Executor};
+
+use crate::entry::{Entry, EntryKind};
+use crate::location::quoted_schema;
+use crate::{LedgerError, LedgerLocation};
+
+/// The SQLite schema, embedded at build time.
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// The PostgreSQL schema, embedded at build time.
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// How long a SQLite statement waits for another connection's lock before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections per pool. Appends take `&mut Ledger`, so at most one of them writes; the others
+/// serve concurrent reads (SQLite's WAL lets readers run beside the writer).
+const MAX_CONNECTIONS: u32 = 4;
+
+/// A connection pool to one of the supported databases.
+#[derive(Debug)]
+pub(crate) enum Backend {
+    /// A SQLite file.
+    Sqlite(SqlitePool),
+    /// A PostgreSQL database, every connection's `search_path` set to the ledger's schema.
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the backend's pool, whichever database it is.
+///
+/// The body is type-checked once per backend, so it may use anything both pools support.
+macro_rules! with_pool {
+    ($backend:expr, $pool:ident => $body:expr) => {
+        match $backend {
+            $crate::backend::Backend::Sqlite($pool) => $body,
+            $crate::backend::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+impl Backend {
+    /// Connects to `location`, creating the file or schema if missing, and migrates it.
+    pub(crate) async fn open(
+        location: &LedgerLocation,
+        database: &str,
+    ) -> Result<Backend, LedgerError> {
+        let connect_error = |source| LedgerError::Connect {
+            database: database.to_owned(),
+            source,
+        };
+        let migrate_error = |source| LedgerError::Migrate {
+            database: database.to_owned(),
+            source,
+        };
+        match location {
+            LedgerLocation::Sqlite { path } => {
+                // WAL with synchronous=FULL fsyncs the log on every commit: a transaction
+                // that committed survives a power loss.
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(MAX_CONNECTIONS)
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_error)?;
+                SQLITE_MIGRATOR.run(&pool).await.map_err(migrate_error)?;
+                Ok(Backend::Sqlite(pool))
+            }
+            LedgerLocation::Postgres { url, schema } => {
+                let options: PgConnectOptions = url.parse().map_err(connect_error)?;
+                let quoted = schema.as_deref().map(quoted_schema).transpose()?;
+                let mut pool_options = PgPoolOptions::new().max_connections(MAX_CONNECTIONS);
+                if let Some(quoted) = &quoted {
+                    let set_search_path: Arc<str> = format!("SET search_path TO {quoted}").into();
+                    pool_options = pool_options.after_connect(move |connection, _metadata| {
+                        let statement = Arc::clone(&set_search_path);
+                        Box::pin(async move {
+                            // The name was checked to be a plain identifier and is quoted.
+                            connection.execute(AssertSqlSafe(statement)).await?;
+                            Ok(())
+                        })
+                    });
+                }
+                let pool = pool_options
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_error)?;
+                if let (Some(schema), Some(quoted)) = (schema, quoted) {
+                    let query_error = |action| {
+                        move |source| LedgerError::Query {
+                            database: database.to_owned(),
+                            action,
+                            source,
+                        }
+                    };
+                    // Look first: `CREATE SCHEMA IF NOT EXISTS` needs the CREATE privilege even
+                    // when the schema exists, which a role given a ready-made schema may lack.
+                    let exists: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                    )
+                    .bind(schema.as_str())
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(query_error("look up the schema"))?;
+                    if !exists {
+                        // The name was checked to be a plain identifier and is quoted.
+                        let statement = format!("CREATE SCHEMA IF NOT EXISTS {quoted}");
+                        pool.execute(AssertSqlSafe(statement))
+                            .await
+                            .map_err(query_error("create the schema"))?;
+                    }
+                }
+                POSTGRES_MIGRATOR.run(&pool).await.map_err(migrate_error)?;
+                Ok(Backend::Postgres(pool))
+            }
+        }
+    }
+
+    /// Closes every connection, waiting for them to finish.
+    pub(crate) async fn close(self) {
+        with_pool!(self, pool => pool.close().await);
+    }
+}
+
+/// Inserts one entry; binds seq, at_ms, kind, incident_id, payload, leaf_hash, chain_hash.
+pub(crate) const INSERT_ENTRY: &str = "INSERT INTO ledger_entries \
+     (seq, at_ms, kind, incident_id, payload, leaf_hash, chain_hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// The last entry's seq and chain hash.
+pub(crate) const SELECT_HEAD: &str =
+    "SELECT seq, chain_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1";
+
+/// Up to `$2` entries from seq `$1` on, in seq order.
+pub(crate) const SELECT_FROM_SEQ: &str = "SELECT seq, at_ms, kind, incident_id, payload, \
+     leaf_hash, chain_hash FROM ledger_entries WHERE seq >= $1 ORDER BY seq LIMIT $2";
+
+/// Every entry of incident `$1`, in seq order.
+pub(crate) const SELECT_FOR_INCIDENT: &str = "SELECT seq, at_ms, kind, incident_id, payload, \
+     leaf_hash, chain_hash FROM ledger_entries WHERE incident_id = $1 ORDER BY seq";
+
+/// The last entry of kind `$1` with seq at most `$2`.
+pub(crate) const SELECT_LAST_OF_KIND: &str = "SELECT seq, at_ms, kind, incident_id, payload, \
+     leaf_hash, chain_hash FROM ledger_entries WHERE kind = $1 AND seq <= $2 \
+     ORDER BY seq DESC LIMIT 1";
+
+/// Stores blob `$2` under hash `$1` unless that hash is already stored.
+pub(crate) const INSERT_BLOB: &str =
+    "INSERT INTO ledger_blobs (hash, content) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING";
+
+/// The content of blob `$1`.
+pub(crate) const SELECT_BLOB: &str = "SELECT content FROM ledger_blobs WHERE hash = $1";
+
+/// An entry row as the database returns it, before any check.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RawEntry {
+    /// The `seq` column.
+    pub(crate) seq: i64,
+    /// The `at_ms` column.
+    pub(crate) at_ms: i64,
+    /// The `kind` column.
+    pub(crate) kind: String,
+    /// The `incident_id` column.
+    pub(crate) incident_id: Option<String>,
+    /// The `payload` column.
+    pub(crate) payload: String,
+    /// The `leaf_hash` column.
+    pub(crate) leaf_hash: Vec<u8>,
+    /// The `chain_hash` column.
+    pub(crate) chain_hash: Vec<u8>,
+}
+
+impl RawEntry {
+    /// The checked entry, or what is wrong with the row (for [`LedgerError::MalformedRow`]).
+    ///
+    /// Hashes are checked for length only; [`Ledger::verify`](crate::Ledger::verify) checks
+    /// their values.
+    pub(crate) fn into_entry(self) -> Result<Entry, String> {
+        let seq = stored_seq(self.seq)?;
+        let kind = EntryKind::from_stored(&self.kind)
+            .ok_or_else(|| format!("unknown kind `{}`", self.kind))?;
+        Ok(Entry {
+            seq,
+            at_ms: self.at_ms,
+            kind,
+            incident_id: self.incident_id,
+            payload: self.payload,
+            leaf_hash: hash_column("leaf_hash", &self.leaf_hash)?,
+            chain_hash: hash_column("chain_hash", &self.chain_hash)?,
+        })
+    }
+}
+
+/// A stored seq as `u64`, or why it cannot be one.
+pub(crate) fn stored_seq(seq: i64) -> Result<u64, String> {
+    u64::try_from(seq).map_err(|_| format!("negative seq {seq}"))
+}
+
+/// A stored hash column as 32 bytes, or why it cannot be one.
+pub(crate) fn hash_column(column: &str, bytes: &[u8]) -> Result<[u8; 32], String> {
+    <[u8; 32]>::try_from(bytes)
+        .map_err(|_| format!("column `{column}` holds {} bytes, not 32", bytes.len()))
+}

@@ -1,0 +1,100 @@
+//! The one error type of the ledger, with the database and the seq each failure concerns.
+
+/// Everything that can go wrong while opening, writing, reading or verifying a ledger.
+///
+/// `database` fields hold a description of the ledger's location that is safe to log:
+/// a PostgreSQL URL is shown without its user, password and query parameters.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The PostgreSQL schema name is not a plain SQL identifier.
+    #[error(
+        "invalid postgresql schema name `{schema}`: expected `[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes"
+    )]
+    InvalidSchema {
+        /// The rejected name.
+        schema: String,
+    },
+    /// The database could not be opened or reached.
+    #[error("cannot connect to ledger `{database}`")]
+    Connect {
+        /// Where the ledger is.
+        database: String,
+        /// What the driver reported.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The schema migrations could not be applied.
+    #[error("cannot migrate ledger `{database}`")]
+    Migrate {
+        /// Where the ledger is.
+        database: String,
+        /// What the migrator reported.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A statement failed.
+    #[error("cannot {action} in ledger `{database}`")]
+    Query {
+        /// Where the ledger is.
+        database: String,
+        /// What the ledger was doing, as a verb phrase ("append entries").
+        action: &'static str,
+        /// What the driver reported.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The seq an append wanted was already taken: another writer appended to the same ledger.
+    #[error(
+        "cannot append entry {seq} to ledger `{database}`: the seq is taken, another writer appended"
+    )]
+    Conflict {
+        /// Where the ledger is.
+        database: String,
+        /// The seq that was taken.
+        seq: u64,
+        /// What the driver reported.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A stored row cannot be turned into an [`Entry`](crate::Entry).
+    #[error("entry {seq} of ledger `{database}` is malformed: {reason}")]
+    MalformedRow {
+        /// Where the ledger is.
+        database: String,
+        /// The seq of the row (or the seq expected there, when the stored one is unusable).
+        seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An entry's stored payload is not valid JSON.
+    #[error("payload of entry {seq} is not valid json")]
+    Payload {
+        /// The entry.
+        seq: u64,
+        /// What the parser reported.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The next seq does not fit the database's signed 64-bit column.
+    #[error("ledger `{database}` is full: seq {seq} does not fit in a signed 64-bit integer")]
+    Full {
+        /// Where the ledger is.
+        database: String,
+        /// The seq that does not fit.
+        seq: u64,
+    },
+    /// A blob was asked for by something that is not a lowercase hex SHA-256.
+    #[error("invalid blob hash `{hash}`: expected 64 lowercase hex digits")]
+    InvalidBlobHash {
+        /// The rejected hash.
+        hash: String,
+    },
+    /// A stored blob's content no longer hashes to its key.
+    #[error("blob `{hash}` in ledger `{database}` does not match its hash")]
+    BlobCorrupted {
+        /// Where the ledger is.
+        database: String,
+        /// The blob's key.
+        hash: String,
+    },
+}

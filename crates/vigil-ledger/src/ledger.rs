@@ -1,0 +1,359 @@
+//! The ledger handle: open, append, read, blobs. Verification lives in `verify.rs`.
+
+use crate::backend::{
+    Backend, INSERT_BLOB, INSERT_ENTRY, RawEntry, SELECT_BLOB, SELECT_FOR_INCIDENT,
+    SELECT_FROM_SEQ, SELECT_HEAD, SELECT_LAST_OF_KIND, hash_column, stored_seq, with_pool,
+};
+use crate::canonical::canonical_json;
+use crate::entry::{Entry, EntryKind, NewEntry};
+use crate::hash::{self, GENESIS_CHAIN_HASH, blob_hash};
+use crate::{LedgerError, LedgerLocation};
+
+/// An open ledger: a connection pool and the head (next seq, last chain hash).
+///
+/// One `Ledger` per database is the only writer (see the crate docs); it may be read from
+/// concurrently through `&self`.
+#[derive(Debug)]
+pub struct Ledger {
+    /// The database.
+    pub(crate) backend: Backend,
+    /// The location's description, safe to log; put in every error.
+    pub(crate) database: String,
+    /// The seq the next appended entry gets, which is also the number of entries.
+    next_seq: u64,
+    /// The chain hash of the last entry, or [`GENESIS_CHAIN_HASH`] when there is none.
+    head_chain_hash: [u8; 32],
+}
+
+impl Ledger {
+    /// Opens the ledger at `location`: creates the SQLite file or the PostgreSQL schema if
+    /// missing, applies the migrations and loads the head from the last entry.
+    ///
+    /// Opening does not verify the log; call [`verify`](Ledger::verify) for that.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be reached or migrated, the schema name is invalid, or the
+    /// last entry's seq or chain hash is malformed.
+    pub async fn open(location: &LedgerLocation) -> Result<Ledger, LedgerError> {
+        let database = location.describe();
+        let backend = Backend::open(location, &database).await?;
+        let mut ledger = Ledger {
+            backend,
+            database,
+            next_seq: 0,
+            head_chain_hash: GENESIS_CHAIN_HASH,
+        };
+        ledger.load_head().await?;
+        tracing::debug!(database = %ledger.database, n_entries = ledger.next_seq, "ledger opened");
+        Ok(ledger)
+    }
+
+    /// Appends `entries` in one transaction and returns them as stored.
+    ///
+    /// Payloads are stored as their [`canonical_json`] text. When this returns `Ok`, the
+    /// transaction has committed durably (see the crate docs); when it returns `Err`, nothing
+    /// was appended, except if the commit itself failed in a way that leaves its outcome
+    /// unknown (the connection broke during the commit): the head is then reloaded from the
+    /// database, and [`len`](Ledger::len) tells which.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Conflict`] when another writer took a seq, [`LedgerError::Full`] when
+    /// seq would pass `i64::MAX`, [`LedgerError::Query`] when the database fails.
+    pub async fn append(&mut self, entries: &[NewEntry]) -> Result<Vec<Entry>, LedgerError> {
+        let Some(n_more) = (entries.len() as u64).checked_sub(1) else {
+            return Ok(Vec::new());
+        };
+        let last_seq = self.next_seq.checked_add(n_more);
+        if last_seq.is_none_or(|seq| i64::try_from(seq).is_err()) {
+            return Err(self.full(last_seq.unwrap_or(u64::MAX)));
+        }
+        let prepared = self.prepare(entries);
+        if let Err(error) = self.insert(&prepared).await {
+            // The commit may have happened even though it reported failure: take the head
+            // from the database rather than guessing.
+            if let Err(reload_error) = self.load_head().await {
+                tracing::warn!(
+                    database = %self.database,
+                    error = %reload_error,
+                    "cannot reload the ledger head after a failed append"
+                );
+            }
+            return Err(error);
+        }
+        if let Some(last) = prepared.last() {
+            self.next_seq = last.seq + 1;
+            self.head_chain_hash = last.chain_hash;
+        }
+        Ok(prepared)
+    }
+
+    /// Stores `content` under its lowercase hex SHA-256 and returns that hash.
+    ///
+    /// Storing the same content again is a no-op. The write is durable when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Query`] when the database fails.
+    pub async fn put_blob(&self, content: &[u8]) -> Result<String, LedgerError> {
+        let hash = blob_hash(content);
+        with_pool!(&self.backend, pool => {
+            sqlx::query(INSERT_BLOB)
+                .bind(hash.as_str())
+                .bind(content)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .map_err(|source| self.query_error("store a blob", source))?;
+        Ok(hash)
+    }
+
+    /// The content stored under `hash_hex`, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::InvalidBlobHash`] unless `hash_hex` is 64 lowercase hex digits,
+    /// [`LedgerError::BlobCorrupted`] when the stored content no longer has that hash,
+    /// [`LedgerError::Query`] when the database fails.
+    pub async fn get_blob(&self, hash_hex: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        let is_lowercase_hex = |byte: &u8| byte.is_ascii_digit() || (b'a'..=b'f').contains(byte);
+        if hash_hex.len() != 64 || !hash_hex.as_bytes().iter().all(is_lowercase_hex) {
+            return Err(LedgerError::InvalidBlobHash {
+                hash: hash_hex.to_owned(),
+            });
+        }
+        let content: Option<Vec<u8>> = with_pool!(&self.backend, pool => {
+            sqlx::query_scalar(SELECT_BLOB)
+                .bind(hash_hex)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(|source| self.query_error("read a blob", source))?;
+        if let Some(content) = &content
+            && blob_hash(content) != hash_hex
+        {
+            return Err(LedgerError::BlobCorrupted {
+                database: self.database.clone(),
+                hash: hash_hex.to_owned(),
+            });
+        }
+        Ok(content)
+    }
+
+    /// Up to `limit` entries from seq `from_seq` on, in seq order.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Query`] when the database fails, [`LedgerError::MalformedRow`] when a
+    /// row cannot be read back as an entry.
+    pub async fn read(&self, from_seq: u64, limit: u32) -> Result<Vec<Entry>, LedgerError> {
+        let Ok(from_seq) = i64::try_from(from_seq) else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<RawEntry> = with_pool!(&self.backend, pool => {
+            sqlx::query_as(SELECT_FROM_SEQ)
+                .bind(from_seq)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(|source| self.query_error("read entries", source))?;
+        self.checked_entries(rows)
+    }
+
+    /// The number of entries appended so far, which is also the next entry's seq.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Whether no entry was appended yet.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.next_seq == 0
+    }
+
+    /// The chain hash of the last entry, `None` when the ledger is empty.
+    #[must_use]
+    pub fn head_chain_hash(&self) -> Option<[u8; 32]> {
+        (self.next_seq > 0).then_some(self.head_chain_hash)
+    }
+
+    /// Every entry of incident `incident_id`, in seq order.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read`](Ledger::read).
+    pub async fn entries_for_incident(&self, incident_id: &str) -> Result<Vec<Entry>, LedgerError> {
+        let rows: Vec<RawEntry> = with_pool!(&self.backend, pool => {
+            sqlx::query_as(SELECT_FOR_INCIDENT)
+                .bind(incident_id)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(|source| self.query_error("read an incident's entries", source))?;
+        self.checked_entries(rows)
+    }
+
+    /// The latest entry of kind [`EntryKind::Session`] whose seq is at most `seq`: where a
+    /// replay of entry `seq` has to start.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read`](Ledger::read).
+    pub async fn last_session_at_or_before(&self, seq: u64) -> Result<Option<Entry>, LedgerError> {
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let row: Option<RawEntry> = with_pool!(&self.backend, pool => {
+            sqlx::query_as(SELECT_LAST_OF_KIND)
+                .bind(EntryKind::Session.as_str())
+                .bind(seq)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(|source| self.query_error("find the last session", source))?;
+        row.map(|raw| self.checked_entry(raw)).transpose()
+    }
+
+    /// Closes the connections, waiting for them to finish.
+    pub async fn close(self) {
+        self.backend.close().await;
+    }
+
+    /// Sets the head from the last stored entry.
+    async fn load_head(&mut self) -> Result<(), LedgerError> {
+        let head: Option<(i64, Vec<u8>)> = with_pool!(&self.backend, pool => {
+            sqlx::query_as(SELECT_HEAD).fetch_optional(pool).await
+        })
+        .map_err(|source| self.query_error("load the head", source))?;
+        let Some((seq, chain_hash)) = head else {
+            self.next_seq = 0;
+            self.head_chain_hash = GENESIS_CHAIN_HASH;
+            return Ok(());
+        };
+        let seq_hint = u64::try_from(seq).unwrap_or_default();
+        let malformed = |reason| self.malformed(seq_hint, reason);
+        let last_seq = stored_seq(seq).map_err(malformed)?;
+        let chain_hash = hash_column("chain_hash", &chain_hash).map_err(malformed)?;
+        // INVARIANT: a stored seq fits an i64, so the next one fits a u64.
+        self.next_seq = last_seq + 1;
+        self.head_chain_hash = chain_hash;
+        Ok(())
+    }
+
+    /// `entries` as they will be stored after the head: seqs, canonical payloads and hashes.
+    ///
+    /// The caller checked that every seq fits an `i64`.
+    fn prepare(&self, entries: &[NewEntry]) -> Vec<Entry> {
+        let mut previous_chain_hash = self.head_chain_hash;
+        let mut prepared = Vec::with_capacity(entries.len());
+        for (seq, new_entry) in (self.next_seq..).zip(entries) {
+            let payload = canonical_json(&new_entry.payload);
+            let entry_bytes = hash::entry_bytes(
+                seq,
+                new_entry.at_ms,
+                new_entry.kind.as_str(),
+                new_entry.incident_id.as_deref(),
+                &payload,
+            );
+            let leaf_hash = hash::leaf_hash(entry_bytes.as_bytes());
+            let chain_hash = hash::chain_hash(&previous_chain_hash, &leaf_hash);
+            previous_chain_hash = chain_hash;
+            prepared.push(Entry {
+                seq,
+                at_ms: new_entry.at_ms,
+                kind: new_entry.kind,
+                incident_id: new_entry.incident_id.clone(),
+                payload,
+                leaf_hash,
+                chain_hash,
+            });
+        }
+        prepared
+    }
+
+    /// Inserts `entries` in one transaction and commits it.
+    async fn insert(&self, entries: &[Entry]) -> Result<(), LedgerError> {
+        with_pool!(&self.backend, pool => {
+            let mut transaction = pool
+                .begin()
+                .await
+                .map_err(|source| self.query_error("begin a transaction", source))?;
+            for entry in entries {
+                let seq = i64::try_from(entry.seq).map_err(|_| self.full(entry.seq))?;
+                sqlx::query(INSERT_ENTRY)
+                    .bind(seq)
+                    .bind(entry.at_ms)
+                    .bind(entry.kind.as_str())
+                    .bind(entry.incident_id.as_deref())
+                    .bind(entry.payload.as_str())
+                    .bind(entry.leaf_hash.as_slice())
+                    .bind(entry.chain_hash.as_slice())
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(|source| self.insert_error(entry.seq, source))?;
+            }
+            transaction
+                .commit()
+                .await
+                .map_err(|source| self.query_error("commit appended entries", source))
+        })
+    }
+
+    /// Checks every row, failing on the first malformed one.
+    fn checked_entries(&self, rows: Vec<RawEntry>) -> Result<Vec<Entry>, LedgerError> {
+        rows.into_iter()
+            .map(|raw| self.checked_entry(raw))
+            .collect()
+    }
+
+    /// The entry of `raw`, or a [`LedgerError::MalformedRow`].
+    fn checked_entry(&self, raw: RawEntry) -> Result<Entry, LedgerError> {
+        let seq_hint = u64::try_from(raw.seq).unwrap_or_default();
+        raw.into_entry()
+            .map_err(|reason| self.malformed(seq_hint, reason))
+    }
+
+    /// A [`LedgerError::Query`] for this ledger.
+    pub(crate) fn query_error(&self, action: &'static str, source: sqlx::Error) -> LedgerError {
+        LedgerError::Query {
+            database: self.database.clone(),
+            action,
+            source,
+        }
+    }
+
+    /// A [`LedgerError::MalformedRow`] for this ledger.
+    fn malformed(&self, seq: u64, reason: String) -> LedgerError {
+        LedgerError::MalformedRow {
+            database: self.database.clone(),
+            seq,
+            reason,
+        }
+    }
+
+    /// A [`LedgerError::Full`] for this ledger.
+    fn full(&self, seq: u64) -> LedgerError {
+        LedgerError::Full {
+            database: self.database.clone(),
+            seq,
+        }
+    }
+
+    /// The error for a failed insert of entry `seq`: a conflict when the seq was taken.
+    fn insert_error(&self, seq: u64, source: sqlx::Error) -> LedgerError {
+        let is_conflict = source
+            .as_database_error()
+            .is_some_and(|database_error| database_error.is_unique_violation());
+        if is_conflict {
+            LedgerError::Conflict {
+                database: self.database.clone(),
+                seq,
+                source,
+            }
+        } else {
+            self.query_error("append entries", source)
+        }
+    }
+}

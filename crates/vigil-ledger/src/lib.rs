@@ -1,0 +1,79 @@
+//! vigil's tamper-evident ledger: an append-only, hash-linked log of JSON entries, stored in
+//! SQLite (the default) or PostgreSQL. This is the only crate that knows SQL.
+//!
+//! # Entries
+//!
+//! Every decision vigil takes is appended as an [`Entry`]: a `seq` (0, 1, 2, ... without
+//! gaps), a time `at_ms` (milliseconds since the Unix epoch), an [`EntryKind`], an optional
+//! incident id and a JSON payload, stored as its [`canonical_json`] text. Blobs too large for
+//! an entry are stored beside the log under their SHA-256 ([`Ledger::put_blob`]) and referred
+//! to by that hash from a payload.
+//!
+//! # Hashes
+//!
+//! For the entry with sequence number `seq`:
+//!
+//! - `entry_bytes` is the UTF-8 text
+//!   `{"at_ms":<i64>,"incident_id":<JSON string or null>,"kind":"<kind>","payload":<payload>,"seq":<u64>}`,
+//!   that is the canonical JSON of the entry, where `<payload>` is the stored canonical
+//!   payload text inserted verbatim (so verification never re-canonicalizes a payload) and
+//!   `<kind>` is `session`, `event` or `command`. See [`hash::entry_bytes`].
+//! - `leaf_hash = SHA-256(0x00 || entry_bytes)`: the leaf hash of RFC 6962 (Certificate
+//!   Transparency), so that a Merkle tree can be built over the same leaves later.
+//! - `chain_hash[seq] = SHA-256(chain_hash[seq - 1] || leaf_hash[seq])`, with
+//!   `chain_hash[-1]` = 32 zero bytes ([`hash::GENESIS_CHAIN_HASH`]).
+//!
+//! Canonical JSON sorts object keys by their UTF-8 bytes at every depth, writes no
+//! whitespace, and writes strings and numbers as `serde_json` does (shortest round-tripping
+//! floats). Blobs are keyed by the lowercase hex SHA-256 of their content.
+//!
+//! # What verification catches
+//!
+//! [`Ledger::verify`] re-reads the whole log in pages of [`VERIFY_PAGE_ROWS`] rows, checks
+//! that seqs run from 0 without gaps and recomputes every leaf and chain hash. It reports the
+//! first bad entry: a changed column (payload, time, kind, incident, or a row moved to another
+//! seq) as [`ProblemReason::PayloadModified`]; a deleted entry as
+//! [`ProblemReason::SequenceGap`]; an entry inserted or reordered with a recomputed leaf hash
+//! as [`ProblemReason::ChainBroken`]; an unreadable row as [`ProblemReason::MalformedRow`].
+//!
+//! The hashes carry no secret, so whoever can write the database can rewrite a suffix of the
+//! log together with all its hashes, and whoever can delete rows can cut entries off the end:
+//! both leave a log that verifies. Detecting them needs the head chain hash recorded
+//! elsewhere (a checkpoint), which a later version adds.
+//!
+//! # Durability and writers
+//!
+//! [`Ledger::append`] writes all its entries in one transaction; when it returns `Ok`, the
+//! transaction has committed. On SQLite the database runs in WAL mode with
+//! `synchronous=FULL`, so every commit fsyncs the write-ahead log and survives a crash or a
+//! power loss; on PostgreSQL a commit is as durable as the server's `synchronous_commit` and
+//! `fsync` settings make it (durable with the defaults).
+//!
+//! A ledger has a single writer: the one [`Ledger`] that appends to it, whose head (next seq,
+//! last chain hash) is loaded once by [`Ledger::open`] and kept in memory. A second writer is
+//! not supported; if one appends anyway, the other's next append fails with
+//! [`LedgerError::Conflict`] and reloads the head, rather than forking the chain. Readers may
+//! open the same database at any time.
+//!
+//! # Storage
+//!
+//! The tables (`ledger_entries`, `ledger_blobs`) are created by the migrations in the
+//! repository's `migrations/sqlite` and `migrations/postgres`, embedded in this crate and run
+//! by [`Ledger::open`]. On PostgreSQL the ledger lives in the schema named by
+//! [`LedgerLocation::Postgres`], created if missing.
+
+mod backend;
+mod canonical;
+mod entry;
+mod error;
+pub mod hash;
+mod ledger;
+mod location;
+mod verify;
+
+pub use canonical::canonical_json;
+pub use entry::{Entry, EntryKind, NewEntry};
+pub use error::LedgerError;
+pub use ledger::Ledger;
+pub use location::LedgerLocation;
+pub use verify::{ProblemReason, VERIFY_PAGE_ROWS, VerifyProblem, VerifyReport};

@@ -1,0 +1,47 @@
+//! The ledger's conformance suite: every case is written once, in `cases` and `tamper`, and
+//! run against SQLite and against PostgreSQL (`VIGIL_TEST_DATABASE_URL`).
+
+mod cases;
+mod errors;
+mod fixture;
+mod tamper;
+
+/// Declares one `#[tokio::test]` per conformance case, each on a fresh fixture from `$fixture`.
+macro_rules! conformance_suite {
+    ($fixture:path) => {
+        conformance_suite!(@cases $fixture;
+            cases::append_read_round_trip,
+            cases::empty_ledger,
+            cases::reopen_continues_the_chain,
+            cases::blobs_are_content_addressed,
+            cases::entries_for_incident,
+            cases::last_session_at_or_before,
+            cases::read_ranges,
+            cases::verify_clean_log_of_1000_entries,
+            cases::second_writer_conflicts,
+            tamper::sql_tampering_is_detected,
+            tamper::forgeries_with_recomputed_hashes_are_detected,
+            tamper::tampering_the_tail_is_not_detected_without_a_checkpoint,
+            tamper::malformed_rows_are_errors_not_panics,
+        );
+    };
+    (@cases $fixture:path; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() -> crate::fixture::TestResult {
+                let Some(fixture) = $fixture().await? else {
+                    return Ok(());
+                };
+                crate::$module::$case(&fixture).await
+            }
+        )*
+    };
+}
+
+mod sqlite {
+    conformance_suite!(crate::fixture::Fixture::sqlite);
+}
+
+mod postgres {
+    conformance_suite!(crate::fixture::Fixture::postgres);
+}
