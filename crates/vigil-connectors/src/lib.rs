@@ -1,0 +1,22 @@
+//! Everything vigil uses to talk to the world: secrets, the HTTP client, Prometheus scrapes,
+//! LiteLLM's admin API and webhook pagers. Every error names what it talked to, never a secret.
+
+mod error;
+pub mod http;
+pub mod litellm;
+pub mod pager;
+pub mod prometheus;
+pub mod scrape;
+pub mod secret;
+
+pub use error::ConnectorError;
+
+/// Installs rustls' `ring` crypto provider as the process default, once.
+///
+/// reqwest is built with rustls and no provider of its own, and panics if none is installed
+/// when a client is built. [`http::client`] calls this itself; call it before building any
+/// other client. Installing twice is harmless: the second attempt is ignored.
+pub fn install_crypto_provider() {
+    // An error only means that a provider is already installed, which is what we want.
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}
