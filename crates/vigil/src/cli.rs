@@ -1,0 +1,190 @@
+//! The `vigil` command line: run the demo, serve, check a config, verify and replay the ledger.
+
+use crate::{demo, ledger_cmd, metrics_cmd, replay, serve};
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// vigil watches AI systems (LLM gateways, agents, RAG pipelines), fixes routine incidents
+/// within Cedar policies, and pages a human only when its fix did not work.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CliCommand {
+    /// Watch a simulated LiteLLM gateway catch, fix and verify a runaway API key, end to end.
+    Demo {
+        /// Which story to run.
+        #[arg(long, value_enum, default_value_t = Scenario::RunawayKey)]
+        scenario: Scenario,
+        /// Where to write the demo's ledger (replaced if it exists).
+        #[arg(long, default_value = "vigil-demo.db")]
+        db: PathBuf,
+    },
+    /// Run the daemon.
+    Serve {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Where to answer /healthz, /readyz and /metrics (overrides the config's `listen`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Check a config file, its runbooks and its policies; list every problem.
+    Check {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Work with Prometheus expositions.
+    Metrics {
+        #[command(subcommand)]
+        command: MetricsCommand,
+    },
+    /// Inspect the ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+    /// Re-run an incident's recorded events through the engine and compare every command.
+    Replay {
+        /// The SQLite ledger.
+        #[arg(long)]
+        db: PathBuf,
+        /// The incident, e.g. `inc-3f2a9c0d11b4`.
+        #[arg(long)]
+        incident: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MetricsCommand {
+    /// Parse an exposition (text 0.0.4 or OpenMetrics) as vigil's scraper does: one JSON line
+    /// per sample on stdout; families, samples, malformed lines and lints on stderr. Exit 0
+    /// when every line parsed, 1 when some were malformed, 2 when the input was unreadable.
+    Parse {
+        /// A file, `-` for standard input, or an `http(s)://` URL to scrape.
+        input: String,
+        /// Parse as this format instead of detecting it (from the Content-Type, or `# EOF`).
+        #[arg(long, value_enum)]
+        format: Option<metrics_cmd::FormatArg>,
+        /// Send the bearer token in this environment variable (URLs only).
+        #[arg(long)]
+        bearer_token_env: Option<String>,
+        /// Send the bearer token in this file (URLs only).
+        #[arg(long)]
+        bearer_token_file: Option<PathBuf>,
+        /// Give up on a URL after this many seconds.
+        #[arg(long, default_value_t = 10)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Recompute every hash link; exit non-zero at the first bad entry.
+    Verify {
+        /// The SQLite ledger.
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Print entries, one per line.
+    Show {
+        /// The SQLite ledger.
+        #[arg(long)]
+        db: PathBuf,
+        /// Only this incident's entries.
+        #[arg(long)]
+        incident: Option<String>,
+        /// Include scrape events (many).
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// A demo story.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// A key runs away; vigil blocks it, verifies the burn stopped, and resolves with no page.
+    RunawayKey,
+    /// A key runs away but the gateway ignores the block: vigil undoes it and pages once.
+    FailedFix,
+}
+
+/// Parses the arguments and runs the command; the process exits with the returned code.
+#[must_use]
+pub fn main() -> ExitCode {
+    vigil_connectors::install_crypto_provider();
+    let cli = Cli::parse();
+    // The daemon logs what it does; the other commands print their own results.
+    init_tracing(if matches!(cli.command, CliCommand::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            CliCommand::Demo { scenario, db } => demo::run(scenario, &db).await,
+            CliCommand::Serve { config, listen } => serve::run(&config, listen).await,
+            CliCommand::Check { config } => serve::check(&config),
+            CliCommand::Ledger {
+                command: LedgerCommand::Verify { db },
+            } => ledger_cmd::verify(&db).await,
+            CliCommand::Ledger {
+                command: LedgerCommand::Show { db, incident, all },
+            } => ledger_cmd::show(&db, incident.as_deref(), all).await,
+            CliCommand::Replay { db, incident } => replay::run(&db, &incident).await,
+            CliCommand::Metrics {
+                command:
+                    MetricsCommand::Parse {
+                        input,
+                        format,
+                        bearer_token_env,
+                        bearer_token_file,
+                        timeout_secs,
+                    },
+            } => Ok(metrics_cmd::run(&metrics_cmd::ParseArgs {
+                input,
+                format,
+                bearer_token_env,
+                bearer_token_file,
+                timeout_secs,
+            })
+            .await),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; `VIGIL_LOG` (e.g. `debug`, `vigil=debug,sqlx=warn`) overrides the level.
+fn init_tracing(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,455 @@
+//! The config file as written: serde structs, unknown keys rejected, every field documented.
+//!
+//! Nothing here is checked beyond its type; `validate.rs` does the rest and reports every
+//! problem at once. `examples/vigil.yaml` shows every key with a comment.
+
+use serde::Deserialize;
+use vigil_core::runbook::Mode;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `advisory` (propose only) or `autonomous` (act within policy). It can only make a
+    /// runbook stricter, never looser.
+    pub mode: Mode,
+    /// The environment name policies see as `resource.environment`.
+    #[serde(default = "default_environment")]
+    pub environment: String,
+    /// Where `vigil serve` answers `/healthz`, `/readyz` and `/metrics`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Where the ledger lives.
+    pub ledger: RawLedger,
+    /// The folder of Cedar policies (`*.cedar`) and the schema (`vigil.cedarschema`),
+    /// relative to this file.
+    #[serde(default = "default_policies_dir")]
+    pub policies_dir: String,
+    /// The folder of runbooks (`*.yaml`), relative to this file.
+    #[serde(default = "default_runbooks_dir")]
+    pub runbooks_dir: String,
+    /// At most this many scrapes run at the same time.
+    #[serde(default = "default_max_concurrent_scrapes")]
+    pub max_concurrent_scrapes: usize,
+    /// The endpoints to scrape.
+    #[serde(default)]
+    pub sources: Vec<RawSource>,
+    /// PromQL queries against an existing Prometheus; each query's results are a source.
+    #[serde(default)]
+    pub queries: Vec<RawQuery>,
+    /// The detectors.
+    pub detectors: Vec<RawDetector>,
+    /// The diagnoser.
+    #[serde(default)]
+    pub diagnosis: RawDiagnosis,
+    /// Facts about particular keys, for policies (for example which keys are critical).
+    #[serde(default)]
+    pub api_keys: Vec<RawApiKey>,
+    /// How much history the series store keeps.
+    #[serde(default)]
+    pub store: RawStore,
+    /// Pushed events over HTTP (evals, agent runs, Alertmanager, OTLP traces); off when absent.
+    pub intake: Option<RawIntake>,
+    /// Where pages go.
+    pub pager: RawPager,
+}
+
+fn default_environment() -> String {
+    "production".to_owned()
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9464".to_owned()
+}
+
+fn default_policies_dir() -> String {
+    "policies".to_owned()
+}
+
+fn default_runbooks_dir() -> String {
+    "runbooks".to_owned()
+}
+
+fn default_max_concurrent_scrapes() -> usize {
+    8
+}
+
+/// Where the ledger lives: exactly one of the two.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    /// A SQLite file, relative to this file (created if missing).
+    pub sqlite_path: Option<String>,
+    /// A PostgreSQL URL, read from this secret (it usually holds a password).
+    pub postgres_url: Option<RawSecret>,
+    /// The PostgreSQL schema to use (created if missing).
+    pub postgres_schema: Option<String>,
+}
+
+/// A secret: from an environment variable or a file, never inline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    /// The name of an environment variable holding it.
+    pub env: Option<String>,
+    /// A file holding it (a trailing newline is dropped), relative to this file.
+    pub file: Option<String>,
+}
+
+/// One scrape target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Unique name, used in findings, metrics and runbook actions.
+    pub name: String,
+    /// What serves it: `litellm`, `vllm`, `tgi` or `generic`.
+    pub kind: SourceKind,
+    /// The metrics URL. For LiteLLM scrape `/metrics/` (with the slash).
+    pub url: String,
+    /// Seconds between scrapes.
+    #[serde(default = "default_scrape_interval")]
+    pub scrape_interval_secs: u64,
+    /// Seconds before a scrape is abandoned.
+    #[serde(default = "default_scrape_timeout")]
+    pub scrape_timeout_secs: u64,
+    /// A bearer token for the scrape.
+    pub bearer_token: Option<RawSecret>,
+    /// At most this many series are tracked for this source.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+    /// Labels added to every sample of this source (for example `cluster: eu-1`). A scraped
+    /// label of the same name is kept as `exported_<name>`, as Prometheus does.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// TLS settings for an `https` URL (the system's roots are trusted by default).
+    pub tls: Option<RawTls>,
+    /// The gateway's admin API, needed by runbooks that act on it (LiteLLM only).
+    pub admin: Option<RawAdmin>,
+}
+
+/// TLS settings of a source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// Also trust the CA certificates in this PEM file, relative to this file.
+    pub ca_file: Option<String>,
+    /// A client certificate (PEM) for mutual TLS, relative to this file.
+    pub cert_file: Option<String>,
+    /// The client certificate's private key (PEM), relative to this file.
+    pub key_file: Option<String>,
+    /// Accept any server certificate. Only for trials.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+fn default_scrape_interval() -> u64 {
+    15
+}
+
+fn default_scrape_timeout() -> u64 {
+    5
+}
+
+fn default_max_series() -> usize {
+    50_000
+}
+
+/// What kind of server a source is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A LiteLLM proxy.
+    Litellm,
+    /// A vLLM server.
+    Vllm,
+    /// A Hugging Face TGI server.
+    Tgi,
+    /// Any Prometheus endpoint.
+    Generic,
+}
+
+/// A PromQL query evaluated on an interval against an existing Prometheus.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuery {
+    /// Unique among sources and queries; the source name detectors read its series from.
+    pub name: String,
+    /// The Prometheus server's base URL, for example `http://prometheus:9090`.
+    pub url: String,
+    /// The PromQL expression.
+    pub promql: String,
+    /// The metric name given to result series that have none (aggregations drop `__name__`);
+    /// defaults to the query's name with `-` turned into `_`.
+    pub metric: Option<String>,
+    /// Seconds between evaluations.
+    #[serde(default = "default_query_interval")]
+    pub interval_secs: u64,
+    /// Seconds before an evaluation is abandoned.
+    #[serde(default = "default_scrape_timeout")]
+    pub timeout_secs: u64,
+    /// A bearer token for Prometheus.
+    pub bearer_token: Option<RawSecret>,
+    /// TLS settings for an `https` URL.
+    pub tls: Option<RawTls>,
+    /// At most this many result series are tracked.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+    /// Make it a range query over the last `lookback_secs` at `step_secs` (instant otherwise).
+    pub range: Option<RawRange>,
+}
+
+fn default_query_interval() -> u64 {
+    30
+}
+
+/// The window of a range query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRange {
+    /// How far back each evaluation reaches, in seconds.
+    pub lookback_secs: u64,
+    /// The resolution, in seconds.
+    pub step_secs: u64,
+}
+
+/// A LiteLLM admin API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Its base URL; defaults to the scrape URL's scheme, host and port.
+    pub base_url: Option<String>,
+    /// The LiteLLM master key (or an admin key).
+    pub master_key: RawSecret,
+    /// Seconds before a call is abandoned.
+    #[serde(default = "default_admin_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_admin_timeout() -> u64 {
+    10
+}
+
+/// One detector.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawDetector {
+    /// A per-group rate far above its adaptive baseline.
+    Spike(RawSpike),
+}
+
+/// A spike detector (token and spend spikes per key).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpike {
+    /// Unique name; policies see it as `context.detector`.
+    pub name: String,
+    /// The source it reads.
+    pub source: String,
+    /// The metric it reads.
+    #[serde(default = "default_spike_metric")]
+    pub metric: String,
+    /// `counter_rate` (the per-scrape rate of a counter, the default) or `value` (a gauge, or
+    /// a query that already computes a rate).
+    #[serde(default)]
+    pub read: vigil_core::detector::spike::SeriesRead,
+    /// The label it groups by.
+    #[serde(default = "default_group_by")]
+    pub group_by: String,
+    /// The label that names a group for people.
+    #[serde(default = "default_alias_label")]
+    pub alias_label: Option<String>,
+    /// The label that gives a group's team.
+    #[serde(default = "default_team_label")]
+    pub team_label: Option<String>,
+    /// Group values that are not real subjects.
+    #[serde(default = "default_ignore_values")]
+    pub ignore_values: Vec<String>,
+    /// At most this many groups are tracked.
+    #[serde(default = "default_max_groups")]
+    pub max_groups: usize,
+    /// Observations before a group's baseline is trusted.
+    #[serde(default = "default_warmup")]
+    pub warmup_samples: u32,
+    /// Half-life of the baseline's memory, in seconds.
+    #[serde(default = "default_half_life")]
+    pub baseline_half_life_secs: f64,
+    /// Fire at this many spreads above the baseline...
+    #[serde(default = "default_fire_z")]
+    pub fire_z: f64,
+    /// ...and this multiple of it...
+    #[serde(default = "default_fire_ratio")]
+    pub fire_ratio: f64,
+    /// ...and at least this rate per second...
+    #[serde(default = "default_min_rate")]
+    pub min_rate_per_sec: f64,
+    /// ...for this many consecutive scrapes.
+    #[serde(default = "default_fire_after")]
+    pub fire_after_samples: u32,
+    /// Clear at this multiple of the baseline...
+    #[serde(default = "default_clear_ratio")]
+    pub clear_ratio: f64,
+    /// ...for this many consecutive scrapes.
+    #[serde(default = "default_clear_after")]
+    pub clear_after_samples: u32,
+    /// The spread is at least this fraction of the baseline.
+    #[serde(default = "default_noise_floor")]
+    pub noise_floor_ratio: f64,
+    /// A finding at this multiple of the baseline pages; below it, it is a ticket.
+    #[serde(default = "default_page_ratio")]
+    pub page_ratio: f64,
+}
+
+fn default_spike_metric() -> String {
+    "litellm_total_tokens_metric_total".to_owned()
+}
+fn default_group_by() -> String {
+    "hashed_api_key".to_owned()
+}
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "serde's `default` needs the field's type"
+)]
+fn default_alias_label() -> Option<String> {
+    Some("api_key_alias".to_owned())
+}
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "serde's `default` needs the field's type"
+)]
+fn default_team_label() -> Option<String> {
+    Some("team".to_owned())
+}
+fn default_ignore_values() -> Vec<String> {
+    vec![String::new(), "None".to_owned()]
+}
+fn default_max_groups() -> usize {
+    10_000
+}
+fn default_warmup() -> u32 {
+    20
+}
+fn default_half_life() -> f64 {
+    1800.0
+}
+fn default_fire_z() -> f64 {
+    6.0
+}
+fn default_fire_ratio() -> f64 {
+    3.0
+}
+fn default_min_rate() -> f64 {
+    50.0
+}
+fn default_fire_after() -> u32 {
+    2
+}
+fn default_clear_ratio() -> f64 {
+    1.5
+}
+fn default_clear_after() -> u32 {
+    3
+}
+fn default_noise_floor() -> f64 {
+    0.1
+}
+fn default_page_ratio() -> f64 {
+    10.0
+}
+
+/// The diagnoser.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiagnosis {
+    /// The share of the excess (0 to 1) one key must hold to be called a runaway.
+    #[serde(default = "default_runaway_share")]
+    pub runaway_min_share: f64,
+}
+
+fn default_runaway_share() -> f64 {
+    0.7
+}
+
+impl Default for RawDiagnosis {
+    fn default() -> Self {
+        RawDiagnosis {
+            runaway_min_share: default_runaway_share(),
+        }
+    }
+}
+
+/// Facts about one key, matched by hash or alias.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKey {
+    /// The key's `hashed_api_key`.
+    pub hashed_key: Option<String>,
+    /// The key's `api_key_alias`.
+    pub alias: Option<String>,
+    /// Its tier, `resource.tier` in policies (for example `critical`).
+    pub tier: String,
+}
+
+/// The series store's bounds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// Points older than this many seconds are dropped.
+    #[serde(default = "default_retention")]
+    pub retention_secs: u64,
+    /// A series keeps at most this many points.
+    #[serde(default = "default_max_points")]
+    pub max_points_per_series: usize,
+    /// Series of pushed signals at most, per kind of payload.
+    #[serde(default = "default_max_pushed_series")]
+    pub max_pushed_series: usize,
+}
+
+fn default_retention() -> u64 {
+    3600
+}
+fn default_max_points() -> usize {
+    720
+}
+fn default_max_pushed_series() -> usize {
+    10_000
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            retention_secs: default_retention(),
+            max_points_per_series: default_max_points(),
+            max_pushed_series: default_max_pushed_series(),
+        }
+    }
+}
+
+/// The HTTP intake of pushed events, served on `listen`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntake {
+    /// A bearer token clients must send (recommended whenever `listen` is not loopback).
+    pub bearer_token: Option<RawSecret>,
+    /// The largest request body accepted, in bytes (OTLP recommends 20 MiB).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body_bytes() -> usize {
+    20 * 1024 * 1024
+}
+
+/// Where pages go.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawPager {
+    /// POST the page as JSON to a URL (Alertmanager-style receivers, incident tools, a bot).
+    Webhook {
+        /// The URL.
+        url: String,
+        /// An optional bearer token.
+        bearer_token: Option<RawSecret>,
+    },
+    /// Only log the page (for trials; nobody is woken).
+    Log,
+}

@@ -1,0 +1,158 @@
+//! Config loading: the shipped example is valid, and bad files get every problem, located.
+
+use std::path::Path;
+
+use expect_test::{Expect, expect};
+
+use super::*;
+
+fn check(text: &str, expect: Expect) {
+    let rendered = match parse(text, "vigil.yaml", Path::new(".")) {
+        Ok(_) => "ok\n".to_owned(),
+        Err(problems) => problems.to_string(),
+    };
+    expect.assert_eq(&rendered);
+}
+
+const MINIMAL: &str = "mode: autonomous
+ledger:
+  sqlite_path: vigil.db
+sources:
+  - name: gw
+    kind: litellm
+    url: http://127.0.0.1:4000/metrics/
+detectors:
+  - name: token-spike
+    kind: spike
+    source: gw
+pager:
+  kind: log
+";
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/vigil.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config = parse(&text, "examples/vigil.yaml", Path::new("examples")).unwrap();
+    assert_eq!(config.sources.len(), 1);
+    assert!(config.policies_dir.ends_with("policies"));
+}
+
+#[test]
+fn a_minimal_config_is_valid_with_defaults() {
+    let config = parse(MINIMAL, "vigil.yaml", Path::new("/etc/vigil")).unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:9464");
+    assert_eq!(config.policies_dir, Path::new("/etc/vigil/policies"));
+    assert!(
+        matches!(config.ledger, LedgerSetting::Sqlite(ref path) if path == Path::new("/etc/vigil/vigil.db"))
+    );
+    assert_eq!(config.sources[0].interval.as_secs(), 15);
+}
+
+// Regression guard: an unknown key must be an error with its line, not silently ignored.
+#[test]
+fn an_unknown_key_is_reported_with_its_line() {
+    let text = MINIMAL.replace("    url: http", "    urll: http");
+    check(
+        &text,
+        expect![[r#"
+            1 problem:
+              vigil.yaml:7: unknown field `urll`, expected one of name, kind, url, scrape_interval_secs, scrape_timeout_secs, bearer_token, max_series, labels, tls, admin
+        "#]],
+    );
+}
+
+#[test]
+fn every_semantic_problem_is_reported_at_once_with_path_and_line() {
+    let text = "mode: autonomous
+listen: nowhere
+ledger:
+  sqlite_path: vigil.db
+  postgres_url: { env: DB }
+sources:
+  - name: gw
+    kind: vllm
+    url: ftp://example.com/metrics
+    scrape_interval_secs: 5
+    scrape_timeout_secs: 10
+    admin:
+      master_key: { env: KEY, file: key.txt }
+  - name: gw
+    kind: generic
+    url: http://127.0.0.1:9000/metrics
+detectors:
+  - name: token-spike
+    kind: spike
+    source: nowhere
+    fire_ratio: 1
+    warmup_samples: 0
+diagnosis:
+  runaway_min_share: 2
+api_keys:
+  - tier: critical
+pager:
+  kind: webhook
+  url: not a url
+";
+    check(
+        text,
+        expect![[r#"
+            14 problems:
+              vigil.yaml:2: `listen`: `nowhere` is not an address like 127.0.0.1:9464: invalid socket address syntax
+              vigil.yaml:3: `ledger`: set either `sqlite_path` or `postgres_url`, not both
+              vigil.yaml:9: `sources[0].url`: `ftp://example.com/metrics` must be an http or https URL with a host
+              vigil.yaml:11: `sources[0].scrape_timeout_secs`: 10s is longer than the 5s scrape interval
+              vigil.yaml:12: `sources[0].admin`: an admin API is only supported for `kind: litellm`
+              vigil.yaml:13: `sources[0].admin.master_key`: set either `env` or `file`, not both
+              vigil.yaml:14: `sources[1].name`: duplicate source name `gw`
+              vigil.yaml:20: `detectors[0].source`: no source is named `nowhere` (pushed events are in `push:evals`, `push:agent_runs`, `push:alerts`, `push:spans`)
+              vigil.yaml:21: `detectors[0].fire_ratio`: must be above 1: a spike is a multiple of normal
+              vigil.yaml:18: `detectors[0].clear_ratio`: must be below `fire_ratio` (1) so that firing and clearing differ
+              vigil.yaml:22: `detectors[0].warmup_samples`: must be at least 1
+              vigil.yaml:24: `diagnosis.runaway_min_share`: must be above 0 and at most 1
+              vigil.yaml:26: `api_keys[0]`: set `hashed_key` or `alias`
+              vigil.yaml:29: `pager.url`: `not a url` is not a URL: relative URL without a base
+        "#]],
+    );
+}
+
+#[test]
+fn a_yaml_syntax_error_is_located() {
+    let text = MINIMAL.replace("  - name: gw", "  - name: [gw");
+    let problems = parse(&text, "vigil.yaml", Path::new(".")).unwrap_err();
+    assert_eq!(problems.0.len(), 1);
+    assert!(problems.0[0].line.is_some(), "{problems}");
+}
+
+#[test]
+fn extra_labels_and_tls_are_validated() {
+    let text = MINIMAL.replace(
+        "    url: http://127.0.0.1:4000/metrics/\n",
+        "    url: http://127.0.0.1:4000/metrics/\n    labels: { cluster: eu-1, __bad: x, 1st: y }\n    tls: { cert_file: client.pem }\n",
+    );
+    check(
+        &text,
+        expect![[r#"
+            4 problems:
+              vigil.yaml:8: `sources[0].labels.1st`: `1st` is not a label name: use letters, digits and `_`, not starting with a digit or `__`
+              vigil.yaml:8: `sources[0].labels.__bad`: `__bad` is not a label name: use letters, digits and `_`, not starting with a digit or `__`
+              vigil.yaml:9: `sources[0].tls`: only applies to an `https` URL
+              vigil.yaml:9: `sources[0].tls`: set both `cert_file` and `key_file`, or neither
+        "#]],
+    );
+    let good = MINIMAL.replace(
+        "    url: http://127.0.0.1:4000/metrics/\n",
+        "    url: https://gateway.internal/metrics/\n    labels: { cluster: eu-1 }\n    tls: { ca_file: ca.pem, cert_file: c.pem, key_file: c.key }\n",
+    );
+    let config = parse(&good, "vigil.yaml", Path::new("/etc/vigil")).unwrap();
+    let source = &config.sources[0];
+    assert_eq!(
+        source.labels.get("cluster").map(String::as_str),
+        Some("eu-1")
+    );
+    assert_eq!(
+        source.tls.ca_file.as_deref(),
+        Some(Path::new("/etc/vigil/ca.pem"))
+    );
+    assert!(source.tls.client_cert.is_some());
+}

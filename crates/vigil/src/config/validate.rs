@@ -1,0 +1,691 @@
+//! The second stage: turns the raw file into a typed [`Config`], reporting every problem.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::Url;
+use vigil_connectors::http::{ClientCert, TlsOptions};
+use vigil_connectors::secret::SecretSource;
+use vigil_core::detector::DetectorConfig;
+use vigil_core::detector::spike::{SpikeConfig, SpikeThresholds};
+use vigil_core::diagnosis::DiagnosisConfig;
+use vigil_core::engine::{ApiKeyInfo, PUSH_SOURCES, StoreLimits};
+use vigil_core::problem::Problems;
+use vigil_core::runbook::Mode;
+
+use super::raw::{RawConfig, RawDetector, RawPager, RawSecret, RawSource, SourceKind};
+
+/// A validated config. Paths are resolved against the config file's folder.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The global mode.
+    pub mode: Mode,
+    /// `resource.environment` in policies.
+    pub environment: String,
+    /// Where `vigil serve` listens.
+    pub listen: SocketAddr,
+    /// Where the ledger lives.
+    pub ledger: LedgerSetting,
+    /// The policies folder.
+    pub policies_dir: PathBuf,
+    /// The runbooks folder.
+    pub runbooks_dir: PathBuf,
+    /// Concurrent scrapes at most.
+    pub max_concurrent_scrapes: usize,
+    /// The sources.
+    pub sources: Vec<SourceConfig>,
+    /// The PromQL queries.
+    pub queries: Vec<QueryConfig>,
+    /// The detectors, typed for the engine.
+    pub detectors: Vec<DetectorConfig>,
+    /// The diagnoser.
+    pub diagnosis: DiagnosisConfig,
+    /// Key inventory.
+    pub api_keys: Vec<ApiKeyInfo>,
+    /// The series store's bounds.
+    pub store: StoreLimits,
+    /// The pushed-events intake, when enabled.
+    pub intake: Option<IntakeConfig>,
+    /// The pager.
+    pub pager: PagerConfig,
+}
+
+/// Where the ledger lives.
+#[derive(Debug, Clone)]
+pub enum LedgerSetting {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres {
+        /// Its URL.
+        url: SecretSource,
+        /// The schema.
+        schema: Option<String>,
+    },
+}
+
+/// One validated source.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Unique name.
+    pub name: String,
+    /// What serves it.
+    pub kind: SourceKind,
+    /// The metrics URL.
+    pub url: Url,
+    /// Between scrapes.
+    pub interval: Duration,
+    /// Per scrape.
+    pub timeout: Duration,
+    /// Bearer token.
+    pub bearer: Option<SecretSource>,
+    /// Series limit.
+    pub max_series: usize,
+    /// Labels added to every sample.
+    pub labels: BTreeMap<String, String>,
+    /// TLS settings.
+    pub tls: TlsOptions,
+    /// The LiteLLM admin API, when configured.
+    pub admin: Option<AdminConfig>,
+}
+
+/// One validated PromQL query source.
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    /// Unique name; the source of its series.
+    pub name: String,
+    /// Prometheus' base URL.
+    pub url: Url,
+    /// The expression.
+    pub promql: String,
+    /// The name of result series without `__name__`.
+    pub metric: String,
+    /// Between evaluations.
+    pub interval: Duration,
+    /// Per evaluation.
+    pub timeout: Duration,
+    /// Bearer token.
+    pub bearer: Option<SecretSource>,
+    /// TLS settings.
+    pub tls: TlsOptions,
+    /// Series limit.
+    pub max_series: usize,
+    /// `(lookback, step)` of a range query.
+    pub range: Option<(Duration, Duration)>,
+}
+
+/// A LiteLLM admin API.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Base URL.
+    pub base_url: Url,
+    /// Master key.
+    pub master_key: SecretSource,
+    /// Per call.
+    pub timeout: Duration,
+}
+
+/// The pushed-events intake.
+#[derive(Debug, Clone)]
+pub struct IntakeConfig {
+    /// The bearer token clients must send.
+    pub bearer: Option<SecretSource>,
+    /// The largest body accepted.
+    pub max_body_bytes: usize,
+}
+
+/// Where pages go.
+#[derive(Debug, Clone)]
+pub enum PagerConfig {
+    /// POST JSON to a URL.
+    Webhook {
+        /// The URL.
+        url: Url,
+        /// Optional bearer token.
+        bearer: Option<SecretSource>,
+    },
+    /// Log only.
+    Log,
+}
+
+/// Validates `raw`; relative paths are resolved against `base_dir`.
+pub fn validate(
+    raw: RawConfig,
+    base_dir: &Path,
+) -> Result<Config, Vec<vigil_core::problem::Problem>> {
+    let mut problems = Problems::default();
+    let listen = raw.listen.parse::<SocketAddr>().unwrap_or_else(|error| {
+        problems.push(
+            "listen",
+            format!(
+                "`{}` is not an address like 127.0.0.1:9464: {error}",
+                raw.listen
+            ),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 9464))
+    });
+    if raw.environment.trim().is_empty() {
+        problems.push("environment", "must not be empty");
+    }
+    let ledger = match (raw.ledger.sqlite_path, raw.ledger.postgres_url) {
+        (Some(path), None) => {
+            if raw.ledger.postgres_schema.is_some() {
+                problems.push("ledger.postgres_schema", "only applies with `postgres_url`");
+            }
+            LedgerSetting::Sqlite(base_dir.join(path))
+        }
+        (None, Some(url)) => LedgerSetting::Postgres {
+            url: secret(&mut problems, "ledger.postgres_url", url, base_dir),
+            schema: raw.ledger.postgres_schema,
+        },
+        (Some(_), Some(_)) => {
+            problems.push(
+                "ledger",
+                "set either `sqlite_path` or `postgres_url`, not both",
+            );
+            LedgerSetting::Sqlite(PathBuf::new())
+        }
+        (None, None) => {
+            problems.push("ledger", "set `sqlite_path` or `postgres_url`");
+            LedgerSetting::Sqlite(PathBuf::new())
+        }
+    };
+    if raw.max_concurrent_scrapes == 0 {
+        problems.push("max_concurrent_scrapes", "must be at least 1");
+    }
+    if raw.sources.is_empty() && raw.queries.is_empty() {
+        problems.push("sources", "configure at least one source or query");
+    }
+    let mut source_names = BTreeSet::new();
+    let sources: Vec<SourceConfig> = raw
+        .sources
+        .into_iter()
+        .enumerate()
+        .filter_map(|(idx, source)| {
+            let path = format!("sources[{idx}]");
+            if !source_names.insert(source.name.clone()) {
+                problems.push(
+                    format!("{path}.name"),
+                    format!("duplicate source name `{}`", source.name),
+                );
+            }
+            validate_source(&mut problems, &path, source, base_dir)
+        })
+        .collect();
+    let queries: Vec<QueryConfig> = raw
+        .queries
+        .into_iter()
+        .enumerate()
+        .filter_map(|(idx, query)| {
+            let path = format!("queries[{idx}]");
+            if !source_names.insert(query.name.clone()) {
+                problems.push(
+                    format!("{path}.name"),
+                    format!("`{}` is already the name of a source or query", query.name),
+                );
+            }
+            validate_query(&mut problems, &path, query, base_dir)
+        })
+        .collect();
+    let intake_enabled = raw.intake.is_some();
+    let mut detector_names = BTreeSet::new();
+    let detectors = raw
+        .detectors
+        .into_iter()
+        .enumerate()
+        .map(|(idx, detector)| {
+            let path = format!("detectors[{idx}]");
+            let RawDetector::Spike(spike) = detector;
+            if !detector_names.insert(spike.name.clone()) {
+                problems.push(
+                    format!("{path}.name"),
+                    format!("duplicate detector name `{}`", spike.name),
+                );
+            }
+            if PUSH_SOURCES.contains(&spike.source.as_str()) {
+                if !intake_enabled {
+                    problems.push(
+                        format!("{path}.source"),
+                        format!(
+                            "`{}` holds pushed events: enable the `intake` section",
+                            spike.source
+                        ),
+                    );
+                }
+            } else if !source_names.contains(&spike.source) {
+                problems.push(
+                    format!("{path}.source"),
+                    format!(
+                        "no source is named `{}` (pushed events are in `{}`)",
+                        spike.source,
+                        PUSH_SOURCES.join("`, `")
+                    ),
+                );
+            }
+            validate_spike(&mut problems, &path, spike)
+        })
+        .collect();
+    if !(raw.diagnosis.runaway_min_share > 0.0 && raw.diagnosis.runaway_min_share <= 1.0) {
+        problems.push(
+            "diagnosis.runaway_min_share",
+            "must be above 0 and at most 1",
+        );
+    }
+    let api_keys = raw
+        .api_keys
+        .into_iter()
+        .enumerate()
+        .map(|(idx, key)| {
+            if key.hashed_key.is_none() && key.alias.is_none() {
+                problems.push(format!("api_keys[{idx}]"), "set `hashed_key` or `alias`");
+            }
+            if key.tier.trim().is_empty() {
+                problems.push(format!("api_keys[{idx}].tier"), "must not be empty");
+            }
+            ApiKeyInfo {
+                hashed_key: key.hashed_key,
+                alias: key.alias,
+                tier: key.tier,
+            }
+        })
+        .collect();
+    if raw.store.retention_secs == 0 {
+        problems.push("store.retention_secs", "must be at least 1");
+    }
+    if raw.store.max_points_per_series < 2 {
+        problems.push("store.max_points_per_series", "must be at least 2");
+    }
+    if raw.store.max_pushed_series == 0 {
+        problems.push("store.max_pushed_series", "must be at least 1");
+    }
+    let store = StoreLimits {
+        retention_ms: i64::try_from(raw.store.retention_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX),
+        max_points_per_series: raw.store.max_points_per_series,
+        max_pushed_series: raw.store.max_pushed_series,
+    };
+    let intake = raw.intake.map(|intake| {
+        if intake.max_body_bytes < 1024 {
+            problems.push("intake.max_body_bytes", "must be at least 1024");
+        }
+        IntakeConfig {
+            bearer: intake
+                .bearer_token
+                .map(|token| secret(&mut problems, "intake.bearer_token", token, base_dir)),
+            max_body_bytes: intake.max_body_bytes,
+        }
+    });
+    let pager = match raw.pager {
+        RawPager::Webhook { url, bearer_token } => {
+            let url = http_url(&mut problems, "pager.url", &url);
+            let bearer = bearer_token
+                .map(|token| secret(&mut problems, "pager.bearer_token", token, base_dir));
+            url.map(|url| PagerConfig::Webhook { url, bearer })
+        }
+        RawPager::Log => Some(PagerConfig::Log),
+    };
+    let config = Config {
+        mode: raw.mode,
+        environment: raw.environment,
+        listen,
+        ledger,
+        policies_dir: base_dir.join(raw.policies_dir),
+        runbooks_dir: base_dir.join(raw.runbooks_dir),
+        max_concurrent_scrapes: raw.max_concurrent_scrapes,
+        sources,
+        queries,
+        detectors,
+        diagnosis: DiagnosisConfig {
+            runaway_min_share: raw.diagnosis.runaway_min_share,
+        },
+        api_keys,
+        store,
+        intake,
+        pager: pager.unwrap_or(PagerConfig::Log),
+    };
+    problems.finish(config)
+}
+
+/// Validates one source; `None` only when a problem was recorded.
+fn validate_source(
+    problems: &mut Problems,
+    path: &str,
+    source: RawSource,
+    base_dir: &Path,
+) -> Option<SourceConfig> {
+    if source.name.trim().is_empty() {
+        problems.push(format!("{path}.name"), "must not be empty");
+    }
+    let url = http_url(problems, &format!("{path}.url"), &source.url);
+    if source.scrape_interval_secs == 0 {
+        problems.push(format!("{path}.scrape_interval_secs"), "must be at least 1");
+    }
+    if source.scrape_timeout_secs == 0 {
+        problems.push(format!("{path}.scrape_timeout_secs"), "must be at least 1");
+    } else if source.scrape_timeout_secs > source.scrape_interval_secs {
+        problems.push(
+            format!("{path}.scrape_timeout_secs"),
+            format!(
+                "{}s is longer than the {}s scrape interval",
+                source.scrape_timeout_secs, source.scrape_interval_secs
+            ),
+        );
+    }
+    if source.max_series == 0 {
+        problems.push(format!("{path}.max_series"), "must be at least 1");
+    }
+    let bearer = source
+        .bearer_token
+        .map(|token| secret(problems, &format!("{path}.bearer_token"), token, base_dir));
+    for (name, value) in &source.labels {
+        if !is_label_name(name) {
+            problems.push(
+                format!("{path}.labels.{name}"),
+                format!("`{name}` is not a label name: use letters, digits and `_`, not starting with a digit or `__`"),
+            );
+        }
+        if value.is_empty() {
+            problems.push(format!("{path}.labels.{name}"), "must not be empty");
+        }
+    }
+    let tls = tls_options(
+        problems,
+        &format!("{path}.tls"),
+        source.tls,
+        url.as_ref(),
+        base_dir,
+    );
+    let admin = source.admin.and_then(|admin| {
+        if source.kind != SourceKind::Litellm {
+            problems.push(
+                format!("{path}.admin"),
+                "an admin API is only supported for `kind: litellm`",
+            );
+        }
+        let base_url = match admin.base_url {
+            Some(text) => http_url(problems, &format!("{path}.admin.base_url"), &text),
+            None => url.as_ref().map(origin_of),
+        };
+        if admin.timeout_secs == 0 {
+            problems.push(format!("{path}.admin.timeout_secs"), "must be at least 1");
+        }
+        let master_key = secret(
+            problems,
+            &format!("{path}.admin.master_key"),
+            admin.master_key,
+            base_dir,
+        );
+        Some(AdminConfig {
+            base_url: base_url?,
+            master_key,
+            timeout: Duration::from_secs(admin.timeout_secs),
+        })
+    });
+    Some(SourceConfig {
+        name: source.name,
+        kind: source.kind,
+        url: url?,
+        interval: Duration::from_secs(source.scrape_interval_secs),
+        timeout: Duration::from_secs(source.scrape_timeout_secs),
+        bearer,
+        max_series: source.max_series,
+        labels: source.labels,
+        tls,
+        admin,
+    })
+}
+
+/// Validates one query; `None` only when a problem was recorded.
+fn validate_query(
+    problems: &mut Problems,
+    path: &str,
+    query: super::raw::RawQuery,
+    base_dir: &Path,
+) -> Option<QueryConfig> {
+    if query.name.trim().is_empty() || query.name.starts_with("push:") {
+        problems.push(
+            format!("{path}.name"),
+            "must not be empty or start with `push:`",
+        );
+    }
+    let url = http_url(problems, &format!("{path}.url"), &query.url);
+    if query.promql.trim().is_empty() {
+        problems.push(format!("{path}.promql"), "must not be empty");
+    }
+    let metric = query.metric.unwrap_or_else(|| query.name.replace('-', "_"));
+    if !is_metric_name(&metric) {
+        problems.push(
+            format!("{path}.metric"),
+            format!("`{metric}` is not a metric name: letters, digits, `_` and `:`, not starting with a digit"),
+        );
+    }
+    if query.interval_secs == 0 {
+        problems.push(format!("{path}.interval_secs"), "must be at least 1");
+    }
+    if query.timeout_secs == 0 || query.timeout_secs > query.interval_secs.max(1) {
+        problems.push(
+            format!("{path}.timeout_secs"),
+            "must be at least 1 and at most the interval",
+        );
+    }
+    if query.max_series == 0 {
+        problems.push(format!("{path}.max_series"), "must be at least 1");
+    }
+    let range = query.range.map(|range| {
+        if range.step_secs == 0 || range.lookback_secs < range.step_secs {
+            problems.push(
+                format!("{path}.range"),
+                "needs `step_secs` of at least 1 and `lookback_secs` of at least one step",
+            );
+        }
+        (
+            Duration::from_secs(range.lookback_secs),
+            Duration::from_secs(range.step_secs),
+        )
+    });
+    let bearer = query
+        .bearer_token
+        .map(|token| secret(problems, &format!("{path}.bearer_token"), token, base_dir));
+    let tls = tls_options(
+        problems,
+        &format!("{path}.tls"),
+        query.tls,
+        url.as_ref(),
+        base_dir,
+    );
+    Some(QueryConfig {
+        name: query.name,
+        url: url?,
+        promql: query.promql,
+        metric,
+        interval: Duration::from_secs(query.interval_secs),
+        timeout: Duration::from_secs(query.timeout_secs),
+        bearer,
+        tls,
+        max_series: query.max_series,
+        range,
+    })
+}
+
+/// TLS options of a source or query.
+fn tls_options(
+    problems: &mut Problems,
+    path: &str,
+    tls: Option<super::raw::RawTls>,
+    url: Option<&Url>,
+    base_dir: &Path,
+) -> TlsOptions {
+    let Some(tls) = tls else {
+        return TlsOptions::default();
+    };
+    if url.is_some_and(|url| url.scheme() != "https") {
+        problems.push(path, "only applies to an `https` URL");
+    }
+    let client_cert = match (tls.cert_file, tls.key_file) {
+        (Some(cert), Some(key)) => Some(ClientCert {
+            cert_file: base_dir.join(cert),
+            key_file: base_dir.join(key),
+        }),
+        (None, None) => None,
+        _ => {
+            problems.push(path, "set both `cert_file` and `key_file`, or neither");
+            None
+        }
+    };
+    TlsOptions {
+        ca_file: tls.ca_file.map(|file| base_dir.join(file)),
+        client_cert,
+        insecure_skip_verify: tls.insecure_skip_verify,
+    }
+}
+
+/// A metric name as the text format allows it.
+fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_' || first == ':')
+        && chars.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
+}
+
+/// A Prometheus label name that is not reserved (`__` prefixes are Prometheus' own).
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        && !name.starts_with("__")
+}
+
+fn validate_spike(
+    problems: &mut Problems,
+    path: &str,
+    spike: super::raw::RawSpike,
+) -> DetectorConfig {
+    let mut positive = |key: &str, value: f64| {
+        if !(value.is_finite() && value > 0.0) {
+            problems.push(
+                format!("{path}.{key}"),
+                format!("must be a number above 0, found `{value}`"),
+            );
+        }
+    };
+    positive("baseline_half_life_secs", spike.baseline_half_life_secs);
+    positive("fire_z", spike.fire_z);
+    positive("fire_ratio", spike.fire_ratio);
+    positive("clear_ratio", spike.clear_ratio);
+    positive("page_ratio", spike.page_ratio);
+    if !(spike.min_rate_per_sec.is_finite() && spike.min_rate_per_sec >= 0.0) {
+        problems.push(
+            format!("{path}.min_rate_per_sec"),
+            "must be a number of at least 0",
+        );
+    }
+    if !(spike.noise_floor_ratio.is_finite() && spike.noise_floor_ratio >= 0.0) {
+        problems.push(
+            format!("{path}.noise_floor_ratio"),
+            "must be a number of at least 0",
+        );
+    }
+    if spike.fire_ratio <= 1.0 {
+        problems.push(
+            format!("{path}.fire_ratio"),
+            "must be above 1: a spike is a multiple of normal",
+        );
+    }
+    if spike.clear_ratio >= spike.fire_ratio {
+        problems.push(
+            format!("{path}.clear_ratio"),
+            format!(
+                "must be below `fire_ratio` ({}) so that firing and clearing differ",
+                spike.fire_ratio
+            ),
+        );
+    }
+    for (key, value) in [
+        ("warmup_samples", spike.warmup_samples),
+        ("fire_after_samples", spike.fire_after_samples),
+        ("clear_after_samples", spike.clear_after_samples),
+    ] {
+        if value == 0 {
+            problems.push(format!("{path}.{key}"), "must be at least 1");
+        }
+    }
+    if spike.max_groups == 0 {
+        problems.push(format!("{path}.max_groups"), "must be at least 1");
+    }
+    if spike.name.trim().is_empty() {
+        problems.push(format!("{path}.name"), "must not be empty");
+    }
+    DetectorConfig::Spike(SpikeConfig {
+        name: spike.name,
+        source: spike.source,
+        metric: spike.metric,
+        read: spike.read,
+        group_by: spike.group_by,
+        alias_label: spike.alias_label,
+        team_label: spike.team_label,
+        ignore_values: spike.ignore_values,
+        max_groups: spike.max_groups,
+        thresholds: SpikeThresholds {
+            warmup_samples: spike.warmup_samples,
+            baseline_half_life_secs: spike.baseline_half_life_secs,
+            fire_z: spike.fire_z,
+            fire_ratio: spike.fire_ratio,
+            min_rate_per_sec: spike.min_rate_per_sec,
+            fire_after_samples: spike.fire_after_samples,
+            clear_ratio: spike.clear_ratio,
+            clear_after_samples: spike.clear_after_samples,
+            noise_floor_ratio: spike.noise_floor_ratio,
+            page_ratio: spike.page_ratio,
+        },
+    })
+}
+
+fn secret(problems: &mut Problems, path: &str, raw: RawSecret, base_dir: &Path) -> SecretSource {
+    match (raw.env, raw.file) {
+        (Some(name), None) => {
+            if name.trim().is_empty() {
+                problems.push(format!("{path}.env"), "must name a variable");
+            }
+            SecretSource::Env(name)
+        }
+        (None, Some(file)) => SecretSource::File(base_dir.join(file)),
+        (Some(_), Some(_)) => {
+            problems.push(path, "set either `env` or `file`, not both");
+            SecretSource::Env(String::new())
+        }
+        (None, None) => {
+            problems.push(path, "set `env` (a variable name) or `file` (a path)");
+            SecretSource::Env(String::new())
+        }
+    }
+}
+
+fn http_url(problems: &mut Problems, path: &str, text: &str) -> Option<Url> {
+    match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+        Ok(_) => {
+            problems.push(
+                path,
+                format!("`{text}` must be an http or https URL with a host"),
+            );
+            None
+        }
+        Err(error) => {
+            problems.push(path, format!("`{text}` is not a URL: {error}"));
+            None
+        }
+    }
+}
+
+fn origin_of(url: &Url) -> Url {
+    let mut origin = url.clone();
+    origin.set_path("/");
+    origin.set_query(None);
+    origin.set_fragment(None);
+    origin
+}

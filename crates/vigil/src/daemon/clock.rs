@@ -1,0 +1,49 @@
+//! The daemon's clock: wall time anchored once, then advanced by `tokio::time`, so that a
+//! test with paused time controls what the engine sees as `now`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+use vigil_core::Timestamp;
+
+/// Maps tokio instants to wall-clock timestamps.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    wall_at_start_ms: i64,
+    start: Instant,
+}
+
+impl Clock {
+    /// A clock anchored at the system's current wall time.
+    pub fn system() -> Clock {
+        let wall_at_start_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+            });
+        Clock {
+            wall_at_start_ms,
+            start: Instant::now(),
+        }
+    }
+
+    /// A clock anchored at a given wall time (for tests).
+    pub fn starting_at(wall_ms: i64) -> Clock {
+        Clock {
+            wall_at_start_ms: wall_ms,
+            start: Instant::now(),
+        }
+    }
+
+    /// Now, as the engine sees it.
+    pub fn now(&self) -> Timestamp {
+        let elapsed_ms = i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.wall_at_start_ms.saturating_add(elapsed_ms))
+    }
+
+    /// The tokio instant at which the clock will read `at` (now, if that is past).
+    pub fn instant_at(&self, at: Timestamp) -> Instant {
+        let ahead_ms = at.millis_since(self.now()).max(0);
+        Instant::now() + std::time::Duration::from_millis(u64::try_from(ahead_ms).unwrap_or(0))
+    }
+}

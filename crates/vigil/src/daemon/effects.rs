@@ -1,0 +1,146 @@
+//! Carrying out the engine's commands that touch the world: remediation actions, pages and
+//! wake-ups. Each runs as its own tracked task and answers with an event.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use vigil_connectors::litellm::AdminClient;
+use vigil_connectors::pager::WebhookPager;
+use vigil_core::Timestamp;
+use vigil_core::engine::{Action, ActionOutcome, Event, Page};
+
+use super::clock::Clock;
+use super::telemetry::Telemetry;
+
+/// Where pages go.
+#[derive(Clone, Debug)]
+pub(crate) enum Pager {
+    /// POST JSON to a webhook.
+    Webhook(WebhookPager),
+    /// Log only.
+    Log,
+}
+
+/// The action targets, the pager and the plumbing to answer the engine.
+pub(crate) struct Effects {
+    pub(crate) admins: Arc<BTreeMap<String, AdminClient>>,
+    pub(crate) pager: Pager,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) answers: mpsc::Sender<Event>,
+    pub(crate) clock: Clock,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) telemetry: Arc<Telemetry>,
+}
+
+impl Effects {
+    /// Carries out a remediation action and answers with `ActionFinished`.
+    pub(crate) fn execute(
+        &self,
+        action_id: String,
+        incident_id: String,
+        idempotency_key: String,
+        action: Action,
+    ) {
+        let admins = Arc::clone(&self.admins);
+        let answers = self.answers.clone();
+        let telemetry = Arc::clone(&self.telemetry);
+        self.tracker.spawn(async move {
+            tracing::info!(%action_id, %idempotency_key, action = %action.describe(), "carrying out action");
+            let outcome = run_action(&admins, &action).await;
+            telemetry.action(if outcome.succeeded { "succeeded" } else { "failed" });
+            let _ = answers.send(Event::ActionFinished { action_id, incident_id, outcome }).await;
+        });
+    }
+
+    /// Sends a page and answers with `PageFinished`.
+    pub(crate) fn page(&self, page_id: String, incident_id: String, page: Page) {
+        let pager = self.pager.clone();
+        let answers = self.answers.clone();
+        let telemetry = Arc::clone(&self.telemetry);
+        self.tracker.spawn(async move {
+            let body = serde_json::json!({
+                "source": "vigil",
+                "vigil_version": env!("CARGO_PKG_VERSION"),
+                "page_id": page_id,
+                "incident_id": incident_id,
+                "severity": page.severity,
+                "title": page.title,
+                "why": page.why,
+            });
+            let (delivered, detail) = match &pager {
+                Pager::Webhook(webhook) => match webhook.send(&body).await {
+                    Ok(()) => (true, "delivered to the webhook".to_owned()),
+                    Err(error) => (false, error.to_string()),
+                },
+                Pager::Log => {
+                    tracing::error!(%incident_id, title = %page.title, reason = %page.why.reason, "PAGE (log pager)");
+                    (true, "written to the log".to_owned())
+                }
+            };
+            telemetry.page(if delivered { "delivered" } else { "failed" });
+            let _ = answers.send(Event::PageFinished { page_id, incident_id, delivered, detail }).await;
+        });
+    }
+
+    /// Sends `Tick` at `at`, unless the daemon stops first.
+    pub(crate) fn wake_at(&self, at: Timestamp) {
+        let answers = self.answers.clone();
+        let cancel = self.cancel.clone();
+        let deadline = self.clock.instant_at(at);
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    let _ = answers.send(Event::Tick).await;
+                }
+            }
+        });
+    }
+}
+
+async fn run_action(admins: &BTreeMap<String, AdminClient>, action: &Action) -> ActionOutcome {
+    let (source, key, block) = match action {
+        Action::LitellmBlockKey { source, key } => (source, key, true),
+        Action::LitellmUnblockKey { source, key } => (source, key, false),
+    };
+    let Some(admin) = admins.get(source) else {
+        return ActionOutcome {
+            succeeded: false,
+            http_status: None,
+            detail: format!("source `{source}` has no LiteLLM admin API configured"),
+        };
+    };
+    let result = if block {
+        admin.block_key(key).await
+    } else {
+        admin.unblock_key(key).await
+    };
+    match result {
+        // The call succeeding is not enough: the answer must show the key in the state asked for.
+        Ok(state) if state.blocked == block => ActionOutcome {
+            succeeded: true,
+            http_status: Some(200),
+            detail: if block {
+                "key blocked".to_owned()
+            } else {
+                "key unblocked".to_owned()
+            },
+        },
+        Ok(state) => ActionOutcome {
+            succeeded: false,
+            http_status: Some(200),
+            detail: format!(
+                "the gateway answered, but reports the key as blocked={}",
+                state.blocked
+            ),
+        },
+        Err(error) => ActionOutcome {
+            succeeded: false,
+            http_status: error.status(),
+            detail: error.to_string(),
+        },
+    }
+}

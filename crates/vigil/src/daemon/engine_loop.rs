@@ -1,0 +1,329 @@
+//! The engine task: the only owner of the engine and the ledger.
+//!
+//! For each event: append it to the ledger (durable), hand it to the engine, append the
+//! commands (durable), then carry them out. Nothing reaches the world before its intent is
+//! in the ledger. Authorization is answered inline, so a decision is recorded as the next
+//! event right after the request that asked for it.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use vigil_core::Timestamp;
+use vigil_core::engine::{Command, Engine, Event, Record};
+use vigil_ledger::{Entry, EntryKind, Ledger, NewEntry};
+use vigil_policy::Authorizer;
+
+use super::clock::Clock;
+use super::effects::Effects;
+use super::telemetry::Telemetry;
+use super::{Note, NoteBody};
+use crate::session::{CommandRecord, EventRecord, SessionRecord};
+
+/// How often an append is tried before the daemon gives up: a daemon that cannot record
+/// must not act.
+const APPEND_ATTEMPTS: u32 = 3;
+
+pub(super) struct EngineLoop {
+    pub(super) engine: Engine,
+    pub(super) ledger: Ledger,
+    pub(super) authorizer: Authorizer,
+    pub(super) clock: Clock,
+    pub(super) telemetry: Arc<Telemetry>,
+    pub(super) notes: broadcast::Sender<Note>,
+    pub(super) inbox: mpsc::Receiver<Event>,
+    pub(super) effects: Effects,
+    pub(super) in_flight: BTreeSet<String>,
+    pub(super) not_started: Vec<String>,
+    pub(super) wakes: BTreeSet<Timestamp>,
+}
+
+impl EngineLoop {
+    /// Runs until `cancel` fires and in-flight work has finished (or `grace` has passed).
+    pub(super) async fn run(
+        mut self,
+        cancel: CancellationToken,
+        grace: Duration,
+    ) -> anyhow::Result<Ledger> {
+        let mut draining = false;
+        let mut drain_deadline = tokio::time::Instant::now();
+        let reason = loop {
+            if draining && self.in_flight.is_empty() {
+                break "shutdown".to_owned();
+            }
+            tokio::select! {
+                biased;
+                () = cancel.cancelled(), if !draining => {
+                    draining = true;
+                    drain_deadline = tokio::time::Instant::now() + grace;
+                }
+                () = tokio::time::sleep_until(drain_deadline), if draining => {
+                    break format!("shutdown; the grace period of {}s ran out", grace.as_secs());
+                }
+                received = self.inbox.recv() => match received {
+                    Some(event) => {
+                        // While draining, only the answers to work already under way count.
+                        let is_answer = matches!(
+                            event,
+                            Event::ActionFinished { .. } | Event::PageFinished { .. } | Event::AuthorizationDecided { .. }
+                        );
+                        if draining && !is_answer {
+                            continue;
+                        }
+                        self.process(event, draining).await?;
+                    }
+                    None => break "every event source stopped".to_owned(),
+                },
+            }
+        };
+        let mut interrupted: Vec<String> = self.in_flight.iter().cloned().collect();
+        interrupted.append(&mut self.not_started);
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                ?interrupted,
+                "stopping with work that did not finish; it is recorded as interrupted"
+            );
+        }
+        let record = SessionRecord::SessionEnded {
+            reason,
+            interrupted,
+        };
+        let now = self.clock.now();
+        let entry = NewEntry {
+            at_ms: now.0,
+            kind: EntryKind::Session,
+            incident_id: None,
+            payload: serde_json::to_value(&record)?,
+        };
+        let appended = self.append(vec![entry]).await?;
+        for entry in appended {
+            let _ = self.notes.send(Note {
+                seq: entry.seq,
+                at: now,
+                body: NoteBody::Session(record.clone()),
+            });
+        }
+        Ok(self.ledger)
+    }
+
+    /// Records and handles one event and everything it causes inline.
+    async fn process(&mut self, event: Event, draining: bool) -> anyhow::Result<()> {
+        let mut queue = VecDeque::from([event]);
+        while let Some(event) = queue.pop_front() {
+            let now = self.clock.now();
+            let payload = serde_json::to_value(EventRecord {
+                event: event.clone(),
+            })?;
+            let entry = NewEntry {
+                at_ms: now.0,
+                kind: EntryKind::Event,
+                incident_id: event.incident_id().map(str::to_owned),
+                payload,
+            };
+            let event_seq = self
+                .append(vec![entry])
+                .await?
+                .first()
+                .map_or(0, |entry| entry.seq);
+            self.telemetry.event(event.kind());
+            match &event {
+                Event::ActionFinished { action_id: id, .. }
+                | Event::PageFinished { page_id: id, .. } => {
+                    self.in_flight.remove(id);
+                }
+                Event::Tick => self.wakes.retain(|at| *at > now),
+                Event::Scraped { .. }
+                | Event::Queried { .. }
+                | Event::ScrapeFailed { .. }
+                | Event::AuthorizationDecided { .. }
+                | Event::Pushed { .. } => {}
+            }
+            let _ = self.notes.send(Note {
+                seq: event_seq,
+                at: now,
+                body: NoteBody::Event(event.clone()),
+            });
+
+            let commands = self.engine.handle(&event, now);
+            let stats = self.engine.stats();
+            self.telemetry.engine_gauges(
+                stats.n_open_incidents,
+                stats.n_series,
+                stats.n_series_refused,
+            );
+            if commands.is_empty() {
+                continue;
+            }
+            let entries = commands
+                .iter()
+                .map(|command| {
+                    Ok(NewEntry {
+                        at_ms: now.0,
+                        kind: EntryKind::Command,
+                        incident_id: command.incident_id().map(str::to_owned),
+                        payload: serde_json::to_value(CommandRecord {
+                            caused_by: event_seq,
+                            command: command.clone(),
+                        })?,
+                    })
+                })
+                .collect::<Result<Vec<_>, serde_json::Error>>()?;
+            let appended = self.append(entries).await?;
+            for (command, entry) in commands.iter().zip(&appended) {
+                self.telemetry.command(command_kind(command));
+                log_record(command);
+                let _ = self.notes.send(Note {
+                    seq: entry.seq,
+                    at: now,
+                    body: NoteBody::Command(Box::new(command.clone())),
+                });
+            }
+            for command in commands {
+                self.carry_out(command, draining, &mut queue);
+            }
+        }
+        Ok(())
+    }
+
+    fn carry_out(&mut self, command: Command, draining: bool, queue: &mut VecDeque<Event>) {
+        match command {
+            Command::Record(_) => {}
+            Command::Authorize {
+                request_id,
+                incident_id,
+                request,
+            } => {
+                let decision = self.authorizer.authorize(&request);
+                queue.push_back(Event::AuthorizationDecided {
+                    request_id,
+                    incident_id,
+                    decision,
+                });
+            }
+            Command::Execute {
+                action_id,
+                incident_id,
+                idempotency_key,
+                action,
+            } => {
+                if draining {
+                    self.not_started.push(action_id);
+                } else {
+                    self.in_flight.insert(action_id.clone());
+                    self.effects
+                        .execute(action_id, incident_id, idempotency_key, action);
+                }
+            }
+            Command::Page {
+                page_id,
+                incident_id,
+                page,
+            } => {
+                if draining {
+                    self.not_started.push(page_id);
+                } else {
+                    self.in_flight.insert(page_id.clone());
+                    self.effects.page(page_id, incident_id, page);
+                }
+            }
+            Command::WakeAt { at } => {
+                if self.wakes.insert(at) {
+                    self.effects.wake_at(at);
+                }
+            }
+        }
+    }
+
+    /// Appends durably, retrying a few times; gives up with an error (stopping the daemon)
+    /// rather than act on something it could not record.
+    async fn append(&mut self, entries: Vec<NewEntry>) -> anyhow::Result<Vec<Entry>> {
+        let mut attempt = 1;
+        loop {
+            match self.ledger.append(&entries).await {
+                Ok(appended) => {
+                    self.telemetry.ledger_appended(self.ledger.len());
+                    return Ok(appended);
+                }
+                Err(error) if attempt < APPEND_ATTEMPTS => {
+                    self.telemetry.ledger_append_failed();
+                    tracing::warn!(%error, attempt, "ledger append failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    self.telemetry.ledger_append_failed();
+                    return Err(error).context(
+                        "the ledger refused an append; vigil stops rather than act unrecorded",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Decisions an operator should see in the log as well as in the ledger.
+fn log_record(command: &Command) {
+    let Command::Record(record) = command else {
+        return;
+    };
+    match record {
+        Record::SeriesRefused {
+            source,
+            n_series,
+            example,
+            ..
+        } => tracing::warn!(
+            source = %source,
+            n_series,
+            example = %example,
+            "cardinality limit reached: new series of this source are refused until it drops below"
+        ),
+        Record::FindingRaised { finding } => {
+            tracing::info!(fingerprint = %finding.fingerprint, severity = finding.severity.as_str(), "finding raised");
+        }
+        Record::IncidentOpened {
+            incident_id,
+            fingerprint,
+            ..
+        } => {
+            tracing::info!(%incident_id, %fingerprint, "incident opened");
+        }
+        Record::IncidentResolved {
+            incident_id,
+            outcome,
+            ..
+        } => {
+            tracing::info!(%incident_id, %outcome, "incident resolved");
+        }
+        Record::IncidentEscalated {
+            incident_id,
+            reason,
+            ..
+        } => {
+            tracing::warn!(%incident_id, %reason, "incident escalated to a human");
+        }
+        Record::FindingCleared { .. }
+        | Record::Diagnosed { .. }
+        | Record::RunbookSelected { .. }
+        | Record::StepDenied { .. }
+        | Record::StepProposed { .. }
+        | Record::GuardrailHeld { .. }
+        | Record::VerificationStarted { .. }
+        | Record::VerificationPassed { .. }
+        | Record::VerificationFailed { .. }
+        | Record::CompensationStarted { .. } => {}
+    }
+}
+
+fn command_kind(command: &Command) -> &'static str {
+    match command {
+        Command::Record(_) => "record",
+        Command::Authorize { .. } => "authorize",
+        Command::Execute { .. } => "execute",
+        Command::Page { .. } => "page",
+        Command::WakeAt { .. } => "wake_at",
+    }
+}

@@ -1,0 +1,713 @@
+//! The pushed-events intake over HTTP: eval results, agent runs, Alertmanager webhooks and
+//! OTLP/JSON traces, validated by [`vigil_core::intake`] and queued for the engine loop.
+//!
+//! | route | body | success |
+//! | --- | --- | --- |
+//! | `POST /v1/push/evals` | [`vigil_core::intake::evals`] | 202 `{"accepted": N}` |
+//! | `POST /v1/push/agent-runs` | [`vigil_core::intake::agent_runs`] | 202 `{"accepted": N}` |
+//! | `POST /v1/push/alertmanager` | [`vigil_core::intake::alertmanager`] | 202 `{"accepted": N}` |
+//! | `POST /v1/traces` | [`vigil_core::intake::otlp`] | 200 `{}` (OTLP full success) |
+//!
+//! A request is checked in this order, so that nothing is buffered for a client that may not
+//! send: the bearer token (401), `Content-Type: application/json` and no `Content-Encoding`
+//! (415), a declared `Content-Length` over the limit (413); then the body is read up to the
+//! limit (413 past it), parsed (400 with every problem) and offered to the engine's queue
+//! without waiting (503 with `Retry-After` when it is full or closed). A batch with nothing
+//! in it (no results, or no GenAI spans) is acknowledged and not queued.
+//!
+//! Errors on the `/v1/push/*` routes are `{"error": "...", "problems": [{"path", "message"}]}`.
+//! On `/v1/traces` they are a JSON `google.rpc.Status`, `{"message": "..."}`, as the OTLP
+//! specification requires of every 4xx and 5xx response; the message lists the problems.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use vigil_connectors::secret::Secret;
+use vigil_core::intake::{self, IntakeError, Pushed};
+use vigil_core::problem::Problem;
+
+/// The standard OTLP/HTTP path for traces.
+pub(crate) const OTLP_TRACES_PATH: &str = "/v1/traces";
+
+/// What a client is told to wait before retrying when the queue is full, in seconds.
+const RETRY_AFTER_SECS: u32 = 1;
+
+/// What the intake routes share.
+pub(crate) struct IntakeState {
+    /// The engine loop's queue of pushed payloads.
+    pub(crate) sender: mpsc::Sender<Pushed>,
+    /// The bearer token clients must present, when one is configured.
+    pub(crate) bearer: Option<Secret>,
+    /// The largest body accepted, in bytes.
+    pub(crate) max_body_bytes: usize,
+}
+
+/// The intake routes, ready to be merged into the daemon's router.
+pub(crate) fn router(state: IntakeState) -> Router {
+    let max_body_bytes = state.max_body_bytes;
+    Router::new()
+        .route("/v1/push/evals", post(push_evals))
+        .route("/v1/push/agent-runs", post(push_agent_runs))
+        .route("/v1/push/alertmanager", post(push_alertmanager))
+        .route(OTLP_TRACES_PATH, post(otlp_traces))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(Arc::new(state))
+}
+
+type Parser = fn(&[u8]) -> Result<Pushed, IntakeError>;
+
+async fn push_evals(State(state): State<Arc<IntakeState>>, request: Request) -> Response {
+    push(&state, request, |body| {
+        intake::parse_evals(body).map(Pushed::Evals)
+    })
+    .await
+}
+
+async fn push_agent_runs(State(state): State<Arc<IntakeState>>, request: Request) -> Response {
+    push(&state, request, |body| {
+        intake::parse_agent_runs(body).map(Pushed::AgentRuns)
+    })
+    .await
+}
+
+async fn push_alertmanager(State(state): State<Arc<IntakeState>>, request: Request) -> Response {
+    push(&state, request, |body| {
+        intake::parse_alertmanager(body).map(Pushed::Alerts)
+    })
+    .await
+}
+
+async fn push(state: &IntakeState, request: Request, parse: Parser) -> Response {
+    match receive(state, request, Flavor::Push, parse).await {
+        Ok(n_accepted) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "accepted": n_accepted })),
+        )
+            .into_response(),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+async fn otlp_traces(State(state): State<Arc<IntakeState>>, request: Request) -> Response {
+    let parse: Parser = |body| intake::parse_otlp_traces(body).map(Pushed::Spans);
+    match receive(&state, request, Flavor::Otlp, parse).await {
+        // Full success is an `ExportTraceServiceResponse` whose `partial_success` is unset.
+        Ok(_) => (StatusCode::OK, Json(serde_json::json!({}))).into_response(),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+/// Admits, reads, parses and queues one request; returns how many items it carried.
+async fn receive(
+    state: &IntakeState,
+    request: Request,
+    flavor: Flavor,
+    parse: Parser,
+) -> Result<usize, Failure> {
+    admit(state, request.headers(), flavor)?;
+    // `DefaultBodyLimit` makes this read stop, with a 413 rejection, past the limit.
+    let body = Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Failure::too_large(flavor, state.max_body_bytes),
+            status => Failure::new(flavor, status, "cannot read the request body"),
+        })?;
+    let pushed = parse(&body).map_err(|error| Failure::invalid(flavor, error))?;
+    let n_items = pushed.n_items();
+    if n_items == 0 {
+        return Ok(0);
+    }
+    state.sender.try_send(pushed).map_err(|error| {
+        let reason = match error {
+            TrySendError::Full(_) => "vigil's intake queue is full; retry later",
+            TrySendError::Closed(_) => "vigil is shutting down; retry later",
+        };
+        Failure::new(flavor, StatusCode::SERVICE_UNAVAILABLE, reason).retry_later()
+    })?;
+    Ok(n_items)
+}
+
+/// Checks what can be checked before reading the body.
+fn admit(state: &IntakeState, headers: &HeaderMap, flavor: Flavor) -> Result<(), Failure> {
+    if let Some(expected) = &state.bearer {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(bearer_token);
+        if !presented.is_some_and(|token| same_secret(token, expected.expose())) {
+            let mut failure = Failure::new(
+                flavor,
+                StatusCode::UNAUTHORIZED,
+                "a valid `Authorization: Bearer` token is required",
+            );
+            failure.challenge = true;
+            return Err(failure);
+        }
+    }
+
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|value| value.to_str().unwrap_or_default());
+    let media_type = content_type.map(|value| {
+        let essence = value.split(';').next().unwrap_or_default();
+        essence.trim().to_ascii_lowercase()
+    });
+    let unsupported =
+        |error: String| Failure::new(flavor, StatusCode::UNSUPPORTED_MEDIA_TYPE, error);
+    match (media_type.as_deref(), flavor) {
+        (Some("application/json"), _) => {}
+        (Some("application/x-protobuf"), Flavor::Otlp) => {
+            return Err(unsupported(
+                "only OTLP/JSON is supported: set the exporter's protocol to `http/json` \
+                 (OTEL_EXPORTER_OTLP_PROTOCOL=http/json)"
+                    .to_owned(),
+            ));
+        }
+        (Some(other), _) => {
+            let shown: String = other.chars().take(64).collect();
+            return Err(unsupported(format!(
+                "the body must be `application/json`, not `{shown}`"
+            )));
+        }
+        (None, _) => {
+            return Err(unsupported(
+                "the request needs `Content-Type: application/json`".to_owned(),
+            ));
+        }
+    }
+
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|value| value.to_str().unwrap_or_default().trim());
+    if encoding.is_some_and(|encoding| !encoding.eq_ignore_ascii_case("identity")) {
+        let hint = match flavor {
+            Flavor::Otlp => " (OTEL_EXPORTER_OTLP_COMPRESSION=none)",
+            Flavor::Push => "",
+        };
+        return Err(unsupported(format!(
+            "compressed bodies are not supported; send the body uncompressed{hint}"
+        )));
+    }
+
+    let declared_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > state.max_body_bytes as u64) {
+        return Err(Failure::too_large(flavor, state.max_body_bytes));
+    }
+    Ok(())
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+/// Compares digests rather than the strings, so that the time taken says nothing about how
+/// much of a guess was right, nor about the secret's length.
+fn same_secret(presented: &str, expected: &str) -> bool {
+    Sha256::digest(presented.as_bytes()) == Sha256::digest(expected.as_bytes())
+}
+
+/// Which error body a route speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flavor {
+    /// vigil's own: `{"error", "problems"}`.
+    Push,
+    /// OTLP's: a JSON `google.rpc.Status`, `{"message"}`.
+    Otlp,
+}
+
+/// A refused request.
+#[derive(Debug)]
+struct Failure {
+    flavor: Flavor,
+    status: StatusCode,
+    error: String,
+    problems: Vec<Problem>,
+    retry_after: bool,
+    challenge: bool,
+}
+
+impl Failure {
+    fn new(flavor: Flavor, status: StatusCode, error: impl Into<String>) -> Self {
+        Failure {
+            flavor,
+            status,
+            error: error.into(),
+            problems: Vec::new(),
+            retry_after: false,
+            challenge: false,
+        }
+    }
+
+    fn too_large(flavor: Flavor, max_body_bytes: usize) -> Self {
+        Failure::new(
+            flavor,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than the limit of {max_body_bytes} bytes; send smaller batches"
+            ),
+        )
+    }
+
+    fn invalid(flavor: Flavor, error: IntakeError) -> Self {
+        let mut failure = Failure::new(flavor, StatusCode::BAD_REQUEST, error.summary());
+        failure.problems = error.problems;
+        failure
+    }
+
+    fn retry_later(mut self) -> Self {
+        self.retry_after = true;
+        self
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        tracing::warn!(
+            status = self.status.as_u16(),
+            error = %self.error,
+            "refused a pushed payload"
+        );
+        let body = match self.flavor {
+            Flavor::Push => serde_json::json!({ "error": self.error, "problems": self.problems }),
+            Flavor::Otlp => {
+                let mut message = self.error;
+                for (idx, problem) in self.problems.iter().enumerate() {
+                    message.push_str(if idx == 0 { ": " } else { "; " });
+                    message.push_str(&problem.to_string());
+                }
+                serde_json::json!({ "message": message })
+            }
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        if self.challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Real HTTP on loopback: each route's happy path, and each refusal with what it names.
+
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::{TcpListener, TcpStream};
+    use vigil_core::intake::AgentOutcome;
+
+    use super::*;
+
+    const LIMIT: usize = 4096;
+
+    struct Server {
+        url: String,
+        queue: mpsc::Receiver<Pushed>,
+        client: reqwest::Client,
+    }
+
+    async fn start(bearer: Option<&str>, queue_len: usize) -> Server {
+        vigil_connectors::install_crypto_provider();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (sender, queue) = mpsc::channel(queue_len);
+        let app = router(IntakeState {
+            sender,
+            bearer: bearer.map(Secret::new),
+            max_body_bytes: LIMIT,
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Server {
+            url,
+            queue,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    struct Answer {
+        status: u16,
+        headers: reqwest::header::HeaderMap,
+        body: Value,
+    }
+
+    impl Server {
+        async fn post(
+            &self,
+            path: &str,
+            headers: &[(&str, &str)],
+            body: impl Into<String>,
+        ) -> Answer {
+            let mut request = self.client.post(format!("{}{path}", self.url));
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.body(body.into()).send().await.unwrap();
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.json().await.unwrap();
+            Answer {
+                status,
+                headers,
+                body,
+            }
+        }
+
+        async fn post_json(&self, path: &str, body: &Value) -> Answer {
+            self.post(
+                path,
+                &[("content-type", "application/json")],
+                body.to_string(),
+            )
+            .await
+        }
+
+        fn queued(&mut self) -> Option<Pushed> {
+            self.queue.try_recv().ok()
+        }
+    }
+
+    fn eval(case: &str) -> Value {
+        json!({"suite": "s", "case": case, "passed": true, "model": "m",
+               "prompt_name": "p", "prompt_version": "v1"})
+    }
+
+    fn chat_span(span_id: &str) -> Value {
+        json!({"traceId": "5b8efff798038103d269b633813fc60c", "spanId": span_id,
+               "name": "chat gpt-4o", "kind": 3,
+               "startTimeUnixNano": "1772366400000000000", "endTimeUnixNano": "1772366401000000000",
+               "attributes": [
+                   {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                   {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}}]})
+    }
+
+    fn traces(spans: Vec<Value>) -> Value {
+        json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+    }
+
+    #[tokio::test]
+    async fn each_route_queues_its_typed_payload() {
+        let mut server = start(None, 8).await;
+
+        let answer = server
+            .post_json(
+                "/v1/push/evals",
+                &json!({"results": [eval("a"), eval("b")]}),
+            )
+            .await;
+        assert_eq!((answer.status, answer.body), (202, json!({"accepted": 2})));
+        let Some(Pushed::Evals(batch)) = server.queued() else {
+            panic!("no evals queued")
+        };
+        assert_eq!(batch.results[1].case, "b");
+
+        let runs = json!({"runs": [{"run_id": "r1", "agent": "triage", "iterations": 4,
+            "outcome": "iteration_limit", "tool_calls": [
+                {"name": "search", "arguments": {"q": "refund"}},
+                {"name": "search", "arguments": {"q": "refund"}}]}]});
+        let answer = server.post_json("/v1/push/agent-runs", &runs).await;
+        assert_eq!((answer.status, answer.body), (202, json!({"accepted": 1})));
+        let Some(Pushed::AgentRuns(batch)) = server.queued() else {
+            panic!("no agent runs queued")
+        };
+        assert_eq!(batch.runs[0].outcome, AgentOutcome::IterationLimit);
+        assert_eq!(batch.runs[0].tool_call_stats().longest_streak, 2);
+
+        let notification = json!({"version": "4", "status": "firing", "receiver": "vigil",
+            "groupKey": "{}:{alertname=\"X\"}", "alerts": [{"status": "firing",
+            "labels": {"alertname": "X", "severity": "page"},
+            "startsAt": "2026-03-01T12:00:00Z", "endsAt": "0001-01-01T00:00:00Z"}]});
+        let answer = server
+            .post_json("/v1/push/alertmanager", &notification)
+            .await;
+        assert_eq!((answer.status, answer.body), (202, json!({"accepted": 1})));
+        let Some(Pushed::Alerts(batch)) = server.queued() else {
+            panic!("no alerts queued")
+        };
+        assert_eq!(
+            (batch.alerts[0].name(), batch.alerts[0].ends_at),
+            ("X", None)
+        );
+
+        let answer = server
+            .post(
+                "/v1/traces",
+                &[("content-type", "application/json")],
+                traces(vec![chat_span("eee19b7ec3c1b174")]).to_string(),
+            )
+            .await;
+        assert_eq!((answer.status, answer.body), (200, json!({})));
+        assert_eq!(
+            answer.headers.get("content-type").unwrap(),
+            "application/json"
+        );
+        let Some(Pushed::Spans(batch)) = server.queued() else {
+            panic!("no spans queued")
+        };
+        assert_eq!(batch.spans[0].model(), "gpt-4o");
+        assert!(server.queued().is_none());
+    }
+
+    #[tokio::test]
+    async fn batches_with_nothing_for_the_engine_are_acknowledged_not_queued() {
+        let mut server = start(None, 8).await;
+        let http_span = json!({"traceId": "x", "name": "GET /", "attributes": []});
+        let answer = server
+            .post_json("/v1/traces", &traces(vec![http_span]))
+            .await;
+        assert_eq!((answer.status, answer.body), (200, json!({})));
+        let answer = server
+            .post_json("/v1/push/evals", &json!({"results": []}))
+            .await;
+        assert_eq!((answer.status, answer.body), (202, json!({"accepted": 0})));
+        assert!(server.queued().is_none());
+    }
+
+    #[tokio::test]
+    async fn invalid_payloads_get_400_naming_every_field() {
+        let mut server = start(None, 8).await;
+        let mut bad = eval("a");
+        bad["passed"] = json!("yes");
+        bad["score"] = json!("high");
+        let answer = server
+            .post_json("/v1/push/evals", &json!({"results": [eval("ok"), bad]}))
+            .await;
+        assert_eq!(answer.status, 400);
+        assert_eq!(
+            answer.body,
+            json!({"error": "the payload has 2 problems", "problems": [
+                {"path": "results[1].passed", "message": "must be `true` or `false`, found a string"},
+                {"path": "results[1].score", "message": "must be a finite number, found a string"}]})
+        );
+
+        let answer = server
+            .post_json(
+                "/v1/push/alertmanager",
+                &json!({"version": "3", "alerts": []}),
+            )
+            .await;
+        assert_eq!(answer.status, 400);
+        assert_eq!(answer.body["problems"][0]["path"], "version");
+
+        let answer = server
+            .post(
+                "/v1/push/agent-runs",
+                &[("content-type", "application/json")],
+                "{\"runs\": [",
+            )
+            .await;
+        assert_eq!(answer.status, 400);
+        assert_eq!(
+            answer.body["problems"][0]["message"],
+            "invalid JSON at line 1 column 10: EOF while parsing a list"
+        );
+
+        // OTLP answers with a `google.rpc.Status` whose message names the field.
+        let answer = server
+            .post_json("/v1/traces", &traces(vec![chat_span("W47/95gDgQ==")]))
+            .await;
+        assert_eq!(answer.status, 400);
+        assert_eq!(
+            answer.body,
+            json!({"message": "the payload has 1 problem: resourceSpans[0].scopeSpans[0].spans[0].spanId: must be 16 hex digits (OTLP/JSON encodes ids in hex, not base64)"})
+        );
+        assert!(server.queued().is_none());
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_get_413() {
+        let mut server = start(None, 8).await;
+        let cases: Vec<Value> = (0..100).map(|idx| eval(&format!("case-{idx}"))).collect();
+        let answer = server
+            .post_json("/v1/push/evals", &json!({"results": cases}))
+            .await;
+        assert_eq!(answer.status, 413);
+        assert_eq!(
+            answer.body["error"],
+            "the body is larger than the limit of 4096 bytes; send smaller batches"
+        );
+
+        // Without a Content-Length, the read itself stops at the limit.
+        let address = server.url.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let head = "POST /v1/traces HTTP/1.1\r\nHost: vigil\r\nContent-Type: application/json\r\n\
+                    Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let chunk = format!("400\r\n{}\r\n", " ".repeat(0x400));
+        for _ in 0..8 {
+            // The server may answer and close before the last chunk; that is the point.
+            if stream.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+        let mut response = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response));
+        let _ = read.await;
+        let response = String::from_utf8_lossy(&response);
+        assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+        assert!(
+            response.contains("\"message\":\"the body is larger"),
+            "{response}"
+        );
+        assert!(server.queued().is_none());
+    }
+
+    #[tokio::test]
+    async fn only_uncompressed_json_is_accepted() {
+        let mut server = start(None, 8).await;
+        let body = json!({"results": [eval("a")]}).to_string();
+        // (path, headers, the error it names)
+        type Case = (
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            &'static str,
+        );
+        let cases: [Case; 5] = [
+            (
+                "/v1/push/evals",
+                &[],
+                "the request needs `Content-Type: application/json`",
+            ),
+            (
+                "/v1/push/evals",
+                &[("content-type", "text/plain")],
+                "the body must be `application/json`, not `text/plain`",
+            ),
+            (
+                "/v1/push/evals",
+                &[
+                    ("content-type", "application/json"),
+                    ("content-encoding", "gzip"),
+                ],
+                "compressed bodies are not supported; send the body uncompressed",
+            ),
+            (
+                "/v1/traces",
+                &[("content-type", "application/x-protobuf")],
+                "only OTLP/JSON is supported: set the exporter's protocol to `http/json` (OTEL_EXPORTER_OTLP_PROTOCOL=http/json)",
+            ),
+            (
+                "/v1/traces",
+                &[
+                    ("content-type", "application/json"),
+                    ("content-encoding", "gzip"),
+                ],
+                "compressed bodies are not supported; send the body uncompressed (OTEL_EXPORTER_OTLP_COMPRESSION=none)",
+            ),
+        ];
+        for (path, headers, error) in cases {
+            let answer = server.post(path, headers, body.clone()).await;
+            assert_eq!(answer.status, 415, "{path} {headers:?}");
+            let said = if path == OTLP_TRACES_PATH {
+                &answer.body["message"]
+            } else {
+                &answer.body["error"]
+            };
+            assert_eq!(said, error);
+        }
+        let answer = server
+            .post(
+                "/v1/push/evals",
+                &[("content-type", "Application/JSON; charset=utf-8")],
+                body,
+            )
+            .await;
+        assert_eq!(answer.status, 202);
+        assert!(server.queued().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_configured_bearer_token_is_required() {
+        let mut server = start(Some("s3cret-token"), 8).await;
+        let body = json!({"results": [eval("a")]}).to_string();
+        for authorization in [
+            None,
+            Some("Bearer wrong"),
+            Some("Basic s3cret-token"),
+            Some("Bearer "),
+        ] {
+            let mut headers = vec![("content-type", "application/json")];
+            headers.extend(authorization.map(|value| ("authorization", value)));
+            let answer = server.post("/v1/push/evals", &headers, body.clone()).await;
+            assert_eq!(answer.status, 401, "{authorization:?}");
+            assert_eq!(answer.headers.get("www-authenticate").unwrap(), "Bearer");
+            assert_eq!(
+                answer.body["error"],
+                "a valid `Authorization: Bearer` token is required"
+            );
+        }
+        // The token is checked before anything else, so a stranger learns nothing more.
+        let answer = server
+            .post(
+                "/v1/traces",
+                &[("content-type", "application/x-protobuf")],
+                "",
+            )
+            .await;
+        assert_eq!(answer.status, 401);
+        assert!(server.queued().is_none());
+
+        let answer = server
+            .post(
+                "/v1/push/evals",
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", "bearer s3cret-token"),
+                ],
+                body,
+            )
+            .await;
+        assert_eq!(answer.status, 202);
+        assert!(server.queued().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_full_or_closed_queue_gets_503_with_retry_after() {
+        let mut server = start(None, 1).await;
+        let body = json!({"results": [eval("a")]});
+        assert_eq!(server.post_json("/v1/push/evals", &body).await.status, 202);
+        let answer = server.post_json("/v1/push/evals", &body).await;
+        assert_eq!(answer.status, 503);
+        assert_eq!(answer.headers.get("retry-after").unwrap(), "1");
+        assert_eq!(
+            answer.body["error"],
+            "vigil's intake queue is full; retry later"
+        );
+
+        server.queue.close();
+        while server.queued().is_some() {}
+        let answer = server
+            .post_json("/v1/traces", &traces(vec![chat_span("eee19b7ec3c1b174")]))
+            .await;
+        assert_eq!(answer.status, 503);
+        assert_eq!(answer.headers.get("retry-after").unwrap(), "1");
+        assert_eq!(
+            answer.body["message"],
+            "vigil is shutting down; retry later"
+        );
+    }
+}

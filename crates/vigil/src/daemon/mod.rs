@@ -1,0 +1,422 @@
+//! The always-on daemon, built from its parts so that tests can pass loopback listeners,
+//! a chosen clock and their own ledger.
+//!
+//! Tasks: one scraper per source, the engine loop (sole owner of the engine and the ledger),
+//! one task per action, page or wake-up, and the HTTP endpoints. They talk over bounded
+//! channels. Shutdown: one `CancellationToken`; the engine loop lets in-flight work finish
+//! within a grace period, records what did not, and the process exits.
+
+mod clock;
+mod effects;
+mod engine_loop;
+mod http;
+mod intake;
+mod querier;
+mod scraper;
+mod telemetry;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use vigil_connectors::http::TlsOptions;
+use vigil_connectors::litellm::AdminClient;
+use vigil_connectors::pager::WebhookPager;
+use vigil_connectors::prometheus::QueryClient;
+use vigil_connectors::scrape::ScrapeTarget;
+use vigil_core::Timestamp;
+use vigil_core::engine::{Command, Engine, Event};
+use vigil_ledger::{EntryKind, Ledger, NewEntry};
+
+pub use clock::Clock;
+use effects::{Effects, Pager};
+use engine_loop::EngineLoop;
+use querier::Querier;
+use scraper::Scraper;
+pub use telemetry::Telemetry;
+
+use crate::bundle::Bundle;
+use crate::config::{PagerConfig, QueryConfig};
+use crate::session::{self, SessionRecord};
+
+/// The largest scrape body accepted.
+const MAX_SCRAPE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Events waiting for the engine at most; senders wait when it is full.
+const EVENT_QUEUE: usize = 1024;
+
+/// What the daemon appended to its ledger, as it happened (for the demo's timeline).
+#[derive(Clone, Debug)]
+pub struct Note {
+    /// The entry's seq.
+    pub seq: u64,
+    /// When.
+    pub at: Timestamp,
+    /// What.
+    pub body: NoteBody,
+}
+
+/// The content of a [`Note`].
+#[derive(Clone, Debug)]
+pub enum NoteBody {
+    /// A session started or ended.
+    Session(SessionRecord),
+    /// The engine consumed an event.
+    Event(Event),
+    /// The engine issued a command.
+    Command(Box<Command>),
+}
+
+/// What a scraper task needs for one source.
+struct SourceRuntime {
+    target: ScrapeTarget,
+    interval: Duration,
+    client: reqwest::Client,
+    extra_labels: BTreeMap<String, String>,
+}
+
+/// What a query task needs.
+struct QueryRuntime {
+    config: QueryConfig,
+    client: QueryClient,
+}
+
+/// How the daemon behaves, beyond its config.
+#[derive(Clone, Copy, Debug)]
+pub struct DaemonOptions {
+    /// How long in-flight work may take to finish after shutdown begins.
+    pub grace: Duration,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        DaemonOptions {
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A daemon ready to run.
+pub struct Daemon {
+    bundle: Bundle,
+    ledger: Ledger,
+    listener: Option<TcpListener>,
+    clock: Clock,
+    options: DaemonOptions,
+    telemetry: Arc<Telemetry>,
+    notes: broadcast::Sender<Note>,
+    targets: Vec<SourceRuntime>,
+    queries: Vec<QueryRuntime>,
+    admins: BTreeMap<String, AdminClient>,
+    pager: Pager,
+    intake: Option<(Option<vigil_connectors::secret::Secret>, usize)>,
+}
+
+/// Pushed payloads waiting to be forwarded to the engine at most; past it clients get 503.
+const PUSH_QUEUE: usize = 256;
+
+impl Daemon {
+    /// Resolves secrets and builds clients; fails with a clear message when a secret or a
+    /// client cannot be had, before anything runs.
+    pub fn build(
+        bundle: Bundle,
+        ledger: Ledger,
+        listener: Option<TcpListener>,
+        clock: Clock,
+        options: DaemonOptions,
+    ) -> anyhow::Result<Daemon> {
+        let longest_timeout = bundle
+            .config
+            .sources
+            .iter()
+            .map(|source| source.timeout)
+            .chain(
+                bundle
+                    .config
+                    .sources
+                    .iter()
+                    .filter_map(|source| source.admin.as_ref().map(|admin| admin.timeout)),
+            )
+            .max()
+            .unwrap_or(Duration::from_secs(10));
+        let client =
+            vigil_connectors::http::client(longest_timeout).context("building the HTTP client")?;
+        let mut targets = Vec::new();
+        let mut admins = BTreeMap::new();
+        for source in &bundle.config.sources {
+            // A source with its own TLS settings gets its own client, for scrapes and admin calls.
+            let source_client = if source.tls == TlsOptions::default() {
+                client.clone()
+            } else {
+                vigil_connectors::http::client_with_tls(longest_timeout, &source.tls)
+                    .with_context(|| format!("source `{}`: TLS", source.name))?
+            };
+            let bearer = match &source.bearer {
+                Some(secret) => Some(
+                    secret
+                        .resolve()
+                        .with_context(|| format!("source `{}`: bearer token", source.name))?,
+                ),
+                None => None,
+            };
+            targets.push(SourceRuntime {
+                target: ScrapeTarget {
+                    name: source.name.clone(),
+                    url: source.url.to_string(),
+                    timeout: source.timeout,
+                    bearer,
+                    max_body_bytes: MAX_SCRAPE_BYTES,
+                },
+                interval: source.interval,
+                client: source_client.clone(),
+                extra_labels: source.labels.clone(),
+            });
+            if let Some(admin) = &source.admin {
+                let master_key = admin
+                    .master_key
+                    .resolve()
+                    .with_context(|| format!("source `{}`: admin master key", source.name))?;
+                let base_url = admin.base_url.as_str().trim_end_matches('/').to_owned();
+                admins.insert(
+                    source.name.clone(),
+                    AdminClient::new(base_url, master_key, source_client),
+                );
+            }
+        }
+        let mut queries = Vec::new();
+        for query in &bundle.config.queries {
+            let http = vigil_connectors::http::client_with_tls(query.timeout, &query.tls)
+                .with_context(|| format!("query `{}`: HTTP client", query.name))?;
+            let bearer = match &query.bearer {
+                Some(secret) => Some(
+                    secret
+                        .resolve()
+                        .with_context(|| format!("query `{}`: bearer token", query.name))?,
+                ),
+                None => None,
+            };
+            let client =
+                QueryClient::new(query.url.as_str(), bearer, http).with_timeout(query.timeout);
+            queries.push(QueryRuntime {
+                config: query.clone(),
+                client,
+            });
+        }
+        let pager = match &bundle.config.pager {
+            PagerConfig::Webhook { url, bearer } => {
+                let bearer = match bearer {
+                    Some(secret) => Some(secret.resolve().context("pager: bearer token")?),
+                    None => None,
+                };
+                Pager::Webhook(WebhookPager::new(url.as_str(), bearer, client.clone()))
+            }
+            PagerConfig::Log => Pager::Log,
+        };
+        let intake = match &bundle.config.intake {
+            Some(intake) => {
+                let bearer = match &intake.bearer {
+                    Some(secret) => Some(secret.resolve().context("intake: bearer token")?),
+                    None => None,
+                };
+                Some((bearer, intake.max_body_bytes))
+            }
+            None => None,
+        };
+        let (notes, _) = broadcast::channel(4096);
+        Ok(Daemon {
+            bundle,
+            ledger,
+            listener,
+            clock,
+            options,
+            telemetry: Arc::new(Telemetry::default()),
+            notes,
+            targets,
+            queries,
+            admins,
+            pager,
+            intake,
+        })
+    }
+
+    /// A stream of what the daemon records, as it records it.
+    pub fn subscribe(&self) -> broadcast::Receiver<Note> {
+        self.notes.subscribe()
+    }
+
+    /// The address the HTTP endpoints listen on, if any.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// Runs until `cancel` fires; returns the ledger, closed cleanly.
+    pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<Ledger> {
+        let Daemon {
+            bundle,
+            mut ledger,
+            listener,
+            clock,
+            options,
+            telemetry,
+            notes,
+            targets,
+            queries,
+            admins,
+            pager,
+            intake,
+        } = self;
+        let record = session::record_bundle(&ledger, &bundle)
+            .await
+            .context("recording the session's inputs")?;
+        let now = clock.now();
+        let entry = NewEntry {
+            at_ms: now.0,
+            kind: EntryKind::Session,
+            incident_id: None,
+            payload: serde_json::to_value(&record)?,
+        };
+        let appended = ledger
+            .append(&[entry])
+            .await
+            .context("recording the session")?;
+        for entry in appended {
+            let _ = notes.send(Note {
+                seq: entry.seq,
+                at: now,
+                body: NoteBody::Session(record.clone()),
+            });
+        }
+        telemetry.session_recorded();
+        telemetry.ledger_appended(ledger.len());
+        tracing::info!(
+            ledger_entries = ledger.len(),
+            policy_set_hash = %bundle.authorizer.policy_set_hash(),
+            n_sources = targets.len(),
+            "vigil started"
+        );
+
+        let tracker = TaskTracker::new();
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let permits = Arc::new(Semaphore::new(bundle.config.max_concurrent_scrapes.max(1)));
+        for source in targets {
+            telemetry.register_source(&source.target.name);
+            let metrics: BTreeSet<String> = bundle.engine.metrics_for_source(&source.target.name);
+            let scraper = Scraper {
+                target: source.target,
+                interval: source.interval,
+                metrics,
+                extra_labels: source.extra_labels,
+                client: source.client,
+                clock,
+                telemetry: Arc::clone(&telemetry),
+                permits: Arc::clone(&permits),
+                events: events_tx.clone(),
+            };
+            tracker.spawn(scraper.run(cancel.child_token()));
+        }
+        for query in queries {
+            telemetry.register_source(&query.config.name);
+            let querier = Querier {
+                name: query.config.name,
+                promql: query.config.promql,
+                metric: query.config.metric,
+                range: query.config.range,
+                interval: query.config.interval,
+                client: query.client,
+                clock,
+                telemetry: Arc::clone(&telemetry),
+                permits: Arc::clone(&permits),
+                events: events_tx.clone(),
+            };
+            tracker.spawn(querier.run(cancel.child_token()));
+        }
+        if let Some(listener) = listener {
+            let intake_router = intake.map(|(bearer, max_body_bytes)| {
+                let (sender, receiver) = mpsc::channel(PUSH_QUEUE);
+                tracker.spawn(forward_pushed(
+                    receiver,
+                    events_tx.clone(),
+                    cancel.child_token(),
+                ));
+                intake::router(intake::IntakeState {
+                    sender,
+                    bearer,
+                    max_body_bytes,
+                })
+            });
+            let telemetry = Arc::clone(&telemetry);
+            let cancel = cancel.child_token();
+            tracker.spawn(async move {
+                if let Err(error) = http::serve(listener, telemetry, intake_router, cancel).await {
+                    tracing::error!(%error, "the HTTP endpoints stopped");
+                }
+            });
+        }
+        let effects = Effects {
+            admins: Arc::new(admins),
+            pager,
+            tracker: tracker.clone(),
+            answers: events_tx,
+            clock,
+            cancel: cancel.child_token(),
+            telemetry: Arc::clone(&telemetry),
+        };
+        let Bundle {
+            engine: engine_config,
+            authorizer,
+            ..
+        } = bundle;
+        let engine_loop = EngineLoop {
+            engine: Engine::new(engine_config),
+            ledger,
+            authorizer,
+            clock,
+            telemetry,
+            notes,
+            inbox: events_rx,
+            effects,
+            in_flight: BTreeSet::new(),
+            not_started: Vec::new(),
+            wakes: BTreeSet::new(),
+        };
+        let result = engine_loop.run(cancel.clone(), options.grace).await;
+        // Whatever ended the loop, stop every other task and wait for them, boundedly.
+        cancel.cancel();
+        tracker.close();
+        if tokio::time::timeout(options.grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some tasks did not stop within the grace period");
+        }
+        result
+    }
+}
+
+/// Hands validated pushed payloads to the engine loop, in arrival order.
+async fn forward_pushed(
+    mut receiver: mpsc::Receiver<vigil_core::intake::Pushed>,
+    events: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let payload = tokio::select! {
+            () = cancel.cancelled() => return,
+            payload = receiver.recv() => match payload {
+                Some(payload) => payload,
+                None => return,
+            },
+        };
+        if events.send(Event::Pushed { payload }).await.is_err() {
+            return;
+        }
+    }
+}

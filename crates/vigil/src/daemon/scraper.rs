@@ -1,0 +1,277 @@
+//! One task per source: scrape on an interval, parse, keep the metrics the engine reads, and
+//! send the result to the engine. A slow or failing source never delays another.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use vigil_connectors::scrape::{self, ScrapeTarget};
+use vigil_core::engine::Event;
+use vigil_core::exposition;
+use vigil_core::signal::{Labels, Sample};
+
+use super::clock::Clock;
+use super::telemetry::Telemetry;
+
+/// The longest wait between attempts while a source keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How many malformed lines of one scrape are logged (all are counted).
+const LOGGED_MALFORMED_LINES: usize = 3;
+
+pub(super) struct Scraper {
+    pub(super) target: ScrapeTarget,
+    pub(super) interval: Duration,
+    pub(super) metrics: BTreeSet<String>,
+    pub(super) extra_labels: BTreeMap<String, String>,
+    pub(super) client: reqwest::Client,
+    pub(super) clock: Clock,
+    pub(super) telemetry: Arc<Telemetry>,
+    pub(super) permits: Arc<Semaphore>,
+    pub(super) events: mpsc::Sender<Event>,
+}
+
+impl Scraper {
+    pub(super) async fn run(self, cancel: CancellationToken) {
+        // Spread sources over the interval so they do not all fire at once; the offset is
+        // derived from the name, so it is the same at every start.
+        let mut next = Instant::now() + start_offset(&self.target.name, self.interval);
+        let mut n_failures: u32 = 0;
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep_until(next) => {}
+            }
+            let permit = tokio::select! {
+                () = cancel.cancelled() => return,
+                permit = self.permits.clone().acquire_owned() => permit,
+            };
+            let Ok(_permit) = permit else { return };
+            let event = self.scrape_once().await;
+            n_failures = if matches!(event, Event::ScrapeFailed { .. }) {
+                n_failures.saturating_add(1)
+            } else {
+                0
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                sent = self.events.send(event) => if sent.is_err() { return },
+            }
+            next = next_attempt(next, self.interval, n_failures);
+        }
+    }
+
+    async fn scrape_once(&self) -> Event {
+        let scraped_at = self.clock.now();
+        let started = Instant::now();
+        let source = self.target.name.clone();
+        match scrape::fetch(&self.client, &self.target).await {
+            Ok(body) => {
+                let (format, _) =
+                    exposition::choose_format(body.content_type.as_deref(), &body.body);
+                let parsed = exposition::parse(&body.body, format);
+                for error in parsed.errors.iter().take(LOGGED_MALFORMED_LINES) {
+                    tracing::warn!(source = %source, line = error.line, reason = %error.reason, "malformed exposition line skipped");
+                }
+                let samples: Vec<Sample> = parsed
+                    .samples
+                    .iter()
+                    .filter(|sample| self.metrics.contains(&*sample.name))
+                    .map(|sample| Sample {
+                        name: sample.name.to_string(),
+                        labels: with_extra_labels(
+                            sample
+                                .labels
+                                .iter()
+                                .map(|(name, value)| (&**name, &**value)),
+                            &self.extra_labels,
+                        ),
+                        value: sample.value,
+                        timestamp_ms: sample.timestamp_ms,
+                    })
+                    .collect();
+                self.telemetry.scrape_ok(
+                    &source,
+                    started.elapsed().as_secs_f64(),
+                    parsed.samples.len(),
+                    parsed.errors.len(),
+                );
+                Event::Scraped {
+                    source,
+                    scraped_at,
+                    samples,
+                }
+            }
+            Err(error) => {
+                self.telemetry
+                    .scrape_failed(&source, started.elapsed().as_secs_f64());
+                tracing::warn!(source = %source, %error, "scrape failed");
+                Event::ScrapeFailed {
+                    source,
+                    error: error.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// The sample's labels plus the source's extra labels. As Prometheus does by default
+/// (`honor_labels: false`), the source's label wins and a scraped label of the same name is
+/// kept as `exported_<name>`.
+fn with_extra_labels<'a>(
+    scraped: impl Iterator<Item = (&'a str, &'a str)>,
+    extra: &BTreeMap<String, String>,
+) -> Labels {
+    let mut labels = Labels::default();
+    for (name, value) in scraped {
+        if extra.contains_key(name) {
+            labels.insert(format!("exported_{name}"), value);
+        } else {
+            labels.insert(name, value);
+        }
+    }
+    for (name, value) in extra {
+        labels.insert(name.as_str(), value.as_str());
+    }
+    labels
+}
+
+/// A stable offset within the interval, from the source's name.
+pub(super) fn start_offset(name: &str, interval: Duration) -> Duration {
+    let digest = Sha256::digest(name.as_bytes());
+    let seed = digest
+        .iter()
+        .take(8)
+        .fold(0_u64, |acc, byte| (acc << 8) | u64::from(*byte));
+    let interval_ms = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_millis(seed % interval_ms)
+}
+
+/// When to scrape next: on the interval grid while healthy (skipping missed ticks), backing
+/// off exponentially while failing.
+pub(super) fn next_attempt(previous: Instant, interval: Duration, n_failures: u32) -> Instant {
+    let now = Instant::now();
+    if n_failures > 0 {
+        let factor = 2_u32.saturating_pow(n_failures.saturating_sub(1).min(16));
+        let backoff = interval
+            .saturating_mul(factor)
+            .min(MAX_BACKOFF.max(interval));
+        return now + backoff;
+    }
+    let mut next = previous + interval;
+    if next <= now {
+        let behind = now.duration_since(next);
+        let interval_ns = interval.as_nanos().max(1);
+        let skipped = u32::try_from(behind.as_nanos() / interval_ns + 1).unwrap_or(u32::MAX);
+        next += interval.saturating_mul(skipped);
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_labels_win_and_scraped_ones_are_kept_as_exported() {
+        let extra = BTreeMap::from([("cluster".to_owned(), "eu-1".to_owned())]);
+        let labels =
+            with_extra_labels([("cluster", "scraped"), ("model", "m")].into_iter(), &extra);
+        assert_eq!(
+            labels.to_string(),
+            r#"{cluster="eu-1",exported_cluster="scraped",model="m"}"#
+        );
+        let plain = with_extra_labels([("model", "m")].into_iter(), &BTreeMap::new());
+        assert_eq!(plain.to_string(), r#"{model="m"}"#);
+    }
+
+    #[test]
+    fn offsets_are_stable_and_inside_the_interval() {
+        let interval = Duration::from_secs(15);
+        let offset = start_offset("litellm-gateway", interval);
+        assert_eq!(offset, start_offset("litellm-gateway", interval));
+        assert!(offset < interval);
+        assert_ne!(start_offset("a", interval), start_offset("b", interval));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_doubles_and_is_capped() {
+        let interval = Duration::from_secs(10);
+        let now = Instant::now();
+        assert_eq!(
+            next_attempt(now, interval, 1) - now,
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            next_attempt(now, interval, 2) - now,
+            Duration::from_secs(20)
+        );
+        assert_eq!(
+            next_attempt(now, interval, 3) - now,
+            Duration::from_secs(40)
+        );
+        assert_eq!(
+            next_attempt(now, interval, 9) - now,
+            Duration::from_secs(60)
+        );
+    }
+
+    // Real LiteLLM 1.106.2 scrapes (shared evaluation data, not in the repository): every
+    // sample line must parse, none may be dropped.
+    #[test]
+    fn real_litellm_scrapes_parse_without_losing_a_line() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/litellm-1.106.2");
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            eprintln!("skipping: {} is not here", folder.display());
+            return;
+        };
+        let mut n_files = 0;
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|ext| ext != "txt") {
+                continue;
+            }
+            n_files += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            let parsed = exposition::parse_text(&text);
+            assert!(
+                parsed.errors.is_empty(),
+                "{}: {:?}",
+                path.display(),
+                parsed.errors
+            );
+            let n_sample_lines = text
+                .lines()
+                .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+                .count();
+            assert_eq!(parsed.samples.len(), n_sample_lines, "{}", path.display());
+            assert!(
+                parsed
+                    .samples
+                    .iter()
+                    .any(|sample| sample.name == "litellm_total_tokens_metric_total")
+            );
+        }
+        assert!(
+            n_files >= 2,
+            "expected the fixture scrapes in {}",
+            folder.display()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_scrape_skips_missed_ticks() {
+        let interval = Duration::from_secs(1);
+        let start = Instant::now();
+        tokio::time::advance(Duration::from_millis(3500)).await;
+        let next = next_attempt(start, interval, 0);
+        assert_eq!(next - start, Duration::from_secs(4));
+    }
+}

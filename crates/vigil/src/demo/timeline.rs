@@ -1,0 +1,371 @@
+//! Turns what the daemon records into a timeline people can follow.
+
+use std::collections::BTreeMap;
+
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+use vigil_core::authz::{AttrValue, Effect};
+use vigil_core::detector::Evidence;
+use vigil_core::diagnosis::format_number;
+use vigil_core::engine::{Action, Command, Event, Record};
+
+use crate::daemon::{Note, NoteBody};
+use crate::session::SessionRecord;
+
+/// How an incident ended, as far as the demo is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Still going.
+    Pending,
+    /// Resolved with no page.
+    Resolved {
+        /// The incident.
+        incident_id: String,
+    },
+    /// Handed to a human.
+    Escalated {
+        /// The incident.
+        incident_id: String,
+    },
+}
+
+/// Prints notes until the channel closes, publishing the first incident's outcome.
+pub async fn print(
+    mut notes: broadcast::Receiver<Note>,
+    started: Instant,
+    outcome: watch::Sender<Outcome>,
+) {
+    let mut printer = Printer {
+        started,
+        names: BTreeMap::new(),
+        saw_samples: false,
+        first_incident: None,
+    };
+    loop {
+        match notes.recv().await {
+            Ok(note) => {
+                if let Some(next) = printer.note(&note) {
+                    outcome.send_replace(next);
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n_missed)) => {
+                printer.line(&format!(
+                    "({n_missed} ledger entries not shown: the printer fell behind)"
+                ));
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+struct Printer {
+    started: Instant,
+    /// Hashed key to alias, learned from findings.
+    names: BTreeMap<String, String>,
+    saw_samples: bool,
+    first_incident: Option<String>,
+}
+
+impl Printer {
+    fn line(&self, text: &str) {
+        println!("{:>6.1}s  {text}", self.started.elapsed().as_secs_f64());
+    }
+
+    /// A line with a label in the label column.
+    fn step(&self, label: &str, text: &str) {
+        self.line(&format!("{label:<11}{text}"));
+    }
+
+    fn name(&self, key: &str) -> String {
+        self.names
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| key.chars().take(12).collect())
+    }
+
+    fn note(&mut self, note: &Note) -> Option<Outcome> {
+        match &note.body {
+            NoteBody::Session(SessionRecord::SessionStarted {
+                policy_set_hash, ..
+            }) => {
+                self.line(&format!(
+                    "vigil started; session recorded at ledger entry {} (policy set {})",
+                    note.seq,
+                    policy_set_hash.get(..12).unwrap_or_default()
+                ));
+                None
+            }
+            NoteBody::Session(SessionRecord::SessionEnded {
+                reason,
+                interrupted,
+            }) => {
+                let extra = if interrupted.is_empty() {
+                    String::new()
+                } else {
+                    format!("; interrupted: {interrupted:?}")
+                };
+                self.line(&format!(
+                    "vigil stopped ({reason}){extra}; ledger entry {}",
+                    note.seq
+                ));
+                None
+            }
+            NoteBody::Event(event) => {
+                self.event(event);
+                None
+            }
+            NoteBody::Command(command) => self.command(command),
+        }
+    }
+
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Scraped { samples, .. } => {
+                if !self.saw_samples && !samples.is_empty() {
+                    self.saw_samples = true;
+                    self.line(&format!(
+                        "scraping the gateway: {} token counters; learning each key's baseline",
+                        samples.len()
+                    ));
+                }
+            }
+            Event::ScrapeFailed { source, error } => {
+                self.step("SCRAPE FAIL", &format!("{source}: {error}"))
+            }
+            Event::AuthorizationDecided { decision, .. } => {
+                let label = match decision.effect {
+                    Effect::Allow => "AUTHORIZED",
+                    Effect::Deny => "DENIED",
+                };
+                let policies = if decision.determining_policies.is_empty() {
+                    "no policy permits it (default deny)".to_owned()
+                } else {
+                    format!("by policy {}", decision.determining_policies.join(", "))
+                };
+                let set = decision.policy_set_hash.get(..12).unwrap_or_default();
+                self.step(label, &format!("{policies} (policy set {set})"));
+            }
+            Event::ActionFinished { outcome, .. } => {
+                let status = outcome
+                    .http_status
+                    .map_or_else(String::new, |status| format!(" (HTTP {status})"));
+                let label = if outcome.succeeded { "ACTED" } else { "FAILED" };
+                self.step(label, &format!("{}{status}", outcome.detail));
+            }
+            Event::PageFinished {
+                delivered, detail, ..
+            } => {
+                let label = if *delivered {
+                    "PAGE SENT"
+                } else {
+                    "PAGE FAILED"
+                };
+                self.step(label, detail);
+            }
+            Event::Queried { .. } => {}
+            Event::Pushed { payload } => {
+                self.step(
+                    "PUSHED",
+                    &format!("{} {}", payload.n_items(), payload.kind()),
+                );
+            }
+            Event::Tick => {}
+        }
+    }
+
+    fn command(&mut self, command: &Command) -> Option<Outcome> {
+        match command {
+            Command::Record(record) => return self.record(record),
+            Command::Authorize { request, .. } => {
+                let tier = match request.resource.attrs.get("tier") {
+                    Some(AttrValue::String(tier)) => tier.clone(),
+                    _ => "?".to_owned(),
+                };
+                self.step(
+                    "ASKING",
+                    &format!(
+                        "Cedar: may runbook {} {} key {} (tier {tier}{})?",
+                        request.principal.uid.id,
+                        request.action.cedar_id(),
+                        self.name(&request.resource.uid.id),
+                        if request.context.is_compensation {
+                            ", as a compensation"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
+            Command::Execute {
+                action,
+                idempotency_key,
+                ..
+            } => {
+                let (verb, source, key) = match action {
+                    Action::LitellmBlockKey { source, key } => ("POST /key/block", source, key),
+                    Action::LitellmUnblockKey { source, key } => ("POST /key/unblock", source, key),
+                };
+                let short_key = idempotency_key.get(..12).unwrap_or_default();
+                self.step(
+                    "ACTING",
+                    &format!(
+                        "{verb} for key {} on {source} (idempotency key {short_key})",
+                        self.name(key)
+                    ),
+                );
+            }
+            Command::Page { page, .. } => {
+                self.step("PAGING", &format!("\"{}\"", page.title));
+                self.step("", &format!("why: {}", page.why.reason));
+            }
+            Command::WakeAt { .. } => {}
+        }
+        None
+    }
+
+    fn record(&mut self, record: &Record) -> Option<Outcome> {
+        match record {
+            Record::FindingRaised { finding } => {
+                if let Some(alias) = &finding.subject.alias {
+                    self.names
+                        .insert(finding.subject.value.clone(), alias.clone());
+                }
+                let Evidence::Spike(evidence) = &finding.evidence;
+                self.step(
+                    "DETECTED",
+                    &format!(
+                        "token spike on key {}: {} tokens/s against a baseline of {} ({:.1}x, z={:.0}) [{}]",
+                        finding.subject.display_name(),
+                        format_number(evidence.rate_per_sec),
+                        format_number(evidence.baseline_per_sec),
+                        evidence.ratio,
+                        evidence.z_score,
+                        finding.severity.as_str()
+                    ),
+                );
+            }
+            Record::FindingCleared { cleared } => {
+                let key = cleared.fingerprint.rsplit('=').next().unwrap_or_default();
+                self.step(
+                    "CLEARED",
+                    &format!(
+                        "token spike on key {}: {} tokens/s",
+                        self.name(key),
+                        format_number(cleared.rate_per_sec)
+                    ),
+                );
+            }
+            Record::SeriesRefused {
+                source,
+                n_series,
+                example,
+                ..
+            } => {
+                self.step(
+                    "CARDINALITY",
+                    &format!("{source} holds {n_series} series, its limit; new ones are refused (e.g. {example})"),
+                );
+            }
+            Record::IncidentOpened { incident_id, .. } => {
+                if self.first_incident.is_none() {
+                    self.first_incident = Some(incident_id.clone());
+                }
+                self.step("OPENED", &format!("incident {incident_id}"));
+            }
+            Record::Diagnosed { diagnosis, .. } => {
+                if let Some(best) = diagnosis.best() {
+                    self.step(
+                        "DIAGNOSED",
+                        &format!(
+                            "{} (confidence {:.0}%)",
+                            best.kind.as_str(),
+                            best.confidence * 100.0
+                        ),
+                    );
+                    for evidence in &best.evidence {
+                        self.step("", &format!("- {evidence}"));
+                    }
+                }
+            }
+            Record::RunbookSelected {
+                runbook_id, mode, ..
+            } => {
+                self.step("RUNBOOK", &format!("{runbook_id} ({} mode)", mode.as_str()));
+            }
+            Record::StepDenied { step_id, .. } => {
+                self.step("NOT ACTING", &format!("step {step_id} was denied"))
+            }
+            Record::StepProposed {
+                step_id, action, ..
+            } => {
+                self.step(
+                    "PROPOSED",
+                    &format!(
+                        "{step_id}: {} (advisory mode: nothing changed)",
+                        action.describe()
+                    ),
+                );
+            }
+            Record::GuardrailHeld {
+                guardrail, detail, ..
+            } => {
+                self.step("HELD", &format!("guardrail {guardrail}: {detail}"));
+            }
+            Record::VerificationStarted { condition, .. } => self.step("VERIFYING", condition),
+            Record::VerificationPassed { observed, .. } => {
+                let rates: Vec<String> = observed
+                    .iter()
+                    .map(|point| format_number(point.value))
+                    .collect();
+                self.step(
+                    "VERIFIED",
+                    &format!(
+                        "the key's token rate in each scrape since: {} /s",
+                        rates.join(", ")
+                    ),
+                );
+            }
+            Record::VerificationFailed { reason, .. } => self.step("NOT FIXED", reason),
+            Record::CompensationStarted { step_ids, .. } => {
+                self.step(
+                    "UNDOING",
+                    &format!("{} (compensation, in reverse order)", step_ids.join(", ")),
+                );
+            }
+            Record::IncidentResolved {
+                incident_id,
+                outcome,
+                duration_ms,
+            } => {
+                self.step(
+                    "RESOLVED",
+                    &format!(
+                        "incident {incident_id} in {:.1}s: {outcome}; no page",
+                        *duration_ms as f64 / 1000.0
+                    ),
+                );
+                if self.first_incident.as_deref() == Some(incident_id) {
+                    return Some(Outcome::Resolved {
+                        incident_id: incident_id.clone(),
+                    });
+                }
+            }
+            Record::IncidentEscalated {
+                incident_id,
+                page_delivered,
+                ..
+            } => {
+                self.step(
+                    "ESCALATED",
+                    &format!("incident {incident_id} handed to a human (page delivered: {page_delivered})"),
+                );
+                if self.first_incident.as_deref() == Some(incident_id) {
+                    return Some(Outcome::Escalated {
+                        incident_id: incident_id.clone(),
+                    });
+                }
+            }
+        }
+        None
+    }
+}

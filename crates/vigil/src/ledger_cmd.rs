@@ -1,0 +1,137 @@
+//! `vigil ledger verify` and `vigil ledger show`.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use vigil_core::Timestamp;
+use vigil_ledger::{EntryKind, Ledger, LedgerLocation};
+
+use crate::session::{CommandRecord, EventRecord, SessionRecord};
+
+/// Opens an existing SQLite ledger; a missing file is an error, not a new ledger.
+pub async fn open_existing(db: &Path) -> anyhow::Result<Ledger> {
+    anyhow::ensure!(db.is_file(), "no ledger at `{}`", db.display());
+    let location = LedgerLocation::Sqlite {
+        path: db.to_path_buf(),
+    };
+    Ledger::open(&location)
+        .await
+        .with_context(|| format!("opening the ledger `{}`", db.display()))
+}
+
+/// Recomputes every hash; exit 1 at the first bad entry.
+pub async fn verify(db: &Path) -> anyhow::Result<ExitCode> {
+    let ledger = open_existing(db).await?;
+    let report = ledger.verify().await.context("reading the ledger")?;
+    ledger.close().await;
+    match report.first_problem {
+        None => {
+            let head = report
+                .head_chain_hash
+                .map_or_else(|| "(empty)".to_owned(), hex::encode);
+            println!(
+                "ledger `{}`: {} entries, every hash link intact; head {head}",
+                db.display(),
+                report.n_entries
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(problem) => {
+            println!(
+                "ledger `{}`: BROKEN at entry {}: {problem} ({} entries before it verify)",
+                db.display(),
+                problem.seq,
+                report.n_entries
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Prints entries, one line each.
+pub async fn show(db: &Path, incident: Option<&str>, all: bool) -> anyhow::Result<ExitCode> {
+    let ledger = open_existing(db).await?;
+    let entries = match incident {
+        Some(incident) => ledger.entries_for_incident(incident).await?,
+        None => {
+            let mut entries = Vec::new();
+            let mut from = 0;
+            loop {
+                let page = ledger.read(from, 10_000).await?;
+                let Some(last) = page.last() else { break };
+                from = last.seq + 1;
+                entries.extend(page);
+            }
+            entries
+        }
+    };
+    ledger.close().await;
+    let mut stdout = std::io::stdout().lock();
+    for entry in &entries {
+        let summary = match entry.kind {
+            EntryKind::Event => match serde_json::from_str::<EventRecord>(&entry.payload) {
+                Ok(record) => {
+                    let kind = record.event.kind();
+                    if !all && matches!(kind, "scraped" | "tick") {
+                        continue;
+                    }
+                    format!("event {kind}")
+                }
+                Err(error) => format!("event (unreadable: {error})"),
+            },
+            EntryKind::Command => match serde_json::from_str::<CommandRecord>(&entry.payload) {
+                Ok(record) => format!(
+                    "command (caused by {}) {}",
+                    record.caused_by,
+                    short_json(&record.command)
+                ),
+                Err(error) => format!("command (unreadable: {error})"),
+            },
+            EntryKind::Session => session_summary(&entry.payload),
+        };
+        let incident = entry.incident_id.as_deref().unwrap_or("-");
+        let at = Timestamp(entry.at_ms).to_rfc3339();
+        // A closed pipe (`| head`) ends the listing quietly instead of panicking.
+        if writeln!(stdout, "{:>7} {at} {incident:<16} {summary}", entry.seq).is_err() {
+            break;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn session_summary(payload: &str) -> String {
+    match serde_json::from_str::<SessionRecord>(payload) {
+        Ok(SessionRecord::SessionStarted {
+            vigil_version,
+            engine_config,
+            policy_set_hash,
+            ..
+        }) => format!(
+            "session session_started (vigil {vigil_version}, mode {}, {} sources, {} detectors, \
+             {} runbooks, policy set {})",
+            engine_config.mode.as_str(),
+            engine_config.sources.len(),
+            engine_config.detectors.len(),
+            engine_config.runbooks.len(),
+            policy_set_hash.get(..12).unwrap_or_default()
+        ),
+        Ok(SessionRecord::SessionEnded {
+            reason,
+            interrupted,
+        }) => {
+            format!("session session_ended ({reason}; interrupted: {interrupted:?})")
+        }
+        Err(error) => format!("session (unreadable: {error})"),
+    }
+}
+
+fn short_json<T: serde::Serialize>(value: &T) -> String {
+    let text = serde_json::to_string(value).unwrap_or_default();
+    if text.chars().count() > 160 {
+        format!("{}…", text.chars().take(160).collect::<String>())
+    } else {
+        text
+    }
+}

@@ -1,0 +1,19 @@
+//! vigil's binary crate as a library: config loading, daemon wiring, the HTTP endpoints, the
+//! demo and the CLI. `main.rs` only calls [`cli::main`].
+//!
+//! Boundary: this is the only crate that reads config files and environment variables and
+//! decides which connectors run; the engine (`vigil-core`) never sees any of it.
+
+pub mod assets;
+pub mod bundle;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod ledger_cmd;
+pub mod metrics_cmd;
+pub mod replay;
+pub mod serve;
+pub mod session;
+
+pub use cli::Scenario;

@@ -1,0 +1,140 @@
+//! What the ledger records about a daemon session, and how replay reads it back.
+//!
+//! A session entry opens every run of the daemon. It carries the engine's configuration
+//! inline and references content-addressed copies of the config file, the runbooks and the
+//! policies, so that replay months later runs exactly what ran then.
+
+use serde::{Deserialize, Serialize};
+use vigil_core::engine::{Command, EngineConfig, Event};
+use vigil_ledger::{Entry, EntryKind, Ledger, LedgerError};
+use vigil_policy::{Authorizer, PolicyFile};
+
+use crate::bundle::{Bundle, TextFile};
+
+/// The payload of a `session` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SessionRecord {
+    /// The daemon started.
+    SessionStarted {
+        /// The build that ran.
+        vigil_version: String,
+        /// The engine's configuration, as the engine received it.
+        engine_config: Box<EngineConfig>,
+        /// The hash of the policy set in force.
+        policy_set_hash: String,
+        /// Blob hash of the config file's text.
+        config_blob: String,
+        /// Blob hash of the runbook files (a JSON list of `{name, text}`).
+        runbooks_blob: String,
+        /// Blob hash of the policy texts (JSON `{schema, policies}`).
+        policies_blob: String,
+    },
+    /// The daemon stopped.
+    SessionEnded {
+        /// Why.
+        reason: String,
+        /// Commands recorded but never carried out (or whose answer never came).
+        interrupted: Vec<String>,
+    },
+}
+
+/// The payload of an `event` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// The event.
+    pub event: Event,
+}
+
+/// The payload of a `command` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandRecord {
+    /// The seq of the event whose handling issued it.
+    pub caused_by: u64,
+    /// The command.
+    pub command: Command,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredFile {
+    name: String,
+    text: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredPolicies {
+    schema: StoredFile,
+    policies: Vec<StoredFile>,
+}
+
+/// Stores the bundle's texts as blobs and returns the session-started record.
+pub async fn record_bundle(ledger: &Ledger, bundle: &Bundle) -> Result<SessionRecord, LedgerError> {
+    let config_blob = ledger.put_blob(bundle.config_file.text.as_bytes()).await?;
+    let runbooks: Vec<StoredFile> = bundle.runbook_files.iter().map(stored).collect();
+    let runbooks_blob = ledger.put_blob(&json_bytes(&runbooks)).await?;
+    let policies = StoredPolicies {
+        schema: stored(&bundle.policy_texts.schema),
+        policies: bundle.policy_texts.policies.iter().map(stored).collect(),
+    };
+    let policies_blob = ledger.put_blob(&json_bytes(&policies)).await?;
+    Ok(SessionRecord::SessionStarted {
+        vigil_version: env!("CARGO_PKG_VERSION").to_owned(),
+        engine_config: Box::new(bundle.engine.clone()),
+        policy_set_hash: bundle.authorizer.policy_set_hash().to_owned(),
+        config_blob,
+        runbooks_blob,
+        policies_blob,
+    })
+}
+
+fn stored(file: &TextFile) -> StoredFile {
+    // Only the file name: the hash of the same policies must not depend on where they live.
+    let name = std::path::Path::new(&file.name).file_name().map_or_else(
+        || file.name.clone(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    StoredFile {
+        name,
+        text: file.text.clone(),
+    }
+}
+
+fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_value(value)
+        .map(|value| vigil_ledger::canonical_json(&value).into_bytes())
+        .unwrap_or_default()
+}
+
+/// Rebuilds the policy set a session ran with from its blob.
+pub async fn recorded_authorizer(
+    ledger: &Ledger,
+    policies_blob: &str,
+) -> anyhow::Result<Authorizer> {
+    let bytes = ledger.get_blob(policies_blob).await?.ok_or_else(|| {
+        anyhow::anyhow!("the ledger has no blob `{policies_blob}` (the session's policies)")
+    })?;
+    let stored: StoredPolicies = serde_json::from_slice(&bytes)?;
+    let schema = PolicyFile {
+        path: stored.schema.name,
+        text: stored.schema.text,
+    };
+    let policies: Vec<PolicyFile> = stored
+        .policies
+        .into_iter()
+        .map(|file| PolicyFile {
+            path: file.name,
+            text: file.text,
+        })
+        .collect();
+    Ok(Authorizer::load(&schema, &policies)?)
+}
+
+/// Decodes a session entry.
+pub fn session_of(entry: &Entry) -> anyhow::Result<SessionRecord> {
+    anyhow::ensure!(
+        entry.kind == EntryKind::Session,
+        "entry {} is not a session entry",
+        entry.seq
+    );
+    Ok(serde_json::from_str(&entry.payload)?)
+}
