@@ -1,0 +1,26 @@
+//! The real `vigil` binary, end to end: the demo stories, the ledger's tamper evidence and
+//! replay, `vigil check`, and `vigil serve` answering on loopback and stopping on a signal.
+//!
+//! Every child process is killed if its test fails, every wait is bounded, and no assertion
+//! depends on how fast the machine is: the bounds only guard against hangs.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly at the first broken assumption, helper functions included"
+)]
+
+mod support;
+
+#[path = "cli/check.rs"]
+mod check;
+#[path = "cli/demo.rs"]
+mod demo;
+#[path = "cli/ledger.rs"]
+mod ledger;
+#[path = "cli/serve.rs"]
+mod serve;
+#[path = "cli/tamper.rs"]
+mod tamper;

@@ -1,0 +1,272 @@
+//! `vigil demo`: both stories, checked through the binary's output and then through the
+//! ledger it wrote (`ledger verify`, `replay`, `ledger show`).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::support::{Finished, TempDir, incident_ids, lines_with, run_vigil, vigil};
+
+/// A hang guard for one demo run (they take about 15 s and 25 s).
+const DEMO_LIMIT: Duration = Duration::from_secs(300);
+
+/// A finished demo: what it printed and the ledger files it left.
+pub struct DemoRun {
+    /// The run.
+    pub finished: Finished,
+    /// The ledger's files (`demo.db` and any `-wal` or `-shm`) by suffix, with their bytes.
+    pub ledger_files: Vec<(String, Vec<u8>)>,
+    /// Every file the demo left in its working folder.
+    pub files_left: Vec<String>,
+}
+
+impl DemoRun {
+    /// The one incident the story is about.
+    pub fn incident_id(&self) -> String {
+        let ids = incident_ids(&lines_with(&self.finished.stdout, "OPENED").join("\n"));
+        assert_eq!(
+            ids.len(),
+            1,
+            "expected one OPENED incident: {}",
+            self.finished
+        );
+        ids[0].clone()
+    }
+
+    /// Writes the ledger into `dir` as `name` (with its `-wal` and `-shm` files, if any).
+    pub fn restore_ledger(&self, dir: &TempDir, name: &str) -> PathBuf {
+        assert!(
+            self.ledger_files
+                .iter()
+                .any(|(suffix, _)| suffix.is_empty()),
+            "the demo left no ledger: {}",
+            self.finished
+        );
+        for (suffix, bytes) in &self.ledger_files {
+            std::fs::write(dir.join(&format!("{name}{suffix}")), bytes).expect("writing a copy");
+        }
+        dir.join(name)
+    }
+}
+
+/// Runs `vigil demo --scenario SCENARIO --db demo.db` in a fresh folder.
+pub fn run_demo(scenario: &str) -> DemoRun {
+    let dir = TempDir::new(&format!("demo-{scenario}"));
+    let db = dir.join("demo.db");
+    let finished = run_vigil(
+        [
+            "demo".as_ref(),
+            "--scenario".as_ref(),
+            scenario.as_ref(),
+            "--db".as_ref(),
+            db.as_os_str(),
+        ],
+        dir.path(),
+        DEMO_LIMIT,
+    );
+    let mut files_left = Vec::new();
+    let mut ledger_files = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).expect("listing the demo folder") {
+        let entry = entry.expect("an entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(suffix) = name.strip_prefix("demo.db") {
+            let bytes = std::fs::read(entry.path()).expect("reading the ledger");
+            ledger_files.push((suffix.to_owned(), bytes));
+        }
+        files_left.push(name);
+    }
+    files_left.sort();
+    DemoRun {
+        finished,
+        ledger_files,
+        files_left,
+    }
+}
+
+/// The runaway-key demo, run once and shared by the tests that read its ledger.
+pub fn runaway_demo() -> &'static DemoRun {
+    static RUN: OnceLock<DemoRun> = OnceLock::new();
+    RUN.get_or_init(|| run_demo("runaway-key"))
+}
+
+/// Asserts that the ledger at `db` verifies and that replaying `incident_id` matches.
+fn assert_ledger_verifies_and_replays(dir: &TempDir, db: &str, incident_id: &str) {
+    let verify = vigil(["ledger", "verify", "--db", db], dir.path());
+    verify.assert_success("ledger verify");
+    assert!(
+        verify.stdout.contains("every hash link intact"),
+        "ledger verify: {verify}"
+    );
+    let replay = vigil(
+        ["replay", "--db", db, "--incident", incident_id],
+        dir.path(),
+    );
+    replay.assert_success("replay");
+    assert!(
+        replay.stdout.contains("result: every command matches"),
+        "replay: {replay}"
+    );
+    assert!(
+        replay
+            .stdout
+            .contains(&format!("replaying incident {incident_id}")),
+        "replay: {replay}"
+    );
+}
+
+#[test]
+fn demo_resolves_a_runaway_key_without_a_page() {
+    let run = runaway_demo();
+    let out = &run.finished.stdout;
+    run.finished.assert_success("vigil demo");
+    for step in ["DETECTED", "ACTED", "VERIFIED", "RESOLVED"] {
+        assert_eq!(
+            lines_with(out, step).len(),
+            1,
+            "expected one {step} line: {}",
+            run.finished
+        );
+    }
+    assert!(
+        out.contains("AUTHORIZED by policy block-single-runaway-key"),
+        "{}",
+        run.finished
+    );
+    assert!(
+        lines_with(out, "PAGING").is_empty() && lines_with(out, "PAGE SENT").is_empty(),
+        "the runaway-key story must not page: {}",
+        run.finished
+    );
+    assert!(out.contains("Pages: 0."), "{}", run.finished);
+    let incident_id = run.incident_id();
+    assert!(
+        lines_with(out, "RESOLVED")[0].contains(&incident_id),
+        "{}",
+        run.finished
+    );
+    // `--db` is honoured: nothing but the ledger is left in the working folder.
+    assert!(
+        run.files_left
+            .iter()
+            .all(|name| name.starts_with("demo.db")),
+        "the demo left {:?}",
+        run.files_left
+    );
+
+    let dir = TempDir::new("runaway-ledger");
+    let db = run.restore_ledger(&dir, "demo.db");
+    let db = db.to_str().expect("a UTF-8 path");
+    assert_ledger_verifies_and_replays(&dir, db, &incident_id);
+
+    let replay = vigil(
+        ["replay", "--db", db, "--incident", &incident_id],
+        dir.path(),
+    );
+    for command in [
+        "record incident_opened",
+        "authorize block-runaway-key block",
+        "execute block key",
+        "record verification_passed",
+        "record incident_resolved",
+    ] {
+        assert!(
+            replay.stdout.contains(command),
+            "replay does not list `{command}`: {replay}"
+        );
+    }
+
+    let show = vigil(
+        ["ledger", "show", "--db", db, "--incident", &incident_id],
+        dir.path(),
+    );
+    show.assert_success("ledger show --incident");
+    let lines: Vec<&str> = show.stdout.lines().collect();
+    assert!(
+        lines.iter().all(|line| line.contains(&incident_id)),
+        "ledger show --incident lists another incident's entries: {show}"
+    );
+    for entry in [
+        "\"record\":\"incident_opened\"",
+        "\"record\":\"runbook_selected\"",
+        "event authorization_decided",
+        "\"type\":\"execute\"",
+        "event action_finished",
+        "\"record\":\"incident_resolved\"",
+    ] {
+        assert_eq!(
+            lines_with(&show.stdout, entry).len(),
+            1,
+            "expected one `{entry}` entry: {show}"
+        );
+    }
+    let all = vigil(["ledger", "show", "--db", db], dir.path());
+    all.assert_success("ledger show");
+    assert!(
+        all.stdout.lines().count() > lines.len(),
+        "the whole ledger should hold more than the incident: {all}"
+    );
+}
+
+#[test]
+fn ledger_show_names_the_type_of_every_session_entry() {
+    let run = runaway_demo();
+    run.finished.assert_success("vigil demo");
+    let dir = TempDir::new("runaway-show");
+    let db = run.restore_ledger(&dir, "demo.db");
+    let show = vigil(
+        ["ledger", "show", "--db", db.to_str().expect("a UTF-8 path")],
+        dir.path(),
+    );
+    show.assert_success("ledger show");
+    let sessions = lines_with(&show.stdout, " session ");
+    assert_eq!(sessions.len(), 2, "{show}");
+    assert!(sessions[0].contains("session_started"), "{show}");
+    assert!(sessions[1].contains("session_ended"), "{show}");
+}
+
+#[test]
+fn demo_failed_fix_compensates_and_pages_exactly_once() {
+    let run = run_demo("failed-fix");
+    let out = &run.finished.stdout;
+    run.finished
+        .assert_success("vigil demo --scenario failed-fix");
+    for step in ["NOT FIXED", "UNDOING", "PAGING", "PAGE SENT", "ESCALATED"] {
+        assert_eq!(
+            lines_with(out, step).len(),
+            1,
+            "expected exactly one {step} line: {}",
+            run.finished
+        );
+    }
+    assert!(
+        out.contains("AUTHORIZED by policy compensate-own-block"),
+        "the unblock must be authorized as a compensation: {}",
+        run.finished
+    );
+    assert!(
+        lines_with(out, "RESOLVED").is_empty(),
+        "a fix that did not work must not resolve: {}",
+        run.finished
+    );
+    assert!(out.contains("Pages at the sink: 1."), "{}", run.finished);
+    // The story's order: the fix fails, is undone, then a human is paged.
+    let position = |step: &str| out.find(step).unwrap_or_else(|| panic!("no {step}"));
+    assert!(
+        position("ACTED") < position("NOT FIXED")
+            && position("NOT FIXED") < position("UNDOING")
+            && position("UNDOING") < position("PAGING")
+            && position("PAGING") < position("ESCALATED"),
+        "steps out of order: {}",
+        run.finished
+    );
+    let incident_id = run.incident_id();
+    assert!(
+        lines_with(out, "ESCALATED")[0].contains(&incident_id),
+        "{}",
+        run.finished
+    );
+
+    let dir = TempDir::new("failed-fix-ledger");
+    let db = run.restore_ledger(&dir, "demo.db");
+    assert_ledger_verifies_and_replays(&dir, db.to_str().expect("a UTF-8 path"), &incident_id);
+}

@@ -1,0 +1,330 @@
+//! Helpers for the end-to-end tests: temporary folders, the `vigil` binary run with every wait
+//! bounded, a child process that is killed if the test fails, and a tiny HTTP/1.1 client.
+
+use std::ffi::OsStr;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The `vigil` binary built for these tests.
+pub const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
+
+/// How often a bounded wait looks again.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A fresh folder under cargo's per-target temporary folder, removed on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// A new empty folder whose name starts with `label`.
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{label}-{}-{n}", std::process::id()));
+        // A folder left by an earlier run that reused this process id.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|error| panic!("cannot create {}: {error}", path.display()));
+        TempDir { path }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A path inside the folder.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A child process that is killed and reaped when dropped, so that a failing test leaves
+/// nothing running.
+pub struct ChildGuard {
+    child: Child,
+}
+
+impl ChildGuard {
+    /// Wraps a spawned child.
+    pub fn new(child: Child) -> ChildGuard {
+        ChildGuard { child }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child, for taking its pipes.
+    pub fn child_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// Waits at most `limit` for the child to exit; panics (and so kills it) if it does not.
+    pub fn wait_at_most(&mut self, limit: Duration, what: &str) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("polling a child process") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} still runs after {}s: killed",
+                limit.as_secs()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// What a finished `vigil` run printed.
+#[derive(Debug)]
+pub struct Finished {
+    /// How it exited.
+    pub status: ExitStatus,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The exit code; panics if a signal ended the process.
+    pub fn code(&self) -> i32 {
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("vigil was killed by a signal: {self}"))
+    }
+
+    /// Panics unless the run exited 0.
+    pub fn assert_success(&self, what: &str) {
+        assert!(self.status.success(), "{what} failed: {self}");
+    }
+}
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A thread reading a pipe to its end.
+fn read_to_end(mut pipe: impl std::io::Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// A `vigil` command with a clean environment for logging, run in `cwd`.
+pub fn vigil_command<I, S>(args: I, cwd: &Path) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(VIGIL);
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("VIGIL_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs `vigil ARGS` in `cwd` and waits at most `limit` for it (a hang guard, not a timing
+/// expectation: it is far above what any of these commands needs).
+pub fn run_vigil<I, S>(args: I, cwd: &Path, limit: Duration) -> Finished
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = vigil_command(args, cwd);
+    let shown = format!("{command:?}");
+    let mut child = ChildGuard::new(command.spawn().expect("spawning vigil"));
+    let stdout = read_to_end(child.child_mut().stdout.take().expect("piped stdout"));
+    let stderr = read_to_end(child.child_mut().stderr.take().expect("piped stderr"));
+    let status = child.wait_at_most(limit, &shown);
+    Finished {
+        status,
+        stdout: stdout.join().expect("the stdout reader"),
+        stderr: stderr.join().expect("the stderr reader"),
+    }
+}
+
+/// Runs a quick `vigil` command (check, ledger, replay).
+pub fn vigil<I, S>(args: I, cwd: &Path) -> Finished
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_vigil(args, cwd, Duration::from_secs(120))
+}
+
+/// The distinct incident ids (`inc-` and 12 lowercase hex digits) in `text`, in order.
+pub fn incident_ids(text: &str) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for (start, _) in text.match_indices("inc-") {
+        let rest = &text[start + 4..];
+        let hex: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            .collect();
+        let before_ok = text[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_ascii_alphanumeric());
+        if hex.len() == 12 && before_ok {
+            let id = format!("inc-{hex}");
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
+/// The lines of `text` that contain `needle`.
+pub fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    text.lines().filter(|line| line.contains(needle)).collect()
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The body.
+    pub body: String,
+}
+
+/// `GET path` over a fresh loopback connection, with every read and write bounded.
+pub fn http_get(address: SocketAddr, path: &str) -> std::io::Result<Response> {
+    let limit = Duration::from_secs(10);
+    let mut stream = TcpStream::connect_timeout(&address, limit)?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let invalid = |why: &str| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{why}: {text:?}"))
+    };
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| invalid("no end of headers"))?;
+    let status = head
+        .lines()
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| invalid("no status line"))?;
+    let chunked = head.lines().any(|line| {
+        let line = line.to_ascii_lowercase();
+        line.starts_with("transfer-encoding:") && line.contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(body).ok_or_else(|| invalid("bad chunked body"))?
+    } else {
+        body.to_owned()
+    };
+    Ok(Response { status, body })
+}
+
+/// POSTs a JSON body with an optional bearer token over a plain HTTP/1.1 connection.
+pub fn http_post_json(
+    address: SocketAddr,
+    path: &str,
+    bearer: Option<&str>,
+    body: &str,
+) -> std::io::Result<Response> {
+    let limit = Duration::from_secs(10);
+    let mut stream = TcpStream::connect_timeout(&address, limit)?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    let auth = bearer.map_or_else(String::new, |token| {
+        format!("Authorization: Bearer {token}\r\n")
+    });
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let invalid = |why: &str| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{why}: {text:?}"))
+    };
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| invalid("no end of headers"))?;
+    let status = head
+        .lines()
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| invalid("no status line"))?;
+    let chunked = head.lines().any(|line| {
+        let line = line.to_ascii_lowercase();
+        line.starts_with("transfer-encoding:") && line.contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(body).ok_or_else(|| invalid("bad chunked body"))?
+    } else {
+        body.to_owned()
+    };
+    Ok(Response { status, body })
+}
+
+/// Decodes a chunked body.
+fn dechunk(mut body: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(rest.get(..size)?);
+        body = rest.get(size + 2..)?;
+    }
+}
