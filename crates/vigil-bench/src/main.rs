@@ -1,0 +1,54 @@
+//! vigil's benchmarks: `cargo run --release -p vigil-bench -- <benchmark> [options]`.
+//!
+//! Each benchmark is a subcommand in a module of its own; add one by adding a module and a
+//! line to [`BENCHMARKS`].
+
+mod parse;
+mod store;
+
+use anyhow::bail;
+
+/// A benchmark: its subcommand, a one-line description, and its entry point taking the
+/// remaining arguments.
+struct Benchmark {
+    name: &'static str,
+    about: &'static str,
+    run: fn(&[String]) -> anyhow::Result<()>,
+}
+
+const BENCHMARKS: &[Benchmark] = &[
+    Benchmark {
+        name: "parse",
+        about: parse::ABOUT,
+        run: parse::run,
+    },
+    Benchmark {
+        name: "store",
+        about: store::ABOUT,
+        run: store::run,
+    },
+];
+
+fn usage() -> String {
+    let mut text = String::from("usage: vigil-bench <benchmark> [options]\n\nbenchmarks:\n");
+    for benchmark in BENCHMARKS {
+        text.push_str(&format!("  {:<10} {}\n", benchmark.name, benchmark.about));
+    }
+    text
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((name, rest)) = args.split_first() else {
+        print!("{}", usage());
+        return Ok(());
+    };
+    if matches!(name.as_str(), "-h" | "--help" | "help") {
+        print!("{}", usage());
+        return Ok(());
+    }
+    match BENCHMARKS.iter().find(|benchmark| benchmark.name == name) {
+        Some(benchmark) => (benchmark.run)(rest),
+        None => bail!("unknown benchmark `{name}`\n\n{}", usage()),
+    }
+}
