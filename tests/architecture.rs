@@ -28,6 +28,9 @@ const PURE_CRATES: [&str; 2] = ["vigil-core", "vigil-policy"];
 /// The crates that talk to the world, in the order of ARCHITECTURE.md's code map.
 const EDGE_CRATES: [&str; 4] = ["vigil-ledger", "vigil-connectors", "vigil-sim", "vigil"];
 
+/// Developer tools built from the workspace but never linked into vigil: the benchmarks.
+const TOOL_CRATES: [&str; 1] = ["vigil-bench"];
+
 /// Runtimes, sockets, HTTP, SQL and model clients: what a pure crate must never link.
 /// A name ending in `*` matches every crate with that prefix.
 const IO_CRATES: [&str; 11] = [
@@ -275,15 +278,26 @@ fn only_the_binary_crate_depends_on_the_simulator() {
 }
 
 #[test]
+fn no_crate_depends_on_a_tool_crate() {
+    for crate_name in PURE_CRATES.iter().chain(&EDGE_CRATES) {
+        assert_no_reach(
+            crate_name,
+            &TOOL_CRATES,
+            "benchmarks measure vigil; vigil never links them",
+        );
+    }
+}
+
+#[test]
 fn every_crate_a_rule_names_is_a_workspace_member() {
     // A rule about a renamed or removed crate would pass vacuously.
     let graph = graph();
-    for crate_name in PURE_CRATES.iter().chain(&EDGE_CRATES) {
+    for crate_name in PURE_CRATES.iter().chain(&EDGE_CRATES).chain(&TOOL_CRATES) {
         graph.member_id(crate_name);
     }
     assert_eq!(
         graph.members.len(),
-        PURE_CRATES.len() + EDGE_CRATES.len(),
+        PURE_CRATES.len() + EDGE_CRATES.len() + TOOL_CRATES.len(),
         "a new workspace crate needs its place in these rules: {:?}",
         graph.members.keys().collect::<Vec<_>>()
     );
