@@ -1,5 +1,5 @@
 //! The real `vigil` binary, end to end: the demo stories, the ledger's tamper evidence and
-//! replay, `vigil check`, and `vigil serve` answering on loopback and stopping on a signal.
+//! replay, `vigil check`, `vigil metrics parse`, and `vigil serve` answering on loopback and stopping on a signal.
 //!
 //! Every child process is killed if its test fails, every wait is bounded, and no assertion
 //! depends on how fast the machine is: the bounds only guard against hangs.
@@ -20,6 +20,8 @@ mod check;
 mod demo;
 #[path = "cli/ledger.rs"]
 mod ledger;
+#[path = "cli/metrics.rs"]
+mod metrics;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/tamper.rs"]

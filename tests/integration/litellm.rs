@@ -179,7 +179,7 @@ async fn a_real_litellm_proxy_reports_the_traffic_sent_through_it() {
             .await
             .expect("an authorized scrape");
         assert_eq!(scraped.status, 200);
-        metrics = scraped.body;
+        metrics = String::from_utf8(scraped.body).expect("LiteLLM's metrics are UTF-8");
         if expected.settled(&metrics) {
             break;
         }
@@ -191,7 +191,7 @@ async fn a_real_litellm_proxy_reports_the_traffic_sent_through_it() {
     let redirected = fetch(&http, &scrape_target(&proxy, "/metrics", Some(&master_key)))
         .await
         .expect("a scrape of /metrics through the redirect");
-    expected.assert_matches(&redirected.body);
+    expected.assert_matches(&String::from_utf8_lossy(&redirected.body));
 
     check_vigil_serve(&dir, &proxy, &master_key, &traffic).await;
 }

@@ -50,8 +50,9 @@ pub struct ScrapeBody {
     pub status: u16,
     /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
-    /// The exposition text.
-    pub body: String,
+    /// The exposition, as sent: decoding it (and reporting lines that are not UTF-8) is the
+    /// parser's job, so one bad byte does not cost the whole scrape.
+    pub body: Vec<u8>,
     /// How long the scrape took.
     pub elapsed: Duration,
 }
@@ -102,14 +103,6 @@ pub async fn fetch(
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let body = read_limited(&origin, response, target.max_body_bytes).await?;
-    let body = String::from_utf8(body).map_err(|error| ConnectorError::Decode {
-        target: target.name.clone(),
-        url: shown_url.clone(),
-        detail: format!(
-            "the body is not utf-8 at byte {}",
-            error.utf8_error().valid_up_to()
-        ),
-    })?;
     Ok(ScrapeBody {
         status: status.as_u16(),
         content_type,

@@ -184,7 +184,9 @@ fn target(port: u16) -> ScrapeTarget {
 
 async fn scrape(tls: &TlsOptions, port: u16) -> Result<String, ConnectorError> {
     let client = client_with_tls(Duration::from_secs(5), tls)?;
-    fetch(&client, &target(port)).await.map(|body| body.body)
+    fetch(&client, &target(port))
+        .await
+        .map(|body| String::from_utf8(body.body).unwrap())
 }
 
 #[tokio::test]

@@ -40,6 +40,7 @@
 //! line goes to the general parser, which the fast path must agree with.
 
 mod cursor;
+mod decode;
 mod escape;
 mod family;
 mod fast;
@@ -53,6 +54,7 @@ mod scan;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+pub use decode::{Decoded, decode};
 pub use labels::Labels;
 
 /// Which of the two text formats an exposition is written in.

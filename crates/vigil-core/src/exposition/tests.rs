@@ -132,3 +132,38 @@ fn the_content_type_decides_the_format_and_detection_is_the_fallback() {
         );
     }
 }
+
+#[test]
+fn a_line_that_is_not_utf8_is_one_error_and_its_neighbours_are_kept() {
+    let bytes = b"# TYPE a gauge\na{x=\"\xff\"} 1\na{x=\"ok\"} 2\r\nb 3 \xc3\n";
+    let decoded = decode(bytes);
+    assert_eq!(decoded.text, "# TYPE a gauge\n\na{x=\"ok\"} 2\r\n\n");
+    for format in [Format::Text, Format::OpenMetrics] {
+        let parsed = decoded.parse(format);
+        let samples: Vec<(String, f64)> = parsed
+            .samples
+            .iter()
+            .map(|sample| (sample.name.to_string(), sample.value))
+            .collect();
+        assert_eq!(samples, [("a".to_owned(), 2.0)], "{format:?}");
+        let lines: Vec<(usize, &str)> = parsed
+            .errors
+            .iter()
+            .map(|error| (error.line, error.reason.as_str()))
+            .collect();
+        let mut expected = vec![
+            (2, "not UTF-8: invalid byte 0xff at column 6"),
+            (4, "not UTF-8: invalid byte 0xc3 at column 5"),
+        ];
+        if format == Format::OpenMetrics {
+            expected.push((
+                5,
+                "missing `# EOF`: an OpenMetrics exposition must end with it",
+            ));
+        }
+        assert_eq!(lines, expected, "{format:?}");
+    }
+    let valid = decode(b"a 1\n");
+    assert!(matches!(valid.text, Cow::Borrowed("a 1\n")));
+    assert!(valid.errors.is_empty());
+}

@@ -71,9 +71,10 @@ impl Scraper {
         let source = self.target.name.clone();
         match scrape::fetch(&self.client, &self.target).await {
             Ok(body) => {
+                let decoded = exposition::decode(&body.body);
                 let (format, _) =
-                    exposition::choose_format(body.content_type.as_deref(), &body.body);
-                let parsed = exposition::parse(&body.body, format);
+                    exposition::choose_format(body.content_type.as_deref(), &decoded.text);
+                let parsed = decoded.parse(format);
                 for error in parsed.errors.iter().take(LOGGED_MALFORMED_LINES) {
                     tracing::warn!(source = %source, line = error.line, reason = %error.reason, "malformed exposition line skipped");
                 }

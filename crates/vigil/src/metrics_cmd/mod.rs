@@ -47,15 +47,16 @@ const UNREADABLE: u8 = 2;
 
 /// Runs the command.
 pub async fn run(args: &ParseArgs) -> ExitCode {
-    let (text, content_type) = match read_input(args).await {
+    let (bytes, content_type) = match read_input(args).await {
         Ok(read) => read,
         Err(message) => {
             eprintln!("error: cannot read `{}`: {message}", args.input);
             return ExitCode::from(UNREADABLE);
         }
     };
-    let (format, how) = choose_format(args.format, content_type.as_deref(), &text);
-    let parsed = exposition::parse(&text, format);
+    let decoded = exposition::decode(&bytes);
+    let (format, how) = choose_format(args.format, content_type.as_deref(), &decoded.text);
+    let parsed = decoded.parse(format);
     let mut stdout = std::io::stdout().lock();
     for sample in &parsed.samples {
         // A closed pipe (`| head`) ends the listing quietly.
@@ -72,7 +73,7 @@ pub async fn run(args: &ParseArgs) -> ExitCode {
     }
 }
 
-async fn read_input(args: &ParseArgs) -> Result<(String, Option<String>), String> {
+async fn read_input(args: &ParseArgs) -> Result<(Vec<u8>, Option<String>), String> {
     let input = args.input.as_str();
     if input.starts_with("http://") || input.starts_with("https://") {
         let bearer = match (&args.bearer_token_env, &args.bearer_token_file) {
@@ -111,9 +112,7 @@ async fn read_input(args: &ParseArgs) -> Result<(String, Option<String>), String
     } else {
         std::fs::read(input).map_err(|error| error.to_string())?
     };
-    let text = String::from_utf8(bytes)
-        .map_err(|error| format!("not UTF-8 at byte {}", error.utf8_error().valid_up_to()))?;
-    Ok((text, None))
+    Ok((bytes, None))
 }
 
 /// The format to use and why: forced, said by the Content-Type, or detected from `# EOF`.
