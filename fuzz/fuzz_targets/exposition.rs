@@ -1,6 +1,8 @@
 //! Fuzzes the exposition parser (Prometheus text 0.0.4 and OpenMetrics 1.0) with arbitrary
-//! bytes, read as UTF-8 with invalid sequences replaced, and checks what must always hold:
+//! bytes, decoded as the scraper does (`exposition::decode`: a line that is not UTF-8 is one
+//! error), and checks what must always hold:
 //!
+//! - decoding keeps the line count, and borrows exactly when the input is UTF-8;
 //! - parsing never panics, in either format (built with `-a`, the parser's debug assertions
 //!   also check that its fast path agrees with the general parser on every line it takes);
 //! - every sample and every error names a line of the input, each line at most once, in
@@ -18,14 +20,24 @@ use libfuzzer_sys::fuzz_target;
 use vigil_core::exposition::{self, Exposition, Format, ParsedSample};
 
 fuzz_target!(|data: &[u8]| {
-    let input = String::from_utf8_lossy(data);
+    let decoded = exposition::decode(data);
+    let input: &str = &decoded.text;
+    assert_eq!(
+        input.split('\n').count(),
+        data.split(|byte| *byte == b'\n').count(),
+        "decoding changed the line count"
+    );
+    assert_eq!(
+        matches!(decoded.text, std::borrow::Cow::Borrowed(_)),
+        std::str::from_utf8(data).is_ok()
+    );
     for format in [Format::Text, Format::OpenMetrics] {
-        let parsed = exposition::parse(&input, format);
-        check_lines(&input, format, &parsed);
+        let parsed = decoded.parse(format);
+        check_lines(input, format, &parsed);
         check_round_trip(&parsed);
     }
-    if exposition::detect_format(&input) == Format::OpenMetrics {
-        let parsed = exposition::parse(&input, Format::OpenMetrics);
+    if exposition::detect_format(input) == Format::OpenMetrics {
+        let parsed = exposition::parse(input, Format::OpenMetrics);
         assert!(
             !parsed
                 .errors

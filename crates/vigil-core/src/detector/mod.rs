@@ -3,6 +3,7 @@
 //! Each detector kind is one module pairing its config with its state machine; the set of
 //! kinds is closed ([`DetectorConfig`]).
 
+pub mod adaptive;
 pub mod spike;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,399 @@
+//! The adaptive anomaly detector for one stream of values: how unusual is this point, given
+//! the stream's own recent behaviour and its daily rhythm?
+//!
+//! It is built in three layers, each a few lines of arithmetic, so that an SRE can follow why
+//! it alerted:
+//!
+//! 1. **Surprise.** Two exponentially weighted baselines (mean and variance, half-lives in
+//!    samples) follow the value and its change from the previous sample. The raw surprise of
+//!    a point is the larger of the two z-scores (in the configured [`Direction`]), capped.
+//!    A level shift shows in the value, a sudden spike or drop also in the change.
+//! 2. **Seasonality.** A stream with a daily rhythm surprises at the same time every day (a
+//!    nightly batch, a morning peak). The detector remembers, per slot of the seasonal period,
+//!    the surprise seen there before (a weighted memory over past periods, taking the largest
+//!    of the slot and its neighbours) and subtracts it: what happens every day is not news.
+//! 3. **Likelihood.** A single surprising point in a noisy stream is common; a run of them is
+//!    not. The mean surprise of the last few points is compared with the distribution of
+//!    surprise over a long history (its mean and spread): the tail probability of the short
+//!    mean under a normal law with the history's moments is the point's p-value, and
+//!    `score = 1 - p`. The detector alerts when `p` falls under `alert_probability`, after a
+//!    warm-up, and then holds for `refractory_samples` so that one anomaly is one alert.
+//!
+//! The likelihood layer follows Numenta's "anomaly likelihood" (Ahmad et al., 2017); the rest
+//! is classic exponential smoothing. Everything is deterministic arithmetic (basic operations,
+//! `sqrt` and [`crate::numeric::half_pow`]), so a replay gives the same bits.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::numeric::half_pow;
+use crate::time::Timestamp;
+
+/// Which deviations count as surprising.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Rises only (token and spend spikes).
+    Up,
+    /// Falls only (pass rates, cache hit rates).
+    Down,
+    /// Both.
+    #[default]
+    Both,
+}
+
+/// The detector's settings. The defaults are the shipped configuration, scored on NAB with
+/// one setting for every series.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdaptiveConfig {
+    /// Which deviations count.
+    pub direction: Direction,
+    /// Half-life, in samples, of the baselines of the value and of its change.
+    pub baseline_half_life_samples: f64,
+    /// The cap on one point's surprise, in standard deviations.
+    pub max_surprise: f64,
+    /// The spread never counts as less than this fraction of the baseline's magnitude, so a
+    /// flat stream does not make every wiggle infinitely surprising.
+    pub noise_floor_ratio: f64,
+    /// The seasonal period in seconds (a day); 0 turns seasonality off.
+    pub season_secs: i64,
+    /// How much of a slot's memory one period replaces (0 to 1).
+    pub season_learning_rate: f64,
+    /// How many neighbouring slots on each side a point is compared with.
+    pub season_neighbours: u32,
+    /// How many recent surprises form the long history.
+    pub history_samples: usize,
+    /// How many of the latest surprises are averaged.
+    pub recent_samples: usize,
+    /// The p-value under which a point alerts.
+    pub alert_probability: f64,
+    /// No alert during the first samples.
+    pub warmup_samples: u32,
+    /// Samples after an alert during which no new alert is raised.
+    pub refractory_samples: u32,
+}
+
+impl Default for AdaptiveConfig {
+    fn default() -> Self {
+        AdaptiveConfig {
+            direction: Direction::Both,
+            baseline_half_life_samples: 400.0,
+            max_surprise: 20.0,
+            noise_floor_ratio: 1e-3,
+            season_secs: 86_400,
+            season_learning_rate: 0.5,
+            season_neighbours: 1,
+            history_samples: 1000,
+            recent_samples: 5,
+            alert_probability: 1e-3,
+            warmup_samples: 100,
+            refractory_samples: 200,
+        }
+    }
+}
+
+/// Why a config cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("adaptive detector: `{field}` {reason}")]
+pub struct AdaptiveConfigError {
+    /// The offending field.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl AdaptiveConfig {
+    /// Checks every field's range.
+    ///
+    /// # Errors
+    /// The first field out of range.
+    pub fn validate(&self) -> Result<(), AdaptiveConfigError> {
+        let fail = |field, reason| Err(AdaptiveConfigError { field, reason });
+        let positive = |value: f64| value.is_finite() && value > 0.0;
+        if !positive(self.baseline_half_life_samples) {
+            return fail("baseline_half_life_samples", "must be a positive number");
+        }
+        if !positive(self.max_surprise) {
+            return fail("max_surprise", "must be a positive number");
+        }
+        if !(self.noise_floor_ratio.is_finite() && self.noise_floor_ratio >= 0.0) {
+            return fail("noise_floor_ratio", "must be zero or more");
+        }
+        if self.season_secs < 0 {
+            return fail("season_secs", "must be zero (off) or more");
+        }
+        if !(0.0..=1.0).contains(&self.season_learning_rate) {
+            return fail("season_learning_rate", "must be between 0 and 1");
+        }
+        if self.history_samples < 2 {
+            return fail("history_samples", "must be at least 2");
+        }
+        if self.recent_samples == 0 || self.recent_samples > self.history_samples {
+            return fail("recent_samples", "must be between 1 and history_samples");
+        }
+        if !(self.alert_probability > 0.0 && self.alert_probability < 1.0) {
+            return fail("alert_probability", "must be between 0 and 1, exclusive");
+        }
+        Ok(())
+    }
+}
+
+/// What one point made of the detector.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdaptiveStep {
+    /// `1 - p`: how anomalous the recent points are, in `[0, 1]`.
+    pub score: f64,
+    /// Whether this point raises an alert.
+    pub alert: bool,
+    /// The point's surprise after the seasonal discount, in standard deviations.
+    pub surprise: f64,
+    /// The baseline the value was compared with (before this point was learned).
+    pub expected: f64,
+}
+
+/// An exponentially weighted mean and variance.
+#[derive(Clone, Debug, Default)]
+struct Baseline {
+    mean: f64,
+    variance: f64,
+    primed: bool,
+}
+
+impl Baseline {
+    /// The signed z-score of `value` (0 for the first value), then learns it with `weight`.
+    fn score_and_learn(&mut self, value: f64, weight: f64, noise_floor_ratio: f64) -> f64 {
+        if !self.primed {
+            self.mean = value;
+            self.primed = true;
+            return 0.0;
+        }
+        let spread = self
+            .variance
+            .sqrt()
+            .max(self.mean.abs() * noise_floor_ratio)
+            .max(1e-9);
+        let deviation = value - self.mean;
+        self.mean += weight * deviation;
+        self.variance = (1.0 - weight) * (self.variance + weight * deviation * deviation);
+        deviation / spread
+    }
+}
+
+/// Per slot of the seasonal period, the surprise seen there in past periods.
+#[derive(Clone, Debug, Default)]
+struct Season {
+    /// The period and the slot width in milliseconds, fixed by the first two points.
+    slot_ms: Option<(i64, i64)>,
+    n_slots: i64,
+    memory: BTreeMap<i64, f64>,
+}
+
+/// At most this many slots per period, whatever the sampling interval.
+const MAX_SLOTS: i64 = 4096;
+
+impl Season {
+    /// Fixes the slot width once the sampling interval is known; a period not longer than two
+    /// intervals has no seasonality to learn.
+    fn configure(&mut self, season_ms: i64, interval_ms: i64) {
+        if self.slot_ms.is_some() || interval_ms <= 0 || season_ms < 2 * interval_ms {
+            return;
+        }
+        let slot_ms = interval_ms.max(season_ms / MAX_SLOTS).max(1);
+        self.slot_ms = Some((season_ms, slot_ms));
+        // The last slot may be shorter than the others.
+        self.n_slots = (season_ms + slot_ms - 1) / slot_ms;
+    }
+
+    /// The surprise left after subtracting what this slot and its neighbours saw before; then
+    /// remembers `surprise` for the slot.
+    fn discount(&mut self, at: Timestamp, surprise: f64, config: &AdaptiveConfig) -> f64 {
+        let Some((season_ms, slot_ms)) = self.slot_ms else {
+            return surprise;
+        };
+        // Slots are aligned to the Unix epoch: for a day, slot 0 starts at midnight UTC.
+        let slot = at.0.rem_euclid(season_ms) / slot_ms;
+        let neighbours = i64::from(config.season_neighbours);
+        let seen = (-neighbours..=neighbours)
+            .filter_map(|offset| {
+                self.memory
+                    .get(&(slot + offset).rem_euclid(self.n_slots))
+                    .copied()
+            })
+            .fold(0.0_f64, f64::max);
+        let remembered = self.memory.entry(slot).or_insert(surprise);
+        *remembered += config.season_learning_rate * (surprise - *remembered);
+        (surprise - seen).max(0.0)
+    }
+}
+
+/// The long history of surprises, with running sums for its moments.
+#[derive(Clone, Debug, Default)]
+struct History {
+    values: VecDeque<f64>,
+    sum: f64,
+    sum_squares: f64,
+}
+
+impl History {
+    fn push(&mut self, value: f64, capacity: usize) {
+        self.values.push_back(value);
+        self.sum += value;
+        self.sum_squares += value * value;
+        while self.values.len() > capacity {
+            if let Some(old) = self.values.pop_front() {
+                self.sum -= old;
+                self.sum_squares -= old * old;
+            }
+        }
+    }
+
+    /// Mean and standard deviation.
+    fn moments(&self) -> (f64, f64) {
+        let n = self.values.len().max(1) as f64;
+        let mean = self.sum / n;
+        let variance = (self.sum_squares / n - mean * mean).max(0.0);
+        (mean, variance.sqrt())
+    }
+
+    /// The mean of the latest `n` values.
+    fn recent_mean(&self, n: usize) -> f64 {
+        let taken = n.min(self.values.len()).max(1);
+        self.values.iter().rev().take(taken).sum::<f64>() / taken as f64
+    }
+}
+
+/// The detector's state for one stream.
+#[derive(Clone, Debug)]
+pub struct AdaptiveDetector {
+    config: AdaptiveConfig,
+    weight: f64,
+    value: Baseline,
+    change: Baseline,
+    season: Season,
+    history: History,
+    previous: Option<(Timestamp, f64)>,
+    n_seen: u64,
+    last_alert: Option<u64>,
+}
+
+impl AdaptiveDetector {
+    /// A detector with no history. The config should have passed
+    /// [`AdaptiveConfig::validate`].
+    #[must_use]
+    pub fn new(config: AdaptiveConfig) -> Self {
+        let weight = 1.0 - half_pow(1.0 / config.baseline_half_life_samples.max(f64::EPSILON));
+        AdaptiveDetector {
+            config,
+            weight,
+            value: Baseline::default(),
+            change: Baseline::default(),
+            season: Season::default(),
+            history: History::default(),
+            previous: None,
+            n_seen: 0,
+            last_alert: None,
+        }
+    }
+
+    /// Its configuration.
+    #[must_use]
+    pub fn config(&self) -> &AdaptiveConfig {
+        &self.config
+    }
+
+    /// Feeds one point; points should come in time order. A non-finite value is skipped
+    /// (score 0, no alert, nothing learned).
+    pub fn step(&mut self, at: Timestamp, value: f64) -> AdaptiveStep {
+        if !value.is_finite() {
+            return AdaptiveStep {
+                score: 0.0,
+                alert: false,
+                surprise: 0.0,
+                expected: self.value.mean,
+            };
+        }
+        let config = &self.config;
+        let expected = if self.value.primed {
+            self.value.mean
+        } else {
+            value
+        };
+        let value_z = self
+            .value
+            .score_and_learn(value, self.weight, config.noise_floor_ratio);
+        let change_z = match self.previous {
+            Some((previous_at, previous_value)) => {
+                self.season.configure(
+                    config.season_secs.saturating_mul(1000),
+                    at.millis_since(previous_at),
+                );
+                self.change.score_and_learn(
+                    value - previous_value,
+                    self.weight,
+                    config.noise_floor_ratio,
+                )
+            }
+            None => 0.0,
+        };
+        self.previous = Some((at, value));
+        let directed = |z: f64| match config.direction {
+            Direction::Up => z.max(0.0),
+            Direction::Down => (-z).max(0.0),
+            Direction::Both => z.abs(),
+        };
+        let surprise = directed(value_z)
+            .max(directed(change_z))
+            .min(config.max_surprise);
+        let surprise = self.season.discount(at, surprise, config);
+        self.history.push(surprise, config.history_samples);
+        let (mean, spread) = self.history.moments();
+        let recent = self.history.recent_mean(config.recent_samples);
+        let p = upper_tail((recent - mean) / spread.max(1e-3));
+        let index = self.n_seen;
+        self.n_seen += 1;
+        let warm = index >= u64::from(config.warmup_samples);
+        let rested = self
+            .last_alert
+            .is_none_or(|last| index.saturating_sub(last) >= u64::from(config.refractory_samples));
+        let alert = warm && rested && p < config.alert_probability;
+        if alert {
+            self.last_alert = Some(index);
+        }
+        AdaptiveStep {
+            score: (1.0 - p).clamp(0.0, 1.0),
+            alert,
+            surprise,
+            expected,
+        }
+    }
+}
+
+/// `P(Z > x)` for a standard normal `Z`, deterministically: the complementary error function
+/// by Numerical Recipes' Chebyshev fit (`erfcc`, fractional error under 1.2e-7), with `exp`
+/// computed by [`half_pow`].
+#[must_use]
+pub fn upper_tail(x: f64) -> f64 {
+    if x.is_nan() {
+        return 0.5;
+    }
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let polynomial = -1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    // exp(y) = 0.5^(-y / ln 2); the exponent is never above 0 but for rounding.
+    let exponent = -z * z + polynomial;
+    let erfc = t * half_pow((-exponent).max(0.0) / std::f64::consts::LN_2);
+    let tail = 0.5 * erfc;
+    if x >= 0.0 { tail } else { 1.0 - tail }
+}
+
+#[cfg(test)]
+mod tests;

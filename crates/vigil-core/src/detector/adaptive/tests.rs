@@ -1,0 +1,181 @@
+//! The adaptive detector on synthetic streams whose right answer is known.
+
+use super::*;
+
+/// A deterministic noise source in [-1, 1] (xorshift64*).
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let bits = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+        bits as f64 / (1_u64 << 53) as f64 * 2.0 - 1.0
+    }
+}
+
+const MINUTE: i64 = 60_000;
+
+/// Runs `values` (one per `step_ms`) and returns the indices that alerted.
+fn alerts(config: AdaptiveConfig, step_ms: i64, values: &[f64]) -> Vec<usize> {
+    let mut detector = AdaptiveDetector::new(config);
+    values
+        .iter()
+        .enumerate()
+        .filter_map(|(index, value)| {
+            let at = Timestamp(1_700_000_000_000 + index as i64 * step_ms);
+            detector.step(at, *value).alert.then_some(index)
+        })
+        .collect()
+}
+
+fn noisy(n: usize, level: f64, amplitude: f64, seed: u64) -> Vec<f64> {
+    let mut noise = Noise(seed);
+    (0..n).map(|_| level + amplitude * noise.next()).collect()
+}
+
+#[test]
+fn the_upper_tail_matches_the_normal_table() {
+    for (x, expected) in [
+        (0.0, 0.5),
+        (1.0, 0.158_655_25),
+        (1.959_964, 0.025),
+        (3.0, 0.001_349_898),
+        (5.0, 2.866_515_7e-7),
+        (-1.0, 0.841_344_75),
+    ] {
+        let tail = upper_tail(x);
+        assert!(
+            (tail - expected).abs() <= 1e-7_f64.max(expected * 2e-7),
+            "Q({x}) = {tail}, expected {expected}"
+        );
+    }
+    assert_eq!(upper_tail(f64::INFINITY), 0.0);
+    assert_eq!(upper_tail(f64::NEG_INFINITY), 1.0);
+}
+
+#[test]
+fn steady_noise_never_alerts() {
+    let values = noisy(3000, 100.0, 5.0, 7);
+    assert_eq!(
+        alerts(AdaptiveConfig::default(), MINUTE, &values),
+        Vec::<usize>::new()
+    );
+}
+
+#[test]
+fn a_spike_alerts_at_once_and_the_refractory_period_holds_the_next() {
+    let mut values = noisy(3000, 100.0, 5.0, 11);
+    values[1500..1510].fill(180.0);
+    // A second burst inside the refractory period, a third after it.
+    values[1600..1610].fill(180.0);
+    values[2500..2510].fill(180.0);
+    let found = alerts(AdaptiveConfig::default(), MINUTE, &values);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!((1500..1503).contains(&found[0]), "{found:?}");
+    assert!((2500..2503).contains(&found[1]), "{found:?}");
+}
+
+#[test]
+fn a_level_shift_down_alerts_in_both_and_down_but_not_up() {
+    let mut values = noisy(3000, 100.0, 5.0, 13);
+    for value in &mut values[2000..] {
+        *value -= 60.0;
+    }
+    for (direction, expected) in [
+        (Direction::Both, true),
+        (Direction::Down, true),
+        (Direction::Up, false),
+    ] {
+        let config = AdaptiveConfig {
+            direction,
+            ..AdaptiveConfig::default()
+        };
+        let found = alerts(config, MINUTE, &values);
+        let near_shift = found.iter().any(|index| (2000..2005).contains(index));
+        assert_eq!(near_shift, expected, "{direction:?}: {found:?}");
+    }
+}
+
+#[test]
+fn a_daily_spike_stops_alerting_once_it_is_learned_unless_seasonality_is_off() {
+    // A point every 5 minutes over 14 days; every day at 03:00 a 15-minute batch job.
+    let step = 5 * MINUTE;
+    let per_day = 288;
+    let mut values = noisy(per_day * 14, 20.0, 1.0, 17);
+    for day in 0..14 {
+        for slot in 36..39 {
+            values[day * per_day + slot] = 80.0;
+        }
+    }
+    let seasonal = alerts(AdaptiveConfig::default(), step, &values);
+    let late = |found: &[usize]| found.iter().filter(|index| **index >= per_day * 4).count();
+    assert_eq!(late(&seasonal), 0, "alerts after day 4: {seasonal:?}");
+    let blind = alerts(
+        AdaptiveConfig {
+            season_secs: 0,
+            ..AdaptiveConfig::default()
+        },
+        step,
+        &values,
+    );
+    assert!(
+        late(&blind) >= 5,
+        "without seasonality the daily batch keeps alerting: {blind:?}"
+    );
+}
+
+#[test]
+fn non_finite_values_are_skipped_and_the_same_input_gives_the_same_bits() {
+    let mut values = noisy(1500, 10.0, 1.0, 19);
+    values[700] = f64::NAN;
+    values[701] = f64::INFINITY;
+    values[1200] = 25.0;
+    let run = || {
+        let mut detector = AdaptiveDetector::new(AdaptiveConfig::default());
+        values
+            .iter()
+            .enumerate()
+            .map(|(index, value)| {
+                let step = detector.step(Timestamp(index as i64 * MINUTE), *value);
+                (step.score.to_bits(), step.alert, step.surprise.to_bits())
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = run();
+    assert_eq!(first, run());
+    assert_eq!(first[700], (0.0_f64.to_bits(), false, 0.0_f64.to_bits()));
+    assert!(
+        first
+            .iter()
+            .all(|(score, _, _)| (0.0..=1.0).contains(&f64::from_bits(*score)))
+    );
+    let alerted: Vec<usize> = first
+        .iter()
+        .enumerate()
+        .filter_map(|(index, (_, alert, _))| alert.then_some(index))
+        .collect();
+    assert_eq!(alerted, [1200]);
+}
+
+#[test]
+fn validation_names_the_field() {
+    type Breaker = fn(&mut AdaptiveConfig);
+    let cases: [(Breaker, &str); 5] = [
+        (
+            |c| c.baseline_half_life_samples = 0.0,
+            "baseline_half_life_samples",
+        ),
+        (|c| c.history_samples = 1, "history_samples"),
+        (|c| c.recent_samples = 0, "recent_samples"),
+        (|c| c.alert_probability = 1.0, "alert_probability"),
+        (|c| c.season_learning_rate = 1.5, "season_learning_rate"),
+    ];
+    assert_eq!(AdaptiveConfig::default().validate(), Ok(()));
+    for (break_it, field) in cases {
+        let mut config = AdaptiveConfig::default();
+        break_it(&mut config);
+        assert_eq!(config.validate().unwrap_err().field, field);
+    }
+}
