@@ -28,8 +28,9 @@ const PURE_CRATES: [&str; 2] = ["vigil-core", "vigil-policy"];
 /// The crates that talk to the world, in the order of ARCHITECTURE.md's code map.
 const EDGE_CRATES: [&str; 4] = ["vigil-ledger", "vigil-connectors", "vigil-sim", "vigil"];
 
-/// Developer tools built from the workspace but never linked into vigil: the benchmarks.
-const TOOL_CRATES: [&str; 1] = ["vigil-bench"];
+/// Developer tools built from the workspace but never linked into vigil: the benchmarks and
+/// the evaluation harness.
+const TOOL_CRATES: [&str; 2] = ["vigil-bench", "vigil-eval"];
 
 /// Runtimes, sockets, HTTP, SQL and model clients: what a pure crate must never link.
 /// A name ending in `*` matches every crate with that prefix.

@@ -1,0 +1,411 @@
+//! Loading a NAB folder: `data/<category>/<series>.csv` (header `timestamp,value`) and
+//! `combined_windows.json` (each series' anomaly windows as pairs of timestamps).
+//!
+//! Parsing takes text and returns every problem found, each with its file and, for CSV rows,
+//! its line; only [`load_corpus`] touches the file system. As NAB's labeler
+//! (`CorpusLabel.getWindows`) demands, each window edge must be the timestamp of exactly one
+//! row of its file. Timestamps may repeat (NAB's own files repeat an hour at a daylight
+//! saving change) but never go backwards; blank lines are skipped, as pandas skips them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::score::{Labels, WindowRows};
+use super::timestamp::parse_timestamp_ms;
+
+/// The windows file at the root of a NAB folder.
+pub const WINDOWS_FILE: &str = "combined_windows.json";
+
+/// The folder, under a NAB folder, that holds one folder of CSVs per category.
+pub const DATA_FOLDER: &str = "data";
+
+const CSV_HEADER: &str = "timestamp,value";
+
+/// How many problems an error message lists before it only counts the rest.
+const MAX_PROBLEMS_SHOWN: usize = 20;
+
+/// A NAB folder, loaded: every series with its labels, ordered by category and file name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Corpus {
+    /// The series, ordered by category then file name.
+    pub series: Vec<LabelledSeries>,
+}
+
+/// One series of a NAB folder and its labelled windows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelledSeries {
+    /// The folder under `data/` (`realKnownCause`).
+    pub category: String,
+    /// The file name (`nyc_taxi.csv`).
+    pub file_name: String,
+    /// Each row's timestamp, in milliseconds since the Unix epoch, UTC.
+    pub timestamps_ms: Vec<i64>,
+    /// Each row's value.
+    pub values: Vec<f64>,
+    /// The windows, as rows.
+    pub labels: Labels,
+}
+
+impl LabelledSeries {
+    /// The key of this series in `combined_windows.json`: `<category>/<file name>`.
+    #[must_use]
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.category, self.file_name)
+    }
+}
+
+/// One series' rows, as read from its CSV.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SeriesRows {
+    /// Each row's timestamp, in milliseconds since the Unix epoch, UTC.
+    pub timestamps_ms: Vec<i64>,
+    /// Each row's value.
+    pub values: Vec<f64>,
+}
+
+/// Something wrong in a NAB folder, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file, relative to the NAB folder (`data/realTweets/Twitter_volume_FB.csv`).
+    pub file: String,
+    /// The line, from 1, when the problem is on one line.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(formatter, "{}:{line}: {}", self.file, self.message),
+            None => write!(formatter, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Why a NAB folder could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The path is not a folder.
+    #[error("`{}` is not a folder (expected a NAB folder with `{WINDOWS_FILE}` and `{DATA_FOLDER}/`)", path.display())]
+    NotAFolder {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A file or folder could not be read.
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        /// What could not be read.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The files were read but are malformed or do not match each other.
+    #[error("{}", describe_problems(problems))]
+    Invalid {
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
+}
+
+fn describe_problems(problems: &[Problem]) -> String {
+    let mut text = format!("the NAB folder has {} problem(s):", problems.len());
+    for problem in problems.iter().take(MAX_PROBLEMS_SHOWN) {
+        text.push_str(&format!("\n  {problem}"));
+    }
+    if problems.len() > MAX_PROBLEMS_SHOWN {
+        text.push_str(&format!(
+            "\n  ... and {} more",
+            problems.len() - MAX_PROBLEMS_SHOWN
+        ));
+    }
+    text
+}
+
+/// Reads one series' CSV text. `file` names it in problems.
+///
+/// # Errors
+///
+/// Every bad row (wrong number of fields, bad timestamp, value that is not a finite number,
+/// timestamp earlier than the row before), a wrong header, or no rows at all.
+pub fn parse_series_csv(file: &str, text: &str) -> Result<SeriesRows, Vec<Problem>> {
+    let problem = |line: Option<usize>, message: String| Problem {
+        file: file.to_owned(),
+        line,
+        message,
+    };
+    let mut lines = text
+        .strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .lines()
+        .enumerate()
+        .map(|(line_idx, line)| (line_idx + 1, line));
+    match lines.next() {
+        Some((_, header)) if header == CSV_HEADER => {}
+        Some((line, header)) => {
+            let message = format!("expected the header `{CSV_HEADER}`, found `{header}`");
+            return Err(vec![problem(Some(line), message)]);
+        }
+        None => {
+            return Err(vec![problem(
+                None,
+                format!("empty file, expected the header `{CSV_HEADER}`"),
+            )]);
+        }
+    }
+
+    let mut rows = SeriesRows::default();
+    let mut problems = Vec::new();
+    let mut previous_timestamp: Option<(i64, &str)> = None;
+    for (line, row) in lines {
+        if row.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = row.split(',').collect();
+        let [timestamp_text, value_text] = fields.as_slice() else {
+            let message = format!("expected 2 fields `{CSV_HEADER}`, found {}", fields.len());
+            problems.push(problem(Some(line), message));
+            continue;
+        };
+        let timestamp_ms = match parse_timestamp_ms(timestamp_text) {
+            Ok(timestamp_ms) => timestamp_ms,
+            Err(error) => {
+                problems.push(problem(Some(line), error.to_string()));
+                continue;
+            }
+        };
+        let value = match value_text.parse::<f64>() {
+            Ok(value) if value.is_finite() => value,
+            Ok(_) => {
+                problems.push(problem(
+                    Some(line),
+                    format!("value `{value_text}` is not finite"),
+                ));
+                continue;
+            }
+            Err(_) => {
+                problems.push(problem(
+                    Some(line),
+                    format!("bad value `{value_text}`: not a number"),
+                ));
+                continue;
+            }
+        };
+        if let Some((previous_ms, previous_text)) = previous_timestamp
+            && timestamp_ms < previous_ms
+        {
+            let message = format!(
+                "timestamp `{timestamp_text}` is earlier than the row before (`{previous_text}`)"
+            );
+            problems.push(problem(Some(line), message));
+        }
+        previous_timestamp = Some((timestamp_ms, timestamp_text));
+        rows.timestamps_ms.push(timestamp_ms);
+        rows.values.push(value);
+    }
+    if problems.is_empty() && rows.timestamps_ms.is_empty() {
+        problems.push(problem(None, "no data rows".to_owned()));
+    }
+    if problems.is_empty() {
+        Ok(rows)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The windows of `combined_windows.json`: for each `<category>/<file>.csv`, its windows as
+/// pairs of timestamp texts.
+pub type WindowsByKey = BTreeMap<String, Vec<[String; 2]>>;
+
+/// Reads the text of `combined_windows.json`.
+///
+/// # Errors
+///
+/// When it is not a JSON object mapping names to lists of `[start, end]` string pairs.
+pub fn parse_windows_json(text: &str) -> Result<WindowsByKey, Problem> {
+    serde_json::from_str(text).map_err(|error| Problem {
+        file: WINDOWS_FILE.to_owned(),
+        line: Some(error.line()),
+        message: format!("expected an object of `[start, end]` timestamp pairs: {error}"),
+    })
+}
+
+/// Turns a series' windows (timestamp texts, from `combined_windows.json` under `key`) into
+/// rows of that series.
+///
+/// # Errors
+///
+/// Every window edge that is not a timestamp, or not the timestamp of exactly one row, and
+/// windows out of order or overlapping.
+pub fn label_series(
+    key: &str,
+    timestamps_ms: &[i64],
+    windows: &[[String; 2]],
+) -> Result<Labels, Vec<Problem>> {
+    let problem = |message: String| Problem {
+        file: WINDOWS_FILE.to_owned(),
+        line: None,
+        message: format!("`{key}`: {message}"),
+    };
+    let mut problems = Vec::new();
+    let mut window_rows = Vec::with_capacity(windows.len());
+    for (window_idx, [start, end]) in windows.iter().enumerate() {
+        let mut row_of = |edge: &str, text: &str| match row_of_timestamp(timestamps_ms, text) {
+            Ok(row) => Some(row),
+            Err(message) => {
+                problems.push(problem(format!("window {window_idx} {edge}: {message}")));
+                None
+            }
+        };
+        let first_row = row_of("start", start);
+        let last_row = row_of("end", end);
+        if let (Some(first_row), Some(last_row)) = (first_row, last_row) {
+            window_rows.push(WindowRows {
+                first_row,
+                last_row,
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Labels::new(timestamps_ms.len(), window_rows).map_err(|error| vec![problem(error.to_string())])
+}
+
+/// The row whose timestamp is `text`, which must be exactly one row (NAB's labeler rejects a
+/// window edge that matches no row or several).
+fn row_of_timestamp(timestamps_ms: &[i64], text: &str) -> Result<usize, String> {
+    let timestamp_ms = parse_timestamp_ms(text).map_err(|error| error.to_string())?;
+    // Timestamps never go backwards, so the rows equal to this one are contiguous.
+    let first = timestamps_ms.partition_point(|&row_ms| row_ms < timestamp_ms);
+    let after = timestamps_ms.partition_point(|&row_ms| row_ms <= timestamp_ms);
+    match after - first {
+        1 => Ok(first),
+        0 => Err(format!(
+            "`{text}` is not the timestamp of any row of the file"
+        )),
+        n_rows => Err(format!(
+            "`{text}` is the timestamp of {n_rows} rows of the file, not one"
+        )),
+    }
+}
+
+/// Loads the NAB folder at `folder`: every CSV under `data/<category>/` and the windows of
+/// `combined_windows.json`, which must name exactly those files.
+///
+/// # Errors
+///
+/// [`LoadError::NotAFolder`], [`LoadError::Read`] for the first file or folder that cannot be
+/// read, and [`LoadError::Invalid`] with every problem in every file otherwise.
+pub fn load_corpus(folder: &Path) -> Result<Corpus, LoadError> {
+    if !folder.is_dir() {
+        return Err(LoadError::NotAFolder {
+            path: folder.to_owned(),
+        });
+    }
+    let windows_text = read_text(&folder.join(WINDOWS_FILE))?;
+    let mut windows_by_key =
+        parse_windows_json(&windows_text).map_err(|problem| LoadError::Invalid {
+            problems: vec![problem],
+        })?;
+
+    let mut series = Vec::new();
+    let mut problems = Vec::new();
+    let data_folder = folder.join(DATA_FOLDER);
+    for category_path in sorted_entries(&data_folder)? {
+        if !category_path.is_dir() {
+            continue;
+        }
+        for csv_path in sorted_entries(&category_path)? {
+            if csv_path
+                .extension()
+                .is_none_or(|extension| extension != "csv")
+            {
+                continue;
+            }
+            let (Some(category), Some(file_name)) =
+                (file_name_of(&category_path), file_name_of(&csv_path))
+            else {
+                continue;
+            };
+            let key = format!("{category}/{file_name}");
+            let file = format!("{DATA_FOLDER}/{key}");
+            let text = read_text(&csv_path)?;
+            let rows = match parse_series_csv(&file, &text) {
+                Ok(rows) => rows,
+                Err(csv_problems) => {
+                    problems.extend(csv_problems);
+                    windows_by_key.remove(&key);
+                    continue;
+                }
+            };
+            let Some(windows) = windows_by_key.remove(&key) else {
+                problems.push(Problem {
+                    file,
+                    line: None,
+                    message: format!("has no entry `{key}` in `{WINDOWS_FILE}`"),
+                });
+                continue;
+            };
+            match label_series(&key, &rows.timestamps_ms, &windows) {
+                Ok(labels) => series.push(LabelledSeries {
+                    category,
+                    file_name,
+                    timestamps_ms: rows.timestamps_ms,
+                    values: rows.values,
+                    labels,
+                }),
+                Err(label_problems) => problems.extend(label_problems),
+            }
+        }
+    }
+    for key in windows_by_key.keys() {
+        problems.push(Problem {
+            file: WINDOWS_FILE.to_owned(),
+            line: None,
+            message: format!("`{key}` names no CSV under `{DATA_FOLDER}/`"),
+        });
+    }
+    if series.is_empty() && problems.is_empty() {
+        problems.push(Problem {
+            file: DATA_FOLDER.to_owned(),
+            line: None,
+            message: "no `<category>/<series>.csv` files".to_owned(),
+        });
+    }
+    if problems.is_empty() {
+        Ok(Corpus { series })
+    } else {
+        Err(LoadError::Invalid { problems })
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The entries of a folder, sorted by name so that every run reads them in the same order.
+fn sorted_entries(folder: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let read_error = |source| LoadError::Read {
+        path: folder.to_owned(),
+        source,
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(folder).map_err(read_error)? {
+        paths.push(entry.map_err(read_error)?.path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+fn file_name_of(path: &Path) -> Option<String> {
+    path.file_name()?.to_str().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests;
