@@ -4,6 +4,7 @@
 //! sockets. Time arrives as a parameter; the outside world arrives as events.
 
 pub mod authz;
+pub mod datetime;
 pub mod detector;
 pub mod diagnosis;
 pub mod engine;

@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::score::{Labels, WindowRows};
-use super::timestamp::parse_timestamp_ms;
+use vigil_core::datetime::parse_timestamp_ms;
 
 /// The windows file at the root of a NAB folder.
 pub const WINDOWS_FILE: &str = "combined_windows.json";

@@ -8,4 +8,3 @@
 pub mod data;
 pub mod run;
 pub mod score;
-pub mod timestamp;
