@@ -16,7 +16,8 @@
 //!    not. The mean surprise of the last few points is compared with the distribution of
 //!    surprise over a long history (its mean and spread): the tail probability of the short
 //!    mean under a normal law with the history's moments is the point's p-value, and
-//!    `score = 1 - p`. The detector alerts when `p` falls under `alert_probability`, after a
+//!    `score = 1 - p`. The first `settle_samples` points only train the baselines. The
+//!    detector alerts when `p` falls under `alert_probability`, after a
 //!    warm-up, and then holds for `refractory_samples` so that one anomaly is one alert.
 //!
 //! The likelihood layer follows Numenta's "anomaly likelihood" (Ahmad et al., 2017); the rest
@@ -63,6 +64,9 @@ pub struct AdaptiveConfig {
     pub season_learning_rate: f64,
     /// How many neighbouring slots on each side a point is compared with.
     pub season_neighbours: u32,
+    /// The first samples only train the baselines: their surprise, measured against a
+    /// baseline that has seen almost nothing, would swamp the history, so it is not kept.
+    pub settle_samples: u32,
     /// How many recent surprises form the long history.
     pub history_samples: usize,
     /// How many of the latest surprises are averaged.
@@ -85,6 +89,7 @@ impl Default for AdaptiveConfig {
             season_secs: 86_400,
             season_learning_rate: 0.5,
             season_neighbours: 1,
+            settle_samples: 20,
             history_samples: 1000,
             recent_samples: 5,
             alert_probability: 1e-3,
@@ -153,12 +158,15 @@ pub struct AdaptiveStep {
     pub expected: f64,
 }
 
-/// An exponentially weighted mean and variance.
+/// An exponentially weighted mean and variance. Until it has seen about one half-life, each
+/// value weighs at least `1/n`, so the first values form a plain average and variance instead
+/// of a near-zero variance that would make every early value look extreme.
 #[derive(Clone, Debug, Default)]
 struct Baseline {
     mean: f64,
     variance: f64,
     primed: bool,
+    n_learned: u32,
 }
 
 impl Baseline {
@@ -174,6 +182,8 @@ impl Baseline {
             .sqrt()
             .max(self.mean.abs() * noise_floor_ratio)
             .max(1e-9);
+        self.n_learned = self.n_learned.saturating_add(1);
+        let weight = weight.max(1.0 / f64::from(self.n_learned.saturating_add(1)));
         let deviation = value - self.mean;
         self.mean += weight * deviation;
         self.variance = (1.0 - weight) * (self.variance + weight * deviation * deviation);
@@ -347,12 +357,20 @@ impl AdaptiveDetector {
             .max(directed(change_z))
             .min(config.max_surprise);
         let surprise = self.season.discount(at, surprise, config);
+        let index = self.n_seen;
+        self.n_seen += 1;
+        if index < u64::from(config.settle_samples) {
+            return AdaptiveStep {
+                score: 0.0,
+                alert: false,
+                surprise,
+                expected,
+            };
+        }
         self.history.push(surprise, config.history_samples);
         let (mean, spread) = self.history.moments();
         let recent = self.history.recent_mean(config.recent_samples);
         let p = upper_tail((recent - mean) / spread.max(1e-3));
-        let index = self.n_seen;
-        self.n_seen += 1;
         let warm = index >= u64::from(config.warmup_samples);
         let rested = self
             .last_alert
