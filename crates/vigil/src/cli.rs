@@ -1,6 +1,6 @@
 //! The `vigil` command line: run the demo, serve, check a config, verify and replay the ledger.
 
-use crate::{demo, ledger_cmd, metrics_cmd, replay, serve};
+use crate::{backtest, demo, ledger_cmd, metrics_cmd, replay, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +41,20 @@ enum CliCommand {
         /// The config file.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Stream a `timestamp,value` CSV through a detector; write
+    /// `timestamp,value,anomaly_score,alert` to stdout. Exit 0 when every row was used, 1 when
+    /// some were skipped (each is reported), 2 when the CSV or the config was unreadable.
+    Backtest {
+        /// `adaptive`, `spike`, or the name of a detector configured in `--config`.
+        #[arg(long)]
+        detector: String,
+        /// The CSV (`-` for standard input).
+        #[arg(long)]
+        csv: PathBuf,
+        /// A vigil config whose detectors `--detector` may name.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Work with Prometheus expositions.
     Metrics {
@@ -150,6 +164,15 @@ pub fn main() -> ExitCode {
                 command: LedgerCommand::Show { db, incident, all },
             } => ledger_cmd::show(&db, incident.as_deref(), all).await,
             CliCommand::Replay { db, incident } => replay::run(&db, &incident).await,
+            CliCommand::Backtest {
+                detector,
+                csv,
+                config,
+            } => Ok(backtest::run(&backtest::BacktestArgs {
+                detector,
+                csv,
+                config,
+            })),
             CliCommand::Metrics {
                 command:
                     MetricsCommand::Parse {

@@ -5,6 +5,7 @@
 //! decides which connectors run; the engine (`vigil-core`) never sees any of it.
 
 pub mod assets;
+pub mod backtest;
 pub mod bundle;
 pub mod cli;
 pub mod config;

@@ -560,6 +560,18 @@ fn is_label_name(name: &str) -> bool {
         && !name.starts_with("__")
 }
 
+/// The spike detector with every threshold at its documented default (what an entry with only
+/// `kind`, `name` and `source` gets), for `vigil backtest`.
+#[must_use]
+pub fn default_spike(name: &str) -> Option<SpikeConfig> {
+    let raw: super::raw::RawSpike =
+        serde_saphyr::from_str(&format!("name: {name:?}\nsource: backtest\n")).ok()?;
+    let mut problems = Problems::default();
+    match validate_spike(&mut problems, "detectors[0]", raw) {
+        DetectorConfig::Spike(config) => problems.finish(config).ok(),
+    }
+}
+
 fn validate_spike(
     problems: &mut Problems,
     path: &str,

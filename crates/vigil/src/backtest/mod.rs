@@ -1,0 +1,347 @@
+//! `vigil backtest --detector NAME --csv FILE [--config FILE]`: streams a `timestamp,value`
+//! history through a detector and writes `timestamp,value,anomaly_score,alert` to stdout, so
+//! that an SRE can see what a detector would have said about their own data before trusting
+//! it.
+//!
+//! Detectors: `adaptive` (the univariate anomaly detector scored on NAB) and `spike` (the
+//! engine's token and spend spike detector, each value read as the rate it watches), with
+//! their shipped settings; or, with `--config`, any detector configured there by name.
+//!
+//! Timestamps may be calendar (`2024-05-01 12:00:00`, `2024-05-01T12:00:00.250Z`, read as
+//! UTC), Unix seconds (`1714564800`, `1714564800.25`) or Unix milliseconds (an integer of 12
+//! digits or more). A bad row is reported on stderr with its line and skipped; the rows around
+//! it still go through. Exit status: 0 when every row was used, 1 when some were skipped, 2
+//! when the input or the config could not be read.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use vigil_core::Timestamp;
+use vigil_core::detector::adaptive::{AdaptiveConfig, AdaptiveDetector};
+use vigil_core::detector::spike::{SeriesRead, SpikeConfig, SpikeDetector};
+use vigil_core::detector::{DetectorConfig, Transition};
+use vigil_core::signal::{Labels, Sample};
+use vigil_core::store::{SeriesStore, StoreConfig};
+
+use crate::config;
+
+/// The command's arguments.
+#[derive(Debug, Clone)]
+pub struct BacktestArgs {
+    /// `adaptive`, `spike`, or the name of a detector in `config`.
+    pub detector: String,
+    /// The CSV, or `-` for standard input.
+    pub csv: PathBuf,
+    /// A vigil config whose detectors may be named.
+    pub config: Option<PathBuf>,
+}
+
+/// Exit status when the input or the config could not be read.
+const UNREADABLE: u8 = 2;
+
+/// Runs the command.
+pub fn run(args: &BacktestArgs) -> ExitCode {
+    let mut detector = match Detector::build(&args.detector, args.config.as_deref()) {
+        Ok(detector) => detector,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(UNREADABLE);
+        }
+    };
+    let shown = args.csv.display().to_string();
+    let reader: Box<dyn BufRead> = if args.csv.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(&args.csv) {
+            Ok(file) => Box::new(std::io::BufReader::new(file)),
+            Err(error) => {
+                eprintln!("error: cannot read `{shown}`: {error}");
+                return ExitCode::from(UNREADABLE);
+            }
+        }
+    };
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let summary = match stream(reader, &shown, &mut detector, &mut stdout) {
+        Ok(summary) => summary,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(UNREADABLE);
+        }
+    };
+    if stdout.flush().is_err() {
+        // A closed pipe (`| head`): what was wanted was written.
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "{shown}: {} rows through `{}`, {} alerts, {} rows skipped",
+        summary.rows, args.detector, summary.alerts, summary.skipped
+    );
+    if summary.skipped == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Rows that went through the detector.
+    pub rows: u64,
+    /// Rows that alerted.
+    pub alerts: u64,
+    /// Rows reported and skipped.
+    pub skipped: u64,
+}
+
+/// Streams `input` (named `file` in messages) through `detector`, writing the output CSV to
+/// `out` and each skipped row to stderr.
+///
+/// # Errors
+/// When `input` cannot be read; bad rows are not errors.
+pub fn stream(
+    input: impl BufRead,
+    file: &str,
+    detector: &mut Detector,
+    out: &mut impl Write,
+) -> Result<Summary, String> {
+    let mut summary = Summary::default();
+    let mut previous_at: Option<i64> = None;
+    let write_failed = |error: std::io::Error| format!("cannot write the output: {error}");
+    writeln!(out, "timestamp,value,anomaly_score,alert").map_err(write_failed)?;
+    for (index, line) in input.lines().enumerate() {
+        let number = index + 1;
+        let line =
+            line.map_err(|error| format!("cannot read `{file}` at line {number}: {error}"))?;
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || (number == 1 && is_header(line)) {
+            continue;
+        }
+        let row = match parse_row(line) {
+            Ok(row) => row,
+            Err(reason) => {
+                eprintln!("{file}:{number}: {reason}; row skipped");
+                summary.skipped += 1;
+                continue;
+            }
+        };
+        if let Some(previous) = previous_at
+            && row.at_ms < previous
+        {
+            eprintln!(
+                "{file}:{number}: timestamp `{}` is earlier than the row before; row skipped",
+                row.timestamp
+            );
+            summary.skipped += 1;
+            continue;
+        }
+        previous_at = Some(row.at_ms);
+        let (score, alert) = detector.step(Timestamp(row.at_ms), row.value);
+        summary.rows += 1;
+        summary.alerts += u64::from(alert);
+        writeln!(
+            out,
+            "{},{},{score:.6},{}",
+            row.timestamp,
+            row.value_text,
+            u8::from(alert)
+        )
+        .map_err(write_failed)?;
+    }
+    Ok(summary)
+}
+
+/// A first line that names columns rather than holding a row.
+fn is_header(line: &str) -> bool {
+    line.split(',')
+        .nth(1)
+        .is_some_and(|value| value.trim().trim_matches('"').parse::<f64>().is_err())
+}
+
+/// One usable row, with its fields as written (echoed to the output).
+#[derive(Debug, Clone, PartialEq)]
+struct Row<'a> {
+    timestamp: &'a str,
+    at_ms: i64,
+    value_text: &'a str,
+    value: f64,
+}
+
+fn parse_row(line: &str) -> Result<Row<'_>, String> {
+    let mut fields = line.split(',').map(|field| field.trim().trim_matches('"'));
+    let (Some(timestamp), Some(value_text)) = (fields.next(), fields.next()) else {
+        return Err("expected `timestamp,value`".to_owned());
+    };
+    let at_ms = parse_time(timestamp)?;
+    let value: f64 = value_text
+        .parse()
+        .map_err(|_| format!("value `{value_text}` is not a number"))?;
+    if !value.is_finite() {
+        return Err(format!("value `{value_text}` is not finite"));
+    }
+    Ok(Row {
+        timestamp,
+        at_ms,
+        value_text,
+        value,
+    })
+}
+
+/// Unix seconds below this magnitude (the year 5138); integers at or above it are
+/// milliseconds.
+const SECONDS_LIMIT: i64 = 100_000_000_000;
+
+/// A timestamp in milliseconds: calendar, Unix seconds (with up to three decimals) or Unix
+/// milliseconds.
+fn parse_time(text: &str) -> Result<i64, String> {
+    let numeric = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if numeric(whole) && (fraction.is_empty() || numeric(fraction)) {
+        let sign = if text.starts_with('-') { -1 } else { 1 };
+        let whole: i64 = whole
+            .parse()
+            .map_err(|_| format!("timestamp `{text}` is out of range"))?;
+        if fraction.is_empty() && whole >= SECONDS_LIMIT {
+            return Ok(sign * whole);
+        }
+        if fraction.len() > 3 && fraction.bytes().skip(3).any(|byte| byte != b'0') {
+            return Err(format!("timestamp `{text}` is finer than a millisecond"));
+        }
+        let millis = fraction
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(3)
+            .fold(0_i64, |acc, byte| acc * 10 + i64::from(byte - b'0'));
+        return whole
+            .checked_mul(1000)
+            .and_then(|ms| ms.checked_add(millis))
+            .map(|ms| sign * ms)
+            .ok_or_else(|| format!("timestamp `{text}` is out of range"));
+    }
+    vigil_core::datetime::parse_timestamp_ms(text).map_err(|error| error.to_string())
+}
+
+/// A detector as the backtest drives it: one value at a time, a score and an alert back.
+#[derive(Debug)]
+pub enum Detector {
+    /// The univariate adaptive detector.
+    Adaptive(Box<AdaptiveDetector>),
+    /// The engine's spike detector over a one-series store.
+    Spike {
+        /// The detector.
+        detector: Box<SpikeDetector>,
+        /// The store it reads, holding the one series.
+        store: Box<SeriesStore>,
+    },
+}
+
+/// The source, metric and label the spike detector's one series is stored under.
+const SOURCE: &str = "backtest";
+const METRIC: &str = "backtest_value";
+const GROUP: &str = "series";
+
+impl Detector {
+    /// `name` is `adaptive`, `spike`, or a detector configured in `config_path`.
+    ///
+    /// # Errors
+    /// An unknown name, or a config that cannot be read or is invalid.
+    pub fn build(name: &str, config_path: Option<&Path>) -> Result<Detector, String> {
+        if let Some(path) = config_path {
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
+            let base_dir = path.parent().unwrap_or(Path::new("."));
+            let config = config::parse(&text, &path.display().to_string(), base_dir)
+                .map_err(|problems| problems.to_string())?;
+            if let Some(found) = config
+                .detectors
+                .iter()
+                .find(|detector| detector.name() == name)
+            {
+                return match found {
+                    DetectorConfig::Spike(spike) => Ok(Detector::spike(spike.clone())),
+                };
+            }
+            if !matches!(name, "adaptive" | "spike") {
+                let names: Vec<&str> = config.detectors.iter().map(DetectorConfig::name).collect();
+                return Err(format!(
+                    "`{}` configures no detector named `{name}` (it has: {}); the built-in ones are `adaptive` and `spike`",
+                    path.display(),
+                    names.join(", ")
+                ));
+            }
+        }
+        match name {
+            "adaptive" => {
+                let config = AdaptiveConfig::default();
+                config.validate().map_err(|error| error.to_string())?;
+                Ok(Detector::Adaptive(Box::new(AdaptiveDetector::new(config))))
+            }
+            "spike" => config::default_spike("spike")
+                .map(Detector::spike)
+                .ok_or_else(|| "the spike detector's defaults do not validate".to_owned()),
+            other => Err(format!(
+                "unknown detector `{other}`: use `adaptive` or `spike`, or name a detector of `--config`"
+            )),
+        }
+    }
+
+    fn spike(config: SpikeConfig) -> Detector {
+        let config = SpikeConfig {
+            source: SOURCE.to_owned(),
+            metric: METRIC.to_owned(),
+            read: SeriesRead::Value,
+            group_by: GROUP.to_owned(),
+            alias_label: None,
+            team_label: None,
+            ignore_values: Vec::new(),
+            max_groups: 1,
+            ..config
+        };
+        Detector::Spike {
+            detector: Box::new(SpikeDetector::new(config)),
+            store: Box::new(SeriesStore::new(StoreConfig::default())),
+        }
+    }
+
+    /// Feeds one value: the anomaly score in `[0, 1]` and whether this row alerts.
+    pub fn step(&mut self, at: Timestamp, value: f64) -> (f64, bool) {
+        match self {
+            Detector::Adaptive(detector) => {
+                let step = detector.step(at, value);
+                (step.score, step.alert)
+            }
+            Detector::Spike { detector, store } => {
+                let sample = Sample {
+                    name: METRIC.to_owned(),
+                    labels: Labels::from_iter([(GROUP, "csv")]),
+                    value,
+                    timestamp_ms: None,
+                };
+                store.ingest(SOURCE, at, std::slice::from_ref(&sample));
+                let fired = detector
+                    .observe(at, store)
+                    .iter()
+                    .any(|transition| matches!(transition, Transition::Fired(_)));
+                let fire_ratio = detector.config().thresholds.fire_ratio;
+                // How far the value is towards firing: 0 at the baseline, 1 at `fire_ratio`
+                // times it, and 1 while a finding is open.
+                let score = detector.view("csv").map_or(0.0, |view| {
+                    if view.firing {
+                        1.0
+                    } else if view.baseline_per_sec > 0.0 && fire_ratio > 1.0 {
+                        let ratio = view.rate_per_sec / view.baseline_per_sec;
+                        ((ratio - 1.0) / (fire_ratio - 1.0)).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    }
+                });
+                (score, fired)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

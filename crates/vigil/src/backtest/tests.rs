@@ -1,0 +1,152 @@
+//! Backtests on small CSVs whose right answers are known.
+
+use super::*;
+
+fn run_csv(detector: &str, csv: &str) -> (Summary, String) {
+    let mut detector = Detector::build(detector, None).unwrap();
+    let mut out = Vec::new();
+    let summary = stream(csv.as_bytes(), "test.csv", &mut detector, &mut out).unwrap();
+    (summary, String::from_utf8(out).unwrap())
+}
+
+/// `n` rows a minute apart from 2024-05-01 00:00 UTC, value 100 with a small deterministic
+/// wobble, except the rows in `high` which hold `spike`.
+fn history(n: usize, high: std::ops::Range<usize>, spike: f64) -> String {
+    let mut csv = String::from("timestamp,value\n");
+    for index in 0..n {
+        let value = if high.contains(&index) {
+            spike
+        } else {
+            100.0 + [0.0, 3.0, -2.0, 1.0, -4.0, 2.0][index % 6]
+        };
+        let at = 1_714_521_600 + index as i64 * 60;
+        csv.push_str(&format!("{at},{value}\n"));
+    }
+    csv
+}
+
+fn alert_rows(out: &str) -> Vec<usize> {
+    out.lines()
+        .skip(1)
+        .enumerate()
+        .filter(|(_, line)| line.ends_with(",1"))
+        .map(|(index, _)| index)
+        .collect()
+}
+
+#[test]
+fn timestamps_in_every_supported_form() {
+    let cases = [
+        ("1714521600", Ok(1_714_521_600_000)),
+        ("1714521600.25", Ok(1_714_521_600_250)),
+        ("1714521600.250000", Ok(1_714_521_600_250)),
+        ("1714521600250", Ok(1_714_521_600_250)),
+        ("-60", Ok(-60_000)),
+        ("2024-05-01 00:00:00", Ok(1_714_521_600_000)),
+        ("2024-05-01T00:00:00.5Z", Ok(1_714_521_600_500)),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(parse_time(text), expected, "{text}");
+    }
+    for (text, reason) in [
+        ("1714521600.0001", "finer than a millisecond"),
+        ("99999999999999999999", "out of range"),
+        ("yesterday", "bad timestamp"),
+        ("2024-05-01 00:00:00+02:00", "bad timestamp"),
+    ] {
+        let error = parse_time(text).unwrap_err();
+        assert!(error.contains(reason), "{text}: {error}");
+    }
+}
+
+#[test]
+fn the_output_echoes_every_good_row_and_bad_rows_are_counted_not_fatal() {
+    let csv = concat!(
+        "timestamp,value\n",
+        "2024-05-01 00:00:00,1.5\n",
+        "2024-05-01 00:01:00,abc\n",
+        "just-one-field\n",
+        "\n",
+        "2024-05-01 00:02:00,\"2\"\r\n",
+        "2024-05-01 00:00:30,3\n",
+        "2024-05-01 00:03:00,inf\n",
+        "2024-05-01 00:04:00,4e0\n",
+    );
+    let (summary, out) = run_csv("adaptive", csv);
+    assert_eq!(
+        summary,
+        Summary {
+            rows: 3,
+            alerts: 0,
+            skipped: 4
+        }
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "timestamp,value,anomaly_score,alert");
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[1].starts_with("2024-05-01 00:00:00,1.5,"), "{out}");
+    assert!(lines[2].starts_with("2024-05-01 00:02:00,2,"), "{out}");
+    assert!(lines[3].starts_with("2024-05-01 00:04:00,4e0,"), "{out}");
+    for line in &lines[1..] {
+        let fields: Vec<&str> = line.split(',').collect();
+        let score: f64 = fields[2].parse().unwrap();
+        assert!((0.0..=1.0).contains(&score), "{line}");
+        assert!(matches!(fields[3], "0" | "1"), "{line}");
+    }
+}
+
+#[test]
+fn a_headerless_file_keeps_its_first_row() {
+    let (summary, out) = run_csv("adaptive", "1714521600,5\n1714521660,6\n");
+    assert_eq!(summary.rows, 2);
+    assert!(out.lines().nth(1).unwrap().starts_with("1714521600,5,"));
+}
+
+#[test]
+fn the_adaptive_detector_alerts_once_on_a_burst_and_not_on_the_steady_part() {
+    let (summary, out) = run_csv("adaptive", &history(600, 400..405, 400.0));
+    assert_eq!(alert_rows(&out), [400], "{out}");
+    assert_eq!(summary.alerts, 1);
+    let steady = run_csv("adaptive", &history(600, 0..0, 0.0)).0;
+    assert_eq!(steady.alerts, 0);
+}
+
+#[test]
+fn the_spike_detector_fires_after_its_consecutive_hot_rows_and_scores_them() {
+    // Defaults: 20 warm-up rows, then fire at 3x and 6 spreads above the baseline for 2 rows.
+    let (summary, out) = run_csv("spike", &history(120, 100..110, 1000.0));
+    assert_eq!(alert_rows(&out), [101], "{out}");
+    assert_eq!(summary.alerts, 1);
+    let scores: Vec<f64> = out
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert!(scores[50] < 0.1, "steady rows score low: {}", scores[50]);
+    assert_eq!(
+        scores[100], 1.0,
+        "a row at 10x the baseline is past the fire ratio"
+    );
+    assert_eq!(scores[105], 1.0, "a firing spike scores 1");
+}
+
+#[test]
+fn a_detector_can_be_named_from_a_config_and_unknown_names_are_refused() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/vigil.yaml");
+    let from_config = Detector::build("token-spike", Some(&example)).unwrap();
+    assert!(matches!(from_config, Detector::Spike { .. }));
+    let builtin = Detector::build("adaptive", Some(&example)).unwrap();
+    assert!(matches!(builtin, Detector::Adaptive(_)));
+    let error = Detector::build("nope", Some(&example)).unwrap_err();
+    assert!(
+        error.contains("no detector named `nope`") && error.contains("token-spike"),
+        "{error}"
+    );
+    let error = Detector::build("nope", None).unwrap_err();
+    assert!(error.contains("unknown detector `nope`"), "{error}");
+    let error = Detector::build("spike", Some(Path::new("no/such/vigil.yaml"))).unwrap_err();
+    assert!(
+        error.contains("cannot read `no/such/vigil.yaml`"),
+        "{error}"
+    );
+}
