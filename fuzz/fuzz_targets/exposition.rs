@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     );
     for format in [Format::Text, Format::OpenMetrics] {
         let parsed = decoded.parse(format);
-        check_lines(input, format, &parsed);
+        check_lines(data, format, &parsed);
         check_round_trip(&parsed);
     }
     if exposition::detect_format(input) == Format::OpenMetrics {
@@ -49,8 +49,10 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// Line numbers: within the input, each line reported at most once, in order.
-fn check_lines(input: &str, format: Format, parsed: &Exposition<'_>) {
-    let n_lines = input.split_terminator('\n').count();
+fn check_lines(data: &[u8], format: Format, parsed: &Exposition<'_>) {
+    // Counted on the bytes: decoding empties an undecodable last line, which would then no
+    // longer count as a line of the text.
+    let n_lines = data.split(|byte| *byte == b'\n').count() - usize::from(data.ends_with(b"\n"));
     let mut lines: Vec<usize> = parsed.samples.iter().map(|sample| sample.line).collect();
     assert!(
         lines.windows(2).all(|pair| pair[0] < pair[1]),
