@@ -1,5 +1,5 @@
 //! The real `vigil` binary, end to end: the demo stories, the ledger's tamper evidence and
-//! replay, `vigil check`, `vigil metrics parse`, and `vigil serve` answering on loopback and stopping on a signal.
+//! replay, `vigil check`, `vigil metrics parse`, `vigil backtest`, and `vigil serve` answering on loopback and stopping on a signal.
 //!
 //! Every child process is killed if its test fails, every wait is bounded, and no assertion
 //! depends on how fast the machine is: the bounds only guard against hangs.
@@ -14,6 +14,8 @@
 
 mod support;
 
+#[path = "cli/backtest.rs"]
+mod backtest;
 #[path = "cli/check.rs"]
 mod check;
 #[path = "cli/demo.rs"]

@@ -8,10 +8,14 @@
 //!    samples) follow the value and its change from the previous sample. The raw surprise of
 //!    a point is the larger of the two z-scores (in the configured [`Direction`]), capped.
 //!    A level shift shows in the value, a sudden spike or drop also in the change.
-//! 2. **Seasonality.** A stream with a daily rhythm surprises at the same time every day (a
-//!    nightly batch, a morning peak). The detector remembers, per slot of the seasonal period,
-//!    the surprise seen there before (a weighted memory over past periods, taking the largest
-//!    of the slot and its neighbours) and subtracts it: what happens every day is not news.
+//! 2. **Seasonality and onsets.** A stream with a daily rhythm surprises at the same time
+//!    every day (a nightly batch, a morning peak). The detector remembers, per slot of the
+//!    seasonal period, the surprise last seen there (a weighted memory over past periods) and
+//!    subtracts the largest memory of the slot and its neighbours: what happens every day is
+//!    not news. The neighbours include the slot just before, which the previous point filled
+//!    in this very period, so a surprise that merely continues the previous point's is not news
+//!    either: a sustained anomaly counts at its onset (and when it ends), which is when an
+//!    alert is worth raising; the refractory period covers the rest.
 //! 3. **Likelihood.** A single surprising point in a noisy stream is common; a run of them is
 //!    not. The mean surprise of the last few points is compared with the distribution of
 //!    surprise over a long history (its mean and spread): the tail probability of the short
@@ -367,8 +371,9 @@ impl AdaptiveDetector {
                 expected,
             };
         }
-        self.history.push(surprise, config.history_samples);
+        // The point is judged against the history before it, then joins it.
         let (mean, spread) = self.history.moments();
+        self.history.push(surprise, config.history_samples);
         let recent = self.history.recent_mean(config.recent_samples);
         let p = upper_tail((recent - mean) / spread.max(1e-3));
         let warm = index >= u64::from(config.warmup_samples);
