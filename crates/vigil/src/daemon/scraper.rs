@@ -127,18 +127,22 @@ fn with_extra_labels<'a>(
     scraped: impl Iterator<Item = (&'a str, &'a str)>,
     extra: &BTreeMap<String, String>,
 ) -> Labels {
-    let mut labels = Labels::default();
-    for (name, value) in scraped {
-        if extra.contains_key(name) {
-            labels.insert(format!("exported_{name}"), value);
-        } else {
-            labels.insert(name, value);
-        }
-    }
-    for (name, value) in extra {
-        labels.insert(name.as_str(), value.as_str());
-    }
-    labels
+    // Collected once (the last of a name wins, so the source's labels override): building a
+    // label set label by label would copy it for every label.
+    scraped
+        .map(|(name, value)| {
+            if extra.contains_key(name) {
+                (format!("exported_{name}"), value)
+            } else {
+                (name.to_owned(), value)
+            }
+        })
+        .chain(
+            extra
+                .iter()
+                .map(|(name, value)| (name.clone(), value.as_str())),
+        )
+        .collect()
 }
 
 /// A stable offset within the interval, from the source's name.
