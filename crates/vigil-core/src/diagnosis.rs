@@ -1,13 +1,14 @@
 //! The diagnoser: turns a finding into ranked hypotheses with evidence and a short "why".
 //!
-//! Its one rule so far: when a token spike on one key accounts for most of the excess token
+//! Its rules so far: when a token spike on one key accounts for most of the excess token
 //! rate across all keys, the key is running away (a loop, a leaked key, a batch job gone
-//! wrong); otherwise traffic is surging broadly and blocking one key is not the fix.
+//! wrong); otherwise traffic is surging broadly and blocking one key is not the fix. A
+//! burn-rate finding is an error budget burning, named with the windows that show it.
 
 use serde::{Deserialize, Serialize};
 
 use crate::detector::spike::GroupView;
-use crate::detector::{Finding, Subject};
+use crate::detector::{BurnRateEvidence, Evidence, Finding, Subject};
 use crate::signal::float_repr;
 
 /// Configuration of the diagnoser.
@@ -26,6 +27,8 @@ pub enum HypothesisKind {
     RunawayKey,
     /// Many keys grew together: real demand or an upstream change, not one bad actor.
     BroadSurge,
+    /// An SLO's error budget is burning fast (provider errors, a falling eval pass rate).
+    ErrorBudgetBurn,
 }
 
 impl HypothesisKind {
@@ -35,6 +38,7 @@ impl HypothesisKind {
         match self {
             HypothesisKind::RunawayKey => "runaway_key",
             HypothesisKind::BroadSurge => "broad_surge",
+            HypothesisKind::ErrorBudgetBurn => "error_budget_burn",
         }
     }
 }
@@ -70,9 +74,73 @@ impl Diagnosis {
     }
 }
 
-/// Diagnoses a spike finding from the detector's view of every group at the same moment.
+/// Diagnoses a finding; a spike from the detector's view of every group at the same moment.
 #[must_use]
 pub fn diagnose(config: &DiagnosisConfig, finding: &Finding, views: &[GroupView]) -> Diagnosis {
+    match &finding.evidence {
+        Evidence::Spike(_) => diagnose_spike(config, finding, views),
+        Evidence::BurnRate(evidence) => diagnose_burn(finding, evidence),
+    }
+}
+
+/// An error budget burning: which windows burn how fast, and how long the budget lasts.
+fn diagnose_burn(finding: &Finding, evidence: &BurnRateEvidence) -> Diagnosis {
+    let subject = if finding.subject.value.is_empty() {
+        finding.detector.clone()
+    } else {
+        format!("{} {}", finding.subject.label, finding.subject.value)
+    };
+    let hours = |secs: i64| format_number(secs as f64 / 3600.0);
+    let shown = |burn: Option<f64>| burn.map_or_else(|| "no traffic".to_owned(), format_number);
+    let facts: Vec<String> = evidence
+        .windows
+        .iter()
+        .map(|window| {
+            format!(
+                "{} rule: burn {}x over {} h and {}x over {} h (threshold {}x)",
+                window.severity.as_str(),
+                shown(window.long_burn),
+                hours(window.long_secs),
+                shown(window.short_burn),
+                hours(window.short_secs),
+                format_number(window.threshold)
+            )
+        })
+        .collect();
+    let fastest = evidence
+        .windows
+        .iter()
+        .filter_map(|window| window.short_burn)
+        .fold(0.0_f64, f64::max);
+    let budget_days = evidence.period_secs as f64 / 86_400.0;
+    let exhaustion = if fastest > 0.0 {
+        format!(
+            "at {}x the {}-day budget lasts {} h",
+            format_number(fastest),
+            format_number(budget_days),
+            format_number(budget_days * 24.0 / fastest)
+        )
+    } else {
+        "the short windows saw no traffic".to_owned()
+    };
+    let why = format!(
+        "{subject} is failing {}x faster than its {}% objective allows ({exhaustion}). vigil has \
+         no automatic fix for an error budget burn; look at the provider or deployment behind it.",
+        format_number(fastest),
+        format_percent(evidence.objective)
+    );
+    Diagnosis {
+        hypotheses: vec![Hypothesis {
+            kind: HypothesisKind::ErrorBudgetBurn,
+            subject: Some(finding.subject.clone()),
+            confidence: 1.0,
+            evidence: facts,
+        }],
+        why,
+    }
+}
+
+fn diagnose_spike(config: &DiagnosisConfig, finding: &Finding, views: &[GroupView]) -> Diagnosis {
     let current: Vec<&GroupView> = views
         .iter()
         .filter(|view| view.observed_at == finding.raised_at)
@@ -147,6 +215,14 @@ pub fn diagnose(config: &DiagnosisConfig, finding: &Finding, views: &[GroupView]
         (vec![surge, runaway], why)
     };
     Diagnosis { hypotheses, why }
+}
+
+/// A fraction as a percentage with at most four decimals and no trailing zeros: 0.999 is
+/// `99.9`, 0.99 is `99`.
+#[must_use]
+pub fn format_percent(fraction: f64) -> String {
+    let text = format!("{:.4}", fraction * 100.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// Formats a rate for people: thousands separated, no decimals above 100.

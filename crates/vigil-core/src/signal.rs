@@ -231,6 +231,31 @@ pub mod float_repr {
             },
         }
     }
+
+    /// The same for an `Option<f64>`, `None` as `null`.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Serializes `value`.
+        pub fn serialize<S: Serializer>(
+            value: &Option<f64>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(value) => super::serialize(value, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        /// Deserializes a value written by [`serialize`].
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<f64>, D::Error> {
+            #[derive(Deserialize)]
+            struct Value(#[serde(with = "super")] f64);
+            Ok(Option::<Value>::deserialize(deserializer)?.map(|Value(value)| value))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -317,7 +317,20 @@ fn check_runbooks_against_config(
                 runbook.detectors.is_empty()
                     || runbook.detectors.iter().any(|name| name == detector.name())
             }) {
-                let DetectorConfig::Spike(spike) = detector;
+                let spike = match detector {
+                    DetectorConfig::Spike(spike) => spike,
+                    DetectorConfig::BurnRate(burn) => {
+                        found.push(vigil_core::problem::Problem::new(
+                            "steps",
+                            format!(
+                                "acts on LiteLLM keys, but detector `{}` is a burn-rate detector: its findings name a {}, not a key; list only key detectors under `detectors`",
+                                burn.name,
+                                burn.group_by.as_deref().unwrap_or("objective")
+                            ),
+                        ));
+                        continue;
+                    }
+                };
                 let source = config
                     .sources
                     .iter()

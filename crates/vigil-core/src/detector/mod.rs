@@ -4,6 +4,7 @@
 //! kinds is closed ([`DetectorConfig`]).
 
 pub mod adaptive;
+pub mod burn_rate;
 pub mod spike;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,8 @@ use crate::time::Timestamp;
 pub enum DetectorConfig {
     /// A per-group rate far above its adaptive baseline (token and spend spikes).
     Spike(spike::SpikeConfig),
+    /// An SLO's error budget burning, on multiple windows (provider errors, eval failures).
+    BurnRate(burn_rate::BurnRateConfig),
 }
 
 impl DetectorConfig {
@@ -25,6 +28,7 @@ impl DetectorConfig {
     pub fn name(&self) -> &str {
         match self {
             DetectorConfig::Spike(config) => &config.name,
+            DetectorConfig::BurnRate(config) => &config.name,
         }
     }
 
@@ -33,6 +37,7 @@ impl DetectorConfig {
     pub fn source(&self) -> &str {
         match self {
             DetectorConfig::Spike(config) => &config.source,
+            DetectorConfig::BurnRate(config) => &config.source,
         }
     }
 
@@ -41,6 +46,7 @@ impl DetectorConfig {
     pub fn metrics(&self) -> Vec<&str> {
         match self {
             DetectorConfig::Spike(config) => vec![config.metric.as_str()],
+            DetectorConfig::BurnRate(config) => config.metric_names(),
         }
     }
 }
@@ -129,12 +135,46 @@ pub struct SpikeEvidence {
     pub recent: Vec<Point>,
 }
 
+/// One burn-rate rule's windows at the moment of firing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowBurn {
+    /// What the rule means when it holds.
+    pub severity: Severity,
+    /// The long window, in seconds.
+    pub long_secs: i64,
+    /// The short window, in seconds.
+    pub short_secs: i64,
+    /// The burn rate both must reach.
+    #[serde(with = "float_repr")]
+    pub threshold: f64,
+    /// The long window's burn rate; `None` when it saw no traffic.
+    #[serde(with = "float_repr::option")]
+    pub long_burn: Option<f64>,
+    /// The short window's burn rate; `None` when it saw no traffic.
+    #[serde(with = "float_repr::option")]
+    pub short_burn: Option<f64>,
+}
+
+/// The numbers that made a burn-rate detector fire.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BurnRateEvidence {
+    /// The objective, for example 0.999.
+    #[serde(with = "float_repr")]
+    pub objective: f64,
+    /// Its period, in seconds.
+    pub period_secs: i64,
+    /// Every rule's windows, most urgent first.
+    pub windows: Vec<WindowBurn>,
+}
+
 /// The evidence of a finding, by detector kind.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Evidence {
     /// From a spike detector.
     Spike(SpikeEvidence),
+    /// From a burn-rate detector.
+    BurnRate(BurnRateEvidence),
 }
 
 /// A detector's claim that something is wrong.

@@ -22,6 +22,7 @@ pub use config::{
 };
 pub use event::{ActionOutcome, Event};
 
+use crate::detector::burn_rate::BurnRateDetector;
 use crate::detector::spike::SpikeDetector;
 use crate::detector::{DetectorConfig, Finding, Point, Transition};
 use crate::diagnosis::{diagnose, format_number};
@@ -35,18 +36,27 @@ use incident::{Incident, Stage};
 #[derive(Clone, Debug)]
 enum DetectorState {
     Spike(SpikeDetector),
+    BurnRate(BurnRateDetector),
 }
 
 impl DetectorState {
-    fn build(config: &DetectorConfig) -> Self {
+    /// `None` for a burn-rate detector whose selectors do not parse, which the config
+    /// loader refuses before an engine is ever built.
+    fn build(config: &DetectorConfig) -> Option<Self> {
         match config {
-            DetectorConfig::Spike(spike) => DetectorState::Spike(SpikeDetector::new(spike.clone())),
+            DetectorConfig::Spike(spike) => {
+                Some(DetectorState::Spike(SpikeDetector::new(spike.clone())))
+            }
+            DetectorConfig::BurnRate(burn) => BurnRateDetector::new(burn.clone())
+                .ok()
+                .map(DetectorState::BurnRate),
         }
     }
 
     fn source(&self) -> &str {
         match self {
             DetectorState::Spike(detector) => &detector.config().source,
+            DetectorState::BurnRate(detector) => &detector.config().source,
         }
     }
 }
@@ -101,7 +111,11 @@ impl Engine {
         for source in PUSH_SOURCES {
             store.set_source_max_series(source, Some(pushed_limit));
         }
-        let detectors = config.detectors.iter().map(DetectorState::build).collect();
+        let detectors = config
+            .detectors
+            .iter()
+            .filter_map(DetectorState::build)
+            .collect();
         Engine {
             config,
             store,
@@ -310,6 +324,7 @@ impl Engine {
             }
             let transitions = match detector {
                 DetectorState::Spike(spike) => spike.observe(observed_at, &self.store),
+                DetectorState::BurnRate(burn) => burn.observe(observed_at, &self.store),
             };
             for transition in transitions {
                 match transition {
@@ -342,7 +357,7 @@ impl Engine {
         }
         let views = match self.detectors.get(detector_idx) {
             Some(DetectorState::Spike(spike)) => spike.views(),
-            None => Vec::new(),
+            Some(DetectorState::BurnRate(_)) | None => Vec::new(),
         };
         let diagnosis = diagnose(&self.config.diagnosis, &finding, &views);
         let mut incident = Incident::new(finding, diagnosis, self.config.mode, now);

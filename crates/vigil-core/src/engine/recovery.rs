@@ -2,7 +2,7 @@
 
 use super::incident::{Escalation, Incident, Phase, Stage};
 use super::{Command, Engine, Page, Record, WhyPacket};
-use crate::detector::Severity;
+use crate::detector::{Evidence, Severity};
 use crate::diagnosis::format_number;
 use crate::time::Timestamp;
 
@@ -161,17 +161,25 @@ impl Engine {
         });
         let page_id = incident.next_id("page");
         let subject = incident.finding.subject.display_name();
-        let severity = incident.finding.severity.max(Severity::Page);
+        // A spike that vigil cannot fix pages; an SLO rule keeps its own severity (the
+        // Workbook's slow-burn rule is a ticket, not a page).
+        let (severity, what) = match &incident.finding.evidence {
+            Evidence::Spike(_) => (
+                incident.finding.severity.max(Severity::Page),
+                format!("token spike on key {subject}"),
+            ),
+            Evidence::BurnRate(_) => (
+                incident.finding.severity,
+                format!("error budget burning for {subject}"),
+            ),
+        };
         let evidence = incident
             .diagnosis
             .best()
             .map_or_else(Vec::new, |best| best.evidence.clone());
         let page = Page {
             severity,
-            title: format!(
-                "vigil needs a human: token spike on key {subject} ({})",
-                incident.finding.source
-            ),
+            title: format!("vigil needs a human: {what} ({})", incident.finding.source),
             why: WhyPacket {
                 incident_id: incident.id.clone(),
                 summary: incident.diagnosis.why.clone(),

@@ -557,7 +557,9 @@ fn a_source_past_its_series_limit_is_recorded_once_per_episode() {
 #[test]
 fn pushed_signals_become_counters_that_detectors_read() {
     let mut pushed = config(Mode::Autonomous);
-    let DetectorConfig::Spike(spike) = &mut pushed.detectors[0];
+    let DetectorConfig::Spike(spike) = &mut pushed.detectors[0] else {
+        panic!("the scenario config has a spike detector first");
+    };
     spike.name = "eval-failures".to_owned();
     spike.source = push_source("evals");
     spike.metric = "vigil_eval_cases_total".to_owned();
@@ -594,4 +596,104 @@ fn pushed_signals_become_counters_that_detectors_read() {
         Some("finding raised: eval-failures/outcome=failed Ticket failed")
     );
     assert!(scenario.engine.stats().n_series >= 2);
+}
+
+#[test]
+fn a_provider_error_budget_burn_is_diagnosed_and_paged_because_no_runbook_fixes_it() {
+    use crate::detector::Severity;
+    use crate::detector::burn_rate::{BurnRateConfig, BurnRule};
+    let mut config = config(Mode::Autonomous);
+    config.detectors = vec![DetectorConfig::BurnRate(BurnRateConfig {
+        name: "provider-errors".to_owned(),
+        source: "gateway".to_owned(),
+        bad: r#"requests_total{status=~"429|5.."}"#.to_owned(),
+        total: "requests_total".to_owned(),
+        group_by: Some("provider".to_owned()),
+        objective: 0.99,
+        period_secs: 30 * 86_400,
+        rules: BurnRule::workbook(30 * 86_400),
+        bucket_ms: 30_000,
+        max_groups: 10,
+    })];
+    let mut scenario = Scenario::new(config);
+    let (mut ok, mut limited) = (0.0, 0.0);
+    let mut scrape = |scenario: &mut Scenario, error_ratio: f64| {
+        scenario.now = scenario.now.plus_millis(15_000);
+        ok += 150.0 * (1.0 - error_ratio);
+        limited += 150.0 * error_ratio;
+        let sample = |status: &str, value: f64| Sample {
+            name: "requests_total".to_owned(),
+            labels: [("provider", "openai"), ("status", status)]
+                .into_iter()
+                .collect(),
+            value,
+            timestamp_ms: None,
+        };
+        scenario.feed(Event::Scraped {
+            source: "gateway".to_owned(),
+            scraped_at: scenario.now,
+            samples: vec![sample("200", ok), sample("429", limited)],
+        })
+    };
+    for _ in 0..480 {
+        assert!(scrape(&mut scenario, 0.001).is_empty(), "two healthy hours");
+    }
+    // The provider starts answering 429 to half the requests, for twenty minutes. With two
+    // hours of history the slow-burn rule's windows are short, so it tickets first; the
+    // 1 h page rule needs about 17 minutes of this to reach 14.4x.
+    let mut commands = Vec::new();
+    for _ in 0..80 {
+        commands.extend(scrape(&mut scenario, 0.5));
+    }
+    let pages: Vec<&Page> = commands
+        .iter()
+        .filter_map(|command| match command {
+            Command::Page { page, .. } => Some(page),
+            _ => None,
+        })
+        .collect();
+    let severities: Vec<Severity> = pages.iter().map(|page| page.severity).collect();
+    assert_eq!(
+        severities,
+        [Severity::Ticket, Severity::Page],
+        "{:#?}",
+        scenario.log
+    );
+    let page = pages[1];
+    assert_eq!(
+        page.title,
+        "vigil needs a human: error budget burning for openai (gateway)"
+    );
+    assert!(
+        page.why.summary.starts_with("provider openai is failing")
+            && page.why.summary.contains("than its 99% objective allows"),
+        "{}",
+        page.why.summary
+    );
+    let rules: Vec<&str> = page
+        .why
+        .evidence
+        .iter()
+        .map(|line| line.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        ["page rule", "page rule", "ticket rule"],
+        "{:?}",
+        page.why.evidence
+    );
+    assert!(
+        scenario
+            .log
+            .iter()
+            .any(|line| line.contains("no runbook answers `error_budget_burn`")),
+        "{:#?}",
+        scenario.log
+    );
+    assert!(
+        !scenario
+            .log
+            .iter()
+            .any(|line| line.starts_with("authorize"))
+    );
 }

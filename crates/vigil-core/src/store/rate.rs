@@ -66,6 +66,32 @@ impl SeriesStore {
         instant_rate(ring.get(previous_idx)?, last)
     }
 
+    /// How much counter `series` grew between its last two points in `(at - window_ms, at]`
+    /// (a drop counts the new value, as a restart from 0), and the time of the last one;
+    /// `None` unless both are in the current run. Detectors that keep their own windows add
+    /// these up, once per new point.
+    #[must_use]
+    pub fn last_increase(
+        &self,
+        series: SeriesRef,
+        window_ms: i64,
+        at: Timestamp,
+    ) -> Option<(f64, Timestamp)> {
+        let (ring, run) = self.current_run(series, window_ms, at)?;
+        let last = ring.get(run.end.checked_sub(1)?)?;
+        let previous_idx = run.end.checked_sub(2)?;
+        if previous_idx < run.start {
+            return None;
+        }
+        let previous = ring.get(previous_idx)?;
+        let increase = if last.1 < previous.1 {
+            last.1
+        } else {
+            last.1 - previous.1
+        };
+        Some((increase, Timestamp(last.0)))
+    }
+
     /// The points a rate over `(at - window_ms, at]` uses: those after the last staleness
     /// marker in the window; empty when the series is stale at `at` or was dropped.
     #[must_use]

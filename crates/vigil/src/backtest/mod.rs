@@ -261,6 +261,9 @@ impl Detector {
             {
                 return match found {
                     DetectorConfig::Spike(spike) => Ok(Detector::spike(spike.clone())),
+                    DetectorConfig::BurnRate(_) => Err(format!(
+                        "`{name}` is a burn-rate detector, which reads two counters (bad and all events); a backtest streams one series"
+                    )),
                 };
             }
             if !matches!(name, "adaptive" | "spike") {

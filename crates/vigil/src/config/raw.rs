@@ -235,6 +235,80 @@ fn default_admin_timeout() -> u64 {
 pub enum RawDetector {
     /// A per-group rate far above its adaptive baseline.
     Spike(RawSpike),
+    /// An SLO's error budget burning (multiwindow, multi-burn-rate).
+    BurnRate(RawBurnRate),
+}
+
+impl RawDetector {
+    /// The detector's name.
+    pub fn name(&self) -> &str {
+        match self {
+            RawDetector::Spike(spike) => &spike.name,
+            RawDetector::BurnRate(burn) => &burn.name,
+        }
+    }
+
+    /// The source it reads.
+    pub fn source(&self) -> &str {
+        match self {
+            RawDetector::Spike(spike) => &spike.source,
+            RawDetector::BurnRate(burn) => &burn.source,
+        }
+    }
+}
+
+/// A burn-rate detector: the error budget of an objective over two counters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBurnRate {
+    /// Unique name; policies see it as `context.detector`.
+    pub name: String,
+    /// The source it reads.
+    pub source: String,
+    /// The counter of bad events as a selector, e.g.
+    /// `litellm_deployment_failure_responses_total{exception_status=~"429|5.."}`.
+    pub bad: String,
+    /// The counter of all events as a selector, e.g. `litellm_deployment_total_requests_total`.
+    pub total: String,
+    /// The label to group by (provider, deployment, eval suite); none: one group.
+    #[serde(default)]
+    pub group_by: Option<String>,
+    /// The objective, between 0 and 1 exclusive, e.g. 0.999.
+    pub objective: f64,
+    /// The objective's period in days; the Workbook's windows scale with it.
+    #[serde(default = "default_period_days")]
+    pub period_days: u32,
+    /// Rules replacing the Workbook's (page 1 h/5 m at 14.4, page 6 h/30 m at 6, ticket
+    /// 3 d/6 h at 1, for a 30-day period).
+    #[serde(default)]
+    pub rules: Option<Vec<RawBurnRule>>,
+    /// The bucket width in seconds; by default a tenth of the shortest window.
+    #[serde(default)]
+    pub bucket_secs: Option<u64>,
+    /// At most this many groups are tracked.
+    #[serde(default = "default_burn_max_groups")]
+    pub max_groups: usize,
+}
+
+/// One burn-rate rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBurnRule {
+    /// `page` or `ticket`.
+    pub severity: vigil_core::detector::Severity,
+    /// The long window, in seconds.
+    pub long_secs: i64,
+    /// The short window, in seconds.
+    pub short_secs: i64,
+    /// The burn rate both windows must reach.
+    pub burn_rate: f64,
+}
+
+fn default_period_days() -> u32 {
+    30
+}
+fn default_burn_max_groups() -> usize {
+    1000
 }
 
 /// A spike detector (token and spend spikes per key).

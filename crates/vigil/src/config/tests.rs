@@ -36,6 +36,51 @@ fn the_shipped_example_config_is_valid() {
     let config = parse(&text, "examples/vigil.yaml", Path::new("examples")).unwrap();
     assert_eq!(config.sources.len(), 1);
     assert!(config.policies_dir.ends_with("policies"));
+    let Some(vigil_core::detector::DetectorConfig::BurnRate(burn)) = config.detectors.get(1) else {
+        panic!(
+            "the example's second detector is a burn-rate one: {:?}",
+            config.detectors
+        );
+    };
+    assert_eq!(burn.rules.len(), 3, "the Workbook's rules");
+    assert_eq!(burn.bucket_ms, 30_000, "a tenth of the 5 m window");
+    assert_eq!(
+        config.detectors[1].metrics(),
+        [
+            "litellm_deployment_failure_responses_total",
+            "litellm_deployment_total_requests_total"
+        ]
+    );
+}
+
+#[test]
+fn burn_rate_detectors_report_every_bad_field() {
+    let text = MINIMAL.replace(
+        "pager:",
+        r#"  - name: errors
+    kind: burn_rate
+    source: gw
+    bad: 'x{a="1"'
+    total: '{a="1"}'
+    objective: 99.9
+    period_days: 0
+    rules:
+      - { severity: info, long_secs: 60, short_secs: 300, burn_rate: 0 }
+pager:"#,
+    );
+    check(
+        &text,
+        expect![[r#"
+            7 problems:
+              vigil.yaml:15: `detectors[1].bad`: `x{a="1"` is not a selector: at offset 7: expected `,` or `}`, found end of input
+              vigil.yaml:16: `detectors[1].total`: `{a="1"}` must start with a metric name
+              vigil.yaml:17: `detectors[1].objective`: must be between 0 and 1 exclusive (0.999 for 99.9%), found `99.9`
+              vigil.yaml:18: `detectors[1].period_days`: must be at least 1
+              vigil.yaml:20: `detectors[1].rules[0]`: needs 0 < short_secs < long_secs: the short window resets the alert
+              vigil.yaml:20: `detectors[1].rules[0].burn_rate`: must be above 0
+              vigil.yaml:20: `detectors[1].rules[0].severity`: must be `page` or `ticket`
+        "#]],
+    );
 }
 
 #[test]

@@ -9,6 +9,8 @@ use reqwest::Url;
 use vigil_connectors::http::{ClientCert, TlsOptions};
 use vigil_connectors::secret::SecretSource;
 use vigil_core::detector::DetectorConfig;
+use vigil_core::detector::Severity;
+use vigil_core::detector::burn_rate::{BurnRateConfig, BurnRule};
 use vigil_core::detector::spike::{SpikeConfig, SpikeThresholds};
 use vigil_core::diagnosis::DiagnosisConfig;
 use vigil_core::engine::{ApiKeyInfo, PUSH_SOURCES, StoreLimits};
@@ -237,34 +239,33 @@ pub fn validate(
         .enumerate()
         .map(|(idx, detector)| {
             let path = format!("detectors[{idx}]");
-            let RawDetector::Spike(spike) = detector;
-            if !detector_names.insert(spike.name.clone()) {
+            if !detector_names.insert(detector.name().to_owned()) {
                 problems.push(
                     format!("{path}.name"),
-                    format!("duplicate detector name `{}`", spike.name),
+                    format!("duplicate detector name `{}`", detector.name()),
                 );
             }
-            if PUSH_SOURCES.contains(&spike.source.as_str()) {
+            let source = detector.source();
+            if PUSH_SOURCES.contains(&source) {
                 if !intake_enabled {
                     problems.push(
                         format!("{path}.source"),
-                        format!(
-                            "`{}` holds pushed events: enable the `intake` section",
-                            spike.source
-                        ),
+                        format!("`{source}` holds pushed events: enable the `intake` section"),
                     );
                 }
-            } else if !source_names.contains(&spike.source) {
+            } else if !source_names.contains(source) {
                 problems.push(
                     format!("{path}.source"),
                     format!(
-                        "no source is named `{}` (pushed events are in `{}`)",
-                        spike.source,
+                        "no source is named `{source}` (pushed events are in `{}`)",
                         PUSH_SOURCES.join("`, `")
                     ),
                 );
             }
-            validate_spike(&mut problems, &path, spike)
+            match detector {
+                RawDetector::Spike(spike) => validate_spike(&mut problems, &path, spike),
+                RawDetector::BurnRate(burn) => validate_burn_rate(&mut problems, &path, burn),
+            }
         })
         .collect();
     if !(raw.diagnosis.runaway_min_share > 0.0 && raw.diagnosis.runaway_min_share <= 1.0) {
@@ -569,7 +570,126 @@ pub fn default_spike(name: &str) -> Option<SpikeConfig> {
     let mut problems = Problems::default();
     match validate_spike(&mut problems, "detectors[0]", raw) {
         DetectorConfig::Spike(config) => problems.finish(config).ok(),
+        DetectorConfig::BurnRate(_) => None,
     }
+}
+
+fn validate_burn_rate(
+    problems: &mut Problems,
+    path: &str,
+    burn: super::raw::RawBurnRate,
+) -> DetectorConfig {
+    if burn.name.trim().is_empty() {
+        problems.push(format!("{path}.name"), "must not be empty");
+    }
+    for (key, selector) in [("bad", &burn.bad), ("total", &burn.total)] {
+        match vigil_core::store::parse_selector(selector) {
+            Ok(matchers) => {
+                let named = matchers
+                    .first()
+                    .is_some_and(|matcher| matcher.label() == vigil_core::store::METRIC_NAME_LABEL);
+                if !named {
+                    problems.push(
+                        format!("{path}.{key}"),
+                        format!("`{selector}` must start with a metric name"),
+                    );
+                }
+            }
+            Err(error) => problems.push(
+                format!("{path}.{key}"),
+                format!("`{selector}` is not a selector: {error}"),
+            ),
+        }
+    }
+    if !(burn.objective > 0.0 && burn.objective < 1.0) {
+        problems.push(
+            format!("{path}.objective"),
+            format!(
+                "must be between 0 and 1 exclusive (0.999 for 99.9%), found `{}`",
+                burn.objective
+            ),
+        );
+    }
+    if burn.period_days == 0 {
+        problems.push(format!("{path}.period_days"), "must be at least 1");
+    }
+    if burn.max_groups == 0 {
+        problems.push(format!("{path}.max_groups"), "must be at least 1");
+    }
+    let period_secs = i64::from(burn.period_days) * 86_400;
+    let rules = match burn.rules {
+        None => BurnRule::workbook(period_secs),
+        Some(rules) => {
+            if rules.is_empty() {
+                problems.push(
+                    format!("{path}.rules"),
+                    "list at least one rule, or leave it out",
+                );
+            }
+            rules
+                .into_iter()
+                .enumerate()
+                .map(|(idx, rule)| {
+                    let rule_path = format!("{path}.rules[{idx}]");
+                    if rule.short_secs <= 0 || rule.long_secs <= rule.short_secs {
+                        problems.push(
+                            rule_path.clone(),
+                            "needs 0 < short_secs < long_secs: the short window resets the alert",
+                        );
+                    }
+                    if !(rule.burn_rate.is_finite() && rule.burn_rate > 0.0) {
+                        problems.push(format!("{rule_path}.burn_rate"), "must be above 0");
+                    }
+                    if rule.severity == Severity::Info {
+                        problems.push(
+                            format!("{rule_path}.severity"),
+                            "must be `page` or `ticket`",
+                        );
+                    }
+                    BurnRule {
+                        severity: rule.severity,
+                        long_secs: rule.long_secs,
+                        short_secs: rule.short_secs,
+                        burn_rate: rule.burn_rate,
+                    }
+                })
+                .collect()
+        }
+    };
+    let shortest_secs = rules
+        .iter()
+        .map(|rule| rule.short_secs)
+        .min()
+        .unwrap_or(60)
+        .max(1);
+    let bucket_ms = match burn.bucket_secs {
+        Some(0) => {
+            problems.push(format!("{path}.bucket_secs"), "must be at least 1");
+            1000
+        }
+        Some(secs) => i64::try_from(secs)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000),
+        None => (shortest_secs * 1000 / 10).max(1000),
+    };
+    if bucket_ms > shortest_secs.saturating_mul(1000) {
+        problems.push(
+            format!("{path}.bucket_secs"),
+            format!("must not exceed the shortest window ({shortest_secs} s)"),
+        );
+    }
+    DetectorConfig::BurnRate(BurnRateConfig {
+        name: burn.name,
+        source: burn.source,
+        bad: burn.bad,
+        total: burn.total,
+        group_by: burn.group_by,
+        objective: burn.objective,
+        period_secs,
+        rules,
+        bucket_ms,
+        max_groups: burn.max_groups,
+    })
 }
 
 fn validate_spike(

@@ -230,10 +230,8 @@ impl Printer {
                     self.names
                         .insert(finding.subject.value.clone(), alias.clone());
                 }
-                let Evidence::Spike(evidence) = &finding.evidence;
-                self.step(
-                    "DETECTED",
-                    &format!(
+                let detail = match &finding.evidence {
+                    Evidence::Spike(evidence) => format!(
                         "token spike on key {}: {} tokens/s against a baseline of {} ({:.1}x, z={:.0}) [{}]",
                         finding.subject.display_name(),
                         format_number(evidence.rate_per_sec),
@@ -242,7 +240,14 @@ impl Printer {
                         evidence.z_score,
                         finding.severity.as_str()
                     ),
-                );
+                    Evidence::BurnRate(evidence) => format!(
+                        "error budget of {} burning against a {:.3}% objective [{}]",
+                        finding.subject.display_name(),
+                        evidence.objective * 100.0,
+                        finding.severity.as_str()
+                    ),
+                };
+                self.step("DETECTED", &detail);
             }
             Record::FindingCleared { cleared } => {
                 let key = cleared.fingerprint.rsplit('=').next().unwrap_or_default();
