@@ -1,6 +1,8 @@
 //! vigil's evaluation harness: benchmarks that score vigil's detectors on public data.
 //!
-//! The only benchmark so far is NAB, the Numenta Anomaly Benchmark ([`nab`]); the
-//! `vigil-eval` binary is its command line.
+//! NAB, the Numenta Anomaly Benchmark ([`nab`]), scores the adaptive detector; the Azure LLM
+//! inference trace ([`azure`]) counts false positives on real traffic. The `vigil-eval`
+//! binary is their command line.
 
+pub mod azure;
 pub mod nab;

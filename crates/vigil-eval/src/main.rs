@@ -1,7 +1,8 @@
 //! `vigil-eval`: scores vigil's detector on public benchmarks.
 //!
 //! `vigil-eval nab <DIR>` runs the shipped detector over a NAB folder and prints NAB's scores
-//! under its three profiles (`cargo run --release -p vigil-eval -- nab ../shared/data/nab`).
+//! under its three profiles (`cargo run --release -p vigil-eval -- nab ../shared/data/nab`);
+//! `vigil-eval azure <DIR>` counts false positives on the Azure LLM inference trace.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -13,11 +14,13 @@ use vigil_core::time::Timestamp;
 use vigil_eval::nab::data::load_corpus;
 use vigil_eval::nab::run::{DetectorStep, StreamDetector, run_corpus};
 
-const USAGE: &str = "usage: vigil-eval nab <DIR>
+const USAGE: &str = "usage: vigil-eval nab <DIR> | vigil-eval azure <DIR>
 
   nab <DIR>   run vigil's detector over the NAB folder <DIR> (`combined_windows.json` and
               `data/<category>/<series>.csv`) and print its NAB scores under the standard,
-              reward_low_FP_rate and reward_low_FN_rate profiles";
+              reward_low_FP_rate and reward_low_FN_rate profiles
+  azure <DIR> replay the Azure LLM inference trace (<DIR> holds its two CSVs) as per-minute
+              token counters and count the spike findings it raises (all false positives)";
 
 /// What the report calls the detector that [`shipped_detector`] makes.
 const SHIPPED_DETECTOR_NAME: &str = "vigil_core::detector::adaptive (default config)";
@@ -53,6 +56,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        [command, folder] if command == "azure" => {
+            match vigil_eval::azure::run(Path::new(folder)) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         [flag] if flag == "-h" || flag == "--help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS

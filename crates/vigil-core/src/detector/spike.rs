@@ -97,6 +97,27 @@ pub struct SpikeThresholds {
     pub page_ratio: f64,
 }
 
+impl Default for SpikeThresholds {
+    /// The shipped settings: for a LiteLLM gateway scraped every 15 s, a key's baseline is
+    /// trusted after 20 scrapes and forgets with a half-life of 30 minutes; a key fires at 6
+    /// spreads and 3x above it and at least 50 tokens/s, for 2 scrapes; it clears under 1.5x
+    /// for 3 scrapes; 10x or more pages.
+    fn default() -> Self {
+        SpikeThresholds {
+            warmup_samples: 20,
+            baseline_half_life_secs: 1800.0,
+            fire_z: 6.0,
+            fire_ratio: 3.0,
+            min_rate_per_sec: 50.0,
+            fire_after_samples: 2,
+            clear_ratio: 1.5,
+            clear_after_samples: 3,
+            noise_floor_ratio: 0.1,
+            page_ratio: 10.0,
+        }
+    }
+}
+
 /// What the detector knows about one group right now.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GroupView {

@@ -399,35 +399,40 @@ fn default_ignore_values() -> Vec<String> {
 fn default_max_groups() -> usize {
     10_000
 }
+// The spike thresholds' defaults are the engine's own (`SpikeThresholds::default`), so that
+// the config, `vigil backtest` and the evaluation harness agree.
+fn spike_defaults() -> vigil_core::detector::spike::SpikeThresholds {
+    vigil_core::detector::spike::SpikeThresholds::default()
+}
 fn default_warmup() -> u32 {
-    20
+    spike_defaults().warmup_samples
 }
 fn default_half_life() -> f64 {
-    1800.0
+    spike_defaults().baseline_half_life_secs
 }
 fn default_fire_z() -> f64 {
-    6.0
+    spike_defaults().fire_z
 }
 fn default_fire_ratio() -> f64 {
-    3.0
+    spike_defaults().fire_ratio
 }
 fn default_min_rate() -> f64 {
-    50.0
+    spike_defaults().min_rate_per_sec
 }
 fn default_fire_after() -> u32 {
-    2
+    spike_defaults().fire_after_samples
 }
 fn default_clear_ratio() -> f64 {
-    1.5
+    spike_defaults().clear_ratio
 }
 fn default_clear_after() -> u32 {
-    3
+    spike_defaults().clear_after_samples
 }
 fn default_noise_floor() -> f64 {
-    0.1
+    spike_defaults().noise_floor_ratio
 }
 fn default_page_ratio() -> f64 {
-    10.0
+    spike_defaults().page_ratio
 }
 
 /// The diagnoser.
