@@ -3,6 +3,7 @@
 //! Each benchmark is a subcommand in a module of its own; add one by adding a module and a
 //! line to [`BENCHMARKS`].
 
+mod detectors;
 mod parse;
 mod store;
 
@@ -26,6 +27,11 @@ const BENCHMARKS: &[Benchmark] = &[
         name: "store",
         about: store::ABOUT,
         run: store::run,
+    },
+    Benchmark {
+        name: "detectors",
+        about: detectors::ABOUT,
+        run: detectors::run,
     },
 ];
 

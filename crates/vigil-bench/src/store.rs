@@ -53,7 +53,7 @@ fn parse_options(args: &[String]) -> anyhow::Result<Options> {
 }
 
 /// This thread's on-CPU time, where Linux reports it.
-fn thread_cpu_time() -> Option<Duration> {
+pub(crate) fn thread_cpu_time() -> Option<Duration> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let nanos = text.split_whitespace().next()?.parse().ok()?;
     Some(Duration::from_nanos(nanos))
