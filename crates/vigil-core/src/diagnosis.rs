@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::detector::spike::GroupView;
+use crate::detector::threshold::{Bound, ThresholdEvidence};
 use crate::detector::{BurnRateEvidence, Evidence, Finding, Subject};
 use crate::signal::float_repr;
 
@@ -29,6 +30,8 @@ pub enum HypothesisKind {
     BroadSurge,
     /// An SLO's error budget is burning fast (provider errors, a falling eval pass rate).
     ErrorBudgetBurn,
+    /// A reading is past its limit (latency, error rate, hit ratio, loop depth, budget).
+    ThresholdBreach,
 }
 
 impl HypothesisKind {
@@ -39,6 +42,7 @@ impl HypothesisKind {
             HypothesisKind::RunawayKey => "runaway_key",
             HypothesisKind::BroadSurge => "broad_surge",
             HypothesisKind::ErrorBudgetBurn => "error_budget_burn",
+            HypothesisKind::ThresholdBreach => "threshold_breach",
         }
     }
 }
@@ -80,6 +84,55 @@ pub fn diagnose(config: &DiagnosisConfig, finding: &Finding, views: &[GroupView]
     match &finding.evidence {
         Evidence::Spike(_) => diagnose_spike(config, finding, views),
         Evidence::BurnRate(evidence) => diagnose_burn(finding, evidence),
+        Evidence::Threshold(evidence) => diagnose_threshold(finding, evidence),
+    }
+}
+
+/// A reading past its limit: the reading, the limit, how long, and the recent values.
+fn diagnose_threshold(finding: &Finding, evidence: &ThresholdEvidence) -> Diagnosis {
+    let subject = if finding.subject.value.is_empty() {
+        finding.detector.clone()
+    } else {
+        format!("{} {}", finding.subject.label, finding.subject.value)
+    };
+    let side = match evidence.bound {
+        Bound::Above => "above",
+        Bound::Below => "below",
+    };
+    let recent: Vec<String> = evidence
+        .recent
+        .iter()
+        .map(|point| format_number(point.value))
+        .collect();
+    let facts = vec![
+        format!(
+            "{} of {subject} is {}, {side} the limit of {} for {} observations in a row",
+            evidence.describe,
+            format_number(evidence.value),
+            format_number(evidence.fire),
+            evidence.n_observations
+        ),
+        format!("recent readings, oldest first: {}", recent.join(", ")),
+        format!(
+            "it clears once {side} no longer holds past {}",
+            format_number(evidence.clear)
+        ),
+    ];
+    let why = format!(
+        "{} of {subject} is {} ({side} its limit of {}). vigil has no automatic fix for it; \
+         look at what changed in the layer it measures.",
+        evidence.describe,
+        format_number(evidence.value),
+        format_number(evidence.fire)
+    );
+    Diagnosis {
+        hypotheses: vec![Hypothesis {
+            kind: HypothesisKind::ThresholdBreach,
+            subject: Some(finding.subject.clone()),
+            confidence: 1.0,
+            evidence: facts,
+        }],
+        why,
     }
 }
 

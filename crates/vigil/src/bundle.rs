@@ -319,13 +319,12 @@ fn check_runbooks_against_config(
             }) {
                 let spike = match detector {
                     DetectorConfig::Spike(spike) => spike,
-                    DetectorConfig::BurnRate(burn) => {
+                    DetectorConfig::BurnRate(_) | DetectorConfig::Threshold(_) => {
                         found.push(vigil_core::problem::Problem::new(
                             "steps",
                             format!(
-                                "acts on LiteLLM keys, but detector `{}` is a burn-rate detector: its findings name a {}, not a key; list only key detectors under `detectors`",
-                                burn.name,
-                                burn.group_by.as_deref().unwrap_or("objective")
+                                "acts on LiteLLM keys, but detector `{}` is not a spike detector: its findings do not name a key; list only key detectors under `detectors`",
+                                detector.name()
                             ),
                         ));
                         continue;

@@ -6,6 +6,7 @@
 pub mod adaptive;
 pub mod burn_rate;
 pub mod spike;
+pub mod threshold;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,9 @@ pub enum DetectorConfig {
     Spike(spike::SpikeConfig),
     /// An SLO's error budget burning, on multiple windows (provider errors, eval failures).
     BurnRate(burn_rate::BurnRateConfig),
+    /// A reading per group past a limit, with hysteresis (latency quantiles, error rates,
+    /// hit ratios, loop depth, remaining budget).
+    Threshold(threshold::ThresholdConfig),
 }
 
 impl DetectorConfig {
@@ -29,6 +33,7 @@ impl DetectorConfig {
         match self {
             DetectorConfig::Spike(config) => &config.name,
             DetectorConfig::BurnRate(config) => &config.name,
+            DetectorConfig::Threshold(config) => &config.name,
         }
     }
 
@@ -38,6 +43,7 @@ impl DetectorConfig {
         match self {
             DetectorConfig::Spike(config) => &config.source,
             DetectorConfig::BurnRate(config) => &config.source,
+            DetectorConfig::Threshold(config) => &config.source,
         }
     }
 
@@ -47,6 +53,15 @@ impl DetectorConfig {
         match self {
             DetectorConfig::Spike(config) => vec![config.metric.as_str()],
             DetectorConfig::BurnRate(config) => config.metric_names(),
+            DetectorConfig::Threshold(config) => config
+                .reading
+                .selectors()
+                .into_iter()
+                .filter_map(|selector| {
+                    let name = selector.split(['{', ' ']).next()?.trim();
+                    (!name.is_empty()).then_some(name)
+                })
+                .collect(),
         }
     }
 }
@@ -175,6 +190,8 @@ pub enum Evidence {
     Spike(SpikeEvidence),
     /// From a burn-rate detector.
     BurnRate(BurnRateEvidence),
+    /// From a threshold detector.
+    Threshold(threshold::ThresholdEvidence),
 }
 
 /// A detector's claim that something is wrong.

@@ -24,6 +24,7 @@ pub use event::{ActionOutcome, Event};
 
 use crate::detector::burn_rate::BurnRateDetector;
 use crate::detector::spike::SpikeDetector;
+use crate::detector::threshold::ThresholdDetector;
 use crate::detector::{DetectorConfig, Finding, Point, Transition};
 use crate::diagnosis::{diagnose, format_number};
 use crate::intake::{Pushed, SignalKind};
@@ -37,6 +38,7 @@ use incident::{Incident, Stage};
 enum DetectorState {
     Spike(SpikeDetector),
     BurnRate(BurnRateDetector),
+    Threshold(ThresholdDetector),
 }
 
 impl DetectorState {
@@ -50,6 +52,9 @@ impl DetectorState {
             DetectorConfig::BurnRate(burn) => BurnRateDetector::new(burn.clone())
                 .ok()
                 .map(DetectorState::BurnRate),
+            DetectorConfig::Threshold(threshold) => ThresholdDetector::new(threshold.clone())
+                .ok()
+                .map(DetectorState::Threshold),
         }
     }
 
@@ -57,6 +62,7 @@ impl DetectorState {
         match self {
             DetectorState::Spike(detector) => &detector.config().source,
             DetectorState::BurnRate(detector) => &detector.config().source,
+            DetectorState::Threshold(detector) => &detector.config().source,
         }
     }
 }
@@ -325,6 +331,7 @@ impl Engine {
             let transitions = match detector {
                 DetectorState::Spike(spike) => spike.observe(observed_at, &self.store),
                 DetectorState::BurnRate(burn) => burn.observe(observed_at, &self.store),
+                DetectorState::Threshold(threshold) => threshold.observe(observed_at, &self.store),
             };
             for transition in transitions {
                 match transition {
@@ -357,7 +364,7 @@ impl Engine {
         }
         let views = match self.detectors.get(detector_idx) {
             Some(DetectorState::Spike(spike)) => spike.views(),
-            Some(DetectorState::BurnRate(_)) | None => Vec::new(),
+            Some(DetectorState::BurnRate(_) | DetectorState::Threshold(_)) | None => Vec::new(),
         };
         let diagnosis = diagnose(&self.config.diagnosis, &finding, &views);
         let mut incident = Incident::new(finding, diagnosis, self.config.mode, now);

@@ -172,6 +172,10 @@ impl Engine {
                 incident.finding.severity,
                 format!("error budget burning for {subject}"),
             ),
+            Evidence::Threshold(evidence) => (
+                incident.finding.severity,
+                format!("{} of {subject} past its limit", evidence.describe),
+            ),
         };
         let evidence = incident
             .diagnosis

@@ -697,3 +697,66 @@ fn a_provider_error_budget_burn_is_diagnosed_and_paged_because_no_runbook_fixes_
             .any(|line| line.starts_with("authorize"))
     );
 }
+
+#[test]
+fn an_agent_past_its_iteration_cap_is_a_threshold_breach_with_a_ticket() {
+    use crate::detector::Severity;
+    use crate::detector::threshold::{Bound, Reading, ThresholdConfig};
+    let mut config = config(Mode::Autonomous);
+    config.detectors = vec![DetectorConfig::Threshold(ThresholdConfig {
+        name: "agent-depth".to_owned(),
+        source: "gateway".to_owned(),
+        reading: Reading::Value {
+            selector: "agent_iterations".to_owned(),
+        },
+        describe: "iterations per run".to_owned(),
+        group_by: Some("agent".to_owned()),
+        bound: Bound::Above,
+        fire: 25.0,
+        clear: 10.0,
+        fire_after_samples: 2,
+        clear_after_samples: 2,
+        severity: Severity::Ticket,
+        max_groups: 10,
+    })];
+    let mut scenario = Scenario::new(config);
+    let mut commands = Vec::new();
+    for depth in [4.0, 6.0, 40.0, 41.0, 42.0] {
+        scenario.now = scenario.now.plus_millis(15_000);
+        let now = scenario.now;
+        commands.extend(scenario.feed(Event::Scraped {
+            source: "gateway".to_owned(),
+            scraped_at: now,
+            samples: vec![Sample {
+                name: "agent_iterations".to_owned(),
+                labels: [("agent", "researcher")].into_iter().collect(),
+                value: depth,
+                timestamp_ms: None,
+            }],
+        }));
+    }
+    let pages: Vec<&Page> = commands
+        .iter()
+        .filter_map(|command| match command {
+            Command::Page { page, .. } => Some(page),
+            _ => None,
+        })
+        .collect();
+    let [page] = pages.as_slice() else {
+        panic!("{:#?}", scenario.log);
+    };
+    assert_eq!(page.severity, Severity::Ticket);
+    assert_eq!(
+        page.title,
+        "vigil needs a human: iterations per run of researcher past its limit (gateway)"
+    );
+    assert_eq!(
+        page.why.evidence[0],
+        "iterations per run of agent researcher is 41.0, above the limit of 25.0 for 2 observations in a row"
+    );
+    assert!(
+        page.why
+            .reason
+            .contains("no runbook answers `threshold_breach`")
+    );
+}

@@ -264,6 +264,9 @@ impl Detector {
                     DetectorConfig::BurnRate(_) => Err(format!(
                         "`{name}` is a burn-rate detector, which reads two counters (bad and all events); a backtest streams one series"
                     )),
+                    DetectorConfig::Threshold(_) => Err(format!(
+                        "`{name}` is a threshold detector: it compares a reading with fixed levels, which a backtest of one series does not need"
+                    )),
                 };
             }
             if !matches!(name, "adaptive" | "spike") {

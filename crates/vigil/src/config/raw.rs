@@ -237,6 +237,8 @@ pub enum RawDetector {
     Spike(RawSpike),
     /// An SLO's error budget burning (multiwindow, multi-burn-rate).
     BurnRate(RawBurnRate),
+    /// A reading past a limit, with hysteresis.
+    Threshold(RawThreshold),
 }
 
 impl RawDetector {
@@ -245,6 +247,7 @@ impl RawDetector {
         match self {
             RawDetector::Spike(spike) => &spike.name,
             RawDetector::BurnRate(burn) => &burn.name,
+            RawDetector::Threshold(threshold) => &threshold.name,
         }
     }
 
@@ -253,6 +256,7 @@ impl RawDetector {
         match self {
             RawDetector::Spike(spike) => &spike.source,
             RawDetector::BurnRate(burn) => &burn.source,
+            RawDetector::Threshold(threshold) => &threshold.source,
         }
     }
 }
@@ -288,6 +292,70 @@ pub struct RawBurnRate {
     /// At most this many groups are tracked.
     #[serde(default = "default_burn_max_groups")]
     pub max_groups: usize,
+}
+
+/// A threshold detector. Exactly one reading (`value`, `rate`, `quantile` with `buckets`,
+/// or `ratio`) and exactly one of `above` and `below`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawThreshold {
+    /// Unique name; policies see it as `context.detector`.
+    pub name: String,
+    /// The source it reads.
+    pub source: String,
+    /// Read a gauge's latest value (summed per group): a selector.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Read a counter's per-second rate over `window_secs` (summed per group): a selector.
+    #[serde(default)]
+    pub rate: Option<String>,
+    /// Read this quantile (0 to 1) of the histogram whose `_bucket` series `buckets` selects.
+    #[serde(default)]
+    pub quantile: Option<f64>,
+    /// The `_bucket` series for `quantile`.
+    #[serde(default)]
+    pub buckets: Option<String>,
+    /// Read the rate of the first selector over the rate of the second.
+    #[serde(default)]
+    pub ratio: Option<[String; 2]>,
+    /// The window of rates and quantiles, in seconds.
+    #[serde(default = "default_threshold_window")]
+    pub window_secs: i64,
+    /// What the reading is, for people, e.g. `p95 latency (s)`.
+    pub describe: String,
+    /// The label to group by; none: one group.
+    #[serde(default)]
+    pub group_by: Option<String>,
+    /// Fire at or above this...
+    #[serde(default)]
+    pub above: Option<f64>,
+    /// ...or at or below this.
+    #[serde(default)]
+    pub below: Option<f64>,
+    /// Clear once back past this (below it for `above`, above it for `below`).
+    pub clear: f64,
+    /// Consecutive bad readings before it fires.
+    #[serde(default = "default_threshold_after")]
+    pub fire_after_samples: u32,
+    /// Consecutive good readings before it clears.
+    #[serde(default = "default_threshold_after")]
+    pub clear_after_samples: u32,
+    /// `page` or `ticket`.
+    #[serde(default = "default_threshold_severity")]
+    pub severity: vigil_core::detector::Severity,
+    /// At most this many groups are tracked.
+    #[serde(default = "default_burn_max_groups")]
+    pub max_groups: usize,
+}
+
+fn default_threshold_window() -> i64 {
+    300
+}
+fn default_threshold_after() -> u32 {
+    3
+}
+fn default_threshold_severity() -> vigil_core::detector::Severity {
+    vigil_core::detector::Severity::Page
 }
 
 /// One burn-rate rule.

@@ -54,6 +54,35 @@ fn the_shipped_example_config_is_valid() {
 }
 
 #[test]
+fn threshold_detectors_report_every_bad_field() {
+    let text = MINIMAL.replace(
+        "pager:",
+        r#"  - name: latency
+    kind: threshold
+    source: gw
+    quantile: 1.5
+    rate: 'errors_total{'
+    describe: p95
+    above: 2
+    below: 1
+    clear: 3
+    fire_after_samples: 0
+pager:"#,
+    );
+    check(
+        &text,
+        expect![[r#"
+            5 problems:
+              vigil.yaml:16: `detectors[1].rate`: `errors_total{` is not a selector: at offset 13: expected a label name or `}`, found end of input
+              vigil.yaml:15: `detectors[1].quantile`: must be between 0 and 1 exclusive (0.95 for p95), found `1.5`
+              vigil.yaml:12: `detectors[1].buckets`: `quantile` needs `buckets`: the histogram's `_bucket` series
+              vigil.yaml:12: `detectors[1]`: set exactly one of `above` and `below`
+              vigil.yaml:21: `detectors[1].fire_after_samples`: must be at least 1
+        "#]],
+    );
+}
+
+#[test]
 fn burn_rate_detectors_report_every_bad_field() {
     let text = MINIMAL.replace(
         "pager:",

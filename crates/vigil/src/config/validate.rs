@@ -265,6 +265,9 @@ pub fn validate(
             match detector {
                 RawDetector::Spike(spike) => validate_spike(&mut problems, &path, spike),
                 RawDetector::BurnRate(burn) => validate_burn_rate(&mut problems, &path, burn),
+                RawDetector::Threshold(threshold) => {
+                    validate_threshold(&mut problems, &path, threshold)
+                }
             }
         })
         .collect();
@@ -570,8 +573,149 @@ pub fn default_spike(name: &str) -> Option<SpikeConfig> {
     let mut problems = Problems::default();
     match validate_spike(&mut problems, "detectors[0]", raw) {
         DetectorConfig::Spike(config) => problems.finish(config).ok(),
-        DetectorConfig::BurnRate(_) => None,
+        DetectorConfig::BurnRate(_) | DetectorConfig::Threshold(_) => None,
     }
+}
+
+/// Checks a selector: it parses and names a metric.
+fn check_selector(problems: &mut Problems, path: &str, selector: &str) {
+    match vigil_core::store::parse_selector(selector) {
+        Ok(matchers) => {
+            let named = matchers
+                .first()
+                .is_some_and(|matcher| matcher.label() == vigil_core::store::METRIC_NAME_LABEL);
+            if !named {
+                problems.push(path, format!("`{selector}` must start with a metric name"));
+            }
+        }
+        Err(error) => problems.push(path, format!("`{selector}` is not a selector: {error}")),
+    }
+}
+
+fn validate_threshold(
+    problems: &mut Problems,
+    path: &str,
+    raw: super::raw::RawThreshold,
+) -> DetectorConfig {
+    use vigil_core::detector::threshold::{Bound, Reading, ThresholdConfig};
+    if raw.name.trim().is_empty() {
+        problems.push(format!("{path}.name"), "must not be empty");
+    }
+    let window_secs = raw.window_secs;
+    let mut readings = Vec::new();
+    if let Some(selector) = raw.value {
+        check_selector(problems, &format!("{path}.value"), &selector);
+        readings.push(Reading::Value { selector });
+    }
+    if let Some(selector) = raw.rate {
+        check_selector(problems, &format!("{path}.rate"), &selector);
+        readings.push(Reading::Rate {
+            selector,
+            window_secs,
+        });
+    }
+    if let Some(quantile) = raw.quantile
+        && !(quantile > 0.0 && quantile < 1.0)
+    {
+        problems.push(
+            format!("{path}.quantile"),
+            format!("must be between 0 and 1 exclusive (0.95 for p95), found `{quantile}`"),
+        );
+    }
+    match (raw.quantile, raw.buckets) {
+        (Some(quantile), Some(selector)) => {
+            check_selector(problems, &format!("{path}.buckets"), &selector);
+            readings.push(Reading::Quantile {
+                selector,
+                quantile,
+                window_secs,
+            });
+        }
+        (Some(_), None) => problems.push(
+            format!("{path}.buckets"),
+            "`quantile` needs `buckets`: the histogram's `_bucket` series",
+        ),
+        (None, Some(_)) => problems.push(format!("{path}.quantile"), "`buckets` needs `quantile`"),
+        (None, None) => {}
+    }
+    if let Some([numerator, denominator]) = raw.ratio {
+        check_selector(problems, &format!("{path}.ratio[0]"), &numerator);
+        check_selector(problems, &format!("{path}.ratio[1]"), &denominator);
+        readings.push(Reading::Ratio {
+            numerator,
+            denominator,
+            window_secs,
+        });
+    }
+    if readings.len() != 1 {
+        problems.push(
+            path,
+            format!(
+                "set exactly one reading of `value`, `rate`, `quantile` (with `buckets`) and `ratio`; found {}",
+                readings.len()
+            ),
+        );
+    }
+    if window_secs <= 0 {
+        problems.push(format!("{path}.window_secs"), "must be at least 1");
+    }
+    let (bound, fire) = match (raw.above, raw.below) {
+        (Some(fire), None) => (Bound::Above, fire),
+        (None, Some(fire)) => (Bound::Below, fire),
+        _ => {
+            problems.push(path, "set exactly one of `above` and `below`");
+            (Bound::Above, f64::NAN)
+        }
+    };
+    if fire.is_nan() {
+        // Already reported: no firing level to compare `clear` with.
+    } else if !fire.is_finite() || !raw.clear.is_finite() {
+        problems.push(path, "the levels must be numbers");
+    } else if (bound == Bound::Above && raw.clear > fire)
+        || (bound == Bound::Below && raw.clear < fire)
+    {
+        problems.push(
+            format!("{path}.clear"),
+            format!(
+                "must be on the good side of the firing level {fire}: {} it",
+                if bound == Bound::Above {
+                    "at most"
+                } else {
+                    "at least"
+                }
+            ),
+        );
+    }
+    for (key, value) in [
+        ("fire_after_samples", raw.fire_after_samples),
+        ("clear_after_samples", raw.clear_after_samples),
+    ] {
+        if value == 0 {
+            problems.push(format!("{path}.{key}"), "must be at least 1");
+        }
+    }
+    if raw.severity == Severity::Info {
+        problems.push(format!("{path}.severity"), "must be `page` or `ticket`");
+    }
+    if raw.max_groups == 0 {
+        problems.push(format!("{path}.max_groups"), "must be at least 1");
+    }
+    DetectorConfig::Threshold(ThresholdConfig {
+        name: raw.name,
+        source: raw.source,
+        reading: readings.into_iter().next().unwrap_or(Reading::Value {
+            selector: String::new(),
+        }),
+        describe: raw.describe,
+        group_by: raw.group_by,
+        bound,
+        fire,
+        clear: raw.clear,
+        fire_after_samples: raw.fire_after_samples,
+        clear_after_samples: raw.clear_after_samples,
+        severity: raw.severity,
+        max_groups: raw.max_groups,
+    })
 }
 
 fn validate_burn_rate(
@@ -583,23 +727,7 @@ fn validate_burn_rate(
         problems.push(format!("{path}.name"), "must not be empty");
     }
     for (key, selector) in [("bad", &burn.bad), ("total", &burn.total)] {
-        match vigil_core::store::parse_selector(selector) {
-            Ok(matchers) => {
-                let named = matchers
-                    .first()
-                    .is_some_and(|matcher| matcher.label() == vigil_core::store::METRIC_NAME_LABEL);
-                if !named {
-                    problems.push(
-                        format!("{path}.{key}"),
-                        format!("`{selector}` must start with a metric name"),
-                    );
-                }
-            }
-            Err(error) => problems.push(
-                format!("{path}.{key}"),
-                format!("`{selector}` is not a selector: {error}"),
-            ),
-        }
+        check_selector(problems, &format!("{path}.{key}"), selector);
     }
     if !(burn.objective > 0.0 && burn.objective < 1.0) {
         problems.push(

@@ -246,6 +246,14 @@ impl Printer {
                         evidence.objective * 100.0,
                         finding.severity.as_str()
                     ),
+                    Evidence::Threshold(evidence) => format!(
+                        "{} of {} at {} (limit {}) [{}]",
+                        evidence.describe,
+                        finding.subject.display_name(),
+                        format_number(evidence.value),
+                        format_number(evidence.fire),
+                        finding.severity.as_str()
+                    ),
                 };
                 self.step("DETECTED", &detail);
             }
