@@ -760,3 +760,66 @@ fn an_agent_past_its_iteration_cap_is_a_threshold_breach_with_a_ticket() {
             .contains("no runbook answers `threshold_breach`")
     );
 }
+
+#[test]
+fn an_agent_looping_on_the_same_tool_call_is_caught_from_pushed_runs() {
+    use crate::detector::Severity;
+    use crate::detector::threshold::{Bound, Reading, ThresholdConfig};
+    let mut config = config(Mode::Autonomous);
+    config.detectors = vec![DetectorConfig::Threshold(ThresholdConfig {
+        name: "agent-loop".to_owned(),
+        source: push_source("agent_runs"),
+        reading: Reading::Value {
+            selector: "vigil_agent_max_repeat_streak".to_owned(),
+        },
+        describe: "identical tool calls in a row".to_owned(),
+        group_by: Some("agent".to_owned()),
+        bound: Bound::Above,
+        fire: 5.0,
+        clear: 2.0,
+        fire_after_samples: 1,
+        clear_after_samples: 2,
+        severity: Severity::Page,
+        max_groups: 10,
+    })];
+    let mut scenario = Scenario::new(config);
+    // A run whose agent calls `search` with the same arguments `streak` times in a row.
+    let push = |scenario: &mut Scenario, run: usize, streak: usize| {
+        let calls: Vec<serde_json::Value> = (0..streak)
+            .map(|_| serde_json::json!({ "name": "search", "arguments": { "q": "refund" } }))
+            .chain(std::iter::once(serde_json::json!({ "name": "answer" })))
+            .collect();
+        let body = serde_json::json!({ "runs": [{
+            "run_id": format!("run-{run}"), "agent": "triage-bot", "iterations": streak + 1,
+            "outcome": if streak > 5 { "iteration_limit" } else { "success" },
+            "tool_calls": calls
+        }]})
+        .to_string();
+        scenario.now = scenario.now.plus_millis(5000);
+        scenario.feed(Event::Pushed {
+            payload: Pushed::AgentRuns(crate::intake::parse_agent_runs(body.as_bytes()).unwrap()),
+        })
+    };
+    for run in 0..5 {
+        assert!(push(&mut scenario, run, 1).is_empty());
+    }
+    let commands = push(&mut scenario, 5, 40);
+    assert!(
+        scenario
+            .log
+            .iter()
+            .any(|line| line == "finding raised: agent-loop/agent=triage-bot Page triage-bot"),
+        "{:#?}",
+        scenario.log
+    );
+    let page = commands.iter().find_map(|command| match command {
+        Command::Page { page, .. } => Some(page),
+        _ => None,
+    });
+    assert_eq!(
+        page.map(|page| page.why.evidence[0].as_str()),
+        Some(
+            "identical tool calls in a row of agent triage-bot is 40.0, above the limit of 5.0 for 1 observations in a row"
+        )
+    );
+}
