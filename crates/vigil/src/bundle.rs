@@ -95,6 +95,7 @@ pub fn assemble(
                 runbooks: runbooks.into_iter().map(|(_, runbook)| runbook).collect(),
                 api_keys: config.api_keys.clone(),
                 store: config.store.clone(),
+                flapping: vigil_core::engine::FlapLimits::default(),
             };
             Ok(Bundle {
                 config,

@@ -29,6 +29,29 @@ pub struct EngineConfig {
     /// How much history the series store keeps.
     #[serde(default)]
     pub store: StoreLimits,
+    /// When a finding that keeps firing and clearing counts as flapping.
+    #[serde(default)]
+    pub flapping: FlapLimits,
+}
+
+/// A finding that fires `max_fires` times within `window_ms` is flapping: its incident pages
+/// and no runbook acts, since a fix would be chasing noise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlapLimits {
+    /// Fires of one fingerprint, counting the new one, that make it flapping.
+    pub max_fires: usize,
+    /// The window they are counted in, in milliseconds.
+    pub window_ms: i64,
+}
+
+impl Default for FlapLimits {
+    /// Three fires within an hour.
+    fn default() -> Self {
+        FlapLimits {
+            max_fires: 3,
+            window_ms: 3_600_000,
+        }
+    }
 }
 
 /// The series store's bounds that are not per source.

@@ -13,12 +13,12 @@ mod incident;
 mod recovery;
 mod steps;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub use command::{Action, Command, Page, Record, WhyPacket};
 pub use config::{
-    ApiKeyInfo, DEFAULT_KEY_TIER, EngineConfig, PUSH_SOURCES, SourceLimits, StoreLimits,
-    push_source,
+    ApiKeyInfo, DEFAULT_KEY_TIER, EngineConfig, FlapLimits, PUSH_SOURCES, SourceLimits,
+    StoreLimits, push_source,
 };
 pub use event::{ActionOutcome, Event};
 
@@ -86,6 +86,8 @@ pub struct Engine {
     detectors: Vec<DetectorState>,
     /// Running totals of pushed counter signals, so detectors see ordinary counters.
     push_totals: BTreeMap<(String, Labels), f64>,
+    /// Per fingerprint, when its recent findings fired (within the flapping window).
+    fires: BTreeMap<String, VecDeque<Timestamp>>,
     /// Sources whose new series are being refused right now (recorded once per episode).
     refusing: BTreeSet<String>,
     n_series_refused: u64,
@@ -127,6 +129,7 @@ impl Engine {
             store,
             detectors,
             push_totals: BTreeMap::new(),
+            fires: BTreeMap::new(),
             refusing: BTreeSet::new(),
             n_series_refused: 0,
             incidents: BTreeMap::new(),
@@ -339,7 +342,8 @@ impl Engine {
                         out.push(Command::Record(Record::FindingRaised {
                             finding: (*finding).clone(),
                         }));
-                        self.open_incident(detector_idx, *finding, now, out);
+                        let n_recent_fires = self.count_fire(&finding.fingerprint, now);
+                        self.open_incident(detector_idx, *finding, n_recent_fires, now, out);
                     }
                     Transition::Cleared(cleared) => {
                         let fingerprint = cleared.fingerprint.clone();
@@ -352,10 +356,32 @@ impl Engine {
         }
     }
 
+    /// Counts a fire of `fingerprint` at `now`: how many fires, this one included, fell within
+    /// the flapping window. Fingerprints with no fire in the window are forgotten.
+    fn count_fire(&mut self, fingerprint: &str, now: Timestamp) -> usize {
+        let window_ms = self.config.flapping.window_ms;
+        let recent = self.fires.entry(fingerprint.to_owned()).or_default();
+        recent.push_back(now);
+        while recent
+            .front()
+            .is_some_and(|at| now.millis_since(*at) >= window_ms)
+        {
+            recent.pop_front();
+        }
+        let count = recent.len();
+        self.fires.retain(|_, fires| {
+            fires
+                .back()
+                .is_some_and(|at| now.millis_since(*at) < window_ms)
+        });
+        count
+    }
+
     fn open_incident(
         &mut self,
         detector_idx: usize,
         finding: Finding,
+        n_recent_fires: usize,
         now: Timestamp,
         out: &mut Vec<Command>,
     ) {
@@ -380,7 +406,25 @@ impl Engine {
         }));
         self.open_by_fingerprint
             .insert(incident.finding.fingerprint.clone(), incident.id.clone());
-        self.choose_runbook(&mut incident, now, out);
+        if n_recent_fires >= self.config.flapping.max_fires.max(1) {
+            let detail = format!(
+                "the finding fired {n_recent_fires} times within {} min",
+                self.config.flapping.window_ms / 60_000
+            );
+            out.push(Command::Record(Record::GuardrailHeld {
+                incident_id: incident.id.clone(),
+                guardrail: "flapping".to_owned(),
+                detail: detail.clone(),
+            }));
+            self.escalate(
+                &mut incident,
+                &format!("the finding is flapping ({detail}); no runbook acts on it"),
+                "Look for what makes the signal swing, or widen the detector's hysteresis.",
+                out,
+            );
+        } else {
+            self.choose_runbook(&mut incident, now, out);
+        }
         self.incidents.insert(incident.id.clone(), incident);
     }
 

@@ -70,6 +70,7 @@ fn config(mode: Mode) -> EngineConfig {
             tier: "critical".to_owned(),
         }],
         store: StoreLimits::default(),
+        flapping: FlapLimits::default(),
     }
 }
 
@@ -821,5 +822,42 @@ fn an_agent_looping_on_the_same_tool_call_is_caught_from_pushed_runs() {
         Some(
             "identical tool calls in a row of agent triage-bot is 40.0, above the limit of 5.0 for 1 observations in a row"
         )
+    );
+}
+
+#[test]
+fn a_finding_that_keeps_firing_and_clearing_is_flapping_and_its_runbook_holds() {
+    let mut scenario = Scenario::new(config(Mode::Advisory));
+    scenario.scrapes(10, NORMAL);
+    for _ in 0..3 {
+        let commands = scenario.scrapes(2, RUNAWAY);
+        // The first two incidents are proposed as usual; the third never reaches Cedar.
+        if commands
+            .iter()
+            .any(|command| matches!(command, Command::Authorize { .. }))
+        {
+            scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+        }
+        scenario.scrapes(4, NORMAL);
+    }
+    let proposals = scenario
+        .log
+        .iter()
+        .filter(|line| line.starts_with("proposed:"))
+        .count();
+    assert_eq!(proposals, 2, "{:#?}", scenario.log);
+    let held = scenario
+        .log
+        .iter()
+        .position(|line| line.contains("flapping"))
+        .unwrap_or_else(|| panic!("{:#?}", scenario.log));
+    assert!(
+        scenario.log[held..]
+            .iter()
+            .any(|line| line.starts_with("page:")
+                && line
+                    .contains("the finding is flapping (the finding fired 3 times within 60 min)")),
+        "{:#?}",
+        scenario.log
     );
 }
