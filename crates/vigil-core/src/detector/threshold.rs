@@ -51,6 +51,17 @@ pub enum Reading {
         /// The window of the bucket rates, in seconds.
         window_secs: i64,
     },
+    /// Hours until a budget runs out at the current spend: the summed latest value of a
+    /// remaining-budget gauge over the summed per-hour rate of a spend counter (infinite
+    /// while nothing is spent).
+    HoursLeft {
+        /// The remaining budget's series (for example `litellm_remaining_team_budget_metric`).
+        remaining: String,
+        /// The spend counter's series (for example `litellm_spend_metric_total`).
+        spend: String,
+        /// The window of the spend rate, in seconds.
+        window_secs: i64,
+    },
     /// The summed rate of one counter over the summed rate of another.
     Ratio {
         /// The numerator's series, as a selector.
@@ -75,6 +86,9 @@ impl Reading {
                 denominator,
                 ..
             } => vec![numerator.as_str(), denominator.as_str()],
+            Reading::HoursLeft {
+                remaining, spend, ..
+            } => vec![remaining.as_str(), spend.as_str()],
         }
     }
 }
@@ -263,6 +277,30 @@ impl ThresholdDetector {
                             .unwrap_or("")
                             .to_owned();
                         (value, group.value)
+                    })
+                    .collect()
+            }
+            Reading::HoursLeft { window_secs, .. } => {
+                let remaining = sum_by_group(first, &|series| {
+                    store
+                        .latest(series)
+                        .filter(|point| point.at.0 > at.0 - VALUE_LOOKBACK_MS)
+                        .map(|point| point.value)
+                });
+                let window_ms = window_secs.saturating_mul(1000);
+                let second = self.matchers.get(1).map_or(&[][..], Vec::as_slice);
+                let spend_per_sec =
+                    sum_by_group(second, &|series| store.rate(series, window_ms, at));
+                remaining
+                    .into_iter()
+                    .map(|(group, remaining)| {
+                        let per_hour = spend_per_sec.get(&group).copied().unwrap_or(0.0) * 3600.0;
+                        let hours = if per_hour > 0.0 {
+                            (remaining / per_hour).max(0.0)
+                        } else {
+                            f64::INFINITY
+                        };
+                        (group, hours)
                     })
                     .collect()
             }

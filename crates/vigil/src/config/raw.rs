@@ -295,7 +295,7 @@ pub struct RawBurnRate {
 }
 
 /// A threshold detector. Exactly one reading (`value`, `rate`, `quantile` with `buckets`,
-/// or `ratio`) and exactly one of `above` and `below`.
+/// `ratio` or `hours_left`) and exactly one of `above` and `below`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawThreshold {
@@ -318,6 +318,10 @@ pub struct RawThreshold {
     /// Read the rate of the first selector over the rate of the second.
     #[serde(default)]
     pub ratio: Option<[String; 2]>,
+    /// Read the hours until a budget runs out: `[remaining-budget gauge, spend counter]`,
+    /// the spend's rate taken over `window_secs` (use with `below`).
+    #[serde(default)]
+    pub hours_left: Option<[String; 2]>,
     /// The window of rates and quantiles, in seconds.
     #[serde(default = "default_threshold_window")]
     pub window_secs: i64,

@@ -647,11 +647,20 @@ fn validate_threshold(
             window_secs,
         });
     }
+    if let Some([remaining, spend]) = raw.hours_left {
+        check_selector(problems, &format!("{path}.hours_left[0]"), &remaining);
+        check_selector(problems, &format!("{path}.hours_left[1]"), &spend);
+        readings.push(Reading::HoursLeft {
+            remaining,
+            spend,
+            window_secs,
+        });
+    }
     if readings.len() != 1 {
         problems.push(
             path,
             format!(
-                "set exactly one reading of `value`, `rate`, `quantile` (with `buckets`) and `ratio`; found {}",
+                "set exactly one reading of `value`, `rate`, `quantile` (with `buckets`), `ratio` and `hours_left`; found {}",
                 readings.len()
             ),
         );

@@ -225,3 +225,44 @@ fn a_counter_rate_fires_and_the_finding_carries_its_evidence() {
     assert_eq!((evidence.fire, evidence.clear), (1.0, 0.5));
     assert!(evidence.recent.len() >= 2);
 }
+
+#[test]
+fn a_budget_forecast_to_run_out_within_the_limit_fires_and_idle_spend_is_infinite_time() {
+    // A team with $100 left; alert when it runs out within 24 h at the last 10 minutes' spend.
+    let mut config = config(
+        Reading::HoursLeft {
+            remaining: "remaining_budget".to_owned(),
+            spend: "spend_total".to_owned(),
+            window_secs: 600,
+        },
+        Bound::Below,
+        24.0,
+        48.0,
+    );
+    config.group_by = Some("team".to_owned());
+    config.fire_after_samples = 2;
+    let mut feed = Feed::new(config);
+    let (mut remaining, mut spent) = (100.0, 0.0);
+    let mut trace = String::new();
+    // Idle for a while (infinite hours left), then $0.03 per 15 s ($7.2 an hour: 13.9 h left
+    // of $100), then idle again.
+    for scrape in 0..90 {
+        let cost = if (20..44).contains(&scrape) {
+            0.03
+        } else {
+            0.0
+        };
+        remaining -= cost;
+        spent += cost;
+        trace.push(feed.scrape(&[
+            ("remaining_budget", &[("team", "ml")], remaining),
+            ("spend_total", &[("team", "ml")], spent),
+        ]));
+    }
+    let reading = feed.detector.read(Timestamp(feed.at_ms), &feed.store);
+    assert_eq!(reading.get("ml"), Some(&f64::INFINITY), "{reading:?}");
+    // It fires once the 10-minute rate shows the spend; it clears once the window is idle.
+    assert_eq!(trace.matches('F').count(), 1, "{trace}");
+    assert_eq!(trace.matches('C').count(), 1, "{trace}");
+    assert!(trace.find('F') < trace.find('C'), "{trace}");
+}
