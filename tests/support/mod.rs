@@ -234,39 +234,10 @@ pub struct Response {
 
 /// `GET path` over a fresh loopback connection, with every read and write bounded.
 pub fn http_get(address: SocketAddr, path: &str) -> std::io::Result<Response> {
-    let limit = Duration::from_secs(10);
-    let mut stream = TcpStream::connect_timeout(&address, limit)?;
-    stream.set_read_timeout(Some(limit))?;
-    stream.set_write_timeout(Some(limit))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let invalid = |why: &str| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{why}: {text:?}"))
-    };
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| invalid("no end of headers"))?;
-    let status = head
-        .lines()
-        .next()
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| invalid("no status line"))?;
-    let chunked = head.lines().any(|line| {
-        let line = line.to_ascii_lowercase();
-        line.starts_with("transfer-encoding:") && line.contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(body).ok_or_else(|| invalid("bad chunked body"))?
-    } else {
-        body.to_owned()
-    };
-    Ok(Response { status, body })
+    request(
+        address,
+        &format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"),
+    )
 }
 
 /// POSTs a JSON body with an optional bearer token over a plain HTTP/1.1 connection.
@@ -276,21 +247,29 @@ pub fn http_post_json(
     bearer: Option<&str>,
     body: &str,
 ) -> std::io::Result<Response> {
+    let auth = bearer.map_or_else(String::new, |token| {
+        format!("Authorization: Bearer {token}\r\n")
+    });
+    request(
+        address,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// Sends `raw` over a fresh loopback connection, every read and write bounded, and reads the
+/// whole response (the request asks the server to close).
+fn request(address: SocketAddr, raw: &str) -> std::io::Result<Response> {
     let limit = Duration::from_secs(10);
     let mut stream = TcpStream::connect_timeout(&address, limit)?;
     stream.set_read_timeout(Some(limit))?;
     stream.set_write_timeout(Some(limit))?;
-    let auth = bearer.map_or_else(String::new, |token| {
-        format!("Authorization: Bearer {token}\r\n")
-    });
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    stream.write_all(raw.as_bytes())?;
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     let invalid = |why: &str| {
         std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{why}: {text:?}"))
     };

@@ -105,18 +105,6 @@ pub struct BurnRateConfig {
 }
 
 impl BurnRateConfig {
-    /// The metric names its selectors read (what the scraper must keep).
-    #[must_use]
-    pub fn metric_names(&self) -> Vec<&str> {
-        [self.bad.as_str(), self.total.as_str()]
-            .into_iter()
-            .filter_map(|selector| {
-                let name = selector.split(['{', ' ']).next()?.trim();
-                (!name.is_empty()).then_some(name)
-            })
-            .collect()
-    }
-
     /// The longest window of any rule, in milliseconds.
     #[must_use]
     pub fn longest_window_ms(&self) -> i64 {

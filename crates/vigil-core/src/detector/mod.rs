@@ -47,22 +47,18 @@ impl DetectorConfig {
         }
     }
 
-    /// The metric names it reads.
+    /// The metric names it reads (what the scraper must keep).
     #[must_use]
-    pub fn metrics(&self) -> Vec<&str> {
-        match self {
-            DetectorConfig::Spike(config) => vec![config.metric.as_str()],
-            DetectorConfig::BurnRate(config) => config.metric_names(),
-            DetectorConfig::Threshold(config) => config
-                .reading
-                .selectors()
-                .into_iter()
-                .filter_map(|selector| {
-                    let name = selector.split(['{', ' ']).next()?.trim();
-                    (!name.is_empty()).then_some(name)
-                })
-                .collect(),
-        }
+    pub fn metrics(&self) -> Vec<String> {
+        let selectors = match self {
+            DetectorConfig::Spike(config) => return vec![config.metric.clone()],
+            DetectorConfig::BurnRate(config) => vec![config.bad.as_str(), config.total.as_str()],
+            DetectorConfig::Threshold(config) => config.reading.selectors(),
+        };
+        selectors
+            .into_iter()
+            .filter_map(crate::store::selector_metric_name)
+            .collect()
     }
 }
 

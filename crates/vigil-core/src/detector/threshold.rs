@@ -239,14 +239,15 @@ impl ThresholdDetector {
             }
             sums
         };
+        let latest = |series| {
+            store
+                .latest(series)
+                .filter(|point: &crate::store::Point| point.at.0 > at.0 - VALUE_LOOKBACK_MS)
+                .map(|point| point.value)
+        };
         let first = self.matchers.first().map_or(&[][..], Vec::as_slice);
         match &self.config.reading {
-            Reading::Value { .. } => sum_by_group(first, &|series| {
-                store
-                    .latest(series)
-                    .filter(|point| point.at.0 > at.0 - VALUE_LOOKBACK_MS)
-                    .map(|point| point.value)
-            }),
+            Reading::Value { .. } => sum_by_group(first, &latest),
             Reading::Rate { window_secs, .. } => sum_by_group(first, &|series| {
                 store.rate(series, window_secs.saturating_mul(1000), at)
             }),
@@ -281,12 +282,7 @@ impl ThresholdDetector {
                     .collect()
             }
             Reading::HoursLeft { window_secs, .. } => {
-                let remaining = sum_by_group(first, &|series| {
-                    store
-                        .latest(series)
-                        .filter(|point| point.at.0 > at.0 - VALUE_LOOKBACK_MS)
-                        .map(|point| point.value)
-                });
+                let remaining = sum_by_group(first, &latest);
                 let window_ms = window_secs.saturating_mul(1000);
                 let second = self.matchers.get(1).map_or(&[][..], Vec::as_slice);
                 let spend_per_sec =

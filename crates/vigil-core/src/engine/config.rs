@@ -117,8 +117,7 @@ impl EngineConfig {
         self.detectors
             .iter()
             .filter(|detector| detector.source() == source)
-            .flat_map(|detector| detector.metrics())
-            .map(str::to_owned)
+            .flat_map(DetectorConfig::metrics)
             .collect()
     }
 

@@ -64,6 +64,17 @@ pub enum SelectorError {
     },
 }
 
+/// The metric name a selector requires (`name{...}` or `{"name", ...}`), if it names one
+/// exactly and parses.
+#[must_use]
+pub fn selector_metric_name(input: &str) -> Option<String> {
+    parse_selector(input)
+        .ok()?
+        .into_iter()
+        .find(|matcher| matcher.label() == METRIC_NAME_LABEL && matcher.op() == MatchOp::Equal)
+        .map(|matcher| matcher.value().to_owned())
+}
+
 /// Parses `input` into matchers, the metric name first (as a [`METRIC_NAME_LABEL`] matcher).
 pub fn parse_selector(input: &str) -> Result<Vec<Matcher>, SelectorError> {
     let mut parser = Parser { input, pos: 0 };

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use vigil_core::Timestamp;
 use vigil_core::detector::adaptive::{AdaptiveConfig, AdaptiveDetector};
-use vigil_core::detector::spike::{SeriesRead, SpikeConfig, SpikeDetector};
+use vigil_core::detector::spike::{SeriesRead, SpikeConfig, SpikeDetector, SpikeThresholds};
 use vigil_core::detector::{DetectorConfig, Transition};
 use vigil_core::signal::{Labels, Sample};
 use vigil_core::store::{SeriesStore, StoreConfig};
@@ -260,7 +260,9 @@ impl Detector {
                 .find(|detector| detector.name() == name)
             {
                 return match found {
-                    DetectorConfig::Spike(spike) => Ok(Detector::spike(spike.clone())),
+                    DetectorConfig::Spike(spike) => {
+                        Ok(Detector::spike(&spike.name, spike.thresholds.clone()))
+                    }
                     DetectorConfig::BurnRate(_) => Err(format!(
                         "`{name}` is a burn-rate detector, which reads two counters (bad and all events); a backtest streams one series"
                     )),
@@ -284,17 +286,17 @@ impl Detector {
                 config.validate().map_err(|error| error.to_string())?;
                 Ok(Detector::Adaptive(Box::new(AdaptiveDetector::new(config))))
             }
-            "spike" => config::default_spike("spike")
-                .map(Detector::spike)
-                .ok_or_else(|| "the spike detector's defaults do not validate".to_owned()),
+            "spike" => Ok(Detector::spike("spike", SpikeThresholds::default())),
             other => Err(format!(
                 "unknown detector `{other}`: use `adaptive` or `spike`, or name a detector of `--config`"
             )),
         }
     }
 
-    fn spike(config: SpikeConfig) -> Detector {
+    /// The engine's spike detector with `thresholds`, reading the one series as a rate.
+    fn spike(name: &str, thresholds: SpikeThresholds) -> Detector {
         let config = SpikeConfig {
+            name: name.to_owned(),
             source: SOURCE.to_owned(),
             metric: METRIC.to_owned(),
             read: SeriesRead::Value,
@@ -303,7 +305,7 @@ impl Detector {
             team_label: None,
             ignore_values: Vec::new(),
             max_groups: 1,
-            ..config
+            thresholds,
         };
         Detector::Spike {
             detector: Box::new(SpikeDetector::new(config)),

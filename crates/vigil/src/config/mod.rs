@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use lines::LineIndex;
-pub use validate::{Config, IntakeConfig, LedgerSetting, PagerConfig, QueryConfig, default_spike};
+pub use validate::{Config, IntakeConfig, LedgerSetting, PagerConfig, QueryConfig};
 
 /// One problem, located.
 #[derive(Debug, Clone, PartialEq, Eq)]

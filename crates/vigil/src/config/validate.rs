@@ -564,31 +564,14 @@ fn is_label_name(name: &str) -> bool {
         && !name.starts_with("__")
 }
 
-/// The spike detector with every threshold at its documented default (what an entry with only
-/// `kind`, `name` and `source` gets), for `vigil backtest`.
-#[must_use]
-pub fn default_spike(name: &str) -> Option<SpikeConfig> {
-    let raw: super::raw::RawSpike =
-        serde_saphyr::from_str(&format!("name: {name:?}\nsource: backtest\n")).ok()?;
-    let mut problems = Problems::default();
-    match validate_spike(&mut problems, "detectors[0]", raw) {
-        DetectorConfig::Spike(config) => problems.finish(config).ok(),
-        DetectorConfig::BurnRate(_) | DetectorConfig::Threshold(_) => None,
-    }
-}
-
 /// Checks a selector: it parses and names a metric.
 fn check_selector(problems: &mut Problems, path: &str, selector: &str) {
     match vigil_core::store::parse_selector(selector) {
-        Ok(matchers) => {
-            let named = matchers
-                .first()
-                .is_some_and(|matcher| matcher.label() == vigil_core::store::METRIC_NAME_LABEL);
-            if !named {
-                problems.push(path, format!("`{selector}` must start with a metric name"));
-            }
-        }
         Err(error) => problems.push(path, format!("`{selector}` is not a selector: {error}")),
+        Ok(_) if vigil_core::store::selector_metric_name(selector).is_none() => {
+            problems.push(path, format!("`{selector}` must start with a metric name"));
+        }
+        Ok(_) => {}
     }
 }
 

@@ -219,3 +219,26 @@ fn select_applies_every_operator() {
     assert!(keyed(&store, r#"never_seen{team="ml"}"#).is_empty());
     assert!(keyed(&store, r#"tokens_total{never_seen="x"}"#).is_empty());
 }
+
+#[test]
+fn the_metric_name_of_a_selector_is_found_in_either_spelling() {
+    use crate::store::selector_metric_name;
+    for (selector, expected) in [
+        ("requests_total", Some("requests_total")),
+        (
+            r#"vllm:num_requests_running{model="m"}"#,
+            Some("vllm:num_requests_running"),
+        ),
+        (r#"{"my.metric", code="200"}"#, Some("my.metric")),
+        (r#"{__name__="a_total", code="5.."}"#, Some("a_total")),
+        (r#"{__name__=~"a_.*"}"#, None),
+        (r#"{code="200"}"#, None),
+        ("requests_total{", None),
+    ] {
+        assert_eq!(
+            selector_metric_name(selector).as_deref(),
+            expected,
+            "{selector}"
+        );
+    }
+}
