@@ -156,6 +156,11 @@ pub struct ToolCallStats {
     /// The longest streak of identical consecutive calls (0 without calls, 1 when no call
     /// repeats its predecessor).
     pub longest_streak: u64,
+    /// The longest run of consecutive calls that made no progress: each one a call (name and
+    /// arguments) the run had already made. An agent cycling through the same few calls
+    /// (A, B, A, B, ...) stalls without repeating its predecessor.
+    #[serde(default)]
+    pub longest_stall: u64,
 }
 
 impl AgentRun {
@@ -166,9 +171,11 @@ impl AgentRun {
         let mut distinct = BTreeSet::new();
         let mut previous: Option<&ToolCall> = None;
         let mut streak = 0_u64;
+        let mut stall = 0_u64;
         for call in &self.tool_calls {
             stats.calls += 1;
-            distinct.insert(call);
+            stall = if distinct.insert(call) { 0 } else { stall + 1 };
+            stats.longest_stall = stats.longest_stall.max(stall);
             if previous == Some(call) {
                 streak += 1;
                 stats.repeated_calls += 1;

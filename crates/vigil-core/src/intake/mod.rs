@@ -35,6 +35,8 @@
 //! | `vigil_agent_tool_calls_total` | counter | `agent`, `tool` | tool call |
 //! | `vigil_agent_repeated_tool_calls_total` | counter | `agent` | tool call identical to the one just before it |
 //! | `vigil_agent_max_repeat_streak` | gauge | `agent` | the longest streak of identical calls among the batch's runs of that agent |
+//! | `vigil_agent_max_stalled_calls` | gauge | `agent` | the longest run of calls that repeat an earlier call of the same run (no progress), among the batch's runs of that agent |
+//! | `vigil_agent_max_iterations` | gauge | `agent` | the most iterations among the batch's runs of that agent |
 //! | `vigil_agent_tokens_total` | counter | `agent`, `direction` (`input`, `output`) | run that reports tokens, by the tokens |
 //! | `vigil_alerts_total` | counter | `alertname`, `status` (`firing`, `resolved`), `severity` | alert in a notification (Alertmanager repeats firing alerts every `repeat_interval`) |
 //! | `vigil_genai_requests_total` | counter | `provider`, `model`, `operation`, `error_type` | model-call span |

@@ -123,6 +123,12 @@ fn agent_signals(batch: &AgentRunBatch, set: &mut SignalSet) {
             &agent,
             stats.longest_streak as f64,
         );
+        set.gauge_max(
+            "vigil_agent_max_stalled_calls",
+            &agent,
+            stats.longest_stall as f64,
+        );
+        set.gauge_max("vigil_agent_max_iterations", &agent, run.iterations as f64);
         for (direction, tokens) in [("input", run.input_tokens), ("output", run.output_tokens)] {
             if let Some(tokens) = tokens {
                 set.count(

@@ -127,12 +127,37 @@ fn loop_facts_count_streaks_of_identical_calls() {
                 calls: 7,
                 distinct_calls: 3,
                 repeated_calls: 3,
-                longest_streak: 3
+                longest_streak: 3,
+                // search, search again (1), and again (2); get_ticket is new; search (1).
+                longest_stall: 2,
             },
             ToolCallStats::default(),
             ToolCallStats::default(),
         ]
     );
+}
+
+#[test]
+fn an_agent_cycling_between_calls_stalls_without_repeating_its_predecessor() {
+    let body = r#"{"runs": [{"run_id": "r1", "agent": "a", "iterations": 9, "outcome": "iteration_limit",
+        "tool_calls": [
+            {"name": "plan", "arguments": {}},
+            {"name": "search", "arguments": {"q": "refund"}},
+            {"name": "read", "arguments": {"id": 1}},
+            {"name": "search", "arguments": {"q": "refund"}},
+            {"name": "read", "arguments": {"id": 1}},
+            {"name": "search", "arguments": {"q": "refund"}},
+            {"name": "read", "arguments": {"id": 1}},
+            {"name": "read", "arguments": {"id": 2}},
+            {"name": "search", "arguments": {"q": "refund"}}
+        ]}]}"#;
+    let batch = parse_agent_runs(body.as_bytes()).unwrap();
+    let stats = batch.runs[0].tool_call_stats();
+    assert_eq!(stats.longest_streak, 1);
+    assert_eq!(stats.repeated_calls, 0);
+    // Four calls in a row that had all been made before; reading id 2 was progress.
+    assert_eq!(stats.longest_stall, 4);
+    assert_eq!(stats.distinct_calls, 4);
 }
 
 #[test]
@@ -198,8 +223,12 @@ fn signals_count_runs_iterations_tools_repeats_and_tokens() {
             vigil_agent_iterations_count{agent="triage-bot"} counter +2
             vigil_agent_iterations_sum{agent="billing-agent"} counter +1
             vigil_agent_iterations_sum{agent="triage-bot"} counter +15
+            vigil_agent_max_iterations{agent="billing-agent"} gauge 1
+            vigil_agent_max_iterations{agent="triage-bot"} gauge 12
             vigil_agent_max_repeat_streak{agent="billing-agent"} gauge 0
             vigil_agent_max_repeat_streak{agent="triage-bot"} gauge 3
+            vigil_agent_max_stalled_calls{agent="billing-agent"} gauge 0
+            vigil_agent_max_stalled_calls{agent="triage-bot"} gauge 2
             vigil_agent_repeated_tool_calls_total{agent="billing-agent"} counter +0
             vigil_agent_repeated_tool_calls_total{agent="triage-bot"} counter +3
             vigil_agent_runs_total{agent="billing-agent",outcome="failure"} counter +1
