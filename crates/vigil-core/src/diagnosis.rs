@@ -3,10 +3,16 @@
 //! Its rules so far: when a token spike on one key accounts for most of the excess token
 //! rate across all keys, the key is running away (a loop, a leaked key, a batch job gone
 //! wrong); otherwise traffic is surging broadly and blocking one key is not the fix. A
-//! burn-rate finding is an error budget burning, named with the windows that show it.
+//! burn-rate finding is an error budget burning, named with the windows that show it. A
+//! proportion drop is a regression of the share (an eval pass rate, a cache hit rate). And
+//! whatever the finding, when the same group reported a new version (a prompt, a model)
+//! shortly before it, the change is the first suspect: a `recent_change` hypothesis, ranked
+//! first, names the version to go back to.
 
 use serde::{Deserialize, Serialize};
 
+use crate::detector::change::Change;
+use crate::detector::proportion::ProportionEvidence;
 use crate::detector::spike::GroupView;
 use crate::detector::threshold::{Bound, ThresholdEvidence};
 use crate::detector::{BurnRateEvidence, Evidence, Finding, Subject};
@@ -18,6 +24,17 @@ pub struct DiagnosisConfig {
     /// The share of the excess rate (0 to 1) one key must account for to be called runaway.
     #[serde(with = "float_repr")]
     pub runaway_min_share: f64,
+    /// How long after a version change a finding of the same group blames it, in
+    /// milliseconds.
+    #[serde(default = "default_change_window_ms")]
+    pub change_window_ms: i64,
+}
+
+/// Six hours: an eval suite or a pass-rate window usually reports within that.
+pub const DEFAULT_CHANGE_WINDOW_MS: i64 = 6 * 3600 * 1000;
+
+fn default_change_window_ms() -> i64 {
+    DEFAULT_CHANGE_WINDOW_MS
 }
 
 /// The kinds of explanation the diagnoser knows. Runbooks trigger on these.
@@ -32,6 +49,10 @@ pub enum HypothesisKind {
     ErrorBudgetBurn,
     /// A reading is past its limit (latency, error rate, hit ratio, loop depth, budget).
     ThresholdBreach,
+    /// A share of good events (eval pass rate, cache hit rate) fell below its baseline.
+    ProportionDrop,
+    /// The group changed version (prompt, model) shortly before the finding.
+    RecentChange,
 }
 
 impl HypothesisKind {
@@ -43,6 +64,8 @@ impl HypothesisKind {
             HypothesisKind::BroadSurge => "broad_surge",
             HypothesisKind::ErrorBudgetBurn => "error_budget_burn",
             HypothesisKind::ThresholdBreach => "threshold_breach",
+            HypothesisKind::ProportionDrop => "proportion_drop",
+            HypothesisKind::RecentChange => "recent_change",
         }
     }
 }
@@ -59,6 +82,9 @@ pub struct Hypothesis {
     pub confidence: f64,
     /// The facts behind it, one sentence each.
     pub evidence: Vec<String>,
+    /// The version change it blames (`recent_change` only): what a rollback goes back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
 }
 
 /// The diagnoser's answer: hypotheses best first, and a short summary for people.
@@ -78,23 +104,124 @@ impl Diagnosis {
     }
 }
 
-/// Diagnoses a finding; a spike from the detector's view of every group at the same moment.
+/// Diagnoses a finding; a spike from the detector's view of every group at the same moment,
+/// any finding also from the recent version changes (oldest first).
 #[must_use]
-pub fn diagnose(config: &DiagnosisConfig, finding: &Finding, views: &[GroupView]) -> Diagnosis {
-    match &finding.evidence {
+pub fn diagnose(
+    config: &DiagnosisConfig,
+    finding: &Finding,
+    views: &[GroupView],
+    changes: &[Change],
+) -> Diagnosis {
+    let mut diagnosis = match &finding.evidence {
         Evidence::Spike(_) => diagnose_spike(config, finding, views),
         Evidence::BurnRate(evidence) => diagnose_burn(finding, evidence),
         Evidence::Threshold(evidence) => diagnose_threshold(finding, evidence),
+        Evidence::ProportionDrop(evidence) => diagnose_proportion(finding, evidence),
+    };
+    if let Some(change) = suspect_change(config, finding, changes) {
+        let minutes = finding.raised_at.millis_since(change.at) / 60_000;
+        let effect = diagnosis.best().map_or_else(String::new, |best| {
+            format!(" ({})", best.kind.as_str().replace('_', " "))
+        });
+        let hypothesis = Hypothesis {
+            kind: HypothesisKind::RecentChange,
+            subject: Some(change.subject.clone()),
+            confidence: 0.8,
+            evidence: vec![
+                format!(
+                    "{} {minutes} min before the finding{effect}",
+                    change.describe()
+                ),
+                format!(
+                    "going back means restoring {} {}",
+                    change.version_label, change.from
+                ),
+            ],
+            change: Some(change.clone()),
+        };
+        diagnosis.why = format!(
+            "{minutes} min before this, {}; the change is the first suspect. {}",
+            change.describe(),
+            diagnosis.why
+        );
+        diagnosis.hypotheses.insert(0, hypothesis);
+    }
+    diagnosis
+}
+
+/// The latest change of the finding's own group (or an ungrouped change) within the window
+/// before the finding.
+fn suspect_change<'a>(
+    config: &DiagnosisConfig,
+    finding: &Finding,
+    changes: &'a [Change],
+) -> Option<&'a Change> {
+    changes.iter().rev().find(|change| {
+        let age = finding.raised_at.millis_since(change.at);
+        let same_group = change.subject.value.is_empty()
+            || (change.subject.label == finding.subject.label
+                && change.subject.value == finding.subject.value);
+        same_group && (0..=config.change_window_ms).contains(&age)
+    })
+}
+
+/// A share below its baseline: the counts on both sides and how unlikely the drop is.
+fn diagnose_proportion(finding: &Finding, evidence: &ProportionEvidence) -> Diagnosis {
+    let subject = subject_phrase(finding);
+    let facts = vec![
+        format!(
+            "{} of {subject}: {} of {} in the last {} min ({}%), against {}% before",
+            evidence.describe,
+            format_number(evidence.recent_good),
+            format_number(evidence.recent_total),
+            evidence.window_secs / 60,
+            format_percent(evidence.recent_share()),
+            format_percent(evidence.baseline_share),
+        ),
+        format!(
+            "so few under the usual rate has a chance of {:.1e} (fires at {:.1e})",
+            evidence.p_value, evidence.alert_probability
+        ),
+        format!(
+            "baseline: {} of {} (decayed)",
+            format_number(evidence.baseline_good),
+            format_number(evidence.baseline_total)
+        ),
+    ];
+    let why = format!(
+        "{} of {subject} fell to {}% from {}% ({} of {} recently); a drop this large is \
+         unlikely to be noise.",
+        evidence.describe,
+        format_percent(evidence.recent_share()),
+        format_percent(evidence.baseline_share),
+        format_number(evidence.recent_good),
+        format_number(evidence.recent_total),
+    );
+    Diagnosis {
+        hypotheses: vec![Hypothesis {
+            kind: HypothesisKind::ProportionDrop,
+            subject: Some(finding.subject.clone()),
+            confidence: 1.0 - evidence.p_value,
+            evidence: facts,
+            change: None,
+        }],
+        why,
+    }
+}
+
+/// `label value` of the finding's group, or the detector's name without one.
+fn subject_phrase(finding: &Finding) -> String {
+    if finding.subject.value.is_empty() {
+        finding.detector.clone()
+    } else {
+        format!("{} {}", finding.subject.label, finding.subject.value)
     }
 }
 
 /// A reading past its limit: the reading, the limit, how long, and the recent values.
 fn diagnose_threshold(finding: &Finding, evidence: &ThresholdEvidence) -> Diagnosis {
-    let subject = if finding.subject.value.is_empty() {
-        finding.detector.clone()
-    } else {
-        format!("{} {}", finding.subject.label, finding.subject.value)
-    };
+    let subject = subject_phrase(finding);
     let side = match evidence.bound {
         Bound::Above => "above",
         Bound::Below => "below",
@@ -131,6 +258,7 @@ fn diagnose_threshold(finding: &Finding, evidence: &ThresholdEvidence) -> Diagno
             subject: Some(finding.subject.clone()),
             confidence: 1.0,
             evidence: facts,
+            change: None,
         }],
         why,
     }
@@ -188,6 +316,7 @@ fn diagnose_burn(finding: &Finding, evidence: &BurnRateEvidence) -> Diagnosis {
             subject: Some(finding.subject.clone()),
             confidence: 1.0,
             evidence: facts,
+            change: None,
         }],
         why,
     }
@@ -240,12 +369,14 @@ fn diagnose_spike(config: &DiagnosisConfig, finding: &Finding, views: &[GroupVie
         subject: Some(finding.subject.clone()),
         confidence: share,
         evidence: runaway_evidence,
+        change: None,
     };
     let surge = Hypothesis {
         kind: HypothesisKind::BroadSurge,
         subject: None,
         confidence: 1.0 - share,
         evidence: surge_evidence,
+        change: None,
     };
     let (hypotheses, why) = if share >= config.runaway_min_share {
         let why = format!(
@@ -358,6 +489,7 @@ mod tests {
 
     const CONFIG: DiagnosisConfig = DiagnosisConfig {
         runaway_min_share: 0.7,
+        change_window_ms: crate::diagnosis::DEFAULT_CHANGE_WINDOW_MS,
     };
 
     #[test]
@@ -367,7 +499,7 @@ mod tests {
             view("b", 520.0, 500.0, false),
             view("c", 480.0, 500.0, false),
         ];
-        let diagnosis = diagnose(&CONFIG, &finding("a"), &views);
+        let diagnosis = diagnose(&CONFIG, &finding("a"), &views, &[]);
         let best = diagnosis.best().unwrap();
         assert_eq!(best.kind, HypothesisKind::RunawayKey);
         assert!((best.confidence - 9500.0 / 9520.0).abs() < 1e-9);
@@ -381,7 +513,7 @@ mod tests {
             view("b", 2500.0, 500.0, true),
             view("c", 2600.0, 500.0, true),
         ];
-        let diagnosis = diagnose(&CONFIG, &finding("a"), &views);
+        let diagnosis = diagnose(&CONFIG, &finding("a"), &views, &[]);
         assert_eq!(diagnosis.best().unwrap().kind, HypothesisKind::BroadSurge);
         assert_eq!(diagnosis.hypotheses.len(), 2);
     }
@@ -391,11 +523,78 @@ mod tests {
         let mut stale = view("b", 50_000.0, 500.0, false);
         stale.observed_at = Timestamp(0);
         let views = [view("a", 10_000.0, 500.0, true), stale];
-        let best = diagnose(&CONFIG, &finding("a"), &views)
+        let best = diagnose(&CONFIG, &finding("a"), &views, &[])
             .hypotheses
             .remove(0);
         assert_eq!(best.kind, HypothesisKind::RunawayKey);
         assert!((best.confidence - 1.0).abs() < 1e-9);
+    }
+
+    fn change(label: &str, value: &str, at: i64) -> Change {
+        Change {
+            detector: "versions".to_owned(),
+            source: "gw".to_owned(),
+            subject: Subject {
+                label: label.to_owned(),
+                value: value.to_owned(),
+                alias: None,
+                team: None,
+            },
+            version_label: "model".to_owned(),
+            from: "m1".to_owned(),
+            to: "m2".to_owned(),
+            at: Timestamp(at),
+        }
+    }
+
+    #[test]
+    fn only_a_change_of_the_same_group_within_the_window_before_the_finding_is_blamed() {
+        let views = [view("a", 10_000.0, 500.0, true)];
+        let finding = finding("a");
+        let raised = finding.raised_at.0;
+        let blamed = |changes: &[Change]| {
+            diagnose(&CONFIG, &finding, &views, changes)
+                .best()
+                .unwrap()
+                .kind
+        };
+        // Another key, a change after the finding, one older than the window: not blamed.
+        assert_eq!(
+            blamed(&[change("key", "b", raised - 1000)]),
+            HypothesisKind::RunawayKey
+        );
+        assert_eq!(
+            blamed(&[change("key", "a", raised + 1)]),
+            HypothesisKind::RunawayKey
+        );
+        assert_eq!(
+            blamed(&[change("key", "a", raised - DEFAULT_CHANGE_WINDOW_MS - 1)]),
+            HypothesisKind::RunawayKey
+        );
+        // The same key, or an ungrouped change (the whole gateway's model), within it: blamed,
+        // the latest first, and the detector's own hypotheses follow.
+        let diagnosis = diagnose(
+            &CONFIG,
+            &finding,
+            &views,
+            &[
+                change("", "", raised - 7_200_000),
+                change("key", "a", raised - 600_000),
+            ],
+        );
+        assert_eq!(diagnosis.hypotheses[0].kind, HypothesisKind::RecentChange);
+        assert_eq!(
+            diagnosis.hypotheses[0].change.as_ref().unwrap().at,
+            Timestamp(raised - 600_000)
+        );
+        assert_eq!(diagnosis.hypotheses[1].kind, HypothesisKind::RunawayKey);
+        assert!(
+            diagnosis
+                .why
+                .starts_with("10 min before this, model of key a changed from m1 to m2;"),
+            "{}",
+            diagnosis.why
+        );
     }
 
     #[test]

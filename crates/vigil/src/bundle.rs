@@ -320,7 +320,11 @@ fn check_runbooks_against_config(
             }) {
                 let spike = match detector {
                     DetectorConfig::Spike(spike) => spike,
-                    DetectorConfig::BurnRate(_) | DetectorConfig::Threshold(_) => {
+                    // Markers raise no findings, so no runbook runs on them.
+                    DetectorConfig::VersionChange(_) => continue,
+                    DetectorConfig::BurnRate(_)
+                    | DetectorConfig::Threshold(_)
+                    | DetectorConfig::ProportionDrop(_) => {
                         found.push(vigil_core::problem::Problem::new(
                             "steps",
                             format!(

@@ -18,11 +18,12 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::increments::CounterPair;
 use super::{
     BurnRateEvidence, Evidence, Finding, FindingCleared, Severity, Subject, Transition, WindowBurn,
 };
 use crate::signal::float_repr;
-use crate::store::{Matcher, SOURCE_LABEL, SelectorError, SeriesRef, SeriesStore, parse_selector};
+use crate::store::{SelectorError, SeriesStore};
 use crate::time::Timestamp;
 
 /// The Workbook's period for its rules: 30 days.
@@ -202,21 +203,18 @@ pub struct BurnView {
     pub firing: Vec<Severity>,
 }
 
+/// How far back a counter's previous point may be for its increase to count.
+const INCREASE_LOOKBACK_MS: i64 = 15 * 60 * 1000;
+
 /// A burn-rate detector and the state of all its groups.
 #[derive(Clone, Debug)]
 pub struct BurnRateDetector {
     config: BurnRateConfig,
-    /// The parsed selectors of bad and all events, each with the source's matcher.
-    matchers: [Vec<Matcher>; 2],
+    /// The bad-events and all-events counters (0 and 1).
+    counters: CounterPair,
     groups: BTreeMap<String, GroupState>,
-    /// Per series and selector (bad, all), the time of the last point whose increase was
-    /// counted: a series may match both.
-    counted: BTreeMap<(SeriesRef, bool), i64>,
     n_groups_refused: u64,
 }
-
-/// How far back a counter's previous point may be for its increase to count.
-const INCREASE_LOOKBACK_MS: i64 = 15 * 60 * 1000;
 
 impl BurnRateDetector {
     /// A detector with no history.
@@ -224,17 +222,16 @@ impl BurnRateDetector {
     /// # Errors
     /// When a selector does not parse (the config loader checks them first).
     pub fn new(config: BurnRateConfig) -> Result<Self, SelectorError> {
-        let with_source = |selector: &str| -> Result<Vec<Matcher>, SelectorError> {
-            let mut matchers = parse_selector(selector)?;
-            matchers.push(Matcher::equal(SOURCE_LABEL, config.source.as_str()));
-            Ok(matchers)
-        };
-        let matchers = [with_source(&config.bad)?, with_source(&config.total)?];
+        let counters = CounterPair::new(
+            &config.source,
+            &config.bad,
+            &config.total,
+            INCREASE_LOOKBACK_MS,
+        )?;
         Ok(BurnRateDetector {
             config,
-            matchers,
+            counters,
             groups: BTreeMap::new(),
-            counted: BTreeMap::new(),
             n_groups_refused: 0,
         })
     }
@@ -263,64 +260,36 @@ impl BurnRateDetector {
         let bucket_ms = self.config.bucket_ms.max(1);
         let keep_ms = self.config.longest_window_ms().saturating_add(bucket_ms);
         let mut touched: BTreeMap<String, ()> = BTreeMap::new();
-        let mut seen: Vec<(SeriesRef, bool)> = Vec::new();
-        let [bad_matchers, total_matchers] = &self.matchers;
-        for (matchers, is_bad) in [(bad_matchers, true), (total_matchers, false)] {
-            for series in store.select(matchers) {
-                seen.push((series, is_bad));
-                let Some((increase, point_at)) =
-                    store.last_increase(series, INCREASE_LOOKBACK_MS, at)
-                else {
-                    continue;
-                };
-                if !increase.is_finite()
-                    || self
-                        .counted
-                        .get(&(series, is_bad))
-                        .is_some_and(|&counted| counted >= point_at.0)
-                {
-                    continue;
-                }
-                self.counted.insert((series, is_bad), point_at.0);
-                let group_value = match &self.config.group_by {
-                    Some(label) => store.label_value(series, label).unwrap_or(""),
-                    None => "",
-                };
-                if !self.groups.contains_key(group_value)
-                    && self.groups.len() >= self.config.max_groups
-                {
-                    self.n_groups_refused += 1;
-                    continue;
-                }
-                let subject = Subject {
-                    label: self.config.group_by.clone().unwrap_or_default(),
-                    value: group_value.to_owned(),
-                    alias: None,
-                    team: None,
-                };
-                let state = self
-                    .groups
-                    .entry(group_value.to_owned())
-                    .or_insert_with(|| GroupState {
-                        subject,
-                        buckets: VecDeque::new(),
-                        firing: BTreeMap::new(),
-                    });
-                let (bad, total) = if is_bad {
-                    (increase, 0.0)
-                } else {
-                    (0.0, increase)
-                };
-                state.add(point_at.0, bad, total, bucket_ms, keep_ms);
-                touched.insert(group_value.to_owned(), ());
+        let increments = self
+            .counters
+            .collect(store, at, self.config.group_by.as_deref());
+        for increment in increments {
+            if !self.groups.contains_key(&increment.group)
+                && self.groups.len() >= self.config.max_groups
+            {
+                self.n_groups_refused += 1;
+                continue;
             }
-        }
-        // Forget series that no longer match (dropped from the store), so the map stays
-        // bounded by the live series.
-        if self.counted.len() > seen.len() {
-            seen.sort_unstable();
-            self.counted
-                .retain(|key, _| seen.binary_search(key).is_ok());
+            let state = self
+                .groups
+                .entry(increment.group.clone())
+                .or_insert_with(|| GroupState {
+                    subject: Subject {
+                        label: self.config.group_by.clone().unwrap_or_default(),
+                        value: increment.group.clone(),
+                        alias: None,
+                        team: None,
+                    },
+                    buckets: VecDeque::new(),
+                    firing: BTreeMap::new(),
+                });
+            let (bad, total) = if increment.counter == 0 {
+                (increment.amount, 0.0)
+            } else {
+                (0.0, increment.amount)
+            };
+            state.add(increment.at.0, bad, total, bucket_ms, keep_ms);
+            touched.insert(increment.group, ());
         }
         let mut transitions = Vec::new();
         for group_value in touched.into_keys() {

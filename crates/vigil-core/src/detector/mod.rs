@@ -5,6 +5,9 @@
 
 pub mod adaptive;
 pub mod burn_rate;
+pub mod change;
+pub mod increments;
+pub mod proportion;
 pub mod spike;
 pub mod threshold;
 
@@ -24,6 +27,12 @@ pub enum DetectorConfig {
     /// A reading per group past a limit, with hysteresis (latency quantiles, error rates,
     /// hit ratios, loop depth, remaining budget).
     Threshold(threshold::ThresholdConfig),
+    /// A share of good events that fell significantly below its baseline (eval pass rates of
+    /// small suites, cache hit rates).
+    ProportionDrop(proportion::ProportionDropConfig),
+    /// A marker for the diagnoser: a group reports a version it has not reported before (a
+    /// prompt version, a model).
+    VersionChange(change::VersionChangeConfig),
 }
 
 impl DetectorConfig {
@@ -34,6 +43,8 @@ impl DetectorConfig {
             DetectorConfig::Spike(config) => &config.name,
             DetectorConfig::BurnRate(config) => &config.name,
             DetectorConfig::Threshold(config) => &config.name,
+            DetectorConfig::ProportionDrop(config) => &config.name,
+            DetectorConfig::VersionChange(config) => &config.name,
         }
     }
 
@@ -44,6 +55,8 @@ impl DetectorConfig {
             DetectorConfig::Spike(config) => &config.source,
             DetectorConfig::BurnRate(config) => &config.source,
             DetectorConfig::Threshold(config) => &config.source,
+            DetectorConfig::ProportionDrop(config) => &config.source,
+            DetectorConfig::VersionChange(config) => &config.source,
         }
     }
 
@@ -54,6 +67,10 @@ impl DetectorConfig {
             DetectorConfig::Spike(config) => return vec![config.metric.clone()],
             DetectorConfig::BurnRate(config) => vec![config.bad.as_str(), config.total.as_str()],
             DetectorConfig::Threshold(config) => config.reading.selectors(),
+            DetectorConfig::ProportionDrop(config) => {
+                vec![config.good.as_str(), config.total.as_str()]
+            }
+            DetectorConfig::VersionChange(config) => vec![config.selector.as_str()],
         };
         selectors
             .into_iter()
@@ -188,6 +205,8 @@ pub enum Evidence {
     BurnRate(BurnRateEvidence),
     /// From a threshold detector.
     Threshold(threshold::ThresholdEvidence),
+    /// From a proportion-drop detector.
+    ProportionDrop(proportion::ProportionEvidence),
 }
 
 /// A detector's claim that something is wrong.

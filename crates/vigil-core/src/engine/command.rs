@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::authz::AuthzRequest;
+use crate::detector::change::Change;
 use crate::detector::{Finding, FindingCleared, Point, Severity, Subject};
 use crate::diagnosis::Diagnosis;
 use crate::runbook::Mode;
@@ -146,6 +147,11 @@ pub enum Record {
         /// Which.
         cleared: FindingCleared,
     },
+    /// A group reported a version it had not reported before: a marker for the diagnoser.
+    VersionChanged {
+        /// The change.
+        change: Change,
+    },
     /// A source reached its cardinality limit: its new series are refused (existing ones keep
     /// updating). Recorded once per episode; the episode ends with a scrape that refuses none.
     SeriesRefused {
@@ -271,6 +277,7 @@ impl Record {
         match self {
             Record::FindingRaised { .. }
             | Record::FindingCleared { .. }
+            | Record::VersionChanged { .. }
             | Record::SeriesRefused { .. } => None,
             Record::IncidentOpened { incident_id, .. }
             | Record::Diagnosed { incident_id, .. }

@@ -23,6 +23,8 @@ pub use config::{
 pub use event::{ActionOutcome, Event};
 
 use crate::detector::burn_rate::BurnRateDetector;
+use crate::detector::change::{Change, VersionChangeDetector};
+use crate::detector::proportion::ProportionDropDetector;
 use crate::detector::spike::SpikeDetector;
 use crate::detector::threshold::ThresholdDetector;
 use crate::detector::{DetectorConfig, Finding, Point, Transition};
@@ -39,11 +41,13 @@ enum DetectorState {
     Spike(SpikeDetector),
     BurnRate(BurnRateDetector),
     Threshold(ThresholdDetector),
+    ProportionDrop(ProportionDropDetector),
+    VersionChange(VersionChangeDetector),
 }
 
 impl DetectorState {
-    /// `None` for a burn-rate detector whose selectors do not parse, which the config
-    /// loader refuses before an engine is ever built.
+    /// `None` for a detector whose selectors do not parse, which the config loader refuses
+    /// before an engine is ever built.
     fn build(config: &DetectorConfig) -> Option<Self> {
         match config {
             DetectorConfig::Spike(spike) => {
@@ -55,6 +59,12 @@ impl DetectorState {
             DetectorConfig::Threshold(threshold) => ThresholdDetector::new(threshold.clone())
                 .ok()
                 .map(DetectorState::Threshold),
+            DetectorConfig::ProportionDrop(drop) => ProportionDropDetector::new(drop.clone())
+                .ok()
+                .map(DetectorState::ProportionDrop),
+            DetectorConfig::VersionChange(change) => VersionChangeDetector::new(change.clone())
+                .ok()
+                .map(DetectorState::VersionChange),
         }
     }
 
@@ -63,6 +73,8 @@ impl DetectorState {
             DetectorState::Spike(detector) => &detector.config().source,
             DetectorState::BurnRate(detector) => &detector.config().source,
             DetectorState::Threshold(detector) => &detector.config().source,
+            DetectorState::ProportionDrop(detector) => &detector.config().source,
+            DetectorState::VersionChange(detector) => &detector.config().source,
         }
     }
 }
@@ -95,7 +107,12 @@ pub struct Engine {
     open_by_fingerprint: BTreeMap<String, String>,
     /// When vigil last changed each (source, key), for the cooldown guardrail.
     last_acted: BTreeMap<(String, String), Timestamp>,
+    /// Version changes within the diagnoser's window, oldest first, for the diagnoser.
+    changes: VecDeque<Change>,
 }
+
+/// At most this many recent version changes are kept for the diagnoser.
+const MAX_RECENT_CHANGES: usize = 256;
 
 impl Engine {
     /// An engine with no history.
@@ -135,6 +152,7 @@ impl Engine {
             incidents: BTreeMap::new(),
             open_by_fingerprint: BTreeMap::new(),
             last_acted: BTreeMap::new(),
+            changes: VecDeque::new(),
         }
     }
 
@@ -335,6 +353,12 @@ impl Engine {
                 DetectorState::Spike(spike) => spike.observe(observed_at, &self.store),
                 DetectorState::BurnRate(burn) => burn.observe(observed_at, &self.store),
                 DetectorState::Threshold(threshold) => threshold.observe(observed_at, &self.store),
+                DetectorState::ProportionDrop(drop) => drop.observe(observed_at, &self.store),
+                DetectorState::VersionChange(change) => {
+                    let changes = change.observe(observed_at, &self.store);
+                    self.note_changes(changes, now, out);
+                    continue;
+                }
             };
             for transition in transitions {
                 match transition {
@@ -353,6 +377,25 @@ impl Engine {
                 }
             }
             self.observe_verifications(detector_idx, observed_at, now, out);
+        }
+    }
+
+    /// Records version changes and keeps them for the diagnoser.
+    fn note_changes(&mut self, changes: Vec<Change>, now: Timestamp, out: &mut Vec<Command>) {
+        for change in changes {
+            out.push(Command::Record(Record::VersionChanged {
+                change: change.clone(),
+            }));
+            self.changes.push_back(change);
+        }
+        let window_ms = self.config.diagnosis.change_window_ms;
+        while self.changes.len() > MAX_RECENT_CHANGES
+            || self
+                .changes
+                .front()
+                .is_some_and(|change| now.millis_since(change.at) > window_ms)
+        {
+            self.changes.pop_front();
         }
     }
 
@@ -390,9 +433,10 @@ impl Engine {
         }
         let views = match self.detectors.get(detector_idx) {
             Some(DetectorState::Spike(spike)) => spike.views(),
-            Some(DetectorState::BurnRate(_) | DetectorState::Threshold(_)) | None => Vec::new(),
+            Some(_) | None => Vec::new(),
         };
-        let diagnosis = diagnose(&self.config.diagnosis, &finding, &views);
+        let changes: Vec<Change> = self.changes.iter().cloned().collect();
+        let diagnosis = diagnose(&self.config.diagnosis, &finding, &views, &changes);
         let mut incident = Incident::new(finding, diagnosis, self.config.mode, now);
         out.push(Command::Record(Record::IncidentOpened {
             incident_id: incident.id.clone(),

@@ -176,6 +176,10 @@ impl Engine {
                 incident.finding.severity,
                 format!("{} of {subject} past its limit", evidence.describe),
             ),
+            Evidence::ProportionDrop(evidence) => (
+                incident.finding.severity,
+                format!("{} of {subject} dropped", evidence.describe),
+            ),
         };
         let evidence = incident
             .diagnosis

@@ -62,6 +62,7 @@ fn config(mode: Mode) -> EngineConfig {
         })],
         diagnosis: DiagnosisConfig {
             runaway_min_share: 0.7,
+            change_window_ms: crate::diagnosis::DEFAULT_CHANGE_WINDOW_MS,
         },
         runbooks: vec![runbook(Mode::Autonomous)],
         api_keys: vec![ApiKeyInfo {
@@ -238,6 +239,7 @@ fn render(command: &Command) -> String {
             Record::FindingCleared { cleared } => {
                 format!("finding cleared: {}", cleared.fingerprint)
             }
+            Record::VersionChanged { change } => format!("version changed: {}", change.describe()),
             Record::IncidentOpened { subject, .. } => {
                 format!("incident opened: {}", subject.display_name())
             }
@@ -859,5 +861,95 @@ fn a_finding_that_keeps_firing_and_clearing_is_flapping_and_its_runbook_holds() 
                     .contains("the finding is flapping (the finding fired 3 times within 60 min)")),
         "{:#?}",
         scenario.log
+    );
+}
+
+#[test]
+fn an_eval_regression_right_after_a_prompt_change_blames_the_change_and_names_the_version_to_restore()
+ {
+    use crate::detector::change::VersionChangeConfig;
+    use crate::detector::proportion::ProportionDropConfig;
+    let mut config = config(Mode::Autonomous);
+    config.detectors = vec![
+        DetectorConfig::VersionChange(VersionChangeConfig {
+            name: "prompt-versions".to_owned(),
+            source: push_source("evals"),
+            selector: "vigil_eval_cases_total".to_owned(),
+            version_label: "prompt_version".to_owned(),
+            group_by: Some("prompt".to_owned()),
+            max_versions: 16,
+            max_groups: 100,
+        }),
+        DetectorConfig::ProportionDrop(ProportionDropConfig {
+            name: "eval-pass-rate".to_owned(),
+            source: push_source("evals"),
+            good: "vigil_eval_cases_total{outcome=\"passed\"}".to_owned(),
+            total: "vigil_eval_cases_total".to_owned(),
+            total_is_bad: false,
+            describe: "eval pass rate".to_owned(),
+            group_by: Some("prompt".to_owned()),
+            window_secs: 3600,
+            baseline_half_life_secs: 7 * 86_400,
+            min_cases: 10,
+            min_baseline_cases: 60,
+            min_drop: 0.1,
+            alert_probability: 1e-3,
+            clear_drop: 0.05,
+            severity: crate::detector::Severity::Page,
+            max_groups: 100,
+        }),
+    ];
+    let mut scenario = Scenario::new(config);
+    let batch = |n_failed: usize, version: &str| {
+        let results: Vec<serde_json::Value> = (0..20)
+            .map(|idx| {
+                serde_json::json!({
+                    "suite": "rag", "case": format!("case-{idx}"), "passed": idx >= n_failed,
+                    "model": "gpt-4o", "prompt_name": "answer", "prompt_version": version
+                })
+            })
+            .collect();
+        let body = serde_json::json!({ "results": results }).to_string();
+        Event::Pushed {
+            payload: Pushed::Evals(crate::intake::parse_evals(body.as_bytes()).unwrap()),
+        }
+    };
+    // Half a day of the suite every 30 minutes on version 7: 19 of 20 pass.
+    for _ in 0..24 {
+        scenario.now = scenario.now.plus_millis(30 * 60_000);
+        assert!(scenario.feed(batch(1, "7")).is_empty());
+    }
+    // Version 8 ships; the next run passes 11 of 20.
+    scenario.now = scenario.now.plus_millis(30 * 60_000);
+    let commands = scenario.feed(batch(9, "8"));
+    assert_eq!(
+        scenario.log[..5],
+        [
+            "version changed: prompt_version of prompt answer changed from 7 to 8",
+            "finding raised: eval-pass-rate/prompt=answer Page answer",
+            "incident opened: answer",
+            "diagnosed: recent_change 0.80",
+            "page: vigil needs a human: eval pass rate of answer dropped (push:evals) / no runbook answers `recent_change` at 80% confidence, so vigil has no safe fix",
+        ]
+    );
+    let diagnosis = commands
+        .iter()
+        .find_map(|command| match command {
+            Command::Record(Record::Diagnosed { diagnosis, .. }) => Some(diagnosis),
+            _ => None,
+        })
+        .unwrap();
+    let change = diagnosis.hypotheses[0].change.as_ref().unwrap();
+    assert_eq!((change.from.as_str(), change.to.as_str()), ("7", "8"));
+    assert_eq!(
+        diagnosis.hypotheses[1].kind,
+        crate::diagnosis::HypothesisKind::ProportionDrop
+    );
+    assert!(
+        diagnosis.why.starts_with(
+            "0 min before this, prompt_version of prompt answer changed from 7 to 8; the change is the first suspect."
+        ),
+        "{}",
+        diagnosis.why
     );
 }

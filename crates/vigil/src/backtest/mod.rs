@@ -5,7 +5,10 @@
 //!
 //! Detectors: `adaptive` (the univariate anomaly detector scored on NAB) and `spike` (the
 //! engine's token and spend spike detector, each value read as the rate it watches), with
-//! their shipped settings; or, with `--config`, any detector configured there by name.
+//! their shipped settings; or, with `--config`, a spike or threshold detector configured
+//! there by name (a threshold detector reads each value as its reading: the latency
+//! quantile, the ratio, the hours left). Detectors of two counters (`burn_rate`,
+//! `proportion_drop`) and version markers do not read one series and are refused with why.
 //!
 //! Timestamps may be calendar (`2024-05-01 12:00:00`, `2024-05-01T12:00:00.250Z`, read as
 //! UTC), Unix seconds (`1714564800`, `1714564800.25`) or Unix milliseconds (an integer of 12
@@ -20,6 +23,7 @@ use std::process::ExitCode;
 use vigil_core::Timestamp;
 use vigil_core::detector::adaptive::{AdaptiveConfig, AdaptiveDetector};
 use vigil_core::detector::spike::{SeriesRead, SpikeConfig, SpikeDetector, SpikeThresholds};
+use vigil_core::detector::threshold::{Bound, Reading, ThresholdConfig, ThresholdDetector};
 use vigil_core::detector::{DetectorConfig, Transition};
 use vigil_core::signal::{Labels, Sample};
 use vigil_core::store::{SeriesStore, StoreConfig};
@@ -235,6 +239,13 @@ pub enum Detector {
         /// The store it reads, holding the one series.
         store: Box<SeriesStore>,
     },
+    /// A configured threshold detector, reading each value as its reading.
+    Threshold {
+        /// The detector.
+        detector: Box<ThresholdDetector>,
+        /// The store it reads, holding the one series.
+        store: Box<SeriesStore>,
+    },
 }
 
 /// The source, metric and label the spike detector's one series is stored under.
@@ -266,8 +277,12 @@ impl Detector {
                     DetectorConfig::BurnRate(_) => Err(format!(
                         "`{name}` is a burn-rate detector, which reads two counters (bad and all events); a backtest streams one series"
                     )),
-                    DetectorConfig::Threshold(_) => Err(format!(
-                        "`{name}` is a threshold detector: it compares a reading with fixed levels, which a backtest of one series does not need"
+                    DetectorConfig::Threshold(threshold) => Detector::threshold(threshold),
+                    DetectorConfig::ProportionDrop(_) => Err(format!(
+                        "`{name}` is a proportion-drop detector, which reads two counters (good and all events); a backtest streams one series"
+                    )),
+                    DetectorConfig::VersionChange(_) => Err(format!(
+                        "`{name}` is a version-change marker: it watches a label's values, not a series of numbers"
                     )),
                 };
             }
@@ -313,6 +328,24 @@ impl Detector {
         }
     }
 
+    /// A configured threshold detector, its reading replaced by the one series' value (the
+    /// levels, runs and severity kept).
+    fn threshold(configured: &ThresholdConfig) -> Result<Detector, String> {
+        let config = ThresholdConfig {
+            source: SOURCE.to_owned(),
+            reading: Reading::Value {
+                selector: METRIC.to_owned(),
+            },
+            group_by: None,
+            ..configured.clone()
+        };
+        let detector = ThresholdDetector::new(config).map_err(|error| error.to_string())?;
+        Ok(Detector::Threshold {
+            detector: Box::new(detector),
+            store: Box::new(SeriesStore::new(StoreConfig::default())),
+        })
+    }
+
     /// Feeds one value: the anomaly score in `[0, 1]` and whether this row alerts.
     pub fn step(&mut self, at: Timestamp, value: f64) -> (f64, bool) {
         match self {
@@ -321,17 +354,7 @@ impl Detector {
                 (step.score, step.alert)
             }
             Detector::Spike { detector, store } => {
-                let sample = Sample {
-                    name: METRIC.to_owned(),
-                    labels: Labels::from_iter([(GROUP, "csv")]),
-                    value,
-                    timestamp_ms: None,
-                };
-                store.ingest(SOURCE, at, std::slice::from_ref(&sample));
-                let fired = detector
-                    .observe(at, store)
-                    .iter()
-                    .any(|transition| matches!(transition, Transition::Fired(_)));
+                let fired = fired(detector.observe(at, ingest_one(store, at, value)));
                 let fire_ratio = detector.config().thresholds.fire_ratio;
                 // How far the value is towards firing: 0 at the baseline, 1 at `fire_ratio`
                 // times it, and 1 while a finding is open.
@@ -347,8 +370,47 @@ impl Detector {
                 });
                 (score, fired)
             }
+            Detector::Threshold { detector, store } => {
+                let fired = fired(detector.observe(at, ingest_one(store, at, value)));
+                let config = detector.config();
+                // How far the value is from the clearing level towards the firing one: 0 on
+                // the good side of `clear`, 1 at `fire` and beyond, and 1 while firing.
+                let (towards, span) = match config.bound {
+                    Bound::Above => (value - config.clear, config.fire - config.clear),
+                    Bound::Below => (config.clear - value, config.clear - config.fire),
+                };
+                let score = if detector.is_firing("") {
+                    1.0
+                } else if span > 0.0 {
+                    (towards / span).clamp(0.0, 1.0)
+                } else if towards >= 0.0 {
+                    1.0
+                } else {
+                    0.0
+                };
+                (score, fired)
+            }
         }
     }
+}
+
+/// Stores one value of the backtest's series at `at`.
+fn ingest_one(store: &mut SeriesStore, at: Timestamp, value: f64) -> &SeriesStore {
+    let sample = Sample {
+        name: METRIC.to_owned(),
+        labels: Labels::from_iter([(GROUP, "csv")]),
+        value,
+        timestamp_ms: None,
+    };
+    store.ingest(SOURCE, at, std::slice::from_ref(&sample));
+    store
+}
+
+/// Whether a detector's transitions include a firing.
+fn fired(transitions: Vec<Transition>) -> bool {
+    transitions
+        .iter()
+        .any(|transition| matches!(transition, Transition::Fired(_)))
 }
 
 #[cfg(test)]

@@ -150,3 +150,42 @@ fn a_detector_can_be_named_from_a_config_and_unknown_names_are_refused() {
         "{error}"
     );
 }
+
+#[test]
+fn a_configured_threshold_detector_reads_each_value_as_its_reading() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/vigil.yaml");
+    // p95 latency: fires at 20 s after 4 readings in a row, clears under 12 s after 4.
+    let mut detector = Detector::build("p95-latency", Some(&example)).unwrap();
+    let values = [
+        5.0, 12.0, 16.0, 21.0, 25.0, 22.0, 30.0, 18.0, 15.0, 11.0, 10.0, 9.0, 8.0, 21.0,
+    ];
+    let mut csv = String::from("timestamp,value\n");
+    for (index, value) in values.iter().enumerate() {
+        csv.push_str(&format!("{},{value}\n", 1_714_521_600 + index as i64 * 15));
+    }
+    let mut out = Vec::new();
+    let summary = stream(csv.as_bytes(), "test.csv", &mut detector, &mut out).unwrap();
+    assert_eq!(summary.skipped, 0);
+    let out = String::from_utf8(out).unwrap();
+    // The fourth reading at or above 20 s alerts; nothing else does.
+    assert_eq!(alert_rows(&out), vec![6]);
+    let scores: Vec<f64> = out
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    // Under the clear level 0; halfway between 12 and 20 s, 0.5; firing (rows 6 to 11:
+    // it clears on the fourth reading under 12 s), 1.
+    assert_eq!(scores[0], 0.0);
+    assert_eq!(scores[2], 0.5);
+    assert_eq!(&scores[6..12], &[1.0; 6]);
+    assert_eq!(scores[12], 0.0);
+    assert_eq!(scores[13], 1.0, "a reading past the firing level scores 1");
+}
+
+#[test]
+fn detectors_of_two_counters_are_refused_with_the_reason() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/vigil.yaml");
+    let error = Detector::build("provider-errors", Some(&example)).unwrap_err();
+    assert!(error.contains("reads two counters"), "{error}");
+}

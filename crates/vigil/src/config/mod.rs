@@ -3,6 +3,7 @@
 //!
 //! Parsing takes `&str`; `bundle.rs` reads the files.
 
+mod detectors;
 mod lines;
 pub mod raw;
 mod validate;

@@ -239,6 +239,10 @@ pub enum RawDetector {
     BurnRate(RawBurnRate),
     /// A reading past a limit, with hysteresis.
     Threshold(RawThreshold),
+    /// A share of good events significantly below its baseline.
+    ProportionDrop(RawProportionDrop),
+    /// A marker: a group reports a version it has not reported before.
+    VersionChange(RawVersionChange),
 }
 
 impl RawDetector {
@@ -248,6 +252,8 @@ impl RawDetector {
             RawDetector::Spike(spike) => &spike.name,
             RawDetector::BurnRate(burn) => &burn.name,
             RawDetector::Threshold(threshold) => &threshold.name,
+            RawDetector::ProportionDrop(drop) => &drop.name,
+            RawDetector::VersionChange(change) => &change.name,
         }
     }
 
@@ -257,6 +263,8 @@ impl RawDetector {
             RawDetector::Spike(spike) => &spike.source,
             RawDetector::BurnRate(burn) => &burn.source,
             RawDetector::Threshold(threshold) => &threshold.source,
+            RawDetector::ProportionDrop(drop) => &drop.source,
+            RawDetector::VersionChange(change) => &change.source,
         }
     }
 }
@@ -360,6 +368,105 @@ fn default_threshold_after() -> u32 {
 }
 fn default_threshold_severity() -> vigil_core::detector::Severity {
     vigil_core::detector::Severity::Page
+}
+
+/// A proportion-drop detector: a binomial test of the recent share of good events against
+/// its decayed baseline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProportionDrop {
+    /// Unique name; policies see it as `context.detector`.
+    pub name: String,
+    /// The source it reads.
+    pub source: String,
+    /// The counter of good events as a selector, e.g.
+    /// `vigil_eval_cases_total{outcome="passed"}`.
+    pub good: String,
+    /// The counter of all events as a selector, e.g. `vigil_eval_cases_total`...
+    #[serde(default)]
+    pub total: Option<String>,
+    /// ...or of the bad events only, e.g. `litellm_cache_misses_metric_total`.
+    #[serde(default)]
+    pub bad: Option<String>,
+    /// What the share is, for people, e.g. `eval pass rate`.
+    pub describe: String,
+    /// The label to group by (suite, prompt); none: one group.
+    #[serde(default)]
+    pub group_by: Option<String>,
+    /// The recent window, in seconds.
+    #[serde(default = "default_drop_window")]
+    pub window_secs: i64,
+    /// The baseline's half-life, in days.
+    #[serde(default = "default_drop_half_life_days")]
+    pub baseline_half_life_days: f64,
+    /// The fewest events in the recent window for a decision.
+    #[serde(default = "default_drop_min_cases")]
+    pub min_cases: u32,
+    /// The fewest (decayed) events in the baseline for a decision.
+    #[serde(default = "default_drop_min_baseline_cases")]
+    pub min_baseline_cases: u32,
+    /// The smallest drop of the share (0 to 1) that may fire.
+    #[serde(default = "default_drop_min_drop")]
+    pub min_drop: f64,
+    /// The binomial tail probability at or under which it fires.
+    #[serde(default = "default_drop_alert_probability")]
+    pub alert_probability: f64,
+    /// It clears once the recent share is at most this far below the baseline; by default
+    /// half of `min_drop`.
+    #[serde(default)]
+    pub clear_drop: Option<f64>,
+    /// `page` or `ticket`.
+    #[serde(default = "default_threshold_severity")]
+    pub severity: vigil_core::detector::Severity,
+    /// At most this many groups are tracked.
+    #[serde(default = "default_burn_max_groups")]
+    pub max_groups: usize,
+}
+
+fn default_drop_window() -> i64 {
+    3600
+}
+fn default_drop_half_life_days() -> f64 {
+    7.0
+}
+fn default_drop_min_cases() -> u32 {
+    10
+}
+fn default_drop_min_baseline_cases() -> u32 {
+    50
+}
+fn default_drop_min_drop() -> f64 {
+    0.1
+}
+fn default_drop_alert_probability() -> f64 {
+    1e-3
+}
+
+/// A version-change marker.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVersionChange {
+    /// Unique name.
+    pub name: String,
+    /// The source it reads.
+    pub source: String,
+    /// The series carrying the version, as a selector, e.g. `vigil_eval_cases_total`.
+    pub selector: String,
+    /// The label holding the version, e.g. `prompt_version`.
+    pub version_label: String,
+    /// The label to group by, e.g. `prompt`; none: one group.
+    #[serde(default)]
+    pub group_by: Option<String>,
+    /// How many versions each group remembers.
+    #[serde(default = "default_max_versions")]
+    pub max_versions: usize,
+    /// At most this many groups are tracked.
+    #[serde(default = "default_burn_max_groups")]
+    pub max_groups: usize,
+}
+
+fn default_max_versions() -> usize {
+    32
 }
 
 /// One burn-rate rule.
@@ -514,16 +621,25 @@ pub struct RawDiagnosis {
     /// The share of the excess (0 to 1) one key must hold to be called a runaway.
     #[serde(default = "default_runaway_share")]
     pub runaway_min_share: f64,
+    /// How long after a version change (a `version_change` detector's marker) a finding of
+    /// the same group blames it, in seconds.
+    #[serde(default = "default_change_window")]
+    pub change_window_secs: i64,
 }
 
 fn default_runaway_share() -> f64 {
     0.7
 }
 
+fn default_change_window() -> i64 {
+    vigil_core::diagnosis::DEFAULT_CHANGE_WINDOW_MS / 1000
+}
+
 impl Default for RawDiagnosis {
     fn default() -> Self {
         RawDiagnosis {
             runaway_min_share: default_runaway_share(),
+            change_window_secs: default_change_window(),
         }
     }
 }

@@ -113,6 +113,76 @@ pager:"#,
 }
 
 #[test]
+fn proportion_drop_and_version_change_detectors_report_every_bad_field() {
+    let text = MINIMAL.replace(
+        "pager:",
+        r#"  - name: evals
+    kind: proportion_drop
+    source: gw
+    good: 'passed{'
+    total: all_total
+    bad: failed_total
+    describe: pass rate
+    group_by: 'prompt-name'
+    min_drop: 1.5
+    alert_probability: 0
+    clear_drop: 2
+    min_cases: 0
+  - name: versions
+    kind: version_change
+    source: gw
+    selector: evals_total
+    version_label: prompt_version
+    group_by: prompt_version
+    max_versions: 0
+pager:"#,
+    );
+    check(
+        &text,
+        expect![[r#"
+            9 problems:
+              vigil.yaml:15: `detectors[1].good`: `passed{` is not a selector: at offset 7: expected a label name or `}`, found end of input
+              vigil.yaml:12: `detectors[1]`: set exactly one of `total` (all events) and `bad` (the bad events only)
+              vigil.yaml:19: `detectors[1].group_by`: `prompt-name` is not a label name
+              vigil.yaml:23: `detectors[1].min_cases`: must be at least 1
+              vigil.yaml:20: `detectors[1].min_drop`: must be between 0 and 1 exclusive (0.1 for ten points), found `1.5`
+              vigil.yaml:21: `detectors[1].alert_probability`: must be above 0 and under 0.5 (0.001 is one false alarm in a thousand tests), found `0`
+              vigil.yaml:22: `detectors[1].clear_drop`: must be at least 0 and under `min_drop` (1.5) so that clearing has hysteresis, found `2`
+              vigil.yaml:29: `detectors[2].group_by`: must differ from `version_label`: each version would be a group of its own and never change
+              vigil.yaml:30: `detectors[2].max_versions`: must be at least 1
+        "#]],
+    );
+}
+
+#[test]
+fn the_new_detector_kinds_default_sensibly() {
+    let text = MINIMAL.replace(
+        "pager:",
+        r#"  - name: evals
+    kind: proportion_drop
+    source: gw
+    good: 'evals_total{outcome="passed"}'
+    total: evals_total
+    describe: pass rate
+  - name: versions
+    kind: version_change
+    source: gw
+    selector: evals_total
+    version_label: prompt_version
+pager:"#,
+    );
+    let config = parse(&text, "vigil.yaml", Path::new(".")).unwrap();
+    let Some(vigil_core::detector::DetectorConfig::ProportionDrop(drop)) = config.detectors.get(1)
+    else {
+        panic!("{:?}", config.detectors);
+    };
+    assert_eq!(drop.baseline_half_life_secs, 7 * 86_400);
+    assert_eq!(drop.clear_drop, drop.min_drop / 2.0);
+    assert!(!drop.total_is_bad);
+    assert_eq!(config.detectors[2].metrics(), ["evals_total"]);
+}
+
+#[test]
 fn a_minimal_config_is_valid_with_defaults() {
     let config = parse(MINIMAL, "vigil.yaml", Path::new("/etc/vigil")).unwrap();
     assert_eq!(config.listen.to_string(), "127.0.0.1:9464");

@@ -268,9 +268,18 @@ pub fn validate(
                 RawDetector::Threshold(threshold) => {
                     validate_threshold(&mut problems, &path, threshold)
                 }
+                RawDetector::ProportionDrop(drop) => {
+                    super::detectors::validate_proportion_drop(&mut problems, &path, drop)
+                }
+                RawDetector::VersionChange(change) => {
+                    super::detectors::validate_version_change(&mut problems, &path, change)
+                }
             }
         })
         .collect();
+    if raw.diagnosis.change_window_secs < 0 {
+        problems.push("diagnosis.change_window_secs", "must not be negative");
+    }
     if !(raw.diagnosis.runaway_min_share > 0.0 && raw.diagnosis.runaway_min_share <= 1.0) {
         problems.push(
             "diagnosis.runaway_min_share",
@@ -343,6 +352,7 @@ pub fn validate(
         detectors,
         diagnosis: DiagnosisConfig {
             runaway_min_share: raw.diagnosis.runaway_min_share,
+            change_window_ms: raw.diagnosis.change_window_secs.saturating_mul(1000),
         },
         api_keys,
         store,
@@ -555,7 +565,7 @@ fn is_metric_name(name: &str) -> bool {
 }
 
 /// A Prometheus label name that is not reserved (`__` prefixes are Prometheus' own).
-fn is_label_name(name: &str) -> bool {
+pub(super) fn is_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -565,7 +575,7 @@ fn is_label_name(name: &str) -> bool {
 }
 
 /// Checks a selector: it parses and names a metric.
-fn check_selector(problems: &mut Problems, path: &str, selector: &str) {
+pub(super) fn check_selector(problems: &mut Problems, path: &str, selector: &str) {
     match vigil_core::store::parse_selector(selector) {
         Err(error) => problems.push(path, format!("`{selector}` is not a selector: {error}")),
         Ok(_) if vigil_core::store::selector_metric_name(selector).is_none() => {

@@ -305,6 +305,9 @@ fn log_record(command: &Command) {
         } => {
             tracing::warn!(%incident_id, %reason, "incident escalated to a human");
         }
+        Record::VersionChanged { change } => {
+            tracing::info!(detector = %change.detector, change = %change.describe(), "version changed");
+        }
         Record::FindingCleared { .. }
         | Record::Diagnosed { .. }
         | Record::RunbookSelected { .. }

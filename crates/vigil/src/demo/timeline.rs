@@ -254,6 +254,15 @@ impl Printer {
                         format_number(evidence.fire),
                         finding.severity.as_str()
                     ),
+                    Evidence::ProportionDrop(evidence) => format!(
+                        "{} of {} fell to {:.0}% against a baseline of {:.0}% (p={:.1e}) [{}]",
+                        evidence.describe,
+                        finding.subject.display_name(),
+                        evidence.recent_share() * 100.0,
+                        evidence.baseline_share * 100.0,
+                        evidence.p_value,
+                        finding.severity.as_str()
+                    ),
                 };
                 self.step("DETECTED", &detail);
             }
@@ -267,6 +276,9 @@ impl Printer {
                         format_number(cleared.rate_per_sec)
                     ),
                 );
+            }
+            Record::VersionChanged { change } => {
+                self.step("CHANGED", &change.describe());
             }
             Record::SeriesRefused {
                 source,

@@ -1,0 +1,162 @@
+//! The second stage for the detector kinds added after the first three: proportion drops
+//! and version-change markers.
+
+use vigil_core::detector::DetectorConfig;
+use vigil_core::detector::Severity;
+use vigil_core::detector::change::VersionChangeConfig;
+use vigil_core::detector::proportion::ProportionDropConfig;
+use vigil_core::problem::Problems;
+
+use super::raw::{RawProportionDrop, RawVersionChange};
+use super::validate::{check_selector, is_label_name};
+
+pub(super) fn validate_proportion_drop(
+    problems: &mut Problems,
+    path: &str,
+    raw: RawProportionDrop,
+) -> DetectorConfig {
+    if raw.name.trim().is_empty() {
+        problems.push(format!("{path}.name"), "must not be empty");
+    }
+    check_selector(problems, &format!("{path}.good"), &raw.good);
+    let (total, total_is_bad) = match (raw.total, raw.bad) {
+        (Some(total), None) => {
+            check_selector(problems, &format!("{path}.total"), &total);
+            (total, false)
+        }
+        (None, Some(bad)) => {
+            check_selector(problems, &format!("{path}.bad"), &bad);
+            (bad, true)
+        }
+        _ => {
+            problems.push(
+                path,
+                "set exactly one of `total` (all events) and `bad` (the bad events only)",
+            );
+            (String::new(), false)
+        }
+    };
+    check_group_by(problems, path, raw.group_by.as_deref());
+    if raw.window_secs <= 0 {
+        problems.push(format!("{path}.window_secs"), "must be at least 1");
+    }
+    if !(raw.baseline_half_life_days.is_finite() && raw.baseline_half_life_days > 0.0) {
+        problems.push(
+            format!("{path}.baseline_half_life_days"),
+            format!(
+                "must be a number of days above 0, found `{}`",
+                raw.baseline_half_life_days
+            ),
+        );
+    }
+    if raw.min_cases == 0 {
+        problems.push(format!("{path}.min_cases"), "must be at least 1");
+    }
+    if !(raw.min_drop > 0.0 && raw.min_drop < 1.0) {
+        problems.push(
+            format!("{path}.min_drop"),
+            format!(
+                "must be between 0 and 1 exclusive (0.1 for ten points), found `{}`",
+                raw.min_drop
+            ),
+        );
+    }
+    if !(raw.alert_probability > 0.0 && raw.alert_probability < 0.5) {
+        problems.push(
+            format!("{path}.alert_probability"),
+            format!(
+                "must be above 0 and under 0.5 (0.001 is one false alarm in a thousand tests), found `{}`",
+                raw.alert_probability
+            ),
+        );
+    }
+    let clear_drop = raw.clear_drop.unwrap_or(raw.min_drop / 2.0);
+    if !(clear_drop.is_finite() && clear_drop >= 0.0 && clear_drop < raw.min_drop) {
+        problems.push(
+            format!("{path}.clear_drop"),
+            format!(
+                "must be at least 0 and under `min_drop` ({}) so that clearing has hysteresis, found `{clear_drop}`",
+                raw.min_drop
+            ),
+        );
+    }
+    if raw.severity == Severity::Info {
+        problems.push(format!("{path}.severity"), "must be `page` or `ticket`");
+    }
+    if raw.max_groups == 0 {
+        problems.push(format!("{path}.max_groups"), "must be at least 1");
+    }
+    let half_life_secs = (raw.baseline_half_life_days * 86_400.0).round();
+    DetectorConfig::ProportionDrop(ProportionDropConfig {
+        name: raw.name,
+        source: raw.source,
+        good: raw.good,
+        total,
+        total_is_bad,
+        describe: raw.describe,
+        group_by: raw.group_by,
+        window_secs: raw.window_secs,
+        baseline_half_life_secs: if half_life_secs.is_finite() && half_life_secs >= 1.0 {
+            half_life_secs.min(1e12) as i64
+        } else {
+            1
+        },
+        min_cases: raw.min_cases,
+        min_baseline_cases: raw.min_baseline_cases,
+        min_drop: raw.min_drop,
+        alert_probability: raw.alert_probability,
+        clear_drop,
+        severity: raw.severity,
+        max_groups: raw.max_groups,
+    })
+}
+
+pub(super) fn validate_version_change(
+    problems: &mut Problems,
+    path: &str,
+    raw: RawVersionChange,
+) -> DetectorConfig {
+    if raw.name.trim().is_empty() {
+        problems.push(format!("{path}.name"), "must not be empty");
+    }
+    check_selector(problems, &format!("{path}.selector"), &raw.selector);
+    if !is_label_name(&raw.version_label) {
+        problems.push(
+            format!("{path}.version_label"),
+            format!("`{}` is not a label name", raw.version_label),
+        );
+    }
+    check_group_by(problems, path, raw.group_by.as_deref());
+    if raw.group_by.as_deref() == Some(raw.version_label.as_str()) {
+        problems.push(
+            format!("{path}.group_by"),
+            "must differ from `version_label`: each version would be a group of its own and never change",
+        );
+    }
+    if raw.max_versions == 0 {
+        problems.push(format!("{path}.max_versions"), "must be at least 1");
+    }
+    if raw.max_groups == 0 {
+        problems.push(format!("{path}.max_groups"), "must be at least 1");
+    }
+    DetectorConfig::VersionChange(VersionChangeConfig {
+        name: raw.name,
+        source: raw.source,
+        selector: raw.selector,
+        version_label: raw.version_label,
+        group_by: raw.group_by,
+        max_versions: raw.max_versions,
+        max_groups: raw.max_groups,
+    })
+}
+
+fn check_group_by(problems: &mut Problems, path: &str, group_by: Option<&str>) {
+    if let Some(label) = group_by
+        && !is_label_name(label)
+    {
+        problems.push(
+            format!("{path}.group_by"),
+            format!("`{label}` is not a label name"),
+        );
+    }
+}
