@@ -7,26 +7,36 @@
 //! 1. **Surprise.** Two exponentially weighted baselines (mean and variance, half-lives in
 //!    samples) follow the value and its change from the previous sample. The raw surprise of
 //!    a point is the larger of the two z-scores (in the configured [`Direction`]), capped.
-//!    A level shift shows in the value, a sudden spike or drop also in the change.
+//!    A level shift shows in the value, a sudden spike or drop also in the change. The
+//!    half-life is long (thousands of samples, and until the exponential weight overtakes
+//!    `1/n`, after about 1.4 half-lives, every sample weighs the same), so the baselines
+//!    describe the stream's usual range over days rather than its last few hours, and a slow
+//!    drift into an unusual range stays visible.
 //! 2. **Seasonality and onsets.** A stream with a daily rhythm surprises at the same time
 //!    every day (a nightly batch, a morning peak). The detector remembers, per slot of the
 //!    seasonal period, the surprise last seen there (a weighted memory over past periods) and
 //!    subtracts the largest memory of the slot and its neighbours: what happens every day is
 //!    not news. The neighbours include the slot just before, which the previous point filled
-//!    in this very period, so a surprise that merely continues the previous point's is not news
-//!    either: a sustained anomaly counts at its onset (and when it ends), which is when an
-//!    alert is worth raising; the refractory period covers the rest.
+//!    in this very period, so a surprise that merely continues the previous point's counts
+//!    for less: a sustained anomaly weighs most at its onset (and when it ends), which is
+//!    when an alert is worth raising; the refractory period covers the rest.
 //! 3. **Likelihood.** A single surprising point in a noisy stream is common; a run of them is
-//!    not. The mean surprise of the last few points is compared with the distribution of
-//!    surprise over a long history (its mean and spread): the tail probability of the short
-//!    mean under a normal law with the history's moments is the point's p-value, and
-//!    `score = 1 - p`. The first `settle_samples` points only train the baselines. The
-//!    detector alerts when `p` falls under `alert_probability`, after a
-//!    warm-up, and then holds for `refractory_samples` so that one anomaly is one alert.
+//!    not. As in Numenta's "anomaly likelihood" (Ahmad et al., 2017), the short mean of the
+//!    last `recent_samples` surprises is compared with the distribution of that same short
+//!    mean over a long history (its exponentially weighted mean and spread, half-life
+//!    `history_half_life_samples`): the tail probability of the current short mean under a
+//!    normal law with the history's moments is the point's p-value, and `score = 1 - p`.
+//!    Comparing like with like (short means with short means, rather than a short mean with
+//!    the wider spread of single surprises) keeps `p` a fair tail probability whose scale
+//!    does not depend on how noisy the stream is, so one threshold serves every stream.
+//!    The first `settle_samples` points only train the baselines. The detector alerts when
+//!    `p` falls under `alert_probability`, after a warm-up, and then holds for
+//!    `refractory_samples` so that one anomaly is one alert.
 //!
-//! The likelihood layer follows Numenta's "anomaly likelihood" (Ahmad et al., 2017); the rest
-//! is classic exponential smoothing. Everything is deterministic arithmetic (basic operations,
-//! `sqrt` and [`crate::numeric::half_pow`]), so a replay gives the same bits.
+//! The rest is classic exponential smoothing. Everything is deterministic arithmetic (basic
+//! operations, `sqrt` and [`crate::numeric::half_pow`]), so a replay gives the same bits, and
+//! the state per stream is a few numbers, one slot memory per seasonal slot and the last
+//! `recent_samples` surprises.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -71,9 +81,11 @@ pub struct AdaptiveConfig {
     /// The first samples only train the baselines: their surprise, measured against a
     /// baseline that has seen almost nothing, would swamp the history, so it is not kept.
     pub settle_samples: u32,
-    /// How many recent surprises form the long history.
-    pub history_samples: usize,
-    /// How many of the latest surprises are averaged.
+    /// Half-life, in samples, of the long history: the exponentially weighted mean and
+    /// spread of the short means (until the exponential weight overtakes `1/n`, after
+    /// about 1.4 half-lives, every short mean seen weighs the same).
+    pub history_half_life_samples: f64,
+    /// How many of the latest surprises are averaged into the short mean.
     pub recent_samples: usize,
     /// The p-value under which a point alerts.
     pub alert_probability: f64,
@@ -87,16 +99,16 @@ impl Default for AdaptiveConfig {
     fn default() -> Self {
         AdaptiveConfig {
             direction: Direction::Both,
-            baseline_half_life_samples: 400.0,
+            baseline_half_life_samples: 4000.0,
             max_surprise: 20.0,
             noise_floor_ratio: 1e-3,
             season_secs: 86_400,
-            season_learning_rate: 0.5,
+            season_learning_rate: 0.2,
             season_neighbours: 1,
             settle_samples: 20,
-            history_samples: 1000,
-            recent_samples: 5,
-            alert_probability: 1e-3,
+            history_half_life_samples: 4000.0,
+            recent_samples: 10,
+            alert_probability: 1e-6,
             warmup_samples: 100,
             refractory_samples: 200,
         }
@@ -136,11 +148,11 @@ impl AdaptiveConfig {
         if !(0.0..=1.0).contains(&self.season_learning_rate) {
             return fail("season_learning_rate", "must be between 0 and 1");
         }
-        if self.history_samples < 2 {
-            return fail("history_samples", "must be at least 2");
+        if !positive(self.history_half_life_samples) {
+            return fail("history_half_life_samples", "must be a positive number");
         }
-        if self.recent_samples == 0 || self.recent_samples > self.history_samples {
-            return fail("recent_samples", "must be between 1 and history_samples");
+        if self.recent_samples == 0 || self.recent_samples > MAX_RECENT_SAMPLES {
+            return fail("recent_samples", "must be between 1 and 1000");
         }
         if !(self.alert_probability > 0.0 && self.alert_probability < 1.0) {
             return fail("alert_probability", "must be between 0 and 1, exclusive");
@@ -242,39 +254,50 @@ impl Season {
     }
 }
 
-/// The long history of surprises, with running sums for its moments.
+/// The largest accepted `recent_samples`: the short window is kept point by point.
+const MAX_RECENT_SAMPLES: usize = 1000;
+
+/// The latest surprises, for their short mean.
+#[derive(Clone, Debug, Default)]
+struct Recent {
+    values: VecDeque<f64>,
+}
+
+impl Recent {
+    /// Adds `value` and returns the mean of the latest `capacity` values (oldest first, so
+    /// the sum is always taken in the same order).
+    fn push_and_mean(&mut self, value: f64, capacity: usize) -> f64 {
+        self.values.push_back(value);
+        while self.values.len() > capacity.max(1) {
+            self.values.pop_front();
+        }
+        let n = self.values.len().max(1) as f64;
+        self.values.iter().sum::<f64>() / n
+    }
+}
+
+/// The long history of short means: their exponentially weighted mean and variance, which
+/// need no memory of the values themselves.
 #[derive(Clone, Debug, Default)]
 struct History {
-    values: VecDeque<f64>,
-    sum: f64,
-    sum_squares: f64,
+    mean: f64,
+    variance: f64,
+    n_learned: u32,
 }
 
 impl History {
-    fn push(&mut self, value: f64, capacity: usize) {
-        self.values.push_back(value);
-        self.sum += value;
-        self.sum_squares += value * value;
-        while self.values.len() > capacity {
-            if let Some(old) = self.values.pop_front() {
-                self.sum -= old;
-                self.sum_squares -= old * old;
-            }
-        }
-    }
-
-    /// Mean and standard deviation.
+    /// Mean and standard deviation of the short means learned so far (0 and 0 before any).
     fn moments(&self) -> (f64, f64) {
-        let n = self.values.len().max(1) as f64;
-        let mean = self.sum / n;
-        let variance = (self.sum_squares / n - mean * mean).max(0.0);
-        (mean, variance.sqrt())
+        (self.mean, self.variance.max(0.0).sqrt())
     }
 
-    /// The mean of the latest `n` values.
-    fn recent_mean(&self, n: usize) -> f64 {
-        let taken = n.min(self.values.len()).max(1);
-        self.values.iter().rev().take(taken).sum::<f64>() / taken as f64
+    /// Learns one short mean with `weight`, or `1/n` for the `n`-th while that is larger.
+    fn learn(&mut self, value: f64, weight: f64) {
+        self.n_learned = self.n_learned.saturating_add(1);
+        let weight = weight.max(1.0 / f64::from(self.n_learned));
+        let deviation = value - self.mean;
+        self.mean += weight * deviation;
+        self.variance = (1.0 - weight) * (self.variance + weight * deviation * deviation);
     }
 }
 
@@ -283,9 +306,11 @@ impl History {
 pub struct AdaptiveDetector {
     config: AdaptiveConfig,
     weight: f64,
+    history_weight: f64,
     value: Baseline,
     change: Baseline,
     season: Season,
+    recent: Recent,
     history: History,
     previous: Option<(Timestamp, f64)>,
     n_seen: u64,
@@ -298,12 +323,16 @@ impl AdaptiveDetector {
     #[must_use]
     pub fn new(config: AdaptiveConfig) -> Self {
         let weight = 1.0 - half_pow(1.0 / config.baseline_half_life_samples.max(f64::EPSILON));
+        let history_weight =
+            1.0 - half_pow(1.0 / config.history_half_life_samples.max(f64::EPSILON));
         AdaptiveDetector {
             config,
             weight,
+            history_weight,
             value: Baseline::default(),
             change: Baseline::default(),
             season: Season::default(),
+            recent: Recent::default(),
             history: History::default(),
             previous: None,
             n_seen: 0,
@@ -371,10 +400,11 @@ impl AdaptiveDetector {
                 expected,
             };
         }
-        // The point is judged against the history before it, then joins it.
+        // The short mean ending at this point is judged against the history of short means
+        // before it, then joins it.
+        let recent = self.recent.push_and_mean(surprise, config.recent_samples);
         let (mean, spread) = self.history.moments();
-        self.history.push(surprise, config.history_samples);
-        let recent = self.history.recent_mean(config.recent_samples);
+        self.history.learn(recent, self.history_weight);
         let p = upper_tail((recent - mean) / spread.max(1e-3));
         let warm = index >= u64::from(config.warmup_samples);
         let rested = self

@@ -74,7 +74,9 @@ fn a_spike_alerts_at_once_and_the_refractory_period_holds_the_next() {
     let found = alerts(AdaptiveConfig::default(), MINUTE, &values);
     assert_eq!(found.len(), 2, "{found:?}");
     assert!((1500..1503).contains(&found[0]), "{found:?}");
-    assert!((2500..2503).contains(&found[1]), "{found:?}");
+    // The first two bursts widened the history of short means, so the third needs a few of
+    // its points in the short mean before it stands out; still well inside the burst.
+    assert!((2500..2506).contains(&found[1]), "{found:?}");
 }
 
 #[test]
@@ -162,13 +164,17 @@ fn non_finite_values_are_skipped_and_the_same_input_gives_the_same_bits() {
 #[test]
 fn validation_names_the_field() {
     type Breaker = fn(&mut AdaptiveConfig);
-    let cases: [(Breaker, &str); 5] = [
+    let cases: [(Breaker, &str); 6] = [
         (
             |c| c.baseline_half_life_samples = 0.0,
             "baseline_half_life_samples",
         ),
-        (|c| c.history_samples = 1, "history_samples"),
+        (
+            |c| c.history_half_life_samples = -1.0,
+            "history_half_life_samples",
+        ),
         (|c| c.recent_samples = 0, "recent_samples"),
+        (|c| c.recent_samples = 1001, "recent_samples"),
         (|c| c.alert_probability = 1.0, "alert_probability"),
         (|c| c.season_learning_rate = 1.5, "season_learning_rate"),
     ];
@@ -178,4 +184,59 @@ fn validation_names_the_field() {
         break_it(&mut config);
         assert_eq!(config.validate().unwrap_err().field, field);
     }
+}
+
+#[test]
+fn the_short_mean_keeps_only_the_latest_surprises() {
+    let mut recent = Recent::default();
+    assert_eq!(recent.push_and_mean(4.0, 3), 4.0);
+    assert_eq!(recent.push_and_mean(2.0, 3), 3.0);
+    assert_eq!(recent.push_and_mean(6.0, 3), 4.0);
+    // 4 leaves the window: (2 + 6 + 10) / 3.
+    assert_eq!(recent.push_and_mean(10.0, 3), 6.0);
+    assert_eq!(recent.values.len(), 3);
+}
+
+#[test]
+fn the_history_is_a_plain_mean_and_variance_until_its_half_life_then_forgets() {
+    let mut history = History::default();
+    assert_eq!(history.moments(), (0.0, 0.0));
+    // With a negligible weight every value weighs 1/n: the population mean and variance.
+    for value in [1.0, 2.0, 3.0, 4.0, 5.0] {
+        history.learn(value, 1e-9);
+    }
+    let (mean, spread) = history.moments();
+    assert!((mean - 3.0).abs() < 1e-12, "{mean}");
+    assert!((spread - 2.0_f64.sqrt()).abs() < 1e-12, "{spread}");
+    // With a weight of one half, a new level takes over within a few values.
+    let mut history = History::default();
+    for _ in 0..40 {
+        history.learn(10.0, 0.5);
+    }
+    let (mean, spread) = history.moments();
+    assert!(
+        (mean - 10.0).abs() < 1e-9 && spread < 1e-6,
+        "{mean} {spread}"
+    );
+}
+
+#[test]
+fn a_run_of_mildly_high_values_alerts_though_none_is_extreme() {
+    // Noise in [49, 51] (standard deviation 0.58); then 30 points in [51.2, 51.4], each only
+    // about two standard deviations out: one of them would be unremarkable, a run is not.
+    let mut values = noisy(3000, 50.0, 1.0, 23);
+    values[1500] = 51.4;
+    assert_eq!(
+        alerts(AdaptiveConfig::default(), MINUTE, &values),
+        Vec::<usize>::new()
+    );
+    let mut high = Noise(29);
+    for value in &mut values[2600..2630] {
+        *value = 51.3 + 0.1 * high.next();
+    }
+    let found = alerts(AdaptiveConfig::default(), MINUTE, &values);
+    assert!(
+        found.len() == 1 && (2600..2630).contains(&found[0]),
+        "{found:?}"
+    );
 }
