@@ -481,6 +481,7 @@ mod tests {
                     clear_after_samples: 1,
                     noise_floor_ratio: 0.1,
                     page_ratio: 1.0,
+                    season_secs: 0,
                 },
                 recent: vec![],
             }),

@@ -7,6 +7,19 @@
 //! firing the baseline is frozen, so a runaway does not teach the detector that it is normal.
 //! It clears (hysteresis) only when the rate is back under a lower bar for several
 //! observations. A group missing from a scrape is stale: nothing changes, it does not clear.
+//!
+//! **Daily seasonality.** With `season_secs` set (a day), each group also remembers its usual
+//! rate per hour of the period ([`SEASON_SLOTS`] slots). At the end of each period a slot's
+//! average over that period (when it had [`SEASON_MIN_OBSERVATIONS`]) enters its memory: the
+//! first one as it is, later ones exponentially weighted with a half-life of
+//! [`SEASON_HALF_LIFE_PERIODS`] periods. A rate is judged against the larger of the short
+//! baseline and the memories of the current slot and its two neighbours, so a nightly batch
+//! or a morning peak that happens every day stops firing after its first day, while the same
+//! jump at an unusual hour still fires. Only earlier periods count: today's runaway never
+//! raises today's bar. The memories learn from every observation, firing or not (what
+//! happens every day at this hour is the point), so a one-off runaway raises the bar of its
+//! hour on the following days, by the hour's average excess at first and by less than a
+//! third of it once the memory has history; the trade-off is documented in the README.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -21,6 +34,15 @@ use crate::time::Timestamp;
 
 /// How many recent rates each group keeps as evidence.
 const RECENT_POINTS: usize = 12;
+
+/// The number of slots of the seasonal period (hours of a day).
+pub const SEASON_SLOTS: usize = 24;
+
+/// The half-life of a slot's memory, in periods (days).
+pub const SEASON_HALF_LIFE_PERIODS: f64 = 2.0;
+
+/// A slot's observations in one period enter its memory only when there are this many.
+pub const SEASON_MIN_OBSERVATIONS: u32 = 10;
 
 /// How far back the per-scrape rate (`irate`) may look for its two points. A scrape interval
 /// longer than this yields no rate.
@@ -95,6 +117,10 @@ pub struct SpikeThresholds {
     /// A finding whose ratio reaches this is a `page`; below it a `ticket`.
     #[serde(with = "float_repr")]
     pub page_ratio: f64,
+    /// The seasonal period in seconds (a day); 0 turns the per-hour memory off (and is what
+    /// a config recorded before seasonality existed reads as, so it replays unchanged).
+    #[serde(default)]
+    pub season_secs: i64,
 }
 
 impl Default for SpikeThresholds {
@@ -114,6 +140,7 @@ impl Default for SpikeThresholds {
             clear_after_samples: 3,
             noise_floor_ratio: 0.1,
             page_ratio: 10.0,
+            season_secs: 86_400,
         }
     }
 }
@@ -150,6 +177,11 @@ struct GroupState {
     n_calm: u32,
     firing: Option<Firing>,
     recent: VecDeque<Point>,
+    /// Per slot of the seasonal period, its memory; empty until the first observation with
+    /// seasonality on.
+    season: Vec<SlotMemory>,
+    /// The seasonal period in milliseconds; `None` when seasonality is off.
+    season_period_ms: Option<i64>,
 }
 
 /// A spike detector and the state of all its groups.
@@ -259,6 +291,9 @@ impl SpikeDetector {
                 n_calm: 0,
                 firing: None,
                 recent: VecDeque::with_capacity(RECENT_POINTS),
+                season: Vec::new(),
+                season_period_ms: (self.config.thresholds.season_secs > 0)
+                    .then(|| self.config.thresholds.season_secs.saturating_mul(1000)),
             });
             state.subject = subject;
             if let Some(transition) = step(&self.config, state, fingerprint, at, rate) {
@@ -288,9 +323,85 @@ impl GroupState {
             subject: self.subject.clone(),
             observed_at: self.last_at?,
             rate_per_sec: self.last_rate,
-            baseline_per_sec: self.mean,
+            baseline_per_sec: self.expected(self.last_at?),
             firing: self.firing.is_some(),
         })
+    }
+
+    /// The rate expected at `at`: the short baseline, or the memory of this hour (or the one
+    /// before or after it) from earlier periods when that is higher.
+    fn expected(&self, at: Timestamp) -> f64 {
+        let Some(slot) = self.slot_at(at) else {
+            return self.mean;
+        };
+        [SEASON_SLOTS - 1, 0, 1]
+            .into_iter()
+            .filter_map(|offset| self.season.get((slot + offset) % SEASON_SLOTS))
+            .map(|memory| memory.past)
+            .filter(|past| !past.is_nan())
+            .fold(self.mean, f64::max)
+    }
+
+    /// The seasonal slot of `at`, while seasonality is on.
+    fn slot_at(&self, at: Timestamp) -> Option<usize> {
+        let period_ms = self.season_period_ms?;
+        let into = at.0.rem_euclid(period_ms);
+        usize::try_from(i128::from(into) * SEASON_SLOTS as i128 / i128::from(period_ms)).ok()
+    }
+
+    /// Adds one observation to its slot's current period, first folding the slot's previous
+    /// period into its memory when the period changed.
+    fn remember(&mut self, at: Timestamp, rate: f64) {
+        let (Some(slot), Some(period_ms)) = (self.slot_at(at), self.season_period_ms) else {
+            return;
+        };
+        if self.season.len() != SEASON_SLOTS {
+            self.season = vec![SlotMemory::default(); SEASON_SLOTS];
+        }
+        let Some(memory) = self.season.get_mut(slot) else {
+            return;
+        };
+        let period = at.0.div_euclid(period_ms);
+        if memory.period != period {
+            if memory.n >= SEASON_MIN_OBSERVATIONS {
+                let average = memory.sum / f64::from(memory.n);
+                memory.past = if memory.past.is_nan() {
+                    average
+                } else {
+                    let weight = 1.0 - crate::numeric::half_pow(1.0 / SEASON_HALF_LIFE_PERIODS);
+                    memory.past + weight * (average - memory.past)
+                };
+            }
+            memory.period = period;
+            memory.sum = 0.0;
+            memory.n = 0;
+        }
+        memory.sum += rate;
+        memory.n = memory.n.saturating_add(1);
+    }
+}
+
+/// One slot of a group's seasonal memory.
+#[derive(Clone, Copy, Debug)]
+struct SlotMemory {
+    /// The remembered rate from earlier periods; NaN before the first.
+    past: f64,
+    /// The period whose observations `sum` and `n` hold.
+    period: i64,
+    /// The sum of this period's observations in the slot.
+    sum: f64,
+    /// Their number.
+    n: u32,
+}
+
+impl Default for SlotMemory {
+    fn default() -> Self {
+        SlotMemory {
+            past: f64::NAN,
+            period: i64::MIN,
+            sum: 0.0,
+            n: 0,
+        }
     }
 }
 
@@ -312,6 +423,9 @@ fn step(
         state.recent.pop_front();
     }
     state.recent.push_back(Point { at, value: rate });
+    // Judged against the memory as it was before this observation.
+    let expected = state.expected(at);
+    state.remember(at, rate);
 
     if state.n_observed < thresholds.warmup_samples {
         learn(thresholds, state, rate, elapsed_secs);
@@ -321,12 +435,11 @@ fn step(
     let spread = state
         .variance
         .sqrt()
-        .max(state.mean * thresholds.noise_floor_ratio)
+        .max(expected * thresholds.noise_floor_ratio)
         .max(f64::MIN_POSITIVE);
-    let z_score = (rate - state.mean) / spread;
+    let z_score = (rate - expected) / spread;
     let ratio = rate
-        / state
-            .mean
+        / expected
             .max(thresholds.min_rate_per_sec / thresholds.fire_ratio)
             .max(f64::MIN_POSITIVE);
     let hot = z_score >= thresholds.fire_z
@@ -362,7 +475,7 @@ fn step(
                 evidence: Evidence::Spike(SpikeEvidence {
                     metric: config.metric.clone(),
                     rate_per_sec: rate,
-                    baseline_per_sec: state.mean,
+                    baseline_per_sec: expected,
                     spread_per_sec: spread,
                     z_score,
                     ratio,
@@ -373,7 +486,7 @@ fn step(
         }
         Some(firing) => {
             let calm =
-                rate <= state.mean * thresholds.clear_ratio || rate < thresholds.min_rate_per_sec;
+                rate <= expected * thresholds.clear_ratio || rate < thresholds.min_rate_per_sec;
             if !calm {
                 state.n_calm = 0;
                 return None;

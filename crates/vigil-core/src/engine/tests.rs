@@ -58,6 +58,7 @@ fn config(mode: Mode) -> EngineConfig {
                 clear_after_samples: 3,
                 noise_floor_ratio: 0.1,
                 page_ratio: 10.0,
+                season_secs: 0,
             },
         })],
         diagnosis: DiagnosisConfig {

@@ -550,6 +550,10 @@ pub struct RawSpike {
     /// A finding at this multiple of the baseline pages; below it, it is a ticket.
     #[serde(default = "default_page_ratio")]
     pub page_ratio: f64,
+    /// The seasonal period in seconds: each key remembers its usual rate per hour of it, so
+    /// what happens every day at that hour stops firing; 0 turns it off.
+    #[serde(default = "default_season_secs")]
+    pub season_secs: i64,
 }
 
 fn default_spike_metric() -> String {
@@ -612,6 +616,9 @@ fn default_noise_floor() -> f64 {
 }
 fn default_page_ratio() -> f64 {
     spike_defaults().page_ratio
+}
+fn default_season_secs() -> i64 {
+    spike_defaults().season_secs
 }
 
 /// The diagnoser.

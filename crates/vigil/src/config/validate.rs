@@ -827,6 +827,12 @@ fn validate_spike(
     path: &str,
     spike: super::raw::RawSpike,
 ) -> DetectorConfig {
+    if spike.season_secs < 0 {
+        problems.push(
+            format!("{path}.season_secs"),
+            "must be 0 (off) or a period in seconds (86400 for a day)",
+        );
+    }
     let mut positive = |key: &str, value: f64| {
         if !(value.is_finite() && value > 0.0) {
             problems.push(
@@ -903,6 +909,7 @@ fn validate_spike(
             clear_after_samples: spike.clear_after_samples,
             noise_floor_ratio: spike.noise_floor_ratio,
             page_ratio: spike.page_ratio,
+            season_secs: spike.season_secs,
         },
     })
 }

@@ -26,6 +26,7 @@ fn config() -> SpikeConfig {
             clear_after_samples: 2,
             noise_floor_ratio: 0.1,
             page_ratio: 10.0,
+            season_secs: 0,
         },
     }
 }
@@ -253,4 +254,77 @@ fn a_gauge_is_read_by_its_value() {
     }
     assert_eq!(log, vec![true]);
     assert_eq!(harness.detector.view("a").unwrap().baseline_per_sec, 100.0);
+}
+
+/// Four days of one key's rate, a reading a minute: 100/s with a wobble, plus a nightly batch
+/// at 1,000/s from 02:00 to 02:20 and, on the last day, an unusual burst at 14:00. Returns
+/// the minutes (since the start) at which a finding fired.
+fn four_days(season_secs: i64) -> Vec<i64> {
+    let mut config = config();
+    config.read = SeriesRead::Value;
+    config.metric = "tokens_rate".to_owned();
+    config.thresholds = SpikeThresholds {
+        season_secs,
+        ..SpikeThresholds::default()
+    };
+    let mut detector = SpikeDetector::new(config);
+    let mut store = SeriesStore::new(StoreConfig::default());
+    let mut fired = Vec::new();
+    // Midnight UTC.
+    let start_ms = 1_800_057_600_000;
+    assert_eq!(start_ms % 86_400_000, 0);
+    for minute in 0..4 * 1440_i64 {
+        let minute_of_day = minute % 1440;
+        let batch = (120..140).contains(&minute_of_day);
+        let unusual = (3 * 1440 + 14 * 60..3 * 1440 + 14 * 60 + 10).contains(&minute);
+        let value = if batch || unusual {
+            1000.0
+        } else {
+            100.0 + [0.0, 3.0, -2.0, 1.0, -4.0, 2.0][(minute % 6) as usize]
+        };
+        let at = Timestamp(start_ms + minute * 60_000);
+        let sample = Sample {
+            name: "tokens_rate".to_owned(),
+            labels: [("key", "a")].into_iter().collect(),
+            value,
+            timestamp_ms: None,
+        };
+        store.ingest("gateway", at, std::slice::from_ref(&sample));
+        for transition in detector.observe(at, &store) {
+            if let Transition::Fired(_) = transition {
+                fired.push(minute);
+            }
+        }
+    }
+    fired
+}
+
+#[test]
+fn a_nightly_batch_fires_every_night_without_seasonality() {
+    let night = |day: i64| day * 1440 + 121;
+    assert_eq!(
+        four_days(0),
+        vec![
+            night(0),
+            night(1),
+            night(2),
+            night(3),
+            3 * 1440 + 14 * 60 + 1
+        ]
+    );
+}
+
+#[test]
+fn with_daily_seasonality_the_batch_fires_only_on_its_first_night_and_an_unusual_hour_still_fires()
+{
+    assert_eq!(four_days(86_400), vec![121, 3 * 1440 + 14 * 60 + 1]);
+}
+
+#[test]
+fn a_config_recorded_before_seasonality_reads_as_off() {
+    let mut recorded = serde_json::to_value(SpikeThresholds::default()).unwrap();
+    recorded.as_object_mut().unwrap().remove("season_secs");
+    let thresholds: SpikeThresholds = serde_json::from_value(recorded).unwrap();
+    assert_eq!(thresholds.season_secs, 0);
+    assert_eq!(SpikeThresholds::default().season_secs, 86_400);
 }
