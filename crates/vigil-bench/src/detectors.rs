@@ -2,24 +2,30 @@
 //! on scrapes, with 100,000 active series, on one core.
 //!
 //! The LiteLLM-like workload of `vigil-bench store` (20 labels per series, ten series per API
-//! key) is ingested scrape by scrape; after each scrape the spike detector (one group per key,
-//! 10,000 keys) and the burn-rate detector (429s over all requests per model, the Workbook's
-//! three rules) observe the store, as the engine does. Ingest is timed separately in the same
-//! run: it is the baseline the detectors' cost is compared with.
+//! key) is ingested scrape by scrape; after each scrape every detector kind observes the store,
+//! as the engine does: the spike detector (one group per key, 10,000 keys, daily seasonality
+//! on), the burn-rate detector (429s over all requests per model, the Workbook's three rules),
+//! a threshold detector (the request rate per team), a proportion-drop detector (the share
+//! of 200s per model) and a version-change marker (the `model_id` of each model group). Ingest
+//! is timed separately in the same run: it is the baseline the detectors' cost is compared
+//! with.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use vigil_core::detector::Severity;
 use vigil_core::detector::burn_rate::{BurnRateConfig, BurnRateDetector, BurnRule};
+use vigil_core::detector::change::{VersionChangeConfig, VersionChangeDetector};
+use vigil_core::detector::proportion::{ProportionDropConfig, ProportionDropDetector};
 use vigil_core::detector::spike::{SeriesRead, SpikeConfig, SpikeDetector, SpikeThresholds};
+use vigil_core::detector::threshold::{Bound, Reading, ThresholdConfig, ThresholdDetector};
 use vigil_core::store::bench_support::{self, LitellmWorkload};
 use vigil_core::store::{SeriesStore, StoreConfig};
 
 use crate::store::thread_cpu_time;
 
 /// The one-line description in the benchmark list.
-pub const ABOUT: &str =
-    "detectors: samples/s through the spike and burn-rate detectors with 100k active series";
+pub const ABOUT: &str = "detectors: samples/s through every detector kind with 100k active series";
 
 /// The scrapes before timing starts: past the spike detector's warm-up.
 const WARMUP_SCRAPES: usize = 25;
@@ -93,13 +99,61 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         max_groups: 1000,
     })
     .context("the burn-rate selectors")?;
+    let mut threshold = ThresholdDetector::new(ThresholdConfig {
+        name: "team-requests".to_owned(),
+        source: bench_support::SOURCE.to_owned(),
+        reading: Reading::Rate {
+            selector: metric.to_owned(),
+            window_secs: 300,
+        },
+        describe: "requests per second".to_owned(),
+        group_by: Some("team".to_owned()),
+        bound: Bound::Above,
+        fire: 1e12,
+        clear: 1e11,
+        fire_after_samples: 3,
+        clear_after_samples: 3,
+        severity: Severity::Ticket,
+        max_groups: n_series,
+    })
+    .context("the threshold selector")?;
+    let mut proportion = ProportionDropDetector::new(ProportionDropConfig {
+        name: "success-share".to_owned(),
+        source: bench_support::SOURCE.to_owned(),
+        good: format!("{metric}{{status_code=\"200\"}}"),
+        total: metric.to_owned(),
+        total_is_bad: false,
+        describe: "share of 200s".to_owned(),
+        group_by: Some("model_group".to_owned()),
+        window_secs: 300,
+        baseline_half_life_secs: 7 * 86_400,
+        min_cases: 10,
+        min_baseline_cases: 50,
+        min_drop: 0.1,
+        alert_probability: 1e-3,
+        clear_drop: 0.05,
+        severity: Severity::Page,
+        max_groups: 1000,
+    })
+    .context("the proportion selectors")?;
+    let mut change = VersionChangeDetector::new(VersionChangeConfig {
+        name: "deployments".to_owned(),
+        source: bench_support::SOURCE.to_owned(),
+        selector: metric.to_owned(),
+        version_label: "model_id".to_owned(),
+        group_by: Some("model_group".to_owned()),
+        max_versions: 32,
+        max_groups: 1000,
+    })
+    .context("the version selector")?;
     let mut workload = LitellmWorkload::new(n_series);
     println!(
         "detectors: {n_series} series ({} keys) x {n_scrapes} timed scrapes at 15 s after {WARMUP_SCRAPES} warm-up scrapes, one core",
         n_series.div_ceil(10)
     );
-    let (mut ingest, mut spike_time, mut burn_time) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut ingest = Duration::ZERO;
+    // Per detector: spike, burn rate, threshold, proportion drop, version change.
+    let mut took = [Duration::ZERO; 5];
     let mut n_transitions = 0;
     for scrape in 0..WARMUP_SCRAPES + n_scrapes {
         let (at, samples) = workload.next_scrape();
@@ -112,11 +166,23 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         let (spiked, spike_took) = timed(|| spike.observe(at, &store));
         let (burned, burn_took) = timed(|| burn.observe(at, &store));
-        n_transitions += spiked.len() + burned.len();
+        let (breached, threshold_took) = timed(|| threshold.observe(at, &store));
+        let (dropped, proportion_took) = timed(|| proportion.observe(at, &store));
+        let (changed, change_took) = timed(|| change.observe(at, &store));
+        n_transitions += spiked.len() + burned.len() + breached.len() + dropped.len();
+        n_transitions += changed.len();
         if scrape >= WARMUP_SCRAPES {
             ingest += ingest_took;
-            spike_time += spike_took;
-            burn_time += burn_took;
+            let this = [
+                spike_took,
+                burn_took,
+                threshold_took,
+                proportion_took,
+                change_took,
+            ];
+            for (total, one) in took.iter_mut().zip(this) {
+                *total += one;
+            }
         }
     }
     let samples = (n_series * n_scrapes) as f64;
@@ -129,18 +195,22 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             took.as_secs_f64() / ingest.as_secs_f64().max(1e-9)
         );
     };
+    let all: Duration = took.iter().sum();
     row("store ingest (baseline)", ingest);
-    row("spike detector (10 per key)", spike_time);
-    row("burn-rate detector (per model)", burn_time);
-    row("all detectors", spike_time + burn_time);
-    row("ingest + all detectors", ingest + spike_time + burn_time);
+    row("spike detector (10 series per key)", took[0]);
+    row("burn-rate detector (per model)", took[1]);
+    row("threshold detector (rate per team)", took[2]);
+    row("proportion drop (200s per model)", took[3]);
+    row("version change (model_id per model)", took[4]);
+    row("all detectors", all);
+    row("ingest + all detectors", ingest + all);
     // Half the workload's series answer 429, so each model's error budget burns: its page and
     // its ticket fire once (10 for 5 models); the steady token rates raise no spike.
     println!("  transitions raised: {n_transitions} (expected 10: each model's page and ticket)");
     let per_scrape = n_series as f64 / 15.0;
     println!(
         "  headroom: {n_series} series scraped every 15 s is {per_scrape:.0} samples/s, {:.0}x under what ingest + detectors sustain",
-        rate(ingest + spike_time + burn_time) / per_scrape
+        rate(ingest + all) / per_scrape
     );
     Ok(())
 }
