@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use crate::store::{Matcher, SOURCE_LABEL, SelectorError, SeriesRef, SeriesStore, parse_selector};
 use crate::time::Timestamp;
 
-/// One new increase: which counter (0 or 1), the group, when, how much.
+/// New increases of one counter in one group at one time: which counter (0 or 1), the
+/// group, when, how much in all.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Increment {
     /// 0 for the first selector, 1 for the second.
@@ -69,14 +70,16 @@ impl CounterPair {
         })
     }
 
-    /// Every increase not counted before, in selector then series order.
+    /// Every increase not counted before, summed per counter, group and time (in that
+    /// order).
     pub fn collect(
         &mut self,
         store: &SeriesStore,
         at: Timestamp,
         group_by: Option<&str>,
     ) -> Vec<Increment> {
-        let mut increments = Vec::new();
+        // Summed per counter, group and time: a scrape's series share one time.
+        let mut sums: BTreeMap<(usize, &str, i64), f64> = BTreeMap::new();
         let mut seen: Vec<(SeriesRef, usize)> = Vec::new();
         for (counter, matchers) in self.matchers.iter().enumerate() {
             for series in store.select(matchers) {
@@ -85,9 +88,12 @@ impl CounterPair {
                     continue;
                 };
                 seen.push((series, counter));
-                let amount = match self.counted.get(&(series, counter)) {
-                    Some(&(counted_ms, _)) if counted_ms >= latest.at.0 => continue,
-                    Some(&(counted_ms, value)) => (latest.at.0 - counted_ms <= self.lookback_ms)
+                let previous = self
+                    .counted
+                    .insert((series, counter), (latest.at.0, latest.value));
+                let amount = match previous {
+                    Some((counted_ms, _)) if counted_ms >= latest.at.0 => continue,
+                    Some((counted_ms, value)) => (latest.at.0 - counted_ms <= self.lookback_ms)
                         .then_some(if latest.value < value {
                             latest.value
                         } else {
@@ -106,21 +112,13 @@ impl CounterPair {
                             })
                     }
                 };
-                self.counted
-                    .insert((series, counter), (latest.at.0, latest.value));
                 let Some(amount) = amount.filter(|amount| amount.is_finite()) else {
                     continue;
                 };
                 let group = group_by
                     .and_then(|label| store.label_value(series, label))
-                    .unwrap_or("")
-                    .to_owned();
-                increments.push(Increment {
-                    counter,
-                    group,
-                    at: latest.at,
-                    amount,
-                });
+                    .unwrap_or("");
+                *sums.entry((counter, group, latest.at.0)).or_insert(0.0) += amount;
             }
         }
         // Forget series that no longer match, went stale or were dropped, so the map stays
@@ -130,6 +128,13 @@ impl CounterPair {
             self.counted
                 .retain(|key, _| seen.binary_search(key).is_ok());
         }
-        increments
+        sums.into_iter()
+            .map(|((counter, group, at_ms), amount)| Increment {
+                counter,
+                group: group.to_owned(),
+                at: Timestamp(at_ms),
+                amount,
+            })
+            .collect()
     }
 }

@@ -32,7 +32,7 @@ use crate::signal::float_repr;
 use crate::store::{SelectorError, SeriesStore};
 use crate::time::Timestamp;
 
-/// At most this many recent increments are kept per group (several per scrape and counter).
+/// At most this many recent times are kept per group (one entry per scrape or push time).
 const MAX_RECENT: usize = 4096;
 
 /// Configuration of one proportion-drop detector (validated by the binary's config loader).
@@ -260,13 +260,24 @@ impl ProportionDropDetector {
                 (0, true) => (increment.amount, increment.amount),
                 _ => (0.0, increment.amount),
             };
-            // Increments arrive in time order per series; keep the deque in time order.
-            let position = state
+            // One entry per time (a scrape's series share it), in time order.
+            let at_ms = increment.at.0;
+            match state
                 .recent
                 .iter()
-                .rposition(|&(point_ms, _, _)| point_ms <= increment.at.0)
-                .map_or(0, |idx| idx + 1);
-            state.recent.insert(position, (increment.at.0, good, total));
+                .rposition(|&(point_ms, _, _)| point_ms <= at_ms)
+            {
+                Some(idx) if state.recent.get(idx).is_some_and(|entry| entry.0 == at_ms) => {
+                    if let Some(entry) = state.recent.get_mut(idx) {
+                        entry.1 += good;
+                        entry.2 += total;
+                    }
+                }
+                position => {
+                    let position = position.map_or(0, |idx| idx + 1);
+                    state.recent.insert(position, (at_ms, good, total));
+                }
+            }
             touched.insert(increment.group, ());
         }
         let mut transitions = Vec::new();

@@ -215,3 +215,35 @@ fn good_and_bad_counters_make_the_same_decisions_as_good_and_all() {
     assert_eq!(suite.run(12), 'F');
     assert_eq!(suite.runs(&[19, 19]), ".C");
 }
+
+#[test]
+fn many_series_of_one_scrape_are_one_sample_whatever_their_number() {
+    // 5,000 series, half of them good, each growing by 1 a scrape: a steady 50 % share must
+    // never fire however many increments one scrape brings (more than the recent cap).
+    let mut config = config();
+    config.group_by = None;
+    config.window_secs = 60;
+    let mut detector = ProportionDropDetector::new(config).unwrap();
+    let mut store = SeriesStore::new(StoreConfig::default());
+    for scrape in 0..12_i64 {
+        let at = Timestamp(START_MS + scrape * 15_000);
+        let samples: Vec<Sample> = (0..5000)
+            .map(|idx: i64| Sample {
+                name: "evals_total".to_owned(),
+                labels: [
+                    ("case", idx.to_string().as_str()),
+                    ("outcome", if idx % 2 == 0 { "passed" } else { "failed" }),
+                ]
+                .into_iter()
+                .collect::<Labels>(),
+                value: scrape as f64,
+                timestamp_ms: None,
+            })
+            .collect();
+        store.ingest(SOURCE, at, &samples);
+        assert!(detector.observe(at, &store).is_empty(), "scrape {scrape}");
+    }
+    let state = detector.groups.get("").unwrap();
+    assert!(state.baseline_total > 30_000.0, "{}", state.baseline_total);
+    assert!((state.baseline_good / state.baseline_total - 0.5).abs() < 1e-9);
+}
