@@ -954,3 +954,122 @@ fn an_eval_regression_right_after_a_prompt_change_blames_the_change_and_names_th
         diagnosis.why
     );
 }
+
+/// Feeds one scrape of a `deployment_state` gauge 15 s after the last; returns the commands,
+/// with any page answered as delivered.
+fn deployment_state(scenario: &mut Scenario, value: f64) -> Vec<Command> {
+    scenario.now = scenario.now.plus_millis(15_000);
+    let now = scenario.now;
+    let mut commands = scenario.feed(Event::Scraped {
+        source: "gateway".to_owned(),
+        scraped_at: now,
+        samples: vec![Sample {
+            name: "deployment_state".to_owned(),
+            labels: [("model_id", "gpt-4o-eu")].into_iter().collect(),
+            value,
+            timestamp_ms: None,
+        }],
+    });
+    if commands
+        .iter()
+        .any(|command| matches!(command, Command::Page { .. }))
+    {
+        let answered = scenario.finish_page(&commands);
+        commands.extend(answered);
+    }
+    commands
+}
+
+#[test]
+fn a_threshold_finding_that_keeps_firing_and_clearing_pages_as_flapping_on_its_third_fire() {
+    use crate::detector::Severity;
+    use crate::detector::threshold::{Bound, Reading, ThresholdConfig};
+    let mut config = config(Mode::Autonomous);
+    config.detectors = vec![DetectorConfig::Threshold(ThresholdConfig {
+        name: "deployment-down".to_owned(),
+        source: "gateway".to_owned(),
+        reading: Reading::Value {
+            selector: "deployment_state".to_owned(),
+        },
+        describe: "deployment state".to_owned(),
+        group_by: Some("model_id".to_owned()),
+        bound: Bound::Above,
+        fire: 2.0,
+        clear: 1.0,
+        fire_after_samples: 1,
+        clear_after_samples: 1,
+        severity: Severity::Page,
+        max_groups: 10,
+    })];
+    let mut scenario = Scenario::new(config);
+    for state in [0.0, 2.0, 0.0, 2.0, 0.0, 2.0, 0.0] {
+        deployment_state(&mut scenario, state);
+    }
+    let pages: Vec<&String> = scenario
+        .log
+        .iter()
+        .filter(|line| line.starts_with("page:"))
+        .collect();
+    assert_eq!(pages.len(), 3, "{:#?}", scenario.log);
+    // The first two have no runbook; the third is held as flapping.
+    assert!(pages[0].contains("no runbook answers `threshold_breach`"));
+    assert!(pages[1].contains("no runbook answers `threshold_breach`"));
+    assert!(
+        pages[2].contains("the finding is flapping (the finding fired 3 times within 60 min)"),
+        "{}",
+        pages[2]
+    );
+    // A state that stays bad raises nothing more: one finding per fire, de-duplicated.
+    let raised = scenario
+        .log
+        .iter()
+        .filter(|line| line.starts_with("finding raised"))
+        .count();
+    assert_eq!(raised, 3);
+}
+
+#[test]
+fn a_vanished_threshold_series_neither_clears_nor_refires() {
+    use crate::detector::Severity;
+    use crate::detector::threshold::{Bound, Reading, ThresholdConfig};
+    let mut config = config(Mode::Autonomous);
+    config.detectors = vec![DetectorConfig::Threshold(ThresholdConfig {
+        name: "deployment-down".to_owned(),
+        source: "gateway".to_owned(),
+        reading: Reading::Value {
+            selector: "deployment_state".to_owned(),
+        },
+        describe: "deployment state".to_owned(),
+        group_by: Some("model_id".to_owned()),
+        bound: Bound::Above,
+        fire: 2.0,
+        clear: 1.0,
+        fire_after_samples: 1,
+        clear_after_samples: 1,
+        severity: Severity::Page,
+        max_groups: 10,
+    })];
+    let mut scenario = Scenario::new(config);
+    deployment_state(&mut scenario, 2.0);
+    // The gateway stops answering: its series go stale.
+    for _ in 0..5 {
+        scenario.now = scenario.now.plus_millis(15_000);
+        scenario.feed(Event::ScrapeFailed {
+            source: "gateway".to_owned(),
+            error: "connection refused".to_owned(),
+        });
+    }
+    // Back, still down: the open finding holds, nothing clears or fires again.
+    deployment_state(&mut scenario, 2.0);
+    let lines: Vec<&String> = scenario
+        .log
+        .iter()
+        .filter(|line| line.starts_with("finding"))
+        .collect();
+    assert_eq!(
+        lines,
+        ["finding raised: deployment-down/model_id=gpt-4o-eu Page gpt-4o-eu"],
+        "{:#?}",
+        scenario.log
+    );
+}
