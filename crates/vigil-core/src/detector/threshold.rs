@@ -5,13 +5,16 @@
 //! One kind covers many of the AI-native signals: p95 or p99 latency from a histogram (end
 //! to end, time to first token, retrieval) against an SLO, the rate of context-window errors,
 //! a cache hit ratio that drops, an agent's iteration depth, a gateway's remaining budget or
-//! a deployment's state gauge. The reading is one of a gauge's value, a counter's rate, a
-//! histogram quantile or a ratio of two rates, summed per group.
+//! a deployment's state gauge, the size of a prompt version's prompts. The reading is one of a
+//! gauge's value, a counter's rate, a histogram quantile, a ratio of two rates, the hours a
+//! budget lasts, or the mean size of the events counted since the last observation, per
+//! group.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::increments::CounterPair;
 use super::{Evidence, Finding, FindingCleared, Point, Severity, Subject, Transition};
 use crate::signal::float_repr;
 use crate::store::{
@@ -62,6 +65,16 @@ pub enum Reading {
         /// The window of the spend rate, in seconds.
         window_secs: i64,
     },
+    /// The mean size of the events counted since the previous observation: the new
+    /// increase of a sum counter over the new increase of a count counter (the mean prompt
+    /// tokens of the eval cases just pushed, per prompt). A group with no new events has no
+    /// reading.
+    Mean {
+        /// The sum counter's series (for example `vigil_eval_input_tokens_sum`).
+        sum: String,
+        /// The count counter's series (for example `vigil_eval_input_tokens_count`).
+        count: String,
+    },
     /// The summed rate of one counter over the summed rate of another.
     Ratio {
         /// The numerator's series, as a selector.
@@ -89,6 +102,7 @@ impl Reading {
             Reading::HoursLeft {
                 remaining, spend, ..
             } => vec![remaining.as_str(), spend.as_str()],
+            Reading::Mean { sum, count } => vec![sum.as_str(), count.as_str()],
         }
     }
 }
@@ -173,6 +187,8 @@ pub struct ThresholdDetector {
     config: ThresholdConfig,
     /// The reading's selectors, parsed, each with the source's matcher.
     matchers: Vec<Vec<Matcher>>,
+    /// The sum and count counters of a `Mean` reading.
+    counters: Option<CounterPair>,
     groups: BTreeMap<String, GroupState>,
     n_groups_refused: u64,
 }
@@ -193,9 +209,16 @@ impl ThresholdDetector {
                 Ok(matchers)
             })
             .collect::<Result<Vec<_>, SelectorError>>()?;
+        let counters = match &config.reading {
+            Reading::Mean { sum, count } => {
+                Some(CounterPair::new(&config.source, sum, count, i64::MAX)?)
+            }
+            _ => None,
+        };
         Ok(ThresholdDetector {
             config,
             matchers,
+            counters,
             groups: BTreeMap::new(),
             n_groups_refused: 0,
         })
@@ -223,7 +246,8 @@ impl ThresholdDetector {
     }
 
     /// The current reading of every group that has one at `at`. A group whose series are
-    /// all stale or gone has none.
+    /// all stale or gone has none; a `Mean` reading is taken only by [`Self::observe`] (it
+    /// consumes the new increases), so here it has none.
     #[must_use]
     pub fn read(&self, at: Timestamp, store: &SeriesStore) -> BTreeMap<String, f64> {
         let group_of = |series| match &self.config.group_by {
@@ -248,6 +272,7 @@ impl ThresholdDetector {
         let first = self.matchers.first().map_or(&[][..], Vec::as_slice);
         match &self.config.reading {
             Reading::Value { .. } => sum_by_group(first, &latest),
+            Reading::Mean { .. } => BTreeMap::new(),
             Reading::Rate { window_secs, .. } => sum_by_group(first, &|series| {
                 store.rate(series, window_secs.saturating_mul(1000), at)
             }),
@@ -320,7 +345,26 @@ impl ThresholdDetector {
 
     /// Observes the source right after new points were stored.
     pub fn observe(&mut self, at: Timestamp, store: &SeriesStore) -> Vec<Transition> {
-        let readings = self.read(at, store);
+        let readings = match &mut self.counters {
+            Some(counters) => {
+                // Per group, the new increases of the sum and of the count.
+                let mut sums: BTreeMap<String, [f64; 2]> = BTreeMap::new();
+                for increment in counters.collect(store, at, self.config.group_by.as_deref()) {
+                    if let Some(slot) = sums
+                        .entry(increment.group)
+                        .or_default()
+                        .get_mut(increment.counter)
+                    {
+                        *slot += increment.amount;
+                    }
+                }
+                sums.into_iter()
+                    .filter(|(_, [_, count])| *count > 0.0)
+                    .map(|(group, [sum, count])| (group, sum / count))
+                    .collect()
+            }
+            None => self.read(at, store),
+        };
         let mut transitions = Vec::new();
         for (group_value, value) in readings {
             if !self.groups.contains_key(&group_value)

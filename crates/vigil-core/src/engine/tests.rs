@@ -1073,3 +1073,93 @@ fn a_vanished_threshold_series_neither_clears_nor_refires() {
         scenario.log
     );
 }
+
+#[test]
+fn a_prompt_version_that_bloats_its_prompts_is_caught_on_its_first_push_and_blamed() {
+    use crate::detector::Severity;
+    use crate::detector::change::VersionChangeConfig;
+    use crate::detector::threshold::{Bound, Reading, ThresholdConfig};
+    let mut config = config(Mode::Autonomous);
+    config.detectors = vec![
+        DetectorConfig::VersionChange(VersionChangeConfig {
+            name: "prompt-versions".to_owned(),
+            source: push_source("evals"),
+            selector: "vigil_eval_cases_total".to_owned(),
+            version_label: "prompt_version".to_owned(),
+            group_by: Some("prompt".to_owned()),
+            max_versions: 16,
+            max_groups: 100,
+        }),
+        DetectorConfig::Threshold(ThresholdConfig {
+            name: "prompt-size".to_owned(),
+            source: push_source("evals"),
+            reading: Reading::Mean {
+                sum: "vigil_eval_input_tokens_sum".to_owned(),
+                count: "vigil_eval_input_tokens_count".to_owned(),
+            },
+            describe: "mean prompt tokens per eval case".to_owned(),
+            group_by: Some("prompt".to_owned()),
+            bound: Bound::Above,
+            fire: 96_000.0,
+            clear: 80_000.0,
+            fire_after_samples: 1,
+            clear_after_samples: 1,
+            severity: Severity::Ticket,
+            max_groups: 100,
+        }),
+    ];
+    let mut scenario = Scenario::new(config);
+    let batch = |version: &str, tokens: u64| {
+        let results: Vec<serde_json::Value> = (0..20_u64)
+            .map(|idx| {
+                serde_json::json!({
+                    "suite": "rag", "case": format!("case-{idx}"), "passed": true,
+                    "model": "gpt-4o", "prompt_name": "answer", "prompt_version": version,
+                    "input_tokens": tokens + idx
+                })
+            })
+            .collect();
+        let body = serde_json::json!({ "results": results }).to_string();
+        Event::Pushed {
+            payload: Pushed::Evals(crate::intake::parse_evals(body.as_bytes()).unwrap()),
+        }
+    };
+    for _ in 0..3 {
+        scenario.now = scenario.now.plus_millis(30 * 60_000);
+        assert!(scenario.feed(batch("7", 2000)).is_empty());
+    }
+    // Version 8 stuffs the whole knowledge base into the prompt.
+    scenario.now = scenario.now.plus_millis(30 * 60_000);
+    let commands = scenario.feed(batch("8", 120_000));
+    assert_eq!(
+        scenario.log[..4],
+        [
+            "version changed: prompt_version of prompt answer changed from 7 to 8",
+            "finding raised: prompt-size/prompt=answer Ticket answer",
+            "incident opened: answer",
+            "diagnosed: recent_change 0.80",
+        ]
+    );
+    let finding = commands
+        .iter()
+        .find_map(|command| match command {
+            Command::Record(Record::FindingRaised { finding }) => Some(finding),
+            _ => None,
+        })
+        .unwrap();
+    let crate::detector::Evidence::Threshold(evidence) = &finding.evidence else {
+        panic!("{finding:?}");
+    };
+    // The mean of the 20 cases just pushed: 120,000 to 120,019 tokens.
+    assert_eq!(evidence.value, 120_009.5);
+    // Back to version 7 (a rollback): the mean falls under the clear level and it clears.
+    scenario.now = scenario.now.plus_millis(30 * 60_000);
+    scenario.feed(batch("7", 2000));
+    assert!(
+        scenario
+            .log
+            .contains(&"finding cleared: prompt-size/prompt=answer".to_owned()),
+        "{:#?}",
+        scenario.log
+    );
+}

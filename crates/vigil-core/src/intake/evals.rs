@@ -13,6 +13,7 @@
 //!       "model": "gpt-4o-2024-08-06",
 //!       "prompt_name": "support-answer",
 //!       "prompt_version": "v12",
+//!       "input_tokens": 3120,
 //!       "run_id": "ci-8812",
 //!       "ts": "2026-03-01T12:00:00Z"
 //!     }
@@ -25,6 +26,7 @@
 //! | `suite`, `case`, `model`, `prompt_name`, `prompt_version` | string | yes | not blank, at most 256 characters |
 //! | `passed` | boolean | yes | |
 //! | `score` | number | no | finite; any range (0 to 1 is usual) |
+//! | `input_tokens` | whole number | no | the prompt tokens the case sent: how big this prompt version's prompts are |
 //! | `run_id` | string | no | not blank, at most 256 characters |
 //! | `ts` | string | no | RFC 3339, when the case ran |
 //!
@@ -67,6 +69,9 @@ pub struct EvalResult {
     pub prompt_name: String,
     /// The prompt's version.
     pub prompt_version: String,
+    /// The prompt tokens the case sent, when the harness counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
     /// The harness's run, when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
@@ -75,7 +80,7 @@ pub struct EvalResult {
     pub ran_at: Option<Timestamp>,
 }
 
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
     "suite",
     "case",
     "passed",
@@ -83,6 +88,7 @@ const FIELDS: [&str; 9] = [
     "model",
     "prompt_name",
     "prompt_version",
+    "input_tokens",
     "run_id",
     "ts",
 ];
@@ -116,6 +122,7 @@ fn eval_result(walker: &mut Walker, value: &Value, path: &str) -> Option<EvalRes
     let model = walker.field(map, path, "model", Walker::name);
     let prompt_name = walker.field(map, path, "prompt_name", Walker::name);
     let prompt_version = walker.field(map, path, "prompt_version", Walker::name);
+    let input_tokens = walker.optional_field(map, path, "input_tokens", Walker::count);
     let run_id = walker.optional_field(map, path, "run_id", Walker::name);
     let ran_at = walker.optional_field(map, path, "ts", time);
     Some(EvalResult {
@@ -126,6 +133,7 @@ fn eval_result(walker: &mut Walker, value: &Value, path: &str) -> Option<EvalRes
         model: model?,
         prompt_name: prompt_name?,
         prompt_version: prompt_version?,
+        input_tokens: input_tokens?,
         run_id: run_id?,
         ran_at: ran_at?,
     })

@@ -30,6 +30,8 @@
 //! | `vigil_eval_cases_total` | counter | `suite`, `model`, `prompt`, `prompt_version`, `outcome` (`passed`, `failed`) | eval result |
 //! | `vigil_eval_score_sum` | counter | `suite`, `model`, `prompt`, `prompt_version` | scored result, by its score |
 //! | `vigil_eval_score_count` | counter | `suite`, `model`, `prompt`, `prompt_version` | scored result |
+//! | `vigil_eval_input_tokens_sum` | counter | `suite`, `model`, `prompt`, `prompt_version` | result that reports its prompt tokens, by the tokens |
+//! | `vigil_eval_input_tokens_count` | counter | `suite`, `model`, `prompt`, `prompt_version` | result that reports its prompt tokens |
 //! | `vigil_agent_runs_total` | counter | `agent`, `outcome` | agent run |
 //! | `vigil_agent_iterations_bucket` | counter | `agent`, `le` (1, 2, 4, ..., 128, `+Inf`) | agent run, by its iterations; also `_sum`, `_count` |
 //! | `vigil_agent_tool_calls_total` | counter | `agent`, `tool` | tool call |

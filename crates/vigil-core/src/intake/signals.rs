@@ -88,6 +88,10 @@ fn eval_signals(batch: &EvalBatch, set: &mut SignalSet) {
             set.count("vigil_eval_score_sum", &labels, score);
             set.count("vigil_eval_score_count", &labels, 1.0);
         }
+        if let Some(tokens) = result.input_tokens {
+            set.count("vigil_eval_input_tokens_sum", &labels, tokens as f64);
+            set.count("vigil_eval_input_tokens_count", &labels, 1.0);
+        }
     }
 }
 

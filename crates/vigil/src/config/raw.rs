@@ -303,7 +303,7 @@ pub struct RawBurnRate {
 }
 
 /// A threshold detector. Exactly one reading (`value`, `rate`, `quantile` with `buckets`,
-/// `ratio` or `hours_left`) and exactly one of `above` and `below`.
+/// `ratio`, `hours_left` or `mean`) and exactly one of `above` and `below`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawThreshold {
@@ -326,6 +326,10 @@ pub struct RawThreshold {
     /// Read the rate of the first selector over the rate of the second.
     #[serde(default)]
     pub ratio: Option<[String; 2]>,
+    /// Read the mean size of the events counted since the last observation: `[sum counter,
+    /// count counter]`, e.g. the prompt tokens per eval case just pushed.
+    #[serde(default)]
+    pub mean: Option<[String; 2]>,
     /// Read the hours until a budget runs out: `[remaining-budget gauge, spend counter]`,
     /// the spend's rate taken over `window_secs` (use with `below`).
     #[serde(default)]

@@ -649,11 +649,16 @@ fn validate_threshold(
             window_secs,
         });
     }
+    if let Some([sum, count]) = raw.mean {
+        check_selector(problems, &format!("{path}.mean[0]"), &sum);
+        check_selector(problems, &format!("{path}.mean[1]"), &count);
+        readings.push(Reading::Mean { sum, count });
+    }
     if readings.len() != 1 {
         problems.push(
             path,
             format!(
-                "set exactly one reading of `value`, `rate`, `quantile` (with `buckets`), `ratio` and `hours_left`; found {}",
+                "set exactly one reading of `value`, `rate`, `quantile` (with `buckets`), `ratio`, `hours_left` and `mean`; found {}",
                 readings.len()
             ),
         );

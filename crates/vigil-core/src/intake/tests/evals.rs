@@ -11,13 +11,14 @@ fn check(body: &str, expect: Expect) {
 pub(super) const GOOD: &str = r#"{"results": [
     {"suite": "support-regression", "case": "refund-policy-07", "passed": false, "score": 0.42,
      "model": "gpt-4o-2024-08-06", "prompt_name": "support-answer", "prompt_version": "v12",
-     "run_id": "ci-8812", "ts": "2026-03-01T12:00:00.5+01:00"},
+     "input_tokens": 3120, "run_id": "ci-8812", "ts": "2026-03-01T12:00:00.5+01:00"},
     {"suite": "support-regression", "case": "greeting-01", "passed": true, "score": null,
      "model": "gpt-4o-2024-08-06", "prompt_name": "support-answer", "prompt_version": "v12"},
     {"suite": "support-regression", "case": "escalation-03", "passed": true, "score": 1,
      "model": "gpt-4o-2024-08-06", "prompt_name": "support-answer", "prompt_version": "v12"},
     {"suite": "tone", "case": "polite-02", "passed": false, "score": -3.5e-1,
-     "model": "claude-sonnet-4", "prompt_name": "support-answer", "prompt_version": "v13"}
+     "model": "claude-sonnet-4", "prompt_name": "support-answer", "prompt_version": "v13",
+     "input_tokens": 9800}
 ]}"#;
 
 #[test]
@@ -35,6 +36,7 @@ fn a_good_batch_parses() {
                   "model": "gpt-4o-2024-08-06",
                   "prompt_name": "support-answer",
                   "prompt_version": "v12",
+                  "input_tokens": 3120,
                   "run_id": "ci-8812",
                   "ran_at": 1772362800500
                 },
@@ -62,7 +64,8 @@ fn a_good_batch_parses() {
                   "score": -0.35,
                   "model": "claude-sonnet-4",
                   "prompt_name": "support-answer",
-                  "prompt_version": "v13"
+                  "prompt_version": "v13",
+                  "input_tokens": 9800
                 }
               ]
             }
@@ -87,7 +90,7 @@ fn every_problem_is_reported_with_its_path() {
     check(
         r#"{"results": [
             {"suite": "", "case": "c1", "passed": "yes", "score": "high", "model": "m",
-             "prompt_name": "p", "prompt_version": 3, "sore": 0.5},
+             "prompt_name": "p", "prompt_version": 3, "sore": 0.5, "input_tokens": -4},
             {"case": "c2", "passed": true, "model": "m", "prompt_name": "p",
              "prompt_version": "v1", "ts": "2026-02-29T00:00:00Z", "run_id": "   "},
             {"suite": "s", "case": "c3", "passed": null, "model": "m", "prompt_name": "p",
@@ -95,13 +98,14 @@ fn every_problem_is_reported_with_its_path() {
             "not an object"
         ], "extra": true}"#,
         expect![[r#"
-            the payload has 11 problems
+            the payload has 12 problems
             extra: unknown field; expected one of: results
-            results[0].sore: unknown field; expected one of: suite, case, passed, score, model, prompt_name, prompt_version, run_id, ts
+            results[0].sore: unknown field; expected one of: suite, case, passed, score, model, prompt_name, prompt_version, input_tokens, run_id, ts
             results[0].suite: must not be empty
             results[0].passed: must be `true` or `false`, found a string
             results[0].score: must be a finite number, found a string
             results[0].prompt_version: must be a string, found a number (write it quoted: `"3"`)
+            results[0].input_tokens: must be a whole number, 0 or more, found `-4`
             results[1].suite: required field is missing
             results[1].run_id: must not be empty
             results[1].ts: must be an RFC 3339 time such as `2026-03-01T12:00:00Z`: the day must be 01 to 28 in 2026-02, found 29
@@ -188,6 +192,10 @@ fn signals_count_cases_and_sum_scores() {
             vigil_eval_cases_total{model="claude-sonnet-4",outcome="failed",prompt="support-answer",prompt_version="v13",suite="tone"} counter +1
             vigil_eval_cases_total{model="gpt-4o-2024-08-06",outcome="failed",prompt="support-answer",prompt_version="v12",suite="support-regression"} counter +1
             vigil_eval_cases_total{model="gpt-4o-2024-08-06",outcome="passed",prompt="support-answer",prompt_version="v12",suite="support-regression"} counter +2
+            vigil_eval_input_tokens_count{model="claude-sonnet-4",prompt="support-answer",prompt_version="v13",suite="tone"} counter +1
+            vigil_eval_input_tokens_count{model="gpt-4o-2024-08-06",prompt="support-answer",prompt_version="v12",suite="support-regression"} counter +1
+            vigil_eval_input_tokens_sum{model="claude-sonnet-4",prompt="support-answer",prompt_version="v13",suite="tone"} counter +9800
+            vigil_eval_input_tokens_sum{model="gpt-4o-2024-08-06",prompt="support-answer",prompt_version="v12",suite="support-regression"} counter +3120
             vigil_eval_score_count{model="claude-sonnet-4",prompt="support-answer",prompt_version="v13",suite="tone"} counter +1
             vigil_eval_score_count{model="gpt-4o-2024-08-06",prompt="support-answer",prompt_version="v12",suite="support-regression"} counter +2
             vigil_eval_score_sum{model="claude-sonnet-4",prompt="support-answer",prompt_version="v13",suite="tone"} counter +-0.35
