@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::groups::{self, Groups};
 use super::increments::CounterPair;
 use super::{
     BurnRateEvidence, Evidence, Finding, FindingCleared, Severity, Subject, Transition, WindowBurn,
@@ -212,8 +213,7 @@ pub struct BurnRateDetector {
     config: BurnRateConfig,
     /// The bad-events and all-events counters (0 and 1).
     counters: CounterPair,
-    groups: BTreeMap<String, GroupState>,
-    n_groups_refused: u64,
+    groups: Groups<GroupState>,
 }
 
 impl BurnRateDetector {
@@ -229,10 +229,9 @@ impl BurnRateDetector {
             INCREASE_LOOKBACK_MS,
         )?;
         Ok(BurnRateDetector {
+            groups: Groups::new(config.max_groups),
             config,
             counters,
-            groups: BTreeMap::new(),
-            n_groups_refused: 0,
         })
     }
 
@@ -245,7 +244,7 @@ impl BurnRateDetector {
     /// How many groups were refused because `max_groups` was reached.
     #[must_use]
     pub fn n_groups_refused(&self) -> u64 {
-        self.n_groups_refused
+        self.groups.n_refused()
     }
 
     /// The fingerprint of a finding of `severity` about `group_value`.
@@ -264,25 +263,14 @@ impl BurnRateDetector {
             .counters
             .collect(store, at, self.config.group_by.as_deref());
         for increment in increments {
-            if !self.groups.contains_key(&increment.group)
-                && self.groups.len() >= self.config.max_groups
-            {
-                self.n_groups_refused += 1;
+            let group_by = self.config.group_by.as_deref();
+            let Some(state) = self.groups.admit(&increment.group, || GroupState {
+                subject: Subject::group(group_by, &increment.group),
+                buckets: VecDeque::new(),
+                firing: BTreeMap::new(),
+            }) else {
                 continue;
-            }
-            let state = self
-                .groups
-                .entry(increment.group.clone())
-                .or_insert_with(|| GroupState {
-                    subject: Subject {
-                        label: self.config.group_by.clone().unwrap_or_default(),
-                        value: increment.group.clone(),
-                        alias: None,
-                        team: None,
-                    },
-                    buckets: VecDeque::new(),
-                    firing: BTreeMap::new(),
-                });
+            };
             let (bad, total) = if increment.counter == 0 {
                 (increment.amount, 0.0)
             } else {
@@ -347,14 +335,11 @@ fn burns(
 }
 
 fn fingerprint(config: &BurnRateConfig, group_value: &str, severity: Severity) -> String {
-    match &config.group_by {
-        Some(label) => format!(
-            "{}/{label}={group_value}/{}",
-            config.name,
-            severity.as_str()
-        ),
-        None => format!("{}/{}", config.name, severity.as_str()),
-    }
+    format!(
+        "{}/{}",
+        groups::fingerprint(&config.name, config.group_by.as_deref(), group_value),
+        severity.as_str()
+    )
 }
 
 /// Steps one group: per severity, fires when one of its rules has both windows at or above

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::Subject;
+use super::groups::Groups;
 use crate::store::{Matcher, SOURCE_LABEL, SelectorError, SeriesStore, parse_selector};
 use crate::time::Timestamp;
 
@@ -86,8 +87,7 @@ struct GroupState {
 pub struct VersionChangeDetector {
     config: VersionChangeConfig,
     matchers: Vec<Matcher>,
-    groups: BTreeMap<String, GroupState>,
-    n_groups_refused: u64,
+    groups: Groups<GroupState>,
 }
 
 impl VersionChangeDetector {
@@ -99,10 +99,9 @@ impl VersionChangeDetector {
         let mut matchers = parse_selector(&config.selector)?;
         matchers.push(Matcher::equal(SOURCE_LABEL, config.source.as_str()));
         Ok(VersionChangeDetector {
+            groups: Groups::new(config.max_groups),
             config,
             matchers,
-            groups: BTreeMap::new(),
-            n_groups_refused: 0,
         })
     }
 
@@ -115,7 +114,7 @@ impl VersionChangeDetector {
     /// How many groups were refused because `max_groups` was reached.
     #[must_use]
     pub fn n_groups_refused(&self) -> u64 {
-        self.n_groups_refused
+        self.groups.n_refused()
     }
 
     /// The current version of a group, once it has reported one.
@@ -153,14 +152,10 @@ impl VersionChangeDetector {
         let keep = self.config.max_versions.max(1);
         for (group, versions) in reported {
             let Some(state) = self.groups.get_mut(&group) else {
-                if self.groups.len() >= self.config.max_groups {
-                    self.n_groups_refused += 1;
-                    continue;
-                }
                 // The starting point: every version it reports now, the greatest current.
                 let known: VecDeque<String> = versions.into_iter().collect();
                 let current = known.back().cloned().unwrap_or_default();
-                self.groups.insert(group, GroupState { known, current });
+                self.groups.admit(&group, || GroupState { known, current });
                 continue;
             };
             for version in versions {
@@ -170,12 +165,7 @@ impl VersionChangeDetector {
                 changes.push(Change {
                     detector: self.config.name.clone(),
                     source: self.config.source.clone(),
-                    subject: Subject {
-                        label: self.config.group_by.clone().unwrap_or_default(),
-                        value: group.clone(),
-                        alias: None,
-                        team: None,
-                    },
+                    subject: Subject::group(self.config.group_by.as_deref(), &group),
                     version_label: self.config.version_label.clone(),
                     from: state.current.clone(),
                     to: version.clone(),

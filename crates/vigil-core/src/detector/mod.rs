@@ -6,6 +6,7 @@
 pub mod adaptive;
 pub mod burn_rate;
 pub mod change;
+pub mod groups;
 pub mod increments;
 pub mod proportion;
 pub mod spike;

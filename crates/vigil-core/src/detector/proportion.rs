@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::groups::{Groups, fingerprint};
 use super::increments::CounterPair;
 use super::{Evidence, Finding, FindingCleared, Severity, Subject, Transition};
 use crate::numeric::half_pow;
@@ -178,8 +179,7 @@ pub struct ProportionDropDetector {
     config: ProportionDropConfig,
     /// The good-events and all-events counters (0 and 1).
     counters: CounterPair,
-    groups: BTreeMap<String, GroupState>,
-    n_groups_refused: u64,
+    groups: Groups<GroupState>,
 }
 
 impl ProportionDropDetector {
@@ -190,10 +190,9 @@ impl ProportionDropDetector {
     pub fn new(config: ProportionDropConfig) -> Result<Self, SelectorError> {
         let counters = CounterPair::new(&config.source, &config.good, &config.total, i64::MAX)?;
         Ok(ProportionDropDetector {
+            groups: Groups::new(config.max_groups),
             config,
             counters,
-            groups: BTreeMap::new(),
-            n_groups_refused: 0,
         })
     }
 
@@ -206,16 +205,17 @@ impl ProportionDropDetector {
     /// How many groups were refused because `max_groups` was reached.
     #[must_use]
     pub fn n_groups_refused(&self) -> u64 {
-        self.n_groups_refused
+        self.groups.n_refused()
     }
 
     /// The fingerprint of a finding about `group_value`.
     #[must_use]
     pub fn fingerprint(&self, group_value: &str) -> String {
-        match &self.config.group_by {
-            Some(label) => format!("{}/{label}={group_value}", self.config.name),
-            None => self.config.name.clone(),
-        }
+        fingerprint(
+            &self.config.name,
+            self.config.group_by.as_deref(),
+            group_value,
+        )
     }
 
     /// Whether the group's finding is open.
@@ -233,28 +233,17 @@ impl ProportionDropDetector {
             .collect(store, at, self.config.group_by.as_deref());
         let mut touched: BTreeMap<String, ()> = BTreeMap::new();
         for increment in increments {
-            if !self.groups.contains_key(&increment.group)
-                && self.groups.len() >= self.config.max_groups
-            {
-                self.n_groups_refused += 1;
+            let group_by = self.config.group_by.as_deref();
+            let Some(state) = self.groups.admit(&increment.group, || GroupState {
+                subject: Subject::group(group_by, &increment.group),
+                recent: VecDeque::new(),
+                baseline_good: 0.0,
+                baseline_total: 0.0,
+                baseline_at_ms: None,
+                firing: None,
+            }) else {
                 continue;
-            }
-            let state = self
-                .groups
-                .entry(increment.group.clone())
-                .or_insert_with(|| GroupState {
-                    subject: Subject {
-                        label: self.config.group_by.clone().unwrap_or_default(),
-                        value: increment.group.clone(),
-                        alias: None,
-                        team: None,
-                    },
-                    recent: VecDeque::new(),
-                    baseline_good: 0.0,
-                    baseline_total: 0.0,
-                    baseline_at_ms: None,
-                    firing: None,
-                });
+            };
             let (good, total) = match (increment.counter, self.config.total_is_bad) {
                 (0, false) => (increment.amount, 0.0),
                 (0, true) => (increment.amount, increment.amount),

@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::groups::{Groups, fingerprint};
 use super::{
     Evidence, Finding, FindingCleared, Point, Severity, SpikeEvidence, Subject, Transition,
 };
@@ -188,8 +189,7 @@ struct GroupState {
 #[derive(Clone, Debug)]
 pub struct SpikeDetector {
     config: SpikeConfig,
-    groups: BTreeMap<String, GroupState>,
-    n_groups_refused: u64,
+    groups: Groups<GroupState>,
 }
 
 impl SpikeDetector {
@@ -197,9 +197,8 @@ impl SpikeDetector {
     #[must_use]
     pub fn new(config: SpikeConfig) -> Self {
         SpikeDetector {
+            groups: Groups::new(config.max_groups),
             config,
-            groups: BTreeMap::new(),
-            n_groups_refused: 0,
         }
     }
 
@@ -212,16 +211,13 @@ impl SpikeDetector {
     /// How many groups were refused because `max_groups` was reached.
     #[must_use]
     pub fn n_groups_refused(&self) -> u64 {
-        self.n_groups_refused
+        self.groups.n_refused()
     }
 
     /// The fingerprint of a finding about `group_value`.
     #[must_use]
     pub fn fingerprint(&self, group_value: &str) -> String {
-        format!(
-            "{}/{}={}",
-            self.config.name, self.config.group_by, group_value
-        )
+        fingerprint(&self.config.name, Some(&self.config.group_by), group_value)
     }
 
     /// Observes the detector's source right after one of its scrapes was stored: the rate
@@ -275,12 +271,9 @@ impl SpikeDetector {
         }
         let mut transitions = Vec::new();
         for (value, (rate, subject)) in by_group {
-            if !self.groups.contains_key(&value) && self.groups.len() >= self.config.max_groups {
-                self.n_groups_refused += 1;
-                continue;
-            }
             let fingerprint = self.fingerprint(&value);
-            let state = self.groups.entry(value).or_insert_with(|| GroupState {
+            let season_secs = self.config.thresholds.season_secs;
+            let Some(state) = self.groups.admit(&value, || GroupState {
                 subject: subject.clone(),
                 mean: 0.0,
                 variance: 0.0,
@@ -292,9 +285,10 @@ impl SpikeDetector {
                 firing: None,
                 recent: VecDeque::with_capacity(RECENT_POINTS),
                 season: Vec::new(),
-                season_period_ms: (self.config.thresholds.season_secs > 0)
-                    .then(|| self.config.thresholds.season_secs.saturating_mul(1000)),
-            });
+                season_period_ms: (season_secs > 0).then(|| season_secs.saturating_mul(1000)),
+            }) else {
+                continue;
+            };
             state.subject = subject;
             if let Some(transition) = step(&self.config, state, fingerprint, at, rate) {
                 transitions.push(transition);

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::groups::{Groups, fingerprint};
 use super::increments::CounterPair;
 use super::{Evidence, Finding, FindingCleared, Point, Severity, Subject, Transition};
 use crate::signal::float_repr;
@@ -189,8 +190,7 @@ pub struct ThresholdDetector {
     matchers: Vec<Vec<Matcher>>,
     /// The sum and count counters of a `Mean` reading.
     counters: Option<CounterPair>,
-    groups: BTreeMap<String, GroupState>,
-    n_groups_refused: u64,
+    groups: Groups<GroupState>,
 }
 
 impl ThresholdDetector {
@@ -216,11 +216,10 @@ impl ThresholdDetector {
             _ => None,
         };
         Ok(ThresholdDetector {
+            groups: Groups::new(config.max_groups),
             config,
             matchers,
             counters,
-            groups: BTreeMap::new(),
-            n_groups_refused: 0,
         })
     }
 
@@ -233,16 +232,17 @@ impl ThresholdDetector {
     /// How many groups were refused because `max_groups` was reached.
     #[must_use]
     pub fn n_groups_refused(&self) -> u64 {
-        self.n_groups_refused
+        self.groups.n_refused()
     }
 
     /// The fingerprint of a finding about `group_value`.
     #[must_use]
     pub fn fingerprint(&self, group_value: &str) -> String {
-        match &self.config.group_by {
-            Some(label) => format!("{}/{label}={group_value}", self.config.name),
-            None => self.config.name.clone(),
-        }
+        fingerprint(
+            &self.config.name,
+            self.config.group_by.as_deref(),
+            group_value,
+        )
     }
 
     /// The current reading of every group that has one at `at`. A group whose series are
@@ -367,28 +367,17 @@ impl ThresholdDetector {
         };
         let mut transitions = Vec::new();
         for (group_value, value) in readings {
-            if !self.groups.contains_key(&group_value)
-                && self.groups.len() >= self.config.max_groups
-            {
-                self.n_groups_refused += 1;
-                continue;
-            }
             let fingerprint = self.fingerprint(&group_value);
-            let state = self
-                .groups
-                .entry(group_value.clone())
-                .or_insert_with(|| GroupState {
-                    subject: Subject {
-                        label: self.config.group_by.clone().unwrap_or_default(),
-                        value: group_value,
-                        alias: None,
-                        team: None,
-                    },
-                    n_bad: 0,
-                    n_good: 0,
-                    firing: None,
-                    recent: VecDeque::with_capacity(RECENT_POINTS),
-                });
+            let group_by = self.config.group_by.as_deref();
+            let Some(state) = self.groups.admit(&group_value, || GroupState {
+                subject: Subject::group(group_by, &group_value),
+                n_bad: 0,
+                n_good: 0,
+                firing: None,
+                recent: VecDeque::with_capacity(RECENT_POINTS),
+            }) else {
+                continue;
+            };
             if let Some(transition) = step(&self.config, state, fingerprint, at, value) {
                 transitions.push(transition);
             }

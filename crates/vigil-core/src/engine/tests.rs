@@ -558,6 +558,27 @@ fn a_source_past_its_series_limit_is_recorded_once_per_episode() {
     assert_eq!(scenario.engine.stats().n_series, 2);
 }
 
+/// A pushed run of a 20-case suite of prompt `answer` at `version`: the first `n_failed`
+/// cases fail; with `tokens`, case `i` reports `tokens + i` prompt tokens.
+fn eval_batch(n_failed: u64, version: &str, tokens: Option<u64>) -> Event {
+    let results: Vec<serde_json::Value> = (0..20_u64)
+        .map(|idx| {
+            let mut result = serde_json::json!({
+                "suite": "rag", "case": format!("case-{idx}"), "passed": idx >= n_failed,
+                "model": "gpt-4o", "prompt_name": "answer", "prompt_version": version
+            });
+            if let Some(tokens) = tokens {
+                result["input_tokens"] = serde_json::json!(tokens + idx);
+            }
+            result
+        })
+        .collect();
+    let body = serde_json::json!({ "results": results }).to_string();
+    Event::Pushed {
+        payload: Pushed::Evals(crate::intake::parse_evals(body.as_bytes()).unwrap()),
+    }
+}
+
 #[test]
 fn pushed_signals_become_counters_that_detectors_read() {
     let mut pushed = config(Mode::Autonomous);
@@ -572,28 +593,14 @@ fn pushed_signals_become_counters_that_detectors_read() {
     spike.team_label = None;
     spike.thresholds.min_rate_per_sec = 5.0;
     let mut scenario = Scenario::new(pushed);
-    let batch = |n_failed: usize| {
-        let results: Vec<serde_json::Value> = (0..20)
-            .map(|idx| {
-                serde_json::json!({
-                    "suite": "rag", "case": format!("case-{idx}"), "passed": idx >= n_failed,
-                    "model": "gpt-4o", "prompt_name": "answer", "prompt_version": "7"
-                })
-            })
-            .collect();
-        let body = serde_json::json!({ "results": results }).to_string();
-        Event::Pushed {
-            payload: Pushed::Evals(crate::intake::parse_evals(body.as_bytes()).unwrap()),
-        }
-    };
     for _ in 0..10 {
         scenario.now = scenario.now.plus_millis(1000);
-        assert!(scenario.feed(batch(1)).is_empty());
+        assert!(scenario.feed(eval_batch(1, "7", None)).is_empty());
     }
     // Failures jump from 1 to 15 a second: the running total's rate fires the detector.
     for _ in 0..2 {
         scenario.now = scenario.now.plus_millis(1000);
-        scenario.feed(batch(15));
+        scenario.feed(eval_batch(15, "7", None));
     }
     assert_eq!(
         scenario.log.first().map(String::as_str),
@@ -901,28 +908,14 @@ fn an_eval_regression_right_after_a_prompt_change_blames_the_change_and_names_th
         }),
     ];
     let mut scenario = Scenario::new(config);
-    let batch = |n_failed: usize, version: &str| {
-        let results: Vec<serde_json::Value> = (0..20)
-            .map(|idx| {
-                serde_json::json!({
-                    "suite": "rag", "case": format!("case-{idx}"), "passed": idx >= n_failed,
-                    "model": "gpt-4o", "prompt_name": "answer", "prompt_version": version
-                })
-            })
-            .collect();
-        let body = serde_json::json!({ "results": results }).to_string();
-        Event::Pushed {
-            payload: Pushed::Evals(crate::intake::parse_evals(body.as_bytes()).unwrap()),
-        }
-    };
     // Half a day of the suite every 30 minutes on version 7: 19 of 20 pass.
     for _ in 0..24 {
         scenario.now = scenario.now.plus_millis(30 * 60_000);
-        assert!(scenario.feed(batch(1, "7")).is_empty());
+        assert!(scenario.feed(eval_batch(1, "7", None)).is_empty());
     }
     // Version 8 ships; the next run passes 11 of 20.
     scenario.now = scenario.now.plus_millis(30 * 60_000);
-    let commands = scenario.feed(batch(9, "8"));
+    let commands = scenario.feed(eval_batch(9, "8", None));
     assert_eq!(
         scenario.log[..5],
         [
@@ -955,6 +948,31 @@ fn an_eval_regression_right_after_a_prompt_change_blames_the_change_and_names_th
     );
 }
 
+/// A config whose one detector fires when a deployment's state gauge reaches 2 and clears
+/// under 1, after one reading each.
+fn deployment_down_config() -> EngineConfig {
+    use crate::detector::Severity;
+    use crate::detector::threshold::{Bound, Reading, ThresholdConfig};
+    let mut config = config(Mode::Autonomous);
+    config.detectors = vec![DetectorConfig::Threshold(ThresholdConfig {
+        name: "deployment-down".to_owned(),
+        source: "gateway".to_owned(),
+        reading: Reading::Value {
+            selector: "deployment_state".to_owned(),
+        },
+        describe: "deployment state".to_owned(),
+        group_by: Some("model_id".to_owned()),
+        bound: Bound::Above,
+        fire: 2.0,
+        clear: 1.0,
+        fire_after_samples: 1,
+        clear_after_samples: 1,
+        severity: Severity::Page,
+        max_groups: 10,
+    })];
+    config
+}
+
 /// Feeds one scrape of a `deployment_state` gauge 15 s after the last; returns the commands,
 /// with any page answered as delivered.
 fn deployment_state(scenario: &mut Scenario, value: f64) -> Vec<Command> {
@@ -982,26 +1000,7 @@ fn deployment_state(scenario: &mut Scenario, value: f64) -> Vec<Command> {
 
 #[test]
 fn a_threshold_finding_that_keeps_firing_and_clearing_pages_as_flapping_on_its_third_fire() {
-    use crate::detector::Severity;
-    use crate::detector::threshold::{Bound, Reading, ThresholdConfig};
-    let mut config = config(Mode::Autonomous);
-    config.detectors = vec![DetectorConfig::Threshold(ThresholdConfig {
-        name: "deployment-down".to_owned(),
-        source: "gateway".to_owned(),
-        reading: Reading::Value {
-            selector: "deployment_state".to_owned(),
-        },
-        describe: "deployment state".to_owned(),
-        group_by: Some("model_id".to_owned()),
-        bound: Bound::Above,
-        fire: 2.0,
-        clear: 1.0,
-        fire_after_samples: 1,
-        clear_after_samples: 1,
-        severity: Severity::Page,
-        max_groups: 10,
-    })];
-    let mut scenario = Scenario::new(config);
+    let mut scenario = Scenario::new(deployment_down_config());
     for state in [0.0, 2.0, 0.0, 2.0, 0.0, 2.0, 0.0] {
         deployment_state(&mut scenario, state);
     }
@@ -1030,26 +1029,7 @@ fn a_threshold_finding_that_keeps_firing_and_clearing_pages_as_flapping_on_its_t
 
 #[test]
 fn a_vanished_threshold_series_neither_clears_nor_refires() {
-    use crate::detector::Severity;
-    use crate::detector::threshold::{Bound, Reading, ThresholdConfig};
-    let mut config = config(Mode::Autonomous);
-    config.detectors = vec![DetectorConfig::Threshold(ThresholdConfig {
-        name: "deployment-down".to_owned(),
-        source: "gateway".to_owned(),
-        reading: Reading::Value {
-            selector: "deployment_state".to_owned(),
-        },
-        describe: "deployment state".to_owned(),
-        group_by: Some("model_id".to_owned()),
-        bound: Bound::Above,
-        fire: 2.0,
-        clear: 1.0,
-        fire_after_samples: 1,
-        clear_after_samples: 1,
-        severity: Severity::Page,
-        max_groups: 10,
-    })];
-    let mut scenario = Scenario::new(config);
+    let mut scenario = Scenario::new(deployment_down_config());
     deployment_state(&mut scenario, 2.0);
     // The gateway stops answering: its series go stale.
     for _ in 0..5 {
@@ -1109,28 +1089,13 @@ fn a_prompt_version_that_bloats_its_prompts_is_caught_on_its_first_push_and_blam
         }),
     ];
     let mut scenario = Scenario::new(config);
-    let batch = |version: &str, tokens: u64| {
-        let results: Vec<serde_json::Value> = (0..20_u64)
-            .map(|idx| {
-                serde_json::json!({
-                    "suite": "rag", "case": format!("case-{idx}"), "passed": true,
-                    "model": "gpt-4o", "prompt_name": "answer", "prompt_version": version,
-                    "input_tokens": tokens + idx
-                })
-            })
-            .collect();
-        let body = serde_json::json!({ "results": results }).to_string();
-        Event::Pushed {
-            payload: Pushed::Evals(crate::intake::parse_evals(body.as_bytes()).unwrap()),
-        }
-    };
     for _ in 0..3 {
         scenario.now = scenario.now.plus_millis(30 * 60_000);
-        assert!(scenario.feed(batch("7", 2000)).is_empty());
+        assert!(scenario.feed(eval_batch(0, "7", Some(2000))).is_empty());
     }
     // Version 8 stuffs the whole knowledge base into the prompt.
     scenario.now = scenario.now.plus_millis(30 * 60_000);
-    let commands = scenario.feed(batch("8", 120_000));
+    let commands = scenario.feed(eval_batch(0, "8", Some(120_000)));
     assert_eq!(
         scenario.log[..4],
         [
@@ -1154,7 +1119,7 @@ fn a_prompt_version_that_bloats_its_prompts_is_caught_on_its_first_push_and_blam
     assert_eq!(evidence.value, 120_009.5);
     // Back to version 7 (a rollback): the mean falls under the clear level and it clears.
     scenario.now = scenario.now.plus_millis(30 * 60_000);
-    scenario.feed(batch("7", 2000));
+    scenario.feed(eval_batch(0, "7", Some(2000)));
     assert!(
         scenario
             .log
