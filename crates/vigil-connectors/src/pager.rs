@@ -1,23 +1,163 @@
-//! A webhook pager: posts a page as JSON and retries briefly when the receiver is down.
+//! Pagers: a generic webhook, PagerDuty's Events API v2 and Slack incoming webhooks. Each
+//! posts JSON through one shared retry loop that never shows a secret in an error.
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::ConnectorError;
 use crate::http::{Origin, excerpt, read_limited, redact_to_origin, request_error};
 use crate::secret::Secret;
 
-/// The name pages go by in errors.
-const TARGET: &str = "pager";
 /// Attempts per page, the first included.
 const MAX_ATTEMPTS: u32 = 3;
 /// The wait before the second attempt; it doubles before each further one.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// Bytes of an error answer read to quote it.
-const ERROR_BODY_LIMIT: usize = 4096;
-/// How long one attempt may take unless [`WebhookPager::with_timeout`] says otherwise.
+/// Bytes of an answer read, to quote an error or to check a success.
+const ANSWER_BODY_LIMIT: usize = 4096;
+/// How long one attempt may take unless a pager's `with_timeout` says otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// PagerDuty's Events API v2 endpoint (US service region).
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+/// PagerDuty caps `payload.summary` at this many characters.
+pub const PAGERDUTY_SUMMARY_CHARS: usize = 1024;
+/// Slack caps a section's text at this many characters.
+pub const SLACK_SECTION_CHARS: usize = 3000;
+/// Slack caps a header block's text at this many characters.
+pub const SLACK_HEADER_CHARS: usize = 150;
+
+/// How urgent a page is, in the words paging services use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageSeverity {
+    /// Someone must look now.
+    Critical,
+    /// Someone should look during working hours.
+    Warning,
+    /// Worth a record.
+    Info,
+}
+
+impl PageSeverity {
+    /// PagerDuty's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Critical => "critical",
+            Self::Warning => "warning",
+            Self::Info => "info",
+        }
+    }
+}
+
+/// One page as the pagers need it, built by the daemon from the engine's page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageMessage {
+    /// Identifies the incident: repeated pages with the same key are one incident.
+    pub dedup_key: String,
+    /// One line.
+    pub title: String,
+    /// How urgent.
+    pub severity: PageSeverity,
+    /// What vigil saw, in two or three sentences.
+    pub summary: String,
+    /// The facts behind the diagnosis.
+    pub evidence: Vec<String>,
+    /// What vigil did and what came of it, in order.
+    pub actions: Vec<String>,
+    /// Why vigil is handing over.
+    pub reason: String,
+    /// What the human should look at first.
+    pub ask: String,
+    /// The full page as JSON, attached where the service allows details.
+    pub details: Value,
+}
+
+/// One JSON post with its retry rule, shared by every pager.
+struct Delivery<'a> {
+    /// The name errors give the receiver.
+    target: &'static str,
+    client: &'a reqwest::Client,
+    url: &'a str,
+    bearer: Option<&'a Secret>,
+    /// Scrubbed from quoted answers.
+    secret: Option<&'a str>,
+    timeout: Duration,
+    /// Whether `429 Too Many Requests` is worth retrying (it is for the rate-limited APIs).
+    retry_rate_limited: bool,
+}
+
+impl Delivery<'_> {
+    /// Posts `body` up to three times with a short backoff, retrying transport errors,
+    /// timeouts, 5xx answers and, if asked, 429; returns the successful answer's body.
+    async fn send(&self, body: &Value) -> Result<Vec<u8>, ConnectorError> {
+        let mut attempt = 1;
+        let mut backoff = FIRST_BACKOFF;
+        // INVARIANT: the loop returns by attempt `MAX_ATTEMPTS` at the latest.
+        loop {
+            let error = match self.attempt(body).await {
+                Ok(answer) => return Ok(answer),
+                Err(error) => error,
+            };
+            if !self.is_retryable(&error) {
+                return Err(error);
+            }
+            if attempt >= MAX_ATTEMPTS {
+                return Err(ConnectorError::PagerGaveUp {
+                    url: redact_to_origin(self.url),
+                    attempts: attempt,
+                    last: Box::new(error),
+                });
+            }
+            tracing::warn!(attempt, target = self.target, %error, "page not delivered, retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = backoff.saturating_mul(2);
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(&self, body: &Value) -> Result<Vec<u8>, ConnectorError> {
+        let mut request = self.client.post(self.url).json(body).timeout(self.timeout);
+        if let Some(bearer) = self.bearer {
+            request = request.bearer_auth(bearer.expose());
+        }
+        let shown_url = redact_to_origin(self.url);
+        let response = request
+            .send()
+            .await
+            .map_err(|error| request_error(self.target, &shown_url, self.timeout, error))?;
+        let status = response.status();
+        let origin = Origin {
+            target: self.target,
+            shown_url: &shown_url,
+            timeout: self.timeout,
+        };
+        if status.is_success() {
+            // A success whose body is too large or cut off is still a delivered page.
+            return Ok(read_limited(&origin, response, ANSWER_BODY_LIMIT)
+                .await
+                .unwrap_or_default());
+        }
+        let answer = read_limited(&origin, response, ANSWER_BODY_LIMIT)
+            .await
+            .unwrap_or_default();
+        Err(ConnectorError::Status {
+            target: self.target.to_owned(),
+            url: shown_url,
+            status: status.as_u16(),
+            excerpt: excerpt(&answer, self.secret),
+        })
+    }
+
+    fn is_retryable(&self, error: &ConnectorError) -> bool {
+        match error {
+            ConnectorError::Transport { .. } | ConnectorError::Timeout { .. } => true,
+            ConnectorError::Status { status, .. } => {
+                *status >= 500 || (self.retry_rate_limited && *status == 429)
+            }
+            _ => false,
+        }
+    }
+}
 
 /// Sends pages to one webhook URL. Errors and `Debug` show only the URL's origin, since a
 /// webhook's path often is its secret.
@@ -62,66 +202,281 @@ impl WebhookPager {
     /// Posts `page`, up to three times with a short backoff, retrying only transport errors,
     /// timeouts and 5xx answers; a 4xx is returned at once, since resending cannot fix it.
     pub async fn send(&self, page: &Value) -> Result<(), ConnectorError> {
-        let mut attempt = 1;
-        let mut backoff = FIRST_BACKOFF;
-        // INVARIANT: the loop returns by attempt `MAX_ATTEMPTS` at the latest.
-        loop {
-            let error = match self.attempt(page).await {
-                Ok(()) => return Ok(()),
-                Err(error) => error,
-            };
-            if !is_retryable(&error) {
-                return Err(error);
-            }
-            if attempt >= MAX_ATTEMPTS {
-                return Err(ConnectorError::PagerGaveUp {
-                    url: redact_to_origin(&self.url),
-                    attempts: attempt,
-                    last: Box::new(error),
-                });
-            }
-            tracing::warn!(attempt, %error, "page not delivered, retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = backoff.saturating_mul(2);
-            attempt += 1;
-        }
-    }
-
-    async fn attempt(&self, page: &Value) -> Result<(), ConnectorError> {
-        let mut request = self.client.post(&self.url).json(page).timeout(self.timeout);
-        if let Some(bearer) = &self.bearer {
-            request = request.bearer_auth(bearer.expose());
-        }
-        let shown_url = redact_to_origin(&self.url);
-        let response = request
-            .send()
-            .await
-            .map_err(|error| request_error(TARGET, &shown_url, self.timeout, error))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let origin = Origin {
-            target: TARGET,
-            shown_url: &shown_url,
+        let delivery = Delivery {
+            target: "pager",
+            client: &self.client,
+            url: &self.url,
+            bearer: self.bearer.as_ref(),
+            secret: self.bearer.as_ref().map(Secret::expose),
             timeout: self.timeout,
+            retry_rate_limited: false,
         };
-        let body = read_limited(&origin, response, ERROR_BODY_LIMIT)
-            .await
-            .unwrap_or_default();
-        Err(ConnectorError::Status {
-            target: TARGET.to_owned(),
-            url: shown_url,
-            status: status.as_u16(),
-            excerpt: excerpt(&body, self.bearer.as_ref().map(Secret::expose)),
-        })
+        delivery.send(page).await.map(drop)
     }
 }
 
-fn is_retryable(error: &ConnectorError) -> bool {
-    match error {
-        ConnectorError::Transport { .. } | ConnectorError::Timeout { .. } => true,
-        ConnectorError::Status { status, .. } => *status >= 500,
-        _ => false,
+/// Sends pages to PagerDuty's Events API v2. The routing key never appears in an error or in
+/// `Debug`.
+#[derive(Clone)]
+pub struct PagerDutyPager {
+    routing_key: Secret,
+    events_url: String,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for PagerDutyPager {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PagerDutyPager")
+            .field("routing_key", &self.routing_key)
+            .field("events_url", &redact_to_origin(&self.events_url))
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PagerDutyPager {
+    /// A pager for the integration whose routing (integration) key is `routing_key`, posting
+    /// to `events_url` ([`PAGERDUTY_EVENTS_URL`], the EU endpoint, or a fake in tests).
+    pub fn new(
+        routing_key: Secret,
+        events_url: impl Into<String>,
+        client: reqwest::Client,
+    ) -> Self {
+        Self {
+            routing_key,
+            events_url: events_url.into(),
+            client,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The same pager with another limit on how long one attempt may take.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Triggers (or re-triggers) the incident `page.dedup_key`; returns the dedup key
+    /// PagerDuty answered with. Retries transport errors, timeouts, 429 and 5xx; a 400
+    /// (invalid event) is returned at once with PagerDuty's message.
+    pub async fn trigger(&self, page: &PageMessage) -> Result<String, ConnectorError> {
+        let body = self.trigger_body(page);
+        self.post(&body, &page.dedup_key).await
+    }
+
+    /// Resolves the incident `dedup_key`; returns the dedup key PagerDuty answered with.
+    pub async fn resolve(&self, dedup_key: &str) -> Result<String, ConnectorError> {
+        let body = json!({
+            "routing_key": self.routing_key.expose(),
+            "event_action": "resolve",
+            "dedup_key": dedup_key,
+        });
+        self.post(&body, dedup_key).await
+    }
+
+    /// The trigger event for `page`.
+    fn trigger_body(&self, page: &PageMessage) -> Value {
+        json!({
+            "routing_key": self.routing_key.expose(),
+            "event_action": "trigger",
+            "dedup_key": page.dedup_key,
+            "client": "vigil",
+            "payload": {
+                "summary": truncate_chars(&page.title, PAGERDUTY_SUMMARY_CHARS),
+                "source": "vigil",
+                "severity": page.severity.as_str(),
+                "custom_details": page.details,
+            },
+        })
+    }
+
+    async fn post(&self, body: &Value, sent_dedup_key: &str) -> Result<String, ConnectorError> {
+        let delivery = Delivery {
+            target: "pagerduty",
+            client: &self.client,
+            url: &self.events_url,
+            bearer: None,
+            secret: Some(self.routing_key.expose()),
+            timeout: self.timeout,
+            retry_rate_limited: true,
+        };
+        let answer = delivery.send(body).await?;
+        // PagerDuty answers `{"status":"success","dedup_key":...}`; the key sent is the fallback.
+        let answered_key = serde_json::from_slice::<Value>(&answer)
+            .ok()
+            .and_then(|answer| {
+                answer
+                    .get("dedup_key")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            });
+        Ok(answered_key.unwrap_or_else(|| sent_dedup_key.to_owned()))
+    }
+}
+
+/// Sends pages to a Slack incoming webhook. The webhook URL is the secret (its path holds the
+/// token): errors and `Debug` show only its origin.
+#[derive(Clone)]
+pub struct SlackPager {
+    webhook_url: Secret,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for SlackPager {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SlackPager")
+            .field("webhook_url", &redact_to_origin(self.webhook_url.expose()))
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SlackPager {
+    /// A pager posting to the incoming webhook `webhook_url`.
+    pub fn new(webhook_url: Secret, client: reqwest::Client) -> Self {
+        Self {
+            webhook_url,
+            client,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The same pager with another limit on how long one attempt may take.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Posts `page` as a message with blocks. Retries transport errors, timeouts, 429 and
+    /// 5xx; Slack's 4xx answers (`invalid_payload`, `invalid_token`, `no_service`,
+    /// `channel_is_archived`, ...) are returned at once.
+    pub async fn send(&self, page: &PageMessage) -> Result<(), ConnectorError> {
+        let delivery = Delivery {
+            target: "slack",
+            client: &self.client,
+            url: self.webhook_url.expose(),
+            bearer: None,
+            secret: Some(self.webhook_url.expose()),
+            timeout: self.timeout,
+            retry_rate_limited: true,
+        };
+        delivery.send(&slack_message(page)).await.map(drop)
+    }
+}
+
+/// The Slack message for `page`: a fallback `text` and blocks that read in half a minute.
+pub fn slack_message(page: &PageMessage) -> Value {
+    let mut blocks = vec![
+        json!({
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": truncate_chars(&page.title, SLACK_HEADER_CHARS),
+            },
+        }),
+        json!({
+            "type": "context",
+            "elements": [{
+                "type": "mrkdwn",
+                "text": mrkdwn(
+                    &format!("{} · incident {}", page.severity.as_str(), page.dedup_key),
+                    SLACK_SECTION_CHARS,
+                ),
+            }],
+        }),
+    ];
+    let mut section = |heading: &str, text: &str| {
+        if text.trim().is_empty() {
+            return;
+        }
+        let heading = format!("*{heading}*\n");
+        let budget = SLACK_SECTION_CHARS.saturating_sub(heading.chars().count());
+        blocks.push(json!({
+            "type": "section",
+            "text": { "type": "mrkdwn", "text": format!("{heading}{}", mrkdwn(text, budget)) },
+        }));
+    };
+    section("What vigil saw", &page.summary);
+    section("Evidence", &bullets(&page.evidence));
+    section("What vigil tried", &bullets(&page.actions));
+    section("Why you are paged", &page.reason);
+    section("Look first at", &page.ask);
+    let fallback = format!("{}: {}", page.title, page.summary);
+    json!({
+        "text": mrkdwn(&fallback, SLACK_SECTION_CHARS),
+        "blocks": blocks,
+    })
+}
+
+fn bullets(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|item| format!("• {item}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `text` escaped for Slack's mrkdwn (`&`, `<`, `>`) and cut to at most `limit` characters,
+/// never inside an escape; a cut text ends with `…`.
+fn mrkdwn(text: &str, limit: usize) -> String {
+    let mut escaped = String::with_capacity(text.len().min(limit));
+    let mut count: usize = 0;
+    for (index, character) in text.char_indices() {
+        let piece = match character {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            _ => "",
+        };
+        let piece_chars = if piece.is_empty() { 1 } else { piece.len() };
+        let rest_is_last = index.saturating_add(character.len_utf8()) >= text.len();
+        // Keep room for the ellipsis unless this is the last character.
+        let room = if rest_is_last {
+            limit
+        } else {
+            limit.saturating_sub(1)
+        };
+        if count.saturating_add(piece_chars) > room {
+            escaped.push('…');
+            return escaped;
+        }
+        if piece.is_empty() {
+            escaped.push(character);
+        } else {
+            escaped.push_str(piece);
+        }
+        count += piece_chars;
+    }
+    escaped
+}
+
+/// The first `limit` characters of `text`, cut on a character boundary.
+fn truncate_chars(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((cut, _)) => text.get(..cut).unwrap_or(text).to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_cuts_on_character_boundaries() {
+        assert_eq!(truncate_chars("ééé", 2), "éé");
+        assert_eq!(truncate_chars("ab", 5), "ab");
+        assert_eq!(mrkdwn("a<b", 10), "a&lt;b");
+        // The escape does not fit with the ellipsis: it is dropped whole, not cut.
+        assert_eq!(mrkdwn("ab<cd", 5), "ab…");
+        assert_eq!(mrkdwn("abcde", 5), "abcde");
+        assert_eq!(mrkdwn("abcdef", 5), "abcd…");
+        assert_eq!(mrkdwn(&"ü".repeat(4000), 3000).chars().count(), 3000);
     }
 }

@@ -1,16 +1,21 @@
 //! A faithful simulated outside world for vigil's demo and tests: a LiteLLM gateway, organic
-//! client traffic that drives it over real HTTP, and a webhook sink that receives pages.
+//! client traffic that drives it over real HTTP, a webhook sink that receives pages, and fakes of
+//! PagerDuty's Events API v2 and of a Slack incoming webhook.
 
 mod error;
 mod gateway;
 mod pager;
+mod pagerduty;
 mod prng;
 mod prom;
+mod slack;
 mod traffic;
 
 pub use error::SimError;
 pub use gateway::{AdminCall, GatewayConfig, SimGateway, SimKey, SimModel};
 pub use pager::PagerSink;
+pub use pagerduty::{FakeIncident, PagerDutyFake};
+pub use slack::SlackFake;
 pub use traffic::{KeyTraffic, TrafficDriver, TrafficStats};
 
 /// Installs rustls' `ring` crypto provider as the process default, once.

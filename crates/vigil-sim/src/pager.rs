@@ -1,9 +1,10 @@
 //! `PagerSink`: a webhook receiver standing in for a paging service. It stores every page
-//! it accepts and can be told to fail, to exercise a pager's retries.
+//! it accepts and can be told to fail, to exercise a pager's retries. Also the serving and
+//! failure helpers that the PagerDuty and Slack fakes share.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Bytes;
@@ -25,7 +26,7 @@ const MAX_PAGES: usize = 1000;
 struct SinkState {
     pages: Mutex<VecDeque<Value>>,
     attempts: AtomicU64,
-    failures_left: AtomicU32,
+    fail: FailNext,
 }
 
 /// A running webhook sink. Cloning shares the same sink.
@@ -42,19 +43,11 @@ impl PagerSink {
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> Result<PagerSink, SimError> {
-        let local_addr = listener.local_addr().map_err(SimError::LocalAddr)?;
         let state = Arc::new(SinkState::default());
         let app = Router::new()
             .route("/pages", post(receive_page).get(list_pages))
             .with_state(Arc::clone(&state));
-        let tracker = TaskTracker::new();
-        tracker.spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
-            if let Err(source) = served {
-                tracing::warn!(error = %SimError::Serve { addr: local_addr, source }, "pager sink stopped");
-            }
-        });
-        tracker.close();
+        let (local_addr, tracker) = serve(listener, app, shutdown, "pager sink")?;
         Ok(PagerSink {
             state,
             local_addr,
@@ -79,7 +72,9 @@ impl PagerSink {
 
     /// Answers the next `count` posts with 503 instead of storing them.
     pub fn fail_next(&self, count: u32) {
-        self.state.failures_left.store(count, Ordering::Relaxed);
+        self.state
+            .fail
+            .set(count, StatusCode::SERVICE_UNAVAILABLE.as_u16());
     }
 
     /// Waits until the server has stopped after `shutdown` was cancelled.
@@ -88,19 +83,60 @@ impl PagerSink {
     }
 }
 
+/// Makes the next few requests fail with a chosen status, to exercise a client's retries.
+#[derive(Debug, Default)]
+pub(crate) struct FailNext {
+    left: AtomicU32,
+    status: AtomicU16,
+}
+
+impl FailNext {
+    /// Fails the next `count` requests with `status`.
+    pub(crate) fn set(&self, count: u32, status: u16) {
+        self.status.store(status, Ordering::Relaxed);
+        self.left.store(count, Ordering::Relaxed);
+    }
+
+    /// The status to fail this request with, if it is to fail.
+    pub(crate) fn take(&self) -> Option<StatusCode> {
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(1)
+            })
+            .ok()?;
+        StatusCode::from_u16(self.status.load(Ordering::Relaxed)).ok()
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, in a task the returned tracker
+/// waits for.
+pub(crate) fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    name: &'static str,
+) -> Result<(SocketAddr, TaskTracker), SimError> {
+    let local_addr = listener.local_addr().map_err(SimError::LocalAddr)?;
+    let tracker = TaskTracker::new();
+    tracker.spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(source) = served {
+            tracing::warn!(error = %SimError::Serve { addr: local_addr, source }, name, "fake stopped");
+        }
+    });
+    tracker.close();
+    Ok((local_addr, tracker))
+}
+
 fn lock_pages(state: &SinkState) -> std::sync::MutexGuard<'_, VecDeque<Value>> {
     state.pages.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 async fn receive_page(State(state): State<Arc<SinkState>>, body: Bytes) -> Response {
     state.attempts.fetch_add(1, Ordering::Relaxed);
-    let failing = state
-        .failures_left
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-            left.checked_sub(1)
-        })
-        .is_ok();
-    if failing {
+    if state.fail.take().is_some() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "error": "pager unavailable" })),

@@ -728,6 +728,20 @@ pub enum RawPager {
         /// An optional bearer token.
         bearer_token: Option<RawSecret>,
     },
+    /// Trigger an incident through PagerDuty's Events API v2, one per vigil incident.
+    #[serde(rename = "pagerduty")]
+    PagerDuty {
+        /// The 32-character integration (routing) key of an Events API v2 integration.
+        routing_key: RawSecret,
+        /// The events endpoint; defaults to `https://events.pagerduty.com/v2/enqueue` (the
+        /// EU service region uses `https://events.eu.pagerduty.com/v2/enqueue`).
+        events_url: Option<String>,
+    },
+    /// Post a message to a Slack channel through an incoming webhook.
+    Slack {
+        /// The webhook URL, which is itself a secret (its path holds the token).
+        webhook_url: RawSecret,
+    },
     /// Only log the page (for trials; nobody is woken).
     Log,
 }

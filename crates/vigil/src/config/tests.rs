@@ -300,3 +300,90 @@ fn extra_labels_and_tls_are_validated() {
     );
     assert!(source.tls.client_cert.is_some());
 }
+
+#[test]
+fn pagerduty_and_slack_pagers_are_validated() {
+    let pagerduty = MINIMAL.replace(
+        "  kind: log\n",
+        "  kind: pagerduty\n  routing_key: { env: VIGIL_PAGERDUTY_ROUTING_KEY, file: key.txt }\n  events_url: ftp://events.pagerduty.com/v2/enqueue\n",
+    );
+    check(
+        &pagerduty,
+        expect![[r#"
+            2 problems:
+              vigil.yaml:14: `pager.routing_key`: set either `env` or `file`, not both
+              vigil.yaml:15: `pager.events_url`: `ftp://events.pagerduty.com/v2/enqueue` must be an http or https URL with a host
+        "#]],
+    );
+    let slack = MINIMAL.replace("  kind: log\n", "  kind: slack\n  webhook_url: {}\n");
+    check(
+        &slack,
+        expect![[r#"
+            1 problem:
+              vigil.yaml:14: `pager.webhook_url`: set `env` (a variable name) or `file` (a path)
+        "#]],
+    );
+    // The Slack webhook URL holds its token, so it is a secret and never written inline.
+    let unknown = MINIMAL.replace(
+        "  kind: log\n",
+        "  kind: slack\n  url: https://hooks.slack.com/x\n",
+    );
+    check(
+        &unknown,
+        expect![[r#"
+            1 problem:
+              vigil.yaml:12: unknown field `url`, expected one of webhook_url
+        "#]],
+    );
+
+    let eu = MINIMAL.replace(
+        "  kind: log\n",
+        "  kind: pagerduty\n  routing_key: { env: VIGIL_PAGERDUTY_ROUTING_KEY }\n  events_url: https://events.eu.pagerduty.com/v2/enqueue\n",
+    );
+    let config = parse(&eu, "vigil.yaml", Path::new(".")).unwrap();
+    let PagerConfig::PagerDuty {
+        events_url,
+        routing_key,
+    } = &config.pager
+    else {
+        panic!("{:?}", config.pager);
+    };
+    assert_eq!(
+        events_url.as_str(),
+        "https://events.eu.pagerduty.com/v2/enqueue"
+    );
+    assert_eq!(
+        routing_key,
+        &vigil_connectors::secret::SecretSource::Env("VIGIL_PAGERDUTY_ROUTING_KEY".to_owned())
+    );
+    let default_url = MINIMAL.replace(
+        "  kind: log\n",
+        "  kind: pagerduty\n  routing_key: { file: pagerduty.key }\n",
+    );
+    let config = parse(&default_url, "vigil.yaml", Path::new("/etc/vigil")).unwrap();
+    let PagerConfig::PagerDuty {
+        events_url,
+        routing_key,
+    } = &config.pager
+    else {
+        panic!("{:?}", config.pager);
+    };
+    assert_eq!(
+        events_url.as_str(),
+        "https://events.pagerduty.com/v2/enqueue"
+    );
+    assert_eq!(
+        routing_key,
+        &vigil_connectors::secret::SecretSource::File("/etc/vigil/pagerduty.key".into())
+    );
+    let slack = MINIMAL.replace(
+        "  kind: log\n",
+        "  kind: slack\n  webhook_url: { env: VIGIL_SLACK_WEBHOOK_URL }\n",
+    );
+    let config = parse(&slack, "vigil.yaml", Path::new(".")).unwrap();
+    assert!(
+        matches!(&config.pager, PagerConfig::Slack { webhook_url: vigil_connectors::secret::SecretSource::Env(name) } if name == "VIGIL_SLACK_WEBHOOK_URL"),
+        "{:?}",
+        config.pager
+    );
+}

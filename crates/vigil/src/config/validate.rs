@@ -148,6 +148,18 @@ pub enum PagerConfig {
         /// Optional bearer token.
         bearer: Option<SecretSource>,
     },
+    /// PagerDuty's Events API v2.
+    PagerDuty {
+        /// The integration (routing) key.
+        routing_key: SecretSource,
+        /// The events endpoint.
+        events_url: Url,
+    },
+    /// A Slack incoming webhook.
+    Slack {
+        /// The webhook URL, a secret.
+        webhook_url: SecretSource,
+    },
     /// Log only.
     Log,
 }
@@ -337,6 +349,26 @@ pub fn validate(
                 .map(|token| secret(&mut problems, "pager.bearer_token", token, base_dir));
             url.map(|url| PagerConfig::Webhook { url, bearer })
         }
+        RawPager::PagerDuty {
+            routing_key,
+            events_url,
+        } => {
+            let routing_key = secret(&mut problems, "pager.routing_key", routing_key, base_dir);
+            let events_url = http_url(
+                &mut problems,
+                "pager.events_url",
+                events_url
+                    .as_deref()
+                    .unwrap_or(vigil_connectors::pager::PAGERDUTY_EVENTS_URL),
+            );
+            events_url.map(|events_url| PagerConfig::PagerDuty {
+                routing_key,
+                events_url,
+            })
+        }
+        RawPager::Slack { webhook_url } => Some(PagerConfig::Slack {
+            webhook_url: secret(&mut problems, "pager.webhook_url", webhook_url, base_dir),
+        }),
         RawPager::Log => Some(PagerConfig::Log),
     };
     let config = Config {

@@ -8,8 +8,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vigil_connectors::litellm::AdminClient;
-use vigil_connectors::pager::WebhookPager;
+use vigil_connectors::pager::{
+    PageMessage, PageSeverity, PagerDutyPager, SlackPager, WebhookPager,
+};
 use vigil_core::Timestamp;
+use vigil_core::detector::Severity;
 use vigil_core::engine::{Action, ActionOutcome, Event, Page};
 
 use super::clock::Clock;
@@ -17,9 +20,17 @@ use super::telemetry::Telemetry;
 
 /// Where pages go.
 #[derive(Clone, Debug)]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "`PagerDuty` is the service's name, not a kind of `Pager`"
+)]
 pub(crate) enum Pager {
     /// POST JSON to a webhook.
     Webhook(WebhookPager),
+    /// Trigger a PagerDuty incident per vigil incident.
+    PagerDuty(PagerDutyPager),
+    /// Post to a Slack incoming webhook.
+    Slack(SlackPager),
     /// Log only.
     Log,
 }
@@ -75,6 +86,16 @@ impl Effects {
                     Ok(()) => (true, "delivered to the webhook".to_owned()),
                     Err(error) => (false, error.to_string()),
                 },
+                Pager::PagerDuty(pagerduty) => {
+                    match pagerduty.trigger(&page_message(&incident_id, &page, body.clone())).await {
+                        Ok(dedup_key) => (true, format!("delivered to PagerDuty (dedup key `{dedup_key}`)")),
+                        Err(error) => (false, error.to_string()),
+                    }
+                }
+                Pager::Slack(slack) => match slack.send(&page_message(&incident_id, &page, body.clone())).await {
+                    Ok(()) => (true, "delivered to Slack".to_owned()),
+                    Err(error) => (false, error.to_string()),
+                },
                 Pager::Log => {
                     tracing::error!(%incident_id, title = %page.title, reason = %page.why.reason, "PAGE (log pager)");
                     (true, "written to the log".to_owned())
@@ -98,6 +119,26 @@ impl Effects {
                 }
             }
         });
+    }
+}
+
+/// The connector-side page: the incident is the dedup key, so that repeated pages about one
+/// incident are one incident in the paging service.
+fn page_message(incident_id: &str, page: &Page, details: serde_json::Value) -> PageMessage {
+    PageMessage {
+        dedup_key: incident_id.to_owned(),
+        title: page.title.clone(),
+        severity: match page.severity {
+            Severity::Page => PageSeverity::Critical,
+            Severity::Ticket => PageSeverity::Warning,
+            Severity::Info => PageSeverity::Info,
+        },
+        summary: page.why.summary.clone(),
+        evidence: page.why.evidence.clone(),
+        actions: page.why.actions.clone(),
+        reason: page.why.reason.clone(),
+        ask: page.why.ask.clone(),
+        details,
     }
 }
 
@@ -142,5 +183,58 @@ async fn run_action(admins: &BTreeMap<String, AdminClient>, action: &Action) -> 
             http_status: error.status(),
             detail: error.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_core::engine::WhyPacket;
+
+    use super::*;
+
+    // The incident id is the dedup key: PagerDuty then folds repeated pages into one incident.
+    #[test]
+    fn a_page_becomes_a_message_keyed_by_its_incident() {
+        let page = Page {
+            severity: Severity::Ticket,
+            title: "budget runs out in 20 hours".to_owned(),
+            why: WhyPacket {
+                incident_id: "inc-3".to_owned(),
+                summary: "spend is up".to_owned(),
+                evidence: vec!["12 USD/h".to_owned()],
+                actions: vec![],
+                reason: "no runbook".to_owned(),
+                ask: "raise the budget or find the spender".to_owned(),
+            },
+        };
+        let details = serde_json::json!({"incident_id": "inc-3"});
+        let message = page_message("inc-3", &page, details.clone());
+        assert_eq!(
+            message,
+            PageMessage {
+                dedup_key: "inc-3".to_owned(),
+                title: "budget runs out in 20 hours".to_owned(),
+                severity: PageSeverity::Warning,
+                summary: "spend is up".to_owned(),
+                evidence: vec!["12 USD/h".to_owned()],
+                actions: vec![],
+                reason: "no runbook".to_owned(),
+                ask: "raise the budget or find the spender".to_owned(),
+                details,
+            }
+        );
+        for (severity, expected) in [
+            (Severity::Page, PageSeverity::Critical),
+            (Severity::Info, PageSeverity::Info),
+        ] {
+            let page = Page {
+                severity,
+                ..page.clone()
+            };
+            assert_eq!(
+                page_message("inc-3", &page, serde_json::Value::Null).severity,
+                expected
+            );
+        }
     }
 }

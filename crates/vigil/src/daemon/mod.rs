@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vigil_connectors::http::TlsOptions;
 use vigil_connectors::litellm::AdminClient;
-use vigil_connectors::pager::WebhookPager;
+use vigil_connectors::pager::{PagerDutyPager, SlackPager, WebhookPager};
 use vigil_connectors::prometheus::QueryClient;
 use vigil_connectors::scrape::ScrapeTarget;
 use vigil_core::Timestamp;
@@ -215,6 +215,36 @@ impl Daemon {
                     None => None,
                 };
                 Pager::Webhook(WebhookPager::new(url.as_str(), bearer, client.clone()))
+            }
+            PagerConfig::PagerDuty {
+                routing_key,
+                events_url,
+            } => {
+                let routing_key = routing_key
+                    .resolve()
+                    .context("pager: PagerDuty routing key")?;
+                // PagerDuty would refuse every event; say so at start rather than at 3 a.m.
+                if routing_key.expose().chars().count() != 32 {
+                    anyhow::bail!(
+                        "pager: the PagerDuty routing key must be the 32-character integration key of an Events API v2 integration"
+                    );
+                }
+                Pager::PagerDuty(PagerDutyPager::new(
+                    routing_key,
+                    events_url.as_str(),
+                    client.clone(),
+                ))
+            }
+            PagerConfig::Slack { webhook_url } => {
+                let webhook_url = webhook_url.resolve().context("pager: Slack webhook URL")?;
+                // The URL is a secret: the error must not repeat it.
+                let usable = reqwest::Url::parse(webhook_url.expose()).is_ok_and(|url| {
+                    matches!(url.scheme(), "http" | "https") && url.host().is_some()
+                });
+                if !usable {
+                    anyhow::bail!("pager: the Slack webhook URL is not an http or https URL");
+                }
+                Pager::Slack(SlackPager::new(webhook_url, client.clone()))
             }
             PagerConfig::Log => Pager::Log,
         };
