@@ -183,7 +183,7 @@ pub fn read_folder(dir: &Path, extensions: &[&str]) -> Result<Vec<TextFile>, Pro
     paths.iter().map(|path| read_text(path)).collect()
 }
 
-fn read_text(path: &Path) -> Result<TextFile, Problems> {
+pub(crate) fn read_text(path: &Path) -> Result<TextFile, Problems> {
     let name = path.display().to_string();
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(TextFile { name, text }),
@@ -237,7 +237,7 @@ fn load_runbooks(files: &[TextFile], problems: &mut Vec<LocatedProblem>) -> Vec<
 }
 
 /// Loads the policies; problems keep Cedar's file and line.
-fn load_policies(texts: &PolicyTexts) -> Result<Authorizer, Vec<LocatedProblem>> {
+pub(crate) fn load_policies(texts: &PolicyTexts) -> Result<Authorizer, Vec<LocatedProblem>> {
     let schema = PolicyFile {
         path: file_name(&texts.schema.name),
         text: texts.schema.text.clone(),

@@ -1,6 +1,6 @@
 //! The `vigil` command line: run the demo, serve, check a config, verify and replay the ledger.
 
-use crate::{backtest, demo, ledger_cmd, metrics_cmd, replay, serve};
+use crate::{backtest, demo, ledger_cmd, metrics_cmd, policy_cmd, replay, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +41,11 @@ enum CliCommand {
         /// The config file.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Check or test the Cedar policies of a folder, without a config.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
     },
     /// Stream a `timestamp,value` CSV through a detector; write
     /// `timestamp,value,anomaly_score,alert` to stdout. Exit 0 when every row was used, 1 when
@@ -101,6 +106,24 @@ enum MetricsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate the schema and every policy (strict mode, unique `@id`s); list every
+    /// problem with its file and line. Exit 0 when valid, 2 when not.
+    Check {
+        /// The folder with `vigil.cedarschema` and `*.cedar`.
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Run the cases in `DIR/tests/*.json` (request, expected effect and determining
+    /// policies). Exit 0 when all pass, 1 when one fails, 2 when something cannot be loaded.
+    Test {
+        /// The folder with `vigil.cedarschema`, `*.cedar` and `tests/`.
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum LedgerCommand {
     /// Recompute every hash link; exit non-zero at the first bad entry.
     Verify {
@@ -157,6 +180,12 @@ pub fn main() -> ExitCode {
             CliCommand::Demo { scenario, db } => demo::run(scenario, &db).await,
             CliCommand::Serve { config, listen } => serve::run(&config, listen).await,
             CliCommand::Check { config } => serve::check(&config),
+            CliCommand::Policy {
+                command: PolicyCommand::Check { dir },
+            } => Ok(policy_cmd::check(&dir)),
+            CliCommand::Policy {
+                command: PolicyCommand::Test { dir },
+            } => Ok(policy_cmd::test(&dir)),
             CliCommand::Ledger {
                 command: LedgerCommand::Verify { db },
             } => ledger_cmd::verify(&db).await,

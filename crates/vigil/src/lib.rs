@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod demo;
 pub mod ledger_cmd;
 pub mod metrics_cmd;
+pub mod policy_cmd;
 pub mod replay;
 pub mod serve;
 pub mod session;
