@@ -20,9 +20,28 @@ pub enum EntityType {
     ApiKey,
     /// A team that owns keys.
     Team,
+    /// A model deployment behind a gateway (one provider, model and endpoint).
+    Deployment,
+    /// A model provider (OpenAI, Anthropic, a self-hosted vLLM).
+    Provider,
+    /// A managed prompt (for example in Langfuse), whose `production` label picks a version.
+    Prompt,
+    /// Any other service vigil may call over HTTP.
+    Service,
 }
 
 impl EntityType {
+    /// Every entity type, in declaration order.
+    pub const ALL: [EntityType; 7] = [
+        EntityType::Runbook,
+        EntityType::ApiKey,
+        EntityType::Team,
+        EntityType::Deployment,
+        EntityType::Provider,
+        EntityType::Prompt,
+        EntityType::Service,
+    ];
+
     /// The unqualified Cedar type name, for example `ApiKey`.
     #[must_use]
     pub fn cedar_name(self) -> &'static str {
@@ -30,6 +49,10 @@ impl EntityType {
             EntityType::Runbook => "Runbook",
             EntityType::ApiKey => "ApiKey",
             EntityType::Team => "Team",
+            EntityType::Deployment => "Deployment",
+            EntityType::Provider => "Provider",
+            EntityType::Prompt => "Prompt",
+            EntityType::Service => "Service",
         }
     }
 }
@@ -66,7 +89,9 @@ pub struct Entity {
     pub parents: Vec<EntityRef>,
 }
 
-/// The remediation actions a step may ask for. Each maps to a Cedar action id.
+/// The remediation actions a step may ask for. Each maps to a Cedar action id; the schema
+/// groups them (`remediate` holds every action that changes something; `contain`, `reroute`
+/// and `revert` the kinds of change).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionName {
@@ -74,15 +99,63 @@ pub enum ActionName {
     Block,
     /// Unblock a key (Cedar `Vigil::Action::"unblock"`).
     Unblock,
+    /// Change a key's budget, rpm or tpm limits, to lower or restore them (`throttle`).
+    Throttle,
+    /// Block every key of a team (`block_team`).
+    BlockTeam,
+    /// Unblock a team (`unblock_team`).
+    UnblockTeam,
+    /// Set a deployment's fallbacks, to route around it or to restore them (`failover`).
+    Failover,
+    /// Move a prompt's `production` label to another version (`rollback`).
+    Rollback,
+    /// Tell a team something, changing nothing (`notify`).
+    Notify,
+    /// Call another service over HTTP (`call`).
+    Call,
 }
 
 impl ActionName {
+    /// Every action, in declaration order.
+    pub const ALL: [ActionName; 9] = [
+        ActionName::Block,
+        ActionName::Unblock,
+        ActionName::Throttle,
+        ActionName::BlockTeam,
+        ActionName::UnblockTeam,
+        ActionName::Failover,
+        ActionName::Rollback,
+        ActionName::Notify,
+        ActionName::Call,
+    ];
+
     /// The Cedar action id, for example `block`.
     #[must_use]
     pub fn cedar_id(self) -> &'static str {
         match self {
             ActionName::Block => "block",
             ActionName::Unblock => "unblock",
+            ActionName::Throttle => "throttle",
+            ActionName::BlockTeam => "block_team",
+            ActionName::UnblockTeam => "unblock_team",
+            ActionName::Failover => "failover",
+            ActionName::Rollback => "rollback",
+            ActionName::Notify => "notify",
+            ActionName::Call => "call",
+        }
+    }
+
+    /// The kind of resource the action is about (the schema must accept it there).
+    #[must_use]
+    pub fn resource_type(self) -> EntityType {
+        match self {
+            ActionName::Block | ActionName::Unblock | ActionName::Throttle => EntityType::ApiKey,
+            ActionName::BlockTeam | ActionName::UnblockTeam | ActionName::Notify => {
+                EntityType::Team
+            }
+            ActionName::Failover => EntityType::Deployment,
+            ActionName::Rollback => EntityType::Prompt,
+            ActionName::Call => EntityType::Service,
         }
     }
 }

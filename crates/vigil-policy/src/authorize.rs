@@ -92,9 +92,9 @@ impl Authorizer {
         let cedar_request = cedar_context(&request.context)
             .and_then(|context| {
                 Request::new(
-                    uid(names, &request.principal.uid),
-                    names.action(request.action).clone(),
-                    uid(names, &request.resource.uid),
+                    uid(names, &request.principal.uid)?,
+                    names.action(request.action)?.clone(),
+                    uid(names, &request.resource.uid)?,
                     context,
                     Some(&self.schema),
                 )
@@ -180,11 +180,12 @@ fn entity_store(
         .chain(&resource.parents)
         .filter(|parent| **parent != principal.uid && **parent != resource.uid)
         .collect();
-    entities.extend(
-        parents
-            .into_iter()
-            .map(|parent| CedarEntity::new_no_attrs(uid(names, parent), HashSet::new())),
-    );
+    for parent in parents {
+        entities.push(CedarEntity::new_no_attrs(
+            uid(names, parent)?,
+            HashSet::new(),
+        ));
+    }
     Ok(entities)
 }
 
@@ -199,8 +200,8 @@ fn cedar_entity(names: &CedarNames, entity: &Entity) -> Result<CedarEntity, Stri
         .parents
         .iter()
         .map(|parent| uid(names, parent))
-        .collect();
-    CedarEntity::new(uid(names, &entity.uid), attrs, parents).map_err(|error| {
+        .collect::<Result<_, String>>()?;
+    CedarEntity::new(uid(names, &entity.uid)?, attrs, parents).map_err(|error| {
         format!(
             "invalid attributes on `{}::\"{}\"`: {}",
             entity.uid.entity_type.cedar_name(),
@@ -211,11 +212,11 @@ fn cedar_entity(names: &CedarNames, entity: &Entity) -> Result<CedarEntity, Stri
 }
 
 /// The Cedar uid of an entity, for example `Vigil::ApiKey::"k-123"`.
-fn uid(names: &CedarNames, entity: &EntityRef) -> EntityUid {
-    EntityUid::from_type_name_and_id(
-        names.entity_type(entity.entity_type).clone(),
+fn uid(names: &CedarNames, entity: &EntityRef) -> Result<EntityUid, String> {
+    Ok(EntityUid::from_type_name_and_id(
+        names.entity_type(entity.entity_type)?.clone(),
         EntityId::new(&entity.id),
-    )
+    ))
 }
 
 /// An attribute as a Cedar value.

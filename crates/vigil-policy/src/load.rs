@@ -17,15 +17,6 @@ use crate::error::{PolicyError, Problem, SourceLocation};
 use crate::report::{diagnostic_problems, error_chain, problem, problem_at};
 use crate::{ID_ANNOTATION, NAMESPACE};
 
-/// Every action vigil may ask about. The schema must accept a request for each.
-// INVARIANT: lists every `ActionName` variant; `CedarNames::action` matches them exhaustively.
-const ALL_ACTIONS: [ActionName; 2] = [ActionName::Block, ActionName::Unblock];
-
-/// Every entity type vigil sends. The schema must declare each.
-// INVARIANT: lists every `EntityType` variant; `CedarNames::entity_type` matches them exhaustively.
-const ALL_ENTITY_TYPES: [EntityType; 3] =
-    [EntityType::Runbook, EntityType::ApiKey, EntityType::Team];
-
 /// The text of one schema or policy file, as the binary read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyFile {
@@ -145,13 +136,11 @@ struct Origin<'a> {
     offset: Option<usize>,
 }
 
-/// The Cedar names vigil's requests use, parsed once.
+/// The Cedar names vigil's requests use, parsed once: every [`EntityType`] and every
+/// [`ActionName`] (their `ALL` lists).
 pub(crate) struct CedarNames {
-    runbook: EntityTypeName,
-    api_key: EntityTypeName,
-    team: EntityTypeName,
-    block: EntityUid,
-    unblock: EntityUid,
+    entity_types: BTreeMap<EntityType, EntityTypeName>,
+    actions: BTreeMap<ActionName, EntityUid>,
 }
 
 impl CedarNames {
@@ -159,18 +148,23 @@ impl CedarNames {
     fn new(schema: &PolicyFile, problems: &mut Vec<Problem>) -> Option<CedarNames> {
         let names = (|| {
             let action_type = type_name("Action")?;
+            let entity_types = EntityType::ALL
+                .into_iter()
+                .map(|entity_type| Ok((entity_type, type_name(entity_type.cedar_name())?)))
+                .collect::<Result<_, String>>()?;
+            let actions = ActionName::ALL
+                .into_iter()
+                .map(|action| {
+                    let uid = EntityUid::from_type_name_and_id(
+                        action_type.clone(),
+                        EntityId::new(action.cedar_id()),
+                    );
+                    (action, uid)
+                })
+                .collect();
             Ok::<_, String>(CedarNames {
-                runbook: type_name(EntityType::Runbook.cedar_name())?,
-                api_key: type_name(EntityType::ApiKey.cedar_name())?,
-                team: type_name(EntityType::Team.cedar_name())?,
-                block: EntityUid::from_type_name_and_id(
-                    action_type.clone(),
-                    EntityId::new(ActionName::Block.cedar_id()),
-                ),
-                unblock: EntityUid::from_type_name_and_id(
-                    action_type,
-                    EntityId::new(ActionName::Unblock.cedar_id()),
-                ),
+                entity_types,
+                actions,
             })
         })();
         match names {
@@ -184,20 +178,23 @@ impl CedarNames {
     }
 
     /// The Cedar type of an entity type, for example `Vigil::ApiKey`.
-    pub(crate) fn entity_type(&self, entity_type: EntityType) -> &EntityTypeName {
-        match entity_type {
-            EntityType::Runbook => &self.runbook,
-            EntityType::ApiKey => &self.api_key,
-            EntityType::Team => &self.team,
-        }
+    ///
+    /// # Errors
+    /// Only if `EntityType::ALL` missed a variant: the request is then denied.
+    pub(crate) fn entity_type(&self, entity_type: EntityType) -> Result<&EntityTypeName, String> {
+        self.entity_types
+            .get(&entity_type)
+            .ok_or_else(|| format!("vigil has no Cedar name for `{}`", entity_type.cedar_name()))
     }
 
     /// The Cedar action entity of an action, for example `Vigil::Action::"block"`.
-    pub(crate) fn action(&self, action: ActionName) -> &EntityUid {
-        match action {
-            ActionName::Block => &self.block,
-            ActionName::Unblock => &self.unblock,
-        }
+    ///
+    /// # Errors
+    /// Only if `ActionName::ALL` missed a variant: the request is then denied.
+    pub(crate) fn action(&self, action: ActionName) -> Result<&EntityUid, String> {
+        self.actions
+            .get(&action)
+            .ok_or_else(|| format!("vigil has no Cedar name for action `{}`", action.cedar_id()))
     }
 }
 
@@ -340,11 +337,14 @@ fn check_schema_fits_requests(
     names: &CedarNames,
     problems: &mut Vec<Problem>,
 ) {
-    for entity_type in ALL_ENTITY_TYPES {
-        let name = names.entity_type(entity_type);
-        if !schema.entity_types().any(|declared| declared == name) {
-            let message = format!("the schema does not declare entity type `{name}`");
-            problems.push(problem(&schema_file.path, message));
+    for entity_type in EntityType::ALL {
+        match names.entity_type(entity_type) {
+            Ok(name) if schema.entity_types().any(|declared| declared == name) => {}
+            Ok(name) => {
+                let message = format!("the schema does not declare entity type `{name}`");
+                problems.push(problem(&schema_file.path, message));
+            }
+            Err(error) => problems.push(problem(&schema_file.path, error)),
         }
     }
     let sample_context = AuthzContext {
@@ -358,25 +358,31 @@ fn check_schema_fits_requests(
         confidence_pct: 100,
         is_compensation: false,
     };
-    for action in ALL_ACTIONS {
-        let principal =
-            EntityUid::from_type_name_and_id(names.runbook.clone(), EntityId::new("sample"));
-        let resource =
-            EntityUid::from_type_name_and_id(names.api_key.clone(), EntityId::new("sample"));
-        let request = cedar_context(&sample_context).and_then(|context| {
-            Request::new(
-                principal,
-                names.action(action).clone(),
-                resource,
-                context,
-                Some(schema),
-            )
-            .map_err(|error| error_chain(&error))
-        });
+    for action in ActionName::ALL {
+        let resource_type = action.resource_type();
+        let request = names
+            .entity_type(EntityType::Runbook)
+            .and_then(|runbook| {
+                let resource = names.entity_type(resource_type)?;
+                let action_uid = names.action(action)?;
+                Ok((runbook, resource, action_uid))
+            })
+            .and_then(|(runbook, resource, action_uid)| {
+                let context = cedar_context(&sample_context)?;
+                Request::new(
+                    EntityUid::from_type_name_and_id(runbook.clone(), EntityId::new("sample")),
+                    action_uid.clone(),
+                    EntityUid::from_type_name_and_id(resource.clone(), EntityId::new("sample")),
+                    context,
+                    Some(schema),
+                )
+                .map_err(|error| error_chain(&error))
+            });
         if let Err(error) = request {
             let message = format!(
-                "the schema does not accept vigil's `{}` requests (a `Runbook` acting on an `ApiKey` with vigil's context): {error}",
-                action.cedar_id()
+                "the schema does not accept vigil's `{}` requests (a `Runbook` acting on a resource of type `{}` with vigil's context): {error}",
+                action.cedar_id(),
+                resource_type.cedar_name()
             );
             problems.push(problem(&schema_file.path, message));
         }

@@ -15,6 +15,10 @@ pub const POLICY_SCHEMA: (&str, &str) = (
 /// The shipped Cedar policies.
 pub const POLICIES: &[(&str, &str)] = &[
     (
+        "policies/ai-incidents.cedar",
+        include_str!("../../../policies/ai-incidents.cedar"),
+    ),
+    (
         "policies/guardrails.cedar",
         include_str!("../../../policies/guardrails.cedar"),
     ),

@@ -115,7 +115,13 @@ fn shipped_policy_ids_are_the_annotations() {
         [
             "block-single-runaway-key",
             "compensate-own-block",
+            "compensate-own-changes",
+            "critical-resources-need-a-human",
+            "failover-on-provider-errors",
             "never-block-critical-keys",
+            "notify-teams",
+            "rollback-prompt-after-regression",
+            "throttle-single-key",
             "untrusted-runbooks-never-act",
         ]
     );
