@@ -1,5 +1,5 @@
 //! The real `vigil` binary, end to end: the demo stories, the ledger's tamper evidence and
-//! replay, `vigil check`, `vigil policy check|test`, `vigil metrics parse`, `vigil backtest`, and `vigil serve` answering on loopback and stopping on a signal.
+//! replay, `vigil check`, `vigil policy check|test`, `vigil runbook lint`, `vigil metrics parse`, `vigil backtest`, and `vigil serve` answering on loopback and stopping on a signal.
 //!
 //! Every child process is killed if its test fails, every wait is bounded, and no assertion
 //! depends on how fast the machine is: the bounds only guard against hangs.
@@ -26,6 +26,8 @@ mod ledger;
 mod metrics;
 #[path = "cli/policy.rs"]
 mod policy;
+#[path = "cli/runbook.rs"]
+mod runbook;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/tamper.rs"]

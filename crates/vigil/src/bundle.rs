@@ -201,7 +201,10 @@ fn single(file: &str, message: String) -> Problems {
 }
 
 /// Parses and validates every runbook; returns the good ones with their file index.
-fn load_runbooks(files: &[TextFile], problems: &mut Vec<LocatedProblem>) -> Vec<(usize, Runbook)> {
+pub(crate) fn load_runbooks(
+    files: &[TextFile],
+    problems: &mut Vec<LocatedProblem>,
+) -> Vec<(usize, Runbook)> {
     let mut runbooks: Vec<(usize, Runbook)> = Vec::new();
     let mut ids = BTreeSet::new();
     for (file_idx, file) in files.iter().enumerate() {

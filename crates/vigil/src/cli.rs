@@ -1,6 +1,6 @@
 //! The `vigil` command line: run the demo, serve, check a config, verify and replay the ledger.
 
-use crate::{backtest, demo, ledger_cmd, metrics_cmd, policy_cmd, replay, serve};
+use crate::{backtest, demo, ledger_cmd, metrics_cmd, policy_cmd, replay, runbook_cmd, serve};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +41,11 @@ enum CliCommand {
         /// The config file.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Lint the runbooks of a folder, without a config.
+    Runbook {
+        #[command(subcommand)]
+        command: RunbookCommand,
     },
     /// Check or test the Cedar policies of a folder, without a config.
     Policy {
@@ -102,6 +107,17 @@ enum MetricsCommand {
         /// Give up on a URL after this many seconds.
         #[arg(long, default_value_t = 10)]
         timeout_secs: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RunbookCommand {
+    /// Parse and validate every runbook; list every problem with its file, line and key.
+    /// Exit 0 when all are valid, 1 when one is not, 2 when the folder is unreadable.
+    Lint {
+        /// The folder with the runbooks (`*.yaml`, `*.yml`).
+        #[arg(long, default_value = "runbooks")]
+        dir: PathBuf,
     },
 }
 
@@ -180,6 +196,9 @@ pub fn main() -> ExitCode {
             CliCommand::Demo { scenario, db } => demo::run(scenario, &db).await,
             CliCommand::Serve { config, listen } => serve::run(&config, listen).await,
             CliCommand::Check { config } => serve::check(&config),
+            CliCommand::Runbook {
+                command: RunbookCommand::Lint { dir },
+            } => Ok(runbook_cmd::lint(&dir)),
             CliCommand::Policy {
                 command: PolicyCommand::Check { dir },
             } => Ok(policy_cmd::check(&dir)),

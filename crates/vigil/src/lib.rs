@@ -15,6 +15,7 @@ pub mod ledger_cmd;
 pub mod metrics_cmd;
 pub mod policy_cmd;
 pub mod replay;
+pub mod runbook_cmd;
 pub mod serve;
 pub mod session;
 
