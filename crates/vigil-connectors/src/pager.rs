@@ -72,16 +72,32 @@ pub struct PageMessage {
     pub details: Value,
 }
 
+/// The HTTP client and the time one attempt may take: what every pager carries.
+#[derive(Clone)]
+struct Transport {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Transport {
+    /// `client`, each attempt taking at most five seconds.
+    fn new(client: reqwest::Client) -> Self {
+        Transport {
+            client,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
 /// One JSON post with its retry rule, shared by every pager.
 struct Delivery<'a> {
     /// The name errors give the receiver.
     target: &'static str,
-    client: &'a reqwest::Client,
+    transport: &'a Transport,
     url: &'a str,
     bearer: Option<&'a Secret>,
     /// Scrubbed from quoted answers.
     secret: Option<&'a str>,
-    timeout: Duration,
     /// Whether `429 Too Many Requests` is worth retrying (it is for the rate-limited APIs).
     retry_rate_limited: bool,
 }
@@ -116,7 +132,13 @@ impl Delivery<'_> {
     }
 
     async fn attempt(&self, body: &Value) -> Result<Vec<u8>, ConnectorError> {
-        let mut request = self.client.post(self.url).json(body).timeout(self.timeout);
+        let timeout = self.transport.timeout;
+        let mut request = self
+            .transport
+            .client
+            .post(self.url)
+            .json(body)
+            .timeout(timeout);
         if let Some(bearer) = self.bearer {
             request = request.bearer_auth(bearer.expose());
         }
@@ -124,12 +146,12 @@ impl Delivery<'_> {
         let response = request
             .send()
             .await
-            .map_err(|error| request_error(self.target, &shown_url, self.timeout, error))?;
+            .map_err(|error| request_error(self.target, &shown_url, timeout, error))?;
         let status = response.status();
         let origin = Origin {
             target: self.target,
             shown_url: &shown_url,
-            timeout: self.timeout,
+            timeout,
         };
         if status.is_success() {
             // A success whose body is too large or cut off is still a delivered page.
@@ -165,8 +187,7 @@ impl Delivery<'_> {
 pub struct WebhookPager {
     url: String,
     bearer: Option<Secret>,
-    client: reqwest::Client,
-    timeout: Duration,
+    transport: Transport,
 }
 
 impl std::fmt::Debug for WebhookPager {
@@ -175,7 +196,7 @@ impl std::fmt::Debug for WebhookPager {
             .debug_struct("WebhookPager")
             .field("url", &redact_to_origin(&self.url))
             .field("bearer", &self.bearer)
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.transport.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -187,15 +208,14 @@ impl WebhookPager {
         Self {
             url: url.into(),
             bearer,
-            client,
-            timeout: DEFAULT_TIMEOUT,
+            transport: Transport::new(client),
         }
     }
 
     /// The same pager with another limit on how long one attempt may take.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.transport.timeout = timeout;
         self
     }
 
@@ -204,11 +224,10 @@ impl WebhookPager {
     pub async fn send(&self, page: &Value) -> Result<(), ConnectorError> {
         let delivery = Delivery {
             target: "pager",
-            client: &self.client,
+            transport: &self.transport,
             url: &self.url,
             bearer: self.bearer.as_ref(),
             secret: self.bearer.as_ref().map(Secret::expose),
-            timeout: self.timeout,
             retry_rate_limited: false,
         };
         delivery.send(page).await.map(drop)
@@ -221,8 +240,7 @@ impl WebhookPager {
 pub struct PagerDutyPager {
     routing_key: Secret,
     events_url: String,
-    client: reqwest::Client,
-    timeout: Duration,
+    transport: Transport,
 }
 
 impl std::fmt::Debug for PagerDutyPager {
@@ -231,7 +249,7 @@ impl std::fmt::Debug for PagerDutyPager {
             .debug_struct("PagerDutyPager")
             .field("routing_key", &self.routing_key)
             .field("events_url", &redact_to_origin(&self.events_url))
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.transport.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -247,15 +265,14 @@ impl PagerDutyPager {
         Self {
             routing_key,
             events_url: events_url.into(),
-            client,
-            timeout: DEFAULT_TIMEOUT,
+            transport: Transport::new(client),
         }
     }
 
     /// The same pager with another limit on how long one attempt may take.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.transport.timeout = timeout;
         self
     }
 
@@ -296,11 +313,10 @@ impl PagerDutyPager {
     async fn post(&self, body: &Value, sent_dedup_key: &str) -> Result<String, ConnectorError> {
         let delivery = Delivery {
             target: "pagerduty",
-            client: &self.client,
+            transport: &self.transport,
             url: &self.events_url,
             bearer: None,
             secret: Some(self.routing_key.expose()),
-            timeout: self.timeout,
             retry_rate_limited: true,
         };
         let answer = delivery.send(body).await?;
@@ -322,8 +338,7 @@ impl PagerDutyPager {
 #[derive(Clone)]
 pub struct SlackPager {
     webhook_url: Secret,
-    client: reqwest::Client,
-    timeout: Duration,
+    transport: Transport,
 }
 
 impl std::fmt::Debug for SlackPager {
@@ -331,7 +346,7 @@ impl std::fmt::Debug for SlackPager {
         formatter
             .debug_struct("SlackPager")
             .field("webhook_url", &redact_to_origin(self.webhook_url.expose()))
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.transport.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -341,15 +356,14 @@ impl SlackPager {
     pub fn new(webhook_url: Secret, client: reqwest::Client) -> Self {
         Self {
             webhook_url,
-            client,
-            timeout: DEFAULT_TIMEOUT,
+            transport: Transport::new(client),
         }
     }
 
     /// The same pager with another limit on how long one attempt may take.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.transport.timeout = timeout;
         self
     }
 
@@ -359,11 +373,10 @@ impl SlackPager {
     pub async fn send(&self, page: &PageMessage) -> Result<(), ConnectorError> {
         let delivery = Delivery {
             target: "slack",
-            client: &self.client,
+            transport: &self.transport,
             url: self.webhook_url.expose(),
             bearer: None,
             secret: Some(self.webhook_url.expose()),
-            timeout: self.timeout,
             retry_rate_limited: true,
         };
         delivery.send(&slack_message(page)).await.map(drop)

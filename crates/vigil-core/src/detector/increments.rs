@@ -47,7 +47,8 @@ const MAX_STORE_LOOKBACK_MS: i64 = 10 * 365 * 86_400 * 1000;
 
 impl CounterPair {
     /// Both selectors, restricted to `source`; an increase counts when the previous point is
-    /// at most `lookback_ms` older. A source named `push:...` holds pushed counters.
+    /// at most `lookback_ms` older. A push source (`engine::PUSH_SOURCES`) holds counters
+    /// that vigil itself started from zero.
     ///
     /// # Errors
     /// When a selector does not parse.
@@ -66,7 +67,7 @@ impl CounterPair {
             matchers: [with_source(first)?, with_source(second)?],
             counted: BTreeMap::new(),
             lookback_ms,
-            counts_from_zero: source.starts_with("push:"),
+            counts_from_zero: crate::engine::PUSH_SOURCES.contains(&source),
         })
     }
 

@@ -373,38 +373,29 @@ pub fn binomial_lower_tail(good: f64, total: f64, share: f64) -> f64 {
     let mode = (((n + 1) as f64) * p).floor().min(n as f64) as u64;
     let mut all = 1.0_f64;
     let mut at_most_k = if mode <= k { 1.0 } else { 0.0 };
-    // Down from the mode: t(i-1) = t(i) * i q / ((n - i + 1) p).
-    let mut term = 1.0_f64;
-    let mut i = mode;
-    let mut steps = 0;
-    while i > 0 && steps < MAX_TERMS {
-        term *= (i as f64) * q / (((n - i + 1) as f64) * p);
-        i -= 1;
-        steps += 1;
-        all += term;
-        if i <= k {
-            at_most_k += term;
+    // Steps outward from the mode while the terms still matter; `next(i)` is the next index
+    // and the ratio of its term to `i`'s, or `None` past the end.
+    let mut walk = |next: &dyn Fn(u64) -> Option<(u64, f64)>| {
+        let (mut i, mut term) = (mode, 1.0_f64);
+        for _ in 0..MAX_TERMS {
+            let Some((j, ratio)) = next(i) else {
+                break;
+            };
+            term *= ratio;
+            i = j;
+            all += term;
+            if i <= k {
+                at_most_k += term;
+            }
+            if term < all * 1e-40 {
+                break;
+            }
         }
-        if term < all * 1e-40 {
-            break;
-        }
-    }
-    // Up from the mode: t(i+1) = t(i) * (n - i) p / ((i + 1) q).
-    term = 1.0;
-    i = mode;
-    steps = 0;
-    while i < n && steps < MAX_TERMS {
-        term *= ((n - i) as f64) * p / (((i + 1) as f64) * q);
-        i += 1;
-        steps += 1;
-        all += term;
-        if i <= k {
-            at_most_k += term;
-        }
-        if term < all * 1e-40 {
-            break;
-        }
-    }
+    };
+    // Down: t(i-1) = t(i) * i q / ((n - i + 1) p).
+    walk(&|i| (i > 0).then(|| (i - 1, (i as f64) * q / (((n - i + 1) as f64) * p))));
+    // Up: t(i+1) = t(i) * (n - i) p / ((i + 1) q).
+    walk(&|i| (i < n).then(|| (i + 1, ((n - i) as f64) * p / (((i + 1) as f64) * q))));
     (at_most_k / all).clamp(0.0, 1.0)
 }
 

@@ -124,6 +124,14 @@ pub struct SpikeThresholds {
     pub season_secs: i64,
 }
 
+impl SpikeThresholds {
+    /// The seasonal period in milliseconds; `None` when seasonality is off.
+    #[must_use]
+    pub fn season_period_ms(&self) -> Option<i64> {
+        (self.season_secs > 0).then(|| self.season_secs.saturating_mul(1000))
+    }
+}
+
 impl Default for SpikeThresholds {
     /// The shipped settings: for a LiteLLM gateway scraped every 15 s, a key's baseline is
     /// trusted after 20 scrapes and forgets with a half-life of 30 minutes; a key fires at 6
@@ -181,8 +189,6 @@ struct GroupState {
     /// Per slot of the seasonal period, its memory; empty until the first observation with
     /// seasonality on.
     season: Vec<SlotMemory>,
-    /// The seasonal period in milliseconds; `None` when seasonality is off.
-    season_period_ms: Option<i64>,
 }
 
 /// A spike detector and the state of all its groups.
@@ -272,7 +278,6 @@ impl SpikeDetector {
         let mut transitions = Vec::new();
         for (value, (rate, subject)) in by_group {
             let fingerprint = self.fingerprint(&value);
-            let season_secs = self.config.thresholds.season_secs;
             let Some(state) = self.groups.admit(&value, || GroupState {
                 subject: subject.clone(),
                 mean: 0.0,
@@ -285,7 +290,6 @@ impl SpikeDetector {
                 firing: None,
                 recent: VecDeque::with_capacity(RECENT_POINTS),
                 season: Vec::new(),
-                season_period_ms: (season_secs > 0).then(|| season_secs.saturating_mul(1000)),
             }) else {
                 continue;
             };
@@ -300,32 +304,38 @@ impl SpikeDetector {
     /// What the detector knows about every group, in group order.
     #[must_use]
     pub fn views(&self) -> Vec<GroupView> {
-        self.groups.values().filter_map(GroupState::view).collect()
+        let period_ms = self.config.thresholds.season_period_ms();
+        self.groups
+            .values()
+            .filter_map(|state| state.view(period_ms))
+            .collect()
     }
 
     /// The view of one group.
     #[must_use]
     pub fn view(&self, group_value: &str) -> Option<GroupView> {
-        self.groups.get(group_value)?.view()
+        self.groups
+            .get(group_value)?
+            .view(self.config.thresholds.season_period_ms())
     }
 }
 
 impl GroupState {
     /// `None` until the group has been observed.
-    fn view(&self) -> Option<GroupView> {
+    fn view(&self, period_ms: Option<i64>) -> Option<GroupView> {
         Some(GroupView {
             subject: self.subject.clone(),
             observed_at: self.last_at?,
             rate_per_sec: self.last_rate,
-            baseline_per_sec: self.expected(self.last_at?),
+            baseline_per_sec: self.expected(self.last_at?, period_ms),
             firing: self.firing.is_some(),
         })
     }
 
     /// The rate expected at `at`: the short baseline, or the memory of this hour (or the one
     /// before or after it) from earlier periods when that is higher.
-    fn expected(&self, at: Timestamp) -> f64 {
-        let Some(slot) = self.slot_at(at) else {
+    fn expected(&self, at: Timestamp, period_ms: Option<i64>) -> f64 {
+        let Some(slot) = slot_at(at, period_ms) else {
             return self.mean;
         };
         [SEASON_SLOTS - 1, 0, 1]
@@ -336,17 +346,10 @@ impl GroupState {
             .fold(self.mean, f64::max)
     }
 
-    /// The seasonal slot of `at`, while seasonality is on.
-    fn slot_at(&self, at: Timestamp) -> Option<usize> {
-        let period_ms = self.season_period_ms?;
-        let into = at.0.rem_euclid(period_ms);
-        usize::try_from(i128::from(into) * SEASON_SLOTS as i128 / i128::from(period_ms)).ok()
-    }
-
     /// Adds one observation to its slot's current period, first folding the slot's previous
     /// period into its memory when the period changed.
-    fn remember(&mut self, at: Timestamp, rate: f64) {
-        let (Some(slot), Some(period_ms)) = (self.slot_at(at), self.season_period_ms) else {
+    fn remember(&mut self, at: Timestamp, rate: f64, period_ms: Option<i64>) {
+        let (Some(slot), Some(period_ms)) = (slot_at(at, period_ms), period_ms) else {
             return;
         };
         if self.season.len() != SEASON_SLOTS {
@@ -373,6 +376,13 @@ impl GroupState {
         memory.sum += rate;
         memory.n = memory.n.saturating_add(1);
     }
+}
+
+/// The seasonal slot of `at` in a period of `period_ms`; `None` while seasonality is off.
+fn slot_at(at: Timestamp, period_ms: Option<i64>) -> Option<usize> {
+    let period_ms = period_ms?;
+    let into = at.0.rem_euclid(period_ms);
+    usize::try_from(i128::from(into) * SEASON_SLOTS as i128 / i128::from(period_ms)).ok()
 }
 
 /// One slot of a group's seasonal memory.
@@ -418,8 +428,9 @@ fn step(
     }
     state.recent.push_back(Point { at, value: rate });
     // Judged against the memory as it was before this observation.
-    let expected = state.expected(at);
-    state.remember(at, rate);
+    let period_ms = thresholds.season_period_ms();
+    let expected = state.expected(at, period_ms);
+    state.remember(at, rate, period_ms);
 
     if state.n_observed < thresholds.warmup_samples {
         learn(thresholds, state, rate, elapsed_secs);

@@ -107,8 +107,9 @@ pub struct Engine {
     open_by_fingerprint: BTreeMap<String, String>,
     /// When vigil last changed each (source, key), for the cooldown guardrail.
     last_acted: BTreeMap<(String, String), Timestamp>,
-    /// Version changes within the diagnoser's window, oldest first, for the diagnoser.
-    changes: VecDeque<Change>,
+    /// Version changes within the diagnoser's window, oldest first, for the diagnoser (at
+    /// most `MAX_RECENT_CHANGES`).
+    changes: Vec<Change>,
 }
 
 /// At most this many recent version changes are kept for the diagnoser.
@@ -152,7 +153,7 @@ impl Engine {
             incidents: BTreeMap::new(),
             open_by_fingerprint: BTreeMap::new(),
             last_acted: BTreeMap::new(),
-            changes: VecDeque::new(),
+            changes: Vec::new(),
         }
     }
 
@@ -386,17 +387,16 @@ impl Engine {
             out.push(Command::Record(Record::VersionChanged {
                 change: change.clone(),
             }));
-            self.changes.push_back(change);
+            self.changes.push(change);
         }
         let window_ms = self.config.diagnosis.change_window_ms;
-        while self.changes.len() > MAX_RECENT_CHANGES
-            || self
-                .changes
-                .front()
-                .is_some_and(|change| now.millis_since(change.at) > window_ms)
-        {
-            self.changes.pop_front();
-        }
+        let n_old = self
+            .changes
+            .iter()
+            .take_while(|change| now.millis_since(change.at) > window_ms)
+            .count()
+            .max(self.changes.len().saturating_sub(MAX_RECENT_CHANGES));
+        self.changes.drain(..n_old);
     }
 
     /// Counts a fire of `fingerprint` at `now`: how many fires, this one included, fell within
@@ -435,8 +435,7 @@ impl Engine {
             Some(DetectorState::Spike(spike)) => spike.views(),
             Some(_) | None => Vec::new(),
         };
-        let changes: Vec<Change> = self.changes.iter().cloned().collect();
-        let diagnosis = diagnose(&self.config.diagnosis, &finding, &views, &changes);
+        let diagnosis = diagnose(&self.config.diagnosis, &finding, &views, &self.changes);
         let mut incident = Incident::new(finding, diagnosis, self.config.mode, now);
         out.push(Command::Record(Record::IncidentOpened {
             incident_id: incident.id.clone(),

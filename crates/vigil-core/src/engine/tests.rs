@@ -558,6 +558,19 @@ fn a_source_past_its_series_limit_is_recorded_once_per_episode() {
     assert_eq!(scenario.engine.stats().n_series, 2);
 }
 
+/// A marker of new `prompt_version`s per `prompt` in pushed eval results.
+fn prompt_versions() -> DetectorConfig {
+    DetectorConfig::VersionChange(crate::detector::change::VersionChangeConfig {
+        name: "prompt-versions".to_owned(),
+        source: push_source("evals"),
+        selector: "vigil_eval_cases_total".to_owned(),
+        version_label: "prompt_version".to_owned(),
+        group_by: Some("prompt".to_owned()),
+        max_versions: 16,
+        max_groups: 100,
+    })
+}
+
 /// A pushed run of a 20-case suite of prompt `answer` at `version`: the first `n_failed`
 /// cases fail; with `tokens`, case `i` reports `tokens + i` prompt tokens.
 fn eval_batch(n_failed: u64, version: &str, tokens: Option<u64>) -> Event {
@@ -875,19 +888,10 @@ fn a_finding_that_keeps_firing_and_clearing_is_flapping_and_its_runbook_holds() 
 #[test]
 fn an_eval_regression_right_after_a_prompt_change_blames_the_change_and_names_the_version_to_restore()
  {
-    use crate::detector::change::VersionChangeConfig;
     use crate::detector::proportion::ProportionDropConfig;
     let mut config = config(Mode::Autonomous);
     config.detectors = vec![
-        DetectorConfig::VersionChange(VersionChangeConfig {
-            name: "prompt-versions".to_owned(),
-            source: push_source("evals"),
-            selector: "vigil_eval_cases_total".to_owned(),
-            version_label: "prompt_version".to_owned(),
-            group_by: Some("prompt".to_owned()),
-            max_versions: 16,
-            max_groups: 100,
-        }),
+        prompt_versions(),
         DetectorConfig::ProportionDrop(ProportionDropConfig {
             name: "eval-pass-rate".to_owned(),
             source: push_source("evals"),
@@ -1057,19 +1061,10 @@ fn a_vanished_threshold_series_neither_clears_nor_refires() {
 #[test]
 fn a_prompt_version_that_bloats_its_prompts_is_caught_on_its_first_push_and_blamed() {
     use crate::detector::Severity;
-    use crate::detector::change::VersionChangeConfig;
     use crate::detector::threshold::{Bound, Reading, ThresholdConfig};
     let mut config = config(Mode::Autonomous);
     config.detectors = vec![
-        DetectorConfig::VersionChange(VersionChangeConfig {
-            name: "prompt-versions".to_owned(),
-            source: push_source("evals"),
-            selector: "vigil_eval_cases_total".to_owned(),
-            version_label: "prompt_version".to_owned(),
-            group_by: Some("prompt".to_owned()),
-            max_versions: 16,
-            max_groups: 100,
-        }),
+        prompt_versions(),
         DetectorConfig::Threshold(ThresholdConfig {
             name: "prompt-size".to_owned(),
             source: push_source("evals"),

@@ -336,45 +336,38 @@ fn pagerduty_and_slack_pagers_are_validated() {
         "#]],
     );
 
-    let eu = MINIMAL.replace(
-        "  kind: log\n",
-        "  kind: pagerduty\n  routing_key: { env: VIGIL_PAGERDUTY_ROUTING_KEY }\n  events_url: https://events.eu.pagerduty.com/v2/enqueue\n",
-    );
-    let config = parse(&eu, "vigil.yaml", Path::new(".")).unwrap();
-    let PagerConfig::PagerDuty {
-        events_url,
-        routing_key,
-    } = &config.pager
-    else {
-        panic!("{:?}", config.pager);
+    // The events URL and the routing key's source of a PagerDuty pager section.
+    let pagerduty = |section: &str, base_dir: &str| {
+        let text = MINIMAL.replace("  kind: log\n", section);
+        let config = parse(&text, "vigil.yaml", Path::new(base_dir)).unwrap();
+        let PagerConfig::PagerDuty {
+            events_url,
+            routing_key,
+        } = config.pager
+        else {
+            panic!("{:?}", config.pager);
+        };
+        (events_url.as_str().to_owned(), routing_key)
     };
     assert_eq!(
-        events_url.as_str(),
-        "https://events.eu.pagerduty.com/v2/enqueue"
+        pagerduty(
+            "  kind: pagerduty\n  routing_key: { env: VIGIL_PAGERDUTY_ROUTING_KEY }\n  events_url: https://events.eu.pagerduty.com/v2/enqueue\n",
+            ".",
+        ),
+        (
+            "https://events.eu.pagerduty.com/v2/enqueue".to_owned(),
+            vigil_connectors::secret::SecretSource::Env("VIGIL_PAGERDUTY_ROUTING_KEY".to_owned())
+        )
     );
     assert_eq!(
-        routing_key,
-        &vigil_connectors::secret::SecretSource::Env("VIGIL_PAGERDUTY_ROUTING_KEY".to_owned())
-    );
-    let default_url = MINIMAL.replace(
-        "  kind: log\n",
-        "  kind: pagerduty\n  routing_key: { file: pagerduty.key }\n",
-    );
-    let config = parse(&default_url, "vigil.yaml", Path::new("/etc/vigil")).unwrap();
-    let PagerConfig::PagerDuty {
-        events_url,
-        routing_key,
-    } = &config.pager
-    else {
-        panic!("{:?}", config.pager);
-    };
-    assert_eq!(
-        events_url.as_str(),
-        "https://events.pagerduty.com/v2/enqueue"
-    );
-    assert_eq!(
-        routing_key,
-        &vigil_connectors::secret::SecretSource::File("/etc/vigil/pagerduty.key".into())
+        pagerduty(
+            "  kind: pagerduty\n  routing_key: { file: pagerduty.key }\n",
+            "/etc/vigil",
+        ),
+        (
+            "https://events.pagerduty.com/v2/enqueue".to_owned(),
+            vigil_connectors::secret::SecretSource::File("/etc/vigil/pagerduty.key".into())
+        )
     );
     let slack = MINIMAL.replace(
         "  kind: log\n",
