@@ -114,6 +114,43 @@ pub enum ConnectorError {
         /// LiteLLM's message, from `{"error": {"message"}}` or FastAPI's `{"detail"}`.
         message: String,
     },
+    /// Langfuse's public API refused a call, with Langfuse's own message.
+    #[error("langfuse `{operation}` answered http {status}: {message}")]
+    Langfuse {
+        /// The operation, e.g. `set_labels`.
+        operation: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// Langfuse's message, from `{"message", "error"}`.
+        message: String,
+    },
+    /// An HTTP action named a host that the configuration does not allow.
+    #[error("host `{host}` is not on `actions.http.allow_hosts`")]
+    HostNotAllowed {
+        /// The host (and port, when the URL names one).
+        host: String,
+    },
+    /// An HTTP action's URL uses a scheme other than http or https.
+    #[error("only http and https urls can be called, not `{scheme}`")]
+    UnsupportedScheme {
+        /// The URL's scheme.
+        scheme: String,
+    },
+    /// An HTTP action's header cannot be sent; its value is not repeated.
+    #[error("header `{name}` cannot be sent: {detail}")]
+    InvalidHeader {
+        /// The header's name.
+        name: String,
+        /// What is wrong with it.
+        detail: &'static str,
+    },
+    /// An action needs a target or input that is not configured or not usable; `what` says
+    /// which, in a full sentence.
+    #[error("{what}")]
+    NotConfigured {
+        /// What is missing or wrong.
+        what: String,
+    },
     /// Every attempt to deliver a page failed.
     #[error("gave up paging `{url}` after {attempts} attempts")]
     PagerGaveUp {
@@ -131,7 +168,9 @@ impl ConnectorError {
     /// The HTTP status the peer answered, if the failure is an answer.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Status { status, .. } | Self::Api { status, .. } => Some(*status),
+            Self::Status { status, .. }
+            | Self::Api { status, .. }
+            | Self::Langfuse { status, .. } => Some(*status),
             Self::PagerGaveUp { last, .. } => last.status(),
             _ => None,
         }

@@ -1,8 +1,11 @@
 //! Everything vigil uses to talk to the world: secrets, the HTTP client, Prometheus scrapes,
-//! LiteLLM's admin API and webhook pagers. Every error names what it talked to, never a secret.
+//! the action targets (LiteLLM's admin API, Langfuse's prompt labels, generic HTTP calls) and
+//! webhook pagers. Every error names what it talked to, never a secret.
 
 mod error;
 pub mod http;
+pub mod http_action;
+pub mod langfuse;
 pub mod litellm;
 pub mod pager;
 pub mod prometheus;
@@ -10,6 +13,9 @@ pub mod scrape;
 pub mod secret;
 
 pub use error::ConnectorError;
+pub use http_action::{HttpCallOutcome, HttpCaller, HttpHeaderValue, HttpMethod, HttpRequestSpec};
+pub use langfuse::{LangfuseClient, PromptVersion};
+pub use litellm::{AdminClient, Fallbacks, KeyState, KeyUpdate, Limit, TeamState};
 
 /// Installs rustls' `ring` crypto provider as the process default, once.
 ///

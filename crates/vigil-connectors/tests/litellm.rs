@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use vigil_connectors::ConnectorError;
-use vigil_connectors::litellm::{AdminClient, KeyState, KeyUpdate};
+use vigil_connectors::litellm::{AdminClient, KeyState, KeyUpdate, Limit};
 use vigil_connectors::secret::Secret;
 use vigil_sim::SimGateway;
 
@@ -34,6 +34,9 @@ async fn block_unblock_and_info_round_trip() {
         key_alias: Some("alice-batch".to_owned()),
         blocked,
         team_id: Some("research".to_owned()),
+        max_budget: None,
+        rpm_limit: None,
+        tpm_limit: None,
     };
 
     assert_eq!(admin.key_info(ALICE_KEY).await.unwrap(), alice(false));
@@ -45,12 +48,30 @@ async fn block_unblock_and_info_round_trip() {
 
     let update = KeyUpdate {
         key: token.clone(),
-        max_budget: Some(1.0),
+        max_budget: Some(Limit::At(1.0)),
+        rpm_limit: Some(Limit::At(30.0)),
         blocked: Some(true),
         ..KeyUpdate::default()
     };
-    assert_eq!(admin.update_key(&update).await.unwrap(), alice(true));
+    let limited = KeyState {
+        max_budget: Some(1.0),
+        rpm_limit: Some(30.0),
+        ..alice(true)
+    };
+    assert_eq!(admin.update_key(&update).await.unwrap(), limited);
     assert!(gateway.is_blocked(&token));
+    // `Limit::Unlimited` removes a limit; what is not sent stays.
+    let update = KeyUpdate {
+        key: token.clone(),
+        rpm_limit: Some(Limit::Unlimited),
+        ..KeyUpdate::default()
+    };
+    let unlimited = KeyState {
+        max_budget: Some(1.0),
+        ..alice(true)
+    };
+    assert_eq!(admin.update_key(&update).await.unwrap(), unlimited);
+    assert_eq!(admin.key_info(ALICE_KEY).await.unwrap(), unlimited);
 
     let calls: Vec<(String, u16)> = gateway
         .admin_calls()
@@ -68,7 +89,9 @@ async fn block_unblock_and_info_round_trip() {
             ("/key/block", 200),
             ("/key/info", 200),
             ("/key/unblock", 200),
-            ("/key/update", 200)
+            ("/key/update", 200),
+            ("/key/update", 200),
+            ("/key/info", 200)
         ]
     );
     shutdown.cancel();
@@ -111,7 +134,7 @@ async fn refusals_carry_the_status_and_litellms_message() {
 
     let update = KeyUpdate {
         key: "sk-nobody".to_owned(),
-        rpm_limit: Some(10),
+        rpm_limit: Some(Limit::At(10.0)),
         ..KeyUpdate::default()
     };
     assert_eq!(

@@ -11,6 +11,9 @@ pub enum SimError {
     /// The gateway configuration is not usable; the message says why.
     #[error("invalid gateway configuration: {0}")]
     InvalidConfig(String),
+    /// The Langfuse fake's prompts are not usable; the message says why.
+    #[error("invalid langfuse prompts: {0}")]
+    InvalidPrompts(String),
     /// The traffic driver was asked about a key it does not drive.
     #[error("the traffic driver has no key `{alias}`")]
     UnknownKey {

@@ -1,9 +1,10 @@
 //! A faithful simulated outside world for vigil's demo and tests: a LiteLLM gateway, organic
-//! client traffic that drives it over real HTTP, a webhook sink that receives pages, and fakes of
-//! PagerDuty's Events API v2 and of a Slack incoming webhook.
+//! client traffic that drives it over real HTTP, a webhook sink that receives pages, fakes of
+//! PagerDuty's Events API v2 and of a Slack incoming webhook, and a fake of Langfuse's prompt API.
 
 mod error;
 mod gateway;
+mod langfuse;
 mod pager;
 mod pagerduty;
 mod prng;
@@ -13,6 +14,7 @@ mod traffic;
 
 pub use error::SimError;
 pub use gateway::{AdminCall, GatewayConfig, SimGateway, SimKey, SimModel};
+pub use langfuse::{FakePromptVersion, LangfuseCall, LangfuseFake};
 pub use pager::PagerSink;
 pub use pagerduty::{FakeIncident, PagerDutyFake};
 pub use slack::SlackFake;

@@ -25,9 +25,28 @@ type Rejected = Box<Response>;
 
 /// Request metadata every admin handler needs.
 pub(crate) struct AdminRequest {
-    peer: SocketAddr,
-    route: String,
-    headers: HeaderMap,
+    pub(crate) peer: SocketAddr,
+    pub(crate) route: String,
+    pub(crate) headers: HeaderMap,
+}
+
+/// What an admin call was about, for the call log.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct About {
+    /// The hashed key, for the key routes.
+    pub(crate) key: Option<String>,
+    /// The team or model, for the team and fallback routes.
+    pub(crate) subject: Option<String>,
+}
+
+impl About {
+    fn key(key: Option<String>) -> Self {
+        Self { key, subject: None }
+    }
+
+    pub(crate) fn subject(subject: Option<String>) -> Self {
+        Self { key: None, subject }
+    }
 }
 
 /// `POST /key/block`.
@@ -38,7 +57,7 @@ pub(crate) async fn block(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    set_blocked(
+    let response = set_blocked(
         &shared,
         AdminRequest {
             peer,
@@ -47,7 +66,19 @@ pub(crate) async fn block(
         },
         &body,
         true,
-    )
+    );
+    slow_admin(&shared).await;
+    response
+}
+
+/// Waits the configured admin delay, after the change and before the answer.
+async fn slow_admin(shared: &Shared) {
+    let delay_ms = shared
+        .admin_delay_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if delay_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+    }
 }
 
 /// `POST /key/unblock`.
@@ -58,7 +89,7 @@ pub(crate) async fn unblock(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    set_blocked(
+    let response = set_blocked(
         &shared,
         AdminRequest {
             peer,
@@ -67,7 +98,9 @@ pub(crate) async fn unblock(
         },
         &body,
         false,
-    )
+    );
+    slow_admin(&shared).await;
+    response
 }
 
 /// `POST /key/update`.
@@ -192,26 +225,43 @@ fn admin_preamble(
     request: &AdminRequest,
     body: &[u8],
 ) -> Result<(Value, String), Rejected> {
+    admin_body(shared, inner, request, body, "key")
+}
+
+/// Like [`admin_preamble`], for the required string field `field`; a call about a `key` is
+/// logged with its hash, any other with the field's value as its subject.
+pub(crate) fn admin_body(
+    shared: &Shared,
+    inner: &mut Inner,
+    request: &AdminRequest,
+    body: &[u8],
+    field: &str,
+) -> Result<(Value, String), Rejected> {
     let body: Value = match serde_json::from_slice(body) {
         Ok(body) => body,
         Err(error) => {
             let response = validation_error(vec![json_invalid(&error)]);
-            log_call(inner, &request.route, None, &response);
+            log_call_about(inner, &request.route, About::default(), &response);
             return Err(Box::new(response));
         }
     };
-    let key = body.get("key").and_then(Value::as_str).map(str::to_owned);
-    authenticate_admin(shared, inner, request, key.as_deref().map(hash_if_raw))?;
-    let failure = match (&body, &key) {
-        (_, Some(key)) => return Ok((body.clone(), key.clone())),
-        (Value::Object(fields), None) => match fields.get("key") {
-            None => missing_field("body", "key", &body),
-            Some(value) => wrong_type("key", "string", value),
+    let value = body.get(field).and_then(Value::as_str).map(str::to_owned);
+    let about = if field == "key" {
+        About::key(value.as_deref().map(hash_if_raw))
+    } else {
+        About::subject(value.clone())
+    };
+    authenticate_admin_about(shared, inner, request, about)?;
+    let failure = match (&body, &value) {
+        (_, Some(value)) => return Ok((body.clone(), value.clone())),
+        (Value::Object(fields), None) => match fields.get(field) {
+            None => missing_field("body", field, &body),
+            Some(found) => wrong_type(field, "string", found),
         },
         (other, None) => not_an_object(other),
     };
     let response = validation_error(vec![failure]);
-    log_call(inner, &request.route, None, &response);
+    log_call_about(inner, &request.route, About::default(), &response);
     Err(Box::new(response))
 }
 
@@ -221,6 +271,16 @@ fn authenticate_admin(
     inner: &mut Inner,
     request: &AdminRequest,
     target: Option<String>,
+) -> Result<Caller, Rejected> {
+    authenticate_admin_about(shared, inner, request, About::key(target))
+}
+
+/// Admits only the master key, logging every refusal with what the call was `about`.
+pub(crate) fn authenticate_admin_about(
+    shared: &Shared,
+    inner: &mut Inner,
+    request: &AdminRequest,
+    about: About,
 ) -> Result<Caller, Rejected> {
     let mut labels = request_labels(request.peer, &request.headers, &request.route);
     let (response, exception_class, hashed_api_key) =
@@ -245,14 +305,20 @@ fn authenticate_admin(
         };
     labels.set("hashed_api_key", hashed_api_key);
     inner.record_failure(&labels, exception_class, "None");
-    log_call(inner, &request.route, target, &response);
+    log_call_about(inner, &request.route, about, &response);
     Err(Box::new(response))
 }
 
 fn log_call(inner: &mut Inner, route: &str, key: Option<String>, response: &Response) {
+    log_call_about(inner, route, About::key(key), response);
+}
+
+/// Appends one call to the admin call log.
+pub(crate) fn log_call_about(inner: &mut Inner, route: &str, about: About, response: &Response) {
     inner.record_admin_call(AdminCall {
         path: route.to_owned(),
-        key,
+        key: about.key,
+        subject: about.subject,
         status: response.status().as_u16(),
         at: Instant::now(),
     });
@@ -282,12 +348,14 @@ fn hash_if_raw(key: &str) -> String {
     }
 }
 
-/// The fields of `/key/update` the simulator applies; an absent or `null` field is left as is.
+/// The fields of `/key/update` the simulator applies; an absent field is left as is. A `null`
+/// limit removes the limit, as LiteLLM 1.106 stores every field the request set
+/// (`model_dump(exclude_unset=True)`); `null` for the other fields is left as is.
 #[derive(Debug, Default)]
 struct KeyUpdate {
-    max_budget: Option<f64>,
-    rpm_limit: Option<u64>,
-    tpm_limit: Option<u64>,
+    max_budget: Option<Option<f64>>,
+    rpm_limit: Option<Option<u64>>,
+    tpm_limit: Option<Option<u64>>,
     blocked: Option<bool>,
     key_alias: Option<String>,
     metadata: Option<Map<String, Value>>,
@@ -296,13 +364,13 @@ struct KeyUpdate {
 impl KeyUpdate {
     fn apply(self, record: &mut KeyRecord) {
         if let Some(max_budget) = self.max_budget {
-            record.max_budget = Some(max_budget);
+            record.max_budget = max_budget;
         }
         if let Some(rpm_limit) = self.rpm_limit {
-            record.rpm_limit = Some(rpm_limit);
+            record.rpm_limit = rpm_limit;
         }
         if let Some(tpm_limit) = self.tpm_limit {
-            record.tpm_limit = Some(tpm_limit);
+            record.tpm_limit = tpm_limit;
         }
         if let Some(blocked) = self.blocked {
             record.blocked = Some(blocked);
@@ -321,21 +389,25 @@ fn parse_update(body: &Value) -> Result<KeyUpdate, Vec<Value>> {
     let mut update = KeyUpdate::default();
     let mut details = Vec::new();
     let present = |field: &str| body.get(field).filter(|value| !value.is_null());
-    if let Some(value) = present("max_budget") {
-        match value.as_f64() {
-            Some(max_budget) => update.max_budget = Some(max_budget),
+    match body.get("max_budget") {
+        None => {}
+        Some(Value::Null) => update.max_budget = Some(None),
+        Some(value) => match value.as_f64() {
+            Some(max_budget) => update.max_budget = Some(Some(max_budget)),
             None => details.push(wrong_type("max_budget", "number", value)),
-        }
+        },
     }
     for (field, target) in [
         ("rpm_limit", &mut update.rpm_limit),
         ("tpm_limit", &mut update.tpm_limit),
     ] {
-        if let Some(value) = present(field) {
-            match value.as_u64() {
-                Some(limit) => *target = Some(limit),
+        match body.get(field) {
+            None => {}
+            Some(Value::Null) => *target = Some(None),
+            Some(value) => match value.as_u64() {
+                Some(limit) => *target = Some(Some(limit)),
                 None => details.push(wrong_type(field, "integer", value)),
-            }
+            },
         }
     }
     if let Some(value) = present("blocked") {

@@ -17,6 +17,7 @@ use super::auth::{authenticate, blocked_key_response};
 use super::errors::proxy_error;
 use super::metrics::Labels;
 use super::state::{Caller, Inner, ModelEntry, Shared, now_unix};
+use super::teams::blocked_team_response;
 use crate::prom::python_repr;
 
 /// Completion tokens when the request names no `max_tokens`.
@@ -152,6 +153,14 @@ fn check_auth_limits(
             // LiteLLM raises a bare `Exception` for a blocked key: its failure hook records the
             // class `Exception` and no status.
             (blocked_key_response(), "Exception", "None")
+        } else if let Some(team_id) = record
+            .team_id
+            .as_deref()
+            .filter(|team_id| inner.teams.get(*team_id).is_some_and(|team| team.blocked))
+            .filter(|_| !shared.ignore_blocks)
+        {
+            // A blocked team fails in `common_checks`, also with a bare `Exception`.
+            (blocked_team_response(team_id), "Exception", "None")
         } else if let Some(max_budget) = record
             .max_budget
             .filter(|max_budget| record.spend >= *max_budget)

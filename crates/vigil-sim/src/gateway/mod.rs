@@ -1,15 +1,18 @@
 //! `SimGateway`: a simulated LiteLLM proxy (1.106.x) that serves the same `/metrics/`
-//! exposition, chat completions and key-management admin API as the real one, over HTTP.
+//! exposition, chat completions and admin API (keys, teams, fallbacks) as the real one, over
+//! HTTP.
 
 mod admin;
 mod auth;
 mod chat;
 mod errors;
+mod fallbacks;
 mod families;
 mod metrics;
 mod state;
+mod teams;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::SimError;
-use state::{KeyRecord, ModelEntry, Shared};
+use state::{KeyRecord, ModelEntry, Shared, TeamRecord};
 
 /// The content type of Prometheus text format 0.0.4, as `prometheus_client` sends it.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -66,7 +69,8 @@ pub struct SimKey {
     pub raw_key: String,
     /// The key's alias (`api_key_alias`); empty for none.
     pub alias: String,
-    /// The key's team (`team`); empty for none.
+    /// The key's team (`team`); empty for none. Every team named by a key exists in the
+    /// gateway, unblocked, and can be blocked with `/team/block`.
     pub team: String,
     /// The key's owner (`user`); empty for none.
     pub user_id: String,
@@ -107,6 +111,8 @@ pub struct AdminCall {
     pub path: String,
     /// The hashed key the call was about, when the request named one.
     pub key: Option<String>,
+    /// The team or model the call was about, for the team and fallback routes.
+    pub subject: Option<String>,
     /// The status the gateway answered.
     pub status: u16,
     /// When the gateway answered.
@@ -129,12 +135,19 @@ impl SimGateway {
     ) -> Result<SimGateway, SimError> {
         let local_addr = listener.local_addr().map_err(SimError::LocalAddr)?;
         let (models, keys) = validate(&config)?;
+        // The teams are the ones the keys name, as if created with `/team/new` beforehand.
+        let teams: BTreeMap<String, TeamRecord> = keys
+            .values()
+            .filter_map(|record| record.team_id.clone())
+            .map(|team_id| (team_id.clone(), TeamRecord::new(&team_id)))
+            .collect();
         let shared = Arc::new(Shared::new(
             config.master_key,
             config.ignore_blocks,
             config.require_auth_for_metrics,
             models,
             keys,
+            teams,
             local_addr,
         ));
         let app = router(Arc::clone(&shared));
@@ -157,6 +170,16 @@ impl SimGateway {
         format!("http://{}", self.shared.local_addr)
     }
 
+    /// Makes `/key/block` and `/key/unblock` answer `delay` after they changed the key, as a
+    /// slow admin API would: a client that dies meanwhile has changed the key without
+    /// hearing so.
+    pub fn set_admin_delay(&self, delay: std::time::Duration) {
+        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared
+            .admin_delay_ms
+            .store(millis, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Every admin request received so far (the most recent 10 000), oldest first.
     pub fn admin_calls(&self) -> Vec<AdminCall> {
         self.shared.lock().admin_calls.iter().cloned().collect()
@@ -170,6 +193,44 @@ impl SimGateway {
             .keys
             .get(&hashed)
             .is_some_and(KeyRecord::is_blocked)
+    }
+
+    /// Whether the team is blocked; `None` for a team the gateway does not know.
+    pub fn is_team_blocked(&self, team_id: &str) -> Option<bool> {
+        self.shared
+            .lock()
+            .teams
+            .get(team_id)
+            .map(|team| team.blocked)
+    }
+
+    /// The hashed keys (`token`s) of a team's members, sorted.
+    pub fn team_keys(&self, team_id: &str) -> Vec<String> {
+        let mut tokens: Vec<String> = self
+            .shared
+            .lock()
+            .keys
+            .values()
+            .filter(|record| record.team_id.as_deref() == Some(team_id))
+            .map(|record| record.token.clone())
+            .collect();
+        tokens.sort();
+        tokens
+    }
+
+    /// A model's general fallbacks as the router holds them; `None` when it has none.
+    pub fn fallbacks(&self, model: &str) -> Option<Vec<String>> {
+        self.fallbacks_of_type("general", model)
+    }
+
+    /// A model's fallbacks of one type (`general`, `context_window` or `content_policy`).
+    pub fn fallbacks_of_type(&self, fallback_type: &str, model: &str) -> Option<Vec<String>> {
+        self.shared
+            .lock()
+            .fallbacks
+            .get(fallback_type)
+            .and_then(|by_model| by_model.get(model))
+            .cloned()
     }
 
     /// The spend in USD the gateway has recorded for a key; takes a raw key or its hash.
@@ -199,6 +260,11 @@ impl SimGateway {
             key.to_owned()
         }
     }
+}
+
+/// The wall-clock time as pydantic writes a UTC datetime, for the other fakes.
+pub(crate) fn iso8601_now() -> String {
+    state::iso8601_utc(state::now_unix())
 }
 
 type Validated = (HashMap<String, ModelEntry>, HashMap<String, KeyRecord>);
@@ -274,6 +340,13 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/key/unblock", post(admin::unblock))
         .route("/key/update", post(admin::update))
         .route("/key/info", get(admin::info))
+        .route("/team/block", post(teams::block))
+        .route("/team/unblock", post(teams::unblock))
+        .route("/fallback", post(fallbacks::create))
+        .route(
+            "/fallback/{model}",
+            get(fallbacks::get).delete(fallbacks::delete),
+        )
         .fallback(errors::not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -1,7 +1,7 @@
-//! The gateway's shared state: virtual keys, metrics and the admin call log, behind one
-//! mutex that is never held across an `.await`.
+//! The gateway's shared state: virtual keys, teams, fallbacks, metrics and the admin call
+//! log, behind one mutex that is never held across an `.await`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -107,6 +107,28 @@ impl KeyRecord {
     }
 }
 
+/// One team, shaped after LiteLLM's `LiteLLM_TeamTable` row. Its keys are the keys whose
+/// `team_id` names it.
+#[derive(Debug, Clone)]
+pub(crate) struct TeamRecord {
+    pub(crate) team_id: String,
+    pub(crate) blocked: bool,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
+}
+
+impl TeamRecord {
+    pub(crate) fn new(team_id: &str) -> Self {
+        let created_at = iso8601_utc(now_unix());
+        Self {
+            team_id: team_id.to_owned(),
+            blocked: false,
+            updated_at: created_at.clone(),
+            created_at,
+        }
+    }
+}
+
 fn non_empty(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
 }
@@ -124,6 +146,10 @@ pub(crate) enum Caller {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) keys: HashMap<String, KeyRecord>,
+    pub(crate) teams: BTreeMap<String, TeamRecord>,
+    /// Each model's fallbacks by type (`general`, `context_window`, `content_policy`), as
+    /// `router_settings` holds them.
+    pub(crate) fallbacks: BTreeMap<String, BTreeMap<String, Vec<String>>>,
     pub(crate) metrics: Metrics,
     pub(crate) admin_calls: VecDeque<AdminCall>,
     pub(crate) next_request_id: u64,
@@ -191,6 +217,9 @@ pub(crate) struct Shared {
     pub(crate) started_unix: f64,
     pub(crate) started: Instant,
     pub(crate) in_flight: AtomicU64,
+    /// How long `/key/block` and `/key/unblock` wait, after changing the key, before they
+    /// answer: a slow admin API, for crash tests.
+    pub(crate) admin_delay_ms: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -201,6 +230,7 @@ impl Shared {
         require_auth_for_metrics: bool,
         models: HashMap<String, ModelEntry>,
         keys: HashMap<String, KeyRecord>,
+        teams: BTreeMap<String, TeamRecord>,
         local_addr: SocketAddr,
     ) -> Self {
         Self {
@@ -212,8 +242,11 @@ impl Shared {
             started_unix: now_unix(),
             started: Instant::now(),
             in_flight: AtomicU64::new(0),
+            admin_delay_ms: AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 keys,
+                teams,
+                fallbacks: BTreeMap::new(),
                 metrics: Metrics::new(),
                 admin_calls: VecDeque::new(),
                 next_request_id: 0,
