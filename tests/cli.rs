@@ -14,10 +14,14 @@
 
 mod support;
 
+#[path = "cli/approve.rs"]
+mod approve;
 #[path = "cli/backtest.rs"]
 mod backtest;
 #[path = "cli/check.rs"]
 mod check;
+#[path = "cli/crash.rs"]
+mod crash;
 #[path = "cli/demo.rs"]
 mod demo;
 #[path = "cli/ledger.rs"]

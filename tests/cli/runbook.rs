@@ -1,4 +1,4 @@
-//! `vigil runbook lint` on copies of the shipped runbook: valid (exit 0), every problem of
+//! `vigil runbook lint` on the shipped runbooks and on copies of one: valid (exit 0), every problem of
 //! every file with its file, line and key (exit 1), an unreadable folder (exit 2).
 
 use crate::support::{TempDir, repo_root, vigil};
@@ -13,7 +13,7 @@ fn the_shipped_runbooks_lint_clean() {
     assert_eq!(run.code(), 0, "{run}");
     assert!(
         run.stdout
-            .starts_with("runbooks: ok (1 runbooks: block-runaway-key)"),
+            .starts_with("runbooks: ok (6 runbooks: block-runaway-key, failover-provider-errors, rollback-prompt-after-eval-regression, rollback-prompt-after-size-growth, slow-key-before-budget-runs-out, throttle-runaway-key)"),
         "{run}"
     );
 }

@@ -78,7 +78,7 @@ impl Drop for Gateway {
 }
 
 /// A master key nobody can guess, as LiteLLM requires.
-fn random_master_key() -> String {
+pub(crate) fn random_master_key() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_nanos());
@@ -118,7 +118,7 @@ pager:
 "#,
         ledger = ledger.display(),
         policies = root.join("policies").display(),
-        runbooks = root.join("runbooks").display(),
+        runbooks = root.join("examples/demo/runbooks").display(),
         gateway = gateway.gateway.base_url(),
         key_file = key_file.display(),
     );
@@ -128,16 +128,16 @@ pager:
 }
 
 /// A running `vigil serve`, its stderr lines arriving on a channel.
-struct Served {
-    child: ChildGuard,
-    address: SocketAddr,
+pub(crate) struct Served {
+    pub(crate) child: ChildGuard,
+    pub(crate) address: SocketAddr,
     stderr_lines: mpsc::Receiver<String>,
     stderr: Vec<String>,
 }
 
 impl Served {
     /// Starts `vigil serve --config CONFIG --listen 127.0.0.1:0` and waits for its address.
-    fn start(config: &Path, cwd: &Path) -> Served {
+    pub(crate) fn start(config: &Path, cwd: &Path) -> Served {
         let mut command = vigil_command(
             [
                 "serve".as_ref(),
@@ -190,15 +190,20 @@ impl Served {
     }
 
     /// The next stderr line before `deadline`; `None` at the end of the stream or the deadline.
-    fn next_line(&mut self, deadline: Instant) -> Option<String> {
+    pub(crate) fn next_line(&mut self, deadline: Instant) -> Option<String> {
         let remaining = deadline.checked_duration_since(Instant::now())?;
         let line = self.stderr_lines.recv_timeout(remaining).ok()?;
         self.stderr.push(line.clone());
         Some(line)
     }
 
+    /// Everything it printed on stderr so far.
+    pub(crate) fn stderr_text(&self) -> String {
+        self.stderr.join("\n")
+    }
+
     /// Polls `path` until `done` accepts the response; panics after the bounded rounds.
-    fn poll(
+    pub(crate) fn poll(
         &self,
         path: &str,
         what: &str,
@@ -217,7 +222,7 @@ impl Served {
     }
 
     /// Sends `signal` (`TERM` or `INT`), waits for the exit, and returns the code and stderr.
-    fn stop_with(mut self, signal: &str) -> (Option<i32>, String) {
+    pub(crate) fn stop_with(mut self, signal: &str) -> (Option<i32>, String) {
         let sent = std::process::Command::new("kill")
             .args([format!("-{signal}"), self.child.id().to_string()])
             .status()
@@ -251,7 +256,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .map(|sample| sample.value)
 }
 
-fn scrapes_ok(metrics: &str) -> f64 {
+pub(crate) fn scrapes_ok(metrics: &str) -> f64 {
     sample(
         metrics,
         "vigil_scrapes_total",

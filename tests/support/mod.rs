@@ -173,7 +173,11 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut command = vigil_command(args, cwd);
+    finish(vigil_command(args, cwd), limit)
+}
+
+/// Runs a prepared command and waits at most `limit` for it (a hang guard).
+pub fn finish(mut command: Command, limit: Duration) -> Finished {
     let shown = format!("{command:?}");
     let mut child = ChildGuard::new(command.spawn().expect("spawning vigil"));
     let stdout = read_to_end(child.child_mut().stdout.take().expect("piped stdout"));

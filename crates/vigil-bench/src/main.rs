@@ -3,6 +3,7 @@
 //! Each benchmark is a subcommand in a module of its own; add one by adding a module and a
 //! line to [`BENCHMARKS`].
 
+mod authz;
 mod detectors;
 mod parse;
 mod store;
@@ -32,6 +33,11 @@ const BENCHMARKS: &[Benchmark] = &[
         name: "detectors",
         about: detectors::ABOUT,
         run: detectors::run,
+    },
+    Benchmark {
+        name: "authz",
+        about: authz::ABOUT,
+        run: authz::run,
     },
 ];
 

@@ -181,6 +181,10 @@ pub struct AuthzContext {
     pub confidence_pct: i64,
     /// Whether this step undoes an earlier step that did not work.
     pub is_compensation: bool,
+    /// How often this runbook's action was verified to work, in percent: `(verified + 1) /
+    /// (runs + 2)`, so 50 with no history (see `TrustTally::score_pct`).
+    #[serde(default)]
+    pub trust_pct: i64,
 }
 
 /// One question for the policy engine: may `principal` do `action` to `resource` now?

@@ -45,6 +45,10 @@ impl Mode {
 }
 
 /// The actions a runbook step can take. The set is closed: each has a connector behind it.
+///
+/// Every action names a *target* (the configured gateway, prompt registry or HTTP allow-list
+/// it goes through) with the optional `target` parameter; LiteLLM actions default to the
+/// source the finding came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ActionKind {
     /// Block a virtual key on a LiteLLM gateway (`POST /key/block`). Param: `key`.
@@ -53,15 +57,69 @@ pub enum ActionKind {
     /// Unblock a virtual key on a LiteLLM gateway (`POST /key/unblock`). Param: `key`.
     #[serde(rename = "litellm.unblock_key")]
     LitellmUnblockKey,
+    /// Lower (or raise) a key's limits (`POST /key/update`): `key` and at least one of
+    /// `max_budget`, `rpm_limit`, `tpm_limit` (a number, or `none` to remove the limit). The
+    /// limits it replaced are remembered for `litellm.restore_key`.
+    #[serde(rename = "litellm.update_key")]
+    LitellmUpdateKey,
+    /// Put back the limits an earlier `litellm.update_key` step of the run replaced. Param:
+    /// `key`. Only valid as a compensation.
+    #[serde(rename = "litellm.restore_key")]
+    LitellmRestoreKey,
+    /// Block a team: every key of it is refused (`POST /team/block`). Param: `team`.
+    #[serde(rename = "litellm.block_team")]
+    LitellmBlockTeam,
+    /// Unblock a team (`POST /team/unblock`). Param: `team`.
+    #[serde(rename = "litellm.unblock_team")]
+    LitellmUnblockTeam,
+    /// Route a model group's traffic to fallbacks: `model` and `fallbacks` (comma-separated
+    /// model names). The fallbacks it replaced are remembered for `litellm.restore_fallbacks`.
+    #[serde(rename = "litellm.set_fallbacks")]
+    LitellmSetFallbacks,
+    /// Put back the fallbacks an earlier `litellm.set_fallbacks` step replaced. Param:
+    /// `model`. Only valid as a compensation.
+    #[serde(rename = "litellm.restore_fallbacks")]
+    LitellmRestoreFallbacks,
+    /// Move a Langfuse prompt's label (default `production`) to a version:
+    /// `PATCH /api/public/v2/prompts/{prompt}/versions/{version}`. Params: `prompt`,
+    /// `version`, optional `label`; `target` names the Langfuse project in the config.
+    #[serde(rename = "langfuse.set_label")]
+    LangfuseSetLabel,
+    /// Call a service over HTTP: `service` (the Cedar resource), `method`, `url` (its host
+    /// must be on the config's allow-list), optional `body` (JSON) and `expect_status`.
+    #[serde(rename = "http.call")]
+    HttpCall,
 }
 
 impl ActionKind {
+    /// Every action kind, in declaration order.
+    pub const ALL: [ActionKind; 10] = [
+        ActionKind::LitellmBlockKey,
+        ActionKind::LitellmUnblockKey,
+        ActionKind::LitellmUpdateKey,
+        ActionKind::LitellmRestoreKey,
+        ActionKind::LitellmBlockTeam,
+        ActionKind::LitellmUnblockTeam,
+        ActionKind::LitellmSetFallbacks,
+        ActionKind::LitellmRestoreFallbacks,
+        ActionKind::LangfuseSetLabel,
+        ActionKind::HttpCall,
+    ];
+
     /// The name used in runbooks.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             ActionKind::LitellmBlockKey => "litellm.block_key",
             ActionKind::LitellmUnblockKey => "litellm.unblock_key",
+            ActionKind::LitellmUpdateKey => "litellm.update_key",
+            ActionKind::LitellmRestoreKey => "litellm.restore_key",
+            ActionKind::LitellmBlockTeam => "litellm.block_team",
+            ActionKind::LitellmUnblockTeam => "litellm.unblock_team",
+            ActionKind::LitellmSetFallbacks => "litellm.set_fallbacks",
+            ActionKind::LitellmRestoreFallbacks => "litellm.restore_fallbacks",
+            ActionKind::LangfuseSetLabel => "langfuse.set_label",
+            ActionKind::HttpCall => "http.call",
         }
     }
 
@@ -71,15 +129,78 @@ impl ActionKind {
         match self {
             ActionKind::LitellmBlockKey => ActionName::Block,
             ActionKind::LitellmUnblockKey => ActionName::Unblock,
+            ActionKind::LitellmUpdateKey | ActionKind::LitellmRestoreKey => ActionName::Throttle,
+            ActionKind::LitellmBlockTeam => ActionName::BlockTeam,
+            ActionKind::LitellmUnblockTeam => ActionName::UnblockTeam,
+            ActionKind::LitellmSetFallbacks | ActionKind::LitellmRestoreFallbacks => {
+                ActionName::Failover
+            }
+            ActionKind::LangfuseSetLabel => ActionName::Rollback,
+            ActionKind::HttpCall => ActionName::Call,
         }
     }
 
-    /// The parameters it requires; no others are accepted.
+    /// The parameter that names the Cedar resource (its id).
+    #[must_use]
+    pub fn resource_param(self) -> &'static str {
+        match self {
+            ActionKind::LitellmBlockKey
+            | ActionKind::LitellmUnblockKey
+            | ActionKind::LitellmUpdateKey
+            | ActionKind::LitellmRestoreKey => "key",
+            ActionKind::LitellmBlockTeam | ActionKind::LitellmUnblockTeam => "team",
+            ActionKind::LitellmSetFallbacks | ActionKind::LitellmRestoreFallbacks => "model",
+            ActionKind::LangfuseSetLabel => "prompt",
+            ActionKind::HttpCall => "service",
+        }
+    }
+
+    /// The parameters it requires.
     #[must_use]
     pub fn params(self) -> &'static [&'static str] {
         match self {
-            ActionKind::LitellmBlockKey | ActionKind::LitellmUnblockKey => &["key"],
+            ActionKind::LitellmBlockKey
+            | ActionKind::LitellmUnblockKey
+            | ActionKind::LitellmUpdateKey
+            | ActionKind::LitellmRestoreKey => &["key"],
+            ActionKind::LitellmBlockTeam | ActionKind::LitellmUnblockTeam => &["team"],
+            ActionKind::LitellmSetFallbacks => &["model", "fallbacks"],
+            ActionKind::LitellmRestoreFallbacks => &["model"],
+            ActionKind::LangfuseSetLabel => &["prompt", "version"],
+            ActionKind::HttpCall => &["service", "method", "url"],
         }
+    }
+
+    /// The parameters it accepts besides the required ones (`target` is accepted by all).
+    #[must_use]
+    pub fn optional_params(self) -> &'static [&'static str] {
+        match self {
+            ActionKind::LitellmUpdateKey => &["target", "max_budget", "rpm_limit", "tpm_limit"],
+            ActionKind::LangfuseSetLabel => &["target", "label"],
+            ActionKind::HttpCall => &["body", "expect_status"],
+            ActionKind::LitellmBlockKey
+            | ActionKind::LitellmUnblockKey
+            | ActionKind::LitellmRestoreKey
+            | ActionKind::LitellmBlockTeam
+            | ActionKind::LitellmUnblockTeam
+            | ActionKind::LitellmSetFallbacks
+            | ActionKind::LitellmRestoreFallbacks => &["target"],
+        }
+    }
+
+    /// Whether it only undoes an earlier step, from state the earlier step recorded.
+    #[must_use]
+    pub fn is_restore(self) -> bool {
+        matches!(
+            self,
+            ActionKind::LitellmRestoreKey | ActionKind::LitellmRestoreFallbacks
+        )
+    }
+
+    /// Whether it goes through a LiteLLM gateway's admin API.
+    #[must_use]
+    pub fn is_litellm(self) -> bool {
+        self.as_str().starts_with("litellm.")
     }
 }
 
@@ -88,8 +209,22 @@ impl ActionKind {
 #[serde(rename_all = "snake_case")]
 pub enum VerificationCheck {
     /// The incident key's rate, on the detector that raised the finding, stays under
-    /// `threshold_per_sec`.
+    /// `threshold_per_sec` for `hold_samples` scrapes in a row (spike detectors only).
     KeyRateBelow,
+    /// The finding that opened the incident clears: its detector, with its own clear level
+    /// and hysteresis, no longer sees the problem. Works for every detector.
+    FindingClears,
+}
+
+impl VerificationCheck {
+    /// The name used in runbooks.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerificationCheck::KeyRateBelow => "key_rate_below",
+            VerificationCheck::FindingClears => "finding_clears",
+        }
+    }
 }
 
 /// A runbook as written (raw). Unknown keys are errors.
@@ -109,6 +244,10 @@ pub struct RunbookSpec {
     /// default) or `trusted`.
     #[serde(default = "default_trust")]
     pub trust: String,
+    /// Who answers for the runbook. Its proposals are requested in the owner's name, so the
+    /// owner cannot also approve them (four eyes).
+    #[serde(default = "default_owner")]
+    pub owner: String,
     /// The steps, in order.
     pub steps: Vec<StepSpec>,
     /// How to tell that the steps worked.
@@ -120,6 +259,10 @@ pub struct RunbookSpec {
 
 fn default_trust() -> String {
     "reviewed".to_owned()
+}
+
+fn default_owner() -> String {
+    "vigil".to_owned()
 }
 
 /// When a runbook applies.
@@ -168,9 +311,11 @@ pub struct CompensationSpec {
 pub struct VerificationSpec {
     /// Which check.
     pub check: VerificationCheck,
-    /// The bar the rate must be under, per second.
-    pub threshold_per_sec: f64,
-    /// How many consecutive observations must be under it.
+    /// The bar the rate must be under, per second (`key_rate_below` only).
+    #[serde(default)]
+    pub threshold_per_sec: Option<f64>,
+    /// How many consecutive observations must be under it (`key_rate_below` only).
+    #[serde(default = "default_hold_samples")]
     pub hold_samples: u32,
     /// The deadline after the last step, in seconds.
     pub within_secs: u64,
@@ -186,10 +331,21 @@ pub struct GuardrailsSpec {
     /// After acting on a target (for example a key), do not act on it again for this long.
     #[serde(default = "default_cooldown")]
     pub cooldown_per_target_secs: u64,
+    /// This runbook starts at most this many runs in any hour (over all incidents).
+    #[serde(default = "default_max_runs_per_hour")]
+    pub max_runs_per_hour: u32,
+}
+
+fn default_hold_samples() -> u32 {
+    1
 }
 
 fn default_max_attempts() -> u32 {
     1
+}
+
+fn default_max_runs_per_hour() -> u32 {
+    6
 }
 
 fn default_cooldown() -> u64 {
@@ -201,6 +357,7 @@ impl Default for GuardrailsSpec {
         GuardrailsSpec {
             max_attempts_per_incident: default_max_attempts(),
             cooldown_per_target_secs: default_cooldown(),
+            max_runs_per_hour: default_max_runs_per_hour(),
         }
     }
 }
@@ -223,6 +380,9 @@ pub struct Runbook {
     pub mode: Mode,
     /// `principal.trust` in policies.
     pub trust: String,
+    /// Who answers for it; the requester of its proposals.
+    #[serde(default = "default_owner")]
+    pub owner: String,
     /// The steps.
     pub steps: Vec<Step>,
     /// The verification.
@@ -274,6 +434,9 @@ pub struct Guardrails {
     pub max_attempts_per_incident: u32,
     /// Cooldown per target in milliseconds.
     pub cooldown_per_target_ms: i64,
+    /// Runs started per rolling hour, over all incidents.
+    #[serde(default = "default_max_runs_per_hour")]
+    pub max_runs_per_hour: u32,
 }
 
 impl RunbookSpec {
@@ -288,6 +451,9 @@ impl RunbookSpec {
         }
         if !(0.0..=1.0).contains(&self.trigger.min_confidence) {
             problems.push("trigger.min_confidence", "must be between 0 and 1");
+        }
+        if self.owner.trim().is_empty() {
+            problems.push("owner", "must not be empty");
         }
         if self.trust.trim().is_empty() {
             problems.push("trust", "must not be empty");
@@ -311,12 +477,38 @@ impl RunbookSpec {
                     format!("duplicate step id `{}`", spec.id),
                 );
             }
+            if spec.action.is_restore() {
+                problems.push(
+                    format!("{path}.action"),
+                    format!(
+                        "`{}` undoes an earlier step and is only valid as a compensation",
+                        spec.action.as_str()
+                    ),
+                );
+            }
             let params = validate_params(
                 &mut problems,
                 &format!("{path}.params"),
                 spec.action,
                 spec.params,
             );
+            if let Some(compensation) = &spec.compensation
+                && compensation.action.is_restore()
+                && !restores(spec.action, compensation.action)
+            {
+                problems.push(
+                    format!("{path}.compensation.action"),
+                    format!(
+                        "`{}` can only undo {}, not `{}`",
+                        compensation.action.as_str(),
+                        match compensation.action {
+                            ActionKind::LitellmRestoreKey => "`litellm.update_key`",
+                            _ => "`litellm.set_fallbacks`",
+                        },
+                        spec.action.as_str()
+                    ),
+                );
+            }
             let compensation = spec.compensation.map(|compensation| Compensation {
                 action: compensation.action,
                 params: validate_params(
@@ -334,11 +526,24 @@ impl RunbookSpec {
             });
         }
         let verification = &self.verification;
-        if !verification.threshold_per_sec.is_finite() || verification.threshold_per_sec < 0.0 {
-            problems.push(
+        match (verification.check, verification.threshold_per_sec) {
+            (VerificationCheck::KeyRateBelow, None) => problems.push(
                 "verification.threshold_per_sec",
-                "must be a number of at least 0",
-            );
+                "`key_rate_below` needs the rate to stay under, per second",
+            ),
+            (VerificationCheck::KeyRateBelow, Some(threshold))
+                if !threshold.is_finite() || threshold < 0.0 =>
+            {
+                problems.push(
+                    "verification.threshold_per_sec",
+                    "must be a number of at least 0",
+                );
+            }
+            (VerificationCheck::FindingClears, Some(_)) => problems.push(
+                "verification.threshold_per_sec",
+                "`finding_clears` uses the detector's own clear level; remove this key",
+            ),
+            _ => {}
         }
         if verification.hold_samples == 0 {
             problems.push("verification.hold_samples", "must be at least 1");
@@ -349,6 +554,9 @@ impl RunbookSpec {
         if self.guardrails.max_attempts_per_incident == 0 {
             problems.push("guardrails.max_attempts_per_incident", "must be at least 1");
         }
+        if self.guardrails.max_runs_per_hour == 0 {
+            problems.push("guardrails.max_runs_per_hour", "must be at least 1");
+        }
         let runbook = Runbook {
             id: self.id,
             description: self.description,
@@ -357,16 +565,18 @@ impl RunbookSpec {
             detectors: self.trigger.detectors,
             mode: self.mode,
             trust: self.trust,
+            owner: self.owner,
             steps,
             verification: Verification {
                 check: verification.check,
-                threshold_per_sec: verification.threshold_per_sec,
+                threshold_per_sec: verification.threshold_per_sec.unwrap_or(0.0),
                 hold_samples: verification.hold_samples,
                 within_ms: secs_to_ms(verification.within_secs),
             },
             guardrails: Guardrails {
                 max_attempts_per_incident: self.guardrails.max_attempts_per_incident,
                 cooldown_per_target_ms: secs_to_ms(self.guardrails.cooldown_per_target_secs),
+                max_runs_per_hour: self.guardrails.max_runs_per_hour,
             },
         };
         problems.finish(runbook)
@@ -385,6 +595,21 @@ fn is_kebab_id(id: &str) -> bool {
             .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
 }
 
+/// Whether `restore` undoes `forward`.
+fn restores(forward: ActionKind, restore: ActionKind) -> bool {
+    matches!(
+        (forward, restore),
+        (ActionKind::LitellmUpdateKey, ActionKind::LitellmRestoreKey)
+            | (
+                ActionKind::LitellmSetFallbacks,
+                ActionKind::LitellmRestoreFallbacks
+            )
+    )
+}
+
+/// The HTTP methods `http.call` may use.
+const HTTP_METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
 fn validate_params(
     problems: &mut Problems,
     path: &str,
@@ -400,22 +625,80 @@ fn validate_params(
             );
         }
     }
+    if action == ActionKind::LitellmUpdateKey
+        && !["max_budget", "rpm_limit", "tpm_limit"]
+            .iter()
+            .any(|limit| params.contains_key(*limit))
+    {
+        problems.push(
+            path,
+            "`litellm.update_key` needs at least one of `max_budget`, `rpm_limit`, `tpm_limit`",
+        );
+    }
     for (name, source) in params {
-        if !action.params().contains(&name.as_str()) {
+        let known = action.params().contains(&name.as_str())
+            || action.optional_params().contains(&name.as_str());
+        if !known {
+            let mut accepted: Vec<&str> = action.params().to_vec();
+            accepted.extend(action.optional_params());
             problems.push(
                 format!("{path}.{name}"),
-                format!("`{}` takes no parameter `{name}`", action.as_str()),
+                format!(
+                    "`{}` takes no parameter `{name}`; it takes {}",
+                    action.as_str(),
+                    accepted.join(", ")
+                ),
             );
             continue;
         }
-        match Template::parse(&source) {
-            Ok(template) => {
-                parsed.insert(name, template);
+        let template = match Template::parse(&source) {
+            Ok(template) => template,
+            Err(message) => {
+                problems.push(format!("{path}.{name}"), message);
+                continue;
             }
-            Err(message) => problems.push(format!("{path}.{name}"), message),
+        };
+        if template.is_literal()
+            && let Some(message) = literal_problem(action, &name, source.trim())
+        {
+            problems.push(format!("{path}.{name}"), message);
         }
+        parsed.insert(name, template);
     }
     parsed
+}
+
+/// What is wrong with a parameter written without variables, if anything. Templated values
+/// are checked when they are rendered, and a bad one fails the step.
+fn literal_problem(action: ActionKind, name: &str, value: &str) -> Option<String> {
+    match (action, name) {
+        (ActionKind::LitellmUpdateKey, "max_budget" | "rpm_limit" | "tpm_limit") => {
+            let ok = value == "none"
+                || value
+                    .parse::<f64>()
+                    .is_ok_and(|n| n.is_finite() && n >= 0.0);
+            (!ok).then(|| format!("`{value}` must be a number of at least 0, or `none`"))
+        }
+        (ActionKind::LitellmSetFallbacks, "fallbacks") => value
+            .split(',')
+            .any(|model| model.trim().is_empty())
+            .then(|| "must list model names separated by commas".to_owned()),
+        (ActionKind::HttpCall, "method") => (!HTTP_METHODS.contains(&value))
+            .then(|| format!("`{value}` is not one of {}", HTTP_METHODS.join(", "))),
+        (ActionKind::HttpCall, "url") => (!(value.starts_with("http://")
+            || value.starts_with("https://")))
+        .then(|| "must start with http:// or https://".to_owned()),
+        (ActionKind::HttpCall, "expect_status") => (!value.split(',').all(|code| {
+            code.trim()
+                .parse::<u16>()
+                .is_ok_and(|c| (100..=599).contains(&c))
+        }))
+        .then(|| "must list HTTP status codes separated by commas".to_owned()),
+        (ActionKind::HttpCall, "body") => serde_json::from_str::<serde_json::Value>(value)
+            .err()
+            .map(|error| format!("is not JSON: {error}")),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

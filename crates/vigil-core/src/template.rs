@@ -17,15 +17,26 @@ pub enum Var {
     IncidentTeam,
     /// `incident.source`: the source the finding came from.
     IncidentSource,
+    /// `incident.subject`: the same as `incident.key`, for subjects that are not keys (a
+    /// model, a prompt, a team).
+    IncidentSubject,
+    /// `incident.change.from`: the version before the change the diagnoser blames (empty
+    /// when it blames none): what a rollback goes back to.
+    ChangeFrom,
+    /// `incident.change.to`: the version the blamed change introduced.
+    ChangeTo,
 }
 
 impl Var {
-    const ALL: [(&'static str, Var); 5] = [
+    const ALL: [(&'static str, Var); 8] = [
         ("incident.id", Var::IncidentId),
         ("incident.key", Var::IncidentKey),
         ("incident.key_alias", Var::IncidentKeyAlias),
         ("incident.team", Var::IncidentTeam),
         ("incident.source", Var::IncidentSource),
+        ("incident.subject", Var::IncidentSubject),
+        ("incident.change.from", Var::ChangeFrom),
+        ("incident.change.to", Var::ChangeTo),
     ];
 
     fn parse(name: &str) -> Option<Var> {
@@ -55,6 +66,10 @@ pub struct TemplateContext {
     pub team: String,
     /// `incident.source`
     pub source: String,
+    /// `incident.change.from`
+    pub change_from: String,
+    /// `incident.change.to`
+    pub change_to: String,
 }
 
 /// A parsed template.
@@ -107,13 +122,23 @@ impl Template {
             match part {
                 Part::Literal(text) => out.push_str(text),
                 Part::Var(Var::IncidentId) => out.push_str(&context.incident_id),
-                Part::Var(Var::IncidentKey) => out.push_str(&context.key),
+                Part::Var(Var::IncidentKey | Var::IncidentSubject) => out.push_str(&context.key),
                 Part::Var(Var::IncidentKeyAlias) => out.push_str(&context.key_alias),
                 Part::Var(Var::IncidentTeam) => out.push_str(&context.team),
                 Part::Var(Var::IncidentSource) => out.push_str(&context.source),
+                Part::Var(Var::ChangeFrom) => out.push_str(&context.change_from),
+                Part::Var(Var::ChangeTo) => out.push_str(&context.change_to),
             }
         }
         out
+    }
+
+    /// Whether it has no variables (so it can be checked when loaded).
+    #[must_use]
+    pub fn is_literal(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|part| matches!(part, Part::Literal(_)))
     }
 
     /// The text it was parsed from.

@@ -126,6 +126,7 @@ pub(crate) fn cedar_context(context: &AuthzContext) -> Result<Context, String> {
         detector,
         confidence_pct,
         is_compensation,
+        trust_pct,
     } = context;
     let pairs = [
         (
@@ -158,6 +159,7 @@ pub(crate) fn cedar_context(context: &AuthzContext) -> Result<Context, String> {
             "is_compensation",
             RestrictedExpression::new_bool(*is_compensation),
         ),
+        ("trust_pct", RestrictedExpression::new_long(*trust_pct)),
     ];
     Context::from_pairs(pairs.map(|(key, value)| (key.to_owned(), value)))
         .map_err(|error| format!("invalid context: {}", error_chain(&error)))

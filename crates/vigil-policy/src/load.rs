@@ -357,6 +357,7 @@ fn check_schema_fits_requests(
         detector: "token-spike".to_owned(),
         confidence_pct: 100,
         is_compensation: false,
+        trust_pct: 50,
     };
     for action in ActionName::ALL {
         let resource_type = action.resource_type();

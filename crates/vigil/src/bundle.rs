@@ -96,6 +96,9 @@ pub fn assemble(
                 api_keys: config.api_keys.clone(),
                 store: config.store.clone(),
                 flapping: vigil_core::engine::FlapLimits::default(),
+                resources: config.resources.clone(),
+                limits: config.limits.clone(),
+                trust: Vec::new(),
             };
             Ok(Bundle {
                 config,
@@ -305,57 +308,125 @@ fn check_runbooks_against_config(
                 ));
             }
         }
-        let uses_litellm = runbook.steps.iter().any(|step| {
-            matches!(
-                step.action,
-                ActionKind::LitellmBlockKey | ActionKind::LitellmUnblockKey
-            ) || step.compensation.as_ref().is_some_and(|compensation| {
-                matches!(
-                    compensation.action,
-                    ActionKind::LitellmBlockKey | ActionKind::LitellmUnblockKey
-                )
-            })
-        });
-        if uses_litellm {
-            for detector in config.detectors.iter().filter(|detector| {
+        let listened: Vec<&DetectorConfig> = config
+            .detectors
+            .iter()
+            .filter(|detector| {
                 runbook.detectors.is_empty()
                     || runbook.detectors.iter().any(|name| name == detector.name())
-            }) {
-                let spike = match detector {
-                    DetectorConfig::Spike(spike) => spike,
-                    // Markers raise no findings, so no runbook runs on them.
-                    DetectorConfig::VersionChange(_) => continue,
-                    DetectorConfig::BurnRate(_)
-                    | DetectorConfig::Threshold(_)
-                    | DetectorConfig::ProportionDrop(_) => {
-                        found.push(vigil_core::problem::Problem::new(
-                            "steps",
-                            format!(
-                                "acts on LiteLLM keys, but detector `{}` is not a spike detector: its findings do not name a key; list only key detectors under `detectors`",
-                                detector.name()
-                            ),
-                        ));
-                        continue;
-                    }
-                };
-                let source = config
-                    .sources
-                    .iter()
-                    .find(|source| source.name == spike.source);
-                let has_admin = source.is_some_and(|source| {
-                    source.kind == SourceKind::Litellm && source.admin.is_some()
-                });
-                if !has_admin {
-                    found.push(vigil_core::problem::Problem::new(
-                        "steps",
-                        format!(
-                            "acts on LiteLLM keys, but detector `{}` reads source `{}`, which has no LiteLLM `admin` section",
-                            spike.name, spike.source
-                        ),
-                    ));
-                }
+            })
+            // Markers raise no findings, so no runbook runs on them.
+            .filter(|detector| !matches!(detector, DetectorConfig::VersionChange(_)))
+            .collect();
+        for (idx, step) in runbook.steps.iter().enumerate() {
+            let parts = std::iter::once((format!("steps[{idx}]"), step.action, &step.params))
+                .chain(step.compensation.as_ref().map(|compensation| {
+                    (
+                        format!("steps[{idx}].compensation"),
+                        compensation.action,
+                        &compensation.params,
+                    )
+                }));
+            for (path, action, params) in parts {
+                check_target(config, &listened, &path, action, params, &mut found);
             }
         }
         problems.extend(config::locate(&file.name, &file.text, found).0);
+    }
+}
+
+/// Checks that a step's action has somewhere to go: a LiteLLM admin API, a Langfuse project,
+/// an HTTP allow-list that holds its host.
+fn check_target(
+    config: &Config,
+    listened: &[&DetectorConfig],
+    path: &str,
+    action: ActionKind,
+    params: &std::collections::BTreeMap<String, vigil_core::template::Template>,
+    found: &mut Vec<vigil_core::problem::Problem>,
+) {
+    let literal = |name: &str| {
+        params
+            .get(name)
+            .filter(|template| template.is_literal())
+            .map(|template| template.source().trim().to_owned())
+    };
+    let has_admin = |source_name: &str| {
+        config.sources.iter().any(|source| {
+            source.name == source_name
+                && source.kind == SourceKind::Litellm
+                && source.admin.is_some()
+        })
+    };
+    let mut problem = |key: String, message: String| {
+        found.push(vigil_core::problem::Problem::new(key, message));
+    };
+    if action.is_litellm() {
+        match literal("target") {
+            Some(target) if !has_admin(&target) => problem(
+                format!("{path}.params.target"),
+                format!("source `{target}` is not a LiteLLM source with an `admin` section"),
+            ),
+            Some(_) => {}
+            None => {
+                // The gateway is the source of the finding: every detector the runbook
+                // answers must read one with an admin API.
+                for detector in listened {
+                    if !has_admin(detector.source()) {
+                        problem(
+                            path.to_owned(),
+                            format!(
+                                "`{}` goes to the gateway the finding came from, but detector `{}` reads source `{}`, which has no LiteLLM `admin` section; set `target` or list other detectors",
+                                action.as_str(),
+                                detector.name(),
+                                detector.source()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if action == ActionKind::LangfuseSetLabel {
+        let target = literal("target").unwrap_or_else(|| "langfuse".to_owned());
+        if !config
+            .actions
+            .langfuse
+            .iter()
+            .any(|project| project.name == target)
+        {
+            problem(
+                format!("{path}.params.target"),
+                format!("the config has no Langfuse project `{target}` under `actions.langfuse`"),
+            );
+        }
+    }
+    if action == ActionKind::HttpCall {
+        match &config.actions.http {
+            None => problem(
+                path.to_owned(),
+                "`http.call` needs `actions.http.allow_hosts` in the config".to_owned(),
+            ),
+            Some(http) => {
+                if let Some(url) = literal("url")
+                    && let Ok(url) = reqwest::Url::parse(&url)
+                {
+                    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+                    let with_port = url
+                        .port_or_known_default()
+                        .map(|port| format!("{host}:{port}"));
+                    let allowed = http
+                        .allow_hosts
+                        .iter()
+                        .any(|allowed| *allowed == host || Some(allowed) == with_port.as_ref());
+                    if !allowed {
+                        problem(
+                            format!("{path}.params.url"),
+                            format!("host `{host}` is not on `actions.http.allow_hosts`"),
+                        );
+                    }
+                }
+            }
+        }
     }
 }

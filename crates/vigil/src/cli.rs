@@ -1,11 +1,14 @@
 //! The `vigil` command line: run the demo, serve, check a config, verify and replay the ledger.
 
-use crate::{backtest, demo, ledger_cmd, metrics_cmd, policy_cmd, replay, runbook_cmd, serve};
+use crate::{
+    backtest, demo, human_cmd, ledger_cmd, metrics_cmd, policy_cmd, replay, runbook_cmd, serve,
+    trust_cmd,
+};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// vigil watches AI systems (LLM gateways, agents, RAG pipelines), fixes routine incidents
 /// within Cedar policies, and pages a human only when its fix did not work.
@@ -85,6 +88,107 @@ enum CliCommand {
         #[arg(long)]
         incident: String,
     },
+    /// List the proposals waiting for a person (advisory mode, or held by a guardrail).
+    Proposals {
+        #[command(flatten)]
+        admin: AdminOpts,
+    },
+    /// Approve a proposal: vigil carries out exactly the step shown. Its requester (the
+    /// runbook's owner) cannot approve it.
+    Approve {
+        /// The proposal's id, as `vigil proposals` lists it.
+        id: String,
+        #[command(flatten)]
+        admin: AdminOpts,
+    },
+    /// Reject a proposal: vigil does not act, and the incident goes to on-call.
+    Reject {
+        /// The proposal's id.
+        id: String,
+        #[command(flatten)]
+        admin: AdminOpts,
+    },
+    /// Turn a kill switch on: no new action runs (globally, for a runbook or a target).
+    Kill {
+        /// Only this runbook.
+        #[arg(long)]
+        runbook: Option<String>,
+        /// Only this target, as TYPE:ID (for example `ApiKey:4f2a...`, `Prompt:answer`).
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        admin: AdminOpts,
+    },
+    /// Turn a kill switch off.
+    Unkill {
+        /// Only this runbook.
+        #[arg(long)]
+        runbook: Option<String>,
+        /// Only this target, as TYPE:ID.
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        admin: AdminOpts,
+    },
+    /// Mute matching findings for a while: no runbook acts and nobody is paged.
+    Silence {
+        /// The silence's id (to end it early with `vigil unsilence`).
+        #[arg(long)]
+        id: String,
+        /// Only findings of this detector.
+        #[arg(long)]
+        detector: Option<String>,
+        /// Only findings about this subject (a key hash, a model, a prompt).
+        #[arg(long)]
+        subject: Option<String>,
+        /// How long: 90s, 30m, 2h, 1d.
+        #[arg(long = "for", value_parser = human_cmd::parse_duration)]
+        duration: std::time::Duration,
+        #[command(flatten)]
+        admin: AdminOpts,
+    },
+    /// End a silence early.
+    Unsilence {
+        /// The silence's id.
+        id: String,
+        #[command(flatten)]
+        admin: AdminOpts,
+    },
+    /// Trust scores per runbook and action from the ledger's verified outcomes, and which
+    /// advisory runbooks have earned promotion (a human still decides).
+    Trust {
+        /// The SQLite ledger file.
+        #[arg(long)]
+        db: PathBuf,
+    },
+}
+
+/// How to reach a running daemon's admin API, and who is asking.
+#[derive(Debug, Args)]
+struct AdminOpts {
+    /// The daemon's base URL (its `listen` address).
+    #[arg(long, default_value = "http://127.0.0.1:9464")]
+    url: String,
+    /// The environment variable that holds the admin token.
+    #[arg(long, default_value = "VIGIL_ADMIN_TOKEN")]
+    token_env: String,
+    /// Who you are, as the ledger will record it (default: VIGIL_USER, else USER).
+    #[arg(long = "as")]
+    as_user: Option<String>,
+    /// Why, in your words (required by reject and silence).
+    #[arg(long, default_value = "")]
+    reason: String,
+}
+
+impl AdminOpts {
+    fn args(self) -> human_cmd::AdminArgs {
+        human_cmd::AdminArgs {
+            url: self.url,
+            token_env: self.token_env,
+            as_user: self.as_user,
+            reason: self.reason,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +316,37 @@ pub fn main() -> ExitCode {
                 command: LedgerCommand::Show { db, incident, all },
             } => ledger_cmd::show(&db, incident.as_deref(), all).await,
             CliCommand::Replay { db, incident } => replay::run(&db, &incident).await,
+            CliCommand::Proposals { admin } => human_cmd::list(&admin.args()).await,
+            CliCommand::Approve { id, admin } => human_cmd::approve(&admin.args(), &id).await,
+            CliCommand::Reject { id, admin } => human_cmd::reject(&admin.args(), &id).await,
+            CliCommand::Kill {
+                runbook,
+                target,
+                admin,
+            } => {
+                human_cmd::kill(&admin.args(), human_cmd::kill_scope(runbook, target)?, true).await
+            }
+            CliCommand::Unkill {
+                runbook,
+                target,
+                admin,
+            } => {
+                human_cmd::kill(
+                    &admin.args(),
+                    human_cmd::kill_scope(runbook, target)?,
+                    false,
+                )
+                .await
+            }
+            CliCommand::Silence {
+                id,
+                detector,
+                subject,
+                duration,
+                admin,
+            } => human_cmd::silence(&admin.args(), id, detector, subject, duration).await,
+            CliCommand::Unsilence { id, admin } => human_cmd::unsilence(&admin.args(), id).await,
+            CliCommand::Trust { db } => trust_cmd::run(&db).await,
             CliCommand::Backtest {
                 detector,
                 csv,

@@ -11,12 +11,15 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod human_cmd;
 pub mod ledger_cmd;
 pub mod metrics_cmd;
 pub mod policy_cmd;
+pub mod recovery;
 pub mod replay;
 pub mod runbook_cmd;
 pub mod serve;
 pub mod session;
+pub mod trust_cmd;
 
 pub use cli::Scenario;

@@ -56,6 +56,8 @@ pub async fn replay_incident(ledger: &Ledger, incident_id: &str) -> anyhow::Resu
     let Some(session_entry) = ledger.last_session_at_or_before(first_seq).await? else {
         anyhow::bail!("no session entry precedes incident `{incident_id}`");
     };
+    // A session that resumed an interrupted one continues its engine: start at the first.
+    let session_entry = session::chain_origin(ledger, session_entry).await?;
     let SessionRecord::SessionStarted {
         engine_config,
         policy_set_hash,
@@ -92,7 +94,18 @@ pub async fn replay_incident(ledger: &Ledger, incident_id: &str) -> anyhow::Resu
         from = last_entry.seq + 1;
         for entry in page {
             match entry.kind {
-                EntryKind::Session => break 'pages,
+                // An end, and the start of a session that resumed this one, continue it.
+                EntryKind::Session => match session::session_of(&entry)? {
+                    SessionRecord::SessionEnded { .. } => continue,
+                    SessionRecord::SessionStarted {
+                        resumes: Some(_), ..
+                    } => {
+                        // The commands a crash kept out of the ledger are recorded right
+                        // after the resuming session's start, as caused by the last event.
+                        continue;
+                    }
+                    SessionRecord::SessionStarted { .. } => break 'pages,
+                },
                 EntryKind::Event => {
                     if entry.seq > last_seq {
                         break 'pages;

@@ -40,7 +40,7 @@ pub fn check(config: &Path) -> anyhow::Result<ExitCode> {
 
 /// `vigil serve`: runs until SIGTERM or SIGINT, then stops gracefully and exits 0.
 pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
-    let bundle = match bundle::load(config) {
+    let mut bundle = match bundle::load(config) {
         Ok(bundle) => bundle,
         Err(problems) => {
             eprint!("{problems}");
@@ -51,6 +51,11 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
     let ledger = Ledger::open(&location)
         .await
         .with_context(|| format!("opening the ledger {}", location.describe()))?;
+    // The trust earned in earlier sessions; recorded with this session's config.
+    bundle.engine.trust = crate::trust_cmd::tally(&ledger)
+        .await
+        .context("reading the runbooks' verified outcomes from the ledger")?
+        .tallies;
     let address = listen.unwrap_or(bundle.config.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await

@@ -29,6 +29,10 @@ pub enum SessionRecord {
         runbooks_blob: String,
         /// Blob hash of the policy texts (JSON `{schema, policies}`).
         policies_blob: String,
+        /// The seq of the session this one resumes after a crash: its engine state was
+        /// rebuilt by replaying that session's events, and its unfinished work carried on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resumes: Option<u64>,
     },
     /// The daemon stopped.
     SessionEnded {
@@ -84,6 +88,7 @@ pub async fn record_bundle(ledger: &Ledger, bundle: &Bundle) -> Result<SessionRe
         config_blob,
         runbooks_blob,
         policies_blob,
+        resumes: None,
     })
 }
 
@@ -137,4 +142,31 @@ pub fn session_of(entry: &Entry) -> anyhow::Result<SessionRecord> {
         entry.seq
     );
     Ok(serde_json::from_str(&entry.payload)?)
+}
+
+/// The first session of the chain that `entry` (a session start) belongs to: a session that
+/// resumed an interrupted one continues its engine, so replay and recovery start there.
+pub async fn chain_origin(ledger: &Ledger, mut entry: Entry) -> anyhow::Result<Entry> {
+    for _ in 0..10_000 {
+        let SessionRecord::SessionStarted {
+            resumes: Some(previous),
+            ..
+        } = session_of(&entry)?
+        else {
+            return Ok(entry);
+        };
+        let Some(earlier) = ledger.last_session_at_or_before(previous).await? else {
+            anyhow::bail!(
+                "session {} resumes {previous}, which is not a session",
+                entry.seq
+            );
+        };
+        anyhow::ensure!(
+            earlier.seq == previous && earlier.seq < entry.seq,
+            "session {} resumes {previous}, which is not a session start",
+            entry.seq
+        );
+        entry = earlier;
+    }
+    anyhow::bail!("a chain of more than 10,000 resumed sessions")
 }

@@ -55,7 +55,7 @@ pager:
 "#,
         ledger = ledger.display(),
         policies = root.join("policies").display(),
-        runbooks = root.join("runbooks").display(),
+        runbooks = root.join("examples/demo/runbooks").display(),
         key_file = key_file.display(),
     );
     let path = dir.join("vigil.yaml");

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::authz::{ActionName, EntityType};
 use crate::detector::{DetectorConfig, Subject};
 use crate::diagnosis::DiagnosisConfig;
 use crate::runbook::{Mode, Runbook};
@@ -32,6 +33,81 @@ pub struct EngineConfig {
     /// When a finding that keeps firing and clearing counts as flapping.
     #[serde(default)]
     pub flapping: FlapLimits,
+    /// What vigil knows about deployments, prompts, services and teams, for policies.
+    #[serde(default)]
+    pub resources: Vec<ResourceInfo>,
+    /// Limits over all runbooks: concurrency and the storm brake.
+    #[serde(default)]
+    pub limits: GlobalLimits,
+    /// Verified outcomes per runbook and action from earlier sessions (read from the ledger
+    /// when the session starts, so that replay sees the same trust).
+    #[serde(default)]
+    pub trust: Vec<TrustTally>,
+}
+
+/// Inventory facts about a resource that is not an API key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceInfo {
+    /// `Team`, `Deployment`, `Prompt` or `Service`.
+    pub entity_type: EntityType,
+    /// Its id: a team id, a model group, a prompt name, a service name.
+    pub id: String,
+    /// `resource.tier` (default `standard`).
+    pub tier: String,
+    /// `resource.owner`: the team that answers for it.
+    pub owner: String,
+    /// A deployment's provider (its Cedar parent).
+    pub provider: Option<String>,
+    /// A team's number of keys (the blast radius of blocking it), when known.
+    pub members: Option<u32>,
+}
+
+/// Limits that hold over all runbooks together.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlobalLimits {
+    /// At most this many runbook runs act at once; a run past it is proposed, not acted.
+    pub max_concurrent_runs: usize,
+    /// More than this many incidents opened within `storm_window_ms` trips the storm brake:
+    /// vigil stops acting and pages once.
+    pub storm_max_incidents: usize,
+    /// The storm brake's window, in milliseconds.
+    pub storm_window_ms: i64,
+}
+
+impl Default for GlobalLimits {
+    /// Three runs at once; more than ten incidents in ten minutes is a storm.
+    fn default() -> Self {
+        GlobalLimits {
+            max_concurrent_runs: 3,
+            storm_max_incidents: 10,
+            storm_window_ms: 600_000,
+        }
+    }
+}
+
+/// How often one runbook's action was verified to work, and to fail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustTally {
+    /// The runbook.
+    pub runbook: String,
+    /// The Cedar action of its step.
+    pub action: ActionName,
+    /// Runs whose verification passed.
+    pub verified: u32,
+    /// Runs whose verification failed (or whose step failed).
+    pub failed: u32,
+}
+
+impl TrustTally {
+    /// The trust score in percent: the Laplace estimate `(verified + 1) / (runs + 2)`, so a
+    /// runbook with no history scores 50 and needs eight clean runs in a row to reach 90.
+    #[must_use]
+    pub fn score_pct(verified: u32, failed: u32) -> i64 {
+        let runs = u64::from(verified) + u64::from(failed);
+        // Rounded half up to the nearest percent, in integers.
+        let score = ((u64::from(verified) + 1) * 200 + runs + 2) / (2 * (runs + 2));
+        i64::try_from(score).unwrap_or(100)
+    }
 }
 
 /// A finding that fires `max_fires` times within `window_ms` is flapping: its incident pages
@@ -119,6 +195,14 @@ impl EngineConfig {
             .filter(|detector| detector.source() == source)
             .flat_map(DetectorConfig::metrics)
             .collect()
+    }
+
+    /// The inventory entry of a resource, if the config has one.
+    #[must_use]
+    pub fn resource(&self, entity_type: EntityType, id: &str) -> Option<&ResourceInfo> {
+        self.resources
+            .iter()
+            .find(|info| info.entity_type == entity_type && info.id == id)
     }
 
     /// The tier of the key a subject names.

@@ -1,7 +1,10 @@
 //! Events: everything the outside world tells the engine. The set is closed.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+use super::human::HumanCommand;
 use crate::authz::AuthzDecision;
 use crate::intake::Pushed;
 use crate::signal::Sample;
@@ -77,6 +80,15 @@ pub enum Event {
     },
     /// Time passed: a wake-up the engine asked for with [`WakeAt`](super::Command::WakeAt).
     Tick,
+    /// A person told vigil something: an approval, a rejection, a kill switch, a silence.
+    Human {
+        /// Who, as authenticated by the admin API (never empty).
+        by: String,
+        /// Why, in their words.
+        reason: String,
+        /// What.
+        command: HumanCommand,
+    },
 }
 
 impl Event {
@@ -91,6 +103,7 @@ impl Event {
             | Event::Queried { .. }
             | Event::ScrapeFailed { .. }
             | Event::Pushed { .. }
+            | Event::Human { .. }
             | Event::Tick => None,
         }
     }
@@ -107,6 +120,7 @@ impl Event {
             Event::PageFinished { .. } => "page_finished",
             Event::Pushed { .. } => "pushed",
             Event::Tick => "tick",
+            Event::Human { .. } => "human",
         }
     }
 }
@@ -121,4 +135,8 @@ pub struct ActionOutcome {
     pub http_status: Option<u16>,
     /// A one-line description: the confirmed state, or the error.
     pub detail: String,
+    /// The state the action replaced, for a compensation that restores it (for example the
+    /// key's previous `rpm_limit`, or a model's previous `fallbacks`); empty for most.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prior: BTreeMap<String, String>,
 }

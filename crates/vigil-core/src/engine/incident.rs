@@ -1,7 +1,10 @@
 //! One incident's state: where it is in its runbook and what has happened so far.
 
+use std::collections::BTreeMap;
+
 use sha2::{Digest, Sha256};
 
+use super::Action;
 use crate::detector::{Finding, Point};
 use crate::diagnosis::Diagnosis;
 use crate::runbook::Mode;
@@ -45,8 +48,18 @@ pub(crate) enum Stage {
         n_ok: u32,
         observed: Vec<Point>,
     },
-    /// Advisory mode: a step was proposed; waiting for the finding to clear or a human.
+    /// Not acting: before a runbook is chosen, or held by a guardrail or a silence;
+    /// waiting for the finding to clear.
     Proposed,
+    /// A step was proposed (advisory mode, or a guardrail turned it into a proposal);
+    /// waiting for `vigil approve` or `vigil reject`, or for the finding to clear.
+    AwaitingApproval {
+        step_idx: usize,
+        proposal_id: String,
+        action_hash: String,
+        action: Action,
+        requested_by: String,
+    },
     /// Waiting for the pager's answer.
     Paging { page_id: String },
 }
@@ -70,6 +83,12 @@ pub(crate) struct Incident {
     pub(crate) history: Vec<String>,
     /// Why vigil is handing over, once it is.
     pub(crate) escalation: Option<Escalation>,
+    /// The state each completed forward step replaced, by step index, for restores.
+    pub(crate) priors: BTreeMap<usize, BTreeMap<String, String>>,
+    /// Whether the finding has cleared since the incident opened.
+    pub(crate) cleared: bool,
+    /// Why this run proposes instead of acting, when a guardrail made it advisory.
+    pub(crate) advisory_why: Option<String>,
     n_ids: u32,
 }
 
@@ -95,6 +114,9 @@ impl Incident {
             stage: Stage::Proposed,
             history: Vec::new(),
             escalation: None,
+            priors: BTreeMap::new(),
+            cleared: false,
+            advisory_why: None,
             n_ids: 0,
         }
     }

@@ -9,6 +9,7 @@
 mod command;
 mod config;
 mod event;
+mod human;
 mod incident;
 mod recovery;
 mod steps;
@@ -17,11 +18,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub use command::{Action, Command, Page, Record, WhyPacket};
 pub use config::{
-    ApiKeyInfo, DEFAULT_KEY_TIER, EngineConfig, FlapLimits, PUSH_SOURCES, SourceLimits,
-    StoreLimits, push_source,
+    ApiKeyInfo, DEFAULT_KEY_TIER, EngineConfig, FlapLimits, GlobalLimits, PUSH_SOURCES,
+    ResourceInfo, SourceLimits, StoreLimits, TrustTally, push_source,
 };
 pub use event::{ActionOutcome, Event};
+pub use human::{HumanCommand, KillScope, action_hash};
 
+use crate::authz::{ActionName, EntityType};
 use crate::detector::burn_rate::BurnRateDetector;
 use crate::detector::change::{Change, VersionChangeDetector};
 use crate::detector::proportion::ProportionDropDetector;
@@ -30,6 +33,7 @@ use crate::detector::threshold::ThresholdDetector;
 use crate::detector::{DetectorConfig, Finding, Point, Transition};
 use crate::diagnosis::{diagnose, format_number};
 use crate::intake::{Pushed, SignalKind};
+use crate::runbook::VerificationCheck;
 use crate::signal::{Labels, Sample};
 use crate::store::{IngestReport, SeriesStore, StoreConfig};
 use crate::time::Timestamp;
@@ -79,6 +83,14 @@ impl DetectorState {
     }
 }
 
+/// The storm brake's state at an incident's opening.
+struct Storm {
+    /// Whether this opening tripped it (the one that pages).
+    tripped_now: bool,
+    /// The numbers.
+    detail: String,
+}
+
 /// Counts the engine exposes for self-monitoring.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EngineStats {
@@ -105,8 +117,20 @@ pub struct Engine {
     n_series_refused: u64,
     incidents: BTreeMap<String, Incident>,
     open_by_fingerprint: BTreeMap<String, String>,
-    /// When vigil last changed each (source, key), for the cooldown guardrail.
-    last_acted: BTreeMap<(String, String), Timestamp>,
+    /// When vigil last changed each resource, for the cooldown guardrail.
+    last_acted: BTreeMap<(EntityType, String), Timestamp>,
+    /// When each runbook started its runs in the last hour.
+    runs_started: BTreeMap<String, VecDeque<Timestamp>>,
+    /// When incidents opened, within the storm brake's window.
+    recent_openings: VecDeque<Timestamp>,
+    /// Whether the storm brake is on (it pages once when it trips).
+    storm: bool,
+    /// Kill switches that are on, with who set them.
+    killed: BTreeMap<KillScope, String>,
+    /// Active silences by id.
+    silences: BTreeMap<String, human::Silence>,
+    /// Verified and failed runs per (runbook, action), for the trust score.
+    trust: BTreeMap<(String, ActionName), (u32, u32)>,
     /// Version changes within the diagnoser's window, oldest first, for the diagnoser (at
     /// most `MAX_RECENT_CHANGES`).
     changes: Vec<Change>,
@@ -142,6 +166,16 @@ impl Engine {
             .iter()
             .filter_map(DetectorState::build)
             .collect();
+        let trust = config
+            .trust
+            .iter()
+            .map(|tally| {
+                (
+                    (tally.runbook.clone(), tally.action),
+                    (tally.verified, tally.failed),
+                )
+            })
+            .collect();
         Engine {
             config,
             store,
@@ -153,6 +187,12 @@ impl Engine {
             incidents: BTreeMap::new(),
             open_by_fingerprint: BTreeMap::new(),
             last_acted: BTreeMap::new(),
+            runs_started: BTreeMap::new(),
+            recent_openings: VecDeque::new(),
+            storm: false,
+            killed: BTreeMap::new(),
+            silences: BTreeMap::new(),
+            trust,
             changes: Vec::new(),
         }
     }
@@ -200,6 +240,11 @@ impl Engine {
             }
             Event::Pushed { payload } => self.on_pushed(payload, now, &mut out),
             Event::Tick => {}
+            Event::Human {
+                by,
+                reason,
+                command,
+            } => self.on_human(by, reason, command, now, &mut out),
             Event::AuthorizationDecided {
                 request_id,
                 incident_id,
@@ -449,7 +494,27 @@ impl Engine {
         }));
         self.open_by_fingerprint
             .insert(incident.finding.fingerprint.clone(), incident.id.clone());
-        if n_recent_fires >= self.config.flapping.max_fires.max(1) {
+        let storm = self.note_opening(now);
+        let silence = self.silenced(
+            &incident.finding.detector,
+            &incident.finding.subject.value,
+            now,
+        );
+        if let Some(silence) = silence {
+            // Muted by a person: recorded, not acted on, nobody paged; it ends when the
+            // finding clears.
+            self.hold(&mut incident, "silence", &silence, out);
+        } else if let Some(storm) = storm {
+            self.hold(&mut incident, "storm_brake", &storm.detail, out);
+            if storm.tripped_now {
+                self.escalate(
+                    &mut incident,
+                    &format!("the storm brake tripped ({}); vigil stopped acting until the storm passes", storm.detail),
+                    "Many things broke at once: look for a shared cause (a provider outage, a deploy) before anything else.",
+                    out,
+                );
+            }
+        } else if n_recent_fires >= self.config.flapping.max_fires.max(1) {
             let detail = format!(
                 "the finding fired {n_recent_fires} times within {} min",
                 self.config.flapping.window_ms / 60_000
@@ -471,17 +536,56 @@ impl Engine {
         self.incidents.insert(incident.id.clone(), incident);
     }
 
+    /// Counts an incident opening for the storm brake; `Some` while the brake is on.
+    fn note_opening(&mut self, now: Timestamp) -> Option<Storm> {
+        let limits = &self.config.limits;
+        self.recent_openings.push_back(now);
+        while self
+            .recent_openings
+            .front()
+            .is_some_and(|at| now.millis_since(*at) >= limits.storm_window_ms)
+        {
+            self.recent_openings.pop_front();
+        }
+        let n = self.recent_openings.len();
+        if n <= limits.storm_max_incidents {
+            self.storm = false;
+            return None;
+        }
+        let tripped_now = !self.storm;
+        self.storm = true;
+        Some(Storm {
+            tripped_now,
+            detail: format!(
+                "{n} incidents opened within {} min (limit {})",
+                limits.storm_window_ms / 60_000,
+                limits.storm_max_incidents
+            ),
+        })
+    }
+
     fn on_finding_cleared(&mut self, fingerprint: &str, now: Timestamp, out: &mut Vec<Command>) {
         let Some(incident_id) = self.open_by_fingerprint.get(fingerprint).cloned() else {
             return;
         };
-        let Some(incident) = self.incidents.get(&incident_id) else {
+        let Some(incident) = self.incidents.get_mut(&incident_id) else {
             return;
         };
+        incident.cleared = true;
+        let verifies_by_clearing = incident
+            .runbook_idx
+            .and_then(|idx| self.config.runbooks.get(idx))
+            .is_some_and(|runbook| runbook.verification.check == VerificationCheck::FindingClears);
+        if verifies_by_clearing && matches!(incident.stage, Stage::Verifying { .. }) {
+            self.verification_passed(&incident_id, Vec::new(), now, out);
+            return;
+        }
         // Only an incident that has not changed anything may end because the signal calmed
         // down by itself; one that acted must still verify (and may need to compensate).
-        if matches!(incident.stage, Stage::Proposed | Stage::Authorizing { .. })
-            && incident.completed.is_empty()
+        if matches!(
+            incident.stage,
+            Stage::Proposed | Stage::Authorizing { .. } | Stage::AwaitingApproval { .. }
+        ) && incident.completed.is_empty()
         {
             self.resolve(
                 &incident_id,
@@ -513,6 +617,9 @@ impl Engine {
             else {
                 continue;
             };
+            if runbook.verification.check != VerificationCheck::KeyRateBelow {
+                continue;
+            }
             let Stage::Verifying {
                 started_at,
                 n_ok,
@@ -543,20 +650,81 @@ impl Engine {
             }
         }
         for (incident_id, observed) in passed {
-            let last = observed.last().map_or(0.0, |point| point.value);
-            out.push(Command::Record(Record::VerificationPassed {
-                incident_id: incident_id.clone(),
-                observed,
-            }));
-            let outcome = format!(
+            self.verification_passed(&incident_id, observed, now, out);
+        }
+    }
+
+    /// The fix worked: record it, count it towards the runbook's trust, and resolve.
+    fn verification_passed(
+        &mut self,
+        incident_id: &str,
+        observed: Vec<Point>,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        let outcome = match observed.last() {
+            Some(last) => format!(
                 "fixed: the key's rate fell to {}/s and stayed there",
-                format_number(last)
-            );
-            self.resolve(&incident_id, &outcome, now, out);
+                format_number(last.value)
+            ),
+            None => "fixed: the finding cleared after vigil's change".to_owned(),
+        };
+        out.push(Command::Record(Record::VerificationPassed {
+            incident_id: incident_id.to_owned(),
+            observed,
+        }));
+        self.count_outcome(incident_id, true);
+        self.resolve(incident_id, &outcome, now, out);
+    }
+
+    /// Counts a verified (or failed) run towards the trust of each action it took.
+    pub(super) fn count_outcome(&mut self, incident_id: &str, verified: bool) {
+        let Some(incident) = self.incidents.get(incident_id) else {
+            return;
+        };
+        let Some(runbook) = incident
+            .runbook_idx
+            .and_then(|idx| self.config.runbooks.get(idx))
+        else {
+            return;
+        };
+        let actions: BTreeSet<ActionName> = incident
+            .completed
+            .iter()
+            .filter_map(|idx| runbook.steps.get(*idx))
+            .map(|step| step.action.cedar_action())
+            .collect();
+        for action in actions {
+            let tally = self.trust.entry((runbook.id.clone(), action)).or_default();
+            if verified {
+                tally.0 = tally.0.saturating_add(1);
+            } else {
+                tally.1 = tally.1.saturating_add(1);
+            }
         }
     }
 
     fn check_deadlines(&mut self, now: Timestamp, out: &mut Vec<Command>) {
+        // A finding that cleared while the fix was being applied, and has not fired again,
+        // passes a `finding_clears` verification as soon as it starts.
+        let already_clear: Vec<String> = self
+            .incidents
+            .values()
+            .filter(|incident| {
+                incident.cleared
+                    && matches!(incident.stage, Stage::Verifying { .. })
+                    && incident
+                        .runbook_idx
+                        .and_then(|idx| self.config.runbooks.get(idx))
+                        .is_some_and(|runbook| {
+                            runbook.verification.check == VerificationCheck::FindingClears
+                        })
+            })
+            .map(|incident| incident.id.clone())
+            .collect();
+        for incident_id in already_clear {
+            self.verification_passed(&incident_id, Vec::new(), now, out);
+        }
         let expired: Vec<String> = self
             .incidents
             .values()

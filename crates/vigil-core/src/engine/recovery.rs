@@ -4,6 +4,7 @@ use super::incident::{Escalation, Incident, Phase, Stage};
 use super::{Command, Engine, Page, Record, WhyPacket};
 use crate::detector::{Evidence, Severity};
 use crate::diagnosis::format_number;
+use crate::runbook::VerificationCheck;
 use crate::time::Timestamp;
 
 impl Engine {
@@ -28,6 +29,15 @@ impl Engine {
             verification.hold_samples,
             verification.within_ms / 1000
         );
+        let condition = match verification.check {
+            VerificationCheck::KeyRateBelow => condition,
+            VerificationCheck::FindingClears => format!(
+                "detector {} clears its finding on {} within {}s",
+                incident.finding.detector,
+                incident.finding.subject.display_name(),
+                verification.within_ms / 1000
+            ),
+        };
         incident.stage = Stage::Verifying {
             started_at: now,
             deadline,
@@ -49,6 +59,7 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Command>,
     ) {
+        self.count_outcome(incident_id, false);
         let Some(mut incident) = self.incidents.remove(incident_id) else {
             return;
         };
@@ -61,7 +72,18 @@ impl Engine {
             .runbook_idx
             .and_then(|idx| self.config.runbooks.get(idx))
             .map_or(0.0, |runbook| runbook.verification.threshold_per_sec);
+        let check = incident
+            .runbook_idx
+            .and_then(|idx| self.config.runbooks.get(idx))
+            .map_or(VerificationCheck::KeyRateBelow, |runbook| {
+                runbook.verification.check
+            });
         let reason = match observed.last() {
+            _ if check == VerificationCheck::FindingClears => format!(
+                "the fix did not work: detector {} still sees the problem on {} at the deadline",
+                incident.finding.detector,
+                incident.finding.subject.display_name()
+            ),
             Some(last) => format!(
                 "the fix did not work: key {} still uses {}/s (must be under {}/s)",
                 incident.finding.subject.display_name(),

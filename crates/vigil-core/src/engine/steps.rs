@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use super::config::{DEFAULT_KEY_TIER, TrustTally};
+use super::human::action_hash;
 use super::incident::{Incident, Phase, Stage, idempotency_key};
 use super::{Action, ActionOutcome, Command, Engine, Record};
 use crate::authz::{
@@ -60,34 +62,47 @@ impl Engine {
             runbook_id: runbook.id.clone(),
             mode: incident.mode,
         }));
-        let target = (
-            incident.finding.source.clone(),
-            incident.finding.subject.value.clone(),
-        );
-        if let Some(last) = self.last_acted.get(&target).copied() {
+        let runbook_id = runbook.id.clone();
+        let guardrails = runbook.guardrails.clone();
+        let target = self.step_resource(incident, 0, Phase::Forward);
+        if let Some(kill) = self.kill_switch(
+            &runbook_id,
+            target.as_ref().map(|t| (t.entity_type, t.id.as_str())),
+        ) {
+            self.hold(incident, "kill_switch", &kill, out);
+            let reason = format!("vigil did not act: {kill}");
+            self.escalate(
+                incident,
+                &reason,
+                "Decide by hand; vigil is switched off here.",
+                out,
+            );
+            return;
+        }
+        if let Some(last) = target
+            .as_ref()
+            .and_then(|target| {
+                self.last_acted
+                    .get(&(target.entity_type, target.id.clone()))
+            })
+            .copied()
+        {
             let elapsed_ms = now.millis_since(last);
-            if elapsed_ms < runbook.guardrails.cooldown_per_target_ms {
+            if elapsed_ms < guardrails.cooldown_per_target_ms {
                 let detail = format!(
-                    "vigil changed this key {}s ago; the cooldown is {}s",
+                    "vigil changed this target {}s ago; the cooldown is {}s",
                     elapsed_ms / 1000,
-                    runbook.guardrails.cooldown_per_target_ms / 1000
+                    guardrails.cooldown_per_target_ms / 1000
                 );
-                out.push(Command::Record(Record::GuardrailHeld {
-                    incident_id: incident.id.clone(),
-                    guardrail: "cooldown_per_target".to_owned(),
-                    detail: detail.clone(),
-                }));
+                self.hold(incident, "cooldown_per_target", &detail, out);
                 let reason = format!("the cooldown guardrail held: {detail}");
-                self.escalate(incident, &reason, "The key ran away again soon after vigil's last change; find out why before acting again.", out);
+                self.escalate(incident, &reason, "The problem came back soon after vigil's last change; find out why before acting again.", out);
                 return;
             }
         }
-        if incident.attempt >= runbook.guardrails.max_attempts_per_incident {
-            out.push(Command::Record(Record::GuardrailHeld {
-                incident_id: incident.id.clone(),
-                guardrail: "max_attempts_per_incident".to_owned(),
-                detail: format!("{} attempts made", incident.attempt),
-            }));
+        if incident.attempt >= guardrails.max_attempts_per_incident {
+            let detail = format!("{} attempts made", incident.attempt);
+            self.hold(incident, "max_attempts_per_incident", &detail, out);
             self.escalate(
                 incident,
                 "the attempts guardrail held",
@@ -96,8 +111,69 @@ impl Engine {
             );
             return;
         }
+        // Rate and concurrency limits do not page: the run becomes a proposal for a human.
+        let runs = self.runs_started.entry(runbook_id.clone()).or_default();
+        while runs
+            .front()
+            .is_some_and(|at| now.millis_since(*at) >= 3_600_000)
+        {
+            runs.pop_front();
+        }
+        let n_runs_last_hour = runs.len();
+        let n_active = self.n_active_runs();
+        if n_runs_last_hour >= guardrails.max_runs_per_hour as usize {
+            let detail = format!(
+                "runbook {runbook_id} started {n_runs_last_hour} runs in the last hour (limit {})",
+                guardrails.max_runs_per_hour
+            );
+            self.hold(incident, "max_runs_per_hour", &detail, out);
+            incident.mode = Mode::Advisory;
+            incident.advisory_why = Some(detail);
+        } else if n_active >= self.config.limits.max_concurrent_runs {
+            let detail = format!(
+                "{n_active} runs are acting already (limit {})",
+                self.config.limits.max_concurrent_runs
+            );
+            self.hold(incident, "max_concurrent_runs", &detail, out);
+            incident.mode = Mode::Advisory;
+            incident.advisory_why = Some(detail);
+        }
+        if let Some(runs) = self.runs_started.get_mut(&runbook_id) {
+            runs.push_back(now);
+        }
         incident.attempt += 1;
         self.start_step(incident, 0, Phase::Forward, now, out);
+    }
+
+    /// Records that a guardrail held.
+    pub(super) fn hold(
+        &self,
+        incident: &mut Incident,
+        guardrail: &str,
+        detail: &str,
+        out: &mut Vec<Command>,
+    ) {
+        incident
+            .history
+            .push(format!("guardrail {guardrail} held: {detail}"));
+        out.push(Command::Record(Record::GuardrailHeld {
+            incident_id: incident.id.clone(),
+            guardrail: guardrail.to_owned(),
+            detail: detail.to_owned(),
+        }));
+    }
+
+    /// Runs that are asking, acting or verifying right now.
+    fn n_active_runs(&self) -> usize {
+        self.incidents
+            .values()
+            .filter(|incident| {
+                matches!(
+                    incident.stage,
+                    Stage::Authorizing { .. } | Stage::Acting { .. } | Stage::Verifying { .. }
+                )
+            })
+            .count()
     }
 
     /// Asks the policy engine whether step `step_idx` may run.
@@ -112,7 +188,17 @@ impl Engine {
         let Some((runbook, action_kind, _)) = self.step_parts(incident, step_idx, phase) else {
             return;
         };
-        let request = self.authz_request(incident, runbook, action_kind.cedar_action(), phase, now);
+        let Some(resource) = self.step_resource(incident, step_idx, phase) else {
+            return;
+        };
+        let request = self.authz_request(
+            incident,
+            runbook,
+            action_kind.cedar_action(),
+            resource,
+            phase,
+            now,
+        );
         let request_id = incident.next_id("authz");
         incident.stage = Stage::Authorizing {
             step_idx,
@@ -144,16 +230,50 @@ impl Engine {
         }
     }
 
+    /// The resource a step acts on, from its rendered resource parameter.
+    pub(super) fn step_resource(
+        &self,
+        incident: &Incident,
+        step_idx: usize,
+        phase: Phase,
+    ) -> Option<EntityRef> {
+        let (_, kind, params) = self.step_parts(incident, step_idx, phase)?;
+        let id = params
+            .get(kind.resource_param())?
+            .render(&self.template_context(incident));
+        Some(EntityRef {
+            entity_type: kind.cedar_action().resource_type(),
+            id,
+        })
+    }
+
+    fn template_context(&self, incident: &Incident) -> TemplateContext {
+        let subject = &incident.finding.subject;
+        let change = incident
+            .diagnosis
+            .best()
+            .and_then(|best| best.change.as_ref());
+        TemplateContext {
+            incident_id: incident.id.clone(),
+            key: subject.value.clone(),
+            key_alias: subject.display_name(),
+            team: subject.team.clone().unwrap_or_default(),
+            source: incident.finding.source.clone(),
+            change_from: change.map(|c| c.from.clone()).unwrap_or_default(),
+            change_to: change.map(|c| c.to.clone()).unwrap_or_default(),
+        }
+    }
+
     fn authz_request(
         &self,
         incident: &Incident,
         runbook: &Runbook,
         action: ActionName,
+        resource: EntityRef,
         phase: Phase,
         now: Timestamp,
     ) -> AuthzRequest {
         let subject = &incident.finding.subject;
-        let team = subject.team.clone().unwrap_or_default();
         let principal = Entity {
             uid: EntityRef {
                 entity_type: EntityType::Runbook,
@@ -168,34 +288,84 @@ impl Engine {
             ]),
             parents: Vec::new(),
         };
-        let resource = Entity {
-            uid: EntityRef {
-                entity_type: EntityType::ApiKey,
-                id: subject.value.clone(),
-            },
-            attrs: BTreeMap::from([
+        let environment = AttrValue::String(self.config.environment.clone());
+        let info = self.config.resource(resource.entity_type, &resource.id);
+        let tier = AttrValue::String(
+            info.map_or(DEFAULT_KEY_TIER, |info| info.tier.as_str())
+                .to_owned(),
+        );
+        let owner = AttrValue::String(info.map_or_else(String::new, |info| info.owner.clone()));
+        let mut blast_radius = 1;
+        let (attrs, parents) = match resource.entity_type {
+            EntityType::ApiKey => {
+                // The incident's own key carries its alias and team; another key only its id.
+                let same = resource.id == subject.value;
+                let team = if same {
+                    subject.team.clone().unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                let tier = if same {
+                    self.config.key_tier(subject).to_owned()
+                } else {
+                    DEFAULT_KEY_TIER.to_owned()
+                };
+                let alias = if same {
+                    subject.alias.clone().unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                let parents = if team.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![EntityRef {
+                        entity_type: EntityType::Team,
+                        id: team.clone(),
+                    }]
+                };
                 (
-                    "alias".to_owned(),
-                    AttrValue::String(subject.alias.clone().unwrap_or_default()),
-                ),
-                ("team".to_owned(), AttrValue::String(team.clone())),
-                (
-                    "tier".to_owned(),
-                    AttrValue::String(self.config.key_tier(subject).to_owned()),
-                ),
-                (
-                    "environment".to_owned(),
-                    AttrValue::String(self.config.environment.clone()),
-                ),
-            ]),
-            parents: if team.is_empty() {
-                Vec::new()
-            } else {
-                vec![EntityRef {
-                    entity_type: EntityType::Team,
-                    id: team,
-                }]
-            },
+                    BTreeMap::from([
+                        ("alias".to_owned(), AttrValue::String(alias)),
+                        ("team".to_owned(), AttrValue::String(team)),
+                        ("tier".to_owned(), AttrValue::String(tier)),
+                        ("environment".to_owned(), environment),
+                    ]),
+                    parents,
+                )
+            }
+            EntityType::Team => {
+                // A team touches all of its keys; unknown counts as many.
+                blast_radius = info
+                    .and_then(|info| info.members)
+                    .map_or(UNKNOWN_TEAM_SIZE, i64::from);
+                (BTreeMap::from([("tier".to_owned(), tier)]), Vec::new())
+            }
+            EntityType::Deployment => (
+                BTreeMap::from([
+                    ("tier".to_owned(), tier),
+                    ("owner".to_owned(), owner),
+                    ("environment".to_owned(), environment),
+                    ("model".to_owned(), AttrValue::String(resource.id.clone())),
+                ]),
+                info.and_then(|info| info.provider.clone())
+                    .map(|provider| EntityRef {
+                        entity_type: EntityType::Provider,
+                        id: provider,
+                    })
+                    .into_iter()
+                    .collect(),
+            ),
+            EntityType::Prompt
+            | EntityType::Service
+            | EntityType::Provider
+            | EntityType::Runbook => (
+                BTreeMap::from([
+                    ("tier".to_owned(), tier),
+                    ("owner".to_owned(), owner),
+                    ("environment".to_owned(), environment),
+                ]),
+                Vec::new(),
+            ),
         };
         let confidence = incident
             .diagnosis
@@ -204,20 +374,35 @@ impl Engine {
         let context = AuthzContext {
             mode: incident.mode,
             severity: incident.finding.severity.as_str().to_owned(),
-            blast_radius: 1,
+            blast_radius,
             attempt: i64::from(incident.attempt),
             incident_age_secs: now.millis_since(incident.opened_at) / 1000,
             hour_utc: i64::from(now.hour_utc()),
             detector: incident.finding.detector.clone(),
             confidence_pct: (confidence * 100.0).round() as i64,
             is_compensation: phase == Phase::Compensation,
+            trust_pct: self.trust_pct(&runbook.id, action),
         };
         AuthzRequest {
             principal,
             action,
-            resource,
+            resource: Entity {
+                uid: resource,
+                attrs,
+                parents,
+            },
             context,
         }
+    }
+
+    /// The trust score of a runbook's action, in percent.
+    pub(super) fn trust_pct(&self, runbook_id: &str, action: ActionName) -> i64 {
+        let (verified, failed) = self
+            .trust
+            .get(&(runbook_id.to_owned(), action))
+            .copied()
+            .unwrap_or((0, 0));
+        TrustTally::score_pct(verified, failed)
     }
 
     /// Handles the policy engine's answer.
@@ -248,38 +433,21 @@ impl Engine {
         let (step_idx, phase) = (*step_idx, *phase);
         let step_id = self.step_id(&incident, step_idx);
         match decision.effect {
-            Effect::Allow => {
-                let Some(action) = self.build_action(&incident, step_idx, phase) else {
-                    self.incidents.insert(incident.id.clone(), incident);
-                    return;
-                };
-                if phase == Phase::Forward && incident.mode == Mode::Advisory {
-                    incident
-                        .history
-                        .push(format!("proposed (advisory mode): {}", action.describe()));
-                    out.push(Command::Record(Record::StepProposed {
-                        incident_id: incident.id.clone(),
-                        step_id,
-                        action,
-                    }));
-                    incident.stage = Stage::Proposed;
-                } else {
-                    let action_id = incident.next_id("act");
-                    let idempotency_key =
-                        idempotency_key(&incident.id, &step_id, phase, incident.attempt);
-                    incident.stage = Stage::Acting {
-                        step_idx,
-                        phase,
-                        action_id: action_id.clone(),
+            Effect::Allow => match self.build_action(&incident, step_idx, phase) {
+                Err(problem) => {
+                    let outcome = ActionOutcome {
+                        succeeded: false,
+                        http_status: None,
+                        detail: format!("the step's parameters are not valid: {problem}"),
+                        prior: BTreeMap::new(),
                     };
-                    out.push(Command::Execute {
-                        action_id,
-                        incident_id: incident.id.clone(),
-                        idempotency_key,
-                        action,
-                    });
+                    self.step_finished(&mut incident, step_idx, phase, &outcome, now, out);
                 }
-            }
+                Ok(action) if phase == Phase::Forward && incident.mode == Mode::Advisory => {
+                    self.propose(&mut incident, step_idx, &step_id, action, out);
+                }
+                Ok(action) => self.act(&mut incident, step_idx, phase, action, now, out),
+            },
             Effect::Deny => {
                 let policies = if decision.determining_policies.is_empty() {
                     "no policy permits it (default deny)".to_owned()
@@ -335,21 +503,218 @@ impl Engine {
             .map_or_else(|| format!("step-{step_idx}"), |step| step.id.clone())
     }
 
-    fn build_action(&self, incident: &Incident, step_idx: usize, phase: Phase) -> Option<Action> {
-        let (_, kind, params) = self.step_parts(incident, step_idx, phase)?;
-        let subject = &incident.finding.subject;
-        let context = TemplateContext {
-            incident_id: incident.id.clone(),
-            key: subject.value.clone(),
-            key_alias: subject.display_name(),
-            team: subject.team.clone().unwrap_or_default(),
-            source: incident.finding.source.clone(),
+    /// Records a proposal and waits for a person.
+    fn propose(
+        &self,
+        incident: &mut Incident,
+        step_idx: usize,
+        step_id: &str,
+        action: Action,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(runbook) = incident
+            .runbook_idx
+            .and_then(|idx| self.config.runbooks.get(idx))
+        else {
+            return;
         };
-        let key = params.get("key")?.render(&context);
-        let source = incident.finding.source.clone();
-        Some(match kind {
-            ActionKind::LitellmBlockKey => Action::LitellmBlockKey { source, key },
-            ActionKind::LitellmUnblockKey => Action::LitellmUnblockKey { source, key },
+        let why = incident
+            .advisory_why
+            .clone()
+            .unwrap_or_else(|| "advisory mode".to_owned());
+        let proposal_id = incident.next_id("proposal");
+        let action_hash = action_hash(&incident.id, step_id, &action);
+        let requested_by = runbook.owner.clone();
+        incident
+            .history
+            .push(format!("proposed ({why}): {}", action.describe()));
+        out.push(Command::Record(Record::StepProposed {
+            incident_id: incident.id.clone(),
+            step_id: step_id.to_owned(),
+            action: action.clone(),
+            proposal_id: proposal_id.clone(),
+            action_hash: action_hash.clone(),
+            requested_by: requested_by.clone(),
+            why,
+        }));
+        incident.stage = Stage::AwaitingApproval {
+            step_idx,
+            proposal_id,
+            action_hash,
+            action,
+            requested_by,
+        };
+    }
+
+    /// Carries out an authorized (or approved) step, unless a kill switch is on.
+    pub(super) fn act(
+        &mut self,
+        incident: &mut Incident,
+        step_idx: usize,
+        phase: Phase,
+        action: Action,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        let step_id = self.step_id(incident, step_idx);
+        let runbook_id = incident
+            .runbook_idx
+            .and_then(|idx| self.config.runbooks.get(idx))
+            .map(|runbook| runbook.id.clone())
+            .unwrap_or_default();
+        let target = self.step_resource(incident, step_idx, phase);
+        if let Some(kill) = self.kill_switch(
+            &runbook_id,
+            target.as_ref().map(|t| (t.entity_type, t.id.as_str())),
+        ) {
+            self.hold(incident, "kill_switch", &kill, out);
+            let reason = match phase {
+                Phase::Forward if incident.completed.is_empty() => {
+                    format!("vigil did not act: {kill}")
+                }
+                Phase::Forward | Phase::Compensation => format!(
+                    "vigil stopped part-way: {kill}; the steps done so far are still in place"
+                ),
+            };
+            self.escalate(
+                incident,
+                &reason,
+                "Decide by hand; vigil is switched off here.",
+                out,
+            );
+            return;
+        }
+        let _ = now;
+        let action_id = incident.next_id("act");
+        let idempotency_key = idempotency_key(&incident.id, &step_id, phase, incident.attempt);
+        incident.stage = Stage::Acting {
+            step_idx,
+            phase,
+            action_id: action_id.clone(),
+        };
+        out.push(Command::Execute {
+            action_id,
+            incident_id: incident.id.clone(),
+            idempotency_key,
+            action,
+        });
+    }
+
+    /// The action of one step, with its parameters rendered and checked.
+    pub(super) fn build_action(
+        &self,
+        incident: &Incident,
+        step_idx: usize,
+        phase: Phase,
+    ) -> Result<Action, String> {
+        let Some((_, kind, params)) = self.step_parts(incident, step_idx, phase) else {
+            return Err(format!("step {step_idx} has no {} action", phase.as_str()));
+        };
+        let context = self.template_context(incident);
+        let param = |name: &str| params.get(name).map(|template| template.render(&context));
+        let required = |name: &str| {
+            param(name)
+                .filter(|value| !value.trim().is_empty())
+                .ok_or_else(|| format!("`{name}` is empty"))
+        };
+        let source = param("target").unwrap_or_else(|| incident.finding.source.clone());
+        let prior = || {
+            incident
+                .priors
+                .get(&step_idx)
+                .filter(|prior| !prior.is_empty())
+                .ok_or_else(|| "the step it undoes recorded no earlier state to restore".to_owned())
+        };
+        Ok(match kind {
+            ActionKind::LitellmBlockKey => Action::LitellmBlockKey {
+                source,
+                key: required("key")?,
+            },
+            ActionKind::LitellmUnblockKey => Action::LitellmUnblockKey {
+                source,
+                key: required("key")?,
+            },
+            ActionKind::LitellmUpdateKey => {
+                let mut limits = BTreeMap::new();
+                for name in ["max_budget", "rpm_limit", "tpm_limit"] {
+                    if let Some(value) = param(name) {
+                        let value = value.trim().to_owned();
+                        let ok = value == "none"
+                            || value
+                                .parse::<f64>()
+                                .is_ok_and(|n| n.is_finite() && n >= 0.0);
+                        if !ok {
+                            return Err(format!("`{name}` is `{value}`, not a number or `none`"));
+                        }
+                        limits.insert(name.to_owned(), value);
+                    }
+                }
+                Action::LitellmUpdateKey {
+                    source,
+                    key: required("key")?,
+                    limits,
+                }
+            }
+            ActionKind::LitellmRestoreKey => Action::LitellmUpdateKey {
+                source,
+                key: required("key")?,
+                limits: prior()?.clone(),
+            },
+            ActionKind::LitellmBlockTeam => Action::LitellmBlockTeam {
+                source,
+                team: required("team")?,
+            },
+            ActionKind::LitellmUnblockTeam => Action::LitellmUnblockTeam {
+                source,
+                team: required("team")?,
+            },
+            ActionKind::LitellmSetFallbacks => Action::LitellmSetFallbacks {
+                source,
+                model: required("model")?,
+                fallbacks: split_list(&required("fallbacks")?),
+            },
+            ActionKind::LitellmRestoreFallbacks => Action::LitellmSetFallbacks {
+                source,
+                model: required("model")?,
+                fallbacks: split_list(prior()?.get("fallbacks").map_or("", String::as_str)),
+            },
+            ActionKind::LangfuseSetLabel => {
+                let version = required("version")?;
+                Action::LangfuseSetLabel {
+                    target: param("target").unwrap_or_else(|| "langfuse".to_owned()),
+                    prompt: required("prompt")?,
+                    version: version
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("`version` is `{version}`, not a version number"))?,
+                    label: param("label").unwrap_or_else(|| "production".to_owned()),
+                }
+            }
+            ActionKind::HttpCall => {
+                let expect_status = match param("expect_status") {
+                    None => Vec::new(),
+                    Some(list) => split_list(&list)
+                        .iter()
+                        .map(|code| {
+                            code.parse::<u16>()
+                                .map_err(|_| format!("`expect_status` has `{code}`"))
+                        })
+                        .collect::<Result<_, _>>()?,
+                };
+                let body = param("body");
+                if let Some(body) = &body
+                    && let Err(error) = serde_json::from_str::<serde_json::Value>(body)
+                {
+                    return Err(format!("`body` is not JSON: {error}"));
+                }
+                Action::HttpCall {
+                    service: required("service")?,
+                    method: required("method")?.to_ascii_uppercase(),
+                    url: required("url")?,
+                    body,
+                    expect_status,
+                }
+            }
         })
     }
 
@@ -379,45 +744,65 @@ impl Engine {
             return;
         }
         let (step_idx, phase) = (*step_idx, *phase);
-        let step_id = self.step_id(&incident, step_idx);
+        self.step_finished(&mut incident, step_idx, phase, outcome, now, out);
+        self.incidents.insert(incident.id.clone(), incident);
+    }
+
+    /// Moves the run on after a step's answer (or a step that could not be built).
+    fn step_finished(
+        &mut self,
+        incident: &mut Incident,
+        step_idx: usize,
+        phase: Phase,
+        outcome: &ActionOutcome,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        let step_id = self.step_id(incident, step_idx);
         let status = outcome
             .http_status
             .map_or_else(String::new, |status| format!(" (HTTP {status})"));
         let described = self
-            .build_action(&incident, step_idx, phase)
-            .map_or_else(|| step_id.clone(), |action| action.describe());
+            .build_action(incident, step_idx, phase)
+            .map_or_else(|_| step_id.clone(), |action| action.describe());
         incident
             .history
             .push(format!("{described}: {}{status}", outcome.detail));
-        let target = (
-            incident.finding.source.clone(),
-            incident.finding.subject.value.clone(),
-        );
+        let target = self
+            .step_resource(incident, step_idx, phase)
+            .map(|target| (target.entity_type, target.id));
         match (phase, outcome.succeeded) {
             (Phase::Forward, true) => {
-                self.last_acted.insert(target, now);
+                if let Some(target) = target {
+                    self.last_acted.insert(target, now);
+                }
+                if !outcome.prior.is_empty() {
+                    incident.priors.insert(step_idx, outcome.prior.clone());
+                }
                 incident.completed.push(step_idx);
                 let n_steps = incident
                     .runbook_idx
                     .and_then(|idx| self.config.runbooks.get(idx))
                     .map_or(0, |runbook| runbook.steps.len());
                 if step_idx + 1 < n_steps {
-                    self.start_step(&mut incident, step_idx + 1, Phase::Forward, now, out);
+                    self.start_step(incident, step_idx + 1, Phase::Forward, now, out);
                 } else {
-                    self.start_verification(&mut incident, now, out);
+                    self.start_verification(incident, now, out);
                 }
             }
             (Phase::Forward, false) => {
                 let reason = format!("step `{step_id}` failed: {}{status}", outcome.detail);
                 if incident.completed.is_empty() {
-                    self.escalate(&mut incident, &reason, "The fix could not be applied; apply it by hand or find out why the target refused.", out);
+                    self.escalate(incident, &reason, "The fix could not be applied; apply it by hand or find out why the target refused.", out);
                 } else {
-                    self.begin_compensation(&mut incident, &reason, now, out);
+                    self.begin_compensation(incident, &reason, now, out);
                 }
             }
             (Phase::Compensation, true) => {
-                self.last_acted.insert(target, now);
-                self.continue_compensation(&mut incident, now, out);
+                if let Some(target) = target {
+                    self.last_acted.insert(target, now);
+                }
+                self.continue_compensation(incident, now, out);
             }
             (Phase::Compensation, false) => {
                 let reason = format!(
@@ -425,13 +810,24 @@ impl Engine {
                     outcome.detail
                 );
                 self.escalate(
-                    &mut incident,
+                    incident,
                     &reason,
                     "Check the key's state on the gateway and undo the change by hand.",
                     out,
                 );
             }
         }
-        self.incidents.insert(incident.id.clone(), incident);
     }
 }
+
+/// `a, b ,c` → `["a", "b", "c"]`; empty items dropped.
+fn split_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The blast radius of a team whose size the inventory does not give: assume many.
+const UNKNOWN_TEAM_SIZE: i64 = 1000;

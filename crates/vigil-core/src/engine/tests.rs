@@ -3,7 +3,7 @@
 use expect_test::{Expect, expect};
 
 use super::*;
-use crate::authz::{AuthzDecision, Effect};
+use crate::authz::{ActionName, AuthzDecision, Effect, EntityType};
 use crate::detector::spike::{SpikeConfig, SpikeThresholds};
 use crate::diagnosis::DiagnosisConfig;
 use crate::runbook::{Mode, RunbookSpec};
@@ -73,6 +73,9 @@ fn config(mode: Mode) -> EngineConfig {
         }],
         store: StoreLimits::default(),
         flapping: FlapLimits::default(),
+        resources: Vec::new(),
+        limits: GlobalLimits::default(),
+        trust: Vec::new(),
     }
 }
 
@@ -190,6 +193,7 @@ impl Scenario {
                 } else {
                     "refused".to_owned()
                 },
+                prior: BTreeMap::new(),
             },
         })
     }
@@ -241,6 +245,17 @@ fn render(command: &Command) -> String {
                 format!("finding cleared: {}", cleared.fingerprint)
             }
             Record::VersionChanged { change } => format!("version changed: {}", change.describe()),
+            Record::HumanAction {
+                by,
+                command,
+                accepted,
+                outcome,
+                ..
+            } => format!(
+                "human: {by}: {} -> {} ({outcome})",
+                command.describe(),
+                if *accepted { "accepted" } else { "refused" }
+            ),
             Record::IncidentOpened { subject, .. } => {
                 format!("incident opened: {}", subject.display_name())
             }
@@ -474,7 +489,7 @@ fn a_second_runaway_within_the_cooldown_is_held_and_paged() {
         diagnosed: runaway_key 1.00
         runbook: block-runaway-key autonomous
         guardrail held: cooldown_per_target
-        page: vigil needs a human: token spike on key batch-job (gateway) / the cooldown guardrail held: vigil changed this key 68s ago; the cooldown is 600s
+        page: vigil needs a human: token spike on key batch-job (gateway) / the cooldown guardrail held: vigil changed this target 68s ago; the cooldown is 600s
     "#]]);
 }
 
@@ -507,6 +522,7 @@ fn answers_that_do_not_match_the_pending_step_are_ignored() {
             succeeded: true,
             http_status: None,
             detail: String::new(),
+            prior: BTreeMap::new(),
         },
     };
     assert!(scenario.feed(unknown).is_empty());
@@ -1122,4 +1138,379 @@ fn a_prompt_version_that_bloats_its_prompts_is_caught_on_its_first_push_and_blam
         "{:#?}",
         scenario.log
     );
+}
+
+// --- Humans in the loop, kill switches, silences, the storm brake, restores, trust ---
+
+/// The id and hash of the proposal among `commands`.
+fn proposal(commands: &[Command]) -> (String, String) {
+    commands
+        .iter()
+        .find_map(|command| match command {
+            Command::Record(Record::StepProposed {
+                proposal_id,
+                action_hash,
+                ..
+            }) => Some((proposal_id.clone(), action_hash.clone())),
+            _ => None,
+        })
+        .expect("a proposal")
+}
+
+fn human(by: &str, reason: &str, command: HumanCommand) -> Event {
+    Event::Human {
+        by: by.to_owned(),
+        reason: reason.to_owned(),
+        command,
+    }
+}
+
+#[test]
+fn an_approval_is_bound_to_the_exact_step_and_refused_from_its_requester() {
+    let mut config = config(Mode::Advisory);
+    config.runbooks[0].owner = "alice".to_owned();
+    let mut scenario = Scenario::new(config);
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    let (proposal_id, hash) = proposal(&commands);
+    assert_eq!(hash.len(), 64);
+    let approve = |hash: &str| HumanCommand::Approve {
+        proposal_id: proposal_id.clone(),
+        action_hash: hash.to_owned(),
+    };
+    // The runbook's owner asked for it, so she may not approve it.
+    assert!(scenario.feed(human("alice", "lgtm", approve(&hash))).len() == 1);
+    // An approval of something else (another hash) does not carry this step out.
+    assert!(
+        scenario
+            .feed(human("bob", "lgtm", approve(&"0".repeat(64))))
+            .len()
+            == 1
+    );
+    // Nobody: refused.
+    assert!(scenario.feed(human(" ", "lgtm", approve(&hash))).len() == 1);
+    let commands = scenario.feed(human("bob", "checked the key's traffic", approve(&hash)));
+    assert!(matches!(commands.last(), Some(Command::Execute { .. })));
+    // The same proposal cannot be approved twice.
+    assert!(
+        scenario
+            .feed(human("carol", "me too", approve(&hash)))
+            .len()
+            == 1
+    );
+    scenario.finish_action(&commands, true);
+    scenario.scrapes(3, BLOCKED);
+    let log = scenario.log.join("\n");
+    let log = log.replace(&proposal_id, "PROPOSAL").replace(&hash, "HASH");
+    let tail: Vec<&str> = log.lines().skip(5).collect();
+    expect![[r#"
+        proposed: block-key: block key h-batch on gateway
+        human: alice: approve PROPOSAL -> refused (alice requested this step and cannot also approve it; another person must)
+        human: bob: approve PROPOSAL -> refused (the approval is for another version of the step (hash 000000000000 does not match 3b1bb8991947); show the proposal again and approve what it says now)
+        human:  : approve PROPOSAL -> refused (the command names nobody; every human action must say who did it)
+        human: bob: approve PROPOSAL -> accepted (approved; the step runs now)
+        execute: block key h-batch on gateway
+        human: carol: approve PROPOSAL -> refused (proposal `PROPOSAL` is not pending)
+        verifying: the token rate of key batch-job stays under 100/s for 2 consecutive scrapes within 10s
+        wake at +22025ms
+        verified: [0.0, 0.0]
+        resolved after 2025ms: fixed: the key's rate fell to 0.0/s and stayed there
+        finding cleared: token-spike/hashed_api_key=h-batch"#]]
+    .assert_eq(&tail.join("\n"));
+}
+
+#[test]
+fn a_rejected_proposal_goes_to_a_human_with_who_rejected_it() {
+    let mut scenario = Scenario::new(config(Mode::Advisory));
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    let (proposal_id, _) = proposal(&commands);
+    let commands = scenario.feed(human(
+        "bob",
+        "this key is the quarterly batch",
+        HumanCommand::Reject { proposal_id },
+    ));
+    let Some(Command::Page { page, .. }) = commands.last() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(
+        page.why.reason,
+        "bob rejected vigil's proposal (this key is the quarterly batch)"
+    );
+    assert!(!scenario.log.iter().any(|line| line.starts_with("execute")));
+}
+
+#[test]
+fn the_kill_switch_stops_new_actions_until_it_is_lifted() {
+    let mut scenario = Scenario::new(config(Mode::Autonomous));
+    let scope = KillScope::Target {
+        entity_type: EntityType::ApiKey,
+        id: "h-batch".to_owned(),
+    };
+    scenario.feed(human(
+        "carol",
+        "migration tonight",
+        HumanCommand::Kill {
+            scope: scope.clone(),
+        },
+    ));
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    assert!(
+        !commands
+            .iter()
+            .any(|c| matches!(c, Command::Authorize { .. }))
+    );
+    let page = commands
+        .iter()
+        .find_map(|command| match command {
+            Command::Page { page, .. } => Some(page),
+            _ => None,
+        })
+        .expect("a page");
+    assert_eq!(
+        page.why.reason,
+        "vigil did not act: the kill switch for ApiKey h-batch is on (set by carol)"
+    );
+    scenario.finish_page(&commands);
+    // Lifting it twice: the second is refused and says why.
+    scenario.feed(human(
+        "carol",
+        "done",
+        HumanCommand::Unkill {
+            scope: scope.clone(),
+        },
+    ));
+    scenario.feed(human("carol", "done", HumanCommand::Unkill { scope }));
+    assert_eq!(
+        scenario.log[scenario.log.len() - 1],
+        "human: carol: kill switch off for ApiKey h-batch -> refused (no kill switch is on for ApiKey h-batch)"
+    );
+    // A global kill switch also stops a step between authorization and execution.
+    let mut scenario = Scenario::new(config(Mode::Autonomous));
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    scenario.feed(human(
+        "dan",
+        "incident review",
+        HumanCommand::Kill {
+            scope: KillScope::Global,
+        },
+    ));
+    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    assert!(
+        !commands
+            .iter()
+            .any(|c| matches!(c, Command::Execute { .. }))
+    );
+    assert!(
+        scenario
+            .log
+            .iter()
+            .any(|line| line == "guardrail held: kill_switch")
+    );
+}
+
+#[test]
+fn a_silence_mutes_matching_findings_without_a_page_until_it_expires() {
+    let mut scenario = Scenario::new(config(Mode::Autonomous));
+    let silence = |expires_at| HumanCommand::Silence {
+        silence_id: "s1".to_owned(),
+        detector: Some("token-spike".to_owned()),
+        subject: Some("h-batch".to_owned()),
+        expires_at,
+    };
+    // A silence needs a reason and a future expiry.
+    scenario.feed(human("erin", "", silence(scenario.now.plus_millis(60_000))));
+    scenario.feed(human("erin", "load test", silence(scenario.now)));
+    scenario.feed(human(
+        "erin",
+        "load test",
+        silence(scenario.now.plus_millis(60_000)),
+    ));
+    scenario.scrapes(10, NORMAL);
+    scenario.scrapes(2, RUNAWAY);
+    scenario.scrapes(6, NORMAL);
+    assert!(
+        !scenario
+            .log
+            .iter()
+            .any(|line| line.starts_with("page") || line.starts_with("authorize"))
+    );
+    let tail: Vec<&str> = scenario.log.iter().map(String::as_str).collect();
+    expect![[r#"
+        human: erin: silence s1 (detector token-spike, subject h-batch) until 1800000060000 -> refused (a silence needs a reason)
+        human: erin: silence s1 (detector token-spike, subject h-batch) until 1800000000000 -> refused (the silence would already have expired)
+        human: erin: silence s1 (detector token-spike, subject h-batch) until 1800000060000 -> accepted (matching findings are muted for 1 min)
+        finding raised: token-spike/hashed_api_key=h-batch Page batch-job
+        incident opened: batch-job
+        diagnosed: runaway_key 1.00
+        guardrail held: silence
+        finding cleared: token-spike/hashed_api_key=h-batch
+        resolved after 3000ms: the finding cleared before vigil changed anything"#]]
+    .assert_eq(&tail.join("\n"));
+    // After it expires, the same runaway is acted on.
+    scenario.now = scenario.now.plus_millis(120_000);
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    assert!(
+        commands
+            .iter()
+            .any(|c| matches!(c, Command::Authorize { .. }))
+    );
+}
+
+#[test]
+fn the_storm_brake_stops_acting_and_pages_once() {
+    let mut config = config(Mode::Autonomous);
+    config.limits.storm_max_incidents = 0;
+    let mut scenario = Scenario::new(config);
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    scenario.finish_page(&commands);
+    scenario.scrapes(8, NORMAL);
+    scenario.scrapes(2, RUNAWAY);
+    let pages: Vec<&String> = scenario
+        .log
+        .iter()
+        .filter(|l| l.starts_with("page"))
+        .collect();
+    assert_eq!(pages.len(), 1, "{:#?}", scenario.log);
+    assert!(
+        pages[0].contains("the storm brake tripped (1 incidents opened within 10 min (limit 0))")
+    );
+    assert_eq!(
+        scenario
+            .log
+            .iter()
+            .filter(|l| *l == "guardrail held: storm_brake")
+            .count(),
+        2
+    );
+    assert!(!scenario.log.iter().any(|l| l.starts_with("authorize")));
+}
+
+#[test]
+fn runs_past_the_hourly_limit_become_proposals() {
+    let mut config = config(Mode::Autonomous);
+    config.runbooks[0].guardrails.max_runs_per_hour = 1;
+    config.runbooks[0].guardrails.cooldown_per_target_ms = 0;
+    let mut scenario = Scenario::new(config);
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    scenario.finish_action(&commands, true);
+    scenario.scrapes(3, BLOCKED);
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    assert!(
+        !commands
+            .iter()
+            .any(|c| matches!(c, Command::Execute { .. }))
+    );
+    let Some(Command::Record(Record::StepProposed { why, .. })) = commands.first() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(
+        why,
+        "runbook block-runaway-key started 1 runs in the last hour (limit 1)"
+    );
+    // The verified first run counts towards the runbook's trust: (1 + 1) / (1 + 2).
+    assert_eq!(
+        scenario
+            .engine
+            .trust_pct("block-runaway-key", ActionName::Block),
+        67
+    );
+    assert_eq!(
+        scenario
+            .engine
+            .trust_pct("block-runaway-key", ActionName::Throttle),
+        50
+    );
+}
+
+#[test]
+fn a_throttle_that_did_not_help_is_undone_with_the_limits_it_replaced() {
+    let mut config = config(Mode::Autonomous);
+    let spec: RunbookSpec = serde_json::from_value(serde_json::json!({
+        "id": "throttle-runaway-key",
+        "trigger": { "hypothesis": "runaway_key" },
+        "mode": "autonomous",
+        "steps": [{
+            "id": "lower-rpm",
+            "action": "litellm.update_key",
+            "params": { "key": "{{ incident.key }}", "rpm_limit": "10" },
+            "compensation": { "action": "litellm.restore_key", "params": { "key": "{{ incident.key }}" } }
+        }],
+        "verification": { "check": "finding_clears", "within_secs": 10 }
+    }))
+    .unwrap();
+    config.runbooks = vec![spec.validate().unwrap()];
+    let mut scenario = Scenario::new(config);
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["throttle-single-key"]);
+    let Some(Command::Execute {
+        action_id,
+        incident_id,
+        ..
+    }) = commands.last()
+    else {
+        panic!("{commands:?}")
+    };
+    scenario.now = scenario.now.plus_millis(20);
+    scenario.feed(Event::ActionFinished {
+        action_id: action_id.clone(),
+        incident_id: incident_id.clone(),
+        outcome: ActionOutcome {
+            succeeded: true,
+            http_status: Some(200),
+            detail: "rpm_limit is 10".to_owned(),
+            prior: BTreeMap::from([("rpm_limit".to_owned(), "1000".to_owned())]),
+        },
+    });
+    // The key keeps running away: the finding does not clear by the deadline.
+    let commands = scenario.scrapes(11, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["compensate-own-changes"]);
+    let Some(Command::Execute { action, .. }) = commands.last() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(
+        action.describe(),
+        "set rpm_limit=1000 on key h-batch on gateway"
+    );
+    scenario.finish_action(&commands, true);
+    assert!(scenario.log.iter().any(|line| line.starts_with(
+        "verification failed: the fix did not work: detector token-spike still sees the problem on batch-job at the deadline"
+    )), "{:#?}", scenario.log);
+    assert_eq!(
+        scenario
+            .engine
+            .trust_pct("throttle-runaway-key", ActionName::Throttle),
+        33
+    );
+}
+
+#[test]
+fn a_finding_that_clears_after_the_fix_passes_finding_clears_verification() {
+    let mut config = config(Mode::Autonomous);
+    config.runbooks[0].verification.check = crate::runbook::VerificationCheck::FindingClears;
+    let mut scenario = Scenario::new(config);
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    scenario.finish_action(&commands, true);
+    scenario.scrapes(4, NORMAL);
+    let tail: Vec<&str> = scenario.log.iter().skip(6).map(String::as_str).collect();
+    expect![[r#"
+        verifying: detector token-spike clears its finding on batch-job within 10s
+        wake at +22025ms
+        finding cleared: token-spike/hashed_api_key=h-batch
+        verified: []
+        resolved after 3025ms: fixed: the finding cleared after vigil's change"#]]
+    .assert_eq(&tail.join("\n"));
 }

@@ -117,6 +117,7 @@ fn shipped_policy_ids_are_the_annotations() {
             "compensate-own-block",
             "compensate-own-changes",
             "critical-resources-need-a-human",
+            "distrusted-runbooks-stop-acting",
             "failover-on-provider-errors",
             "never-block-critical-keys",
             "notify-teams",

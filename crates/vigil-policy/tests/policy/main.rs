@@ -92,6 +92,7 @@ fn runaway_key_request() -> AuthzRequest {
             detector: "token-spike".to_owned(),
             confidence_pct: 85,
             is_compensation: false,
+            trust_pct: 50,
         },
     }
 }

@@ -52,6 +52,17 @@ pub struct RawConfig {
     pub intake: Option<RawIntake>,
     /// Where pages go.
     pub pager: RawPager,
+    /// Facts about deployments, prompts, services and teams, for policies.
+    #[serde(default)]
+    pub resources: Vec<super::autonomy::RawResource>,
+    /// Limits over all runbooks: concurrency and the storm brake.
+    #[serde(default)]
+    pub limits: super::autonomy::RawLimits,
+    /// Action targets besides LiteLLM gateways: Langfuse projects, the HTTP allow-list.
+    #[serde(default)]
+    pub actions: super::autonomy::RawActions,
+    /// The admin API for `vigil approve`, `reject`, `kill` and `silence`; off when absent.
+    pub admin: Option<super::autonomy::RawAdminApi>,
 }
 
 fn default_environment() -> String {

@@ -13,10 +13,11 @@ use vigil_core::detector::Severity;
 use vigil_core::detector::burn_rate::{BurnRateConfig, BurnRule};
 use vigil_core::detector::spike::{SpikeConfig, SpikeThresholds};
 use vigil_core::diagnosis::DiagnosisConfig;
-use vigil_core::engine::{ApiKeyInfo, PUSH_SOURCES, StoreLimits};
+use vigil_core::engine::{ApiKeyInfo, GlobalLimits, PUSH_SOURCES, ResourceInfo, StoreLimits};
 use vigil_core::problem::Problems;
 use vigil_core::runbook::Mode;
 
+use super::autonomy::{self, ActionsConfig, AdminApiConfig};
 use super::raw::{RawConfig, RawDetector, RawPager, RawSecret, RawSource, SourceKind};
 
 /// A validated config. Paths are resolved against the config file's folder.
@@ -52,6 +53,14 @@ pub struct Config {
     pub intake: Option<IntakeConfig>,
     /// The pager.
     pub pager: PagerConfig,
+    /// The resource inventory.
+    pub resources: Vec<ResourceInfo>,
+    /// Limits over all runbooks.
+    pub limits: GlobalLimits,
+    /// Action targets besides LiteLLM gateways.
+    pub actions: ActionsConfig,
+    /// The admin API, when enabled.
+    pub admin: Option<AdminApiConfig>,
 }
 
 /// Where the ledger lives.
@@ -390,6 +399,10 @@ pub fn validate(
         store,
         intake,
         pager: pager.unwrap_or(PagerConfig::Log),
+        resources: autonomy::validate_resources(&mut problems, raw.resources),
+        limits: autonomy::validate_limits(&mut problems, &raw.limits),
+        actions: autonomy::validate_actions(&mut problems, raw.actions, base_dir),
+        admin: autonomy::validate_admin(&mut problems, raw.admin, base_dir),
     };
     problems.finish(config)
 }
@@ -951,7 +964,12 @@ fn validate_spike(
     })
 }
 
-fn secret(problems: &mut Problems, path: &str, raw: RawSecret, base_dir: &Path) -> SecretSource {
+pub(super) fn secret(
+    problems: &mut Problems,
+    path: &str,
+    raw: RawSecret,
+    base_dir: &Path,
+) -> SecretSource {
     match (raw.env, raw.file) {
         (Some(name), None) => {
             if name.trim().is_empty() {
@@ -971,7 +989,7 @@ fn secret(problems: &mut Problems, path: &str, raw: RawSecret, base_dir: &Path) 
     }
 }
 
-fn http_url(problems: &mut Problems, path: &str, text: &str) -> Option<Url> {
+pub(super) fn http_url(problems: &mut Problems, path: &str, text: &str) -> Option<Url> {
     match Url::parse(text) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
         Ok(_) => {

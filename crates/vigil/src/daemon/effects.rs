@@ -1,20 +1,19 @@
 //! Carrying out the engine's commands that touch the world: remediation actions, pages and
 //! wake-ups. Each runs as its own tracked task and answers with an event.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use vigil_connectors::litellm::AdminClient;
 use vigil_connectors::pager::{
     PageMessage, PageSeverity, PagerDutyPager, SlackPager, WebhookPager,
 };
 use vigil_core::Timestamp;
 use vigil_core::detector::Severity;
-use vigil_core::engine::{Action, ActionOutcome, Event, Page};
+use vigil_core::engine::{Action, Event, Page};
 
+use super::actions::{self, Targets};
 use super::clock::Clock;
 use super::telemetry::Telemetry;
 
@@ -37,7 +36,7 @@ pub(crate) enum Pager {
 
 /// The action targets, the pager and the plumbing to answer the engine.
 pub(crate) struct Effects {
-    pub(crate) admins: Arc<BTreeMap<String, AdminClient>>,
+    pub(crate) targets: Arc<Targets>,
     pub(crate) pager: Pager,
     pub(crate) tracker: TaskTracker,
     pub(crate) answers: mpsc::Sender<Event>,
@@ -47,20 +46,23 @@ pub(crate) struct Effects {
 }
 
 impl Effects {
-    /// Carries out a remediation action and answers with `ActionFinished`.
+    /// Carries out a remediation action and answers with `ActionFinished`. With
+    /// `reconcile` (an action a crash left unfinished), the target is read first and an
+    /// action it already shows is not made again.
     pub(crate) fn execute(
         &self,
         action_id: String,
         incident_id: String,
         idempotency_key: String,
         action: Action,
+        reconcile: bool,
     ) {
-        let admins = Arc::clone(&self.admins);
+        let targets = Arc::clone(&self.targets);
         let answers = self.answers.clone();
         let telemetry = Arc::clone(&self.telemetry);
         self.tracker.spawn(async move {
-            tracing::info!(%action_id, %idempotency_key, action = %action.describe(), "carrying out action");
-            let outcome = run_action(&admins, &action).await;
+            tracing::info!(%action_id, %idempotency_key, action = %action.describe(), reconcile, "carrying out action");
+            let outcome = actions::run(&targets, &action, &idempotency_key, reconcile).await;
             telemetry.action(if outcome.succeeded { "succeeded" } else { "failed" });
             let _ = answers.send(Event::ActionFinished { action_id, incident_id, outcome }).await;
         });
@@ -139,50 +141,6 @@ fn page_message(incident_id: &str, page: &Page, details: serde_json::Value) -> P
         reason: page.why.reason.clone(),
         ask: page.why.ask.clone(),
         details,
-    }
-}
-
-async fn run_action(admins: &BTreeMap<String, AdminClient>, action: &Action) -> ActionOutcome {
-    let (source, key, block) = match action {
-        Action::LitellmBlockKey { source, key } => (source, key, true),
-        Action::LitellmUnblockKey { source, key } => (source, key, false),
-    };
-    let Some(admin) = admins.get(source) else {
-        return ActionOutcome {
-            succeeded: false,
-            http_status: None,
-            detail: format!("source `{source}` has no LiteLLM admin API configured"),
-        };
-    };
-    let result = if block {
-        admin.block_key(key).await
-    } else {
-        admin.unblock_key(key).await
-    };
-    match result {
-        // The call succeeding is not enough: the answer must show the key in the state asked for.
-        Ok(state) if state.blocked == block => ActionOutcome {
-            succeeded: true,
-            http_status: Some(200),
-            detail: if block {
-                "key blocked".to_owned()
-            } else {
-                "key unblocked".to_owned()
-            },
-        },
-        Ok(state) => ActionOutcome {
-            succeeded: false,
-            http_status: Some(200),
-            detail: format!(
-                "the gateway answered, but reports the key as blocked={}",
-                state.blocked
-            ),
-        },
-        Err(error) => ActionOutcome {
-            succeeded: false,
-            http_status: error.status(),
-            detail: error.to_string(),
-        },
     }
 }
 

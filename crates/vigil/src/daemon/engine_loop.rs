@@ -109,6 +109,66 @@ impl EngineLoop {
         Ok(self.ledger)
     }
 
+    /// Carries on what an interrupted session left unfinished (see `recovery.rs`): records
+    /// the commands the crash kept out of the ledger, then carries out those and the ones
+    /// whose answer never came. Actions are reconciled with their target first.
+    pub(super) async fn carry_on(
+        &mut self,
+        unrecorded: Vec<Command>,
+        caused_by: u64,
+        unfinished: Vec<Command>,
+        wakes: Vec<Timestamp>,
+    ) -> anyhow::Result<()> {
+        if !unrecorded.is_empty() {
+            let now = self.clock.now();
+            let entries = unrecorded
+                .iter()
+                .map(|command| {
+                    Ok(NewEntry {
+                        at_ms: now.0,
+                        kind: EntryKind::Command,
+                        incident_id: command.incident_id().map(str::to_owned),
+                        payload: serde_json::to_value(CommandRecord {
+                            caused_by,
+                            command: command.clone(),
+                        })?,
+                    })
+                })
+                .collect::<Result<Vec<_>, serde_json::Error>>()?;
+            self.append(entries).await?;
+        }
+        tracing::warn!(
+            n_unrecorded = unrecorded.len(),
+            n_unfinished = unfinished.len(),
+            "carrying on the interrupted session's unfinished work"
+        );
+        let mut queue = VecDeque::new();
+        for command in unrecorded.into_iter().chain(unfinished) {
+            match command {
+                Command::Execute {
+                    action_id,
+                    incident_id,
+                    idempotency_key,
+                    action,
+                } => {
+                    self.in_flight.insert(action_id.clone());
+                    self.effects
+                        .execute(action_id, incident_id, idempotency_key, action, true);
+                }
+                other => self.carry_out(other, false, &mut queue),
+            }
+        }
+        for at in wakes {
+            if self.wakes.insert(at) {
+                self.effects.wake_at(at);
+            }
+        }
+        while let Some(event) = queue.pop_front() {
+            self.process(event, false).await?;
+        }
+        Ok(())
+    }
+
     /// Records and handles one event and everything it causes inline.
     async fn process(&mut self, event: Event, draining: bool) -> anyhow::Result<()> {
         let mut queue = VecDeque::from([event]);
@@ -139,6 +199,7 @@ impl EngineLoop {
                 | Event::Queried { .. }
                 | Event::ScrapeFailed { .. }
                 | Event::AuthorizationDecided { .. }
+                | Event::Human { .. }
                 | Event::Pushed { .. } => {}
             }
             let _ = self.notes.send(Note {
@@ -214,7 +275,7 @@ impl EngineLoop {
                 } else {
                     self.in_flight.insert(action_id.clone());
                     self.effects
-                        .execute(action_id, incident_id, idempotency_key, action);
+                        .execute(action_id, incident_id, idempotency_key, action, false);
                 }
             }
             Command::Page {
@@ -308,11 +369,28 @@ fn log_record(command: &Command) {
         Record::VersionChanged { change } => {
             tracing::info!(detector = %change.detector, change = %change.describe(), "version changed");
         }
+        Record::StepProposed {
+            incident_id,
+            proposal_id,
+            action,
+            why,
+            ..
+        } => {
+            tracing::warn!(%incident_id, %proposal_id, action = %action.describe(), %why, "step proposed; `vigil approve` or `vigil reject` it");
+        }
+        Record::HumanAction {
+            by,
+            command,
+            accepted,
+            outcome,
+            ..
+        } => {
+            tracing::info!(%by, command = %command.describe(), accepted, %outcome, "human action");
+        }
         Record::FindingCleared { .. }
         | Record::Diagnosed { .. }
         | Record::RunbookSelected { .. }
         | Record::StepDenied { .. }
-        | Record::StepProposed { .. }
         | Record::GuardrailHeld { .. }
         | Record::VerificationStarted { .. }
         | Record::VerificationPassed { .. }

@@ -6,6 +6,8 @@
 //! channels. Shutdown: one `CancellationToken`; the engine loop lets in-flight work finish
 //! within a grace period, records what did not, and the process exits.
 
+mod actions;
+pub mod admin;
 mod clock;
 mod effects;
 mod engine_loop;
@@ -26,6 +28,8 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vigil_connectors::http::TlsOptions;
+use vigil_connectors::http_action::HttpCaller;
+use vigil_connectors::langfuse::LangfuseClient;
 use vigil_connectors::litellm::AdminClient;
 use vigil_connectors::pager::{PagerDutyPager, SlackPager, WebhookPager};
 use vigil_connectors::prometheus::QueryClient;
@@ -43,6 +47,7 @@ pub use telemetry::Telemetry;
 
 use crate::bundle::Bundle;
 use crate::config::{PagerConfig, QueryConfig};
+use crate::recovery;
 use crate::session::{self, SessionRecord};
 
 /// The largest scrape body accepted.
@@ -92,12 +97,15 @@ struct QueryRuntime {
 pub struct DaemonOptions {
     /// How long in-flight work may take to finish after shutdown begins.
     pub grace: Duration,
+    /// Whether an interrupted last session is resumed (see `recovery.rs`).
+    pub resume: bool,
 }
 
 impl Default for DaemonOptions {
     fn default() -> Self {
         DaemonOptions {
             grace: Duration::from_secs(10),
+            resume: true,
         }
     }
 }
@@ -113,9 +121,10 @@ pub struct Daemon {
     notes: broadcast::Sender<Note>,
     targets: Vec<SourceRuntime>,
     queries: Vec<QueryRuntime>,
-    admins: BTreeMap<String, AdminClient>,
+    action_targets: actions::Targets,
     pager: Pager,
     intake: Option<(Option<vigil_connectors::secret::Secret>, usize)>,
+    admin_token: Option<vigil_connectors::secret::Secret>,
 }
 
 /// Pushed payloads waiting to be forwarded to the engine at most; past it clients get 503.
@@ -189,6 +198,31 @@ impl Daemon {
                 );
             }
         }
+        let mut langfuse = BTreeMap::new();
+        for project in &bundle.config.actions.langfuse {
+            let secret_key = project
+                .secret_key
+                .resolve()
+                .with_context(|| format!("Langfuse project `{}`: secret key", project.name))?;
+            langfuse.insert(
+                project.name.clone(),
+                LangfuseClient::new(
+                    project.url.as_str().trim_end_matches('/'),
+                    project.public_key.clone(),
+                    secret_key,
+                    client.clone(),
+                )
+                .with_timeout(project.timeout),
+            );
+        }
+        let http_caller = bundle.config.actions.http.as_ref().map(|http| {
+            HttpCaller::new(http.allow_hosts.clone(), client.clone()).with_timeout(http.timeout)
+        });
+        let action_targets = actions::Targets {
+            litellm: admins,
+            langfuse,
+            http: http_caller,
+        };
         let mut queries = Vec::new();
         for query in &bundle.config.queries {
             let http = vigil_connectors::http::client_with_tls(query.timeout, &query.tls)
@@ -258,6 +292,10 @@ impl Daemon {
             }
             None => None,
         };
+        let admin_token = match &bundle.config.admin {
+            Some(admin) => Some(admin.token.resolve().context("admin: token")?),
+            None => None,
+        };
         let (notes, _) = broadcast::channel(4096);
         Ok(Daemon {
             bundle,
@@ -269,9 +307,10 @@ impl Daemon {
             notes,
             targets,
             queries,
-            admins,
+            action_targets,
             pager,
             intake,
+            admin_token,
         })
     }
 
@@ -290,7 +329,7 @@ impl Daemon {
     /// Runs until `cancel` fires; returns the ledger, closed cleanly.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<Ledger> {
         let Daemon {
-            bundle,
+            mut bundle,
             mut ledger,
             listener,
             clock,
@@ -299,13 +338,29 @@ impl Daemon {
             notes,
             targets,
             queries,
-            admins,
+            action_targets,
             pager,
             intake,
+            admin_token,
         } = self;
-        let record = session::record_bundle(&ledger, &bundle)
+        let resumed = if options.resume {
+            resume_or_explain(&ledger, &bundle.engine).await?
+        } else {
+            None
+        };
+        if let Some(resumed) = &resumed {
+            // The rebuilt engine runs with the config it was built from (the same but for
+            // the trust seed), and this session records that config.
+            bundle.engine = resumed.engine.config().clone();
+        }
+        let mut record = session::record_bundle(&ledger, &bundle)
             .await
             .context("recording the session's inputs")?;
+        if let (Some(resumed), SessionRecord::SessionStarted { resumes, .. }) =
+            (&resumed, &mut record)
+        {
+            *resumes = Some(resumed.session_seq);
+        }
         let now = clock.now();
         let entry = NewEntry {
             at_ms: now.0,
@@ -382,16 +437,34 @@ impl Daemon {
                     max_body_bytes,
                 })
             });
+            let admin_router = admin_token.map(|token| {
+                let proposals = admin::Proposals::default();
+                tracker.spawn(admin::track_proposals(
+                    notes.subscribe(),
+                    Arc::clone(&proposals),
+                    cancel.child_token(),
+                ));
+                admin::router(admin::AdminState {
+                    token,
+                    events: events_tx.clone(),
+                    notes: notes.clone(),
+                    proposals,
+                })
+            });
+            let routes = match (intake_router, admin_router) {
+                (Some(intake), Some(admin)) => Some(intake.merge(admin)),
+                (intake, admin) => intake.or(admin),
+            };
             let telemetry = Arc::clone(&telemetry);
             let cancel = cancel.child_token();
             tracker.spawn(async move {
-                if let Err(error) = http::serve(listener, telemetry, intake_router, cancel).await {
+                if let Err(error) = http::serve(listener, telemetry, routes, cancel).await {
                     tracing::error!(%error, "the HTTP endpoints stopped");
                 }
             });
         }
         let effects = Effects {
-            admins: Arc::new(admins),
+            targets: Arc::new(action_targets),
             pager,
             tracker: tracker.clone(),
             answers: events_tx,
@@ -404,8 +477,20 @@ impl Daemon {
             authorizer,
             ..
         } = bundle;
-        let engine_loop = EngineLoop {
-            engine: Engine::new(engine_config),
+        let (engine, carry_on) = match resumed {
+            Some(resumed) => (
+                resumed.engine,
+                Some((
+                    resumed.unrecorded,
+                    resumed.last_event_seq,
+                    resumed.unfinished,
+                    resumed.wakes,
+                )),
+            ),
+            None => (Engine::new(engine_config), None),
+        };
+        let mut engine_loop = EngineLoop {
+            engine,
             ledger,
             authorizer,
             clock,
@@ -417,7 +502,17 @@ impl Daemon {
             not_started: Vec::new(),
             wakes: BTreeSet::new(),
         };
-        let result = engine_loop.run(cancel.clone(), options.grace).await;
+        let result = match carry_on {
+            Some((unrecorded, caused_by, unfinished, wakes)) => engine_loop
+                .carry_on(unrecorded, caused_by, unfinished, wakes)
+                .await
+                .map(|()| engine_loop),
+            None => Ok(engine_loop),
+        };
+        let result = match result {
+            Ok(engine_loop) => engine_loop.run(cancel.clone(), options.grace).await,
+            Err(error) => Err(error),
+        };
         // Whatever ended the loop, stop every other task and wait for them, boundedly.
         cancel.cancel();
         tracker.close();
@@ -449,4 +544,37 @@ async fn forward_pushed(
             return;
         }
     }
+}
+
+/// The interrupted session to resume, if any; says in the log why one is not.
+async fn resume_or_explain(
+    ledger: &Ledger,
+    config: &vigil_core::engine::EngineConfig,
+) -> anyhow::Result<Option<recovery::Resumed>> {
+    let outcome = recovery::resume(ledger, config)
+        .await
+        .context("rebuilding the interrupted session")?;
+    Ok(match outcome {
+        Ok(resumed) => {
+            tracing::warn!(
+                session = resumed.session_seq,
+                n_events = resumed.n_events,
+                n_unfinished = resumed.unfinished.len() + resumed.unrecorded.len(),
+                "the last session was interrupted; resuming it"
+            );
+            Some(resumed)
+        }
+        Err(recovery::NotResumed::ConfigChanged {
+            session_seq,
+            unfinished,
+        }) => {
+            tracing::error!(
+                session = session_seq,
+                ?unfinished,
+                "the last session was interrupted, but the config changed since; starting fresh. Its unfinished work is NOT carried on: check those targets by hand"
+            );
+            None
+        }
+        Err(recovery::NotResumed::NothingToResume) => None,
+    })
 }

@@ -170,6 +170,13 @@ impl Printer {
                 );
             }
             Event::Tick => {}
+            Event::Human {
+                by,
+                reason,
+                command,
+            } => {
+                self.step("HUMAN", &format!("{by}: {} ({reason})", command.describe()));
+            }
         }
     }
 
@@ -201,18 +208,17 @@ impl Printer {
                 idempotency_key,
                 ..
             } => {
-                let (verb, source, key) = match action {
-                    Action::LitellmBlockKey { source, key } => ("POST /key/block", source, key),
-                    Action::LitellmUnblockKey { source, key } => ("POST /key/unblock", source, key),
-                };
                 let short_key = idempotency_key.get(..12).unwrap_or_default();
-                self.step(
-                    "ACTING",
-                    &format!(
-                        "{verb} for key {} on {source} (idempotency key {short_key})",
-                        self.name(key)
-                    ),
-                );
+                let what = match action {
+                    Action::LitellmBlockKey { source, key } => {
+                        format!("POST /key/block for key {} on {source}", self.name(key))
+                    }
+                    Action::LitellmUnblockKey { source, key } => {
+                        format!("POST /key/unblock for key {} on {source}", self.name(key))
+                    }
+                    other => other.describe(),
+                };
+                self.step("ACTING", &format!("{what} (idempotency key {short_key})"));
             }
             Command::Page { page, .. } => {
                 self.step("PAGING", &format!("\"{}\"", page.title));
@@ -321,15 +327,29 @@ impl Printer {
                 self.step("NOT ACTING", &format!("step {step_id} was denied"))
             }
             Record::StepProposed {
-                step_id, action, ..
+                step_id,
+                action,
+                proposal_id,
+                why,
+                ..
             } => {
                 self.step(
                     "PROPOSED",
                     &format!(
-                        "{step_id}: {} (advisory mode: nothing changed)",
+                        "{step_id}: {} ({why}: nothing changed; `vigil approve {proposal_id}`)",
                         action.describe()
                     ),
                 );
+            }
+            Record::HumanAction {
+                by,
+                command,
+                accepted,
+                outcome,
+                ..
+            } => {
+                let label = if *accepted { "ACCEPTED" } else { "REFUSED" };
+                self.step(label, &format!("{by}: {}: {outcome}", command.describe()));
             }
             Record::GuardrailHeld {
                 guardrail, detail, ..

@@ -1,0 +1,313 @@
+//! `kill -9` in the middle of a remediation, then a restart: the step is neither lost nor
+//! repeated.
+//!
+//! A simulated LiteLLM gateway whose `/key/block` changes the key at once but answers only
+//! seconds later (a slow admin API). vigil detects a runaway key and sends the block; it is
+//! killed with SIGKILL while the call is in flight, so the ledger holds the intent (`Execute`)
+//! and not the outcome. The restarted daemon rebuilds the interrupted session from the
+//! ledger, reads the key back, finds it blocked, records the step as done without calling
+//! `/key/block` again, verifies that the burn stopped and resolves the incident. The ledger
+//! verifies and the incident replays with every command matching.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use vigil_sim::{GatewayConfig, KeyTraffic, SimGateway, SimKey, SimModel, TrafficDriver};
+
+use crate::ledger::read_rows;
+use crate::serve::{Served, random_master_key, scrapes_ok};
+use crate::support::{TempDir, incident_ids, repo_root, vigil};
+
+/// Hang guards only: far above what each phase needs.
+const PHASE_LIMIT: Duration = Duration::from_secs(120);
+
+/// The slow admin API: long enough to kill vigil while the block is in flight.
+const ADMIN_DELAY: Duration = Duration::from_secs(8);
+
+fn write_config(
+    dir: &TempDir,
+    gateway_url: &str,
+    key_file: &Path,
+    mode: &str,
+    extra: &str,
+) -> (PathBuf, PathBuf) {
+    let ledger = dir.join("ledger.db");
+    let root = repo_root();
+    let config = format!(
+        r#"mode: {mode}
+environment: test
+ledger:
+  sqlite_path: "{ledger}"
+policies_dir: "{policies}"
+runbooks_dir: "{runbooks}"
+sources:
+  - name: sim-gateway
+    kind: litellm
+    url: "{gateway_url}/metrics/"
+    scrape_interval_secs: 1
+    scrape_timeout_secs: 1
+    bearer_token: {{ file: "{key_file}" }}
+    admin:
+      master_key: {{ file: "{key_file}" }}
+      timeout_secs: 30
+detectors:
+  - name: token-spike
+    kind: spike
+    source: sim-gateway
+    metric: litellm_total_tokens_metric_total
+    group_by: hashed_api_key
+    alias_label: api_key_alias
+    team_label: team
+    warmup_samples: 6
+    baseline_half_life_secs: 30
+    fire_z: 6
+    fire_ratio: 4
+    min_rate_per_sec: 500
+    fire_after_samples: 2
+    clear_ratio: 2
+    clear_after_samples: 3
+    noise_floor_ratio: 0.25
+    page_ratio: 10
+pager:
+  kind: log
+{extra}"#,
+        ledger = ledger.display(),
+        policies = root.join("policies").display(),
+        runbooks = root.join("examples/demo/runbooks").display(),
+        key_file = key_file.display(),
+    );
+    let path = dir.join("vigil.yaml");
+    std::fs::write(&path, config).expect("writing the config");
+    (path, ledger)
+}
+
+/// Reads stderr until a line contains `needle`; panics with everything read at the limit.
+pub(crate) fn wait_for_line(served: &mut Served, needle: &str) -> String {
+    let deadline = Instant::now() + PHASE_LIMIT;
+    while let Some(line) = served.next_line(deadline) {
+        if line.contains(needle) {
+            return line;
+        }
+    }
+    panic!("vigil never logged `{needle}`:\n{}", served.stderr_text());
+}
+
+fn block_calls(gateway: &SimGateway) -> usize {
+    gateway
+        .admin_calls()
+        .iter()
+        .filter(|call| call.path == "/key/block")
+        .count()
+}
+
+/// A simulated gateway with organic traffic on three keys, and a config for vigil.
+pub(crate) struct Stack {
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) gateway: SimGateway,
+    pub(crate) traffic: TrafficDriver,
+    pub(crate) stop: CancellationToken,
+    pub(crate) raw_keys: Vec<String>,
+    pub(crate) config: PathBuf,
+    pub(crate) ledger: PathBuf,
+}
+
+impl Stack {
+    /// Starts the gateway and the traffic; vigil's config runs in `mode`, with `extra`
+    /// appended to it.
+    pub(crate) fn start(dir: &TempDir, mode: &str, extra: &str) -> Stack {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let stop = CancellationToken::new();
+        let master_key = random_master_key();
+        let key_file = dir.join("master-key");
+        std::fs::write(&key_file, format!("{master_key}\n")).expect("writing the key file");
+        let aliases = ["support-bot", "search-rag", "checkout-agent"];
+        let raw_keys: Vec<String> = aliases
+            .iter()
+            .map(|alias| format!("sk-{alias}-{}", &random_master_key()[8..24]))
+            .collect();
+        let gateway = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("binding a loopback port");
+            SimGateway::start(
+                listener,
+                GatewayConfig {
+                    master_key: master_key.clone(),
+                    keys: raw_keys
+                        .iter()
+                        .zip(aliases)
+                        .map(|(raw_key, alias)| SimKey {
+                            raw_key: raw_key.clone(),
+                            alias: alias.to_owned(),
+                            team: "apps".to_owned(),
+                            user_id: "apps-owner".to_owned(),
+                            max_budget_usd: None,
+                        })
+                        .collect(),
+                    models: vec![SimModel {
+                        name: "gpt-4o-mini".to_owned(),
+                        provider: "openai".to_owned(),
+                        input_cost_per_token: 1.5e-7,
+                        output_cost_per_token: 6e-7,
+                    }],
+                    ignore_blocks: false,
+                    require_auth_for_metrics: true,
+                },
+                stop.child_token(),
+            )
+            .await
+            .expect("starting the simulated gateway")
+        });
+        let traffic = {
+            let _entered = runtime.enter();
+            TrafficDriver::start(
+                &gateway.base_url(),
+                raw_keys
+                    .iter()
+                    .map(|raw_key| KeyTraffic {
+                        raw_key: raw_key.clone(),
+                        model: "gpt-4o-mini".to_owned(),
+                        requests_per_sec: 3.0,
+                        prompt_chars: 1000,
+                        max_tokens: 200,
+                    })
+                    .collect(),
+                11,
+                stop.child_token(),
+            )
+            .expect("starting the traffic")
+        };
+        let (config, ledger) = write_config(dir, &gateway.base_url(), &key_file, mode, extra);
+        Stack {
+            runtime,
+            gateway,
+            traffic,
+            stop,
+            raw_keys,
+            config,
+            ledger,
+        }
+    }
+
+    /// Waits until vigil has scraped eight times, then makes the third key run away.
+    pub(crate) fn runaway_after_warmup(&self, served: &Served) -> String {
+        served.poll("/metrics", "eight successful scrapes", |response| {
+            response.status == 200 && scrapes_ok(&response.body) >= 8.0
+        });
+        let runaway = self.raw_keys[2].clone();
+        self.traffic
+            .set_rate(&runaway, 20.0, 1500)
+            .expect("making the key run away");
+        runaway
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+#[test]
+fn a_kill_9_in_the_middle_of_a_remediation_neither_loses_nor_repeats_the_step() {
+    let dir = TempDir::new("crash");
+    let stack = Stack::start(&dir, "autonomous", "");
+    stack.gateway.set_admin_delay(ADMIN_DELAY);
+    let (gateway, config, ledger, runtime) =
+        (&stack.gateway, &stack.config, &stack.ledger, &stack.runtime);
+
+    // First run: learn the baselines, then one key runs away; kill -9 mid-block.
+    let mut first = Served::start(config, dir.path());
+    let runaway = stack.runaway_after_warmup(&first);
+    wait_for_line(&mut first, "carrying out action");
+    // The gateway has the block (it changes the key first); its answer is seconds away.
+    let deadline = Instant::now() + PHASE_LIMIT;
+    while block_calls(gateway) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, first_stderr) = first.stop_with("KILL");
+    assert_eq!(code, None, "vigil was killed by a signal:\n{first_stderr}");
+    assert!(gateway.is_blocked(&runaway), "{first_stderr}");
+    assert_eq!(block_calls(gateway), 1);
+
+    // The ledger holds the intent and not the outcome, and still verifies.
+    let shown = ledger.to_str().expect("a UTF-8 path");
+    vigil(["ledger", "verify", "--db", shown], dir.path()).assert_success("verify after kill -9");
+    let show = vigil(["ledger", "show", "--db", shown], dir.path());
+    let rows = runtime.block_on(read_rows(ledger));
+    let executes = |rows: &[crate::ledger::Row]| {
+        rows.iter()
+            .filter(|row| row.kind == "command" && row.payload.contains("\"type\":\"execute\""))
+            .count()
+    };
+    assert_eq!(executes(&rows), 1, "{show}");
+    assert!(
+        !rows
+            .iter()
+            .any(|row| row.payload.contains("\"type\":\"action_finished\"")),
+        "{show}"
+    );
+    let incident = incident_ids(&show.stdout)
+        .into_iter()
+        .next()
+        .expect("an incident in the ledger");
+
+    // Second run: resume, reconcile, verify, resolve.
+    let mut second = Served::start(config, dir.path());
+    wait_for_line(&mut second, "resuming it");
+    wait_for_line(&mut second, "incident resolved");
+    let (code, second_stderr) = second.stop_with("TERM");
+    assert_eq!(code, Some(0), "{second_stderr}");
+    assert_eq!(
+        block_calls(gateway),
+        1,
+        "the block was repeated after the restart:\n{second_stderr}"
+    );
+    assert!(
+        !gateway
+            .admin_calls()
+            .iter()
+            .any(|call| call.path == "/key/unblock"),
+        "{second_stderr}"
+    );
+
+    vigil(["ledger", "verify", "--db", shown], dir.path()).assert_success("verify after restart");
+    let story = vigil(
+        ["ledger", "show", "--db", shown, "--incident", &incident],
+        dir.path(),
+    );
+    story.assert_success("ledger show of the incident");
+    let rows = runtime.block_on(read_rows(ledger));
+    assert_eq!(executes(&rows), 1, "{story}");
+    let finished: Vec<&str> = rows
+        .iter()
+        .filter(|row| row.payload.contains("\"type\":\"action_finished\""))
+        .map(|row| row.payload.as_str())
+        .collect();
+    assert_eq!(finished.len(), 1, "{story}");
+    assert!(
+        finished[0].contains("reconciled, not repeated"),
+        "{}",
+        finished[0]
+    );
+    assert!(
+        rows.iter()
+            .any(|row| row.kind == "session" && row.payload.contains("\"resumes\":")),
+        "{story}"
+    );
+    assert!(
+        rows.iter()
+            .any(|row| row.payload.contains("\"record\":\"incident_resolved\"")),
+        "{story}"
+    );
+    let replay = vigil(
+        ["replay", "--db", shown, "--incident", &incident],
+        dir.path(),
+    );
+    replay.assert_success("replay of the resumed incident");
+}
