@@ -82,9 +82,14 @@ impl Authorizer {
 
         let entities = entity_store(names, &request.principal, &request.resource)
             .and_then(|entities| {
-                Entities::from_entities(entities, Some(&self.schema)).map_err(|error| {
-                    format!("entities do not match the schema: {}", error_chain(&error))
-                })
+                // The request's entities are validated against the schema as they are added
+                // to a copy of the (precomputed) action entities.
+                self.action_entities
+                    .clone()
+                    .add_entities(entities, Some(&self.schema))
+                    .map_err(|error| {
+                        format!("entities do not match the schema: {}", error_chain(&error))
+                    })
             })
             .map_err(|error| errors.push(error))
             .ok();

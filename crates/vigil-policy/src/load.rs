@@ -33,6 +33,9 @@ pub struct PolicyFile {
 /// has a unique `@id` on every policy, and validated against its schema in strict mode.
 pub struct Authorizer {
     pub(crate) schema: Schema,
+    /// The schema's action entities (with their groups), computed once: every request's
+    /// entity store starts from a copy instead of deriving them from the schema again.
+    pub(crate) action_entities: cedar_policy::Entities,
     pub(crate) policy_set: PolicySet,
     pub(crate) names: CedarNames,
     policy_set_hash: String,
@@ -92,14 +95,29 @@ impl Authorizer {
             }
         }
 
-        match (cedar_schema, names) {
-            (Some(cedar_schema), Some(names)) if problems.is_empty() => Ok(Authorizer {
-                schema: cedar_schema,
-                policy_set,
-                names,
-                policy_set_hash: policy_set_hash(&schema.text, &files),
-                policy_ids: origins.into_keys().collect(),
-            }),
+        let action_entities = cedar_schema.as_ref().and_then(|cedar_schema| {
+            match cedar_policy::Entities::from_entities([], Some(cedar_schema)) {
+                Ok(entities) => Some(entities),
+                Err(error) => {
+                    problems.push(problem(
+                        &schema.path,
+                        format!("the schema's actions do not form entities: {error}"),
+                    ));
+                    None
+                }
+            }
+        });
+        match (cedar_schema, names, action_entities) {
+            (Some(cedar_schema), Some(names), Some(action_entities)) if problems.is_empty() => {
+                Ok(Authorizer {
+                    schema: cedar_schema,
+                    action_entities,
+                    policy_set,
+                    names,
+                    policy_set_hash: policy_set_hash(&schema.text, &files),
+                    policy_ids: origins.into_keys().collect(),
+                })
+            }
             _ => {
                 problems.sort();
                 problems.dedup();
