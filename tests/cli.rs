@@ -34,5 +34,7 @@ mod policy;
 mod runbook;
 #[path = "cli/serve.rs"]
 mod serve;
+#[path = "cli/simulate.rs"]
+mod simulate;
 #[path = "cli/tamper.rs"]
 mod tamper;

@@ -2,7 +2,7 @@
 
 use crate::{
     backtest, demo, human_cmd, ledger_cmd, metrics_cmd, policy_cmd, replay, runbook_cmd, serve,
-    trust_cmd,
+    simulate, trust_cmd,
 };
 
 use std::path::PathBuf;
@@ -160,6 +160,18 @@ enum CliCommand {
         /// The SQLite ledger file.
         #[arg(long)]
         db: PathBuf,
+    },
+    /// Run a game-day scenario on a virtual clock: vigil's engine and Cedar policies against
+    /// a simulated AI stack (docs/scenarios.md).
+    Simulate {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 when the outcome differs from the scenario's `expect`.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -347,6 +359,15 @@ pub fn main() -> ExitCode {
             } => human_cmd::silence(&admin.args(), id, detector, subject, duration).await,
             CliCommand::Unsilence { id, admin } => human_cmd::unsilence(&admin.args(), id).await,
             CliCommand::Trust { db } => trust_cmd::run(&db).await,
+            CliCommand::Simulate {
+                scenario,
+                json,
+                check,
+            } => simulate::run(&simulate::SimulateArgs {
+                scenario,
+                json,
+                check,
+            }),
             CliCommand::Backtest {
                 detector,
                 csv,

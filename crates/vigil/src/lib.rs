@@ -20,6 +20,7 @@ pub mod replay;
 pub mod runbook_cmd;
 pub mod serve;
 pub mod session;
+pub mod simulate;
 pub mod trust_cmd;
 
 pub use cli::Scenario;

@@ -388,7 +388,16 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Command>,
     ) {
-        for detector_idx in 0..self.detectors.len() {
+        // Version-change markers first, whatever the config's order: a regression seen in the
+        // same observation as the change that caused it must find the change already noted.
+        let (markers, others): (Vec<usize>, Vec<usize>) =
+            (0..self.detectors.len()).partition(|idx| {
+                matches!(
+                    self.detectors.get(*idx),
+                    Some(DetectorState::VersionChange(_))
+                )
+            });
+        for detector_idx in markers.into_iter().chain(others) {
             let Some(detector) = self.detectors.get_mut(detector_idx) else {
                 continue;
             };

@@ -906,8 +906,8 @@ fn an_eval_regression_right_after_a_prompt_change_blames_the_change_and_names_th
  {
     use crate::detector::proportion::ProportionDropConfig;
     let mut config = config(Mode::Autonomous);
+    // The marker comes after the detector it explains: the engine runs markers first anyway.
     config.detectors = vec![
-        prompt_versions(),
         DetectorConfig::ProportionDrop(ProportionDropConfig {
             name: "eval-pass-rate".to_owned(),
             source: push_source("evals"),
@@ -926,6 +926,7 @@ fn an_eval_regression_right_after_a_prompt_change_blames_the_change_and_names_th
             severity: crate::detector::Severity::Page,
             max_groups: 100,
         }),
+        prompt_versions(),
     ];
     let mut scenario = Scenario::new(config);
     // Half a day of the suite every 30 minutes on version 7: 19 of 20 pass.

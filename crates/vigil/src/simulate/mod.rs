@@ -1,0 +1,704 @@
+//! `vigil simulate SCENARIO.yaml [--json] [--check]`: a game day on a virtual clock.
+//!
+//! The scenario names a vigil config (its detectors, runbooks and Cedar policies, loaded and
+//! checked exactly as `vigil serve` loads them) and defines a simulated AI stack: series that
+//! evolve on a script, pushed payloads, how the stack answers each action, and what people
+//! do. The simulator runs vigil's real engine and real Cedar authorizer on a virtual clock:
+//! it scrapes the stack every `scrape_interval_secs`, hands every event to the engine with
+//! the simulated time, answers its commands as the daemon's runtime would (authorizations at
+//! once, actions and pages a moment later, wake-ups at their time), and prints the timeline.
+//! What it replaces is the runtime's I/O: sockets, the ledger and the wall clock. An hour of
+//! simulated time takes well under a second.
+//!
+//! With `--json`, one JSON object per line: `t` (seconds since the start), `kind` (`finding`,
+//! `incident`, `diagnosis`, `decision`, `proposal`, `action`, `verification`,
+//! `compensation`, `page`, `resolved`) and details. With `--check`, the exit code says
+//! whether the scenario's `expect` was met (1, listing every difference, when not).
+
+mod scenario;
+mod world;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::{Value, json};
+use vigil_core::Timestamp;
+use vigil_core::authz::Effect;
+use vigil_core::engine::{Command, Engine, Event, HumanCommand, KillScope, Record};
+use vigil_core::intake::{self, Pushed};
+use vigil_core::problem::Problems;
+use vigil_policy::Authorizer;
+
+use crate::bundle;
+use crate::config;
+use scenario::{RawHumanCommand, RawScenario};
+use world::{World, secs_to_ms};
+
+/// The simulated clock starts here: 2026-01-01T00:00:00Z.
+const EPOCH_MS: i64 = 1_767_225_600_000;
+/// How long an action takes to answer.
+const ACTION_MS: i64 = 200;
+/// How long a page takes to be delivered.
+const PAGE_MS: i64 = 100;
+
+/// `vigil simulate` arguments.
+#[derive(Debug, Clone)]
+pub struct SimulateArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// One JSON object per line instead of the human timeline.
+    pub json: bool,
+    /// Exit 1 when the outcome differs from the scenario's `expect`.
+    pub check: bool,
+}
+
+/// Runs a scenario; exit 0, or 1 when `--check` found a difference, or 2 when the scenario
+/// or its config is invalid.
+pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
+    let name = args.scenario.display().to_string();
+    let text = match std::fs::read_to_string(&args.scenario) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("{name}: cannot read the scenario: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let scenario: RawScenario = match config::parse_yaml(&text, &name) {
+        Ok(scenario) => scenario,
+        Err(problem) => {
+            eprint!("{}", config::Problems(vec![problem]));
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut problems = Problems::default();
+    scenario.check(&mut problems);
+    if let Err(found) = problems.finish(()) {
+        eprint!("{}", config::locate(&name, &text, found));
+        return Ok(ExitCode::from(2));
+    }
+    let base = args
+        .scenario
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let bundle = match bundle::load(&base.join(&scenario.config)) {
+        Ok(bundle) => bundle,
+        Err(problems) => {
+            eprint!("{problems}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let known: Vec<String> = bundle
+        .engine
+        .sources
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let world = World::new(&scenario);
+    for source in world.sources() {
+        if !known.contains(&source) {
+            eprintln!("{name}: series of source `{source}`, which the config does not have");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let mut simulation = Simulation {
+        engine: Engine::new(bundle.engine.clone()),
+        authorizer: bundle.authorizer,
+        world,
+        out: Output::new(args.json, &scenario),
+        proposals: Vec::new(),
+        tally: Tally::default(),
+    };
+    simulation.run(&scenario)?;
+    let differences = if args.check {
+        simulation.tally.check(&scenario)
+    } else {
+        Vec::new()
+    };
+    if !args.json {
+        simulation.out.summary(&simulation.tally);
+    }
+    if differences.is_empty() {
+        if args.check && !args.json {
+            println!("check: the outcome is as expected");
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("check: {} difference(s) from `expect`:", differences.len());
+        for difference in &differences {
+            eprintln!("  {difference}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Something due at a simulated time.
+enum Due {
+    Scrape,
+    Push(usize),
+    Human(usize),
+    Engine(Event),
+}
+
+struct Simulation {
+    engine: Engine,
+    authorizer: Authorizer,
+    world: World,
+    out: Output,
+    /// Pending proposals: id and hash, oldest first.
+    proposals: Vec<(String, String)>,
+    tally: Tally,
+}
+
+impl Simulation {
+    fn run(&mut self, scenario: &RawScenario) -> anyhow::Result<()> {
+        let end_ms = secs_to_ms(scenario.duration_secs);
+        let mut agenda: BTreeMap<(i64, u64), Due> = BTreeMap::new();
+        let mut seq = 0_u64;
+        let mut add = |agenda: &mut BTreeMap<(i64, u64), Due>, at: i64, due: Due| {
+            seq += 1;
+            agenda.insert((at, seq), due);
+        };
+        let interval = secs_to_ms(scenario.scrape_interval_secs);
+        let mut at = interval;
+        while at <= end_ms {
+            add(&mut agenda, at, Due::Scrape);
+            at += interval;
+        }
+        for (idx, push) in scenario.pushes.iter().enumerate() {
+            let mut at = push.at_secs;
+            loop {
+                add(&mut agenda, secs_to_ms(at), Due::Push(idx));
+                match (push.every_secs, push.until_secs) {
+                    (Some(every), Some(until)) if at + every <= until => at += every,
+                    _ => break,
+                }
+            }
+        }
+        for (idx, human) in scenario.humans.iter().enumerate() {
+            add(&mut agenda, secs_to_ms(human.at_secs), Due::Human(idx));
+        }
+        // Bounded: every step either consumes an agenda item or is one of the finite
+        // engine answers that the commands of the consumed item scheduled.
+        let mut budget = 10_000_000_u64;
+        while let Some(((now_ms, _), due)) = agenda.pop_first() {
+            budget = budget.saturating_sub(1);
+            anyhow::ensure!(budget > 0, "the simulation did not converge");
+            if now_ms > end_ms {
+                break;
+            }
+            let event = match due {
+                Due::Scrape => {
+                    for source in self.world.sources() {
+                        let samples = self.world.scrape(&source, now_ms);
+                        let event = Event::Scraped {
+                            source,
+                            scraped_at: Timestamp(EPOCH_MS + now_ms),
+                            samples,
+                        };
+                        self.feed(event, now_ms, &mut agenda, &mut add)?;
+                    }
+                    continue;
+                }
+                Due::Push(idx) => {
+                    let Some(push) = scenario.pushes.get(idx) else {
+                        continue;
+                    };
+                    let (kind, body) = match (&push.after, &push.evals, &push.body) {
+                        (Some(after), _, _) if self.world.has_done(after.action) => {
+                            ("evals", after.evals.body())
+                        }
+                        (_, Some(evals), _) => ("evals", evals.body()),
+                        (_, None, Some(body)) => {
+                            (push.kind.as_deref().unwrap_or("evals"), body.clone())
+                        }
+                        (_, None, None) => continue,
+                    };
+                    let body = serde_json::to_vec(&body)?;
+                    let payload = match kind {
+                        "evals" => intake::parse_evals(&body).map(Pushed::Evals),
+                        "agent_runs" => intake::parse_agent_runs(&body).map(Pushed::AgentRuns),
+                        _ => intake::parse_alertmanager(&body).map(Pushed::Alerts),
+                    }
+                    .map_err(|error| anyhow::anyhow!("pushes[{idx}]: {error}"))?;
+                    Event::Pushed { payload }
+                }
+                Due::Human(idx) => {
+                    let Some(human) = scenario.humans.get(idx) else {
+                        continue;
+                    };
+                    let command = match human.command {
+                        RawHumanCommand::Approve | RawHumanCommand::Reject => {
+                            let Some((proposal_id, action_hash)) = self.proposals.last().cloned()
+                            else {
+                                self.out
+                                    .note(now_ms, &format!("{}: no proposal is pending", human.by));
+                                continue;
+                            };
+                            if human.command == RawHumanCommand::Approve {
+                                HumanCommand::Approve {
+                                    proposal_id,
+                                    action_hash,
+                                }
+                            } else {
+                                HumanCommand::Reject { proposal_id }
+                            }
+                        }
+                        RawHumanCommand::Kill => HumanCommand::Kill {
+                            scope: KillScope::Global,
+                        },
+                        RawHumanCommand::Unkill => HumanCommand::Unkill {
+                            scope: KillScope::Global,
+                        },
+                    };
+                    Event::Human {
+                        by: human.by.clone(),
+                        reason: human.reason.clone(),
+                        command,
+                    }
+                }
+                Due::Engine(event) => event,
+            };
+            self.feed(event, now_ms, &mut agenda, &mut add)?;
+        }
+        Ok(())
+    }
+
+    /// Hands one event to the engine and carries out what it asks, as the daemon would.
+    fn feed(
+        &mut self,
+        event: Event,
+        now_ms: i64,
+        agenda: &mut BTreeMap<(i64, u64), Due>,
+        add: &mut impl FnMut(&mut BTreeMap<(i64, u64), Due>, i64, Due),
+    ) -> anyhow::Result<()> {
+        let mut queue = VecDeque::from([event]);
+        while let Some(event) = queue.pop_front() {
+            self.out.event(now_ms, &event, &mut self.tally);
+            let commands = self.engine.handle(&event, Timestamp(EPOCH_MS + now_ms));
+            for command in commands {
+                self.out.command(now_ms, &command, &mut self.tally);
+                match command {
+                    Command::Record(record) => self.note_record(&record),
+                    Command::Authorize {
+                        request_id,
+                        incident_id,
+                        request,
+                    } => {
+                        let decision = self.authorizer.authorize(&request);
+                        queue.push_back(Event::AuthorizationDecided {
+                            request_id,
+                            incident_id,
+                            decision,
+                        });
+                    }
+                    Command::Execute {
+                        action_id,
+                        incident_id,
+                        action,
+                        ..
+                    } => {
+                        let outcome = self.world.act(&action, now_ms);
+                        let event = Event::ActionFinished {
+                            action_id,
+                            incident_id,
+                            outcome,
+                        };
+                        add(agenda, now_ms + ACTION_MS, Due::Engine(event));
+                    }
+                    Command::Page {
+                        page_id,
+                        incident_id,
+                        ..
+                    } => {
+                        let event = Event::PageFinished {
+                            page_id,
+                            incident_id,
+                            delivered: true,
+                            detail: "delivered to the simulated pager".to_owned(),
+                        };
+                        add(agenda, now_ms + PAGE_MS, Due::Engine(event));
+                    }
+                    Command::WakeAt { at } => {
+                        let at_ms = (at.0 - EPOCH_MS).max(now_ms);
+                        add(agenda, at_ms, Due::Engine(Event::Tick));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn note_record(&mut self, record: &Record) {
+        match record {
+            Record::StepProposed {
+                proposal_id,
+                action_hash,
+                ..
+            } => self
+                .proposals
+                .push((proposal_id.clone(), action_hash.clone())),
+            Record::HumanAction {
+                command:
+                    HumanCommand::Approve { proposal_id, .. } | HumanCommand::Reject { proposal_id },
+                accepted: true,
+                ..
+            } => self.proposals.retain(|(id, _)| id != proposal_id),
+            Record::IncidentResolved { incident_id, .. }
+            | Record::IncidentEscalated { incident_id, .. } => {
+                let prefix = format!("{incident_id}/");
+                self.proposals.retain(|(id, _)| !id.starts_with(&prefix));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What happened, for `--check` and the summary.
+#[derive(Debug, Default)]
+struct Tally {
+    incidents: usize,
+    resolved: usize,
+    pages: usize,
+    proposals: usize,
+    actions: Vec<String>,
+    guardrails: Vec<String>,
+    denied_by: Vec<String>,
+    hypothesis: Option<String>,
+}
+
+impl Tally {
+    fn check(&self, scenario: &RawScenario) -> Vec<String> {
+        let expect = &scenario.expect;
+        let mut differences = Vec::new();
+        let mut count = |what: &str, expected: Option<usize>, actual: usize| {
+            if let Some(expected) = expected
+                && expected != actual
+            {
+                differences.push(format!("{what}: expected {expected}, got {actual}"));
+            }
+        };
+        count("incidents", expect.incidents, self.incidents);
+        count("resolved", expect.resolved, self.resolved);
+        count("pages", expect.pages, self.pages);
+        count("proposals", expect.proposals, self.proposals);
+        let mut list = |what: &str, expected: &Option<Vec<String>>, actual: &[String]| {
+            if let Some(expected) = expected
+                && expected.as_slice() != actual
+            {
+                differences.push(format!("{what}: expected {expected:?}, got {actual:?}"));
+            }
+        };
+        list("actions", &expect.actions, &self.actions);
+        list("guardrails", &expect.guardrails, &self.guardrails);
+        list("denied_by", &expect.denied_by, &self.denied_by);
+        if let Some(expected) = &expect.hypothesis
+            && Some(expected) != self.hypothesis.as_ref()
+        {
+            differences.push(format!(
+                "hypothesis: expected {expected}, got {}",
+                self.hypothesis.as_deref().unwrap_or("none")
+            ));
+        }
+        differences
+    }
+}
+
+/// The timeline, for people or as JSON lines.
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    fn new(json: bool, scenario: &RawScenario) -> Output {
+        if !json {
+            println!(
+                "scenario {}: {}",
+                scenario.name,
+                scenario.description.trim()
+            );
+            println!(
+                "  {} simulated seconds, sources scraped every {}s\n",
+                scenario.duration_secs, scenario.scrape_interval_secs
+            );
+        }
+        Output { json }
+    }
+
+    fn emit(&self, now_ms: i64, kind: &str, text: &str, details: Value) {
+        let t = now_ms as f64 / 1000.0;
+        if self.json {
+            let mut line = json!({ "t": t, "kind": kind });
+            if let (Some(line), Value::Object(details)) = (line.as_object_mut(), details) {
+                line.extend(details);
+            }
+            println!("{line}");
+        } else {
+            println!("{t:>8.1}s  {:<13} {text}", kind.to_uppercase());
+        }
+    }
+
+    fn note(&self, now_ms: i64, text: &str) {
+        if !self.json {
+            println!("{:>8.1}s  {:<13} {text}", now_ms as f64 / 1000.0, "NOTE");
+        }
+    }
+
+    fn event(&self, now_ms: i64, event: &Event, tally: &mut Tally) {
+        match event {
+            Event::AuthorizationDecided {
+                incident_id,
+                decision,
+                ..
+            } => {
+                let effect = match decision.effect {
+                    Effect::Allow => "allow",
+                    Effect::Deny => "deny",
+                };
+                if decision.effect == Effect::Deny {
+                    tally.denied_by.extend(decision.determining_policies.iter().cloned());
+                }
+                let by = if decision.determining_policies.is_empty() {
+                    "no policy (default deny)".to_owned()
+                } else {
+                    decision.determining_policies.join(", ")
+                };
+                self.emit(
+                    now_ms,
+                    "decision",
+                    &format!("Cedar: {effect} by {by}"),
+                    json!({ "incident": incident_id, "effect": effect, "policies": decision.determining_policies }),
+                );
+            }
+            Event::ActionFinished {
+                incident_id,
+                outcome,
+                ..
+            } => self.emit(
+                now_ms,
+                "action",
+                &format!(
+                    "{}: {}",
+                    if outcome.succeeded { "done" } else { "FAILED" },
+                    outcome.detail
+                ),
+                json!({ "incident": incident_id, "succeeded": outcome.succeeded, "detail": outcome.detail }),
+            ),
+            Event::Human {
+                by,
+                command,
+                ..
+            } => self.emit(
+                now_ms,
+                "decision",
+                &format!("{by}: {}", command.describe()),
+                json!({ "by": by, "human": command.describe() }),
+            ),
+            Event::Pushed { payload } => {
+                self.note(now_ms, &format!("pushed {} {}", payload.n_items(), payload.kind()));
+            }
+            Event::Scraped { .. }
+            | Event::Queried { .. }
+            | Event::ScrapeFailed { .. }
+            | Event::PageFinished { .. }
+            | Event::Tick => {}
+        }
+    }
+
+    fn command(&self, now_ms: i64, command: &Command, tally: &mut Tally) {
+        match command {
+            Command::Record(record) => self.record(now_ms, record, tally),
+            Command::Execute {
+                incident_id,
+                action,
+                idempotency_key,
+                ..
+            } => {
+                tally.actions.push(action.describe());
+                self.emit(
+                    now_ms,
+                    "action",
+                    &action.describe(),
+                    json!({ "incident": incident_id, "action": action, "idempotency_key": idempotency_key }),
+                );
+            }
+            Command::Page {
+                incident_id, page, ..
+            } => {
+                tally.pages += 1;
+                self.emit(
+                    now_ms,
+                    "page",
+                    &format!("{} / why: {}", page.title, page.why.reason),
+                    json!({ "incident": incident_id, "title": page.title, "reason": page.why.reason, "actions": page.why.actions }),
+                );
+            }
+            Command::Authorize { .. } | Command::WakeAt { .. } => {}
+        }
+    }
+
+    fn record(&self, now_ms: i64, record: &Record, tally: &mut Tally) {
+        match record {
+            Record::FindingRaised { finding } => self.emit(
+                now_ms,
+                "finding",
+                &format!(
+                    "{} on {} [{}]",
+                    finding.detector,
+                    finding.subject.display_name(),
+                    finding.severity.as_str()
+                ),
+                json!({ "detector": finding.detector, "fingerprint": finding.fingerprint, "severity": finding.severity.as_str() }),
+            ),
+            Record::FindingCleared { cleared } => self.emit(
+                now_ms,
+                "finding",
+                &format!("cleared: {}", cleared.fingerprint),
+                json!({ "fingerprint": cleared.fingerprint, "cleared": true }),
+            ),
+            Record::IncidentOpened {
+                incident_id,
+                subject,
+                ..
+            } => {
+                tally.incidents += 1;
+                self.emit(
+                    now_ms,
+                    "incident",
+                    &format!("{incident_id} opened about {}", subject.display_name()),
+                    json!({ "incident": incident_id, "subject": subject.value }),
+                );
+            }
+            Record::Diagnosed {
+                incident_id,
+                diagnosis,
+            } => {
+                let best = diagnosis.best();
+                if tally.hypothesis.is_none() {
+                    tally.hypothesis = best.map(|best| best.kind.as_str().to_owned());
+                }
+                self.emit(
+                    now_ms,
+                    "diagnosis",
+                    &best.map_or_else(String::new, |best| {
+                        format!("{} ({:.0}%)", best.kind.as_str(), best.confidence * 100.0)
+                    }),
+                    json!({ "incident": incident_id, "hypothesis": best.map(|b| b.kind.as_str()), "confidence": best.map(|b| b.confidence) }),
+                );
+            }
+            Record::RunbookSelected {
+                incident_id,
+                runbook_id,
+                mode,
+            } => self.emit(
+                now_ms,
+                "decision",
+                &format!("runbook {runbook_id} ({} mode)", mode.as_str()),
+                json!({ "incident": incident_id, "runbook": runbook_id, "mode": mode.as_str() }),
+            ),
+            Record::GuardrailHeld {
+                incident_id,
+                guardrail,
+                detail,
+            } => {
+                tally.guardrails.push(guardrail.clone());
+                self.emit(
+                    now_ms,
+                    "decision",
+                    &format!("guardrail {guardrail} held: {detail}"),
+                    json!({ "incident": incident_id, "guardrail": guardrail, "detail": detail }),
+                );
+            }
+            Record::StepProposed {
+                incident_id,
+                proposal_id,
+                action,
+                why,
+                ..
+            } => {
+                tally.proposals += 1;
+                self.emit(
+                    now_ms,
+                    "proposal",
+                    &format!("{} ({why}); {proposal_id}", action.describe()),
+                    json!({ "incident": incident_id, "proposal": proposal_id, "action": action.describe(), "why": why }),
+                );
+            }
+            Record::HumanAction {
+                by,
+                accepted,
+                outcome,
+                ..
+            } => self.emit(
+                now_ms,
+                "decision",
+                &format!("{by}'s instruction {}: {outcome}", if *accepted { "accepted" } else { "refused" }),
+                json!({ "by": by, "accepted": accepted, "outcome": outcome }),
+            ),
+            Record::VerificationStarted {
+                incident_id,
+                condition,
+                ..
+            } => self.emit(
+                now_ms,
+                "verification",
+                &format!("started: {condition}"),
+                json!({ "incident": incident_id, "started": condition }),
+            ),
+            Record::VerificationPassed { incident_id, .. } => self.emit(
+                now_ms,
+                "verification",
+                "passed",
+                json!({ "incident": incident_id, "passed": true }),
+            ),
+            Record::VerificationFailed {
+                incident_id,
+                reason,
+                ..
+            } => self.emit(
+                now_ms,
+                "verification",
+                &format!("failed: {reason}"),
+                json!({ "incident": incident_id, "passed": false, "reason": reason }),
+            ),
+            Record::CompensationStarted {
+                incident_id,
+                step_ids,
+            } => self.emit(
+                now_ms,
+                "compensation",
+                &format!("undoing {}", step_ids.join(", ")),
+                json!({ "incident": incident_id, "steps": step_ids }),
+            ),
+            Record::IncidentResolved {
+                incident_id,
+                outcome,
+                ..
+            } => {
+                tally.resolved += 1;
+                self.emit(
+                    now_ms,
+                    "resolved",
+                    &format!("{incident_id}: {outcome}"),
+                    json!({ "incident": incident_id, "outcome": outcome }),
+                );
+            }
+            Record::StepDenied { .. }
+            | Record::IncidentEscalated { .. }
+            | Record::VersionChanged { .. }
+            | Record::SeriesRefused { .. } => {}
+        }
+    }
+
+    fn summary(&self, tally: &Tally) {
+        println!(
+            "\n{} incident(s), {} resolved without a page, {} page(s), {} proposal(s), {} action(s)",
+            tally.incidents,
+            tally.resolved,
+            tally.pages,
+            tally.proposals,
+            tally.actions.len()
+        );
+    }
+}
