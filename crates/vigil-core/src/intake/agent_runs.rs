@@ -28,6 +28,7 @@
 //! | `outcome` | string | yes | `success`, `failure`, `timeout`, `aborted`, `iteration_limit` or `budget_exceeded` |
 //! | `input_tokens`, `output_tokens` | whole number | no | |
 //! | `ts` | string | no | RFC 3339, when the run ended |
+//! | `api_key` | string | no | the LiteLLM key the agent calls with, as its SHA-256 hex (the gateway's `hashed_api_key`); runbooks can then act on the key of a looping agent |
 //! | `tool_calls` | array | no | in call order, at most 1,000 |
 //! | `tool_calls[].name` | string | yes | not blank, at most 256 characters |
 //! | `tool_calls[].arguments` | any JSON | no | hashed on arrival; never stored |
@@ -88,6 +89,9 @@ pub struct AgentRun {
     /// The tool calls in call order, arguments reduced to a hash.
     #[serde(default)]
     pub tool_calls: Vec<ToolCall>,
+    /// The hashed LiteLLM key the agent called with, when reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
 }
 
 /// One tool call of a run.
@@ -190,7 +194,7 @@ impl AgentRun {
     }
 }
 
-const RUN_FIELDS: [&str; 8] = [
+const RUN_FIELDS: [&str; 9] = [
     "run_id",
     "agent",
     "iterations",
@@ -199,6 +203,7 @@ const RUN_FIELDS: [&str; 8] = [
     "output_tokens",
     "ts",
     "tool_calls",
+    "api_key",
 ];
 
 const CALL_FIELDS: [&str; 3] = ["name", "arguments", "arguments_hash"];
@@ -233,6 +238,7 @@ fn agent_run(walker: &mut Walker, value: &Value, path: &str) -> Option<AgentRun>
     let output_tokens = walker.optional_field(map, path, "output_tokens", Walker::count);
     let ended_at = walker.optional_field(map, path, "ts", evals::time);
     let tool_calls = walker.optional_field(map, path, "tool_calls", tool_calls);
+    let api_key = walker.optional_field(map, path, "api_key", hashed_key);
     Some(AgentRun {
         run_id: run_id?,
         agent: agent?,
@@ -242,7 +248,25 @@ fn agent_run(walker: &mut Walker, value: &Value, path: &str) -> Option<AgentRun>
         output_tokens: output_tokens?,
         ended_at: ended_at?,
         tool_calls: tool_calls?.unwrap_or_default(),
+        api_key: api_key?,
     })
+}
+
+/// A key as the gateway labels it: 64 lowercase hex digits (never the raw `sk-` key).
+fn hashed_key(walker: &mut Walker, value: &Value, path: &str) -> Option<String> {
+    let text = walker.any_text(value, path)?;
+    let ok = text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !ok {
+        walker.report(
+            path,
+            "must be the key's SHA-256 in lowercase hex (the gateway's `hashed_api_key`), never the key itself",
+        );
+        return None;
+    }
+    Some(text.to_owned())
 }
 
 fn outcome(walker: &mut Walker, value: &Value, path: &str) -> Option<AgentOutcome> {

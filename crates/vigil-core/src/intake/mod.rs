@@ -38,6 +38,7 @@
 //! | `vigil_agent_repeated_tool_calls_total` | counter | `agent` | tool call identical to the one just before it |
 //! | `vigil_agent_max_repeat_streak` | gauge | `agent` | the longest streak of identical calls among the batch's runs of that agent |
 //! | `vigil_agent_max_stalled_calls` | gauge | `agent` | the longest run of calls that repeat an earlier call of the same run (no progress), among the batch's runs of that agent |
+//! | `vigil_agent_key_max_stalled_calls` | gauge | `agent`, `hashed_api_key` | the same, per key, for runs that name their `api_key` (so a runbook can block a looping agent's key) |
 //! | `vigil_agent_max_iterations` | gauge | `agent` | the most iterations among the batch's runs of that agent |
 //! | `vigil_agent_tokens_total` | counter | `agent`, `direction` (`input`, `output`) | run that reports tokens, by the tokens |
 //! | `vigil_alerts_total` | counter | `alertname`, `status` (`firing`, `resolved`), `severity` | alert in a notification (Alertmanager repeats firing alerts every `repeat_interval`) |

@@ -132,6 +132,14 @@ fn agent_signals(batch: &AgentRunBatch, set: &mut SignalSet) {
             &agent,
             stats.longest_stall as f64,
         );
+        // Per agent and key, when the run names its key: what a runbook can block.
+        if let Some(key) = &run.api_key {
+            set.gauge_max(
+                "vigil_agent_key_max_stalled_calls",
+                &with(&agent, ("hashed_api_key", key.as_str())),
+                stats.longest_stall as f64,
+            );
+        }
         set.gauge_max("vigil_agent_max_iterations", &agent, run.iterations as f64);
         for (direction, tokens) in [("input", run.input_tokens), ("output", run.output_tokens)] {
             if let Some(tokens) = tokens {

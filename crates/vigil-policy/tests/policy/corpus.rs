@@ -113,6 +113,7 @@ fn shipped_policy_ids_are_the_annotations() {
     assert_eq!(
         authorizer.policy_ids(),
         [
+            "block-looping-agent-key",
             "block-single-runaway-key",
             "compensate-own-block",
             "compensate-own-changes",

@@ -205,9 +205,14 @@ impl Simulation {
                     let Some(push) = scenario.pushes.get(idx) else {
                         continue;
                     };
+                    let kind_of_push = push.kind.as_deref().unwrap_or("evals");
                     let (kind, body) = match (&push.after, &push.evals, &push.body) {
                         (Some(after), _, _) if self.world.has_done(after.action) => {
-                            ("evals", after.evals.body())
+                            match (&after.evals, &after.body) {
+                                (Some(evals), _) => ("evals", evals.body()),
+                                (None, Some(body)) => (kind_of_push, body.clone()),
+                                (None, None) => continue,
+                            }
                         }
                         (_, Some(evals), _) => ("evals", evals.body()),
                         (_, None, Some(body)) => {

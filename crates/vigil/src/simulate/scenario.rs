@@ -131,8 +131,10 @@ fn default_model() -> String {
 pub struct RawAfter {
     /// The action, as runbooks name it.
     pub action: ActionKind,
-    /// The replacement batch.
-    pub evals: RawEvals,
+    /// The replacement batch of eval results...
+    pub evals: Option<RawEvals>,
+    /// ...or the replacement body (of the push's `kind`).
+    pub body: Option<serde_json::Value>,
 }
 
 impl RawEvals {
@@ -305,6 +307,11 @@ impl RawScenario {
                     }
                 }
                 _ => problems.push(path.clone(), "give `kind` with `body`, or `evals`"),
+            }
+            if let Some(after) = &push.after
+                && after.evals.is_some() == after.body.is_some()
+            {
+                problems.push(format!("{path}.after"), "give `evals` or `body`");
             }
             if push.every_secs == Some(0) {
                 problems.push(format!("{path}.every_secs"), "must be at least 1");

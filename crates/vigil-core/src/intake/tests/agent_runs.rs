@@ -244,3 +244,37 @@ fn signals_count_runs_iterations_tools_repeats_and_tokens() {
     );
     assert_round_trip(&pushed);
 }
+
+#[test]
+fn a_run_that_names_its_key_gives_a_stall_gauge_per_key_and_a_raw_key_is_refused() {
+    let key = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
+    let body = format!(
+        r#"{{"runs": [{{"run_id": "r1", "agent": "triage-bot", "iterations": 4,
+            "outcome": "iteration_limit", "api_key": "{key}", "tool_calls": [
+            {{"name": "search", "arguments_hash": "a"}}, {{"name": "get", "arguments_hash": "b"}},
+            {{"name": "search", "arguments_hash": "a"}}, {{"name": "get", "arguments_hash": "b"}}
+        ]}}]}}"#
+    );
+    let pushed = Pushed::AgentRuns(parse_agent_runs(body.as_bytes()).unwrap());
+    let keyed: Vec<String> = pushed
+        .signals()
+        .into_iter()
+        .filter(|signal| signal.name == "vigil_agent_key_max_stalled_calls")
+        .map(|signal| format!("{:?} {:?}", signal.labels, signal.kind))
+        .collect();
+    assert_eq!(
+        keyed,
+        [format!(
+            "{{\"agent\": \"triage-bot\", \"hashed_api_key\": \"{key}\"}} Gauge(2.0)"
+        )]
+    );
+    assert_round_trip(&pushed);
+    check(
+        r#"{"runs": [{"run_id": "r1", "agent": "a", "iterations": 1, "outcome": "success",
+            "api_key": "sk-live-1234"}]}"#,
+        expect![[r#"
+            the payload has 1 problem
+            runs[0].api_key: must be the key's SHA-256 in lowercase hex (the gateway's `hashed_api_key`), never the key itself
+        "#]],
+    );
+}
