@@ -199,6 +199,17 @@ fn demo_resolves_a_runaway_key_without_a_page() {
             "expected one `{entry}` entry: {show}"
         );
     }
+    // The verified run counts towards the runbook's trust: (1 + 1) / (1 + 2).
+    let trust = vigil(["trust", "--db", db], dir.path());
+    trust.assert_success("vigil trust");
+    assert!(
+        trust
+            .stdout
+            .lines()
+            .any(|line| line.contains("block-runaway-key")
+                && line.contains("67%  (1 verified, 0 failed)")),
+        "{trust}"
+    );
     let all = vigil(["ledger", "show", "--db", db], dir.path());
     all.assert_success("ledger show");
     assert!(
@@ -269,4 +280,16 @@ fn demo_failed_fix_compensates_and_pages_exactly_once() {
     let dir = TempDir::new("failed-fix-ledger");
     let db = run.restore_ledger(&dir, "demo.db");
     assert_ledger_verifies_and_replays(&dir, db.to_str().expect("a UTF-8 path"), &incident_id);
+
+    // The failed verification counts against the runbook's trust: (0 + 1) / (1 + 2).
+    let trust = vigil(["trust", "--db", db.to_str().expect("UTF-8")], dir.path());
+    trust.assert_success("vigil trust");
+    assert!(
+        trust
+            .stdout
+            .lines()
+            .any(|line| line.contains("block-runaway-key")
+                && line.contains("33%  (0 verified, 1 failed)")),
+        "{trust}"
+    );
 }
