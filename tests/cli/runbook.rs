@@ -13,7 +13,7 @@ fn the_shipped_runbooks_lint_clean() {
     assert_eq!(run.code(), 0, "{run}");
     assert!(
         run.stdout
-            .starts_with("runbooks: ok (7 runbooks: block-looping-agent-key, block-runaway-key, failover-provider-errors, rollback-prompt-after-eval-regression, rollback-prompt-after-size-growth, slow-key-before-budget-runs-out, throttle-runaway-key)"),
+            .starts_with("runbooks: ok (8 runbooks: block-looping-agent-key, block-runaway-key, failover-provider-errors, gateway-readiness-check, rollback-prompt-after-eval-regression, rollback-prompt-after-size-growth, slow-key-before-budget-runs-out, throttle-runaway-key)"),
         "{run}"
     );
 }

@@ -53,6 +53,8 @@ pub enum HypothesisKind {
     ProportionDrop,
     /// The group changed version (prompt, model) shortly before the finding.
     RecentChange,
+    /// Not a problem: a runbook's schedule came due (regular checks and drills).
+    Scheduled,
 }
 
 impl HypothesisKind {
@@ -66,6 +68,7 @@ impl HypothesisKind {
             HypothesisKind::ThresholdBreach => "threshold_breach",
             HypothesisKind::ProportionDrop => "proportion_drop",
             HypothesisKind::RecentChange => "recent_change",
+            HypothesisKind::Scheduled => "scheduled",
         }
     }
 }
@@ -118,6 +121,22 @@ pub fn diagnose(
         Evidence::BurnRate(evidence) => diagnose_burn(finding, evidence),
         Evidence::Threshold(evidence) => diagnose_threshold(finding, evidence),
         Evidence::ProportionDrop(evidence) => diagnose_proportion(finding, evidence),
+        Evidence::Schedule(evidence) => Diagnosis {
+            hypotheses: vec![Hypothesis {
+                kind: HypothesisKind::Scheduled,
+                subject: Some(finding.subject.clone()),
+                confidence: 1.0,
+                evidence: vec![format!(
+                    "runbook {} runs on its schedule `{}`",
+                    evidence.runbook, evidence.schedule
+                )],
+                change: None,
+            }],
+            why: format!(
+                "Runbook {} came due on its schedule `{}`; this is a regular check, not a finding.",
+                evidence.runbook, evidence.schedule
+            ),
+        },
     };
     if let Some(change) = suspect_change(config, finding, changes) {
         let minutes = finding.raised_at.millis_since(change.at) / 60_000;

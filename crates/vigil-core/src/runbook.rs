@@ -211,6 +211,9 @@ pub enum VerificationCheck {
     /// The incident key's rate, on the detector that raised the finding, stays under
     /// `threshold_per_sec` for `hold_samples` scrapes in a row (spike detectors only).
     KeyRateBelow,
+    /// Every step succeeded, as its target confirmed: for scheduled checks, where the steps
+    /// are the check.
+    StepsSucceed,
     /// The finding that opened the incident clears: its detector, with its own clear level
     /// and hysteresis, no longer sees the problem. Works for every detector.
     FindingClears,
@@ -223,6 +226,7 @@ impl VerificationCheck {
         match self {
             VerificationCheck::KeyRateBelow => "key_rate_below",
             VerificationCheck::FindingClears => "finding_clears",
+            VerificationCheck::StepsSucceed => "steps_succeed",
         }
     }
 }
@@ -236,8 +240,14 @@ pub struct RunbookSpec {
     /// What it does and when, for people.
     #[serde(default)]
     pub description: String,
-    /// When it applies.
-    pub trigger: TriggerSpec,
+    /// When it applies: a diagnosis it answers...
+    #[serde(default)]
+    pub trigger: Option<TriggerSpec>,
+    /// ...or a schedule it runs on (a cron expression with seconds, as the `cron` crate reads
+    /// it: `sec min hour day-of-month month day-of-week [year]`, in UTC), for checks and
+    /// drills that must happen regularly.
+    #[serde(default)]
+    pub schedule: Option<String>,
     /// `advisory` or `autonomous`; the global mode can only make it stricter.
     pub mode: Mode,
     /// The trust level policies see as `principal.trust`: `untrusted`, `reviewed` (the
@@ -317,7 +327,8 @@ pub struct VerificationSpec {
     /// How many consecutive observations must be under it (`key_rate_below` only).
     #[serde(default = "default_hold_samples")]
     pub hold_samples: u32,
-    /// The deadline after the last step, in seconds.
+    /// The deadline after the last step, in seconds (not for `steps_succeed`).
+    #[serde(default)]
     pub within_secs: u64,
 }
 
@@ -376,6 +387,10 @@ pub struct Runbook {
     pub min_confidence: f64,
     /// Detectors it answers (any when empty).
     pub detectors: Vec<String>,
+    /// The cron expression it runs on, for a scheduled runbook (whose `hypothesis` is
+    /// `scheduled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     /// Its own mode.
     pub mode: Mode,
     /// `principal.trust` in policies.
@@ -449,7 +464,46 @@ impl RunbookSpec {
                 format!("`{}` must be kebab-case: a-z, 0-9 and `-`", self.id),
             );
         }
-        if !(0.0..=1.0).contains(&self.trigger.min_confidence) {
+        let trigger = match (self.trigger, &self.schedule) {
+            (Some(trigger), None) => {
+                if trigger.hypothesis == HypothesisKind::Scheduled {
+                    problems.push(
+                        "trigger.hypothesis",
+                        "`scheduled` is for runbooks with a `schedule`",
+                    );
+                }
+                trigger
+            }
+            (None, Some(schedule)) => {
+                if schedule.split_whitespace().count() < 6 {
+                    problems.push(
+                        "schedule",
+                        "a cron expression with seconds: `sec min hour day-of-month month day-of-week`, for example `0 */10 * * * *`",
+                    );
+                }
+                TriggerSpec {
+                    hypothesis: HypothesisKind::Scheduled,
+                    min_confidence: 0.0,
+                    detectors: Vec::new(),
+                }
+            }
+            (Some(trigger), Some(_)) => {
+                problems.push("schedule", "give `trigger` or `schedule`, not both");
+                trigger
+            }
+            (None, None) => {
+                problems.push(
+                    "trigger",
+                    "give `trigger` (a diagnosis it answers) or `schedule`",
+                );
+                TriggerSpec {
+                    hypothesis: HypothesisKind::Scheduled,
+                    min_confidence: 0.0,
+                    detectors: Vec::new(),
+                }
+            }
+        };
+        if !(0.0..=1.0).contains(&trigger.min_confidence) {
             problems.push("trigger.min_confidence", "must be between 0 and 1");
         }
         if self.owner.trim().is_empty() {
@@ -548,7 +602,7 @@ impl RunbookSpec {
         if verification.hold_samples == 0 {
             problems.push("verification.hold_samples", "must be at least 1");
         }
-        if verification.within_secs == 0 {
+        if verification.within_secs == 0 && verification.check != VerificationCheck::StepsSucceed {
             problems.push("verification.within_secs", "must be at least 1");
         }
         if self.guardrails.max_attempts_per_incident == 0 {
@@ -560,9 +614,10 @@ impl RunbookSpec {
         let runbook = Runbook {
             id: self.id,
             description: self.description,
-            hypothesis: self.trigger.hypothesis,
-            min_confidence: self.trigger.min_confidence,
-            detectors: self.trigger.detectors,
+            hypothesis: trigger.hypothesis,
+            min_confidence: trigger.min_confidence,
+            detectors: trigger.detectors,
+            schedule: self.schedule,
             mode: self.mode,
             trust: self.trust,
             owner: self.owner,

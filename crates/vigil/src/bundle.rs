@@ -234,6 +234,19 @@ pub(crate) fn load_runbooks(
                     );
                     continue;
                 }
+                if let Some(expression) = &runbook.schedule
+                    && let Err(message) = crate::schedule::Schedule::parse(expression)
+                {
+                    problems.extend(
+                        config::locate(
+                            &file.name,
+                            &file.text,
+                            vec![vigil_core::problem::Problem::new("schedule", message)],
+                        )
+                        .0,
+                    );
+                    continue;
+                }
                 runbooks.push((file_idx, runbook));
             }
             Err(found) => problems.extend(config::locate(&file.name, &file.text, found).0),

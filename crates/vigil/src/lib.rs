@@ -18,6 +18,7 @@ pub mod policy_cmd;
 pub mod recovery;
 pub mod replay;
 pub mod runbook_cmd;
+pub mod schedule;
 pub mod serve;
 pub mod session;
 pub mod simulate;

@@ -208,6 +208,17 @@ pub enum Evidence {
     Threshold(threshold::ThresholdEvidence),
     /// From a proportion-drop detector.
     ProportionDrop(proportion::ProportionEvidence),
+    /// Not a detector: a runbook's schedule came due.
+    Schedule(ScheduleEvidence),
+}
+
+/// Why a scheduled runbook runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleEvidence {
+    /// The runbook.
+    pub runbook: String,
+    /// Its cron expression.
+    pub schedule: String,
 }
 
 /// A detector's claim that something is wrong.

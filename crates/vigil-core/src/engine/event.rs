@@ -80,6 +80,11 @@ pub enum Event {
     },
     /// Time passed: a wake-up the engine asked for with [`WakeAt`](super::Command::WakeAt).
     Tick,
+    /// A scheduled runbook came due (the runtime keeps the clock and the cron schedules).
+    ScheduledRun {
+        /// The runbook.
+        runbook_id: String,
+    },
     /// A person told vigil something: an approval, a rejection, a kill switch, a silence.
     Human {
         /// Who, as authenticated by the admin API (never empty).
@@ -104,6 +109,7 @@ impl Event {
             | Event::ScrapeFailed { .. }
             | Event::Pushed { .. }
             | Event::Human { .. }
+            | Event::ScheduledRun { .. }
             | Event::Tick => None,
         }
     }
@@ -121,6 +127,7 @@ impl Event {
             Event::Pushed { .. } => "pushed",
             Event::Tick => "tick",
             Event::Human { .. } => "human",
+            Event::ScheduledRun { .. } => "scheduled_run",
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::detector::change::{Change, VersionChangeDetector};
 use crate::detector::proportion::ProportionDropDetector;
 use crate::detector::spike::SpikeDetector;
 use crate::detector::threshold::ThresholdDetector;
-use crate::detector::{DetectorConfig, Finding, Point, Transition};
+use crate::detector::{DetectorConfig, Finding, Point, Subject, Transition};
 use crate::diagnosis::{diagnose, format_number};
 use crate::intake::{Pushed, SignalKind};
 use crate::runbook::VerificationCheck;
@@ -240,6 +240,7 @@ impl Engine {
             }
             Event::Pushed { payload } => self.on_pushed(payload, now, &mut out),
             Event::Tick => {}
+            Event::ScheduledRun { runbook_id } => self.on_scheduled(runbook_id, now, &mut out),
             Event::Human {
                 by,
                 reason,
@@ -545,6 +546,60 @@ impl Engine {
         self.incidents.insert(incident.id.clone(), incident);
     }
 
+    /// A scheduled runbook came due: it runs as an incident of its own (so every step is
+    /// authorized, recorded, verified and, when it fails, paged like any other), unless its
+    /// previous run is still going. Schedules do not count towards the storm brake or
+    /// flapping: they are not findings.
+    fn on_scheduled(&mut self, runbook_id: &str, now: Timestamp, out: &mut Vec<Command>) {
+        let Some(runbook) = self
+            .config
+            .runbooks
+            .iter()
+            .find(|runbook| runbook.id == runbook_id && runbook.schedule.is_some())
+        else {
+            return;
+        };
+        let schedule = runbook.schedule.clone().unwrap_or_default();
+        let fingerprint = format!("schedule/runbook={runbook_id}");
+        if self.open_by_fingerprint.contains_key(&fingerprint) {
+            return; // The previous run has not finished.
+        }
+        let subject = Subject {
+            label: "runbook".to_owned(),
+            value: runbook_id.to_owned(),
+            alias: None,
+            team: None,
+        };
+        let finding = Finding {
+            fingerprint,
+            detector: "schedule".to_owned(),
+            source: "schedule".to_owned(),
+            subject,
+            severity: crate::detector::Severity::Ticket,
+            raised_at: now,
+            evidence: crate::detector::Evidence::Schedule(crate::detector::ScheduleEvidence {
+                runbook: runbook_id.to_owned(),
+                schedule,
+            }),
+        };
+        let diagnosis = diagnose(&self.config.diagnosis, &finding, &[], &[]);
+        let mut incident = Incident::new(finding, diagnosis, self.config.mode, now);
+        out.push(Command::Record(Record::IncidentOpened {
+            incident_id: incident.id.clone(),
+            fingerprint: incident.finding.fingerprint.clone(),
+            subject: incident.finding.subject.clone(),
+            severity: incident.finding.severity,
+        }));
+        out.push(Command::Record(Record::Diagnosed {
+            incident_id: incident.id.clone(),
+            diagnosis: incident.diagnosis.clone(),
+        }));
+        self.open_by_fingerprint
+            .insert(incident.finding.fingerprint.clone(), incident.id.clone());
+        self.choose_runbook(&mut incident, now, out);
+        self.incidents.insert(incident.id.clone(), incident);
+    }
+
     /// Counts an incident opening for the storm brake; `Some` while the brake is on.
     fn note_opening(&mut self, now: Timestamp) -> Option<Storm> {
         let limits = &self.config.limits;
@@ -671,11 +726,18 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Command>,
     ) {
+        let steps_only = self
+            .incidents
+            .get(incident_id)
+            .and_then(|incident| incident.runbook_idx)
+            .and_then(|idx| self.config.runbooks.get(idx))
+            .is_some_and(|runbook| runbook.verification.check == VerificationCheck::StepsSucceed);
         let outcome = match observed.last() {
             Some(last) => format!(
                 "fixed: the key's rate fell to {}/s and stayed there",
                 format_number(last.value)
             ),
+            None if steps_only => "passed: every step succeeded".to_owned(),
             None => "fixed: the finding cleared after vigil's change".to_owned(),
         };
         out.push(Command::Record(Record::VerificationPassed {
@@ -715,19 +777,22 @@ impl Engine {
 
     fn check_deadlines(&mut self, now: Timestamp, out: &mut Vec<Command>) {
         // A finding that cleared while the fix was being applied, and has not fired again,
-        // passes a `finding_clears` verification as soon as it starts.
+        // passes a `finding_clears` verification as soon as it starts; `steps_succeed` passes
+        // once the last step did.
         let already_clear: Vec<String> = self
             .incidents
             .values()
             .filter(|incident| {
-                incident.cleared
-                    && matches!(incident.stage, Stage::Verifying { .. })
-                    && incident
-                        .runbook_idx
-                        .and_then(|idx| self.config.runbooks.get(idx))
-                        .is_some_and(|runbook| {
-                            runbook.verification.check == VerificationCheck::FindingClears
-                        })
+                let check = incident
+                    .runbook_idx
+                    .and_then(|idx| self.config.runbooks.get(idx))
+                    .map(|runbook| runbook.verification.check);
+                matches!(incident.stage, Stage::Verifying { .. })
+                    && match check {
+                        Some(VerificationCheck::FindingClears) => incident.cleared,
+                        Some(VerificationCheck::StepsSucceed) => true,
+                        Some(VerificationCheck::KeyRateBelow) | None => false,
+                    }
             })
             .map(|incident| incident.id.clone())
             .collect();

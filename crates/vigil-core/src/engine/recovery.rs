@@ -37,6 +37,9 @@ impl Engine {
                 incident.finding.subject.display_name(),
                 verification.within_ms / 1000
             ),
+            VerificationCheck::StepsSucceed => {
+                "every step succeeded, as its target confirmed".to_owned()
+            }
         };
         incident.stage = Stage::Verifying {
             started_at: now,
@@ -201,6 +204,10 @@ impl Engine {
             Evidence::ProportionDrop(evidence) => (
                 incident.finding.severity,
                 format!("{} of {subject} dropped", evidence.describe),
+            ),
+            Evidence::Schedule(evidence) => (
+                incident.finding.severity,
+                format!("scheduled check {} did not pass", evidence.runbook),
             ),
         };
         let evidence = incident

@@ -34,6 +34,7 @@ impl Engine {
         };
         let chosen = self.config.runbooks.iter().position(|runbook| {
             runbook.hypothesis == best.kind
+                && (runbook.schedule.is_none() || runbook.id == incident.finding.subject.value)
                 && best.confidence >= runbook.min_confidence
                 && (runbook.detectors.is_empty()
                     || runbook.detectors.contains(&incident.finding.detector))
@@ -79,8 +80,12 @@ impl Engine {
             );
             return;
         }
+        // A schedule bounds how often a scheduled runbook runs; the cooldown is for fixes.
+        let cooldown_applies = incident.diagnosis.best().map(|best| best.kind)
+            != Some(crate::diagnosis::HypothesisKind::Scheduled);
         if let Some(last) = target
             .as_ref()
+            .filter(|_| cooldown_applies)
             .and_then(|target| {
                 self.last_acted
                     .get(&(target.entity_type, target.id.clone()))

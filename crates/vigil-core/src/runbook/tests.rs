@@ -32,7 +32,7 @@ fn a_good_runbook_validates_with_defaults() {
 fn every_problem_is_reported_with_its_path() {
     let mut bad = spec();
     bad.id = "Block Key".to_owned();
-    bad.trigger.min_confidence = 1.5;
+    bad.trigger.as_mut().unwrap().min_confidence = 1.5;
     bad.steps[0]
         .params
         .insert("key".to_owned(), "{{ incident.kye }}".to_owned());
@@ -88,5 +88,44 @@ fn stricter_mode_wins() {
     assert_eq!(
         Mode::Autonomous.stricter(Mode::Autonomous),
         Mode::Autonomous
+    );
+}
+
+#[test]
+fn a_runbook_has_a_trigger_or_a_schedule_and_a_scheduled_one_answers_scheduled_runs() {
+    let mut scheduled = spec();
+    scheduled.trigger = None;
+    scheduled.schedule = Some("0 */5 * * * *".to_owned());
+    scheduled.verification.check = VerificationCheck::StepsSucceed;
+    scheduled.verification.threshold_per_sec = None;
+    scheduled.verification.within_secs = 0;
+    let runbook = scheduled.validate().unwrap();
+    assert_eq!(runbook.hypothesis, HypothesisKind::Scheduled);
+    assert_eq!(runbook.schedule.as_deref(), Some("0 */5 * * * *"));
+
+    let mut neither = spec();
+    neither.trigger = None;
+    let problems: Vec<String> = neither
+        .validate()
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        problems,
+        ["trigger: give `trigger` (a diagnosis it answers) or `schedule`"]
+    );
+
+    let mut both = spec();
+    both.schedule = Some("*/5 * * * *".to_owned());
+    let problems: Vec<String> = both
+        .validate()
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        problems,
+        ["schedule: give `trigger` or `schedule`, not both"]
     );
 }

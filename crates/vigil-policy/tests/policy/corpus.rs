@@ -123,6 +123,7 @@ fn shipped_policy_ids_are_the_annotations() {
             "never-block-critical-keys",
             "notify-teams",
             "rollback-prompt-after-regression",
+            "scheduled-checks-call-services",
             "throttle-single-key",
             "untrusted-runbooks-never-act",
         ]

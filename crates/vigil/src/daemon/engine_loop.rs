@@ -200,6 +200,7 @@ impl EngineLoop {
                 | Event::ScrapeFailed { .. }
                 | Event::AuthorizationDecided { .. }
                 | Event::Human { .. }
+                | Event::ScheduledRun { .. }
                 | Event::Pushed { .. } => {}
             }
             let _ = self.notes.send(Note {

@@ -407,6 +407,25 @@ impl Daemon {
             };
             tracker.spawn(scraper.run(cancel.child_token()));
         }
+        for runbook in &bundle.engine.runbooks {
+            let Some(expression) = &runbook.schedule else {
+                continue;
+            };
+            // Checked when the runbooks were loaded; a schedule that no longer parses is
+            // reported and skipped rather than stopping the daemon.
+            match crate::schedule::Schedule::parse(expression) {
+                Ok(schedule) => {
+                    tracker.spawn(run_schedule(
+                        runbook.id.clone(),
+                        schedule,
+                        clock,
+                        events_tx.clone(),
+                        cancel.child_token(),
+                    ));
+                }
+                Err(error) => tracing::error!(runbook = %runbook.id, %error, "schedule skipped"),
+            }
+        }
         for query in queries {
             telemetry.register_source(&query.config.name);
             let querier = Querier {
@@ -541,6 +560,30 @@ async fn forward_pushed(
             },
         };
         if events.send(Event::Pushed { payload }).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends `Event::ScheduledRun` each time the runbook's schedule comes due, until `cancel`.
+async fn run_schedule(
+    runbook_id: String,
+    schedule: crate::schedule::Schedule,
+    clock: Clock,
+    events: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+) {
+    // Each round waits for the next due time strictly after now, so the loop is bounded by
+    // the schedule and ends with the daemon.
+    while let Some(due) = schedule.next_after(clock.now()) {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep_until(clock.instant_at(due)) => {}
+        }
+        let event = Event::ScheduledRun {
+            runbook_id: runbook_id.clone(),
+        };
+        if events.send(event).await.is_err() {
             return;
         }
     }

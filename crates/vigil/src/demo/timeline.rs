@@ -170,6 +170,9 @@ impl Printer {
                 );
             }
             Event::Tick => {}
+            Event::ScheduledRun { runbook_id } => {
+                self.step("SCHEDULED", &format!("runbook {runbook_id} came due"));
+            }
             Event::Human {
                 by,
                 reason,
@@ -259,6 +262,10 @@ impl Printer {
                         format_number(evidence.value),
                         format_number(evidence.fire),
                         finding.severity.as_str()
+                    ),
+                    Evidence::Schedule(evidence) => format!(
+                        "runbook {} came due on its schedule `{}`",
+                        evidence.runbook, evidence.schedule
                     ),
                     Evidence::ProportionDrop(evidence) => format!(
                         "{} of {} fell to {:.0}% against a baseline of {:.0}% (p={:.1e}) [{}]",

@@ -89,6 +89,21 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    for (idx, id) in scenario.schedules.iter().enumerate() {
+        let scheduled = bundle
+            .engine
+            .runbooks
+            .iter()
+            .any(|runbook| &runbook.id == id && runbook.schedule.is_some());
+        if !scheduled {
+            let found = vec![vigil_core::problem::Problem::new(
+                format!("schedules[{idx}]"),
+                format!("the config has no scheduled runbook `{id}`"),
+            )];
+            eprint!("{}", config::locate(&name, &text, found));
+            return Ok(ExitCode::from(2));
+        }
+    }
     let known: Vec<String> = bundle
         .engine
         .sources
@@ -178,6 +193,29 @@ impl Simulation {
         }
         for (idx, human) in scenario.humans.iter().enumerate() {
             add(&mut agenda, secs_to_ms(human.at_secs), Due::Human(idx));
+        }
+        // Scheduled runbooks come due when their cron expressions say, on the virtual clock.
+        for runbook in &self.engine.config().runbooks {
+            let Some(expression) = &runbook.schedule else {
+                continue;
+            };
+            if !scenario.schedules.contains(&runbook.id) {
+                continue;
+            }
+            let schedule = crate::schedule::Schedule::parse(expression)
+                .map_err(|message| anyhow::anyhow!("runbook {}: {message}", runbook.id))?;
+            let mut at = Timestamp(EPOCH_MS);
+            while let Some(due) = schedule.next_after(at) {
+                let due_ms = due.0 - EPOCH_MS;
+                if due_ms > end_ms {
+                    break;
+                }
+                let event = Event::ScheduledRun {
+                    runbook_id: runbook.id.clone(),
+                };
+                add(&mut agenda, due_ms, Due::Engine(event));
+                at = due;
+            }
         }
         // Bounded: every step either consumes an agenda item or is one of the finite
         // engine answers that the commands of the consumed item scheduled.
@@ -502,6 +540,9 @@ impl Output {
             ),
             Event::Pushed { payload } => {
                 self.note(now_ms, &format!("pushed {} {}", payload.n_items(), payload.kind()));
+            }
+            Event::ScheduledRun { runbook_id } => {
+                self.note(now_ms, &format!("runbook {runbook_id} came due on its schedule"));
             }
             Event::Scraped { .. }
             | Event::Queried { .. }

@@ -39,6 +39,11 @@ pub struct RawScenario {
     /// What people do, each at its time.
     #[serde(default)]
     pub humans: Vec<RawHuman>,
+    /// The scheduled runbooks that run in this game day (by id), on their cron schedules.
+    /// The others stay quiet, so that a scenario about one incident is not interleaved with
+    /// regular checks.
+    #[serde(default)]
+    pub schedules: Vec<String>,
     /// The outcome the scenario expects; `--check` fails when it is not met.
     #[serde(default)]
     pub expect: RawExpect,
@@ -171,6 +176,10 @@ pub struct RawResponse {
     pub target: Option<String>,
     /// Only when it moves a label to this version (`langfuse.set_label`).
     pub version: Option<u32>,
+    /// Only from this simulated second...
+    pub from_secs: Option<u64>,
+    /// ...and before this one.
+    pub until_secs: Option<u64>,
     /// `ok` (the default) or `fail`: the target refuses with an error.
     #[serde(default)]
     pub outcome: RawOutcome,

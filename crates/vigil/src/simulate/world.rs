@@ -85,6 +85,8 @@ struct Response {
     action: ActionKind,
     target: Option<String>,
     version: Option<u32>,
+    from_ms: i64,
+    until_ms: i64,
     outcome: RawOutcome,
     effects: Vec<(usize, Effect)>,
 }
@@ -134,6 +136,8 @@ impl World {
                 action: raw.action,
                 target: raw.target.clone(),
                 version: raw.version,
+                from_ms: raw.from_secs.map_or(0, secs_to_ms),
+                until_ms: raw.until_secs.map_or(i64::MAX, secs_to_ms),
                 outcome: raw.outcome,
                 effects: raw
                     .effects
@@ -195,6 +199,7 @@ impl World {
             response.action == kind
                 && response.target.as_deref().is_none_or(|t| t == target)
                 && response.version.is_none_or(|v| Some(v) == version)
+                && (response.from_ms..response.until_ms).contains(&now_ms)
         });
         let Some(response_idx) = response else {
             // Accepted and ignored: nothing in the stack changes.
