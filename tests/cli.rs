@@ -30,6 +30,8 @@ mod ledger;
 mod metrics;
 #[path = "cli/policy.rs"]
 mod policy;
+#[path = "cli/reload.rs"]
+mod reload;
 #[path = "cli/runbook.rs"]
 mod runbook;
 #[path = "cli/serve.rs"]

@@ -157,6 +157,29 @@ pub fn load(config_path: &Path) -> Result<Bundle, Problems> {
     )
 }
 
+/// Reads and loads the policies of `dir` (its `vigil.cedarschema` and `*.cedar`), as
+/// `vigil serve` does at start and on SIGHUP; every problem of the folder, located.
+pub fn reload_policies(dir: &Path) -> Result<(PolicyTexts, Authorizer), Problems> {
+    let mut problems = Vec::new();
+    let policies = read_folder(dir, &["cedar"]).unwrap_or_else(|found| {
+        problems.extend(found.0);
+        Vec::new()
+    });
+    let schema = read_text(&dir.join("vigil.cedarschema")).unwrap_or_else(|found| {
+        problems.extend(found.0);
+        TextFile {
+            name: String::new(),
+            text: String::new(),
+        }
+    });
+    if !problems.is_empty() {
+        return Err(Problems(problems));
+    }
+    let texts = PolicyTexts { schema, policies };
+    let authorizer = load_policies(&texts).map_err(Problems)?;
+    Ok((texts, authorizer))
+}
+
 /// Reads every file with one of `extensions` in `dir`, sorted by name.
 pub fn read_folder(dir: &Path, extensions: &[&str]) -> Result<Vec<TextFile>, Problems> {
     let entries = std::fs::read_dir(dir).map_err(|error| {

@@ -117,6 +117,12 @@ fn session_summary(payload: &str) -> String {
             engine_config.runbooks.len(),
             policy_set_hash.get(..12).unwrap_or_default()
         ),
+        Ok(SessionRecord::PoliciesReloaded {
+            policy_set_hash, ..
+        }) => format!(
+            "session policies_reloaded (policy set {})",
+            policy_set_hash.get(..12).unwrap_or_default()
+        ),
         Ok(SessionRecord::SessionEnded {
             reason,
             interrupted,

@@ -69,8 +69,11 @@ pub async fn resume(
     let Some(last_session) = ledger.last_session_at_or_before(last_seq).await? else {
         return Ok(Err(NotResumed::NothingToResume));
     };
+    let last_session = session::session_start_of(ledger, last_session).await?;
     let start = match session::session_of(&last_session)? {
-        SessionRecord::SessionStarted { .. } => last_session,
+        SessionRecord::SessionStarted { .. } | SessionRecord::PoliciesReloaded { .. } => {
+            last_session
+        }
         SessionRecord::SessionEnded { interrupted, .. } => {
             if interrupted.is_empty() {
                 return Ok(Err(NotResumed::NothingToResume));
@@ -79,7 +82,7 @@ pub async fn resume(
                 return Ok(Err(NotResumed::NothingToResume));
             };
             match ledger.last_session_at_or_before(before).await? {
-                Some(entry) => entry,
+                Some(entry) => session::session_start_of(ledger, entry).await?,
                 None => return Ok(Err(NotResumed::NothingToResume)),
             }
         }
@@ -106,6 +109,7 @@ pub async fn resume(
                 // Ends, and starts of sessions that resumed, continue the chain.
                 EntryKind::Session => match session::session_of(&entry)? {
                     SessionRecord::SessionEnded { .. }
+                    | SessionRecord::PoliciesReloaded { .. }
                     | SessionRecord::SessionStarted {
                         resumes: Some(_), ..
                     } => continue,

@@ -56,7 +56,9 @@ pub async fn replay_incident(ledger: &Ledger, incident_id: &str) -> anyhow::Resu
     let Some(session_entry) = ledger.last_session_at_or_before(first_seq).await? else {
         anyhow::bail!("no session entry precedes incident `{incident_id}`");
     };
-    // A session that resumed an interrupted one continues its engine: start at the first.
+    // Policy reloads happen within a session, and a session that resumed an interrupted one
+    // continues its engine: start at the first session of the chain.
+    let session_entry = session::session_start_of(ledger, session_entry).await?;
     let session_entry = session::chain_origin(ledger, session_entry).await?;
     let SessionRecord::SessionStarted {
         engine_config,
@@ -70,7 +72,7 @@ pub async fn replay_incident(ledger: &Ledger, incident_id: &str) -> anyhow::Resu
             session_entry.seq
         );
     };
-    let authorizer = session::recorded_authorizer(ledger, &policies_blob).await?;
+    let mut authorizer = session::recorded_authorizer(ledger, &policies_blob).await?;
     let mut report = ReplayReport {
         incident_id: incident_id.to_owned(),
         session_seq: session_entry.seq,
@@ -97,6 +99,11 @@ pub async fn replay_incident(ledger: &Ledger, incident_id: &str) -> anyhow::Resu
                 // An end, and the start of a session that resumed this one, continue it.
                 EntryKind::Session => match session::session_of(&entry)? {
                     SessionRecord::SessionEnded { .. } => continue,
+                    // From here on, decisions were made with the reloaded policies.
+                    SessionRecord::PoliciesReloaded { policies_blob, .. } => {
+                        authorizer = session::recorded_authorizer(ledger, &policies_blob).await?;
+                        continue;
+                    }
                     SessionRecord::SessionStarted {
                         resumes: Some(_), ..
                     } => {

@@ -65,7 +65,10 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
         ledger,
         Some(listener),
         Clock::system(),
-        DaemonOptions::default(),
+        DaemonOptions {
+            reload_on_sighup: true,
+            ..DaemonOptions::default()
+        },
     )?;
     if let Some(address) = daemon.local_addr() {
         eprintln!("vigil serving /healthz, /readyz and /metrics on http://{address}");

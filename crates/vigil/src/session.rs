@@ -34,6 +34,13 @@ pub enum SessionRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resumes: Option<u64>,
     },
+    /// The daemon loaded a new policy set (SIGHUP) and decides with it from here on.
+    PoliciesReloaded {
+        /// The hash of the new policy set.
+        policy_set_hash: String,
+        /// Blob hash of its texts (JSON `{schema, policies}`), as in `session_started`.
+        policies_blob: String,
+    },
     /// The daemon stopped.
     SessionEnded {
         /// Why.
@@ -69,6 +76,36 @@ struct StoredFile {
 struct StoredPolicies {
     schema: StoredFile,
     policies: Vec<StoredFile>,
+}
+
+/// Stores a policy set's texts as a blob (the same encoding as a session's policies).
+pub async fn record_policies(
+    ledger: &Ledger,
+    texts: &crate::bundle::PolicyTexts,
+) -> Result<String, LedgerError> {
+    let policies = StoredPolicies {
+        schema: stored(&texts.schema),
+        policies: texts.policies.iter().map(stored).collect(),
+    };
+    ledger.put_blob(&json_bytes(&policies)).await
+}
+
+/// The session start an entry belongs to: `entry` itself when it starts a session, else the
+/// start before it (skipping policy reloads, which happen within a session).
+pub async fn session_start_of(ledger: &Ledger, mut entry: Entry) -> anyhow::Result<Entry> {
+    for _ in 0..1_000_000 {
+        if !matches!(session_of(&entry)?, SessionRecord::PoliciesReloaded { .. }) {
+            return Ok(entry);
+        }
+        let Some(before) = entry.seq.checked_sub(1) else {
+            anyhow::bail!("entry {} reloads policies before any session", entry.seq);
+        };
+        let Some(earlier) = ledger.last_session_at_or_before(before).await? else {
+            anyhow::bail!("entry {} reloads policies before any session", entry.seq);
+        };
+        entry = earlier;
+    }
+    anyhow::bail!("more than a million policy reloads in one session")
 }
 
 /// Stores the bundle's texts as blobs and returns the session-started record.

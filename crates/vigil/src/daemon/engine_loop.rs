@@ -21,7 +21,8 @@ use super::clock::Clock;
 use super::effects::Effects;
 use super::telemetry::Telemetry;
 use super::{Note, NoteBody};
-use crate::session::{CommandRecord, EventRecord, SessionRecord};
+use crate::bundle::PolicyTexts;
+use crate::session::{self, CommandRecord, EventRecord, SessionRecord};
 
 /// How often an append is tried before the daemon gives up: a daemon that cannot record
 /// must not act.
@@ -35,6 +36,8 @@ pub(super) struct EngineLoop {
     pub(super) telemetry: Arc<Telemetry>,
     pub(super) notes: broadcast::Sender<Note>,
     pub(super) inbox: mpsc::Receiver<Event>,
+    /// New policy sets, loaded and validated by the SIGHUP task.
+    pub(super) policies: mpsc::Receiver<(PolicyTexts, Authorizer)>,
     pub(super) effects: Effects,
     pub(super) in_flight: BTreeSet<String>,
     pub(super) not_started: Vec<String>,
@@ -62,6 +65,9 @@ impl EngineLoop {
                 }
                 () = tokio::time::sleep_until(drain_deadline), if draining => {
                     break format!("shutdown; the grace period of {}s ran out", grace.as_secs());
+                }
+                Some((texts, authorizer)) = self.policies.recv(), if !draining => {
+                    self.swap_policies(&texts, authorizer).await?;
                 }
                 received = self.inbox.recv() => match received {
                     Some(event) => {
@@ -107,6 +113,45 @@ impl EngineLoop {
             });
         }
         Ok(self.ledger)
+    }
+
+    /// Records a new policy set (its texts as a blob, then a `policies_reloaded` entry) and
+    /// decides with it from the next event on; replay switches at the same entry.
+    async fn swap_policies(
+        &mut self,
+        texts: &PolicyTexts,
+        authorizer: Authorizer,
+    ) -> anyhow::Result<()> {
+        let policies_blob = session::record_policies(&self.ledger, texts)
+            .await
+            .context("recording the reloaded policies")?;
+        let record = SessionRecord::PoliciesReloaded {
+            policy_set_hash: authorizer.policy_set_hash().to_owned(),
+            policies_blob,
+        };
+        let now = self.clock.now();
+        let entry = NewEntry {
+            at_ms: now.0,
+            kind: EntryKind::Session,
+            incident_id: None,
+            payload: serde_json::to_value(&record)?,
+        };
+        let appended = self.append(vec![entry]).await?;
+        tracing::warn!(
+            from = %self.authorizer.policy_set_hash(),
+            to = %authorizer.policy_set_hash(),
+            n_policies = authorizer.policy_ids().len(),
+            "policies reloaded"
+        );
+        self.authorizer = authorizer;
+        for entry in appended {
+            let _ = self.notes.send(Note {
+                seq: entry.seq,
+                at: now,
+                body: NoteBody::Session(record.clone()),
+            });
+        }
+        Ok(())
     }
 
     /// Carries on what an interrupted session left unfinished (see `recovery.rs`): records

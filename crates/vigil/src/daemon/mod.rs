@@ -99,6 +99,8 @@ pub struct DaemonOptions {
     pub grace: Duration,
     /// Whether an interrupted last session is resumed (see `recovery.rs`).
     pub resume: bool,
+    /// Whether SIGHUP reloads the policies from the config's `policies_dir` (`vigil serve`).
+    pub reload_on_sighup: bool,
 }
 
 impl Default for DaemonOptions {
@@ -106,6 +108,7 @@ impl Default for DaemonOptions {
         DaemonOptions {
             grace: Duration::from_secs(10),
             resume: true,
+            reload_on_sighup: false,
         }
     }
 }
@@ -388,6 +391,20 @@ impl Daemon {
             "vigil started"
         );
 
+        // SIGHUP is taken over before anything answers on the network, so that a reload asked
+        // for as soon as the daemon is up does not hit the default action (termination).
+        #[cfg(unix)]
+        let hangups = if options.reload_on_sighup {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(signal) => Some(signal),
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGHUP; policies will not be reloaded");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let tracker = TaskTracker::new();
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let permits = Arc::new(Semaphore::new(bundle.config.max_concurrent_scrapes.max(1)));
@@ -508,7 +525,20 @@ impl Daemon {
             ),
             None => (Engine::new(engine_config), None),
         };
+        let (policies_tx, policies_rx) = mpsc::channel(4);
+        #[cfg(unix)]
+        if let Some(hangups) = hangups {
+            tracker.spawn(reload_on_sighup(
+                hangups,
+                bundle.config.policies_dir.clone(),
+                policies_tx,
+                cancel.child_token(),
+            ));
+        }
+        #[cfg(not(unix))]
+        drop(policies_tx);
         let mut engine_loop = EngineLoop {
+            policies: policies_rx,
             engine,
             ledger,
             authorizer,
@@ -561,6 +591,39 @@ async fn forward_pushed(
         };
         if events.send(Event::Pushed { payload }).await.is_err() {
             return;
+        }
+    }
+}
+
+/// Reloads the policies on each SIGHUP: a set with any problem is refused whole (every
+/// problem logged with its file and line) and the one in force stays.
+#[cfg(unix)]
+async fn reload_on_sighup(
+    mut hangups: tokio::signal::unix::Signal,
+    dir: std::path::PathBuf,
+    sender: mpsc::Sender<(crate::bundle::PolicyTexts, vigil_policy::Authorizer)>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            received = hangups.recv() => if received.is_none() { return },
+        }
+        match crate::bundle::reload_policies(&dir) {
+            Ok(loaded) => {
+                if sender.send(loaded).await.is_err() {
+                    return;
+                }
+            }
+            Err(problems) => {
+                // One line, so that log pipelines keep the problems with the message.
+                let listed: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
+                tracing::error!(
+                    "SIGHUP: the policies were not reloaded; the set in force stays. {} problem(s): {}",
+                    listed.len(),
+                    listed.join("; ")
+                );
+            }
         }
     }
 }

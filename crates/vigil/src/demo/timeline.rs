@@ -95,6 +95,15 @@ impl Printer {
                 ));
                 None
             }
+            NoteBody::Session(SessionRecord::PoliciesReloaded {
+                policy_set_hash, ..
+            }) => {
+                self.line(&format!(
+                    "policies reloaded (policy set {})",
+                    policy_set_hash.get(..12).unwrap_or_default()
+                ));
+                None
+            }
             NoteBody::Session(SessionRecord::SessionEnded {
                 reason,
                 interrupted,
