@@ -31,6 +31,7 @@ fn write_config(
     key_file: &Path,
     mode: &str,
     extra: &str,
+    policies: &Path,
 ) -> (PathBuf, PathBuf) {
     let ledger = dir.join("ledger.db");
     let root = repo_root();
@@ -73,7 +74,7 @@ pager:
   kind: log
 {extra}"#,
         ledger = ledger.display(),
-        policies = root.join("policies").display(),
+        policies = policies.display(),
         runbooks = root.join("examples/demo/runbooks").display(),
         key_file = key_file.display(),
     );
@@ -116,6 +117,16 @@ impl Stack {
     /// Starts the gateway and the traffic; vigil's config runs in `mode`, with `extra`
     /// appended to it.
     pub(crate) fn start(dir: &TempDir, mode: &str, extra: &str) -> Stack {
+        Stack::start_with_policies(dir, mode, extra, &repo_root().join("policies"))
+    }
+
+    /// The same, with the policies of another folder.
+    pub(crate) fn start_with_policies(
+        dir: &TempDir,
+        mode: &str,
+        extra: &str,
+        policies: &Path,
+    ) -> Stack {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -182,7 +193,8 @@ impl Stack {
             )
             .expect("starting the traffic")
         };
-        let (config, ledger) = write_config(dir, &gateway.base_url(), &key_file, mode, extra);
+        let (config, ledger) =
+            write_config(dir, &gateway.base_url(), &key_file, mode, extra, policies);
         Stack {
             runtime,
             gateway,

@@ -17,6 +17,19 @@ fn hangup(served: &Served) {
     assert!(sent.success(), "kill -HUP failed");
 }
 
+/// Waits until the daemon answers, which it does only once it listens for SIGHUP (before,
+/// SIGHUP's default action would end it).
+fn wait_healthy(served: &Served) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_get(served.address, "/healthz").map_or(true, |r| r.status != 200) {
+        assert!(
+            Instant::now() < deadline,
+            "vigil serve never answered /healthz"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn sighup_reloads_valid_policies_and_keeps_the_set_in_force_when_they_are_not() {
     let dir = TempDir::new("reload");
@@ -42,14 +55,7 @@ fn sighup_reloads_valid_policies_and_keeps_the_set_in_force_when_they_are_not() 
     )
     .unwrap();
     let mut served = Served::start(&config, dir.path());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http_get(served.address, "/healthz").map_or(true, |r| r.status != 200) {
-        assert!(
-            Instant::now() < deadline,
-            "vigil serve never answered /healthz"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_healthy(&served);
 
     // A policy that names an attribute the schema does not have: refused whole.
     std::fs::write(
@@ -98,4 +104,47 @@ fn sighup_reloads_valid_policies_and_keeps_the_set_in_force_when_they_are_not() 
             .contains("session policies_reloaded (policy set"),
         "{show}"
     );
+}
+
+#[test]
+fn replay_decides_with_the_policies_that_were_in_force_after_a_reload() {
+    let dir = TempDir::new("reload-replay");
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("policies")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, policies.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let stack = crate::crash::Stack::start_with_policies(&dir, "autonomous", "", &policies);
+    let mut served = Served::start(&stack.config, dir.path());
+    wait_healthy(&served);
+    // The reloaded set no longer permits blocking a runaway key.
+    std::fs::remove_file(policies.join("runaway-keys.cedar")).unwrap();
+    hangup(&served);
+    wait_for_line(&mut served, "policies reloaded");
+    stack.runaway_after_warmup(&served);
+    wait_for_line(&mut served, "incident escalated");
+    let (code, stderr) = served.stop_with("TERM");
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let shown = stack.ledger.to_str().unwrap();
+    let show = vigil(["ledger", "show", "--db", shown], dir.path());
+    let incident = crate::support::incident_ids(&show.stdout)
+        .into_iter()
+        .next()
+        .expect("an incident");
+    // With the session's first policy set the block would be allowed; replay must use the
+    // reloaded one, which denied it, and so find every decision as recorded.
+    let replay = vigil(
+        ["replay", "--db", shown, "--incident", &incident],
+        dir.path(),
+    );
+    replay.assert_success("replay after a policy reload");
+    assert!(
+        replay.stdout.contains("result: every command matches"),
+        "{replay}"
+    );
+    assert!(!stack.gateway.is_blocked(&stack.raw_keys[2]));
 }
