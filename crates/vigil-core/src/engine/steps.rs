@@ -798,7 +798,14 @@ impl Engine {
             (Phase::Forward, false) => {
                 let reason = format!("step `{step_id}` failed: {}{status}", outcome.detail);
                 if incident.completed.is_empty() {
-                    self.escalate(incident, &reason, "The fix could not be applied; apply it by hand or find out why the target refused.", out);
+                    let scheduled = incident.diagnosis.best().map(|best| best.kind)
+                        == Some(crate::diagnosis::HypothesisKind::Scheduled);
+                    let ask = if scheduled {
+                        "The scheduled check failed: look at the service it checks."
+                    } else {
+                        "The fix could not be applied; apply it by hand or find out why the target refused."
+                    };
+                    self.escalate(incident, &reason, ask, out);
                 } else {
                     self.begin_compensation(incident, &reason, now, out);
                 }
