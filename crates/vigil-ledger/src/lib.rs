@@ -69,6 +69,7 @@ mod error;
 pub mod hash;
 mod ledger;
 mod location;
+pub mod merkle;
 mod verify;
 
 pub use canonical::canonical_json;
