@@ -199,6 +199,44 @@ fn demo_resolves_a_runaway_key_without_a_page() {
             "expected one `{entry}` entry: {show}"
         );
     }
+    // Any entry's inclusion proof verifies against the tree head that `verify` prints.
+    let verify = vigil(["ledger", "verify", "--db", db], dir.path());
+    let head = verify
+        .stdout
+        .split("RFC 6962 tree head ")
+        .nth(1)
+        .expect("a tree head")
+        .trim()
+        .to_owned();
+    for seq in ["0", "5"] {
+        let proved = vigil(["ledger", "prove", "--db", db, seq], dir.path());
+        proved.assert_success("ledger prove");
+        let proof: serde_json::Value = serde_json::from_str(&proved.stdout).unwrap();
+        assert_eq!(proof["tree_head"].as_str(), Some(head.as_str()), "{proved}");
+        let decode = |value: &serde_json::Value| hex::decode(value.as_str().unwrap()).unwrap();
+        let components: Vec<Vec<u8>> = proof["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(decode)
+            .collect();
+        let components: Vec<&[u8]> = components.iter().map(Vec::as_slice).collect();
+        vigil_ledger::merkle::verify_inclusion(
+            proof["seq"].as_u64().unwrap(),
+            proof["tree_size"].as_u64().unwrap(),
+            &decode(&proof["leaf_hash"]),
+            &components,
+            &decode(&proof["tree_head"]),
+        )
+        .unwrap();
+    }
+    let missing = vigil(["ledger", "prove", "--db", db, "999999"], dir.path());
+    assert_eq!(missing.code(), 1, "{missing}");
+    assert!(
+        missing.stderr.contains("there is no entry 999999"),
+        "{missing}"
+    );
+
     // The verified run counts towards the runbook's trust: (1 + 1) / (1 + 2).
     let trust = vigil(["trust", "--db", db], dir.path());
     trust.assert_success("vigil trust");

@@ -263,6 +263,15 @@ enum LedgerCommand {
         #[arg(long)]
         db: PathBuf,
     },
+    /// Print the RFC 6962 inclusion proof of one entry against the ledger's current tree
+    /// head, as JSON (hashes in hex), after checking it.
+    Prove {
+        /// The SQLite ledger.
+        #[arg(long)]
+        db: PathBuf,
+        /// The entry's seq.
+        seq: u64,
+    },
     /// Print entries, one per line.
     Show {
         /// The SQLite ledger.
@@ -324,6 +333,9 @@ pub fn main() -> ExitCode {
             CliCommand::Ledger {
                 command: LedgerCommand::Verify { db },
             } => ledger_cmd::verify(&db).await,
+            CliCommand::Ledger {
+                command: LedgerCommand::Prove { db, seq },
+            } => ledger_cmd::prove(&db, seq).await,
             CliCommand::Ledger {
                 command: LedgerCommand::Show { db, incident, all },
             } => ledger_cmd::show(&db, incident.as_deref(), all).await,

@@ -25,6 +25,11 @@ pub async fn open_existing(db: &Path) -> anyhow::Result<Ledger> {
 pub async fn verify(db: &Path) -> anyhow::Result<ExitCode> {
     let ledger = open_existing(db).await?;
     let report = ledger.verify().await.context("reading the ledger")?;
+    let leaves = if report.first_problem.is_none() {
+        leaf_hashes(&ledger).await?
+    } else {
+        Vec::new()
+    };
     ledger.close().await;
     match report.first_problem {
         None => {
@@ -32,9 +37,10 @@ pub async fn verify(db: &Path) -> anyhow::Result<ExitCode> {
                 .head_chain_hash
                 .map_or_else(|| "(empty)".to_owned(), hex::encode);
             println!(
-                "ledger `{}`: {} entries, every hash link intact; head {head}",
+                "ledger `{}`: {} entries, every hash link intact; head {head}; RFC 6962 tree head {}",
                 db.display(),
-                report.n_entries
+                report.n_entries,
+                hex::encode(vigil_ledger::merkle::root(&leaves))
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -48,6 +54,58 @@ pub async fn verify(db: &Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Every entry's leaf hash, in order.
+async fn leaf_hashes(ledger: &Ledger) -> anyhow::Result<Vec<[u8; 32]>> {
+    let mut leaves = Vec::with_capacity(usize::try_from(ledger.len()).unwrap_or(0));
+    let mut from = 0;
+    loop {
+        let page = ledger.read(from, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        from = last.seq + 1;
+        leaves.extend(page.iter().map(|entry| entry.leaf_hash));
+    }
+    Ok(leaves)
+}
+
+/// `vigil ledger prove --db FILE SEQ`: the inclusion proof of entry `seq` in the current tree,
+/// checked before it is printed.
+pub async fn prove(db: &Path, seq: u64) -> anyhow::Result<ExitCode> {
+    let ledger = open_existing(db).await?;
+    let report = ledger.verify().await.context("reading the ledger")?;
+    if let Some(problem) = report.first_problem {
+        ledger.close().await;
+        println!(
+            "ledger `{}`: BROKEN at entry {}: {problem}; no proof",
+            db.display(),
+            problem.seq
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let leaves = leaf_hashes(&ledger).await?;
+    ledger.close().await;
+    let index = usize::try_from(seq).unwrap_or(usize::MAX);
+    let Some(proof) = vigil_ledger::merkle::inclusion_proof(&leaves, index) else {
+        anyhow::bail!(
+            "the ledger has {} entries; there is no entry {seq}",
+            leaves.len()
+        );
+    };
+    let root = vigil_ledger::merkle::root(&leaves);
+    let leaf = leaves.get(index).copied().unwrap_or_default();
+    let components: Vec<&[u8]> = proof.iter().map(<[u8; 32]>::as_slice).collect();
+    vigil_ledger::merkle::verify_inclusion(seq, leaves.len() as u64, &leaf, &components, &root)
+        .context("the proof this ledger produced does not verify")?;
+    let printed = serde_json::json!({
+        "seq": seq,
+        "tree_size": leaves.len(),
+        "tree_head": hex::encode(root),
+        "leaf_hash": hex::encode(leaf),
+        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+    });
+    println!("{}", serde_json::to_string_pretty(&printed)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints entries, one line each.
