@@ -230,6 +230,46 @@ fn demo_resolves_a_runaway_key_without_a_page() {
         )
         .unwrap();
     }
+    // Exported with proofs, the ledger verifies offline, with the same tree head; an edited,
+    // deleted or reordered line is found and named.
+    let exported = dir.join("ledger.export");
+    let exported_text = exported.to_str().unwrap();
+    vigil(
+        ["ledger", "export", "--db", db, "--out", exported_text],
+        dir.path(),
+    )
+    .assert_success("ledger export");
+    let offline = vigil(["ledger", "verify", "--export", exported_text], dir.path());
+    offline.assert_success("ledger verify --export");
+    assert!(offline.stdout.contains(&head), "{offline}");
+    let original = std::fs::read_to_string(&exported).unwrap();
+    let export_lines: Vec<&str> = original.lines().collect();
+    let edited = export_lines[3].replacen("\"at_ms\":", "\"at_ms\":1", 1);
+    let mut deleted = export_lines.clone();
+    deleted.remove(2);
+    let mut swapped = export_lines.clone();
+    swapped.swap(2, 3);
+    let mut changed = export_lines.clone();
+    changed[3] = &edited;
+    for (what, tampered, expected) in [
+        ("edited", changed, "line 4: entry 3 was modified"),
+        (
+            "deleted",
+            deleted,
+            "line 3: entry 3 where entry 2 should be",
+        ),
+        (
+            "swapped",
+            swapped,
+            "line 3: entry 3 where entry 2 should be",
+        ),
+    ] {
+        std::fs::write(&exported, tampered.join("\n")).unwrap();
+        let run = vigil(["ledger", "verify", "--export", exported_text], dir.path());
+        assert_eq!(run.code(), 1, "{what}: {run}");
+        assert!(run.stdout.contains(expected), "{what}: {run}");
+    }
+
     let missing = vigil(["ledger", "prove", "--db", db, "999999"], dir.path());
     assert_eq!(missing.code(), 1, "{missing}");
     assert!(

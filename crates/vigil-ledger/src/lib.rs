@@ -66,6 +66,7 @@ mod backend;
 mod canonical;
 mod entry;
 mod error;
+pub mod export;
 pub mod hash;
 mod ledger;
 mod location;

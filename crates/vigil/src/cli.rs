@@ -257,11 +257,25 @@ enum PolicyCommand {
 
 #[derive(Debug, Subcommand)]
 enum LedgerCommand {
-    /// Recompute every hash link; exit non-zero at the first bad entry.
+    /// Recompute every hash link; exit non-zero at the first bad entry. With `--export`,
+    /// check an exported file offline instead, with no database.
     Verify {
+        /// The SQLite ledger.
+        #[arg(long, required_unless_present = "export", conflicts_with = "export")]
+        db: Option<PathBuf>,
+        /// A file written by `vigil ledger export`.
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// Write the whole ledger as JSON lines with every entry's inclusion proof and the tree
+    /// head, for an auditor to check offline (`vigil ledger verify --export FILE`).
+    Export {
         /// The SQLite ledger.
         #[arg(long)]
         db: PathBuf,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Print the RFC 6962 inclusion proof of one entry against the ledger's current tree
     /// head, as JSON (hashes in hex), after checking it.
@@ -331,8 +345,15 @@ pub fn main() -> ExitCode {
                 command: PolicyCommand::Test { dir },
             } => Ok(policy_cmd::test(&dir)),
             CliCommand::Ledger {
-                command: LedgerCommand::Verify { db },
-            } => ledger_cmd::verify(&db).await,
+                command: LedgerCommand::Verify { db, export },
+            } => match (db, export) {
+                (_, Some(export)) => ledger_cmd::verify_export(&export),
+                (Some(db), None) => ledger_cmd::verify(&db).await,
+                (None, None) => Ok(ExitCode::from(2)),
+            },
+            CliCommand::Ledger {
+                command: LedgerCommand::Export { db, out },
+            } => ledger_cmd::export(&db, &out).await,
             CliCommand::Ledger {
                 command: LedgerCommand::Prove { db, seq },
             } => ledger_cmd::prove(&db, seq).await,

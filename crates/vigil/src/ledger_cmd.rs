@@ -56,6 +56,63 @@ pub async fn verify(db: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `vigil ledger export --db FILE --out FILE`: the ledger with proofs, for offline checks.
+pub async fn export(db: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+    let ledger = open_existing(db).await?;
+    let report = ledger.verify().await.context("reading the ledger")?;
+    if let Some(problem) = report.first_problem {
+        ledger.close().await;
+        println!(
+            "ledger `{}`: BROKEN at entry {}: {problem}; not exported",
+            db.display(),
+            problem.seq
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let mut entries = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = ledger.read(from, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        from = last.seq + 1;
+        entries.extend(page);
+    }
+    ledger.close().await;
+    let lines = vigil_ledger::export::export_lines(&entries);
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "exported {} entries of `{}` to `{}`; check it with `vigil ledger verify --export {}`",
+        entries.len(),
+        db.display(),
+        out.display(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vigil ledger verify --export FILE`: checks an export with no database.
+pub fn verify_export(file: &Path) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    match vigil_ledger::export::verify_export(&text) {
+        Ok(report) => {
+            println!(
+                "export `{}`: {} entries, every hash, link and inclusion proof intact; RFC 6962 tree head {}",
+                file.display(),
+                report.n_entries,
+                report.tree_head
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problem) => {
+            println!("export `{}`: BROKEN at {problem}", file.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// Every entry's leaf hash, in order.
 async fn leaf_hashes(ledger: &Ledger) -> anyhow::Result<Vec<[u8; 32]>> {
     let mut leaves = Vec::with_capacity(usize::try_from(ledger.len()).unwrap_or(0));
