@@ -135,3 +135,80 @@ async fn replay_catches_a_rewrite_that_recomputes_the_hash_chain() {
         "replay should show what the ledger has: {replay}"
     );
 }
+
+/// A truncated tail passes the hash chain (what is left still links), but not a signed
+/// checkpoint taken before; the checkpoint also refuses another signer when its key is pinned.
+#[tokio::test]
+async fn a_signed_checkpoint_catches_a_truncated_tail_that_the_chain_cannot() {
+    let run = runaway_demo();
+    run.finished.assert_success("vigil demo");
+    let dir = TempDir::new("tamper-truncate");
+    let db = run.restore_ledger(&dir, "demo.db");
+    let shown = db.to_str().expect("a UTF-8 path");
+    let key = dir.join("checkpoint.key");
+    let checkpoint = dir.join("checkpoint.json");
+    vigil(
+        [
+            "ledger",
+            "checkpoint",
+            "--db",
+            shown,
+            "--key",
+            key.to_str().unwrap(),
+            "--out",
+            checkpoint.to_str().unwrap(),
+        ],
+        dir.path(),
+    )
+    .assert_success("ledger checkpoint");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the signing key must be private");
+    }
+    let signed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
+    let public_key = signed["public_key"].as_str().unwrap().to_owned();
+    let with_checkpoint = |pinned: &str| {
+        vigil(
+            [
+                "ledger",
+                "verify",
+                "--db",
+                shown,
+                "--checkpoint",
+                checkpoint.to_str().unwrap(),
+                "--public-key",
+                pinned,
+            ],
+            dir.path(),
+        )
+    };
+    with_checkpoint(&public_key).assert_success("verify against the checkpoint");
+    let other = with_checkpoint(&"ab".repeat(32));
+    assert_eq!(other.code(), 1, "{other}");
+    assert!(other.stdout.contains("REFUSED: signed by key"), "{other}");
+
+    // Cut the last three entries: the chain still verifies, the checkpoint does not.
+    let rows = read_rows(&db).await;
+    let keep = rows.len() - 3;
+    let mut connection = crate::ledger::connect(&db).await;
+    sqlx::query("DELETE FROM ledger_entries WHERE seq >= ?")
+        .bind(keep as i64)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    drop(connection);
+    vigil(["ledger", "verify", "--db", shown], dir.path())
+        .assert_success("the chain alone cannot see a truncated tail");
+    let truncated = with_checkpoint(&public_key);
+    assert_eq!(truncated.code(), 1, "{truncated}");
+    assert!(
+        truncated.stdout.contains(&format!(
+            "TRUNCATED: the checkpoint vouches for {} entries, the ledger holds {keep}",
+            rows.len()
+        )),
+        "{truncated}"
+    );
+}

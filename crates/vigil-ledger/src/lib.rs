@@ -64,6 +64,7 @@
 
 mod backend;
 mod canonical;
+pub mod checkpoint;
 mod entry;
 mod error;
 pub mod export;

@@ -266,6 +266,26 @@ enum LedgerCommand {
         /// A file written by `vigil ledger export`.
         #[arg(long)]
         export: Option<PathBuf>,
+        /// A checkpoint written by `vigil ledger checkpoint`: the ledger must still hold its
+        /// entries unchanged (a truncation or a rewrite is caught) and be consistent with it.
+        #[arg(long, requires = "db")]
+        checkpoint: Option<PathBuf>,
+        /// The public key (hex) the checkpoint must be signed with.
+        #[arg(long, requires = "checkpoint")]
+        public_key: Option<String>,
+    },
+    /// Sign a checkpoint of the ledger's current tree head with an Ed25519 key (created, mode
+    /// 0600, when the file does not exist), and write it to `--out`.
+    Checkpoint {
+        /// The SQLite ledger.
+        #[arg(long)]
+        db: PathBuf,
+        /// The signing key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the checkpoint (JSON).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Write the whole ledger as JSON lines with every entry's inclusion proof and the tree
     /// head, for an auditor to check offline (`vigil ledger verify --export FILE`).
@@ -345,12 +365,24 @@ pub fn main() -> ExitCode {
                 command: PolicyCommand::Test { dir },
             } => Ok(policy_cmd::test(&dir)),
             CliCommand::Ledger {
-                command: LedgerCommand::Verify { db, export },
-            } => match (db, export) {
-                (_, Some(export)) => ledger_cmd::verify_export(&export),
-                (Some(db), None) => ledger_cmd::verify(&db).await,
-                (None, None) => Ok(ExitCode::from(2)),
+                command:
+                    LedgerCommand::Verify {
+                        db,
+                        export,
+                        checkpoint,
+                        public_key,
+                    },
+            } => match (db, export, checkpoint) {
+                (_, Some(export), _) => ledger_cmd::verify_export(&export),
+                (Some(db), None, Some(checkpoint)) => {
+                    ledger_cmd::verify_checkpoint(&db, &checkpoint, public_key.as_deref()).await
+                }
+                (Some(db), None, None) => ledger_cmd::verify(&db).await,
+                (None, None, _) => Ok(ExitCode::from(2)),
             },
+            CliCommand::Ledger {
+                command: LedgerCommand::Checkpoint { db, key, out },
+            } => ledger_cmd::checkpoint(&db, &key, &out).await,
             CliCommand::Ledger {
                 command: LedgerCommand::Export { db, out },
             } => ledger_cmd::export(&db, &out).await,

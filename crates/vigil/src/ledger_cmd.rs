@@ -113,6 +113,148 @@ pub fn verify_export(file: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Reads the signing key, or creates it (32 random bytes, hex, mode 0600) when absent.
+fn signing_key(path: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
+    if path.exists() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the key {}", path.display()))?;
+        let seed: [u8; 32] = hex::decode(text.trim())
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .with_context(|| format!("{} does not hold a 32-byte key in hex", path.display()))?;
+        return Ok(ed25519_dalek::SigningKey::from_bytes(&seed));
+    }
+    let mut seed = [0_u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating the key {}", path.display()))?;
+    writeln!(file, "{}", hex::encode(seed)).context("writing the key")?;
+    eprintln!("created the signing key {} (mode 0600)", path.display());
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
+/// `vigil ledger checkpoint --db FILE --key FILE --out FILE`.
+pub async fn checkpoint(db: &Path, key: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+    let ledger = open_existing(db).await?;
+    let report = ledger.verify().await.context("reading the ledger")?;
+    if let Some(problem) = report.first_problem {
+        ledger.close().await;
+        println!(
+            "ledger `{}`: BROKEN at entry {}: {problem}; no checkpoint",
+            db.display(),
+            problem.seq
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let leaves = leaf_hashes(&ledger).await?;
+    ledger.close().await;
+    let key = signing_key(key)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        });
+    let signed = vigil_ledger::checkpoint::Checkpoint::sign(
+        &key,
+        leaves.len() as u64,
+        vigil_ledger::merkle::root(&leaves),
+        now_ms,
+    );
+    std::fs::write(out, serde_json::to_string_pretty(&signed)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "checkpoint of {} entries (tree head {}) signed by {} written to {}",
+        signed.tree_size,
+        signed.tree_head,
+        signed.public_key,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vigil ledger verify --db FILE --checkpoint FILE [--public-key HEX]`.
+pub async fn verify_checkpoint(
+    db: &Path,
+    checkpoint: &Path,
+    public_key: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(checkpoint)
+        .with_context(|| format!("reading {}", checkpoint.display()))?;
+    let signed: vigil_ledger::checkpoint::Checkpoint = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a checkpoint", checkpoint.display()))?;
+    if let Err(error) = signed.verify_signature(public_key) {
+        println!("checkpoint `{}`: REFUSED: {error}", checkpoint.display());
+        return Ok(ExitCode::FAILURE);
+    }
+    let head = signed.head_bytes()?;
+    let ledger = open_existing(db).await?;
+    let report = ledger.verify().await.context("reading the ledger")?;
+    let leaves = leaf_hashes(&ledger).await?;
+    ledger.close().await;
+    if let Some(problem) = report.first_problem {
+        println!(
+            "ledger `{}`: BROKEN at entry {}: {problem}",
+            db.display(),
+            problem.seq
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let size = usize::try_from(signed.tree_size).unwrap_or(usize::MAX);
+    let Some(vouched) = leaves.get(..size) else {
+        println!(
+            "ledger `{}`: TRUNCATED: the checkpoint vouches for {} entries, the ledger holds {}",
+            db.display(),
+            signed.tree_size,
+            leaves.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    };
+    if vigil_ledger::merkle::root(vouched) != head {
+        println!(
+            "ledger `{}`: REWRITTEN: its first {} entries no longer form the checkpoint's tree head {}",
+            db.display(),
+            signed.tree_size,
+            signed.tree_head
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let current = vigil_ledger::merkle::root(&leaves);
+    if size > 0 && size < leaves.len() {
+        let proof = vigil_ledger::merkle::consistency_proof(&leaves, size).unwrap_or_default();
+        let components: Vec<&[u8]> = proof.iter().map(<[u8; 32]>::as_slice).collect();
+        vigil_ledger::merkle::verify_consistency(
+            signed.tree_size,
+            leaves.len() as u64,
+            &head,
+            &current,
+            &components,
+        )
+        .context("the consistency proof from the checkpoint does not verify")?;
+    }
+    println!(
+        "ledger `{}`: {} entries, consistent with the checkpoint of {} entries signed by {}{}; tree head {}",
+        db.display(),
+        leaves.len(),
+        signed.tree_size,
+        signed.public_key,
+        if public_key.is_some() {
+            " (the pinned key)"
+        } else {
+            " (key not pinned: pass --public-key)"
+        },
+        hex::encode(current)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Every entry's leaf hash, in order.
 async fn leaf_hashes(ledger: &Ledger) -> anyhow::Result<Vec<[u8; 32]>> {
     let mut leaves = Vec::with_capacity(usize::try_from(ledger.len()).unwrap_or(0));
