@@ -5,6 +5,7 @@
 
 mod authz;
 mod detectors;
+mod ledger;
 mod parse;
 mod store;
 
@@ -38,6 +39,11 @@ const BENCHMARKS: &[Benchmark] = &[
         name: "authz",
         about: authz::ABOUT,
         run: authz::run,
+    },
+    Benchmark {
+        name: "ledger",
+        about: ledger::ABOUT,
+        run: ledger::run,
     },
 ];
 
