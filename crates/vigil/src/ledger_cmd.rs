@@ -1,4 +1,4 @@
-//! `vigil ledger verify` and `vigil ledger show`.
+//! `vigil ledger verify`, `show`, `prove`, `export` and `checkpoint`: the ledger for auditors.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -26,7 +26,7 @@ pub async fn verify(db: &Path) -> anyhow::Result<ExitCode> {
     let ledger = open_existing(db).await?;
     let report = ledger.verify().await.context("reading the ledger")?;
     let leaves = if report.first_problem.is_none() {
-        leaf_hashes(&ledger).await?
+        leaf_hashes(&read_all(&ledger).await?)
     } else {
         Vec::new()
     };
@@ -58,26 +58,9 @@ pub async fn verify(db: &Path) -> anyhow::Result<ExitCode> {
 
 /// `vigil ledger export --db FILE --out FILE`: the ledger with proofs, for offline checks.
 pub async fn export(db: &Path, out: &Path) -> anyhow::Result<ExitCode> {
-    let ledger = open_existing(db).await?;
-    let report = ledger.verify().await.context("reading the ledger")?;
-    if let Some(problem) = report.first_problem {
-        ledger.close().await;
-        println!(
-            "ledger `{}`: BROKEN at entry {}: {problem}; not exported",
-            db.display(),
-            problem.seq
-        );
+    let Some(entries) = intact_entries(db, "not exported").await? else {
         return Ok(ExitCode::FAILURE);
-    }
-    let mut entries = Vec::new();
-    let mut from = 0;
-    loop {
-        let page = ledger.read(from, 10_000).await?;
-        let Some(last) = page.last() else { break };
-        from = last.seq + 1;
-        entries.extend(page);
-    }
-    ledger.close().await;
+    };
     let lines = vigil_ledger::export::export_lines(&entries);
     let mut text = lines.join("\n");
     text.push('\n');
@@ -143,19 +126,10 @@ fn signing_key(path: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
 
 /// `vigil ledger checkpoint --db FILE --key FILE --out FILE`.
 pub async fn checkpoint(db: &Path, key: &Path, out: &Path) -> anyhow::Result<ExitCode> {
-    let ledger = open_existing(db).await?;
-    let report = ledger.verify().await.context("reading the ledger")?;
-    if let Some(problem) = report.first_problem {
-        ledger.close().await;
-        println!(
-            "ledger `{}`: BROKEN at entry {}: {problem}; no checkpoint",
-            db.display(),
-            problem.seq
-        );
+    let Some(entries) = intact_entries(db, "no checkpoint").await? else {
         return Ok(ExitCode::FAILURE);
-    }
-    let leaves = leaf_hashes(&ledger).await?;
-    ledger.close().await;
+    };
+    let leaves = leaf_hashes(&entries);
     let key = signing_key(key)?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -195,18 +169,10 @@ pub async fn verify_checkpoint(
         return Ok(ExitCode::FAILURE);
     }
     let head = signed.head_bytes()?;
-    let ledger = open_existing(db).await?;
-    let report = ledger.verify().await.context("reading the ledger")?;
-    let leaves = leaf_hashes(&ledger).await?;
-    ledger.close().await;
-    if let Some(problem) = report.first_problem {
-        println!(
-            "ledger `{}`: BROKEN at entry {}: {problem}",
-            db.display(),
-            problem.seq
-        );
+    let Some(entries) = intact_entries(db, "not checked against the checkpoint").await? else {
         return Ok(ExitCode::FAILURE);
-    }
+    };
+    let leaves = leaf_hashes(&entries);
     let size = usize::try_from(signed.tree_size).unwrap_or(usize::MAX);
     let Some(vouched) = leaves.get(..size) else {
         println!(
@@ -255,35 +221,53 @@ pub async fn verify_checkpoint(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every entry's leaf hash, in order.
-async fn leaf_hashes(ledger: &Ledger) -> anyhow::Result<Vec<[u8; 32]>> {
-    let mut leaves = Vec::with_capacity(usize::try_from(ledger.len()).unwrap_or(0));
+/// Every entry, in order.
+async fn read_all(ledger: &Ledger) -> anyhow::Result<Vec<vigil_ledger::Entry>> {
+    let mut entries = Vec::with_capacity(usize::try_from(ledger.len()).unwrap_or(0));
     let mut from = 0;
     loop {
         let page = ledger.read(from, 10_000).await?;
         let Some(last) = page.last() else { break };
         from = last.seq + 1;
-        leaves.extend(page.iter().map(|entry| entry.leaf_hash));
+        entries.extend(page);
     }
-    Ok(leaves)
+    Ok(entries)
 }
 
-/// `vigil ledger prove --db FILE SEQ`: the inclusion proof of entry `seq` in the current tree,
-/// checked before it is printed.
-pub async fn prove(db: &Path, seq: u64) -> anyhow::Result<ExitCode> {
+/// The entries of a ledger that verifies, or `None` after saying where it is broken and that
+/// the command (`refusal`) was not carried out.
+async fn intact_entries(
+    db: &Path,
+    refusal: &str,
+) -> anyhow::Result<Option<Vec<vigil_ledger::Entry>>> {
     let ledger = open_existing(db).await?;
     let report = ledger.verify().await.context("reading the ledger")?;
     if let Some(problem) = report.first_problem {
         ledger.close().await;
         println!(
-            "ledger `{}`: BROKEN at entry {}: {problem}; no proof",
+            "ledger `{}`: BROKEN at entry {}: {problem}; {refusal}",
             db.display(),
             problem.seq
         );
-        return Ok(ExitCode::FAILURE);
+        return Ok(None);
     }
-    let leaves = leaf_hashes(&ledger).await?;
+    let entries = read_all(&ledger).await?;
     ledger.close().await;
+    Ok(Some(entries))
+}
+
+/// Every entry's leaf hash, in order.
+fn leaf_hashes(entries: &[vigil_ledger::Entry]) -> Vec<[u8; 32]> {
+    entries.iter().map(|entry| entry.leaf_hash).collect()
+}
+
+/// `vigil ledger prove --db FILE SEQ`: the inclusion proof of entry `seq` in the current tree,
+/// checked before it is printed.
+pub async fn prove(db: &Path, seq: u64) -> anyhow::Result<ExitCode> {
+    let Some(entries) = intact_entries(db, "no proof").await? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let leaves = leaf_hashes(&entries);
     let index = usize::try_from(seq).unwrap_or(usize::MAX);
     let Some(proof) = vigil_ledger::merkle::inclusion_proof(&leaves, index) else {
         anyhow::bail!(

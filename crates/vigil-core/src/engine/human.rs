@@ -152,7 +152,7 @@ impl Engine {
                 HumanCommand::Approve {
                     proposal_id,
                     action_hash,
-                } => self.approve(by, proposal_id, action_hash, now, &mut follow),
+                } => self.approve(by, proposal_id, action_hash, &mut follow),
                 HumanCommand::Reject { proposal_id } => {
                     self.reject(by, reason, proposal_id, now, &mut follow)
                 }
@@ -216,7 +216,6 @@ impl Engine {
         by: &str,
         proposal_id: &str,
         hash: &str,
-        now: Timestamp,
         out: &mut Vec<Command>,
     ) -> Result<String, String> {
         let incident_id = self.proposal_incident(proposal_id)?;
@@ -253,7 +252,7 @@ impl Engine {
                 incident
                     .history
                     .push(format!("{by} approved: {}", action.describe()));
-                self.act(&mut incident, step_idx, Phase::Forward, action, now, out);
+                self.act(&mut incident, step_idx, Phase::Forward, action, out);
                 Ok("approved; the step runs now".to_owned())
             }
             Err(refusal) => Err(refusal),

@@ -451,7 +451,7 @@ impl Engine {
                 Ok(action) if phase == Phase::Forward && incident.mode == Mode::Advisory => {
                     self.propose(&mut incident, step_idx, &step_id, action, out);
                 }
-                Ok(action) => self.act(&mut incident, step_idx, phase, action, now, out),
+                Ok(action) => self.act(&mut incident, step_idx, phase, action, out),
             },
             Effect::Deny => {
                 let policies = if decision.determining_policies.is_empty() {
@@ -558,7 +558,6 @@ impl Engine {
         step_idx: usize,
         phase: Phase,
         action: Action,
-        now: Timestamp,
         out: &mut Vec<Command>,
     ) {
         let step_id = self.step_id(incident, step_idx);
@@ -589,7 +588,6 @@ impl Engine {
             );
             return;
         }
-        let _ = now;
         let action_id = incident.next_id("act");
         let idempotency_key = idempotency_key(&incident.id, &step_id, phase, incident.attempt);
         incident.stage = Stage::Acting {
