@@ -24,6 +24,8 @@ mod check;
 mod crash;
 #[path = "cli/demo.rs"]
 mod demo;
+#[path = "cli/golden.rs"]
+mod golden;
 #[path = "cli/ledger.rs"]
 mod ledger;
 #[path = "cli/metrics.rs"]

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::support::{TempDir, repo_root, vigil};
+use crate::support::{TempDir, incident_ids, repo_root, vigil};
 
 const KINDS: [&str; 10] = [
     "finding",
@@ -29,19 +29,148 @@ fn scenarios() -> Vec<PathBuf> {
     found
 }
 
+/// Each scenario meets its `expect`, and the ledger it writes verifies and replays: every
+/// incident, alone and with the whole ledger, with every command matching.
 #[test]
-fn every_shipped_scenario_meets_its_expected_outcome() {
+fn every_shipped_scenario_meets_its_expected_outcome_and_every_incident_replays() {
     let scenarios = scenarios();
     assert!(scenarios.len() >= 10, "{scenarios:?}");
+    let dir = TempDir::new("simulate-ledgers");
     let mut failures = Vec::new();
+    let mut n_incidents = 0;
     for scenario in &scenarios {
         let shown = scenario.to_str().expect("a UTF-8 path");
-        let run = vigil(["simulate", shown, "--check"], &repo_root());
+        let name = scenario.file_stem().expect("a name").to_string_lossy();
+        let db = dir.join(&format!("{name}.db"));
+        let db = db.to_str().expect("a UTF-8 path");
+        let run = vigil(["simulate", shown, "--check", "--ledger", db], &repo_root());
         if run.code() != 0 {
             failures.push(format!("{shown}:\n{run}"));
+            continue;
+        }
+        let verify = vigil(["ledger", "verify", "--db", db], &repo_root());
+        if verify.code() != 0 {
+            failures.push(format!("{shown}: the ledger does not verify:\n{verify}"));
+        }
+        let all = vigil(["replay", "--db", db, "--all"], &repo_root());
+        if all.code() != 0 || !all.stdout.contains("result: every command matches") {
+            failures.push(format!("{shown}: replay --all:\n{all}"));
+        }
+        let incidents = incident_ids(&run.stdout);
+        if incidents.is_empty() {
+            failures.push(format!("{shown}: no incident in the timeline:\n{run}"));
+        }
+        for incident in incidents {
+            n_incidents += 1;
+            if !all.stdout.contains(&format!("incident {incident}: ")) {
+                failures.push(format!("{shown}: replay --all does not list {incident}"));
+            }
+            let one = vigil(
+                ["replay", "--db", db, "--incident", &incident],
+                &repo_root(),
+            );
+            if one.code() != 0 || !one.stdout.contains("result: every command matches") {
+                failures.push(format!("{shown}: replay --incident {incident}:\n{one}"));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(n_incidents >= scenarios.len(), "{n_incidents} incidents");
+}
+
+/// Another policy set's decisions are shown as a diff against the recorded ones; the replay
+/// itself still matches, so the exit code is 0.
+#[test]
+fn replay_with_other_policies_shows_each_decision_that_would_differ() {
+    let dir = TempDir::new("simulate-policy-diff");
+    let db = dir.join("runaway.db");
+    let db = db.to_str().expect("UTF-8");
+    let scenario = repo_root().join("tests/scenarios/runaway-key.yaml");
+    vigil(
+        [
+            "simulate",
+            scenario.to_str().expect("UTF-8"),
+            "--ledger",
+            db,
+        ],
+        &repo_root(),
+    )
+    .assert_success("simulate --ledger");
+    // The shipped policies without the file that permits blocking a runaway key.
+    let policies = dir.join("policies");
+    std::fs::create_dir(&policies).expect("a policies folder");
+    for file in [
+        "vigil.cedarschema",
+        "guardrails.cedar",
+        "ai-incidents.cedar",
+    ] {
+        std::fs::copy(repo_root().join("policies").join(file), policies.join(file))
+            .expect("copying a policy file");
+    }
+    let diff = vigil(
+        [
+            "replay",
+            "--db",
+            db,
+            "--all",
+            "--policies",
+            policies.to_str().expect("UTF-8"),
+        ],
+        &repo_root(),
+    );
+    diff.assert_success("replay --policies");
+    assert!(
+        diff.stdout.contains("result: every command matches"),
+        "{diff}"
+    );
+    assert!(
+        diff.stdout
+            .contains("authorize block-runaway-key block on ApiKey"),
+        "{diff}"
+    );
+    assert!(
+        diff.stdout
+            .contains("    - allow by block-single-runaway-key"),
+        "{diff}"
+    );
+    assert!(diff.stdout.contains("    + deny by no policy"), "{diff}");
+    assert!(
+        diff.stdout.contains("1 of 1 decisions would differ"),
+        "{diff}"
+    );
+
+    let config = repo_root().join("tests/scenarios/config/vigil.yaml");
+    let same = vigil(
+        [
+            "replay",
+            "--db",
+            db,
+            "--all",
+            "--with-current-policies",
+            "--config",
+            config.to_str().expect("UTF-8"),
+        ],
+        &repo_root(),
+    );
+    same.assert_success("replay --with-current-policies");
+    assert!(
+        same.stdout.contains("0 of 1 decisions would differ"),
+        "{same}"
+    );
+
+    let broken = vigil(
+        [
+            "replay",
+            "--db",
+            db,
+            "--all",
+            "--policies",
+            dir.path().to_str().expect("UTF-8"),
+        ],
+        &repo_root(),
+    );
+    assert_ne!(broken.code(), 0, "{broken}");
+    assert!(broken.stderr.contains("vigil.cedarschema"), "{broken}");
 }
 
 #[test]

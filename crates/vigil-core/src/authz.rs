@@ -182,9 +182,15 @@ pub struct AuthzContext {
     /// Whether this step undoes an earlier step that did not work.
     pub is_compensation: bool,
     /// How often this runbook's action was verified to work, in percent: `(verified + 1) /
-    /// (runs + 2)`, so 50 with no history (see `TrustTally::score_pct`).
-    #[serde(default)]
+    /// (runs + 2)`, so 50 with no history (see `TrustTally::score_pct`). A request recorded
+    /// before the field existed reads as 50: no verified outcome is known for it.
+    #[serde(default = "no_trust_history")]
     pub trust_pct: i64,
+}
+
+/// The trust score of a runbook action with no history.
+fn no_trust_history() -> i64 {
+    crate::engine::TrustTally::score_pct(0, 0)
 }
 
 /// One question for the policy engine: may `principal` do `action` to `resource` now?

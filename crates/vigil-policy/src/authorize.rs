@@ -10,7 +10,7 @@ use vigil_core::authz::{
     AttrValue, AuthzContext, AuthzDecision, AuthzRequest, Effect, Entity, EntityRef,
 };
 
-use crate::load::{Authorizer, CedarNames};
+use crate::load::{Authorizer, CedarNames, ContextVersion};
 use crate::report::error_chain;
 
 impl Authorizer {
@@ -94,7 +94,7 @@ impl Authorizer {
             .map_err(|error| errors.push(error))
             .ok();
 
-        let cedar_request = cedar_context(&request.context)
+        let cedar_request = cedar_context(&request.context, self.context_version)
             .and_then(|context| {
                 Request::new(
                     uid(names, &request.principal.uid)?,
@@ -117,8 +117,12 @@ impl Authorizer {
     }
 }
 
-/// The Cedar context record for vigil's context; every field of [`AuthzContext`] is sent.
-pub(crate) fn cedar_context(context: &AuthzContext) -> Result<Context, String> {
+/// The Cedar context record for vigil's context: every field of [`AuthzContext`] that the
+/// policy set's [`ContextVersion`] has (all of them for the current version).
+pub(crate) fn cedar_context(
+    context: &AuthzContext,
+    version: ContextVersion,
+) -> Result<Context, String> {
     // Destructured in full so that a field added to `AuthzContext` fails to compile here
     // until it is sent to Cedar (and declared in the schema).
     let AuthzContext {
@@ -166,8 +170,11 @@ pub(crate) fn cedar_context(context: &AuthzContext) -> Result<Context, String> {
         ),
         ("trust_pct", RestrictedExpression::new_long(*trust_pct)),
     ];
-    Context::from_pairs(pairs.map(|(key, value)| (key.to_owned(), value)))
-        .map_err(|error| format!("invalid context: {}", error_chain(&error)))
+    let pairs = pairs
+        .into_iter()
+        .filter(|(key, _)| version.has_attribute(key))
+        .map(|(key, value)| (key.to_owned(), value));
+    Context::from_pairs(pairs).map_err(|error| format!("invalid context: {}", error_chain(&error)))
 }
 
 /// The principal and resource with their attributes, and each of their parents (that is not

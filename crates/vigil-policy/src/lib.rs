@@ -19,7 +19,7 @@ mod report;
 
 pub use corpus::{Expectation, TestCaseResult, run_policy_tests};
 pub use error::{PolicyError, Problem, SourceLocation};
-pub use load::{Authorizer, PolicyFile};
+pub use load::{Authorizer, ContextVersion, PolicyFile};
 
 /// The Cedar namespace that holds vigil's entity types and actions.
 pub(crate) const NAMESPACE: &str = "Vigil";

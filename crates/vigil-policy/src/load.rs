@@ -27,6 +27,37 @@ pub struct PolicyFile {
     pub text: String,
 }
 
+/// The vocabulary of the request context a schema declares. The context grew over time; a
+/// policy set recorded in a ledger by an older build declares an older vocabulary, and
+/// replaying its decisions months later must send it the context it was written for.
+///
+/// Closed: a context attribute added to [`AuthzContext`] adds a version here (newest last),
+/// and [`Authorizer::load`] accepts only the newest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ContextVersion {
+    /// The first vocabulary: everything but `trust_pct`.
+    V1,
+    /// Adds `trust_pct`, the runbook action's verified-success score (the current version).
+    V2,
+}
+
+impl ContextVersion {
+    /// Every version, oldest first.
+    pub const ALL: [ContextVersion; 2] = [ContextVersion::V1, ContextVersion::V2];
+
+    /// The version this build sends.
+    pub const CURRENT: ContextVersion = ContextVersion::V2;
+
+    /// Whether a context of this version has the attribute `name`.
+    #[must_use]
+    pub fn has_attribute(self, name: &str) -> bool {
+        match name {
+            "trust_pct" => self >= ContextVersion::V2,
+            _ => true,
+        }
+    }
+}
+
 /// A validated Cedar policy set with its schema, ready to decide requests.
 ///
 /// Built only by [`Authorizer::load`], so every `Authorizer` holds a policy set that parsed,
@@ -40,6 +71,8 @@ pub struct Authorizer {
     pub(crate) names: CedarNames,
     policy_set_hash: String,
     policy_ids: Vec<String>,
+    /// The context vocabulary the schema declares; requests send only its attributes.
+    pub(crate) context_version: ContextVersion,
 }
 
 impl fmt::Debug for Authorizer {
@@ -68,6 +101,59 @@ impl Authorizer {
     /// where Cedar gives one, line and column. Nothing is loaded: keep the previous
     /// `Authorizer` in force.
     pub fn load(schema: &PolicyFile, policies: &[PolicyFile]) -> Result<Authorizer, PolicyError> {
+        Authorizer::load_with(schema, policies, &[ContextVersion::CURRENT])
+    }
+
+    /// Loads a policy set recorded in a ledger, which may have been written for an older
+    /// [`ContextVersion`] (its schema lacks an attribute added since): the newest version the
+    /// schema accepts is used, and its requests carry only that version's attributes. Every
+    /// other check of [`load`](Authorizer::load) applies.
+    ///
+    /// # Errors
+    ///
+    /// As for [`load`](Authorizer::load), with the problems of the current version when no
+    /// version fits.
+    pub fn load_recorded(
+        schema: &PolicyFile,
+        policies: &[PolicyFile],
+    ) -> Result<Authorizer, PolicyError> {
+        let mut newest_first = ContextVersion::ALL;
+        newest_first.reverse();
+        Authorizer::load_with(schema, policies, &newest_first)
+    }
+
+    /// The context version the schema declares.
+    #[must_use]
+    pub fn context_version(&self) -> ContextVersion {
+        self.context_version
+    }
+
+    /// Loads with the first of `versions` the schema accepts; the errors are those of the first.
+    fn load_with(
+        schema: &PolicyFile,
+        policies: &[PolicyFile],
+        versions: &[ContextVersion],
+    ) -> Result<Authorizer, PolicyError> {
+        let mut first_error = None;
+        for version in versions {
+            match Authorizer::load_version(schema, policies, *version) {
+                Ok(authorizer) => return Ok(authorizer),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        Err(first_error.unwrap_or(PolicyError::InvalidPolicySet {
+            problems: Vec::new(),
+        }))
+    }
+
+    /// Loads for one context version.
+    fn load_version(
+        schema: &PolicyFile,
+        policies: &[PolicyFile],
+        context_version: ContextVersion,
+    ) -> Result<Authorizer, PolicyError> {
         let mut problems = Vec::new();
         let names = CedarNames::new(schema, &mut problems);
         let cedar_schema = parse_schema(schema, &mut problems);
@@ -91,7 +177,13 @@ impl Authorizer {
         if let Some(cedar_schema) = &cedar_schema {
             validate_policies(cedar_schema, &policy_set, &origins, &mut problems);
             if let Some(names) = &names {
-                check_schema_fits_requests(schema, cedar_schema, names, &mut problems);
+                check_schema_fits_requests(
+                    schema,
+                    cedar_schema,
+                    names,
+                    context_version,
+                    &mut problems,
+                );
             }
         }
 
@@ -116,6 +208,7 @@ impl Authorizer {
                     names,
                     policy_set_hash: policy_set_hash(&schema.text, &files),
                     policy_ids: origins.into_keys().collect(),
+                    context_version,
                 })
             }
             _ => {
@@ -353,6 +446,7 @@ fn check_schema_fits_requests(
     schema_file: &PolicyFile,
     schema: &Schema,
     names: &CedarNames,
+    context_version: ContextVersion,
     problems: &mut Vec<Problem>,
 ) {
     for entity_type in EntityType::ALL {
@@ -387,7 +481,7 @@ fn check_schema_fits_requests(
                 Ok((runbook, resource, action_uid))
             })
             .and_then(|(runbook, resource, action_uid)| {
-                let context = cedar_context(&sample_context)?;
+                let context = cedar_context(&sample_context, context_version)?;
                 Request::new(
                     EntityUid::from_type_name_and_id(runbook.clone(), EntityId::new("sample")),
                     action_uid.clone(),

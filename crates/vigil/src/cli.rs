@@ -5,7 +5,7 @@ use crate::{
     simulate, trust_cmd,
 };
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -85,8 +85,21 @@ enum CliCommand {
         #[arg(long)]
         db: PathBuf,
         /// The incident, e.g. `inc-3f2a9c0d11b4`.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        incident: Option<String>,
+        /// Every session of the ledger, to its end, with every incident in it.
         #[arg(long)]
-        incident: String,
+        all: bool,
+        /// Also decide every recorded authorization request with the policies of this folder
+        /// (`vigil.cedarschema` and `*.cedar`) and show each decision that would differ.
+        #[arg(long, conflicts_with = "with_current_policies")]
+        policies: Option<PathBuf>,
+        /// As `--policies`, with the policies the config file `--config` names.
+        #[arg(long, requires = "config")]
+        with_current_policies: bool,
+        /// The config file whose policies `--with-current-policies` uses.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// List the proposals waiting for a person (advisory mode, or held by a guardrail).
     Proposals {
@@ -172,6 +185,10 @@ enum CliCommand {
         /// Exit 1 when the outcome differs from the scenario's `expect`.
         #[arg(long)]
         check: bool,
+        /// Write the run's ledger to this SQLite file (replaced if it exists), for `vigil
+        /// replay` and `vigil ledger`.
+        #[arg(long)]
+        ledger: Option<PathBuf>,
     },
 }
 
@@ -329,6 +346,26 @@ pub enum Scenario {
     FailedFix,
 }
 
+/// The policies of a folder, for `vigil replay --policies DIR`.
+fn replay_cmd_policies(dir: &Path) -> anyhow::Result<replay::Alternative> {
+    let (_, authorizer) = crate::bundle::reload_policies(dir)
+        .map_err(|problems| anyhow::anyhow!("the policies of {}:\n{problems}", dir.display()))?;
+    Ok(replay::Alternative {
+        label: format!("the policies in {}", dir.display()),
+        authorizer,
+    })
+}
+
+/// The policies a config names, for `vigil replay --with-current-policies --config FILE`.
+fn replay_cmd_config(config: &Path) -> anyhow::Result<replay::Alternative> {
+    let bundle = crate::bundle::load(config)
+        .map_err(|problems| anyhow::anyhow!("the config {}:\n{problems}", config.display()))?;
+    Ok(replay::Alternative {
+        label: format!("the current policies of {}", config.display()),
+        authorizer: bundle.authorizer,
+    })
+}
+
 /// Parses the arguments and runs the command; the process exits with the returned code.
 #[must_use]
 pub fn main() -> ExitCode {
@@ -392,7 +429,22 @@ pub fn main() -> ExitCode {
             CliCommand::Ledger {
                 command: LedgerCommand::Show { db, incident, all },
             } => ledger_cmd::show(&db, incident.as_deref(), all).await,
-            CliCommand::Replay { db, incident } => replay::run(&db, &incident).await,
+            CliCommand::Replay {
+                db,
+                incident,
+                all: _,
+                policies,
+                with_current_policies,
+                config,
+            } => {
+                let scope = incident.map_or(replay::Scope::All, replay::Scope::Incident);
+                let alternative = match (policies, config.filter(|_| with_current_policies)) {
+                    (Some(dir), _) => Some(replay_cmd_policies(&dir)?),
+                    (None, Some(config)) => Some(replay_cmd_config(&config)?),
+                    (None, None) => None,
+                };
+                replay::run(&db, &scope, alternative.as_ref()).await
+            }
             CliCommand::Proposals { admin } => human_cmd::list(&admin.args()).await,
             CliCommand::Approve { id, admin } => human_cmd::approve(&admin.args(), &id).await,
             CliCommand::Reject { id, admin } => human_cmd::reject(&admin.args(), &id).await,
@@ -428,11 +480,16 @@ pub fn main() -> ExitCode {
                 scenario,
                 json,
                 check,
-            } => simulate::run(&simulate::SimulateArgs {
-                scenario,
-                json,
-                check,
-            }),
+                ledger,
+            } => {
+                simulate::run(&simulate::SimulateArgs {
+                    scenario,
+                    json,
+                    check,
+                    ledger,
+                })
+                .await
+            }
             CliCommand::Backtest {
                 detector,
                 csv,

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use vigil_core::engine::{Command, EngineConfig, Event};
-use vigil_ledger::{Entry, EntryKind, Ledger, LedgerError};
+use vigil_ledger::{Entry, EntryKind, Ledger, LedgerError, NewEntry};
 use vigil_policy::{Authorizer, PolicyFile};
 
 use crate::bundle::{Bundle, TextFile};
@@ -76,6 +76,62 @@ struct StoredFile {
 struct StoredPolicies {
     schema: StoredFile,
     policies: Vec<StoredFile>,
+}
+
+/// The ledger entry of an event handed to the engine at `at_ms`.
+///
+/// # Errors
+///
+/// When the event cannot be encoded as JSON (a non-finite number in a sample).
+pub fn event_entry(event: &Event, at_ms: i64) -> Result<NewEntry, serde_json::Error> {
+    Ok(NewEntry {
+        at_ms,
+        kind: EntryKind::Event,
+        incident_id: event.incident_id().map(str::to_owned),
+        payload: serde_json::to_value(EventRecord {
+            event: event.clone(),
+        })?,
+    })
+}
+
+/// The ledger entries of the commands that handling the event at seq `caused_by` issued.
+///
+/// # Errors
+///
+/// When a command cannot be encoded as JSON.
+pub fn command_entries(
+    commands: &[Command],
+    caused_by: u64,
+    at_ms: i64,
+) -> Result<Vec<NewEntry>, serde_json::Error> {
+    commands
+        .iter()
+        .map(|command| {
+            Ok(NewEntry {
+                at_ms,
+                kind: EntryKind::Command,
+                incident_id: command.incident_id().map(str::to_owned),
+                payload: serde_json::to_value(CommandRecord {
+                    caused_by,
+                    command: command.clone(),
+                })?,
+            })
+        })
+        .collect()
+}
+
+/// The ledger entry of a session record.
+///
+/// # Errors
+///
+/// When the record cannot be encoded as JSON.
+pub fn session_entry(record: &SessionRecord, at_ms: i64) -> Result<NewEntry, serde_json::Error> {
+    Ok(NewEntry {
+        at_ms,
+        kind: EntryKind::Session,
+        incident_id: None,
+        payload: serde_json::to_value(record)?,
+    })
 }
 
 /// Stores a policy set's texts as a blob (the same encoding as a session's policies).
@@ -168,7 +224,7 @@ pub async fn recorded_authorizer(
             text: file.text,
         })
         .collect();
-    Ok(Authorizer::load(&schema, &policies)?)
+    Ok(Authorizer::load_recorded(&schema, &policies)?)
 }
 
 /// Decodes a session entry.

@@ -1,9 +1,10 @@
 //! Loading: every problem reported at once with its place, ids from `@id`, and the hash.
 
 use expect_test::{Expect, expect};
-use vigil_policy::{Authorizer, PolicyFile, Problem, SourceLocation};
+use vigil_core::authz::Effect;
+use vigil_policy::{Authorizer, ContextVersion, PolicyError, PolicyFile, Problem, SourceLocation};
 
-use crate::{file, load_problems, runaway_key_request, schema};
+use crate::{SCHEMA_TEXT, file, load_problems, runaway_key_request, schema};
 
 /// A policy that validates against the shipped schema.
 const BLOCK_ALL: &str = r#"@id("block-anything")
@@ -238,4 +239,42 @@ fn a_location_counts_characters_not_bytes() {
         SourceLocation::of_offset(text, text.len()),
         SourceLocation { line: 2, column: 9 }
     );
+}
+
+/// The shipped schema as an older build wrote it: without `trust_pct` in the context.
+fn schema_before_trust_scores() -> PolicyFile {
+    let text = SCHEMA_TEXT.replace("        trust_pct: Long,\n", "");
+    assert_ne!(text, SCHEMA_TEXT, "the shipped schema declares trust_pct");
+    file("policies/vigil.cedarschema", &text)
+}
+
+#[test]
+fn a_recorded_policy_set_from_before_trust_scores_loads_with_the_first_context_version() {
+    let permit = file(
+        "permit-block.cedar",
+        "@id(\"permit-block\")\npermit (principal, action == Vigil::Action::\"block\", resource);\n",
+    );
+    let old_schema = schema_before_trust_scores();
+    // Today's loader refuses it: the schema does not accept today's requests.
+    let Err(PolicyError::InvalidPolicySet { problems }) =
+        Authorizer::load(&old_schema, std::slice::from_ref(&permit))
+    else {
+        panic!("a schema without trust_pct must not load for new decisions");
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|problem| problem.message.contains("does not accept vigil's")),
+        "{problems:?}"
+    );
+    // Replay's loader takes the vocabulary it was written for, and decides as it did then.
+    let recorded = Authorizer::load_recorded(&old_schema, std::slice::from_ref(&permit))
+        .expect("a recorded policy set loads");
+    assert_eq!(recorded.context_version(), ContextVersion::V1);
+    let decision = recorded.authorize(&runaway_key_request());
+    assert_eq!(decision.effect, Effect::Allow, "{decision:?}");
+    assert!(decision.errors.is_empty(), "{:?}", decision.errors);
+    // Today's schema loads with today's vocabulary either way.
+    let current = Authorizer::load_recorded(&schema(), &[permit]).expect("loads");
+    assert_eq!(current.context_version(), ContextVersion::CURRENT);
 }

@@ -85,7 +85,7 @@ const KEYS: [DemoKey; 4] = [
 /// Runs one demo scenario; the exit code says whether it behaved as designed.
 pub async fn run(scenario: Scenario, db: &Path) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    remove_ledger(db)?;
+    remove_sqlite_ledger(db)?;
     let shown_db = db.display().to_string();
     let db = absolute(db)?;
     let work_dir = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
@@ -332,14 +332,17 @@ async fn check_ledger(db: &Path, incident_id: &str) -> anyhow::Result<(String, S
         None => format!("{} entries, every hash link intact", report.n_entries),
         Some(problem) => format!("BROKEN at entry {}: {problem}", problem.seq),
     };
-    let replay = replay::replay_incident(&ledger, incident_id).await?;
+    let replay = replay::replay_incident(&ledger, incident_id, None).await?;
     ledger.close().await;
     let replayed = if replay.mismatches.is_empty() {
         format!(
             "incident {incident_id}: {} events re-run, {} commands match ({} of the incident), {} Cedar decisions re-evaluated identically",
             replay.n_events,
             replay.n_commands,
-            replay.n_incident_commands,
+            replay
+                .incidents
+                .get(incident_id)
+                .map_or(0, |incident| incident.n_commands),
             replay.n_decisions_rechecked
         )
     } else {
@@ -386,15 +389,16 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// The demo writes a fresh ledger each run.
-fn remove_ledger(db: &Path) -> anyhow::Result<()> {
+/// Removes a SQLite ledger and its WAL files: the demo and `vigil simulate --ledger` write a
+/// fresh ledger each run.
+pub(crate) fn remove_sqlite_ledger(db: &Path) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let mut name = db.as_os_str().to_owned();
         name.push(suffix);
         let path = PathBuf::from(name);
         if path.exists() {
             std::fs::remove_file(&path)
-                .with_context(|| format!("removing the previous demo ledger {}", path.display()))?;
+                .with_context(|| format!("removing the previous ledger {}", path.display()))?;
         }
     }
     Ok(())

@@ -30,8 +30,11 @@ use vigil_core::intake::{self, Pushed};
 use vigil_core::problem::Problems;
 use vigil_policy::Authorizer;
 
+use anyhow::Context as _;
+
 use crate::bundle;
 use crate::config;
+use crate::session;
 use scenario::{RawHumanCommand, RawScenario};
 use world::{World, secs_to_ms};
 
@@ -51,11 +54,14 @@ pub struct SimulateArgs {
     pub json: bool,
     /// Exit 1 when the outcome differs from the scenario's `expect`.
     pub check: bool,
+    /// Write the run's ledger here (replaced if it exists), as the daemon would have written
+    /// it, so that `vigil replay` can check every incident of a game day.
+    pub ledger: Option<PathBuf>,
 }
 
 /// Runs a scenario; exit 0, or 1 when `--check` found a difference, or 2 when the scenario
 /// or its config is invalid.
-pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let name = args.scenario.display().to_string();
     let text = match std::fs::read_to_string(&args.scenario) {
         Ok(text) => text,
@@ -117,7 +123,14 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     }
+    let recorder = match &args.ledger {
+        Some(path) => Some(Recorder::open(path, &bundle).await?),
+        None => None,
+    };
     let mut simulation = Simulation {
+        journal: recorder.as_ref().map(|_| Journal {
+            entries: Vec::new(),
+        }),
         engine: Engine::new(bundle.engine.clone()),
         authorizer: bundle.authorizer,
         world,
@@ -126,6 +139,17 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         tally: Tally::default(),
     };
     simulation.run(&scenario)?;
+    if let (Some(recorder), Some(journal)) = (recorder, simulation.journal.take()) {
+        let end_ms = EPOCH_MS + secs_to_ms(scenario.duration_secs);
+        let n_entries = recorder.finish(journal, end_ms).await?;
+        if !args.json {
+            println!(
+                "ledger: {n_entries} entries written to {}; check an incident with `vigil replay --db {} --incident ID`",
+                recorder_path(args),
+                recorder_path(args)
+            );
+        }
+    }
     let differences = if args.check {
         simulation.tally.check(&scenario)
     } else {
@@ -148,6 +172,51 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn recorder_path(args: &SimulateArgs) -> String {
+    args.ledger
+        .as_deref()
+        .map(|path| path.display().to_string())
+        .unwrap_or_default()
+}
+
+/// A fresh SQLite ledger for a `--ledger` run, with its session entry ready.
+struct Recorder {
+    ledger: vigil_ledger::Ledger,
+    session: crate::session::SessionRecord,
+}
+
+impl Recorder {
+    /// Replaces the ledger at `path` and stores the bundle's texts as blobs.
+    async fn open(path: &Path, bundle: &bundle::Bundle) -> anyhow::Result<Recorder> {
+        crate::demo::remove_sqlite_ledger(path)?;
+        let location = vigil_ledger::LedgerLocation::Sqlite {
+            path: path.to_path_buf(),
+        };
+        let ledger = vigil_ledger::Ledger::open(&location)
+            .await
+            .with_context(|| format!("creating the ledger {}", path.display()))?;
+        let session = session::record_bundle(&ledger, bundle).await?;
+        Ok(Recorder { ledger, session })
+    }
+
+    /// Appends the session's start, the journal and the session's end in one transaction;
+    /// returns the number of entries.
+    async fn finish(self, journal: Journal, end_ms: i64) -> anyhow::Result<usize> {
+        let mut ledger = self.ledger;
+        let mut entries = Vec::with_capacity(journal.entries.len() + 2);
+        entries.push(session::session_entry(&self.session, EPOCH_MS)?);
+        entries.extend(journal.entries);
+        let end = session::SessionRecord::SessionEnded {
+            reason: "the scenario ended".to_owned(),
+            interrupted: Vec::new(),
+        };
+        entries.push(session::session_entry(&end, end_ms)?);
+        let appended = ledger.append(&entries).await;
+        ledger.close().await;
+        Ok(appended?.len())
+    }
+}
+
 /// Something due at a simulated time.
 enum Due {
     Scrape,
@@ -164,6 +233,25 @@ struct Simulation {
     /// Pending proposals: id and hash, oldest first.
     proposals: Vec<(String, String)>,
     tally: Tally,
+    /// What a `--ledger` run appends, as the daemon would have: each event, then its commands.
+    journal: Option<Journal>,
+}
+
+/// The ledger entries of a simulation, in order; seq 0 is the session's start.
+struct Journal {
+    entries: Vec<vigil_ledger::NewEntry>,
+}
+
+impl Journal {
+    /// Appends an event and the commands its handling issued, as the daemon's engine loop does.
+    fn record(&mut self, event: &Event, commands: &[Command], at_ms: i64) -> anyhow::Result<()> {
+        // Seq 0 is the session entry, so the event's seq is one more than the entries so far.
+        let event_seq = self.entries.len() as u64 + 1;
+        self.entries.push(session::event_entry(event, at_ms)?);
+        self.entries
+            .extend(session::command_entries(commands, event_seq, at_ms)?);
+        Ok(())
+    }
 }
 
 impl Simulation {
@@ -320,6 +408,9 @@ impl Simulation {
         while let Some(event) = queue.pop_front() {
             self.out.event(now_ms, &event, &mut self.tally);
             let commands = self.engine.handle(&event, Timestamp(EPOCH_MS + now_ms));
+            if let Some(journal) = &mut self.journal {
+                journal.record(&event, &commands, EPOCH_MS + now_ms)?;
+            }
             for command in commands {
                 self.out.command(now_ms, &command, &mut self.tally);
                 match command {

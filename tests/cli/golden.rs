@@ -1,0 +1,128 @@
+//! Ledgers written by earlier builds (`tests/golden/`, see its README) stay readable,
+//! verifiable and replayable by this one.
+
+use crate::support::{TempDir, incident_ids, repo_root, vigil};
+
+/// A golden ledger: its file, its number of entries and its RFC 6962 tree head.
+struct Golden {
+    file: &'static str,
+    n_entries: u64,
+    tree_head: &'static str,
+    n_incidents: usize,
+}
+
+const GOLDEN: [Golden; 4] = [
+    Golden {
+        file: "2026-11-issue4-demo-runaway-key.db",
+        n_entries: 30,
+        tree_head: "e87ed2dd90c0259645cf6ee978c2f4c40b4d10cd8eb1d93eeaf5dccd2925038b",
+        n_incidents: 1,
+    },
+    Golden {
+        file: "2026-11-issue4-demo-failed-fix.db",
+        n_entries: 46,
+        tree_head: "994f4554b1747e396f4a1d18b7646bc9565690bd4b4d768c86b2949b97c42f8a",
+        n_incidents: 1,
+    },
+    Golden {
+        file: "2026-11-issue5-simulate-failed-fix.db",
+        n_entries: 82,
+        tree_head: "3f50a44b05356e80b61d3dbd3a9eb415a2ba1e5985e071a85e0e590d5b48d0f6",
+        n_incidents: 1,
+    },
+    Golden {
+        file: "2026-11-issue5-simulate-scheduled-check.db",
+        n_entries: 63,
+        tree_head: "c403b28184ca6c7eafc26e91bd923115d429f849cdfe758cc46eab6691bafc97",
+        n_incidents: 5,
+    },
+];
+
+#[test]
+fn every_golden_ledger_verifies_decodes_and_replays_with_every_command_matching() {
+    let dir = TempDir::new("golden");
+    let mut failures = Vec::new();
+    for golden in &GOLDEN {
+        // A copy: opening a ledger applies this build's migrations to it.
+        let db = dir.join(golden.file);
+        std::fs::copy(repo_root().join("tests/golden").join(golden.file), &db)
+            .unwrap_or_else(|error| panic!("copying {}: {error}", golden.file));
+        let db = db.to_str().expect("a UTF-8 path");
+
+        let verify = vigil(["ledger", "verify", "--db", db], &repo_root());
+        if verify.code() != 0
+            || !verify
+                .stdout
+                .contains(&format!("{} entries", golden.n_entries))
+            || !verify.stdout.contains(golden.tree_head)
+        {
+            failures.push(format!("{}: verify:\n{verify}", golden.file));
+        }
+
+        let show = vigil(["ledger", "show", "--db", db, "--all"], &repo_root());
+        let n_lines = show.stdout.lines().count() as u64;
+        if show.code() != 0 || show.stdout.contains("unreadable") || n_lines != golden.n_entries {
+            failures.push(format!("{}: show ({n_lines} lines):\n{show}", golden.file));
+        }
+
+        let all = vigil(["replay", "--db", db, "--all"], &repo_root());
+        if all.code() != 0 || !all.stdout.contains("result: every command matches") {
+            failures.push(format!("{}: replay --all:\n{all}", golden.file));
+        }
+        let incidents = incident_ids(&all.stdout);
+        if incidents.len() != golden.n_incidents {
+            failures.push(format!(
+                "{}: expected {} incidents, replay --all lists {incidents:?}",
+                golden.file, golden.n_incidents
+            ));
+        }
+        for incident in incidents {
+            let one = vigil(
+                ["replay", "--db", db, "--incident", &incident],
+                &repo_root(),
+            );
+            if one.code() != 0 || !one.stdout.contains("result: every command matches") {
+                failures.push(format!(
+                    "{}: replay --incident {incident}:\n{one}",
+                    golden.file
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The oldest golden ledger predates `trust_pct`: today's policies, which read it, are given
+/// the neutral score for the recorded request, and the diff says the request predates it.
+#[test]
+fn a_ledger_from_before_trust_scores_is_decided_by_todays_policies_with_the_neutral_score() {
+    let dir = TempDir::new("golden-diff");
+    let db = dir.join("old.db");
+    std::fs::copy(
+        repo_root().join("tests/golden/2026-11-issue4-demo-runaway-key.db"),
+        &db,
+    )
+    .expect("copying the golden ledger");
+    let config = repo_root().join("tests/scenarios/config/vigil.yaml");
+    let run = vigil(
+        [
+            "replay",
+            "--db",
+            db.to_str().expect("UTF-8"),
+            "--all",
+            "--with-current-policies",
+            "--config",
+            config.to_str().expect("UTF-8"),
+        ],
+        &repo_root(),
+    );
+    run.assert_success("replay --with-current-policies");
+    assert!(
+        run.stdout.contains("0 of 1 decisions would differ"),
+        "{run}"
+    );
+    assert!(
+        run.stdout.contains("result: every command matches"),
+        "{run}"
+    );
+}
