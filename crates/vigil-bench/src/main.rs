@@ -7,6 +7,7 @@ mod authz;
 mod detectors;
 mod ledger;
 mod parse;
+mod replay;
 mod store;
 
 use anyhow::bail;
@@ -44,6 +45,11 @@ const BENCHMARKS: &[Benchmark] = &[
         name: "ledger",
         about: ledger::ABOUT,
         run: ledger::run,
+    },
+    Benchmark {
+        name: "replay",
+        about: replay::ABOUT,
+        run: replay::run,
     },
 ];
 

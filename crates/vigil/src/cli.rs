@@ -189,6 +189,9 @@ enum CliCommand {
         /// replay` and `vigil ledger`.
         #[arg(long)]
         ledger: Option<PathBuf>,
+        /// Print nothing but problems and `--check`'s differences.
+        #[arg(long, conflicts_with = "json")]
+        quiet: bool,
     },
 }
 
@@ -481,12 +484,14 @@ pub fn main() -> ExitCode {
                 json,
                 check,
                 ledger,
+                quiet,
             } => {
                 simulate::run(&simulate::SimulateArgs {
                     scenario,
                     json,
                     check,
                     ledger,
+                    quiet,
                 })
                 .await
             }

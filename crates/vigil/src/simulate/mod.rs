@@ -57,6 +57,8 @@ pub struct SimulateArgs {
     /// Write the run's ledger here (replaced if it exists), as the daemon would have written
     /// it, so that `vigil replay` can check every incident of a game day.
     pub ledger: Option<PathBuf>,
+    /// Print nothing but problems and `--check`'s differences.
+    pub quiet: bool,
 }
 
 /// Runs a scenario; exit 0, or 1 when `--check` found a difference, or 2 when the scenario
@@ -134,7 +136,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         engine: Engine::new(bundle.engine.clone()),
         authorizer: bundle.authorizer,
         world,
-        out: Output::new(args.json, &scenario),
+        out: Output::new(args.json, args.quiet, &scenario),
         proposals: Vec::new(),
         tally: Tally::default(),
     };
@@ -142,7 +144,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     if let (Some(recorder), Some(journal)) = (recorder, simulation.journal.take()) {
         let end_ms = EPOCH_MS + secs_to_ms(scenario.duration_secs);
         let n_entries = recorder.finish(journal, end_ms).await?;
-        if !args.json {
+        if !args.json && !args.quiet {
             println!(
                 "ledger: {n_entries} entries written to {}; check an incident with `vigil replay --db {} --incident ID`",
                 recorder_path(args),
@@ -159,7 +161,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         simulation.out.summary(&simulation.tally);
     }
     if differences.is_empty() {
-        if args.check && !args.json {
+        if args.check && !args.json && !args.quiet {
             println!("check: the outcome is as expected");
         }
         Ok(ExitCode::SUCCESS)
@@ -539,14 +541,15 @@ impl Tally {
     }
 }
 
-/// The timeline, for people or as JSON lines.
+/// The timeline, for people or as JSON lines, or nothing.
 struct Output {
     json: bool,
+    quiet: bool,
 }
 
 impl Output {
-    fn new(json: bool, scenario: &RawScenario) -> Output {
-        if !json {
+    fn new(json: bool, quiet: bool, scenario: &RawScenario) -> Output {
+        if !json && !quiet {
             println!(
                 "scenario {}: {}",
                 scenario.name,
@@ -557,10 +560,13 @@ impl Output {
                 scenario.duration_secs, scenario.scrape_interval_secs
             );
         }
-        Output { json }
+        Output { json, quiet }
     }
 
     fn emit(&self, now_ms: i64, kind: &str, text: &str, details: Value) {
+        if self.quiet {
+            return;
+        }
         let t = now_ms as f64 / 1000.0;
         if self.json {
             let mut line = json!({ "t": t, "kind": kind });
@@ -574,7 +580,7 @@ impl Output {
     }
 
     fn note(&self, now_ms: i64, text: &str) {
-        if !self.json {
+        if !self.json && !self.quiet {
             println!("{:>8.1}s  {:<13} {text}", now_ms as f64 / 1000.0, "NOTE");
         }
     }
@@ -829,6 +835,9 @@ impl Output {
     }
 
     fn summary(&self, tally: &Tally) {
+        if self.quiet {
+            return;
+        }
         println!(
             "\n{} incident(s), {} resolved without a page, {} page(s), {} proposal(s), {} action(s)",
             tally.incidents,
