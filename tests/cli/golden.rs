@@ -126,3 +126,42 @@ fn a_ledger_from_before_trust_scores_is_decided_by_todays_policies_with_the_neut
         "{run}"
     );
 }
+
+/// `vigil ledger show --since` keeps exactly the entries from that time on, and refuses a
+/// time it cannot read.
+#[test]
+fn show_since_keeps_the_entries_from_that_time_on() {
+    let dir = TempDir::new("golden-since");
+    let db = dir.join("ledger.db");
+    std::fs::copy(
+        repo_root().join("tests/golden/2026-11-issue5-simulate-failed-fix.db"),
+        &db,
+    )
+    .expect("copying the golden ledger");
+    let db = db.to_str().expect("UTF-8");
+    let since = "2026-01-01T00:05:30.000Z";
+    let all = vigil(["ledger", "show", "--db", db, "--all"], &repo_root());
+    all.assert_success("show --all");
+    let expected: Vec<&str> = all
+        .stdout
+        .lines()
+        .filter(|line| line.split_whitespace().nth(1).is_some_and(|at| at >= since))
+        .collect();
+    assert!(
+        !expected.is_empty() && expected.len() < all.stdout.lines().count(),
+        "{all}"
+    );
+    let shown = vigil(
+        ["ledger", "show", "--db", db, "--all", "--since", since],
+        &repo_root(),
+    );
+    shown.assert_success("show --since");
+    assert_eq!(shown.stdout.lines().collect::<Vec<_>>(), expected);
+
+    let bad = vigil(
+        ["ledger", "show", "--db", db, "--since", "yesterday"],
+        &repo_root(),
+    );
+    assert_ne!(bad.code(), 0, "{bad}");
+    assert!(bad.stderr.contains("--since `yesterday`"), "{bad}");
+}

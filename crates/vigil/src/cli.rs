@@ -334,6 +334,10 @@ enum LedgerCommand {
         /// Only this incident's entries.
         #[arg(long)]
         incident: Option<String>,
+        /// Only entries from this time on: RFC 3339 (`2026-11-24T08:00:00Z`) or a time ago
+        /// (`90s`, `30m`, `2h`, `7d`).
+        #[arg(long)]
+        since: Option<String>,
         /// Include scrape events (many).
         #[arg(long)]
         all: bool,
@@ -430,8 +434,17 @@ pub fn main() -> ExitCode {
                 command: LedgerCommand::Prove { db, seq },
             } => ledger_cmd::prove(&db, seq).await,
             CliCommand::Ledger {
-                command: LedgerCommand::Show { db, incident, all },
-            } => ledger_cmd::show(&db, incident.as_deref(), all).await,
+                command:
+                    LedgerCommand::Show {
+                        db,
+                        incident,
+                        since,
+                        all,
+                    },
+            } => {
+                let since = since.as_deref().map(ledger_cmd::parse_since).transpose()?;
+                ledger_cmd::show(&db, incident.as_deref(), since, all).await
+            }
             CliCommand::Replay {
                 db,
                 incident,

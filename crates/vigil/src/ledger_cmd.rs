@@ -291,8 +291,35 @@ pub async fn prove(db: &Path, seq: u64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints entries, one line each.
-pub async fn show(db: &Path, incident: Option<&str>, all: bool) -> anyhow::Result<ExitCode> {
+/// The time `--since` names, in milliseconds since the epoch: an RFC 3339 time, or a
+/// duration (`30m`, `2h`, `7d`) before now.
+///
+/// # Errors
+///
+/// When the text is neither, saying what was expected.
+pub fn parse_since(text: &str) -> anyhow::Result<i64> {
+    if let Ok(ago) = crate::human_cmd::parse_duration(text) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let since = now.saturating_sub(ago);
+        return Ok(i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
+    }
+    vigil_core::datetime::parse_timestamp_ms(text).map_err(|error| {
+        anyhow::anyhow!(
+            "--since `{text}`: neither a time ago (90s, 30m, 2h, 7d) nor an RFC 3339 time ({error})"
+        )
+    })
+}
+
+/// Prints entries, one line each: an incident's, or all of them; only those at or after
+/// `since_ms` when given.
+pub async fn show(
+    db: &Path,
+    incident: Option<&str>,
+    since_ms: Option<i64>,
+    all: bool,
+) -> anyhow::Result<ExitCode> {
     let ledger = open_existing(db).await?;
     let entries = match incident {
         Some(incident) => ledger.entries_for_incident(incident).await?,
@@ -311,6 +338,9 @@ pub async fn show(db: &Path, incident: Option<&str>, all: bool) -> anyhow::Resul
     ledger.close().await;
     let mut stdout = std::io::stdout().lock();
     for entry in &entries {
+        if since_ms.is_some_and(|since| entry.at_ms < since) {
+            continue;
+        }
         let summary = match entry.kind {
             EntryKind::Event => match serde_json::from_str::<EventRecord>(&entry.payload) {
                 Ok(record) => {
