@@ -32,6 +32,8 @@ mod ledger;
 mod metrics;
 #[path = "cli/policy.rs"]
 mod policy;
+#[path = "cli/postgres.rs"]
+mod postgres;
 #[path = "cli/reload.rs"]
 mod reload;
 #[path = "cli/runbook.rs"]

@@ -130,7 +130,8 @@ fn verify_refuses_a_missing_ledger() {
             args.join(" ")
         );
         assert!(
-            run.stderr.contains(&format!("no ledger at `{shown}`")),
+            run.stderr
+                .contains(&format!("no ledger at `sqlite:{shown}`")),
             "`vigil {}` does not name the missing path: {run}",
             args.join(" ")
         );

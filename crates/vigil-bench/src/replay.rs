@@ -81,7 +81,7 @@ async fn bench_all(dir: &Path, rounds: usize) -> anyhow::Result<()> {
             scenario: scenario.clone(),
             json: false,
             check: false,
-            ledger: Some(db.clone()),
+            ledger: Some(LedgerLocation::Sqlite { path: db.clone() }),
             quiet: true,
         })
         .await?;

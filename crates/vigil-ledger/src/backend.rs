@@ -54,11 +54,17 @@ macro_rules! with_pool {
 pub(crate) use with_pool;
 
 impl Backend {
-    /// Connects to `location`, creating the file or schema if missing, and migrates it.
+    /// Connects to `location` and migrates it. A missing file or schema is created when
+    /// `create` is set, and is [`LedgerError::NotFound`] otherwise (as is a PostgreSQL schema
+    /// without the ledger's tables).
     pub(crate) async fn open(
         location: &LedgerLocation,
         database: &str,
+        create: bool,
     ) -> Result<Backend, LedgerError> {
+        let not_found = || LedgerError::NotFound {
+            database: database.to_owned(),
+        };
         let connect_error = |source| LedgerError::Connect {
             database: database.to_owned(),
             source,
@@ -69,11 +75,14 @@ impl Backend {
         };
         match location {
             LedgerLocation::Sqlite { path } => {
+                if !create && !path.is_file() {
+                    return Err(not_found());
+                }
                 // WAL with synchronous=FULL fsyncs the log on every commit: a transaction
                 // that committed survives a power loss.
                 let options = SqliteConnectOptions::new()
                     .filename(path)
-                    .create_if_missing(true)
+                    .create_if_missing(create)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
@@ -122,12 +131,31 @@ impl Backend {
                     .fetch_one(&pool)
                     .await
                     .map_err(query_error("look up the schema"))?;
+                    if !exists && !create {
+                        pool.close().await;
+                        return Err(not_found());
+                    }
                     if !exists {
                         // The name was checked to be a plain identifier and is quoted.
                         let statement = format!("CREATE SCHEMA IF NOT EXISTS {quoted}");
                         pool.execute(AssertSqlSafe(statement))
                             .await
                             .map_err(query_error("create the schema"))?;
+                    }
+                }
+                if !create {
+                    let has_entries: bool =
+                        sqlx::query_scalar("SELECT to_regclass('ledger_entries') IS NOT NULL")
+                            .fetch_one(&pool)
+                            .await
+                            .map_err(|source| LedgerError::Query {
+                                database: database.to_owned(),
+                                action: "look up the ledger's tables",
+                                source,
+                            })?;
+                    if !has_entries {
+                        pool.close().await;
+                        return Err(not_found());
                     }
                 }
                 POSTGRES_MIGRATOR.run(&pool).await.map_err(migrate_error)?;
@@ -150,6 +178,10 @@ pub(crate) const INSERT_ENTRY: &str = "INSERT INTO ledger_entries \
 /// The last entry's seq and chain hash.
 pub(crate) const SELECT_HEAD: &str =
     "SELECT seq, chain_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1";
+
+/// Up to `$2` leaf hashes from seq `$1` on, with their seqs, in seq order.
+pub(crate) const SELECT_LEAVES_FROM_SEQ: &str = "SELECT seq, leaf_hash FROM ledger_entries \
+     WHERE seq >= $1 ORDER BY seq LIMIT $2";
 
 /// Up to `$2` entries from seq `$1` on, in seq order.
 pub(crate) const SELECT_FROM_SEQ: &str = "SELECT seq, at_ms, kind, incident_id, payload, \

@@ -15,6 +15,13 @@ pub enum LedgerError {
         schema: String,
     },
     /// The database could not be opened or reached.
+    #[error("no ledger at `{database}`")]
+    NotFound {
+        /// The location's description (no credentials).
+        database: String,
+    },
+
+    /// The database could not be reached or opened.
     #[error("cannot connect to ledger `{database}`")]
     Connect {
         /// Where the ledger is.

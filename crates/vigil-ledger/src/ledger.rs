@@ -2,11 +2,13 @@
 
 use crate::backend::{
     Backend, INSERT_BLOB, INSERT_ENTRY, RawEntry, SELECT_BLOB, SELECT_FOR_INCIDENT,
-    SELECT_FROM_SEQ, SELECT_HEAD, SELECT_LAST_OF_KIND, hash_column, stored_seq, with_pool,
+    SELECT_FROM_SEQ, SELECT_HEAD, SELECT_LAST_OF_KIND, SELECT_LEAVES_FROM_SEQ, hash_column,
+    stored_seq, with_pool,
 };
 use crate::canonical::canonical_json;
 use crate::entry::{Entry, EntryKind, NewEntry};
 use crate::hash::{self, GENESIS_CHAIN_HASH, blob_hash};
+use crate::merkle::Frontier;
 use crate::{LedgerError, LedgerLocation};
 
 /// An open ledger: a connection pool and the head (next seq, last chain hash).
@@ -23,6 +25,10 @@ pub struct Ledger {
     next_seq: u64,
     /// The chain hash of the last entry, or [`GENESIS_CHAIN_HASH`] when there is none.
     head_chain_hash: [u8; 32],
+    /// The RFC 6962 tree of every entry's leaf hash, kept as its right edge; `None` when the
+    /// stored leaf hashes do not run from seq 0 without a gap (a damaged log: verify says
+    /// where).
+    frontier: Option<Frontier>,
 }
 
 impl Ledger {
@@ -36,13 +42,29 @@ impl Ledger {
     /// When the database cannot be reached or migrated, the schema name is invalid, or the
     /// last entry's seq or chain hash is malformed.
     pub async fn open(location: &LedgerLocation) -> Result<Ledger, LedgerError> {
+        Ledger::open_with(location, true).await
+    }
+
+    /// Opens a ledger that must already exist, as [`open`](Ledger::open) does otherwise:
+    /// for tools that read a ledger, which must not create an empty one by mistake.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::NotFound`] when the SQLite file, the PostgreSQL schema or its ledger
+    /// tables do not exist; otherwise as for [`open`](Ledger::open).
+    pub async fn open_existing(location: &LedgerLocation) -> Result<Ledger, LedgerError> {
+        Ledger::open_with(location, false).await
+    }
+
+    async fn open_with(location: &LedgerLocation, create: bool) -> Result<Ledger, LedgerError> {
         let database = location.describe();
-        let backend = Backend::open(location, &database).await?;
+        let backend = Backend::open(location, &database, create).await?;
         let mut ledger = Ledger {
             backend,
             database,
             next_seq: 0,
             head_chain_hash: GENESIS_CHAIN_HASH,
+            frontier: Some(Frontier::new()),
         };
         ledger.load_head().await?;
         tracing::debug!(database = %ledger.database, n_entries = ledger.next_seq, "ledger opened");
@@ -85,6 +107,11 @@ impl Ledger {
         if let Some(last) = prepared.last() {
             self.next_seq = last.seq + 1;
             self.head_chain_hash = last.chain_hash;
+        }
+        if let Some(frontier) = &mut self.frontier {
+            for entry in &prepared {
+                frontier.push(entry.leaf_hash);
+            }
         }
         Ok(prepared)
     }
@@ -175,6 +202,18 @@ impl Ledger {
         self.next_seq == 0
     }
 
+    /// The number of entries and the RFC 6962 tree head over their leaf hashes (kept up to
+    /// date in O(log n) per append; loaded from the stored leaf hashes by
+    /// [`open`](Ledger::open), which does not verify them). `None` when the stored leaf
+    /// hashes have a gap or a malformed hash: the log is damaged, and
+    /// [`verify`](Ledger::verify) says where.
+    #[must_use]
+    pub fn tree_head(&self) -> Option<(u64, [u8; 32])> {
+        self.frontier
+            .as_ref()
+            .map(|frontier| (frontier.size(), frontier.root()))
+    }
+
     /// The chain hash of the last entry, `None` when the ledger is empty.
     #[must_use]
     pub fn head_chain_hash(&self) -> Option<[u8; 32]> {
@@ -221,8 +260,54 @@ impl Ledger {
         self.backend.close().await;
     }
 
-    /// Sets the head from the last stored entry.
+    /// Sets the head from the last stored entry and rebuilds the tree from the stored leaf
+    /// hashes.
     async fn load_head(&mut self) -> Result<(), LedgerError> {
+        self.load_chain_head().await?;
+        self.load_frontier().await
+    }
+
+    /// Rebuilds the frontier from the stored leaf hashes, a page at a time.
+    async fn load_frontier(&mut self) -> Result<(), LedgerError> {
+        let mut frontier = Frontier::new();
+        // Bounded by the number of entries: every page moves past at least one.
+        while frontier.size() < self.next_seq {
+            let from = i64::try_from(frontier.size()).unwrap_or(i64::MAX);
+            let page: Vec<(i64, Vec<u8>)> = with_pool!(&self.backend, pool => {
+                sqlx::query_as(SELECT_LEAVES_FROM_SEQ)
+                    .bind(from)
+                    .bind(i64::from(crate::VERIFY_PAGE_ROWS))
+                    .fetch_all(pool)
+                    .await
+            })
+            .map_err(|source| self.query_error("load the leaf hashes", source))?;
+            if page.is_empty() {
+                break;
+            }
+            for (seq, leaf_hash) in page {
+                let leaf = hash_column("leaf_hash", &leaf_hash);
+                match leaf {
+                    Ok(leaf) if u64::try_from(seq).ok() == Some(frontier.size()) => {
+                        frontier.push(leaf);
+                    }
+                    _ => {
+                        tracing::warn!(
+                            database = %self.database,
+                            seq,
+                            "the stored leaf hashes are damaged here; no tree head until the log is repaired (run `vigil ledger verify`)"
+                        );
+                        self.frontier = None;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        self.frontier = Some(frontier);
+        Ok(())
+    }
+
+    /// Sets the next seq and chain hash from the last stored entry.
+    async fn load_chain_head(&mut self) -> Result<(), LedgerError> {
         let head: Option<(i64, Vec<u8>)> = with_pool!(&self.backend, pool => {
             sqlx::query_as(SELECT_HEAD).fetch_optional(pool).await
         })

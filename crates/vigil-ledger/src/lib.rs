@@ -30,17 +30,27 @@
 //! # What verification catches
 //!
 //! [`Ledger::verify`] re-reads the whole log in pages of [`VERIFY_PAGE_ROWS`] rows, checks
-//! that seqs run from 0 without gaps and recomputes every leaf and chain hash. It reports the
-//! first bad entry: a changed column (payload, time, kind, incident, or a row moved to another
-//! seq) as [`ProblemReason::PayloadModified`]; a deleted entry as
-//! [`ProblemReason::SequenceGap`]; an entry inserted or reordered with a recomputed leaf hash
-//! as [`ProblemReason::ChainBroken`]; an unreadable row as [`ProblemReason::MalformedRow`].
+//! that seqs run from 0 without gaps and recomputes every leaf and chain hash and, in the
+//! same pass, the RFC 6962 tree head ([`merkle::Frontier`]). It reports the first bad entry:
+//! a changed column (payload, time, kind, incident, or a row moved to another seq) as
+//! [`ProblemReason::PayloadModified`]; a deleted entry as [`ProblemReason::SequenceGap`]; an
+//! entry inserted or reordered with a recomputed leaf hash as [`ProblemReason::ChainBroken`];
+//! an unreadable row as [`ProblemReason::MalformedRow`].
 //!
 //! The hashes carry no secret, so whoever can write the database can rewrite a suffix of the
 //! log together with all its hashes, and whoever can delete rows can cut entries off the end:
-//! both leave a log that verifies. Detecting them needs the head chain hash recorded
-//! elsewhere (a checkpoint), which a later version adds.
+//! both leave a log that verifies. A signed checkpoint of the tree head kept elsewhere
+//! ([`checkpoint`]) catches both: the log must still hold the checkpoint's entries with the
+//! same tree head, and grow from it consistently ([`merkle::verify_consistency`]).
 //!
+//! # The Merkle tree
+//!
+//! The leaves are the entries' leaf hashes, in seq order. [`Ledger::tree_head`] gives the
+//! size and head at any time: the ledger keeps the tree's right edge (O(log n) hashes),
+//! loaded at [`Ledger::open`] from the stored leaf hashes and extended by every append.
+//! [`merkle`] builds inclusion and consistency proofs and checks them as RFC 9162 says;
+//! [`export`] writes every entry with its inclusion proof for offline checks.
+
 //! # Durability and writers
 //!
 //! [`Ledger::append`] writes all its entries in one transaction; when it returns `Ok`, the
@@ -59,7 +69,8 @@
 //!
 //! The tables (`ledger_entries`, `ledger_blobs`) are created by the migrations in the
 //! repository's `migrations/sqlite` and `migrations/postgres`, embedded in this crate and run
-//! by [`Ledger::open`]. On PostgreSQL the ledger lives in the schema named by
+//! by [`Ledger::open`] ([`Ledger::open_existing`] for tools that must not create a
+//! ledger). On PostgreSQL the ledger lives in the schema named by
 //! [`LedgerLocation::Postgres`], created if missing.
 
 mod backend;

@@ -438,6 +438,58 @@ impl Tree {
     }
 }
 
+/// The right edge of a growing tree: the roots of its perfect subtrees, largest first, one
+/// per set bit of the size. Appending a leaf and reading the tree head take O(log n) time
+/// and the whole state is O(log n) hashes, so a log of any length can be followed as it
+/// streams past (verification) or grows (appends).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    /// (height, root) of each perfect subtree, heights strictly decreasing.
+    subtrees: Vec<(u32, [u8; 32])>,
+    /// Leaves appended.
+    size: u64,
+}
+
+impl Frontier {
+    /// An empty tree.
+    #[must_use]
+    pub fn new() -> Frontier {
+        Frontier::default()
+    }
+
+    /// Appends a leaf hash.
+    pub fn push(&mut self, leaf: [u8; 32]) {
+        let mut carry = (0_u32, leaf);
+        while let Some(&(height, left)) = self.subtrees.last() {
+            if height != carry.0 {
+                break;
+            }
+            self.subtrees.pop();
+            carry = (height + 1, node_hash(&left, &carry.1));
+        }
+        self.subtrees.push(carry);
+        self.size += 1;
+    }
+
+    /// How many leaves.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The tree head, as [`root`] computes it over the same leaves.
+    #[must_use]
+    pub fn root(&self) -> [u8; 32] {
+        let mut subtrees = self.subtrees.iter().rev();
+        let Some((_, last)) = subtrees.next() else {
+            return Sha256::digest([]).into();
+        };
+        // RFC 6962 splits at the largest power of two: the largest subtree is the left child
+        // of the root, and the smaller ones nest to its right.
+        subtrees.fold(*last, |right, (_, left)| node_hash(left, &right))
+    }
+}
+
 #[cfg(test)]
 mod tree_tests {
     use super::*;
@@ -457,6 +509,18 @@ mod tree_tests {
                 );
             }
             assert_eq!(tree.proof(n), None);
+        }
+    }
+
+    #[test]
+    fn the_frontier_agrees_with_the_recursive_definition_at_every_size() {
+        let leaves: Vec<[u8; 32]> = (0..1100_u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut frontier = Frontier::new();
+        assert_eq!(frontier.root(), root(&[]));
+        for (n, leaf) in leaves.iter().enumerate() {
+            frontier.push(*leaf);
+            assert_eq!(frontier.size(), n as u64 + 1);
+            assert_eq!(frontier.root(), root(&leaves[..=n]), "n = {}", n + 1);
         }
     }
 }

@@ -6,6 +6,7 @@ use sqlx::FromRow;
 
 use crate::backend::{RawEntry, SELECT_FROM_SEQ, hash_column, stored_seq, with_pool};
 use crate::hash::{GENESIS_CHAIN_HASH, chain_hash, entry_bytes, leaf_hash};
+use crate::merkle::Frontier;
 use crate::{Ledger, LedgerError};
 
 /// Rows fetched per round trip by [`Ledger::verify`]: memory stays bounded by one page.
@@ -18,6 +19,9 @@ pub struct VerifyReport {
     pub n_entries: u64,
     /// The chain hash of the last intact entry; `None` when there is none.
     pub head_chain_hash: Option<[u8; 32]>,
+    /// The RFC 6962 tree head over the leaf hashes of the intact entries (of all of them
+    /// when there is no problem): what a checkpoint signs and proofs lead to.
+    pub tree_head: [u8; 32],
     /// The first entry found wrong, if any; verification stops there.
     pub first_problem: Option<VerifyProblem>,
 }
@@ -90,7 +94,8 @@ impl fmt::Display for VerifyProblem {
 
 impl Ledger {
     /// Re-reads every entry, [`VERIFY_PAGE_ROWS`] at a time, and recomputes its leaf and chain
-    /// hashes; reports the first entry that is wrong.
+    /// hashes; reports the first entry that is wrong, and the RFC 6962 tree head of the
+    /// intact entries, computed in the same pass.
     ///
     /// # Errors
     ///
@@ -145,6 +150,8 @@ struct Verifier {
     expected_seq: u64,
     /// The chain hash of the last intact row.
     previous_chain_hash: [u8; 32],
+    /// The Merkle tree of the intact rows' leaf hashes.
+    frontier: Frontier,
 }
 
 impl Default for Verifier {
@@ -152,6 +159,7 @@ impl Default for Verifier {
         Verifier {
             expected_seq: 0,
             previous_chain_hash: GENESIS_CHAIN_HASH,
+            frontier: Frontier::new(),
         }
     }
 }
@@ -196,6 +204,7 @@ impl Verifier {
             return problem(seq, ProblemReason::ChainBroken);
         }
         self.previous_chain_hash = stored_chain_hash;
+        self.frontier.push(stored_leaf_hash);
         // INVARIANT: seq came from an i64, so this cannot overflow.
         self.expected_seq = seq + 1;
         None
@@ -206,6 +215,7 @@ impl Verifier {
         VerifyReport {
             n_entries: self.expected_seq,
             head_chain_hash: (self.expected_seq > 0).then_some(self.previous_chain_hash),
+            tree_head: self.frontier.root(),
             first_problem,
         }
     }

@@ -81,9 +81,8 @@ enum CliCommand {
     },
     /// Re-run an incident's recorded events through the engine and compare every command.
     Replay {
-        /// The SQLite ledger.
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbOpts,
         /// The incident, e.g. `inc-3f2a9c0d11b4`.
         #[arg(long, required_unless_present = "all", conflicts_with = "all")]
         incident: Option<String>,
@@ -170,9 +169,8 @@ enum CliCommand {
     /// Trust scores per runbook and action from the ledger's verified outcomes, and which
     /// advisory runbooks have earned promotion (a human still decides).
     Trust {
-        /// The SQLite ledger file.
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbOpts,
     },
     /// Run a game-day scenario on a virtual clock: vigil's engine and Cedar policies against
     /// a simulated AI stack (docs/scenarios.md).
@@ -185,14 +183,35 @@ enum CliCommand {
         /// Exit 1 when the outcome differs from the scenario's `expect`.
         #[arg(long)]
         check: bool,
-        /// Write the run's ledger to this SQLite file (replaced if it exists), for `vigil
-        /// replay` and `vigil ledger`.
+        /// Write the run's ledger, for `vigil replay` and `vigil ledger`: a SQLite file
+        /// (replaced if it exists) or a `postgres://` URL (with `--schema`; it must hold no
+        /// ledger yet).
         #[arg(long)]
-        ledger: Option<PathBuf>,
+        ledger: Option<String>,
+        /// The PostgreSQL schema for `--ledger`.
+        #[arg(long, requires = "ledger")]
+        schema: Option<String>,
         /// Print nothing but problems and `--check`'s differences.
         #[arg(long, conflicts_with = "json")]
         quiet: bool,
     },
+}
+
+/// Which ledger a command reads.
+#[derive(Debug, Args)]
+struct DbOpts {
+    /// The ledger: a SQLite file, or a `postgres://` URL (never printed with its credentials).
+    #[arg(long)]
+    db: String,
+    /// The PostgreSQL schema that holds the ledger (the server's search path when absent).
+    #[arg(long)]
+    schema: Option<String>,
+}
+
+impl DbOpts {
+    fn location(&self) -> anyhow::Result<vigil_ledger::LedgerLocation> {
+        ledger_cmd::location_of(&self.db, self.schema.as_deref())
+    }
 }
 
 /// How to reach a running daemon's admin API, and who is asking.
@@ -280,9 +299,13 @@ enum LedgerCommand {
     /// Recompute every hash link; exit non-zero at the first bad entry. With `--export`,
     /// check an exported file offline instead, with no database.
     Verify {
-        /// The SQLite ledger.
+        /// The ledger: a SQLite file, or a `postgres://` URL (never printed with its
+        /// credentials).
         #[arg(long, required_unless_present = "export", conflicts_with = "export")]
-        db: Option<PathBuf>,
+        db: Option<String>,
+        /// The PostgreSQL schema that holds the ledger.
+        #[arg(long, requires = "db")]
+        schema: Option<String>,
         /// A file written by `vigil ledger export`.
         #[arg(long)]
         export: Option<PathBuf>,
@@ -297,9 +320,8 @@ enum LedgerCommand {
     /// Sign a checkpoint of the ledger's current tree head with an Ed25519 key (created, mode
     /// 0600, when the file does not exist), and write it to `--out`.
     Checkpoint {
-        /// The SQLite ledger.
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbOpts,
         /// The signing key file.
         #[arg(long)]
         key: PathBuf,
@@ -310,9 +332,8 @@ enum LedgerCommand {
     /// Write the whole ledger as JSON lines with every entry's inclusion proof and the tree
     /// head, for an auditor to check offline (`vigil ledger verify --export FILE`).
     Export {
-        /// The SQLite ledger.
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbOpts,
         /// Where to write it.
         #[arg(long)]
         out: PathBuf,
@@ -320,17 +341,15 @@ enum LedgerCommand {
     /// Print the RFC 6962 inclusion proof of one entry against the ledger's current tree
     /// head, as JSON (hashes in hex), after checking it.
     Prove {
-        /// The SQLite ledger.
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbOpts,
         /// The entry's seq.
         seq: u64,
     },
     /// Print entries, one per line.
     Show {
-        /// The SQLite ledger.
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbOpts,
         /// Only this incident's entries.
         #[arg(long)]
         incident: Option<String>,
@@ -412,6 +431,7 @@ pub fn main() -> ExitCode {
                 command:
                     LedgerCommand::Verify {
                         db,
+                        schema,
                         export,
                         checkpoint,
                         public_key,
@@ -419,20 +439,23 @@ pub fn main() -> ExitCode {
             } => match (db, export, checkpoint) {
                 (_, Some(export), _) => ledger_cmd::verify_export(&export),
                 (Some(db), None, Some(checkpoint)) => {
+                    let db = ledger_cmd::location_of(&db, schema.as_deref())?;
                     ledger_cmd::verify_checkpoint(&db, &checkpoint, public_key.as_deref()).await
                 }
-                (Some(db), None, None) => ledger_cmd::verify(&db).await,
+                (Some(db), None, None) => {
+                    ledger_cmd::verify(&ledger_cmd::location_of(&db, schema.as_deref())?).await
+                }
                 (None, None, _) => Ok(ExitCode::from(2)),
             },
             CliCommand::Ledger {
                 command: LedgerCommand::Checkpoint { db, key, out },
-            } => ledger_cmd::checkpoint(&db, &key, &out).await,
+            } => ledger_cmd::checkpoint(&db.location()?, &key, &out).await,
             CliCommand::Ledger {
                 command: LedgerCommand::Export { db, out },
-            } => ledger_cmd::export(&db, &out).await,
+            } => ledger_cmd::export(&db.location()?, &out).await,
             CliCommand::Ledger {
                 command: LedgerCommand::Prove { db, seq },
-            } => ledger_cmd::prove(&db, seq).await,
+            } => ledger_cmd::prove(&db.location()?, seq).await,
             CliCommand::Ledger {
                 command:
                     LedgerCommand::Show {
@@ -443,7 +466,7 @@ pub fn main() -> ExitCode {
                     },
             } => {
                 let since = since.as_deref().map(ledger_cmd::parse_since).transpose()?;
-                ledger_cmd::show(&db, incident.as_deref(), since, all).await
+                ledger_cmd::show(&db.location()?, incident.as_deref(), since, all).await
             }
             CliCommand::Replay {
                 db,
@@ -459,7 +482,7 @@ pub fn main() -> ExitCode {
                     (None, Some(config)) => Some(replay_cmd_config(&config)?),
                     (None, None) => None,
                 };
-                replay::run(&db, &scope, alternative.as_ref()).await
+                replay::run(&db.location()?, &scope, alternative.as_ref()).await
             }
             CliCommand::Proposals { admin } => human_cmd::list(&admin.args()).await,
             CliCommand::Approve { id, admin } => human_cmd::approve(&admin.args(), &id).await,
@@ -491,14 +514,18 @@ pub fn main() -> ExitCode {
                 admin,
             } => human_cmd::silence(&admin.args(), id, detector, subject, duration).await,
             CliCommand::Unsilence { id, admin } => human_cmd::unsilence(&admin.args(), id).await,
-            CliCommand::Trust { db } => trust_cmd::run(&db).await,
+            CliCommand::Trust { db } => trust_cmd::run(&db.location()?).await,
             CliCommand::Simulate {
                 scenario,
                 json,
                 check,
                 ledger,
+                schema,
                 quiet,
             } => {
+                let ledger = ledger
+                    .map(|db| ledger_cmd::location_of(&db, schema.as_deref()))
+                    .transpose()?;
                 simulate::run(&simulate::SimulateArgs {
                     scenario,
                     json,

@@ -12,24 +12,45 @@ use crate::session::{CommandRecord, EventRecord, SessionRecord};
 
 /// Opens an existing SQLite ledger; a missing file is an error, not a new ledger.
 pub async fn open_existing(db: &Path) -> anyhow::Result<Ledger> {
-    anyhow::ensure!(db.is_file(), "no ledger at `{}`", db.display());
-    let location = LedgerLocation::Sqlite {
+    open_location(&LedgerLocation::Sqlite {
         path: db.to_path_buf(),
-    };
-    Ledger::open(&location)
-        .await
-        .with_context(|| format!("opening the ledger `{}`", db.display()))
+    })
+    .await
+}
+
+/// Opens an existing ledger; a missing file or schema is an error, not a new ledger.
+pub async fn open_location(location: &LedgerLocation) -> anyhow::Result<Ledger> {
+    // Every ledger error names the ledger already.
+    Ok(Ledger::open_existing(location).await?)
+}
+
+/// The ledger `--db` names: a `postgres://` or `postgresql://` URL (with `--schema`), else a
+/// SQLite file.
+///
+/// # Errors
+///
+/// When `--schema` is given with a SQLite file.
+pub fn location_of(db: &str, schema: Option<&str>) -> anyhow::Result<LedgerLocation> {
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        return Ok(LedgerLocation::Postgres {
+            url: db.to_owned(),
+            schema: schema.map(str::to_owned),
+        });
+    }
+    anyhow::ensure!(
+        schema.is_none(),
+        "--schema names a PostgreSQL schema, but --db `{db}` is a SQLite file"
+    );
+    Ok(LedgerLocation::Sqlite {
+        path: std::path::PathBuf::from(db),
+    })
 }
 
 /// Recomputes every hash; exit 1 at the first bad entry.
-pub async fn verify(db: &Path) -> anyhow::Result<ExitCode> {
-    let ledger = open_existing(db).await?;
+pub async fn verify(db: &LedgerLocation) -> anyhow::Result<ExitCode> {
+    let ledger = open_location(db).await?;
+    // One pass: the hashes, the links and the RFC 6962 tree head.
     let report = ledger.verify().await.context("reading the ledger")?;
-    let leaves = if report.first_problem.is_none() {
-        leaf_hashes(&read_all(&ledger).await?)
-    } else {
-        Vec::new()
-    };
     ledger.close().await;
     match report.first_problem {
         None => {
@@ -38,18 +59,16 @@ pub async fn verify(db: &Path) -> anyhow::Result<ExitCode> {
                 .map_or_else(|| "(empty)".to_owned(), hex::encode);
             println!(
                 "ledger `{}`: {} entries, every hash link intact; head {head}; RFC 6962 tree head {}",
-                db.display(),
+                db,
                 report.n_entries,
-                hex::encode(vigil_ledger::merkle::root(&leaves))
+                hex::encode(report.tree_head)
             );
             Ok(ExitCode::SUCCESS)
         }
         Some(problem) => {
             println!(
                 "ledger `{}`: BROKEN at entry {}: {problem} ({} entries before it verify)",
-                db.display(),
-                problem.seq,
-                report.n_entries
+                db, problem.seq, report.n_entries
             );
             Ok(ExitCode::FAILURE)
         }
@@ -57,7 +76,7 @@ pub async fn verify(db: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// `vigil ledger export --db FILE --out FILE`: the ledger with proofs, for offline checks.
-pub async fn export(db: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+pub async fn export(db: &LedgerLocation, out: &Path) -> anyhow::Result<ExitCode> {
     let Some(entries) = intact_entries(db, "not exported").await? else {
         return Ok(ExitCode::FAILURE);
     };
@@ -68,7 +87,7 @@ pub async fn export(db: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     println!(
         "exported {} entries of `{}` to `{}`; check it with `vigil ledger verify --export {}`",
         entries.len(),
-        db.display(),
+        db,
         out.display(),
         out.display()
     );
@@ -125,7 +144,7 @@ fn signing_key(path: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
 }
 
 /// `vigil ledger checkpoint --db FILE --key FILE --out FILE`.
-pub async fn checkpoint(db: &Path, key: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+pub async fn checkpoint(db: &LedgerLocation, key: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     let Some(entries) = intact_entries(db, "no checkpoint").await? else {
         return Ok(ExitCode::FAILURE);
     };
@@ -156,7 +175,7 @@ pub async fn checkpoint(db: &Path, key: &Path, out: &Path) -> anyhow::Result<Exi
 
 /// `vigil ledger verify --db FILE --checkpoint FILE [--public-key HEX]`.
 pub async fn verify_checkpoint(
-    db: &Path,
+    db: &LedgerLocation,
     checkpoint: &Path,
     public_key: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
@@ -177,7 +196,7 @@ pub async fn verify_checkpoint(
     let Some(vouched) = leaves.get(..size) else {
         println!(
             "ledger `{}`: TRUNCATED: the checkpoint vouches for {} entries, the ledger holds {}",
-            db.display(),
+            db,
             signed.tree_size,
             leaves.len()
         );
@@ -186,9 +205,7 @@ pub async fn verify_checkpoint(
     if vigil_ledger::merkle::root(vouched) != head {
         println!(
             "ledger `{}`: REWRITTEN: its first {} entries no longer form the checkpoint's tree head {}",
-            db.display(),
-            signed.tree_size,
-            signed.tree_head
+            db, signed.tree_size, signed.tree_head
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -207,7 +224,7 @@ pub async fn verify_checkpoint(
     }
     println!(
         "ledger `{}`: {} entries, consistent with the checkpoint of {} entries signed by {}{}; tree head {}",
-        db.display(),
+        db,
         leaves.len(),
         signed.tree_size,
         signed.public_key,
@@ -237,17 +254,16 @@ async fn read_all(ledger: &Ledger) -> anyhow::Result<Vec<vigil_ledger::Entry>> {
 /// The entries of a ledger that verifies, or `None` after saying where it is broken and that
 /// the command (`refusal`) was not carried out.
 async fn intact_entries(
-    db: &Path,
+    db: &LedgerLocation,
     refusal: &str,
 ) -> anyhow::Result<Option<Vec<vigil_ledger::Entry>>> {
-    let ledger = open_existing(db).await?;
+    let ledger = open_location(db).await?;
     let report = ledger.verify().await.context("reading the ledger")?;
     if let Some(problem) = report.first_problem {
         ledger.close().await;
         println!(
             "ledger `{}`: BROKEN at entry {}: {problem}; {refusal}",
-            db.display(),
-            problem.seq
+            db, problem.seq
         );
         return Ok(None);
     }
@@ -263,7 +279,7 @@ fn leaf_hashes(entries: &[vigil_ledger::Entry]) -> Vec<[u8; 32]> {
 
 /// `vigil ledger prove --db FILE SEQ`: the inclusion proof of entry `seq` in the current tree,
 /// checked before it is printed.
-pub async fn prove(db: &Path, seq: u64) -> anyhow::Result<ExitCode> {
+pub async fn prove(db: &LedgerLocation, seq: u64) -> anyhow::Result<ExitCode> {
     let Some(entries) = intact_entries(db, "no proof").await? else {
         return Ok(ExitCode::FAILURE);
     };
@@ -315,12 +331,12 @@ pub fn parse_since(text: &str) -> anyhow::Result<i64> {
 /// Prints entries, one line each: an incident's, or all of them; only those at or after
 /// `since_ms` when given.
 pub async fn show(
-    db: &Path,
+    db: &LedgerLocation,
     incident: Option<&str>,
     since_ms: Option<i64>,
     all: bool,
 ) -> anyhow::Result<ExitCode> {
-    let ledger = open_existing(db).await?;
+    let ledger = open_location(db).await?;
     let entries = match incident {
         Some(incident) => ledger.entries_for_incident(incident).await?,
         None => {

@@ -27,7 +27,6 @@
 //! ledgers in `tests/golden/` guard this.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::Path;
 use std::process::ExitCode;
 
 use serde_json::Value;
@@ -37,7 +36,7 @@ use vigil_core::engine::{Command, Engine, Event};
 use vigil_ledger::{Entry, EntryKind, Ledger};
 use vigil_policy::Authorizer;
 
-use crate::ledger_cmd::open_existing;
+use crate::ledger_cmd::open_location;
 use crate::session::{self, CommandRecord, EventRecord, SessionRecord};
 
 /// Entries read per page.
@@ -466,11 +465,11 @@ pub enum Scope {
 /// `vigil replay --db PATH (--incident ID | --all) [--policies DIR]`: exit 0 when every
 /// command matches, 1 otherwise. Decision diffs against other policies do not fail it.
 pub async fn run(
-    db: &Path,
+    db: &vigil_ledger::LedgerLocation,
     scope: &Scope,
     alternative: Option<&Alternative>,
 ) -> anyhow::Result<ExitCode> {
-    let ledger = open_existing(db).await?;
+    let ledger = open_location(db).await?;
     let report = match scope {
         Scope::Incident(incident_id) => replay_incident(&ledger, incident_id, alternative).await,
         Scope::All => replay_all(&ledger, alternative).await,

@@ -10,7 +10,6 @@
 //! rejections are counted per runbook for promotion.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::process::ExitCode;
 
 use vigil_core::authz::ActionName;
@@ -226,8 +225,8 @@ fn count(
 }
 
 /// `vigil trust --db FILE`.
-pub async fn run(db: &Path) -> anyhow::Result<ExitCode> {
-    let ledger = crate::ledger_cmd::open_existing(db).await?;
+pub async fn run(db: &vigil_ledger::LedgerLocation) -> anyhow::Result<ExitCode> {
+    let ledger = crate::ledger_cmd::open_location(db).await?;
     let report = tally(&ledger).await?;
     ledger.close().await;
     println!("trust per runbook and action (verified runs; score = (verified + 1) / (runs + 2)):");

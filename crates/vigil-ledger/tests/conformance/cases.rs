@@ -48,11 +48,15 @@ pub async fn sample_ledger(
     Ok((ledger, location, entries))
 }
 
-/// The report of an intact log whose last entry is `last`.
-pub fn intact(last: Option<&Entry>) -> VerifyReport {
+/// The report of an intact log of `entries` (from seq 0, in order), with its tree head
+/// computed by the recursive definition.
+pub fn intact(entries: &[Entry]) -> VerifyReport {
+    let last = entries.last();
+    let leaves: Vec<[u8; 32]> = entries.iter().map(|entry| entry.leaf_hash).collect();
     VerifyReport {
         n_entries: last.map_or(0, |entry| entry.seq + 1),
         head_chain_hash: last.map(|entry| entry.chain_hash),
+        tree_head: vigil_ledger::merkle::root(&leaves),
         first_problem: None,
     }
 }
@@ -158,7 +162,7 @@ pub async fn append_read_round_trip(fixture: &Fixture) -> TestResult {
     );
     assert_hashes_follow_the_spec(&read, [0; 32]);
 
-    assert_eq!(ledger.verify().await?, intact(read.last()));
+    assert_eq!(ledger.verify().await?, intact(&read));
     assert_eq!(
         ledger.head_chain_hash(),
         read.last().map(|entry| entry.chain_hash)
@@ -178,7 +182,7 @@ pub async fn empty_ledger(fixture: &Fixture) -> TestResult {
     assert_eq!(ledger.read(0, 10).await?, Vec::new());
     assert_eq!(ledger.entries_for_incident("inc-1").await?, Vec::new());
     assert_eq!(ledger.last_session_at_or_before(u64::MAX).await?, None);
-    assert_eq!(ledger.verify().await?, intact(None));
+    assert_eq!(ledger.verify().await?, intact(&[]));
     ledger.close().await;
     Ok(())
 }
@@ -202,12 +206,12 @@ pub async fn reopen_continues_the_chain(fixture: &Fixture) -> TestResult {
     assert_eq!(seqs(&appended), (0..7).collect::<Vec<_>>());
     assert_hashes_follow_the_spec(&appended, [0; 32]);
     assert_eq!(reopened.read(0, 100).await?, appended);
-    assert_eq!(reopened.verify().await?, intact(appended.last()));
+    assert_eq!(reopened.verify().await?, intact(&appended));
     reopened.close().await;
 
     let reopened_again = Ledger::open(&location).await?;
     assert_eq!(reopened_again.len(), 7);
-    assert_eq!(reopened_again.verify().await?, intact(appended.last()));
+    assert_eq!(reopened_again.verify().await?, intact(&appended));
     reopened_again.close().await;
     Ok(())
 }
@@ -378,7 +382,7 @@ pub async fn verify_clean_log_of_1000_entries(fixture: &Fixture) -> TestResult {
         );
     }
     assert_eq!(ledger.len(), 1_000);
-    let expected = intact(entries.last());
+    let expected = intact(&entries);
     assert_eq!(ledger.verify().await?, expected);
     assert_eq!(expected.head_chain_hash, ledger.head_chain_hash());
     // Page boundaries must not matter: 0 is taken as 1, the others split the log unevenly.
@@ -418,8 +422,60 @@ pub async fn second_writer_conflicts(fixture: &Fixture) -> TestResult {
 
     let all = first.read(0, 10).await?;
     assert_eq!(seqs(&all), vec![0, 1, 2, 3]);
-    assert_eq!(first.verify().await?, intact(all.last()));
+    assert_eq!(first.verify().await?, intact(&all));
     first.close().await;
     second.close().await;
+    Ok(())
+}
+
+pub async fn tree_head_follows_appends_and_reopening(fixture: &Fixture) -> TestResult {
+    let location = fixture.new_location();
+    let mut ledger = Ledger::open(&location).await?;
+    assert_eq!(
+        ledger.tree_head(),
+        Some((0, vigil_ledger::merkle::root(&[])))
+    );
+    let mut leaves = Vec::new();
+    for batch in [1_u64, 2, 5, 8, 17] {
+        let from = leaves.len() as u64;
+        let appended = ledger.append(&sample_entries(from..from + batch)).await?;
+        leaves.extend(appended.iter().map(|entry| entry.leaf_hash));
+        assert_eq!(
+            ledger.tree_head(),
+            Some((leaves.len() as u64, vigil_ledger::merkle::root(&leaves))),
+            "after {} entries",
+            leaves.len()
+        );
+    }
+    let report = ledger.verify().await?;
+    assert_eq!(
+        Some((report.n_entries, report.tree_head)),
+        ledger.tree_head()
+    );
+    ledger.close().await;
+    let reopened = Ledger::open(&location).await?;
+    assert_eq!(
+        reopened.tree_head(),
+        Some((leaves.len() as u64, vigil_ledger::merkle::root(&leaves)))
+    );
+    reopened.close().await;
+    Ok(())
+}
+
+pub async fn open_existing_refuses_a_ledger_that_is_not_there(fixture: &Fixture) -> TestResult {
+    let location = fixture.new_location();
+    match Ledger::open_existing(&location).await {
+        Err(LedgerError::NotFound { database }) => {
+            assert_eq!(database, location.describe());
+        }
+        other => return Err(format!("expected NotFound, got {other:?}").into()),
+    }
+    // Nothing was created: opening it for writing starts an empty ledger, which then exists.
+    let mut ledger = Ledger::open(&location).await?;
+    ledger.append(&sample_entries(0..3)).await?;
+    ledger.close().await;
+    let existing = Ledger::open_existing(&location).await?;
+    assert_eq!(existing.len(), 3);
+    existing.close().await;
     Ok(())
 }

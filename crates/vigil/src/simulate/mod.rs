@@ -54,9 +54,10 @@ pub struct SimulateArgs {
     pub json: bool,
     /// Exit 1 when the outcome differs from the scenario's `expect`.
     pub check: bool,
-    /// Write the run's ledger here (replaced if it exists), as the daemon would have written
-    /// it, so that `vigil replay` can check every incident of a game day.
-    pub ledger: Option<PathBuf>,
+    /// Write the run's ledger here, as the daemon would have written it, so that `vigil
+    /// replay` can check every incident of a game day: a SQLite file (replaced if it exists)
+    /// or a PostgreSQL schema (which must hold no ledger yet).
+    pub ledger: Option<vigil_ledger::LedgerLocation>,
     /// Print nothing but problems and `--check`'s differences.
     pub quiet: bool,
 }
@@ -176,8 +177,8 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
 
 fn recorder_path(args: &SimulateArgs) -> String {
     args.ledger
-        .as_deref()
-        .map(|path| path.display().to_string())
+        .as_ref()
+        .map(ToString::to_string)
         .unwrap_or_default()
 }
 
@@ -188,15 +189,23 @@ struct Recorder {
 }
 
 impl Recorder {
-    /// Replaces the ledger at `path` and stores the bundle's texts as blobs.
-    async fn open(path: &Path, bundle: &bundle::Bundle) -> anyhow::Result<Recorder> {
-        crate::demo::remove_sqlite_ledger(path)?;
-        let location = vigil_ledger::LedgerLocation::Sqlite {
-            path: path.to_path_buf(),
-        };
-        let ledger = vigil_ledger::Ledger::open(&location)
+    /// Opens a fresh ledger at `location` (a SQLite file is replaced; a PostgreSQL schema
+    /// must be empty) and stores the bundle's texts as blobs.
+    async fn open(
+        location: &vigil_ledger::LedgerLocation,
+        bundle: &bundle::Bundle,
+    ) -> anyhow::Result<Recorder> {
+        if let vigil_ledger::LedgerLocation::Sqlite { path } = location {
+            crate::demo::remove_sqlite_ledger(path)?;
+        }
+        let ledger = vigil_ledger::Ledger::open(location)
             .await
-            .with_context(|| format!("creating the ledger {}", path.display()))?;
+            .with_context(|| format!("creating the ledger {location}"))?;
+        anyhow::ensure!(
+            ledger.is_empty(),
+            "the ledger {location} already holds {} entries; a game day needs a fresh one",
+            ledger.len()
+        );
         let session = session::record_bundle(&ledger, bundle).await?;
         Ok(Recorder { ledger, session })
     }
