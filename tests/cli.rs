@@ -20,6 +20,8 @@ mod approve;
 mod backtest;
 #[path = "cli/check.rs"]
 mod check;
+#[path = "cli/checkpoints.rs"]
+mod checkpoints;
 #[path = "cli/crash.rs"]
 mod crash;
 #[path = "cli/demo.rs"]

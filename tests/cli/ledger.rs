@@ -146,3 +146,27 @@ fn verify_refuses_a_missing_ledger() {
         );
     }
 }
+
+/// The number of rows of `ledger_entries`, from a synchronous test.
+pub fn read_rows_blocking(db: &Path) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(read_rows(db)).len()
+}
+
+/// Runs one SQL statement against an existing SQLite ledger, from a synchronous test.
+pub fn execute_blocking(db: &Path, statement: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let mut connection = connect(db).await;
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(&mut connection)
+            .await
+            .unwrap_or_else(|error| panic!("{statement}: {error}"));
+    });
+}

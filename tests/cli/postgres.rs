@@ -86,7 +86,8 @@ fn tree_head(run: &Finished) -> String {
     run.stdout
         .split("RFC 6962 tree head ")
         .nth(1)
-        .map(|rest| rest.trim().to_owned())
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_hexdigit()).next())
+        .map(str::to_owned)
         .unwrap_or_else(|| panic!("no tree head in\n{run}"))
 }
 

@@ -137,7 +137,8 @@ async fn replay_catches_a_rewrite_that_recomputes_the_hash_chain() {
 }
 
 /// A truncated tail passes the hash chain (what is left still links), but not a signed
-/// checkpoint taken before; the checkpoint also refuses another signer when its key is pinned.
+/// checkpoint taken before (stored in the ledger, and a copy outside it that survives the
+/// stored one's deletion); the checkpoint also refuses another signer when its key is pinned.
 #[tokio::test]
 async fn a_signed_checkpoint_catches_a_truncated_tail_that_the_chain_cannot() {
     let run = runaway_demo();
@@ -196,6 +197,22 @@ async fn a_signed_checkpoint_catches_a_truncated_tail_that_the_chain_cannot() {
     let mut connection = crate::ledger::connect(&db).await;
     sqlx::query("DELETE FROM ledger_entries WHERE seq >= ?")
         .bind(keep as i64)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    // The checkpoint stored in the ledger catches it.
+    let caught = vigil(["ledger", "verify", "--db", shown], dir.path());
+    assert_eq!(caught.code(), 1, "{caught}");
+    assert!(
+        caught.stdout.contains(&format!(
+            "TRUNCATED: a checkpoint vouches for {} entries, the ledger holds {keep}",
+            rows.len()
+        )),
+        "{caught}"
+    );
+    // Whoever cut the log can delete the stored checkpoints too: the chain alone then
+    // verifies, but the copy kept outside the database still catches the truncation.
+    sqlx::query("DELETE FROM ledger_checkpoints")
         .execute(&mut connection)
         .await
         .unwrap();

@@ -200,6 +200,14 @@ pub(crate) const SELECT_LAST_OF_KIND: &str = "SELECT seq, at_ms, kind, incident_
 pub(crate) const INSERT_BLOB: &str =
     "INSERT INTO ledger_blobs (hash, content) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING";
 
+/// Stores checkpoint `$3` (JSON) of tree size `$1` taken at `$2`, unless that size has one.
+pub(crate) const INSERT_CHECKPOINT: &str = "INSERT INTO ledger_checkpoints \
+     (tree_size, at_ms, checkpoint) VALUES ($1, $2, $3) ON CONFLICT (tree_size) DO NOTHING";
+
+/// Every stored checkpoint, by tree size.
+pub(crate) const SELECT_CHECKPOINTS: &str =
+    "SELECT tree_size, checkpoint FROM ledger_checkpoints ORDER BY tree_size";
+
 /// The content of blob `$1`.
 pub(crate) const SELECT_BLOB: &str = "SELECT content FROM ledger_blobs WHERE hash = $1";
 

@@ -14,13 +14,22 @@ pub enum LedgerError {
         /// The rejected name.
         schema: String,
     },
-    /// The database could not be opened or reached.
+    /// A stored checkpoint is not a checkpoint.
+    #[error("checkpoint of tree size {tree_size} in ledger `{database}` is unreadable: {reason}")]
+    MalformedCheckpoint {
+        /// The location's description (no credentials).
+        database: String,
+        /// The row's tree size.
+        tree_size: i64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The ledger does not exist (a missing SQLite file or PostgreSQL schema).
     #[error("no ledger at `{database}`")]
     NotFound {
         /// The location's description (no credentials).
         database: String,
     },
-
     /// The database could not be reached or opened.
     #[error("cannot connect to ledger `{database}`")]
     Connect {

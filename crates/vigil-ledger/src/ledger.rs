@@ -1,9 +1,9 @@
 //! The ledger handle: open, append, read, blobs. Verification lives in `verify.rs`.
 
 use crate::backend::{
-    Backend, INSERT_BLOB, INSERT_ENTRY, RawEntry, SELECT_BLOB, SELECT_FOR_INCIDENT,
-    SELECT_FROM_SEQ, SELECT_HEAD, SELECT_LAST_OF_KIND, SELECT_LEAVES_FROM_SEQ, hash_column,
-    stored_seq, with_pool,
+    Backend, INSERT_BLOB, INSERT_CHECKPOINT, INSERT_ENTRY, RawEntry, SELECT_BLOB,
+    SELECT_CHECKPOINTS, SELECT_FOR_INCIDENT, SELECT_FROM_SEQ, SELECT_HEAD, SELECT_LAST_OF_KIND,
+    SELECT_LEAVES_FROM_SEQ, hash_column, stored_seq, with_pool,
 };
 use crate::canonical::canonical_json;
 use crate::entry::{Entry, EntryKind, NewEntry};
@@ -167,6 +167,71 @@ impl Ledger {
             });
         }
         Ok(content)
+    }
+
+    /// Stores a signed checkpoint, unless one of the same tree size is stored already;
+    /// returns whether it was stored. The write is durable when this returns.
+    ///
+    /// The checkpoint is not checked here: [`Checkpoint::verify_signature`] and verification
+    /// against the log are the reader's job.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Query`] when the database fails, [`LedgerError::Full`] when the tree
+    /// size does not fit the column.
+    ///
+    /// [`Checkpoint::verify_signature`]: crate::checkpoint::Checkpoint::verify_signature
+    pub async fn store_checkpoint(
+        &self,
+        checkpoint: &crate::checkpoint::Checkpoint,
+    ) -> Result<bool, LedgerError> {
+        let tree_size =
+            i64::try_from(checkpoint.tree_size).map_err(|_| self.full(checkpoint.tree_size))?;
+        let json = serde_json::to_value(checkpoint)
+            .map(|value| canonical_json(&value))
+            .unwrap_or_default();
+        let inserted = with_pool!(&self.backend, pool => {
+            sqlx::query(INSERT_CHECKPOINT)
+                .bind(tree_size)
+                .bind(checkpoint.at_ms)
+                .bind(json.as_str())
+                .execute(pool)
+                .await
+                .map(|result| result.rows_affected() > 0)
+        })
+        .map_err(|source| self.query_error("store a checkpoint", source))?;
+        Ok(inserted)
+    }
+
+    /// Every stored checkpoint, by tree size.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Query`] when the database fails, [`LedgerError::MalformedCheckpoint`]
+    /// when a row is not a checkpoint or its tree size differs from its column.
+    pub async fn checkpoints(&self) -> Result<Vec<crate::checkpoint::Checkpoint>, LedgerError> {
+        let rows: Vec<(i64, String)> = with_pool!(&self.backend, pool => {
+            sqlx::query_as(SELECT_CHECKPOINTS).fetch_all(pool).await
+        })
+        .map_err(|source| self.query_error("read the checkpoints", source))?;
+        rows.into_iter()
+            .map(|(tree_size, json)| {
+                let malformed = |reason: String| LedgerError::MalformedCheckpoint {
+                    database: self.database.clone(),
+                    tree_size,
+                    reason,
+                };
+                let checkpoint: crate::checkpoint::Checkpoint =
+                    serde_json::from_str(&json).map_err(|error| malformed(error.to_string()))?;
+                if i64::try_from(checkpoint.tree_size).ok() != Some(tree_size) {
+                    return Err(malformed(format!(
+                        "it says tree size {}",
+                        checkpoint.tree_size
+                    )));
+                }
+                Ok(checkpoint)
+            })
+            .collect()
     }
 
     /// Up to `limit` entries from seq `from_seq` on, in seq order.

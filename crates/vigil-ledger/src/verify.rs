@@ -1,5 +1,6 @@
 //! Verification: re-reading the whole log in pages and recomputing every hash.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use sqlx::FromRow;
@@ -111,8 +112,35 @@ impl Ledger {
     ///
     /// As for [`verify`](Ledger::verify).
     pub async fn verify_with_page_size(&self, page_rows: u32) -> Result<VerifyReport, LedgerError> {
+        self.verify_pages(page_rows, &BTreeSet::new())
+            .await
+            .map(|(report, _)| report)
+    }
+
+    /// [`verify`](Ledger::verify), also giving the tree head at each of `sizes` that the
+    /// intact log reaches (for checking checkpoints of those sizes in the same pass).
+    ///
+    /// # Errors
+    ///
+    /// As for [`verify`](Ledger::verify).
+    pub async fn verify_with_heads(
+        &self,
+        sizes: &BTreeSet<u64>,
+    ) -> Result<(VerifyReport, BTreeMap<u64, [u8; 32]>), LedgerError> {
+        self.verify_pages(VERIFY_PAGE_ROWS, sizes).await
+    }
+
+    async fn verify_pages(
+        &self,
+        page_rows: u32,
+        sizes: &BTreeSet<u64>,
+    ) -> Result<(VerifyReport, BTreeMap<u64, [u8; 32]>), LedgerError> {
         let page_rows = page_rows.max(1);
         let mut verifier = Verifier::default();
+        if sizes.contains(&0) {
+            verifier.heads.insert(0, verifier.frontier.root());
+        }
+        verifier.wanted = sizes.clone();
         // Starting below zero makes a row moved to a negative seq show up as malformed.
         let mut from_seq = i64::MIN;
         loop {
@@ -132,13 +160,13 @@ impl Ledger {
             let is_last_page = page.len() < page_rows as usize;
             for row in page {
                 if let Some(problem) = verifier.check(row) {
-                    return Ok(verifier.report(Some(problem)));
+                    return Ok((verifier.report(Some(problem)), verifier.heads));
                 }
             }
             // Every row so far was intact, so the seqs were 0..expected_seq without a gap.
             match i64::try_from(verifier.expected_seq) {
                 Ok(next_seq) if !is_last_page => from_seq = next_seq,
-                _ => return Ok(verifier.report(None)),
+                _ => return Ok((verifier.report(None), verifier.heads)),
             }
         }
     }
@@ -152,6 +180,10 @@ struct Verifier {
     previous_chain_hash: [u8; 32],
     /// The Merkle tree of the intact rows' leaf hashes.
     frontier: Frontier,
+    /// The tree sizes whose heads are wanted.
+    wanted: BTreeSet<u64>,
+    /// The heads at the wanted sizes reached so far.
+    heads: BTreeMap<u64, [u8; 32]>,
 }
 
 impl Default for Verifier {
@@ -160,6 +192,8 @@ impl Default for Verifier {
             expected_seq: 0,
             previous_chain_hash: GENESIS_CHAIN_HASH,
             frontier: Frontier::new(),
+            wanted: BTreeSet::new(),
+            heads: BTreeMap::new(),
         }
     }
 }
@@ -205,6 +239,10 @@ impl Verifier {
         }
         self.previous_chain_hash = stored_chain_hash;
         self.frontier.push(stored_leaf_hash);
+        if self.wanted.contains(&self.frontier.size()) {
+            self.heads
+                .insert(self.frontier.size(), self.frontier.root());
+        }
         // INVARIANT: seq came from an i64, so this cannot overflow.
         self.expected_seq = seq + 1;
         None

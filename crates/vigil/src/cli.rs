@@ -296,8 +296,9 @@ enum PolicyCommand {
 
 #[derive(Debug, Subcommand)]
 enum LedgerCommand {
-    /// Recompute every hash link; exit non-zero at the first bad entry. With `--export`,
-    /// check an exported file offline instead, with no database.
+    /// Recompute every hash, link and the tree head, and check the log against every
+    /// checkpoint stored in it; exit non-zero at the first bad entry or checkpoint. With
+    /// `--export`, check an exported file offline instead, with no database.
     Verify {
         /// The ledger: a SQLite file, or a `postgres://` URL (never printed with its
         /// credentials).
@@ -313,8 +314,9 @@ enum LedgerCommand {
         /// entries unchanged (a truncation or a rewrite is caught) and be consistent with it.
         #[arg(long, requires = "db")]
         checkpoint: Option<PathBuf>,
-        /// The public key (hex) the checkpoint must be signed with.
-        #[arg(long, requires = "checkpoint")]
+        /// The public key (hex) every checkpoint must be signed with (the stored ones, and
+        /// `--checkpoint`'s).
+        #[arg(long, requires = "db")]
         public_key: Option<String>,
     },
     /// Sign a checkpoint of the ledger's current tree head with an Ed25519 key (created, mode
@@ -443,7 +445,8 @@ pub fn main() -> ExitCode {
                     ledger_cmd::verify_checkpoint(&db, &checkpoint, public_key.as_deref()).await
                 }
                 (Some(db), None, None) => {
-                    ledger_cmd::verify(&ledger_cmd::location_of(&db, schema.as_deref())?).await
+                    let db = ledger_cmd::location_of(&db, schema.as_deref())?;
+                    ledger_cmd::verify(&db, public_key.as_deref()).await
                 }
                 (None, None, _) => Ok(ExitCode::from(2)),
             },

@@ -46,32 +46,94 @@ pub fn location_of(db: &str, schema: Option<&str>) -> anyhow::Result<LedgerLocat
     })
 }
 
-/// Recomputes every hash; exit 1 at the first bad entry.
-pub async fn verify(db: &LedgerLocation) -> anyhow::Result<ExitCode> {
+/// Recomputes every hash, link and the tree head in one pass, and checks the log against
+/// every checkpoint stored in it; exit 1 at the first bad entry or checkpoint.
+pub async fn verify(db: &LedgerLocation, public_key: Option<&str>) -> anyhow::Result<ExitCode> {
     let ledger = open_location(db).await?;
-    // One pass: the hashes, the links and the RFC 6962 tree head.
-    let report = ledger.verify().await.context("reading the ledger")?;
+    let checkpoints = ledger.checkpoints().await;
+    let checkpoints = match checkpoints {
+        Ok(checkpoints) => checkpoints,
+        Err(error) => {
+            ledger.close().await;
+            println!("ledger `{db}`: BROKEN: {error}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    // One pass: the hashes, the links, the RFC 6962 tree head and the heads at every
+    // checkpoint's size.
+    let verified = ledger
+        .verify_with_heads(&crate::checkpoints::sizes(&checkpoints))
+        .await
+        .context("reading the ledger");
     ledger.close().await;
-    match report.first_problem {
-        None => {
-            let head = report
-                .head_chain_hash
-                .map_or_else(|| "(empty)".to_owned(), hex::encode);
-            println!(
-                "ledger `{}`: {} entries, every hash link intact; head {head}; RFC 6962 tree head {}",
-                db,
-                report.n_entries,
-                hex::encode(report.tree_head)
-            );
-            Ok(ExitCode::SUCCESS)
+    let (report, heads) = verified?;
+    if let Some(problem) = report.first_problem {
+        println!(
+            "ledger `{db}`: BROKEN at entry {}: {problem} ({} entries before it verify)",
+            problem.seq, report.n_entries
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    // All checkpoints must be signed by one key: the pinned one, else the newest's.
+    let expected_key = public_key
+        .map(str::to_owned)
+        .or_else(|| checkpoints.last().map(|newest| newest.public_key.clone()));
+    for checkpoint in &checkpoints {
+        let verdict = crate::checkpoints::judge(
+            checkpoint,
+            report.n_entries,
+            &heads,
+            expected_key.as_deref(),
+        );
+        if let Some(problem) = describe_verdict(&verdict, checkpoint, report.n_entries) {
+            println!("ledger `{db}`: {problem} (checkpoint stored in the ledger)");
+            return Ok(ExitCode::FAILURE);
         }
-        Some(problem) => {
-            println!(
-                "ledger `{}`: BROKEN at entry {}: {problem} ({} entries before it verify)",
-                db, problem.seq, report.n_entries
-            );
-            Ok(ExitCode::FAILURE)
-        }
+    }
+    let head = report
+        .head_chain_hash
+        .map_or_else(|| "(empty)".to_owned(), hex::encode);
+    let vouched = match (checkpoints.last(), &expected_key) {
+        (Some(newest), Some(key)) => format!(
+            "; consistent with its {} stored checkpoint(s), the newest of {} entries, signed by {key}{}",
+            checkpoints.len(),
+            newest.tree_size,
+            if public_key.is_some() {
+                " (the pinned key)"
+            } else {
+                " (key not pinned: pass --public-key)"
+            }
+        ),
+        _ => "; no stored checkpoint".to_owned(),
+    };
+    println!(
+        "ledger `{db}`: {} entries, every hash link intact; head {head}; RFC 6962 tree head {}{vouched}",
+        report.n_entries,
+        hex::encode(report.tree_head)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What is wrong with a log according to `checkpoint`, if anything.
+fn describe_verdict(
+    verdict: &crate::checkpoints::Verdict,
+    checkpoint: &vigil_ledger::checkpoint::Checkpoint,
+    n_entries: u64,
+) -> Option<String> {
+    use crate::checkpoints::Verdict;
+    match verdict {
+        Verdict::Holds => None,
+        Verdict::Refused(error) => Some(format!(
+            "checkpoint of {} entries REFUSED: {error}",
+            checkpoint.tree_size
+        )),
+        Verdict::Truncated { vouched, held } => Some(format!(
+            "TRUNCATED: a checkpoint vouches for {vouched} entries, the ledger holds {held}"
+        )),
+        Verdict::Rewritten => Some(format!(
+            "REWRITTEN: its first {} entries (of {n_entries}) no longer form the checkpoint's tree head {}",
+            checkpoint.tree_size, checkpoint.tree_head
+        )),
     }
 }
 
@@ -115,56 +177,26 @@ pub fn verify_export(file: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Reads the signing key, or creates it (32 random bytes, hex, mode 0600) when absent.
-fn signing_key(path: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
-    if path.exists() {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the key {}", path.display()))?;
-        let seed: [u8; 32] = hex::decode(text.trim())
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .with_context(|| format!("{} does not hold a 32-byte key in hex", path.display()))?;
-        return Ok(ed25519_dalek::SigningKey::from_bytes(&seed));
-    }
-    let mut seed = [0_u8; 32];
-    getrandom::getrandom(&mut seed).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating the key {}", path.display()))?;
-    writeln!(file, "{}", hex::encode(seed)).context("writing the key")?;
-    eprintln!("created the signing key {} (mode 0600)", path.display());
-    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
-}
-
-/// `vigil ledger checkpoint --db FILE --key FILE --out FILE`.
+/// `vigil ledger checkpoint --db FILE --key FILE --out FILE`: signs the tree head of a log
+/// that verifies, stores the checkpoint in the ledger and writes it to `out`.
 pub async fn checkpoint(db: &LedgerLocation, key: &Path, out: &Path) -> anyhow::Result<ExitCode> {
-    let Some(entries) = intact_entries(db, "no checkpoint").await? else {
+    let ledger = open_location(db).await?;
+    let report = ledger.verify().await.context("reading the ledger")?;
+    if let Some(problem) = report.first_problem {
+        ledger.close().await;
+        println!(
+            "ledger `{db}`: BROKEN at entry {}: {problem}; no checkpoint",
+            problem.seq
+        );
         return Ok(ExitCode::FAILURE);
-    };
-    let leaves = leaf_hashes(&entries);
-    let key = signing_key(key)?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        });
-    let signed = vigil_ledger::checkpoint::Checkpoint::sign(
-        &key,
-        leaves.len() as u64,
-        vigil_ledger::merkle::root(&leaves),
-        now_ms,
-    );
-    std::fs::write(out, serde_json::to_string_pretty(&signed)? + "\n")
-        .with_context(|| format!("writing {}", out.display()))?;
+    }
+    let key = crate::checkpoints::load_or_create_key(key)?;
+    let signed = crate::checkpoints::take(&ledger, &key, crate::checkpoints::now_ms()).await;
+    ledger.close().await;
+    let signed = signed?;
+    crate::checkpoints::publish_file(out, &signed)?;
     println!(
-        "checkpoint of {} entries (tree head {}) signed by {} written to {}",
+        "checkpoint of {} entries (tree head {}) signed by {}, stored in the ledger and written to {}",
         signed.tree_size,
         signed.tree_head,
         signed.public_key,

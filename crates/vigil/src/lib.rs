@@ -7,6 +7,7 @@
 pub mod assets;
 pub mod backtest;
 pub mod bundle;
+pub mod checkpoints;
 pub mod cli;
 pub mod config;
 pub mod daemon;

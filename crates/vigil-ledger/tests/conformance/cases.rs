@@ -479,3 +479,47 @@ pub async fn open_existing_refuses_a_ledger_that_is_not_there(fixture: &Fixture)
     existing.close().await;
     Ok(())
 }
+
+pub async fn checkpoints_are_stored_once_per_size_and_heads_come_with_verify(
+    fixture: &Fixture,
+) -> TestResult {
+    use vigil_ledger::checkpoint::Checkpoint;
+    let (ledger, location, entries) = sample_ledger(fixture, 30).await?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let leaves: Vec<[u8; 32]> = entries.iter().map(|entry| entry.leaf_hash).collect();
+    let root_of = |n: usize| vigil_ledger::merkle::root(leaves.get(..n).unwrap_or_default());
+    let first = Checkpoint::sign(&key, 10, root_of(10), 1_000);
+    let second = Checkpoint::sign(&key, 30, root_of(30), 2_000);
+    assert!(ledger.store_checkpoint(&second).await?);
+    assert!(ledger.store_checkpoint(&first).await?);
+    // One checkpoint per tree size: a second one of the same size is not stored.
+    let again = Checkpoint::sign(&key, 10, root_of(10), 3_000);
+    assert!(!ledger.store_checkpoint(&again).await?);
+    assert_eq!(
+        ledger.checkpoints().await?,
+        vec![first.clone(), second.clone()]
+    );
+
+    let sizes = [0_u64, 10, 30, 31].into_iter().collect();
+    let (report, heads) = ledger.verify_with_heads(&sizes).await?;
+    assert_eq!(report, intact(&entries));
+    let expected: std::collections::BTreeMap<u64, [u8; 32]> =
+        [(0, root_of(0)), (10, root_of(10)), (30, root_of(30))]
+            .into_iter()
+            .collect();
+    assert_eq!(heads, expected, "no head for a size the log does not reach");
+
+    // A row that is not a checkpoint is an error naming its size, not a panic.
+    execute(
+        &location,
+        "UPDATE ledger_checkpoints SET checkpoint = 'garbage' WHERE tree_size = 30",
+        &[],
+    )
+    .await?;
+    match ledger.checkpoints().await {
+        Err(LedgerError::MalformedCheckpoint { tree_size: 30, .. }) => {}
+        other => return Err(format!("expected MalformedCheckpoint, got {other:?}").into()),
+    }
+    ledger.close().await;
+    Ok(())
+}

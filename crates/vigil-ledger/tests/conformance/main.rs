@@ -20,6 +20,7 @@ macro_rules! conformance_suite {
             cases::verify_clean_log_of_1000_entries,
             cases::second_writer_conflicts,
             cases::tree_head_follows_appends_and_reopening,
+            cases::checkpoints_are_stored_once_per_size_and_heads_come_with_verify,
             cases::open_existing_refuses_a_ledger_that_is_not_there,
             tamper::a_gap_in_the_leaves_withholds_the_tree_head,
             tamper::sql_tampering_is_detected,

@@ -13,7 +13,9 @@ use std::fmt;
 use std::path::Path;
 
 pub use lines::LineIndex;
-pub use validate::{Config, IntakeConfig, LedgerSetting, PagerConfig, QueryConfig};
+pub use validate::{
+    CheckpointConfig, Config, IntakeConfig, LedgerSetting, PagerConfig, QueryConfig,
+};
 
 /// One problem, located.
 #[derive(Debug, Clone, PartialEq, Eq)]

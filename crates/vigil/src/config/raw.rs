@@ -95,6 +95,28 @@ pub struct RawLedger {
     pub postgres_url: Option<RawSecret>,
     /// The PostgreSQL schema to use (created if missing).
     pub postgres_schema: Option<String>,
+    /// Signed checkpoints of the ledger's tree head (off when absent).
+    pub checkpoint: Option<RawCheckpoint>,
+}
+
+/// Signed checkpoints: what signs them, how often, and where copies go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheckpoint {
+    /// The Ed25519 signing key, relative to this file; created (mode 0600) on first start.
+    pub key_file: String,
+    /// Sign a checkpoint this often, in seconds, when the ledger grew (default 600).
+    #[serde(default = "default_checkpoint_interval_secs")]
+    pub interval_secs: u64,
+    /// Also write the latest checkpoint to this file (replaced atomically), relative to this
+    /// file: a copy outside the database.
+    pub publish_file: Option<String>,
+    /// Also POST every checkpoint, as JSON, to this URL: a copy outside the machine.
+    pub webhook_url: Option<String>,
+}
+
+fn default_checkpoint_interval_secs() -> u64 {
+    600
 }
 
 /// A secret: from an environment variable or a file, never inline.

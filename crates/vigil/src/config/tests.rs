@@ -380,3 +380,32 @@ fn pagerduty_and_slack_pagers_are_validated() {
         config.pager
     );
 }
+
+#[test]
+fn ledger_checkpoints_are_checked_and_resolved_against_the_config_folder() {
+    let text = MINIMAL.replace(
+        "  sqlite_path: vigil.db\n",
+        "  sqlite_path: vigil.db\n  checkpoint:\n    key_file: keys/ledger.key\n    publish_file: out/checkpoint.json\n",
+    );
+    let config = parse(&text, "vigil.yaml", Path::new("/etc/vigil")).unwrap();
+    let checkpoint = config.checkpoint.unwrap();
+    assert_eq!(checkpoint.key_file, Path::new("/etc/vigil/keys/ledger.key"));
+    assert_eq!(checkpoint.interval, std::time::Duration::from_secs(600));
+    assert_eq!(
+        checkpoint.publish_file.as_deref(),
+        Some(Path::new("/etc/vigil/out/checkpoint.json"))
+    );
+    assert!(checkpoint.webhook_url.is_none());
+    check(
+        &MINIMAL.replace(
+            "  sqlite_path: vigil.db\n",
+            "  sqlite_path: vigil.db\n  checkpoint:\n    key_file: \"\"\n    interval_secs: 5\n    webhook_url: ftp://example.com/x\n",
+        ),
+        expect![[r#"
+            3 problems:
+              vigil.yaml:6: `ledger.checkpoint.interval_secs`: must be between 10 and 86400 (a day)
+              vigil.yaml:5: `ledger.checkpoint.key_file`: must not be empty
+              vigil.yaml:7: `ledger.checkpoint.webhook_url`: `ftp://example.com/x` must be an http or https URL with a host
+        "#]],
+    );
+}

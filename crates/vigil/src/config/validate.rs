@@ -31,6 +31,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the ledger lives.
     pub ledger: LedgerSetting,
+    /// Signed checkpoints of the ledger, when enabled.
+    pub checkpoint: Option<CheckpointConfig>,
     /// The policies folder.
     pub policies_dir: PathBuf,
     /// The runbooks folder.
@@ -75,6 +77,19 @@ pub enum LedgerSetting {
         /// The schema.
         schema: Option<String>,
     },
+}
+
+/// Signed checkpoints of the ledger's tree head.
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// The Ed25519 signing key file (created, mode 0600, when missing).
+    pub key_file: PathBuf,
+    /// How often a checkpoint is signed when the ledger grew.
+    pub interval: Duration,
+    /// Where the latest checkpoint is also written.
+    pub publish_file: Option<PathBuf>,
+    /// Where every checkpoint is also POSTed.
+    pub webhook_url: Option<Url>,
 }
 
 /// One validated source.
@@ -215,6 +230,25 @@ pub fn validate(
             LedgerSetting::Sqlite(PathBuf::new())
         }
     };
+    let checkpoint = raw.ledger.checkpoint.map(|raw| {
+        if !(10..=86_400).contains(&raw.interval_secs) {
+            problems.push(
+                "ledger.checkpoint.interval_secs",
+                "must be between 10 and 86400 (a day)",
+            );
+        }
+        if raw.key_file.trim().is_empty() {
+            problems.push("ledger.checkpoint.key_file", "must not be empty");
+        }
+        CheckpointConfig {
+            key_file: base_dir.join(&raw.key_file),
+            interval: Duration::from_secs(raw.interval_secs),
+            publish_file: raw.publish_file.map(|path| base_dir.join(path)),
+            webhook_url: raw
+                .webhook_url
+                .and_then(|url| http_url(&mut problems, "ledger.checkpoint.webhook_url", &url)),
+        }
+    });
     if raw.max_concurrent_scrapes == 0 {
         problems.push("max_concurrent_scrapes", "must be at least 1");
     }
@@ -385,6 +419,7 @@ pub fn validate(
         environment: raw.environment,
         listen,
         ledger,
+        checkpoint,
         policies_dir: base_dir.join(raw.policies_dir),
         runbooks_dir: base_dir.join(raw.runbooks_dir),
         max_concurrent_scrapes: raw.max_concurrent_scrapes,

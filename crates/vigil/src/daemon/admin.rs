@@ -8,6 +8,10 @@
 //!   and answers with what the engine made of it: 200 when accepted, 409 when refused (the
 //!   body says why), 202 when the engine did not answer within a few seconds.
 //!
+//! - `POST /v1/admin/checkpoint`: signs a checkpoint of the ledger's tree head now (stored,
+//!   and published like the scheduled ones) and answers with it; 503 when checkpoints are not
+//!   configured.
+//!
 //! Every request needs the configured bearer token. The token authenticates the client; the
 //! name in `by` is recorded as given, so put an identity-aware proxy in front when names must
 //! be bound to people. The pending proposals are derived from what the engine records (the
@@ -83,6 +87,8 @@ pub(crate) type Proposals = Arc<Mutex<BTreeMap<String, ProposalView>>>;
 #[derive(Clone)]
 pub(crate) struct AdminState {
     pub(crate) token: Secret,
+    /// Asks the engine loop for a checkpoint now.
+    pub(crate) checkpoints: mpsc::Sender<super::checkpointer::CheckpointRequest>,
     pub(crate) events: mpsc::Sender<Event>,
     pub(crate) notes: broadcast::Sender<Note>,
     pub(crate) proposals: Proposals,
@@ -92,6 +98,7 @@ pub(crate) fn router(state: AdminState) -> Router {
     Router::new()
         .route("/v1/admin/proposals", get(list_proposals))
         .route("/v1/admin/human", post(human))
+        .route("/v1/admin/checkpoint", post(checkpoint))
         .with_state(Arc::new(state))
 }
 
@@ -169,6 +176,26 @@ fn note_record(pending: &mut BTreeMap<String, ProposalView>, record: Record) {
             pending.retain(|_, proposal| proposal.incident_id != incident_id);
         }
         _ => {}
+    }
+}
+
+/// `POST /v1/admin/checkpoint`: signs a checkpoint of the ledger now and answers with it.
+async fn checkpoint(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = admit(&state, &headers) {
+        return *refused;
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if state.checkpoints.send(reply).await.is_err() {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down");
+    }
+    match tokio::time::timeout(ANSWER_WAIT, answer).await {
+        Ok(Ok(Ok(checkpoint))) => Json(checkpoint).into_response(),
+        Ok(Ok(Err(why))) => error_response(StatusCode::SERVICE_UNAVAILABLE, &why),
+        Ok(Err(_)) => error_response(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down"),
+        Err(_) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the engine did not answer in time; try again",
+        ),
     }
 }
 

@@ -17,6 +17,7 @@ use vigil_core::engine::{Command, Engine, Event, Record};
 use vigil_ledger::{Entry, EntryKind, Ledger, NewEntry};
 use vigil_policy::Authorizer;
 
+use super::checkpointer::{CheckpointRequest, Checkpointer};
 use super::clock::Clock;
 use super::effects::Effects;
 use super::telemetry::Telemetry;
@@ -42,6 +43,10 @@ pub(super) struct EngineLoop {
     pub(super) in_flight: BTreeSet<String>,
     pub(super) not_started: Vec<String>,
     pub(super) wakes: BTreeSet<Timestamp>,
+    /// Signs the ledger's checkpoints, when configured.
+    pub(super) checkpointer: Option<Checkpointer>,
+    /// Checkpoints asked for through the admin API.
+    pub(super) checkpoint_requests: mpsc::Receiver<CheckpointRequest>,
 }
 
 impl EngineLoop {
@@ -53,6 +58,21 @@ impl EngineLoop {
     ) -> anyhow::Result<Ledger> {
         let mut draining = false;
         let mut drain_deadline = tokio::time::Instant::now();
+        let now = self.clock.now();
+        let period = self
+            .checkpointer
+            .as_ref()
+            .map_or(Duration::from_secs(86_400), |checkpointer| {
+                checkpointer.interval
+            });
+        if let Some(checkpointer) = &mut self.checkpointer {
+            checkpointer
+                .take_or_log(&self.ledger, now, "the session started", true)
+                .await;
+        }
+        let mut checkpoint_timer =
+            tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        checkpoint_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let reason = loop {
             if draining && self.in_flight.is_empty() {
                 break "shutdown".to_owned();
@@ -68,6 +88,24 @@ impl EngineLoop {
                 }
                 Some((texts, authorizer)) = self.policies.recv(), if !draining => {
                     self.swap_policies(&texts, authorizer).await?;
+                }
+                _ = checkpoint_timer.tick(), if self.checkpointer.is_some() => {
+                    let now = self.clock.now();
+                    if let Some(checkpointer) = &mut self.checkpointer {
+                        checkpointer.take_or_log(&self.ledger, now, "scheduled", false).await;
+                    }
+                }
+                Some(reply) = self.checkpoint_requests.recv() => {
+                    let now = self.clock.now();
+                    let answer = match &mut self.checkpointer {
+                        Some(checkpointer) => checkpointer
+                            .take(&self.ledger, now, "asked for", true)
+                            .await
+                            .map_err(|error| format!("{error:#}"))
+                            .and_then(|taken| taken.ok_or_else(|| "no checkpoint".to_owned())),
+                        None => Err("checkpoints are not configured (ledger.checkpoint)".to_owned()),
+                    };
+                    let _ = reply.send(answer);
                 }
                 received = self.inbox.recv() => match received {
                     Some(event) => {
@@ -111,6 +149,11 @@ impl EngineLoop {
                 at: now,
                 body: NoteBody::Session(record.clone()),
             });
+        }
+        if let Some(checkpointer) = &mut self.checkpointer {
+            checkpointer
+                .take_or_log(&self.ledger, now, "the session ended", false)
+                .await;
         }
         Ok(self.ledger)
     }

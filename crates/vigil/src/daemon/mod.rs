@@ -8,6 +8,7 @@
 
 mod actions;
 pub mod admin;
+mod checkpointer;
 mod clock;
 mod effects;
 mod engine_loop;
@@ -406,6 +407,14 @@ impl Daemon {
             None
         };
         let tracker = TaskTracker::new();
+        let checkpointer = bundle
+            .config
+            .checkpoint
+            .as_ref()
+            .map(|config| checkpointer::Checkpointer::new(config, tracker.clone()))
+            .transpose()
+            .context("preparing the ledger's checkpoints")?;
+        let (checkpoints_tx, checkpoints_rx) = mpsc::channel(4);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let permits = Arc::new(Semaphore::new(bundle.config.max_concurrent_scrapes.max(1)));
         for source in targets {
@@ -482,6 +491,7 @@ impl Daemon {
                 ));
                 admin::router(admin::AdminState {
                     token,
+                    checkpoints: checkpoints_tx.clone(),
                     events: events_tx.clone(),
                     notes: notes.clone(),
                     proposals,
@@ -550,7 +560,10 @@ impl Daemon {
             in_flight: BTreeSet::new(),
             not_started: Vec::new(),
             wakes: BTreeSet::new(),
+            checkpointer,
+            checkpoint_requests: checkpoints_rx,
         };
+        drop(checkpoints_tx);
         let result = match carry_on {
             Some((unrecorded, caused_by, unfinished, wakes)) => engine_loop
                 .carry_on(unrecorded, caused_by, unfinished, wakes)

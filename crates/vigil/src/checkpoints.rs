@@ -1,0 +1,232 @@
+//! Signed checkpoints of the ledger's tree head, for the daemon and the CLI: the signing key
+//! (created mode 0600 on first use), taking a checkpoint, publishing it outside the database
+//! (a file replaced atomically, a webhook), and judging a log against checkpoints.
+//!
+//! A checkpoint signs (tree size, RFC 6962 tree head, time). Whoever can rewrite the database
+//! can recompute every hash of a log they cut or changed, but cannot sign a checkpoint with
+//! vigil's key: the log must still hold each checkpoint's first `tree_size` entries with the
+//! same tree head. A checkpoint stored in the database is lost with it; the published copies
+//! are not.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use ed25519_dalek::SigningKey;
+use vigil_ledger::Ledger;
+use vigil_ledger::checkpoint::Checkpoint;
+
+/// How long a webhook may take to answer.
+const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads the signing key (32 bytes in hex), or creates it (mode 0600) when the file does not
+/// exist.
+///
+/// # Errors
+///
+/// When the file cannot be read or created, or does not hold a key.
+pub fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
+    if path.exists() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the key {}", path.display()))?;
+        let seed: [u8; 32] = hex::decode(text.trim())
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .with_context(|| format!("{} does not hold a 32-byte key in hex", path.display()))?;
+        return Ok(SigningKey::from_bytes(&seed));
+    }
+    let mut seed = [0_u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating the key {}", path.display()))?;
+    writeln!(file, "{}", hex::encode(seed)).context("writing the key")?;
+    file.sync_all().context("writing the key")?;
+    tracing::warn!(
+        key = %path.display(),
+        public_key = %hex::encode(SigningKey::from_bytes(&seed).verifying_key().to_bytes()),
+        "created the ledger's checkpoint signing key (mode 0600); keep its public key where auditors can pin it"
+    );
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Signs the ledger's current tree head and stores the checkpoint in the ledger.
+///
+/// # Errors
+///
+/// When the ledger's leaves are damaged (no tree head) or the checkpoint cannot be stored.
+pub async fn take(ledger: &Ledger, key: &SigningKey, at_ms: i64) -> anyhow::Result<Checkpoint> {
+    let (size, head) = ledger.tree_head().context(
+        "the ledger's stored leaf hashes are damaged, so there is no tree head to sign (run `vigil ledger verify`)",
+    )?;
+    let checkpoint = Checkpoint::sign(key, size, head, at_ms);
+    ledger.store_checkpoint(&checkpoint).await?;
+    Ok(checkpoint)
+}
+
+/// Writes `checkpoint` to `path` as JSON, replacing the file atomically (a temporary file in
+/// the same folder, synced, then renamed over it).
+///
+/// # Errors
+///
+/// When the file cannot be written.
+pub fn publish_file(path: &Path, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = std::path::PathBuf::from(temporary);
+    let text = serde_json::to_string_pretty(checkpoint)? + "\n";
+    let mut file = std::fs::File::create(&temporary)
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+/// POSTs `checkpoint` as JSON to `url`; a non-2xx answer is an error.
+///
+/// # Errors
+///
+/// When the request fails or is refused.
+pub async fn post_webhook(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    checkpoint: &Checkpoint,
+) -> anyhow::Result<()> {
+    let response = client
+        .post(url.clone())
+        .timeout(WEBHOOK_TIMEOUT)
+        .json(checkpoint)
+        .send()
+        .await
+        .with_context(|| {
+            format!(
+                "posting the checkpoint to {}",
+                url.origin().ascii_serialization()
+            )
+        })?;
+    let status = response.status();
+    anyhow::ensure!(
+        status.is_success(),
+        "the checkpoint webhook answered {status}"
+    );
+    Ok(())
+}
+
+/// The wall clock, in milliseconds since the Unix epoch.
+#[must_use]
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// What a checkpoint says about a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The log holds the checkpoint's entries unchanged.
+    Holds,
+    /// The signature does not verify, or another key signed it.
+    Refused(String),
+    /// The log holds fewer entries than the checkpoint vouches for.
+    Truncated {
+        /// Entries the checkpoint vouches for.
+        vouched: u64,
+        /// Entries the intact log holds.
+        held: u64,
+    },
+    /// The log's first `tree_size` entries no longer form the checkpoint's tree head.
+    Rewritten,
+}
+
+/// Judges `checkpoint` against a log whose intact prefix holds `n_entries` entries, given
+/// the tree heads of that log at the checkpoints' sizes (from
+/// [`Ledger::verify_with_heads`]) and the key it must be signed with, if pinned.
+#[must_use]
+pub fn judge(
+    checkpoint: &Checkpoint,
+    n_entries: u64,
+    heads: &BTreeMap<u64, [u8; 32]>,
+    pinned_key: Option<&str>,
+) -> Verdict {
+    if let Err(error) = checkpoint.verify_signature(pinned_key) {
+        return Verdict::Refused(error.to_string());
+    }
+    if checkpoint.tree_size > n_entries {
+        return Verdict::Truncated {
+            vouched: checkpoint.tree_size,
+            held: n_entries,
+        };
+    }
+    match (checkpoint.head_bytes(), heads.get(&checkpoint.tree_size)) {
+        (Ok(head), Some(actual)) if &head == actual => Verdict::Holds,
+        _ => Verdict::Rewritten,
+    }
+}
+
+/// The tree sizes of `checkpoints`, for [`Ledger::verify_with_heads`].
+#[must_use]
+pub fn sizes(checkpoints: &[Checkpoint]) -> BTreeSet<u64> {
+    checkpoints
+        .iter()
+        .map(|checkpoint| checkpoint.tree_size)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_holds_only_for_the_same_head_signed_by_the_pinned_key() {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let checkpoint = Checkpoint::sign(&key, 3, [1; 32], 10);
+        let heads: BTreeMap<u64, [u8; 32]> = [(3, [1; 32])].into_iter().collect();
+        let public = checkpoint.public_key.clone();
+        assert_eq!(judge(&checkpoint, 5, &heads, Some(&public)), Verdict::Holds);
+        assert_eq!(
+            judge(&checkpoint, 2, &heads, None),
+            Verdict::Truncated {
+                vouched: 3,
+                held: 2
+            }
+        );
+        let other: BTreeMap<u64, [u8; 32]> = [(3, [2; 32])].into_iter().collect();
+        assert_eq!(judge(&checkpoint, 5, &other, None), Verdict::Rewritten);
+        let forged = Checkpoint::sign(&SigningKey::from_bytes(&[6; 32]), 3, [1; 32], 10);
+        assert!(matches!(
+            judge(&forged, 5, &heads, Some(&public)),
+            Verdict::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn a_key_is_created_private_once_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("vigil-key-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ledger.key");
+        let created = load_or_create_key(&path).unwrap();
+        let read = load_or_create_key(&path).unwrap();
+        assert_eq!(created.to_bytes(), read.to_bytes());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "not a key").unwrap();
+        assert!(load_or_create_key(&path).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
