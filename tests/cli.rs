@@ -26,6 +26,8 @@ mod checkpoints;
 mod crash;
 #[path = "cli/demo.rs"]
 mod demo;
+#[path = "cli/durability.rs"]
+mod durability;
 #[path = "cli/golden.rs"]
 mod golden;
 #[path = "cli/ledger.rs"]

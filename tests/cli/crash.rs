@@ -94,7 +94,7 @@ pub(crate) fn wait_for_line(served: &mut Served, needle: &str) -> String {
     panic!("vigil never logged `{needle}`:\n{}", served.stderr_text());
 }
 
-fn block_calls(gateway: &SimGateway) -> usize {
+pub(crate) fn block_calls(gateway: &SimGateway) -> usize {
     gateway
         .admin_calls()
         .iter()

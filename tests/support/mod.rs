@@ -21,7 +21,8 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A fresh folder under cargo's per-target temporary folder, removed on drop.
+/// A fresh folder under cargo's per-target temporary folder, removed on drop (kept when
+/// `VIGIL_TEST_KEEP` is set).
 pub struct TempDir {
     path: PathBuf,
 }
@@ -53,6 +54,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // `VIGIL_TEST_KEEP=1` keeps every folder, to look at what a failing test left.
+        if std::env::var_os("VIGIL_TEST_KEEP").is_some() {
+            eprintln!("kept {}", self.path.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }

@@ -14,12 +14,14 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use vigil_core::Timestamp;
 use vigil_core::engine::{Command, Engine, Event, Record};
+use vigil_core::intake::Pushed;
 use vigil_ledger::{Entry, EntryKind, Ledger, NewEntry};
 use vigil_policy::Authorizer;
 
 use super::checkpointer::{CheckpointRequest, Checkpointer};
 use super::clock::Clock;
 use super::effects::Effects;
+use super::intake::Ack;
 use super::telemetry::Telemetry;
 use super::{Note, NoteBody};
 use crate::bundle::PolicyTexts;
@@ -47,6 +49,8 @@ pub(super) struct EngineLoop {
     pub(super) checkpointer: Option<Checkpointer>,
     /// Checkpoints asked for through the admin API.
     pub(super) checkpoint_requests: mpsc::Receiver<CheckpointRequest>,
+    /// Pushed payloads, each confirmed once its event is in the ledger.
+    pub(super) pushes: mpsc::Receiver<(Pushed, Ack)>,
 }
 
 impl EngineLoop {
@@ -94,6 +98,18 @@ impl EngineLoop {
                     if let Some(checkpointer) = &mut self.checkpointer {
                         checkpointer.take_or_log(&self.ledger, now, "scheduled", false).await;
                     }
+                }
+                Some((payload, ack)) = self.pushes.recv(), if !draining => {
+                    // `process` appends the event (durably) before anything else; the client
+                    // hears back only after that, and a failure stops the daemon as usual.
+                    let processed = self.process(Event::Pushed { payload }, false).await;
+                    let _ = ack.send(
+                        processed
+                            .as_ref()
+                            .map(|_| ())
+                            .map_err(|error| format!("{error:#}")),
+                    );
+                    processed?;
                 }
                 Some(reply) = self.checkpoint_requests.recv() => {
                     let now = self.clock.now();

@@ -15,6 +15,14 @@
 //! without waiting (503 with `Retry-After` when it is full or closed). A batch with nothing
 //! in it (no results, or no GenAI spans) is acknowledged and not queued.
 //!
+//! **An acknowledgement is durable.** The success answer (202, or 200 on `/v1/traces`) is
+//! sent only after the engine loop has appended the pushed event to the ledger and the
+//! append has committed (SQLite: WAL with `synchronous=FULL`, fsynced; PostgreSQL: as durable
+//! as its `synchronous_commit`; see the `vigil-ledger` crate docs). A `kill -9` right after a
+//! 2xx loses nothing. When the append fails, or is not confirmed within [`ACK_WAIT`], or the
+//! daemon is stopping, the answer is 503 with `Retry-After`: the push may or may not have been
+//! recorded (only a confirmation is a promise), so a client that retries may record it twice.
+//!
 //! Errors on the `/v1/push/*` routes are `{"error": "...", "problems": [{"path", "message"}]}`.
 //! On `/v1/traces` they are a JSON `google.rpc.Status`, `{"message": "..."}`, as the OTLP
 //! specification requires of every 4xx and 5xx response; the message lists the problems.
@@ -40,10 +48,20 @@ pub(crate) const OTLP_TRACES_PATH: &str = "/v1/traces";
 /// What a client is told to wait before retrying when the queue is full, in seconds.
 const RETRY_AFTER_SECS: u32 = 1;
 
+/// How long a push waits for the engine loop to confirm that its event is in the ledger.
+pub(crate) const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The engine loop's answer to a queued push: `Ok` once its event is durably in the ledger,
+/// else why not.
+pub(crate) type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+
 /// What the intake routes share.
 pub(crate) struct IntakeState {
-    /// The engine loop's queue of pushed payloads.
-    pub(crate) sender: mpsc::Sender<Pushed>,
+    /// The engine loop's queue of pushed payloads, each with the channel that confirms it
+    /// was recorded.
+    pub(crate) sender: mpsc::Sender<(Pushed, Ack)>,
+    /// How long a push waits for that confirmation ([`ACK_WAIT`] in the daemon).
+    pub(crate) ack_wait: std::time::Duration,
     /// The bearer token clients must present, when one is configured.
     pub(crate) bearer: Option<Secret>,
     /// The largest body accepted, in bytes.
@@ -125,14 +143,26 @@ async fn receive(
     if n_items == 0 {
         return Ok(0);
     }
-    state.sender.try_send(pushed).map_err(|error| {
+    let (ack, confirmed) = tokio::sync::oneshot::channel();
+    state.sender.try_send((pushed, ack)).map_err(|error| {
         let reason = match error {
             TrySendError::Full(_) => "vigil's intake queue is full; retry later",
             TrySendError::Closed(_) => "vigil is shutting down; retry later",
         };
         Failure::new(flavor, StatusCode::SERVICE_UNAVAILABLE, reason).retry_later()
     })?;
-    Ok(n_items)
+    let unavailable =
+        |reason: &str| Failure::new(flavor, StatusCode::SERVICE_UNAVAILABLE, reason).retry_later();
+    match tokio::time::timeout(state.ack_wait, confirmed).await {
+        Ok(Ok(Ok(()))) => Ok(n_items),
+        Ok(Ok(Err(why))) => Err(unavailable(&format!(
+            "vigil could not record the push ({why}); retry later"
+        ))),
+        Ok(Err(_)) => Err(unavailable("vigil is shutting down; retry later")),
+        Err(_) => Err(unavailable(
+            "vigil has not confirmed recording the push in time; it may still be recorded; retry later",
+        )),
+    }
 }
 
 /// Checks what can be checked before reading the body.
@@ -326,17 +356,62 @@ mod tests {
 
     struct Server {
         url: String,
-        queue: mpsc::Receiver<Pushed>,
+        /// What the stand-in for the engine loop recorded, in order.
+        queue: mpsc::UnboundedReceiver<Pushed>,
         client: reqwest::Client,
     }
 
+    /// How the stand-in for the engine loop answers.
+    #[derive(Clone, Copy)]
+    enum Recorder {
+        /// Records every push and confirms it.
+        Confirms,
+        /// Fails every append.
+        Fails,
+        /// Takes nothing from the queue.
+        Stalls,
+        /// Stops: drops the queue.
+        Stopped,
+    }
+
     async fn start(bearer: Option<&str>, queue_len: usize) -> Server {
+        start_with(bearer, queue_len, Recorder::Confirms).await
+    }
+
+    async fn start_with(bearer: Option<&str>, queue_len: usize, recorder: Recorder) -> Server {
         vigil_connectors::install_crypto_provider();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let (sender, queue) = mpsc::channel(queue_len);
+        let (sender, mut pushes) = mpsc::channel::<(Pushed, Ack)>(queue_len);
+        let (recorded, queue) = mpsc::unbounded_channel();
+        match recorder {
+            Recorder::Confirms => {
+                tokio::spawn(async move {
+                    while let Some((pushed, ack)) = pushes.recv().await {
+                        // Recorded before it is confirmed, as the engine loop does.
+                        let _ = recorded.send(pushed);
+                        let _ = ack.send(Ok(()));
+                    }
+                });
+            }
+            Recorder::Fails => {
+                tokio::spawn(async move {
+                    while let Some((_, ack)) = pushes.recv().await {
+                        let _ = ack.send(Err("the disk is full".to_owned()));
+                    }
+                });
+            }
+            Recorder::Stalls => {
+                tokio::spawn(async move {
+                    let _kept = (pushes, recorded);
+                    std::future::pending::<()>().await;
+                });
+            }
+            Recorder::Stopped => drop(pushes),
+        }
         let app = router(IntakeState {
             sender,
+            ack_wait: std::time::Duration::from_millis(300),
             bearer: bearer.map(Secret::new),
             max_body_bytes: LIMIT,
         });
@@ -686,20 +761,50 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_or_closed_queue_gets_503_with_retry_after() {
-        let mut server = start(None, 1).await;
+    async fn a_push_is_acknowledged_only_once_recorded_and_otherwise_gets_503() {
         let body = json!({"results": [eval("a")]});
-        assert_eq!(server.post_json("/v1/push/evals", &body).await.status, 202);
-        let answer = server.post_json("/v1/push/evals", &body).await;
-        assert_eq!(answer.status, 503);
+        // Not confirmed in time: 503, and the push stays queued (it may still be recorded).
+        let stalled = start_with(None, 1, Recorder::Stalls).await;
+        let answer = stalled.post_json("/v1/push/evals", &body).await;
+        assert_eq!(answer.status, 503, "{}", answer.body);
         assert_eq!(answer.headers.get("retry-after").unwrap(), "1");
+        assert_eq!(
+            answer.body["error"],
+            "vigil has not confirmed recording the push in time; it may still be recorded; retry later"
+        );
+        // That push fills the queue of one: the next is refused without waiting.
+        let answer = stalled.post_json("/v1/push/evals", &body).await;
+        assert_eq!(answer.status, 503);
         assert_eq!(
             answer.body["error"],
             "vigil's intake queue is full; retry later"
         );
+        // The append failed: 503 saying why.
+        let failing = start_with(None, 4, Recorder::Fails).await;
+        let answer = failing.post_json("/v1/push/evals", &body).await;
+        assert_eq!(answer.status, 503);
+        assert_eq!(
+            answer.body["error"],
+            "vigil could not record the push (the disk is full); retry later"
+        );
+        let answer = failing
+            .post_json("/v1/traces", &traces(vec![chat_span("eee19b7ec3c1b174")]))
+            .await;
+        assert_eq!(answer.status, 503);
+        assert_eq!(
+            answer.body["message"],
+            "vigil could not record the push (the disk is full); retry later"
+        );
+    }
 
-        server.queue.close();
-        while server.queued().is_some() {}
+    #[tokio::test]
+    async fn a_closed_queue_gets_503_with_retry_after() {
+        let server = start_with(None, 1, Recorder::Stopped).await;
+        let answer = server
+            .post_json("/v1/push/evals", &json!({"results": [eval("a")]}))
+            .await;
+        assert_eq!(answer.status, 503);
+        assert_eq!(answer.headers.get("retry-after").unwrap(), "1");
         let answer = server
             .post_json("/v1/traces", &traces(vec![chat_span("eee19b7ec3c1b174")]))
             .await;

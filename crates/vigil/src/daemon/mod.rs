@@ -415,6 +415,9 @@ impl Daemon {
             .transpose()
             .context("preparing the ledger's checkpoints")?;
         let (checkpoints_tx, checkpoints_rx) = mpsc::channel(4);
+        // Pushed payloads go straight to the engine loop, which confirms each once its event
+        // is in the ledger: only then does the client get its 2xx.
+        let (pushes_tx, pushes_rx) = mpsc::channel(PUSH_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let permits = Arc::new(Semaphore::new(bundle.config.max_concurrent_scrapes.max(1)));
         for source in targets {
@@ -470,14 +473,9 @@ impl Daemon {
         }
         if let Some(listener) = listener {
             let intake_router = intake.map(|(bearer, max_body_bytes)| {
-                let (sender, receiver) = mpsc::channel(PUSH_QUEUE);
-                tracker.spawn(forward_pushed(
-                    receiver,
-                    events_tx.clone(),
-                    cancel.child_token(),
-                ));
                 intake::router(intake::IntakeState {
-                    sender,
+                    sender: pushes_tx.clone(),
+                    ack_wait: intake::ACK_WAIT,
                     bearer,
                     max_body_bytes,
                 })
@@ -562,8 +560,10 @@ impl Daemon {
             wakes: BTreeSet::new(),
             checkpointer,
             checkpoint_requests: checkpoints_rx,
+            pushes: pushes_rx,
         };
         drop(checkpoints_tx);
+        drop(pushes_tx);
         let result = match carry_on {
             Some((unrecorded, caused_by, unfinished, wakes)) => engine_loop
                 .carry_on(unrecorded, caused_by, unfinished, wakes)
@@ -585,26 +585,6 @@ impl Daemon {
             tracing::warn!("some tasks did not stop within the grace period");
         }
         result
-    }
-}
-
-/// Hands validated pushed payloads to the engine loop, in arrival order.
-async fn forward_pushed(
-    mut receiver: mpsc::Receiver<vigil_core::intake::Pushed>,
-    events: mpsc::Sender<Event>,
-    cancel: CancellationToken,
-) {
-    loop {
-        let payload = tokio::select! {
-            () = cancel.cancelled() => return,
-            payload = receiver.recv() => match payload {
-                Some(payload) => payload,
-                None => return,
-            },
-        };
-        if events.send(Event::Pushed { payload }).await.is_err() {
-            return;
-        }
     }
 }
 
