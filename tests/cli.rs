@@ -28,6 +28,8 @@ mod crash;
 mod demo;
 #[path = "cli/durability.rs"]
 mod durability;
+#[path = "cli/exchanges.rs"]
+mod exchanges;
 #[path = "cli/golden.rs"]
 mod golden;
 #[path = "cli/ledger.rs"]

@@ -171,6 +171,34 @@ pub(crate) struct Origin<'a> {
     pub(crate) timeout: Duration,
 }
 
+/// Sends `request` and reads its answer (status and body, at most `limit_bytes`), recording
+/// the exchange when the task is [captured](crate::exchange::capture), with `secrets`
+/// redacted from it.
+pub(crate) async fn send_and_read(
+    request: reqwest::RequestBuilder,
+    origin: &Origin<'_>,
+    limit_bytes: usize,
+    secrets: &[&str],
+) -> Result<(reqwest::StatusCode, Vec<u8>), ConnectorError> {
+    let pending = crate::exchange::Pending::start(&request, origin.shown_url, secrets);
+    let answer = async {
+        let response = request.send().await.map_err(|error| {
+            request_error(origin.target, origin.shown_url, origin.timeout, error)
+        })?;
+        let status = response.status();
+        let body = read_limited(origin, response, limit_bytes).await?;
+        Ok((status, body))
+    }
+    .await;
+    if let Some(pending) = pending {
+        match &answer {
+            Ok((status, body)) => pending.answered(status.as_u16(), body),
+            Err(error) => pending.failed(error),
+        }
+    }
+    answer
+}
+
 /// Reads a body, stopping with [`ConnectorError::BodyTooLarge`] as soon as it passes
 /// `limit_bytes`, so a misbehaving peer cannot make vigil buffer without bound.
 pub(crate) async fn read_limited(

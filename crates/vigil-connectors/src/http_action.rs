@@ -9,7 +9,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::ConnectorError;
-use crate::http::{Origin, excerpt, read_limited, redact_url, request_error, scrub};
+use crate::http::{Origin, excerpt, redact_url, scrub, send_and_read};
 use crate::secret::Secret;
 
 /// The name HTTP actions go by in errors.
@@ -196,17 +196,15 @@ impl HttpCaller {
         if let Some(body) = &spec.body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| request_error(TARGET, &shown_url, self.timeout, error))?;
-        let status = response.status().as_u16();
         let origin = Origin {
             target: TARGET,
             shown_url: &shown_url,
             timeout: self.timeout,
         };
-        let body = read_limited(&origin, response, MAX_ANSWER_BYTES).await?;
+        let secret_texts: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let (status, body) =
+            send_and_read(request, &origin, MAX_ANSWER_BYTES, &secret_texts).await?;
+        let status = status.as_u16();
         let scrubbed = secrets.iter().fold(
             String::from_utf8_lossy(&body).into_owned(),
             |text, secret| scrub(&text, Some(secret)),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::ConnectorError;
-use crate::http::{Origin, excerpt, read_limited, redact_url, request_error, scrub};
+use crate::http::{Origin, excerpt, redact_url, scrub, send_and_read};
 use crate::secret::Secret;
 
 /// The name Langfuse calls go by in errors.
@@ -153,19 +153,21 @@ impl LangfuseClient {
         request: reqwest::RequestBuilder,
     ) -> Result<Value, ConnectorError> {
         let shown_url = redact_url(url);
-        let response = request
-            .basic_auth(&self.public_key, Some(self.secret_key.expose()))
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|error| request_error(TARGET, &shown_url, self.timeout, error))?;
-        let status = response.status();
         let origin = Origin {
             target: TARGET,
             shown_url: &shown_url,
             timeout: self.timeout,
         };
-        let body = read_limited(&origin, response, MAX_ANSWER_BYTES).await?;
+        let request = request
+            .basic_auth(&self.public_key, Some(self.secret_key.expose()))
+            .timeout(self.timeout);
+        let (status, body) = send_and_read(
+            request,
+            &origin,
+            MAX_ANSWER_BYTES,
+            &[self.secret_key.expose()],
+        )
+        .await?;
         let secret = Some(self.secret_key.expose());
         if !status.is_success() {
             return Err(ConnectorError::Langfuse {

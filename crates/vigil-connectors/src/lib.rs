@@ -3,6 +3,7 @@
 //! webhook pagers. Every error names what it talked to, never a secret.
 
 mod error;
+pub mod exchange;
 pub mod http;
 pub mod http_action;
 pub mod langfuse;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ConnectorError;
-use crate::http::{Origin, excerpt, read_limited, redact_url, request_error, scrub};
+use crate::http::{Origin, excerpt, redact_url, scrub, send_and_read};
 use crate::secret::Secret;
 
 /// The name admin calls go by in errors.
@@ -347,19 +347,21 @@ impl AdminClient {
         request: reqwest::RequestBuilder,
     ) -> Result<Value, ConnectorError> {
         let shown_url = redact_url(url);
-        let response = request
-            .bearer_auth(self.master_key.expose())
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|error| request_error(TARGET, &shown_url, self.timeout, error))?;
-        let status = response.status();
         let origin = Origin {
             target: TARGET,
             shown_url: &shown_url,
             timeout: self.timeout,
         };
-        let body = read_limited(&origin, response, MAX_ANSWER_BYTES).await?;
+        let request = request
+            .bearer_auth(self.master_key.expose())
+            .timeout(self.timeout);
+        let (status, body) = send_and_read(
+            request,
+            &origin,
+            MAX_ANSWER_BYTES,
+            &[self.master_key.expose()],
+        )
+        .await?;
         if !status.is_success() {
             return Err(ConnectorError::Api {
                 operation,

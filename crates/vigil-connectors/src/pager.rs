@@ -143,25 +143,40 @@ impl Delivery<'_> {
             request = request.bearer_auth(bearer.expose());
         }
         let shown_url = redact_to_origin(self.url);
-        let response = request
-            .send()
-            .await
-            .map_err(|error| request_error(self.target, &shown_url, timeout, error))?;
+        let pending = crate::exchange::Pending::start(
+            &request,
+            &shown_url,
+            &[
+                self.secret.unwrap_or_default(),
+                self.bearer.map_or("", |bearer| bearer.expose()),
+            ],
+        );
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let error = request_error(self.target, &shown_url, timeout, error);
+                if let Some(pending) = pending {
+                    pending.failed(&error);
+                }
+                return Err(error);
+            }
+        };
         let status = response.status();
         let origin = Origin {
             target: self.target,
             shown_url: &shown_url,
             timeout,
         };
-        if status.is_success() {
-            // A success whose body is too large or cut off is still a delivered page.
-            return Ok(read_limited(&origin, response, ANSWER_BODY_LIMIT)
-                .await
-                .unwrap_or_default());
-        }
+        // A success whose body is too large or cut off is still a delivered page.
         let answer = read_limited(&origin, response, ANSWER_BODY_LIMIT)
             .await
             .unwrap_or_default();
+        if let Some(pending) = pending {
+            pending.answered(status.as_u16(), &answer);
+        }
+        if status.is_success() {
+            return Ok(answer);
+        }
         Err(ConnectorError::Status {
             target: self.target.to_owned(),
             url: shown_url,

@@ -31,8 +31,8 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// serve concurrent reads (SQLite's WAL lets readers run beside the writer).
 const MAX_CONNECTIONS: u32 = 4;
 
-/// A connection pool to one of the supported databases.
-#[derive(Debug)]
+/// A connection pool to one of the supported databases (cloning shares the pool).
+#[derive(Debug, Clone)]
 pub(crate) enum Backend {
     /// A SQLite file.
     Sqlite(SqlitePool),

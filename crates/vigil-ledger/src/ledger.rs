@@ -11,6 +11,39 @@ use crate::hash::{self, GENESIS_CHAIN_HASH, blob_hash};
 use crate::merkle::Frontier;
 use crate::{LedgerError, LedgerLocation};
 
+/// Stores blobs in a ledger's blob table from any task: see [`Ledger::blob_store`].
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    backend: Backend,
+    database: String,
+}
+
+impl BlobStore {
+    /// Stores `content` under its lowercase hex SHA-256 and returns that hash, as
+    /// [`Ledger::put_blob`] does. Durable when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Query`] when the database fails.
+    pub async fn put(&self, content: &[u8]) -> Result<String, LedgerError> {
+        let hash = blob_hash(content);
+        with_pool!(&self.backend, pool => {
+            sqlx::query(INSERT_BLOB)
+                .bind(hash.as_str())
+                .bind(content)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .map_err(|source| LedgerError::Query {
+            database: self.database.clone(),
+            action: "store a blob",
+            source,
+        })?;
+        Ok(hash)
+    }
+}
+
 /// An open ledger: a connection pool and the head (next seq, last chain hash).
 ///
 /// One `Ledger` per database is the only writer (see the crate docs); it may be read from
@@ -135,6 +168,16 @@ impl Ledger {
         })
         .map_err(|source| self.query_error("store a blob", source))?;
         Ok(hash)
+    }
+
+    /// A handle that stores blobs beside this ledger from other tasks (blobs are
+    /// content-addressed and idempotent, so they need no single writer; entries do).
+    #[must_use]
+    pub fn blob_store(&self) -> BlobStore {
+        BlobStore {
+            backend: self.backend.clone(),
+            database: self.database.clone(),
+        }
     }
 
     /// The content stored under `hash_hex`, if any.

@@ -9,6 +9,13 @@
 //! an entry are stored beside the log under their SHA-256 ([`Ledger::put_blob`]) and referred
 //! to by that hash from a payload.
 //!
+//! A payload refers to a blob by a field whose name ends in `_blob` and whose value is the
+//! blob's hash (`"policies_blob":"9f2c…"`). [`Ledger::verify`] follows that convention: every
+//! blob referred to must be stored and still have its hash, or the first entry referring to a
+//! missing or changed one is reported ([`ProblemReason::MissingBlob`],
+//! [`ProblemReason::CorruptBlob`]). So the recorded config, runbooks, policies and HTTP
+//! exchanges are as tamper-evident as the entries that name them.
+//!
 //! # Hashes
 //!
 //! For the entry with sequence number `seq`:
@@ -88,6 +95,6 @@ mod verify;
 pub use canonical::canonical_json;
 pub use entry::{Entry, EntryKind, NewEntry};
 pub use error::LedgerError;
-pub use ledger::Ledger;
+pub use ledger::{BlobStore, Ledger};
 pub use location::LedgerLocation;
 pub use verify::{ProblemReason, VERIFY_PAGE_ROWS, VerifyProblem, VerifyReport};

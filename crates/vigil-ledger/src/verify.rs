@@ -66,6 +66,16 @@ pub enum ProblemReason {
     /// The row cannot be read as an entry (a negative seq, a hash that is not 32 bytes, a
     /// column of the wrong type).
     MalformedRow(String),
+    /// The entry refers to a blob (a `..._blob` field) that the blob table does not hold.
+    MissingBlob {
+        /// The blob's hash.
+        hash: String,
+    },
+    /// The entry refers to a blob whose stored content no longer has its hash.
+    CorruptBlob {
+        /// The blob's hash.
+        hash: String,
+    },
 }
 
 impl fmt::Display for VerifyProblem {
@@ -89,6 +99,14 @@ impl fmt::Display for VerifyProblem {
             ProblemReason::MalformedRow(reason) => {
                 write!(formatter, "entry {seq} is malformed: {reason}")
             }
+            ProblemReason::MissingBlob { hash } => write!(
+                formatter,
+                "entry {seq} refers to blob {hash}, which the ledger does not hold"
+            ),
+            ProblemReason::CorruptBlob { hash } => write!(
+                formatter,
+                "entry {seq} refers to blob {hash}, whose stored content was changed"
+            ),
         }
     }
 }
@@ -166,10 +184,53 @@ impl Ledger {
             // Every row so far was intact, so the seqs were 0..expected_seq without a gap.
             match i64::try_from(verifier.expected_seq) {
                 Ok(next_seq) if !is_last_page => from_seq = next_seq,
-                _ => return Ok((verifier.report(None), verifier.heads)),
+                _ => {
+                    let problem = self.check_blobs(&verifier.blob_refs).await?;
+                    return Ok((verifier.report(problem), verifier.heads));
+                }
             }
         }
     }
+}
+
+impl Ledger {
+    /// The first blob reference (in seq order) whose blob is missing or changed.
+    async fn check_blobs(
+        &self,
+        blob_refs: &BTreeMap<String, u64>,
+    ) -> Result<Option<VerifyProblem>, LedgerError> {
+        let mut by_seq: Vec<(&u64, &String)> =
+            blob_refs.iter().map(|(hash, seq)| (seq, hash)).collect();
+        by_seq.sort();
+        for (seq, hash) in by_seq {
+            let reason = match self.get_blob(hash).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => ProblemReason::MissingBlob { hash: hash.clone() },
+                Err(LedgerError::BlobCorrupted { .. }) => {
+                    ProblemReason::CorruptBlob { hash: hash.clone() }
+                }
+                Err(error) => return Err(error),
+            };
+            return Ok(Some(VerifyProblem { seq: *seq, reason }));
+        }
+        Ok(None)
+    }
+}
+
+/// The blob hashes a payload refers to: the 64 lowercase hex digits that follow a
+/// `"..._blob":"` key, by the ledger's naming convention for content-addressed references.
+fn blob_references(payload: &str) -> impl Iterator<Item = &str> {
+    payload
+        .match_indices("_blob\":\"")
+        .filter_map(move |(at, marker)| {
+            let start = at + marker.len();
+            let hash = payload.get(start..start + 64)?;
+            let is_hash = hash
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+                && payload.get(start + 64..start + 65) == Some("\"");
+            is_hash.then_some(hash)
+        })
 }
 
 /// The running state of a verification.
@@ -184,6 +245,8 @@ struct Verifier {
     wanted: BTreeSet<u64>,
     /// The heads at the wanted sizes reached so far.
     heads: BTreeMap<u64, [u8; 32]>,
+    /// Every blob referred to, with the first entry that refers to it.
+    blob_refs: BTreeMap<String, u64>,
 }
 
 impl Default for Verifier {
@@ -194,6 +257,7 @@ impl Default for Verifier {
             frontier: Frontier::new(),
             wanted: BTreeSet::new(),
             heads: BTreeMap::new(),
+            blob_refs: BTreeMap::new(),
         }
     }
 }
@@ -239,6 +303,11 @@ impl Verifier {
         }
         self.previous_chain_hash = stored_chain_hash;
         self.frontier.push(stored_leaf_hash);
+        for hash in blob_references(&raw.payload) {
+            if !self.blob_refs.contains_key(hash) {
+                self.blob_refs.insert(hash.to_owned(), seq);
+            }
+        }
         if self.wanted.contains(&self.frontier.size()) {
             self.heads
                 .insert(self.frontier.size(), self.frontier.root());

@@ -348,7 +348,15 @@ enum LedgerCommand {
         /// The entry's seq.
         seq: u64,
     },
-    /// Print entries, one per line.
+    /// Print a content-addressed blob (recorded config, runbooks, policies, an action's HTTP
+    /// exchanges) after checking its hash; pretty JSON when it is JSON.
+    Blob {
+        #[command(flatten)]
+        db: DbOpts,
+        /// The blob's hash (64 hex digits), as an entry names it.
+        hash: String,
+    },
+    /// Print entries, one per line (an action's or page's HTTP exchanges summarized).
     Show {
         #[command(flatten)]
         db: DbOpts,
@@ -459,6 +467,9 @@ pub fn main() -> ExitCode {
             CliCommand::Ledger {
                 command: LedgerCommand::Prove { db, seq },
             } => ledger_cmd::prove(&db.location()?, seq).await,
+            CliCommand::Ledger {
+                command: LedgerCommand::Blob { db, hash },
+            } => ledger_cmd::blob(&db.location()?, &hash).await,
             CliCommand::Ledger {
                 command:
                     LedgerCommand::Show {

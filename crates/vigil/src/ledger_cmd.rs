@@ -371,20 +371,9 @@ pub async fn show(
     let ledger = open_location(db).await?;
     let entries = match incident {
         Some(incident) => ledger.entries_for_incident(incident).await?,
-        None => {
-            let mut entries = Vec::new();
-            let mut from = 0;
-            loop {
-                let page = ledger.read(from, 10_000).await?;
-                let Some(last) = page.last() else { break };
-                from = last.seq + 1;
-                entries.extend(page);
-            }
-            entries
-        }
+        None => read_all(&ledger).await?,
     };
-    ledger.close().await;
-    let mut stdout = std::io::stdout().lock();
+    let mut lines = Vec::with_capacity(entries.len());
     for entry in &entries {
         if since_ms.is_some_and(|since| entry.at_ms < since) {
             continue;
@@ -396,7 +385,12 @@ pub async fn show(
                     if !all && matches!(kind, "scraped" | "tick") {
                         continue;
                     }
-                    format!("event {kind}")
+                    match &record.exchanges_blob {
+                        Some(hash) => {
+                            format!("event {kind} [{}]", exchanges_summary(&ledger, hash).await)
+                        }
+                        None => format!("event {kind}"),
+                    }
                 }
                 Err(error) => format!("event (unreadable: {error})"),
             },
@@ -412,9 +406,53 @@ pub async fn show(
         };
         let incident = entry.incident_id.as_deref().unwrap_or("-");
         let at = Timestamp(entry.at_ms).to_rfc3339();
+        lines.push(format!("{:>7} {at} {incident:<16} {summary}", entry.seq));
+    }
+    ledger.close().await;
+    let mut stdout = std::io::stdout().lock();
+    for line in lines {
         // A closed pipe (`| head`) ends the listing quietly instead of panicking.
-        if writeln!(stdout, "{:>7} {at} {incident:<16} {summary}", entry.seq).is_err() {
+        if writeln!(stdout, "{line}").is_err() {
             break;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The HTTP exchanges in blob `hash`, one short summary each.
+async fn exchanges_summary(ledger: &Ledger, hash: &str) -> String {
+    match ledger.get_blob(hash).await {
+        Ok(Some(bytes)) => {
+            match serde_json::from_slice::<Vec<vigil_connectors::exchange::Exchange>>(&bytes) {
+                Ok(exchanges) => exchanges
+                    .iter()
+                    .map(vigil_connectors::exchange::Exchange::summary)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                Err(error) => format!("exchanges {hash}: unreadable: {error}"),
+            }
+        }
+        Ok(None) => format!("exchanges {hash}: MISSING"),
+        Err(error) => format!("exchanges {hash}: {error}"),
+    }
+}
+
+/// `vigil ledger blob --db FILE HASH`: prints a blob after checking its hash (pretty JSON
+/// when it is JSON).
+pub async fn blob(db: &LedgerLocation, hash: &str) -> anyhow::Result<ExitCode> {
+    let ledger = open_location(db).await?;
+    let content = ledger.get_blob(hash).await;
+    ledger.close().await;
+    let Some(content) = content? else {
+        println!("ledger `{db}` holds no blob {hash}");
+        return Ok(ExitCode::FAILURE);
+    };
+    match serde_json::from_slice::<serde_json::Value>(&content) {
+        Ok(value) => println!("{}", serde_json::to_string_pretty(&value)?),
+        Err(_) => {
+            std::io::stdout()
+                .write_all(&content)
+                .context("writing the blob")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -55,6 +55,11 @@ pub enum SessionRecord {
 pub struct EventRecord {
     /// The event.
     pub event: Event,
+    /// For an action's or a page's answer: the blob holding the HTTP exchanges that produced
+    /// it (a JSON list of `vigil_connectors::exchange::Exchange`, secrets redacted). Evidence
+    /// for auditors; the engine never sees it, and `vigil ledger verify` checks the blob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchanges_blob: Option<String>,
 }
 
 /// The payload of a `command` entry.
@@ -90,6 +95,7 @@ pub fn event_entry(event: &Event, at_ms: i64) -> Result<NewEntry, serde_json::Er
         incident_id: event.incident_id().map(str::to_owned),
         payload: serde_json::to_value(EventRecord {
             event: event.clone(),
+            exchanges_blob: None,
         })?,
     })
 }

@@ -23,6 +23,7 @@ macro_rules! conformance_suite {
             cases::checkpoints_are_stored_once_per_size_and_heads_come_with_verify,
             cases::open_existing_refuses_a_ledger_that_is_not_there,
             tamper::a_gap_in_the_leaves_withholds_the_tree_head,
+            tamper::a_missing_or_changed_blob_is_named_by_the_entry_that_refers_to_it,
             tamper::sql_tampering_is_detected,
             tamper::forgeries_with_recomputed_hashes_are_detected,
             tamper::tampering_the_tail_is_not_detected_without_a_checkpoint,

@@ -453,3 +453,52 @@ pub async fn a_gap_in_the_leaves_withholds_the_tree_head(fixture: &Fixture) -> T
     reopened.close().await;
     Ok(())
 }
+
+pub async fn a_missing_or_changed_blob_is_named_by_the_entry_that_refers_to_it(
+    fixture: &Fixture,
+) -> TestResult {
+    let location = fixture.new_location();
+    let mut ledger = Ledger::open(&location).await?;
+    let mut entries = ledger.append(&sample_entries(0..3)).await?;
+    let hash = ledger
+        .blob_store()
+        .put(b"the policies, as recorded")
+        .await?;
+    assert_eq!(
+        ledger.get_blob(&hash).await?.as_deref(),
+        Some(&b"the policies, as recorded"[..])
+    );
+    let referring = vigil_ledger::NewEntry {
+        at_ms: 1_767_225_600_000,
+        kind: vigil_ledger::EntryKind::Session,
+        incident_id: None,
+        payload: serde_json::json!({"type": "session_started", "policies_blob": hash}),
+    };
+    entries.extend(ledger.append(&[referring]).await?);
+    entries.extend(ledger.append(&sample_entries(4..6)).await?);
+    assert_eq!(ledger.verify().await?, intact(&entries));
+
+    execute(
+        &location,
+        "UPDATE ledger_blobs SET content = $1",
+        &[Bind::Bytes(b"changed".to_vec())],
+    )
+    .await?;
+    let report = ledger.verify().await?;
+    assert_eq!(
+        report
+            .first_problem
+            .map(|problem| (problem.seq, problem.reason)),
+        Some((3, ProblemReason::CorruptBlob { hash: hash.clone() }))
+    );
+    execute(&location, "DELETE FROM ledger_blobs", &[]).await?;
+    let report = ledger.verify().await?;
+    assert_eq!(
+        report
+            .first_problem
+            .map(|problem| (problem.seq, problem.reason)),
+        Some((3, ProblemReason::MissingBlob { hash }))
+    );
+    ledger.close().await;
+    Ok(())
+}

@@ -1,17 +1,20 @@
 //! Carrying out the engine's commands that touch the world: remediation actions, pages and
 //! wake-ups. Each runs as its own tracked task and answers with an event.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use vigil_connectors::exchange::{Exchange, capture};
 use vigil_connectors::pager::{
     PageMessage, PageSeverity, PagerDutyPager, SlackPager, WebhookPager,
 };
 use vigil_core::Timestamp;
 use vigil_core::detector::Severity;
 use vigil_core::engine::{Action, Event, Page};
+use vigil_ledger::BlobStore;
 
 use super::actions::{self, Targets};
 use super::clock::Clock;
@@ -43,9 +46,45 @@ pub(crate) struct Effects {
     pub(crate) clock: Clock,
     pub(crate) cancel: CancellationToken,
     pub(crate) telemetry: Arc<Telemetry>,
+    /// Where the HTTP exchanges of actions and pages are stored.
+    pub(crate) blobs: BlobStore,
+    /// The exchanges blob of each action or page answered but not yet recorded, by its id:
+    /// stored before the answer is sent, taken when the engine loop records the answer.
+    pub(crate) exchanges: Arc<Mutex<BTreeMap<String, String>>>,
+}
+
+/// Stores `exchanges` as one blob and notes it for the answer `id`; a failure is logged (the
+/// answer is still recorded, without its evidence).
+async fn keep_exchanges(
+    blobs: &BlobStore,
+    noted: &Mutex<BTreeMap<String, String>>,
+    id: &str,
+    exchanges: &[Exchange],
+) {
+    if exchanges.is_empty() {
+        return;
+    }
+    let bytes = serde_json::to_value(exchanges)
+        .map(|value| vigil_ledger::canonical_json(&value).into_bytes())
+        .unwrap_or_default();
+    match blobs.put(&bytes).await {
+        Ok(hash) => {
+            if let Ok(mut noted) = noted.lock() {
+                noted.insert(id.to_owned(), hash);
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, id, "cannot store the HTTP exchanges; the answer is recorded without them")
+        }
+    }
 }
 
 impl Effects {
+    /// The exchanges blob stored for the answer `id`, if any (taken: asked once).
+    pub(crate) fn take_exchanges(&self, id: &str) -> Option<String> {
+        self.exchanges.lock().ok()?.remove(id)
+    }
+
     /// Carries out a remediation action and answers with `ActionFinished`. With
     /// `reconcile` (an action a crash left unfinished), the target is read first and an
     /// action it already shows is not made again.
@@ -60,9 +99,12 @@ impl Effects {
         let targets = Arc::clone(&self.targets);
         let answers = self.answers.clone();
         let telemetry = Arc::clone(&self.telemetry);
+        let (blobs, noted) = (self.blobs.clone(), Arc::clone(&self.exchanges));
         self.tracker.spawn(async move {
             tracing::info!(%action_id, %idempotency_key, action = %action.describe(), reconcile, "carrying out action");
-            let outcome = actions::run(&targets, &action, &idempotency_key, reconcile).await;
+            let (outcome, exchanges) =
+                capture(actions::run(&targets, &action, &idempotency_key, reconcile)).await;
+            keep_exchanges(&blobs, &noted, &action_id, &exchanges).await;
             telemetry.action(if outcome.succeeded { "succeeded" } else { "failed" });
             let _ = answers.send(Event::ActionFinished { action_id, incident_id, outcome }).await;
         });
@@ -73,6 +115,7 @@ impl Effects {
         let pager = self.pager.clone();
         let answers = self.answers.clone();
         let telemetry = Arc::clone(&self.telemetry);
+        let (blobs, noted) = (self.blobs.clone(), Arc::clone(&self.exchanges));
         self.tracker.spawn(async move {
             let body = serde_json::json!({
                 "source": "vigil",
@@ -83,7 +126,7 @@ impl Effects {
                 "title": page.title,
                 "why": page.why,
             });
-            let (delivered, detail) = match &pager {
+            let ((delivered, detail), exchanges) = capture(async { match &pager {
                 Pager::Webhook(webhook) => match webhook.send(&body).await {
                     Ok(()) => (true, "delivered to the webhook".to_owned()),
                     Err(error) => (false, error.to_string()),
@@ -102,7 +145,8 @@ impl Effects {
                     tracing::error!(%incident_id, title = %page.title, reason = %page.why.reason, "PAGE (log pager)");
                     (true, "written to the log".to_owned())
                 }
-            };
+            } }).await;
+            keep_exchanges(&blobs, &noted, &page_id, &exchanges).await;
             telemetry.page(if delivered { "delivered" } else { "failed" });
             let _ = answers.send(Event::PageFinished { page_id, incident_id, delivered, detail }).await;
         });

@@ -278,8 +278,14 @@ impl EngineLoop {
         let mut queue = VecDeque::from([event]);
         while let Some(event) = queue.pop_front() {
             let now = self.clock.now();
+            let exchanges_blob = match &event {
+                Event::ActionFinished { action_id: id, .. }
+                | Event::PageFinished { page_id: id, .. } => self.effects.take_exchanges(id),
+                _ => None,
+            };
             let payload = serde_json::to_value(EventRecord {
                 event: event.clone(),
+                exchanges_blob,
             })?;
             let entry = NewEntry {
                 at_ms: now.0,

@@ -515,6 +515,8 @@ impl Daemon {
             clock,
             cancel: cancel.child_token(),
             telemetry: Arc::clone(&telemetry),
+            blobs: ledger.blob_store(),
+            exchanges: Arc::default(),
         };
         let Bundle {
             engine: engine_config,
