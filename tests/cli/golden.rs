@@ -165,3 +165,79 @@ fn show_since_keeps_the_entries_from_that_time_on() {
     assert_ne!(bad.code(), 0, "{bad}");
     assert!(bad.stderr.contains("--since `yesterday`"), "{bad}");
 }
+
+/// Proofs printed by `vigil ledger prove` check offline with `vigil ledger verify --proof`,
+/// and a changed head or size is refused.
+#[test]
+fn inclusion_and_consistency_proofs_check_offline_and_refuse_changes() {
+    let dir = TempDir::new("golden-proofs");
+    let db = dir.join("ledger.db");
+    std::fs::copy(
+        repo_root().join("tests/golden/2026-11-issue5-simulate-scheduled-check.db"),
+        &db,
+    )
+    .expect("copying the golden ledger");
+    let db = db.to_str().expect("UTF-8");
+    let golden = &GOLDEN[3];
+    for (args, name) in [
+        (
+            vec!["ledger", "prove", "--db", db, "--consistency", "17"],
+            "consistency.json",
+        ),
+        (
+            vec![
+                "ledger",
+                "prove",
+                "--db",
+                db,
+                "--consistency",
+                "1",
+                "--to",
+                "40",
+            ],
+            "consistency-40.json",
+        ),
+        (vec!["ledger", "prove", "--db", db, "33"], "inclusion.json"),
+    ] {
+        let proved = vigil(args, &repo_root());
+        proved.assert_success("ledger prove");
+        let file = dir.join(name);
+        std::fs::write(&file, &proved.stdout).expect("writing the proof");
+        let file = file.to_str().expect("UTF-8");
+        let checked = vigil(["ledger", "verify", "--proof", file], &repo_root());
+        checked.assert_success("verify --proof");
+        if name != "consistency-40.json" {
+            assert!(checked.stdout.contains(golden.tree_head), "{checked}");
+        }
+        // Any changed head is refused.
+        let value: serde_json::Value = serde_json::from_str(&proved.stdout).expect("JSON");
+        let head_field = if value.get("seq").is_some() {
+            "tree_head"
+        } else {
+            "from_head"
+        };
+        let mut changed = value.clone();
+        changed[head_field] = serde_json::Value::String("00".repeat(32));
+        std::fs::write(dir.join("changed.json"), changed.to_string()).expect("writing");
+        let refused = vigil(
+            [
+                "ledger",
+                "verify",
+                "--proof",
+                dir.join("changed.json").to_str().expect("UTF-8"),
+            ],
+            &repo_root(),
+        );
+        assert_eq!(refused.code(), 1, "{refused}");
+        assert!(refused.stdout.contains("REFUSED"), "{refused}");
+    }
+    let out_of_range = vigil(
+        ["ledger", "prove", "--db", db, "--consistency", "0"],
+        &repo_root(),
+    );
+    assert_ne!(out_of_range.code(), 0, "{out_of_range}");
+    assert!(
+        out_of_range.stderr.contains("0 < FROM <= TO"),
+        "{out_of_range}"
+    );
+}

@@ -38,6 +38,48 @@ fn unique_schema(label: &str) -> String {
     )
 }
 
+/// The schemas a test made, dropped when it ends, failed or not.
+struct Schemas {
+    url: String,
+    names: Vec<String>,
+}
+
+impl Schemas {
+    /// A new schema name, dropped with the others.
+    fn new_schema(&mut self, label: &str) -> String {
+        let name = unique_schema(label);
+        self.names.push(name.clone());
+        name
+    }
+}
+
+impl Drop for Schemas {
+    fn drop(&mut self) {
+        let (url, names) = (self.url.clone(), std::mem::take(&mut self.names));
+        // A runtime of its own, on a thread of its own: this may run inside the test's.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let mut connection = PgConnection::connect(&url).await.expect("connecting");
+                for name in names {
+                    let _ = connection
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
+                        )))
+                        .await;
+                }
+            });
+        })
+        .join();
+        if dropped.is_err() {
+            eprintln!("could not drop the test's PostgreSQL schemas");
+        }
+    }
+}
+
 /// Runs `statements` against `schema`.
 async fn execute(url: &str, schema: &str, statements: &[&str]) {
     let mut connection = PgConnection::connect(url).await.expect("connecting");
@@ -96,7 +138,10 @@ async fn a_postgres_ledger_verifies_like_sqlite_and_every_edit_delete_and_reorde
     let Some(url) = database_url() else {
         return;
     };
-    let mut schemas = Vec::new();
+    let mut schemas = Schemas {
+        url: url.clone(),
+        names: Vec::new(),
+    };
 
     // The same game day on both backends: the same entries, so the same tree head.
     let dir = TempDir::new("postgres-cli");
@@ -119,8 +164,7 @@ async fn a_postgres_ledger_verifies_like_sqlite_and_every_edit_delete_and_reorde
     );
     on_sqlite.assert_success("verify sqlite");
 
-    let clean = unique_schema("clean");
-    schemas.push(clean.clone());
+    let clean = schemas.new_schema("clean");
     simulate_into(&url, &clean);
     let on_postgres = verify(&url, &clean);
     on_postgres.assert_success("verify postgres");
@@ -164,8 +208,7 @@ async fn a_postgres_ledger_verifies_like_sqlite_and_every_edit_delete_and_reorde
         ),
     ];
     for (label, statements, named) in tamperings {
-        let schema = unique_schema(label);
-        schemas.push(schema.clone());
+        let schema = schemas.new_schema(label);
         simulate_into(&url, &schema);
         verify(&url, &schema).assert_success("verify before tampering");
         execute(&url, &schema, statements).await;
@@ -181,14 +224,4 @@ async fn a_postgres_ledger_verifies_like_sqlite_and_every_edit_delete_and_reorde
     let missing = verify(&url, "vigil_cli_no_such_schema");
     assert_ne!(missing.code(), 0, "{missing}");
     assert!(missing.stderr.contains("no ledger at"), "{missing}");
-
-    for schema in schemas {
-        let mut connection = PgConnection::connect(&url).await.expect("connecting");
-        connection
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA \"{schema}\" CASCADE"
-            )))
-            .await
-            .expect("dropping a test schema");
-    }
 }

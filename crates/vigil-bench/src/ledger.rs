@@ -110,10 +110,9 @@ async fn bench_all(options: &Options, dir: &std::path::Path) -> anyhow::Result<(
             url: url.clone(),
             schema: Some(schema.clone()),
         };
-        appends("postgres", &location, options).await?;
-        println!(
-            "  (drop the PostgreSQL schema `{schema}` when done: DROP SCHEMA {schema} CASCADE)"
-        );
+        let measured = appends("postgres", &location, options).await;
+        drop_schema(url, &schema).await;
+        measured?;
     }
     verify_time(&sqlite("verify.db"), options.entries, options.batch).await
 }
@@ -210,6 +209,25 @@ async fn verify_time(location: &LedgerLocation, n: usize, batch: usize) -> anyho
     );
     println!("  (filling the ledger took {})", secs(fill));
     Ok(())
+}
+
+/// Drops the benchmark's schema (its name is ours: `vigil_bench_<pid>`); a failure is
+/// reported, not fatal.
+async fn drop_schema(url: &str, schema: &str) {
+    use sqlx::{Connection as _, Executor as _};
+    let dropped = async {
+        let mut connection = sqlx::PgConnection::connect(url).await?;
+        connection
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA \"{schema}\" CASCADE"
+            )))
+            .await?;
+        connection.close().await
+    }
+    .await;
+    if let Err(error) = dropped {
+        eprintln!("cannot drop the benchmark schema `{schema}` (drop it by hand): {error}");
+    }
 }
 
 fn secs(duration: Duration) -> String {

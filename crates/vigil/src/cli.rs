@@ -302,8 +302,16 @@ enum LedgerCommand {
     Verify {
         /// The ledger: a SQLite file, or a `postgres://` URL (never printed with its
         /// credentials).
-        #[arg(long, required_unless_present = "export", conflicts_with = "export")]
+        #[arg(
+            long,
+            required_unless_present_any = ["export", "proof"],
+            conflicts_with_all = ["export", "proof"]
+        )]
         db: Option<String>,
+        /// A proof printed by `vigil ledger prove` (inclusion or consistency): check it
+        /// offline, with no database, and print the tree heads it binds.
+        #[arg(long, conflicts_with = "export")]
+        proof: Option<PathBuf>,
         /// The PostgreSQL schema that holds the ledger.
         #[arg(long, requires = "db")]
         schema: Option<String>,
@@ -341,12 +349,24 @@ enum LedgerCommand {
         out: PathBuf,
     },
     /// Print the RFC 6962 inclusion proof of one entry against the ledger's current tree
-    /// head, as JSON (hashes in hex), after checking it.
+    /// head, or (`--consistency SIZE`) the consistency proof from the tree of SIZE entries (a
+    /// checkpoint's) to the current one (or `--to`'s); JSON, hashes in hex, checked before it
+    /// is printed. `vigil ledger verify --proof FILE` checks one offline.
     Prove {
         #[command(flatten)]
         db: DbOpts,
         /// The entry's seq.
-        seq: u64,
+        #[arg(
+            required_unless_present = "consistency",
+            conflicts_with = "consistency"
+        )]
+        seq: Option<u64>,
+        /// Prove that the tree of this many entries is a prefix of the current tree.
+        #[arg(long)]
+        consistency: Option<u64>,
+        /// The size of the later tree (default: the whole ledger).
+        #[arg(long, requires = "consistency")]
+        to: Option<u64>,
     },
     /// Print a content-addressed blob (recorded config, runbooks, policies, an action's HTTP
     /// exchanges) after checking its hash; pretty JSON when it is JSON.
@@ -442,21 +462,23 @@ pub fn main() -> ExitCode {
                     LedgerCommand::Verify {
                         db,
                         schema,
+                        proof,
                         export,
                         checkpoint,
                         public_key,
                     },
-            } => match (db, export, checkpoint) {
-                (_, Some(export), _) => ledger_cmd::verify_export(&export),
-                (Some(db), None, Some(checkpoint)) => {
+            } => match (db, export, checkpoint, proof) {
+                (_, _, _, Some(proof)) => ledger_cmd::verify_proof(&proof),
+                (_, Some(export), _, None) => ledger_cmd::verify_export(&export),
+                (Some(db), None, Some(checkpoint), None) => {
                     let db = ledger_cmd::location_of(&db, schema.as_deref())?;
                     ledger_cmd::verify_checkpoint(&db, &checkpoint, public_key.as_deref()).await
                 }
-                (Some(db), None, None) => {
+                (Some(db), None, None, None) => {
                     let db = ledger_cmd::location_of(&db, schema.as_deref())?;
                     ledger_cmd::verify(&db, public_key.as_deref()).await
                 }
-                (None, None, _) => Ok(ExitCode::from(2)),
+                (None, None, _, None) => Ok(ExitCode::from(2)),
             },
             CliCommand::Ledger {
                 command: LedgerCommand::Checkpoint { db, key, out },
@@ -465,8 +487,18 @@ pub fn main() -> ExitCode {
                 command: LedgerCommand::Export { db, out },
             } => ledger_cmd::export(&db.location()?, &out).await,
             CliCommand::Ledger {
-                command: LedgerCommand::Prove { db, seq },
-            } => ledger_cmd::prove(&db.location()?, seq).await,
+                command:
+                    LedgerCommand::Prove {
+                        db,
+                        seq,
+                        consistency,
+                        to,
+                    },
+            } => match (seq, consistency) {
+                (_, Some(from)) => ledger_cmd::prove_consistency(&db.location()?, from, to).await,
+                (Some(seq), None) => ledger_cmd::prove(&db.location()?, seq).await,
+                (None, None) => Ok(ExitCode::from(2)),
+            },
             CliCommand::Ledger {
                 command: LedgerCommand::Blob { db, hash },
             } => ledger_cmd::blob(&db.location()?, &hash).await,

@@ -339,6 +339,123 @@ pub async fn prove(db: &LedgerLocation, seq: u64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `vigil ledger prove --db FILE --consistency FROM [--to TO]`: the consistency proof from
+/// the tree of `from` entries to the tree of `to` (default: all of them), checked before it
+/// is printed.
+pub async fn prove_consistency(
+    db: &LedgerLocation,
+    from: u64,
+    to: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let Some(entries) = intact_entries(db, "no proof").await? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let leaves = leaf_hashes(&entries);
+    let to = to.unwrap_or(leaves.len() as u64);
+    anyhow::ensure!(
+        0 < from && from <= to && to <= leaves.len() as u64,
+        "the ledger has {} entries; a consistency proof needs 0 < FROM <= TO <= {} (got {from} and {to})",
+        leaves.len(),
+        leaves.len()
+    );
+    let later = leaves
+        .get(..usize::try_from(to).unwrap_or(usize::MAX))
+        .unwrap_or_default();
+    let earlier = later
+        .get(..usize::try_from(from).unwrap_or(usize::MAX))
+        .unwrap_or_default();
+    let proof = vigil_ledger::merkle::consistency_proof(later, earlier.len())
+        .context("no consistency proof for these sizes")?;
+    let (from_head, to_head) = (
+        vigil_ledger::merkle::root(earlier),
+        vigil_ledger::merkle::root(later),
+    );
+    let components: Vec<&[u8]> = proof.iter().map(<[u8; 32]>::as_slice).collect();
+    vigil_ledger::merkle::verify_consistency(from, to, &from_head, &to_head, &components)
+        .context("the proof this ledger produced does not verify")?;
+    let printed = serde_json::json!({
+        "from_size": from,
+        "from_head": hex::encode(from_head),
+        "to_size": to,
+        "to_head": hex::encode(to_head),
+        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+    });
+    println!("{}", serde_json::to_string_pretty(&printed)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vigil ledger verify --proof FILE`: checks an inclusion or consistency proof printed by
+/// `vigil ledger prove`, with no database.
+pub fn verify_proof(file: &Path) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let hex_field = |name: &str| -> anyhow::Result<Vec<u8>> {
+        value
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .and_then(|text| hex::decode(text).ok())
+            .with_context(|| format!("{}: `{name}` is missing or not hex", file.display()))
+    };
+    let number = |name: &str| -> anyhow::Result<u64> {
+        value
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .with_context(|| format!("{}: `{name}` is missing or not a number", file.display()))
+    };
+    let proof: Vec<Vec<u8>> = value
+        .get("proof")
+        .and_then(serde_json::Value::as_array)
+        .with_context(|| format!("{}: `proof` is missing", file.display()))?
+        .iter()
+        .map(|component| {
+            component
+                .as_str()
+                .and_then(|text| hex::decode(text).ok())
+                .with_context(|| format!("{}: a proof component is not hex", file.display()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let components: Vec<&[u8]> = proof.iter().map(Vec::as_slice).collect();
+    let shown = file.display();
+    if value.get("seq").is_some() {
+        let (seq, size) = (number("seq")?, number("tree_size")?);
+        let (leaf, head) = (hex_field("leaf_hash")?, hex_field("tree_head")?);
+        match vigil_ledger::merkle::verify_inclusion(seq, size, &leaf, &components, &head) {
+            Ok(()) => {
+                println!(
+                    "proof `{shown}`: entry {seq} (leaf {}) is in the tree of {size} entries with head {}",
+                    hex::encode(&leaf),
+                    hex::encode(&head)
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => {
+                println!("proof `{shown}`: REFUSED: {error}");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    } else {
+        let (from, to) = (number("from_size")?, number("to_size")?);
+        let (from_head, to_head) = (hex_field("from_head")?, hex_field("to_head")?);
+        match vigil_ledger::merkle::verify_consistency(from, to, &from_head, &to_head, &components)
+        {
+            Ok(()) => {
+                println!(
+                    "proof `{shown}`: the tree of {from} entries (head {}) is a prefix of the tree of {to} entries (head {})",
+                    hex::encode(&from_head),
+                    hex::encode(&to_head)
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => {
+                println!("proof `{shown}`: REFUSED: {error}");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
+
 /// The time `--since` names, in milliseconds since the epoch: an RFC 3339 time, or a
 /// duration (`30m`, `2h`, `7d`) before now.
 ///
