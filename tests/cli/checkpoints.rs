@@ -91,7 +91,7 @@ fn the_daemon_signs_stores_and_publishes_checkpoints_that_catch_a_truncated_log(
     let config = config.replace(
         &sqlite_line,
         &format!(
-            "{sqlite_line}  checkpoint:\n    key_file: \"{}\"\n    interval_secs: 3600\n    publish_file: \"{}\"\n    webhook_url: \"http://{webhook}/checkpoints\"\n",
+            "{sqlite_line}  checkpoint:\n    key_file: \"{}\"\n    interval_secs: 10\n    publish_file: \"{}\"\n    webhook_url: \"http://{webhook}/checkpoints\"\n",
             key.display(),
             published.display()
         ),
@@ -127,10 +127,25 @@ fn the_daemon_signs_stores_and_publishes_checkpoints_that_catch_a_truncated_log(
         .to_owned();
     assert!(asked["tree_size"].as_u64().expect("a size") >= 1);
 
+    // On the schedule (every 10 s here), since the ledger keeps growing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut scheduled = false;
+    while let Some(line) = served.next_line(deadline) {
+        if line.contains("ledger checkpoint signed") && line.contains("scheduled") {
+            scheduled = true;
+            break;
+        }
+    }
+    assert!(
+        scheduled,
+        "no scheduled checkpoint:\n{}",
+        served.stderr_text()
+    );
+
     let (code, stderr) = served.stop_with("TERM");
     assert_eq!(code, Some(0), "{stderr}");
 
-    // Start, asked for, end: at least three, every one signed by the key the daemon made.
+    // Start, asked for, scheduled, end: at least four, every one signed by the daemon's key.
     let verify = vigil(
         [
             "ledger",
@@ -151,7 +166,7 @@ fn the_daemon_signs_stores_and_publishes_checkpoints_that_catch_a_truncated_log(
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no checkpoint count in {verify}"));
-    assert!(stored >= 3, "{verify}");
+    assert!(stored >= 4, "{verify}");
 
     // The published file holds the last one: the whole log at shutdown.
     let last: serde_json::Value =
@@ -161,11 +176,11 @@ fn the_daemon_signs_stores_and_publishes_checkpoints_that_catch_a_truncated_log(
     assert_eq!(last["tree_size"].as_u64(), Some(rows as u64));
     // The webhook got every one (they are sent after each is stored; wait for the last).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while received.lock().expect("the bodies").len() < 3 && Instant::now() < deadline {
+    while received.lock().expect("the bodies").len() < 4 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     let posted = received.lock().expect("the bodies").clone();
-    assert!(posted.len() >= 3, "{posted:?}");
+    assert!(posted.len() >= 4, "{posted:?}");
     for body in &posted {
         let checkpoint: serde_json::Value = serde_json::from_str(body).expect("JSON");
         assert_eq!(checkpoint["public_key"].as_str(), Some(public_key.as_str()));
