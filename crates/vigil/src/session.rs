@@ -83,19 +83,24 @@ struct StoredPolicies {
     policies: Vec<StoredFile>,
 }
 
-/// The ledger entry of an event handed to the engine at `at_ms`.
+/// The ledger entry of an event handed to the engine at `at_ms`, with the blob of the HTTP
+/// exchanges behind it (an action's or a page's answer), if any.
 ///
 /// # Errors
 ///
 /// When the event cannot be encoded as JSON (a non-finite number in a sample).
-pub fn event_entry(event: &Event, at_ms: i64) -> Result<NewEntry, serde_json::Error> {
+pub fn event_entry(
+    event: &Event,
+    at_ms: i64,
+    exchanges_blob: Option<String>,
+) -> Result<NewEntry, serde_json::Error> {
     Ok(NewEntry {
         at_ms,
         kind: EntryKind::Event,
         incident_id: event.incident_id().map(str::to_owned),
         payload: serde_json::to_value(EventRecord {
             event: event.clone(),
-            exchanges_blob: None,
+            exchanges_blob,
         })?,
     })
 }

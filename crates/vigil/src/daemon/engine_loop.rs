@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_core::Timestamp;
 use vigil_core::engine::{Command, Engine, Event, Record};
 use vigil_core::intake::Pushed;
-use vigil_ledger::{Entry, EntryKind, Ledger, NewEntry};
+use vigil_ledger::{Entry, Ledger, NewEntry};
 use vigil_policy::Authorizer;
 
 use super::checkpointer::{CheckpointRequest, Checkpointer};
@@ -25,7 +25,7 @@ use super::intake::Ack;
 use super::telemetry::Telemetry;
 use super::{Note, NoteBody};
 use crate::bundle::PolicyTexts;
-use crate::session::{self, CommandRecord, EventRecord, SessionRecord};
+use crate::session::{self, SessionRecord};
 
 /// How often an append is tried before the daemon gives up: a daemon that cannot record
 /// must not act.
@@ -152,12 +152,7 @@ impl EngineLoop {
             interrupted,
         };
         let now = self.clock.now();
-        let entry = NewEntry {
-            at_ms: now.0,
-            kind: EntryKind::Session,
-            incident_id: None,
-            payload: serde_json::to_value(&record)?,
-        };
+        let entry = session::session_entry(&record, now.0)?;
         let appended = self.append(vec![entry]).await?;
         for entry in appended {
             let _ = self.notes.send(Note {
@@ -189,12 +184,7 @@ impl EngineLoop {
             policies_blob,
         };
         let now = self.clock.now();
-        let entry = NewEntry {
-            at_ms: now.0,
-            kind: EntryKind::Session,
-            incident_id: None,
-            payload: serde_json::to_value(&record)?,
-        };
+        let entry = session::session_entry(&record, now.0)?;
         let appended = self.append(vec![entry]).await?;
         tracing::warn!(
             from = %self.authorizer.policy_set_hash(),
@@ -225,20 +215,7 @@ impl EngineLoop {
     ) -> anyhow::Result<()> {
         if !unrecorded.is_empty() {
             let now = self.clock.now();
-            let entries = unrecorded
-                .iter()
-                .map(|command| {
-                    Ok(NewEntry {
-                        at_ms: now.0,
-                        kind: EntryKind::Command,
-                        incident_id: command.incident_id().map(str::to_owned),
-                        payload: serde_json::to_value(CommandRecord {
-                            caused_by,
-                            command: command.clone(),
-                        })?,
-                    })
-                })
-                .collect::<Result<Vec<_>, serde_json::Error>>()?;
+            let entries = session::command_entries(&unrecorded, caused_by, now.0)?;
             self.append(entries).await?;
         }
         tracing::warn!(
@@ -283,16 +260,7 @@ impl EngineLoop {
                 | Event::PageFinished { page_id: id, .. } => self.effects.take_exchanges(id),
                 _ => None,
             };
-            let payload = serde_json::to_value(EventRecord {
-                event: event.clone(),
-                exchanges_blob,
-            })?;
-            let entry = NewEntry {
-                at_ms: now.0,
-                kind: EntryKind::Event,
-                incident_id: event.incident_id().map(str::to_owned),
-                payload,
-            };
+            let entry = session::event_entry(&event, now.0, exchanges_blob)?;
             let event_seq = self
                 .append(vec![entry])
                 .await?
@@ -329,20 +297,7 @@ impl EngineLoop {
             if commands.is_empty() {
                 continue;
             }
-            let entries = commands
-                .iter()
-                .map(|command| {
-                    Ok(NewEntry {
-                        at_ms: now.0,
-                        kind: EntryKind::Command,
-                        incident_id: command.incident_id().map(str::to_owned),
-                        payload: serde_json::to_value(CommandRecord {
-                            caused_by: event_seq,
-                            command: command.clone(),
-                        })?,
-                    })
-                })
-                .collect::<Result<Vec<_>, serde_json::Error>>()?;
+            let entries = session::command_entries(&commands, event_seq, now.0)?;
             let appended = self.append(entries).await?;
             for (command, entry) in commands.iter().zip(&appended) {
                 self.telemetry.command(command_kind(command));

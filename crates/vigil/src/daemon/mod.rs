@@ -37,7 +37,7 @@ use vigil_connectors::prometheus::QueryClient;
 use vigil_connectors::scrape::ScrapeTarget;
 use vigil_core::Timestamp;
 use vigil_core::engine::{Command, Engine, Event};
-use vigil_ledger::{EntryKind, Ledger, NewEntry};
+use vigil_ledger::Ledger;
 
 pub use clock::Clock;
 use effects::{Effects, Pager};
@@ -366,12 +366,7 @@ impl Daemon {
             *resumes = Some(resumed.session_seq);
         }
         let now = clock.now();
-        let entry = NewEntry {
-            at_ms: now.0,
-            kind: EntryKind::Session,
-            incident_id: None,
-            payload: serde_json::to_value(&record)?,
-        };
+        let entry = session::session_entry(&record, now.0)?;
         let appended = ledger
             .append(&[entry])
             .await

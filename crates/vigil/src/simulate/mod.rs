@@ -258,7 +258,7 @@ impl Journal {
     fn record(&mut self, event: &Event, commands: &[Command], at_ms: i64) -> anyhow::Result<()> {
         // Seq 0 is the session entry, so the event's seq is one more than the entries so far.
         let event_seq = self.entries.len() as u64 + 1;
-        self.entries.push(session::event_entry(event, at_ms)?);
+        self.entries.push(session::event_entry(event, at_ms, None)?);
         self.entries
             .extend(session::command_entries(commands, event_seq, at_ms)?);
         Ok(())
