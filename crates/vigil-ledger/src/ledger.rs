@@ -157,17 +157,7 @@ impl Ledger {
     ///
     /// [`LedgerError::Query`] when the database fails.
     pub async fn put_blob(&self, content: &[u8]) -> Result<String, LedgerError> {
-        let hash = blob_hash(content);
-        with_pool!(&self.backend, pool => {
-            sqlx::query(INSERT_BLOB)
-                .bind(hash.as_str())
-                .bind(content)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })
-        .map_err(|source| self.query_error("store a blob", source))?;
-        Ok(hash)
+        self.blob_store().put(content).await
     }
 
     /// A handle that stores blobs beside this ledger from other tasks (blobs are
