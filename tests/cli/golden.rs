@@ -11,7 +11,7 @@ struct Golden {
     n_incidents: usize,
 }
 
-const GOLDEN: [Golden; 4] = [
+const GOLDEN: [Golden; 5] = [
     Golden {
         file: "2026-11-issue4-demo-runaway-key.db",
         n_entries: 30,
@@ -35,6 +35,12 @@ const GOLDEN: [Golden; 4] = [
         n_entries: 63,
         tree_head: "c403b28184ca6c7eafc26e91bd923115d429f849cdfe758cc46eab6691bafc97",
         n_incidents: 5,
+    },
+    Golden {
+        file: "2026-11-issue6-demo-runaway-key.db",
+        n_entries: 30,
+        tree_head: "70e6d27e05def8061cc7287b6def3e943ebc5a01315600dfe34cd1f500cd553d",
+        n_incidents: 1,
     },
 ];
 
@@ -90,6 +96,36 @@ fn every_golden_ledger_verifies_decodes_and_replays_with_every_command_matching(
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The issue-6 ledger carries what that format added: signed checkpoints in the ledger, and
+/// an action's HTTP exchanges as a blob its answer names.
+#[test]
+fn the_issue_6_ledger_keeps_its_checkpoints_and_exchanges_readable() {
+    let dir = TempDir::new("golden-issue6");
+    let db = dir.join("ledger.db");
+    std::fs::copy(
+        repo_root().join("tests/golden/2026-11-issue6-demo-runaway-key.db"),
+        &db,
+    )
+    .expect("copying the golden ledger");
+    let db = db.to_str().expect("UTF-8");
+    let verify = vigil(["ledger", "verify", "--db", db], &repo_root());
+    verify.assert_success("verify");
+    assert!(
+        verify
+            .stdout
+            .contains("consistent with its 2 stored checkpoint(s), the newest of 30 entries"),
+        "{verify}"
+    );
+    let show = vigil(["ledger", "show", "--db", db], &repo_root());
+    show.assert_success("show");
+    assert!(
+        show.stdout.lines().any(|line| line
+            .contains("event action_finished [POST http://127.0.0.1:")
+            && line.contains("/key/block → 200 (")),
+        "{show}"
+    );
 }
 
 /// The oldest golden ledger predates `trust_pct`: today's policies, which read it, are given

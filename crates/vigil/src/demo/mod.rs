@@ -154,7 +154,15 @@ async fn run_in(
         .replace("@GATEWAY_URL@", &gateway.base_url())
         .replace("@PAGER_URL@", &pager.url())
         .replace("@MASTER_KEY_FILE@", &key_file.display().to_string())
-        .replace("@LEDGER_PATH@", &db.display().to_string());
+        .replace("@LEDGER_PATH@", &db.display().to_string())
+        .replace(
+            "@CHECKPOINT_KEY@",
+            &work_dir.join("checkpoint.key").display().to_string(),
+        )
+        .replace(
+            "@CHECKPOINT_FILE@",
+            &checkpoint_file(db).display().to_string(),
+        );
     let bundle = bundle::assemble(
         TextFile {
             name: assets::DEMO_CONFIG.0.to_owned(),
@@ -310,6 +318,10 @@ async fn run_in(
     let vigil = command_prefix();
     println!("\nCheck it yourself:");
     println!("  {vigil} ledger verify --db {shown_db}");
+    println!(
+        "  {vigil} ledger verify --db {shown_db} --checkpoint {}",
+        checkpoint_file(Path::new(shown_db)).display()
+    );
     println!("  {vigil} replay --db {shown_db} --incident {incident_id}");
     println!("  {vigil} ledger show --db {shown_db} --incident {incident_id}");
     println!("\n(demo took {:.1}s)", started.elapsed().as_secs_f64());
@@ -387,6 +399,13 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Where the demo publishes its latest checkpoint: beside the ledger.
+fn checkpoint_file(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".checkpoint.json");
+    PathBuf::from(name)
 }
 
 /// Removes a SQLite ledger and its WAL files: the demo and `vigil simulate --ledger` write a
