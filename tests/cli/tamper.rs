@@ -58,7 +58,8 @@ async fn ledger_verify_names_the_entry_whose_payload_changed() {
 #[tokio::test]
 async fn replay_catches_a_rewrite_that_recomputes_the_hash_chain() {
     // What the hash chain alone cannot catch: whoever can write the database rewrites an
-    // entry and recomputes every hash after it. Replay re-runs the engine and disagrees.
+    // entry and recomputes every hash after it (and deletes the stored checkpoints, which
+    // would catch it). Replay re-runs the engine and disagrees.
     let run = runaway_demo();
     run.finished.assert_success("vigil demo");
     let incident_id = run.incident_id();
@@ -101,6 +102,17 @@ async fn replay_catches_a_rewrite_that_recomputes_the_hash_chain() {
     }
     rewrite_rows(&db, &rewritten).await;
 
+    // The demo signs checkpoints: the one stored in the ledger catches the rewrite.
+    let caught = vigil(["ledger", "verify", "--db", shown], dir.path());
+    assert_eq!(caught.code(), 1, "{caught}");
+    assert!(caught.stdout.contains("REWRITTEN"), "{caught}");
+    // Whoever rewrote the log can delete the stored checkpoints too.
+    let mut connection = crate::ledger::connect(&db).await;
+    sqlx::query("DELETE FROM ledger_checkpoints")
+        .execute(&mut connection)
+        .await
+        .expect("deleting the stored checkpoints");
+    drop(connection);
     let verify = vigil(["ledger", "verify", "--db", shown], dir.path());
     verify.assert_success("ledger verify after a consistent rewrite (the chain cannot tell)");
 
