@@ -225,6 +225,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_calls_inside_capture_are_recorded() {
+        crate::install_crypto_provider();
         let client = reqwest::Client::new();
         let request = client.post("http://127.0.0.1:9/x").body("{}");
         assert!(Pending::start(&request, "http://127.0.0.1:9/x", &[]).is_none());
