@@ -37,6 +37,16 @@ fn an_advisory_proposal_is_approved_by_another_person_and_never_by_its_requester
     );
     let stack = Stack::start(&dir, "advisory", &extra);
     let mut served = Served::start(&stack.config, dir.path());
+    // This config signs no checkpoints: asking for one says so.
+    let checkpoint =
+        crate::support::http_post_json(served.address, "/v1/admin/checkpoint", Some(TOKEN), "")
+            .expect("POST");
+    assert_eq!(checkpoint.status, 503, "{}", checkpoint.body);
+    assert!(
+        checkpoint.body.contains("checkpoints are not configured"),
+        "{}",
+        checkpoint.body
+    );
     let runaway = stack.runaway_after_warmup(&served);
     let line = wait_for_line(&mut served, "step proposed");
     assert!(!stack.gateway.is_blocked(&runaway), "{line}");
