@@ -235,7 +235,7 @@ async fn a_signed_checkpoint_catches_a_truncated_tail_that_the_chain_cannot() {
     assert_eq!(truncated.code(), 1, "{truncated}");
     assert!(
         truncated.stdout.contains(&format!(
-            "TRUNCATED: the checkpoint vouches for {} entries, the ledger holds {keep}",
+            "TRUNCATED: a checkpoint vouches for {} entries, the ledger holds {keep}",
             rows.len()
         )),
         "{truncated}"

@@ -137,8 +137,15 @@ pub fn now_ms() -> i64 {
 pub enum Verdict {
     /// The log holds the checkpoint's entries unchanged.
     Holds,
-    /// The signature does not verify, or another key signed it.
+    /// The signature does not verify: the checkpoint was altered or forged.
     Refused(String),
+    /// Signed (validly) by another key than the expected one: it vouches for nothing here.
+    OtherKey {
+        /// The key that signed it.
+        found: String,
+        /// The key expected.
+        expected: String,
+    },
     /// The log holds fewer entries than the checkpoint vouches for.
     Truncated {
         /// Entries the checkpoint vouches for.
@@ -160,8 +167,17 @@ pub fn judge(
     heads: &BTreeMap<u64, [u8; 32]>,
     pinned_key: Option<&str>,
 ) -> Verdict {
-    if let Err(error) = checkpoint.verify_signature(pinned_key) {
-        return Verdict::Refused(error.to_string());
+    match checkpoint.verify_signature(pinned_key) {
+        Ok(()) => {}
+        Err(vigil_ledger::checkpoint::CheckpointError::UnexpectedKey { found, expected }) => {
+            // Checked first, so a validly signed checkpoint by another key is told apart
+            // from an altered one.
+            return match checkpoint.verify_signature(None) {
+                Ok(()) => Verdict::OtherKey { found, expected },
+                Err(error) => Verdict::Refused(error.to_string()),
+            };
+        }
+        Err(error) => return Verdict::Refused(error.to_string()),
     }
     if checkpoint.tree_size > n_entries {
         return Verdict::Truncated {
@@ -204,9 +220,15 @@ mod tests {
         );
         let other: BTreeMap<u64, [u8; 32]> = [(3, [2; 32])].into_iter().collect();
         assert_eq!(judge(&checkpoint, 5, &other, None), Verdict::Rewritten);
-        let forged = Checkpoint::sign(&SigningKey::from_bytes(&[6; 32]), 3, [1; 32], 10);
+        let other_key = Checkpoint::sign(&SigningKey::from_bytes(&[6; 32]), 3, [1; 32], 10);
         assert!(matches!(
-            judge(&forged, 5, &heads, Some(&public)),
+            judge(&other_key, 5, &heads, Some(&public)),
+            Verdict::OtherKey { .. }
+        ));
+        let mut altered = checkpoint.clone();
+        altered.at_ms += 1;
+        assert!(matches!(
+            judge(&altered, 5, &heads, Some(&public)),
             Verdict::Refused(_)
         ));
     }

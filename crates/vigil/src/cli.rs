@@ -318,8 +318,9 @@ enum LedgerCommand {
         /// A file written by `vigil ledger export`.
         #[arg(long)]
         export: Option<PathBuf>,
-        /// A checkpoint written by `vigil ledger checkpoint`: the ledger must still hold its
-        /// entries unchanged (a truncation or a rewrite is caught) and be consistent with it.
+        /// Also a checkpoint kept outside the database (written by `vigil ledger checkpoint`
+        /// or published by the daemon): the ledger must still hold its entries unchanged, so
+        /// a truncation or a rewrite is caught even if the stored checkpoints were deleted.
         #[arg(long, requires = "db")]
         checkpoint: Option<PathBuf>,
         /// The public key (hex) every checkpoint must be signed with (the stored ones, and
@@ -470,13 +471,9 @@ pub fn main() -> ExitCode {
             } => match (db, export, checkpoint, proof) {
                 (_, _, _, Some(proof)) => ledger_cmd::verify_proof(&proof),
                 (_, Some(export), _, None) => ledger_cmd::verify_export(&export),
-                (Some(db), None, Some(checkpoint), None) => {
+                (Some(db), None, checkpoint, None) => {
                     let db = ledger_cmd::location_of(&db, schema.as_deref())?;
-                    ledger_cmd::verify_checkpoint(&db, &checkpoint, public_key.as_deref()).await
-                }
-                (Some(db), None, None, None) => {
-                    let db = ledger_cmd::location_of(&db, schema.as_deref())?;
-                    ledger_cmd::verify(&db, public_key.as_deref()).await
+                    ledger_cmd::verify(&db, public_key.as_deref(), checkpoint.as_deref()).await
                 }
                 (None, None, _, None) => Ok(ExitCode::from(2)),
             },

@@ -47,8 +47,24 @@ pub fn location_of(db: &str, schema: Option<&str>) -> anyhow::Result<LedgerLocat
 }
 
 /// Recomputes every hash, link and the tree head in one pass, and checks the log against
-/// every checkpoint stored in it; exit 1 at the first bad entry or checkpoint.
-pub async fn verify(db: &LedgerLocation, public_key: Option<&str>) -> anyhow::Result<ExitCode> {
+/// every checkpoint stored in it and the one in `outside` (a file kept elsewhere, which a
+/// truncation that also deleted the stored ones cannot reach); exit 1 at the first bad entry
+/// or checkpoint.
+pub async fn verify(
+    db: &LedgerLocation,
+    public_key: Option<&str>,
+    outside: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let outside = match outside {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let checkpoint: vigil_ledger::checkpoint::Checkpoint = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a checkpoint", path.display()))?;
+            Some((path, checkpoint))
+        }
+        None => None,
+    };
     let ledger = open_location(db).await?;
     let checkpoints = ledger.checkpoints().await;
     let checkpoints = match checkpoints {
@@ -61,8 +77,10 @@ pub async fn verify(db: &LedgerLocation, public_key: Option<&str>) -> anyhow::Re
     };
     // One pass: the hashes, the links, the RFC 6962 tree head and the heads at every
     // checkpoint's size.
+    let mut sizes = crate::checkpoints::sizes(&checkpoints);
+    sizes.extend(outside.iter().map(|(_, checkpoint)| checkpoint.tree_size));
     let verified = ledger
-        .verify_with_heads(&crate::checkpoints::sizes(&checkpoints))
+        .verify_with_heads(&sizes)
         .await
         .context("reading the ledger");
     ledger.close().await;
@@ -74,37 +92,75 @@ pub async fn verify(db: &LedgerLocation, public_key: Option<&str>) -> anyhow::Re
         );
         return Ok(ExitCode::FAILURE);
     }
-    // All checkpoints must be signed by one key: the pinned one, else the newest's.
+    // All checkpoints must be signed by one key: the pinned one, else the newest stored
+    // one's, else the outside one's.
     let expected_key = public_key
         .map(str::to_owned)
-        .or_else(|| checkpoints.last().map(|newest| newest.public_key.clone()));
-    for checkpoint in &checkpoints {
+        .or_else(|| checkpoints.last().map(|newest| newest.public_key.clone()))
+        .or_else(|| {
+            outside
+                .as_ref()
+                .map(|(_, checkpoint)| checkpoint.public_key.clone())
+        });
+    let stored = checkpoints
+        .iter()
+        .map(|checkpoint| (checkpoint, "checkpoint stored in the ledger".to_owned()));
+    let outside_one = outside
+        .iter()
+        .map(|(path, checkpoint)| (checkpoint, format!("checkpoint file `{}`", path.display())));
+    let mut n_other_key = 0;
+    for (checkpoint, origin) in stored.chain(outside_one) {
         let verdict = crate::checkpoints::judge(
             checkpoint,
             report.n_entries,
             &heads,
             expected_key.as_deref(),
         );
+        // A stored checkpoint signed by another key (an earlier key, or anyone's who can
+        // write the database) vouches for nothing and is only counted; the file given on the
+        // command line must be signed by the expected key.
+        let is_stored = origin.starts_with("checkpoint stored");
+        if is_stored && matches!(verdict, crate::checkpoints::Verdict::OtherKey { .. }) {
+            n_other_key += 1;
+            continue;
+        }
         if let Some(problem) = describe_verdict(&verdict, checkpoint, report.n_entries) {
-            println!("ledger `{db}`: {problem} (checkpoint stored in the ledger)");
+            println!("ledger `{db}`: {problem} ({origin})");
             return Ok(ExitCode::FAILURE);
         }
     }
     let head = report
         .head_chain_hash
         .map_or_else(|| "(empty)".to_owned(), hex::encode);
-    let vouched = match (checkpoints.last(), &expected_key) {
+    let vouching: Vec<&vigil_ledger::checkpoint::Checkpoint> = checkpoints
+        .iter()
+        .filter(|checkpoint| Some(&checkpoint.public_key) == expected_key.as_ref())
+        .collect();
+    let pinned = if public_key.is_some() {
+        " (the pinned key)"
+    } else {
+        " (key not pinned: pass --public-key)"
+    };
+    let mut vouched = match (vouching.last(), &expected_key) {
         (Some(newest), Some(key)) => format!(
-            "; consistent with its {} stored checkpoint(s), the newest of {} entries, signed by {key}{}",
-            checkpoints.len(),
+            "; consistent with its {} stored checkpoint(s), the newest of {} entries, signed by {key}{pinned}",
+            vouching.len(),
             newest.tree_size,
-            if public_key.is_some() {
-                " (the pinned key)"
-            } else {
-                " (key not pinned: pass --public-key)"
-            }
         ),
-        _ => "; no stored checkpoint".to_owned(),
+        _ => "; no stored checkpoint vouches for it".to_owned(),
+    };
+    if n_other_key > 0 {
+        vouched.push_str(&format!(
+            "; {n_other_key} stored checkpoint(s) signed by other keys vouch for nothing"
+        ));
+    }
+    let vouched = match &outside {
+        Some((path, checkpoint)) => format!(
+            "{vouched}; consistent with the checkpoint file `{}` of {} entries",
+            path.display(),
+            checkpoint.tree_size
+        ),
+        None => vouched,
     };
     println!(
         "ledger `{db}`: {} entries, every hash link intact; head {head}; RFC 6962 tree head {}{vouched}",
@@ -125,6 +181,10 @@ fn describe_verdict(
         Verdict::Holds => None,
         Verdict::Refused(error) => Some(format!(
             "checkpoint of {} entries REFUSED: {error}",
+            checkpoint.tree_size
+        )),
+        Verdict::OtherKey { found, expected } => Some(format!(
+            "checkpoint of {} entries REFUSED: signed by key {found}, not the expected {expected}",
             checkpoint.tree_size
         )),
         Verdict::Truncated { vouched, held } => Some(format!(
@@ -201,71 +261,6 @@ pub async fn checkpoint(db: &LedgerLocation, key: &Path, out: &Path) -> anyhow::
         signed.tree_head,
         signed.public_key,
         out.display()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `vigil ledger verify --db FILE --checkpoint FILE [--public-key HEX]`.
-pub async fn verify_checkpoint(
-    db: &LedgerLocation,
-    checkpoint: &Path,
-    public_key: Option<&str>,
-) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(checkpoint)
-        .with_context(|| format!("reading {}", checkpoint.display()))?;
-    let signed: vigil_ledger::checkpoint::Checkpoint = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a checkpoint", checkpoint.display()))?;
-    if let Err(error) = signed.verify_signature(public_key) {
-        println!("checkpoint `{}`: REFUSED: {error}", checkpoint.display());
-        return Ok(ExitCode::FAILURE);
-    }
-    let head = signed.head_bytes()?;
-    let Some(entries) = intact_entries(db, "not checked against the checkpoint").await? else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let leaves = leaf_hashes(&entries);
-    let size = usize::try_from(signed.tree_size).unwrap_or(usize::MAX);
-    let Some(vouched) = leaves.get(..size) else {
-        println!(
-            "ledger `{}`: TRUNCATED: the checkpoint vouches for {} entries, the ledger holds {}",
-            db,
-            signed.tree_size,
-            leaves.len()
-        );
-        return Ok(ExitCode::FAILURE);
-    };
-    if vigil_ledger::merkle::root(vouched) != head {
-        println!(
-            "ledger `{}`: REWRITTEN: its first {} entries no longer form the checkpoint's tree head {}",
-            db, signed.tree_size, signed.tree_head
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    let current = vigil_ledger::merkle::root(&leaves);
-    if size > 0 && size < leaves.len() {
-        let proof = vigil_ledger::merkle::consistency_proof(&leaves, size).unwrap_or_default();
-        let components: Vec<&[u8]> = proof.iter().map(<[u8; 32]>::as_slice).collect();
-        vigil_ledger::merkle::verify_consistency(
-            signed.tree_size,
-            leaves.len() as u64,
-            &head,
-            &current,
-            &components,
-        )
-        .context("the consistency proof from the checkpoint does not verify")?;
-    }
-    println!(
-        "ledger `{}`: {} entries, consistent with the checkpoint of {} entries signed by {}{}; tree head {}",
-        db,
-        leaves.len(),
-        signed.tree_size,
-        signed.public_key,
-        if public_key.is_some() {
-            " (the pinned key)"
-        } else {
-            " (key not pinned: pass --public-key)"
-        },
-        hex::encode(current)
     );
     Ok(ExitCode::SUCCESS)
 }
