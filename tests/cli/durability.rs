@@ -16,6 +16,9 @@ use crate::support::{TempDir, http_post_json, incident_ids, vigil};
 
 const TOKEN: &str = "push-token-for-the-durability-test";
 
+/// Clients pushing at once.
+const PUSHERS: usize = 4;
+
 /// How long a block takes to answer: a window for kills to land in.
 const ADMIN_DELAY: Duration = Duration::from_millis(1500);
 
@@ -37,11 +40,11 @@ const KILLS: [Kill; 6] = [
     Kill::AfterMs(1_100),
 ];
 
-/// Pushes eval results to `served` until `stop` is set or the daemon stops answering;
-/// returns the ids of the pushes that were acknowledged.
+/// Pushes eval results (ids `durable-LABEL-nN`) to `served` until `stop` is set or the daemon
+/// stops answering; returns the ids of the pushes that were acknowledged.
 fn start_pusher(
     address: std::net::SocketAddr,
-    cycle: usize,
+    label: String,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
@@ -51,7 +54,7 @@ fn start_pusher(
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let id = format!("durable-c{cycle}-n{n}");
+            let id = format!("durable-{label}-n{n}");
             let body = format!(
                 r#"{{"results":[{{"suite":"durability","case":"{id}","passed":true,"model":"m","prompt_name":"p","prompt_version":"v1"}}]}}"#
             );
@@ -93,7 +96,16 @@ fn kill_9_at_many_moments_loses_no_acknowledged_push_and_the_remediation_complet
             .take()
             .unwrap_or_else(|| Served::start(&stack.config, dir.path()));
         let stop = Arc::new(AtomicBool::new(false));
-        let pusher = start_pusher(running.address, cycle, Arc::clone(&stop));
+        // Several clients at once, so that pushes are also recorded in batches.
+        let pushers: Vec<_> = (0..PUSHERS)
+            .map(|client| {
+                start_pusher(
+                    running.address,
+                    format!("c{cycle}-t{client}"),
+                    Arc::clone(&stop),
+                )
+            })
+            .collect();
         match kill {
             Kill::WhenTheBlockIsInFlight => {
                 let deadline = Instant::now() + Duration::from_secs(120);
@@ -106,7 +118,10 @@ fn kill_9_at_many_moments_loses_no_acknowledged_push_and_the_remediation_complet
         }
         let (code, stderr) = running.stop_with("KILL");
         stop.store(true, Ordering::Relaxed);
-        let pushed = pusher.join().expect("the pusher");
+        let pushed: Vec<String> = pushers
+            .into_iter()
+            .flat_map(|pusher| pusher.join().expect("a pusher"))
+            .collect();
         assert_eq!(code, None, "vigil was killed by a signal:\n{stderr}");
 
         // The log verifies and holds every acknowledged push.

@@ -4,6 +4,7 @@
 //! line to [`BENCHMARKS`].
 
 mod authz;
+mod daemon;
 mod detectors;
 mod ledger;
 mod parse;
@@ -45,6 +46,11 @@ const BENCHMARKS: &[Benchmark] = &[
         name: "ledger",
         about: ledger::ABOUT,
         run: ledger::run,
+    },
+    Benchmark {
+        name: "daemon",
+        about: daemon::ABOUT,
+        run: daemon::run,
     },
     Benchmark {
         name: "replay",

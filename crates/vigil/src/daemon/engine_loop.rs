@@ -31,6 +31,10 @@ use crate::session::{self, SessionRecord};
 /// must not act.
 const APPEND_ATTEMPTS: u32 = 3;
 
+/// Pushes recorded together at most: the ones waiting in the queue share one transaction
+/// (one fsync), and each client hears back once that commits.
+const PUSH_BATCH: usize = 64;
+
 pub(super) struct EngineLoop {
     pub(super) engine: Engine,
     pub(super) ledger: Ledger,
@@ -99,17 +103,18 @@ impl EngineLoop {
                         checkpointer.take_or_log(&self.ledger, now, "scheduled", false).await;
                     }
                 }
-                Some((payload, ack)) = self.pushes.recv(), if !draining => {
-                    // `process` appends the event (durably) before anything else; the client
-                    // hears back only after that, and a failure stops the daemon as usual.
-                    let processed = self.process(Event::Pushed { payload }, false).await;
-                    let _ = ack.send(
-                        processed
-                            .as_ref()
-                            .map(|_| ())
-                            .map_err(|error| format!("{error:#}")),
-                    );
-                    processed?;
+                Some(first) = self.pushes.recv(), if !draining => {
+                    // The pushes already waiting are recorded with this one, in one
+                    // transaction; each client hears back only after it commits, and a
+                    // failure stops the daemon as usual.
+                    let mut batch = vec![first];
+                    while batch.len() < PUSH_BATCH {
+                        match self.pushes.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    self.process_pushes(batch).await?;
                 }
                 Some(reply) = self.checkpoint_requests.recv() => {
                     let now = self.clock.now();
@@ -250,6 +255,93 @@ impl EngineLoop {
         Ok(())
     }
 
+    /// Handles a batch of pushed payloads, records each event and the commands it caused in
+    /// one transaction (in the order handled, so replay sees what the engine saw), confirms
+    /// every push, then carries the commands out and processes what they cause inline.
+    async fn process_pushes(&mut self, batch: Vec<(Pushed, Ack)>) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        let mut handled: Vec<(Event, Vec<Command>)> = Vec::with_capacity(batch.len());
+        let mut acks = Vec::with_capacity(batch.len());
+        for (payload, ack) in batch {
+            let event = Event::Pushed { payload };
+            let commands = self.engine.handle(&event, now);
+            handled.push((event, commands));
+            acks.push(ack);
+        }
+        let recorded = self.append_handled(&handled, now).await;
+        let answer = recorded
+            .as_ref()
+            .map(|_| ())
+            .map_err(|error| format!("{error:#}"));
+        for ack in acks {
+            let _ = ack.send(answer.clone());
+        }
+        let event_seqs = recorded?;
+        let stats = self.engine.stats();
+        self.telemetry.engine_gauges(
+            stats.n_open_incidents,
+            stats.n_series,
+            stats.n_series_refused,
+        );
+        let mut queue = VecDeque::new();
+        for ((event, commands), event_seq) in handled.into_iter().zip(event_seqs) {
+            self.telemetry.event(event.kind());
+            let _ = self.notes.send(Note {
+                seq: event_seq,
+                at: now,
+                body: NoteBody::Event(event),
+            });
+            for (offset, command) in (1_u64..).zip(&commands) {
+                self.telemetry.command(command_kind(command));
+                log_record(command);
+                let _ = self.notes.send(Note {
+                    seq: event_seq + offset,
+                    at: now,
+                    body: NoteBody::Command(Box::new(command.clone())),
+                });
+            }
+            for command in commands {
+                self.carry_out(command, false, &mut queue);
+            }
+        }
+        while let Some(event) = queue.pop_front() {
+            self.process(event, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends handled events, each followed by its commands, in one transaction; returns
+    /// the events' seqs. The entries are rebuilt on every attempt, so that the commands'
+    /// `caused_by` follows the seqs the ledger actually assigns.
+    async fn append_handled(
+        &mut self,
+        handled: &[(Event, Vec<Command>)],
+        now: Timestamp,
+    ) -> anyhow::Result<Vec<u64>> {
+        let event_seqs = |first_seq: u64| {
+            let mut next_seq = first_seq;
+            handled
+                .iter()
+                .map(|(_, commands)| {
+                    let seq = next_seq;
+                    next_seq += 1 + commands.len() as u64;
+                    seq
+                })
+                .collect::<Vec<u64>>()
+        };
+        let appended = self
+            .append_built(|first_seq| {
+                let mut entries = Vec::new();
+                for ((event, commands), seq) in handled.iter().zip(event_seqs(first_seq)) {
+                    entries.push(session::event_entry(event, now.0, None)?);
+                    entries.extend(session::command_entries(commands, seq, now.0)?);
+                }
+                Ok(entries)
+            })
+            .await?;
+        Ok(event_seqs(appended.first().map_or(0, |entry| entry.seq)))
+    }
+
     /// Records and handles one event and everything it causes inline.
     async fn process(&mut self, event: Event, draining: bool) -> anyhow::Result<()> {
         let mut queue = VecDeque::from([event]);
@@ -367,9 +459,20 @@ impl EngineLoop {
     /// Appends durably, retrying a few times; gives up with an error (stopping the daemon)
     /// rather than act on something it could not record.
     async fn append(&mut self, entries: Vec<NewEntry>) -> anyhow::Result<Vec<Entry>> {
+        self.append_built(|_| Ok(entries.as_slice())).await
+    }
+
+    /// Appends the entries `build` makes for the ledger's next seq, retried a few times; the
+    /// entries are built again for each attempt, since a failed append may have moved the
+    /// head.
+    async fn append_built<B: AsRef<[NewEntry]>>(
+        &mut self,
+        build: impl Fn(u64) -> Result<B, serde_json::Error>,
+    ) -> anyhow::Result<Vec<Entry>> {
         let mut attempt = 1;
         loop {
-            match self.ledger.append(&entries).await {
+            let entries = build(self.ledger.len())?;
+            match self.ledger.append(entries.as_ref()).await {
                 Ok(appended) => {
                     self.telemetry.ledger_appended(self.ledger.len());
                     return Ok(appended);

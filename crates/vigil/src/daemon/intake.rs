@@ -22,6 +22,8 @@
 //! 2xx loses nothing. When the append fails, or is not confirmed within [`ACK_WAIT`], or the
 //! daemon is stopping, the answer is 503 with `Retry-After`: the push may or may not have been
 //! recorded (only a confirmation is a promise), so a client that retries may record it twice.
+//! Pushes that wait in the queue together are recorded in one transaction (group commit), so
+//! concurrent clients share an fsync: `cargo run --release -p vigil-bench -- daemon`.
 //!
 //! Errors on the `/v1/push/*` routes are `{"error": "...", "problems": [{"path", "message"}]}`.
 //! On `/v1/traces` they are a JSON `google.rpc.Status`, `{"message": "..."}`, as the OTLP
