@@ -13,8 +13,6 @@ use crate::crash::{Stack, wait_for_line};
 use crate::serve::Served;
 use crate::support::{TempDir, http_post_json, vigil};
 
-const TOKEN: &str = "admin-token-for-the-checkpoint-test";
-
 /// A webhook receiver on loopback: answers 200 to every POST and keeps the bodies. Its
 /// thread stops accepting after `lifetime`.
 fn webhook_receiver(lifetime: Duration) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
@@ -71,16 +69,19 @@ fn webhook_receiver(lifetime: Duration) -> (SocketAddr, Arc<Mutex<Vec<String>>>)
 #[test]
 fn the_daemon_signs_stores_and_publishes_checkpoints_that_catch_a_truncated_log() {
     let dir = TempDir::new("checkpoints");
-    let token_file = dir.join("admin-token");
-    std::fs::write(&token_file, TOKEN).expect("writing the token file");
+    let (tokens_file, tokens) = crate::support::admin_tokens(
+        dir.path(),
+        &[crate::support::Person {
+            name: "olga",
+            groups: &[],
+            roles: &["operator"],
+        }],
+    );
     let (webhook, received) = webhook_receiver(Duration::from_secs(120));
     let stack = Stack::start(
         &dir,
         "autonomous",
-        &format!(
-            "admin:\n  token: {{ file: \"{}\" }}\n",
-            token_file.display()
-        ),
+        &format!("admin:\n  tokens_file: \"{}\"\n", tokens_file.display()),
     );
     // Checkpoints go under `ledger:`, after the SQLite path.
     let key = dir.join("ledger.key");
@@ -117,8 +118,13 @@ fn the_daemon_signs_stores_and_publishes_checkpoints_that_catch_a_truncated_log(
     let refused =
         http_post_json(served.address, "/v1/admin/checkpoint", Some("nope"), "").expect("POST");
     assert_eq!(refused.status, 401, "{}", refused.body);
-    let asked =
-        http_post_json(served.address, "/v1/admin/checkpoint", Some(TOKEN), "").expect("POST");
+    let asked = http_post_json(
+        served.address,
+        "/v1/admin/checkpoint",
+        Some(&tokens["olga"]),
+        "",
+    )
+    .expect("POST");
     assert_eq!(asked.status, 200, "{}", asked.body);
     let asked: serde_json::Value = serde_json::from_str(&asked.body).expect("a checkpoint");
     let public_key = asked["public_key"]

@@ -135,7 +135,7 @@ impl Stack {
         let stop = CancellationToken::new();
         let master_key = random_master_key();
         let key_file = dir.join("master-key");
-        std::fs::write(&key_file, format!("{master_key}\n")).expect("writing the key file");
+        crate::support::write_secret(&key_file, &format!("{master_key}\n"));
         let aliases = ["support-bot", "search-rag", "checkout-agent"];
         let raw_keys: Vec<String> = aliases
             .iter()

@@ -89,7 +89,7 @@ pub(crate) fn random_master_key() -> String {
 /// Writes a config for `gateway` into `dir`; returns the config and ledger paths.
 fn write_config(dir: &TempDir, gateway: &Gateway, master_key: &str) -> (PathBuf, PathBuf) {
     let key_file = dir.join("master-key");
-    std::fs::write(&key_file, format!("{master_key}\n")).expect("writing the key file");
+    crate::support::write_secret(&key_file, &format!("{master_key}\n"));
     let ledger = dir.join("ledger.db");
     let root = repo_root();
     let config = format!(
@@ -420,7 +420,8 @@ fn serve_takes_pushed_events_over_http_and_records_them() {
     let dir = TempDir::new("serve-intake");
     let (config, ledger) = write_config(&dir, &gateway, &master_key);
     let token_file = dir.join("intake-token");
-    std::fs::write(&token_file, "push-secret-7f3a\n").expect("writing the token file");
+    let token = crate::support::strong_token("push-secret");
+    crate::support::write_secret(&token_file, &format!("{token}\n"));
     let mut text = std::fs::read_to_string(&config).expect("reading the config");
     text = text.replace(
         "pager:\n",
@@ -442,7 +443,7 @@ fn serve_takes_pushed_events_over_http_and_records_them() {
     let bad = http_post_json(
         served.address,
         "/v1/push/evals",
-        Some("push-secret-7f3a"),
+        Some(token.as_str()),
         r#"{"results":[{"suite":"s","case":"c","passed":"yes","model":"m","prompt_name":"p","prompt_version":"1"}]}"#,
     )
     .expect("POST");
@@ -456,7 +457,7 @@ fn serve_takes_pushed_events_over_http_and_records_them() {
         let accepted = http_post_json(
             served.address,
             "/v1/push/evals",
-            Some("push-secret-7f3a"),
+            Some(token.as_str()),
             &evals,
         )
         .expect("POST");
@@ -466,13 +467,8 @@ fn serve_takes_pushed_events_over_http_and_records_them() {
         );
     }
     let spans = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"chat-api"}}]},"scopeSpans":[{"spans":[{"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174","name":"chat gpt-4o","kind":3,"startTimeUnixNano":"1700000000000000000","endTimeUnixNano":"1700000001500000000","attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},{"key":"gen_ai.provider.name","value":{"stringValue":"openai"}},{"key":"gen_ai.request.model","value":{"stringValue":"gpt-4o"}},{"key":"gen_ai.usage.input_tokens","value":{"intValue":"812"}},{"key":"gen_ai.usage.output_tokens","value":{"intValue":"64"}},{"key":"gen_ai.response.finish_reasons","value":{"arrayValue":{"values":[{"stringValue":"length"}]}}}],"status":{}}]}]}]}"#;
-    let traced = http_post_json(
-        served.address,
-        "/v1/traces",
-        Some("push-secret-7f3a"),
-        spans,
-    )
-    .expect("POST");
+    let traced =
+        http_post_json(served.address, "/v1/traces", Some(token.as_str()), spans).expect("POST");
     assert_eq!(traced.status, 200, "{}", traced.body);
 
     // Four payloads were accepted; the engine consumes each as one `pushed` event.

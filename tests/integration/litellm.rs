@@ -205,7 +205,7 @@ async fn check_vigil_serve(
     traffic: &Traffic,
 ) {
     let key_file = dir.join("master-key");
-    std::fs::write(&key_file, format!("{master_key}\n")).expect("writing the key file");
+    support::write_secret(&key_file, &format!("{master_key}\n"));
     let metrics_url = format!("{}/metrics/", proxy.base_url());
     let (config, ledger) = serve::write_config(dir.path(), &metrics_url, &key_file);
 

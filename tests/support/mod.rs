@@ -317,3 +317,66 @@ fn dechunk(mut body: &str) -> Option<String> {
         body = rest.get(size + 2..)?;
     }
 }
+
+/// Writes a secret (a token, a key) to `path`, readable by its owner only, as vigil requires
+/// of secret files.
+pub fn write_secret(path: &Path, text: &str) {
+    std::fs::write(path, text)
+        .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|error| panic!("cannot chmod {}: {error}", path.display()));
+    }
+}
+
+/// A token strong enough for vigil's checks (64 hex digits), derived from `seed` so that a
+/// test can name it again.
+pub fn strong_token(seed: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(seed.as_bytes()))
+}
+
+/// One person of a test's admin tokens file: name, groups and roles.
+pub struct Person<'a> {
+    /// The name.
+    pub name: &'a str,
+    /// Their groups.
+    pub groups: &'a [&'a str],
+    /// Their roles.
+    pub roles: &'a [&'a str],
+}
+
+/// Makes each person's token with the real `vigil admin-token add` in `dir/admin-tokens.yaml`;
+/// returns the file and each person's token, by name.
+pub fn admin_tokens(
+    dir: &Path,
+    people: &[Person<'_>],
+) -> (PathBuf, std::collections::BTreeMap<String, String>) {
+    let file = dir.join("admin-tokens.yaml");
+    let mut tokens = std::collections::BTreeMap::new();
+    for person in people {
+        let shown = file.display().to_string();
+        let mut args = vec![
+            "admin-token".to_owned(),
+            "add".to_owned(),
+            "--tokens-file".to_owned(),
+            shown,
+            "--name".to_owned(),
+            person.name.to_owned(),
+        ];
+        for group in person.groups {
+            args.extend(["--group".to_owned(), (*group).to_owned()]);
+        }
+        for role in person.roles {
+            args.extend(["--role".to_owned(), (*role).to_owned()]);
+        }
+        let made = vigil(&args, dir);
+        made.assert_success("vigil admin-token add");
+        let token = made.stdout.trim().to_owned();
+        assert!(token.starts_with("vigil_adm_"), "{made}");
+        tokens.insert(person.name.to_owned(), token);
+    }
+    (file, tokens)
+}

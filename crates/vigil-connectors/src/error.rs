@@ -28,6 +28,17 @@ pub enum ConnectorError {
         #[source]
         source: std::io::Error,
     },
+    /// A secret's file can be read by every user of the machine.
+    #[error(
+        "secret file `{}` is readable by every user (mode {mode:o}); make it private: chmod 600 (or 640 for a service group)",
+        path.display()
+    )]
+    SecretFileExposed {
+        /// The file's path.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// A secret resolved to an empty string.
     #[error("the secret from {origin} is empty")]
     SecretEmpty {

@@ -6,6 +6,7 @@ mod error;
 pub mod exchange;
 pub mod http;
 pub mod http_action;
+pub mod jwks;
 pub mod langfuse;
 pub mod litellm;
 pub mod pager;

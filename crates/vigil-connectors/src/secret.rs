@@ -59,6 +59,7 @@ impl SecretSource {
                 (value, format!("environment variable `{name}`"))
             }
             Self::File(path) => {
+                refuse_exposed(path)?;
                 let contents =
                     std::fs::read_to_string(path).map_err(|source| ConnectorError::SecretFile {
                         path: path.clone(),
@@ -74,6 +75,29 @@ impl SecretSource {
         }
         Ok(Secret(value))
     }
+}
+
+/// Refuses a secret file that every user of the machine can read (or write): a secret there
+/// is no secret. Group access is allowed, for a service group.
+fn refuse_exposed(path: &std::path::Path) -> Result<(), ConnectorError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let metadata = std::fs::metadata(path).map_err(|source| ConnectorError::SecretFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mode = metadata.permissions().mode() & 0o7777;
+        if mode & 0o006 != 0 {
+            return Err(ConnectorError::SecretFileExposed {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -92,7 +116,35 @@ mod tests {
         let path = std::env::temp_dir().join(name);
         let written = std::fs::write(&path, contents);
         assert!(written.is_ok(), "{written:?}");
+        set_mode(&path, 0o600);
         path
+    }
+
+    fn set_mode(path: &std::path::Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let set = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+        assert!(set.is_ok(), "{set:?}");
+    }
+
+    // `vigil check` passed a secret file every user could read; `serve` used it.
+    #[test]
+    fn a_secret_file_every_user_can_read_is_refused_naming_its_mode() {
+        let path = temp_file(b"sk-from-file\n");
+        set_mode(&path, 0o644);
+        let refused = SecretSource::File(path.clone())
+            .resolve()
+            .err()
+            .map(|error| error.to_string());
+        assert_eq!(
+            refused,
+            Some(format!(
+                "secret file `{}` is readable by every user (mode 644); make it private: chmod 600 (or 640 for a service group)",
+                path.display()
+            ))
+        );
+        set_mode(&path, 0o640);
+        assert!(SecretSource::File(path.clone()).resolve().is_ok());
+        let _removed = std::fs::remove_file(path);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod exposition;
 pub mod intake;
 pub mod numeric;
+pub mod people;
 pub mod problem;
 pub mod runbook;
 pub mod signal;

@@ -8,6 +8,7 @@ use cedar_policy::{
 };
 use vigil_core::authz::{
     AttrValue, AuthzContext, AuthzDecision, AuthzRequest, Effect, Entity, EntityRef,
+    HumanAuthzRequest, HumanContext,
 };
 
 use crate::load::{Authorizer, CedarNames, ContextVersion};
@@ -29,14 +30,42 @@ impl Authorizer {
     /// the deny, the errors did.
     #[must_use]
     pub fn authorize(&self, request: &AuthzRequest) -> AuthzDecision {
-        let (cedar_request, entities) = match self.to_cedar(request) {
-            Ok(mapped) => mapped,
-            Err(errors) => return self.decision(Effect::Deny, Vec::new(), errors),
-        };
+        match self.to_cedar(request) {
+            Ok((cedar_request, entities)) => self.evaluate(&cedar_request, &entities),
+            Err(errors) => self.decision(Effect::Deny, Vec::new(), errors),
+        }
+    }
+
+    /// Decides whether a person's instruction is allowed by the loaded policies, as
+    /// [`authorize`](Authorizer::authorize) does for a step: the principal becomes
+    /// `Vigil::Human::"<name>"` in its groups and roles, the action `Vigil::Action::"approve"`
+    /// (and so on), the resource the proposal, kill switch or silence, and the context a
+    /// record of the [`HumanContext`] fields. Fails closed the same way; a policy set whose
+    /// schema predates people ([`ContextVersion::V3`]) denies every instruction, saying so.
+    #[must_use]
+    pub fn authorize_human(&self, request: &HumanAuthzRequest) -> AuthzDecision {
+        if !self.context_version.has_people() {
+            return self.decision(
+                Effect::Deny,
+                Vec::new(),
+                vec![
+                    "this policy set's schema predates people's instructions (no `Vigil::Human`); update vigil.cedarschema"
+                        .to_owned(),
+                ],
+            );
+        }
+        match self.human_to_cedar(request) {
+            Ok((cedar_request, entities)) => self.evaluate(&cedar_request, &entities),
+            Err(errors) => self.decision(Effect::Deny, Vec::new(), errors),
+        }
+    }
+
+    /// Evaluates a request that fits the schema; fails closed on any error.
+    fn evaluate(&self, cedar_request: &Request, entities: &Entities) -> AuthzDecision {
         let response = cedar_policy::Authorizer::new().is_authorized(
-            &cedar_request,
+            cedar_request,
             &self.policy_set,
-            &entities,
+            entities,
         );
         let mut errors: Vec<String> = response
             .diagnostics()
@@ -115,6 +144,71 @@ impl Authorizer {
             _ => Err(errors),
         }
     }
+
+    /// The Cedar request and entity store for a person's instruction, or every reason it
+    /// does not fit the schema.
+    fn human_to_cedar(
+        &self,
+        request: &HumanAuthzRequest,
+    ) -> Result<(Request, Entities), Vec<String>> {
+        let names = &self.names;
+        let mut errors = Vec::new();
+        let entities = entity_store(names, &request.principal, &request.resource)
+            .and_then(|entities| {
+                self.action_entities
+                    .clone()
+                    .add_entities(entities, Some(&self.schema))
+                    .map_err(|error| {
+                        format!("entities do not match the schema: {}", error_chain(&error))
+                    })
+            })
+            .map_err(|error| errors.push(error))
+            .ok();
+        let cedar_request = human_context(&request.context)
+            .and_then(|context| {
+                Request::new(
+                    uid(names, &request.principal.uid)?,
+                    names.human_action(request.action)?.clone(),
+                    uid(names, &request.resource.uid)?,
+                    context,
+                    Some(&self.schema),
+                )
+                .map_err(|error| {
+                    format!("request does not match the schema: {}", error_chain(&error))
+                })
+            })
+            .map_err(|error| errors.push(error))
+            .ok();
+        match (cedar_request, entities) {
+            (Some(cedar_request), Some(entities)) => Ok((cedar_request, entities)),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// The Cedar context record of a person's instruction: every field of [`HumanContext`].
+pub(crate) fn human_context(context: &HumanContext) -> Result<Context, String> {
+    // Destructured in full so that a field added to `HumanContext` fails to compile here
+    // until it is sent to Cedar (and declared in the schema).
+    let HumanContext {
+        hour_utc,
+        duration_secs,
+        has_reason,
+    } = context;
+    let pairs = [
+        ("hour_utc", RestrictedExpression::new_long(*hour_utc)),
+        (
+            "duration_secs",
+            RestrictedExpression::new_long(*duration_secs),
+        ),
+        ("has_reason", RestrictedExpression::new_bool(*has_reason)),
+    ];
+    Context::from_pairs(
+        pairs
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value)),
+    )
+    .map_err(|error| format!("invalid context: {}", error_chain(&error)))
 }
 
 /// The Cedar context record for vigil's context: every field of [`AuthzContext`] that the
@@ -208,8 +302,8 @@ fn cedar_entity(names: &CedarNames, entity: &Entity) -> Result<CedarEntity, Stri
     let attrs: HashMap<String, RestrictedExpression> = entity
         .attrs
         .iter()
-        .map(|(name, value)| (name.clone(), attr_value(value)))
-        .collect();
+        .map(|(name, value)| Ok((name.clone(), attr_value(names, value)?)))
+        .collect::<Result<_, String>>()?;
     let parents: HashSet<EntityUid> = entity
         .parents
         .iter()
@@ -234,10 +328,11 @@ fn uid(names: &CedarNames, entity: &EntityRef) -> Result<EntityUid, String> {
 }
 
 /// An attribute as a Cedar value.
-fn attr_value(value: &AttrValue) -> RestrictedExpression {
-    match value {
+fn attr_value(names: &CedarNames, value: &AttrValue) -> Result<RestrictedExpression, String> {
+    Ok(match value {
         AttrValue::Bool(value) => RestrictedExpression::new_bool(*value),
         AttrValue::Long(value) => RestrictedExpression::new_long(*value),
         AttrValue::String(value) => RestrictedExpression::new_string(value.clone()),
-    }
+        AttrValue::Entity(entity) => RestrictedExpression::new_entity_uid(uid(names, entity)?),
+    })
 }

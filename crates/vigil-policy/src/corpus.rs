@@ -12,14 +12,16 @@
 //! ]
 //! ```
 //!
-//! `request` is an [`AuthzRequest`] as serde JSON. `expect.errors` (default `false`) says
-//! whether the decision should carry errors; a case that expects none fails when any occur,
-//! so a malformed request cannot pass as a deny.
+//! `request` is an [`AuthzRequest`] as serde JSON, or a [`HumanAuthzRequest`] when its
+//! `action` is a person's instruction (`approve`, `reject`, `kill`, `unkill`, `silence`,
+//! `unsilence`). `expect.errors` (default `false`) says whether the decision should carry
+//! errors; a case that expects none fails when any occur, so a malformed request cannot pass
+//! as a deny.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use vigil_core::authz::{AuthzDecision, AuthzRequest, Effect};
+use vigil_core::authz::{AuthzDecision, AuthzRequest, Effect, HumanActionName, HumanAuthzRequest};
 
 use crate::error::{PolicyError, Problem, SourceLocation};
 use crate::load::{Authorizer, PolicyFile};
@@ -29,8 +31,35 @@ use crate::load::{Authorizer, PolicyFile};
 #[serde(deny_unknown_fields)]
 struct TestCase {
     name: String,
-    request: AuthzRequest,
+    request: AnyRequest,
     expect: Expectation,
+}
+
+/// A step's request or a person's, told apart by the action it names.
+#[derive(Debug)]
+enum AnyRequest {
+    Step(AuthzRequest),
+    Human(HumanAuthzRequest),
+}
+
+impl<'de> Deserialize<'de> for AnyRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let action = value
+            .get("action")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        if HumanActionName::from_cedar_id(action).is_some() {
+            serde_json::from_value(value)
+                .map(AnyRequest::Human)
+                .map_err(D::Error::custom)
+        } else {
+            serde_json::from_value(value)
+                .map(AnyRequest::Step)
+                .map_err(D::Error::custom)
+        }
+    }
 }
 
 /// The decision a test case expects.
@@ -154,7 +183,10 @@ pub fn run_policy_tests(
     Ok(cases
         .into_iter()
         .map(|case| TestCaseResult {
-            decision: authorizer.authorize(&case.request),
+            decision: match &case.request {
+                AnyRequest::Step(request) => authorizer.authorize(request),
+                AnyRequest::Human(request) => authorizer.authorize_human(request),
+            },
             name: case.name,
             expected: case.expect,
         })

@@ -9,10 +9,10 @@ use cedar_policy::{
     ValidationMode, Validator,
 };
 use sha2::{Digest, Sha256};
-use vigil_core::authz::{ActionName, AuthzContext, EntityType};
+use vigil_core::authz::{ActionName, AuthzContext, EntityType, HumanActionName, HumanContext};
 use vigil_core::runbook::Mode;
 
-use crate::authorize::cedar_context;
+use crate::authorize::{cedar_context, human_context};
 use crate::error::{PolicyError, Problem, SourceLocation};
 use crate::report::{diagnostic_problems, error_chain, problem, problem_at};
 use crate::{ID_ANNOTATION, NAMESPACE};
@@ -31,22 +31,28 @@ pub struct PolicyFile {
 /// policy set recorded in a ledger by an older build declares an older vocabulary, and
 /// replaying its decisions months later must send it the context it was written for.
 ///
-/// Closed: a context attribute added to [`AuthzContext`] adds a version here (newest last),
-/// and [`Authorizer::load`] accepts only the newest.
+/// Closed: a context attribute added to [`AuthzContext`], or an entity type or action added
+/// to the vocabulary, adds a version here (newest last), and [`Authorizer::load`] accepts only
+/// the newest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ContextVersion {
     /// The first vocabulary: everything but `trust_pct`.
     V1,
-    /// Adds `trust_pct`, the runbook action's verified-success score (the current version).
+    /// Adds `trust_pct`, the runbook action's verified-success score.
     V2,
+    /// Adds people: the `Human`, `Group`, `Role`, `Proposal`, `Control` and `Silence` entity
+    /// types and the actions `approve`, `reject`, `kill`, `unkill`, `silence` and
+    /// `unsilence` with their `HumanContext` (the current version).
+    V3,
 }
 
 impl ContextVersion {
     /// Every version, oldest first.
-    pub const ALL: [ContextVersion; 2] = [ContextVersion::V1, ContextVersion::V2];
+    pub const ALL: [ContextVersion; 3] =
+        [ContextVersion::V1, ContextVersion::V2, ContextVersion::V3];
 
     /// The version this build sends.
-    pub const CURRENT: ContextVersion = ContextVersion::V2;
+    pub const CURRENT: ContextVersion = ContextVersion::V3;
 
     /// Whether a context of this version has the attribute `name`.
     #[must_use]
@@ -54,6 +60,22 @@ impl ContextVersion {
         match name {
             "trust_pct" => self >= ContextVersion::V2,
             _ => true,
+        }
+    }
+
+    /// Whether this vocabulary has people's entity types and actions.
+    #[must_use]
+    pub fn has_people(self) -> bool {
+        self >= ContextVersion::V3
+    }
+
+    /// The entity types a schema of this version declares.
+    #[must_use]
+    pub fn entity_types(self) -> &'static [EntityType] {
+        if self.has_people() {
+            &EntityType::ALL
+        } else {
+            &EntityType::REMEDIATION
         }
     }
 }
@@ -252,6 +274,7 @@ struct Origin<'a> {
 pub(crate) struct CedarNames {
     entity_types: BTreeMap<EntityType, EntityTypeName>,
     actions: BTreeMap<ActionName, EntityUid>,
+    human_actions: BTreeMap<HumanActionName, EntityUid>,
 }
 
 impl CedarNames {
@@ -273,9 +296,20 @@ impl CedarNames {
                     (action, uid)
                 })
                 .collect();
+            let human_actions = HumanActionName::ALL
+                .into_iter()
+                .map(|action| {
+                    let uid = EntityUid::from_type_name_and_id(
+                        action_type.clone(),
+                        EntityId::new(action.cedar_id()),
+                    );
+                    (action, uid)
+                })
+                .collect();
             Ok::<_, String>(CedarNames {
                 entity_types,
                 actions,
+                human_actions,
             })
         })();
         match names {
@@ -304,6 +338,17 @@ impl CedarNames {
     /// Only if `ActionName::ALL` missed a variant: the request is then denied.
     pub(crate) fn action(&self, action: ActionName) -> Result<&EntityUid, String> {
         self.actions
+            .get(&action)
+            .ok_or_else(|| format!("vigil has no Cedar name for action `{}`", action.cedar_id()))
+    }
+
+    /// The Cedar action entity of a person's instruction, for example
+    /// `Vigil::Action::"approve"`.
+    ///
+    /// # Errors
+    /// Only if `HumanActionName::ALL` missed a variant: the request is then denied.
+    pub(crate) fn human_action(&self, action: HumanActionName) -> Result<&EntityUid, String> {
+        self.human_actions
             .get(&action)
             .ok_or_else(|| format!("vigil has no Cedar name for action `{}`", action.cedar_id()))
     }
@@ -426,6 +471,22 @@ fn validate_policies(
     for warning in result.validation_warnings() {
         add(warning.policy_id(), warning, "warning: ");
     }
+    // A policy written for steps that leaves its action open now also meets people's
+    // instructions, whose context differs: say how to scope it.
+    let human_actions: Vec<String> = HumanActionName::ALL
+        .iter()
+        .map(|action| format!("Vigil::Action::\"{}\"", action.cedar_id()))
+        .collect();
+    for problem in problems.iter_mut() {
+        if human_actions
+            .iter()
+            .any(|action| problem.message.contains(action.as_str()))
+        {
+            problem.message.push_str(
+                " (this policy also applies to people's instructions, which have their own context: scope it with `action in Vigil::Action::\"remediate\"` or `principal is Vigil::Runbook`)",
+            );
+        }
+    }
 }
 
 /// Problems for a validator diagnostic about `policy_id`, located in that policy's file.
@@ -449,7 +510,7 @@ fn check_schema_fits_requests(
     context_version: ContextVersion,
     problems: &mut Vec<Problem>,
 ) {
-    for entity_type in EntityType::ALL {
+    for &entity_type in context_version.entity_types() {
         match names.entity_type(entity_type) {
             Ok(name) if schema.entity_types().any(|declared| declared == name) => {}
             Ok(name) => {
@@ -494,6 +555,52 @@ fn check_schema_fits_requests(
         if let Err(error) = request {
             let message = format!(
                 "the schema does not accept vigil's `{}` requests (a `Runbook` acting on a resource of type `{}` with vigil's context): {error}",
+                action.cedar_id(),
+                resource_type.cedar_name()
+            );
+            problems.push(problem(&schema_file.path, message));
+        }
+    }
+    if context_version.has_people() {
+        check_schema_fits_people(schema_file, schema, names, problems);
+    }
+}
+
+/// Checks that the schema accepts a request of vigil's shape for every person's
+/// instruction: a `Human` doing it to its resource with vigil's `HumanContext`.
+fn check_schema_fits_people(
+    schema_file: &PolicyFile,
+    schema: &Schema,
+    names: &CedarNames,
+    problems: &mut Vec<Problem>,
+) {
+    let sample_context = HumanContext {
+        hour_utc: 0,
+        duration_secs: 0,
+        has_reason: true,
+    };
+    for action in HumanActionName::ALL {
+        let resource_type = action.resource_type();
+        let request = names
+            .entity_type(EntityType::Human)
+            .and_then(|human| {
+                let resource = names.entity_type(resource_type)?;
+                let action_uid = names.human_action(action)?;
+                Ok((human, resource, action_uid))
+            })
+            .and_then(|(human, resource, action_uid)| {
+                Request::new(
+                    EntityUid::from_type_name_and_id(human.clone(), EntityId::new("sample")),
+                    action_uid.clone(),
+                    EntityUid::from_type_name_and_id(resource.clone(), EntityId::new("sample")),
+                    human_context(&sample_context)?,
+                    Some(schema),
+                )
+                .map_err(|error| error_chain(&error))
+            });
+        if let Err(error) = request {
+            let message = format!(
+                "the schema does not accept vigil's `{}` requests (a `Human` acting on a resource of type `{}` with vigil's `HumanContext`): {error}",
                 action.cedar_id(),
                 resource_type.cedar_name()
             );

@@ -23,6 +23,10 @@ pub const POLICIES: &[(&str, &str)] = &[
         include_str!("../../../policies/guardrails.cedar"),
     ),
     (
+        "policies/people.cedar",
+        include_str!("../../../policies/people.cedar"),
+    ),
+    (
         "policies/runaway-keys.cedar",
         include_str!("../../../policies/runaway-keys.cedar"),
     ),

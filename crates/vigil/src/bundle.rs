@@ -99,6 +99,7 @@ pub fn assemble(
                 resources: config.resources.clone(),
                 limits: config.limits.clone(),
                 trust: Vec::new(),
+                people: Some(config.people.clone()),
             };
             Ok(Bundle {
                 config,

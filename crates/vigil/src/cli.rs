@@ -100,6 +100,17 @@ enum CliCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Show who the daemon's admin API authenticates you as: name, credential, groups, roles.
+    Whoami {
+        #[command(flatten)]
+        admin: AdminOpts,
+    },
+    /// Make a personal admin token: prints it once and appends its SHA-256 (never the token)
+    /// with the person's name, groups and roles to the tokens file (`admin.tokens_file`).
+    AdminToken {
+        #[command(subcommand)]
+        command: AdminTokenCommand,
+    },
     /// List the proposals waiting for a person (advisory mode, or held by a guardrail).
     Proposals {
         #[command(flatten)]
@@ -214,16 +225,29 @@ impl DbOpts {
     }
 }
 
-/// How to reach a running daemon's admin API, and who is asking.
+/// How to reach a running daemon's admin API, and how to authenticate to it.
 #[derive(Debug, Args)]
 struct AdminOpts {
-    /// The daemon's base URL (its `listen` address).
+    /// The daemon's base URL (its `listen` address; https when it terminates TLS).
     #[arg(long, default_value = "http://127.0.0.1:9464")]
     url: String,
-    /// The environment variable that holds the admin token.
+    /// The environment variable that holds your token (personal or OIDC).
     #[arg(long, default_value = "VIGIL_ADMIN_TOKEN")]
     token_env: String,
-    /// Who you are, as the ledger will record it (default: VIGIL_USER, else USER).
+    /// A file that holds your token (instead of the environment).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Your TLS client certificate (PEM), to authenticate by certificate.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key of `--cert` (PEM).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust for the daemon's certificate.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Assert who you are: the daemon refuses the instruction if your credential belongs to
+    /// someone else. It records the credential's name either way.
     #[arg(long = "as")]
     as_user: Option<String>,
     /// Why, in your words (required by reject and silence).
@@ -236,10 +260,39 @@ impl AdminOpts {
         human_cmd::AdminArgs {
             url: self.url,
             token_env: self.token_env,
+            token_file: self.token_file,
+            cert: self.cert.zip(self.key),
+            ca: self.ca,
             as_user: self.as_user,
             reason: self.reason,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminTokenCommand {
+    /// Make a token for one person (or system) and record its hash.
+    Add {
+        /// The tokens file (created, mode 0600, if missing).
+        #[arg(long)]
+        tokens_file: PathBuf,
+        /// The person's name, as the ledger will record it (an email works well).
+        #[arg(long)]
+        name: String,
+        /// The token's id, recorded with every instruction it authenticates (default: the
+        /// name and today's date).
+        #[arg(long)]
+        id: Option<String>,
+        /// A group they are in (repeatable), for example `search-oncall`.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// A role they hold (repeatable): viewer, approver, operator, admin.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// When the token stops working: a duration from now (`90d`) or an RFC 3339 time.
+        #[arg(long)]
+        expires: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -527,6 +580,25 @@ pub fn main() -> ExitCode {
                 };
                 replay::run(&db.location()?, &scope, alternative.as_ref()).await
             }
+            CliCommand::Whoami { admin } => human_cmd::whoami(&admin.args()).await,
+            CliCommand::AdminToken {
+                command:
+                    AdminTokenCommand::Add {
+                        tokens_file,
+                        name,
+                        id,
+                        groups,
+                        roles,
+                        expires,
+                    },
+            } => human_cmd::add_token(&human_cmd::NewToken {
+                tokens_file,
+                name,
+                id,
+                groups,
+                roles,
+                expires,
+            }),
             CliCommand::Proposals { admin } => human_cmd::list(&admin.args()).await,
             CliCommand::Approve { id, admin } => human_cmd::approve(&admin.args(), &id).await,
             CliCommand::Reject { id, admin } => human_cmd::reject(&admin.args(), &id).await,

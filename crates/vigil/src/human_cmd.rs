@@ -1,11 +1,17 @@
-//! `vigil proposals`, `approve`, `reject`, `kill`, `unkill`, `silence`, `unsilence`: a
-//! person's instructions to a running daemon through its admin API (`daemon/admin.rs`).
+//! `vigil whoami`, `proposals`, `approve`, `reject`, `kill`, `unkill`, `silence`,
+//! `unsilence`: a person's instructions to a running daemon through its admin API
+//! (`daemon/admin.rs`).
 //!
-//! The admin token comes from an environment variable (`VIGIL_ADMIN_TOKEN` unless
-//! `--token-env` names another); the person's name from `--as`, else `VIGIL_USER`, else
-//! `USER`. `approve` first fetches the proposal, prints it, and sends back the hash of what it
-//! printed, so an approval is bound to exactly the step and parameters the person saw.
+//! The person authenticates as themselves: with their personal or OIDC token, from the
+//! environment variable `--token-env` names (`VIGIL_ADMIN_TOKEN` by default) or the file
+//! `--token-file` names, or with a TLS client certificate (`--cert` and `--key`, and `--ca`
+//! for the daemon's own certificate). The daemon records the name its credential proves;
+//! `--as NAME` only asserts it (the daemon refuses the instruction when the credential
+//! belongs to someone else). `approve` first fetches the proposal, prints it, and sends back
+//! the hash of what it printed, so an approval is bound to exactly the step and parameters
+//! the person saw.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,57 +21,107 @@ use vigil_core::Timestamp;
 use vigil_core::authz::EntityType;
 use vigil_core::engine::{HumanCommand, KillScope};
 
-use crate::daemon::admin::{HumanAnswer, HumanRequest, ProposalView};
+use crate::daemon::admin::{HumanAnswer, ProposalView, WhoAmI};
 
-/// Where the daemon is and who is asking.
+/// Where the daemon is and how to authenticate to it.
 #[derive(Debug, Clone)]
 pub struct AdminArgs {
     /// The daemon's base URL, for example `http://127.0.0.1:9464`.
     pub url: String,
-    /// The environment variable holding the admin token.
+    /// The environment variable holding the person's token.
     pub token_env: String,
-    /// The person's name, when given on the command line.
+    /// A file holding the person's token (wins over the environment).
+    pub token_file: Option<PathBuf>,
+    /// A client certificate (PEM) and its key, for mutual TLS.
+    pub cert: Option<(PathBuf, PathBuf)>,
+    /// A CA (PEM) to trust for the daemon's certificate.
+    pub ca: Option<PathBuf>,
+    /// The name the person asserts; the daemon checks it against the credential.
     pub as_user: Option<String>,
     /// Why.
     pub reason: String,
 }
 
 impl AdminArgs {
-    fn token(&self) -> anyhow::Result<String> {
+    /// The bearer token, if the person has one; `None` when they authenticate by certificate.
+    fn token(&self) -> anyhow::Result<Option<String>> {
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the token file {}", path.display()))?;
+            let token = text.trim();
+            anyhow::ensure!(
+                !token.is_empty(),
+                "the token file {} is empty",
+                path.display()
+            );
+            return Ok(Some(token.to_owned()));
+        }
         match std::env::var(&self.token_env) {
-            Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
+            Ok(token) if !token.trim().is_empty() => Ok(Some(token.trim().to_owned())),
+            _ if self.cert.is_some() => Ok(None),
             _ => bail!(
-                "set the admin token in the environment variable `{}` (the daemon's `admin.token`)",
+                "say who you are: put your token in the environment variable `{}` (or `--token-file FILE`), or use a client certificate (`--cert FILE --key FILE`)",
                 self.token_env
             ),
         }
     }
 
-    fn user(&self) -> anyhow::Result<String> {
-        self.as_user
-            .clone()
-            .or_else(|| std::env::var("VIGIL_USER").ok())
-            .or_else(|| std::env::var("USER").ok())
-            .filter(|name| !name.trim().is_empty())
-            .context("say who you are with `--as NAME` (or set VIGIL_USER)")
-    }
-
     fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.url.trim_end_matches('/'))
     }
+
+    fn client(&self) -> anyhow::Result<reqwest::Client> {
+        let tls = vigil_connectors::http::TlsOptions {
+            ca_file: self.ca.clone(),
+            client_cert: self.cert.as_ref().map(|(cert_file, key_file)| {
+                vigil_connectors::http::ClientCert {
+                    cert_file: cert_file.clone(),
+                    key_file: key_file.clone(),
+                }
+            }),
+            insecure_skip_verify: false,
+        };
+        vigil_connectors::http::client_with_tls(Duration::from_secs(30), &tls)
+            .context("building the HTTP client")
+    }
+
+    /// A request with the person's token, when they have one.
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        let request = self.client()?.request(method, self.endpoint(path));
+        Ok(match self.token()? {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        })
+    }
 }
 
-fn client() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("building the HTTP client")
+/// `vigil whoami`: who the daemon says you are, with your groups and roles.
+pub async fn whoami(args: &AdminArgs) -> anyhow::Result<ExitCode> {
+    let response = args
+        .request(reqwest::Method::GET, "/v1/admin/whoami")?
+        .send()
+        .await
+        .with_context(|| format!("asking {} who you are", args.url))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if status != StatusCode::OK {
+        bail!("{} answered {status}: {}", args.url, body.trim());
+    }
+    let who: WhoAmI = serde_json::from_str(&body).context("reading the answer")?;
+    println!("{}", who.name);
+    println!("  credential: {} ({})", who.credential_id, who.via);
+    println!("  groups:     {}", who.groups.join(", "));
+    println!("  roles:      {}", who.roles.join(", "));
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn fetch_proposals(args: &AdminArgs) -> anyhow::Result<Vec<ProposalView>> {
-    let response = client()?
-        .get(args.endpoint("/v1/admin/proposals"))
-        .bearer_auth(args.token()?)
+    let response = args
+        .request(reqwest::Method::GET, "/v1/admin/proposals")?
         .send()
         .await
         .with_context(|| format!("asking {} for its proposals", args.url))?;
@@ -144,11 +200,12 @@ pub fn kill_scope(runbook: Option<String>, target: Option<String>) -> anyhow::Re
             let (kind, id) = target
                 .split_once(':')
                 .context("`--target` is TYPE:ID, for example ApiKey:4f2a... or Prompt:answer")?;
-            let entity_type = EntityType::ALL
+            let entity_type = EntityType::TARGETS
                 .into_iter()
                 .find(|entity_type| entity_type.cedar_name().eq_ignore_ascii_case(kind))
                 .with_context(|| {
-                    let names: Vec<&str> = EntityType::ALL.iter().map(|t| t.cedar_name()).collect();
+                    let names: Vec<&str> =
+                        EntityType::TARGETS.iter().map(|t| t.cedar_name()).collect();
                     format!("`{kind}` is not one of {}", names.join(", "))
                 })?;
             Ok(KillScope::Target {
@@ -229,14 +286,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 async fn send(args: &AdminArgs, command: HumanCommand) -> anyhow::Result<ExitCode> {
-    let request = HumanRequest {
-        by: args.user()?,
-        reason: args.reason.clone(),
-        command,
-    };
-    let response = client()?
-        .post(args.endpoint("/v1/admin/human"))
-        .bearer_auth(args.token()?)
+    let mut request = serde_json::Map::new();
+    request.insert("reason".to_owned(), serde_json::json!(args.reason));
+    request.insert("command".to_owned(), serde_json::to_value(&command)?);
+    if let Some(name) = &args.as_user {
+        request.insert("by".to_owned(), serde_json::json!(name));
+    }
+    let response = args
+        .request(reqwest::Method::POST, "/v1/admin/human")?
         .json(&request)
         .send()
         .await
@@ -246,11 +303,11 @@ async fn send(args: &AdminArgs, command: HumanCommand) -> anyhow::Result<ExitCod
     let answer: Option<HumanAnswer> = serde_json::from_str(&body).ok();
     match (status, answer) {
         (StatusCode::OK, Some(answer)) => {
-            println!("accepted: {}", answer.outcome);
+            println!("accepted ({}): {}", answer.by, answer.outcome);
             Ok(ExitCode::SUCCESS)
         }
         (StatusCode::CONFLICT, Some(answer)) => {
-            eprintln!("refused: {}", answer.outcome);
+            eprintln!("refused ({}): {}", answer.by, answer.outcome);
             Ok(ExitCode::FAILURE)
         }
         (StatusCode::ACCEPTED, Some(answer)) => {
@@ -259,6 +316,138 @@ async fn send(args: &AdminArgs, command: HumanCommand) -> anyhow::Result<ExitCod
         }
         _ => bail!("{} answered {status}: {}", args.url, body.trim()),
     }
+}
+
+/// What `vigil admin-token add` was asked for.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// The tokens file.
+    pub tokens_file: PathBuf,
+    /// The person's name.
+    pub name: String,
+    /// The token's id.
+    pub id: Option<String>,
+    /// Their groups.
+    pub groups: Vec<String>,
+    /// Their roles.
+    pub roles: Vec<String>,
+    /// When it expires: a duration from now or an RFC 3339 time.
+    pub expires: Option<String>,
+}
+
+/// `vigil admin-token add`: makes a token, appends its hash to the tokens file (checking the
+/// whole file still reads back before replacing it) and prints the token once.
+pub fn add_token(new: &NewToken) -> anyhow::Result<ExitCode> {
+    use crate::identity::tokens::{TokenDirectory, entry_yaml, new_token};
+    use vigil_core::people::{Role, name_problem, normalize_name};
+
+    if let Some(problem) = name_problem(&new.name) {
+        bail!("--name: {problem}");
+    }
+    let roles = new
+        .roles
+        .iter()
+        .map(|role| {
+            Role::parse(role).with_context(|| {
+                format!("--role `{role}` is not a role: use viewer, approver, operator or admin")
+            })
+        })
+        .collect::<anyhow::Result<Vec<Role>>>()?;
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("the clock is before 1970")?
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX);
+    let expires_at = match &new.expires {
+        None => None,
+        Some(text) => Some(match parse_duration(text) {
+            Ok(duration) => Timestamp(
+                now_ms.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)),
+            )
+            .to_rfc3339(),
+            Err(_) => {
+                vigil_core::datetime::parse_timestamp_ms(text).map_err(|error| {
+                    anyhow::anyhow!(
+                        "--expires `{text}`: neither a duration (90d) nor a time ({error})"
+                    )
+                })?;
+                text.clone()
+            }
+        }),
+    };
+    let id = new.id.clone().unwrap_or_else(|| {
+        let day: String = Timestamp(now_ms)
+            .to_rfc3339()
+            .chars()
+            .take(10)
+            .filter(char::is_ascii_digit)
+            .collect();
+        let name: String = normalize_name(&new.name)
+            .chars()
+            .map(|c| if c.is_whitespace() { '-' } else { c })
+            .collect();
+        format!("{name}-{day}")
+    });
+    let existing = match std::fs::read_to_string(&new.tokens_file) {
+        Ok(text) => Some(text),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(error) => {
+            return Err(error).with_context(|| format!("reading {}", new.tokens_file.display()));
+        }
+    };
+    let token = new_token()?;
+    let entry = entry_yaml(
+        &id,
+        &new.name,
+        &token,
+        &new.groups,
+        &roles,
+        expires_at.as_deref(),
+    );
+    let mut text = existing.clone().unwrap_or_else(|| {
+        "# vigil's personal admin tokens (admin.tokens_file). Each token is stored only as its\n# SHA-256; `vigil admin-token add` prints a new token once. Remove an entry to revoke it.\n".to_owned()
+    });
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&entry);
+    let shown = new.tokens_file.display().to_string();
+    TokenDirectory::parse(&text, &shown)
+        .map_err(|problems| anyhow::anyhow!("the tokens file would not read back:\n{problems}"))?;
+    let folder = new
+        .tokens_file
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let temporary = folder.join(format!(".vigil-tokens-{}.tmp", std::process::id()));
+    write_private(&temporary, &text)?;
+    std::fs::rename(&temporary, &new.tokens_file).with_context(|| format!("replacing {shown}"))?;
+    println!("{token}");
+    eprintln!(
+        "token `{id}` for {} added to {shown} (only its SHA-256 is stored; this is the only time the token is shown).\nGive it to them over a private channel; they set it in VIGIL_ADMIN_TOKEN. A running `vigil serve` picks it up on SIGHUP.",
+        normalize_name(&new.name)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to a new file readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -282,7 +471,7 @@ mod tests {
             kill_scope(None, Some("Widget:x".to_owned()))
                 .unwrap_err()
                 .to_string()
-                .contains("`Widget` is not one of Runbook, ApiKey")
+                .contains("`Widget` is not one of ApiKey, Team, Deployment, Prompt, Service")
         );
         assert_eq!(kill_scope(None, None).unwrap(), KillScope::Global);
     }

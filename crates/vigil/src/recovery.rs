@@ -122,7 +122,8 @@ pub async fn resume(
                     match &record.event {
                         Event::ActionFinished { action_id: id, .. }
                         | Event::PageFinished { page_id: id, .. }
-                        | Event::AuthorizationDecided { request_id: id, .. } => {
+                        | Event::AuthorizationDecided { request_id: id, .. }
+                        | Event::HumanDecided { request_id: id, .. } => {
                             unfinished.remove(id);
                         }
                         _ => {}
@@ -144,7 +145,8 @@ pub async fn resume(
                     let id = match &record.command {
                         Command::Execute { action_id: id, .. }
                         | Command::Page { page_id: id, .. }
-                        | Command::Authorize { request_id: id, .. } => Some(id.clone()),
+                        | Command::Authorize { request_id: id, .. }
+                        | Command::AuthorizeHuman { request_id: id, .. } => Some(id.clone()),
                         Command::Record(_) | Command::WakeAt { .. } => None,
                     };
                     if let Command::WakeAt { at } = &record.command {

@@ -31,7 +31,7 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 use vigil_core::Timestamp;
-use vigil_core::authz::{AuthzDecision, AuthzRequest};
+use vigil_core::authz::{AuthzDecision, AuthzRequest, HumanAuthzRequest};
 use vigil_core::engine::{Command, Engine, Event};
 use vigil_ledger::{Entry, EntryKind, Ledger};
 use vigil_policy::Authorizer;
@@ -215,6 +215,7 @@ async fn replay_chain(
         expected: VecDeque::new(),
         current_event_seq: origin.seq,
         requests: BTreeMap::new(),
+        human_requests: BTreeMap::new(),
     };
     let mut from = origin.seq + 1;
     'pages: loop {
@@ -257,6 +258,8 @@ struct Chain {
     current_event_seq: u64,
     /// Every authorization request seen, by id, with the [`ADDED_FIELDS`] it lacks.
     requests: BTreeMap<String, (AuthzRequest, Vec<String>)>,
+    /// People's instructions put to the policy engine, by request id.
+    human_requests: BTreeMap<String, HumanAuthzRequest>,
 }
 
 impl Chain {
@@ -313,6 +316,22 @@ impl Chain {
                 )),
             }
         }
+        if let Event::HumanDecided {
+            request_id,
+            incident_id,
+            decision,
+        } = &record.event
+        {
+            self.recheck_human(
+                entry.seq,
+                request_id,
+                incident_id.as_deref(),
+                decision,
+                authorizer,
+                alternative,
+                report,
+            );
+        }
         report.n_events += 1;
         self.current_event_seq = entry.seq;
         self.expected = self
@@ -363,6 +382,15 @@ impl Chain {
             self.requests
                 .insert(request_id.clone(), (request.clone(), predates));
         }
+        if let Command::AuthorizeHuman {
+            request_id,
+            request,
+            ..
+        } = &record.command
+        {
+            self.human_requests
+                .insert(request_id.clone(), request.clone());
+        }
         if record.caused_by != self.current_event_seq {
             report.mismatches.push(format!(
                 "entry {}: recorded as caused by entry {}, but follows entry {}",
@@ -388,6 +416,56 @@ impl Chain {
             }
         }
         Ok(())
+    }
+
+    /// Decides a recorded decision about a person's instruction again, with the recorded
+    /// policies and with the alternative ones.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the decision's parts, both policy sets and the report"
+    )]
+    fn recheck_human(
+        &self,
+        seq: u64,
+        request_id: &str,
+        incident_id: Option<&str>,
+        decision: &AuthzDecision,
+        authorizer: &Authorizer,
+        alternative: Option<&Alternative>,
+        report: &mut ReplayReport,
+    ) {
+        let Some(request) = self.human_requests.get(request_id) else {
+            report.mismatches.push(format!(
+                "entry {seq}: a decision for unknown request `{request_id}`"
+            ));
+            return;
+        };
+        report.n_decisions_rechecked += 1;
+        let again = authorizer.authorize_human(request);
+        if &again != decision {
+            report.mismatches.push(format!(
+                "entry {seq}: the recorded policies now decide {} (by {:?}), the ledger says {} (by {:?})",
+                json(&again.effect),
+                again.determining_policies,
+                json(&decision.effect),
+                decision.determining_policies
+            ));
+        }
+        if let Some(alternative) = alternative {
+            let other = alternative.authorizer.authorize_human(request);
+            if other.effect != decision.effect
+                || other.determining_policies != decision.determining_policies
+            {
+                report.decision_diffs.push(DecisionDiff {
+                    seq,
+                    incident_id: incident_id.unwrap_or("-").to_owned(),
+                    request: describe_human_request(request),
+                    recorded: decision.clone(),
+                    alternative: other,
+                    predates: Vec::new(),
+                });
+            }
+        }
     }
 
     /// Commands the replay issued for the current event that the ledger does not have.
@@ -435,6 +513,16 @@ fn describe_request(request: &AuthzRequest) -> String {
     )
 }
 
+fn describe_human_request(request: &HumanAuthzRequest) -> String {
+    format!(
+        "{} {} {} {}",
+        request.principal.uid.id,
+        request.action.cedar_id(),
+        request.resource.uid.entity_type.cedar_name(),
+        request.resource.uid.id
+    )
+}
+
 fn describe(command: &Command) -> String {
     match command {
         Command::Record(record) => {
@@ -447,6 +535,9 @@ fn describe(command: &Command) -> String {
             format!("record {name}")
         }
         Command::Authorize { request, .. } => format!("authorize {}", describe_request(request)),
+        Command::AuthorizeHuman { request, .. } => {
+            format!("authorize {}", describe_human_request(request))
+        }
         Command::Execute { action, .. } => format!("execute {}", action.describe()),
         Command::Page { page, .. } => format!("page: {}", page.title),
         Command::WakeAt { at } => format!("wake at {}", at.to_rfc3339()),

@@ -190,7 +190,10 @@ fn note_command(
             }
             _ => {}
         },
-        Command::Authorize { .. } | Command::Page { .. } | Command::WakeAt { .. } => {}
+        Command::Authorize { .. }
+        | Command::AuthorizeHuman { .. }
+        | Command::Page { .. }
+        | Command::WakeAt { .. } => {}
     }
 }
 

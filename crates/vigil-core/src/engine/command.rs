@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::human::HumanCommand;
-use crate::authz::{ActionName, AuthzRequest};
+use crate::authz::{ActionName, AuthzRequest, HumanAuthzRequest};
 use crate::detector::change::Change;
 use crate::detector::{Finding, FindingCleared, Point, Severity, Subject};
 use crate::diagnosis::Diagnosis;
@@ -27,6 +27,17 @@ pub enum Command {
         incident_id: String,
         /// The question.
         request: AuthzRequest,
+    },
+    /// Ask the policy engine about a person's instruction; answer with
+    /// `Event::HumanDecided`.
+    AuthorizeHuman {
+        /// Unique id of this request.
+        request_id: String,
+        /// The incident the instruction is about, if any (an approval's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident_id: Option<String>,
+        /// The question.
+        request: HumanAuthzRequest,
     },
     /// Change something in the world; answer with `Event::ActionFinished`.
     Execute {
@@ -64,6 +75,7 @@ impl Command {
             Command::Authorize { incident_id, .. }
             | Command::Execute { incident_id, .. }
             | Command::Page { incident_id, .. } => Some(incident_id),
+            Command::AuthorizeHuman { incident_id, .. } => incident_id.as_deref(),
             Command::WakeAt { .. } => None,
         }
     }
@@ -369,6 +381,10 @@ pub enum Record {
         accepted: bool,
         /// What it did, or why it refused.
         outcome: String,
+        /// The credential that authenticated `by` (a token's id, `issuer#subject`, a
+        /// certificate's fingerprint); absent before people were authenticated.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential_id: Option<String>,
     },
     /// A guardrail stopped vigil from acting.
     GuardrailHeld {

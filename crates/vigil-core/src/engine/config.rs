@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::authz::{ActionName, EntityType};
 use crate::detector::{DetectorConfig, Subject};
 use crate::diagnosis::DiagnosisConfig;
+use crate::people::PeopleRules;
 use crate::runbook::{Mode, Runbook};
 
 /// Everything the engine needs to decide.
@@ -43,6 +44,11 @@ pub struct EngineConfig {
     /// when the session starts, so that replay sees the same trust).
     #[serde(default)]
     pub trust: Vec<TrustTally>,
+    /// The rules for people's instructions: when present, every instruction must carry an
+    /// authenticated principal and is authorized by Cedar. Absent in sessions recorded
+    /// before people were authenticated, which replay as they ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub people: Option<PeopleRules>,
 }
 
 /// Inventory facts about a resource that is not an API key.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::human::HumanCommand;
 use crate::authz::AuthzDecision;
 use crate::intake::Pushed;
+use crate::people::Principal;
 use crate::signal::Sample;
 use crate::time::Timestamp;
 
@@ -87,12 +88,28 @@ pub enum Event {
     },
     /// A person told vigil something: an approval, a rejection, a kill switch, a silence.
     Human {
-        /// Who, as authenticated by the admin API (never empty).
+        /// Who: the authenticated principal's normalized name (never empty).
         by: String,
         /// Why, in their words.
         reason: String,
         /// What.
         command: HumanCommand,
+        /// Who, as the admin API authenticated them: name, credential, groups and roles.
+        /// Absent in ledgers recorded before people were authenticated; a session whose
+        /// config authorizes people refuses an instruction without one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        principal: Option<Principal>,
+    },
+    /// The policy engine answered an [`AuthorizeHuman`](super::Command::AuthorizeHuman)
+    /// command.
+    HumanDecided {
+        /// The request's id.
+        request_id: String,
+        /// The incident the instruction is about, if any (an approval's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident_id: Option<String>,
+        /// The answer.
+        decision: AuthzDecision,
     },
 }
 
@@ -104,6 +121,7 @@ impl Event {
             Event::AuthorizationDecided { incident_id, .. }
             | Event::ActionFinished { incident_id, .. }
             | Event::PageFinished { incident_id, .. } => Some(incident_id),
+            Event::HumanDecided { incident_id, .. } => incident_id.as_deref(),
             Event::Scraped { .. }
             | Event::Queried { .. }
             | Event::ScrapeFailed { .. }
@@ -127,6 +145,7 @@ impl Event {
             Event::Pushed { .. } => "pushed",
             Event::Tick => "tick",
             Event::Human { .. } => "human",
+            Event::HumanDecided { .. } => "human_decided",
             Event::ScheduledRun { .. } => "scheduled_run",
         }
     }

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use super::incident::{Phase, Stage};
 use super::{Action, Command, Engine, Record};
 use crate::authz::EntityType;
+use crate::people::{PeopleRules, Principal, normalize_name};
 use crate::time::Timestamp;
 
 /// A person's instruction. The set is closed.
@@ -134,173 +135,313 @@ pub fn action_hash(incident_id: &str, step_id: &str, action: &Action) -> String 
     hex::encode(digest)
 }
 
+/// What checking an instruction against the engine's state found: what Cedar is asked
+/// about (the resource) and what the instruction is about.
+#[derive(Clone, Debug)]
+pub(super) struct Checked {
+    /// The incident an approval or rejection is about.
+    pub(super) incident_id: Option<String>,
+    /// How long a silence would last, in seconds (0 otherwise).
+    pub(super) duration_secs: i64,
+}
+
 impl Engine {
     pub(super) fn on_human(
         &mut self,
         by: &str,
         reason: &str,
         command: &HumanCommand,
+        principal: Option<&Principal>,
         now: Timestamp,
         out: &mut Vec<Command>,
     ) {
-        // What the command sets off comes after the record that explains it.
+        if let Some(rules) = self.config.people.clone() {
+            self.on_authenticated_instruction(&rules, by, reason, command, principal, now, out);
+            return;
+        }
+        // A session recorded before people were authenticated: the name is taken as given
+        // and no policy is asked, exactly as such sessions ran (replay depends on it).
         let mut follow = Vec::new();
         let verdict = if by.trim().is_empty() {
             Err("the command names nobody; every human action must say who did it".to_owned())
         } else {
-            match command {
-                HumanCommand::Approve {
-                    proposal_id,
-                    action_hash,
-                } => self.approve(by, proposal_id, action_hash, &mut follow),
-                HumanCommand::Reject { proposal_id } => {
-                    self.reject(by, reason, proposal_id, now, &mut follow)
-                }
-                HumanCommand::Kill { scope } => {
-                    self.killed.insert(scope.clone(), by.to_owned());
-                    Ok(format!("no new action will run for {}", scope.describe()))
-                }
-                HumanCommand::Unkill { scope } => match self.killed.remove(scope) {
-                    Some(_) => Ok(format!("actions may run again for {}", scope.describe())),
-                    None => Err(format!("no kill switch is on for {}", scope.describe())),
-                },
-                HumanCommand::Silence {
-                    silence_id,
-                    detector,
-                    subject,
-                    expires_at,
-                } => {
-                    if *expires_at <= now {
-                        Err("the silence would already have expired".to_owned())
-                    } else if reason.trim().is_empty() {
-                        Err("a silence needs a reason".to_owned())
-                    } else {
-                        self.silences.insert(
-                            silence_id.clone(),
-                            Silence {
-                                owner: by.to_owned(),
-                                reason: reason.to_owned(),
-                                detector: detector.clone(),
-                                subject: subject.clone(),
-                                expires_at: *expires_at,
-                            },
-                        );
-                        Ok(format!(
-                            "matching findings are muted for {} min",
-                            expires_at.millis_since(now) / 60_000
-                        ))
-                    }
-                }
-                HumanCommand::Unsilence { silence_id } => match self.silences.remove(silence_id) {
-                    Some(_) => Ok("the silence ended".to_owned()),
-                    None => Err(format!("no silence `{silence_id}` is active")),
-                },
-            }
+            self.check_instruction(by, reason, command, None, now)
+                .and_then(|_| self.carry_out_instruction(by, reason, command, now, &mut follow))
         };
-        let (accepted, outcome) = match verdict {
-            Ok(outcome) => (true, outcome),
-            Err(refusal) => (false, refusal),
-        };
-        out.push(Command::Record(Record::HumanAction {
-            by: by.to_owned(),
-            reason: reason.to_owned(),
-            command: command.clone(),
-            accepted,
-            outcome,
-        }));
+        out.push(human_action(by, reason, command, verdict, None));
         out.extend(follow);
     }
 
-    fn approve(
-        &mut self,
+    /// Whether `command` from `by` can be carried out now: the proposal is pending and its
+    /// hash matches, the approver is not the requester, the switch or silence exists. With
+    /// `rules` (sessions that authenticate people), also what people's instructions must
+    /// satisfy before any policy is asked: reasons, scopes and durations.
+    pub(super) fn check_instruction(
+        &self,
         by: &str,
-        proposal_id: &str,
-        hash: &str,
-        out: &mut Vec<Command>,
-    ) -> Result<String, String> {
-        let incident_id = self.proposal_incident(proposal_id)?;
-        let Some(mut incident) = self.incidents.remove(&incident_id) else {
-            return Err(format!("proposal `{proposal_id}` is not pending"));
+        reason: &str,
+        command: &HumanCommand,
+        rules: Option<&PeopleRules>,
+        now: Timestamp,
+    ) -> Result<Checked, String> {
+        let mut checked = Checked {
+            incident_id: None,
+            duration_secs: 0,
         };
-        let result = (|| {
-            let Stage::AwaitingApproval {
-                step_idx,
+        match command {
+            HumanCommand::Approve {
+                proposal_id,
                 action_hash,
-                action,
-                requested_by,
-                ..
-            } = &incident.stage
-            else {
-                return Err(format!("proposal `{proposal_id}` is not pending"));
-            };
-            if hash != action_hash {
-                return Err(format!(
-                    "the approval is for another version of the step (hash {} does not match {}); show the proposal again and approve what it says now",
-                    short_hash(hash),
-                    short_hash(action_hash)
-                ));
+            } => {
+                let (incident_id, requested_by) = self.pending_proposal(proposal_id)?;
+                let Some(Stage::AwaitingApproval {
+                    action_hash: expected,
+                    ..
+                }) = self
+                    .incidents
+                    .get(&incident_id)
+                    .map(|incident| &incident.stage)
+                else {
+                    return Err(format!("proposal `{proposal_id}` is not pending"));
+                };
+                if action_hash != expected {
+                    return Err(format!(
+                        "the approval is for another version of the step (hash {} does not match {}); show the proposal again and approve what it says now",
+                        short_hash(action_hash),
+                        short_hash(expected)
+                    ));
+                }
+                // Compared as people read names: `Vigil` and `vigil ` are the requester too.
+                if normalize_name(by) == normalize_name(&requested_by) {
+                    return Err(format!(
+                        "{by} requested this step and cannot also approve it; another person must"
+                    ));
+                }
+                checked.incident_id = Some(incident_id);
             }
-            if by == requested_by {
-                return Err(format!(
-                    "{by} requested this step and cannot also approve it; another person must"
-                ));
+            HumanCommand::Reject { proposal_id } => {
+                let (incident_id, _) = self.pending_proposal(proposal_id)?;
+                if rules.is_some() && reason.trim().is_empty() {
+                    return Err(
+                        "a rejection needs a reason: the on-call engineer who gets the incident reads it"
+                            .to_owned(),
+                    );
+                }
+                checked.incident_id = Some(incident_id);
             }
-            Ok((*step_idx, action.clone()))
-        })();
-        let outcome = match result {
-            Ok((step_idx, action)) => {
-                incident
-                    .history
-                    .push(format!("{by} approved: {}", action.describe()));
-                self.act(&mut incident, step_idx, Phase::Forward, action, out);
-                Ok("approved; the step runs now".to_owned())
+            HumanCommand::Kill { scope } => {
+                if rules.is_some() {
+                    self.check_scope(scope)?;
+                }
             }
-            Err(refusal) => Err(refusal),
-        };
-        self.incidents.insert(incident.id.clone(), incident);
-        outcome
+            HumanCommand::Unkill { scope } => {
+                if !self.killed.contains_key(scope) {
+                    return Err(format!("no kill switch is on for {}", scope.describe()));
+                }
+            }
+            HumanCommand::Silence {
+                silence_id,
+                detector,
+                subject,
+                expires_at,
+            } => {
+                if *expires_at <= now {
+                    return Err("the silence would already have expired".to_owned());
+                }
+                if reason.trim().is_empty() {
+                    return Err("a silence needs a reason".to_owned());
+                }
+                if let Some(rules) = rules {
+                    self.check_silence(rules, silence_id, detector.as_deref(), subject.as_deref())?;
+                    let lasts_ms = expires_at.millis_since(now);
+                    if lasts_ms > rules.max_silence_ms {
+                        return Err(format!(
+                            "a silence may last at most {} (admin.max_silence_secs); this one would last {}",
+                            describe_duration(rules.max_silence_ms),
+                            describe_duration(lasts_ms)
+                        ));
+                    }
+                    // Rounded up, so that policies on durations cannot be slipped under.
+                    checked.duration_secs = lasts_ms.saturating_add(999) / 1000;
+                }
+            }
+            HumanCommand::Unsilence { silence_id } => {
+                if !self.silences.contains_key(silence_id) {
+                    return Err(format!("no silence `{silence_id}` is active"));
+                }
+            }
+        }
+        Ok(checked)
     }
 
-    fn reject(
+    /// What a person's kill switch may name: a configured runbook, or a target of a kind
+    /// runbooks act on.
+    fn check_scope(&self, scope: &KillScope) -> Result<(), String> {
+        match scope {
+            KillScope::Global => Ok(()),
+            KillScope::Runbook { id } => {
+                if self.config.runbooks.iter().any(|runbook| runbook.id == *id) {
+                    Ok(())
+                } else {
+                    Err(format!("no runbook `{id}` is configured"))
+                }
+            }
+            KillScope::Target { entity_type, id } => {
+                if !EntityType::TARGETS.contains(entity_type) {
+                    return Err(format!(
+                        "a kill switch's target is a key, team, deployment, prompt or service, not a {}",
+                        entity_type.cedar_name()
+                    ));
+                }
+                if id.trim().is_empty() || id.chars().any(char::is_control) {
+                    return Err("the target's id must be non-empty text".to_owned());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A silence must say what it mutes, with names vigil knows.
+    fn check_silence(
+        &self,
+        rules: &PeopleRules,
+        silence_id: &str,
+        detector: Option<&str>,
+        subject: Option<&str>,
+    ) -> Result<(), String> {
+        let _ = rules;
+        if silence_id.trim().is_empty() || silence_id.chars().any(char::is_control) {
+            return Err("a silence needs an id of printable text".to_owned());
+        }
+        if self.silences.contains_key(silence_id) {
+            return Err(format!(
+                "silence `{silence_id}` is already active; end it first (`vigil unsilence`) or choose another id"
+            ));
+        }
+        let detector = detector.filter(|name| !name.trim().is_empty());
+        let subject = subject.filter(|name| !name.trim().is_empty());
+        if detector.is_none() && subject.is_none() {
+            return Err(
+                "a silence needs a scope: a detector, a subject, or both; muting everything is what the kill switch is for"
+                    .to_owned(),
+            );
+        }
+        if let Some(detector) = detector
+            && !self
+                .config
+                .detectors
+                .iter()
+                .any(|configured| configured.name() == detector)
+        {
+            return Err(format!("no detector `{detector}` is configured"));
+        }
+        Ok(())
+    }
+
+    /// Carries out an instruction that [`check_instruction`](Engine::check_instruction)
+    /// accepted; what it sets off goes to `follow`.
+    pub(super) fn carry_out_instruction(
         &mut self,
         by: &str,
         reason: &str,
-        proposal_id: &str,
+        command: &HumanCommand,
         now: Timestamp,
-        out: &mut Vec<Command>,
+        follow: &mut Vec<Command>,
     ) -> Result<String, String> {
-        let incident_id = self.proposal_incident(proposal_id)?;
-        let Some(mut incident) = self.incidents.remove(&incident_id) else {
-            return Err(format!("proposal `{proposal_id}` is not pending"));
-        };
-        if !matches!(incident.stage, Stage::AwaitingApproval { .. }) {
-            self.incidents.insert(incident.id.clone(), incident);
-            return Err(format!("proposal `{proposal_id}` is not pending"));
+        match command {
+            HumanCommand::Approve { proposal_id, .. } => {
+                let (incident_id, _) = self.pending_proposal(proposal_id)?;
+                let Some(mut incident) = self.incidents.remove(&incident_id) else {
+                    return Err(format!("proposal `{proposal_id}` is not pending"));
+                };
+                let Stage::AwaitingApproval {
+                    step_idx, action, ..
+                } = &incident.stage
+                else {
+                    self.incidents.insert(incident.id.clone(), incident);
+                    return Err(format!("proposal `{proposal_id}` is not pending"));
+                };
+                let (step_idx, action) = (*step_idx, action.clone());
+                incident
+                    .history
+                    .push(format!("{by} approved: {}", action.describe()));
+                self.act(&mut incident, step_idx, Phase::Forward, action, follow);
+                self.incidents.insert(incident.id.clone(), incident);
+                Ok("approved; the step runs now".to_owned())
+            }
+            HumanCommand::Reject { proposal_id } => {
+                let (incident_id, _) = self.pending_proposal(proposal_id)?;
+                let Some(mut incident) = self.incidents.remove(&incident_id) else {
+                    return Err(format!("proposal `{proposal_id}` is not pending"));
+                };
+                incident
+                    .history
+                    .push(format!("{by} rejected the proposal: {reason}"));
+                let why = format!("{by} rejected vigil's proposal ({reason})");
+                if incident.completed.is_empty() {
+                    // A person said no and nothing was changed: the incident is theirs now.
+                    self.escalate(&mut incident, &why, "Decide what to do instead.", follow);
+                } else {
+                    self.begin_compensation(&mut incident, &why, now, follow);
+                }
+                self.incidents.insert(incident.id.clone(), incident);
+                Ok("rejected".to_owned())
+            }
+            HumanCommand::Kill { scope } => {
+                self.killed.insert(scope.clone(), by.to_owned());
+                Ok(format!("no new action will run for {}", scope.describe()))
+            }
+            HumanCommand::Unkill { scope } => match self.killed.remove(scope) {
+                Some(_) => Ok(format!("actions may run again for {}", scope.describe())),
+                None => Err(format!("no kill switch is on for {}", scope.describe())),
+            },
+            HumanCommand::Silence {
+                silence_id,
+                detector,
+                subject,
+                expires_at,
+            } => {
+                self.silences.insert(
+                    silence_id.clone(),
+                    Silence {
+                        owner: by.to_owned(),
+                        reason: reason.to_owned(),
+                        detector: detector.clone(),
+                        subject: subject.clone(),
+                        expires_at: *expires_at,
+                    },
+                );
+                Ok(format!(
+                    "matching findings are muted for {} min",
+                    expires_at.millis_since(now) / 60_000
+                ))
+            }
+            HumanCommand::Unsilence { silence_id } => match self.silences.remove(silence_id) {
+                Some(_) => Ok("the silence ended".to_owned()),
+                None => Err(format!("no silence `{silence_id}` is active")),
+            },
         }
-        incident
-            .history
-            .push(format!("{by} rejected the proposal: {reason}"));
-        let why = format!("{by} rejected vigil's proposal ({reason})");
-        if incident.completed.is_empty() {
-            // A person said no and nothing was changed: the incident is theirs now.
-            self.escalate(&mut incident, &why, "Decide what to do instead.", out);
-        } else {
-            self.begin_compensation(&mut incident, &why, now, out);
-        }
-        self.incidents.insert(incident.id.clone(), incident);
-        Ok("rejected".to_owned())
     }
 
-    fn proposal_incident(&self, proposal_id: &str) -> Result<String, String> {
+    /// The incident of a pending proposal and who requested it.
+    fn pending_proposal(&self, proposal_id: &str) -> Result<(String, String), String> {
         let incident_id = proposal_id
             .split_once('/')
             .map_or(proposal_id, |(incident, _)| incident);
-        if self.incidents.contains_key(incident_id) {
-            Ok(incident_id.to_owned())
-        } else {
-            Err(format!(
+        let Some(incident) = self.incidents.get(incident_id) else {
+            return Err(format!(
                 "no open incident has proposal `{proposal_id}` (it may have ended)"
-            ))
+            ));
+        };
+        match &incident.stage {
+            Stage::AwaitingApproval {
+                proposal_id: pending,
+                requested_by,
+                ..
+            } if pending == proposal_id || pending.is_empty() => {
+                Ok((incident.id.clone(), requested_by.clone()))
+            }
+            _ => Err(format!("proposal `{proposal_id}` is not pending")),
         }
     }
 
@@ -353,4 +494,40 @@ impl Engine {
 
 fn short_hash(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
+}
+
+/// The record that answers a person's instruction.
+pub(super) fn human_action(
+    by: &str,
+    reason: &str,
+    command: &HumanCommand,
+    verdict: Result<String, String>,
+    credential_id: Option<String>,
+) -> Command {
+    let (accepted, outcome) = match verdict {
+        Ok(outcome) => (true, outcome),
+        Err(refusal) => (false, refusal),
+    };
+    Command::Record(Record::HumanAction {
+        by: by.to_owned(),
+        reason: reason.to_owned(),
+        command: command.clone(),
+        accepted,
+        outcome,
+        credential_id,
+    })
+}
+
+/// A duration for people: `7 d`, `36 h`, `90 min`, `45 s`.
+fn describe_duration(millis: i64) -> String {
+    let secs = millis / 1000;
+    if secs % 86_400 == 0 && secs >= 86_400 {
+        format!("{} d", secs / 86_400)
+    } else if secs % 3600 == 0 && secs >= 3600 {
+        format!("{} h", secs / 3600)
+    } else if secs >= 60 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
 }

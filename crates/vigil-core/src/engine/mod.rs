@@ -11,6 +11,7 @@ mod config;
 mod event;
 mod human;
 mod incident;
+mod people;
 mod recovery;
 mod steps;
 
@@ -134,6 +135,10 @@ pub struct Engine {
     /// Version changes within the diagnoser's window, oldest first, for the diagnoser (at
     /// most `MAX_RECENT_CHANGES`).
     changes: Vec<Change>,
+    /// People's instructions put to the policy engine, by request id.
+    pending_instructions: BTreeMap<String, people::PendingInstruction>,
+    /// Instructions put to the policy engine so far (for their request ids).
+    n_instructions: u64,
 }
 
 /// At most this many recent version changes are kept for the diagnoser.
@@ -194,6 +199,8 @@ impl Engine {
             silences: BTreeMap::new(),
             trust,
             changes: Vec::new(),
+            pending_instructions: BTreeMap::new(),
+            n_instructions: 0,
         }
     }
 
@@ -245,7 +252,13 @@ impl Engine {
                 by,
                 reason,
                 command,
-            } => self.on_human(by, reason, command, now, &mut out),
+                principal,
+            } => self.on_human(by, reason, command, principal.as_ref(), now, &mut out),
+            Event::HumanDecided {
+                request_id,
+                decision,
+                ..
+            } => self.on_human_decided(request_id, decision, now, &mut out),
             Event::AuthorizationDecided {
                 request_id,
                 incident_id,
@@ -864,5 +877,7 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod people_tests;
 #[cfg(test)]
 mod tests;

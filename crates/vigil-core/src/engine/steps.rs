@@ -278,7 +278,6 @@ impl Engine {
         phase: Phase,
         now: Timestamp,
     ) -> AuthzRequest {
-        let subject = &incident.finding.subject;
         let principal = Entity {
             uid: EntityRef {
                 entity_type: EntityType::Runbook,
@@ -293,6 +292,39 @@ impl Engine {
             ]),
             parents: Vec::new(),
         };
+        let (resource, blast_radius) = self.resource_entity(incident, resource);
+        let confidence = incident
+            .diagnosis
+            .best()
+            .map_or(0.0, |best| best.confidence);
+        let context = AuthzContext {
+            mode: incident.mode,
+            severity: incident.finding.severity.as_str().to_owned(),
+            blast_radius,
+            attempt: i64::from(incident.attempt),
+            incident_age_secs: now.millis_since(incident.opened_at) / 1000,
+            hour_utc: i64::from(now.hour_utc()),
+            detector: incident.finding.detector.clone(),
+            confidence_pct: (confidence * 100.0).round() as i64,
+            is_compensation: phase == Phase::Compensation,
+            trust_pct: self.trust_pct(&runbook.id, action),
+        };
+        AuthzRequest {
+            principal,
+            action,
+            resource,
+            context,
+        }
+    }
+
+    /// The entity a step acts on, with the attributes and parents policies see, and how many
+    /// keys, teams or users acting on it touches (its blast radius).
+    pub(super) fn resource_entity(
+        &self,
+        incident: &Incident,
+        resource: EntityRef,
+    ) -> (Entity, i64) {
+        let subject = &incident.finding.subject;
         let environment = AttrValue::String(self.config.environment.clone());
         let info = self.config.resource(resource.entity_type, &resource.id);
         let tier = AttrValue::String(
@@ -360,10 +392,18 @@ impl Engine {
                     .into_iter()
                     .collect(),
             ),
+            // Steps act only on remediation resources (`ActionName::resource_type`); the
+            // people's types share the plain shape so that the match stays exhaustive.
             EntityType::Prompt
             | EntityType::Service
             | EntityType::Provider
-            | EntityType::Runbook => (
+            | EntityType::Runbook
+            | EntityType::Human
+            | EntityType::Group
+            | EntityType::Role
+            | EntityType::Proposal
+            | EntityType::Control
+            | EntityType::Silence => (
                 BTreeMap::from([
                     ("tier".to_owned(), tier),
                     ("owner".to_owned(), owner),
@@ -372,32 +412,14 @@ impl Engine {
                 Vec::new(),
             ),
         };
-        let confidence = incident
-            .diagnosis
-            .best()
-            .map_or(0.0, |best| best.confidence);
-        let context = AuthzContext {
-            mode: incident.mode,
-            severity: incident.finding.severity.as_str().to_owned(),
-            blast_radius,
-            attempt: i64::from(incident.attempt),
-            incident_age_secs: now.millis_since(incident.opened_at) / 1000,
-            hour_utc: i64::from(now.hour_utc()),
-            detector: incident.finding.detector.clone(),
-            confidence_pct: (confidence * 100.0).round() as i64,
-            is_compensation: phase == Phase::Compensation,
-            trust_pct: self.trust_pct(&runbook.id, action),
-        };
-        AuthzRequest {
-            principal,
-            action,
-            resource: Entity {
+        (
+            Entity {
                 uid: resource,
                 attrs,
                 parents,
             },
-            context,
-        }
+            blast_radius,
+        )
     }
 
     /// The trust score of a runbook's action, in percent.

@@ -11,7 +11,7 @@ use crate::signal::Sample;
 
 const METRIC: &str = "litellm_total_tokens_metric_total";
 
-fn runbook(mode: Mode) -> crate::runbook::Runbook {
+pub(super) fn runbook(mode: Mode) -> crate::runbook::Runbook {
     let spec: RunbookSpec = serde_json::from_value(serde_json::json!({
         "id": "block-runaway-key",
         "trigger": { "hypothesis": "runaway_key", "min_confidence": 0.7 },
@@ -29,7 +29,7 @@ fn runbook(mode: Mode) -> crate::runbook::Runbook {
     spec.validate().unwrap()
 }
 
-fn config(mode: Mode) -> EngineConfig {
+pub(super) fn config(mode: Mode) -> EngineConfig {
     EngineConfig {
         mode,
         environment: "production".to_owned(),
@@ -76,15 +76,16 @@ fn config(mode: Mode) -> EngineConfig {
         resources: Vec::new(),
         limits: GlobalLimits::default(),
         trust: Vec::new(),
+        people: None,
     }
 }
 
 /// Drives an engine with one scrape per second of three keys' token counters.
-struct Scenario {
-    engine: Engine,
-    now: Timestamp,
+pub(super) struct Scenario {
+    pub(super) engine: Engine,
+    pub(super) now: Timestamp,
     counters: [f64; 3],
-    log: Vec<String>,
+    pub(super) log: Vec<String>,
     events: Vec<(Event, Timestamp)>,
 }
 
@@ -95,7 +96,7 @@ const KEYS: [(&str, &str); 3] = [
 ];
 
 impl Scenario {
-    fn new(config: EngineConfig) -> Self {
+    pub(super) fn new(config: EngineConfig) -> Self {
         Scenario {
             engine: Engine::new(config),
             now: Timestamp(1_800_000_000_000),
@@ -105,7 +106,7 @@ impl Scenario {
         }
     }
 
-    fn feed(&mut self, event: Event) -> Vec<Command> {
+    pub(super) fn feed(&mut self, event: Event) -> Vec<Command> {
         self.events.push((event.clone(), self.now));
         let commands = self.engine.handle(&event, self.now);
         for command in &commands {
@@ -115,7 +116,7 @@ impl Scenario {
     }
 
     /// One scrape a second later, each key having used `rates[i]` tokens per second.
-    fn scrape(&mut self, rates: [f64; 3]) -> Vec<Command> {
+    pub(super) fn scrape(&mut self, rates: [f64; 3]) -> Vec<Command> {
         self.now = self.now.plus_millis(1000);
         let mut samples = Vec::new();
         for ((counter, rate), (hash, alias)) in self.counters.iter_mut().zip(rates).zip(KEYS) {
@@ -141,11 +142,16 @@ impl Scenario {
         })
     }
 
-    fn scrapes(&mut self, n: usize, rates: [f64; 3]) -> Vec<Command> {
+    pub(super) fn scrapes(&mut self, n: usize, rates: [f64; 3]) -> Vec<Command> {
         (0..n).flat_map(|_| self.scrape(rates)).collect()
     }
 
-    fn decide(&mut self, commands: &[Command], effect: Effect, policies: &[&str]) -> Vec<Command> {
+    pub(super) fn decide(
+        &mut self,
+        commands: &[Command],
+        effect: Effect,
+        policies: &[&str],
+    ) -> Vec<Command> {
         let Some(Command::Authorize {
             request_id,
             incident_id,
@@ -170,7 +176,7 @@ impl Scenario {
         })
     }
 
-    fn finish_action(&mut self, commands: &[Command], succeeded: bool) -> Vec<Command> {
+    pub(super) fn finish_action(&mut self, commands: &[Command], succeeded: bool) -> Vec<Command> {
         let Some(Command::Execute {
             action_id,
             incident_id,
@@ -198,7 +204,7 @@ impl Scenario {
         })
     }
 
-    fn finish_page(&mut self, commands: &[Command]) -> Vec<Command> {
+    pub(super) fn finish_page(&mut self, commands: &[Command]) -> Vec<Command> {
         let Some(Command::Page {
             page_id,
             incident_id,
@@ -217,12 +223,12 @@ impl Scenario {
         })
     }
 
-    fn check(&self, expect: Expect) {
+    pub(super) fn check(&self, expect: Expect) {
         expect.assert_eq(&(self.log.join("\n") + "\n"));
     }
 }
 
-fn render(command: &Command) -> String {
+pub(super) fn render(command: &Command) -> String {
     match command {
         Command::Record(record) => match record {
             Record::FindingRaised { finding } => format!(
@@ -309,15 +315,27 @@ fn render(command: &Command) -> String {
             request.context.confidence_pct,
             request.context.is_compensation,
         ),
+        Command::AuthorizeHuman { request, .. } => format!(
+            "authorize human: {} {} {} (groups and roles {:?})",
+            request.principal.uid.id,
+            request.action.cedar_id(),
+            request.resource.uid.id,
+            request
+                .principal
+                .parents
+                .iter()
+                .map(|parent| format!("{}:{}", parent.entity_type.cedar_name(), parent.id))
+                .collect::<Vec<_>>(),
+        ),
         Command::Execute { action, .. } => format!("execute: {}", action.describe()),
         Command::Page { page, .. } => format!("page: {} / {}", page.title, page.why.reason),
         Command::WakeAt { at } => format!("wake at +{}ms", at.0 - 1_800_000_000_000),
     }
 }
 
-const NORMAL: [f64; 3] = [200.0, 300.0, 250.0];
-const RUNAWAY: [f64; 3] = [9000.0, 310.0, 240.0];
-const BLOCKED: [f64; 3] = [0.0, 300.0, 260.0];
+pub(super) const NORMAL: [f64; 3] = [200.0, 300.0, 250.0];
+pub(super) const RUNAWAY: [f64; 3] = [9000.0, 310.0, 240.0];
+pub(super) const BLOCKED: [f64; 3] = [0.0, 300.0, 260.0];
 
 #[test]
 fn runaway_key_is_blocked_verified_and_resolved_without_a_page() {
@@ -1144,7 +1162,7 @@ fn a_prompt_version_that_bloats_its_prompts_is_caught_on_its_first_push_and_blam
 // --- Humans in the loop, kill switches, silences, the storm brake, restores, trust ---
 
 /// The id and hash of the proposal among `commands`.
-fn proposal(commands: &[Command]) -> (String, String) {
+pub(super) fn proposal(commands: &[Command]) -> (String, String) {
     commands
         .iter()
         .find_map(|command| match command {
@@ -1158,11 +1176,12 @@ fn proposal(commands: &[Command]) -> (String, String) {
         .expect("a proposal")
 }
 
-fn human(by: &str, reason: &str, command: HumanCommand) -> Event {
+pub(super) fn human(by: &str, reason: &str, command: HumanCommand) -> Event {
     Event::Human {
         by: by.to_owned(),
         reason: reason.to_owned(),
         command,
+        principal: None,
     }
 }
 

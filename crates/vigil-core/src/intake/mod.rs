@@ -67,7 +67,7 @@
 pub mod agent_runs;
 pub mod alertmanager;
 pub mod evals;
-mod json;
+pub(crate) mod json;
 pub mod otlp;
 mod otlp_values;
 mod rfc3339;

@@ -85,7 +85,7 @@ fn a_parent_of_a_type_the_schema_does_not_allow_is_denied_with_an_error() {
 fn an_evaluation_error_in_a_forbid_denies_what_cedar_would_allow() {
     // Cedar skips a policy whose evaluation errors, so on its own it would allow here; vigil
     // must not, because the forbid that errored might have applied.
-    let overflowing_forbid = "@id(\"overflowing-forbid\")\nforbid (principal, action, resource)\nwhen { context.attempt + 9223372036854775807 > 0 };\n";
+    let overflowing_forbid = "@id(\"overflowing-forbid\")\nforbid (principal, action in Vigil::Action::\"remediate\", resource)\nwhen { context.attempt + 9223372036854775807 > 0 };\n";
     let authorizer = Authorizer::load(
         &schema(),
         &[

@@ -113,6 +113,7 @@ fn shipped_policy_ids_are_the_annotations() {
     assert_eq!(
         authorizer.policy_ids(),
         [
+            "admins-decide-any-proposal",
             "block-looping-agent-key",
             "block-single-runaway-key",
             "compensate-own-block",
@@ -120,8 +121,12 @@ fn shipped_policy_ids_are_the_annotations() {
             "critical-resources-need-a-human",
             "distrusted-runbooks-stop-acting",
             "failover-on-provider-errors",
+            "long-silences-need-an-admin",
             "never-block-critical-keys",
             "notify-teams",
+            "on-call-approvers-decide",
+            "operators-operate-controls",
+            "requester-never-approves",
             "rollback-prompt-after-regression",
             "scheduled-checks-call-services",
             "throttle-single-key",
@@ -171,7 +176,7 @@ fn malformed_test_files_are_errors_with_their_place() {
     )
     .collect();
     expect_test::expect![[r#"
-        invalid policy test file `missing.json:3:16`: missing field `principal` at line 3 column 16
+        invalid policy test file `missing.json:3:17`: missing field `principal` at line 3 column 17
         invalid policy test file `twice.json`: two cases are named `twice`"#]]
     .assert_eq(&errors.join("\n"));
 }

@@ -135,19 +135,31 @@ fn rejects_a_schema_that_does_not_fit_vigils_requests() {
     check_problems(
         &problems,
         &expect![[r#"
+            `narrow.cedarschema`: the schema does not accept vigil's `approve` requests (a `Human` acting on a resource of type `Proposal` with vigil's `HumanContext`): principal type `Vigil::Human` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `block_team` requests (a `Runbook` acting on a resource of type `Team` with vigil's context): resource type `Vigil::Team` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `block` requests (a `Runbook` acting on a resource of type `ApiKey` with vigil's context): context `{attempt: 1, blast_radius: 1, confidence_pct: 100, detector: "token-spike", hour_utc: 0, .. }` is not valid for `Vigil::Action::"block"`
             `narrow.cedarschema`: the schema does not accept vigil's `call` requests (a `Runbook` acting on a resource of type `Service` with vigil's context): resource type `Vigil::Service` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `failover` requests (a `Runbook` acting on a resource of type `Deployment` with vigil's context): resource type `Vigil::Deployment` is not declared in the schema
+            `narrow.cedarschema`: the schema does not accept vigil's `kill` requests (a `Human` acting on a resource of type `Control` with vigil's `HumanContext`): principal type `Vigil::Human` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `notify` requests (a `Runbook` acting on a resource of type `Team` with vigil's context): resource type `Vigil::Team` is not declared in the schema
+            `narrow.cedarschema`: the schema does not accept vigil's `reject` requests (a `Human` acting on a resource of type `Proposal` with vigil's `HumanContext`): principal type `Vigil::Human` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `rollback` requests (a `Runbook` acting on a resource of type `Prompt` with vigil's context): resource type `Vigil::Prompt` is not declared in the schema
+            `narrow.cedarschema`: the schema does not accept vigil's `silence` requests (a `Human` acting on a resource of type `Silence` with vigil's `HumanContext`): principal type `Vigil::Human` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `throttle` requests (a `Runbook` acting on a resource of type `ApiKey` with vigil's context): request's action `Vigil::Action::"throttle"` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `unblock_team` requests (a `Runbook` acting on a resource of type `Team` with vigil's context): resource type `Vigil::Team` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `unblock` requests (a `Runbook` acting on a resource of type `ApiKey` with vigil's context): context `{attempt: 1, blast_radius: 1, confidence_pct: 100, detector: "token-spike", hour_utc: 0, .. }` is not valid for `Vigil::Action::"unblock"`
+            `narrow.cedarschema`: the schema does not accept vigil's `unkill` requests (a `Human` acting on a resource of type `Control` with vigil's `HumanContext`): principal type `Vigil::Human` is not declared in the schema
+            `narrow.cedarschema`: the schema does not accept vigil's `unsilence` requests (a `Human` acting on a resource of type `Silence` with vigil's `HumanContext`): principal type `Vigil::Human` is not declared in the schema
+            `narrow.cedarschema`: the schema does not declare entity type `Vigil::Control`
             `narrow.cedarschema`: the schema does not declare entity type `Vigil::Deployment`
+            `narrow.cedarschema`: the schema does not declare entity type `Vigil::Group`
+            `narrow.cedarschema`: the schema does not declare entity type `Vigil::Human`
             `narrow.cedarschema`: the schema does not declare entity type `Vigil::Prompt`
+            `narrow.cedarschema`: the schema does not declare entity type `Vigil::Proposal`
             `narrow.cedarschema`: the schema does not declare entity type `Vigil::Provider`
+            `narrow.cedarschema`: the schema does not declare entity type `Vigil::Role`
             `narrow.cedarschema`: the schema does not declare entity type `Vigil::Service`
+            `narrow.cedarschema`: the schema does not declare entity type `Vigil::Silence`
             `narrow.cedarschema`: the schema does not declare entity type `Vigil::Team`"#]],
     );
 }
@@ -174,7 +186,7 @@ fn rejects_a_policy_that_can_never_apply() {
 #[test]
 fn policy_ids_are_the_id_annotations_and_decisions_report_them() {
     let text = format!(
-        "{BLOCK_ALL}\n@id(\"second-policy\")\nforbid (principal, action, resource) when {{ context.attempt > 5 }};\n"
+        "{BLOCK_ALL}\n@id(\"second-policy\")\nforbid (principal, action in Vigil::Action::\"remediate\", resource) when {{ context.attempt > 5 }};\n"
     );
     let authorizer =
         Authorizer::load(&schema(), &[file("a.cedar", &text)]).expect("valid policies load");

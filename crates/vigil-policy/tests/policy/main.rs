@@ -8,6 +8,7 @@
 mod authorize;
 mod corpus;
 mod load;
+mod people;
 
 use std::collections::BTreeMap;
 

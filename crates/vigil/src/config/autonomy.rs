@@ -1,8 +1,8 @@
 //! The config of bounded autonomy beyond runbooks: the resource inventory policies see, the
-//! limits over all runbooks, the action targets besides LiteLLM gateways (Langfuse projects,
-//! the generic HTTP allow-list) and the admin API people use to approve, reject, kill and
-//! silence. Raw structs (serde, unknown keys rejected) and their second stage live together
-//! here because nothing else reads them.
+//! limits over all runbooks, and the action targets besides LiteLLM gateways (Langfuse
+//! projects, the generic HTTP allow-list). Raw structs (serde, unknown keys rejected) and their
+//! second stage live together here because nothing else reads them; the admin API's are in
+//! `admin.rs`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -137,15 +137,6 @@ fn default_action_timeout() -> u64 {
     10
 }
 
-/// The admin API on `listen`: `/v1/admin/*`, used by `vigil approve`, `reject`, `kill`,
-/// `silence` and `proposals`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAdminApi {
-    /// The bearer token clients must send; each person's name travels with their request.
-    pub token: RawSecret,
-}
-
 /// A validated Langfuse project.
 #[derive(Debug, Clone)]
 pub struct LangfuseConfig {
@@ -177,13 +168,6 @@ pub struct ActionsConfig {
     pub langfuse: Vec<LangfuseConfig>,
     /// The generic HTTP action, when enabled.
     pub http: Option<HttpActionsConfig>,
-}
-
-/// The validated admin API.
-#[derive(Debug, Clone)]
-pub struct AdminApiConfig {
-    /// The bearer token.
-    pub token: SecretSource,
 }
 
 pub(super) fn validate_resources(
@@ -327,14 +311,4 @@ pub(super) fn validate_actions(
         }
     });
     ActionsConfig { langfuse, http }
-}
-
-pub(super) fn validate_admin(
-    problems: &mut Problems,
-    raw: Option<RawAdminApi>,
-    base_dir: &Path,
-) -> Option<AdminApiConfig> {
-    raw.map(|admin| AdminApiConfig {
-        token: secret(problems, "admin.token", admin.token, base_dir),
-    })
 }

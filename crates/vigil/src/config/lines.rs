@@ -32,6 +32,8 @@ impl LineIndex {
         let mut lines = BTreeMap::new();
         let mut stack: Vec<Frame> = Vec::new();
         let mut block_scalar_column: Option<usize> = None;
+        // Items of a sequence at the top level (a file that is a list, like a tokens file).
+        let mut n_root_items = 0;
         for (idx, raw) in text.lines().enumerate() {
             let line_no = idx + 1;
             let content = raw.trim_start_matches(' ');
@@ -66,7 +68,10 @@ impl LineIndex {
                         parent.n_items += 1;
                         parent.n_items - 1
                     }
-                    None => 0,
+                    None => {
+                        n_root_items += 1;
+                        n_root_items - 1
+                    }
                 };
                 stack.push(Frame {
                     column,

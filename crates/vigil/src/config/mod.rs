@@ -3,6 +3,7 @@
 //!
 //! Parsing takes `&str`; `bundle.rs` reads the files.
 
+pub mod admin;
 pub mod autonomy;
 mod detectors;
 mod lines;

@@ -62,7 +62,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub actions: super::autonomy::RawActions,
     /// The admin API for `vigil approve`, `reject`, `kill` and `silence`; off when absent.
-    pub admin: Option<super::autonomy::RawAdminApi>,
+    pub admin: Option<super::admin::RawAdminApi>,
 }
 
 fn default_environment() -> String {

@@ -17,7 +17,8 @@ use vigil_core::engine::{ApiKeyInfo, GlobalLimits, PUSH_SOURCES, ResourceInfo, S
 use vigil_core::problem::Problems;
 use vigil_core::runbook::Mode;
 
-use super::autonomy::{self, ActionsConfig, AdminApiConfig};
+use super::admin::{self, AdminApiConfig};
+use super::autonomy::{self, ActionsConfig};
 use super::raw::{RawConfig, RawDetector, RawPager, RawSecret, RawSource, SourceKind};
 
 /// A validated config. Paths are resolved against the config file's folder.
@@ -63,6 +64,8 @@ pub struct Config {
     pub actions: ActionsConfig,
     /// The admin API, when enabled.
     pub admin: Option<AdminApiConfig>,
+    /// The rules people's instructions are held to (the admin API's, or the defaults).
+    pub people: vigil_core::people::PeopleRules,
 }
 
 /// Where the ledger lives.
@@ -437,7 +440,15 @@ pub fn validate(
         resources: autonomy::validate_resources(&mut problems, raw.resources),
         limits: autonomy::validate_limits(&mut problems, &raw.limits),
         actions: autonomy::validate_actions(&mut problems, raw.actions, base_dir),
-        admin: autonomy::validate_admin(&mut problems, raw.admin, base_dir),
+        people: vigil_core::people::PeopleRules::default(),
+        admin: admin::validate_admin(&mut problems, raw.admin, base_dir),
+    };
+    let config = Config {
+        people: config
+            .admin
+            .as_ref()
+            .map_or_else(Default::default, |admin| admin.people.clone()),
+        ..config
     };
     problems.finish(config)
 }

@@ -1,42 +1,60 @@
-//! The admin API that people use through `vigil approve`, `reject`, `kill`, `unkill`,
-//! `silence`, `unsilence` and `proposals`.
+//! The admin API that people use through `vigil whoami`, `proposals`, `approve`, `reject`,
+//! `kill`, `unkill`, `silence` and `unsilence`.
 //!
-//! - `GET /v1/admin/proposals`: the pending proposals, each with the hash an approval must
-//!   carry.
-//! - `POST /v1/admin/human` with `{"by", "reason", "command"}`: hands the instruction to the
-//!   engine as `Event::Human` (so it is in the ledger with who sent it before anything acts)
-//!   and answers with what the engine made of it: 200 when accepted, 409 when refused (the
-//!   body says why), 202 when the engine did not answer within a few seconds.
+//! | route | who | what |
+//! | --- | --- | --- |
+//! | `GET /v1/admin/whoami` | anyone authenticated | the principal: name, credential, groups, roles |
+//! | `GET /v1/admin/proposals` | viewers | the pending proposals, each with the hash an approval must carry |
+//! | `POST /v1/admin/human` | anyone authenticated; Cedar decides | `{"reason", "command"}` as `Event::Human` |
+//! | `POST /v1/admin/checkpoint` | operators | signs a checkpoint of the ledger's tree head now |
 //!
-//! - `POST /v1/admin/checkpoint`: signs a checkpoint of the ledger's tree head now (stored,
-//!   and published like the scheduled ones) and answers with it; 503 when checkpoints are not
-//!   configured.
+//! Every request is authenticated first (`crate::identity`): a personal token, an OIDC token
+//! or a client certificate. The name the ledger records is the authenticated principal's,
+//! never one the client claims; a body that says `by` must say that same name. A failed
+//! authentication is 401, counted by reason in `vigil_admin_auth_failures_total`, logged with
+//! the peer's address the first time in each minute for each peer and summarised once a
+//! minute otherwise, so a brute force is visible without flooding the log.
 //!
-//! Every request needs the configured bearer token. The token authenticates the client; the
-//! name in `by` is recorded as given, so put an identity-aware proxy in front when names must
-//! be bound to people. The pending proposals are derived from what the engine records (the
-//! same notes the demo's timeline reads), so this module never touches the engine.
+//! An instruction goes to the engine as `Event::Human` with the principal (so it is in the
+//! ledger with who sent it before anything acts); the engine checks it, asks Cedar (the same
+//! policy set as remediation steps, `policies/people.cedar`), and records a `HumanAction`.
+//! The answer: 200 when carried out, 409 when refused (the body says why), 202 when the
+//! engine did not answer within a few seconds. Bodies must be `application/json`, at most
+//! 64 KiB; every error, 404 and 405 included, is JSON `{"error": ...}`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
-use vigil_connectors::secret::Secret;
 use vigil_core::engine::{Action, Command, Event, HumanCommand, Record};
+use vigil_core::people::{
+    InstructionLimits, MAX_INSTRUCTION_BYTES, Principal, Role, normalize_name, parse_instruction,
+};
 
+use super::clock::Clock;
+use super::peer::PeerInfo;
+use super::telemetry::Telemetry;
 use super::{Note, NoteBody};
+use crate::identity::{Authenticator, Credentials};
+use crate::logsafe::Escaped;
 
 /// How long a request waits for the engine's answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
+
+/// How often failed authentications are summarised in the log.
+const FAILURE_SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Peers remembered per interval for the summary; more are counted together.
+const MAX_TRACKED_PEERS: usize = 1024;
 
 /// A proposal waiting for a person, as `GET /v1/admin/proposals` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,13 +77,10 @@ pub struct ProposalView {
     pub why: String,
 }
 
-/// A person's instruction, as posted.
+/// A person's instruction, as a client sends it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HumanRequest {
-    /// Who.
-    pub by: String,
-    /// Why.
+    /// Why, in their words.
     #[serde(default)]
     pub reason: String,
     /// What.
@@ -79,26 +94,51 @@ pub struct HumanAnswer {
     pub accepted: Option<bool>,
     /// What it did, or why it refused.
     pub outcome: String,
+    /// Who the instruction was recorded as coming from.
+    #[serde(default)]
+    pub by: String,
+}
+
+/// Who the admin API authenticated, as `GET /v1/admin/whoami` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// The normalized name the ledger records.
+    pub name: String,
+    /// The credential's id.
+    pub credential_id: String,
+    /// How it was proved.
+    pub via: String,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// Every role held, implied ones included.
+    pub roles: Vec<String>,
 }
 
 /// The pending proposals, kept from the engine's records.
 pub(crate) type Proposals = Arc<Mutex<BTreeMap<String, ProposalView>>>;
 
-#[derive(Clone)]
 pub(crate) struct AdminState {
-    pub(crate) token: Secret,
+    pub(crate) authenticator: Arc<Authenticator>,
+    pub(crate) limits: InstructionLimits,
     /// Asks the engine loop for a checkpoint now.
     pub(crate) checkpoints: mpsc::Sender<super::checkpointer::CheckpointRequest>,
     pub(crate) events: mpsc::Sender<Event>,
     pub(crate) notes: broadcast::Sender<Note>,
     pub(crate) proposals: Proposals,
+    pub(crate) telemetry: Arc<Telemetry>,
+    pub(crate) failures: Arc<FailureLog>,
+    pub(crate) clock: Clock,
 }
 
 pub(crate) fn router(state: AdminState) -> Router {
     Router::new()
+        .route("/v1/admin/whoami", get(whoami))
         .route("/v1/admin/proposals", get(list_proposals))
         .route("/v1/admin/human", post(human))
         .route("/v1/admin/checkpoint", post(checkpoint))
+        .route("/v1/admin/{*rest}", get(not_found).post(not_found))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_INSTRUCTION_BYTES))
         .with_state(Arc::new(state))
 }
 
@@ -179,28 +219,28 @@ fn note_record(pending: &mut BTreeMap<String, ProposalView>, record: Record) {
     }
 }
 
-/// `POST /v1/admin/checkpoint`: signs a checkpoint of the ledger now and answers with it.
-async fn checkpoint(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = admit(&state, &headers) {
-        return *refused;
-    }
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    if state.checkpoints.send(reply).await.is_err() {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down");
-    }
-    match tokio::time::timeout(ANSWER_WAIT, answer).await {
-        Ok(Ok(Ok(checkpoint))) => Json(checkpoint).into_response(),
-        Ok(Ok(Err(why))) => error_response(StatusCode::SERVICE_UNAVAILABLE, &why),
-        Ok(Err(_)) => error_response(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down"),
-        Err(_) => error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the engine did not answer in time; try again",
-        ),
+/// `GET /v1/admin/whoami`.
+async fn whoami(State(state): State<Arc<AdminState>>, request: Request) -> Response {
+    match authenticate(&state, &request, None) {
+        Ok(principal) => Json(WhoAmI {
+            name: principal.name.clone(),
+            credential_id: principal.credential_id.clone(),
+            via: principal.via.as_str().to_owned(),
+            groups: principal.groups.clone(),
+            roles: principal
+                .all_roles()
+                .into_iter()
+                .map(|role| role.as_str().to_owned())
+                .collect(),
+        })
+        .into_response(),
+        Err(refused) => *refused,
     }
 }
 
-async fn list_proposals(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = admit(&state, &headers) {
+/// `GET /v1/admin/proposals`.
+async fn list_proposals(State(state): State<Arc<AdminState>>, request: Request) -> Response {
+    if let Err(refused) = authenticate(&state, &request, Some(Role::Viewer)) {
         return *refused;
     }
     let list: Vec<ProposalView> = match state.proposals.lock() {
@@ -210,34 +250,97 @@ async fn list_proposals(State(state): State<Arc<AdminState>>, headers: HeaderMap
     Json(list).into_response()
 }
 
-async fn human(
-    State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Err(refused) = admit(&state, &headers) {
+/// `POST /v1/admin/checkpoint`: signs a checkpoint of the ledger now and answers with it.
+async fn checkpoint(State(state): State<Arc<AdminState>>, request: Request) -> Response {
+    let principal = match authenticate(&state, &request, Some(Role::Operator)) {
+        Ok(principal) => principal,
+        Err(refused) => return *refused,
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if state.checkpoints.send(reply).await.is_err() {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down");
+    }
+    match tokio::time::timeout(ANSWER_WAIT, answer).await {
+        Ok(Ok(Ok(checkpoint))) => {
+            tracing::info!(
+                by = %Escaped(&principal.name),
+                credential = %Escaped(&principal.credential_id),
+                tree_size = checkpoint.tree_size,
+                "checkpoint signed on request"
+            );
+            Json(checkpoint).into_response()
+        }
+        Ok(Ok(Err(why))) => error_response(StatusCode::SERVICE_UNAVAILABLE, &why),
+        Ok(Err(_)) => error_response(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down"),
+        Err(_) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the engine did not answer in time; try again",
+        ),
+    }
+}
+
+/// `POST /v1/admin/human`.
+async fn human(State(state): State<Arc<AdminState>>, request: Request) -> Response {
+    let principal = match authenticate(&state, &request, None) {
+        Ok(principal) => principal,
+        Err(refused) => return *refused,
+    };
+    if let Err(refused) = require_json(request.headers()) {
+        state.telemetry.admin_instruction("invalid");
         return *refused;
     }
-    let request: HumanRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(error) => return error_response(StatusCode::BAD_REQUEST, &error.to_string()),
+    let body = match axum::body::to_bytes(request.into_body(), MAX_INSTRUCTION_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            state.telemetry.admin_instruction("invalid");
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the body is larger than {MAX_INSTRUCTION_BYTES} bytes"),
+            );
+        }
     };
-    if request.by.trim().is_empty() {
+    let instruction = match parse_instruction(&body, &state.limits) {
+        Ok(instruction) => instruction,
+        Err(error) => {
+            state.telemetry.admin_instruction("invalid");
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": error.summary(), "problems": error.problems })),
+            )
+                .into_response();
+        }
+    };
+    if let Some(by) = &instruction.by
+        && normalize_name(by) != principal.name
+    {
+        state.telemetry.admin_instruction("forbidden");
+        tracing::warn!(
+            claimed = %Escaped(by),
+            by = %Escaped(&principal.name),
+            credential = %Escaped(&principal.credential_id),
+            "refused an instruction that names someone other than its sender"
+        );
         return error_response(
-            StatusCode::BAD_REQUEST,
-            "`by` must name the person giving the instruction",
+            StatusCode::FORBIDDEN,
+            &format!(
+                "the instruction says it is from `{}`, but the credential belongs to `{}`; vigil records who authenticated, so leave `by` out",
+                Escaped(by),
+                principal.name
+            ),
         );
     }
     // Subscribe before sending, so the answer cannot slip past.
     let mut notes = state.notes.subscribe();
     let event = Event::Human {
-        by: request.by.clone(),
-        reason: request.reason.clone(),
-        command: request.command.clone(),
+        by: principal.name.clone(),
+        reason: instruction.reason.clone(),
+        command: instruction.command.clone(),
+        principal: Some(principal.clone()),
     };
     if state.events.send(event).await.is_err() {
         return error_response(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down");
     }
+    let expected_credential = Some(principal.credential_id.clone());
     let answer = tokio::time::timeout(ANSWER_WAIT, async {
         loop {
             match notes.recv().await {
@@ -250,10 +353,12 @@ async fn human(
                         command,
                         accepted,
                         outcome,
+                        credential_id,
                         ..
                     }) = *command
-                        && by == request.by
-                        && command == request.command
+                        && by == principal.name
+                        && command == instruction.command
+                        && credential_id == expected_credential
                     {
                         return Some((accepted, outcome));
                     }
@@ -267,8 +372,10 @@ async fn human(
     match answer {
         Ok(Some((accepted, outcome))) => {
             let status = if accepted {
+                state.telemetry.admin_instruction("accepted");
                 StatusCode::OK
             } else {
+                state.telemetry.admin_instruction("refused");
                 StatusCode::CONFLICT
             };
             (
@@ -276,111 +383,244 @@ async fn human(
                 Json(HumanAnswer {
                     accepted: Some(accepted),
                     outcome,
+                    by: principal.name,
                 }),
             )
                 .into_response()
         }
-        Ok(None) | Err(_) => (
-            StatusCode::ACCEPTED,
-            Json(HumanAnswer {
-                accepted: None,
-                outcome: "recorded; the engine has not answered yet (see `vigil ledger show`)"
-                    .to_owned(),
-            }),
-        )
-            .into_response(),
+        Ok(None) | Err(_) => {
+            state.telemetry.admin_instruction("unanswered");
+            (
+                StatusCode::ACCEPTED,
+                Json(HumanAnswer {
+                    accepted: None,
+                    outcome: "recorded; the engine has not answered yet (see `vigil ledger show`)"
+                        .to_owned(),
+                    by: principal.name,
+                }),
+            )
+                .into_response()
+        }
     }
 }
 
-/// Whether the request carries the admin token; the refusal to send when it does not.
-fn admit(state: &AdminState, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
+/// Unknown admin routes: JSON, like every other admin error.
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "no such admin route")
+}
+
+async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this admin route does not take that method",
+    )
+}
+
+/// Who sent `request`, holding `role` when one is required; the refusal otherwise.
+fn authenticate(
+    state: &AdminState,
+    request: &Request,
+    role: Option<Role>,
+) -> Result<Principal, Box<Response>> {
+    let peer = request.extensions().get::<PeerInfo>();
+    let bearer = match bearer_token(request.headers()) {
+        Ok(bearer) => bearer,
+        Err(()) => {
+            state.telemetry.admin_auth_failed("malformed_header");
+            state
+                .failures
+                .note(peer.map(|peer| peer.addr), "malformed_header");
+            return Err(Box::new(unauthorized(
+                "the Authorization header must be `Bearer <token>`",
+            )));
+        }
+    };
+    let credentials = Credentials {
+        bearer,
+        client_cert: peer
+            .and_then(|peer| peer.client_certs.as_ref())
+            .and_then(|chain| chain.first())
+            .map(|cert| cert.as_ref()),
+    };
+    let principal = match state
+        .authenticator
+        .authenticate(&credentials, state.clock.now().0)
+    {
+        Ok(principal) => principal,
+        Err(failure) => {
+            state.telemetry.admin_auth_failed(failure.label());
+            state
+                .failures
+                .note(peer.map(|peer| peer.addr), failure.label());
+            return Err(Box::new(unauthorized(&failure.to_string())));
+        }
+    };
+    if let Some(role) = role
+        && !principal.has_role(role)
+    {
+        state.telemetry.admin_instruction("forbidden");
+        return Err(Box::new(error_response(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "{} is authenticated but does not hold the `{}` role",
+                principal.name,
+                role.as_str()
+            ),
+        )));
+    }
+    Ok(principal)
+}
+
+/// The bearer token of the request, `None` without an `Authorization` header; `Err` when the
+/// header is there but is not `Bearer <token>`.
+fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ()> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ())?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(())?;
+    let token = token.trim();
+    if scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() {
+        Ok(Some(token))
+    } else {
+        Err(())
+    }
+}
+
+/// Admin bodies are JSON, said so.
+fn require_json(headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            let (scheme, token) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-    let ok = presented.is_some_and(|token| {
-        Sha256::digest(token.as_bytes()) == Sha256::digest(state.token.expose().as_bytes())
-    });
-    if ok {
+        .and_then(|value| value.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase());
+    if media_type.as_deref() == Some("application/json") {
         Ok(())
     } else {
         Err(Box::new(error_response(
-            StatusCode::UNAUTHORIZED,
-            "the admin API needs `Authorization: Bearer <admin token>`",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be sent as `Content-Type: application/json`",
         )))
     }
+}
+
+fn unauthorized(why: &str) -> Response {
+    let mut response = error_response(StatusCode::UNAUTHORIZED, why);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer"),
+    );
+    response
 }
 
 fn error_response(status: StatusCode, error: &str) -> Response {
     (status, Json(serde_json::json!({ "error": error }))).into_response()
 }
 
-#[cfg(test)]
-mod tests {
-    use vigil_core::engine::KillScope;
+/// Failed authentications: the first from each peer in an interval is logged with its
+/// address; the rest are summarised in one line at the end of the interval.
+#[derive(Debug, Default)]
+pub(crate) struct FailureLog {
+    state: Mutex<FailureWindow>,
+}
 
-    use super::*;
+#[derive(Debug, Default)]
+struct FailureWindow {
+    /// Failures per peer in this interval (`None`: the peer was not known).
+    per_peer: BTreeMap<Option<IpAddr>, u64>,
+    /// Failures from peers past [`MAX_TRACKED_PEERS`].
+    untracked: u64,
+    /// Reasons seen in this interval.
+    reasons: BTreeSet<&'static str>,
+}
 
-    fn proposed(incident: &str, id: &str) -> Record {
-        Record::StepProposed {
-            incident_id: incident.to_owned(),
-            step_id: "block-key".to_owned(),
-            action: Action::LitellmBlockKey {
-                source: "gw".to_owned(),
-                key: "k".to_owned(),
-            },
-            proposal_id: id.to_owned(),
-            action_hash: "h".to_owned(),
-            requested_by: "alice".to_owned(),
-            why: "advisory mode".to_owned(),
+impl FailureLog {
+    /// Notes one failure from `peer` for `reason`.
+    pub(crate) fn note(&self, peer: Option<SocketAddr>, reason: &'static str) {
+        let ip = peer.map(|peer| peer.ip());
+        let first = {
+            let Ok(mut window) = self.state.lock() else {
+                return;
+            };
+            window.reasons.insert(reason);
+            let tracked = window.per_peer.len();
+            match window.per_peer.get_mut(&ip) {
+                Some(count) => {
+                    *count += 1;
+                    false
+                }
+                None if tracked < MAX_TRACKED_PEERS => {
+                    window.per_peer.insert(ip, 1);
+                    true
+                }
+                None => {
+                    window.untracked += 1;
+                    false
+                }
+            }
+        };
+        if first {
+            tracing::warn!(
+                peer = %peer.map_or_else(|| "unknown".to_owned(), |peer| peer.to_string()),
+                reason,
+                "admin API authentication failed (further failures from this peer are summarised once a minute)"
+            );
         }
     }
 
-    // The list follows the records: proposed, then gone once approved or once the incident
-    // ends; a refused approval leaves it pending.
-    #[test]
-    fn the_pending_list_follows_the_engine_records() {
-        let mut pending = BTreeMap::new();
-        note_record(&mut pending, proposed("inc-1", "inc-1/proposal-1"));
-        note_record(&mut pending, proposed("inc-2", "inc-2/proposal-1"));
-        let approve = |accepted| Record::HumanAction {
-            by: "bob".to_owned(),
-            reason: String::new(),
-            command: HumanCommand::Approve {
-                proposal_id: "inc-1/proposal-1".to_owned(),
-                action_hash: "h".to_owned(),
-            },
-            accepted,
-            outcome: String::new(),
+    /// The summary line of the interval that ends now, if anything beyond the first failure
+    /// of each peer happened; resets the interval.
+    pub(crate) fn take_summary(&self) -> Option<String> {
+        let window = {
+            let Ok(mut window) = self.state.lock() else {
+                return None;
+            };
+            std::mem::take(&mut *window)
         };
-        note_record(&mut pending, approve(false));
-        assert_eq!(pending.len(), 2);
-        note_record(&mut pending, approve(true));
-        assert_eq!(pending.keys().collect::<Vec<_>>(), ["inc-2/proposal-1"]);
-        note_record(
-            &mut pending,
-            Record::HumanAction {
-                by: "bob".to_owned(),
-                reason: String::new(),
-                command: HumanCommand::Kill {
-                    scope: KillScope::Global,
-                },
-                accepted: true,
-                outcome: String::new(),
-            },
-        );
-        assert_eq!(pending.len(), 1);
-        note_record(
-            &mut pending,
-            Record::IncidentResolved {
-                incident_id: "inc-2".to_owned(),
-                outcome: String::new(),
-                duration_ms: 0,
-            },
-        );
-        assert!(pending.is_empty());
+        let total: u64 = window.per_peer.values().sum::<u64>() + window.untracked;
+        let repeated = total.saturating_sub(window.per_peer.len() as u64);
+        if repeated == 0 {
+            return None;
+        }
+        let mut top: Vec<(Option<IpAddr>, u64)> = window.per_peer.into_iter().collect();
+        top.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+        let shown: Vec<String> = top
+            .iter()
+            .take(5)
+            .map(|(ip, count)| {
+                format!(
+                    "{} ×{count}",
+                    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+                )
+            })
+            .collect();
+        let reasons: Vec<&str> = window.reasons.into_iter().collect();
+        Some(format!(
+            "{total} admin API authentication failures from {} peer(s) in the last {} s (reasons: {}; most: {})",
+            top.len() + usize::from(window.untracked > 0),
+            FAILURE_SUMMARY_INTERVAL.as_secs(),
+            reasons.join(", "),
+            shown.join(", ")
+        ))
     }
 }
+
+/// Logs the failure summary once per interval until `cancel`.
+pub(crate) async fn summarise_failures(log: Arc<FailureLog>, cancel: CancellationToken) {
+    let mut ticks = tokio::time::interval(FAILURE_SUMMARY_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Some(summary) = log.take_summary() {
+            tracing::warn!("{summary}");
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "admin_tests.rs"]
+mod tests;

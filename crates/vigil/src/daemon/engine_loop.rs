@@ -133,7 +133,10 @@ impl EngineLoop {
                         // While draining, only the answers to work already under way count.
                         let is_answer = matches!(
                             event,
-                            Event::ActionFinished { .. } | Event::PageFinished { .. } | Event::AuthorizationDecided { .. }
+                            Event::ActionFinished { .. }
+                                | Event::PageFinished { .. }
+                                | Event::AuthorizationDecided { .. }
+                                | Event::HumanDecided { .. }
                         );
                         if draining && !is_answer {
                             continue;
@@ -369,6 +372,7 @@ impl EngineLoop {
                 | Event::Queried { .. }
                 | Event::ScrapeFailed { .. }
                 | Event::AuthorizationDecided { .. }
+                | Event::HumanDecided { .. }
                 | Event::Human { .. }
                 | Event::ScheduledRun { .. }
                 | Event::Pushed { .. } => {}
@@ -417,6 +421,18 @@ impl EngineLoop {
             } => {
                 let decision = self.authorizer.authorize(&request);
                 queue.push_back(Event::AuthorizationDecided {
+                    request_id,
+                    incident_id,
+                    decision,
+                });
+            }
+            Command::AuthorizeHuman {
+                request_id,
+                incident_id,
+                request,
+            } => {
+                let decision = self.authorizer.authorize_human(&request);
+                queue.push_back(Event::HumanDecided {
                     request_id,
                     incident_id,
                     decision,
@@ -572,6 +588,7 @@ fn command_kind(command: &Command) -> &'static str {
     match command {
         Command::Record(_) => "record",
         Command::Authorize { .. } => "authorize",
+        Command::AuthorizeHuman { .. } => "authorize_human",
         Command::Execute { .. } => "execute",
         Command::Page { .. } => "page",
         Command::WakeAt { .. } => "wake_at",

@@ -14,7 +14,10 @@ mod effects;
 mod engine_loop;
 mod http;
 mod intake;
+mod jwks_refresh;
+pub mod peer;
 mod querier;
+mod resources;
 mod scraper;
 mod telemetry;
 
@@ -28,11 +31,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use vigil_connectors::http::TlsOptions;
-use vigil_connectors::http_action::HttpCaller;
-use vigil_connectors::langfuse::LangfuseClient;
-use vigil_connectors::litellm::AdminClient;
-use vigil_connectors::pager::{PagerDutyPager, SlackPager, WebhookPager};
 use vigil_connectors::prometheus::QueryClient;
 use vigil_connectors::scrape::ScrapeTarget;
 use vigil_core::Timestamp;
@@ -40,14 +38,15 @@ use vigil_core::engine::{Command, Engine, Event};
 use vigil_ledger::Ledger;
 
 pub use clock::Clock;
-use effects::{Effects, Pager};
+use effects::Effects;
 use engine_loop::EngineLoop;
 use querier::Querier;
+pub use resources::Resources;
 use scraper::Scraper;
 pub use telemetry::Telemetry;
 
 use crate::bundle::Bundle;
-use crate::config::{PagerConfig, QueryConfig};
+use crate::config::QueryConfig;
 use crate::recovery;
 use crate::session::{self, SessionRecord};
 
@@ -123,20 +122,15 @@ pub struct Daemon {
     options: DaemonOptions,
     telemetry: Arc<Telemetry>,
     notes: broadcast::Sender<Note>,
-    targets: Vec<SourceRuntime>,
-    queries: Vec<QueryRuntime>,
-    action_targets: actions::Targets,
-    pager: Pager,
-    intake: Option<(Option<vigil_connectors::secret::Secret>, usize)>,
-    admin_token: Option<vigil_connectors::secret::Secret>,
+    resources: Resources,
 }
 
 /// Pushed payloads waiting to be forwarded to the engine at most; past it clients get 503.
 const PUSH_QUEUE: usize = 256;
 
 impl Daemon {
-    /// Resolves secrets and builds clients; fails with a clear message when a secret or a
-    /// client cannot be had, before anything runs.
+    /// Resolves secrets and builds clients ([`Resources::resolve`]); fails with a clear
+    /// message when a secret or a client cannot be had, before anything runs.
     pub fn build(
         bundle: Bundle,
         ledger: Ledger,
@@ -144,164 +138,23 @@ impl Daemon {
         clock: Clock,
         options: DaemonOptions,
     ) -> anyhow::Result<Daemon> {
-        let longest_timeout = bundle
-            .config
-            .sources
-            .iter()
-            .map(|source| source.timeout)
-            .chain(
-                bundle
-                    .config
-                    .sources
-                    .iter()
-                    .filter_map(|source| source.admin.as_ref().map(|admin| admin.timeout)),
-            )
-            .max()
-            .unwrap_or(Duration::from_secs(10));
-        let client =
-            vigil_connectors::http::client(longest_timeout).context("building the HTTP client")?;
-        let mut targets = Vec::new();
-        let mut admins = BTreeMap::new();
-        for source in &bundle.config.sources {
-            // A source with its own TLS settings gets its own client, for scrapes and admin calls.
-            let source_client = if source.tls == TlsOptions::default() {
-                client.clone()
-            } else {
-                vigil_connectors::http::client_with_tls(longest_timeout, &source.tls)
-                    .with_context(|| format!("source `{}`: TLS", source.name))?
-            };
-            let bearer = match &source.bearer {
-                Some(secret) => Some(
-                    secret
-                        .resolve()
-                        .with_context(|| format!("source `{}`: bearer token", source.name))?,
-                ),
-                None => None,
-            };
-            targets.push(SourceRuntime {
-                target: ScrapeTarget {
-                    name: source.name.clone(),
-                    url: source.url.to_string(),
-                    timeout: source.timeout,
-                    bearer,
-                    max_body_bytes: MAX_SCRAPE_BYTES,
-                },
-                interval: source.interval,
-                client: source_client.clone(),
-                extra_labels: source.labels.clone(),
-            });
-            if let Some(admin) = &source.admin {
-                let master_key = admin
-                    .master_key
-                    .resolve()
-                    .with_context(|| format!("source `{}`: admin master key", source.name))?;
-                let base_url = admin.base_url.as_str().trim_end_matches('/').to_owned();
-                admins.insert(
-                    source.name.clone(),
-                    AdminClient::new(base_url, master_key, source_client),
-                );
-            }
-        }
-        let mut langfuse = BTreeMap::new();
-        for project in &bundle.config.actions.langfuse {
-            let secret_key = project
-                .secret_key
-                .resolve()
-                .with_context(|| format!("Langfuse project `{}`: secret key", project.name))?;
-            langfuse.insert(
-                project.name.clone(),
-                LangfuseClient::new(
-                    project.url.as_str().trim_end_matches('/'),
-                    project.public_key.clone(),
-                    secret_key,
-                    client.clone(),
-                )
-                .with_timeout(project.timeout),
-            );
-        }
-        let http_caller = bundle.config.actions.http.as_ref().map(|http| {
-            HttpCaller::new(http.allow_hosts.clone(), client.clone()).with_timeout(http.timeout)
-        });
-        let action_targets = actions::Targets {
-            litellm: admins,
-            langfuse,
-            http: http_caller,
-        };
-        let mut queries = Vec::new();
-        for query in &bundle.config.queries {
-            let http = vigil_connectors::http::client_with_tls(query.timeout, &query.tls)
-                .with_context(|| format!("query `{}`: HTTP client", query.name))?;
-            let bearer = match &query.bearer {
-                Some(secret) => Some(
-                    secret
-                        .resolve()
-                        .with_context(|| format!("query `{}`: bearer token", query.name))?,
-                ),
-                None => None,
-            };
-            let client =
-                QueryClient::new(query.url.as_str(), bearer, http).with_timeout(query.timeout);
-            queries.push(QueryRuntime {
-                config: query.clone(),
-                client,
-            });
-        }
-        let pager = match &bundle.config.pager {
-            PagerConfig::Webhook { url, bearer } => {
-                let bearer = match bearer {
-                    Some(secret) => Some(secret.resolve().context("pager: bearer token")?),
-                    None => None,
-                };
-                Pager::Webhook(WebhookPager::new(url.as_str(), bearer, client.clone()))
-            }
-            PagerConfig::PagerDuty {
-                routing_key,
-                events_url,
-            } => {
-                let routing_key = routing_key
-                    .resolve()
-                    .context("pager: PagerDuty routing key")?;
-                // PagerDuty would refuse every event; say so at start rather than at 3 a.m.
-                if routing_key.expose().chars().count() != 32 {
-                    anyhow::bail!(
-                        "pager: the PagerDuty routing key must be the 32-character integration key of an Events API v2 integration"
-                    );
-                }
-                Pager::PagerDuty(PagerDutyPager::new(
-                    routing_key,
-                    events_url.as_str(),
-                    client.clone(),
-                ))
-            }
-            PagerConfig::Slack { webhook_url } => {
-                let webhook_url = webhook_url.resolve().context("pager: Slack webhook URL")?;
-                // The URL is a secret: the error must not repeat it.
-                let usable = reqwest::Url::parse(webhook_url.expose()).is_ok_and(|url| {
-                    matches!(url.scheme(), "http" | "https") && url.host().is_some()
-                });
-                if !usable {
-                    anyhow::bail!("pager: the Slack webhook URL is not an http or https URL");
-                }
-                Pager::Slack(SlackPager::new(webhook_url, client.clone()))
-            }
-            PagerConfig::Log => Pager::Log,
-        };
-        let intake = match &bundle.config.intake {
-            Some(intake) => {
-                let bearer = match &intake.bearer {
-                    Some(secret) => Some(secret.resolve().context("intake: bearer token")?),
-                    None => None,
-                };
-                Some((bearer, intake.max_body_bytes))
-            }
-            None => None,
-        };
-        let admin_token = match &bundle.config.admin {
-            Some(admin) => Some(admin.token.resolve().context("admin: token")?),
-            None => None,
-        };
+        let resources = Resources::resolve(&bundle.config)?;
+        Ok(Daemon::with_resources(
+            bundle, resources, ledger, listener, clock, options,
+        ))
+    }
+
+    /// A daemon from what [`Resources::resolve`] already resolved for `bundle`'s config.
+    pub fn with_resources(
+        bundle: Bundle,
+        resources: Resources,
+        ledger: Ledger,
+        listener: Option<TcpListener>,
+        clock: Clock,
+        options: DaemonOptions,
+    ) -> Daemon {
         let (notes, _) = broadcast::channel(4096);
-        Ok(Daemon {
+        Daemon {
             bundle,
             ledger,
             listener,
@@ -309,13 +162,8 @@ impl Daemon {
             options,
             telemetry: Arc::new(Telemetry::default()),
             notes,
-            targets,
-            queries,
-            action_targets,
-            pager,
-            intake,
-            admin_token,
-        })
+            resources,
+        }
     }
 
     /// A stream of what the daemon records, as it records it.
@@ -340,13 +188,16 @@ impl Daemon {
             options,
             telemetry,
             notes,
+            resources,
+        } = self;
+        let Resources {
             targets,
             queries,
             action_targets,
             pager,
             intake,
-            admin_token,
-        } = self;
+            admin,
+        } = resources;
         let resumed = if options.resume {
             resume_or_explain(&ledger, &bundle.engine).await?
         } else {
@@ -475,19 +326,35 @@ impl Daemon {
                     max_body_bytes,
                 })
             });
-            let admin_router = admin_token.map(|token| {
+            let admin_router = admin.map(|admin| {
                 let proposals = admin::Proposals::default();
                 tracker.spawn(admin::track_proposals(
                     notes.subscribe(),
                     Arc::clone(&proposals),
                     cancel.child_token(),
                 ));
+                let failures = Arc::new(admin::FailureLog::default());
+                tracker.spawn(admin::summarise_failures(
+                    Arc::clone(&failures),
+                    cancel.child_token(),
+                ));
+                if let (Some((url, refresh)), Some(slot)) =
+                    (admin.jwks_url, admin.authenticator.jwks_slot())
+                {
+                    tracker.spawn(jwks_refresh::run(url, refresh, slot, cancel.child_token()));
+                }
                 admin::router(admin::AdminState {
-                    token,
+                    authenticator: admin.authenticator,
+                    limits: vigil_core::people::InstructionLimits {
+                        max_reason_chars: bundle.config.people.max_reason_chars,
+                    },
                     checkpoints: checkpoints_tx.clone(),
                     events: events_tx.clone(),
                     notes: notes.clone(),
                     proposals,
+                    telemetry: Arc::clone(&telemetry),
+                    failures,
+                    clock,
                 })
             });
             let routes = match (intake_router, admin_router) {

@@ -29,6 +29,10 @@ struct State {
     tracked_series: u64,
     series_refused: u64,
     session_recorded: bool,
+    /// Admin API requests refused for want of a valid credential, by reason.
+    admin_auth_failures: BTreeMap<&'static str, u64>,
+    /// Admin API instructions answered, by outcome.
+    admin_instructions: BTreeMap<&'static str, u64>,
 }
 
 /// Shared counters; every method takes the lock briefly and never across an `.await`.
@@ -147,6 +151,17 @@ impl Telemetry {
             }
             reasons
         })
+    }
+
+    /// Counts an admin API request refused for want of a valid credential.
+    pub fn admin_auth_failed(&self, reason: &'static str) {
+        self.with(|state| *state.admin_auth_failures.entry(reason).or_default() += 1);
+    }
+
+    /// Counts an admin API instruction by how it ended (`accepted`, `refused`, `denied`,
+    /// `invalid`, `forbidden`, `unanswered`).
+    pub fn admin_instruction(&self, outcome: &'static str) {
+        self.with(|state| *state.admin_instructions.entry(outcome).or_default() += 1);
     }
 
     /// Renders every metric in the text format.
@@ -305,6 +320,20 @@ impl Telemetry {
                 "Samples of new series refused by the cardinality limits.",
             );
             let _ = writeln!(out, "vigil_series_refused_total {}", state.series_refused);
+            labelled(
+                &mut out,
+                "vigil_admin_auth_failures_total",
+                "Admin API requests refused for want of a valid credential, by reason.",
+                "reason",
+                &state.admin_auth_failures,
+            );
+            labelled(
+                &mut out,
+                "vigil_admin_instructions_total",
+                "People's instructions to the admin API, by outcome.",
+                "outcome",
+                &state.admin_instructions,
+            );
             out
         })
     }

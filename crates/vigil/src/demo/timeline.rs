@@ -186,8 +186,21 @@ impl Printer {
                 by,
                 reason,
                 command,
+                ..
             } => {
                 self.step("HUMAN", &format!("{by}: {} ({reason})", command.describe()));
+            }
+            Event::HumanDecided { decision, .. } => {
+                let label = match decision.effect {
+                    Effect::Allow => "PERMITTED",
+                    Effect::Deny => "REFUSED",
+                };
+                let policies = if decision.determining_policies.is_empty() {
+                    "no policy permits it (default deny)".to_owned()
+                } else {
+                    format!("by policy {}", decision.determining_policies.join(", "))
+                };
+                self.step(label, &format!("the person's instruction, {policies}"));
             }
         }
     }
@@ -231,6 +244,17 @@ impl Printer {
                     other => other.describe(),
                 };
                 self.step("ACTING", &format!("{what} (idempotency key {short_key})"));
+            }
+            Command::AuthorizeHuman { request, .. } => {
+                self.step(
+                    "ASKING",
+                    &format!(
+                        "Cedar: may {} {} {}?",
+                        request.principal.uid.id,
+                        request.action.cedar_id(),
+                        request.resource.uid.id
+                    ),
+                );
             }
             Command::Page { page, .. } => {
                 self.step("PAGING", &format!("\"{}\"", page.title));

@@ -27,6 +27,7 @@ use vigil_core::Timestamp;
 use vigil_core::authz::Effect;
 use vigil_core::engine::{Command, Engine, Event, HumanCommand, KillScope, Record};
 use vigil_core::intake::{self, Pushed};
+use vigil_core::people::{CredentialKind, Principal, normalize_name};
 use vigil_core::problem::Problems;
 use vigil_policy::Authorizer;
 
@@ -233,7 +234,7 @@ enum Due {
     Scrape,
     Push(usize),
     Human(usize),
-    Engine(Event),
+    Engine(Box<Event>),
 }
 
 struct Simulation {
@@ -312,7 +313,7 @@ impl Simulation {
                 let event = Event::ScheduledRun {
                     runbook_id: runbook.id.clone(),
                 };
-                add(&mut agenda, due_ms, Due::Engine(event));
+                add(&mut agenda, due_ms, Due::Engine(Box::new(event)));
                 at = due;
             }
         }
@@ -394,13 +395,25 @@ impl Simulation {
                             scope: KillScope::Global,
                         },
                     };
+                    let principal = Principal {
+                        name: normalize_name(&human.by),
+                        credential_id: format!("scenario:{}", normalize_name(&human.by)),
+                        via: CredentialKind::Scenario,
+                        groups: human
+                            .groups
+                            .iter()
+                            .map(|group| normalize_name(group))
+                            .collect(),
+                        roles: human.roles.clone(),
+                    };
                     Event::Human {
-                        by: human.by.clone(),
+                        by: principal.name.clone(),
                         reason: human.reason.clone(),
                         command,
+                        principal: Some(principal),
                     }
                 }
-                Due::Engine(event) => event,
+                Due::Engine(event) => *event,
             };
             self.feed(event, now_ms, &mut agenda, &mut add)?;
         }
@@ -438,6 +451,18 @@ impl Simulation {
                             decision,
                         });
                     }
+                    Command::AuthorizeHuman {
+                        request_id,
+                        incident_id,
+                        request,
+                    } => {
+                        let decision = self.authorizer.authorize_human(&request);
+                        queue.push_back(Event::HumanDecided {
+                            request_id,
+                            incident_id,
+                            decision,
+                        });
+                    }
                     Command::Execute {
                         action_id,
                         incident_id,
@@ -450,7 +475,7 @@ impl Simulation {
                             incident_id,
                             outcome,
                         };
-                        add(agenda, now_ms + ACTION_MS, Due::Engine(event));
+                        add(agenda, now_ms + ACTION_MS, Due::Engine(Box::new(event)));
                     }
                     Command::Page {
                         page_id,
@@ -463,11 +488,11 @@ impl Simulation {
                             delivered: true,
                             detail: "delivered to the simulated pager".to_owned(),
                         };
-                        add(agenda, now_ms + PAGE_MS, Due::Engine(event));
+                        add(agenda, now_ms + PAGE_MS, Due::Engine(Box::new(event)));
                     }
                     Command::WakeAt { at } => {
                         let at_ms = (at.0 - EPOCH_MS).max(now_ms);
-                        add(agenda, at_ms, Due::Engine(Event::Tick));
+                        add(agenda, at_ms, Due::Engine(Box::new(Event::Tick)));
                     }
                 }
             }
@@ -644,6 +669,26 @@ impl Output {
                 &format!("{by}: {}", command.describe()),
                 json!({ "by": by, "human": command.describe() }),
             ),
+            Event::HumanDecided { decision, .. } => {
+                let effect = match decision.effect {
+                    Effect::Allow => "allow",
+                    Effect::Deny => "deny",
+                };
+                if decision.effect == Effect::Deny {
+                    tally.denied_by.extend(decision.determining_policies.iter().cloned());
+                }
+                let by = if decision.determining_policies.is_empty() {
+                    "no policy (default deny)".to_owned()
+                } else {
+                    decision.determining_policies.join(", ")
+                };
+                self.emit(
+                    now_ms,
+                    "decision",
+                    &format!("Cedar: {effect} the person's instruction by {by}"),
+                    json!({ "effect": effect, "policies": decision.determining_policies }),
+                );
+            }
             Event::Pushed { payload } => {
                 self.note(now_ms, &format!("pushed {} {}", payload.n_items(), payload.kind()));
             }
@@ -686,7 +731,8 @@ impl Output {
                     json!({ "incident": incident_id, "title": page.title, "reason": page.why.reason, "actions": page.why.actions }),
                 );
             }
-            Command::Authorize { .. } | Command::WakeAt { .. } => {}
+            Command::Authorize { .. } | Command::AuthorizeHuman { .. } | Command::WakeAt { .. } => {
+            }
         }
     }
 

@@ -220,8 +220,14 @@ pub struct RawEffect {
 pub struct RawHuman {
     /// When.
     pub at_secs: u64,
-    /// Who.
+    /// Who: the person's name, as their credential would give it.
     pub by: String,
+    /// The groups their credential puts them in (for example `ml-oncall`).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The roles their credential grants: `viewer`, `approver`, `operator`, `admin`.
+    #[serde(default)]
+    pub roles: Vec<vigil_core::people::Role>,
     /// Why.
     #[serde(default)]
     pub reason: String,

@@ -3,6 +3,12 @@
 //! The engine builds an [`AuthzRequest`] for every step it wants to take and waits for an
 //! [`AuthzDecision`]; `vigil-policy` evaluates the request with Cedar. Keeping both sides as
 //! data means a decision can be recorded, replayed, and re-evaluated under other policies.
+//! People's instructions are asked about in the same way, as [`HumanAuthzRequest`]s
+//! (`people.rs`).
+
+mod people;
+
+pub use people::{HumanActionName, HumanAuthzRequest, HumanContext};
 
 use std::collections::BTreeMap;
 
@@ -28,16 +34,55 @@ pub enum EntityType {
     Prompt,
     /// Any other service vigil may call over HTTP.
     Service,
+    /// An authenticated person (the principal of every human instruction).
+    Human,
+    /// A group a person is in, as their credential says (for example `search-oncall`).
+    Group,
+    /// A role a person holds: `viewer`, `approver`, `operator` or `admin`.
+    Role,
+    /// A step vigil proposed and a person may approve or reject.
+    Proposal,
+    /// A kill switch: global, for a runbook, or for a target.
+    Control,
+    /// A silence of matching findings.
+    Silence,
 }
 
 impl EntityType {
     /// Every entity type, in declaration order.
-    pub const ALL: [EntityType; 7] = [
+    pub const ALL: [EntityType; 13] = [
         EntityType::Runbook,
         EntityType::ApiKey,
         EntityType::Team,
         EntityType::Deployment,
         EntityType::Provider,
+        EntityType::Prompt,
+        EntityType::Service,
+        EntityType::Human,
+        EntityType::Group,
+        EntityType::Role,
+        EntityType::Proposal,
+        EntityType::Control,
+        EntityType::Silence,
+    ];
+
+    /// The entity types of remediation: runbooks and what they act on. Policy sets recorded
+    /// before people were authorized declare only these.
+    pub const REMEDIATION: [EntityType; 7] = [
+        EntityType::Runbook,
+        EntityType::ApiKey,
+        EntityType::Team,
+        EntityType::Deployment,
+        EntityType::Provider,
+        EntityType::Prompt,
+        EntityType::Service,
+    ];
+
+    /// The entity types a kill switch may name as its target.
+    pub const TARGETS: [EntityType; 5] = [
+        EntityType::ApiKey,
+        EntityType::Team,
+        EntityType::Deployment,
         EntityType::Prompt,
         EntityType::Service,
     ];
@@ -53,6 +98,12 @@ impl EntityType {
             EntityType::Provider => "Provider",
             EntityType::Prompt => "Prompt",
             EntityType::Service => "Service",
+            EntityType::Human => "Human",
+            EntityType::Group => "Group",
+            EntityType::Role => "Role",
+            EntityType::Proposal => "Proposal",
+            EntityType::Control => "Control",
+            EntityType::Silence => "Silence",
         }
     }
 }
@@ -76,6 +127,8 @@ pub enum AttrValue {
     Long(i64),
     /// A Cedar `String`.
     String(String),
+    /// A reference to another entity (for example a proposal's `owner_oncall` group).
+    Entity(EntityRef),
 }
 
 /// An entity with its attributes and parents, as Cedar should see it.
