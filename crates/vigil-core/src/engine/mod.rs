@@ -226,7 +226,10 @@ impl Engine {
         EngineStats {
             n_open_incidents: self.incidents.len(),
             n_series: self.store.n_series(),
-            n_series_refused: self.series_refused.values().sum(),
+            n_series_refused: self
+                .series_refused
+                .values()
+                .fold(0, |sum, count| sum.saturating_add(*count)),
             n_push_totals: self.push_totals.len(),
         }
     }

@@ -23,7 +23,9 @@
 //! brings no new series (which ends a scrape source's): pushes are partial, so a push of
 //! known series says nothing about whether the flood of new ones is over.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashSet;
 
 use super::{Command, Engine, push_source};
 use crate::intake::{Pushed, SignalKind};
@@ -187,11 +189,13 @@ impl Engine {
         let (reason, n_items_refused) = if refused.is_empty() {
             (String::new(), 0)
         } else {
-            let keys: BTreeSet<(String, Labels)> = refused
+            // Only asked whether a key is in it, so its order cannot show.
+            let keys: FxHashSet<(&str, &Labels)> = refused
                 .iter()
-                .map(|sample| (sample.name.clone(), sample.labels.clone()))
+                .map(|sample| (sample.name.as_str(), &sample.labels))
                 .collect();
-            (self.refusal_reason(&source), payload.n_items_feeding(&keys))
+            let n_items = payload.n_items_feeding(|name, labels| keys.contains(&(name, labels)));
+            (self.refusal_reason(&source), n_items)
         };
         self.push_report = Some(PushReport {
             source: source.clone(),

@@ -1,7 +1,7 @@
 //! Turning pushed payloads into signals: counter increments and gauges with bounded labels
 //! (the table is in the [module docs](super)).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -66,18 +66,16 @@ impl Pushed {
         set.into_signals()
     }
 
-    /// How many items (results, runs, alerts, spans) feed at least one of `series`, given
-    /// as (name, labels) as in [`Signal`]: what a refusal of those series costs the sender.
+    /// How many items (results, runs, alerts, spans) feed at least one series for which
+    /// `chosen(name, labels)` holds (with the labels as in [`Signal`]): what a refusal of
+    /// those series costs the sender.
     #[must_use]
-    pub fn n_items_feeding(&self, series: &BTreeSet<(String, Labels)>) -> usize {
-        if series.is_empty() {
-            return 0;
-        }
+    pub fn n_items_feeding(&self, mut chosen: impl FnMut(&str, &Labels) -> bool) -> usize {
         (0..self.n_items())
             .filter(|&idx| {
                 let mut set = SignalSet::default();
                 self.item_signals(idx, &mut set);
-                set.0.keys().any(|key| series.contains(key))
+                set.0.keys().any(|(name, labels)| chosen(name, labels))
             })
             .count()
     }
