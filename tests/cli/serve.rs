@@ -461,9 +461,13 @@ fn serve_takes_pushed_events_over_http_and_records_them() {
             &evals,
         )
         .expect("POST");
+        assert_eq!(accepted.status, 202, "{}", accepted.body);
+        // Four results feed four series (passed and failed cases, score sum and count).
+        let body: serde_json::Value = serde_json::from_str(&accepted.body).expect("a JSON answer");
         assert_eq!(
-            (accepted.status, accepted.body.trim()),
-            (202, r#"{"accepted":4}"#)
+            body,
+            serde_json::json!({"accepted": 4, "series": {"accepted": 4, "refused": 0},
+                               "refused": [], "refused_not_listed": 0})
         );
     }
     let spans = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"chat-api"}}]},"scopeSpans":[{"spans":[{"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174","name":"chat gpt-4o","kind":3,"startTimeUnixNano":"1700000000000000000","endTimeUnixNano":"1700000001500000000","attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},{"key":"gen_ai.provider.name","value":{"stringValue":"openai"}},{"key":"gen_ai.request.model","value":{"stringValue":"gpt-4o"}},{"key":"gen_ai.usage.input_tokens","value":{"intValue":"812"}},{"key":"gen_ai.usage.output_tokens","value":{"intValue":"64"}},{"key":"gen_ai.response.finish_reasons","value":{"arrayValue":{"values":[{"stringValue":"length"}]}}}],"status":{}}]}]}]}"#;
@@ -563,4 +567,165 @@ fn a_target_that_never_answers_does_not_stall_the_others() {
     let (code, stderr) = served.stop_with("TERM");
     assert_eq!(code, Some(0), "{stderr}");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `line` without the terminal styles (`ESC [ ... m`) the log writes around field names.
+fn without_styles(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\u{1b}' {
+            // Skips to the end of the sequence.
+            for skipped in chars.by_ref() {
+                if skipped.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(ch);
+        }
+    }
+    plain
+}
+
+/// Eval results of `n` distinct prompts, `p-{first}` onwards (the first named `first_name`
+/// when given): one series each.
+fn distinct_prompts(first: usize, n: usize, first_name: Option<&str>) -> String {
+    let results: Vec<serde_json::Value> = (first..first + n)
+        .map(|idx| {
+            let prompt = match first_name {
+                Some(name) if idx == first => name.to_owned(),
+                _ => format!("p-{idx}"),
+            };
+            serde_json::json!({
+                "suite": "nightly", "case": "c", "passed": true, "model": "gpt-4o",
+                "prompt_name": prompt, "prompt_version": "v1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "results": results }).to_string()
+}
+
+// Regression: 20 pushes of 10,000 distinct prompts were all answered `{"accepted": N}` while
+// everything past the first 10,000 series was dropped, uncounted, unlogged and unrecorded.
+#[test]
+fn pushed_series_past_the_limit_are_refused_out_loud() {
+    const N_PUSHES: usize = 20;
+    const PER_PUSH: usize = 10_000;
+    let master_key = random_master_key();
+    let gateway = Gateway::start(&master_key);
+    let dir = TempDir::new("serve-push-limit");
+    let (config, ledger) = write_config(&dir, &gateway, &master_key);
+    let text = std::fs::read_to_string(&config).expect("reading the config");
+    let text = text.replace(
+        "pager:\n",
+        "store:\n  max_pushed_series: 10000\nintake:\n  max_body_bytes: 4194304\npager:\n",
+    );
+    std::fs::write(&config, text).expect("writing the config");
+    let served = Served::start(&config, dir.path());
+    served.poll("/readyz", "readiness", |response| response.status == 200);
+
+    // The first refused prompt tries to forge a log line of its own.
+    let forger = "p-10000\nforged line \u{1b}[31m";
+    for round in 0..N_PUSHES {
+        let first_name = (round == 1).then_some(forger);
+        let body = distinct_prompts(round * PER_PUSH, PER_PUSH, first_name);
+        let answer = http_post_json(served.address, "/v1/push/evals", None, &body).expect("POST");
+        assert_eq!(answer.status, 202, "push {round}: {}", answer.body);
+        let answer: serde_json::Value = serde_json::from_str(&answer.body).expect("a JSON answer");
+        assert_eq!(answer["accepted"], PER_PUSH, "push {round}");
+        if round == 0 {
+            assert_eq!(
+                answer["series"],
+                serde_json::json!({"accepted": PER_PUSH, "refused": 0}),
+                "{answer}"
+            );
+            continue;
+        }
+        assert_eq!(
+            answer["series"],
+            serde_json::json!({"accepted": 0, "refused": PER_PUSH}),
+            "push {round}"
+        );
+        let listed = answer["refused"].as_array().expect("a list");
+        assert_eq!(listed.len(), 10, "{answer}");
+        assert_eq!(answer["refused_not_listed"], PER_PUSH - 10);
+        let first_prompt =
+            first_name.map_or_else(|| format!("p-{}", round * PER_PUSH), str::to_owned);
+        assert_eq!(
+            listed[0]["series"],
+            format!(
+                "vigil_eval_cases_total{{model=\"gpt-4o\",outcome=\"passed\",prompt=\"{}\",prompt_version=\"v1\",suite=\"nightly\"}}",
+                first_prompt.replace('\n', "\\n")
+            )
+        );
+        assert_eq!(
+            listed[0]["reason"],
+            "push:evals already tracks 10000 series (store.max_pushed_series); new series are \
+             refused until old ones go stale (not pushed for the retention, 3600 s)"
+        );
+    }
+
+    let metrics = served.poll("/metrics", "every push consumed", |response| {
+        sample(&response.body, "vigil_events_total", &[("type", "pushed")]) == Some(N_PUSHES as f64)
+    });
+    let exposition = vigil_core::exposition::parse_text(&metrics);
+    assert!(exposition.errors.is_empty(), "{:?}", exposition.errors);
+    let refused = |source: &str| {
+        sample(
+            &metrics,
+            "vigil_series_refused_total",
+            &[("source", source)],
+        )
+    };
+    assert_eq!(
+        refused("push:evals"),
+        Some(((N_PUSHES - 1) * PER_PUSH) as f64),
+        "{metrics}"
+    );
+    assert_eq!(refused(SOURCE), Some(0.0), "{metrics}");
+    assert_eq!(refused("push:spans"), Some(0.0), "{metrics}");
+
+    let (code, stderr) = served.stop_with("TERM");
+    assert_eq!(code, Some(0), "{stderr}");
+    // One log line for the episode, with the example's newline and escape escaped.
+    let logged = crate::support::lines_with(&stderr, "cardinality limit reached");
+    assert_eq!(logged.len(), 1, "{stderr}");
+    let line = without_styles(logged[0]);
+    assert!(
+        line.contains("source=push:evals")
+            && line.contains("n_refused=10000")
+            && line.contains(r#"prompt="p-10000\nforged line \u{1b}[31m""#),
+        "{line}"
+    );
+    assert!(
+        !stderr.lines().any(|line| line.starts_with("forged line")),
+        "{stderr}"
+    );
+
+    // The ledger holds the episode once, with its example, and replays.
+    let rows = gateway.runtime.block_on(crate::ledger::read_rows(&ledger));
+    let records: Vec<serde_json::Value> = rows
+        .iter()
+        .filter(|row| row.kind == "command")
+        .map(|row| row.payload_json()["command"].clone())
+        .filter(|command| command["record"] == "series_refused")
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["source"], "push:evals");
+    assert_eq!(records[0]["n_refused"], PER_PUSH);
+    assert_eq!(records[0]["n_series"], 10_000);
+    assert!(
+        records[0]["example"]
+            .as_str()
+            .is_some_and(|example| example.contains("p-10000\\nforged")),
+        "{}",
+        records[0]
+    );
+    let shown = ledger.to_str().expect("a UTF-8 path");
+    let replay = vigil(["replay", "--db", shown, "--all"], dir.path());
+    assert!(
+        replay.code() == 0 && replay.stdout.contains("result: every command matches"),
+        "{replay}"
+    );
 }

@@ -143,7 +143,8 @@ pub struct StoreLimits {
     pub retention_ms: i64,
     /// A series keeps at most this many points.
     pub max_points_per_series: usize,
-    /// Series of pushed signals (evals, agent runs, alerts, spans) at most, per kind.
+    /// Series of pushed signals (evals, agent runs, alerts, spans) at most, per kind; new
+    /// ones past it are refused until series no push updated for the retention are dropped.
     pub max_pushed_series: usize,
 }
 

@@ -12,6 +12,7 @@ mod event;
 mod human;
 mod incident;
 mod people;
+mod push;
 mod recovery;
 mod steps;
 
@@ -24,6 +25,7 @@ pub use config::{
 };
 pub use event::{ActionOutcome, Event};
 pub use human::{HumanCommand, KillScope, action_hash};
+pub use push::{MAX_REFUSED_LISTED, PushReport, RefusedSeries};
 
 use crate::authz::{ActionName, EntityType};
 use crate::detector::burn_rate::BurnRateDetector;
@@ -33,12 +35,12 @@ use crate::detector::spike::SpikeDetector;
 use crate::detector::threshold::ThresholdDetector;
 use crate::detector::{DetectorConfig, Finding, Point, Subject, Transition};
 use crate::diagnosis::{diagnose, format_number};
-use crate::intake::{Pushed, SignalKind};
 use crate::runbook::VerificationCheck;
-use crate::signal::{Labels, Sample};
+use crate::signal::Sample;
 use crate::store::{IngestReport, SeriesStore, StoreConfig};
 use crate::time::Timestamp;
 use incident::{Incident, Stage};
+use push::PushTotals;
 
 /// The running state of one configured detector.
 #[derive(Clone, Debug)]
@@ -99,8 +101,12 @@ pub struct EngineStats {
     pub n_open_incidents: usize,
     /// Series currently held, over all sources.
     pub n_series: usize,
-    /// New series refused by the cardinality limits since the engine started.
+    /// New series refused by the cardinality limits since the engine started, over all
+    /// sources (a series refused again by a later scrape or push counts again).
     pub n_series_refused: u64,
+    /// Running totals of pushed counters held (at most `store.max_pushed_series` per push
+    /// source).
+    pub n_push_totals: usize,
 }
 
 /// vigil's decision core.
@@ -110,12 +116,15 @@ pub struct Engine {
     store: SeriesStore,
     detectors: Vec<DetectorState>,
     /// Running totals of pushed counter signals, so detectors see ordinary counters.
-    push_totals: BTreeMap<(String, Labels), f64>,
+    push_totals: PushTotals,
+    /// What the engine made of the push the latest `handle` call handled.
+    push_report: Option<PushReport>,
     /// Per fingerprint, when its recent findings fired (within the flapping window).
     fires: BTreeMap<String, VecDeque<Timestamp>>,
     /// Sources whose new series are being refused right now (recorded once per episode).
     refusing: BTreeSet<String>,
-    n_series_refused: u64,
+    /// New series refused per source (every known source, from 0).
+    series_refused: BTreeMap<String, u64>,
     incidents: BTreeMap<String, Incident>,
     open_by_fingerprint: BTreeMap<String, String>,
     /// When vigil last changed each resource, for the cooldown guardrail.
@@ -171,6 +180,13 @@ impl Engine {
             .iter()
             .filter_map(DetectorState::build)
             .collect();
+        let series_refused = config
+            .sources
+            .iter()
+            .map(|source| source.name.clone())
+            .chain(PUSH_SOURCES.iter().map(|&source| source.to_owned()))
+            .map(|source| (source, 0))
+            .collect();
         let trust = config
             .trust
             .iter()
@@ -185,10 +201,11 @@ impl Engine {
             config,
             store,
             detectors,
-            push_totals: BTreeMap::new(),
+            push_totals: PushTotals::default(),
+            push_report: None,
             fires: BTreeMap::new(),
             refusing: BTreeSet::new(),
-            n_series_refused: 0,
+            series_refused,
             incidents: BTreeMap::new(),
             open_by_fingerprint: BTreeMap::new(),
             last_acted: BTreeMap::new(),
@@ -216,13 +233,37 @@ impl Engine {
         EngineStats {
             n_open_incidents: self.incidents.len(),
             n_series: self.store.n_series(),
-            n_series_refused: self.n_series_refused,
+            n_series_refused: self
+                .series_refused
+                .values()
+                .fold(0, |sum, count| sum.saturating_add(*count)),
+            n_push_totals: self.push_totals.len(),
         }
+    }
+
+    /// New series refused by the cardinality limits since the engine started, per source:
+    /// every configured source and every push source, from 0.
+    #[must_use]
+    pub fn series_refused_by_source(&self) -> &BTreeMap<String, u64> {
+        &self.series_refused
+    }
+
+    /// What the engine made of the push that the latest [`Engine::handle`] call handled:
+    /// how many of its series are tracked, and which were refused and why. `None` when
+    /// that event was not an [`Event::Pushed`]. The next `handle` call replaces it.
+    ///
+    /// It is derived from the event and the engine's state like the commands, and changes
+    /// nothing: the daemon reads it to answer the client; replay has nobody to answer and
+    /// ignores it.
+    #[must_use]
+    pub fn push_report(&self) -> Option<&PushReport> {
+        self.push_report.as_ref()
     }
 
     /// Handles one event at time `now` and returns what to do, in order.
     pub fn handle(&mut self, event: &Event, now: Timestamp) -> Vec<Command> {
         let mut out = Vec::new();
+        self.push_report = None;
         match event {
             Event::Scraped {
                 source,
@@ -338,48 +379,24 @@ impl Engine {
         self.config.sources.iter().any(|known| known.name == source)
     }
 
-    /// Ingests a pushed payload's signals (keeping running totals for counters) and runs the
-    /// detectors that read them.
-    fn on_pushed(&mut self, payload: &Pushed, now: Timestamp, out: &mut Vec<Command>) {
-        let source = push_source(payload.kind());
-        let limit = self.config.store.max_pushed_series;
-        let samples: Vec<Sample> = payload
-            .signals()
-            .into_iter()
-            .filter_map(|signal| {
-                let value = match signal.kind {
-                    SignalKind::Gauge(value) => value,
-                    SignalKind::CounterIncrement(increment) => {
-                        let key = (signal.name.clone(), signal.labels.clone());
-                        // Bounded like the store: a new total past the limit is not kept.
-                        if !self.push_totals.contains_key(&key) && self.push_totals.len() >= limit {
-                            return None;
-                        }
-                        let total = self.push_totals.entry(key).or_insert(0.0);
-                        *total += increment;
-                        *total
-                    }
-                };
-                Some(Sample {
-                    name: signal.name,
-                    labels: signal.labels,
-                    value,
-                    timestamp_ms: None,
-                })
-            })
-            .collect();
-        let report = self.store.ingest_partial(&source, now, &samples);
-        self.note_refusals(&source, &report, out);
-        self.run_detectors(&source, now, now, out);
-    }
-
-    /// Records the start of a cardinality-limit episode for a source, once, with an example.
+    /// Counts a scrape's (or query's) refusals; its episode ends with one that refuses none.
     fn note_refusals(&mut self, source: &str, report: &IngestReport, out: &mut Vec<Command>) {
-        let n_refused = report.n_refused as u64;
-        self.n_series_refused += n_refused;
-        if n_refused == 0 {
+        if report.n_refused == 0 {
             self.refusing.remove(source);
             return;
+        }
+        self.count_refusals(source, report, out);
+    }
+
+    /// Counts the refusals of one ingest for `source`, and records the start of an episode
+    /// once, with an example.
+    fn count_refusals(&mut self, source: &str, report: &IngestReport, out: &mut Vec<Command>) {
+        let n_refused = report.n_refused as u64;
+        if n_refused == 0 {
+            return;
+        }
+        if let Some(count) = self.series_refused.get_mut(source) {
+            *count = count.saturating_add(n_refused);
         }
         if self.refusing.insert(source.to_owned()) {
             out.push(Command::Record(Record::SeriesRefused {

@@ -6,6 +6,7 @@ use super::*;
 use crate::authz::{ActionName, AuthzDecision, Effect, EntityType};
 use crate::detector::spike::{SpikeConfig, SpikeThresholds};
 use crate::diagnosis::DiagnosisConfig;
+use crate::intake::Pushed;
 use crate::runbook::{Mode, RunbookSpec};
 use crate::signal::Sample;
 

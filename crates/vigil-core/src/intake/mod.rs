@@ -62,7 +62,8 @@
 //! ids, fingerprints), free text (annotations, status messages) or arguments. Every label
 //! value is cut to [`MAX_LABEL_CHARS`] characters. What remains to watch: prompt versions
 //! accumulate over months, and an agent that invents tool names or an instrumentation that
-//! puts messages in `error.type` grows its series.
+//! puts messages in `error.type` grows its series. Past `store.max_pushed_series` series of
+//! one kind, new series are refused and the push's sender is told which (`engine::push`).
 
 pub mod agent_runs;
 pub mod alertmanager;

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Pushed;
-use super::agent_runs::AgentRunBatch;
-use super::alertmanager::AlertBatch;
-use super::evals::EvalBatch;
-use super::otlp::SpanBatch;
+use super::agent_runs::AgentRun;
+use super::alertmanager::Alert;
+use super::evals::EvalResult;
+use super::otlp::GenAiSpan;
 use crate::signal::{Labels, float_repr};
 
 /// Label values are cut to this many characters.
@@ -60,173 +60,202 @@ impl Pushed {
     #[must_use]
     pub fn signals(&self) -> Vec<Signal> {
         let mut set = SignalSet::default();
-        match self {
-            Pushed::Evals(batch) => eval_signals(batch, &mut set),
-            Pushed::AgentRuns(batch) => agent_signals(batch, &mut set),
-            Pushed::Alerts(batch) => alert_signals(batch, &mut set),
-            Pushed::Spans(batch) => span_signals(batch, &mut set),
+        for idx in 0..self.n_items() {
+            self.item_signals(idx, &mut set);
         }
         set.into_signals()
     }
-}
 
-fn eval_signals(batch: &EvalBatch, set: &mut SignalSet) {
-    for result in &batch.results {
-        let labels = [
-            ("suite", result.suite.as_str()),
-            ("model", result.model.as_str()),
-            ("prompt", result.prompt_name.as_str()),
-            ("prompt_version", result.prompt_version.as_str()),
-        ];
-        let outcome = if result.passed { "passed" } else { "failed" };
-        set.count(
-            "vigil_eval_cases_total",
-            &with(&labels, ("outcome", outcome)),
-            1.0,
-        );
-        if let Some(score) = result.score {
-            set.count("vigil_eval_score_sum", &labels, score);
-            set.count("vigil_eval_score_count", &labels, 1.0);
-        }
-        if let Some(tokens) = result.input_tokens {
-            set.count("vigil_eval_input_tokens_sum", &labels, tokens as f64);
-            set.count("vigil_eval_input_tokens_count", &labels, 1.0);
+    /// How many items (results, runs, alerts, spans) feed at least one series for which
+    /// `chosen(name, labels)` holds (with the labels as in [`Signal`]): what a refusal of
+    /// those series costs the sender.
+    #[must_use]
+    pub fn n_items_feeding(&self, mut chosen: impl FnMut(&str, &Labels) -> bool) -> usize {
+        (0..self.n_items())
+            .filter(|&idx| {
+                let mut set = SignalSet::default();
+                self.item_signals(idx, &mut set);
+                set.0.keys().any(|(name, labels)| chosen(name, labels))
+            })
+            .count()
+    }
+
+    /// Adds the signals of item `idx` to `set`.
+    fn item_signals(&self, idx: usize, set: &mut SignalSet) {
+        match self {
+            Pushed::Evals(batch) => batch
+                .results
+                .get(idx)
+                .into_iter()
+                .for_each(|result| eval_signals(result, set)),
+            Pushed::AgentRuns(batch) => batch
+                .runs
+                .get(idx)
+                .into_iter()
+                .for_each(|run| agent_signals(run, set)),
+            Pushed::Alerts(batch) => batch
+                .alerts
+                .get(idx)
+                .into_iter()
+                .for_each(|alert| alert_signals(alert, set)),
+            Pushed::Spans(batch) => batch
+                .spans
+                .get(idx)
+                .into_iter()
+                .for_each(|span| span_signals(span, set)),
         }
     }
 }
 
-fn agent_signals(batch: &AgentRunBatch, set: &mut SignalSet) {
-    for run in &batch.runs {
-        let agent = [("agent", run.agent.as_str())];
+fn eval_signals(result: &EvalResult, set: &mut SignalSet) {
+    let labels = [
+        ("suite", result.suite.as_str()),
+        ("model", result.model.as_str()),
+        ("prompt", result.prompt_name.as_str()),
+        ("prompt_version", result.prompt_version.as_str()),
+    ];
+    let outcome = if result.passed { "passed" } else { "failed" };
+    set.count(
+        "vigil_eval_cases_total",
+        &with(&labels, ("outcome", outcome)),
+        1.0,
+    );
+    if let Some(score) = result.score {
+        set.count("vigil_eval_score_sum", &labels, score);
+        set.count("vigil_eval_score_count", &labels, 1.0);
+    }
+    if let Some(tokens) = result.input_tokens {
+        set.count("vigil_eval_input_tokens_sum", &labels, tokens as f64);
+        set.count("vigil_eval_input_tokens_count", &labels, 1.0);
+    }
+}
+
+fn agent_signals(run: &AgentRun, set: &mut SignalSet) {
+    let agent = [("agent", run.agent.as_str())];
+    set.count(
+        "vigil_agent_runs_total",
+        &with(&agent, ("outcome", run.outcome.as_str())),
+        1.0,
+    );
+    set.observe(
+        "vigil_agent_iterations",
+        &agent,
+        run.iterations as f64,
+        &ITERATION_BUCKETS,
+    );
+    let stats = run.tool_call_stats();
+    for call in &run.tool_calls {
         set.count(
-            "vigil_agent_runs_total",
-            &with(&agent, ("outcome", run.outcome.as_str())),
+            "vigil_agent_tool_calls_total",
+            &with(&agent, ("tool", call.name.as_str())),
             1.0,
         );
-        set.observe(
-            "vigil_agent_iterations",
-            &agent,
-            run.iterations as f64,
-            &ITERATION_BUCKETS,
-        );
-        let stats = run.tool_call_stats();
-        for call in &run.tool_calls {
-            set.count(
-                "vigil_agent_tool_calls_total",
-                &with(&agent, ("tool", call.name.as_str())),
-                1.0,
-            );
-        }
-        set.count(
-            "vigil_agent_repeated_tool_calls_total",
-            &agent,
-            stats.repeated_calls as f64,
-        );
+    }
+    set.count(
+        "vigil_agent_repeated_tool_calls_total",
+        &agent,
+        stats.repeated_calls as f64,
+    );
+    set.gauge_max(
+        "vigil_agent_max_repeat_streak",
+        &agent,
+        stats.longest_streak as f64,
+    );
+    set.gauge_max(
+        "vigil_agent_max_stalled_calls",
+        &agent,
+        stats.longest_stall as f64,
+    );
+    // Per agent and key, when the run names its key: what a runbook can block.
+    if let Some(key) = &run.api_key {
         set.gauge_max(
-            "vigil_agent_max_repeat_streak",
-            &agent,
-            stats.longest_streak as f64,
-        );
-        set.gauge_max(
-            "vigil_agent_max_stalled_calls",
-            &agent,
+            "vigil_agent_key_max_stalled_calls",
+            &with(&agent, ("hashed_api_key", key.as_str())),
             stats.longest_stall as f64,
         );
-        // Per agent and key, when the run names its key: what a runbook can block.
-        if let Some(key) = &run.api_key {
-            set.gauge_max(
-                "vigil_agent_key_max_stalled_calls",
-                &with(&agent, ("hashed_api_key", key.as_str())),
-                stats.longest_stall as f64,
+    }
+    set.gauge_max("vigil_agent_max_iterations", &agent, run.iterations as f64);
+    for (direction, tokens) in [("input", run.input_tokens), ("output", run.output_tokens)] {
+        if let Some(tokens) = tokens {
+            set.count(
+                "vigil_agent_tokens_total",
+                &with(&agent, ("direction", direction)),
+                tokens as f64,
             );
         }
-        set.gauge_max("vigil_agent_max_iterations", &agent, run.iterations as f64);
-        for (direction, tokens) in [("input", run.input_tokens), ("output", run.output_tokens)] {
-            if let Some(tokens) = tokens {
-                set.count(
-                    "vigil_agent_tokens_total",
-                    &with(&agent, ("direction", direction)),
-                    tokens as f64,
-                );
-            }
-        }
     }
 }
 
-fn alert_signals(batch: &AlertBatch, set: &mut SignalSet) {
-    for alert in &batch.alerts {
-        set.count(
-            "vigil_alerts_total",
-            &[
-                ("alertname", alert.name()),
-                ("status", alert.status.as_str()),
-                ("severity", alert.severity()),
-            ],
-            1.0,
-        );
-    }
+fn alert_signals(alert: &Alert, set: &mut SignalSet) {
+    set.count(
+        "vigil_alerts_total",
+        &[
+            ("alertname", alert.name()),
+            ("status", alert.status.as_str()),
+            ("severity", alert.severity()),
+        ],
+        1.0,
+    );
 }
 
-fn span_signals(batch: &SpanBatch, set: &mut SignalSet) {
-    for span in &batch.spans {
-        let error_type = span.error_class();
-        match span.operation.as_deref() {
-            Some("execute_tool") => set.count(
-                "vigil_genai_tool_calls_total",
-                &[
-                    ("tool", span.tool_name.as_deref().unwrap_or_default()),
-                    ("error_type", error_type),
-                ],
-                1.0,
-            ),
-            Some("invoke_agent") => set.count(
-                "vigil_genai_agent_invocations_total",
-                &[
-                    ("agent", span.agent_name.as_deref().unwrap_or_default()),
-                    ("error_type", error_type),
-                ],
-                1.0,
-            ),
-            _ => {}
-        }
-        if !span.is_model_call() {
-            continue;
-        }
-        let provider = span.provider.as_deref().unwrap_or_default();
-        let model = [("provider", provider), ("model", span.model())];
-        set.count(
-            "vigil_genai_requests_total",
+fn span_signals(span: &GenAiSpan, set: &mut SignalSet) {
+    let error_type = span.error_class();
+    match span.operation.as_deref() {
+        Some("execute_tool") => set.count(
+            "vigil_genai_tool_calls_total",
             &[
-                ("provider", provider),
-                ("model", span.model()),
-                ("operation", span.operation.as_deref().unwrap_or_default()),
+                ("tool", span.tool_name.as_deref().unwrap_or_default()),
                 ("error_type", error_type),
             ],
             1.0,
-        );
-        for (direction, tokens) in [("input", span.input_tokens), ("output", span.output_tokens)] {
-            if let Some(tokens) = tokens {
-                set.count(
-                    "vigil_genai_tokens_total",
-                    &with(&model, ("direction", direction)),
-                    tokens as f64,
-                );
-            }
-        }
-        for reason in &span.finish_reasons {
+        ),
+        Some("invoke_agent") => set.count(
+            "vigil_genai_agent_invocations_total",
+            &[
+                ("agent", span.agent_name.as_deref().unwrap_or_default()),
+                ("error_type", error_type),
+            ],
+            1.0,
+        ),
+        _ => {}
+    }
+    if !span.is_model_call() {
+        return;
+    }
+    let provider = span.provider.as_deref().unwrap_or_default();
+    let model = [("provider", provider), ("model", span.model())];
+    set.count(
+        "vigil_genai_requests_total",
+        &[
+            ("provider", provider),
+            ("model", span.model()),
+            ("operation", span.operation.as_deref().unwrap_or_default()),
+            ("error_type", error_type),
+        ],
+        1.0,
+    );
+    for (direction, tokens) in [("input", span.input_tokens), ("output", span.output_tokens)] {
+        if let Some(tokens) = tokens {
             set.count(
-                "vigil_genai_finish_reasons_total",
-                &with(&model, ("reason", reason.as_str())),
-                1.0,
+                "vigil_genai_tokens_total",
+                &with(&model, ("direction", direction)),
+                tokens as f64,
             );
         }
-        set.observe(
-            "vigil_genai_request_duration_seconds",
-            &model,
-            span.duration_seconds(),
-            &DURATION_BUCKETS_SECONDS,
+    }
+    for reason in &span.finish_reasons {
+        set.count(
+            "vigil_genai_finish_reasons_total",
+            &with(&model, ("reason", reason.as_str())),
+            1.0,
         );
     }
+    set.observe(
+        "vigil_genai_request_duration_seconds",
+        &model,
+        span.duration_seconds(),
+        &DURATION_BUCKETS_SECONDS,
+    );
 }
 
 /// `labels` and one more.

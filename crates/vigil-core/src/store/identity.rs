@@ -52,9 +52,20 @@ pub(super) fn is_series_of(
     source: Symbol,
     sample: &Sample,
 ) -> bool {
+    is_identity_of(symbols, series, source, &sample.name, &sample.labels)
+}
+
+/// Whether `series` is the series `name{labels}` from `source`.
+pub(super) fn is_identity_of(
+    symbols: &SymbolTable,
+    series: &Series,
+    source: Symbol,
+    name: &str,
+    labels: &Labels,
+) -> bool {
     series.source == source
-        && same_text(symbols.text(series.name), &sample.name)
-        && same_labels(symbols, &series.labels, &sample.labels)
+        && same_text(symbols.text(series.name), name)
+        && same_labels(symbols, &series.labels, labels)
 }
 
 /// Whether interned `stored` labels are the kept labels of `labels`.

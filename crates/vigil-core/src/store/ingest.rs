@@ -64,7 +64,11 @@ impl SeriesStore {
                 touch(ahead);
             }
             let guess = previous_order.get(position).copied();
+            let n_refused = report.n_refused;
             let slot = self.append(&batch, sample, guess, &mut report);
+            if report.n_refused > n_refused {
+                report.refused_samples.push(position);
+            }
             if keep_order {
                 order.push(slot.unwrap_or(u32::MAX));
             }
@@ -96,8 +100,12 @@ impl SeriesStore {
             default_at: received_at,
             scrape_seq: None,
         };
-        for sample in samples {
+        for (position, sample) in samples.iter().enumerate() {
+            let n_refused = report.n_refused;
             self.append(&batch, sample, None, &mut report);
+            if report.n_refused > n_refused {
+                report.refused_samples.push(position);
+            }
         }
         report
     }
@@ -132,16 +140,26 @@ impl SeriesStore {
             }
         }
         self.remove_slots(&expired);
+        self.n_dropped_series = self.n_dropped_series.saturating_add(expired.len() as u64);
         expired.len()
     }
 
-    fn advance_clock(&mut self, at: Timestamp, report: &mut IngestReport) {
+    /// Moves the store's time forward to `at` (never back) and, when a sweep is due, drops
+    /// what left the retention window, as ingesting at `at` would first do; returns how many
+    /// series were dropped.
+    pub fn advance_to(&mut self, at: Timestamp) -> usize {
         self.clock_ms = self.clock_ms.max(at.0);
-        if self.clock_ms >= self.next_sweep_ms {
-            report.n_expired_series += self.evict_expired(Timestamp(self.clock_ms));
-            let interval = (self.config.retention_ms / SWEEPS_PER_RETENTION).max(1);
-            self.next_sweep_ms = self.clock_ms.saturating_add(interval);
+        if self.clock_ms < self.next_sweep_ms {
+            return 0;
         }
+        let n_dropped = self.evict_expired(Timestamp(self.clock_ms));
+        let interval = (self.config.retention_ms / SWEEPS_PER_RETENTION).max(1);
+        self.next_sweep_ms = self.clock_ms.saturating_add(interval);
+        n_dropped
+    }
+
+    fn advance_clock(&mut self, at: Timestamp, report: &mut IngestReport) {
+        report.n_expired_series += self.advance_to(at);
     }
 
     /// The state of `source`, created on first use (`None` only if no symbol is left).
@@ -437,7 +455,8 @@ fn refuse(source: &str, sample: &Sample, report: &mut IngestReport) {
 }
 
 fn refuse_all(source: &str, samples: &[Sample], report: &mut IngestReport) {
-    for sample in samples {
+    for (position, sample) in samples.iter().enumerate() {
         refuse(source, sample, report);
+        report.refused_samples.push(position);
     }
 }

@@ -157,6 +157,8 @@ pub struct IngestReport {
     pub n_refused: usize,
     /// The first refused series, for the log.
     pub refused_example: Option<SeriesIdentity>,
+    /// The positions, in the samples given, of the refused ones (ascending).
+    pub refused_samples: Vec<usize>,
     /// Samples dropped because their series already had a point at or after their time
     /// (an identical repeat of the newest point is ignored silently, as Prometheus does).
     pub n_out_of_order: usize,
@@ -218,6 +220,8 @@ pub struct SeriesStore {
     /// The latest time the store was given.
     clock_ms: i64,
     next_sweep_ms: i64,
+    /// Series the retention sweep has dropped since the store was made.
+    n_dropped_series: u64,
 }
 
 impl fmt::Debug for SeriesStore {
@@ -256,6 +260,7 @@ impl SeriesStore {
             by_name: BTreeMap::new(),
             clock_ms: i64::MIN,
             next_sweep_ms: i64::MIN,
+            n_dropped_series: 0,
         }
     }
 
@@ -277,6 +282,39 @@ impl SeriesStore {
         self.sources
             .get(source)
             .map_or(0, |state| state.series.len())
+    }
+
+    /// How many series the retention sweep has dropped since the store was made: whoever
+    /// keeps state per series can tell from a change that some of it may be gone.
+    #[must_use]
+    pub fn n_dropped_series(&self) -> u64 {
+        self.n_dropped_series
+    }
+
+    /// Whether the store holds the series `name{labels}` of `source` (stale or not).
+    #[must_use]
+    pub fn holds(&self, source: &str, name: &str, labels: &Labels) -> bool {
+        let Some(source_symbol) = self.sources.get(source).map(|state| state.symbol) else {
+            return false;
+        };
+        let hash = identity::identity_hash(source, name, labels);
+        self.index
+            .find(hash, |&idx| {
+                self.slots
+                    .get(idx as usize)
+                    .and_then(|slot| slot.series.as_ref())
+                    .is_some_and(|series| {
+                        series.hash == hash
+                            && identity::is_identity_of(
+                                &self.symbols,
+                                series,
+                                source_symbol,
+                                name,
+                                labels,
+                            )
+                    })
+            })
+            .is_some()
     }
 
     /// Limits `source` to `max_series` series (on top of the store's limit), or lifts its

@@ -710,7 +710,8 @@ pub struct RawStore {
     /// A series keeps at most this many points.
     #[serde(default = "default_max_points")]
     pub max_points_per_series: usize,
-    /// Series of pushed signals at most, per kind of payload.
+    /// Series of pushed signals at most, per kind of payload; new ones past it are refused
+    /// (and reported to the sender) until series not pushed for the retention are dropped.
     #[serde(default = "default_max_pushed_series")]
     pub max_pushed_series: usize,
 }

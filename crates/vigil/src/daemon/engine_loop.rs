@@ -260,7 +260,8 @@ impl EngineLoop {
 
     /// Handles a batch of pushed payloads, records each event and the commands it caused in
     /// one transaction (in the order handled, so replay sees what the engine saw), confirms
-    /// every push, then carries the commands out and processes what they cause inline.
+    /// every push with what the engine made of it (`Engine::push_report`), then carries the
+    /// commands out and processes what they cause inline.
     async fn process_pushes(&mut self, batch: Vec<(Pushed, Ack)>) -> anyhow::Result<()> {
         let now = self.clock.now();
         let mut handled: Vec<(Event, Vec<Command>)> = Vec::with_capacity(batch.len());
@@ -268,24 +269,17 @@ impl EngineLoop {
         for (payload, ack) in batch {
             let event = Event::Pushed { payload };
             let commands = self.engine.handle(&event, now);
+            let report = self.engine.push_report().cloned().unwrap_or_default();
             handled.push((event, commands));
-            acks.push(ack);
+            acks.push((ack, report));
         }
         let recorded = self.append_handled(&handled, now).await;
-        let answer = recorded
-            .as_ref()
-            .map(|_| ())
-            .map_err(|error| format!("{error:#}"));
-        for ack in acks {
-            let _ = ack.send(answer.clone());
+        let failed = recorded.as_ref().err().map(|error| format!("{error:#}"));
+        for (ack, report) in acks {
+            let _ = ack.send(failed.clone().map_or(Ok(report), Err));
         }
         let event_seqs = recorded?;
-        let stats = self.engine.stats();
-        self.telemetry.engine_gauges(
-            stats.n_open_incidents,
-            stats.n_series,
-            stats.n_series_refused,
-        );
+        self.publish_engine_gauges();
         let mut queue = VecDeque::new();
         for ((event, commands), event_seq) in handled.into_iter().zip(event_seqs) {
             self.telemetry.event(event.kind());
@@ -384,12 +378,7 @@ impl EngineLoop {
             });
 
             let commands = self.engine.handle(&event, now);
-            let stats = self.engine.stats();
-            self.telemetry.engine_gauges(
-                stats.n_open_incidents,
-                stats.n_series,
-                stats.n_series_refused,
-            );
+            self.publish_engine_gauges();
             if commands.is_empty() {
                 continue;
             }
@@ -409,6 +398,16 @@ impl EngineLoop {
             }
         }
         Ok(())
+    }
+
+    /// Hands the engine's counts to `/metrics`.
+    fn publish_engine_gauges(&self) {
+        let stats = self.engine.stats();
+        self.telemetry.engine_gauges(
+            stats.n_open_incidents,
+            stats.n_series,
+            self.engine.series_refused_by_source(),
+        );
     }
 
     fn carry_out(&mut self, command: Command, draining: bool, queue: &mut VecDeque<Event>) {
@@ -516,16 +515,18 @@ fn log_record(command: &Command) {
         return;
     };
     match record {
+        // Once per episode; the metric counts every refused series.
         Record::SeriesRefused {
             source,
+            n_refused,
             n_series,
             example,
-            ..
         } => tracing::warn!(
-            source = %source,
+            source = %log_safe(source),
             n_series,
-            example = %example,
-            "cardinality limit reached: new series of this source are refused until it drops below"
+            n_refused,
+            example = %log_safe(example),
+            "cardinality limit reached: new series of this source are refused until it has room again (vigil_series_refused_total counts them)"
         ),
         Record::FindingRaised { finding } => {
             tracing::info!(fingerprint = %finding.fingerprint, severity = finding.severity.as_str(), "finding raised");
@@ -584,6 +585,23 @@ fn log_record(command: &Command) {
     }
 }
 
+/// `text` with its control characters escaped (`\n`, `\u{1b}`), so that a value someone
+/// else chose (a pushed prompt name, a scraped label) cannot break a log line or forge one.
+fn log_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        if ch.is_control() {
+            escaped.extend(ch.escape_default());
+        } else {
+            escaped.push(ch);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
 fn command_kind(command: &Command) -> &'static str {
     match command {
         Command::Record(_) => "record",
@@ -592,5 +610,27 @@ fn command_kind(command: &Command) -> &'static str {
         Command::Execute { .. } => "execute",
         Command::Page { .. } => "page",
         Command::WakeAt { .. } => "wake_at",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_safe_escapes_control_characters_only() {
+        // (given, logged)
+        let cases = [
+            ("push:evals", "push:evals"),
+            (r#"m{prompt="é \"x\""}"#, r#"m{prompt="é \"x\""}"#),
+            ("a\nfake line", "a\\nfake line"),
+            (
+                "\r\t\u{1b}[31m\u{7f}\u{85}",
+                "\\r\\t\\u{1b}[31m\\u{7f}\\u{85}",
+            ),
+        ];
+        for (given, logged) in cases {
+            assert_eq!(log_safe(given), logged, "{given:?}");
+        }
     }
 }

@@ -3,10 +3,10 @@
 //!
 //! | route | body | success |
 //! | --- | --- | --- |
-//! | `POST /v1/push/evals` | [`vigil_core::intake::evals`] | 202 `{"accepted": N}` |
-//! | `POST /v1/push/agent-runs` | [`vigil_core::intake::agent_runs`] | 202 `{"accepted": N}` |
-//! | `POST /v1/push/alertmanager` | [`vigil_core::intake::alertmanager`] | 202 `{"accepted": N}` |
-//! | `POST /v1/traces` | [`vigil_core::intake::otlp`] | 200 `{}` (OTLP full success) |
+//! | `POST /v1/push/evals` | [`vigil_core::intake::evals`] | 202, the account below |
+//! | `POST /v1/push/agent-runs` | [`vigil_core::intake::agent_runs`] | 202, the account below |
+//! | `POST /v1/push/alertmanager` | [`vigil_core::intake::alertmanager`] | 202, the account below |
+//! | `POST /v1/traces` | [`vigil_core::intake::otlp`] | 200 `{}` (OTLP full success), or 200 with `partialSuccess` when series were refused |
 //!
 //! A request is checked in this order, so that nothing is buffered for a client that may not
 //! send: the bearer token (401), `Content-Type: application/json` and no `Content-Encoding`
@@ -25,6 +25,28 @@
 //! Pushes that wait in the queue together are recorded in one transaction (group commit), so
 //! concurrent clients share an fsync: `cargo run --release -p vigil-bench -- daemon`.
 //!
+//! **The account of a push.** A 202 says what the engine made of the push: `accepted` is the
+//! number of items recorded (results, runs, alerts), as before; `series` counts the series
+//! they feed (one per signal, see [`vigil_core::intake`]) that vigil tracks and that it
+//! refused; `refused` lists up to [`vigil_core::engine::MAX_REFUSED_LISTED`] refused series,
+//! each with its reason, and `refused_not_listed` counts the others:
+//!
+//! ```json
+//! {"accepted": 3, "series": {"accepted": 5, "refused": 2},
+//!  "refused": [{"series": "vigil_eval_cases_total{model=\"m\",outcome=\"passed\",prompt=\"p-123\",prompt_version=\"v1\",suite=\"s\"}",
+//!               "reason": "push:evals already tracks 10000 series (store.max_pushed_series); new series are refused until old ones go stale (not pushed for the retention, 3600 s)"}],
+//!  "refused_not_listed": 1}
+//! ```
+//!
+//! A push whose series were refused still gets 202, not an error: it is durably recorded
+//! (replay sees it), the refusal is recorded with it, and sending it again would record it
+//! twice and be refused again. A series is refused when its source (`push:evals`, ...)
+//! already holds `store.max_pushed_series` series; room comes back as series that no push
+//! updated for the store's retention are dropped. Every refused series is counted in
+//! `vigil_series_refused_total{source}`, and each episode is logged and recorded
+//! (`series_refused`) once. On `/v1/traces` the same account is OTLP's `partialSuccess`:
+//! `rejectedSpans` counts the spans that feed a refused series, and `errorMessage` says why.
+//!
 //! Errors on the `/v1/push/*` routes are `{"error": "...", "problems": [{"path", "message"}]}`.
 //! On `/v1/traces` they are a JSON `google.rpc.Status`, `{"message": "..."}`, as the OTLP
 //! specification requires of every 4xx and 5xx response; the message lists the problems.
@@ -41,6 +63,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use vigil_connectors::secret::Secret;
+use vigil_core::engine::{PushReport, push_source};
 use vigil_core::intake::{self, IntakeError, Pushed};
 use vigil_core::problem::Problem;
 
@@ -53,9 +76,9 @@ const RETRY_AFTER_SECS: u32 = 1;
 /// How long a push waits for the engine loop to confirm that its event is in the ledger.
 pub(crate) const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The engine loop's answer to a queued push: `Ok` once its event is durably in the ledger,
-/// else why not.
-pub(crate) type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+/// The engine loop's answer to a queued push: once its event is durably in the ledger,
+/// what the engine made of it (which series it tracks and which it refused), else why not.
+pub(crate) type Ack = tokio::sync::oneshot::Sender<Result<PushReport, String>>;
 
 /// What the intake routes share.
 pub(crate) struct IntakeState {
@@ -107,31 +130,75 @@ async fn push_alertmanager(State(state): State<Arc<IntakeState>>, request: Reque
 
 async fn push(state: &IntakeState, request: Request, parse: Parser) -> Response {
     match receive(state, request, Flavor::Push, parse).await {
-        Ok(n_accepted) => (
+        Ok(received) => (
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "accepted": n_accepted })),
+            Json(push_answer(received.n_items, &received.report)),
         )
             .into_response(),
         Err(failure) => failure.into_response(),
     }
 }
 
+/// The body of a 202: the items recorded, and the account of their series.
+fn push_answer(n_items: usize, report: &PushReport) -> serde_json::Value {
+    let refused: Vec<serde_json::Value> = report
+        .refused
+        .iter()
+        .map(|series| serde_json::json!({ "series": series.series, "reason": series.reason }))
+        .collect();
+    serde_json::json!({
+        "accepted": n_items,
+        "series": { "accepted": report.n_accepted(), "refused": report.n_refused },
+        "refused": refused,
+        "refused_not_listed": report.n_refused_unlisted(),
+    })
+}
+
 async fn otlp_traces(State(state): State<Arc<IntakeState>>, request: Request) -> Response {
     let parse: Parser = |body| intake::parse_otlp_traces(body).map(Pushed::Spans);
     match receive(&state, request, Flavor::Otlp, parse).await {
-        // Full success is an `ExportTraceServiceResponse` whose `partial_success` is unset.
-        Ok(_) => (StatusCode::OK, Json(serde_json::json!({}))).into_response(),
+        Ok(received) => (StatusCode::OK, Json(otlp_answer(&received.report))).into_response(),
         Err(failure) => failure.into_response(),
     }
 }
 
-/// Admits, reads, parses and queues one request; returns how many items it carried.
+/// An `ExportTraceServiceResponse`: full success leaves `partial_success` unset; when series
+/// were refused it counts the spans that feed them as rejected (they are recorded, but what
+/// they say is not tracked) and says why. Int64 fields are strings in OTLP/JSON.
+fn otlp_answer(report: &PushReport) -> serde_json::Value {
+    if report.n_refused == 0 {
+        return serde_json::json!({});
+    }
+    let mut message = format!(
+        "vigil recorded every span but refused {} of the {} series they feed, so what {} spans say          is not tracked",
+        report.n_refused, report.n_series, report.n_items_refused
+    );
+    if let Some(first) = report.refused.first() {
+        message.push_str(&format!(": {} (e.g. {})", first.reason, first.series));
+    }
+    serde_json::json!({
+        "partialSuccess": {
+            "rejectedSpans": report.n_items_refused.to_string(),
+            "errorMessage": message,
+        }
+    })
+}
+
+/// A push the engine loop recorded.
+struct Received {
+    /// The items it carried (results, runs, alerts, GenAI spans).
+    n_items: usize,
+    /// What the engine made of them.
+    report: PushReport,
+}
+
+/// Admits, reads, parses and queues one request; returns what was recorded.
 async fn receive(
     state: &IntakeState,
     request: Request,
     flavor: Flavor,
     parse: Parser,
-) -> Result<usize, Failure> {
+) -> Result<Received, Failure> {
     admit(state, request.headers(), flavor)?;
     // `DefaultBodyLimit` makes this read stop, with a 413 rejection, past the limit.
     let body = Bytes::from_request(request, &())
@@ -143,7 +210,11 @@ async fn receive(
     let pushed = parse(&body).map_err(|error| Failure::invalid(flavor, error))?;
     let n_items = pushed.n_items();
     if n_items == 0 {
-        return Ok(0);
+        let report = PushReport {
+            source: push_source(pushed.kind()),
+            ..PushReport::default()
+        };
+        return Ok(Received { n_items, report });
     }
     let (ack, confirmed) = tokio::sync::oneshot::channel();
     state.sender.try_send((pushed, ack)).map_err(|error| {
@@ -156,7 +227,7 @@ async fn receive(
     let unavailable =
         |reason: &str| Failure::new(flavor, StatusCode::SERVICE_UNAVAILABLE, reason).retry_later();
     match tokio::time::timeout(state.ack_wait, confirmed).await {
-        Ok(Ok(Ok(()))) => Ok(n_items),
+        Ok(Ok(Ok(report))) => Ok(Received { n_items, report }),
         Ok(Ok(Err(why))) => Err(unavailable(&format!(
             "vigil could not record the push ({why}); retry later"
         ))),
@@ -350,7 +421,13 @@ mod tests {
     use serde_json::{Value, json};
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     use tokio::net::{TcpListener, TcpStream};
+    use vigil_core::Timestamp;
+    use vigil_core::diagnosis::DiagnosisConfig;
+    use vigil_core::engine::{
+        Engine, EngineConfig, Event, FlapLimits, GlobalLimits, MAX_REFUSED_LISTED, StoreLimits,
+    };
     use vigil_core::intake::AgentOutcome;
+    use vigil_core::runbook::Mode;
 
     use super::*;
 
@@ -366,8 +443,10 @@ mod tests {
     /// How the stand-in for the engine loop answers.
     #[derive(Clone, Copy)]
     enum Recorder {
-        /// Records every push and confirms it.
+        /// Records every push and confirms it with what a real engine made of it.
         Confirms,
+        /// The same, with an engine that tracks at most this many series per push source.
+        Limited(usize),
         /// Fails every append.
         Fails,
         /// Takes nothing from the queue.
@@ -387,12 +466,26 @@ mod tests {
         let (sender, mut pushes) = mpsc::channel::<(Pushed, Ack)>(queue_len);
         let (recorded, queue) = mpsc::unbounded_channel();
         match recorder {
-            Recorder::Confirms => {
+            Recorder::Confirms | Recorder::Limited(_) => {
+                let max_pushed_series = match recorder {
+                    Recorder::Limited(limit) => limit,
+                    _ => 10_000,
+                };
+                let mut engine = Engine::new(engine_config(max_pushed_series));
                 tokio::spawn(async move {
+                    let mut now = Timestamp(1_772_366_400_000);
                     while let Some((pushed, ack)) = pushes.recv().await {
+                        now = now.plus_millis(1000);
+                        engine.handle(
+                            &Event::Pushed {
+                                payload: pushed.clone(),
+                            },
+                            now,
+                        );
+                        let report = engine.push_report().cloned().unwrap();
                         // Recorded before it is confirmed, as the engine loop does.
                         let _ = recorded.send(pushed);
-                        let _ = ack.send(Ok(()));
+                        let _ = ack.send(Ok(report));
                     }
                 });
             }
@@ -423,6 +516,37 @@ mod tests {
             queue,
             client: reqwest::Client::new(),
         }
+    }
+
+    /// An engine with no sources or detectors that tracks `max_pushed_series` per push source.
+    fn engine_config(max_pushed_series: usize) -> EngineConfig {
+        EngineConfig {
+            mode: Mode::Autonomous,
+            environment: "test".to_owned(),
+            sources: Vec::new(),
+            detectors: Vec::new(),
+            diagnosis: DiagnosisConfig {
+                runaway_min_share: 0.7,
+                change_window_ms: vigil_core::diagnosis::DEFAULT_CHANGE_WINDOW_MS,
+            },
+            runbooks: Vec::new(),
+            api_keys: Vec::new(),
+            store: StoreLimits {
+                max_pushed_series,
+                ..StoreLimits::default()
+            },
+            flapping: FlapLimits::default(),
+            resources: Vec::new(),
+            limits: GlobalLimits::default(),
+            trust: Vec::new(),
+            people: None,
+        }
+    }
+
+    /// The 202 body of a push whose `n_series` series are all tracked.
+    fn all_tracked(n_items: usize, n_series: usize) -> Value {
+        json!({"accepted": n_items, "series": {"accepted": n_series, "refused": 0},
+               "refused": [], "refused_not_listed": 0})
     }
 
     struct Answer {
@@ -495,7 +619,8 @@ mod tests {
                 &json!({"results": [eval("a"), eval("b")]}),
             )
             .await;
-        assert_eq!((answer.status, answer.body), (202, json!({"accepted": 2})));
+        // Both results feed one series: passed cases of one suite, model and prompt.
+        assert_eq!((answer.status, answer.body), (202, all_tracked(2, 1)));
         let Some(Pushed::Evals(batch)) = server.queued() else {
             panic!("no evals queued")
         };
@@ -506,10 +631,14 @@ mod tests {
                 {"name": "search", "arguments": {"q": "refund"}},
                 {"name": "search", "arguments": {"q": "refund"}}]}]});
         let answer = server.post_json("/v1/push/agent-runs", &runs).await;
-        assert_eq!((answer.status, answer.body), (202, json!({"accepted": 1})));
         let Some(Pushed::AgentRuns(batch)) = server.queued() else {
             panic!("no agent runs queued")
         };
+        let n_series = Pushed::AgentRuns(batch.clone()).signals().len();
+        assert_eq!(
+            (answer.status, answer.body),
+            (202, all_tracked(1, n_series))
+        );
         assert_eq!(batch.runs[0].outcome, AgentOutcome::IterationLimit);
         assert_eq!(batch.runs[0].tool_call_stats().longest_streak, 2);
 
@@ -520,7 +649,7 @@ mod tests {
         let answer = server
             .post_json("/v1/push/alertmanager", &notification)
             .await;
-        assert_eq!((answer.status, answer.body), (202, json!({"accepted": 1})));
+        assert_eq!((answer.status, answer.body), (202, all_tracked(1, 1)));
         let Some(Pushed::Alerts(batch)) = server.queued() else {
             panic!("no alerts queued")
         };
@@ -559,7 +688,7 @@ mod tests {
         let answer = server
             .post_json("/v1/push/evals", &json!({"results": []}))
             .await;
-        assert_eq!((answer.status, answer.body), (202, json!({"accepted": 0})));
+        assert_eq!((answer.status, answer.body), (202, all_tracked(0, 0)));
         assert!(server.queued().is_none());
     }
 
@@ -796,6 +925,66 @@ mod tests {
         assert_eq!(
             answer.body["message"],
             "vigil could not record the push (the disk is full); retry later"
+        );
+    }
+
+    // Regression: series past the limit were dropped after a 202 `{"accepted": N}` that did
+    // not say so.
+    #[tokio::test]
+    async fn a_push_answer_names_the_series_refused_and_why() {
+        let mut server = start_with(None, 8, Recorder::Limited(2)).await;
+        let prompt = |name: &str| {
+            let mut result = eval("c");
+            result["prompt_name"] = json!(name);
+            result
+        };
+        let series = |name: &str| {
+            format!(
+                "vigil_eval_cases_total{{model=\"m\",outcome=\"passed\",prompt=\"{name}\",prompt_version=\"v1\",suite=\"s\"}}"
+            )
+        };
+        let reason = "push:evals already tracks 2 series (store.max_pushed_series); new series are \
+                      refused until old ones go stale (not pushed for the retention, 3600 s)";
+        let results: Vec<Value> = ["a", "b", "c", "a"].into_iter().map(prompt).collect();
+        let answer = server
+            .post_json("/v1/push/evals", &json!({ "results": results }))
+            .await;
+        // Recorded (202), and the answer says which series are not tracked and why.
+        assert_eq!(
+            (answer.status, answer.body),
+            (
+                202,
+                json!({"accepted": 4, "series": {"accepted": 2, "refused": 1},
+                       "refused": [{"series": series("c"), "reason": reason}],
+                       "refused_not_listed": 0})
+            )
+        );
+        assert!(server.queued().is_some());
+        let many: Vec<Value> = (0..15).map(|idx| prompt(&format!("n-{idx:02}"))).collect();
+        let answer = server
+            .post_json("/v1/push/evals", &json!({ "results": many }))
+            .await;
+        assert_eq!(answer.status, 202);
+        assert_eq!(answer.body["series"], json!({"accepted": 0, "refused": 15}));
+        let listed = answer.body["refused"].as_array().unwrap();
+        assert_eq!(listed.len(), MAX_REFUSED_LISTED);
+        assert_eq!(listed[0]["series"], series("n-00"));
+        assert_eq!(answer.body["refused_not_listed"], 15 - MAX_REFUSED_LISTED);
+
+        // OTLP: a partial success that counts the spans whose series were refused.
+        let answer = server
+            .post_json("/v1/traces", &traces(vec![chat_span("eee19b7ec3c1b174")]))
+            .await;
+        assert_eq!(answer.status, 200);
+        let partial = &answer.body["partialSuccess"];
+        assert_eq!(partial["rejectedSpans"], "1", "{}", answer.body);
+        let message = partial["errorMessage"].as_str().unwrap();
+        assert!(
+            message.starts_with("vigil recorded every span but refused ")
+                && message.contains(
+                    "push:spans already tracks 2 series (store.max_pushed_series); new series are refused"
+                ),
+            "{message}"
         );
     }
 

@@ -27,7 +27,8 @@ struct State {
     ledger_append_errors: u64,
     open_incidents: u64,
     tracked_series: u64,
-    series_refused: u64,
+    /// New series refused by the cardinality limits, per source.
+    series_refused: BTreeMap<String, u64>,
     session_recorded: bool,
     /// Admin API requests refused for want of a valid credential, by reason.
     admin_auth_failures: BTreeMap<&'static str, u64>,
@@ -122,12 +123,19 @@ impl Telemetry {
         self.with(|state| state.session_recorded = true);
     }
 
-    /// Records the engine's gauges.
-    pub fn engine_gauges(&self, open_incidents: usize, tracked_series: usize, series_refused: u64) {
+    /// Records the engine's counts: its gauges, and the series it refused per source.
+    pub fn engine_gauges(
+        &self,
+        open_incidents: usize,
+        tracked_series: usize,
+        series_refused: &BTreeMap<String, u64>,
+    ) {
         self.with(|state| {
             state.open_incidents = open_incidents as u64;
             state.tracked_series = tracked_series as u64;
-            state.series_refused = series_refused;
+            if state.series_refused != *series_refused {
+                state.series_refused.clone_from(series_refused);
+            }
         });
     }
 
@@ -317,9 +325,15 @@ impl Telemetry {
                 &mut out,
                 "vigil_series_refused_total",
                 "counter",
-                "Samples of new series refused by the cardinality limits.",
+                "New series refused by the cardinality limits, by source (a series refused again by a later scrape or push counts again).",
             );
-            let _ = writeln!(out, "vigil_series_refused_total {}", state.series_refused);
+            for (source, count) in &state.series_refused {
+                let _ = writeln!(
+                    out,
+                    "vigil_series_refused_total{{source=\"{}\"}} {count}",
+                    escape(source)
+                );
+            }
             labelled(
                 &mut out,
                 "vigil_admin_auth_failures_total",
@@ -381,6 +395,8 @@ mod tests {
         telemetry.session_recorded();
         telemetry.scrape_ok("gw", 0.25, 12, 1);
         telemetry.event("scraped");
+        let refused = [("gw".to_owned(), 0), ("push:evals".to_owned(), 190_000)];
+        telemetry.engine_gauges(2, 10_040, &refused.into_iter().collect());
         assert!(telemetry.not_ready_reasons().is_empty());
         let text = telemetry.render();
         let parsed = vigil_core::exposition::parse_text(&text);
@@ -394,5 +410,12 @@ mod tests {
             text.contains("vigil_events_total{type=\"scraped\"} 1"),
             "{text}"
         );
+        for line in [
+            "vigil_tracked_series 10040",
+            "vigil_series_refused_total{source=\"gw\"} 0",
+            "vigil_series_refused_total{source=\"push:evals\"} 190000",
+        ] {
+            assert!(text.lines().any(|shown| shown == line), "{line}: {text}");
+        }
     }
 }

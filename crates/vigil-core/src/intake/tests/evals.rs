@@ -1,5 +1,7 @@
 //! Eval results: the shape, every problem with its path, and the signals.
 
+use std::collections::BTreeSet;
+
 use expect_test::{Expect, expect};
 
 use super::*;
@@ -203,4 +205,44 @@ fn signals_count_cases_and_sum_scores() {
         "#]],
     );
     assert_round_trip(&pushed);
+}
+
+#[test]
+fn the_items_feeding_refused_series_are_counted() {
+    let pushed = Pushed::Evals(parse_evals(GOOD.as_bytes()).unwrap());
+    let series = |name: &str, labels: &[(&str, &str)]| -> (String, crate::signal::Labels) {
+        (name.to_owned(), labels.iter().copied().collect())
+    };
+    let v12 = [
+        ("model", "gpt-4o-2024-08-06"),
+        ("prompt", "support-answer"),
+        ("prompt_version", "v12"),
+        ("suite", "support-regression"),
+    ];
+    let passed_v12 = series(
+        "vigil_eval_cases_total",
+        &[
+            ("model", "gpt-4o-2024-08-06"),
+            ("outcome", "passed"),
+            ("prompt", "support-answer"),
+            ("prompt_version", "v12"),
+            ("suite", "support-regression"),
+        ],
+    );
+    // (refused series, items that feed one of them)
+    let cases = [
+        (vec![], 0),
+        (vec![passed_v12.clone()], 2),
+        // Only the first and last results report their tokens.
+        (vec![series("vigil_eval_input_tokens_sum", &v12)], 1),
+        (vec![passed_v12, series("vigil_eval_score_count", &v12)], 3),
+        (vec![series("vigil_eval_cases_total", &v12)], 0),
+    ];
+    for (refused, n_items) in cases {
+        let refused: BTreeSet<_> = refused.into_iter().collect();
+        let chosen = |name: &str, labels: &crate::signal::Labels| {
+            refused.contains(&(name.to_owned(), labels.clone()))
+        };
+        assert_eq!(pushed.n_items_feeding(chosen), n_items, "{refused:?}");
+    }
 }

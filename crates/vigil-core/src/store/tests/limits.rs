@@ -142,3 +142,44 @@ fn memory_bytes_counts_what_a_series_holds() {
     // 240 points in a ring grown to 256: 3 KiB of points.
     assert!(store.memory_bytes() - one_point >= (256 - 4) * 12);
 }
+
+#[test]
+fn a_report_names_the_positions_of_the_refused_samples() {
+    let mut store = SeriesStore::new(StoreConfig::default());
+    store.set_source_max_series("push:evals", Some(2));
+    let pushed = [counter("a", 1.0), counter("b", 1.0), counter("c", 1.0)];
+    let report = store.ingest_partial("push:evals", secs(0), &pushed);
+    assert_eq!(report.refused_samples, [2]);
+    // Known series are taken whatever their place; only new ones are refused.
+    let pushed = [counter("d", 1.0), counter("b", 2.0), counter("e", 1.0)];
+    let report = store.ingest_partial("push:evals", secs(1), &pushed);
+    assert_eq!((report.n_appended, report.refused_samples), (1, vec![0, 2]));
+    let report = store.ingest("gw-full", secs(1), &pushed);
+    assert!(report.refused_samples.is_empty());
+}
+
+#[test]
+fn holds_answers_for_a_series_until_the_sweep_drops_it() {
+    let mut store = SeriesStore::new(StoreConfig {
+        retention_ms: 60_000,
+        ..StoreConfig::default()
+    });
+    let labels = |key: &str| -> crate::signal::Labels { [("key", key)].into_iter().collect() };
+    store.ingest_partial("push:evals", secs(0), &[counter("a", 1.0)]);
+    assert!(store.holds("push:evals", "requests_total", &labels("a")));
+    assert!(!store.holds("push:evals", "requests_total", &labels("b")));
+    assert!(!store.holds("gw", "requests_total", &labels("a")));
+    assert!(!store.holds("push:evals", "requests", &labels("a")));
+    // An empty label is no label, here as everywhere.
+    let with_empty: crate::signal::Labels = [("key", "a"), ("zone", "")].into_iter().collect();
+    assert!(store.holds("push:evals", "requests_total", &with_empty));
+
+    assert_eq!(store.advance_to(secs(30)), 0);
+    assert_eq!(store.n_dropped_series(), 0);
+    // 61 s: the point left the window, and a sweep is due (one every eighth of the retention).
+    assert_eq!(store.advance_to(secs(61)), 1);
+    assert_eq!(store.n_dropped_series(), 1);
+    assert!(!store.holds("push:evals", "requests_total", &labels("a")));
+    // Time never goes back, and nothing more is due.
+    assert_eq!(store.advance_to(secs(0)), 0);
+}
