@@ -20,6 +20,8 @@ mod approve;
 mod backtest;
 #[path = "cli/check.rs"]
 mod check;
+#[path = "cli/check_online.rs"]
+mod check_online;
 #[path = "cli/checkpoints.rs"]
 mod checkpoints;
 #[path = "cli/crash.rs"]

@@ -138,7 +138,7 @@ pub(crate) struct Served {
 impl Served {
     /// Starts `vigil serve --config CONFIG --listen 127.0.0.1:0` and waits for its address.
     pub(crate) fn start(config: &Path, cwd: &Path) -> Served {
-        let mut command = vigil_command(
+        let command = vigil_command(
             [
                 "serve".as_ref(),
                 "--config".as_ref(),
@@ -148,6 +148,11 @@ impl Served {
             ],
             cwd,
         );
+        Served::spawn(command)
+    }
+
+    /// Starts a prepared `vigil serve` command and waits for its address.
+    pub(crate) fn spawn(mut command: std::process::Command) -> Served {
         let mut child = ChildGuard::new(command.spawn().expect("spawning vigil serve"));
         let stderr = child.child_mut().stderr.take().expect("piped stderr");
         // Nobody reads stdout; dropping it would make a print fail, so keep it open.

@@ -20,22 +20,125 @@ use vigil_ledger::checkpoint::Checkpoint;
 /// How long a webhook may take to answer.
 const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Reads the signing key (32 bytes in hex), or creates it (mode 0600) when the file does not
-/// exist.
+/// Where a signing key may be created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyPlace {
+    /// Anywhere but inside a git work tree.
+    OutsideGit,
+    /// Anywhere, a git work tree included (the operator said so).
+    Anywhere,
+}
+
+/// Checks, without creating anything, that the key at `path` can be used: an existing key
+/// holds 32 bytes in hex and is not readable by every user; a missing one may be created
+/// there.
 ///
 /// # Errors
 ///
-/// When the file cannot be read or created, or does not hold a key.
-pub fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
+/// Why `load_or_create_key` would fail.
+pub fn check_key(path: &Path, place: KeyPlace) -> anyhow::Result<()> {
     if path.exists() {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the key {}", path.display()))?;
-        let seed: [u8; 32] = hex::decode(text.trim())
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .with_context(|| format!("{} does not hold a 32-byte key in hex", path.display()))?;
-        return Ok(SigningKey::from_bytes(&seed));
+        read_key(path).map(|_| ())
+    } else {
+        may_create_here(path, place)
     }
+}
+
+/// The git work tree `path` would be inside, if any: the nearest ancestor with a `.git`.
+fn git_work_tree(path: &Path) -> Option<std::path::PathBuf> {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    absolute
+        .ancestors()
+        .skip(1)
+        .find(|folder| folder.join(".git").exists())
+        .map(Path::to_path_buf)
+}
+
+/// Whether git ignores `path` in `tree` (so that `git add -A` would not take it); `None`
+/// when git cannot say (it is not installed, or fails).
+fn git_ignores(tree: &Path, path: &Path) -> Option<bool> {
+    let status = std::process::Command::new("git")
+        .arg("-C")
+        .arg(tree)
+        .args(["check-ignore", "--quiet", "--"])
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    match status.code() {
+        Some(0) => Some(true),
+        Some(1) => Some(false),
+        _ => None,
+    }
+}
+
+fn may_create_here(path: &Path, place: KeyPlace) -> anyhow::Result<()> {
+    if place == KeyPlace::OutsideGit
+        && let Some(tree) = git_work_tree(path)
+        && git_ignores(&tree, path) != Some(true)
+    {
+        anyhow::bail!(
+            "refusing to create the private key {} inside the git work tree {}, where git does not ignore it: one `git add -A` would commit it. Keep it with vigil's state (for example /var/lib/vigil), or set `ledger.checkpoint.allow_key_in_git_tree: true`",
+            path.display(),
+            tree.display()
+        );
+    }
+    let folder = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    anyhow::ensure!(
+        folder.is_dir(),
+        "cannot create the key {}: the folder {} does not exist",
+        path.display(),
+        folder.display()
+    );
+    Ok(())
+}
+
+/// Reads an existing key, refusing one every user can read.
+fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("reading the key {}", path.display()))?
+            .permissions()
+            .mode();
+        anyhow::ensure!(
+            mode & 0o006 == 0,
+            "the key {} is readable by every user (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o7777
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the key {}", path.display()))?;
+    let seed: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .with_context(|| format!("{} does not hold a 32-byte key in hex", path.display()))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Reads the signing key (32 bytes in hex), or creates it (mode 0600) when the file does not
+/// exist and `place` allows it there.
+///
+/// # Errors
+///
+/// When the file cannot be read or created, does not hold a key, is readable by every user,
+/// or would be created inside a git work tree that `place` excludes.
+pub fn load_or_create_key(path: &Path, place: KeyPlace) -> anyhow::Result<SigningKey> {
+    if path.exists() {
+        return read_key(path);
+    }
+    may_create_here(path, place)?;
     let mut seed = [0_u8; 32];
     getrandom::getrandom(&mut seed).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
     let mut options = std::fs::OpenOptions::new();
@@ -238,8 +341,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vigil-key-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ledger.key");
-        let created = load_or_create_key(&path).unwrap();
-        let read = load_or_create_key(&path).unwrap();
+        let created = load_or_create_key(&path, KeyPlace::OutsideGit).unwrap();
+        let read = load_or_create_key(&path, KeyPlace::OutsideGit).unwrap();
         assert_eq!(created.to_bytes(), read.to_bytes());
         #[cfg(unix)]
         {
@@ -248,7 +351,56 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(&path, "not a key").unwrap();
-        assert!(load_or_create_key(&path).is_err());
+        assert!(load_or_create_key(&path, KeyPlace::OutsideGit).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // `vigil serve --config examples/vigil.yaml` from a checkout wrote the private key into
+    // the repository root, which git did not ignore.
+    #[test]
+    fn a_key_is_not_created_inside_a_git_work_tree_unless_allowed() {
+        let tree = std::env::temp_dir().join(format!("vigil-git-tree-{}", std::process::id()));
+        let nested = tree.join("state/deeper");
+        std::fs::create_dir_all(tree.join(".git")).unwrap();
+        std::fs::create_dir_all(&nested).unwrap();
+        let path = nested.join("ledger.key");
+        let refused = load_or_create_key(&path, KeyPlace::OutsideGit).unwrap_err();
+        assert!(
+            refused.to_string().contains("inside the git work tree"),
+            "{refused}"
+        );
+        assert!(check_key(&path, KeyPlace::OutsideGit).is_err());
+        assert!(!path.exists(), "nothing was created");
+        assert!(check_key(&path, KeyPlace::Anywhere).is_ok());
+        load_or_create_key(&path, KeyPlace::Anywhere).unwrap();
+        // An existing key every user can read is refused, wherever it is.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let exposed = check_key(&path, KeyPlace::Anywhere).unwrap_err();
+        assert!(
+            exposed.to_string().contains("readable by every user"),
+            "{exposed}"
+        );
+        assert!(check_key(&tree.join("missing/x.key"), KeyPlace::Anywhere).is_err());
+        std::fs::remove_dir_all(&tree).unwrap();
+
+        // In a real repository, a path git ignores is no risk; one it would add is refused.
+        let repository =
+            std::env::temp_dir().join(format!("vigil-git-repo-{}", std::process::id()));
+        std::fs::create_dir_all(&repository).unwrap();
+        let initialised = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repository)
+            .args(["init", "--quiet"])
+            .status();
+        if initialised.is_ok_and(|status| status.success()) {
+            std::fs::write(repository.join(".gitignore"), "/state/\n").unwrap();
+            std::fs::create_dir_all(repository.join("state")).unwrap();
+            assert!(check_key(&repository.join("state/ledger.key"), KeyPlace::OutsideGit).is_ok());
+            assert!(check_key(&repository.join("ledger.key"), KeyPlace::OutsideGit).is_err());
+        } else {
+            eprintln!("git is not installed: the ignored-path case is not checked");
+        }
+        std::fs::remove_dir_all(&repository).unwrap();
     }
 }

@@ -39,11 +39,17 @@ enum CliCommand {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Check a config file, its runbooks and its policies; list every problem.
+    /// Check a config file, its runbooks and its policies, and resolve everything `serve`
+    /// resolves before it starts (secrets, tokens, keys); list every problem. Exit 0 only when
+    /// `serve` would start.
     Check {
         /// The config file.
         #[arg(long)]
         config: PathBuf,
+        /// Only the config, runbooks and policies: resolve no secret and reach nothing (for
+        /// linting in CI, where the secrets are not).
+        #[arg(long)]
+        offline: bool,
     },
     /// Lint the runbooks of a folder, without a config.
     Runbook {
@@ -389,6 +395,10 @@ enum LedgerCommand {
         /// The signing key file.
         #[arg(long)]
         key: PathBuf,
+        /// Create the key even inside a git work tree (refused otherwise: one `git add -A`
+        /// would commit it).
+        #[arg(long)]
+        allow_key_in_git_tree: bool,
         /// Where to write the checkpoint (JSON).
         #[arg(long)]
         out: PathBuf,
@@ -501,7 +511,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             CliCommand::Demo { scenario, db } => demo::run(scenario, &db).await,
             CliCommand::Serve { config, listen } => serve::run(&config, listen).await,
-            CliCommand::Check { config } => serve::check(&config),
+            CliCommand::Check { config, offline } => serve::check(&config, offline).await,
             CliCommand::Runbook {
                 command: RunbookCommand::Lint { dir },
             } => Ok(runbook_cmd::lint(&dir)),
@@ -531,8 +541,21 @@ pub fn main() -> ExitCode {
                 (None, None, _, None) => Ok(ExitCode::from(2)),
             },
             CliCommand::Ledger {
-                command: LedgerCommand::Checkpoint { db, key, out },
-            } => ledger_cmd::checkpoint(&db.location()?, &key, &out).await,
+                command:
+                    LedgerCommand::Checkpoint {
+                        db,
+                        key,
+                        allow_key_in_git_tree,
+                        out,
+                    },
+            } => {
+                let place = if allow_key_in_git_tree {
+                    crate::checkpoints::KeyPlace::Anywhere
+                } else {
+                    crate::checkpoints::KeyPlace::OutsideGit
+                };
+                ledger_cmd::checkpoint(&db.location()?, &key, place, &out).await
+            }
             CliCommand::Ledger {
                 command: LedgerCommand::Export { db, out },
             } => ledger_cmd::export(&db.location()?, &out).await,

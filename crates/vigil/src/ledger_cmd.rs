@@ -239,7 +239,14 @@ pub fn verify_export(file: &Path) -> anyhow::Result<ExitCode> {
 
 /// `vigil ledger checkpoint --db FILE --key FILE --out FILE`: signs the tree head of a log
 /// that verifies, stores the checkpoint in the ledger and writes it to `out`.
-pub async fn checkpoint(db: &LedgerLocation, key: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+pub async fn checkpoint(
+    db: &LedgerLocation,
+    key: &Path,
+    place: crate::checkpoints::KeyPlace,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    // Before anything else: a key that cannot be had must not cost a verification first.
+    crate::checkpoints::check_key(key, place)?;
     let ledger = open_location(db).await?;
     let report = ledger.verify().await.context("reading the ledger")?;
     if let Some(problem) = report.first_problem {
@@ -250,7 +257,7 @@ pub async fn checkpoint(db: &LedgerLocation, key: &Path, out: &Path) -> anyhow::
         );
         return Ok(ExitCode::FAILURE);
     }
-    let key = crate::checkpoints::load_or_create_key(key)?;
+    let key = crate::checkpoints::load_or_create_key(key, place)?;
     let signed = crate::checkpoints::take(&ledger, &key, crate::checkpoints::now_ms()).await;
     ledger.close().await;
     let signed = signed?;

@@ -1,41 +1,136 @@
 //! `vigil serve` and `vigil check`.
+//!
+//! Both go through [`preflight`]: the config, runbooks and policies (two stages), then
+//! everything the daemon resolves before it starts (secrets, clients, tokens, keys, the
+//! ledger's location, the OIDC issuer's keys). `check` stops there and reports; `serve` goes
+//! on to bind its listener and only then opens (or creates) the ledger, so a config that
+//! cannot start leaves no empty ledger behind. `check --offline` skips what needs the
+//! environment (secrets, files outside the repository, the network), for linting in CI.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use vigil_ledger::{Ledger, LedgerLocation};
 
-use crate::bundle;
+use crate::bundle::{self, Bundle};
+use crate::checkpoints::{self, KeyPlace};
 use crate::config::LedgerSetting;
-use crate::daemon::{Clock, Daemon, DaemonOptions};
+use crate::config::admin::JwksSource;
+use crate::daemon::{Clock, Daemon, DaemonOptions, Resources};
 
-/// `vigil check --config FILE`: exit 0 when everything is valid, 1 listing every problem.
-pub fn check(config: &Path) -> anyhow::Result<ExitCode> {
-    match bundle::load(config) {
-        Ok(bundle) => {
-            println!(
-                "{}: ok ({} sources, {} detectors, {} runbooks, {} policies, policy set {})",
-                config.display(),
-                bundle.config.sources.len(),
-                bundle.engine.detectors.len(),
-                bundle.engine.runbooks.len(),
-                bundle.authorizer.policy_ids().len(),
-                bundle
-                    .authorizer
-                    .policy_set_hash()
-                    .get(..12)
-                    .unwrap_or_default(),
-            );
-            Ok(ExitCode::SUCCESS)
+/// Everything `serve` needs that a config can get wrong, resolved.
+struct Preflighted {
+    resources: Resources,
+    ledger: LedgerLocation,
+    /// Said about things that may work later (an identity provider that did not answer).
+    warnings: Vec<String>,
+}
+
+/// Resolves what `serve` resolves before it starts.
+///
+/// # Errors
+///
+/// The first thing that would stop `serve` from starting, with the key it comes from.
+async fn preflight(bundle: &Bundle) -> anyhow::Result<Preflighted> {
+    let resources = Resources::resolve(&bundle.config)?;
+    let ledger = ledger_location(&bundle.config.ledger)?;
+    if let Some(checkpoint) = &bundle.config.checkpoint {
+        let place = if checkpoint.allow_key_in_git_tree {
+            KeyPlace::Anywhere
+        } else {
+            KeyPlace::OutsideGit
+        };
+        checkpoints::check_key(&checkpoint.key_file, place)
+            .context("ledger.checkpoint.key_file")?;
+    }
+    let mut warnings = Vec::new();
+    let oidc_url = bundle
+        .config
+        .admin
+        .as_ref()
+        .and_then(|admin| admin.oidc.as_ref())
+        .and_then(|oidc| match &oidc.jwks {
+            JwksSource::Url { url, .. } => Some(url.clone()),
+            JwksSource::File(_) => None,
+        });
+    if let Some(url) = oidc_url
+        && let Err(why) = check_jwks_url(&url).await?
+    {
+        warnings.push(why);
+    }
+    Ok(Preflighted {
+        resources,
+        ledger,
+        warnings,
+    })
+}
+
+/// Fetches the issuer's keys once: an answer that says the URL is wrong (4xx, not a JWKS) is
+/// an error; no answer (the network, a timeout, a 5xx) is a warning, since the daemon keeps
+/// trying and personal tokens and certificates work meanwhile.
+async fn check_jwks_url(url: &reqwest::Url) -> anyhow::Result<Result<(), String>> {
+    let client = vigil_connectors::http::client(std::time::Duration::from_secs(10))?;
+    match vigil_connectors::jwks::fetch(&client, url.as_str(), std::time::Duration::from_secs(10))
+        .await
+    {
+        Ok(bytes) => crate::identity::oidc::Jwks::parse(&bytes)
+            .map(|_| Ok(()))
+            .map_err(|why| anyhow::anyhow!("admin.oidc.jwks_url: {why}")),
+        Err(vigil_connectors::ConnectorError::Status { status, .. }) if status < 500 => {
+            anyhow::bail!("admin.oidc.jwks_url answered {status}: it is not the issuer's JWKS URL")
         }
+        Err(error) => Ok(Err(format!(
+            "admin.oidc.jwks_url: {error}; OIDC tokens are refused until the keys can be fetched"
+        ))),
+    }
+}
+
+/// `vigil check --config FILE [--offline]`: exit 0 when `serve` would start, 1 listing every
+/// problem (or the first thing that cannot be resolved).
+pub async fn check(config: &Path, offline: bool) -> anyhow::Result<ExitCode> {
+    let bundle = match bundle::load(config) {
+        Ok(bundle) => bundle,
         Err(problems) => {
             eprint!("{problems}");
-            Ok(ExitCode::FAILURE)
+            return Ok(ExitCode::FAILURE);
         }
-    }
+    };
+    let resolved = if offline {
+        "secrets not resolved (--offline)".to_owned()
+    } else {
+        match preflight(&bundle).await {
+            Ok(preflighted) => {
+                for warning in &preflighted.warnings {
+                    eprintln!("warning: {warning}");
+                }
+                "secrets, tokens and keys resolved".to_owned()
+            }
+            Err(error) => {
+                eprintln!(
+                    "{}: `vigil serve` would not start: {error:#}",
+                    config.display()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    };
+    println!(
+        "{}: ok ({} sources, {} detectors, {} runbooks, {} policies, policy set {}; {resolved})",
+        config.display(),
+        bundle.config.sources.len(),
+        bundle.engine.detectors.len(),
+        bundle.engine.runbooks.len(),
+        bundle.authorizer.policy_ids().len(),
+        bundle
+            .authorizer
+            .policy_set_hash()
+            .get(..12)
+            .unwrap_or_default(),
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `vigil serve`: runs until SIGTERM or SIGINT, then stops gracefully and exits 0.
@@ -47,21 +142,39 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
             return Ok(ExitCode::FAILURE);
         }
     };
-    let location = ledger_location(&bundle.config.ledger)?;
-    let ledger = Ledger::open(&location)
-        .await
-        .with_context(|| format!("opening the ledger {}", location.describe()))?;
-    // The trust earned in earlier sessions; recorded with this session's config.
-    bundle.engine.trust = crate::trust_cmd::tally(&ledger)
-        .await
-        .context("reading the runbooks' verified outcomes from the ledger")?
-        .tallies;
+    let Preflighted {
+        resources,
+        ledger: location,
+        warnings,
+    } = preflight(&bundle).await?;
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
     let address = listen.unwrap_or(bundle.config.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("listening on {address}"))?;
-    let daemon = Daemon::build(
+    let created = NewLedgerFile::before_opening(&location);
+    let ledger = match Ledger::open(&location).await {
+        Ok(ledger) => ledger,
+        Err(error) => {
+            created.remove_if_created();
+            return Err(error)
+                .with_context(|| format!("opening the ledger {}", location.describe()));
+        }
+    };
+    // The trust earned in earlier sessions; recorded with this session's config.
+    bundle.engine.trust = match crate::trust_cmd::tally(&ledger).await {
+        Ok(tally) => tally.tallies,
+        Err(error) => {
+            ledger.close().await;
+            created.remove_if_created();
+            return Err(error).context("reading the runbooks' verified outcomes from the ledger");
+        }
+    };
+    let daemon = Daemon::with_resources(
         bundle,
+        resources,
         ledger,
         Some(listener),
         Clock::system(),
@@ -69,7 +182,7 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
             reload_on_sighup: true,
             ..DaemonOptions::default()
         },
-    )?;
+    );
     if let Some(address) = daemon.local_addr() {
         eprintln!("vigil serving /healthz, /readyz and /metrics on http://{address}");
     }
@@ -80,6 +193,33 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
     ledger.close().await;
     eprintln!("vigil stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A SQLite ledger file that `serve` is about to create: removed again if the start fails
+/// before the daemon records anything, so a failed start leaves no empty ledger.
+struct NewLedgerFile {
+    path: Option<PathBuf>,
+}
+
+impl NewLedgerFile {
+    fn before_opening(location: &LedgerLocation) -> NewLedgerFile {
+        let path = match location {
+            LedgerLocation::Sqlite { path } if !path.exists() => Some(path.clone()),
+            LedgerLocation::Sqlite { .. } | LedgerLocation::Postgres { .. } => None,
+        };
+        NewLedgerFile { path }
+    }
+
+    fn remove_if_created(&self) {
+        let Some(path) = &self.path else {
+            return;
+        };
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(name));
+        }
+    }
 }
 
 /// Where the config says the ledger is.

@@ -113,6 +113,10 @@ pub struct RawCheckpoint {
     pub publish_file: Option<String>,
     /// Also POST every checkpoint, as JSON, to this URL: a copy outside the machine.
     pub webhook_url: Option<String>,
+    /// Create the key even inside a git work tree (refused by default: one `git add -A`
+    /// would commit the private key).
+    #[serde(default)]
+    pub allow_key_in_git_tree: bool,
 }
 
 fn default_checkpoint_interval_secs() -> u64 {

@@ -93,6 +93,8 @@ pub struct CheckpointConfig {
     pub publish_file: Option<PathBuf>,
     /// Where every checkpoint is also POSTed.
     pub webhook_url: Option<Url>,
+    /// Whether the key may be created inside a git work tree.
+    pub allow_key_in_git_tree: bool,
 }
 
 /// One validated source.
@@ -250,6 +252,7 @@ pub fn validate(
             webhook_url: raw
                 .webhook_url
                 .and_then(|url| http_url(&mut problems, "ledger.checkpoint.webhook_url", &url)),
+            allow_key_in_git_tree: raw.allow_key_in_git_tree,
         }
     });
     if raw.max_concurrent_scrapes == 0 {

@@ -44,7 +44,12 @@ impl Checkpointer {
     /// When the key cannot be read or created: the config asked for checkpoints, so the
     /// daemon must not run without them.
     pub(crate) fn new(config: &CheckpointConfig, tracker: TaskTracker) -> anyhow::Result<Self> {
-        let key = checkpoints::load_or_create_key(&config.key_file)?;
+        let place = if config.allow_key_in_git_tree {
+            checkpoints::KeyPlace::Anywhere
+        } else {
+            checkpoints::KeyPlace::OutsideGit
+        };
+        let key = checkpoints::load_or_create_key(&config.key_file, place)?;
         tracing::info!(
             public_key = %hex::encode(key.verifying_key().to_bytes()),
             every_secs = config.interval.as_secs(),

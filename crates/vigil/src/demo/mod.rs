@@ -157,7 +157,7 @@ async fn run_in(
         .replace("@LEDGER_PATH@", &db.display().to_string())
         .replace(
             "@CHECKPOINT_KEY@",
-            &work_dir.join("checkpoint.key").display().to_string(),
+            &checkpoint_key(db).display().to_string(),
         )
         .replace(
             "@CHECKPOINT_FILE@",
@@ -318,9 +318,18 @@ async fn run_in(
     let vigil = command_prefix();
     println!("\nCheck it yourself:");
     println!("  {vigil} ledger verify --db {shown_db}");
+    let public_key = crate::checkpoints::load_or_create_key(
+        &checkpoint_key(db),
+        crate::checkpoints::KeyPlace::Anywhere,
+    )
+    .map(|key| hex::encode(key.verifying_key().to_bytes()))?;
     println!(
-        "  {vigil} ledger verify --db {shown_db} --checkpoint {}",
+        "  {vigil} ledger verify --db {shown_db} --checkpoint {} --public-key {public_key}",
         checkpoint_file(Path::new(shown_db)).display()
+    );
+    println!(
+        "    (the checkpoints' signing key is {}; its public key above is what an auditor pins)",
+        checkpoint_key(Path::new(shown_db)).display()
     );
     println!("  {vigil} replay --db {shown_db} --incident {incident_id}");
     println!("  {vigil} ledger show --db {shown_db} --incident {incident_id}");
@@ -405,6 +414,14 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 fn checkpoint_file(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(".checkpoint.json");
+    PathBuf::from(name)
+}
+
+/// Where the demo keeps its checkpoint signing key: beside the ledger, so that it outlives the
+/// run and its public key can be pinned (`vigil ledger verify --public-key`).
+fn checkpoint_key(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".checkpoint.key");
     PathBuf::from(name)
 }
 
