@@ -148,3 +148,67 @@ fn replay_decides_with_the_policies_that_were_in_force_after_a_reload() {
     );
     assert!(!stack.gateway.is_blocked(&stack.raw_keys[2]));
 }
+
+#[test]
+fn sighup_reloads_the_admin_tokens_and_keeps_them_when_the_file_is_broken() {
+    use crate::support::{Person, admin_tokens, http_get_with_bearer};
+    let dir = TempDir::new("reload-tokens");
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    let (tokens_file, tokens) = admin_tokens(
+        dir.path(),
+        &[Person {
+            name: "olga",
+            groups: &[],
+            roles: &["viewer"],
+        }],
+    );
+    let config = dir.join("vigil.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode: autonomous\nledger:\n  sqlite_path: \"{}\"\npolicies_dir: \"{}\"\nrunbooks_dir: runbooks\n\
+             sources:\n  - name: gateway\n    kind: litellm\n    url: http://127.0.0.1:9/metrics/\n\
+             detectors: []\nadmin:\n  tokens_file: \"{}\"\npager:\n  kind: log\n",
+            dir.join("ledger.db").display(),
+            repo_root().join("policies").display(),
+            tokens_file.display()
+        ),
+    )
+    .unwrap();
+    let mut served = Served::start(&config, dir.path());
+    wait_healthy(&served);
+    let address = served.address;
+    let whoami = |token: &str| {
+        http_get_with_bearer(address, "/v1/admin/whoami", token)
+            .expect("GET /v1/admin/whoami")
+            .status
+    };
+    assert_eq!(whoami(&tokens["olga"]), 200);
+    // A new person: unknown until SIGHUP.
+    let (_, added) = admin_tokens(
+        dir.path(),
+        &[Person {
+            name: "bob",
+            groups: &[],
+            roles: &["approver"],
+        }],
+    );
+    assert_eq!(whoami(&added["bob"]), 401);
+    hangup(&served);
+    wait_for_line(&mut served, "the admin tokens file was reloaded");
+    assert_eq!(whoami(&added["bob"]), 200);
+    // A broken file is refused whole; everyone's token keeps working.
+    let text = std::fs::read_to_string(&tokens_file).unwrap();
+    std::fs::write(
+        &tokens_file,
+        text.replace("roles: [approver]", "roles: [root]"),
+    )
+    .unwrap();
+    hangup(&served);
+    let refused = wait_for_line(&mut served, "the admin tokens were not reloaded");
+    assert!(refused.contains("`root` is not a role"), "{refused}");
+    assert_eq!(whoami(&added["bob"]), 200);
+    assert_eq!(whoami(&tokens["olga"]), 200);
+    let (code, stderr) = served.stop_with("TERM");
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -250,6 +250,20 @@ pub fn http_get(address: SocketAddr, path: &str) -> std::io::Result<Response> {
     )
 }
 
+/// `GET path` with a bearer token.
+pub fn http_get_with_bearer(
+    address: SocketAddr,
+    path: &str,
+    bearer: &str,
+) -> std::io::Result<Response> {
+    request(
+        address,
+        &format!(
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {bearer}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+}
+
 /// POSTs a JSON body with an optional bearer token over a plain HTTP/1.1 connection.
 pub fn http_post_json(
     address: SocketAddr,

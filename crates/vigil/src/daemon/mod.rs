@@ -317,6 +317,8 @@ impl Daemon {
             };
             tracker.spawn(querier.run(cancel.child_token()));
         }
+        // The SIGHUP task reloads the admin tokens too.
+        let authenticator = admin.as_ref().map(|admin| Arc::clone(&admin.authenticator));
         if let Some(listener) = listener {
             let intake_router = intake.map(|(bearer, max_body_bytes)| {
                 intake::router(intake::IntakeState {
@@ -404,6 +406,7 @@ impl Daemon {
                 hangups,
                 bundle.config.policies_dir.clone(),
                 policies_tx,
+                authenticator,
                 cancel.child_token(),
             ));
         }
@@ -452,19 +455,35 @@ impl Daemon {
     }
 }
 
-/// Reloads the policies on each SIGHUP: a set with any problem is refused whole (every
-/// problem logged with its file and line) and the one in force stays.
+/// Reloads the policies and the admin tokens on each SIGHUP: a set or file with any problem
+/// is refused whole (every problem logged with its file and line) and the one in force stays.
 #[cfg(unix)]
 async fn reload_on_sighup(
     mut hangups: tokio::signal::unix::Signal,
     dir: std::path::PathBuf,
     sender: mpsc::Sender<(crate::bundle::PolicyTexts, vigil_policy::Authorizer)>,
+    authenticator: Option<Arc<crate::identity::Authenticator>>,
     cancel: CancellationToken,
 ) {
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             received = hangups.recv() => if received.is_none() { return },
+        }
+        match authenticator
+            .as_ref()
+            .map(|authenticator| authenticator.reload_tokens())
+        {
+            Some(Ok(Some(n_tokens))) => {
+                tracing::warn!(n_tokens, "SIGHUP: the admin tokens file was reloaded");
+            }
+            Some(Err(error)) => {
+                let shown = crate::logsafe::escaped(&format!("{error:#}"));
+                tracing::error!(
+                    "SIGHUP: the admin tokens were not reloaded; the ones in force stay. {shown}"
+                );
+            }
+            Some(Ok(None)) | None => {}
         }
         match crate::bundle::reload_policies(&dir) {
             Ok(loaded) => {

@@ -136,7 +136,10 @@ struct OidcState {
 /// Authenticates admin API requests.
 #[derive(Debug)]
 pub struct Authenticator {
-    tokens: Option<TokenDirectory>,
+    /// The personal tokens, replaced whole on a reload (SIGHUP).
+    tokens: Option<RwLock<Arc<TokenDirectory>>>,
+    /// Where they are read from.
+    tokens_file: Option<std::path::PathBuf>,
     oidc: Option<OidcState>,
     mtls: Option<MtlsConfig>,
     roles: RoleMapping,
@@ -156,7 +159,8 @@ impl Authenticator {
             .map(TokenDirectory::load)
             .transpose()?;
         Ok(Authenticator {
-            tokens,
+            tokens: tokens.map(|tokens| RwLock::new(Arc::new(tokens))),
+            tokens_file: config.tokens_file.clone(),
             oidc: config.oidc.as_ref().map(|oidc| OidcState {
                 expectations: expectations(oidc),
                 keys: Arc::new(RwLock::new(jwks)),
@@ -170,17 +174,41 @@ impl Authenticator {
     #[must_use]
     pub fn with_tokens(tokens: TokenDirectory, roles: RoleMapping) -> Authenticator {
         Authenticator {
-            tokens: Some(tokens),
+            tokens: Some(RwLock::new(Arc::new(tokens))),
+            tokens_file: None,
             oidc: None,
             mtls: None,
             roles,
         }
     }
 
-    /// The personal tokens, when configured.
+    /// The personal tokens in force, when configured.
     #[must_use]
-    pub fn tokens(&self) -> Option<&TokenDirectory> {
-        self.tokens.as_ref()
+    pub fn tokens(&self) -> Option<Arc<TokenDirectory>> {
+        let tokens = self.tokens.as_ref()?;
+        let held = tokens
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(Arc::clone(&held))
+    }
+
+    /// Reads the tokens file again and puts it in force; a file with any problem is refused
+    /// whole and the tokens in force stay. `Ok(None)` when no tokens file is configured.
+    ///
+    /// # Errors
+    ///
+    /// The file's problems.
+    pub fn reload_tokens(&self) -> anyhow::Result<Option<usize>> {
+        let (Some(tokens), Some(path)) = (&self.tokens, &self.tokens_file) else {
+            return Ok(None);
+        };
+        let loaded = TokenDirectory::load(path)?;
+        let n_tokens = loaded.len();
+        let mut held = tokens
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *held = Arc::new(loaded);
+        Ok(Some(n_tokens))
     }
 
     /// Where the daemon's refresher puts the issuer's keys, when OIDC is configured.
@@ -203,11 +231,8 @@ impl Authenticator {
             if oidc::looks_like_jwt(token) {
                 return self.authenticate_jwt(token, now_ms);
             }
-            let entry = self
-                .tokens
-                .as_ref()
-                .and_then(|tokens| tokens.find(token))
-                .ok_or(AuthFailure::UnknownToken)?;
+            let tokens = self.tokens().ok_or(AuthFailure::UnknownToken)?;
+            let entry = tokens.find(token).ok_or(AuthFailure::UnknownToken)?;
             if entry.expires_at_ms.is_some_and(|expires| now_ms >= expires) {
                 return Err(AuthFailure::Expired {
                     id: entry.id.clone(),
