@@ -65,6 +65,12 @@ mod tests {
             "alice\\n2026-12-03T10:00:00Z  INFO vigil: approved by admin\\r\\u{1b}[31mred\\u{202e}"
         );
         assert_eq!(escaped("Zoë's reason: ok"), "Zoë's reason: ok");
+        // Label values keep their quotes; C1 controls and DEL are escaped too.
+        assert_eq!(escaped(r#"m{prompt="é \"x\""}"#), r#"m{prompt="é \"x\""}"#);
+        assert_eq!(
+            escaped("\r\t\u{1b}[31m\u{7f}\u{85}"),
+            "\\r\\t\\u{1b}[31m\\u{7f}\\u{85}"
+        );
         let long = "x".repeat(MAX_LOGGED_CHARS + 10);
         assert_eq!(escaped(&long).chars().count(), MAX_LOGGED_CHARS + 1);
     }

@@ -19,6 +19,7 @@ use vigil_ledger::BlobStore;
 use super::actions::{self, Targets};
 use super::clock::Clock;
 use super::telemetry::Telemetry;
+use crate::logsafe::Escaped;
 
 /// Where pages go.
 #[derive(Clone, Debug)]
@@ -101,7 +102,7 @@ impl Effects {
         let telemetry = Arc::clone(&self.telemetry);
         let (blobs, noted) = (self.blobs.clone(), Arc::clone(&self.exchanges));
         self.tracker.spawn(async move {
-            tracing::info!(%action_id, %idempotency_key, action = %action.describe(), reconcile, "carrying out action");
+            tracing::info!(%action_id, %idempotency_key, action = %Escaped(&action.describe()), reconcile, "carrying out action");
             let (outcome, exchanges) =
                 capture(actions::run(&targets, &action, &idempotency_key, reconcile)).await;
             keep_exchanges(&blobs, &noted, &action_id, &exchanges).await;
@@ -142,7 +143,7 @@ impl Effects {
                     Err(error) => (false, error.to_string()),
                 },
                 Pager::Log => {
-                    tracing::error!(%incident_id, title = %page.title, reason = %page.why.reason, "PAGE (log pager)");
+                    tracing::error!(%incident_id, title = %Escaped(&page.title), reason = %Escaped(&page.why.reason), "PAGE (log pager)");
                     (true, "written to the log".to_owned())
                 }
             } }).await;

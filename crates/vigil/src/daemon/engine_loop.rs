@@ -25,6 +25,7 @@ use super::intake::Ack;
 use super::telemetry::Telemetry;
 use super::{Note, NoteBody};
 use crate::bundle::PolicyTexts;
+use crate::logsafe::Escaped;
 use crate::session::{self, SessionRecord};
 
 /// How often an append is tried before the daemon gives up: a daemon that cannot record
@@ -509,7 +510,9 @@ impl EngineLoop {
     }
 }
 
-/// Decisions an operator should see in the log as well as in the ledger.
+/// Decisions an operator should see in the log as well as in the ledger. Every value that
+/// came from outside (a pushed prompt name, a scraped label, a person's name or reason) is
+/// escaped, so that it cannot break a log line or forge one.
 fn log_record(command: &Command) {
     let Command::Record(record) = command else {
         return;
@@ -522,38 +525,38 @@ fn log_record(command: &Command) {
             n_series,
             example,
         } => tracing::warn!(
-            source = %log_safe(source),
+            source = %Escaped(source),
             n_series,
             n_refused,
-            example = %log_safe(example),
+            example = %Escaped(example),
             "cardinality limit reached: new series of this source are refused until it has room again (vigil_series_refused_total counts them)"
         ),
         Record::FindingRaised { finding } => {
-            tracing::info!(fingerprint = %finding.fingerprint, severity = finding.severity.as_str(), "finding raised");
+            tracing::info!(fingerprint = %Escaped(&finding.fingerprint), severity = finding.severity.as_str(), "finding raised");
         }
         Record::IncidentOpened {
             incident_id,
             fingerprint,
             ..
         } => {
-            tracing::info!(%incident_id, %fingerprint, "incident opened");
+            tracing::info!(%incident_id, fingerprint = %Escaped(fingerprint), "incident opened");
         }
         Record::IncidentResolved {
             incident_id,
             outcome,
             ..
         } => {
-            tracing::info!(%incident_id, %outcome, "incident resolved");
+            tracing::info!(%incident_id, outcome = %Escaped(outcome), "incident resolved");
         }
         Record::IncidentEscalated {
             incident_id,
             reason,
             ..
         } => {
-            tracing::warn!(%incident_id, %reason, "incident escalated to a human");
+            tracing::warn!(%incident_id, reason = %Escaped(reason), "incident escalated to a human");
         }
         Record::VersionChanged { change } => {
-            tracing::info!(detector = %change.detector, change = %change.describe(), "version changed");
+            tracing::info!(detector = %Escaped(&change.detector), change = %Escaped(&change.describe()), "version changed");
         }
         Record::StepProposed {
             incident_id,
@@ -562,16 +565,25 @@ fn log_record(command: &Command) {
             why,
             ..
         } => {
-            tracing::warn!(%incident_id, %proposal_id, action = %action.describe(), %why, "step proposed; `vigil approve` or `vigil reject` it");
+            tracing::warn!(%incident_id, %proposal_id, action = %Escaped(&action.describe()), why = %Escaped(why), "step proposed; `vigil approve` or `vigil reject` it");
         }
         Record::HumanAction {
             by,
+            reason,
             command,
             accepted,
             outcome,
-            ..
+            credential_id,
         } => {
-            tracing::info!(%by, command = %command.describe(), accepted, %outcome, "human action");
+            tracing::info!(
+                by = %Escaped(by),
+                credential = %Escaped(credential_id.as_deref().unwrap_or("-")),
+                command = %Escaped(&command.describe()),
+                reason = %Escaped(reason),
+                accepted,
+                outcome = %Escaped(outcome),
+                "human action"
+            );
         }
         Record::FindingCleared { .. }
         | Record::Diagnosed { .. }
@@ -585,23 +597,6 @@ fn log_record(command: &Command) {
     }
 }
 
-/// `text` with its control characters escaped (`\n`, `\u{1b}`), so that a value someone
-/// else chose (a pushed prompt name, a scraped label) cannot break a log line or forge one.
-fn log_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut escaped = String::with_capacity(text.len() + 8);
-    for ch in text.chars() {
-        if ch.is_control() {
-            escaped.extend(ch.escape_default());
-        } else {
-            escaped.push(ch);
-        }
-    }
-    std::borrow::Cow::Owned(escaped)
-}
-
 fn command_kind(command: &Command) -> &'static str {
     match command {
         Command::Record(_) => "record",
@@ -610,27 +605,5 @@ fn command_kind(command: &Command) -> &'static str {
         Command::Execute { .. } => "execute",
         Command::Page { .. } => "page",
         Command::WakeAt { .. } => "wake_at",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_safe_escapes_control_characters_only() {
-        // (given, logged)
-        let cases = [
-            ("push:evals", "push:evals"),
-            (r#"m{prompt="é \"x\""}"#, r#"m{prompt="é \"x\""}"#),
-            ("a\nfake line", "a\\nfake line"),
-            (
-                "\r\t\u{1b}[31m\u{7f}\u{85}",
-                "\\r\\t\\u{1b}[31m\\u{7f}\\u{85}",
-            ),
-        ];
-        for (given, logged) in cases {
-            assert_eq!(log_safe(given), logged, "{given:?}");
-        }
     }
 }

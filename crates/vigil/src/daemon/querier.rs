@@ -15,6 +15,7 @@ use vigil_core::signal::{Labels, Sample};
 use super::clock::Clock;
 use super::scraper::{next_attempt, start_offset};
 use super::telemetry::Telemetry;
+use crate::logsafe::Escaped;
 
 pub(super) struct Querier {
     pub(super) name: String,
@@ -78,7 +79,7 @@ impl Querier {
         match result {
             Ok(result) => {
                 for warning in result.warnings.iter().take(3) {
-                    tracing::warn!(query = %self.name, %warning, "Prometheus warned about a query");
+                    tracing::warn!(query = %self.name, warning = %Escaped(&warning.to_string()), "Prometheus warned about a query");
                 }
                 let samples = samples_of(&result, &self.metric);
                 self.telemetry.scrape_ok(
@@ -97,7 +98,7 @@ impl Querier {
             Err(error) => {
                 self.telemetry
                     .scrape_failed(&self.name, started.elapsed().as_secs_f64());
-                tracing::warn!(query = %self.name, %error, "query failed");
+                tracing::warn!(query = %self.name, error = %Escaped(&error.to_string()), "query failed");
                 Event::ScrapeFailed {
                     source: self.name.clone(),
                     error: error.to_string(),

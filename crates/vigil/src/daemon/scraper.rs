@@ -16,6 +16,7 @@ use vigil_core::signal::{Labels, Sample};
 
 use super::clock::Clock;
 use super::telemetry::Telemetry;
+use crate::logsafe::Escaped;
 
 /// The longest wait between attempts while a source keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -76,7 +77,7 @@ impl Scraper {
                     exposition::choose_format(body.content_type.as_deref(), &decoded.text);
                 let parsed = decoded.parse(format);
                 for error in parsed.errors.iter().take(LOGGED_MALFORMED_LINES) {
-                    tracing::warn!(source = %source, line = error.line, reason = %error.reason, "malformed exposition line skipped");
+                    tracing::warn!(source = %source, line = error.line, reason = %Escaped(&error.reason.to_string()), "malformed exposition line skipped");
                 }
                 let samples: Vec<Sample> = parsed
                     .samples
@@ -110,7 +111,7 @@ impl Scraper {
             Err(error) => {
                 self.telemetry
                     .scrape_failed(&source, started.elapsed().as_secs_f64());
-                tracing::warn!(source = %source, %error, "scrape failed");
+                tracing::warn!(source = %source, error = %Escaped(&error.to_string()), "scrape failed");
                 Event::ScrapeFailed {
                     source,
                     error: error.to_string(),
