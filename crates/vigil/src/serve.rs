@@ -1,4 +1,8 @@
 //! `vigil serve` and `vigil check`.
+//!
+//! Both load the config, the runbooks and the policies together (`bundle.rs`), then read the
+//! listener's TLS files (`server.tls`) as the daemon will, so that `vigil check` refuses what
+//! `vigil serve` would.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,7 +18,7 @@ use crate::daemon::{Clock, Daemon, DaemonOptions};
 
 /// `vigil check --config FILE`: exit 0 when everything is valid, 1 listing every problem.
 pub fn check(config: &Path) -> anyhow::Result<ExitCode> {
-    match bundle::load(config) {
+    match bundle::load(config).and_then(|bundle| listener_files(&bundle).map(|()| bundle)) {
         Ok(bundle) => {
             println!(
                 "{}: ok ({} sources, {} detectors, {} runbooks, {} policies, policy set {})",
@@ -40,13 +44,19 @@ pub fn check(config: &Path) -> anyhow::Result<ExitCode> {
 
 /// `vigil serve`: runs until SIGTERM or SIGINT, then stops gracefully and exits 0.
 pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
-    let mut bundle = match bundle::load(config) {
-        Ok(bundle) => bundle,
-        Err(problems) => {
-            eprint!("{problems}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
+    // First, so that the default connection limit is sized under the raised limit.
+    match crate::daemon::server::raise_open_file_limit() {
+        Ok(open_files) => tracing::debug!(open_files, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
+    let mut bundle =
+        match bundle::load(config).and_then(|bundle| listener_files(&bundle).map(|()| bundle)) {
+            Ok(bundle) => bundle,
+            Err(problems) => {
+                eprint!("{problems}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
     let location = ledger_location(&bundle.config.ledger)?;
     let ledger = Ledger::open(&location)
         .await
@@ -71,7 +81,12 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
         },
     )?;
     if let Some(address) = daemon.local_addr() {
-        eprintln!("vigil serving /healthz, /readyz and /metrics on http://{address}");
+        // The address stays last on the line: scripts and tests read it from there.
+        eprintln!(
+            "vigil serving {} on {}://{address}",
+            daemon.routes().join(", "),
+            daemon.scheme()
+        );
     }
     let cancel = CancellationToken::new();
     // The signal task ends with the runtime if the daemon stops for another reason.
@@ -80,6 +95,19 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
     ledger.close().await;
     eprintln!("vigil stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads and checks the listener's TLS files, as `Daemon::build` will; problems are located
+/// in the config file like its own.
+fn listener_files(bundle: &bundle::Bundle) -> Result<(), crate::config::Problems> {
+    let Some(tls) = &bundle.config.server.tls else {
+        return Ok(());
+    };
+    crate::daemon::server::tls::load(tls)
+        .map(|_| ())
+        .map_err(|problems| {
+            crate::config::locate(&bundle.config_file.name, &bundle.config_file.text, problems)
+        })
 }
 
 /// Where the config says the ledger is.

@@ -94,6 +94,14 @@ pub(crate) struct AdminState {
     pub(crate) proposals: Proposals,
 }
 
+/// The routes [`router`] serves, as the startup line lists them (a test in `daemon/mod.rs`
+/// checks that each is routed).
+pub(crate) const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/admin/proposals"),
+    ("POST", "/v1/admin/human"),
+    ("POST", "/v1/admin/checkpoint"),
+];
+
 pub(crate) fn router(state: AdminState) -> Router {
     Router::new()
         .route("/v1/admin/proposals", get(list_proposals))

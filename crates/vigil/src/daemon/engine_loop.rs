@@ -289,7 +289,7 @@ impl EngineLoop {
             let _ = self.notes.send(Note {
                 seq: event_seq,
                 at: now,
-                body: NoteBody::Event(event),
+                body: note_of_push(event),
             });
             for (offset, command) in (1_u64..).zip(&commands) {
                 self.telemetry.command(command_kind(command));
@@ -495,6 +495,17 @@ impl EngineLoop {
 }
 
 /// Decisions an operator should see in the log as well as in the ledger.
+/// The note of a handled push: its kind and size, not its payload (see [`NoteBody::Pushed`]).
+fn note_of_push(event: Event) -> NoteBody {
+    match event {
+        Event::Pushed { payload } => NoteBody::Pushed {
+            kind: payload.kind(),
+            n_items: payload.n_items(),
+        },
+        other => NoteBody::Event(other),
+    }
+}
+
 fn log_record(command: &Command) {
     let Command::Record(record) = command else {
         return;

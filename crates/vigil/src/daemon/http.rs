@@ -1,35 +1,45 @@
-//! `vigil serve`'s HTTP endpoints: `/healthz`, `/readyz`, `/metrics`, and the pushed-events intake.
+//! `vigil serve`'s routes: `/healthz`, `/readyz`, `/metrics`, and the pushed-events intake
+//! and the admin API when they are on, assembled into one router with the layers every route
+//! runs inside (refusal accounting; the push limit on the intake routes). `server/` serves it.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
+use super::server::refusals::account;
+use super::server::{PushLimit, limit_pushes};
 use super::telemetry::Telemetry;
 
-/// Serves until `cancel` fires; `intake` adds the pushed-events routes.
-pub(super) async fn serve(
-    listener: TcpListener,
+/// The routes that are always on, as the startup line lists them.
+pub(super) const HEALTH_ROUTES: &[(&str, &str)] =
+    &[("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")];
+
+/// The daemon's router: the health routes, then `intake` behind `push_limit`, then `admin`.
+pub(super) fn router(
     telemetry: Arc<Telemetry>,
-    intake: Option<Router>,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
+    intake: Option<(Router, PushLimit)>,
+    admin: Option<Router>,
+) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(telemetry);
-    if let Some(intake) = intake {
-        router = router.merge(intake);
+        .with_state(Arc::clone(&telemetry));
+    if let Some((intake, push_limit)) = intake {
+        router = router
+            .merge(intake.route_layer(middleware::from_fn_with_state(push_limit, limit_pushes)));
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
+    if let Some(admin) = admin {
+        router = router.merge(admin);
+    }
+    // `layer` wraps every route (and the fallback) after routing, so the accounting sees
+    // which route matched.
+    router.layer(middleware::from_fn_with_state(telemetry, account))
 }
 
 async fn healthz() -> &'static str {

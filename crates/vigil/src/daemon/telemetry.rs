@@ -35,6 +35,8 @@ struct State {
 #[derive(Debug, Default)]
 pub struct Telemetry {
     state: Mutex<State>,
+    /// The listener's connections and refusals.
+    edge: super::server::EdgeStats,
 }
 
 impl Telemetry {
@@ -44,6 +46,11 @@ impl Telemetry {
             Err(poisoned) => poisoned.into_inner(),
         };
         apply(&mut guard)
+    }
+
+    /// The listener's connection and refusal counters.
+    pub(crate) fn edge(&self) -> &super::server::EdgeStats {
+        &self.edge
     }
 
     /// Registers a source so that it shows as down until its first scrape.
@@ -305,6 +312,7 @@ impl Telemetry {
                 "Samples of new series refused by the cardinality limits.",
             );
             let _ = writeln!(out, "vigil_series_refused_total {}", state.series_refused);
+            self.edge.render(&mut out);
             out
         })
     }
@@ -327,7 +335,7 @@ fn labelled(
     }
 }
 
-fn escape(value: &str) -> String {
+pub(super) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
