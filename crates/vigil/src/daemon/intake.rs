@@ -150,6 +150,9 @@ async fn receive(
             status => Failure::new(flavor, status, "cannot read the request body"),
         })?;
     let pushed = parse(&body).map_err(|error| Failure::invalid(flavor, error))?;
+    // Not needed past the parse: freed before the wait for the ledger, where the engine loop
+    // builds the entry, so that a push holds only one copy of itself at a time.
+    drop(body);
     let n_items = pushed.n_items();
     if n_items == 0 {
         return Ok(0);
