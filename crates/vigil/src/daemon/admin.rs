@@ -94,7 +94,7 @@ pub(crate) struct AdminState {
     pub(crate) proposals: Proposals,
 }
 
-/// The routes [`router`] serves, as the startup line lists them (a test in `daemon/mod.rs`
+/// The routes [`router`] serves, as the startup line lists them (a test in `daemon/http.rs`
 /// checks that each is routed).
 pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/admin/proposals"),

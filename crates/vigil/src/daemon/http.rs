@@ -67,3 +67,66 @@ async fn metrics(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {
         telemetry.render(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    //! The route lists the startup line prints are the routes served.
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tokio::sync::{broadcast, mpsc};
+    use tower::ServiceExt as _;
+    use vigil_connectors::secret::Secret;
+
+    use super::*;
+    use crate::daemon::{admin, intake};
+
+    #[tokio::test]
+    async fn every_listed_route_is_routed_with_its_method() {
+        let (pushes, _pushes_rx) = mpsc::channel(1);
+        let intake = intake::router(intake::IntakeState {
+            sender: pushes,
+            ack_wait: std::time::Duration::from_millis(1),
+            bearer: Some(Secret::new("intake-token")),
+            max_body_bytes: 1024,
+        });
+        let (checkpoints, _checkpoints_rx) = mpsc::channel(1);
+        let (events, _events_rx) = mpsc::channel(1);
+        let (notes, _) = broadcast::channel(1);
+        let admin = admin::router(admin::AdminState {
+            token: Secret::new("admin-token"),
+            checkpoints,
+            events,
+            notes,
+            proposals: admin::Proposals::default(),
+        });
+        let router = router(
+            Arc::new(Telemetry::default()),
+            Some((intake, PushLimit::new(1, 1024))),
+            Some(admin),
+        );
+        let listed = HEALTH_ROUTES
+            .iter()
+            .chain(intake::ROUTES)
+            .chain(admin::ROUTES);
+        for (method, path) in listed {
+            let request = Request::builder()
+                .method(*method)
+                .uri(*path)
+                .body(Body::empty())
+                .unwrap();
+            let status = router.clone().oneshot(request).await.unwrap().status();
+            assert!(
+                status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}: {status}"
+            );
+        }
+        // And an unlisted path is not.
+        let request = Request::builder()
+            .uri("/v1/push/unlisted")
+            .body(Body::empty())
+            .unwrap();
+        let status = router.oneshot(request).await.unwrap().status();
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}

@@ -70,7 +70,7 @@ pub(crate) struct IntakeState {
     pub(crate) max_body_bytes: usize,
 }
 
-/// The routes [`router`] serves, as the startup line lists them (a test in `daemon/mod.rs`
+/// The routes [`router`] serves, as the startup line lists them (a test in `daemon/http.rs`
 /// checks that each is routed).
 pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/push/evals"),

@@ -334,3 +334,68 @@ pub(crate) async fn log_summaries(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_summed_up_once_escaped_and_rendered() {
+        let stats = EdgeStats::default();
+        for _ in 0..5000 {
+            stats.refused("/v1/push/evals", Reason::Unauthorized, Some("no token"));
+        }
+        // A message that quotes what a client sent, with a line break and quotes in it.
+        stats.refused(
+            "/v1/push/evals",
+            Reason::UnsupportedMediaType,
+            Some("not `text/plain\n\"x\"`"),
+        );
+        stats.refused(CONNECTION_ROUTE, Reason::ConnectionLimit, None);
+        let line = stats.summary(Duration::from_secs(60));
+        assert_eq!(
+            line.as_deref(),
+            Some(
+                "refused 5002 request(s) or connection(s) in the last 60s: \
+                 /v1/push/evals unauthorized x5000 (last: \"no token\"); \
+                 /v1/push/evals unsupported_media_type x1 (last: \"not `text/plain\\n\\\"x\\\"`\"); \
+                 connection connection_limit x1"
+            )
+        );
+        // Nothing new: no line.
+        assert_eq!(stats.summary(Duration::from_secs(60)), None);
+        let mut text = String::new();
+        stats.render(&mut text);
+        let parsed = vigil_core::exposition::parse_text(&text);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert!(
+            text.contains(
+                "vigil_http_refused_total{route=\"/v1/push/evals\",reason=\"unauthorized\"} 5000"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn answers_that_are_refusals() {
+        let cases = [
+            ("/v1/push/evals", 401, Some(Reason::Unauthorized)),
+            ("/v1/push/evals", 413, Some(Reason::TooLarge)),
+            ("/v1/push/evals", 503, Some(Reason::Unavailable)),
+            ("/readyz", 503, None),
+            ("/v1/admin/human", 409, None),
+            ("/v1/push/evals", 202, None),
+            ("other", 404, Some(Reason::NotFound)),
+            ("/v1/push/evals", 429, Some(Reason::ClientError)),
+            ("/metrics", 500, None),
+        ];
+        for (route, status, expected) in cases {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                Reason::of_response(route, status),
+                expected,
+                "{route} {status}"
+            );
+        }
+    }
+}
