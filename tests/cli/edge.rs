@@ -40,8 +40,8 @@ const MAX_CONNECTIONS: usize = 2100;
 
 /// The documented bound (`daemon/server/mod.rs`): a push costs at most this many times its
 /// body at its peak, and a connection at most this many bytes.
-const PUSH_COST_PER_BODY_BYTE: usize = 12;
-const CONNECTION_COST_BYTES: usize = 32 * 1024;
+const PUSH_COST_PER_BODY_BYTE: usize = vigil::daemon::server::PUSH_COST_PER_BODY_BYTE as usize;
+const CONNECTION_COST_BYTES: usize = vigil::daemon::server::CONNECTION_COST_BYTES as usize;
 
 /// Hang guards, far above what anything here needs.
 const LIMIT: Duration = Duration::from_secs(180);
