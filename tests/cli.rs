@@ -52,3 +52,5 @@ mod serve;
 mod simulate;
 #[path = "cli/tamper.rs"]
 mod tamper;
+#[path = "cli/tls.rs"]
+mod tls;

@@ -379,6 +379,40 @@ async fn handlers_see_the_verified_client_certificate_and_strangers_fail_the_han
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test]
+async fn a_tls_handshake_that_never_comes_is_closed_and_counted() {
+    let dir = std::env::temp_dir().join(format!("vigil-server-tls-slow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pki = Pki::new("vigil test CA");
+    let server = pki.issue("localhost", ExtendedKeyUsagePurpose::ServerAuth);
+    let config = ServerTlsConfig {
+        cert_file: write(&dir, "server.crt", &server.pem),
+        key_file: write(&dir, "server.key", &server.key.serialize_pem()),
+        client_ca_file: None,
+    };
+    let server_config = tls::load(&config).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let running = start(
+        Limits {
+            tls_handshake_timeout: Duration::from_millis(300),
+            ..limits()
+        },
+        Some(server_config),
+    )
+    .await;
+    // Connected, and not a byte of a ClientHello.
+    let mut silent = TcpStream::connect(running.addr).await.unwrap();
+    assert_eq!(read_until_closed(&mut silent).await.unwrap(), "");
+    assert_eq!(
+        refused(&running, "connection", "tls_handshake_timeout"),
+        1.0
+    );
+    // Without `client_ca_file`, a client is served and seen without a certificate.
+    let mut client = tls_client(running.addr, &pki, None).await.unwrap();
+    let answer = request(&mut client, "/peer").await;
+    assert!(answer.ends_with("no client certificate"), "{answer}");
+}
+
 async fn request_plain_or_error(stream: &mut TcpStream) -> String {
     let _ = stream
         .write_all(b"GET /peer HTTP/1.1\r\nHost: vigil\r\n\r\n")
