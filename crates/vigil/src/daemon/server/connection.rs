@@ -6,7 +6,11 @@
 //! idle connection. The watch here does: bytes read while no request is under way start the
 //! head's timer (`header_read_timeout`); with no bytes and no request under way the idle
 //! timer runs (`idle_timeout`, from the accept or from the end of the last response); while a
-//! request is under way neither runs (its body has its own deadline, see `request.rs`).
+//! request is being handled neither runs (its body has its own deadline, see `request.rs`,
+//! and handlers bound their own waits). The idle timer also counts from the last byte
+//! written, so an answer still being written keeps its connection, while a client that stops
+//! reading it is cut off after `idle_timeout` without progress: slow readers cannot hold
+//! connections forever.
 
 use std::io;
 use std::net::SocketAddr;
@@ -133,6 +137,7 @@ impl ConnectionTask {
                     match expired {
                         Expired::Head => edge.refused(CONNECTION_ROUTE, Reason::HeaderTimeout, None),
                         Expired::Idle => edge.idle_connection_closed(),
+                        Expired::Write => edge.refused(CONNECTION_ROUTE, Reason::SlowReader, None),
                     }
                     // Dropping the connection closes the socket.
                     return;
@@ -149,12 +154,19 @@ pub(super) enum Expired {
     Head,
     /// Nothing happened for the idle timeout.
     Idle,
+    /// An answer whose body was still being produced could not be written for the idle
+    /// timeout (the client stopped reading).
+    Write,
 }
 
 #[derive(Debug)]
 struct ActivityState {
     /// Requests whose responses are not finished yet.
     in_flight: usize,
+    /// Of those, the ones whose answer is ready and being written.
+    answered: usize,
+    /// When bytes were last written, or an answer last became ready.
+    last_write: Instant,
     /// When the first byte of the next request head arrived, if one did.
     head_started: Option<Instant>,
     /// Since when the connection has had no request under way.
@@ -173,6 +185,8 @@ impl Activity {
         Activity {
             state: Mutex::new(ActivityState {
                 in_flight: 0,
+                answered: 0,
+                last_write: Instant::now(),
                 head_started: None,
                 idle_since: Instant::now(),
             }),
@@ -209,9 +223,26 @@ impl Activity {
         self.changed.notify_one();
     }
 
-    pub(super) fn request_finished(&self) {
+    /// A request's answer is ready: from now on only its writing is left.
+    pub(super) fn answer_ready(&self) {
+        self.with(|state| {
+            state.answered += 1;
+            state.last_write = Instant::now();
+        });
+        self.changed.notify_one();
+    }
+
+    fn bytes_written(&self) {
+        self.with(|state| state.last_write = Instant::now());
+    }
+
+    /// A request is done with (`answered`: after [`Activity::answer_ready`]).
+    pub(super) fn request_finished(&self, answered: bool) {
         self.with(|state| {
             state.in_flight = state.in_flight.saturating_sub(1);
+            if answered {
+                state.answered = state.answered.saturating_sub(1);
+            }
             if state.in_flight == 0 {
                 state.idle_since = Instant::now();
                 state.head_started = None;
@@ -227,12 +258,21 @@ impl Activity {
         idle_timeout: std::time::Duration,
     ) -> Option<(Instant, Expired)> {
         self.with(|state| {
-            if state.in_flight > 0 {
+            if state.in_flight > state.answered {
+                // A handler is at work; it bounds its own waits.
                 None
-            } else if let Some(started) = state.head_started {
+            } else if let (0, Some(started)) = (state.in_flight, state.head_started) {
                 Some((started + header_read_timeout, Expired::Head))
             } else {
-                Some((state.idle_since + idle_timeout, Expired::Idle))
+                // Nothing to do but write what is answered (hyper may still be flushing an
+                // answer whose body it has taken), or wait for the next request.
+                let since = state.idle_since.max(state.last_write);
+                let expired = if state.in_flight > 0 {
+                    Expired::Write
+                } else {
+                    Expired::Idle
+                };
+                Some((since + idle_timeout, expired))
             }
         })
     }
@@ -292,7 +332,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WatchedIo<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.bytes_written();
+        }
+        polled
     }
 
     fn poll_write_vectored(
@@ -300,7 +345,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WatchedIo<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.bytes_written();
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

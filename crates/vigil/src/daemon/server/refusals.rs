@@ -5,7 +5,8 @@
 //! A refusal is a request answered 4xx (but 409, the engine's answer to a person's
 //! instruction, recorded in the ledger) or 503 (but on `/readyz`, where it is the answer),
 //! and a connection closed before it could make a request: past the connection limit, a head
-//! not received in time, a head hyper could not parse, a failed or slow TLS handshake. Routes
+//! not received in time, a head hyper could not parse, a failed or slow TLS handshake; and a
+//! connection cut off because its client stopped reading its answer. Routes
 //! are the router's path templates (`other` for paths no route matches, `connection` for
 //! connection-level refusals) and reasons a closed list, so the metric's cardinality is
 //! bounded.
@@ -65,6 +66,8 @@ pub(crate) enum Reason {
     HeaderTimeout,
     /// A request head that could not be parsed, or was too large (hyper answered 400/431).
     BadRequestHead,
+    /// A client that stopped reading its answer for `server.idle_timeout_secs`.
+    SlowReader,
     /// A TLS handshake that did not finish within `server.tls_handshake_timeout_secs`.
     TlsHandshakeTimeout,
     /// A TLS handshake that failed (no common protocol, a client certificate that did not
@@ -92,6 +95,7 @@ impl Reason {
             Reason::ConnectionLimit => "connection_limit",
             Reason::HeaderTimeout => "header_timeout",
             Reason::BadRequestHead => "bad_request_head",
+            Reason::SlowReader => "slow_reader",
             Reason::TlsHandshakeTimeout => "tls_handshake_timeout",
             Reason::TlsHandshakeFailed => "tls_handshake_failed",
             Reason::AcceptFailed => "accept_failed",

@@ -71,6 +71,8 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
                 Ok(response) => response,
                 Err(never) => match never {},
             };
+            let mut in_flight = in_flight;
+            in_flight.answered();
             Ok(response.map(|inner| GuardedBody {
                 inner,
                 _in_flight: in_flight,
@@ -141,17 +143,29 @@ impl http_body::Body for GuardedBody {
 }
 
 /// Marks a request in flight on its connection while it lives.
-struct InFlight(Arc<Activity>);
+struct InFlight {
+    activity: Arc<Activity>,
+    answered: bool,
+}
 
 impl InFlight {
     fn start(activity: Arc<Activity>) -> InFlight {
         activity.request_started();
-        InFlight(activity)
+        InFlight {
+            activity,
+            answered: false,
+        }
+    }
+
+    /// The answer is ready; only its writing is left.
+    fn answered(&mut self) {
+        self.answered = true;
+        self.activity.answer_ready();
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.request_finished();
+        self.activity.request_finished(self.answered);
     }
 }

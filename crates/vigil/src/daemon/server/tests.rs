@@ -50,7 +50,8 @@ fn limits() -> Limits {
     }
 }
 
-/// `GET /peer` says what [`PeerInfo`] the handler saw; `POST /echo` reads its body.
+/// `GET /peer` says what [`PeerInfo`] the handler saw; `POST /echo` reads its body; `GET /big`
+/// answers 16 MiB.
 fn router(telemetry: &Arc<Telemetry>) -> Router {
     Router::new()
         .route(
@@ -70,6 +71,7 @@ fn router(telemetry: &Arc<Telemetry>) -> Router {
             }),
         )
         .route("/echo", post(|body: Bytes| async move { body }))
+        .route("/big", get(|| async { vec![b'x'; 16 << 20] }))
         .layer(middleware::from_fn_with_state(
             Arc::clone(telemetry),
             account,
@@ -192,6 +194,33 @@ async fn a_slow_body_gets_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("did not arrive in time"), "{answer}");
     assert_eq!(refused(&running, "/echo", "body_timeout"), 1.0);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answer_is_cut_off() {
+    let running = start(limits(), None).await;
+    // A small receive buffer, so that the answer cannot all sit in the kernel's buffers.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(running.addr).await.unwrap();
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nHost: vigil\r\n\r\n")
+        .await
+        .unwrap();
+    // Nothing is read until the server has given up on this client: hyper takes the whole
+    // body at once, so the stall is in flushing it, after the request is done with.
+    wait_for(|| {
+        metric(&running, "vigil_http_idle_connections_closed_total")
+            + refused(&running, "connection", "slow_reader")
+            == 1.0
+    })
+    .await;
+    let said = read_until_closed(&mut stream).await;
+    let n_bytes = said.as_ref().map_or(0, String::len);
+    assert!(
+        n_bytes < 16 << 20,
+        "the whole answer arrived: {n_bytes} bytes"
+    );
 }
 
 #[tokio::test]
