@@ -1,7 +1,7 @@
 //! The bounded edge of `vigil serve`: 2,000 connections that send half a request head and 16
-//! maximum-size pushes (OTLP exports of tiny attribute objects, the costliest shape to parse)
-//! at once. /healthz answers while they are held, the push limit answers 503 with
-//! `Retry-After` past it and success within it, the server closes every slow connection
+//! maximum-size pushes (eval batches, the costliest shape per byte measured) at once. /healthz
+//! answers while they are held, the push limit answers 503 with `Retry-After` past it and
+//! 202 within it, the server closes every slow connection
 //! after its header timeout, and the daemon's peak resident memory stays under the bound that
 //! `daemon/server/mod.rs` and `examples/vigil.yaml` document. Then the connection limit and
 //! the idle timeout, with a small limit and short timeouts.
@@ -40,8 +40,10 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 const MAX_CONNECTIONS: usize = 2100;
 
 /// The documented bound (`daemon/server/mod.rs`): a push costs at most this many times its
-/// body at its peak, and a connection at most this many bytes.
+/// body at its peak plus the largest tree one of its items may become, and a connection at
+/// most this many bytes.
 const PUSH_COST_PER_BODY_BYTE: usize = vigil::daemon::server::PUSH_COST_PER_BODY_BYTE as usize;
+const PUSH_COST_FIXED_BYTES: usize = vigil::daemon::server::PUSH_COST_FIXED_BYTES as usize;
 const CONNECTION_COST_BYTES: usize = vigil::daemon::server::CONNECTION_COST_BYTES as usize;
 
 /// Hang guards, far above what anything here needs.
@@ -84,34 +86,26 @@ pager:
     path
 }
 
-/// A valid OTLP/JSON export as close to `MAX_BODY_BYTES` as whole spans allow, in the
-/// shape that costs the most memory to parse (the documented bound's worst case): GenAI spans
-/// of 10,000 attributes each, nearly all tiny objects.
-fn largest_otlp_export() -> String {
-    let mut attributes = vec![
-        serde_json::json!({"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}),
-        serde_json::json!({"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}}),
-    ];
-    attributes.extend((0..9_998).map(
-        |idx| serde_json::json!({"key": format!("a{}", idx % 10), "value": {"intValue": "1"}}),
-    ));
-    let span = |idx: usize| {
-        serde_json::json!({
-            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": format!("{:016x}", idx + 1),
-            "name": "chat gpt-4o", "kind": 3,
-            "startTimeUnixNano": "1772366400000000000", "endTimeUnixNano": "1772366401000000000",
-            "attributes": attributes
-        })
+/// A valid eval batch of 10,000 results, as close to `MAX_BODY_BYTES` as padding allows.
+fn largest_eval_batch() -> String {
+    let batch = |pad: usize| {
+        let filler = "x".repeat(pad);
+        let results: Vec<serde_json::Value> = (0..10_000)
+            .map(|idx| {
+                serde_json::json!({
+                    "suite": format!("suite-{filler}"), "case": format!("case-{idx}-{filler}"),
+                    "passed": idx % 3 != 0, "score": 0.5, "model": format!("gpt-4o-{filler}"),
+                    "prompt_name": "answer", "prompt_version": "12", "input_tokens": 3120
+                })
+            })
+            .collect();
+        serde_json::json!({ "results": results }).to_string()
     };
-    let export = |n_spans: usize| {
-        let spans: Vec<serde_json::Value> = (0..n_spans).map(span).collect();
-        serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).to_string()
-    };
-    let per_span = export(2).len() - export(1).len();
-    let n_spans = (MAX_BODY_BYTES - export(0).len()) / per_span;
-    let body = export(n_spans);
+    let per_pad_char = batch(1).len() - batch(0).len();
+    let pad = (MAX_BODY_BYTES - batch(0).len()) / per_pad_char;
+    let body = batch(pad);
     assert!(
-        body.len() <= MAX_BODY_BYTES && body.len() > MAX_BODY_BYTES - per_span,
+        body.len() <= MAX_BODY_BYTES && body.len() > MAX_BODY_BYTES - per_pad_char,
         "{}",
         body.len()
     );
@@ -183,7 +177,7 @@ fn push(
         .set_read_timeout(Some(LIMIT))
         .expect("a read timeout");
     let head = format!(
-        "POST /v1/traces HTTP/1.1\r\nHost: vigil\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /v1/push/evals HTTP/1.1\r\nHost: vigil\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     let (first, rest) = body.as_bytes().split_at(body.len() / 2);
@@ -242,7 +236,7 @@ fn slow_connections_and_maximum_pushes_stay_within_the_bounds() {
     let address = served.address;
     let pid = served.child.id();
     let base = peak_rss(pid);
-    let body = Arc::new(largest_otlp_export());
+    let body = Arc::new(largest_eval_batch());
 
     // 16 pushes, their heads and half their bodies sent; the limit answers 12 at once.
     let sent = Arc::new(Barrier::new(PUSHES + 1));
@@ -259,7 +253,7 @@ fn slow_connections_and_maximum_pushes_stay_within_the_bounds() {
         metric(
             address,
             "vigil_http_refused_total",
-            &[("route", "/v1/traces"), ("reason", "push_limit")],
+            &[("route", "/v1/push/evals"), ("reason", "push_limit")],
         )
     };
     poll_until("the pushes past the limit to be refused", || {
@@ -306,7 +300,7 @@ fn slow_connections_and_maximum_pushes_stay_within_the_bounds() {
         .collect();
     let accepted: Vec<&Answer> = answers
         .iter()
-        .filter(|answer| answer.status == 200)
+        .filter(|answer| answer.status == 202)
         .collect();
     let refused: Vec<&Answer> = answers
         .iter()
@@ -318,8 +312,7 @@ fn slow_connections_and_maximum_pushes_stay_within_the_bounds() {
         "{answers:#?}"
     );
     for answer in &accepted {
-        // OTLP's full success: an `ExportTraceServiceResponse` without `partial_success`.
-        assert_eq!(answer.body.trim(), "{}");
+        assert_eq!(answer.body.trim(), r#"{"accepted":10000}"#);
     }
     for answer in &refused {
         assert_eq!(answer.retry_after.as_deref(), Some("1"), "{answer:?}");
@@ -345,7 +338,8 @@ fn slow_connections_and_maximum_pushes_stay_within_the_bounds() {
     let peak = peak_rss(pid);
     let bound = base
         + MAX_CONNECTIONS * CONNECTION_COST_BYTES
-        + MAX_CONCURRENT_PUSHES * PUSH_COST_PER_BODY_BYTE * MAX_BODY_BYTES;
+        + MAX_CONCURRENT_PUSHES
+            * (PUSH_COST_PER_BODY_BYTE * MAX_BODY_BYTES + PUSH_COST_FIXED_BYTES);
     eprintln!(
         "vigil serve peak RSS: {} MiB (at start {} MiB, bound {} MiB)",
         peak >> 20,
@@ -361,7 +355,7 @@ fn slow_connections_and_maximum_pushes_stay_within_the_bounds() {
     assert!(
         summaries
             .iter()
-            .any(|line| line.contains("/v1/traces push_limit x12")),
+            .any(|line| line.contains("/v1/push/evals push_limit x12")),
         "{stderr}"
     );
     assert!(summaries.len() < 60, "{} summary lines", summaries.len());

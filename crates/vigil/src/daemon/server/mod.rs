@@ -20,25 +20,28 @@
 //! **Memory.** What the listener holds is bounded by these limits. A connection costs a few
 //! KiB (hyper's 8 KiB read buffer to start with, the task): 2,000 connections holding half a
 //! head raised the peak RSS by about 40 MiB, so [`CONNECTION_COST_BYTES`] is a safe figure.
-//! The pushes dominate: at its peak a push holds its body, its parse (a JSON tree of the
-//! whole body, then the typed payload), the event's JSON tree and canonical text for the
-//! ledger and SQLite's copy, and the allocator keeps some of what was freed. The JSON tree
-//! is the largest part and grows with the number of objects, not bytes (about 630 bytes per
-//! object): measured on a debug build with glibc, the peak RSS rose by 9.5 times the body
-//! for a 12.2 MB eval batch (10,000 results), 20 times for an 11.9 MB OTLP export (10,000
-//! GenAI spans of 17 attributes), and 26 times for a 20.9 MB OTLP export made of small
-//! attribute objects, the worst shape. So a push is counted at [`PUSH_COST_PER_BODY_BYTE`]
-//! times `max_body_bytes`. At most `intake.max_concurrent_pushes` are handled at once, and
-//! the engine's queue holds no more than that, so the daemon's resident memory stays under
+//! The pushes dominate: at its peak a push holds its body, the tree of the one item being
+//! parsed (payloads are checked whole, then parsed item by item: `vigil_core::intake`), the
+//! typed payload, the event's JSON tree and canonical text for the ledger and SQLite's copy,
+//! and the allocator keeps some of what was freed. Measured on a debug build with glibc, one
+//! push raised the peak RSS by 7.4 times its body for an 11.2 MB eval batch (10,000
+//! results), 4.2 times for an 11.9 MB OTLP export (10,000 GenAI spans of 17 attributes) and
+//! 1.6 times for a 20.9 MB OTLP export of tiny attribute objects. An item's tree grows with
+//! its objects (about 630 bytes each), and an item of more than 100,000 objects and arrays is
+//! refused unparsed, so one tree stays under [`PUSH_COST_FIXED_BYTES`]. A push is counted at
+//! `PUSH_COST_PER_BODY_BYTE x max_body_bytes + PUSH_COST_FIXED_BYTES`. At most
+//! `intake.max_concurrent_pushes` are handled at once, and the engine's queue holds no more
+//! than that, so the daemon's resident memory stays under
 //!
-//! `base + max_connections x CONNECTION_COST_BYTES + max_concurrent_pushes x PUSH_COST_PER_BODY_BYTE x max_body_bytes`
+//! `base + max_connections x CONNECTION_COST_BYTES
+//!   + max_concurrent_pushes x (PUSH_COST_PER_BODY_BYTE x max_body_bytes + PUSH_COST_FIXED_BYTES)`
 //!
-//! where `base` is the daemon without pushes (about 45 MiB plus the series store): 2.7 GiB
+//! where `base` is the daemon without pushes (about 45 MiB plus the series store): 1.4 GiB
 //! with the defaults (4,096 connections, 4 pushes of 20 MiB); lower `max_body_bytes` or
-//! `max_concurrent_pushes` for less (parsing a batch item by item instead of as one tree is
-//! what would bring the factor down). The bounded-edge test
-//! (`tests/cli/edge.rs`) checks it with 2,000 slow connections and 16 maximum-size pushes at
-//! once (`cargo test -p vigil --test cli edge:: -- --nocapture` prints the peak).
+//! `max_concurrent_pushes` for less. The bounded-edge test (`tests/cli/edge.rs`) checks it
+//! with 2,000 slow connections and 16 maximum-size pushes at once
+//! (`cargo test -p vigil --test cli edge:: -- --nocapture` prints the peak), and
+//! `cargo run -p vigil-bench -- edge --vigil PATH` measures any build.
 
 mod connection;
 mod push_limit;
@@ -71,9 +74,12 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// actions, pages, logs) when the connection limit is sized from the open-file limit.
 pub const RESERVED_FILES: u64 = 256;
 
-/// A push's peak memory, as a multiple of its body's size, for the worst payload shape
-/// measured (see the module doc).
-pub const PUSH_COST_PER_BODY_BYTE: u64 = 32;
+/// A push's peak memory grows by this many times its body (measured: see the module doc).
+pub const PUSH_COST_PER_BODY_BYTE: u64 = 12;
+
+/// And by the largest tree one item may become: `vigil_core::intake` refuses items of more
+/// than 100,000 objects and arrays unparsed, at about 630 bytes each.
+pub const PUSH_COST_FIXED_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A connection's memory at most, in bytes (measured: see the module doc).
 pub const CONNECTION_COST_BYTES: u64 = 32 * 1024;
