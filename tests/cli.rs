@@ -1,5 +1,5 @@
 //! The real `vigil` binary, end to end: the demo stories, the ledger's tamper evidence and
-//! replay, `vigil check`, `vigil policy check|test`, `vigil runbook lint`, `vigil metrics parse`, `vigil backtest`, and `vigil serve` answering on loopback and stopping on a signal.
+//! replay, `vigil check`, `vigil policy check|test`, `vigil runbook lint`, `vigil metrics parse`, `vigil backtest`, `vigil serve` answering on loopback and stopping on a signal, and its bounded edge (slow connections, maximum pushes, the connection limit) in `cli/edge.rs`.
 //!
 //! Every child process is killed if its test fails, every wait is bounded, and no assertion
 //! depends on how fast the machine is: the bounds only guard against hangs.
@@ -30,6 +30,8 @@ mod crash;
 mod demo;
 #[path = "cli/durability.rs"]
 mod durability;
+#[path = "cli/edge.rs"]
+mod edge;
 #[path = "cli/exchanges.rs"]
 mod exchanges;
 #[path = "cli/golden.rs"]
@@ -52,3 +54,5 @@ mod serve;
 mod simulate;
 #[path = "cli/tamper.rs"]
 mod tamper;
+#[path = "cli/tls.rs"]
+mod tls;

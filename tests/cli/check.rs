@@ -92,6 +92,18 @@ impl ConfigDir {
         )
     }
 
+    /// `vigil check` without `--offline`: it also reads what `serve` reads before it starts.
+    fn check_online(&self) -> Finished {
+        vigil(
+            [
+                "check".as_ref(),
+                "--config".as_ref(),
+                self.config().as_os_str(),
+            ],
+            self.dir.path(),
+        )
+    }
+
     /// The copied config passes before a test breaks it, so its failure is the test's doing.
     fn assert_valid(&self) {
         self.check()
@@ -228,4 +240,39 @@ fn check_lists_every_problem_of_config_runbooks_and_policies_at_once() {
         break_policy(&dir),
     ];
     assert_problems(&dir.check(), &expected);
+}
+
+#[test]
+fn check_reads_the_listener_tls_files_as_serve_would() {
+    let dir = ConfigDir::new("check-tls");
+    dir.assert_valid();
+    let line = dir.edit(
+        "vigil.yaml",
+        "  # tls:\n  #   cert_file: tls/vigil.crt ",
+        "  tls:\n    cert_file: tls/vigil.crt ",
+    ) + 1;
+    dir.edit(
+        "vigil.yaml",
+        "  #   key_file: tls/vigil.key ",
+        "    key_file: tls/vigil.key ",
+    );
+    std::fs::create_dir(dir.path("tls")).expect("creating tls/");
+    // A certificate file that is not PEM, and no key file at all.
+    std::fs::write(dir.path("tls/vigil.crt"), "not a certificate\n").expect("writing");
+    let config = show(&dir.config());
+    let run = dir.check_online();
+    assert_problems(
+        &run,
+        &[
+            format!(
+                "{config}:{line}: `server.tls.cert_file`: `{}` holds no PEM certificate",
+                show(&dir.path("tls/vigil.crt"))
+            ),
+            format!(
+                "{config}:{}: `server.tls.key_file`: cannot read `{}`",
+                line + 1,
+                show(&dir.path("tls/vigil.key"))
+            ),
+        ],
+    );
 }

@@ -131,6 +131,8 @@ pager:
 pub(crate) struct Served {
     pub(crate) child: ChildGuard,
     pub(crate) address: SocketAddr,
+    /// The line that says what is served where (`vigil serving ... on http://ADDRESS`).
+    pub(crate) startup_line: String,
     stderr_lines: mpsc::Receiver<String>,
     stderr: Vec<String>,
 }
@@ -171,6 +173,7 @@ impl Served {
         let mut served = Served {
             child,
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            startup_line: String::new(),
             stderr_lines,
             stderr: Vec::new(),
         };
@@ -182,9 +185,11 @@ impl Served {
                     served.stderr.join("\n")
                 )
             });
+            // `on http://ADDRESS` or `on https://ADDRESS`, last on the line.
             if line.contains("vigil serving")
-                && let Some((_, address)) = line.rsplit_once("on http://")
+                && let Some((_, address)) = line.rsplit_once("://")
             {
+                served.startup_line = line.clone();
                 break address
                     .trim()
                     .parse()
@@ -275,6 +280,14 @@ pub(crate) fn scrapes_ok(metrics: &str) -> f64 {
 fn serve_once(dir: &TempDir, config: &Path, signal: &str) -> String {
     let served = Served::start(config, dir.path());
 
+    // Neither the intake nor the admin API is on: the startup line lists only what is.
+    assert_eq!(
+        served.startup_line,
+        format!(
+            "vigil serving GET /healthz, GET /readyz, GET /metrics on http://{}",
+            served.address
+        )
+    );
     let health = http_get(served.address, "/healthz").expect("GET /healthz");
     assert_eq!((health.status, health.body.trim()), (200, "ok"));
 
@@ -437,6 +450,14 @@ fn serve_takes_pushed_events_over_http_and_records_them() {
     );
     std::fs::write(&config, text).expect("writing the config");
     let served = Served::start(&config, dir.path());
+    assert!(
+        served.startup_line.ends_with(&format!(
+            "GET /metrics, POST /v1/push/evals, POST /v1/push/agent-runs, POST /v1/push/alertmanager, POST /v1/traces on http://{}",
+            served.address
+        )),
+        "{}",
+        served.startup_line
+    );
     served.poll("/readyz", "readiness", |response| response.status == 200);
 
     let evals = eval_batch(1);

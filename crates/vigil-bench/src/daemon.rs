@@ -68,7 +68,8 @@ detectors:
   - name: token-spike
     kind: spike
     source: gateway
-intake: {{}}
+intake:
+  max_concurrent_pushes: 16              # one per client: none is refused
 pager:
   kind: log
 "#,

@@ -6,6 +6,7 @@
 mod authz;
 mod daemon;
 mod detectors;
+mod edge;
 mod ledger;
 mod parse;
 mod replay;
@@ -51,6 +52,11 @@ const BENCHMARKS: &[Benchmark] = &[
         name: "daemon",
         about: daemon::ABOUT,
         run: daemon::run,
+    },
+    Benchmark {
+        name: "edge",
+        about: edge::ABOUT,
+        run: edge::run,
     },
     Benchmark {
         name: "replay",

@@ -6,6 +6,9 @@
 //! on to bind its listener and only then opens (or creates) the ledger, so a config that
 //! cannot start leaves no empty ledger behind. `check --offline` skips what needs the
 //! environment (secrets, files outside the repository, the network), for linting in CI.
+//!
+//! The listener's TLS files (`server.tls`) are read as the daemon will, and their problems
+//! are located in the config file like its own.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -101,6 +104,10 @@ pub async fn check(config: &Path, offline: bool) -> anyhow::Result<ExitCode> {
     let resolved = if offline {
         "secrets not resolved (--offline)".to_owned()
     } else {
+        if let Err(problems) = listener_files(&bundle) {
+            eprint!("{problems}");
+            return Ok(ExitCode::FAILURE);
+        }
         match preflight(&bundle).await {
             Ok(preflighted) => {
                 for warning in &preflighted.warnings {
@@ -135,13 +142,19 @@ pub async fn check(config: &Path, offline: bool) -> anyhow::Result<ExitCode> {
 
 /// `vigil serve`: runs until SIGTERM or SIGINT, then stops gracefully and exits 0.
 pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
-    let mut bundle = match bundle::load(config) {
-        Ok(bundle) => bundle,
-        Err(problems) => {
-            eprint!("{problems}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
+    // First, so that the default connection limit is sized under the raised limit.
+    match crate::daemon::server::raise_open_file_limit() {
+        Ok(open_files) => tracing::debug!(open_files, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
+    let mut bundle =
+        match bundle::load(config).and_then(|bundle| listener_files(&bundle).map(|()| bundle)) {
+            Ok(bundle) => bundle,
+            Err(problems) => {
+                eprint!("{problems}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
     let Preflighted {
         resources,
         ledger: location,
@@ -184,7 +197,12 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
         },
     );
     if let Some(address) = daemon.local_addr() {
-        eprintln!("vigil serving /healthz, /readyz and /metrics on http://{address}");
+        // The address stays last on the line: scripts and tests read it from there.
+        eprintln!(
+            "vigil serving {} on {}://{address}",
+            daemon.routes().join(", "),
+            daemon.scheme()
+        );
     }
     let cancel = CancellationToken::new();
     // The signal task ends with the runtime if the daemon stops for another reason.
@@ -220,6 +238,19 @@ impl NewLedgerFile {
             let _ = std::fs::remove_file(PathBuf::from(name));
         }
     }
+}
+
+/// Reads and checks the listener's TLS files, as `Daemon::build` will; problems are located
+/// in the config file like its own.
+fn listener_files(bundle: &bundle::Bundle) -> Result<(), crate::config::Problems> {
+    let Some(tls) = &bundle.config.server.tls else {
+        return Ok(());
+    };
+    crate::daemon::server::tls::load(tls)
+        .map(|_| ())
+        .map_err(|problems| {
+            crate::config::locate(&bundle.config_file.name, &bundle.config_file.text, problems)
+        })
 }
 
 /// Where the config says the ledger is.

@@ -62,6 +62,14 @@ pub struct EventRecord {
     pub exchanges_blob: Option<String>,
 }
 
+/// [`EventRecord`] borrowing its event, for writing; the same JSON.
+#[derive(Serialize)]
+struct EventRecordRef<'a> {
+    event: &'a Event,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exchanges_blob: Option<String>,
+}
+
 /// The payload of a `command` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommandRecord {
@@ -98,8 +106,10 @@ pub fn event_entry(
         at_ms,
         kind: EntryKind::Event,
         incident_id: event.incident_id().map(str::to_owned),
-        payload: serde_json::to_value(EventRecord {
-            event: event.clone(),
+        // Serialized from a borrow: a pushed event can weigh tens of MiB, and a copy of it
+        // would only live until this returns.
+        payload: serde_json::to_value(EventRecordRef {
+            event,
             exchanges_blob,
         })?,
     })

@@ -210,18 +210,17 @@ const CALL_FIELDS: [&str; 3] = ["name", "arguments", "arguments_hash"];
 
 /// Parses and validates a batch of agent runs, reporting every problem with its path.
 pub fn parse_agent_runs(body: &[u8]) -> Result<AgentRunBatch, IntakeError> {
-    let root = json::parse(body)?;
+    // Checked whole, then parsed one run at a time (see `json.rs`).
+    let root = json::parse_raw(body)?;
     let mut walker = Walker::default();
     let mut runs = Vec::new();
-    if let Some(map) = walker.object(&root, "") {
-        walker.reject_unknown(map, "", &["runs"]);
-        let items = walker.field(map, "", "runs", |walker, value, path| {
-            walker.array(value, path, MAX_AGENT_RUNS)
-        });
-        for (idx, item) in items.unwrap_or_default().iter().enumerate() {
-            if let Some(run) = agent_run(&mut walker, item, &json::index("runs", idx)) {
-                runs.push(run);
-            }
+    let items = json::batch_items(&mut walker, root, "runs", MAX_AGENT_RUNS);
+    for (idx, raw) in items.into_iter().enumerate() {
+        let path = json::index("runs", idx);
+        if let Some(item) = walker.tree(raw, &path)
+            && let Some(run) = agent_run(&mut walker, &item, &path)
+        {
+            runs.push(run);
         }
     }
     walker.finish(AgentRunBatch { runs })

@@ -95,18 +95,17 @@ const FIELDS: [&str; 10] = [
 
 /// Parses and validates a batch of eval results, reporting every problem with its path.
 pub fn parse_evals(body: &[u8]) -> Result<EvalBatch, IntakeError> {
-    let root = json::parse(body)?;
+    // Checked whole, then parsed one result at a time (see `json.rs`).
+    let root = json::parse_raw(body)?;
     let mut walker = Walker::default();
     let mut results = Vec::new();
-    if let Some(map) = walker.object(&root, "") {
-        walker.reject_unknown(map, "", &["results"]);
-        let items = walker
-            .required(map, "", "results")
-            .and_then(|value| walker.array(value, "results", MAX_EVAL_RESULTS));
-        for (idx, item) in items.unwrap_or_default().iter().enumerate() {
-            if let Some(result) = eval_result(&mut walker, item, &json::index("results", idx)) {
-                results.push(result);
-            }
+    let items = json::batch_items(&mut walker, root, "results", MAX_EVAL_RESULTS);
+    for (idx, raw) in items.into_iter().enumerate() {
+        let path = json::index("results", idx);
+        if let Some(item) = walker.tree(raw, &path)
+            && let Some(result) = eval_result(&mut walker, &item, &path)
+        {
+            results.push(result);
         }
     }
     walker.finish(EvalBatch { results })

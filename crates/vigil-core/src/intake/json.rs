@@ -2,7 +2,18 @@
 //! over the parsed value records every problem with its path, up to [`MAX_PROBLEMS`].
 //!
 //! serde_json refuses nesting deeper than 128 levels, so nothing here can overflow the stack.
+//!
+//! A parsed tree costs far more than its text (about 630 bytes per object), so a large
+//! payload is not parsed whole: [`parse_raw`] checks the syntax of the whole body without
+//! building anything, and [`Walker::raw_object`] and [`Walker::raw_array`] open it level by
+//! level, borrowing from the body, down to items small enough to parse as a tree one at a
+//! time ([`Walker::tree`]).
 
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{Deserializer as _, IgnoredAny, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::IntakeError;
@@ -12,26 +23,205 @@ use crate::signal::Labels;
 /// The most problems one payload reports; the rest are only counted.
 pub const MAX_PROBLEMS: usize = 20;
 
+/// The most objects and arrays a part parsed as one tree may hold (a whole Alertmanager
+/// notification, one eval result, agent run or span): a tree costs about 630 bytes per object,
+/// so this bounds one tree to about 64 MiB whatever the payload's shape. Real parts hold far
+/// fewer (a span with 10,000 attributes: about 20,000).
+pub const MAX_TREE_NODES: usize = 100_000;
+
 /// Parses `body` as JSON, or reports where the syntax breaks.
+/// A body with more than [`MAX_TREE_NODES`] objects and arrays is refused before it is
+/// parsed (once its syntax is checked).
 pub(crate) fn parse(body: &[u8]) -> Result<Value, IntakeError> {
-    serde_json::from_slice(body).map_err(|error| {
-        // serde_json's message ends with " at line L column C"; the position is given once.
-        let text = error.to_string();
-        let reason = text
-            .rsplit_once(" at line ")
-            .map_or(text.as_str(), |(reason, _position)| reason);
-        IntakeError {
+    if count_nodes(body) > MAX_TREE_NODES {
+        serde_json::from_slice::<IgnoredAny>(body).map_err(|error| syntax_error(&error))?;
+        return Err(IntakeError {
+            problems: vec![Problem::new("", too_many_nodes())],
+            omitted: 0,
+        });
+    }
+    serde_json::from_slice(body).map_err(|error| syntax_error(&error))
+}
+
+fn too_many_nodes() -> String {
+    format!(
+        "holds more than {MAX_TREE_NODES} objects and arrays; at most that many are accepted in one item"
+    )
+}
+
+/// How many objects and arrays `text` holds, counted up to one past [`MAX_TREE_NODES`].
+fn count_nodes(text: &[u8]) -> usize {
+    let (mut n_nodes, mut in_string, mut escaped) = (0_usize, false, false);
+    for &byte in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                n_nodes += 1;
+                if n_nodes > MAX_TREE_NODES {
+                    return n_nodes;
+                }
+            }
+            _ => {}
+        }
+    }
+    n_nodes
+}
+
+/// Checks that `body` is JSON, or reports where the syntax breaks, as [`parse`] does, without
+/// building a tree.
+pub(crate) fn parse_raw(body: &[u8]) -> Result<&RawValue, IntakeError> {
+    let checked = serde_json::from_slice::<&RawValue>(body);
+    if checked.is_ok() && !nested_too_deep(body) {
+        return checked.map_err(|error| syntax_error(&error));
+    }
+    // The raw check words some faults differently (a trailing comma) and lets nesting past
+    // the tree parser's limit pass; the tree parser says what it always said, and stops at
+    // the fault, when asking it is cheap.
+    if count_nodes(body) <= MAX_TREE_NODES
+        && let Err(error) = serde_json::from_slice::<Value>(body)
+    {
+        return Err(syntax_error(&error));
+    }
+    match checked {
+        Err(error) => Err(syntax_error(&error)),
+        Ok(_) => Err(IntakeError {
             problems: vec![Problem::new(
                 "",
-                format!(
-                    "invalid JSON at line {} column {}: {reason}",
-                    error.line(),
-                    error.column()
-                ),
+                "nests arrays and objects more than 128 levels deep",
             )],
             omitted: 0,
+        }),
+    }
+}
+
+/// Whether `body` nests arrays and objects as deep as the tree parser refuses (128 levels).
+fn nested_too_deep(body: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0_usize, false, false);
+    for &byte in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
         }
-    })
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth >= 128 {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+fn syntax_error(error: &serde_json::Error) -> IntakeError {
+    // serde_json's message ends with " at line L column C"; the position is given once.
+    let text = error.to_string();
+    let reason = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(reason, _position)| reason);
+    IntakeError {
+        problems: vec![Problem::new(
+            "",
+            format!(
+                "invalid JSON at line {} column {}: {reason}",
+                error.line(),
+                error.column()
+            ),
+        )],
+        omitted: 0,
+    }
+}
+
+/// What kind of JSON value `raw` is, from its first character (it is valid JSON).
+fn describe_raw(raw: &RawValue) -> &'static str {
+    match raw.get().trim_start().as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// Whether `raw` is `null` (which counts as absent).
+pub(crate) fn is_null(raw: &RawValue) -> bool {
+    raw.get().trim() == "null"
+}
+
+/// The elements of an array, at most `max_len` of them borrowed; the rest only counted.
+struct BoundedElements<'a> {
+    kept: Vec<&'a RawValue>,
+    n_elements: usize,
+}
+
+struct BoundedVisitor {
+    max_len: usize,
+}
+
+impl<'de> Visitor<'de> for BoundedVisitor {
+    type Value = BoundedElements<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut kept = Vec::new();
+        let mut n_elements = 0_usize;
+        while n_elements < self.max_len {
+            match seq.next_element::<&'de RawValue>()? {
+                Some(element) => kept.push(element),
+                None => return Ok(BoundedElements { kept, n_elements }),
+            }
+            n_elements += 1;
+        }
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            n_elements += 1;
+        }
+        Ok(BoundedElements { kept, n_elements })
+    }
+}
+
+/// The items of a batch, `{"<key>": [...]}` with no other key, left unparsed: the caller
+/// parses one at a time ([`Walker::tree`]).
+pub(crate) fn batch_items<'a>(
+    walker: &mut Walker,
+    root: &'a RawValue,
+    key: &str,
+    max_len: usize,
+) -> Vec<&'a RawValue> {
+    let Some(map) = walker.raw_object(root, "") else {
+        return Vec::new();
+    };
+    walker.reject_unknown_keys(map.keys(), "", &[key]);
+    match map.get(key) {
+        None => {
+            walker.report(key, "required field is missing");
+            Vec::new()
+        }
+        Some(raw) => walker.raw_array(raw, key, max_len).unwrap_or_default(),
+    }
 }
 
 /// The path of `key` inside the object at `path`.
@@ -158,7 +348,17 @@ impl Walker {
 
     /// Reports every key of `map` that is not in `known`.
     pub(crate) fn reject_unknown(&mut self, map: &Map<String, Value>, path: &str, known: &[&str]) {
-        for key in map.keys() {
+        self.reject_unknown_keys(map.keys(), path, known);
+    }
+
+    /// Reports every one of `keys` that is not in `known`.
+    pub(crate) fn reject_unknown_keys<'k>(
+        &mut self,
+        keys: impl Iterator<Item = &'k String>,
+        path: &str,
+        known: &[&str],
+    ) {
+        for key in keys {
             if !known.contains(&key.as_str()) {
                 self.report(
                     &join(path, key),
@@ -207,6 +407,79 @@ impl Walker {
             Value::Array(items) => Some(items),
             other => {
                 self.report(path, format!("must be an array, found {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    /// `raw` as an object whose values are left unparsed.
+    pub(crate) fn raw_object<'a>(
+        &mut self,
+        raw: &'a RawValue,
+        path: &str,
+    ) -> Option<BTreeMap<String, &'a RawValue>> {
+        if !raw.get().trim_start().starts_with('{') {
+            self.report(
+                path,
+                format!("must be an object, found {}", describe_raw(raw)),
+            );
+            return None;
+        }
+        match serde_json::from_str(raw.get()) {
+            Ok(map) => Some(map),
+            Err(error) => {
+                self.report(path, format!("cannot be read: {error}"));
+                None
+            }
+        }
+    }
+
+    /// `raw` as an array of at most `max_len` elements left unparsed (the problem, as
+    /// [`Walker::array`] words it, when it has more).
+    pub(crate) fn raw_array<'a>(
+        &mut self,
+        raw: &'a RawValue,
+        path: &str,
+        max_len: usize,
+    ) -> Option<Vec<&'a RawValue>> {
+        if !raw.get().trim_start().starts_with('[') {
+            self.report(
+                path,
+                format!("must be an array, found {}", describe_raw(raw)),
+            );
+            return None;
+        }
+        let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+        match deserializer.deserialize_seq(BoundedVisitor { max_len }) {
+            Ok(elements) if elements.n_elements > max_len => {
+                self.report(
+                    path,
+                    format!(
+                        "has {} elements; at most {max_len} are accepted in one request",
+                        elements.n_elements
+                    ),
+                );
+                None
+            }
+            Ok(elements) => Some(elements.kept),
+            Err(error) => {
+                self.report(path, format!("cannot be read: {error}"));
+                None
+            }
+        }
+    }
+
+    /// `raw` parsed as a tree, unless it holds more than [`MAX_TREE_NODES`] objects and
+    /// arrays (a problem then).
+    pub(crate) fn tree(&mut self, raw: &RawValue, path: &str) -> Option<Value> {
+        if count_nodes(raw.get().as_bytes()) > MAX_TREE_NODES {
+            self.report(path, too_many_nodes());
+            return None;
+        }
+        match serde_json::from_str(raw.get()) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.report(path, format!("cannot be read: {error}"));
                 None
             }
         }

@@ -54,8 +54,11 @@
 //! OTLP specification requires; the resource's `service.name` is kept when it is a string.
 //! A request without `resourceSpans` is empty, not wrong.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::IntakeError;
 use super::json::{self, Walker};
@@ -231,12 +234,15 @@ const STATUS_CODES: [(StatusCode, &str); 3] = [
 /// Parses an OTLP/JSON trace export request and keeps its GenAI spans, reporting every
 /// problem with its path.
 pub fn parse_otlp_traces(body: &[u8]) -> Result<SpanBatch, IntakeError> {
-    let root = json::parse(body)?;
+    // Checked whole, then opened level by level: only one span at a time is a parsed tree, so
+    // a large export costs little more than its text (a tree of it all would cost up to 26
+    // times as much: OTLP/JSON is made of small objects).
+    let root = json::parse_raw(body)?;
     let mut walker = Walker::default();
     let mut batch = SpanBatch::default();
-    if let Some(map) = walker.object(&root, "") {
-        let resource_spans = optional_array(&mut walker, map, "", "resourceSpans");
-        for (idx, item) in resource_spans.iter().enumerate() {
+    if let Some(map) = walker.raw_object(root, "") {
+        let resource_spans = optional_array(&mut walker, &map, "", "resourceSpans");
+        for (idx, item) in resource_spans.into_iter().enumerate() {
             let path = json::index("resourceSpans", idx);
             read_resource_spans(&mut walker, item, &path, &mut batch);
         }
@@ -244,50 +250,56 @@ pub fn parse_otlp_traces(body: &[u8]) -> Result<SpanBatch, IntakeError> {
     walker.finish(batch)
 }
 
-fn optional_array<'v>(
+/// The elements of the optional array `key` (absent or `null`: none), unparsed.
+fn optional_array<'a>(
     walker: &mut Walker,
-    map: &'v Map<String, Value>,
+    map: &BTreeMap<String, &'a RawValue>,
     path: &str,
     key: &str,
-) -> &'v [Value] {
-    walker
-        .optional_field(map, path, key, |walker, value, path| {
-            walker.array(value, path, MAX_OTLP_ARRAY)
-        })
-        .flatten()
-        .unwrap_or_default()
+) -> Vec<&'a RawValue> {
+    match map.get(key) {
+        Some(raw) if !json::is_null(raw) => walker
+            .raw_array(raw, &json::join(path, key), MAX_OTLP_ARRAY)
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
-fn read_resource_spans(walker: &mut Walker, value: &Value, path: &str, batch: &mut SpanBatch) {
-    let Some(map) = walker.object(value, path) else {
+fn read_resource_spans(walker: &mut Walker, raw: &RawValue, path: &str, batch: &mut SpanBatch) {
+    let Some(map) = walker.raw_object(raw, path) else {
         return;
     };
-    let service_name = walker
-        .optional_field(map, path, "resource", |walker, value, path| {
-            let resource = walker.object(value, path)?;
-            let found = attributes(walker, resource, path)
-                .into_iter()
-                .rev()
-                .filter(|attribute| attribute.key == "service.name")
-                .find_map(|attribute| attribute.value.get("stringValue")?.as_str())
-                .map(str::to_owned);
-            Some(found)
-        })
-        .flatten()
-        .flatten();
-    for (scope_idx, scope) in optional_array(walker, map, path, "scopeSpans")
-        .iter()
+    let service_name = match map.get("resource") {
+        Some(raw) if !json::is_null(raw) => {
+            let resource_path = json::join(path, "resource");
+            walker.tree(raw, &resource_path).and_then(|value| {
+                let resource = walker.object(&value, &resource_path)?;
+                attributes(walker, resource, &resource_path)
+                    .into_iter()
+                    .rev()
+                    .filter(|attribute| attribute.key == "service.name")
+                    .find_map(|attribute| attribute.value.get("stringValue")?.as_str())
+                    .map(str::to_owned)
+            })
+        }
+        _ => None,
+    };
+    for (scope_idx, scope) in optional_array(walker, &map, path, "scopeSpans")
+        .into_iter()
         .enumerate()
     {
         let scope_path = json::index(&json::join(path, "scopeSpans"), scope_idx);
-        let Some(scope_map) = walker.object(scope, &scope_path) else {
+        let Some(scope_map) = walker.raw_object(scope, &scope_path) else {
             continue;
         };
-        let spans = optional_array(walker, scope_map, &scope_path, "spans");
-        for (span_idx, span) in spans.iter().enumerate() {
+        let spans = optional_array(walker, &scope_map, &scope_path, "spans");
+        for (span_idx, span) in spans.into_iter().enumerate() {
             batch.spans_received += 1;
             let span_path = json::index(&json::join(&scope_path, "spans"), span_idx);
-            if let Some(span) = read_span(walker, span, &span_path, service_name.as_deref()) {
+            let Some(span) = walker.tree(span, &span_path) else {
+                continue;
+            };
+            if let Some(span) = read_span(walker, &span, &span_path, service_name.as_deref()) {
                 batch.spans.push(span);
             }
         }

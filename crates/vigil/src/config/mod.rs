@@ -8,12 +8,14 @@ pub mod autonomy;
 mod detectors;
 mod lines;
 pub mod raw;
+pub mod server;
 mod validate;
 
 use std::fmt;
 use std::path::Path;
 
 pub use lines::LineIndex;
+pub use server::{ServerConfig, ServerTlsConfig};
 pub use validate::{
     CheckpointConfig, Config, IntakeConfig, LedgerSetting, PagerConfig, QueryConfig,
 };

@@ -16,9 +16,13 @@ pub struct RawConfig {
     /// The environment name policies see as `resource.environment`.
     #[serde(default = "default_environment")]
     pub environment: String,
-    /// Where `vigil serve` answers `/healthz`, `/readyz` and `/metrics`.
+    /// Where `vigil serve` answers `/healthz`, `/readyz` and `/metrics` (and the intake and
+    /// admin API when they are on).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// The listener's limits, timeouts and TLS.
+    #[serde(default)]
+    pub server: super::server::RawServer,
     /// Where the ledger lives.
     pub ledger: RawLedger,
     /// The folder of Cedar policies (`*.cedar`) and the schema (`vigil.cedarschema`),
@@ -749,10 +753,18 @@ pub struct RawIntake {
     /// The largest request body accepted, in bytes (OTLP recommends 20 MiB).
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Pushes handled at once at most (across all intake routes); a push past it gets 503
+    /// with `Retry-After`. Each costs memory in proportion to its body (see `examples/vigil.yaml`).
+    #[serde(default = "default_max_concurrent_pushes")]
+    pub max_concurrent_pushes: usize,
 }
 
 fn default_max_body_bytes() -> usize {
     20 * 1024 * 1024
+}
+
+fn default_max_concurrent_pushes() -> usize {
+    4
 }
 
 /// Where pages go.

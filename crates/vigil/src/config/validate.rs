@@ -20,6 +20,7 @@ use vigil_core::runbook::Mode;
 use super::admin::{self, AdminApiConfig};
 use super::autonomy::{self, ActionsConfig};
 use super::raw::{RawConfig, RawDetector, RawPager, RawSecret, RawSource, SourceKind};
+use super::server::{self, ServerConfig};
 
 /// A validated config. Paths are resolved against the config file's folder.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct Config {
     pub environment: String,
     /// Where `vigil serve` listens.
     pub listen: SocketAddr,
+    /// The listener's limits, timeouts and TLS.
+    pub server: ServerConfig,
     /// Where the ledger lives.
     pub ledger: LedgerSetting,
     /// Signed checkpoints of the ledger, when enabled.
@@ -165,6 +168,8 @@ pub struct IntakeConfig {
     pub bearer: Option<SecretSource>,
     /// The largest body accepted.
     pub max_body_bytes: usize,
+    /// Pushes handled at once at most.
+    pub max_concurrent_pushes: usize,
 }
 
 /// Where pages go.
@@ -384,11 +389,15 @@ pub fn validate(
         if intake.max_body_bytes < 1024 {
             problems.push("intake.max_body_bytes", "must be at least 1024");
         }
+        if intake.max_concurrent_pushes == 0 {
+            problems.push("intake.max_concurrent_pushes", "must be at least 1");
+        }
         IntakeConfig {
             bearer: intake
                 .bearer_token
                 .map(|token| secret(&mut problems, "intake.bearer_token", token, base_dir)),
             max_body_bytes: intake.max_body_bytes,
+            max_concurrent_pushes: intake.max_concurrent_pushes,
         }
     });
     let pager = match raw.pager {
@@ -424,6 +433,7 @@ pub fn validate(
         mode: raw.mode,
         environment: raw.environment,
         listen,
+        server: server::validate_server(&mut problems, raw.server, base_dir),
         ledger,
         checkpoint,
         policies_dir: base_dir.join(raw.policies_dir),

@@ -41,7 +41,7 @@ use vigil_core::people::{
 };
 
 use super::clock::Clock;
-use super::peer::PeerInfo;
+use super::server::PeerInfo;
 use super::telemetry::Telemetry;
 use super::{Note, NoteBody};
 use crate::identity::{Authenticator, Credentials};
@@ -129,6 +129,15 @@ pub(crate) struct AdminState {
     pub(crate) failures: Arc<FailureLog>,
     pub(crate) clock: Clock,
 }
+
+/// The routes [`router`] serves, as the startup line lists them (a test in `daemon/http.rs`
+/// checks that each is routed).
+pub(crate) const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/admin/whoami"),
+    ("GET", "/v1/admin/proposals"),
+    ("POST", "/v1/admin/human"),
+    ("POST", "/v1/admin/checkpoint"),
+];
 
 pub(crate) fn router(state: AdminState) -> Router {
     Router::new()

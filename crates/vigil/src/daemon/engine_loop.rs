@@ -36,6 +36,10 @@ const APPEND_ATTEMPTS: u32 = 3;
 /// (one fsync), and each client hears back once that commits.
 const PUSH_BATCH: usize = 64;
 
+/// A batch takes no more pushes once it holds this many items (results, runs, alerts,
+/// spans): one maximum-size push is a batch of its own.
+const PUSH_BATCH_ITEMS: usize = 1_000;
+
 pub(super) struct EngineLoop {
     pub(super) engine: Engine,
     pub(super) ledger: Ledger,
@@ -108,10 +112,17 @@ impl EngineLoop {
                     // The pushes already waiting are recorded with this one, in one
                     // transaction; each client hears back only after it commits, and a
                     // failure stops the daemon as usual.
+                    // A batch also stops at PUSH_BATCH_ITEMS, so that large pushes are recorded
+                    // one by one: their entries (each a JSON tree of the whole payload) are
+                    // built together for the transaction, and that must not multiply.
+                    let mut n_items = first.0.n_items();
                     let mut batch = vec![first];
-                    while batch.len() < PUSH_BATCH {
+                    while batch.len() < PUSH_BATCH && n_items < PUSH_BATCH_ITEMS {
                         match self.pushes.try_recv() {
-                            Ok(next) => batch.push(next),
+                            Ok(next) => {
+                                n_items += next.0.n_items();
+                                batch.push(next);
+                            }
                             Err(_) => break,
                         }
                     }
@@ -287,7 +298,7 @@ impl EngineLoop {
             let _ = self.notes.send(Note {
                 seq: event_seq,
                 at: now,
-                body: NoteBody::Event(event),
+                body: note_of_push(event),
             });
             for (offset, command) in (1_u64..).zip(&commands) {
                 self.telemetry.command(command_kind(command));
@@ -507,6 +518,17 @@ impl EngineLoop {
                 }
             }
         }
+    }
+}
+
+/// The note of a handled push: its kind and size, not its payload (see [`NoteBody::Pushed`]).
+fn note_of_push(event: Event) -> NoteBody {
+    match event {
+        Event::Pushed { payload } => NoteBody::Pushed {
+            kind: payload.kind(),
+            n_items: payload.n_items(),
+        },
+        other => NoteBody::Event(other),
     }
 }
 

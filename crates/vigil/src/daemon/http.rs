@@ -1,35 +1,45 @@
-//! `vigil serve`'s HTTP endpoints: `/healthz`, `/readyz`, `/metrics`, and the pushed-events intake.
+//! `vigil serve`'s routes: `/healthz`, `/readyz`, `/metrics`, and the pushed-events intake
+//! and the admin API when they are on, assembled into one router with the layers every route
+//! runs inside (refusal accounting; the push limit on the intake routes). `server/` serves it.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
+use super::server::refusals::account;
+use super::server::{PushLimit, limit_pushes};
 use super::telemetry::Telemetry;
 
-/// Serves until `cancel` fires; `intake` adds the pushed-events routes.
-pub(super) async fn serve(
-    listener: TcpListener,
+/// The routes that are always on, as the startup line lists them.
+pub(super) const HEALTH_ROUTES: &[(&str, &str)] =
+    &[("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")];
+
+/// The daemon's router: the health routes, then `intake` behind `push_limit`, then `admin`.
+pub(super) fn router(
     telemetry: Arc<Telemetry>,
-    intake: Option<Router>,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
+    intake: Option<(Router, PushLimit)>,
+    admin: Option<Router>,
+) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(telemetry);
-    if let Some(intake) = intake {
-        router = router.merge(intake);
+        .with_state(Arc::clone(&telemetry));
+    if let Some((intake, push_limit)) = intake {
+        router = router
+            .merge(intake.route_layer(middleware::from_fn_with_state(push_limit, limit_pushes)));
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
+    if let Some(admin) = admin {
+        router = router.merge(admin);
+    }
+    // `layer` wraps every route (and the fallback) after routing, so the accounting sees
+    // which route matched.
+    router.layer(middleware::from_fn_with_state(telemetry, account))
 }
 
 async fn healthz() -> &'static str {
@@ -56,4 +66,77 @@ async fn metrics(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {
         )],
         telemetry.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    //! The route lists the startup line prints are the routes served.
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tokio::sync::{broadcast, mpsc};
+    use tower::ServiceExt as _;
+    use vigil_connectors::secret::Secret;
+
+    use super::*;
+    use crate::daemon::{admin, intake};
+
+    #[tokio::test]
+    async fn every_listed_route_is_routed_with_its_method() {
+        let (pushes, _pushes_rx) = mpsc::channel(1);
+        let intake = intake::router(intake::IntakeState {
+            sender: pushes,
+            ack_wait: std::time::Duration::from_millis(1),
+            bearer: Some(Secret::new("intake-token")),
+            max_body_bytes: 1024,
+        });
+        let (checkpoints, _checkpoints_rx) = mpsc::channel(1);
+        let (events, _events_rx) = mpsc::channel(1);
+        let (notes, _) = broadcast::channel(1);
+        let authenticator = crate::identity::Authenticator::with_tokens(
+            crate::identity::tokens::TokenDirectory::default(),
+            crate::identity::RoleMapping::default(),
+        );
+        let admin = admin::router(admin::AdminState {
+            authenticator: Arc::new(authenticator),
+            limits: vigil_core::people::InstructionLimits {
+                max_reason_chars: 100,
+            },
+            checkpoints,
+            events,
+            notes,
+            proposals: admin::Proposals::default(),
+            telemetry: Arc::new(Telemetry::default()),
+            failures: Arc::new(admin::FailureLog::default()),
+            clock: crate::daemon::Clock::system(),
+        });
+        let router = router(
+            Arc::new(Telemetry::default()),
+            Some((intake, PushLimit::new(1, 1024))),
+            Some(admin),
+        );
+        let listed = HEALTH_ROUTES
+            .iter()
+            .chain(intake::ROUTES)
+            .chain(admin::ROUTES);
+        for (method, path) in listed {
+            let request = Request::builder()
+                .method(*method)
+                .uri(*path)
+                .body(Body::empty())
+                .unwrap();
+            let status = router.clone().oneshot(request).await.unwrap().status();
+            assert!(
+                status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}: {status}"
+            );
+        }
+        // And an unlisted path is not.
+        let request = Request::builder()
+            .uri("/v1/push/unlisted")
+            .body(Body::empty())
+            .unwrap();
+        let status = router.oneshot(request).await.unwrap().status();
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
 }

@@ -93,6 +93,15 @@ pub(crate) struct IntakeState {
     pub(crate) max_body_bytes: usize,
 }
 
+/// The routes [`router`] serves, as the startup line lists them (a test in `daemon/http.rs`
+/// checks that each is routed).
+pub(crate) const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/push/evals"),
+    ("POST", "/v1/push/agent-runs"),
+    ("POST", "/v1/push/alertmanager"),
+    ("POST", OTLP_TRACES_PATH),
+];
+
 /// The intake routes, ready to be merged into the daemon's router.
 pub(crate) fn router(state: IntakeState) -> Router {
     let max_body_bytes = state.max_body_bytes;
@@ -208,6 +217,9 @@ async fn receive(
             status => Failure::new(flavor, status, "cannot read the request body"),
         })?;
     let pushed = parse(&body).map_err(|error| Failure::invalid(flavor, error))?;
+    // Not needed past the parse: freed before the wait for the ledger, where the engine loop
+    // builds the entry, so that a push holds only one copy of itself at a time.
+    drop(body);
     let n_items = pushed.n_items();
     if n_items == 0 {
         let report = PushReport {
@@ -381,11 +393,9 @@ impl Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        tracing::warn!(
-            status = self.status.as_u16(),
-            error = %self.error,
-            "refused a pushed payload"
-        );
+        // Refusals are counted and summed up in one log line per interval by the listener
+        // (`server/refusals.rs`), not logged one by one: a flood would flood the log.
+        let detail = super::server::refusals::RefusalDetail(self.error.clone());
         let body = match self.flavor {
             Flavor::Push => serde_json::json!({ "error": self.error, "problems": self.problems }),
             Flavor::Otlp => {
@@ -408,6 +418,7 @@ impl IntoResponse for Failure {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        response.extensions_mut().insert(detail);
         response
     }
 }

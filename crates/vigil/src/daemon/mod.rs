@@ -15,10 +15,10 @@ mod engine_loop;
 mod http;
 mod intake;
 mod jwks_refresh;
-pub mod peer;
 mod querier;
 mod resources;
 mod scraper;
+pub mod server;
 mod telemetry;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,6 +43,7 @@ use engine_loop::EngineLoop;
 use querier::Querier;
 pub use resources::Resources;
 use scraper::Scraper;
+pub use server::PeerInfo;
 pub use telemetry::Telemetry;
 
 use crate::bundle::Bundle;
@@ -72,8 +73,16 @@ pub struct Note {
 pub enum NoteBody {
     /// A session started or ended.
     Session(SessionRecord),
-    /// The engine consumed an event.
+    /// The engine consumed an event (but a pushed payload: see [`NoteBody::Pushed`]).
     Event(Event),
+    /// The engine consumed a pushed payload. Only its size travels: the channel keeps its
+    /// last 4096 notes, and one push can weigh tens of MiB (the ledger has the payload).
+    Pushed {
+        /// The payload's kind (`evals`, `agent_runs`, `alerts`, `spans`).
+        kind: &'static str,
+        /// How many items it carried.
+        n_items: usize,
+    },
     /// The engine issued a command.
     Command(Box<Command>),
 }
@@ -125,8 +134,12 @@ pub struct Daemon {
     resources: Resources,
 }
 
-/// Pushed payloads waiting to be forwarded to the engine at most; past it clients get 503.
-const PUSH_QUEUE: usize = 256;
+/// What the intake routes need.
+pub(crate) struct IntakeRuntime {
+    pub(crate) bearer: Option<vigil_connectors::secret::Secret>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) max_concurrent_pushes: usize,
+}
 
 impl Daemon {
     /// Resolves secrets and builds clients ([`Resources::resolve`]); fails with a clear
@@ -166,6 +179,31 @@ impl Daemon {
         }
     }
 
+    /// `https` when the listener terminates TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.resources.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The routes the listener serves, as `METHOD /path`: health and metrics always, the
+    /// intake and the admin API when they are on.
+    pub fn routes(&self) -> Vec<String> {
+        let mut routes: Vec<&(&str, &str)> = http::HEALTH_ROUTES.iter().collect();
+        if self.resources.intake.is_some() {
+            routes.extend(intake::ROUTES);
+        }
+        if self.resources.admin.is_some() {
+            routes.extend(admin::ROUTES);
+        }
+        routes
+            .into_iter()
+            .map(|(method, path)| format!("{method} {path}"))
+            .collect()
+    }
+
     /// A stream of what the daemon records, as it records it.
     pub fn subscribe(&self) -> broadcast::Receiver<Note> {
         self.notes.subscribe()
@@ -197,6 +235,7 @@ impl Daemon {
             pager,
             intake,
             admin,
+            tls,
         } = resources;
         let resumed = if options.resume {
             resume_or_explain(&ledger, &bundle.engine).await?
@@ -262,8 +301,13 @@ impl Daemon {
             .context("preparing the ledger's checkpoints")?;
         let (checkpoints_tx, checkpoints_rx) = mpsc::channel(4);
         // Pushed payloads go straight to the engine loop, which confirms each once its event
-        // is in the ledger: only then does the client get its 2xx.
-        let (pushes_tx, pushes_rx) = mpsc::channel(PUSH_QUEUE);
+        // is in the ledger: only then does the client get its 2xx. The queue holds as many as
+        // may be handled at once, so that pushes whose clients stopped waiting (past the
+        // acknowledgement wait) cannot pile up beyond the push limit's memory bound.
+        let push_queue = intake
+            .as_ref()
+            .map_or(1, |intake| intake.max_concurrent_pushes.max(1));
+        let (pushes_tx, pushes_rx) = mpsc::channel(push_queue);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let permits = Arc::new(Semaphore::new(bundle.config.max_concurrent_scrapes.max(1)));
         for source in targets {
@@ -320,13 +364,17 @@ impl Daemon {
         // The SIGHUP task reloads the admin tokens too.
         let authenticator = admin.as_ref().map(|admin| Arc::clone(&admin.authenticator));
         if let Some(listener) = listener {
-            let intake_router = intake.map(|(bearer, max_body_bytes)| {
-                intake::router(intake::IntakeState {
+            let intake_router = intake.map(|intake| {
+                let router = intake::router(intake::IntakeState {
                     sender: pushes_tx.clone(),
                     ack_wait: intake::ACK_WAIT,
-                    bearer,
-                    max_body_bytes,
-                })
+                    bearer: intake.bearer,
+                    max_body_bytes: intake.max_body_bytes,
+                });
+                (
+                    router,
+                    server::PushLimit::new(intake.max_concurrent_pushes, intake.max_body_bytes),
+                )
             });
             let admin_router = admin.map(|admin| {
                 let proposals = admin::Proposals::default();
@@ -359,17 +407,23 @@ impl Daemon {
                     clock,
                 })
             });
-            let routes = match (intake_router, admin_router) {
-                (Some(intake), Some(admin)) => Some(intake.merge(admin)),
-                (intake, admin) => intake.or(admin),
+            let server = server::Server {
+                listener,
+                router: http::router(Arc::clone(&telemetry), intake_router, admin_router),
+                tls,
+                limits: server::Limits::new(&bundle.config.server, options.grace / 2),
+                telemetry: Arc::clone(&telemetry),
             };
-            let telemetry = Arc::clone(&telemetry);
-            let cancel = cancel.child_token();
-            tracker.spawn(async move {
-                if let Err(error) = http::serve(listener, telemetry, routes, cancel).await {
-                    tracing::error!(%error, "the HTTP endpoints stopped");
-                }
-            });
+            tracing::info!(
+                max_connections = server.limits.max_connections,
+                "HTTP connection limit"
+            );
+            tracker.spawn(server::refusals::log_summaries(
+                Arc::clone(&telemetry),
+                bundle.config.server.refused_log_interval,
+                cancel.child_token(),
+            ));
+            tracker.spawn(server.run(cancel.child_token()));
         }
         let effects = Effects {
             targets: Arc::new(action_targets),

@@ -16,10 +16,9 @@ use vigil_connectors::litellm::AdminClient;
 use vigil_connectors::pager::{PagerDutyPager, SlackPager, WebhookPager};
 use vigil_connectors::prometheus::QueryClient;
 use vigil_connectors::scrape::ScrapeTarget;
-use vigil_connectors::secret::Secret;
 
 use super::effects::Pager;
-use super::{MAX_SCRAPE_BYTES, QueryRuntime, SourceRuntime, actions};
+use super::{IntakeRuntime, MAX_SCRAPE_BYTES, QueryRuntime, SourceRuntime, actions};
 use crate::config::admin::JwksSource;
 use crate::config::{Config, PagerConfig};
 use crate::identity::Authenticator;
@@ -32,8 +31,10 @@ pub struct Resources {
     pub(super) queries: Vec<QueryRuntime>,
     pub(super) action_targets: actions::Targets,
     pub(super) pager: Pager,
-    pub(super) intake: Option<(Option<Secret>, usize)>,
+    pub(super) intake: Option<IntakeRuntime>,
     pub(super) admin: Option<AdminResources>,
+    /// The listener's TLS, when it terminates TLS itself.
+    pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// The admin API's authenticator, and where its OIDC keys are refreshed from.
@@ -198,11 +199,26 @@ impl Resources {
                     Some(secret) => Some(secret.resolve().context("intake: bearer token")?),
                     None => None,
                 };
-                Some((bearer, intake.max_body_bytes))
+                Some(IntakeRuntime {
+                    bearer,
+                    max_body_bytes: intake.max_body_bytes,
+                    max_concurrent_pushes: intake.max_concurrent_pushes,
+                })
             }
             None => None,
         };
-        if let Some((Some(bearer), _)) = &intake {
+        let tls = match &config.server.tls {
+            Some(tls) => {
+                let server_config = super::server::tls::load(tls).map_err(|problems| {
+                    let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    anyhow::anyhow!("TLS: {}", listed.join("; "))
+                })?;
+                Some(tokio_rustls::TlsAcceptor::from(server_config))
+            }
+            None => None,
+        };
+        let intake_bearer = intake.as_ref().and_then(|intake| intake.bearer.as_ref());
+        if let Some(bearer) = intake_bearer {
             strength::check_token(bearer.expose())
                 .map_err(|why| anyhow::anyhow!("intake: bearer token: {why}"))?;
         }
@@ -224,7 +240,7 @@ impl Resources {
                     Some(JwksSource::File(_)) | None => None,
                 };
                 let authenticator = Authenticator::load(admin, jwks).context("admin")?;
-                if let (Some((Some(bearer), _)), Some(tokens)) = (&intake, authenticator.tokens())
+                if let (Some(bearer), Some(tokens)) = (intake_bearer, authenticator.tokens())
                     && tokens.holds_digest(&crate::identity::tokens::digest(bearer.expose()))
                 {
                     anyhow::bail!(
@@ -245,6 +261,7 @@ impl Resources {
             pager,
             intake,
             admin,
+            tls,
         })
     }
 }

@@ -40,6 +40,8 @@ struct State {
 #[derive(Debug, Default)]
 pub struct Telemetry {
     state: Mutex<State>,
+    /// The listener's connections and refusals.
+    edge: super::server::EdgeStats,
 }
 
 impl Telemetry {
@@ -49,6 +51,11 @@ impl Telemetry {
             Err(poisoned) => poisoned.into_inner(),
         };
         apply(&mut guard)
+    }
+
+    /// The listener's connection and refusal counters.
+    pub(crate) fn edge(&self) -> &super::server::EdgeStats {
+        &self.edge
     }
 
     /// Registers a source so that it shows as down until its first scrape.
@@ -348,6 +355,7 @@ impl Telemetry {
                 "outcome",
                 &state.admin_instructions,
             );
+            self.edge.render(&mut out);
             out
         })
     }
@@ -370,7 +378,7 @@ fn labelled(
     }
 }
 
-fn escape(value: &str) -> String {
+pub(super) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

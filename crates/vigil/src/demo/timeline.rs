@@ -123,6 +123,8 @@ impl Printer {
                 self.event(event);
                 None
             }
+            // The demo pushes nothing.
+            NoteBody::Pushed { .. } => None,
             NoteBody::Command(command) => self.command(command),
         }
     }

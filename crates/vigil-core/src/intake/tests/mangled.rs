@@ -156,3 +156,37 @@ fn deep_nesting_is_refused_without_overflowing_the_stack() {
     );
     assert!(parse_agent_runs(body.as_bytes()).is_ok());
 }
+
+// Regression: a part made of tiny objects cost about 630 bytes of tree per object, so a 20 MiB
+// body of them took over 500 MB to parse (issue 12).
+#[test]
+fn a_part_with_too_many_objects_is_refused_before_it_is_parsed() {
+    let junk = format!(
+        "[{}{{}}]",
+        "{},".repeat(crate::intake::json::MAX_TREE_NODES)
+    );
+    let evals = format!(
+        r#"{{"results": [{{"suite": "s", "case": "c", "passed": true, "model": "m",
+            "prompt_name": "p", "prompt_version": "1", "junk": {junk}}}]}}"#
+    );
+    assert_eq!(
+        parse_evals(evals.as_bytes()).unwrap_err().to_string(),
+        "the payload has 1 problem: results[0]: holds more than 100000 objects and arrays; at most that many are accepted in one item"
+    );
+    let alerts = format!(r#"{{"version": "4", "alerts": [], "junk": {junk}}}"#);
+    assert_eq!(
+        crate::intake::parse_alertmanager(alerts.as_bytes())
+            .unwrap_err()
+            .to_string(),
+        "the payload has 1 problem: holds more than 100000 objects and arrays; at most that many are accepted in one item"
+    );
+    let spans = format!(
+        r#"{{"resourceSpans": [{{"scopeSpans": [{{"spans": [{{"name": "x", "junk": {junk}}}]}}]}}]}}"#
+    );
+    assert_eq!(
+        crate::intake::parse_otlp_traces(spans.as_bytes())
+            .unwrap_err()
+            .to_string(),
+        "the payload has 1 problem: resourceSpans[0].scopeSpans[0].spans[0]: holds more than 100000 objects and arrays; at most that many are accepted in one item"
+    );
+}
