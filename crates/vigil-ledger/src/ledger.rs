@@ -456,7 +456,7 @@ impl Ledger {
     }
 
     /// A [`LedgerError::MalformedRow`] for this ledger.
-    fn malformed(&self, seq: u64, reason: String) -> LedgerError {
+    pub(crate) fn malformed(&self, seq: u64, reason: String) -> LedgerError {
         LedgerError::MalformedRow {
             database: self.database.clone(),
             seq,

@@ -106,6 +106,7 @@ pub mod hash;
 mod ledger;
 mod location;
 pub mod merkle;
+mod proofs;
 mod read;
 mod stored_checkpoints;
 mod verify;
@@ -115,6 +116,7 @@ pub use entry::{Entry, EntryKind, NewEntry};
 pub use error::LedgerError;
 pub use ledger::{BlobStore, Ledger};
 pub use location::LedgerLocation;
+pub use proofs::{ConsistencyProof, InclusionProof};
 pub use read::{EntryFilter, EntryReader, PageLimits, READ_PAGE_BYTES, VERIFY_PAGE_ROWS};
 pub use verify::{
     CHECKED_BLOBS_REMEMBERED, CheckpointHead, ProblemReason, VerifyProblem, VerifyReport,
