@@ -7,6 +7,7 @@ mod authz;
 mod daemon;
 mod detectors;
 mod ledger;
+mod ledger_size;
 mod parse;
 mod replay;
 mod store;
@@ -48,6 +49,11 @@ const BENCHMARKS: &[Benchmark] = &[
         run: ledger::run,
     },
     Benchmark {
+        name: "ledger-size",
+        about: ledger_size::ABOUT,
+        run: ledger_size::run,
+    },
+    Benchmark {
         name: "daemon",
         about: daemon::ABOUT,
         run: daemon::run,
@@ -62,7 +68,7 @@ const BENCHMARKS: &[Benchmark] = &[
 fn usage() -> String {
     let mut text = String::from("usage: vigil-bench <benchmark> [options]\n\nbenchmarks:\n");
     for benchmark in BENCHMARKS {
-        text.push_str(&format!("  {:<10} {}\n", benchmark.name, benchmark.about));
+        text.push_str(&format!("  {:<12} {}\n", benchmark.name, benchmark.about));
     }
     text
 }
