@@ -95,6 +95,14 @@
 //! already checked (about 4 MiB; beyond that a blob referred to again is checked again), and
 //! the stored checkpoints whose sizes fall within the current page (read a page at a time as
 //! the pass reaches them, [`Ledger::verify_with_checkpoints`]).
+//!
+//! An export ([`Ledger::export_tree`], [`export::ExportTree::write`]) adds two I/O buffers
+//! and O(log n) hashes: its Merkle tree is built level by level in a scratch file (about 64
+//! bytes per entry on disk, [`merkle::DiskTree`]) and each proof read from there.
+//! [`export::verify_export_from`] holds one line of the file and O(log n) hashes;
+//! [`Ledger::prove_inclusion`] and [`Ledger::prove_consistency`] one page of leaf hashes and
+//! O(log n) hashes ([`merkle::RangeHeads`]). Only [`Ledger::entries_for_incident`] and
+//! [`Ledger::checkpoints`] return everything they find at once.
 
 mod backend;
 mod canonical;
