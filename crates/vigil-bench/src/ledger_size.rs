@@ -1,5 +1,7 @@
 //! `vigil-bench ledger-size --out FILE [--mb N]`: writes a realistic SQLite ledger of at
-//! least N MB (default 320), to measure what the ledger commands need on a large ledger.
+//! least N MB (default 320), to measure what the ledger commands need on a large ledger;
+//! `--out postgres://... --schema NAME` writes it to a PostgreSQL schema (which must not
+//! hold a ledger yet) instead.
 //!
 //! The same command writes the same ledger. Each round copies a simulated day (the day-long
 //! game day of `scenarios/day-then-runaway.yaml`, as `vigil simulate --ledger` records it:
@@ -11,7 +13,7 @@
 //! checkpoint signed by a fixed key is stored every 10,000 entries and at the end. Measure
 //! with `/usr/bin/time -v vigil ledger verify --db FILE` and friends.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -41,11 +43,13 @@ const CHECKPOINT_EVERY: u64 = 10_000;
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut out = None;
+    let mut schema = None;
     let mut mb = 320_u64;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
-            "--out" => out = Some(PathBuf::from(iter.next().context("--out needs a file")?)),
+            "--out" => out = Some(iter.next().context("--out needs a file")?.clone()),
+            "--schema" => schema = Some(iter.next().context("--schema needs a name")?.clone()),
             "--mb" => {
                 mb = iter
                     .next()
@@ -53,22 +57,29 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                     .parse()
                     .context("--mb needs a number")?;
             }
-            other => anyhow::bail!("unknown option `{other}` (use --out FILE, --mb N)"),
+            other => {
+                anyhow::bail!(
+                    "unknown option `{other}` (use --out FILE|URL, --schema NAME, --mb N)"
+                )
+            }
         }
     }
     let out = out.context("--out FILE is required")?;
-    anyhow::ensure!(
-        !out.exists(),
-        "{} exists: remove it first (the same command writes the same ledger)",
-        out.display()
-    );
+    let location = vigil::ledger_cmd::location_of(&out, schema.as_deref())?;
+    if let LedgerLocation::Sqlite { path } = &location {
+        anyhow::ensure!(
+            !path.exists(),
+            "{} exists: remove it first (the same command writes the same ledger)",
+            path.display()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("a runtime")?;
     let scratch = std::env::temp_dir().join(format!("vigil-bench-size-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).context("a temporary folder")?;
-    let result = runtime.block_on(write_ledger(&out, mb * 1_000_000, &scratch));
+    let result = runtime.block_on(write_ledger(&location, mb * 1_000_000, &scratch));
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
@@ -182,13 +193,18 @@ fn push(round: u32, mb: usize, at_ms: i64) -> anyhow::Result<NewEntry> {
     Ok(vigil::session::event_entry(&event, at_ms, None)?)
 }
 
-async fn write_ledger(out: &Path, target_bytes: u64, scratch: &Path) -> anyhow::Result<()> {
+async fn write_ledger(
+    location: &LedgerLocation,
+    target_bytes: u64,
+    scratch: &Path,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let day = template(scratch).await?;
-    let location = LedgerLocation::Sqlite {
-        path: out.to_path_buf(),
-    };
-    let mut ledger = Ledger::open(&location).await?;
+    let mut ledger = Ledger::open(location).await?;
+    anyhow::ensure!(
+        ledger.is_empty(),
+        "{location} holds a ledger already: give an empty place (the same command writes the same ledger)"
+    );
     for blob in &day.blobs {
         ledger.put_blob(blob).await?;
     }
@@ -228,11 +244,17 @@ async fn write_ledger(out: &Path, target_bytes: u64, scratch: &Path) -> anyhow::
     }
     let (size, head) = ledger.tree_head().context("the tree head")?;
     ledger.close().await;
-    let file_bytes = std::fs::metadata(out)?.len();
+    let file = match location {
+        LedgerLocation::Sqlite { path } => {
+            format!(
+                "{:.1} MB file, ",
+                std::fs::metadata(path)?.len() as f64 / 1e6
+            )
+        }
+        LedgerLocation::Postgres { .. } => String::new(),
+    };
     println!(
-        "ledger-size: wrote `{}`: {:.1} MB file, {size} entries ({n_pushes} pushed batches of 4 to 19 MB, the largest entry {:.1} MB), {:.0} MB of payloads, tree head {}, in {:.0} s",
-        out.display(),
-        file_bytes as f64 / 1e6,
+        "ledger-size: wrote `{location}`: {file}{size} entries ({n_pushes} pushed batches of 4 to 19 MB, the largest entry {:.1} MB), {:.0} MB of payloads, tree head {}, in {:.0} s",
         largest as f64 / 1e6,
         bytes as f64 / 1e6,
         hex::encode(head),

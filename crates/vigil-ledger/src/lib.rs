@@ -103,6 +103,14 @@
 //! [`Ledger::prove_inclusion`] and [`Ledger::prove_consistency`] one page of leaf hashes and
 //! O(log n) hashes ([`merkle::RangeHeads`]). Only [`Ledger::entries_for_incident`] and
 //! [`Ledger::checkpoints`] return everything they find at once.
+//!
+//! In numbers: a page is at most 4 MiB or one entry, and an entry is held in about 2.5
+//! copies while it is read (SQLite's value, the driver's copy, the decoded text). On a
+//! 367 MB SQLite ledger of 207,954 entries whose largest is 19 MB, `vigil ledger verify`
+//! peaks at 113 MB of resident memory (176 MB before pages were bounded by bytes) and
+//! `vigil ledger export` at 84 MB (2.1 GB before); on a 1.1 GB ledger with the same largest
+//! entry, `verify` peaks at 113 to 121 MB. The `vigil` crate's `ledger_cmd` module has every
+//! command.
 
 mod backend;
 mod canonical;

@@ -21,7 +21,33 @@
 //!   entry: the payload is escaped as a JSON string);
 //! - `prove` reads the leaf hashes once and keeps only the O(log n) ranges of the proof.
 //!
-//! Measured on a 320 MB ledger (`vigil-bench ledger-size`), see `ARCHITECTURE.md`.
+//! So the peak is about 20 MB (the process, SQLite, the runtime: `show --since` that keeps
+//! nothing) plus a 4 MiB page plus about 2.5 live copies of the largest entry while it is
+//! read (SQLite's value, the driver's copy, the decoded text); glibc may also keep freed
+//! copies in each thread's arena. Measured (release build, `/usr/bin/time -v`, maximum
+//! resident set size) on the ledger that `cargo run --release -p vigil-bench -- ledger-size
+//! --out FILE --mb 320` writes (367 MB of SQLite, 207,954 entries, 18 pushed batches of 4 to
+//! 19 MB), before (b9362b7) and after these reads were bounded:
+//!
+//! | command | before | after |
+//! | --- | --- | --- |
+//! | `verify` | 176 MB | 113 MB |
+//! | `show` | 460 MB | 82 MB |
+//! | `show --since 2m` (nothing that recent) | 419 MB | 19 MB |
+//! | `show --all` | 516 MB | 82 MB |
+//! | `show --full` | (no such flag) | 84 MB |
+//! | `export` (a 659 MB file; the same bytes before and after) | 2,153 MB | 84 MB |
+//! | `verify --export` of that file | 1,528 MB | 88 MB |
+//! | `prove 123456` | 471 MB | 80 MB |
+//!
+//! The peak does not follow the ledger's size. With the same largest entry (19 MB), every
+//! command but `show --since` peaks at 68 to 88 MB on a 122 MB ledger (before: `show` 217 MB,
+//! `export` 701 MB), and `verify`, `show` and `show --full` at 82 to 125 MB over two runs on a
+//! 1.1 GB one (623,862 entries); what varies is what glibc keeps: with
+//! `MALLOC_MMAP_THRESHOLD_=1048576`, which returns every large buffer when it is freed,
+//! `verify` peaks at 63 MB on the 122 MB ledger and 65 MB on the 367 MB one. PostgreSQL (the
+//! same 320 MB written to a schema): `verify` 104 MB, `show` 88 MB, `export` 100 MB (before:
+//! 122, 479 and 2,073 MB).
 
 mod export;
 mod show;
