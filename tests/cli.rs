@@ -50,6 +50,8 @@ mod reload;
 mod runbook;
 #[path = "cli/serve.rs"]
 mod serve;
+#[path = "cli/show.rs"]
+mod show;
 #[path = "cli/simulate.rs"]
 mod simulate;
 #[path = "cli/tamper.rs"]

@@ -277,3 +277,53 @@ fn inclusion_and_consistency_proofs_check_offline_and_refuse_changes() {
         "{out_of_range}"
     );
 }
+
+/// An export written by the build that held the whole ledger in memory (`b9362b7`) still
+/// verifies offline, and today's streamed export of the same ledger is the same bytes.
+#[test]
+fn an_export_from_before_still_verifies_and_is_written_the_same_today() {
+    let dir = TempDir::new("golden-export");
+    let golden = &GOLDEN[4];
+    let kept = repo_root().join("tests/golden/2026-11-issue6-demo-runaway-key.export");
+    let kept_text = kept.to_str().expect("UTF-8");
+    let offline = vigil(["ledger", "verify", "--export", kept_text], &repo_root());
+    offline.assert_success("verify --export");
+    assert!(
+        offline
+            .stdout
+            .contains(&format!("{} entries", golden.n_entries))
+            && offline.stdout.contains(golden.tree_head),
+        "{offline}"
+    );
+
+    let db = dir.join("ledger.db");
+    std::fs::copy(repo_root().join("tests/golden").join(golden.file), &db)
+        .expect("copying the golden ledger");
+    let out = dir.join("today.export");
+    vigil(
+        [
+            "ledger",
+            "export",
+            "--db",
+            db.to_str().expect("UTF-8"),
+            "--out",
+            out.to_str().expect("UTF-8"),
+        ],
+        &repo_root(),
+    )
+    .assert_success("ledger export");
+    let today = std::fs::read(&out).expect("reading today's export");
+    let before = std::fs::read(&kept).expect("reading the kept export");
+    assert!(today == before, "today's export differs from the kept one");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("listing the folder")
+        .map(|entry| entry.expect("an entry").file_name())
+        .collect();
+    assert!(
+        !left.iter().any(|name| {
+            let name = name.to_string_lossy();
+            name.ends_with(".tree") || name.ends_with(".partial")
+        }),
+        "the export left its scratch files: {left:?}"
+    );
+}

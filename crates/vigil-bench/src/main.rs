@@ -8,6 +8,7 @@ mod daemon;
 mod detectors;
 mod edge;
 mod ledger;
+mod ledger_size;
 mod parse;
 mod replay;
 mod store;
@@ -49,6 +50,11 @@ const BENCHMARKS: &[Benchmark] = &[
         run: ledger::run,
     },
     Benchmark {
+        name: "ledger-size",
+        about: ledger_size::ABOUT,
+        run: ledger_size::run,
+    },
+    Benchmark {
         name: "daemon",
         about: daemon::ABOUT,
         run: daemon::run,
@@ -68,7 +74,7 @@ const BENCHMARKS: &[Benchmark] = &[
 fn usage() -> String {
     let mut text = String::from("usage: vigil-bench <benchmark> [options]\n\nbenchmarks:\n");
     for benchmark in BENCHMARKS {
-        text.push_str(&format!("  {:<10} {}\n", benchmark.name, benchmark.about));
+        text.push_str(&format!("  {:<12} {}\n", benchmark.name, benchmark.about));
     }
     text
 }

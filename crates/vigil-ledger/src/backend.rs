@@ -183,9 +183,49 @@ pub(crate) const SELECT_HEAD: &str =
 pub(crate) const SELECT_LEAVES_FROM_SEQ: &str = "SELECT seq, leaf_hash FROM ledger_entries \
      WHERE seq >= $1 ORDER BY seq LIMIT $2";
 
-/// Up to `$2` entries from seq `$1` on, in seq order.
-pub(crate) const SELECT_FROM_SEQ: &str = "SELECT seq, at_ms, kind, incident_id, payload, \
-     leaf_hash, chain_hash FROM ledger_entries WHERE seq >= $1 ORDER BY seq LIMIT $2";
+/// The bytes of an entry row's columns as read into memory: what a page is bounded by.
+///
+/// `octet_length` counts bytes (not characters) in both dialects and needs no more than the
+/// value's header, so sizing a page does not read the payloads.
+macro_rules! row_bytes {
+    () => {
+        "CAST(octet_length(payload) AS BIGINT) + CAST(octet_length(kind) AS BIGINT) \
+         + CAST(COALESCE(octet_length(incident_id), 0) AS BIGINT) \
+         + CAST(octet_length(leaf_hash) AS BIGINT) + CAST(octet_length(chain_hash) AS BIGINT)"
+    };
+}
+
+/// The seqs and row sizes of up to `$3` entries from seq `$1` on with `at_ms >= $2`, in seq
+/// order: the first half of reading a page bounded by bytes.
+pub(crate) const SELECT_SIZES_FROM_SEQ: &str = concat!(
+    "SELECT seq, ",
+    row_bytes!(),
+    " FROM ledger_entries WHERE seq >= $1 AND at_ms >= $2 ORDER BY seq LIMIT $3"
+);
+
+/// As [`SELECT_SIZES_FROM_SEQ`] for incident `$1` only (seq from `$2`, `at_ms >= $3`, up to
+/// `$4` rows), along the `(incident_id, seq)` index.
+pub(crate) const SELECT_INCIDENT_SIZES_FROM_SEQ: &str = concat!(
+    "SELECT seq, ",
+    row_bytes!(),
+    " FROM ledger_entries WHERE incident_id = $1 AND seq >= $2 AND at_ms >= $3 \
+     ORDER BY seq LIMIT $4"
+);
+
+/// The entries with seq from `$1` to `$2` (inclusive) and `at_ms >= $3`, in seq order: the
+/// second half of reading a page, over the seqs the first half chose.
+pub(crate) const SELECT_SEQ_RANGE: &str = "SELECT seq, at_ms, kind, incident_id, payload, \
+     leaf_hash, chain_hash FROM ledger_entries WHERE seq >= $1 AND seq <= $2 AND at_ms >= $3 \
+     ORDER BY seq";
+
+/// As [`SELECT_SEQ_RANGE`] for incident `$1` only (seq from `$2` to `$3`, `at_ms >= $4`).
+pub(crate) const SELECT_INCIDENT_SEQ_RANGE: &str = "SELECT seq, at_ms, kind, incident_id, \
+     payload, leaf_hash, chain_hash FROM ledger_entries WHERE incident_id = $1 AND seq >= $2 \
+     AND seq <= $3 AND at_ms >= $4 ORDER BY seq";
+
+/// The seq of some entry of incident `$1`, if it has any.
+pub(crate) const SELECT_ANY_OF_INCIDENT: &str =
+    "SELECT seq FROM ledger_entries WHERE incident_id = $1 LIMIT 1";
 
 /// Every entry of incident `$1`, in seq order.
 pub(crate) const SELECT_FOR_INCIDENT: &str = "SELECT seq, at_ms, kind, incident_id, payload, \
@@ -207,6 +247,14 @@ pub(crate) const INSERT_CHECKPOINT: &str = "INSERT INTO ledger_checkpoints \
 /// Every stored checkpoint, by tree size.
 pub(crate) const SELECT_CHECKPOINTS: &str =
     "SELECT tree_size, checkpoint FROM ledger_checkpoints ORDER BY tree_size";
+
+/// Up to `$3` stored checkpoints with `$1 < tree_size <= $2`, by tree size.
+pub(crate) const SELECT_CHECKPOINTS_IN_RANGE: &str = "SELECT tree_size, checkpoint \
+     FROM ledger_checkpoints WHERE tree_size > $1 AND tree_size <= $2 ORDER BY tree_size LIMIT $3";
+
+/// The stored checkpoint of the largest tree size.
+pub(crate) const SELECT_LAST_CHECKPOINT: &str = "SELECT tree_size, checkpoint \
+     FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1";
 
 /// The content of blob `$1`.
 pub(crate) const SELECT_BLOB: &str = "SELECT content FROM ledger_blobs WHERE hash = $1";

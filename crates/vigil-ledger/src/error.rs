@@ -105,6 +105,26 @@ pub enum LedgerError {
         /// The rejected hash.
         hash: String,
     },
+    /// A file beside the database failed: an export being written, its scratch tree.
+    #[error("cannot {action}")]
+    Io {
+        /// What the ledger was doing, as a verb phrase naming the file.
+        action: String,
+        /// What the system reported.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An entry read by the second pass of an export differs from the first pass: the log
+    /// was changed (or entries were removed) while it was exported.
+    #[error(
+        "ledger `{database}` changed while it was exported, at entry {seq}; verify it and export again"
+    )]
+    ChangedDuringExport {
+        /// Where the ledger is.
+        database: String,
+        /// The first entry that differs.
+        seq: u64,
+    },
     /// A stored blob's content no longer hashes to its key.
     #[error("blob `{hash}` in ledger `{database}` does not match its hash")]
     BlobCorrupted {

@@ -2,8 +2,8 @@
 
 use crate::backend::{
     Backend, INSERT_BLOB, INSERT_CHECKPOINT, INSERT_ENTRY, RawEntry, SELECT_BLOB,
-    SELECT_CHECKPOINTS, SELECT_FOR_INCIDENT, SELECT_FROM_SEQ, SELECT_HEAD, SELECT_LAST_OF_KIND,
-    SELECT_LEAVES_FROM_SEQ, hash_column, stored_seq, with_pool,
+    SELECT_FOR_INCIDENT, SELECT_HEAD, SELECT_LAST_OF_KIND, SELECT_LEAVES_FROM_SEQ, hash_column,
+    stored_seq, with_pool,
 };
 use crate::canonical::canonical_json;
 use crate::entry::{Entry, EntryKind, NewEntry};
@@ -236,58 +236,6 @@ impl Ledger {
         Ok(inserted)
     }
 
-    /// Every stored checkpoint, by tree size.
-    ///
-    /// # Errors
-    ///
-    /// [`LedgerError::Query`] when the database fails, [`LedgerError::MalformedCheckpoint`]
-    /// when a row is not a checkpoint or its tree size differs from its column.
-    pub async fn checkpoints(&self) -> Result<Vec<crate::checkpoint::Checkpoint>, LedgerError> {
-        let rows: Vec<(i64, String)> = with_pool!(&self.backend, pool => {
-            sqlx::query_as(SELECT_CHECKPOINTS).fetch_all(pool).await
-        })
-        .map_err(|source| self.query_error("read the checkpoints", source))?;
-        rows.into_iter()
-            .map(|(tree_size, json)| {
-                let malformed = |reason: String| LedgerError::MalformedCheckpoint {
-                    database: self.database.clone(),
-                    tree_size,
-                    reason,
-                };
-                let checkpoint: crate::checkpoint::Checkpoint =
-                    serde_json::from_str(&json).map_err(|error| malformed(error.to_string()))?;
-                if i64::try_from(checkpoint.tree_size).ok() != Some(tree_size) {
-                    return Err(malformed(format!(
-                        "it says tree size {}",
-                        checkpoint.tree_size
-                    )));
-                }
-                Ok(checkpoint)
-            })
-            .collect()
-    }
-
-    /// Up to `limit` entries from seq `from_seq` on, in seq order.
-    ///
-    /// # Errors
-    ///
-    /// [`LedgerError::Query`] when the database fails, [`LedgerError::MalformedRow`] when a
-    /// row cannot be read back as an entry.
-    pub async fn read(&self, from_seq: u64, limit: u32) -> Result<Vec<Entry>, LedgerError> {
-        let Ok(from_seq) = i64::try_from(from_seq) else {
-            return Ok(Vec::new());
-        };
-        let rows: Vec<RawEntry> = with_pool!(&self.backend, pool => {
-            sqlx::query_as(SELECT_FROM_SEQ)
-                .bind(from_seq)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await
-        })
-        .map_err(|source| self.query_error("read entries", source))?;
-        self.checked_entries(rows)
-    }
-
     /// The number of entries appended so far, which is also the next entry's seq.
     #[must_use]
     pub fn len(&self) -> u64 {
@@ -492,7 +440,7 @@ impl Ledger {
     }
 
     /// The entry of `raw`, or a [`LedgerError::MalformedRow`].
-    fn checked_entry(&self, raw: RawEntry) -> Result<Entry, LedgerError> {
+    pub(crate) fn checked_entry(&self, raw: RawEntry) -> Result<Entry, LedgerError> {
         let seq_hint = u64::try_from(raw.seq).unwrap_or_default();
         raw.into_entry()
             .map_err(|reason| self.malformed(seq_hint, reason))
@@ -508,7 +456,7 @@ impl Ledger {
     }
 
     /// A [`LedgerError::MalformedRow`] for this ledger.
-    fn malformed(&self, seq: u64, reason: String) -> LedgerError {
+    pub(crate) fn malformed(&self, seq: u64, reason: String) -> LedgerError {
         LedgerError::MalformedRow {
             database: self.database.clone(),
             seq,

@@ -1,17 +1,26 @@
-//! Verification: re-reading the whole log in pages and recomputing every hash.
+//! Verification: re-reading the whole log in pages bounded by bytes (see `read.rs`) and
+//! recomputing every hash, the tree head, the heads at the stored checkpoints' sizes, and
+//! every blob an entry refers to.
+//!
+//! Memory: one page of rows, the Merkle frontier (O(log n) hashes), one blob at a time, at
+//! most [`CHECKED_BLOBS_REMEMBERED`] blob hashes already checked, and the stored checkpoints
+//! whose sizes fall within one page of entries (at most one per entry of the page).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::fmt;
 
-use sqlx::FromRow;
-
-use crate::backend::{RawEntry, SELECT_FROM_SEQ, hash_column, stored_seq, with_pool};
-use crate::hash::{GENESIS_CHAIN_HASH, chain_hash, entry_bytes, leaf_hash};
+use crate::backend::{RawEntry, hash_column, stored_seq};
+use crate::checkpoint::Checkpoint;
+use crate::hash::{GENESIS_CHAIN_HASH, chain_hash, entry_leaf_hash};
 use crate::merkle::Frontier;
+use crate::read::{EntryFilter, PageLimits, READ_PAGE_BYTES, RowError};
+use crate::stored_checkpoints::CHECKPOINT_PAGE_ROWS;
 use crate::{Ledger, LedgerError};
 
-/// Rows fetched per round trip by [`Ledger::verify`]: memory stays bounded by one page.
-pub const VERIFY_PAGE_ROWS: u32 = 10_000;
+/// How many checked blob hashes a verification remembers, so that a blob referred to by many
+/// entries is fetched and hashed once (about 4 MiB). When the set is full it is emptied: a blob
+/// referred to again later is checked again, which costs time, never a missed problem.
+pub const CHECKED_BLOBS_REMEMBERED: usize = 65_536;
 
 /// The outcome of [`Ledger::verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,26 +120,92 @@ impl fmt::Display for VerifyProblem {
     }
 }
 
+/// A stored checkpoint met by [`Ledger::verify_with_checkpoints`], with the tree head the
+/// log has at the checkpoint's size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointHead {
+    /// The checkpoint, as stored (its signature not checked).
+    pub checkpoint: Checkpoint,
+    /// The tree head of the log's first `tree_size` entries; `None` when the intact log is
+    /// shorter than that.
+    pub head: Option<[u8; 32]>,
+}
+
+/// What a verification pass tells its caller as it goes, besides its report.
+pub(crate) trait PassHooks {
+    /// The leaf hash of the next intact entry, in seq order.
+    fn leaf(&mut self, _leaf_hash: &[u8; 32]) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    /// Whether the pass should read the stored checkpoints and call
+    /// [`checkpoint`](PassHooks::checkpoint).
+    fn wants_checkpoints(&self) -> bool {
+        false
+    }
+
+    /// A stored checkpoint, in tree size order, once the pass knows the head at its size.
+    fn checkpoint(&mut self, _met: CheckpointHead) {}
+}
+
+/// A pass that only verifies.
+struct NoHooks;
+
+impl PassHooks for NoHooks {}
+
+/// A pass that hands every stored checkpoint to a function.
+struct CheckpointHooks<F>(F);
+
+impl<F: FnMut(CheckpointHead)> PassHooks for CheckpointHooks<F> {
+    fn wants_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn checkpoint(&mut self, met: CheckpointHead) {
+        (self.0)(met);
+    }
+}
+
 impl Ledger {
-    /// Re-reads every entry, [`VERIFY_PAGE_ROWS`] at a time, and recomputes its leaf and chain
+    /// Re-reads every entry, a page at a time (at most [`VERIFY_PAGE_ROWS`] rows and
+    /// [`READ_PAGE_BYTES`] of them, or one larger entry), and recomputes its leaf and chain
     /// hashes; reports the first entry that is wrong, and the RFC 6962 tree head of the
-    /// intact entries, computed in the same pass.
+    /// intact entries, computed in the same pass. Every blob an entry refers to is checked.
+    ///
+    /// [`VERIFY_PAGE_ROWS`]: crate::VERIFY_PAGE_ROWS
     ///
     /// # Errors
     ///
     /// [`LedgerError::Query`] when the database fails. A tampered or garbled row is not an
     /// error: it is the report's `first_problem`.
     pub async fn verify(&self) -> Result<VerifyReport, LedgerError> {
-        self.verify_with_page_size(VERIFY_PAGE_ROWS).await
+        self.verify_with_limits(PageLimits::default()).await
     }
 
-    /// [`verify`](Ledger::verify), fetching `page_rows` rows per round trip (at least 1).
+    /// [`verify`](Ledger::verify), fetching at most `page_rows` rows per round trip (at
+    /// least 1).
     ///
     /// # Errors
     ///
     /// As for [`verify`](Ledger::verify).
     pub async fn verify_with_page_size(&self, page_rows: u32) -> Result<VerifyReport, LedgerError> {
-        self.verify_pages(page_rows, &BTreeSet::new())
+        let limits = PageLimits {
+            rows: page_rows,
+            bytes: READ_PAGE_BYTES,
+        };
+        self.verify_with_limits(limits).await
+    }
+
+    /// [`verify`](Ledger::verify), reading pages within `limits`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`verify`](Ledger::verify).
+    pub async fn verify_with_limits(
+        &self,
+        limits: PageLimits,
+    ) -> Result<VerifyReport, LedgerError> {
+        self.verify_pass(limits, &BTreeSet::new(), &mut NoHooks)
             .await
             .map(|(report, _)| report)
     }
@@ -145,76 +220,177 @@ impl Ledger {
         &self,
         sizes: &BTreeSet<u64>,
     ) -> Result<(VerifyReport, BTreeMap<u64, [u8; 32]>), LedgerError> {
-        self.verify_pages(VERIFY_PAGE_ROWS, sizes).await
+        self.verify_pass(PageLimits::default(), sizes, &mut NoHooks)
+            .await
     }
 
-    async fn verify_pages(
+    /// [`verify_with_heads`](Ledger::verify_with_heads), also handing every stored
+    /// checkpoint to `on_checkpoint`, in tree size order, with the log's head at its size:
+    /// the checkpoints are read a page at a time as the pass reaches their sizes, so there is
+    /// no need to hold them all. When the log is intact, every stored checkpoint is handed
+    /// over (those beyond its end with no head); when it is not, those up to the first
+    /// problem.
+    ///
+    /// # Errors
+    ///
+    /// As for [`verify`](Ledger::verify), and [`LedgerError::MalformedCheckpoint`] when a
+    /// stored checkpoint cannot be read.
+    pub async fn verify_with_checkpoints<F: FnMut(CheckpointHead)>(
         &self,
-        page_rows: u32,
         sizes: &BTreeSet<u64>,
+        on_checkpoint: F,
     ) -> Result<(VerifyReport, BTreeMap<u64, [u8; 32]>), LedgerError> {
-        let page_rows = page_rows.max(1);
-        let mut verifier = Verifier::default();
-        if sizes.contains(&0) {
-            verifier.heads.insert(0, verifier.frontier.root());
+        self.verify_pass(
+            PageLimits::default(),
+            sizes,
+            &mut CheckpointHooks(on_checkpoint),
+        )
+        .await
+    }
+
+    /// The one verification pass behind every `verify_*`.
+    pub(crate) async fn verify_pass(
+        &self,
+        limits: PageLimits,
+        sizes: &BTreeSet<u64>,
+        hooks: &mut dyn PassHooks,
+    ) -> Result<(VerifyReport, BTreeMap<u64, [u8; 32]>), LedgerError> {
+        let mut verifier = Verifier::new(sizes);
+        let mut blobs = BlobChecks::default();
+        let mut pending: VecDeque<Checkpoint> = VecDeque::new();
+        if hooks.wants_checkpoints() {
+            // Checkpoints of the empty tree (and rows with a negative size, which are refused
+            // as malformed) come before any entry.
+            self.load_checkpoints(i64::MIN, 0, &mut pending).await?;
+            verifier.meet_checkpoints(&mut pending, hooks);
         }
-        verifier.wanted = sizes.clone();
         // Starting below zero makes a row moved to a negative seq show up as malformed.
-        let mut from_seq = i64::MIN;
-        loop {
-            let page: Vec<Result<RawEntry, String>> = with_pool!(&self.backend, pool => {
-                sqlx::query(SELECT_FROM_SEQ)
-                    .bind(from_seq)
-                    .bind(i64::from(page_rows))
-                    .fetch_all(pool)
-                    .await
-                    .map(|rows| {
-                        rows.iter()
-                            .map(|row| RawEntry::from_row(row).map_err(|error| error.to_string()))
-                            .collect()
-                    })
-            })
-            .map_err(|source| self.query_error("verify entries", source))?;
-            let is_last_page = page.len() < page_rows as usize;
-            for row in page {
-                if let Some(problem) = verifier.check(row) {
-                    return Ok((verifier.report(Some(problem)), verifier.heads));
+        let mut from_seq = Some(i64::MIN);
+        // Bounded: every page moves `from_seq` past at least one seq, or ends the pass.
+        while let Some(from) = from_seq {
+            let page = self.raw_page(from, &EntryFilter::default(), limits).await?;
+            from_seq = page.next_from;
+            if hooks.wants_checkpoints() {
+                let reach = verifier.expected_seq.saturating_add(page.rows.len() as u64);
+                let after = i64::try_from(verifier.expected_seq).unwrap_or(i64::MAX);
+                let up_to = i64::try_from(reach).unwrap_or(i64::MAX);
+                self.load_checkpoints(after, up_to, &mut pending).await?;
+            }
+            for row in page.rows {
+                let checked = match verifier.check(row) {
+                    Ok(checked) => checked,
+                    Err(problem) => return Ok((verifier.report(Some(problem)), verifier.heads)),
+                };
+                hooks.leaf(&checked.leaf_hash)?;
+                verifier.meet_checkpoints(&mut pending, hooks);
+                for hash in &checked.blob_refs {
+                    self.check_blob(hash, checked.seq, &mut blobs).await?;
                 }
             }
-            // Every row so far was intact, so the seqs were 0..expected_seq without a gap.
-            match i64::try_from(verifier.expected_seq) {
-                Ok(next_seq) if !is_last_page => from_seq = next_seq,
-                _ => {
-                    let problem = self.check_blobs(&verifier.blob_refs).await?;
-                    return Ok((verifier.report(problem), verifier.heads));
-                }
+            pending.clear();
+        }
+        if hooks.wants_checkpoints() {
+            // The checkpoints beyond the intact log's end: no head to hand with them.
+            let after = i64::try_from(verifier.expected_seq).unwrap_or(i64::MAX);
+            self.drain_checkpoints(after, hooks).await?;
+        }
+        let problem = blobs.first_problem.take();
+        Ok((verifier.report(problem), verifier.heads))
+    }
+
+    /// Appends the stored checkpoints with `after < tree_size <= up_to` to `pending`, a page
+    /// at a time.
+    async fn load_checkpoints(
+        &self,
+        mut after: i64,
+        up_to: i64,
+        pending: &mut VecDeque<Checkpoint>,
+    ) -> Result<(), LedgerError> {
+        // Bounded: every full page moves `after` forward, to at most `up_to`.
+        loop {
+            let page = self.checkpoints_in(after, up_to).await?;
+            let is_last = page.len() < CHECKPOINT_PAGE_ROWS as usize;
+            match page.last() {
+                Some(last) => after = i64::try_from(last.tree_size).unwrap_or(i64::MAX),
+                None => return Ok(()),
+            }
+            pending.extend(page);
+            if is_last || after >= up_to {
+                return Ok(());
             }
         }
+    }
+
+    /// Hands every stored checkpoint with `tree_size > after` to `hooks` with no head.
+    async fn drain_checkpoints(
+        &self,
+        mut after: i64,
+        hooks: &mut dyn PassHooks,
+    ) -> Result<(), LedgerError> {
+        // Bounded as `load_checkpoints` is.
+        loop {
+            let page = self.checkpoints_in(after, i64::MAX).await?;
+            let is_last = page.len() < CHECKPOINT_PAGE_ROWS as usize;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = i64::try_from(last.tree_size).unwrap_or(i64::MAX);
+            for checkpoint in page {
+                hooks.checkpoint(CheckpointHead {
+                    checkpoint,
+                    head: None,
+                });
+            }
+            if is_last || after == i64::MAX {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Checks blob `hash`, referred to by entry `seq`, unless it was checked already or an
+    /// earlier blob problem was found; records the first problem.
+    async fn check_blob(
+        &self,
+        hash: &str,
+        seq: u64,
+        blobs: &mut BlobChecks,
+    ) -> Result<(), LedgerError> {
+        let mut key = [0_u8; 32];
+        if blobs.first_problem.is_some()
+            || hex::decode_to_slice(hash, &mut key).is_err()
+            || blobs.checked.contains(&key)
+        {
+            return Ok(());
+        }
+        let reason = match self.get_blob(hash).await {
+            Ok(Some(_)) => {
+                if blobs.checked.len() >= CHECKED_BLOBS_REMEMBERED {
+                    blobs.checked.clear();
+                }
+                blobs.checked.insert(key);
+                return Ok(());
+            }
+            Ok(None) => ProblemReason::MissingBlob {
+                hash: hash.to_owned(),
+            },
+            Err(LedgerError::BlobCorrupted { .. }) => ProblemReason::CorruptBlob {
+                hash: hash.to_owned(),
+            },
+            Err(error) => return Err(error),
+        };
+        blobs.first_problem = Some(VerifyProblem { seq, reason });
+        Ok(())
     }
 }
 
-impl Ledger {
-    /// The first blob reference (in seq order) whose blob is missing or changed.
-    async fn check_blobs(
-        &self,
-        blob_refs: &BTreeMap<String, u64>,
-    ) -> Result<Option<VerifyProblem>, LedgerError> {
-        let mut by_seq: Vec<(&u64, &String)> =
-            blob_refs.iter().map(|(hash, seq)| (seq, hash)).collect();
-        by_seq.sort();
-        for (seq, hash) in by_seq {
-            let reason = match self.get_blob(hash).await {
-                Ok(Some(_)) => continue,
-                Ok(None) => ProblemReason::MissingBlob { hash: hash.clone() },
-                Err(LedgerError::BlobCorrupted { .. }) => {
-                    ProblemReason::CorruptBlob { hash: hash.clone() }
-                }
-                Err(error) => return Err(error),
-            };
-            return Ok(Some(VerifyProblem { seq: *seq, reason }));
-        }
-        Ok(None)
-    }
+/// The blobs a verification has checked, and the first entry naming a missing or changed
+/// one (reported only when every hash holds: a broken entry is the graver problem).
+#[derive(Default)]
+struct BlobChecks {
+    /// Blob hashes found intact, at most [`CHECKED_BLOBS_REMEMBERED`].
+    checked: HashSet<[u8; 32]>,
+    /// The first problem, in seq order.
+    first_problem: Option<VerifyProblem>,
 }
 
 /// The blob hashes a payload refers to: the 64 lowercase hex digits that follow a
@@ -233,6 +409,14 @@ fn blob_references(payload: &str) -> impl Iterator<Item = &str> {
         })
 }
 
+/// An intact row, as the pass needs it after the check.
+struct CheckedRow {
+    seq: u64,
+    leaf_hash: [u8; 32],
+    /// The blobs its payload refers to.
+    blob_refs: Vec<String>,
+}
+
 /// The running state of a verification.
 struct Verifier {
     /// The seq the next row must have; also the number of intact rows so far.
@@ -245,76 +429,93 @@ struct Verifier {
     wanted: BTreeSet<u64>,
     /// The heads at the wanted sizes reached so far.
     heads: BTreeMap<u64, [u8; 32]>,
-    /// Every blob referred to, with the first entry that refers to it.
-    blob_refs: BTreeMap<String, u64>,
-}
-
-impl Default for Verifier {
-    fn default() -> Self {
-        Verifier {
-            expected_seq: 0,
-            previous_chain_hash: GENESIS_CHAIN_HASH,
-            frontier: Frontier::new(),
-            wanted: BTreeSet::new(),
-            heads: BTreeMap::new(),
-            blob_refs: BTreeMap::new(),
-        }
-    }
 }
 
 impl Verifier {
-    /// Checks the next row in seq order; `None` when it is intact.
-    fn check(&mut self, row: Result<RawEntry, String>) -> Option<VerifyProblem> {
+    fn new(sizes: &BTreeSet<u64>) -> Verifier {
+        let frontier = Frontier::new();
+        let mut heads = BTreeMap::new();
+        if sizes.contains(&0) {
+            heads.insert(0, frontier.root());
+        }
+        Verifier {
+            expected_seq: 0,
+            previous_chain_hash: GENESIS_CHAIN_HASH,
+            frontier,
+            wanted: sizes.clone(),
+            heads,
+        }
+    }
+
+    /// Hands `hooks` the pending checkpoints of the current tree size, with its head.
+    fn meet_checkpoints(&self, pending: &mut VecDeque<Checkpoint>, hooks: &mut dyn PassHooks) {
+        let size = self.frontier.size();
+        // Bounded by the pending checkpoints.
+        while pending
+            .front()
+            .is_some_and(|checkpoint| checkpoint.tree_size <= size)
+        {
+            let Some(checkpoint) = pending.pop_front() else {
+                break;
+            };
+            // Sizes are unique and the tree grows one leaf at a time, so a smaller size was
+            // met already: only a size of exactly this tree gets its head.
+            let head = (checkpoint.tree_size == size).then(|| self.frontier.root());
+            hooks.checkpoint(CheckpointHead { checkpoint, head });
+        }
+    }
+
+    /// Checks the next row in seq order.
+    fn check(&mut self, row: Result<RawEntry, RowError>) -> Result<CheckedRow, VerifyProblem> {
         let expected = self.expected_seq;
-        let problem = |seq, reason| Some(VerifyProblem { seq, reason });
+        let problem = |seq, reason| VerifyProblem { seq, reason };
         let raw = match row {
             Ok(raw) => raw,
-            Err(reason) => return problem(expected, ProblemReason::MalformedRow(reason)),
+            Err((_, reason)) => return Err(problem(expected, ProblemReason::MalformedRow(reason))),
         };
         let seq = match stored_seq(raw.seq) {
             Ok(seq) => seq,
-            Err(reason) => return problem(expected, ProblemReason::MalformedRow(reason)),
+            Err(reason) => return Err(problem(expected, ProblemReason::MalformedRow(reason))),
         };
         if seq != expected {
             let reason = ProblemReason::SequenceGap {
                 expected,
                 found: seq,
             };
-            return problem(expected, reason);
+            return Err(problem(expected, reason));
         }
         let hashes = hash_column("leaf_hash", &raw.leaf_hash)
             .and_then(|leaf| Ok((leaf, hash_column("chain_hash", &raw.chain_hash)?)));
         let (stored_leaf_hash, stored_chain_hash) = match hashes {
             Ok(hashes) => hashes,
-            Err(reason) => return problem(seq, ProblemReason::MalformedRow(reason)),
+            Err(reason) => return Err(problem(seq, ProblemReason::MalformedRow(reason))),
         };
-        let bytes = entry_bytes(
+        let leaf_hash = entry_leaf_hash(
             seq,
             raw.at_ms,
             &raw.kind,
             raw.incident_id.as_deref(),
             &raw.payload,
         );
-        if leaf_hash(bytes.as_bytes()) != stored_leaf_hash {
-            return problem(seq, ProblemReason::PayloadModified);
+        if leaf_hash != stored_leaf_hash {
+            return Err(problem(seq, ProblemReason::PayloadModified));
         }
         if chain_hash(&self.previous_chain_hash, &stored_leaf_hash) != stored_chain_hash {
-            return problem(seq, ProblemReason::ChainBroken);
+            return Err(problem(seq, ProblemReason::ChainBroken));
         }
         self.previous_chain_hash = stored_chain_hash;
         self.frontier.push(stored_leaf_hash);
-        for hash in blob_references(&raw.payload) {
-            if !self.blob_refs.contains_key(hash) {
-                self.blob_refs.insert(hash.to_owned(), seq);
-            }
-        }
         if self.wanted.contains(&self.frontier.size()) {
             self.heads
                 .insert(self.frontier.size(), self.frontier.root());
         }
         // INVARIANT: seq came from an i64, so this cannot overflow.
         self.expected_seq = seq + 1;
-        None
+        Ok(CheckedRow {
+            seq,
+            leaf_hash,
+            blob_refs: blob_references(&raw.payload).map(str::to_owned).collect(),
+        })
     }
 
     /// The report after the rows checked so far.

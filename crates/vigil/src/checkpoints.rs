@@ -8,7 +8,7 @@
 //! same tree head. A checkpoint stored in the database is lost with it; the published copies
 //! are not.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -270,6 +270,23 @@ pub fn judge(
     heads: &BTreeMap<u64, [u8; 32]>,
     pinned_key: Option<&str>,
 ) -> Verdict {
+    judge_head(
+        checkpoint,
+        n_entries,
+        heads.get(&checkpoint.tree_size),
+        pinned_key,
+    )
+}
+
+/// [`judge`], given the log's tree head at the checkpoint's size (`None` when the log does
+/// not reach it), as [`Ledger::verify_with_checkpoints`] hands it over.
+#[must_use]
+pub fn judge_head(
+    checkpoint: &Checkpoint,
+    n_entries: u64,
+    head_at_size: Option<&[u8; 32]>,
+    pinned_key: Option<&str>,
+) -> Verdict {
     match checkpoint.verify_signature(pinned_key) {
         Ok(()) => {}
         Err(vigil_ledger::checkpoint::CheckpointError::UnexpectedKey { found, expected }) => {
@@ -288,19 +305,10 @@ pub fn judge(
             held: n_entries,
         };
     }
-    match (checkpoint.head_bytes(), heads.get(&checkpoint.tree_size)) {
+    match (checkpoint.head_bytes(), head_at_size) {
         (Ok(head), Some(actual)) if &head == actual => Verdict::Holds,
         _ => Verdict::Rewritten,
     }
-}
-
-/// The tree sizes of `checkpoints`, for [`Ledger::verify_with_heads`].
-#[must_use]
-pub fn sizes(checkpoints: &[Checkpoint]) -> BTreeSet<u64> {
-    checkpoints
-        .iter()
-        .map(|checkpoint| checkpoint.tree_size)
-        .collect()
 }
 
 #[cfg(test)]

@@ -454,6 +454,10 @@ enum LedgerCommand {
         /// Include scrape events (many).
         #[arg(long)]
         all: bool,
+        /// Print each entry's whole payload (canonical JSON, as stored and hashed) after its
+        /// summary, still one entry per line; without it a command is cut at 160 characters.
+        #[arg(long)]
+        full: bool,
     },
 }
 
@@ -582,10 +586,16 @@ pub fn main() -> ExitCode {
                         incident,
                         since,
                         all,
+                        full,
                     },
             } => {
-                let since = since.as_deref().map(ledger_cmd::parse_since).transpose()?;
-                ledger_cmd::show(&db.location()?, incident.as_deref(), since, all).await
+                let options = ledger_cmd::ShowOptions {
+                    incident: incident.as_deref(),
+                    since_ms: since.as_deref().map(ledger_cmd::parse_since).transpose()?,
+                    all,
+                    full,
+                };
+                ledger_cmd::show(&db.location()?, options).await
             }
             CliCommand::Replay {
                 db,

@@ -3,7 +3,9 @@
 
 mod cases;
 mod errors;
+mod exporting;
 mod fixture;
+mod reading;
 mod tamper;
 
 /// Declares one `#[tokio::test]` per conformance case, each on a fresh fixture from `$fixture`.
@@ -22,6 +24,13 @@ macro_rules! conformance_suite {
             cases::tree_head_follows_appends_and_reopening,
             cases::checkpoints_are_stored_once_per_size_and_heads_come_with_verify,
             cases::open_existing_refuses_a_ledger_that_is_not_there,
+            reading::pages_are_bounded_by_bytes,
+            exporting::the_streamed_export_is_the_export_in_memory_byte_for_byte,
+            exporting::a_broken_ledger_is_not_exported,
+            exporting::proofs_from_one_pass_over_the_leaves_are_the_recursive_proofs,
+            reading::the_entry_reader_yields_each_entry_once_within_its_limits,
+            reading::verify_meets_every_checkpoint_at_its_size_a_page_at_a_time,
+            reading::verification_does_not_depend_on_page_bounds,
             tamper::a_gap_in_the_leaves_withholds_the_tree_head,
             tamper::a_missing_or_changed_blob_is_named_by_the_entry_that_refers_to_it,
             tamper::sql_tampering_is_detected,

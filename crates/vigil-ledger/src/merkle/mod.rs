@@ -8,8 +8,20 @@
 //! what the transparency-dev test vectors accept: they take hashes as byte slices, so that a
 //! malformed proof (a component of the wrong length, a missing or extra one) is an error, not
 //! a panic.
+//!
+//! Three ways to hold a tree: all its leaves ([`root`], [`inclusion_proof`],
+//! [`consistency_proof`], [`Tree`]), for small trees and tests; its right edge alone
+//! ([`Frontier`], O(log n)), for the head of a log of any length; and its levels in a file
+//! ([`DiskTree`]), for proving every leaf of a large one. [`RangeHeads`] computes one proof
+//! in a single pass over the leaves, holding O(log n) hashes.
 
 use sha2::{Digest, Sha256};
+
+mod disk;
+mod ranges;
+
+pub use disk::{DiskTree, DiskTreeBuilder};
+pub use ranges::{RangeHeads, consistency_ranges, inclusion_ranges};
 
 /// Why a proof does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
