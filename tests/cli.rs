@@ -40,6 +40,8 @@ mod golden;
 mod ledger;
 #[path = "cli/metrics.rs"]
 mod metrics;
+#[path = "cli/people.rs"]
+mod people;
 #[path = "cli/policy.rs"]
 mod policy;
 #[path = "cli/postgres.rs"]

@@ -94,7 +94,7 @@ fn serve_terminates_tls_and_verifies_optional_client_certificates() {
         ExtendedKeyUsagePurpose::ClientAuth,
     );
     std::fs::write(dir.join("server.crt"), &server.1).expect("writing");
-    std::fs::write(dir.join("server.key"), server.2.serialize_pem()).expect("writing");
+    crate::support::write_secret(&dir.join("server.key"), &server.2.serialize_pem());
     std::fs::write(dir.join("clients-ca.crt"), clients_ca.pem()).expect("writing");
     std::fs::create_dir_all(dir.join("runbooks")).expect("creating runbooks/");
     let config = format!(

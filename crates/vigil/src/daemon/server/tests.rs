@@ -325,9 +325,12 @@ struct Issued {
     key: KeyPair,
 }
 
+/// Writes a file readable by its owner only (a key must be; certificates may be).
 fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     path
 }
 

@@ -132,6 +132,24 @@ fn certificates(
 
 fn private_key(problems: &mut Problems, path: &Path) -> Option<PrivateKeyDer<'static>> {
     let key = "server.tls.key_file";
+    // The private key is a secret like any other: refused when every user can read it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(metadata) = std::fs::metadata(path) {
+            let mode = metadata.permissions().mode() & 0o7777;
+            if mode & 0o006 != 0 {
+                problems.push(
+                    key,
+                    format!(
+                        "`{}` is readable by every user (mode {mode:o}); make it private: chmod 600 (or 640 for a service group)",
+                        path.display()
+                    ),
+                );
+                return None;
+            }
+        }
+    }
     let bytes = read(problems, key, path)?;
     match PrivateKeyDer::from_pem_slice(&bytes) {
         Ok(private_key) => Some(private_key),
