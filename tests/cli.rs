@@ -46,6 +46,8 @@ mod people;
 mod policy;
 #[path = "cli/postgres.rs"]
 mod postgres;
+#[path = "cli/redteam.rs"]
+mod redteam;
 #[path = "cli/reload.rs"]
 mod reload;
 #[path = "cli/runbook.rs"]

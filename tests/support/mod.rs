@@ -283,6 +283,23 @@ pub fn http_post_json(
     )
 }
 
+/// A request with any method, headers and body, over a fresh loopback connection (the
+/// request asks the server to close); for tests that send what clients should not.
+pub fn http_request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<Response> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    request(address, &head)
+}
+
 /// Sends `raw` over a fresh loopback connection, every read and write bounded, and reads the
 /// whole response (the request asks the server to close).
 fn request(address: SocketAddr, raw: &str) -> std::io::Result<Response> {

@@ -377,7 +377,8 @@ pub fn add_token(new: &NewToken) -> anyhow::Result<ExitCode> {
             }
         }),
     };
-    let id = new.id.clone().unwrap_or_else(|| {
+    let default_id = new.id.is_none();
+    let mut id = new.id.clone().unwrap_or_else(|| {
         let day: String = Timestamp(now_ms)
             .to_rfc3339()
             .chars()
@@ -397,6 +398,18 @@ pub fn add_token(new: &NewToken) -> anyhow::Result<ExitCode> {
             return Err(error).with_context(|| format!("reading {}", new.tokens_file.display()));
         }
     };
+    // A default id already taken (a second token for the same person on the same day) gets
+    // a number; an id given on the command line is used as given, and refused if taken.
+    if default_id && let Some(text) = &existing {
+        let existing = TokenDirectory::parse(text, &new.tokens_file.display().to_string())
+            .map_err(|problems| anyhow::anyhow!("the tokens file does not read:\n{problems}"))?;
+        let base = id.clone();
+        let mut n = 2;
+        while existing.has_id(&id) && n < 10_000 {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+    }
     let token = new_token()?;
     let entry = entry_yaml(
         &id,

@@ -12,8 +12,9 @@
 //! or a client certificate. The name the ledger records is the authenticated principal's,
 //! never one the client claims; a body that says `by` must say that same name. A failed
 //! authentication is 401, counted by reason in `vigil_admin_auth_failures_total`, logged with
-//! the peer's address the first time in each minute for each peer and summarised once a
-//! minute otherwise, so a brute force is visible without flooding the log.
+//! the peer's address the first time in each interval (`server.refused_log_interval_secs`)
+//! for each peer and summarised once an interval otherwise, so a brute force is visible
+//! without flooding the log.
 //!
 //! An instruction goes to the engine as `Event::Human` with the principal (so it is in the
 //! ledger with who sent it before anything acts); the engine checks it, asks Cedar (the same
@@ -49,9 +50,6 @@ use crate::logsafe::Escaped;
 
 /// How long a request waits for the engine's answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
-
-/// How often failed authentications are summarised in the log.
-const FAILURE_SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Peers remembered per interval for the summary; more are counted together.
 const MAX_TRACKED_PEERS: usize = 1024;
@@ -572,14 +570,14 @@ impl FailureLog {
             tracing::warn!(
                 peer = %peer.map_or_else(|| "unknown".to_owned(), |peer| peer.to_string()),
                 reason,
-                "admin API authentication failed (further failures from this peer are summarised once a minute)"
+                "admin API authentication failed (further failures from this peer are summarised once an interval)"
             );
         }
     }
 
     /// The summary line of the interval that ends now, if anything beyond the first failure
     /// of each peer happened; resets the interval.
-    pub(crate) fn take_summary(&self) -> Option<String> {
+    pub(crate) fn take_summary(&self, interval: Duration) -> Option<String> {
         let window = {
             let Ok(mut window) = self.state.lock() else {
                 return None;
@@ -607,16 +605,21 @@ impl FailureLog {
         Some(format!(
             "{total} admin API authentication failures from {} peer(s) in the last {} s (reasons: {}; most: {})",
             top.len() + usize::from(window.untracked > 0),
-            FAILURE_SUMMARY_INTERVAL.as_secs(),
+            interval.as_secs(),
             reasons.join(", "),
             shown.join(", ")
         ))
     }
 }
 
-/// Logs the failure summary once per interval until `cancel`.
-pub(crate) async fn summarise_failures(log: Arc<FailureLog>, cancel: CancellationToken) {
-    let mut ticks = tokio::time::interval(FAILURE_SUMMARY_INTERVAL);
+/// Logs the failure summary once per `interval` (`server.refused_log_interval_secs`, like
+/// every other refusal) until `cancel`.
+pub(crate) async fn summarise_failures(
+    log: Arc<FailureLog>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(interval.max(Duration::from_secs(1)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
     loop {
@@ -624,7 +627,7 @@ pub(crate) async fn summarise_failures(log: Arc<FailureLog>, cancel: Cancellatio
             () = cancel.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        if let Some(summary) = log.take_summary() {
+        if let Some(summary) = log.take_summary(interval) {
             tracing::warn!("{summary}");
         }
     }

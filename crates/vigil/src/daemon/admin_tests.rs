@@ -238,13 +238,19 @@ async fn failed_authentication_is_401_counted_by_reason_and_summarised() {
     }
     // One peer (unknown here: the plain test server attaches no peer), ten failures: the
     // first was logged, the rest make one summary line.
-    let summary = server.failures.take_summary().unwrap();
+    let summary = server
+        .failures
+        .take_summary(std::time::Duration::from_secs(60))
+        .unwrap();
     assert!(
         summary.starts_with("10 admin API authentication failures from 1 peer(s)"),
         "{summary}"
     );
     assert!(
-        server.failures.take_summary().is_none(),
+        server
+            .failures
+            .take_summary(std::time::Duration::from_secs(60))
+            .is_none(),
         "the interval was reset"
     );
     let _ = tokens;

@@ -386,6 +386,7 @@ impl Daemon {
                 let failures = Arc::new(admin::FailureLog::default());
                 tracker.spawn(admin::summarise_failures(
                     Arc::clone(&failures),
+                    bundle.config.server.refused_log_interval,
                     cancel.child_token(),
                 ));
                 if let (Some((url, refresh)), Some(slot)) =

@@ -68,6 +68,14 @@ pub struct TokenDirectory {
 }
 
 impl TokenDirectory {
+    /// Whether some entry has the id `id`.
+    #[must_use]
+    pub fn has_id(&self, id: &str) -> bool {
+        self.by_digest.values().any(|entry| entry.id == id)
+    }
+}
+
+impl TokenDirectory {
     /// Reads and validates a tokens file.
     ///
     /// # Errors
