@@ -519,13 +519,13 @@ pub(super) fn human_action(
 }
 
 /// A duration for people: `7 d`, `36 h`, `90 min`, `45 s` (whole units when exact, else
-/// days with one decimal for durations of days).
+/// days with two decimals for durations of days).
 fn describe_duration(millis: i64) -> String {
     let secs = millis / 1000;
     if secs % 86_400 == 0 && secs >= 86_400 {
         format!("{} d", secs / 86_400)
     } else if secs >= 4 * 86_400 {
-        format!("{:.1} d", secs as f64 / 86_400.0)
+        format!("{:.2} d", secs as f64 / 86_400.0)
     } else if secs % 3600 == 0 && secs >= 3600 {
         format!("{} h", secs / 3600)
     } else if secs >= 60 {

@@ -311,7 +311,7 @@ fn silences_need_a_scope_a_reason_and_at_most_the_longest_duration() {
     expect![[r#"
         (a silence needs a scope: a detector, a subject, or both; muting everything is what the kill switch is for)
         (no detector `no-such-detector` is configured)
-        (a silence may last at most 7 d (admin.max_silence_secs); this one would last 7.0 d)
+        (a silence may last at most 7 d (admin.max_silence_secs); this one would last 7.04 d)
         (a silence needs a reason)
         (a silence needs an id of printable text)"#]]
     .assert_eq(&refusals.join("\n"));
