@@ -11,7 +11,7 @@ struct Golden {
     n_incidents: usize,
 }
 
-const GOLDEN: [Golden; 5] = [
+const GOLDEN: [Golden; 6] = [
     Golden {
         file: "2026-11-issue4-demo-runaway-key.db",
         n_entries: 30,
@@ -40,6 +40,12 @@ const GOLDEN: [Golden; 5] = [
         file: "2026-11-issue6-demo-runaway-key.db",
         n_entries: 30,
         tree_head: "70e6d27e05def8061cc7287b6def3e943ebc5a01315600dfe34cd1f500cd553d",
+        n_incidents: 1,
+    },
+    Golden {
+        file: "2026-12-issue12-simulate-advisory-approval.db",
+        n_entries: 87,
+        tree_head: "e4404071d3fc4c8e0fd5df82fd977f5342b90458070b79c0eaa68d1b497f560f",
         n_incidents: 1,
     },
 ];
