@@ -106,10 +106,34 @@ impl Authorizer {
     /// The Cedar request and entity store for `request`, or every reason it does not fit the
     /// schema.
     fn to_cedar(&self, request: &AuthzRequest) -> Result<(Request, Entities), Vec<String>> {
+        let action = self.names.action(request.action).cloned();
+        let context = cedar_context(&request.context, self.context_version);
+        self.request_and_entities(&request.principal, action, &request.resource, context)
+    }
+
+    /// The same for a person's instruction.
+    fn human_to_cedar(
+        &self,
+        request: &HumanAuthzRequest,
+    ) -> Result<(Request, Entities), Vec<String>> {
+        let action = self.names.human_action(request.action).cloned();
+        let context = human_context(&request.context);
+        self.request_and_entities(&request.principal, action, &request.resource, context)
+    }
+
+    /// A Cedar request of `principal` doing `action` to `resource` in `context`, and the
+    /// entity store of the two; every reason it does not fit the schema, all at once.
+    fn request_and_entities(
+        &self,
+        principal: &Entity,
+        action: Result<EntityUid, String>,
+        resource: &Entity,
+        context: Result<Context, String>,
+    ) -> Result<(Request, Entities), Vec<String>> {
         let names = &self.names;
         let mut errors = Vec::new();
 
-        let entities = entity_store(names, &request.principal, &request.resource)
+        let entities = entity_store(names, principal, resource)
             .and_then(|entities| {
                 // The request's entities are validated against the schema as they are added
                 // to a copy of the (precomputed) action entities.
@@ -123,12 +147,12 @@ impl Authorizer {
             .map_err(|error| errors.push(error))
             .ok();
 
-        let cedar_request = cedar_context(&request.context, self.context_version)
+        let cedar_request = context
             .and_then(|context| {
                 Request::new(
-                    uid(names, &request.principal.uid)?,
-                    names.action(request.action)?.clone(),
-                    uid(names, &request.resource.uid)?,
+                    uid(names, &principal.uid)?,
+                    action?,
+                    uid(names, &resource.uid)?,
                     context,
                     Some(&self.schema),
                 )
@@ -139,46 +163,6 @@ impl Authorizer {
             .map_err(|error| errors.push(error))
             .ok();
 
-        match (cedar_request, entities) {
-            (Some(cedar_request), Some(entities)) => Ok((cedar_request, entities)),
-            _ => Err(errors),
-        }
-    }
-
-    /// The Cedar request and entity store for a person's instruction, or every reason it
-    /// does not fit the schema.
-    fn human_to_cedar(
-        &self,
-        request: &HumanAuthzRequest,
-    ) -> Result<(Request, Entities), Vec<String>> {
-        let names = &self.names;
-        let mut errors = Vec::new();
-        let entities = entity_store(names, &request.principal, &request.resource)
-            .and_then(|entities| {
-                self.action_entities
-                    .clone()
-                    .add_entities(entities, Some(&self.schema))
-                    .map_err(|error| {
-                        format!("entities do not match the schema: {}", error_chain(&error))
-                    })
-            })
-            .map_err(|error| errors.push(error))
-            .ok();
-        let cedar_request = human_context(&request.context)
-            .and_then(|context| {
-                Request::new(
-                    uid(names, &request.principal.uid)?,
-                    names.human_action(request.action)?.clone(),
-                    uid(names, &request.resource.uid)?,
-                    context,
-                    Some(&self.schema),
-                )
-                .map_err(|error| {
-                    format!("request does not match the schema: {}", error_chain(&error))
-                })
-            })
-            .map_err(|error| errors.push(error))
-            .ok();
         match (cedar_request, entities) {
             (Some(cedar_request), Some(entities)) => Ok((cedar_request, entities)),
             _ => Err(errors),

@@ -141,18 +141,8 @@ pub fn load_or_create_key(path: &Path, place: KeyPlace) -> anyhow::Result<Signin
     may_create_here(path, place)?;
     let mut seed = [0_u8; 32];
     getrandom::getrandom(&mut seed).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating the key {}", path.display()))?;
-    writeln!(file, "{}", hex::encode(seed)).context("writing the key")?;
-    file.sync_all().context("writing the key")?;
+    crate::private_file::create(path, &format!("{}\n", hex::encode(seed)))
+        .context("creating the ledger's checkpoint signing key")?;
     tracing::warn!(
         key = %path.display(),
         public_key = %hex::encode(SigningKey::from_bytes(&seed).verifying_key().to_bytes()),

@@ -435,7 +435,7 @@ pub fn add_token(new: &NewToken) -> anyhow::Result<ExitCode> {
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     let temporary = folder.join(format!(".vigil-tokens-{}.tmp", std::process::id()));
-    write_private(&temporary, &text)?;
+    crate::private_file::create(&temporary, &text)?;
     std::fs::rename(&temporary, &new.tokens_file).with_context(|| format!("replacing {shown}"))?;
     println!("{token}");
     eprintln!(
@@ -443,24 +443,6 @@ pub fn add_token(new: &NewToken) -> anyhow::Result<ExitCode> {
         normalize_name(&new.name)
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes `text` to a new file readable by its owner only.
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod ledger_cmd;
 pub mod logsafe;
 pub mod metrics_cmd;
 pub mod policy_cmd;
+pub mod private_file;
 pub mod recovery;
 pub mod replay;
 pub mod runbook_cmd;

@@ -106,7 +106,7 @@ async fn run_in(
     let cancel = CancellationToken::new();
     let master_key = random_key("sk-vigil-demo-");
     let key_file = work_dir.join("litellm-master-key");
-    write_private(&key_file, &master_key)?;
+    crate::private_file::create(&key_file, &master_key)?;
 
     let raw_keys: Vec<String> = KEYS
         .iter()
@@ -392,22 +392,6 @@ fn random_key(prefix: &str) -> String {
         "{prefix}{}",
         hex::encode(digest).get(..24).unwrap_or_default()
     )
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Where the demo publishes its latest checkpoint: beside the ledger.

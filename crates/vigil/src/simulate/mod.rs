@@ -626,18 +626,7 @@ impl Output {
                 decision,
                 ..
             } => {
-                let effect = match decision.effect {
-                    Effect::Allow => "allow",
-                    Effect::Deny => "deny",
-                };
-                if decision.effect == Effect::Deny {
-                    tally.denied_by.extend(decision.determining_policies.iter().cloned());
-                }
-                let by = if decision.determining_policies.is_empty() {
-                    "no policy (default deny)".to_owned()
-                } else {
-                    decision.determining_policies.join(", ")
-                };
+                let (effect, by) = describe_decision(decision, tally);
                 self.emit(
                     now_ms,
                     "decision",
@@ -670,18 +659,7 @@ impl Output {
                 json!({ "by": by, "human": command.describe() }),
             ),
             Event::HumanDecided { decision, .. } => {
-                let effect = match decision.effect {
-                    Effect::Allow => "allow",
-                    Effect::Deny => "deny",
-                };
-                if decision.effect == Effect::Deny {
-                    tally.denied_by.extend(decision.determining_policies.iter().cloned());
-                }
-                let by = if decision.determining_policies.is_empty() {
-                    "no policy (default deny)".to_owned()
-                } else {
-                    decision.determining_policies.join(", ")
-                };
+                let (effect, by) = describe_decision(decision, tally);
                 self.emit(
                     now_ms,
                     "decision",
@@ -902,4 +880,26 @@ impl Output {
             tally.actions.len()
         );
     }
+}
+
+/// A decision's effect and what determined it, for people; a denial's policies are tallied.
+fn describe_decision(
+    decision: &vigil_core::authz::AuthzDecision,
+    tally: &mut Tally,
+) -> (&'static str, String) {
+    let effect = match decision.effect {
+        Effect::Allow => "allow",
+        Effect::Deny => "deny",
+    };
+    if decision.effect == Effect::Deny {
+        tally
+            .denied_by
+            .extend(decision.determining_policies.iter().cloned());
+    }
+    let by = if decision.determining_policies.is_empty() {
+        "no policy (default deny)".to_owned()
+    } else {
+        decision.determining_policies.join(", ")
+    };
+    (effect, by)
 }
