@@ -755,3 +755,43 @@ fn pushed_series_past_the_limit_are_refused_out_loud() {
         "{replay}"
     );
 }
+
+// With nobody reading its stderr any more (a closed pipe: a terminal that went away, a log
+// shipper that died), vigil panicked at its next log line (tracing-subscriber reported the
+// failed write on stderr, which panics), and SIGTERM did not stop it (printing "SIGTERM:
+// stopping" panicked the signal task before it could cancel).
+#[test]
+fn serve_stops_on_sigterm_even_when_nobody_reads_its_stderr() {
+    use std::io::BufRead as _;
+    let master_key = random_master_key();
+    let gateway = Gateway::start(&master_key);
+    let dir = TempDir::new("serve-closed-stderr");
+    let (config, _ledger) = write_config(&dir, &gateway, &master_key);
+    let mut command = vigil_command(
+        [
+            "serve".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+        ],
+        dir.path(),
+    );
+    let mut child = ChildGuard::new(command.spawn().expect("spawning vigil serve"));
+    let stderr = child.child_mut().stderr.take().expect("piped stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    // Bounded by the process: the stream ends if it exits.
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("vigil serving"));
+    assert!(started, "vigil serve did not start");
+    drop(lines);
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(sent.success());
+    let status = child.wait_at_most(STOP_LIMIT, "vigil serve after SIGTERM with stderr closed");
+    assert_eq!(status.code(), Some(0));
+}

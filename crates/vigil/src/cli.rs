@@ -731,5 +731,8 @@ fn init_tracing(default_level: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .with_target(false)
+        // A log line that cannot be written (stderr is a closed pipe) is lost; reporting that
+        // on stderr would panic the thread that logged, and with it the daemon.
+        .log_internal_errors(false)
         .init();
 }

@@ -196,20 +196,31 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
             ..DaemonOptions::default()
         },
     );
+    // SIGTERM is taken over before the startup line says vigil is up, so that a stop asked
+    // for as soon as it is up does not meet the default action (an abrupt end).
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::terminate()).and_then(|terminate| {
+            signal(SignalKind::interrupt()).map(|interrupt| (terminate, interrupt))
+        })
+    };
+    #[cfg(not(unix))]
+    let signals = ();
     if let Some(address) = daemon.local_addr() {
         // The address stays last on the line: scripts and tests read it from there.
-        eprintln!(
+        say(&format!(
             "vigil serving {} on {}://{address}",
             daemon.routes().join(", "),
             daemon.scheme()
-        );
+        ));
     }
     let cancel = CancellationToken::new();
     // The signal task ends with the runtime if the daemon stops for another reason.
-    drop(tokio::spawn(shutdown_on_signal(cancel.clone())));
+    drop(tokio::spawn(shutdown_on_signal(signals, cancel.clone())));
     let ledger = daemon.run(cancel.clone()).await?;
     ledger.close().await;
-    eprintln!("vigil stopped");
+    say("vigil stopped");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -268,28 +279,43 @@ pub fn ledger_location(setting: &LedgerSetting) -> anyhow::Result<LedgerLocation
     })
 }
 
-async fn shutdown_on_signal(cancel: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
+async fn shutdown_on_signal(
+    #[cfg(unix)] signals: std::io::Result<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
+    #[cfg(not(unix))] _signals: (),
+    cancel: CancellationToken,
+) {
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::error!(%error, "cannot listen for SIGTERM");
-                    let _ = ctrl_c.await;
-                    cancel.cancel();
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => eprintln!("SIGINT: stopping"),
-            _ = terminate.recv() => eprintln!("SIGTERM: stopping"),
-        }
+        let (mut terminate, mut interrupt) = match signals {
+            Ok(signals) => signals,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM and SIGINT");
+                let _ = tokio::signal::ctrl_c().await;
+                cancel.cancel();
+                return;
+            }
+        };
+        let signal = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        // Stop first: a failed write must not keep the daemon from stopping.
+        cancel.cancel();
+        say(&format!("{signal}: stopping"));
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        let _ = tokio::signal::ctrl_c().await;
+        cancel.cancel();
     }
-    cancel.cancel();
+}
+
+/// Writes a line to stderr, ignoring a closed pipe (the daemon must not panic because nobody
+/// reads it any more).
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
