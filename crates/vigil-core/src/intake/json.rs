@@ -34,9 +34,18 @@ pub(crate) fn parse(body: &[u8]) -> Result<Value, IntakeError> {
     })
 }
 
-/// The path of `key` inside the object at `path`.
+/// The path of `key` inside the object at `path`: `path.key`, or `path["key"]` (the key as
+/// a JSON string) when it is empty or has characters other than letters, digits, `_` and
+/// `-`, so that every path names one field (a key `a.b` or `[0]` is not a nested field or
+/// an index) and control characters in keys arrive escaped.
 pub(crate) fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-');
+    if !plain {
+        format!("{path}[{}]", Value::String(key.to_owned()))
+    } else if path.is_empty() {
         key.to_owned()
     } else {
         format!("{path}.{key}")

@@ -256,7 +256,7 @@ fn string_array(walker: &mut Walker, attribute: &Attribute<'_>) -> Vec<String> {
         );
         return Vec::new();
     }
-    let values_path = json::join(&attribute.path, "arrayValue.values");
+    let values_path = json::join(&json::join(&attribute.path, "arrayValue"), "values");
     let mut strings = Vec::with_capacity(values.len());
     for (idx, item) in values.iter().enumerate() {
         match item.get("stringValue").and_then(Value::as_str) {

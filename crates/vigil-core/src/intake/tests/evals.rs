@@ -134,6 +134,34 @@ fn the_root_must_be_an_object_with_results() {
     );
 }
 
+// Regression (found by fuzz/intake_evals): a key such as `[esults`, `a.b` or `` gave a path
+// that named another field (an index, a nested key) or none at all.
+#[test]
+fn odd_keys_are_quoted_in_paths() {
+    check(
+        r#"{"[esults": []}"#,
+        expect![[r#"
+            the payload has 2 problems
+            ["[esults"]: unknown field; expected one of: results
+            results: required field is missing
+        "#]],
+    );
+    let result = r#""suite": "s", "case": "c", "passed": true, "model": "m", "prompt_name": "p",
+        "prompt_version": "v""#;
+    let body = format!(
+        "{{\"results\": [{{{result}, \"a.b\": 1}}, {{{result}, \"\": 2}}, {{{result}, \"new\\nline\": 3}}]}}"
+    );
+    check(
+        &body,
+        expect![[r#"
+            the payload has 3 problems
+            results[0]["a.b"]: unknown field; expected one of: suite, case, passed, score, model, prompt_name, prompt_version, input_tokens, run_id, ts
+            results[1][""]: unknown field; expected one of: suite, case, passed, score, model, prompt_name, prompt_version, input_tokens, run_id, ts
+            results[2]["new\nline"]: unknown field; expected one of: suite, case, passed, score, model, prompt_name, prompt_version, input_tokens, run_id, ts
+        "#]],
+    );
+}
+
 #[test]
 fn syntax_errors_give_line_and_column() {
     check(
