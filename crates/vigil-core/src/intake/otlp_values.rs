@@ -159,10 +159,17 @@ impl<'a, 'v> GenAiAttributes<'a, 'v> {
     }
 }
 
-/// The `AnyValue` variant an attribute holds, for messages.
+/// The longest `AnyValue` key quoted in a message; a longer one is only described.
+const MAX_QUOTED_CHARS: usize = 40;
+
+/// The `AnyValue` variant an attribute holds, for messages. The key comes from the client,
+/// so it is quoted only when short, with control characters escaped.
 fn variant(value: &Value) -> String {
     match value.as_object().and_then(|map| map.keys().next()) {
-        Some(key) => format!("`{key}`"),
+        Some(key) if key.chars().count() <= MAX_QUOTED_CHARS => {
+            format!("`{}`", key.escape_debug())
+        }
+        Some(_) => "a value of an unknown kind".to_owned(),
         None => "an empty value".to_owned(),
     }
 }

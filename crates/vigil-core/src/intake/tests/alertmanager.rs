@@ -126,6 +126,19 @@ fn grafana_extras_are_ignored_and_optional_maps_default_to_empty() {
     );
 }
 
+// Regression (found checking the fuzz targets' message invariant): the version was quoted raw,
+// control characters included.
+#[test]
+fn an_unknown_version_is_quoted_escaped() {
+    check(
+        r#"{"version": "4\n\u0007"}"#,
+        expect![[r#"
+            the payload has 1 problem
+            version: unsupported webhook payload version `4\n\u{7}`; vigil reads Alertmanager's version `4`
+        "#]],
+    );
+}
+
 #[test]
 fn another_version_is_refused_alone() {
     // The other problems of an unknown version are noise: its shape may differ.
