@@ -314,12 +314,14 @@ impl Walker {
     pub(crate) fn string_map(&mut self, value: &Value, path: &str) -> Option<Labels> {
         let map = self.object(value, path)?;
         let before = self.n_problems();
-        let mut labels = Labels::default();
+        let mut pairs = Vec::with_capacity(map.len());
         for (key, item) in map {
             if let Some(text) = self.any_text(item, &join(path, key)) {
-                labels.insert(key.clone(), text);
+                pairs.push((key.as_str(), text));
             }
         }
-        (self.n_problems() == before).then_some(labels)
+        // Built in one go: `Labels::insert` rebuilds the whole set, so inserting one label
+        // at a time took time quadratic in their number.
+        (self.n_problems() == before).then(|| pairs.into_iter().collect())
     }
 }
