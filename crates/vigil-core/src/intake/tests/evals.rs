@@ -98,7 +98,7 @@ fn every_problem_is_reported_with_its_path() {
             "not an object"
         ], "extra": true}"#,
         expect![[r#"
-            the payload has 12 problems
+            the payload has 13 problems
             extra: unknown field; expected one of: results
             results[0].sore: unknown field; expected one of: suite, case, passed, score, model, prompt_name, prompt_version, input_tokens, run_id, ts
             results[0].suite: must not be empty
@@ -110,6 +110,7 @@ fn every_problem_is_reported_with_its_path() {
             results[1].run_id: must not be empty
             results[1].ts: must be an RFC 3339 time such as `2026-03-01T12:00:00Z`: the day must be 01 to 28 in 2026-02, found 29
             results[2].passed: must be `true` or `false`, found null
+            results[2].score: must be from -1e9 to 1e9, found `1.2345678901234568e+22`
             results[3]: must be an object, found a string
         "#]],
     );
@@ -207,6 +208,47 @@ fn lists_and_names_are_bounded() {
         expect![[r#"
             the payload has 1 problem
             results[0].case: has 257 characters; at most 256 are accepted
+        "#]],
+    );
+}
+
+// Regression (found checking the fuzz targets' signal invariants): two scores of 1e308 made
+// the batch's `vigil_eval_score_sum` increment +Inf, which stays in the engine's running
+// total for good.
+#[test]
+fn scores_are_bounded_so_their_sums_stay_finite() {
+    let result = |score: &str| {
+        format!(
+            r#"{{"suite": "s", "case": "c", "passed": true, "score": {score}, "model": "m",
+                "prompt_name": "p", "prompt_version": "v"}}"#
+        )
+    };
+    let body = format!(
+        r#"{{"results": [{}, {}]}}"#,
+        result("1e308"),
+        result("1e308")
+    );
+    check(
+        &body,
+        expect![[r#"
+            the payload has 2 problems
+            results[0].score: must be from -1e9 to 1e9, found `1e+308`
+            results[1].score: must be from -1e9 to 1e9, found `1e+308`
+        "#]],
+    );
+    let body = format!(
+        r#"{{"results": [{}, {}, {}]}}"#,
+        result("1e9"),
+        result("1e9"),
+        result("-1000000000")
+    );
+    let batch = parse_evals(body.as_bytes()).unwrap();
+    check_signals(
+        &Pushed::Evals(batch),
+        expect![[r#"
+            vigil_eval_cases_total{model="m",outcome="passed",prompt="p",prompt_version="v",suite="s"} counter +3
+            vigil_eval_score_count{model="m",prompt="p",prompt_version="v",suite="s"} counter +3
+            vigil_eval_score_sum{model="m",prompt="p",prompt_version="v",suite="s"} counter +1000000000
         "#]],
     );
 }
