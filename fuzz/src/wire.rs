@@ -12,7 +12,8 @@ use vigil_core::signal::Labels;
 
 /// `at` as RFC 3339 that `parse_rfc3339` reads back to `at`. In UTC when its year is 0000 to
 /// 9999; an offset at the edge of the range can move an instant outside those years, and
-/// it is then written in the local time of the offset that brings it back.
+/// it is then written in the local time of the offset that brings it back (as a leap second
+/// for the very last instants, which only a leap second at -23:59 reaches).
 #[must_use]
 pub fn rfc3339(at: Timestamp) -> String {
     const EDGE_MILLIS: i64 = (23 * 60 + 59) * 60_000;
@@ -26,6 +27,13 @@ pub fn rfc3339(at: Timestamp) -> String {
         (-EDGE_MILLIS, "-23:59")
     };
     let local = Timestamp(at.0 + shift).to_rfc3339();
+    if let Some(millis) = local.strip_prefix("10000-01-01T00:00:00.") {
+        // The last second of 9999 at -23:59 as a leap second: no other form reaches it.
+        return format!(
+            "9999-12-31T23:59:60.{}{offset}",
+            millis.trim_end_matches('Z')
+        );
+    }
     format!("{}{offset}", local.strip_suffix('Z').unwrap_or(&local))
 }
 
