@@ -3,6 +3,8 @@
 //!
 //! serde_json refuses nesting deeper than 128 levels, so nothing here can overflow the stack.
 
+use std::fmt::Write as _;
+
 use serde_json::{Map, Value};
 
 use super::IntakeError;
@@ -44,7 +46,7 @@ pub(crate) fn join(path: &str, key: &str) -> String {
             .chars()
             .all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-');
     if !plain {
-        format!("{path}[{}]", Value::String(key.to_owned()))
+        format!("{path}[{}]", printable_json(&Value::String(key.to_owned())))
     } else if path.is_empty() {
         key.to_owned()
     } else {
@@ -69,11 +71,26 @@ pub(crate) fn describe(value: &Value) -> &'static str {
     }
 }
 
+/// `value` as JSON with every control character escaped: JSON escapes those below U+0020,
+/// and this also escapes DEL and the C1 controls (U+0080 to U+009F, which some terminals
+/// read as escape sequences), so that what a client sent is safe to print in a log line.
+fn printable_json(value: &Value) -> String {
+    let mut out = String::new();
+    for ch in value.to_string().chars() {
+        if ch.is_control() {
+            let _infallible = write!(out, "\\u{:04x}", u32::from(ch));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 /// A short scalar quoted for a message (`-5`, `"abc"`), else what kind of value it is.
 pub(crate) fn show(value: &Value) -> String {
     match value {
         Value::String(_) | Value::Number(_) | Value::Bool(_) => {
-            let text = value.to_string();
+            let text = printable_json(value);
             if text.chars().count() <= 40 {
                 format!("`{text}`")
             } else {

@@ -163,6 +163,22 @@ fn odd_keys_are_quoted_in_paths() {
     );
 }
 
+// Regression (found by fuzz/intake_evals): DEL and the C1 controls, which JSON output does
+// not escape, reached messages and paths raw.
+#[test]
+fn del_and_c1_controls_are_escaped() {
+    check(
+        r#"{"results": [{"suite": "s", "case": "c", "passed": true, "model": "m",
+            "prompt_name": "p", "prompt_version": "v", "input_tokens": "a\u007fb\u009b",
+            "x\u007f": 1}]}"#,
+        expect![[r#"
+            the payload has 2 problems
+            results[0]["x\u007f"]: unknown field; expected one of: suite, case, passed, score, model, prompt_name, prompt_version, input_tokens, run_id, ts
+            results[0].input_tokens: must be a whole number, 0 or more, found `"a\u007fb\u009b"`
+        "#]],
+    );
+}
+
 #[test]
 fn syntax_errors_give_line_and_column() {
     check(
