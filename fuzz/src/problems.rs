@@ -1,7 +1,8 @@
 //! What every refusal must look like: between 1 and `MAX_PROBLEMS` problems (more only
 //! counted), each naming by its path a field of the body (or the place of a missing one),
-//! with a short, printable, lowercase message. A body that is not JSON gets exactly one
-//! problem, without a path, giving the line and column.
+//! with a short, printable, lowercase message; paths are printable too (odd keys are quoted
+//! and escaped). A body that is not JSON gets exactly one problem, without a path, giving
+//! the line and column.
 
 use serde_json::Value;
 use vigil_core::intake::{IntakeError, MAX_PROBLEMS};
@@ -41,6 +42,10 @@ pub fn check(data: &[u8], error: &IntakeError) {
                 "a problem without a path in an object body: {problem:?}"
             );
         } else {
+            assert!(
+                !problem.path.chars().any(char::is_control),
+                "a control character in a path: {problem:?}"
+            );
             assert!(
                 locates(&root, &problem.path),
                 "{problem:?} names no field of the body"
