@@ -149,7 +149,7 @@ fn notification(walker: &mut Walker, root: &Value) -> Option<AlertBatch> {
             "version",
             format!(
                 "unsupported webhook payload version `{}`; vigil reads Alertmanager's version `{SUPPORTED_VERSION}`",
-                version.chars().take(16).collect::<String>()
+                version.chars().take(16).collect::<String>().escape_debug()
             ),
         );
         return None;

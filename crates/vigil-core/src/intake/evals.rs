@@ -25,7 +25,7 @@
 //! | --- | --- | --- | --- |
 //! | `suite`, `case`, `model`, `prompt_name`, `prompt_version` | string | yes | not blank, at most 256 characters |
 //! | `passed` | boolean | yes | |
-//! | `score` | number | no | finite; any range (0 to 1 is usual) |
+//! | `score` | number | no | finite, from -10^9 to 10^9 (0 to 1 is usual) |
 //! | `input_tokens` | whole number | no | the prompt tokens the case sent: how big this prompt version's prompts are |
 //! | `run_id` | string | no | not blank, at most 256 characters |
 //! | `ts` | string | no | RFC 3339, when the case ran |
@@ -44,6 +44,10 @@ use crate::time::Timestamp;
 /// The most results one request may carry.
 pub const MAX_EVAL_RESULTS: usize = 10_000;
 
+/// The largest score accepted, in absolute value: far beyond any real scale, and small enough
+/// that the running sum of scores the engine keeps (`vigil_eval_score_sum`) stays finite.
+pub const MAX_ABS_SCORE: f64 = 1e9;
+
 /// A batch of eval results.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EvalBatch {
@@ -60,7 +64,8 @@ pub struct EvalResult {
     pub case: String,
     /// Whether the case passed.
     pub passed: bool,
-    /// The case's score, when the harness gives one (always finite).
+    /// The case's score, when the harness gives one (finite, at most [`MAX_ABS_SCORE`] in
+    /// absolute value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
     /// The model under test.
@@ -117,7 +122,7 @@ fn eval_result(walker: &mut Walker, value: &Value, path: &str) -> Option<EvalRes
     let suite = walker.field(map, path, "suite", Walker::name);
     let case = walker.field(map, path, "case", Walker::name);
     let passed = walker.field(map, path, "passed", Walker::boolean);
-    let score = walker.optional_field(map, path, "score", Walker::number);
+    let score = walker.optional_field(map, path, "score", score);
     let model = walker.field(map, path, "model", Walker::name);
     let prompt_name = walker.field(map, path, "prompt_name", Walker::name);
     let prompt_version = walker.field(map, path, "prompt_version", Walker::name);
@@ -136,6 +141,19 @@ fn eval_result(walker: &mut Walker, value: &Value, path: &str) -> Option<EvalRes
         run_id: run_id?,
         ran_at: ran_at?,
     })
+}
+
+/// Reads a score: a finite number of at most [`MAX_ABS_SCORE`] in absolute value.
+fn score(walker: &mut Walker, value: &Value, path: &str) -> Option<f64> {
+    let score = walker.number(value, path)?;
+    if score.abs() > MAX_ABS_SCORE {
+        walker.report(
+            path,
+            format!("must be from -1e9 to 1e9, found {}", json::show(value)),
+        );
+        return None;
+    }
+    Some(score)
 }
 
 /// Reads an RFC 3339 time, reporting a problem at `path` when it is not one.

@@ -11,9 +11,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fmt::Write as _;
 
 use serde::de::{Deserializer as _, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+
 use serde_json::{Map, Value};
 
 use super::IntakeError;
@@ -224,9 +226,18 @@ pub(crate) fn batch_items<'a>(
     }
 }
 
-/// The path of `key` inside the object at `path`.
+/// The path of `key` inside the object at `path`: `path.key`, or `path["key"]` (the key as
+/// a JSON string) when it is empty or has characters other than letters, digits, `_` and
+/// `-`, so that every path names one field (a key `a.b` or `[0]` is not a nested field or
+/// an index) and control characters in keys arrive escaped.
 pub(crate) fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-');
+    if !plain {
+        format!("{path}[{}]", printable_json(&Value::String(key.to_owned())))
+    } else if path.is_empty() {
         key.to_owned()
     } else {
         format!("{path}.{key}")
@@ -250,11 +261,26 @@ pub(crate) fn describe(value: &Value) -> &'static str {
     }
 }
 
+/// `value` as JSON with every control character escaped: JSON escapes those below U+0020,
+/// and this also escapes DEL and the C1 controls (U+0080 to U+009F, which some terminals
+/// read as escape sequences), so that what a client sent is safe to print in a log line.
+fn printable_json(value: &Value) -> String {
+    let mut out = String::new();
+    for ch in value.to_string().chars() {
+        if ch.is_control() {
+            let _infallible = write!(out, "\\u{:04x}", u32::from(ch));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 /// A short scalar quoted for a message (`-5`, `"abc"`), else what kind of value it is.
 pub(crate) fn show(value: &Value) -> String {
     match value {
         Value::String(_) | Value::Number(_) | Value::Bool(_) => {
-            let text = value.to_string();
+            let text = printable_json(value);
             if text.chars().count() <= 40 {
                 format!("`{text}`")
             } else {
@@ -578,12 +604,14 @@ impl Walker {
     pub(crate) fn string_map(&mut self, value: &Value, path: &str) -> Option<Labels> {
         let map = self.object(value, path)?;
         let before = self.n_problems();
-        let mut labels = Labels::default();
+        let mut pairs = Vec::with_capacity(map.len());
         for (key, item) in map {
             if let Some(text) = self.any_text(item, &join(path, key)) {
-                labels.insert(key.clone(), text);
+                pairs.push((key.as_str(), text));
             }
         }
-        (self.n_problems() == before).then_some(labels)
+        // Built in one go: `Labels::insert` rebuilds the whole set, so inserting one label
+        // at a time took time quadratic in their number.
+        (self.n_problems() == before).then(|| pairs.into_iter().collect())
     }
 }

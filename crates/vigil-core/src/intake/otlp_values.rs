@@ -159,10 +159,17 @@ impl<'a, 'v> GenAiAttributes<'a, 'v> {
     }
 }
 
-/// The `AnyValue` variant an attribute holds, for messages.
+/// The longest `AnyValue` key quoted in a message; a longer one is only described.
+const MAX_QUOTED_CHARS: usize = 40;
+
+/// The `AnyValue` variant an attribute holds, for messages. The key comes from the client,
+/// so it is quoted only when short, with control characters escaped.
 fn variant(value: &Value) -> String {
     match value.as_object().and_then(|map| map.keys().next()) {
-        Some(key) => format!("`{key}`"),
+        Some(key) if key.chars().count() <= MAX_QUOTED_CHARS => {
+            format!("`{}`", key.escape_debug())
+        }
+        Some(_) => "a value of an unknown kind".to_owned(),
         None => "an empty value".to_owned(),
     }
 }
@@ -256,7 +263,7 @@ fn string_array(walker: &mut Walker, attribute: &Attribute<'_>) -> Vec<String> {
         );
         return Vec::new();
     }
-    let values_path = json::join(&attribute.path, "arrayValue.values");
+    let values_path = json::join(&json::join(&attribute.path, "arrayValue"), "values");
     let mut strings = Vec::with_capacity(values.len());
     for (idx, item) in values.iter().enumerate() {
         match item.get("stringValue").and_then(Value::as_str) {

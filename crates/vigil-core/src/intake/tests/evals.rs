@@ -100,7 +100,7 @@ fn every_problem_is_reported_with_its_path() {
             "not an object"
         ], "extra": true}"#,
         expect![[r#"
-            the payload has 12 problems
+            the payload has 13 problems
             extra: unknown field; expected one of: results
             results[0].sore: unknown field; expected one of: suite, case, passed, score, model, prompt_name, prompt_version, input_tokens, run_id, ts
             results[0].suite: must not be empty
@@ -112,6 +112,7 @@ fn every_problem_is_reported_with_its_path() {
             results[1].run_id: must not be empty
             results[1].ts: must be an RFC 3339 time such as `2026-03-01T12:00:00Z`: the day must be 01 to 28 in 2026-02, found 29
             results[2].passed: must be `true` or `false`, found null
+            results[2].score: must be from -1e9 to 1e9, found `1.2345678901234568e+22`
             results[3]: must be an object, found a string
         "#]],
     );
@@ -132,6 +133,50 @@ fn the_root_must_be_an_object_with_results() {
             the payload has 2 problems
             result: unknown field; expected one of: results
             results: required field is missing
+        "#]],
+    );
+}
+
+// Regression (found by fuzz/intake_evals): a key such as `[esults`, `a.b` or `` gave a path
+// that named another field (an index, a nested key) or none at all.
+#[test]
+fn odd_keys_are_quoted_in_paths() {
+    check(
+        r#"{"[esults": []}"#,
+        expect![[r#"
+            the payload has 2 problems
+            ["[esults"]: unknown field; expected one of: results
+            results: required field is missing
+        "#]],
+    );
+    let result = r#""suite": "s", "case": "c", "passed": true, "model": "m", "prompt_name": "p",
+        "prompt_version": "v""#;
+    let body = format!(
+        "{{\"results\": [{{{result}, \"a.b\": 1}}, {{{result}, \"\": 2}}, {{{result}, \"new\\nline\": 3}}]}}"
+    );
+    check(
+        &body,
+        expect![[r#"
+            the payload has 3 problems
+            results[0]["a.b"]: unknown field; expected one of: suite, case, passed, score, model, prompt_name, prompt_version, input_tokens, run_id, ts
+            results[1][""]: unknown field; expected one of: suite, case, passed, score, model, prompt_name, prompt_version, input_tokens, run_id, ts
+            results[2]["new\nline"]: unknown field; expected one of: suite, case, passed, score, model, prompt_name, prompt_version, input_tokens, run_id, ts
+        "#]],
+    );
+}
+
+// Regression (found by fuzz/intake_evals): DEL and the C1 controls, which JSON output does
+// not escape, reached messages and paths raw.
+#[test]
+fn del_and_c1_controls_are_escaped() {
+    check(
+        r#"{"results": [{"suite": "s", "case": "c", "passed": true, "model": "m",
+            "prompt_name": "p", "prompt_version": "v", "input_tokens": "a\u007fb\u009b",
+            "x\u007f": 1}]}"#,
+        expect![[r#"
+            the payload has 2 problems
+            results[0]["x\u007f"]: unknown field; expected one of: suite, case, passed, score, model, prompt_name, prompt_version, input_tokens, run_id, ts
+            results[0].input_tokens: must be a whole number, 0 or more, found `"a\u007fb\u009b"`
         "#]],
     );
 }
@@ -181,6 +226,47 @@ fn lists_and_names_are_bounded() {
         expect![[r#"
             the payload has 1 problem
             results[0].case: has 257 characters; at most 256 are accepted
+        "#]],
+    );
+}
+
+// Regression (found checking the fuzz targets' signal invariants): two scores of 1e308 made
+// the batch's `vigil_eval_score_sum` increment +Inf, which stays in the engine's running
+// total for good.
+#[test]
+fn scores_are_bounded_so_their_sums_stay_finite() {
+    let result = |score: &str| {
+        format!(
+            r#"{{"suite": "s", "case": "c", "passed": true, "score": {score}, "model": "m",
+                "prompt_name": "p", "prompt_version": "v"}}"#
+        )
+    };
+    let body = format!(
+        r#"{{"results": [{}, {}]}}"#,
+        result("1e308"),
+        result("1e308")
+    );
+    check(
+        &body,
+        expect![[r#"
+            the payload has 2 problems
+            results[0].score: must be from -1e9 to 1e9, found `1e+308`
+            results[1].score: must be from -1e9 to 1e9, found `1e+308`
+        "#]],
+    );
+    let body = format!(
+        r#"{{"results": [{}, {}, {}]}}"#,
+        result("1e9"),
+        result("1e9"),
+        result("-1000000000")
+    );
+    let batch = parse_evals(body.as_bytes()).unwrap();
+    check_signals(
+        &Pushed::Evals(batch),
+        expect![[r#"
+            vigil_eval_cases_total{model="m",outcome="passed",prompt="p",prompt_version="v",suite="s"} counter +3
+            vigil_eval_score_count{model="m",prompt="p",prompt_version="v",suite="s"} counter +3
+            vigil_eval_score_sum{model="m",prompt="p",prompt_version="v",suite="s"} counter +1000000000
         "#]],
     );
 }

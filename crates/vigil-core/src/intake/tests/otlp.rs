@@ -219,6 +219,30 @@ fn every_problem_is_reported_with_its_path() {
     );
 }
 
+// Regression (found by fuzz/intake_otlp): the kind of a wrongly typed value was quoted raw
+// from the client's JSON, control characters and any length included.
+#[test]
+fn the_kind_of_a_wrong_value_is_quoted_escaped_and_short() {
+    let long = "x".repeat(41);
+    let body = format!(
+        r#"{{"resourceSpans": [{{"scopeSpans": [{{"spans": [{{
+            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+            "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+            "attributes": [
+              {{"key": "gen_ai.system", "value": {{"\nringValue": "openai"}}}},
+              {{"key": "gen_ai.request.model", "value": {{"{long}": "m"}}}}
+            ]}}]}}]}}]}}"#
+    );
+    check(
+        &body,
+        expect![[r#"
+            the payload has 2 problems
+            resourceSpans[0].scopeSpans[0].spans[0].attributes[0].value: `gen_ai.system` must be a `stringValue`, found `\nringValue`
+            resourceSpans[0].scopeSpans[0].spans[0].attributes[1].value: `gen_ai.request.model` must be a `stringValue`, found a value of an unknown kind
+        "#]],
+    );
+}
+
 #[test]
 fn signals_of_a_js_sdk_export() {
     let pushed = Pushed::Spans(parse_otlp_traces(JS_SDK.as_bytes()).unwrap());
