@@ -64,7 +64,7 @@ pub fn parse_instruction(
     for key in map.keys() {
         if !matches!(key.as_str(), "by" | "reason" | "command") {
             problems.push(Problem::new(
-                shown_key(key),
+                join("", key),
                 "unknown field; an instruction has `reason`, `command` and optionally `by`",
             ));
         }
@@ -120,7 +120,7 @@ pub fn parse_instruction(
                         .iter()
                         .all(|problem| !problem.path.starts_with("command"))
                     {
-                        problems.push(Problem::new("command", error.to_string()));
+                        problems.push(Problem::new("command", printable(&error.to_string())));
                     }
                     None
                 }
@@ -197,9 +197,28 @@ fn check_id(path: &str, text: &str, problems: &mut Vec<Problem>) {
     }
 }
 
-/// A key as a path, shortened and with control characters escaped: it is the client's text.
-fn shown_key(key: &str) -> String {
-    let shown: String = key.chars().take(64).flat_map(char::escape_debug).collect();
+/// The longest message a problem carries; serde's messages quote what the client sent.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+/// A message that may quote the client's text (serde's "unknown variant"), with control
+/// characters escaped and cut to [`MAX_MESSAGE_CHARS`].
+fn printable(message: &str) -> String {
+    let mut shown = String::new();
+    let mut n_shown = 0;
+    for character in message.chars() {
+        // Counted as shown, escapes included: `\u{7f}` is seven characters of the message.
+        let piece: String = if character.is_control() {
+            character.escape_default().collect()
+        } else {
+            character.to_string()
+        };
+        n_shown += piece.chars().count();
+        if n_shown > MAX_MESSAGE_CHARS {
+            shown.push('…');
+            break;
+        }
+        shown.push_str(&piece);
+    }
     shown
 }
 
@@ -274,6 +293,14 @@ mod tests {
             command: unknown variant `nuke`, expected one of `approve`, `reject`, `kill`, `unkill`, `silence`, `unsilence`"#]]
         .assert_eq(&problems(r#"{"command": {"command": "nuke"}}"#).join("\n"));
         assert_eq!(problems("[]"), ["must be a JSON object, found an array"]);
+        // Found by fuzz/fuzz_targets/admin_instruction.rs: serde quotes an unknown command
+        // whole, and its escaped control characters made a message of 716 characters.
+        let quoted = problems(&format!(
+            r#"{{"command": {{"command": "{}"}}}}"#,
+            "\\u007f".repeat(100)
+        ));
+        assert!(quoted[0].chars().count() <= "command: ".len() + MAX_MESSAGE_CHARS + 1, "{quoted:?}");
+        assert!(!quoted[0].chars().any(char::is_control), "{quoted:?}");
         assert_eq!(problems("{}"), ["command: is missing"]);
         assert_eq!(
             problems(r#"{"command": {"command": "silence", "silence_id": "s", "expires_at": -5}}"#),
