@@ -7,11 +7,11 @@ use cedar_policy::{
     RestrictedExpression,
 };
 use vigil_core::authz::{
-    AttrValue, AuthzContext, AuthzDecision, AuthzRequest, Effect, Entity, EntityRef,
-    HumanAuthzRequest, HumanContext,
+    AttrValue, AuthzDecision, AuthzRequest, Effect, Entity, EntityRef, HumanAuthzRequest,
 };
 
-use crate::load::{Authorizer, CedarNames, ContextVersion};
+use crate::context::{cedar_context, human_context};
+use crate::load::{Authorizer, CedarNames};
 use crate::report::error_chain;
 
 impl Authorizer {
@@ -19,7 +19,7 @@ impl Authorizer {
     ///
     /// The principal becomes `Vigil::Runbook::"<id>"`, the action `Vigil::Action::"block"` or
     /// `"unblock"`, the resource `Vigil::ApiKey::"<id>"`, and the context a record of the
-    /// [`AuthzContext`] fields. The entity store holds the principal, the resource (with their
+    /// [`AuthzContext`](vigil_core::authz::AuthzContext) fields. The entity store holds the principal, the resource (with their
     /// attributes) and their parents (without attributes). Request, context and entities are
     /// all checked against the schema.
     ///
@@ -40,8 +40,8 @@ impl Authorizer {
     /// [`authorize`](Authorizer::authorize) does for a step: the principal becomes
     /// `Vigil::Human::"<name>"` in its groups and roles, the action `Vigil::Action::"approve"`
     /// (and so on), the resource the proposal, kill switch or silence, and the context a
-    /// record of the [`HumanContext`] fields. Fails closed the same way; a policy set whose
-    /// schema predates people ([`ContextVersion::V3`]) denies every instruction, saying so.
+    /// record of the [`HumanContext`](vigil_core::authz::HumanContext) fields. Fails closed the same way; a policy set whose
+    /// schema predates people ([`ContextVersion::V3`](crate::ContextVersion::V3)) denies every instruction, saying so.
     #[must_use]
     pub fn authorize_human(&self, request: &HumanAuthzRequest) -> AuthzDecision {
         if !self.context_version.has_people() {
@@ -168,91 +168,6 @@ impl Authorizer {
             _ => Err(errors),
         }
     }
-}
-
-/// The Cedar context record of a person's instruction: every field of [`HumanContext`].
-pub(crate) fn human_context(context: &HumanContext) -> Result<Context, String> {
-    // Destructured in full so that a field added to `HumanContext` fails to compile here
-    // until it is sent to Cedar (and declared in the schema).
-    let HumanContext {
-        hour_utc,
-        duration_secs,
-        has_reason,
-    } = context;
-    let pairs = [
-        ("hour_utc", RestrictedExpression::new_long(*hour_utc)),
-        (
-            "duration_secs",
-            RestrictedExpression::new_long(*duration_secs),
-        ),
-        ("has_reason", RestrictedExpression::new_bool(*has_reason)),
-    ];
-    Context::from_pairs(
-        pairs
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value)),
-    )
-    .map_err(|error| format!("invalid context: {}", error_chain(&error)))
-}
-
-/// The Cedar context record for vigil's context: every field of [`AuthzContext`] that the
-/// policy set's [`ContextVersion`] has (all of them for the current version).
-pub(crate) fn cedar_context(
-    context: &AuthzContext,
-    version: ContextVersion,
-) -> Result<Context, String> {
-    // Destructured in full so that a field added to `AuthzContext` fails to compile here
-    // until it is sent to Cedar (and declared in the schema).
-    let AuthzContext {
-        mode,
-        severity,
-        blast_radius,
-        attempt,
-        incident_age_secs,
-        hour_utc,
-        detector,
-        confidence_pct,
-        is_compensation,
-        trust_pct,
-    } = context;
-    let pairs = [
-        (
-            "mode",
-            RestrictedExpression::new_string(mode.as_str().to_owned()),
-        ),
-        (
-            "severity",
-            RestrictedExpression::new_string(severity.clone()),
-        ),
-        (
-            "blast_radius",
-            RestrictedExpression::new_long(*blast_radius),
-        ),
-        ("attempt", RestrictedExpression::new_long(*attempt)),
-        (
-            "incident_age_secs",
-            RestrictedExpression::new_long(*incident_age_secs),
-        ),
-        ("hour_utc", RestrictedExpression::new_long(*hour_utc)),
-        (
-            "detector",
-            RestrictedExpression::new_string(detector.clone()),
-        ),
-        (
-            "confidence_pct",
-            RestrictedExpression::new_long(*confidence_pct),
-        ),
-        (
-            "is_compensation",
-            RestrictedExpression::new_bool(*is_compensation),
-        ),
-        ("trust_pct", RestrictedExpression::new_long(*trust_pct)),
-    ];
-    let pairs = pairs
-        .into_iter()
-        .filter(|(key, _)| version.has_attribute(key))
-        .map(|(key, value)| (key.to_owned(), value));
-    Context::from_pairs(pairs).map_err(|error| format!("invalid context: {}", error_chain(&error)))
 }
 
 /// The principal and resource with their attributes, and each of their parents (that is not

@@ -12,14 +12,16 @@
 //! policy set with any problem is rejected whole, so the caller keeps the previous one.
 
 mod authorize;
+mod context;
 mod corpus;
 mod error;
 mod load;
 mod report;
 
+pub use context::ContextVersion;
 pub use corpus::{Expectation, TestCaseResult, run_policy_tests};
 pub use error::{PolicyError, Problem, SourceLocation};
-pub use load::{Authorizer, ContextVersion, PolicyFile};
+pub use load::{Authorizer, PolicyFile};
 
 /// The Cedar namespace that holds vigil's entity types and actions.
 pub(crate) const NAMESPACE: &str = "Vigil";

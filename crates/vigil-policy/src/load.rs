@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use vigil_core::authz::{ActionName, AuthzContext, EntityType, HumanActionName, HumanContext};
 use vigil_core::runbook::Mode;
 
-use crate::authorize::{cedar_context, human_context};
+use crate::context::{ContextVersion, cedar_context, human_context};
 use crate::error::{PolicyError, Problem, SourceLocation};
 use crate::report::{diagnostic_problems, error_chain, problem, problem_at};
 use crate::{ID_ANNOTATION, NAMESPACE};
@@ -25,59 +25,6 @@ pub struct PolicyFile {
     pub path: String,
     /// The file's contents.
     pub text: String,
-}
-
-/// The vocabulary of the request context a schema declares. The context grew over time; a
-/// policy set recorded in a ledger by an older build declares an older vocabulary, and
-/// replaying its decisions months later must send it the context it was written for.
-///
-/// Closed: a context attribute added to [`AuthzContext`], or an entity type or action added
-/// to the vocabulary, adds a version here (newest last), and [`Authorizer::load`] accepts only
-/// the newest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ContextVersion {
-    /// The first vocabulary: everything but `trust_pct`.
-    V1,
-    /// Adds `trust_pct`, the runbook action's verified-success score.
-    V2,
-    /// Adds people: the `Human`, `Group`, `Role`, `Proposal`, `Control` and `Silence` entity
-    /// types and the actions `approve`, `reject`, `kill`, `unkill`, `silence` and
-    /// `unsilence` with their `HumanContext` (the current version).
-    V3,
-}
-
-impl ContextVersion {
-    /// Every version, oldest first.
-    pub const ALL: [ContextVersion; 3] =
-        [ContextVersion::V1, ContextVersion::V2, ContextVersion::V3];
-
-    /// The version this build sends.
-    pub const CURRENT: ContextVersion = ContextVersion::V3;
-
-    /// Whether a context of this version has the attribute `name`.
-    #[must_use]
-    pub fn has_attribute(self, name: &str) -> bool {
-        match name {
-            "trust_pct" => self >= ContextVersion::V2,
-            _ => true,
-        }
-    }
-
-    /// Whether this vocabulary has people's entity types and actions.
-    #[must_use]
-    pub fn has_people(self) -> bool {
-        self >= ContextVersion::V3
-    }
-
-    /// The entity types a schema of this version declares.
-    #[must_use]
-    pub fn entity_types(self) -> &'static [EntityType] {
-        if self.has_people() {
-            &EntityType::ALL
-        } else {
-            &EntityType::REMEDIATION
-        }
-    }
 }
 
 /// A validated Cedar policy set with its schema, ready to decide requests.
