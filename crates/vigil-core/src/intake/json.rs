@@ -84,6 +84,12 @@ fn count_nodes(text: &[u8]) -> usize {
 pub(crate) fn parse_raw(body: &[u8]) -> Result<&RawValue, IntakeError> {
     let checked = serde_json::from_slice::<&RawValue>(body);
     if checked.is_ok() && !nested_too_deep(body) {
+        // The raw check skips strings without decoding their escapes, so a lone surrogate
+        // (`"\ud800"`) passes it and would fail only later, in one item, at the item's own
+        // position; it is a syntax error of the body, reported where the tree parser would.
+        if let Some(error) = unpaired_surrogate(body) {
+            return Err(error);
+        }
         return checked.map_err(|error| syntax_error(&error));
     }
     // The raw check words some faults differently (a trailing comma) and lets nesting past
@@ -104,6 +110,52 @@ pub(crate) fn parse_raw(body: &[u8]) -> Result<&RawValue, IntakeError> {
             omitted: 0,
         }),
     }
+}
+
+/// The syntax error of the first string in `body` (valid JSON to the raw check) whose
+/// `\u` escapes do not decode: a surrogate without its pair. Only strings holding a
+/// surrogate escape are decoded, each on its own, so the scan is linear in the body.
+fn unpaired_surrogate(body: &[u8]) -> Option<IntakeError> {
+    let (mut line, mut line_start) = (1_usize, 0_usize);
+    let mut idx = 0;
+    while let Some(&byte) = body.get(idx) {
+        match byte {
+            b'\n' => {
+                line += 1;
+                line_start = idx + 1;
+                idx += 1;
+            }
+            b'"' => {
+                let start = idx;
+                let (mut end, mut surrogate) = (idx + 1, false);
+                while let Some(&inner) = body.get(end) {
+                    match inner {
+                        b'"' => break,
+                        b'\\' => {
+                            let escape = body.get(end + 1..end + 4).unwrap_or_default();
+                            surrogate |= matches!(
+                                escape,
+                                [b'u', b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F']
+                            );
+                            end += 2;
+                        }
+                        _ => end += 1,
+                    }
+                }
+                if surrogate {
+                    let literal = body.get(start..=end).unwrap_or_default();
+                    if let Err(error) = serde_json::from_slice::<String>(literal) {
+                        // A JSON string holds no raw line break: the error is on this line.
+                        let column = start - line_start + error.column();
+                        return Some(positioned_error(&error, line, column));
+                    }
+                }
+                idx = end + 1;
+            }
+            _ => idx += 1,
+        }
+    }
+    None
 }
 
 /// Whether `body` nests arrays and objects as deep as the tree parser refuses (128 levels).
@@ -136,6 +188,11 @@ fn nested_too_deep(body: &[u8]) -> bool {
 }
 
 fn syntax_error(error: &serde_json::Error) -> IntakeError {
+    positioned_error(error, error.line(), error.column())
+}
+
+/// A syntax error reported at `line` and `column` of the body.
+fn positioned_error(error: &serde_json::Error, line: usize, column: usize) -> IntakeError {
     // serde_json's message ends with " at line L column C"; the position is given once.
     let text = error.to_string();
     let reason = text
@@ -144,11 +201,7 @@ fn syntax_error(error: &serde_json::Error) -> IntakeError {
     IntakeError {
         problems: vec![Problem::new(
             "",
-            format!(
-                "invalid JSON at line {} column {}: {reason}",
-                error.line(),
-                error.column()
-            ),
+            format!("invalid JSON at line {line} column {column}: {reason}"),
         )],
         omitted: 0,
     }

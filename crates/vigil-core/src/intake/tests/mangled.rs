@@ -190,3 +190,33 @@ fn a_part_with_too_many_objects_is_refused_before_it_is_parsed() {
         "the payload has 1 problem: resourceSpans[0].scopeSpans[0].spans[0]: holds more than 100000 objects and arrays; at most that many are accepted in one item"
     );
 }
+
+// Regression (fuzzing, issue 12): the body's syntax is checked without decoding strings, so a
+// lone surrogate escape passed the check and surfaced later as an item that "cannot be read"
+// at the item's own line and column, or was accepted when it sat in an ignored key. Every
+// parser now refuses it as the tree parser does: one problem, at the body's line and column.
+#[test]
+fn a_lone_surrogate_is_a_syntax_error_of_the_body() {
+    let evals = "{\"results\": [\n  {\"suite\": \"s\", \"case\": \"c\", \"passed\": true, \"model\": \"m\",\n   \"prompt_name\": \"p\", \"prompt_version\": \"1\", \"junk\": \"ok \\ud83d\\ude00 \\ud800\"}]}";
+    let runs = r#"{"runs": [{"run_id": "r", "agent": "a", "iterations": 1, "outcome": "success", "tool_calls": [{"name": "t", "arguments": {"k\udc00": 1}}]}]}"#;
+    let spans = r#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "x", "attributes": [{"key": "a", "value": {"stringValue": "b"}, "ignored\uD800": 1}]}]}]}]}"#;
+    let alerts = r#"{"version": "4", "alerts": [], "x": "\ud800"}"#;
+    for (body, parse) in [evals, runs, spans, alerts].into_iter().zip(PARSERS) {
+        let tree_error = serde_json::from_slice::<Value>(body.as_bytes()).unwrap_err();
+        let error = parse(body.as_bytes()).unwrap_err();
+        assert_eq!(error.problems.len(), 1, "{error}");
+        assert_eq!(error.problems[0].path, "", "{error}");
+        let expected = format!(
+            "invalid JSON at line {} column {}: ",
+            tree_error.line(),
+            tree_error.column()
+        );
+        assert!(
+            error.problems[0].message.starts_with(&expected),
+            "{error} should start with {expected}"
+        );
+    }
+    // A paired surrogate is a character like any other.
+    let paired = "{\"results\": [{\"suite\": \"s\\ud83d\\ude00\", \"case\": \"c\", \"passed\": true, \"model\": \"m\", \"prompt_name\": \"p\", \"prompt_version\": \"1\"}]}";
+    assert!(parse_evals(paired.as_bytes()).is_ok());
+}
