@@ -15,6 +15,7 @@ mod engine_loop;
 mod http;
 mod intake;
 mod jwks_refresh;
+mod poll;
 mod querier;
 mod resources;
 mod scraper;
