@@ -186,11 +186,7 @@ pub fn publish_file(path: &Path, checkpoint: &Checkpoint) -> anyhow::Result<()> 
 /// The wall clock, in milliseconds since the Unix epoch.
 #[must_use]
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
+    crate::daemon::wall_now_ms()
 }
 
 /// What a checkpoint says about a log.

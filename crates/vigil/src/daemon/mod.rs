@@ -38,7 +38,7 @@ use vigil_core::Timestamp;
 use vigil_core::engine::{Command, Engine, Event};
 use vigil_ledger::Ledger;
 
-pub use clock::Clock;
+pub use clock::{Clock, since_epoch, wall_now_ms};
 use effects::Effects;
 use engine_loop::EngineLoop;
 use querier::Querier;
