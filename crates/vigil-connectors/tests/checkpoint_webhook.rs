@@ -9,6 +9,8 @@
     reason = "tests fail loudly by design"
 )]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -36,21 +38,12 @@ async fn receive(
 }
 
 async fn server() -> (String, Log, CancellationToken) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let log: Log = Arc::default();
     let app = Router::new()
         .route("/status/{code}", post(receive))
         .with_state(Arc::clone(&log));
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-            .unwrap();
-    });
-    (base, log, shutdown)
+    let (addr, shutdown) = common::serve(app).await;
+    (format!("http://{addr}"), log, shutdown)
 }
 
 fn checkpoint() -> Value {
