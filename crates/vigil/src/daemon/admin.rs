@@ -22,8 +22,9 @@
 //! steps, `policies/people.cedar`), records a `HumanAction`, and the engine loop answers with
 //! that record's outcome. The answer: 200 when carried out, 409 when refused (the body says
 //! why), 202 when the engine did not answer within a few seconds. The proposals listed are
-//! the engine's own (`Engine::pending_proposals`), asked of the engine loop the same way. Bodies must be `application/json`, at most
-//! 64 KiB; every error, 404 and 405 included, is JSON `{"error": ...}`.
+//! the engine's own (`Engine::pending_proposals`), asked of the engine loop the same way.
+//! Bodies must be `application/json`, at most 64 KiB; every error, 404 and 405 included, is
+//! JSON `{"error": ...}`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
