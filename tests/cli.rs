@@ -11,6 +11,10 @@
     clippy::indexing_slicing,
     reason = "tests fail loudly at the first broken assumption, helper functions included"
 )]
+#![allow(
+    clippy::disallowed_types,
+    reason = "these tests drive vigil as a separate process, in real time: their deadlines are std wall-clock instants, which tokio's paused time could not move anyway"
+)]
 
 mod support;
 

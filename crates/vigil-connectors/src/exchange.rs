@@ -13,11 +13,11 @@
 //!   Langfuse secret, header values) replaced by `<redacted>` and every LiteLLM key
 //!   (`sk-...`) by `sk-<redacted>`.
 
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
-use serde::{Deserialize, Serialize};
+// tokio's clock, not std's: a test that pauses time controls what an exchange measures.
+use tokio::time::Instant;
 
 use crate::ConnectorError;
 

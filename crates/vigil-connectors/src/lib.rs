@@ -1,7 +1,8 @@
 //! Everything vigil uses to talk to the world: secrets, the HTTP client, Prometheus scrapes,
-//! the action targets (LiteLLM's admin API, Langfuse's prompt labels, generic HTTP calls) and
-//! webhook pagers. Every error names what it talked to, never a secret.
+//! the action targets (LiteLLM's admin API, Langfuse's prompt labels, generic HTTP calls),
+//! webhook pagers and the checkpoint webhook. Every error names what it talked to, never a secret.
 
+pub mod checkpoint_webhook;
 mod error;
 pub mod exchange;
 pub mod http;
@@ -14,6 +15,7 @@ pub mod prometheus;
 pub mod scrape;
 pub mod secret;
 
+pub use checkpoint_webhook::CheckpointWebhook;
 pub use error::ConnectorError;
 pub use http_action::{HttpCallOutcome, HttpCaller, HttpHeaderValue, HttpMethod, HttpRequestSpec};
 pub use langfuse::{LangfuseClient, PromptVersion};

@@ -21,7 +21,6 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::any;
 use common::client;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vigil_connectors::ConnectorError;
 use vigil_connectors::http_action::{
@@ -76,20 +75,11 @@ async fn echo(
 }
 
 async fn server() -> (SocketAddr, Log, CancellationToken) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let log: Log = Arc::default();
     let app = Router::new()
         .route("/{*path}", any(echo))
         .with_state(Arc::clone(&log));
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-            .unwrap();
-    });
+    let (addr, shutdown) = common::serve(app).await;
     (addr, log, shutdown)
 }
 

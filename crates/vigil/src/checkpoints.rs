@@ -1,6 +1,7 @@
 //! Signed checkpoints of the ledger's tree head, for the daemon and the CLI: the signing key
-//! (created mode 0600 on first use), taking a checkpoint, publishing it outside the database
-//! (a file replaced atomically, a webhook), and judging a log against checkpoints.
+//! (created mode 0600 on first use), taking a checkpoint, publishing it to a file (replaced
+//! atomically), and judging a log against checkpoints. The webhook that also publishes it is
+//! `vigil_connectors::CheckpointWebhook`, since only the connectors speak HTTP outward.
 //!
 //! A checkpoint signs (tree size, RFC 6962 tree head, time). Whoever can rewrite the database
 //! can recompute every hash of a log they cut or changed, but cannot sign a checkpoint with
@@ -16,9 +17,6 @@ use anyhow::Context as _;
 use ed25519_dalek::SigningKey;
 use vigil_ledger::Ledger;
 use vigil_ledger::checkpoint::Checkpoint;
-
-/// How long a webhook may take to answer.
-const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where a signing key may be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,44 +183,10 @@ pub fn publish_file(path: &Path, checkpoint: &Checkpoint) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// POSTs `checkpoint` as JSON to `url`; a non-2xx answer is an error.
-///
-/// # Errors
-///
-/// When the request fails or is refused.
-pub async fn post_webhook(
-    client: &reqwest::Client,
-    url: &reqwest::Url,
-    checkpoint: &Checkpoint,
-) -> anyhow::Result<()> {
-    let response = client
-        .post(url.clone())
-        .timeout(WEBHOOK_TIMEOUT)
-        .json(checkpoint)
-        .send()
-        .await
-        .with_context(|| {
-            format!(
-                "posting the checkpoint to {}",
-                url.origin().ascii_serialization()
-            )
-        })?;
-    let status = response.status();
-    anyhow::ensure!(
-        status.is_success(),
-        "the checkpoint webhook answered {status}"
-    );
-    Ok(())
-}
-
 /// The wall clock, in milliseconds since the Unix epoch.
 #[must_use]
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
+    crate::daemon::wall_now_ms()
 }
 
 /// What a checkpoint says about a log.

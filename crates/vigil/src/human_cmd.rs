@@ -238,8 +238,7 @@ pub async fn silence(
     if args.reason.trim().is_empty() {
         bail!("a silence needs `--reason`");
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    let now_ms = crate::daemon::since_epoch()
         .context("the clock is before 1970")?
         .as_millis();
     let until =
@@ -354,8 +353,7 @@ pub fn add_token(new: &NewToken) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<Role>>>()?;
     let now_ms = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
+        crate::daemon::since_epoch()
             .context("the clock is before 1970")?
             .as_millis(),
     )

@@ -1,11 +1,13 @@
 //! Shared helpers for the connector tests: a simulated LiteLLM gateway and a pager sink on
-//! loopback, and tiny raw TCP servers that misbehave on purpose.
+//! loopback, an axum app served on loopback, and tiny raw TCP servers that misbehave on
+//! purpose.
 
 #![allow(
     dead_code,
     reason = "each test binary uses a different subset of these helpers"
 )]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -56,6 +58,23 @@ pub fn client() -> reqwest::Client {
 }
 
 /// A server that accepts connections and never answers; returns its base URL.
+/// Serves `app` on a loopback port until the returned token is cancelled.
+pub async fn serve(app: axum::Router) -> (SocketAddr, CancellationToken) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .expect("serve");
+    });
+    (addr, shutdown)
+}
+
 pub async fn silent_server(shutdown: CancellationToken) -> String {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await

@@ -12,6 +12,25 @@ use crate::authz::EntityType;
 use crate::people::{PeopleRules, Principal, normalize_name};
 use crate::time::Timestamp;
 
+/// A step waiting for a person, as [`Engine::pending_proposals`] lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingProposal {
+    /// The id to approve or reject it by.
+    pub proposal_id: String,
+    /// The incident.
+    pub incident_id: String,
+    /// The runbook step.
+    pub step_id: String,
+    /// What it would do.
+    pub action: Action,
+    /// The hash an approval must carry ([`action_hash`]).
+    pub action_hash: String,
+    /// Who asks for it (who may not approve it).
+    pub requested_by: String,
+    /// Why it is a proposal rather than an action.
+    pub why: String,
+}
+
 /// A person's instruction. The set is closed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -421,6 +440,38 @@ impl Engine {
                 None => Err(format!("no silence `{silence_id}` is active")),
             },
         }
+    }
+
+    /// The proposals waiting for a person's approval or rejection, in incident order: what
+    /// the admin API lists. They are read from the incidents' state, so a proposal is listed
+    /// exactly while an approval of it could be carried out.
+    #[must_use]
+    pub fn pending_proposals(&self) -> Vec<PendingProposal> {
+        self.incidents
+            .values()
+            .filter_map(|incident| match &incident.stage {
+                Stage::AwaitingApproval {
+                    step_idx,
+                    proposal_id,
+                    action_hash,
+                    action,
+                    requested_by,
+                } => Some(PendingProposal {
+                    proposal_id: proposal_id.clone(),
+                    incident_id: incident.id.clone(),
+                    step_id: self.step_id(incident, *step_idx),
+                    action: action.clone(),
+                    action_hash: action_hash.clone(),
+                    requested_by: requested_by.clone(),
+                    // As `propose` recorded it in `Record::StepProposed`.
+                    why: incident
+                        .advisory_why
+                        .clone()
+                        .unwrap_or_else(|| "advisory mode".to_owned()),
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The incident of a pending proposal and who requested it.

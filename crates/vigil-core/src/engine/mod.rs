@@ -24,7 +24,7 @@ pub use config::{
     ResourceInfo, SourceLimits, StoreLimits, TrustTally, push_source,
 };
 pub use event::{ActionOutcome, Event};
-pub use human::{HumanCommand, KillScope, action_hash};
+pub use human::{HumanCommand, KillScope, PendingProposal, action_hash};
 pub use push::{MAX_REFUSED_LISTED, PushReport, RefusedSeries};
 
 use crate::authz::{ActionName, EntityType};

@@ -1241,6 +1241,54 @@ fn an_approval_is_bound_to_the_exact_step_and_refused_from_its_requester() {
     .assert_eq(&tail.join("\n"));
 }
 
+// The admin API lists proposals from here: a proposal is pending from its record until an
+// approval is accepted, and a refused approval leaves it pending.
+#[test]
+fn pending_proposals_are_read_from_the_incidents_state() {
+    let mut config = config(Mode::Advisory);
+    config.runbooks[0].owner = "alice".to_owned();
+    let mut scenario = Scenario::new(config);
+    scenario.scrapes(10, NORMAL);
+    assert!(scenario.engine.pending_proposals().is_empty());
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    let Some(Command::Record(Record::StepProposed {
+        incident_id,
+        step_id,
+        action,
+        proposal_id,
+        action_hash,
+        requested_by,
+        why,
+    })) = commands
+        .iter()
+        .find(|command| matches!(command, Command::Record(Record::StepProposed { .. })))
+    else {
+        panic!("{commands:?}")
+    };
+    let recorded = PendingProposal {
+        proposal_id: proposal_id.clone(),
+        incident_id: incident_id.clone(),
+        step_id: step_id.clone(),
+        action: action.clone(),
+        action_hash: action_hash.clone(),
+        requested_by: requested_by.clone(),
+        why: why.clone(),
+    };
+    assert_eq!(
+        scenario.engine.pending_proposals(),
+        std::slice::from_ref(&recorded)
+    );
+    let approve = HumanCommand::Approve {
+        proposal_id: proposal_id.clone(),
+        action_hash: action_hash.clone(),
+    };
+    scenario.feed(human("alice", "mine", approve.clone()));
+    assert_eq!(scenario.engine.pending_proposals(), [recorded]);
+    scenario.feed(human("bob", "checked", approve));
+    assert!(scenario.engine.pending_proposals().is_empty());
+}
+
 #[test]
 fn a_rejected_proposal_goes_to_a_human_with_who_rejected_it() {
     let mut scenario = Scenario::new(config(Mode::Advisory));

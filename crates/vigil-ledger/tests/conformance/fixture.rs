@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -21,10 +20,14 @@ const DATABASE_URL_VARIABLE: &str = "VIGIL_TEST_DATABASE_URL";
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// A name unique across tests, test processes and runs.
+#[allow(
+    clippy::disallowed_types,
+    reason = "the wall clock only tells runs apart (PostgreSQL schemas outlive a crashed run); it is not time the ledger keeps"
+)]
 fn unique_name(prefix: &str) -> String {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since_epoch| since_epoch.as_nanos());
     format!("{prefix}_{}_{id}_{nanos}", std::process::id())
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -262,9 +262,13 @@ impl Shared {
 }
 
 /// The wall-clock time in Unix seconds, as `_created` samples and timestamps carry it.
+#[allow(
+    clippy::disallowed_types,
+    reason = "the simulator stands in for LiteLLM, which stamps its answers with the system's wall clock; those stamps are data vigil reads from outside, not time vigil keeps"
+)]
 pub(crate) fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs_f64())
         .unwrap_or(0.0)
 }

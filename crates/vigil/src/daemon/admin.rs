@@ -16,12 +16,15 @@
 //! for each peer and summarised once an interval otherwise, so a brute force is visible
 //! without flooding the log.
 //!
-//! An instruction goes to the engine as `Event::Human` with the principal (so it is in the
-//! ledger with who sent it before anything acts); the engine checks it, asks Cedar (the same
-//! policy set as remediation steps, `policies/people.cedar`), and records a `HumanAction`.
-//! The answer: 200 when carried out, 409 when refused (the body says why), 202 when the
-//! engine did not answer within a few seconds. Bodies must be `application/json`, at most
-//! 64 KiB; every error, 404 and 405 included, is JSON `{"error": ...}`.
+//! An instruction goes to the engine loop as `Event::Human` with the principal (so it is in
+//! the ledger with who sent it before anything acts) and a oneshot for its answer, as pushes
+//! and checkpoints do; the engine checks it, asks Cedar (the same policy set as remediation
+//! steps, `policies/people.cedar`), records a `HumanAction`, and the engine loop answers with
+//! that record's outcome. The answer: 200 when carried out, 409 when refused (the body says
+//! why), 202 when the engine did not answer within a few seconds. The proposals listed are
+//! the engine's own (`Engine::pending_proposals`), asked of the engine loop the same way.
+//! Bodies must be `application/json`, at most 64 KiB; every error, 404 and 405 included, is
+//! JSON `{"error": ...}`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -34,9 +37,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use vigil_core::engine::{Action, Command, Event, HumanCommand, Record};
+use vigil_core::engine::{Action, Event, HumanCommand, PendingProposal};
 use vigil_core::people::{
     InstructionLimits, MAX_INSTRUCTION_BYTES, Principal, Role, normalize_name, parse_instruction,
 };
@@ -44,7 +47,6 @@ use vigil_core::people::{
 use super::clock::Clock;
 use super::server::PeerInfo;
 use super::telemetry::Telemetry;
-use super::{Note, NoteBody};
 use crate::identity::{Authenticator, Credentials};
 use crate::logsafe::Escaped;
 
@@ -112,17 +114,51 @@ pub struct WhoAmI {
     pub roles: Vec<String>,
 }
 
-/// The pending proposals, kept from the engine's records.
-pub(crate) type Proposals = Arc<Mutex<BTreeMap<String, ProposalView>>>;
+impl From<PendingProposal> for ProposalView {
+    fn from(pending: PendingProposal) -> Self {
+        ProposalView {
+            describe: pending.action.describe(),
+            proposal_id: pending.proposal_id,
+            incident_id: pending.incident_id,
+            step_id: pending.step_id,
+            action: pending.action,
+            action_hash: pending.action_hash,
+            requested_by: pending.requested_by,
+            why: pending.why,
+        }
+    }
+}
+
+/// A person's instruction for the engine loop, with where to answer it.
+pub(crate) struct Instruction {
+    /// `Event::Human`, carrying the authenticated principal.
+    pub(crate) event: Event,
+    /// Answered with what the engine made of exactly this instruction; dropped unanswered
+    /// when the engine loop does not handle it (it is stopping).
+    pub(crate) reply: oneshot::Sender<InstructionAnswer>,
+}
+
+/// What the engine made of one instruction: its `Record::HumanAction`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct InstructionAnswer {
+    /// Whether it was carried out.
+    pub(crate) accepted: bool,
+    /// What it did, or why it was refused.
+    pub(crate) outcome: String,
+}
+
+/// A request for the pending proposals, answered from the engine's state.
+pub(crate) type ProposalsRequest = oneshot::Sender<Vec<PendingProposal>>;
 
 pub(crate) struct AdminState {
     pub(crate) authenticator: Arc<Authenticator>,
     pub(crate) limits: InstructionLimits,
     /// Asks the engine loop for a checkpoint now.
     pub(crate) checkpoints: mpsc::Sender<super::checkpointer::CheckpointRequest>,
-    pub(crate) events: mpsc::Sender<Event>,
-    pub(crate) notes: broadcast::Sender<Note>,
-    pub(crate) proposals: Proposals,
+    /// Hands people's instructions to the engine loop.
+    pub(crate) instructions: mpsc::Sender<Instruction>,
+    /// Asks the engine loop for the pending proposals.
+    pub(crate) proposals: mpsc::Sender<ProposalsRequest>,
     pub(crate) telemetry: Arc<Telemetry>,
     pub(crate) failures: Arc<FailureLog>,
     pub(crate) clock: Clock,
@@ -149,83 +185,6 @@ pub(crate) fn router(state: AdminState) -> Router {
         .with_state(Arc::new(state))
 }
 
-/// Keeps `proposals` in step with the engine's records until `cancel` fires.
-pub(crate) async fn track_proposals(
-    mut notes: broadcast::Receiver<Note>,
-    proposals: Proposals,
-    cancel: CancellationToken,
-) {
-    loop {
-        let note = tokio::select! {
-            () = cancel.cancelled() => return,
-            note = notes.recv() => note,
-        };
-        let note = match note {
-            Ok(note) => note,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(
-                    n,
-                    "the proposal list missed records; it may show stale proposals"
-                );
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let NoteBody::Command(command) = note.body else {
-            continue;
-        };
-        let Command::Record(record) = *command else {
-            continue;
-        };
-        let Ok(mut pending) = proposals.lock() else {
-            return;
-        };
-        note_record(&mut pending, record);
-    }
-}
-
-/// Applies one record to the pending proposals.
-fn note_record(pending: &mut BTreeMap<String, ProposalView>, record: Record) {
-    match record {
-        Record::StepProposed {
-            incident_id,
-            step_id,
-            action,
-            proposal_id,
-            action_hash,
-            requested_by,
-            why,
-        } => {
-            pending.insert(
-                proposal_id.clone(),
-                ProposalView {
-                    proposal_id,
-                    incident_id,
-                    step_id,
-                    describe: action.describe(),
-                    action,
-                    action_hash,
-                    requested_by,
-                    why,
-                },
-            );
-        }
-        Record::HumanAction {
-            command:
-                HumanCommand::Approve { proposal_id, .. } | HumanCommand::Reject { proposal_id },
-            accepted: true,
-            ..
-        } => {
-            pending.remove(&proposal_id);
-        }
-        Record::IncidentResolved { incident_id, .. }
-        | Record::IncidentEscalated { incident_id, .. } => {
-            pending.retain(|_, proposal| proposal.incident_id != incident_id);
-        }
-        _ => {}
-    }
-}
-
 /// `GET /v1/admin/whoami`.
 async fn whoami(State(state): State<Arc<AdminState>>, request: Request) -> Response {
     match authenticate(&state, &request, None) {
@@ -250,11 +209,21 @@ async fn list_proposals(State(state): State<Arc<AdminState>>, request: Request) 
     if let Err(refused) = authenticate(&state, &request, Some(Role::Viewer)) {
         return *refused;
     }
-    let list: Vec<ProposalView> = match state.proposals.lock() {
-        Ok(pending) => pending.values().cloned().collect(),
-        Err(_) => Vec::new(),
-    };
-    Json(list).into_response()
+    let (reply, answer) = oneshot::channel();
+    if state.proposals.send(reply).await.is_err() {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down");
+    }
+    match tokio::time::timeout(ANSWER_WAIT, answer).await {
+        Ok(Ok(pending)) => {
+            let list: Vec<ProposalView> = pending.into_iter().map(ProposalView::from).collect();
+            Json(list).into_response()
+        }
+        Ok(Err(_)) => error_response(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down"),
+        Err(_) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the engine did not answer in time; try again",
+        ),
+    }
 }
 
 /// `POST /v1/admin/checkpoint`: signs a checkpoint of the ledger now and answers with it.
@@ -336,48 +305,23 @@ async fn human(State(state): State<Arc<AdminState>>, request: Request) -> Respon
             ),
         );
     }
-    // Subscribe before sending, so the answer cannot slip past.
-    let mut notes = state.notes.subscribe();
     let event = Event::Human {
         by: principal.name.clone(),
-        reason: instruction.reason.clone(),
-        command: instruction.command.clone(),
+        reason: instruction.reason,
+        command: instruction.command,
         principal: Some(principal.clone()),
     };
-    if state.events.send(event).await.is_err() {
+    let (reply, answer) = oneshot::channel();
+    if state
+        .instructions
+        .send(Instruction { event, reply })
+        .await
+        .is_err()
+    {
         return error_response(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down");
     }
-    let expected_credential = Some(principal.credential_id.clone());
-    let answer = tokio::time::timeout(ANSWER_WAIT, async {
-        loop {
-            match notes.recv().await {
-                Ok(Note {
-                    body: NoteBody::Command(command),
-                    ..
-                }) => {
-                    if let Command::Record(Record::HumanAction {
-                        by,
-                        command,
-                        accepted,
-                        outcome,
-                        credential_id,
-                        ..
-                    }) = *command
-                        && by == principal.name
-                        && command == instruction.command
-                        && credential_id == expected_credential
-                    {
-                        return Some((accepted, outcome));
-                    }
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    })
-    .await;
-    match answer {
-        Ok(Some((accepted, outcome))) => {
+    match tokio::time::timeout(ANSWER_WAIT, answer).await {
+        Ok(Ok(InstructionAnswer { accepted, outcome })) => {
             let status = if accepted {
                 state.telemetry.admin_instruction("accepted");
                 StatusCode::OK
@@ -395,7 +339,7 @@ async fn human(State(state): State<Arc<AdminState>>, request: Request) -> Respon
             )
                 .into_response()
         }
-        Ok(None) | Err(_) => {
+        Ok(Err(_)) | Err(_) => {
             state.telemetry.admin_instruction("unanswered");
             (
                 StatusCode::ACCEPTED,

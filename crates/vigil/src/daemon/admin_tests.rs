@@ -1,6 +1,6 @@
 //! The admin API over real HTTP on loopback, with a stand-in for the engine loop that answers
-//! each instruction as the engine would record it: who gets in, who is refused and how, and
-//! that the event carries the authenticated principal.
+//! each instruction through its reply and each proposal query from a list: who gets in, who
+//! is refused and how, and that the event carries the authenticated principal.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,9 +8,8 @@ use std::sync::Arc;
 use axum::Router;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc};
-use vigil_core::Timestamp;
-use vigil_core::engine::{Action, Command, Event, HumanCommand, KillScope, Record};
+use tokio::sync::mpsc;
+use vigil_core::engine::{Action, Event, HumanCommand, KillScope, PendingProposal};
 use vigil_core::people::{InstructionLimits, Role};
 
 use super::*;
@@ -24,7 +23,8 @@ struct Server {
     events: Arc<Mutex<Vec<Event>>>,
     telemetry: Arc<Telemetry>,
     failures: Arc<FailureLog>,
-    proposals: Proposals,
+    /// What the stand-in engine answers proposal queries with.
+    proposals: Arc<Mutex<Vec<PendingProposal>>>,
 }
 
 /// Tokens of four people, by name.
@@ -47,41 +47,34 @@ fn people() -> (BTreeMap<&'static str, String>, TokenDirectory) {
 
 async fn start(directory: TokenDirectory) -> Server {
     vigil_connectors::install_crypto_provider();
-    let (events_tx, mut events_rx) = mpsc::channel::<Event>(16);
-    let (notes, _) = broadcast::channel(64);
+    let (instructions, mut instructions_rx) = mpsc::channel::<Instruction>(16);
+    let (proposal_requests, mut proposal_requests_rx) = mpsc::channel::<ProposalsRequest>(16);
     let (checkpoints, _) = mpsc::channel(1);
     let events = Arc::new(Mutex::new(Vec::new()));
     let telemetry = Arc::new(Telemetry::default());
     let failures = Arc::new(FailureLog::default());
-    let proposals = Proposals::default();
-    // The stand-in engine: accepts kill switches, refuses everything else, as records.
+    let proposals: Arc<Mutex<Vec<PendingProposal>>> = Arc::default();
+    // The stand-in engine: accepts kill switches, leaves unkills unanswered, refuses
+    // everything else.
     let recorded = Arc::clone(&events);
-    let answers = notes.clone();
     tokio::spawn(async move {
-        while let Some(event) = events_rx.recv().await {
-            if let Event::Human {
-                by,
-                reason,
-                command,
-                principal,
-            } = &event
-            {
+        while let Some(Instruction { event, reply }) = instructions_rx.recv().await {
+            if let Event::Human { command, .. } = &event {
                 let accepted = matches!(command, HumanCommand::Kill { .. });
-                let record = Record::HumanAction {
-                    by: by.clone(),
-                    reason: reason.clone(),
-                    command: command.clone(),
-                    accepted,
-                    outcome: if accepted { "done" } else { "no" }.to_owned(),
-                    credential_id: principal.as_ref().map(|p| p.credential_id.clone()),
-                };
-                let _ = answers.send(Note {
-                    seq: 1,
-                    at: Timestamp(0),
-                    body: NoteBody::Command(Box::new(Command::Record(record))),
-                });
+                if !matches!(command, HumanCommand::Unkill { .. }) {
+                    let _ = reply.send(InstructionAnswer {
+                        accepted,
+                        outcome: if accepted { "done" } else { "no" }.to_owned(),
+                    });
+                }
             }
             recorded.lock().unwrap().push(event);
+        }
+    });
+    let pending = Arc::clone(&proposals);
+    tokio::spawn(async move {
+        while let Some(reply) = proposal_requests_rx.recv().await {
+            let _ = reply.send(pending.lock().unwrap().clone());
         }
     });
     let router: Router = router(AdminState {
@@ -93,9 +86,8 @@ async fn start(directory: TokenDirectory) -> Server {
             max_reason_chars: 100,
         },
         checkpoints,
-        events: events_tx,
-        notes,
-        proposals: Arc::clone(&proposals),
+        instructions,
+        proposals: proposal_requests,
         telemetry: Arc::clone(&telemetry),
         failures: Arc::clone(&failures),
         clock: Clock::system(),
@@ -194,7 +186,15 @@ async fn the_event_carries_the_authenticated_principal_never_a_claimed_name() {
     // The engine's refusal is a 409 with its reason.
     let silence = json!({"reason": "r", "command": {"command": "unsilence", "silence_id": "s"}});
     let (status, body) = server.instruct(Some(&tokens["olga"]), &silence).await;
-    assert_eq!((status, &body["accepted"]), (409, &json!(false)));
+    assert_eq!(
+        (status, &body["accepted"], &body["outcome"]),
+        (409, &json!(false), &json!("no"))
+    );
+    // An instruction whose reply is dropped unanswered is recorded, not yet answered: 202.
+    let unkill =
+        json!({"reason": "r", "command": {"command": "unkill", "scope": {"scope": "global"}}});
+    let (status, body) = server.instruct(Some(&tokens["olga"]), &unkill).await;
+    assert_eq!((status, &body["accepted"]), (202, &json!(null)), "{body}");
 }
 
 #[tokio::test]
@@ -260,22 +260,19 @@ async fn failed_authentication_is_401_counted_by_reason_and_summarised() {
 async fn roles_gate_reading_and_every_error_is_json() {
     let (tokens, directory) = people();
     let server = start(directory).await;
-    server.proposals.lock().unwrap().insert(
-        "inc-1/proposal-1".to_owned(),
-        ProposalView {
-            proposal_id: "inc-1/proposal-1".to_owned(),
-            incident_id: "inc-1".to_owned(),
-            step_id: "block-key".to_owned(),
-            describe: "block".to_owned(),
-            action: Action::LitellmBlockKey {
-                source: "gw".to_owned(),
-                key: "k".to_owned(),
-            },
-            action_hash: "h".to_owned(),
-            requested_by: "alice".to_owned(),
-            why: "advisory mode".to_owned(),
-        },
-    );
+    let action = Action::LitellmBlockKey {
+        source: "gw".to_owned(),
+        key: "k".to_owned(),
+    };
+    server.proposals.lock().unwrap().push(PendingProposal {
+        proposal_id: "inc-1/proposal-1".to_owned(),
+        incident_id: "inc-1".to_owned(),
+        step_id: "block-key".to_owned(),
+        action: action.clone(),
+        action_hash: "h".to_owned(),
+        requested_by: "alice".to_owned(),
+        why: "advisory mode".to_owned(),
+    });
     let get = |path: &'static str, token: &'static str| {
         let token = tokens[token].clone();
         let server = &server;
@@ -286,7 +283,20 @@ async fn roles_gate_reading_and_every_error_is_json() {
         }
     };
     let (status, body) = get("/v1/admin/proposals", "vic").await;
-    assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(1)));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_value::<Vec<ProposalView>>(body).unwrap(),
+        [ProposalView {
+            proposal_id: "inc-1/proposal-1".to_owned(),
+            incident_id: "inc-1".to_owned(),
+            step_id: "block-key".to_owned(),
+            describe: action.describe(),
+            action,
+            action_hash: "h".to_owned(),
+            requested_by: "alice".to_owned(),
+            why: "advisory mode".to_owned(),
+        }]
+    );
     let (status, body) = get("/v1/admin/proposals", "nobody").await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(
@@ -364,49 +374,4 @@ async fn roles_gate_reading_and_every_error_is_json() {
     assert_eq!(paths, ["by", "reason", "command.expires_at"]);
     assert!(server.events.lock().unwrap().is_empty());
     let _ = KillScope::Global;
-}
-
-// The list follows the records: proposed, then gone once approved or once the incident
-// ends; a refused approval leaves it pending.
-#[test]
-fn the_pending_list_follows_the_engine_records() {
-    let proposed = |incident: &str, id: &str| Record::StepProposed {
-        incident_id: incident.to_owned(),
-        step_id: "block-key".to_owned(),
-        action: Action::LitellmBlockKey {
-            source: "gw".to_owned(),
-            key: "k".to_owned(),
-        },
-        proposal_id: id.to_owned(),
-        action_hash: "h".to_owned(),
-        requested_by: "alice".to_owned(),
-        why: "advisory mode".to_owned(),
-    };
-    let mut pending = BTreeMap::new();
-    note_record(&mut pending, proposed("inc-1", "inc-1/proposal-1"));
-    note_record(&mut pending, proposed("inc-2", "inc-2/proposal-1"));
-    let approve = |accepted| Record::HumanAction {
-        by: "bob".to_owned(),
-        reason: String::new(),
-        command: HumanCommand::Approve {
-            proposal_id: "inc-1/proposal-1".to_owned(),
-            action_hash: "h".to_owned(),
-        },
-        accepted,
-        outcome: String::new(),
-        credential_id: None,
-    };
-    note_record(&mut pending, approve(false));
-    assert_eq!(pending.len(), 2);
-    note_record(&mut pending, approve(true));
-    assert_eq!(pending.keys().collect::<Vec<_>>(), ["inc-2/proposal-1"]);
-    note_record(
-        &mut pending,
-        Record::IncidentResolved {
-            incident_id: "inc-2".to_owned(),
-            outcome: String::new(),
-            duration_ms: 0,
-        },
-    );
-    assert!(pending.is_empty());
 }

@@ -11,9 +11,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use ed25519_dalek::SigningKey;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
+use vigil_connectors::CheckpointWebhook;
 use vigil_core::Timestamp;
 use vigil_ledger::Ledger;
 use vigil_ledger::checkpoint::Checkpoint;
@@ -30,7 +32,7 @@ pub(crate) struct Checkpointer {
     /// How often a checkpoint is taken when the ledger grew.
     pub(crate) interval: Duration,
     publish_file: Option<PathBuf>,
-    webhook: Option<(reqwest::Client, reqwest::Url)>,
+    webhook: Option<CheckpointWebhook>,
     /// The tree size of the last checkpoint taken.
     last_size: Option<u64>,
     tracker: TaskTracker,
@@ -62,7 +64,9 @@ impl Checkpointer {
             webhook: config
                 .webhook_url
                 .clone()
-                .map(|url| (reqwest::Client::new(), url)),
+                .map(CheckpointWebhook::new)
+                .transpose()
+                .context("preparing the checkpoint webhook")?,
             last_size: None,
             tracker,
         })
@@ -99,10 +103,10 @@ impl Checkpointer {
         {
             tracing::error!(error = %format!("{error:#}"), "cannot publish the checkpoint to its file");
         }
-        if let Some((client, url)) = &self.webhook {
-            let (client, url, sent) = (client.clone(), url.clone(), checkpoint.clone());
+        if let Some(webhook) = &self.webhook {
+            let (webhook, sent) = (webhook.clone(), checkpoint.clone());
             self.tracker.spawn(async move {
-                if let Err(error) = checkpoints::post_webhook(&client, &url, &sent).await {
+                if let Err(error) = webhook.post(&sent).await {
                     tracing::error!(
                         error = %format!("{error:#}"),
                         tree_size = sent.tree_size,

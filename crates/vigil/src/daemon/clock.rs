@@ -1,7 +1,11 @@
 //! The daemon's clock: wall time anchored once, then advanced by `tokio::time`, so that a
 //! test with paused time controls what the engine sees as `now`.
+//!
+//! It is also the one place that reads the system's wall clock ([`since_epoch`]): the root
+//! `clippy.toml` bans `std::time::SystemTime` and `std::time::Instant` everywhere else, so
+//! that time reaches the rest of vigil as a parameter or through `tokio::time`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 use vigil_core::Timestamp;
@@ -16,13 +20,8 @@ pub struct Clock {
 impl Clock {
     /// A clock anchored at the system's current wall time.
     pub fn system() -> Clock {
-        let wall_at_start_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| {
-                i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-            });
         Clock {
-            wall_at_start_ms,
+            wall_at_start_ms: wall_now_ms(),
             start: Instant::now(),
         }
     }
@@ -44,6 +43,26 @@ impl Clock {
     /// The tokio instant at which the clock will read `at` (now, if that is past).
     pub fn instant_at(&self, at: Timestamp) -> Instant {
         let ahead_ms = at.millis_since(self.now()).max(0);
-        Instant::now() + std::time::Duration::from_millis(u64::try_from(ahead_ms).unwrap_or(0))
+        Instant::now() + Duration::from_millis(u64::try_from(ahead_ms).unwrap_or(0))
     }
+}
+
+/// The system's wall clock as time since the Unix epoch; `None` when it is set before 1970.
+#[must_use]
+#[allow(
+    clippy::disallowed_types,
+    reason = "the one read of the system's wall clock; everything else gets time from here, as a parameter or through tokio::time"
+)]
+pub fn since_epoch() -> Option<Duration> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+}
+
+/// The system's wall clock in milliseconds since the Unix epoch (0 before 1970).
+#[must_use]
+pub fn wall_now_ms() -> i64 {
+    since_epoch().map_or(0, |elapsed| {
+        i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+    })
 }

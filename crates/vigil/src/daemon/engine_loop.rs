@@ -18,6 +18,7 @@ use vigil_core::intake::Pushed;
 use vigil_ledger::{Entry, Ledger, NewEntry};
 use vigil_policy::Authorizer;
 
+use super::admin::{Instruction, InstructionAnswer, ProposalsRequest};
 use super::checkpointer::{CheckpointRequest, Checkpointer};
 use super::clock::Clock;
 use super::effects::Effects;
@@ -60,6 +61,10 @@ pub(super) struct EngineLoop {
     pub(super) checkpoint_requests: mpsc::Receiver<CheckpointRequest>,
     /// Pushed payloads, each confirmed once its event is in the ledger.
     pub(super) pushes: mpsc::Receiver<(Pushed, Ack)>,
+    /// People's instructions from the admin API, each answered with its own outcome.
+    pub(super) instructions: mpsc::Receiver<Instruction>,
+    /// The admin API's requests for the pending proposals, answered from the engine's state.
+    pub(super) proposal_requests: mpsc::Receiver<ProposalsRequest>,
 }
 
 impl EngineLoop {
@@ -139,6 +144,16 @@ impl EngineLoop {
                         None => Err("checkpoints are not configured (ledger.checkpoint)".to_owned()),
                     };
                     let _ = reply.send(answer);
+                }
+                Some(instruction) = self.instructions.recv() => {
+                    // While draining, an instruction is not taken; dropping its reply tells
+                    // the admin API that the engine did not answer.
+                    if !draining {
+                        self.answer_instruction(instruction).await?;
+                    }
+                }
+                Some(reply) = self.proposal_requests.recv() => {
+                    let _ = reply.send(self.engine.pending_proposals());
                 }
                 received = self.inbox.recv() => match received {
                     Some(event) => {
@@ -268,6 +283,31 @@ impl EngineLoop {
             self.process(event, false).await?;
         }
         Ok(())
+    }
+
+    /// Records and handles a person's instruction, then answers it with the
+    /// `Record::HumanAction` its handling recorded. The notes are subscribed to only while
+    /// this instruction is handled (Cedar's decision on it included, which is handled
+    /// inline), so the record found is this instruction's own.
+    async fn answer_instruction(&mut self, instruction: Instruction) -> anyhow::Result<()> {
+        let Instruction { event, reply } = instruction;
+        let mut notes = self.notes.subscribe();
+        self.process(event, false).await?;
+        loop {
+            let note = match notes.try_recv() {
+                Ok(note) => note,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => return Ok(()),
+            };
+            if let NoteBody::Command(command) = note.body
+                && let Command::Record(Record::HumanAction {
+                    accepted, outcome, ..
+                }) = *command
+            {
+                let _ = reply.send(InstructionAnswer { accepted, outcome });
+                return Ok(());
+            }
+        }
     }
 
     /// Handles a batch of pushed payloads, records each event and the commands it caused in

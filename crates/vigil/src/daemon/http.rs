@@ -74,7 +74,7 @@ mod tests {
 
     use axum::body::Body;
     use axum::http::Request;
-    use tokio::sync::{broadcast, mpsc};
+    use tokio::sync::mpsc;
     use tower::ServiceExt as _;
     use vigil_connectors::secret::Secret;
 
@@ -91,8 +91,8 @@ mod tests {
             max_body_bytes: 1024,
         });
         let (checkpoints, _checkpoints_rx) = mpsc::channel(1);
-        let (events, _events_rx) = mpsc::channel(1);
-        let (notes, _) = broadcast::channel(1);
+        let (instructions, _instructions_rx) = mpsc::channel(1);
+        let (proposals, _proposals_rx) = mpsc::channel(1);
         let authenticator = crate::identity::Authenticator::with_tokens(
             crate::identity::tokens::TokenDirectory::default(),
             crate::identity::RoleMapping::default(),
@@ -103,9 +103,8 @@ mod tests {
                 max_reason_chars: 100,
             },
             checkpoints,
-            events,
-            notes,
-            proposals: admin::Proposals::default(),
+            instructions,
+            proposals,
             telemetry: Arc::new(Telemetry::default()),
             failures: Arc::new(admin::FailureLog::default()),
             clock: crate::daemon::Clock::system(),

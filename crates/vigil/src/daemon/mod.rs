@@ -15,6 +15,7 @@ mod engine_loop;
 mod http;
 mod intake;
 mod jwks_refresh;
+mod poll;
 mod querier;
 mod resources;
 mod scraper;
@@ -37,7 +38,7 @@ use vigil_core::Timestamp;
 use vigil_core::engine::{Command, Engine, Event};
 use vigil_ledger::Ledger;
 
-pub use clock::Clock;
+pub use clock::{Clock, since_epoch, wall_now_ms};
 use effects::Effects;
 use engine_loop::EngineLoop;
 use querier::Querier;
@@ -56,6 +57,10 @@ const MAX_SCRAPE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Events waiting for the engine at most; senders wait when it is full.
 const EVENT_QUEUE: usize = 1024;
+
+/// The admin API's instructions (and proposal queries) waiting for the engine at most; each
+/// request waits for its answer, so this bounds the requests in flight, not a backlog.
+const ADMIN_QUEUE: usize = 64;
 
 /// What the daemon appended to its ledger, as it happened (for the demo's timeline).
 #[derive(Clone, Debug)]
@@ -300,6 +305,8 @@ impl Daemon {
             .transpose()
             .context("preparing the ledger's checkpoints")?;
         let (checkpoints_tx, checkpoints_rx) = mpsc::channel(4);
+        let (instructions_tx, instructions_rx) = mpsc::channel(ADMIN_QUEUE);
+        let (proposals_tx, proposals_rx) = mpsc::channel(ADMIN_QUEUE);
         // Pushed payloads go straight to the engine loop, which confirms each once its event
         // is in the ledger: only then does the client get its 2xx. The queue holds as many as
         // may be handled at once, so that pushes whose clients stopped waiting (past the
@@ -377,12 +384,6 @@ impl Daemon {
                 )
             });
             let admin_router = admin.map(|admin| {
-                let proposals = admin::Proposals::default();
-                tracker.spawn(admin::track_proposals(
-                    notes.subscribe(),
-                    Arc::clone(&proposals),
-                    cancel.child_token(),
-                ));
                 let failures = Arc::new(admin::FailureLog::default());
                 tracker.spawn(admin::summarise_failures(
                     Arc::clone(&failures),
@@ -400,9 +401,8 @@ impl Daemon {
                         max_reason_chars: bundle.config.people.max_reason_chars,
                     },
                     checkpoints: checkpoints_tx.clone(),
-                    events: events_tx.clone(),
-                    notes: notes.clone(),
-                    proposals,
+                    instructions: instructions_tx.clone(),
+                    proposals: proposals_tx.clone(),
                     telemetry: Arc::clone(&telemetry),
                     failures,
                     clock,
@@ -482,9 +482,13 @@ impl Daemon {
             wakes: BTreeSet::new(),
             checkpointer,
             checkpoint_requests: checkpoints_rx,
+            instructions: instructions_rx,
+            proposal_requests: proposals_rx,
             pushes: pushes_rx,
         };
         drop(checkpoints_tx);
+        drop(instructions_tx);
+        drop(proposals_tx);
         drop(pushes_tx);
         let result = match carry_on {
             Some((unrecorded, caused_by, unfinished, wakes)) => engine_loop

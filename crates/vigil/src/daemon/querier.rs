@@ -13,7 +13,7 @@ use vigil_core::engine::Event;
 use vigil_core::signal::{Labels, Sample};
 
 use super::clock::Clock;
-use super::scraper::{next_attempt, start_offset};
+use super::poll::poll;
 use super::telemetry::Telemetry;
 use crate::logsafe::Escaped;
 
@@ -32,30 +32,15 @@ pub(super) struct Querier {
 
 impl Querier {
     pub(super) async fn run(self, cancel: CancellationToken) {
-        let mut next = Instant::now() + start_offset(&self.name, self.interval);
-        let mut n_failures: u32 = 0;
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep_until(next) => {}
-            }
-            let permit = tokio::select! {
-                () = cancel.cancelled() => return,
-                permit = self.permits.clone().acquire_owned() => permit,
-            };
-            let Ok(_permit) = permit else { return };
-            let event = self.evaluate_once().await;
-            n_failures = if matches!(event, Event::ScrapeFailed { .. }) {
-                n_failures.saturating_add(1)
-            } else {
-                0
-            };
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                sent = self.events.send(event) => if sent.is_err() { return },
-            }
-            next = next_attempt(next, self.interval, n_failures);
-        }
+        poll(
+            &self.name,
+            self.interval,
+            &self.permits,
+            &self.events,
+            &cancel,
+            || self.evaluate_once(),
+        )
+        .await;
     }
 
     async fn evaluate_once(&self) -> Event {

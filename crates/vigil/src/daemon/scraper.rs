@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -15,11 +14,9 @@ use vigil_core::exposition;
 use vigil_core::signal::{Labels, Sample};
 
 use super::clock::Clock;
+use super::poll::poll;
 use super::telemetry::Telemetry;
 use crate::logsafe::Escaped;
-
-/// The longest wait between attempts while a source keeps failing.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// How many malformed lines of one scrape are logged (all are counted).
 const LOGGED_MALFORMED_LINES: usize = 3;
@@ -38,32 +35,15 @@ pub(super) struct Scraper {
 
 impl Scraper {
     pub(super) async fn run(self, cancel: CancellationToken) {
-        // Spread sources over the interval so they do not all fire at once; the offset is
-        // derived from the name, so it is the same at every start.
-        let mut next = Instant::now() + start_offset(&self.target.name, self.interval);
-        let mut n_failures: u32 = 0;
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep_until(next) => {}
-            }
-            let permit = tokio::select! {
-                () = cancel.cancelled() => return,
-                permit = self.permits.clone().acquire_owned() => permit,
-            };
-            let Ok(_permit) = permit else { return };
-            let event = self.scrape_once().await;
-            n_failures = if matches!(event, Event::ScrapeFailed { .. }) {
-                n_failures.saturating_add(1)
-            } else {
-                0
-            };
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                sent = self.events.send(event) => if sent.is_err() { return },
-            }
-            next = next_attempt(next, self.interval, n_failures);
-        }
+        poll(
+            &self.target.name,
+            self.interval,
+            &self.permits,
+            &self.events,
+            &cancel,
+            || self.scrape_once(),
+        )
+        .await;
     }
 
     async fn scrape_once(&self) -> Event {
@@ -146,40 +126,6 @@ fn with_extra_labels<'a>(
         .collect()
 }
 
-/// A stable offset within the interval, from the source's name.
-pub(super) fn start_offset(name: &str, interval: Duration) -> Duration {
-    let digest = Sha256::digest(name.as_bytes());
-    let seed = digest
-        .iter()
-        .take(8)
-        .fold(0_u64, |acc, byte| (acc << 8) | u64::from(*byte));
-    let interval_ms = u64::try_from(interval.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1);
-    Duration::from_millis(seed % interval_ms)
-}
-
-/// When to scrape next: on the interval grid while healthy (skipping missed ticks), backing
-/// off exponentially while failing.
-pub(super) fn next_attempt(previous: Instant, interval: Duration, n_failures: u32) -> Instant {
-    let now = Instant::now();
-    if n_failures > 0 {
-        let factor = 2_u32.saturating_pow(n_failures.saturating_sub(1).min(16));
-        let backoff = interval
-            .saturating_mul(factor)
-            .min(MAX_BACKOFF.max(interval));
-        return now + backoff;
-    }
-    let mut next = previous + interval;
-    if next <= now {
-        let behind = now.duration_since(next);
-        let interval_ns = interval.as_nanos().max(1);
-        let skipped = u32::try_from(behind.as_nanos() / interval_ns + 1).unwrap_or(u32::MAX);
-        next += interval.saturating_mul(skipped);
-    }
-    next
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,37 +141,6 @@ mod tests {
         );
         let plain = with_extra_labels([("model", "m")].into_iter(), &BTreeMap::new());
         assert_eq!(plain.to_string(), r#"{model="m"}"#);
-    }
-
-    #[test]
-    fn offsets_are_stable_and_inside_the_interval() {
-        let interval = Duration::from_secs(15);
-        let offset = start_offset("litellm-gateway", interval);
-        assert_eq!(offset, start_offset("litellm-gateway", interval));
-        assert!(offset < interval);
-        assert_ne!(start_offset("a", interval), start_offset("b", interval));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn backoff_doubles_and_is_capped() {
-        let interval = Duration::from_secs(10);
-        let now = Instant::now();
-        assert_eq!(
-            next_attempt(now, interval, 1) - now,
-            Duration::from_secs(10)
-        );
-        assert_eq!(
-            next_attempt(now, interval, 2) - now,
-            Duration::from_secs(20)
-        );
-        assert_eq!(
-            next_attempt(now, interval, 3) - now,
-            Duration::from_secs(40)
-        );
-        assert_eq!(
-            next_attempt(now, interval, 9) - now,
-            Duration::from_secs(60)
-        );
     }
 
     // Real LiteLLM 1.106.2 scrapes (shared evaluation data, not in the repository): every
@@ -270,14 +185,5 @@ mod tests {
             "expected the fixture scrapes in {}",
             folder.display()
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_late_scrape_skips_missed_ticks() {
-        let interval = Duration::from_secs(1);
-        let start = Instant::now();
-        tokio::time::advance(Duration::from_millis(3500)).await;
-        let next = next_attempt(start, interval, 0);
-        assert_eq!(next - start, Duration::from_secs(4));
     }
 }
