@@ -22,12 +22,20 @@ use vigil_sim::{
     GatewayConfig, KeyTraffic, PagerSink, SimGateway, SimKey, SimModel, TrafficDriver,
 };
 
-use crate::Scenario;
 use crate::assets;
 use crate::bundle::{self, TextFile};
 use crate::daemon::{Clock, Daemon, DaemonOptions};
-use crate::replay;
+use crate::journal::replay;
 use timeline::Outcome;
+
+/// A demo story.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// A key runs away; vigil blocks it, verifies the burn stopped, and resolves with no page.
+    RunawayKey,
+    /// A key runs away but the gateway ignores the block: vigil undoes it and pages once.
+    FailedFix,
+}
 
 /// When the runaway starts: after the detector's warm-up.
 const RUNAWAY_AFTER: Duration = Duration::from_secs(10);
@@ -85,7 +93,7 @@ const KEYS: [DemoKey; 4] = [
 /// Runs one demo scenario; the exit code says whether it behaved as designed.
 pub async fn run(scenario: Scenario, db: &Path) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    remove_sqlite_ledger(db)?;
+    crate::journal::remove_sqlite_ledger(db)?;
     let shown_db = db.display().to_string();
     let db = absolute(db)?;
     let work_dir = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
@@ -347,7 +355,7 @@ async fn run_in(
 
 /// Verifies the ledger and replays the incident, as the printed commands would.
 async fn check_ledger(db: &Path, incident_id: &str) -> anyhow::Result<(String, String)> {
-    let ledger = crate::ledger_cmd::open_existing(db).await?;
+    let ledger = crate::journal::open_existing(db).await?;
     let report = ledger.verify().await?;
     let verified = match &report.first_problem {
         None => format!("{} entries, every hash link intact", report.n_entries),
@@ -407,21 +415,6 @@ fn checkpoint_key(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(".checkpoint.key");
     PathBuf::from(name)
-}
-
-/// Removes a SQLite ledger and its WAL files: the demo and `vigil simulate --ledger` write a
-/// fresh ledger each run.
-pub(crate) fn remove_sqlite_ledger(db: &Path) -> anyhow::Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = db.as_os_str().to_owned();
-        name.push(suffix);
-        let path = PathBuf::from(name);
-        if path.exists() {
-            std::fs::remove_file(&path)
-                .with_context(|| format!("removing the previous ledger {}", path.display()))?;
-        }
-    }
-    Ok(())
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
