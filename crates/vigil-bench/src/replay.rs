@@ -100,7 +100,8 @@ async fn bench_all(dir: &Path, rounds: usize) -> anyhow::Result<()> {
             let mut n_events = 0;
             for _ in 0..rounds {
                 let started = Instant::now();
-                let report = vigil::journal::replay::replay_incident(&ledger, incident_id, None).await?;
+                let report =
+                    vigil::journal::replay::replay_incident(&ledger, incident_id, None).await?;
                 replay_times.push(started.elapsed());
                 anyhow::ensure!(
                     report.mismatches.is_empty(),

@@ -610,21 +610,12 @@ pub fn main() -> ExitCode {
                 runbook,
                 target,
                 admin,
-            } => {
-                human::kill(&admin.args(), human::kill_scope(runbook, target)?, true).await
-            }
+            } => human::kill(&admin.args(), human::kill_scope(runbook, target)?, true).await,
             CliCommand::Unkill {
                 runbook,
                 target,
                 admin,
-            } => {
-                human::kill(
-                    &admin.args(),
-                    human::kill_scope(runbook, target)?,
-                    false,
-                )
-                .await
-            }
+            } => human::kill(&admin.args(), human::kill_scope(runbook, target)?, false).await,
             CliCommand::Silence {
                 id,
                 detector,

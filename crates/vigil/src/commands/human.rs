@@ -263,7 +263,6 @@ pub async fn unsilence(args: &AdminArgs, silence_id: String) -> anyhow::Result<E
     send(args, HumanCommand::Unsilence { silence_id }).await
 }
 
-
 async fn send(args: &AdminArgs, command: HumanCommand) -> anyhow::Result<ExitCode> {
     let mut request = serde_json::Map::new();
     request.insert("reason".to_owned(), serde_json::json!(args.reason));

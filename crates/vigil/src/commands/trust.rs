@@ -49,4 +49,3 @@ pub async fn run(db: &vigil_ledger::LedgerLocation) -> anyhow::Result<ExitCode> 
     }
     Ok(ExitCode::SUCCESS)
 }
-

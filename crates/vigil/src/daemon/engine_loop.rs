@@ -27,8 +27,8 @@ use super::intake::Ack;
 use super::telemetry::Telemetry;
 use super::{Note, NoteBody};
 use crate::bundle::PolicyTexts;
-use crate::logsafe::Escaped;
 use crate::journal::{self, SessionRecord};
+use crate::logsafe::Escaped;
 
 /// How often an append is tried before the daemon gives up: a daemon that cannot record
 /// must not act.
@@ -320,10 +320,7 @@ impl EngineLoop {
     async fn step_and_record(
         &mut self,
         events: Vec<(Event, Option<String>)>,
-    ) -> (
-        Vec<journal::Step>,
-        anyhow::Result<(Timestamp, Vec<u64>)>,
-    ) {
+    ) -> (Vec<journal::Step>, anyhow::Result<(Timestamp, Vec<u64>)>) {
         let now = self.clock.now();
         let mut steps = Vec::with_capacity(events.len());
         let mut blobs = Vec::with_capacity(events.len());

@@ -16,8 +16,8 @@ pub mod replay;
 pub mod step;
 pub mod trust;
 
-pub use reader::{ChainEntries, Entries, Recorded, decode, next_origin};
 pub use location::{location_of, open_existing, open_location, remove_sqlite_ledger};
+pub use reader::{ChainEntries, Entries, Recorded, decode, next_origin};
 pub use records::{
     CommandRecord, EventRecord, SessionRecord, chain_origin, command_entries, event_entry,
     record_bundle, record_policies, recorded_authorizer, session_entry, session_of,

@@ -95,8 +95,8 @@ mod tests {
     const NOW: Timestamp = Timestamp(1_767_225_600_000);
 
     fn scenario_bundle() -> Bundle {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/scenarios/config/vigil.yaml");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scenarios/config/vigil.yaml");
         match bundle::load(&path) {
             Ok(bundle) => bundle,
             Err(problems) => panic!("the scenarios' config does not load:\n{problems}"),
