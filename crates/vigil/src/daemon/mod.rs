@@ -106,7 +106,7 @@ struct QueryRuntime {
 pub struct DaemonOptions {
     /// How long in-flight work may take to finish after shutdown begins.
     pub grace: Duration,
-    /// Whether an interrupted last session is resumed (see `recovery.rs`).
+    /// Whether an interrupted last session is resumed (see `journal/recovery.rs`).
     pub resume: bool,
     /// Whether SIGHUP reloads the policies from the config's `policies_dir` (`vigil serve`).
     pub reload_on_sighup: bool,
