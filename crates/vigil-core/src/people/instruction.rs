@@ -299,10 +299,7 @@ mod tests {
             r#"{{"command": {{"command": "{}"}}}}"#,
             "\\u007f".repeat(100)
         ));
-        assert!(
-            quoted[0].chars().count() <= "command: ".len() + MAX_MESSAGE_CHARS + 1,
-            "{quoted:?}"
-        );
+        assert!(quoted[0].chars().count() <= "command: ".len() + MAX_MESSAGE_CHARS + 1, "{quoted:?}");
         assert!(!quoted[0].chars().any(char::is_control), "{quoted:?}");
         assert_eq!(problems("{}"), ["command: is missing"]);
         assert_eq!(
