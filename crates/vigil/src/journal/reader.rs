@@ -143,3 +143,90 @@ pub async fn next_origin(ledger: &Ledger, from: u64) -> anyhow::Result<Option<En
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use vigil_core::engine::Event;
+    use vigil_ledger::{Ledger, LedgerLocation};
+
+    use super::{ChainEntries, Recorded, next_origin};
+    use crate::journal::{SessionRecord, event_entry, record_bundle, session_entry};
+
+    #[tokio::test]
+    async fn a_chain_runs_through_the_sessions_that_resumed_it_and_stops_at_a_fresh_one() {
+        let path = std::env::temp_dir().join(format!("vigil-reader-{}.db", std::process::id()));
+        crate::journal::remove_sqlite_ledger(&path).unwrap();
+        let location = LedgerLocation::Sqlite { path: path.clone() };
+        let mut ledger = Ledger::open(&location).await.unwrap();
+        let bundle = crate::bundle::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scenarios/config/vigil.yaml"),
+        )
+        .unwrap();
+        let started = record_bundle(&ledger, &bundle).await.unwrap();
+        let SessionRecord::SessionStarted {
+            vigil_version,
+            engine_config,
+            policy_set_hash,
+            config_blob,
+            runbooks_blob,
+            policies_blob,
+            ..
+        } = started.clone()
+        else {
+            panic!("not a session start");
+        };
+        let resuming = SessionRecord::SessionStarted {
+            vigil_version,
+            engine_config,
+            policy_set_hash,
+            config_blob,
+            runbooks_blob,
+            policies_blob,
+            resumes: Some(0),
+        };
+        let ended = SessionRecord::SessionEnded {
+            reason: "test".to_owned(),
+            interrupted: vec!["act-1".to_owned()],
+        };
+        let entries = vec![
+            session_entry(&started, 0).unwrap(),
+            event_entry(&Event::Tick, 1, None).unwrap(),
+            session_entry(&ended, 2).unwrap(),
+            session_entry(&resuming, 3).unwrap(),
+            event_entry(&Event::Tick, 4, None).unwrap(),
+            session_entry(&started, 5).unwrap(),
+            event_entry(&Event::Tick, 6, None).unwrap(),
+        ];
+        let appended = ledger.append(&entries).await.unwrap();
+        let origin = appended[0].clone();
+
+        let mut chain = ChainEntries::new(&ledger, &origin, u64::MAX);
+        let mut seen = Vec::new();
+        while let Some((entry, recorded)) = chain.next().await.unwrap() {
+            seen.push((entry.seq, matches!(recorded, Recorded::Event(_))));
+        }
+        assert_eq!(
+            seen,
+            [(1, true), (2, false), (3, false), (4, true)],
+            "the chain holds the resumed session and stops before the fresh one"
+        );
+        assert!(chain.next().await.unwrap().is_none(), "and stays ended");
+
+        let mut chain = ChainEntries::new(&ledger, &origin, 2);
+        let mut seen = Vec::new();
+        while let Some((entry, _)) = chain.next().await.unwrap() {
+            seen.push(entry.seq);
+        }
+        assert_eq!(seen, [1, 2], "read up to the entry asked for");
+
+        assert_eq!(
+            next_origin(&ledger, 1).await.unwrap().map(|e| e.seq),
+            Some(5)
+        );
+        assert_eq!(next_origin(&ledger, 6).await.unwrap().map(|e| e.seq), None);
+        ledger.close().await;
+        crate::journal::remove_sqlite_ledger(&path).unwrap();
+    }
+}
