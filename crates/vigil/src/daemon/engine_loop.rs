@@ -6,6 +6,13 @@
 //! one transaction (durable), then carry the commands out. Nothing reaches the world before
 //! its intent is in the ledger, and a decision is recorded right after the request that asked
 //! for it.
+//!
+//! The engine sees an event before the event is durable; what makes that safe is that nothing
+//! the engine made of it is acted on, acknowledged or published until the step's one
+//! transaction commits, and a crash before the commit leaves the ledger as if the event never
+//! came (an action's lost answer is then recovered by reading its target back). Recording the
+//! event first would cost a second transaction per event, and per push in a batch, since the
+//! ledger keeps every event's commands right after it (replay and recovery check that).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

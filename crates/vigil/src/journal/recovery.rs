@@ -1,9 +1,8 @@
 //! Crash recovery: picking up an interrupted session where it stopped.
 //!
-//! The ledger holds every event before the engine saw it and every command before it was
-//! carried out, and the engine is deterministic. So when the last session did not end
-//! cleanly (no end entry: a crash or `kill -9`), or ended with work interrupted, the engine's
-//! state at that moment is rebuilt by feeding the session's recorded events to a fresh engine
+//! The ledger holds every event with the commands it caused before any was carried out, and
+//! the engine is deterministic. So when the last session did not end cleanly (no end entry: a
+//! crash or `kill -9`), or ended with work interrupted, the engine's state at that moment is rebuilt by feeding the session's recorded events to a fresh engine
 //! built from its recorded config, checking that it issues the recorded commands again. The
 //! commands whose answer never came (an action, a page, an authorization, a wake-up) are the
 //! unfinished work: the daemon carries them on, reconciling each action with its target first
@@ -30,7 +29,9 @@ pub struct Resumed {
     /// Commands recorded without their answer, in the order they were recorded.
     pub unfinished: Vec<Command>,
     /// Commands the engine issued for the last recorded event that the crash kept out of
-    /// the ledger: the daemon records them first, then carries them out.
+    /// the ledger: the daemon records them first, then carries them out. (The daemon records
+    /// a step in one transaction, so only ledgers written by earlier builds, which recorded
+    /// an event before handling it, can hold an event without its commands.)
     pub unrecorded: Vec<Command>,
     /// The seq of the last event fed (the cause of `unrecorded`).
     pub last_event_seq: u64,
