@@ -2,8 +2,9 @@
 //!
 //! The ledger holds every event with the commands it caused before any was carried out, and
 //! the engine is deterministic. So when the last session did not end cleanly (no end entry: a
-//! crash or `kill -9`), or ended with work interrupted, the engine's state at that moment is rebuilt by feeding the session's recorded events to a fresh engine
-//! built from its recorded config, checking that it issues the recorded commands again. The
+//! crash or `kill -9`), or ended with work interrupted, the engine's state at that moment is
+//! rebuilt by feeding the session's recorded events to a fresh engine built from its
+//! recorded config, checking that it issues the recorded commands again. The
 //! commands whose answer never came (an action, a page, an authorization, a wake-up) are the
 //! unfinished work: the daemon carries them on, reconciling each action with its target first
 //! (`daemon/actions.rs`) so that one that had reached the target is not made twice.
