@@ -28,6 +28,8 @@ mod check;
 mod check_online;
 #[path = "cli/checkpoints.rs"]
 mod checkpoints;
+#[path = "cli/conformance.rs"]
+mod conformance;
 #[path = "cli/crash.rs"]
 mod crash;
 #[path = "cli/demo.rs"]

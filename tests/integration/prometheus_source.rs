@@ -43,7 +43,7 @@ use std::time::Duration;
 use sha2::Digest as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use vigil::session::EventRecord;
+use vigil::journal::EventRecord;
 use vigil_connectors::prometheus::QueryClient;
 use vigil_core::engine::Event;
 use vigil_core::signal::Sample;

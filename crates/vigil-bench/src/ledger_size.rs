@@ -65,7 +65,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     }
     let out = out.context("--out FILE is required")?;
-    let location = vigil::ledger_cmd::location_of(&out, schema.as_deref())?;
+    let location = vigil::journal::location_of(&out, schema.as_deref())?;
     if let LedgerLocation::Sqlite { path } = &location {
         anyhow::ensure!(
             !path.exists(),
@@ -93,7 +93,7 @@ struct Template {
 async fn template(scratch: &Path) -> anyhow::Result<Template> {
     let db = scratch.join("day.db");
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/day-then-runaway.yaml");
-    let code = vigil::simulate::run(&vigil::simulate::SimulateArgs {
+    let code = vigil::commands::simulate::run(&vigil::commands::simulate::SimulateArgs {
         scenario,
         json: false,
         check: true,
@@ -190,7 +190,7 @@ fn push(round: u32, mb: usize, at_ms: i64) -> anyhow::Result<NewEntry> {
     let event = Event::Pushed {
         payload: Pushed::AgentRuns(AgentRunBatch { runs }),
     };
-    Ok(vigil::session::event_entry(&event, at_ms, None)?)
+    Ok(vigil::journal::event_entry(&event, at_ms, None)?)
 }
 
 async fn write_ledger(

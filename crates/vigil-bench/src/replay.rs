@@ -3,7 +3,7 @@
 //! Every shipped game day (`tests/scenarios/*.yaml`) and a day-long one
 //! (`crates/vigil-bench/scenarios/day-then-runaway.yaml`: 5,760 scrapes before the incident)
 //! is simulated into a fresh SQLite ledger, as `vigil simulate --ledger` writes it. Then each
-//! incident is replayed `--rounds` times with `vigil::replay::replay_incident` (read the
+//! incident is replayed `--rounds` times with `vigil::journal::replay::replay_incident` (read the
 //! session chain from the start, rebuild the policies from their blobs, re-run every event
 //! through the engine, compare every command, re-decide every authorization). The baseline,
 //! measured in the same run over the same entries, only reads them and parses their JSON: the
@@ -77,7 +77,7 @@ async fn bench_all(dir: &Path, rounds: usize) -> anyhow::Result<()> {
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_default();
         let db = dir.join(format!("{name}.db"));
-        let code = vigil::simulate::run(&vigil::simulate::SimulateArgs {
+        let code = vigil::commands::simulate::run(&vigil::commands::simulate::SimulateArgs {
             scenario: scenario.clone(),
             json: false,
             check: false,
@@ -92,7 +92,7 @@ async fn bench_all(dir: &Path, rounds: usize) -> anyhow::Result<()> {
         let ledger = Ledger::open(&LedgerLocation::Sqlite { path: db })
             .await
             .context("opening the simulated ledger")?;
-        let all = vigil::replay::replay_all(&ledger, None).await?;
+        let all = vigil::journal::replay::replay_all(&ledger, None).await?;
         anyhow::ensure!(all.mismatches.is_empty(), "{name}: {:?}", all.mismatches);
         for incident_id in all.incidents.keys() {
             let mut replay_times = Vec::with_capacity(rounds);
@@ -100,7 +100,8 @@ async fn bench_all(dir: &Path, rounds: usize) -> anyhow::Result<()> {
             let mut n_events = 0;
             for _ in 0..rounds {
                 let started = Instant::now();
-                let report = vigil::replay::replay_incident(&ledger, incident_id, None).await?;
+                let report =
+                    vigil::journal::replay::replay_incident(&ledger, incident_id, None).await?;
                 replay_times.push(started.elapsed());
                 anyhow::ensure!(
                     report.mismatches.is_empty(),

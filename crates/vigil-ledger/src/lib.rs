@@ -109,7 +109,7 @@
 //! 367 MB SQLite ledger of 207,954 entries whose largest is 19 MB, `vigil ledger verify`
 //! peaks at 113 MB of resident memory (176 MB before pages were bounded by bytes) and
 //! `vigil ledger export` at 84 MB (2.1 GB before); on a 1.1 GB ledger with the same largest
-//! entry, `verify` peaks at 113 to 121 MB. The `vigil` crate's `ledger_cmd` module has every
+//! entry, `verify` peaks at 113 to 121 MB. The `vigil` crate's `commands::ledger` module has every
 //! command.
 
 mod backend;

@@ -1,14 +1,14 @@
 //! The `vigil` command line: run the demo, serve, check a config, verify and replay the ledger.
 
-use crate::{
-    backtest, demo, human_cmd, ledger_cmd, metrics_cmd, policy_cmd, replay, runbook_cmd, serve,
-    simulate, trust_cmd,
+use crate::commands::demo::Scenario;
+use crate::commands::{
+    backtest, demo, human, ledger, metrics, policy, replay, runbook, serve, simulate, trust,
 };
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 /// vigil watches AI systems (LLM gateways, agents, RAG pipelines), fixes routine incidents
 /// within Cedar policies, and pages a human only when its fix did not work.
@@ -171,7 +171,7 @@ enum CliCommand {
         #[arg(long)]
         subject: Option<String>,
         /// How long: 90s, 30m, 2h, 1d.
-        #[arg(long = "for", value_parser = human_cmd::parse_duration)]
+        #[arg(long = "for", value_parser = crate::duration::parse_duration)]
         duration: std::time::Duration,
         #[command(flatten)]
         admin: AdminOpts,
@@ -227,7 +227,7 @@ struct DbOpts {
 
 impl DbOpts {
     fn location(&self) -> anyhow::Result<vigil_ledger::LedgerLocation> {
-        ledger_cmd::location_of(&self.db, self.schema.as_deref())
+        ledger::location_of(&self.db, self.schema.as_deref())
     }
 }
 
@@ -262,8 +262,8 @@ struct AdminOpts {
 }
 
 impl AdminOpts {
-    fn args(self) -> human_cmd::AdminArgs {
-        human_cmd::AdminArgs {
+    fn args(self) -> human::AdminArgs {
+        human::AdminArgs {
             url: self.url,
             token_env: self.token_env,
             token_file: self.token_file,
@@ -311,7 +311,7 @@ enum MetricsCommand {
         input: String,
         /// Parse as this format instead of detecting it (from the Content-Type, or `# EOF`).
         #[arg(long, value_enum)]
-        format: Option<metrics_cmd::FormatArg>,
+        format: Option<metrics::FormatArg>,
         /// Send the bearer token in this environment variable (URLs only).
         #[arg(long)]
         bearer_token_env: Option<String>,
@@ -461,35 +461,6 @@ enum LedgerCommand {
     },
 }
 
-/// A demo story.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Scenario {
-    /// A key runs away; vigil blocks it, verifies the burn stopped, and resolves with no page.
-    RunawayKey,
-    /// A key runs away but the gateway ignores the block: vigil undoes it and pages once.
-    FailedFix,
-}
-
-/// The policies of a folder, for `vigil replay --policies DIR`.
-fn replay_cmd_policies(dir: &Path) -> anyhow::Result<replay::Alternative> {
-    let (_, authorizer) = crate::bundle::reload_policies(dir)
-        .map_err(|problems| anyhow::anyhow!("the policies of {}:\n{problems}", dir.display()))?;
-    Ok(replay::Alternative {
-        label: format!("the policies in {}", dir.display()),
-        authorizer,
-    })
-}
-
-/// The policies a config names, for `vigil replay --with-current-policies --config FILE`.
-fn replay_cmd_config(config: &Path) -> anyhow::Result<replay::Alternative> {
-    let bundle = crate::bundle::load(config)
-        .map_err(|problems| anyhow::anyhow!("the config {}:\n{problems}", config.display()))?;
-    Ok(replay::Alternative {
-        label: format!("the current policies of {}", config.display()),
-        authorizer: bundle.authorizer,
-    })
-}
-
 /// Parses the arguments and runs the command; the process exits with the returned code.
 #[must_use]
 pub fn main() -> ExitCode {
@@ -518,13 +489,13 @@ pub fn main() -> ExitCode {
             CliCommand::Check { config, offline } => serve::check(&config, offline).await,
             CliCommand::Runbook {
                 command: RunbookCommand::Lint { dir },
-            } => Ok(runbook_cmd::lint(&dir)),
+            } => Ok(runbook::lint(&dir)),
             CliCommand::Policy {
                 command: PolicyCommand::Check { dir },
-            } => Ok(policy_cmd::check(&dir)),
+            } => Ok(policy::check(&dir)),
             CliCommand::Policy {
                 command: PolicyCommand::Test { dir },
-            } => Ok(policy_cmd::test(&dir)),
+            } => Ok(policy::test(&dir)),
             CliCommand::Ledger {
                 command:
                     LedgerCommand::Verify {
@@ -536,11 +507,11 @@ pub fn main() -> ExitCode {
                         public_key,
                     },
             } => match (db, export, checkpoint, proof) {
-                (_, _, _, Some(proof)) => ledger_cmd::verify_proof(&proof),
-                (_, Some(export), _, None) => ledger_cmd::verify_export(&export),
+                (_, _, _, Some(proof)) => ledger::verify_proof(&proof),
+                (_, Some(export), _, None) => ledger::verify_export(&export),
                 (Some(db), None, checkpoint, None) => {
-                    let db = ledger_cmd::location_of(&db, schema.as_deref())?;
-                    ledger_cmd::verify(&db, public_key.as_deref(), checkpoint.as_deref()).await
+                    let db = ledger::location_of(&db, schema.as_deref())?;
+                    ledger::verify(&db, public_key.as_deref(), checkpoint.as_deref()).await
                 }
                 (None, None, _, None) => Ok(ExitCode::from(2)),
             },
@@ -558,11 +529,11 @@ pub fn main() -> ExitCode {
                 } else {
                     crate::checkpoints::KeyPlace::OutsideGit
                 };
-                ledger_cmd::checkpoint(&db.location()?, &key, place, &out).await
+                ledger::checkpoint(&db.location()?, &key, place, &out).await
             }
             CliCommand::Ledger {
                 command: LedgerCommand::Export { db, out },
-            } => ledger_cmd::export(&db.location()?, &out).await,
+            } => ledger::export(&db.location()?, &out).await,
             CliCommand::Ledger {
                 command:
                     LedgerCommand::Prove {
@@ -572,13 +543,13 @@ pub fn main() -> ExitCode {
                         to,
                     },
             } => match (seq, consistency) {
-                (_, Some(from)) => ledger_cmd::prove_consistency(&db.location()?, from, to).await,
-                (Some(seq), None) => ledger_cmd::prove(&db.location()?, seq).await,
+                (_, Some(from)) => ledger::prove_consistency(&db.location()?, from, to).await,
+                (Some(seq), None) => ledger::prove(&db.location()?, seq).await,
                 (None, None) => Ok(ExitCode::from(2)),
             },
             CliCommand::Ledger {
                 command: LedgerCommand::Blob { db, hash },
-            } => ledger_cmd::blob(&db.location()?, &hash).await,
+            } => ledger::blob(&db.location()?, &hash).await,
             CliCommand::Ledger {
                 command:
                     LedgerCommand::Show {
@@ -589,13 +560,13 @@ pub fn main() -> ExitCode {
                         full,
                     },
             } => {
-                let options = ledger_cmd::ShowOptions {
+                let options = ledger::ShowOptions {
                     incident: incident.as_deref(),
-                    since_ms: since.as_deref().map(ledger_cmd::parse_since).transpose()?,
+                    since_ms: since.as_deref().map(ledger::parse_since).transpose()?,
                     all,
                     full,
                 };
-                ledger_cmd::show(&db.location()?, options).await
+                ledger::show(&db.location()?, options).await
             }
             CliCommand::Replay {
                 db,
@@ -607,13 +578,13 @@ pub fn main() -> ExitCode {
             } => {
                 let scope = incident.map_or(replay::Scope::All, replay::Scope::Incident);
                 let alternative = match (policies, config.filter(|_| with_current_policies)) {
-                    (Some(dir), _) => Some(replay_cmd_policies(&dir)?),
-                    (None, Some(config)) => Some(replay_cmd_config(&config)?),
+                    (Some(dir), _) => Some(replay::policies_of_folder(&dir)?),
+                    (None, Some(config)) => Some(replay::policies_of_config(&config)?),
                     (None, None) => None,
                 };
                 replay::run(&db.location()?, &scope, alternative.as_ref()).await
             }
-            CliCommand::Whoami { admin } => human_cmd::whoami(&admin.args()).await,
+            CliCommand::Whoami { admin } => human::whoami(&admin.args()).await,
             CliCommand::AdminToken {
                 command:
                     AdminTokenCommand::Add {
@@ -624,7 +595,7 @@ pub fn main() -> ExitCode {
                         roles,
                         expires,
                     },
-            } => human_cmd::add_token(&human_cmd::NewToken {
+            } => human::add_token(&human::NewToken {
                 tokens_file,
                 name,
                 id,
@@ -632,37 +603,28 @@ pub fn main() -> ExitCode {
                 roles,
                 expires,
             }),
-            CliCommand::Proposals { admin } => human_cmd::list(&admin.args()).await,
-            CliCommand::Approve { id, admin } => human_cmd::approve(&admin.args(), &id).await,
-            CliCommand::Reject { id, admin } => human_cmd::reject(&admin.args(), &id).await,
+            CliCommand::Proposals { admin } => human::list(&admin.args()).await,
+            CliCommand::Approve { id, admin } => human::approve(&admin.args(), &id).await,
+            CliCommand::Reject { id, admin } => human::reject(&admin.args(), &id).await,
             CliCommand::Kill {
                 runbook,
                 target,
                 admin,
-            } => {
-                human_cmd::kill(&admin.args(), human_cmd::kill_scope(runbook, target)?, true).await
-            }
+            } => human::kill(&admin.args(), human::kill_scope(runbook, target)?, true).await,
             CliCommand::Unkill {
                 runbook,
                 target,
                 admin,
-            } => {
-                human_cmd::kill(
-                    &admin.args(),
-                    human_cmd::kill_scope(runbook, target)?,
-                    false,
-                )
-                .await
-            }
+            } => human::kill(&admin.args(), human::kill_scope(runbook, target)?, false).await,
             CliCommand::Silence {
                 id,
                 detector,
                 subject,
                 duration,
                 admin,
-            } => human_cmd::silence(&admin.args(), id, detector, subject, duration).await,
-            CliCommand::Unsilence { id, admin } => human_cmd::unsilence(&admin.args(), id).await,
-            CliCommand::Trust { db } => trust_cmd::run(&db.location()?).await,
+            } => human::silence(&admin.args(), id, detector, subject, duration).await,
+            CliCommand::Unsilence { id, admin } => human::unsilence(&admin.args(), id).await,
+            CliCommand::Trust { db } => trust::run(&db.location()?).await,
             CliCommand::Simulate {
                 scenario,
                 json,
@@ -672,7 +634,7 @@ pub fn main() -> ExitCode {
                 quiet,
             } => {
                 let ledger = ledger
-                    .map(|db| ledger_cmd::location_of(&db, schema.as_deref()))
+                    .map(|db| ledger::location_of(&db, schema.as_deref()))
                     .transpose()?;
                 simulate::run(&simulate::SimulateArgs {
                     scenario,
@@ -701,7 +663,7 @@ pub fn main() -> ExitCode {
                         bearer_token_file,
                         timeout_secs,
                     },
-            } => Ok(metrics_cmd::run(&metrics_cmd::ParseArgs {
+            } => Ok(metrics::run(&metrics::ParseArgs {
                 input,
                 format,
                 bearer_token_env,

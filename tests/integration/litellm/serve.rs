@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use vigil::session::EventRecord;
+use vigil::journal::EventRecord;
 use vigil_core::engine::Event;
 use vigil_core::signal::Sample;
 use vigil_ledger::{EntryKind, Ledger, LedgerLocation};

@@ -1,11 +1,20 @@
 //! The engine task: the only owner of the engine and the ledger.
 //!
-//! For each event: append it to the ledger (durable), hand it to the engine, append the
-//! commands (durable), then carry them out. Nothing reaches the world before its intent is
-//! in the ledger. Authorization is answered inline, so a decision is recorded as the next
-//! event right after the request that asked for it.
+//! For each event (or batch of pushed payloads): take one [`journal::step`] (the engine
+//! handles it, Cedar answers its authorization requests inline and the answers go back to
+//! the engine), append everything the step handled, each event followed by its commands, in
+//! one transaction (durable), then carry the commands out. Nothing reaches the world before
+//! its intent is in the ledger, and a decision is recorded right after the request that asked
+//! for it.
+//!
+//! The engine sees an event before the event is durable; what makes that safe is that nothing
+//! the engine made of it is acted on, acknowledged or published until the step's one
+//! transaction commits, and a crash before the commit leaves the ledger as if the event never
+//! came (an action's lost answer is then recovered by reading its target back). Recording the
+//! event first would cost a second transaction per event, and per push in a batch, since the
+//! ledger keeps every event's commands right after it (replay and recovery check that).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +35,8 @@ use super::intake::Ack;
 use super::telemetry::Telemetry;
 use super::{Note, NoteBody};
 use crate::bundle::PolicyTexts;
+use crate::journal::{self, SessionRecord};
 use crate::logsafe::Escaped;
-use crate::session::{self, SessionRecord};
 
 /// How often an append is tried before the daemon gives up: a daemon that cannot record
 /// must not act.
@@ -187,7 +196,7 @@ impl EngineLoop {
             interrupted,
         };
         let now = self.clock.now();
-        let entry = session::session_entry(&record, now.0)?;
+        let entry = journal::session_entry(&record, now.0)?;
         let appended = self.append(vec![entry]).await?;
         for entry in appended {
             let _ = self.notes.send(Note {
@@ -211,7 +220,7 @@ impl EngineLoop {
         texts: &PolicyTexts,
         authorizer: Authorizer,
     ) -> anyhow::Result<()> {
-        let policies_blob = session::record_policies(&self.ledger, texts)
+        let policies_blob = journal::record_policies(&self.ledger, texts)
             .await
             .context("recording the reloaded policies")?;
         let record = SessionRecord::PoliciesReloaded {
@@ -219,7 +228,7 @@ impl EngineLoop {
             policies_blob,
         };
         let now = self.clock.now();
-        let entry = session::session_entry(&record, now.0)?;
+        let entry = journal::session_entry(&record, now.0)?;
         let appended = self.append(vec![entry]).await?;
         tracing::warn!(
             from = %self.authorizer.policy_set_hash(),
@@ -238,9 +247,10 @@ impl EngineLoop {
         Ok(())
     }
 
-    /// Carries on what an interrupted session left unfinished (see `recovery.rs`): records
-    /// the commands the crash kept out of the ledger, then carries out those and the ones
-    /// whose answer never came. Actions are reconciled with their target first.
+    /// Carries on what an interrupted session left unfinished (see `journal/recovery.rs`):
+    /// records the commands the crash kept out of the ledger, then carries out those and the
+    /// ones whose answer never came. Actions are reconciled with their target first; an
+    /// authorization request still unanswered is answered now, and the answer stepped.
     pub(super) async fn carry_on(
         &mut self,
         unrecorded: Vec<Command>,
@@ -250,7 +260,7 @@ impl EngineLoop {
     ) -> anyhow::Result<()> {
         if !unrecorded.is_empty() {
             let now = self.clock.now();
-            let entries = session::command_entries(&unrecorded, caused_by, now.0)?;
+            let entries = journal::command_entries(&unrecorded, caused_by, now.0)?;
             self.append(entries).await?;
         }
         tracing::warn!(
@@ -258,8 +268,12 @@ impl EngineLoop {
             n_unfinished = unfinished.len(),
             "carrying on the interrupted session's unfinished work"
         );
-        let mut queue = VecDeque::new();
+        let mut answers = Vec::new();
         for command in unrecorded.into_iter().chain(unfinished) {
+            if let Some(answer) = journal::answer(&self.authorizer, &command) {
+                answers.push(answer);
+                continue;
+            }
             match command {
                 Command::Execute {
                     action_id,
@@ -271,7 +285,7 @@ impl EngineLoop {
                     self.effects
                         .execute(action_id, incident_id, idempotency_key, action, true);
                 }
-                other => self.carry_out(other, false, &mut queue),
+                other => self.carry_out(other, false),
             }
         }
         for at in wakes {
@@ -279,134 +293,114 @@ impl EngineLoop {
                 self.effects.wake_at(at);
             }
         }
-        while let Some(event) = queue.pop_front() {
-            self.process(event, false).await?;
+        for answer in answers {
+            self.process(answer, false).await?;
         }
         Ok(())
     }
 
     /// Records and handles a person's instruction, then answers it with the
-    /// `Record::HumanAction` its handling recorded. The notes are subscribed to only while
-    /// this instruction is handled (Cedar's decision on it included, which is handled
-    /// inline), so the record found is this instruction's own.
+    /// `Record::HumanAction` its own step produced (Cedar's decision on it included, which the
+    /// step answers inline), once that is in the ledger.
     async fn answer_instruction(&mut self, instruction: Instruction) -> anyhow::Result<()> {
         let Instruction { event, reply } = instruction;
-        let mut notes = self.notes.subscribe();
-        self.process(event, false).await?;
-        loop {
-            let note = match notes.try_recv() {
-                Ok(note) => note,
-                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
-                Err(_) => return Ok(()),
-            };
-            if let NoteBody::Command(command) = note.body
-                && let Command::Record(Record::HumanAction {
+        let (steps, recorded) = self.step_and_record(vec![(event, None)]).await;
+        let (now, event_seqs) = recorded?;
+        let answer = steps
+            .iter()
+            .flat_map(|taken| &taken.handled)
+            .flat_map(|(_, commands)| commands)
+            .find_map(|command| match command {
+                Command::Record(Record::HumanAction {
                     accepted, outcome, ..
-                }) = *command
-            {
-                let _ = reply.send(InstructionAnswer { accepted, outcome });
-                return Ok(());
-            }
-        }
-    }
-
-    /// Handles a batch of pushed payloads, records each event and the commands it caused in
-    /// one transaction (in the order handled, so replay sees what the engine saw), confirms
-    /// every push with what the engine made of it (`Engine::push_report`), then carries the
-    /// commands out and processes what they cause inline.
-    async fn process_pushes(&mut self, batch: Vec<(Pushed, Ack)>) -> anyhow::Result<()> {
-        let now = self.clock.now();
-        let mut handled: Vec<(Event, Vec<Command>)> = Vec::with_capacity(batch.len());
-        let mut acks = Vec::with_capacity(batch.len());
-        for (payload, ack) in batch {
-            let event = Event::Pushed { payload };
-            let commands = self.engine.handle(&event, now);
-            let report = self.engine.push_report().cloned().unwrap_or_default();
-            handled.push((event, commands));
-            acks.push((ack, report));
-        }
-        let recorded = self.append_handled(&handled, now).await;
-        let failed = recorded.as_ref().err().map(|error| format!("{error:#}"));
-        for (ack, report) in acks {
-            let _ = ack.send(failed.clone().map_or(Ok(report), Err));
-        }
-        let event_seqs = recorded?;
-        self.publish_engine_gauges();
-        let mut queue = VecDeque::new();
-        for ((event, commands), event_seq) in handled.into_iter().zip(event_seqs) {
-            self.telemetry.event(event.kind());
-            let _ = self.notes.send(Note {
-                seq: event_seq,
-                at: now,
-                body: note_of_push(event),
+                }) => Some(InstructionAnswer {
+                    accepted: *accepted,
+                    outcome: outcome.clone(),
+                }),
+                _ => None,
             });
-            for (offset, command) in (1_u64..).zip(&commands) {
-                self.telemetry.command(command_kind(command));
-                log_record(command);
-                let _ = self.notes.send(Note {
-                    seq: event_seq + offset,
-                    at: now,
-                    body: NoteBody::Command(Box::new(command.clone())),
-                });
-            }
-            for command in commands {
-                self.carry_out(command, false, &mut queue);
-            }
+        if let Some(answer) = answer {
+            let _ = reply.send(answer);
         }
-        while let Some(event) = queue.pop_front() {
-            self.process(event, false).await?;
-        }
+        self.carry_out_steps(steps, &event_seqs, now, false);
         Ok(())
     }
 
-    /// Appends handled events, each followed by its commands, in one transaction; returns
-    /// the events' seqs. The entries are rebuilt on every attempt, so that the commands'
-    /// `caused_by` follows the seqs the ledger actually assigns.
-    async fn append_handled(
-        &mut self,
-        handled: &[(Event, Vec<Command>)],
-        now: Timestamp,
-    ) -> anyhow::Result<Vec<u64>> {
-        let event_seqs = |first_seq: u64| {
-            let mut next_seq = first_seq;
-            handled
-                .iter()
-                .map(|(_, commands)| {
-                    let seq = next_seq;
-                    next_seq += 1 + commands.len() as u64;
-                    seq
-                })
-                .collect::<Vec<u64>>()
-        };
-        let appended = self
-            .append_built(|first_seq| {
-                let mut entries = Vec::new();
-                for ((event, commands), seq) in handled.iter().zip(event_seqs(first_seq)) {
-                    entries.push(session::event_entry(event, now.0, None)?);
-                    entries.extend(session::command_entries(commands, seq, now.0)?);
-                }
-                Ok(entries)
-            })
-            .await?;
-        Ok(event_seqs(appended.first().map_or(0, |entry| entry.seq)))
+    /// Steps a batch of pushed payloads and records them in one transaction (see
+    /// [`Self::step_and_record`]), then confirms every push with what the engine made of it
+    /// (`Engine::push_report`), or with the error that stops the daemon, and carries out the
+    /// commands.
+    async fn process_pushes(&mut self, batch: Vec<(Pushed, Ack)>) -> anyhow::Result<()> {
+        let mut events = Vec::with_capacity(batch.len());
+        let mut acks = Vec::with_capacity(batch.len());
+        for (payload, ack) in batch {
+            events.push((Event::Pushed { payload }, None));
+            acks.push(ack);
+        }
+        let (steps, recorded) = self.step_and_record(events).await;
+        let failed = recorded.as_ref().err().map(|error| format!("{error:#}"));
+        for (ack, taken) in acks.into_iter().zip(&steps) {
+            let report = taken.push_report.clone().unwrap_or_default();
+            let _ = ack.send(failed.clone().map_or(Ok(report), Err));
+        }
+        let (now, event_seqs) = recorded?;
+        self.carry_out_steps(steps, &event_seqs, now, false);
+        Ok(())
     }
 
-    /// Records and handles one event and everything it causes inline.
+    /// Steps one event (with the blob of the HTTP exchanges behind it, for an action's or a
+    /// page's answer), records it in one transaction and carries out its commands.
     async fn process(&mut self, event: Event, draining: bool) -> anyhow::Result<()> {
-        let mut queue = VecDeque::from([event]);
-        while let Some(event) = queue.pop_front() {
-            let now = self.clock.now();
-            let exchanges_blob = match &event {
-                Event::ActionFinished { action_id: id, .. }
-                | Event::PageFinished { page_id: id, .. } => self.effects.take_exchanges(id),
-                _ => None,
-            };
-            let entry = session::event_entry(&event, now.0, exchanges_blob)?;
-            let event_seq = self
-                .append(vec![entry])
-                .await?
-                .first()
-                .map_or(0, |entry| entry.seq);
+        let exchanges_blob = match &event {
+            Event::ActionFinished { action_id: id, .. }
+            | Event::PageFinished { page_id: id, .. } => self.effects.take_exchanges(id),
+            _ => None,
+        };
+        let (steps, recorded) = self.step_and_record(vec![(event, exchanges_blob)]).await;
+        let (now, event_seqs) = recorded?;
+        self.carry_out_steps(steps, &event_seqs, now, draining);
+        Ok(())
+    }
+
+    /// Takes one [`journal::step`] per event, at one `now`, and appends every handled event
+    /// followed by its commands in one transaction (in the order handled, so replay sees what
+    /// the engine saw). Returns the steps, and the `now` and the seq of every handled event
+    /// once they are in the ledger. Nothing of a step is carried out before it is recorded.
+    async fn step_and_record(
+        &mut self,
+        events: Vec<(Event, Option<String>)>,
+    ) -> (Vec<journal::Step>, anyhow::Result<(Timestamp, Vec<u64>)>) {
+        let now = self.clock.now();
+        let mut steps = Vec::with_capacity(events.len());
+        let mut blobs = Vec::with_capacity(events.len());
+        for (event, exchanges_blob) in events {
+            steps.push(journal::step(
+                &mut self.engine,
+                &self.authorizer,
+                event,
+                now,
+            ));
+            blobs.push(exchanges_blob);
+        }
+        self.publish_engine_gauges();
+        let recorded = self
+            .append_handled(&steps, &blobs, now)
+            .await
+            .map(|event_seqs| (now, event_seqs));
+        (steps, recorded)
+    }
+
+    /// Tells `/metrics`, the notes and the log about recorded steps, and carries out their
+    /// commands; the inline answers were given by the step.
+    fn carry_out_steps(
+        &mut self,
+        steps: Vec<journal::Step>,
+        event_seqs: &[u64],
+        now: Timestamp,
+        draining: bool,
+    ) {
+        let handled = steps.into_iter().flat_map(|taken| taken.handled);
+        for ((event, commands), event_seq) in handled.zip(event_seqs.iter().copied()) {
             self.telemetry.event(event.kind());
             match &event {
                 Event::ActionFinished { action_id: id, .. }
@@ -426,30 +420,60 @@ impl EngineLoop {
             let _ = self.notes.send(Note {
                 seq: event_seq,
                 at: now,
-                body: NoteBody::Event(event.clone()),
+                body: note_of_push(event),
             });
-
-            let commands = self.engine.handle(&event, now);
-            self.publish_engine_gauges();
-            if commands.is_empty() {
-                continue;
-            }
-            let entries = session::command_entries(&commands, event_seq, now.0)?;
-            let appended = self.append(entries).await?;
-            for (command, entry) in commands.iter().zip(&appended) {
+            for (offset, command) in (1_u64..).zip(&commands) {
                 self.telemetry.command(command_kind(command));
                 log_record(command);
                 let _ = self.notes.send(Note {
-                    seq: entry.seq,
+                    seq: event_seq + offset,
                     at: now,
                     body: NoteBody::Command(Box::new(command.clone())),
                 });
             }
             for command in commands {
-                self.carry_out(command, draining, &mut queue);
+                self.carry_out(command, draining);
             }
         }
-        Ok(())
+    }
+
+    /// Appends the steps' entries ([`journal::step_entries`]) in one transaction; returns
+    /// the seqs of the handled events, in order. The entries are rebuilt on every attempt, so
+    /// that the commands' `caused_by` follows the seqs the ledger actually assigns.
+    async fn append_handled(
+        &mut self,
+        steps: &[journal::Step],
+        blobs: &[Option<String>],
+        now: Timestamp,
+    ) -> anyhow::Result<Vec<u64>> {
+        let event_seqs = |first_seq: u64| {
+            let mut next_seq = first_seq;
+            steps
+                .iter()
+                .flat_map(|taken| &taken.handled)
+                .map(|(_, commands)| {
+                    let seq = next_seq;
+                    next_seq += 1 + commands.len() as u64;
+                    seq
+                })
+                .collect::<Vec<u64>>()
+        };
+        let appended = self
+            .append_built(|first_seq| {
+                let mut entries = Vec::new();
+                for (taken, blob) in steps.iter().zip(blobs) {
+                    let seq = first_seq + entries.len() as u64;
+                    entries.extend(journal::step_entries(
+                        &taken.handled,
+                        seq,
+                        now.0,
+                        blob.clone(),
+                    )?);
+                }
+                Ok(entries)
+            })
+            .await?;
+        Ok(event_seqs(appended.first().map_or(0, |entry| entry.seq)))
     }
 
     /// Hands the engine's counts to `/metrics`.
@@ -462,33 +486,11 @@ impl EngineLoop {
         );
     }
 
-    fn carry_out(&mut self, command: Command, draining: bool, queue: &mut VecDeque<Event>) {
+    /// Carries out a recorded command. Authorization requests were answered inline by
+    /// [`journal::step`] (or by `carry_on`), so nothing is left to do for them here.
+    fn carry_out(&mut self, command: Command, draining: bool) {
         match command {
-            Command::Record(_) => {}
-            Command::Authorize {
-                request_id,
-                incident_id,
-                request,
-            } => {
-                let decision = self.authorizer.authorize(&request);
-                queue.push_back(Event::AuthorizationDecided {
-                    request_id,
-                    incident_id,
-                    decision,
-                });
-            }
-            Command::AuthorizeHuman {
-                request_id,
-                incident_id,
-                request,
-            } => {
-                let decision = self.authorizer.authorize_human(&request);
-                queue.push_back(Event::HumanDecided {
-                    request_id,
-                    incident_id,
-                    decision,
-                });
-            }
+            Command::Record(_) | Command::Authorize { .. } | Command::AuthorizeHuman { .. } => {}
             Command::Execute {
                 action_id,
                 incident_id,

@@ -49,8 +49,8 @@ pub use telemetry::Telemetry;
 
 use crate::bundle::Bundle;
 use crate::config::QueryConfig;
-use crate::recovery;
-use crate::session::{self, SessionRecord};
+use crate::journal::recovery;
+use crate::journal::{self, SessionRecord};
 
 /// The largest scrape body accepted.
 const MAX_SCRAPE_BYTES: usize = 64 * 1024 * 1024;
@@ -111,7 +111,7 @@ struct QueryRuntime {
 pub struct DaemonOptions {
     /// How long in-flight work may take to finish after shutdown begins.
     pub grace: Duration,
-    /// Whether an interrupted last session is resumed (see `recovery.rs`).
+    /// Whether an interrupted last session is resumed (see `journal/recovery.rs`).
     pub resume: bool,
     /// Whether SIGHUP reloads the policies from the config's `policies_dir` (`vigil serve`).
     pub reload_on_sighup: bool,
@@ -252,7 +252,7 @@ impl Daemon {
             // the trust seed), and this session records that config.
             bundle.engine = resumed.engine.config().clone();
         }
-        let mut record = session::record_bundle(&ledger, &bundle)
+        let mut record = journal::record_bundle(&ledger, &bundle)
             .await
             .context("recording the session's inputs")?;
         if let (Some(resumed), SessionRecord::SessionStarted { resumes, .. }) =
@@ -261,7 +261,7 @@ impl Daemon {
             *resumes = Some(resumed.session_seq);
         }
         let now = clock.now();
-        let entry = session::session_entry(&record, now.0)?;
+        let entry = journal::session_entry(&record, now.0)?;
         let appended = ledger
             .append(&[entry])
             .await

@@ -18,7 +18,7 @@
 mod scenario;
 mod world;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -35,7 +35,7 @@ use anyhow::Context as _;
 
 use crate::bundle;
 use crate::config;
-use crate::session;
+use crate::journal;
 use scenario::{RawHumanCommand, RawScenario};
 use world::{World, secs_to_ms};
 
@@ -186,7 +186,7 @@ fn recorder_path(args: &SimulateArgs) -> String {
 /// A fresh SQLite ledger for a `--ledger` run, with its session entry ready.
 struct Recorder {
     ledger: vigil_ledger::Ledger,
-    session: crate::session::SessionRecord,
+    session: crate::journal::SessionRecord,
 }
 
 impl Recorder {
@@ -197,7 +197,7 @@ impl Recorder {
         bundle: &bundle::Bundle,
     ) -> anyhow::Result<Recorder> {
         if let vigil_ledger::LedgerLocation::Sqlite { path } = location {
-            crate::demo::remove_sqlite_ledger(path)?;
+            crate::journal::remove_sqlite_ledger(path)?;
         }
         let ledger = vigil_ledger::Ledger::open(location)
             .await
@@ -207,7 +207,7 @@ impl Recorder {
             "the ledger {location} already holds {} entries; a game day needs a fresh one",
             ledger.len()
         );
-        let session = session::record_bundle(&ledger, bundle).await?;
+        let session = journal::record_bundle(&ledger, bundle).await?;
         Ok(Recorder { ledger, session })
     }
 
@@ -216,13 +216,13 @@ impl Recorder {
     async fn finish(self, journal: Journal, end_ms: i64) -> anyhow::Result<usize> {
         let mut ledger = self.ledger;
         let mut entries = Vec::with_capacity(journal.entries.len() + 2);
-        entries.push(session::session_entry(&self.session, EPOCH_MS)?);
+        entries.push(journal::session_entry(&self.session, EPOCH_MS)?);
         entries.extend(journal.entries);
-        let end = session::SessionRecord::SessionEnded {
+        let end = journal::SessionRecord::SessionEnded {
             reason: "the scenario ended".to_owned(),
             interrupted: Vec::new(),
         };
-        entries.push(session::session_entry(&end, end_ms)?);
+        entries.push(journal::session_entry(&end, end_ms)?);
         let appended = ledger.append(&entries).await;
         ledger.close().await;
         Ok(appended?.len())
@@ -255,13 +255,14 @@ struct Journal {
 }
 
 impl Journal {
-    /// Appends an event and the commands its handling issued, as the daemon's engine loop does.
-    fn record(&mut self, event: &Event, commands: &[Command], at_ms: i64) -> anyhow::Result<()> {
-        // Seq 0 is the session entry, so the event's seq is one more than the entries so far.
-        let event_seq = self.entries.len() as u64 + 1;
-        self.entries.push(session::event_entry(event, at_ms, None)?);
+    /// Appends a step's events, each followed by the commands its handling issued, as the
+    /// daemon's engine loop does.
+    fn record(&mut self, handled: &[(Event, Vec<Command>)], at_ms: i64) -> anyhow::Result<()> {
+        // Seq 0 is the session entry, so the first event's seq is one more than the entries
+        // so far.
+        let first_seq = self.entries.len() as u64 + 1;
         self.entries
-            .extend(session::command_entries(commands, event_seq, at_ms)?);
+            .extend(journal::step_entries(handled, first_seq, at_ms, None)?);
         Ok(())
     }
 }
@@ -420,7 +421,8 @@ impl Simulation {
         Ok(())
     }
 
-    /// Hands one event to the engine and carries out what it asks, as the daemon would.
+    /// Takes one step with the event (the engine's rule, with Cedar's answers inline) and
+    /// carries out what it asks, as the daemon would: the world's answers are scheduled.
     fn feed(
         &mut self,
         event: Event,
@@ -428,41 +430,23 @@ impl Simulation {
         agenda: &mut BTreeMap<(i64, u64), Due>,
         add: &mut impl FnMut(&mut BTreeMap<(i64, u64), Due>, i64, Due),
     ) -> anyhow::Result<()> {
-        let mut queue = VecDeque::from([event]);
-        while let Some(event) = queue.pop_front() {
+        let taken = journal::step(
+            &mut self.engine,
+            &self.authorizer,
+            event,
+            Timestamp(EPOCH_MS + now_ms),
+        );
+        if let Some(journal) = &mut self.journal {
+            journal.record(&taken.handled, EPOCH_MS + now_ms)?;
+        }
+        for (event, commands) in taken.handled {
             self.out.event(now_ms, &event, &mut self.tally);
-            let commands = self.engine.handle(&event, Timestamp(EPOCH_MS + now_ms));
-            if let Some(journal) = &mut self.journal {
-                journal.record(&event, &commands, EPOCH_MS + now_ms)?;
-            }
             for command in commands {
                 self.out.command(now_ms, &command, &mut self.tally);
                 match command {
                     Command::Record(record) => self.note_record(&record),
-                    Command::Authorize {
-                        request_id,
-                        incident_id,
-                        request,
-                    } => {
-                        let decision = self.authorizer.authorize(&request);
-                        queue.push_back(Event::AuthorizationDecided {
-                            request_id,
-                            incident_id,
-                            decision,
-                        });
-                    }
-                    Command::AuthorizeHuman {
-                        request_id,
-                        incident_id,
-                        request,
-                    } => {
-                        let decision = self.authorizer.authorize_human(&request);
-                        queue.push_back(Event::HumanDecided {
-                            request_id,
-                            incident_id,
-                            decision,
-                        });
-                    }
+                    // Answered inline by the step, as the daemon does.
+                    Command::Authorize { .. } | Command::AuthorizeHuman { .. } => {}
                     Command::Execute {
                         action_id,
                         incident_id,

@@ -1,4 +1,5 @@
-//! What the ledger records about a daemon session, and how replay reads it back.
+//! The ledger's vocabulary for vigil: what a session, an event and a command entry hold, and how
+//! the session's texts (config, runbooks, policies) are stored and read back.
 //!
 //! A session entry opens every run of the daemon. It carries the engine's configuration
 //! inline and references content-addressed copies of the config file, the runbooks and the
@@ -139,6 +140,29 @@ pub fn command_entries(
             })
         })
         .collect()
+}
+
+/// The ledger entries of one step taken at `at_ms` (see [`super::step`]) whose first event
+/// gets seq `first_seq`: each handled event followed by the commands it caused. The first
+/// event carries the blob of the HTTP exchanges behind it, if any.
+///
+/// # Errors
+///
+/// When an event or a command cannot be encoded as JSON.
+pub fn step_entries(
+    handled: &[(Event, Vec<Command>)],
+    first_seq: u64,
+    at_ms: i64,
+    exchanges_blob: Option<String>,
+) -> Result<Vec<NewEntry>, serde_json::Error> {
+    let mut entries = Vec::new();
+    let mut exchanges_blob = exchanges_blob;
+    for (event, commands) in handled {
+        let event_seq = first_seq + entries.len() as u64;
+        entries.push(event_entry(event, at_ms, exchanges_blob.take())?);
+        entries.extend(command_entries(commands, event_seq, at_ms)?);
+    }
+    Ok(entries)
 }
 
 /// The ledger entry of a session record.

@@ -1,10 +1,10 @@
 //! Crash recovery: picking up an interrupted session where it stopped.
 //!
-//! The ledger holds every event before the engine saw it and every command before it was
-//! carried out, and the engine is deterministic. So when the last session did not end
-//! cleanly (no end entry: a crash or `kill -9`), or ended with work interrupted, the engine's
-//! state at that moment is rebuilt by feeding the session's recorded events to a fresh engine
-//! built from its recorded config, checking that it issues the recorded commands again. The
+//! The ledger holds every event with the commands it caused before any was carried out, and
+//! the engine is deterministic. So when the last session did not end cleanly (no end entry: a
+//! crash or `kill -9`), or ended with work interrupted, the engine's state at that moment is
+//! rebuilt by feeding the session's recorded events to a fresh engine built from its
+//! recorded config, checking that it issues the recorded commands again. The
 //! commands whose answer never came (an action, a page, an authorization, a wake-up) are the
 //! unfinished work: the daemon carries them on, reconciling each action with its target first
 //! (`daemon/actions.rs`) so that one that had reached the target is not made twice.
@@ -15,15 +15,11 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
 use vigil_core::Timestamp;
 use vigil_core::engine::{Command, Engine, EngineConfig, Event};
-use vigil_ledger::{Entry, EntryKind, Ledger};
+use vigil_ledger::{Entry, Ledger};
 
-use crate::session::{self, CommandRecord, EventRecord, SessionRecord};
-
-/// Entries read per page.
-const PAGE_ROWS: u32 = 5_000;
+use crate::journal::{self, Recorded, SessionRecord};
 
 /// An interrupted session, rebuilt.
 pub struct Resumed {
@@ -34,7 +30,9 @@ pub struct Resumed {
     /// Commands recorded without their answer, in the order they were recorded.
     pub unfinished: Vec<Command>,
     /// Commands the engine issued for the last recorded event that the crash kept out of
-    /// the ledger: the daemon records them first, then carries them out.
+    /// the ledger: the daemon records them first, then carries them out. (The daemon records
+    /// a step in one transaction, so only ledgers written by earlier builds, which recorded
+    /// an event before handling it, can hold an event without its commands.)
     pub unrecorded: Vec<Command>,
     /// The seq of the last event fed (the cause of `unrecorded`).
     pub last_event_seq: u64,
@@ -69,8 +67,8 @@ pub async fn resume(
     let Some(last_session) = ledger.last_session_at_or_before(last_seq).await? else {
         return Ok(Err(NotResumed::NothingToResume));
     };
-    let last_session = session::session_start_of(ledger, last_session).await?;
-    let start = match session::session_of(&last_session)? {
+    let last_session = journal::session_start_of(ledger, last_session).await?;
+    let start = match journal::session_of(&last_session)? {
         SessionRecord::SessionStarted { .. } | SessionRecord::PoliciesReloaded { .. } => {
             last_session
         }
@@ -82,14 +80,14 @@ pub async fn resume(
                 return Ok(Err(NotResumed::NothingToResume));
             };
             match ledger.last_session_at_or_before(before).await? {
-                Some(entry) => session::session_start_of(ledger, entry).await?,
+                Some(entry) => journal::session_start_of(ledger, entry).await?,
                 None => return Ok(Err(NotResumed::NothingToResume)),
             }
         }
     };
     let resumed_seq = start.seq;
-    let origin = session::chain_origin(ledger, start).await?;
-    let SessionRecord::SessionStarted { engine_config, .. } = session::session_of(&origin)? else {
+    let origin = journal::chain_origin(ledger, start).await?;
+    let SessionRecord::SessionStarted { engine_config, .. } = journal::session_of(&origin)? else {
         anyhow::bail!("entry {} does not start a session", origin.seq);
     };
     let mut engine = Engine::new((*engine_config).clone());
@@ -99,62 +97,46 @@ pub async fn resume(
     let mut last_event_at = Timestamp(origin.at_ms);
     let mut wakes = std::collections::BTreeSet::new();
     let mut produced: std::collections::VecDeque<Command> = std::collections::VecDeque::new();
-    let mut from = origin.seq + 1;
-    'pages: loop {
-        let page = ledger.read(from, PAGE_ROWS).await?;
-        let Some(last) = page.last() else { break };
-        from = last.seq + 1;
-        for entry in page {
-            match entry.kind {
-                // Ends, and starts of sessions that resumed, continue the chain.
-                EntryKind::Session => match session::session_of(&entry)? {
-                    SessionRecord::SessionEnded { .. }
-                    | SessionRecord::PoliciesReloaded { .. }
-                    | SessionRecord::SessionStarted {
-                        resumes: Some(_), ..
-                    } => continue,
-                    SessionRecord::SessionStarted { .. } => break 'pages,
-                },
-                EntryKind::Event => {
-                    check_drained(&produced, &entry)?;
-                    let record: EventRecord = serde_json::from_str(&entry.payload)
-                        .with_context(|| format!("entry {}: unreadable event", entry.seq))?;
-                    match &record.event {
-                        Event::ActionFinished { action_id: id, .. }
-                        | Event::PageFinished { page_id: id, .. }
-                        | Event::AuthorizationDecided { request_id: id, .. }
-                        | Event::HumanDecided { request_id: id, .. } => {
-                            unfinished.remove(id);
-                        }
-                        _ => {}
+    let mut entries = journal::ChainEntries::new(ledger, &origin, u64::MAX);
+    while let Some((entry, recorded)) = entries.next().await? {
+        match recorded {
+            // Ends, and starts of sessions that resumed, continue the chain.
+            Recorded::Session(_) => {}
+            Recorded::Event(record) => {
+                check_drained(&produced, &entry)?;
+                match &record.event {
+                    Event::ActionFinished { action_id: id, .. }
+                    | Event::PageFinished { page_id: id, .. }
+                    | Event::AuthorizationDecided { request_id: id, .. }
+                    | Event::HumanDecided { request_id: id, .. } => {
+                        unfinished.remove(id);
                     }
-                    produced = engine.handle(&record.event, Timestamp(entry.at_ms)).into();
-                    n_events += 1;
-                    last_event_seq = entry.seq;
-                    last_event_at = Timestamp(entry.at_ms);
+                    _ => {}
                 }
-                EntryKind::Command => {
-                    let record: CommandRecord = serde_json::from_str(&entry.payload)
-                        .with_context(|| format!("entry {}: unreadable command", entry.seq))?;
-                    let expected = produced.pop_front();
-                    anyhow::ensure!(
-                        expected.as_ref() == Some(&record.command),
-                        "entry {}: rebuilding the interrupted session gives another command than the ledger holds; it cannot be resumed safely",
-                        entry.seq
-                    );
-                    let id = match &record.command {
-                        Command::Execute { action_id: id, .. }
-                        | Command::Page { page_id: id, .. }
-                        | Command::Authorize { request_id: id, .. }
-                        | Command::AuthorizeHuman { request_id: id, .. } => Some(id.clone()),
-                        Command::Record(_) | Command::WakeAt { .. } => None,
-                    };
-                    if let Command::WakeAt { at } = &record.command {
-                        wakes.insert(*at);
-                    }
-                    if let Some(id) = id {
-                        unfinished.insert(id, (entry.seq, record.command));
-                    }
+                produced = engine.handle(&record.event, Timestamp(entry.at_ms)).into();
+                n_events += 1;
+                last_event_seq = entry.seq;
+                last_event_at = Timestamp(entry.at_ms);
+            }
+            Recorded::Command(record) => {
+                let expected = produced.pop_front();
+                anyhow::ensure!(
+                    expected.as_ref() == Some(&record.command),
+                    "entry {}: rebuilding the interrupted session gives another command than the ledger holds; it cannot be resumed safely",
+                    entry.seq
+                );
+                let id = match &record.command {
+                    Command::Execute { action_id: id, .. }
+                    | Command::Page { page_id: id, .. }
+                    | Command::Authorize { request_id: id, .. }
+                    | Command::AuthorizeHuman { request_id: id, .. } => Some(id.clone()),
+                    Command::Record(_) | Command::WakeAt { .. } => None,
+                };
+                if let Command::WakeAt { at } = &record.command {
+                    wakes.insert(*at);
+                }
+                if let Some(id) = id {
+                    unfinished.insert(id, (entry.seq, record.command));
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! `vigil replay`: re-run recorded sessions through a fresh engine and compare commands.
+//! Replay: re-run recorded sessions through a fresh engine and compare commands (what
+//! `vigil replay` prints, and what the demo checks).
 //!
 //! An incident is replayed from the start of the session chain that holds it (a session that
 //! resumed an interrupted one continues its engine): the session entry gives the engine's
@@ -27,20 +28,15 @@
 //! ledgers in `tests/golden/` guard this.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::process::ExitCode;
 
 use serde_json::Value;
 use vigil_core::Timestamp;
 use vigil_core::authz::{AuthzDecision, AuthzRequest, HumanAuthzRequest};
 use vigil_core::engine::{Command, Engine, Event};
-use vigil_ledger::{Entry, EntryKind, Ledger};
+use vigil_ledger::{Entry, Ledger};
 use vigil_policy::Authorizer;
 
-use crate::ledger_cmd::open_location;
-use crate::session::{self, CommandRecord, EventRecord, SessionRecord};
-
-/// Entries read per page.
-const PAGE_ROWS: u32 = 5_000;
+use crate::journal::{self, CommandRecord, EventRecord, Recorded, SessionRecord};
 
 /// Command fields added after the first ledger format, as (JSON pointer of the object that
 /// holds the field, field name): a ledger written before the field existed lacks it, so the
@@ -128,8 +124,8 @@ pub async fn replay_incident(
     };
     // Policy reloads happen within a session, and a session that resumed an interrupted one
     // continues its engine: start at the first session of the chain.
-    let session_entry = session::session_start_of(ledger, session_entry).await?;
-    let origin = session::chain_origin(ledger, session_entry).await?;
+    let session_entry = journal::session_start_of(ledger, session_entry).await?;
+    let origin = journal::chain_origin(ledger, session_entry).await?;
     let mut report = ReplayReport::default();
     replay_chain(ledger, origin, last_seq, alternative, &mut report).await?;
     report
@@ -154,32 +150,13 @@ pub async fn replay_all(
     let mut from = 0;
     // Bounded by the ledger's length: each round moves past one session start.
     for _ in 0..=ledger.len() {
-        let Some(origin) = next_origin(ledger, from).await? else {
+        let Some(origin) = journal::next_origin(ledger, from).await? else {
             break;
         };
         from = origin.seq + 1;
         replay_chain(ledger, origin, u64::MAX, alternative, &mut report).await?;
     }
     Ok(report)
-}
-
-/// The first session start from seq `from` on that does not resume an earlier session.
-async fn next_origin(ledger: &Ledger, mut from: u64) -> anyhow::Result<Option<Entry>> {
-    loop {
-        let page = ledger.read(from, PAGE_ROWS).await?;
-        let Some(last) = page.last() else {
-            return Ok(None);
-        };
-        from = last.seq + 1;
-        for entry in page {
-            if entry.kind == EntryKind::Session
-                && let SessionRecord::SessionStarted { resumes: None, .. } =
-                    session::session_of(&entry)?
-            {
-                return Ok(Some(entry));
-            }
-        }
-    }
 }
 
 /// Replays the session chain starting at `origin` (a session start) up to entry `last_seq`
@@ -196,11 +173,11 @@ async fn replay_chain(
         policy_set_hash,
         policies_blob,
         ..
-    } = session::session_of(&origin)?
+    } = journal::session_of(&origin)?
     else {
         anyhow::bail!("entry {} does not start a session", origin.seq);
     };
-    let mut authorizer = session::recorded_authorizer(ledger, &policies_blob).await?;
+    let mut authorizer = journal::recorded_authorizer(ledger, &policies_blob).await?;
     report.session_seqs.push(origin.seq);
     report.policy_set_hashes.push(policy_set_hash.clone());
     if authorizer.policy_set_hash() != policy_set_hash {
@@ -217,33 +194,23 @@ async fn replay_chain(
         requests: BTreeMap::new(),
         human_requests: BTreeMap::new(),
     };
-    let mut from = origin.seq + 1;
-    'pages: loop {
-        let page = ledger.read(from, PAGE_ROWS).await?;
-        let Some(last_entry) = page.last() else { break };
-        from = last_entry.seq + 1;
-        for entry in page {
-            if entry.seq > last_seq {
-                break 'pages;
+    let mut entries = journal::ChainEntries::new(ledger, &origin, last_seq);
+    while let Some((entry, recorded)) = entries.next().await? {
+        match recorded {
+            // An end, and the start of a session that resumed this one, continue it. The
+            // commands a crash kept out of the ledger are recorded right after the resuming
+            // session's start, as caused by the last event.
+            Recorded::Session(
+                SessionRecord::SessionEnded { .. } | SessionRecord::SessionStarted { .. },
+            ) => {}
+            // From here on, decisions were made with the reloaded policies.
+            Recorded::Session(SessionRecord::PoliciesReloaded { policies_blob, .. }) => {
+                authorizer = journal::recorded_authorizer(ledger, &policies_blob).await?;
             }
-            match entry.kind {
-                // An end, and the start of a session that resumed this one, continue it.
-                EntryKind::Session => match session::session_of(&entry)? {
-                    SessionRecord::SessionEnded { .. } => {}
-                    // From here on, decisions were made with the reloaded policies.
-                    SessionRecord::PoliciesReloaded { policies_blob, .. } => {
-                        authorizer = session::recorded_authorizer(ledger, &policies_blob).await?;
-                    }
-                    // The commands a crash kept out of the ledger are recorded right after
-                    // the resuming session's start, as caused by the last event.
-                    SessionRecord::SessionStarted {
-                        resumes: Some(_), ..
-                    } => {}
-                    SessionRecord::SessionStarted { .. } => break 'pages,
-                },
-                EntryKind::Event => chain.event(&entry, &authorizer, alternative, report)?,
-                EntryKind::Command => chain.command(&entry, report)?,
+            Recorded::Event(record) => {
+                chain.event(&entry, record, &authorizer, alternative, report);
             }
+            Recorded::Command(record) => chain.command(&entry, record, report)?,
         }
     }
     chain.leftover(report);
@@ -267,13 +234,12 @@ impl Chain {
     fn event(
         &mut self,
         entry: &Entry,
+        record: EventRecord,
         authorizer: &Authorizer,
         alternative: Option<&Alternative>,
         report: &mut ReplayReport,
-    ) -> anyhow::Result<()> {
+    ) {
         self.leftover(report);
-        let record: EventRecord = serde_json::from_str(&entry.payload)
-            .map_err(|error| anyhow::anyhow!("entry {}: unreadable event: {error}", entry.seq))?;
         if let Event::AuthorizationDecided {
             request_id,
             incident_id,
@@ -338,15 +304,18 @@ impl Chain {
             .engine
             .handle(&record.event, Timestamp(entry.at_ms))
             .into();
-        Ok(())
     }
 
     /// Compares a recorded command with the next one the replay issued.
-    fn command(&mut self, entry: &Entry, report: &mut ReplayReport) -> anyhow::Result<()> {
+    fn command(
+        &mut self,
+        entry: &Entry,
+        record: CommandRecord,
+        report: &mut ReplayReport,
+    ) -> anyhow::Result<()> {
         let unreadable = |error: serde_json::Error| {
             anyhow::anyhow!("entry {}: unreadable command: {error}", entry.seq)
         };
-        let record: CommandRecord = serde_json::from_str(&entry.payload).map_err(unreadable)?;
         // Compared with the stored JSON, not with the record parsed back: a field the
         // current build would drop or default must not hide a difference.
         let stored: Value = serde_json::from_str(&entry.payload).map_err(unreadable)?;
@@ -542,131 +511,6 @@ fn describe(command: &Command) -> String {
         Command::Page { page, .. } => format!("page: {}", page.title),
         Command::WakeAt { at } => format!("wake at {}", at.to_rfc3339()),
     }
-}
-
-/// What `vigil replay` replays.
-#[derive(Debug, Clone)]
-pub enum Scope {
-    /// One incident.
-    Incident(String),
-    /// Every session chain, to its end.
-    All,
-}
-
-/// `vigil replay --db PATH (--incident ID | --all) [--policies DIR]`: exit 0 when every
-/// command matches, 1 otherwise. Decision diffs against other policies do not fail it.
-pub async fn run(
-    db: &vigil_ledger::LedgerLocation,
-    scope: &Scope,
-    alternative: Option<&Alternative>,
-) -> anyhow::Result<ExitCode> {
-    let ledger = open_location(db).await?;
-    let report = match scope {
-        Scope::Incident(incident_id) => replay_incident(&ledger, incident_id, alternative).await,
-        Scope::All => replay_all(&ledger, alternative).await,
-    };
-    ledger.close().await;
-    let report = report?;
-    print_report(&report, scope, alternative);
-    Ok(if report.mismatches.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-fn print_report(report: &ReplayReport, scope: &Scope, alternative: Option<&Alternative>) {
-    let short = |hash: &str| hash.get(..12).unwrap_or_default().to_owned();
-    let sessions: Vec<String> = report
-        .session_seqs
-        .iter()
-        .zip(&report.policy_set_hashes)
-        .map(|(seq, hash)| format!("entry {seq} (policy set {})", short(hash)))
-        .collect();
-    match scope {
-        Scope::Incident(incident_id) => println!(
-            "replaying incident {incident_id} from the session at {}",
-            sessions.join(", ")
-        ),
-        Scope::All => println!(
-            "replaying {} session chain(s) to their end: {}",
-            sessions.len(),
-            sessions.join(", ")
-        ),
-    }
-    for (incident_id, incident) in &report.incidents {
-        match scope {
-            Scope::Incident(_) => println!("the incident's commands as recorded:"),
-            Scope::All => println!("incident {incident_id}: {} commands", incident.n_commands),
-        }
-        if matches!(scope, Scope::Incident(_)) {
-            for line in &incident.lines {
-                println!("{line}");
-            }
-        }
-    }
-    let n_incident_commands: u64 = report
-        .incidents
-        .values()
-        .map(|incident| incident.n_commands)
-        .sum();
-    println!(
-        "{} events replayed; {} commands compared ({n_incident_commands} of {} incident(s)); {} authorization decisions re-evaluated",
-        report.n_events,
-        report.n_commands,
-        report.incidents.len(),
-        report.n_decisions_rechecked
-    );
-    if let Some(alternative) = alternative {
-        println!(
-            "policy diff: {} (policy set {}) against the recorded policies",
-            alternative.label,
-            short(alternative.authorizer.policy_set_hash())
-        );
-        for diff in &report.decision_diffs {
-            println!(
-                "  entry {} {} authorize {}",
-                diff.seq, diff.incident_id, diff.request
-            );
-            println!("    - {}", describe_decision(&diff.recorded));
-            println!("    + {}", describe_decision(&diff.alternative));
-            if !diff.predates.is_empty() {
-                println!(
-                    "      (the recorded request predates {}: read as the default)",
-                    diff.predates.join(", ")
-                );
-            }
-        }
-        println!(
-            "{} of {} decisions would differ",
-            report.decision_diffs.len(),
-            report.n_decisions_rechecked
-        );
-    }
-    if report.mismatches.is_empty() {
-        println!("result: every command matches");
-    } else {
-        println!("result: {} MISMATCHES", report.mismatches.len());
-        for mismatch in &report.mismatches {
-            println!("  {mismatch}");
-        }
-    }
-}
-
-fn describe_decision(decision: &AuthzDecision) -> String {
-    let mut text = format!(
-        "{} by {}",
-        json(&decision.effect).trim_matches('"'),
-        if decision.determining_policies.is_empty() {
-            "no policy".to_owned()
-        } else {
-            decision.determining_policies.join(", ")
-        }
-    );
-    if !decision.errors.is_empty() {
-        text.push_str(&format!(" (errors: {})", decision.errors.join("; ")));
-    }
-    text
 }
 
 #[cfg(test)]

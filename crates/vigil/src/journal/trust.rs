@@ -1,4 +1,5 @@
-//! Trust: how often each runbook's actions were verified to work, read from the ledger.
+//! The trust tally: how often each runbook's actions were verified to work, read from the
+//! ledger.
 //!
 //! `vigil trust` prints the scores and which advisory runbooks have earned promotion; `vigil
 //! serve` seeds the engine with the same tallies when a session starts (they are recorded
@@ -10,13 +11,12 @@
 //! rejections are counted per runbook for promotion.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::ExitCode;
 
 use vigil_core::authz::ActionName;
 use vigil_core::engine::{Command, Event, HumanCommand, Record, TrustTally};
-use vigil_ledger::{EntryKind, Ledger};
+use vigil_ledger::Ledger;
 
-use crate::session::{CommandRecord, EventRecord};
+use crate::journal::{self, Recorded};
 
 /// What promotion from advisory to autonomous asks of a runbook.
 pub const PROMOTION_MIN_PROPOSALS: u32 = 30;
@@ -69,44 +69,32 @@ pub async fn tally(ledger: &Ledger) -> anyhow::Result<TrustReport> {
     let mut proposal_runbook: BTreeMap<String, String> = BTreeMap::new();
     let mut outcomes: BTreeMap<(String, ActionName), (u32, u32)> = BTreeMap::new();
     let mut people: BTreeMap<String, ProposalStats> = BTreeMap::new();
-    let mut from = 0;
-    loop {
-        let page = ledger.read(from, 10_000).await?;
-        let Some(last) = page.last() else { break };
-        from = last.seq + 1;
-        for entry in page {
-            match entry.kind {
-                EntryKind::Command => {
-                    let Ok(record) = serde_json::from_str::<CommandRecord>(&entry.payload) else {
-                        continue;
-                    };
-                    note_command(
-                        record.command,
-                        &mut incidents,
-                        &mut proposal_runbook,
-                        &mut outcomes,
-                        &mut people,
-                    );
+    let mut entries = journal::Entries::new(ledger, 0, u64::MAX);
+    while let Some(entry) = entries.next().await? {
+        // An entry this build cannot read counts for nothing (a tally, not a verification).
+        match journal::decode(&entry) {
+            Ok(Recorded::Command(record)) => note_command(
+                record.command,
+                &mut incidents,
+                &mut proposal_runbook,
+                &mut outcomes,
+                &mut people,
+            ),
+            Ok(Recorded::Event(record)) => {
+                if let Event::ActionFinished {
+                    action_id,
+                    incident_id,
+                    outcome,
+                } = record.event
+                    && outcome.succeeded
+                    && let Some(track) = incidents.get_mut(&incident_id)
+                    && !track.compensating
+                    && let Some(action) = track.executed.get(&action_id).copied()
+                {
+                    track.succeeded.insert(action);
                 }
-                EntryKind::Event => {
-                    let Ok(record) = serde_json::from_str::<EventRecord>(&entry.payload) else {
-                        continue;
-                    };
-                    if let Event::ActionFinished {
-                        action_id,
-                        incident_id,
-                        outcome,
-                    } = record.event
-                        && outcome.succeeded
-                        && let Some(track) = incidents.get_mut(&incident_id)
-                        && !track.compensating
-                        && let Some(action) = track.executed.get(&action_id).copied()
-                    {
-                        track.succeeded.insert(action);
-                    }
-                }
-                EntryKind::Session => {}
             }
+            Ok(Recorded::Session(_)) | Err(_) => {}
         }
     }
     Ok(TrustReport {
@@ -225,49 +213,6 @@ fn count(
             tally.1 += 1;
         }
     }
-}
-
-/// `vigil trust --db FILE`.
-pub async fn run(db: &vigil_ledger::LedgerLocation) -> anyhow::Result<ExitCode> {
-    let ledger = crate::ledger_cmd::open_location(db).await?;
-    let report = tally(&ledger).await?;
-    ledger.close().await;
-    println!("trust per runbook and action (verified runs; score = (verified + 1) / (runs + 2)):");
-    if report.tallies.is_empty() {
-        println!("  no verified or failed runs yet: every runbook scores 50%");
-    }
-    for tally in &report.tallies {
-        println!(
-            "  {:<32} {:<13} {:>3}%  ({} verified, {} failed)",
-            tally.runbook,
-            tally.action.cedar_id(),
-            TrustTally::score_pct(tally.verified, tally.failed),
-            tally.verified,
-            tally.failed
-        );
-    }
-    println!(
-        "\nproposals per runbook (promotion needs at least {PROMOTION_MIN_PROPOSALS} proposals, \
-         {PROMOTION_MIN_APPROVED_PCT}% approved and no failed verification; a person decides):"
-    );
-    if report.proposals.is_empty() {
-        println!("  no proposals yet");
-    }
-    for (runbook, stats) in &report.proposals {
-        println!(
-            "  {runbook:<32} {} proposed, {} approved, {} rejected, {} failed verifications{}",
-            stats.proposed,
-            stats.approved,
-            stats.rejected,
-            stats.failed_verifications,
-            if stats.earned_promotion() {
-                "  -> has earned promotion to autonomous"
-            } else {
-                ""
-            }
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

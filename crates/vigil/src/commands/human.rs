@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::duration::parse_duration;
+
 use anyhow::{Context, bail};
 use reqwest::StatusCode;
 use vigil_core::Timestamp;
@@ -258,30 +260,6 @@ pub async fn silence(
 /// `vigil unsilence ID`.
 pub async fn unsilence(args: &AdminArgs, silence_id: String) -> anyhow::Result<ExitCode> {
     send(args, HumanCommand::Unsilence { silence_id }).await
-}
-
-/// Parses `90s`, `30m`, `2h` or `1d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => {
-            return Err(format!(
-                "`{text}` needs a unit: s, m, h or d (for example 2h)"
-            ));
-        }
-    };
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a whole number followed by s, m, h or d"))?;
-    if number == 0 {
-        return Err("must be longer than zero".to_owned());
-    }
-    Ok(Duration::from_secs(number.saturating_mul(factor)))
 }
 
 async fn send(args: &AdminArgs, command: HumanCommand) -> anyhow::Result<ExitCode> {

@@ -9,7 +9,7 @@ use vigil_core::Timestamp;
 use vigil_ledger::{Entry, EntryFilter, EntryKind, Ledger, LedgerLocation, PageLimits};
 
 use super::open_location;
-use crate::session::{CommandRecord, SessionRecord};
+use crate::journal::{CommandRecord, SessionRecord};
 
 /// Characters of a command's JSON shown in its summary, unless `--full`.
 const SUMMARY_CHARS: usize = 160;

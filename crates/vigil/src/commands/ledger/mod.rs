@@ -58,47 +58,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use vigil_ledger::{Ledger, LedgerLocation};
+use vigil_ledger::LedgerLocation;
 
 pub use export::{export, prove, prove_consistency};
 pub use show::{ShowOptions, show};
 pub use verify::{verify, verify_export, verify_proof};
 
-/// Opens an existing SQLite ledger; a missing file is an error, not a new ledger.
-pub async fn open_existing(db: &Path) -> anyhow::Result<Ledger> {
-    open_location(&LedgerLocation::Sqlite {
-        path: db.to_path_buf(),
-    })
-    .await
-}
-
-/// Opens an existing ledger; a missing file or schema is an error, not a new ledger.
-pub async fn open_location(location: &LedgerLocation) -> anyhow::Result<Ledger> {
-    // Every ledger error names the ledger already.
-    Ok(Ledger::open_existing(location).await?)
-}
-
-/// The ledger `--db` names: a `postgres://` or `postgresql://` URL (with `--schema`), else a
-/// SQLite file.
-///
-/// # Errors
-///
-/// When `--schema` is given with a SQLite file.
-pub fn location_of(db: &str, schema: Option<&str>) -> anyhow::Result<LedgerLocation> {
-    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-        return Ok(LedgerLocation::Postgres {
-            url: db.to_owned(),
-            schema: schema.map(str::to_owned),
-        });
-    }
-    anyhow::ensure!(
-        schema.is_none(),
-        "--schema names a PostgreSQL schema, but --db `{db}` is a SQLite file"
-    );
-    Ok(LedgerLocation::Sqlite {
-        path: std::path::PathBuf::from(db),
-    })
-}
+pub use crate::journal::{location_of, open_existing, open_location};
 
 /// `vigil ledger checkpoint --db FILE --key FILE --out FILE`: signs the tree head of a log
 /// that verifies, stores the checkpoint in the ledger and writes it to `out`.
@@ -142,10 +108,8 @@ pub async fn checkpoint(
 ///
 /// When the text is neither, saying what was expected.
 pub fn parse_since(text: &str) -> anyhow::Result<i64> {
-    if let Ok(ago) = crate::human_cmd::parse_duration(text) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+    if let Ok(ago) = crate::duration::parse_duration(text) {
+        let now = crate::daemon::since_epoch().unwrap_or_default();
         let since = now.saturating_sub(ago);
         return Ok(i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
     }

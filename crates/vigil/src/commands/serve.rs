@@ -177,7 +177,7 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
         }
     };
     // The trust earned in earlier sessions; recorded with this session's config.
-    bundle.engine.trust = match crate::trust_cmd::tally(&ledger).await {
+    bundle.engine.trust = match crate::journal::trust::tally(&ledger).await {
         Ok(tally) => tally.tallies,
         Err(error) => {
             ledger.close().await;

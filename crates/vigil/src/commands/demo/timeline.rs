@@ -10,7 +10,7 @@ use vigil_core::diagnosis::format_number;
 use vigil_core::engine::{Action, Command, Event, Record};
 
 use crate::daemon::{Note, NoteBody};
-use crate::session::SessionRecord;
+use crate::journal::SessionRecord;
 
 /// How an incident ended, as far as the demo is concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,7 +12,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -22,12 +21,20 @@ use vigil_sim::{
     GatewayConfig, KeyTraffic, PagerSink, SimGateway, SimKey, SimModel, TrafficDriver,
 };
 
-use crate::Scenario;
 use crate::assets;
 use crate::bundle::{self, TextFile};
 use crate::daemon::{Clock, Daemon, DaemonOptions};
-use crate::replay;
+use crate::journal::replay;
 use timeline::Outcome;
+
+/// A demo story.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// A key runs away; vigil blocks it, verifies the burn stopped, and resolves with no page.
+    RunawayKey,
+    /// A key runs away but the gateway ignores the block: vigil undoes it and pages once.
+    FailedFix,
+}
 
 /// When the runaway starts: after the detector's warm-up.
 const RUNAWAY_AFTER: Duration = Duration::from_secs(10);
@@ -85,7 +92,7 @@ const KEYS: [DemoKey; 4] = [
 /// Runs one demo scenario; the exit code says whether it behaved as designed.
 pub async fn run(scenario: Scenario, db: &Path) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    remove_sqlite_ledger(db)?;
+    crate::journal::remove_sqlite_ledger(db)?;
     let shown_db = db.display().to_string();
     let db = absolute(db)?;
     let work_dir = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
@@ -104,14 +111,14 @@ async fn run_in(
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
     let cancel = CancellationToken::new();
-    let master_key = random_key("sk-vigil-demo-");
+    let master_key = random_key("sk-vigil-demo-")?;
     let key_file = work_dir.join("litellm-master-key");
     crate::private_file::create(&key_file, &master_key)?;
 
     let raw_keys: Vec<String> = KEYS
         .iter()
         .map(|key| random_key(&format!("sk-{}-", key.alias)))
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     let gateway = SimGateway::start(
         bind().await?,
         GatewayConfig {
@@ -347,7 +354,7 @@ async fn run_in(
 
 /// Verifies the ledger and replays the incident, as the printed commands would.
 async fn check_ledger(db: &Path, incident_id: &str) -> anyhow::Result<(String, String)> {
-    let ledger = crate::ledger_cmd::open_existing(db).await?;
+    let ledger = crate::journal::open_existing(db).await?;
     let report = ledger.verify().await?;
     let verified = match &report.first_problem {
         None => format!("{} entries, every hash link intact", report.n_entries),
@@ -382,16 +389,11 @@ async fn bind() -> anyhow::Result<TcpListener> {
         .context("binding a loopback port")
 }
 
-/// A key nobody can guess: LiteLLM refuses well-known master keys.
-fn random_key(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    let digest = Sha256::digest(format!("{prefix}{nanos}{}", std::process::id()).as_bytes());
-    format!(
-        "{prefix}{}",
-        hex::encode(digest).get(..24).unwrap_or_default()
-    )
+/// A key nobody can guess (96 random bits): LiteLLM refuses well-known master keys.
+fn random_key(prefix: &str) -> anyhow::Result<String> {
+    let mut bytes = [0_u8; 12];
+    getrandom::getrandom(&mut bytes).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
+    Ok(format!("{prefix}{}", hex::encode(bytes)))
 }
 
 /// Where the demo publishes its latest checkpoint: beside the ledger.
@@ -407,21 +409,6 @@ fn checkpoint_key(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(".checkpoint.key");
     PathBuf::from(name)
-}
-
-/// Removes a SQLite ledger and its WAL files: the demo and `vigil simulate --ledger` write a
-/// fresh ledger each run.
-pub(crate) fn remove_sqlite_ledger(db: &Path) -> anyhow::Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = db.as_os_str().to_owned();
-        name.push(suffix);
-        let path = PathBuf::from(name);
-        if path.exists() {
-            std::fs::remove_file(&path)
-                .with_context(|| format!("removing the previous ledger {}", path.display()))?;
-        }
-    }
-    Ok(())
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

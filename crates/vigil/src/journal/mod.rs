@@ -1,0 +1,26 @@
+//! What the ledger means to vigil: the records it holds ([`records`]), where a ledger is and
+//! opening it ([`location`]), reading sessions and chains back ([`reader`]), the trust tally
+//! ([`trust`]), and the one step every driver of the engine runs ([`step`]), with the
+//! drivers that read a ledger: [`replay`] and [`recovery`].
+//!
+//! The daemon appends a step's output and carries out its effects, the simulator schedules
+//! the world's answers on its virtual clock, replay compares the recorded entries with what
+//! the engine and the recorded policies give again, and recovery rebuilds the engine from
+//! them.
+
+pub mod location;
+pub mod reader;
+pub mod records;
+pub mod recovery;
+pub mod replay;
+pub mod step;
+pub mod trust;
+
+pub use location::{location_of, open_existing, open_location, remove_sqlite_ledger};
+pub use reader::{ChainEntries, Entries, Recorded, decode, next_origin};
+pub use records::{
+    CommandRecord, EventRecord, SessionRecord, chain_origin, command_entries, event_entry,
+    record_bundle, record_policies, recorded_authorizer, session_entry, session_of,
+    session_start_of, step_entries,
+};
+pub use step::{Step, answer, step};

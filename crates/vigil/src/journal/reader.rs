@@ -1,0 +1,232 @@
+//! Reading the ledger back as vigil's records: the one reader that replay, recovery and the
+//! trust tally use.
+//!
+//! Entries are read a page at a time, so that memory follows the largest entry, not the
+//! ledger. A session chain (a session and the sessions that resumed it after a crash) is
+//! read by [`ChainEntries`], which stops at the next session that starts afresh.
+
+use anyhow::Context as _;
+use vigil_ledger::{Entry, EntryKind, Ledger};
+
+use super::records::{CommandRecord, EventRecord, SessionRecord, session_of};
+
+/// Entries read per page.
+const PAGE_ROWS: u32 = 5_000;
+
+/// The ledger's entries in order, from a seq to another (both included), a page at a time.
+pub struct Entries<'ledger> {
+    ledger: &'ledger Ledger,
+    from: u64,
+    until: u64,
+    page: std::vec::IntoIter<Entry>,
+}
+
+impl<'ledger> Entries<'ledger> {
+    /// The entries from seq `from` to seq `until` (both included; `u64::MAX` for the end).
+    #[must_use]
+    pub fn new(ledger: &'ledger Ledger, from: u64, until: u64) -> Entries<'ledger> {
+        Entries {
+            ledger,
+            from,
+            until,
+            page: Vec::new().into_iter(),
+        }
+    }
+
+    /// The next entry, or `None` past `until` or at the end of the ledger.
+    ///
+    /// # Errors
+    ///
+    /// When the ledger cannot be read.
+    pub async fn next(&mut self) -> anyhow::Result<Option<Entry>> {
+        if let Some(entry) = self.page.next() {
+            return Ok(Some(entry).filter(|entry| entry.seq <= self.until));
+        }
+        if self.from > self.until {
+            return Ok(None);
+        }
+        let page = self.ledger.read(self.from, PAGE_ROWS).await?;
+        let Some(last) = page.last() else {
+            self.from = self.until.saturating_add(1).max(self.from);
+            return Ok(None);
+        };
+        self.from = last.seq + 1;
+        self.page = page.into_iter();
+        Ok(self.page.next().filter(|entry| entry.seq <= self.until))
+    }
+}
+
+/// An entry's payload, decoded by its kind.
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    /// A session started, reloaded its policies or ended.
+    Session(SessionRecord),
+    /// An event handed to the engine.
+    Event(EventRecord),
+    /// A command the engine issued.
+    Command(CommandRecord),
+}
+
+/// Decodes an entry's payload.
+///
+/// # Errors
+///
+/// When the payload is not the record its kind says, naming the entry.
+pub fn decode(entry: &Entry) -> anyhow::Result<Recorded> {
+    Ok(match entry.kind {
+        EntryKind::Session => Recorded::Session(session_of(entry)?),
+        EntryKind::Event => Recorded::Event(
+            serde_json::from_str(&entry.payload)
+                .with_context(|| format!("entry {}: unreadable event", entry.seq))?,
+        ),
+        EntryKind::Command => Recorded::Command(
+            serde_json::from_str(&entry.payload)
+                .with_context(|| format!("entry {}: unreadable command", entry.seq))?,
+        ),
+    })
+}
+
+/// The entries of one session chain, decoded, from the entry after its origin (a session
+/// start) up to an entry (included) or to the next session that does not resume it. Session
+/// ends, policy reloads and the starts of sessions that resumed the chain are part of it.
+pub struct ChainEntries<'ledger> {
+    entries: Entries<'ledger>,
+    /// Set at the next session that starts afresh.
+    ended: bool,
+}
+
+impl<'ledger> ChainEntries<'ledger> {
+    /// The chain that starts at `origin`, read up to seq `until`.
+    #[must_use]
+    pub fn new(ledger: &'ledger Ledger, origin: &Entry, until: u64) -> ChainEntries<'ledger> {
+        ChainEntries {
+            entries: Entries::new(ledger, origin.seq + 1, until),
+            ended: false,
+        }
+    }
+
+    /// The chain's next entry with its record, or `None` at its end.
+    ///
+    /// # Errors
+    ///
+    /// When the ledger cannot be read or an entry cannot be decoded.
+    pub async fn next(&mut self) -> anyhow::Result<Option<(Entry, Recorded)>> {
+        if self.ended {
+            return Ok(None);
+        }
+        let Some(entry) = self.entries.next().await? else {
+            return Ok(None);
+        };
+        let recorded = decode(&entry)?;
+        if let Recorded::Session(SessionRecord::SessionStarted { resumes: None, .. }) = &recorded {
+            self.ended = true;
+            return Ok(None);
+        }
+        Ok(Some((entry, recorded)))
+    }
+}
+
+/// The first session start from seq `from` on that does not resume an earlier session: the
+/// origin of the next session chain.
+///
+/// # Errors
+///
+/// When the ledger cannot be read or a session entry cannot be decoded.
+pub async fn next_origin(ledger: &Ledger, from: u64) -> anyhow::Result<Option<Entry>> {
+    let mut entries = Entries::new(ledger, from, u64::MAX);
+    while let Some(entry) = entries.next().await? {
+        if entry.kind == EntryKind::Session
+            && let SessionRecord::SessionStarted { resumes: None, .. } = session_of(&entry)?
+        {
+            return Ok(Some(entry));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use vigil_core::engine::Event;
+    use vigil_ledger::{Ledger, LedgerLocation};
+
+    use super::{ChainEntries, Recorded, next_origin};
+    use crate::journal::{SessionRecord, event_entry, record_bundle, session_entry};
+
+    #[tokio::test]
+    async fn a_chain_runs_through_the_sessions_that_resumed_it_and_stops_at_a_fresh_one() {
+        let path = std::env::temp_dir().join(format!("vigil-reader-{}.db", std::process::id()));
+        crate::journal::remove_sqlite_ledger(&path).unwrap();
+        let location = LedgerLocation::Sqlite { path: path.clone() };
+        let mut ledger = Ledger::open(&location).await.unwrap();
+        let bundle = crate::bundle::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scenarios/config/vigil.yaml"),
+        )
+        .unwrap();
+        let started = record_bundle(&ledger, &bundle).await.unwrap();
+        let SessionRecord::SessionStarted {
+            vigil_version,
+            engine_config,
+            policy_set_hash,
+            config_blob,
+            runbooks_blob,
+            policies_blob,
+            ..
+        } = started.clone()
+        else {
+            panic!("not a session start");
+        };
+        let resuming = SessionRecord::SessionStarted {
+            vigil_version,
+            engine_config,
+            policy_set_hash,
+            config_blob,
+            runbooks_blob,
+            policies_blob,
+            resumes: Some(0),
+        };
+        let ended = SessionRecord::SessionEnded {
+            reason: "test".to_owned(),
+            interrupted: vec!["act-1".to_owned()],
+        };
+        let entries = vec![
+            session_entry(&started, 0).unwrap(),
+            event_entry(&Event::Tick, 1, None).unwrap(),
+            session_entry(&ended, 2).unwrap(),
+            session_entry(&resuming, 3).unwrap(),
+            event_entry(&Event::Tick, 4, None).unwrap(),
+            session_entry(&started, 5).unwrap(),
+            event_entry(&Event::Tick, 6, None).unwrap(),
+        ];
+        let appended = ledger.append(&entries).await.unwrap();
+        let origin = appended[0].clone();
+
+        let mut chain = ChainEntries::new(&ledger, &origin, u64::MAX);
+        let mut seen = Vec::new();
+        while let Some((entry, recorded)) = chain.next().await.unwrap() {
+            seen.push((entry.seq, matches!(recorded, Recorded::Event(_))));
+        }
+        assert_eq!(
+            seen,
+            [(1, true), (2, false), (3, false), (4, true)],
+            "the chain holds the resumed session and stops before the fresh one"
+        );
+        assert!(chain.next().await.unwrap().is_none(), "and stays ended");
+
+        let mut chain = ChainEntries::new(&ledger, &origin, 2);
+        let mut seen = Vec::new();
+        while let Some((entry, _)) = chain.next().await.unwrap() {
+            seen.push(entry.seq);
+        }
+        assert_eq!(seen, [1, 2], "read up to the entry asked for");
+
+        assert_eq!(
+            next_origin(&ledger, 1).await.unwrap().map(|e| e.seq),
+            Some(5)
+        );
+        assert_eq!(next_origin(&ledger, 6).await.unwrap().map(|e| e.seq), None);
+        ledger.close().await;
+        crate::journal::remove_sqlite_ledger(&path).unwrap();
+    }
+}
