@@ -186,7 +186,7 @@ pub fn publish_file(path: &Path, checkpoint: &Checkpoint) -> anyhow::Result<()> 
 /// The wall clock, in milliseconds since the Unix epoch.
 #[must_use]
 pub fn now_ms() -> i64 {
-    crate::daemon::wall_now_ms()
+    crate::clock::wall_now_ms()
 }
 
 /// What a checkpoint says about a log.

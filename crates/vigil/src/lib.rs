@@ -14,6 +14,7 @@ pub mod assets;
 pub mod bundle;
 pub mod checkpoints;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;

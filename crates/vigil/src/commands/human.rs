@@ -240,7 +240,7 @@ pub async fn silence(
     if args.reason.trim().is_empty() {
         bail!("a silence needs `--reason`");
     }
-    let now_ms = crate::daemon::since_epoch()
+    let now_ms = crate::clock::since_epoch()
         .context("the clock is before 1970")?
         .as_millis();
     let until =
@@ -331,7 +331,7 @@ pub fn add_token(new: &NewToken) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<Role>>>()?;
     let now_ms = i64::try_from(
-        crate::daemon::since_epoch()
+        crate::clock::since_epoch()
             .context("the clock is before 1970")?
             .as_millis(),
     )

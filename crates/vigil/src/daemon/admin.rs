@@ -44,7 +44,7 @@ use vigil_core::people::{
     InstructionLimits, MAX_INSTRUCTION_BYTES, Principal, Role, normalize_name, parse_instruction,
 };
 
-use super::clock::Clock;
+use crate::clock::Clock;
 use super::server::PeerInfo;
 use super::telemetry::Telemetry;
 use crate::identity::{Authenticator, Credentials};

@@ -17,7 +17,7 @@ use vigil_core::engine::{Action, Event, Page};
 use vigil_ledger::BlobStore;
 
 use super::actions::{self, Targets};
-use super::clock::Clock;
+use crate::clock::Clock;
 use super::telemetry::Telemetry;
 use crate::logsafe::Escaped;
 

@@ -29,7 +29,7 @@ use vigil_policy::Authorizer;
 
 use super::admin::{Instruction, InstructionAnswer, ProposalsRequest};
 use super::checkpointer::{CheckpointRequest, Checkpointer};
-use super::clock::Clock;
+use crate::clock::Clock;
 use super::effects::Effects;
 use super::intake::Ack;
 use super::telemetry::Telemetry;

@@ -9,7 +9,6 @@
 mod actions;
 pub mod admin;
 mod checkpointer;
-mod clock;
 mod effects;
 mod engine_loop;
 mod http;
@@ -38,7 +37,7 @@ use vigil_core::Timestamp;
 use vigil_core::engine::{Command, Engine, Event};
 use vigil_ledger::Ledger;
 
-pub use clock::{Clock, since_epoch, wall_now_ms};
+pub use crate::clock::Clock;
 use effects::Effects;
 use engine_loop::EngineLoop;
 use querier::Querier;

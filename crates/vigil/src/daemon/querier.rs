@@ -12,7 +12,7 @@ use vigil_connectors::prometheus::{QueryClient, QueryResult};
 use vigil_core::engine::Event;
 use vigil_core::signal::{Labels, Sample};
 
-use super::clock::Clock;
+use crate::clock::Clock;
 use super::poll::poll;
 use super::telemetry::Telemetry;
 use crate::logsafe::Escaped;

@@ -13,7 +13,7 @@ use vigil_core::engine::Event;
 use vigil_core::exposition;
 use vigil_core::signal::{Labels, Sample};
 
-use super::clock::Clock;
+use crate::clock::Clock;
 use super::poll::poll;
 use super::telemetry::Telemetry;
 use crate::logsafe::Escaped;

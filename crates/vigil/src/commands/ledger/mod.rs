@@ -109,7 +109,7 @@ pub async fn checkpoint(
 /// When the text is neither, saying what was expected.
 pub fn parse_since(text: &str) -> anyhow::Result<i64> {
     if let Ok(ago) = crate::duration::parse_duration(text) {
-        let now = crate::daemon::since_epoch().unwrap_or_default();
+        let now = crate::clock::since_epoch().unwrap_or_default();
         let since = now.saturating_sub(ago);
         return Ok(i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
     }

@@ -1,4 +1,4 @@
-//! The daemon's clock: wall time anchored once, then advanced by `tokio::time`, so that a
+//! vigil's clock: wall time anchored once, then advanced by `tokio::time`, so that a
 //! test with paused time controls what the engine sees as `now`.
 //!
 //! It is also the one place that reads the system's wall clock ([`since_epoch`]): the root
