@@ -84,10 +84,11 @@ fn count_nodes(text: &[u8]) -> usize {
 pub(crate) fn parse_raw(body: &[u8]) -> Result<&RawValue, IntakeError> {
     let checked = serde_json::from_slice::<&RawValue>(body);
     if checked.is_ok() && !nested_too_deep(body) {
-        // The raw check skips strings without decoding their escapes, so a lone surrogate
-        // (`"\ud800"`) passes it and would fail only later, in one item, at the item's own
-        // position; it is a syntax error of the body, reported where the tree parser would.
-        if let Some(error) = unpaired_surrogate(body) {
+        // The raw check skips strings and numbers without decoding them, so a lone surrogate
+        // (`"\ud800"`) or a number out of range (`1e309`) passes it and would fail only later,
+        // in one item, at the item's own position (or pass unseen in an ignored key); it is a
+        // syntax error of the body, reported where the tree parser would.
+        if let Some(error) = undecodable_leaf(body) {
             return Err(error);
         }
         return checked.map_err(|error| syntax_error(&error));
@@ -112,21 +113,24 @@ pub(crate) fn parse_raw(body: &[u8]) -> Result<&RawValue, IntakeError> {
     }
 }
 
-/// The syntax error of the first string in `body` (valid JSON to the raw check) whose
-/// `\u` escapes do not decode: a surrogate without its pair. Only strings holding a
-/// surrogate escape are decoded, each on its own, so the scan is linear in the body.
-fn unpaired_surrogate(body: &[u8]) -> Option<IntakeError> {
+/// The syntax error of the first leaf in `body` (valid JSON to the raw check) that the tree
+/// parser could not decode: a string whose `\u` escapes hold a surrogate without its pair,
+/// or a number out of `f64`'s range (`1e309`). Only strings holding a surrogate escape and
+/// numbers with an exponent or many digits are decoded, each on its own, so the scan is
+/// linear in the body.
+fn undecodable_leaf(body: &[u8]) -> Option<IntakeError> {
     let (mut line, mut line_start) = (1_usize, 0_usize);
     let mut idx = 0;
     while let Some(&byte) = body.get(idx) {
-        match byte {
+        let start = idx;
+        let (end, suspect) = match byte {
             b'\n' => {
                 line += 1;
                 line_start = idx + 1;
                 idx += 1;
+                continue;
             }
             b'"' => {
-                let start = idx;
                 let (mut end, mut surrogate) = (idx + 1, false);
                 while let Some(&inner) = body.get(end) {
                     match inner {
@@ -142,18 +146,31 @@ fn unpaired_surrogate(body: &[u8]) -> Option<IntakeError> {
                         _ => end += 1,
                     }
                 }
-                if surrogate {
-                    let literal = body.get(start..=end).unwrap_or_default();
-                    if let Err(error) = serde_json::from_slice::<String>(literal) {
-                        // A JSON string holds no raw line break: the error is on this line.
-                        let column = start - line_start + error.column();
-                        return Some(positioned_error(&error, line, column));
-                    }
-                }
-                idx = end + 1;
+                (end, surrogate)
             }
-            _ => idx += 1,
+            b'-' | b'0'..=b'9' => {
+                // Outside strings, only numbers hold digits.
+                let length = body
+                    .get(idx..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take_while(|c| matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                    .count();
+                let literal = body.get(idx..idx + length).unwrap_or_default();
+                let suspect = length > 15 || literal.iter().any(|c| matches!(c, b'e' | b'E'));
+                (idx + length - 1, suspect)
+            }
+            _ => (idx, false),
+        };
+        if suspect {
+            let literal = body.get(start..=end).unwrap_or_default();
+            if let Err(error) = serde_json::from_slice::<Value>(literal) {
+                // A string or a number holds no line break: the error is on this line.
+                let column = start - line_start + error.column();
+                return Some(positioned_error(&error, line, column));
+            }
         }
+        idx = end + 1;
     }
     None
 }

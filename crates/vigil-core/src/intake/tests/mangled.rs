@@ -191,12 +191,13 @@ fn a_part_with_too_many_objects_is_refused_before_it_is_parsed() {
     );
 }
 
-// Regression (fuzzing, issue 12): the body's syntax is checked without decoding strings, so a
-// lone surrogate escape passed the check and surfaced later as an item that "cannot be read"
-// at the item's own line and column, or was accepted when it sat in an ignored key. Every
-// parser now refuses it as the tree parser does: one problem, at the body's line and column.
+// Regression (fuzzing, issue 12): the body's syntax is checked without decoding strings and
+// numbers, so a lone surrogate escape or a number out of range passed the check and surfaced
+// later as an item that "cannot be read" at the item's own line and column, or was accepted
+// when it sat in an ignored key. Every parser now refuses it as the tree parser does: one
+// problem, at the body's line and column.
 #[test]
-fn a_lone_surrogate_is_a_syntax_error_of_the_body() {
+fn a_leaf_the_tree_parser_cannot_decode_is_a_syntax_error_of_the_body() {
     let evals = "{\"results\": [\n  {\"suite\": \"s\", \"case\": \"c\", \"passed\": true, \"model\": \"m\",\n   \"prompt_name\": \"p\", \"prompt_version\": \"1\", \"junk\": \"ok \\ud83d\\ude00 \\ud800\"}]}";
     let runs = r#"{"runs": [{"run_id": "r", "agent": "a", "iterations": 1, "outcome": "success", "tool_calls": [{"name": "t", "arguments": {"k\udc00": 1}}]}]}"#;
     let spans = r#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "x", "attributes": [{"key": "a", "value": {"stringValue": "b"}, "ignored\uD800": 1}]}]}]}]}"#;
@@ -216,6 +217,30 @@ fn a_lone_surrogate_is_a_syntax_error_of_the_body() {
             "{error} should start with {expected}"
         );
     }
+    // So is a number out of f64's range, whole body or deep in an item, in an ignored key too.
+    let numbers = [
+        "1e309",
+        "{\"results\": [{\"suite\": \"s\", \"case\": \"c\", \"passed\": true, \"model\": \"m\",\n \"prompt_name\": \"p\", \"prompt_version\": \"1\", \"junk\": [1, -2.5e-400, 77777777777777777777777777771e308]}]}",
+        r#"{"runs": [{"run_id": "r", "agent": "a", "iterations": 1e400, "outcome": "success"}]}"#,
+        r#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "x", "ignored": -9e999}]}]}]}"#,
+    ];
+    for body in numbers {
+        let tree_error = serde_json::from_slice::<Value>(body.as_bytes()).unwrap_err();
+        let expected = format!(
+            "invalid JSON at line {} column {}: number out of range",
+            tree_error.line(),
+            tree_error.column()
+        );
+        for parse in PARSERS {
+            let error = parse(body.as_bytes()).unwrap_err();
+            assert_eq!(error.problems.len(), 1, "{error}");
+            assert_eq!(error.problems[0].message, expected, "{body}");
+        }
+    }
+    // Large numbers in range, and a tiny one that rounds to zero, are numbers like any other.
+    let in_range = r#"{"runs": [{"run_id": "r", "agent": "a", "iterations": 1, "outcome": "success", "tool_calls": [{"name": "t", "arguments": [1e308, 123456789012345678901234567890, -1e-400]}]}]}"#;
+    let accepted = parse_agent_runs(in_range.as_bytes());
+    assert!(accepted.is_ok(), "{accepted:?}");
     // A paired surrogate is a character like any other.
     let paired = "{\"results\": [{\"suite\": \"s\\ud83d\\ude00\", \"case\": \"c\", \"passed\": true, \"model\": \"m\", \"prompt_name\": \"p\", \"prompt_version\": \"1\"}]}";
     assert!(parse_evals(paired.as_bytes()).is_ok());
