@@ -8,41 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::authz::ActionName;
+use crate::authz::{ActionName, Mode};
 use crate::diagnosis::HypothesisKind;
 use crate::problem::{Problem, Problems};
 use crate::signal::float_repr;
 use crate::template::Template;
-
-/// Whether vigil acts or only proposes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Record a proposal for a human; change nothing.
-    Advisory,
-    /// Act, verify, and compensate when the change did not work.
-    Autonomous,
-}
-
-impl Mode {
-    /// The stricter of two modes: advisory wins over autonomous.
-    #[must_use]
-    pub fn stricter(self, other: Mode) -> Mode {
-        match (self, other) {
-            (Mode::Autonomous, Mode::Autonomous) => Mode::Autonomous,
-            (Mode::Advisory, _) | (_, Mode::Advisory) => Mode::Advisory,
-        }
-    }
-
-    /// The lowercase name used in config files and Cedar contexts.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Advisory => "advisory",
-            Mode::Autonomous => "autonomous",
-        }
-    }
-}
 
 /// The actions a runbook step can take. The set is closed: each has a connector behind it.
 ///

@@ -67,7 +67,7 @@ impl CounterPair {
             matchers: [with_source(first)?, with_source(second)?],
             counted: BTreeMap::new(),
             lookback_ms,
-            counts_from_zero: crate::engine::PUSH_SOURCES.contains(&source),
+            counts_from_zero: crate::intake::PUSH_SOURCES.contains(&source),
         })
     }
 

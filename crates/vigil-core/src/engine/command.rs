@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::human::HumanCommand;
-use crate::authz::{ActionName, AuthzRequest, HumanAuthzRequest};
+use crate::authz::{ActionName, AuthzRequest, HumanAuthzRequest, Mode};
 use crate::detector::change::Change;
 use crate::detector::{Finding, FindingCleared, Point, Severity, Subject};
 use crate::diagnosis::Diagnosis;
-use crate::runbook::Mode;
+use crate::people::HumanCommand;
 use crate::time::Timestamp;
 
 /// An instruction from the engine. The runtime appends each to the ledger before carrying it

@@ -20,11 +20,16 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub use command::{Action, Command, Page, Record, WhyPacket};
 pub use config::{
-    ApiKeyInfo, DEFAULT_KEY_TIER, EngineConfig, FlapLimits, GlobalLimits, PUSH_SOURCES,
-    ResourceInfo, SourceLimits, StoreLimits, TrustTally, push_source,
+    ApiKeyInfo, DEFAULT_KEY_TIER, EngineConfig, FlapLimits, GlobalLimits, ResourceInfo,
+    SourceLimits, StoreLimits,
 };
 pub use event::{ActionOutcome, Event};
-pub use human::{HumanCommand, KillScope, action_hash};
+pub use human::action_hash;
+// These moved below the engine (people's instructions to `people`, the trust tally to
+// `authz`); the engine re-exports them, a downward edge, for the binary's importers that
+// still name them here.
+pub use crate::authz::TrustTally;
+pub use crate::people::{HumanCommand, KillScope};
 pub use push::{MAX_REFUSED_LISTED, PushReport, RefusedSeries};
 
 use crate::authz::{ActionName, EntityType};
@@ -35,6 +40,7 @@ use crate::detector::spike::SpikeDetector;
 use crate::detector::threshold::ThresholdDetector;
 use crate::detector::{DetectorConfig, Finding, Point, Subject, Transition};
 use crate::diagnosis::{diagnose, format_number};
+use crate::intake::PUSH_SOURCES;
 use crate::runbook::VerificationCheck;
 use crate::signal::Sample;
 use crate::store::{IngestReport, SeriesStore, StoreConfig};

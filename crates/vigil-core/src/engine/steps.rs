@@ -2,15 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use super::config::{DEFAULT_KEY_TIER, TrustTally};
+use super::config::DEFAULT_KEY_TIER;
 use super::human::action_hash;
 use super::incident::{Incident, Phase, Stage, idempotency_key};
 use super::{Action, ActionOutcome, Command, Engine, Record};
 use crate::authz::{
     ActionName, AttrValue, AuthzContext, AuthzDecision, AuthzRequest, Effect, Entity, EntityRef,
-    EntityType,
+    EntityType, Mode, TrustTally,
 };
-use crate::runbook::{ActionKind, Mode, Runbook};
+use crate::runbook::{ActionKind, Runbook};
 use crate::template::{Template, TemplateContext};
 use crate::time::Timestamp;
 

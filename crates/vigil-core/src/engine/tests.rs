@@ -3,11 +3,11 @@
 use expect_test::{Expect, expect};
 
 use super::*;
-use crate::authz::{ActionName, AuthzDecision, Effect, EntityType};
+use crate::authz::{ActionName, AuthzDecision, Effect, EntityType, Mode};
 use crate::detector::spike::{SpikeConfig, SpikeThresholds};
 use crate::diagnosis::DiagnosisConfig;
-use crate::intake::Pushed;
-use crate::runbook::{Mode, RunbookSpec};
+use crate::intake::{Pushed, push_source};
+use crate::runbook::RunbookSpec;
 use crate::signal::Sample;
 
 const METRIC: &str = "litellm_total_tokens_metric_total";

@@ -8,14 +8,15 @@ use std::time::Duration;
 use reqwest::Url;
 use vigil_connectors::http::{ClientCert, TlsOptions};
 use vigil_connectors::secret::SecretSource;
+use vigil_core::authz::Mode;
 use vigil_core::detector::DetectorConfig;
 use vigil_core::detector::Severity;
 use vigil_core::detector::burn_rate::{BurnRateConfig, BurnRule};
 use vigil_core::detector::spike::{SpikeConfig, SpikeThresholds};
 use vigil_core::diagnosis::DiagnosisConfig;
-use vigil_core::engine::{ApiKeyInfo, GlobalLimits, PUSH_SOURCES, ResourceInfo, StoreLimits};
+use vigil_core::engine::{ApiKeyInfo, GlobalLimits, ResourceInfo, StoreLimits};
+use vigil_core::intake::PUSH_SOURCES;
 use vigil_core::problem::Problems;
-use vigil_core::runbook::Mode;
 
 use super::admin::{self, AdminApiConfig};
 use super::autonomy::{self, ActionsConfig};

@@ -25,9 +25,9 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 use vigil_core::Timestamp;
 use vigil_core::authz::Effect;
-use vigil_core::engine::{Command, Engine, Event, HumanCommand, KillScope, Record};
+use vigil_core::engine::{Command, Engine, Event, Record};
 use vigil_core::intake::{self, Pushed};
-use vigil_core::people::{CredentialKind, Principal, normalize_name};
+use vigil_core::people::{CredentialKind, HumanCommand, KillScope, Principal, normalize_name};
 use vigil_core::problem::Problems;
 use vigil_policy::Authorizer;
 

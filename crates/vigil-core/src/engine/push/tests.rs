@@ -3,13 +3,13 @@
 //! stale.
 
 use super::*;
+use crate::authz::Mode;
 use crate::detector::DetectorConfig;
 use crate::detector::increments::CounterPair;
 use crate::detector::proportion::ProportionDropConfig;
 use crate::diagnosis::DiagnosisConfig;
 use crate::engine::{EngineConfig, Event, FlapLimits, GlobalLimits, Record, StoreLimits};
 use crate::intake::{EvalBatch, EvalResult};
-use crate::runbook::Mode;
 use crate::store::parse_selector;
 
 const HOUR_MS: i64 = 3_600_000;
