@@ -246,41 +246,48 @@ impl Engine {
         match command {
             HumanCommand::Approve { proposal_id, .. } => {
                 let (incident_id, _) = self.pending_proposal(proposal_id)?;
-                let Some(mut incident) = self.incidents.remove(&incident_id) else {
-                    return Err(format!("proposal `{proposal_id}` is not pending"));
-                };
-                let Stage::AwaitingApproval {
-                    step_idx, action, ..
-                } = &incident.stage
-                else {
-                    self.incidents.insert(incident.id.clone(), incident);
-                    return Err(format!("proposal `{proposal_id}` is not pending"));
-                };
-                let (step_idx, action) = (*step_idx, action.clone());
-                incident
-                    .history
-                    .push(format!("{by} approved: {}", action.describe()));
-                self.act(&mut incident, step_idx, Phase::Forward, action, follow);
-                self.incidents.insert(incident.id.clone(), incident);
-                Ok("approved; the step runs now".to_owned())
+                let approved = self.with_incident(
+                    &incident_id,
+                    |incident| match &incident.stage {
+                        Stage::AwaitingApproval {
+                            step_idx, action, ..
+                        } => Some((*step_idx, action.clone())),
+                        _ => None,
+                    },
+                    |engine, incident, (step_idx, action)| {
+                        incident
+                            .history
+                            .push(format!("{by} approved: {}", action.describe()));
+                        engine.act(incident, step_idx, Phase::Forward, action, follow);
+                    },
+                );
+                match approved {
+                    Some(()) => Ok("approved; the step runs now".to_owned()),
+                    None => Err(format!("proposal `{proposal_id}` is not pending")),
+                }
             }
             HumanCommand::Reject { proposal_id } => {
                 let (incident_id, _) = self.pending_proposal(proposal_id)?;
-                let Some(mut incident) = self.incidents.remove(&incident_id) else {
-                    return Err(format!("proposal `{proposal_id}` is not pending"));
-                };
-                incident
-                    .history
-                    .push(format!("{by} rejected the proposal: {reason}"));
-                let why = format!("{by} rejected vigil's proposal ({reason})");
-                if incident.completed.is_empty() {
-                    // A person said no and nothing was changed: the incident is theirs now.
-                    self.escalate(&mut incident, &why, "Decide what to do instead.", follow);
-                } else {
-                    self.begin_compensation(&mut incident, &why, now, follow);
+                let rejected = self.with_incident(
+                    &incident_id,
+                    |_| Some(()),
+                    |engine, incident, ()| {
+                        incident
+                            .history
+                            .push(format!("{by} rejected the proposal: {reason}"));
+                        let why = format!("{by} rejected vigil's proposal ({reason})");
+                        if incident.completed.is_empty() {
+                            // A person said no and nothing was changed: the incident is theirs now.
+                            engine.escalate(incident, &why, "Decide what to do instead.", follow);
+                        } else {
+                            engine.begin_compensation(incident, &why, now, follow);
+                        }
+                    },
+                );
+                match rejected {
+                    Some(()) => Ok("rejected".to_owned()),
+                    None => Err(format!("proposal `{proposal_id}` is not pending")),
                 }
-                self.incidents.insert(incident.id.clone(), incident);
-                Ok("rejected".to_owned())
             }
             HumanCommand::Kill { scope } => {
                 self.killed.insert(scope.clone(), by.to_owned());

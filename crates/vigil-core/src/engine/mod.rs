@@ -848,6 +848,25 @@ impl Engine {
         }
     }
 
+    /// Runs `work` on one incident when its stage is the one expected, the one way every
+    /// handler changes an incident. `expect` looks at the incident first and returns what
+    /// `work` needs from its stage, or `None` when the incident is not where the event expects
+    /// it (then nothing changes and `None` is returned, as for an unknown incident). While
+    /// `work` runs the incident is out of the map, so `work` may use the whole engine; it is put
+    /// back afterwards.
+    pub(super) fn with_incident<Expected, Output>(
+        &mut self,
+        incident_id: &str,
+        expect: impl FnOnce(&Incident) -> Option<Expected>,
+        work: impl FnOnce(&mut Self, &mut Incident, Expected) -> Output,
+    ) -> Option<Output> {
+        let expected = expect(self.incidents.get(incident_id)?)?;
+        let mut incident = self.incidents.remove(incident_id)?;
+        let output = work(self, &mut incident, expected);
+        self.incidents.insert(incident.id.clone(), incident);
+        Some(output)
+    }
+
     fn resolve(
         &mut self,
         incident_id: &str,

@@ -441,26 +441,36 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Command>,
     ) {
-        let Some(mut incident) = self.incidents.remove(incident_id) else {
-            return;
-        };
-        let Stage::Authorizing {
-            step_idx,
-            phase,
-            request_id: expected,
-        } = &incident.stage
-        else {
-            self.incidents.insert(incident.id.clone(), incident);
-            return;
-        };
-        if expected != request_id {
-            self.incidents.insert(incident.id.clone(), incident);
-            return;
-        }
-        let (step_idx, phase) = (*step_idx, *phase);
-        let step_id = self.step_id(&incident, step_idx);
+        self.with_incident(
+            incident_id,
+            |incident| match &incident.stage {
+                Stage::Authorizing {
+                    step_idx,
+                    phase,
+                    request_id: expected,
+                } if expected == request_id => Some((*step_idx, *phase)),
+                _ => None,
+            },
+            |engine, incident, (step_idx, phase)| {
+                engine.decided(incident, step_idx, phase, decision, now, out);
+            },
+        );
+    }
+
+    /// Moves a step on after Cedar's answer: act (or propose) when allowed; compensate or
+    /// escalate when denied.
+    fn decided(
+        &mut self,
+        incident: &mut Incident,
+        step_idx: usize,
+        phase: Phase,
+        decision: &AuthzDecision,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        let step_id = self.step_id(incident, step_idx);
         match decision.effect {
-            Effect::Allow => match self.build_action(&incident, step_idx, phase) {
+            Effect::Allow => match self.build_action(incident, step_idx, phase) {
                 Err(problem) => {
                     let outcome = ActionOutcome {
                         succeeded: false,
@@ -468,12 +478,12 @@ impl Engine {
                         detail: format!("the step's parameters are not valid: {problem}"),
                         prior: BTreeMap::new(),
                     };
-                    self.step_finished(&mut incident, step_idx, phase, &outcome, now, out);
+                    self.step_finished(incident, step_idx, phase, &outcome, now, out);
                 }
                 Ok(action) if phase == Phase::Forward && incident.mode == Mode::Advisory => {
-                    self.propose(&mut incident, step_idx, &step_id, action, out);
+                    self.propose(incident, step_idx, &step_id, action, out);
                 }
-                Ok(action) => self.act(&mut incident, step_idx, phase, action, out),
+                Ok(action) => self.act(incident, step_idx, phase, action, out),
             },
             Effect::Deny => {
                 let policies = if decision.determining_policies.is_empty() {
@@ -492,14 +502,14 @@ impl Engine {
                 match phase {
                     Phase::Forward if !incident.completed.is_empty() => {
                         let reason = format!("policy refused step `{step_id}`: {policies}");
-                        self.begin_compensation(&mut incident, &reason, now, out);
+                        self.begin_compensation(incident, &reason, now, out);
                     }
                     Phase::Forward => {
                         let reason = format!(
                             "policy refused the fix `{step_id}`: {policies}; vigil has no safe fix"
                         );
                         self.escalate(
-                            &mut incident,
+                            incident,
                             &reason,
                             "Decide by hand whether to apply the fix.",
                             out,
@@ -510,7 +520,7 @@ impl Engine {
                             "policy refused to undo `{step_id}`: {policies}; the change is still in place"
                         );
                         self.escalate(
-                            &mut incident,
+                            incident,
                             &reason,
                             "Check the key's state and undo the change by hand if needed.",
                             out,
@@ -519,7 +529,6 @@ impl Engine {
                 }
             }
         }
-        self.incidents.insert(incident.id.clone(), incident);
     }
 
     pub(super) fn step_id(&self, incident: &Incident, step_idx: usize) -> String {
@@ -752,25 +761,20 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Command>,
     ) {
-        let Some(mut incident) = self.incidents.remove(incident_id) else {
-            return;
-        };
-        let Stage::Acting {
-            step_idx,
-            phase,
-            action_id: expected,
-        } = &incident.stage
-        else {
-            self.incidents.insert(incident.id.clone(), incident);
-            return;
-        };
-        if expected != action_id {
-            self.incidents.insert(incident.id.clone(), incident);
-            return;
-        }
-        let (step_idx, phase) = (*step_idx, *phase);
-        self.step_finished(&mut incident, step_idx, phase, outcome, now, out);
-        self.incidents.insert(incident.id.clone(), incident);
+        self.with_incident(
+            incident_id,
+            |incident| match &incident.stage {
+                Stage::Acting {
+                    step_idx,
+                    phase,
+                    action_id: expected,
+                } if expected == action_id => Some((*step_idx, *phase)),
+                _ => None,
+            },
+            |engine, incident, (step_idx, phase)| {
+                engine.step_finished(incident, step_idx, phase, outcome, now, out);
+            },
+        );
     }
 
     /// Moves the run on after a step's answer (or a step that could not be built).
