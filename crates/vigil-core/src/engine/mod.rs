@@ -59,25 +59,21 @@ enum DetectorState {
 }
 
 impl DetectorState {
-    /// `None` for a detector whose selectors do not parse, which the config loader refuses
-    /// before an engine is ever built.
-    fn build(config: &DetectorConfig) -> Option<Self> {
+    fn build(config: &DetectorConfig) -> Self {
         match config {
-            DetectorConfig::Spike(spike) => {
-                Some(DetectorState::Spike(SpikeDetector::new(spike.clone())))
+            DetectorConfig::Spike(spike) => DetectorState::Spike(SpikeDetector::new(spike.clone())),
+            DetectorConfig::BurnRate(burn) => {
+                DetectorState::BurnRate(BurnRateDetector::new(burn.clone()))
             }
-            DetectorConfig::BurnRate(burn) => BurnRateDetector::new(burn.clone())
-                .ok()
-                .map(DetectorState::BurnRate),
-            DetectorConfig::Threshold(threshold) => ThresholdDetector::new(threshold.clone())
-                .ok()
-                .map(DetectorState::Threshold),
-            DetectorConfig::ProportionDrop(drop) => ProportionDropDetector::new(drop.clone())
-                .ok()
-                .map(DetectorState::ProportionDrop),
-            DetectorConfig::VersionChange(change) => VersionChangeDetector::new(change.clone())
-                .ok()
-                .map(DetectorState::VersionChange),
+            DetectorConfig::Threshold(threshold) => {
+                DetectorState::Threshold(ThresholdDetector::new(threshold.clone()))
+            }
+            DetectorConfig::ProportionDrop(drop) => {
+                DetectorState::ProportionDrop(ProportionDropDetector::new(drop.clone()))
+            }
+            DetectorConfig::VersionChange(change) => {
+                DetectorState::VersionChange(VersionChangeDetector::new(change.clone()))
+            }
         }
     }
 
@@ -181,11 +177,7 @@ impl Engine {
         for source in PUSH_SOURCES {
             store.set_source_max_series(source, Some(pushed_limit));
         }
-        let detectors = config
-            .detectors
-            .iter()
-            .filter_map(DetectorState::build)
-            .collect();
+        let detectors = config.detectors.iter().map(DetectorState::build).collect();
         let series_refused = config
             .sources
             .iter()
