@@ -11,6 +11,7 @@ mod config;
 mod event;
 mod human;
 mod incident;
+mod narration;
 mod people;
 mod push;
 mod recovery;
