@@ -4,9 +4,10 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use vigil_core::action::ActionKind;
 use vigil_core::detector::DetectorConfig;
 use vigil_core::engine::{EngineConfig, SourceLimits};
-use vigil_core::runbook::{ActionKind, Runbook, RunbookSpec};
+use vigil_core::runbook::{Runbook, RunbookSpec};
 use vigil_policy::{Authorizer, PolicyError, PolicyFile};
 
 use crate::config::raw::{RawConfig, SourceKind};

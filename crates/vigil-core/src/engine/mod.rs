@@ -19,7 +19,7 @@ mod steps;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-pub use command::{Action, Command, Page, Record, WhyPacket};
+pub use command::{Command, Page, Record, WhyPacket};
 pub use config::{
     ApiKeyInfo, DEFAULT_KEY_TIER, EngineConfig, FlapLimits, GlobalLimits, ResourceInfo,
     SourceLimits, StoreLimits,
@@ -30,6 +30,8 @@ pub use human::action_hash;
 // `authz`); the engine re-exports them, a downward edge, for the binary's importers that
 // still name them here.
 pub use crate::authz::TrustTally;
+// The action a step commands lives in `action`, one module per kind; the engine names it too.
+pub use crate::action::Action;
 pub use crate::people::{HumanCommand, KillScope};
 pub use push::{MAX_REFUSED_LISTED, PushReport, RefusedSeries};
 

@@ -6,11 +6,12 @@ use super::config::DEFAULT_KEY_TIER;
 use super::human::action_hash;
 use super::incident::{Incident, Phase, Stage, idempotency_key};
 use super::{Action, ActionOutcome, Command, Engine, Record};
+use crate::action::{ActionKind, StepParams};
 use crate::authz::{
     ActionName, AttrValue, AuthzContext, AuthzDecision, AuthzRequest, Effect, Entity, EntityRef,
     EntityType, Mode, TrustTally,
 };
-use crate::runbook::{ActionKind, Runbook};
+use crate::runbook::Runbook;
 use crate::template::{Template, TemplateContext};
 use crate::time::Timestamp;
 
@@ -645,110 +646,13 @@ impl Engine {
             return Err(format!("step {step_idx} has no {} action", phase.as_str()));
         };
         let context = self.template_context(incident);
-        let param = |name: &str| params.get(name).map(|template| template.render(&context));
-        let required = |name: &str| {
-            param(name)
-                .filter(|value| !value.trim().is_empty())
-                .ok_or_else(|| format!("`{name}` is empty"))
-        };
-        let source = param("target").unwrap_or_else(|| incident.finding.source.clone());
-        let prior = || {
-            incident
-                .priors
-                .get(&step_idx)
-                .filter(|prior| !prior.is_empty())
-                .ok_or_else(|| "the step it undoes recorded no earlier state to restore".to_owned())
-        };
-        Ok(match kind {
-            ActionKind::LitellmBlockKey => Action::LitellmBlockKey {
-                source,
-                key: required("key")?,
-            },
-            ActionKind::LitellmUnblockKey => Action::LitellmUnblockKey {
-                source,
-                key: required("key")?,
-            },
-            ActionKind::LitellmUpdateKey => {
-                let mut limits = BTreeMap::new();
-                for name in ["max_budget", "rpm_limit", "tpm_limit"] {
-                    if let Some(value) = param(name) {
-                        let value = value.trim().to_owned();
-                        let ok = value == "none"
-                            || value
-                                .parse::<f64>()
-                                .is_ok_and(|n| n.is_finite() && n >= 0.0);
-                        if !ok {
-                            return Err(format!("`{name}` is `{value}`, not a number or `none`"));
-                        }
-                        limits.insert(name.to_owned(), value);
-                    }
-                }
-                Action::LitellmUpdateKey {
-                    source,
-                    key: required("key")?,
-                    limits,
-                }
-            }
-            ActionKind::LitellmRestoreKey => Action::LitellmUpdateKey {
-                source,
-                key: required("key")?,
-                limits: prior()?.clone(),
-            },
-            ActionKind::LitellmBlockTeam => Action::LitellmBlockTeam {
-                source,
-                team: required("team")?,
-            },
-            ActionKind::LitellmUnblockTeam => Action::LitellmUnblockTeam {
-                source,
-                team: required("team")?,
-            },
-            ActionKind::LitellmSetFallbacks => Action::LitellmSetFallbacks {
-                source,
-                model: required("model")?,
-                fallbacks: split_list(&required("fallbacks")?),
-            },
-            ActionKind::LitellmRestoreFallbacks => Action::LitellmSetFallbacks {
-                source,
-                model: required("model")?,
-                fallbacks: split_list(prior()?.get("fallbacks").map_or("", String::as_str)),
-            },
-            ActionKind::LangfuseSetLabel => {
-                let version = required("version")?;
-                Action::LangfuseSetLabel {
-                    target: param("target").unwrap_or_else(|| "langfuse".to_owned()),
-                    prompt: required("prompt")?,
-                    version: version
-                        .trim()
-                        .parse()
-                        .map_err(|_| format!("`version` is `{version}`, not a version number"))?,
-                    label: param("label").unwrap_or_else(|| "production".to_owned()),
-                }
-            }
-            ActionKind::HttpCall => {
-                let expect_status = match param("expect_status") {
-                    None => Vec::new(),
-                    Some(list) => split_list(&list)
-                        .iter()
-                        .map(|code| {
-                            code.parse::<u16>()
-                                .map_err(|_| format!("`expect_status` has `{code}`"))
-                        })
-                        .collect::<Result<_, _>>()?,
-                };
-                let body = param("body");
-                if let Some(body) = &body
-                    && let Err(error) = serde_json::from_str::<serde_json::Value>(body)
-                {
-                    return Err(format!("`body` is not JSON: {error}"));
-                }
-                Action::HttpCall {
-                    service: required("service")?,
-                    method: required("method")?.to_ascii_uppercase(),
-                    url: required("url")?,
-                    body,
-                    expect_status,
-                }
-            }
+        kind.build(&StepParams {
+            rendered: params
+                .iter()
+                .map(|(name, template)| (name.clone(), template.render(&context)))
+                .collect(),
+            default_source: &incident.finding.source,
+            prior: incident.priors.get(&step_idx),
         })
     }
 
@@ -854,15 +758,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// `a, b ,c` → `["a", "b", "c"]`; empty items dropped.
-fn split_list(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The blast radius of a team whose size the inventory does not give: assume many.

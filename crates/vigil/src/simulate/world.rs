@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use vigil_core::action::ActionKind;
 use vigil_core::engine::{Action, ActionOutcome};
-use vigil_core::runbook::ActionKind;
 use vigil_core::signal::{Labels, Sample};
 
 use super::scenario::{RawEffect, RawOutcome, RawResponse, RawScenario};

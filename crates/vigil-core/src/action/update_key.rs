@@ -1,0 +1,92 @@
+//! `litellm.update_key` and its inverse `litellm.restore_key`: change a key's limits
+//! (`max_budget`, `rpm_limit`, `tpm_limit`), and put back the ones an update replaced.
+//! Cedar: `throttle` on the `ApiKey`. Both are carried out as [`Action::LitellmUpdateKey`].
+
+use std::collections::BTreeMap;
+
+use super::{Action, ActionKind, ActionName, Spec, StepParams, no_literal_problem, short};
+
+/// The limits a key update may set.
+const LIMITS: [&str; 3] = ["max_budget", "rpm_limit", "tpm_limit"];
+
+/// `litellm.update_key`: `key` and at least one limit.
+pub(super) const UPDATE: Spec = Spec {
+    name: "litellm.update_key",
+    cedar_action: ActionName::Throttle,
+    resource_param: "key",
+    params: &["key"],
+    optional_params: &["target", "max_budget", "rpm_limit", "tpm_limit"],
+    undoes: None,
+    params_problem: needs_a_limit,
+    literal_problem: limit_problem,
+    build: build_update,
+};
+
+/// `litellm.restore_key`: `key`; only as the compensation of `litellm.update_key`.
+pub(super) const RESTORE: Spec = Spec {
+    name: "litellm.restore_key",
+    optional_params: &["target"],
+    undoes: Some(ActionKind::LitellmUpdateKey),
+    params_problem: super::no_params_problem,
+    literal_problem: no_literal_problem,
+    build: build_restore,
+    ..UPDATE
+};
+
+fn needs_a_limit(params: &BTreeMap<String, String>) -> Option<&'static str> {
+    (!LIMITS.iter().any(|limit| params.contains_key(*limit))).then_some(
+        "`litellm.update_key` needs at least one of `max_budget`, `rpm_limit`, `tpm_limit`",
+    )
+}
+
+/// A limit is a number of at least 0, or `none`.
+fn is_limit(value: &str) -> bool {
+    value == "none"
+        || value
+            .parse::<f64>()
+            .is_ok_and(|n| n.is_finite() && n >= 0.0)
+}
+
+fn limit_problem(name: &str, value: &str) -> Option<String> {
+    (LIMITS.contains(&name) && !is_limit(value))
+        .then(|| format!("`{value}` must be a number of at least 0, or `none`"))
+}
+
+fn build_update(params: &StepParams<'_>) -> Result<Action, String> {
+    let mut limits = BTreeMap::new();
+    for name in LIMITS {
+        if let Some(value) = params.param(name) {
+            let value = value.trim().to_owned();
+            if !is_limit(&value) {
+                return Err(format!("`{name}` is `{value}`, not a number or `none`"));
+            }
+            limits.insert(name.to_owned(), value);
+        }
+    }
+    Ok(Action::LitellmUpdateKey {
+        source: params.source(),
+        key: params.required("key")?,
+        limits,
+    })
+}
+
+fn build_restore(params: &StepParams<'_>) -> Result<Action, String> {
+    Ok(Action::LitellmUpdateKey {
+        source: params.source(),
+        key: params.required("key")?,
+        limits: params.prior()?.clone(),
+    })
+}
+
+/// For people: `set rpm_limit=10 on key sk-1234abcd on litellm`.
+pub(super) fn describe(source: &str, key: &str, limits: &BTreeMap<String, String>) -> String {
+    let limits: Vec<String> = limits
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    format!(
+        "set {} on key {} on {source}",
+        limits.join(", "),
+        short(key)
+    )
+}
