@@ -1,7 +1,12 @@
 //! `litellm.block_key` and its inverse `litellm.unblock_key`: refuse (or allow again) one
 //! virtual key on a LiteLLM gateway. Cedar: `block` / `unblock` on the `ApiKey`.
 
-use super::{Action, ActionName, Spec, StepParams, no_literal_problem, no_params_problem, short};
+use std::collections::BTreeMap;
+
+use super::{
+    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, no_literal_problem,
+    no_params_problem, short,
+};
 
 /// `litellm.block_key`: param `key`.
 pub(super) const BLOCK: Spec = Spec {
@@ -42,4 +47,18 @@ fn build_unblock(params: &StepParams<'_>) -> Result<Action, String> {
 pub(super) fn describe(block: bool, source: &str, key: &str) -> String {
     let verb = if block { "block" } else { "unblock" };
     format!("{verb} key {} on {source}", short(key))
+}
+
+/// The simulated answer: nothing replaced.
+pub(super) fn simulate(block: bool, key: &str) -> SimulatedAction {
+    SimulatedAction {
+        kind: if block {
+            ActionKind::LitellmBlockKey
+        } else {
+            ActionKind::LitellmUnblockKey
+        },
+        target: key.to_owned(),
+        version: None,
+        prior: BTreeMap::new(),
+    }
 }

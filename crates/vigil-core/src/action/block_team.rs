@@ -1,7 +1,12 @@
 //! `litellm.block_team` and its inverse `litellm.unblock_team`: refuse (or allow again) every
 //! key of a team on a LiteLLM gateway. Cedar: `block_team` / `unblock_team` on the `Team`.
 
-use super::{Action, ActionName, Spec, StepParams, no_literal_problem, no_params_problem};
+use std::collections::BTreeMap;
+
+use super::{
+    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, no_literal_problem,
+    no_params_problem,
+};
 
 /// `litellm.block_team`: param `team`.
 pub(super) const BLOCK: Spec = Spec {
@@ -42,4 +47,18 @@ fn build_unblock(params: &StepParams<'_>) -> Result<Action, String> {
 pub(super) fn describe(block: bool, source: &str, team: &str) -> String {
     let verb = if block { "block" } else { "unblock" };
     format!("{verb} team {team} on {source}")
+}
+
+/// The simulated answer: nothing replaced.
+pub(super) fn simulate(block: bool, team: &str) -> SimulatedAction {
+    SimulatedAction {
+        kind: if block {
+            ActionKind::LitellmBlockTeam
+        } else {
+            ActionKind::LitellmUnblockTeam
+        },
+        target: team.to_owned(),
+        version: None,
+        prior: BTreeMap::new(),
+    }
 }

@@ -1,7 +1,12 @@
 //! `http.call`: call another service over HTTP (its host must be on the config's
 //! allow-list). Cedar: `call` on the `Service`.
 
-use super::{Action, ActionName, Spec, StepParams, no_params_problem, split_list};
+use std::collections::BTreeMap;
+
+use super::{
+    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, no_params_problem,
+    split_list,
+};
 
 /// The HTTP methods `http.call` may use.
 const HTTP_METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -81,5 +86,15 @@ fn url_without_query(url: &str) -> String {
             format!("{scheme}{rest}")
         }
         _ => url.to_owned(),
+    }
+}
+
+/// The simulated answer: about the service; nothing replaced.
+pub(super) fn simulate(service: &str) -> SimulatedAction {
+    SimulatedAction {
+        kind: ActionKind::HttpCall,
+        target: service.to_owned(),
+        version: None,
+        prior: BTreeMap::new(),
     }
 }

@@ -7,13 +7,16 @@
 //! how that action is described to people. A kind and the kind that undoes it share a module
 //! (`litellm.update_key` and `litellm.restore_key` both become [`Action::LitellmUpdateKey`]).
 //!
-//! What needs I/O lives in the binary, one module per kind likewise:
+//! The module also says how the simulator's stand-in for the targets ([`SimulatedTargets`])
+//! sees the action: which kind it is, what it is about and the state it replaces. That is
+//! pure, so it lives here; what needs I/O lives in the binary, one module per kind likewise:
 //! `crates/vigil/src/daemon/actions/<kind>.rs` carries an action out against its target and
-//! reads it back after a crash, and answers for the simulated world.
+//! reads it back after a crash.
 //!
 //! Adding a kind: a module here with its [`Spec`] (and, when it changes something new, an
-//! [`Action`] variant and its `describe`), one arm in [`ActionKind::spec`] (and one in each
-//! `match` on [`Action`]), and a module in the binary's `daemon/actions/`.
+//! [`Action`] variant with its `describe` and simulated answer), one arm in
+//! [`ActionKind::spec`] (and one in each `match` on [`Action`]), and a module in the binary's
+//! `daemon/actions/`.
 
 mod block_key;
 mod block_team;
@@ -364,6 +367,72 @@ impl Action {
                 url,
                 ..
             } => http_call::describe(service, method, url),
+        }
+    }
+}
+
+/// The simulator's stand-in for every target: the state actions replace (keys' limits,
+/// models' fallbacks), so that each action reports what it replaced as a real target would.
+#[derive(Clone, Debug, Default)]
+pub struct SimulatedTargets {
+    /// Each key's limits as set by actions (absent: `none`).
+    key_limits: BTreeMap<String, BTreeMap<String, String>>,
+    /// Each model's fallbacks as set by actions.
+    fallbacks: BTreeMap<String, Vec<String>>,
+}
+
+/// How the simulated targets see one action before it is carried out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimulatedAction {
+    /// The kind as runbooks name it (a restore is told from a change by whether it puts back
+    /// what the stack had before vigil's first change).
+    pub kind: ActionKind,
+    /// What it is about: the key, team, model, prompt or service.
+    pub target: String,
+    /// The version, for labels.
+    pub version: Option<u32>,
+    /// The state it replaces.
+    pub prior: BTreeMap<String, String>,
+}
+
+impl SimulatedTargets {
+    /// How the targets see `action` now.
+    #[must_use]
+    pub fn classify(&self, action: &Action) -> SimulatedAction {
+        match action {
+            Action::LitellmBlockKey { key, .. } => block_key::simulate(true, key),
+            Action::LitellmUnblockKey { key, .. } => block_key::simulate(false, key),
+            Action::LitellmUpdateKey { key, limits, .. } => {
+                update_key::simulate(&self.key_limits, key, limits)
+            }
+            Action::LitellmBlockTeam { team, .. } => block_team::simulate(true, team),
+            Action::LitellmUnblockTeam { team, .. } => block_team::simulate(false, team),
+            Action::LitellmSetFallbacks {
+                model, fallbacks, ..
+            } => set_fallbacks::simulate(&self.fallbacks, model, fallbacks),
+            Action::LangfuseSetLabel {
+                prompt, version, ..
+            } => set_label::simulate(prompt, *version),
+            Action::HttpCall { service, .. } => http_call::simulate(service),
+        }
+    }
+
+    /// Keeps the state `action` sets, once it was carried out.
+    pub fn apply(&mut self, action: &Action) {
+        match action {
+            Action::LitellmUpdateKey { key, limits, .. } => {
+                update_key::apply(&mut self.key_limits, key, limits);
+            }
+            Action::LitellmSetFallbacks {
+                model, fallbacks, ..
+            } => set_fallbacks::apply(&mut self.fallbacks, model, fallbacks),
+            // The simulated stack keeps no other state.
+            Action::LitellmBlockKey { .. }
+            | Action::LitellmUnblockKey { .. }
+            | Action::LitellmBlockTeam { .. }
+            | Action::LitellmUnblockTeam { .. }
+            | Action::LangfuseSetLabel { .. }
+            | Action::HttpCall { .. } => {}
         }
     }
 }

@@ -2,7 +2,12 @@
 //! to fallbacks, and put back the ones that replaced. Cedar: `failover` on the `Deployment`.
 //! Both are carried out as [`Action::LitellmSetFallbacks`].
 
-use super::{Action, ActionKind, ActionName, Spec, StepParams, no_literal_problem, split_list};
+use std::collections::BTreeMap;
+
+use super::{
+    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, no_literal_problem,
+    split_list,
+};
 
 /// `litellm.set_fallbacks`: `model` and `fallbacks` (comma-separated model names).
 pub(super) const SET: Spec = Spec {
@@ -55,4 +60,32 @@ pub(super) fn describe(source: &str, model: &str, fallbacks: &[String]) -> Strin
     } else {
         format!("route {model} to {} on {source}", fallbacks.join(", "))
     }
+}
+
+/// The simulated answer: the fallbacks replaced; a restore when it empties them.
+pub(super) fn simulate(
+    current: &BTreeMap<String, Vec<String>>,
+    model: &str,
+    fallbacks: &[String],
+) -> SimulatedAction {
+    let current = current.get(model).cloned().unwrap_or_default();
+    SimulatedAction {
+        kind: if fallbacks.is_empty() {
+            ActionKind::LitellmRestoreFallbacks
+        } else {
+            ActionKind::LitellmSetFallbacks
+        },
+        target: model.to_owned(),
+        version: None,
+        prior: BTreeMap::from([("fallbacks".to_owned(), current.join(","))]),
+    }
+}
+
+/// The simulated model keeps its new fallbacks.
+pub(super) fn apply(
+    current: &mut BTreeMap<String, Vec<String>>,
+    model: &str,
+    fallbacks: &[String],
+) {
+    current.insert(model.to_owned(), fallbacks.to_vec());
 }

@@ -1,7 +1,12 @@
 //! `langfuse.set_label`: move a Langfuse prompt's label (default `production`) to a version.
 //! Cedar: `rollback` on the `Prompt`.
 
-use super::{Action, ActionName, Spec, StepParams, no_literal_problem, no_params_problem};
+use std::collections::BTreeMap;
+
+use super::{
+    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, no_literal_problem,
+    no_params_problem,
+};
 
 /// `langfuse.set_label`: `prompt`, `version`, optional `label`; `target` names the project.
 pub(super) const SET_LABEL: Spec = Spec {
@@ -36,4 +41,14 @@ fn build(params: &StepParams<'_>) -> Result<Action, String> {
 /// For people: `move label production of prompt support to version 3 on langfuse`.
 pub(super) fn describe(target: &str, prompt: &str, version: u32, label: &str) -> String {
     format!("move label {label} of prompt {prompt} to version {version} on {target}")
+}
+
+/// The simulated answer: about the prompt and its version; nothing replaced.
+pub(super) fn simulate(prompt: &str, version: u32) -> SimulatedAction {
+    SimulatedAction {
+        kind: ActionKind::LangfuseSetLabel,
+        target: prompt.to_owned(),
+        version: Some(version),
+        prior: BTreeMap::new(),
+    }
 }

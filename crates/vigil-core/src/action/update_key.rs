@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{Action, ActionKind, ActionName, Spec, StepParams, no_literal_problem, short};
+use super::{
+    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, no_literal_problem, short,
+};
 
 /// The limits a key update may set.
 const LIMITS: [&str; 3] = ["max_budget", "rpm_limit", "tpm_limit"];
@@ -89,4 +91,50 @@ pub(super) fn describe(source: &str, key: &str, limits: &BTreeMap<String, String
         limits.join(", "),
         short(key)
     )
+}
+
+/// The simulated answer: the limits replaced; a restore when it removes limits vigil set.
+pub(super) fn simulate(
+    key_limits: &BTreeMap<String, BTreeMap<String, String>>,
+    key: &str,
+    limits: &BTreeMap<String, String>,
+) -> SimulatedAction {
+    let current = key_limits.get(key).cloned().unwrap_or_default();
+    let prior: BTreeMap<String, String> = limits
+        .keys()
+        .map(|name| {
+            let value = current
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| "none".to_owned());
+            (name.clone(), value)
+        })
+        .collect();
+    let restores = limits.values().all(|value| value == "none") && !current.is_empty();
+    SimulatedAction {
+        kind: if restores {
+            ActionKind::LitellmRestoreKey
+        } else {
+            ActionKind::LitellmUpdateKey
+        },
+        target: key.to_owned(),
+        version: None,
+        prior,
+    }
+}
+
+/// The simulated key keeps its new limits (`none` removes one).
+pub(super) fn apply(
+    key_limits: &mut BTreeMap<String, BTreeMap<String, String>>,
+    key: &str,
+    limits: &BTreeMap<String, String>,
+) {
+    let entry = key_limits.entry(key.to_owned()).or_default();
+    for (name, value) in limits {
+        if value == "none" {
+            entry.remove(name);
+        } else {
+            entry.insert(name.clone(), value.clone());
+        }
+    }
 }
