@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, no_literal_problem,
+    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, Target, no_literal_problem,
     no_params_problem, short,
 };
 
@@ -13,6 +13,7 @@ pub(super) const BLOCK: Spec = Spec {
     name: "litellm.block_key",
     cedar_action: ActionName::Block,
     resource_param: "key",
+    target: Target::LitellmAdmin,
     params: &["key"],
     optional_params: &["target"],
     undoes: None,

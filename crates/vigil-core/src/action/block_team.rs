@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, no_literal_problem,
+    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, Target, no_literal_problem,
     no_params_problem,
 };
 
@@ -13,6 +13,7 @@ pub(super) const BLOCK: Spec = Spec {
     name: "litellm.block_team",
     cedar_action: ActionName::BlockTeam,
     resource_param: "team",
+    target: Target::LitellmAdmin,
     params: &["team"],
     optional_params: &["target"],
     undoes: None,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, no_params_problem,
+    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, Target, no_params_problem,
     split_list,
 };
 
@@ -17,6 +17,7 @@ pub(super) const CALL: Spec = Spec {
     name: "http.call",
     cedar_action: ActionName::Call,
     resource_param: "service",
+    target: Target::HttpAllowList,
     params: &["service", "method", "url"],
     optional_params: &["body", "expect_status"],
     undoes: None,

@@ -149,7 +149,7 @@ impl ActionKind {
     /// Whether it goes through a LiteLLM gateway's admin API.
     #[must_use]
     pub fn is_litellm(self) -> bool {
-        self.as_str().starts_with("litellm.")
+        self.spec().target == Target::LitellmAdmin
     }
 
     /// The action a step of this kind commands, from its rendered parameters.
@@ -170,6 +170,8 @@ pub struct Spec {
     pub cedar_action: ActionName,
     /// The parameter that names the Cedar resource (its id).
     pub resource_param: &'static str,
+    /// What it goes through, which the config must provide.
+    pub target: Target,
     /// The parameters it requires.
     pub params: &'static [&'static str],
     /// The parameters it accepts besides the required ones.
@@ -183,6 +185,18 @@ pub struct Spec {
     pub literal_problem: fn(&str, &str) -> Option<String>,
     /// How a step's rendered parameters become its action.
     pub build: fn(&StepParams<'_>) -> Result<Action, String>,
+}
+
+/// What an action goes through: the configured target the binary checks a runbook's step
+/// has somewhere to go to. Closed; a kind with a new kind of target adds a variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A LiteLLM source with an `admin` section: `target`, else the finding's source.
+    LitellmAdmin,
+    /// A Langfuse project under `actions.langfuse`: `target`, else `langfuse`.
+    LangfuseProject,
+    /// A host on `actions.http.allow_hosts`, given by the `url` parameter.
+    HttpAllowList,
 }
 
 fn no_params_problem(_: &BTreeMap<String, String>) -> Option<&'static str> {

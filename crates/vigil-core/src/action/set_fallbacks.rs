@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, no_literal_problem,
+    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, Target, no_literal_problem,
     split_list,
 };
 
@@ -14,6 +14,7 @@ pub(super) const SET: Spec = Spec {
     name: "litellm.set_fallbacks",
     cedar_action: ActionName::Failover,
     resource_param: "model",
+    target: Target::LitellmAdmin,
     params: &["model", "fallbacks"],
     optional_params: &["target"],
     undoes: None,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, no_literal_problem,
+    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, Target, no_literal_problem,
     no_params_problem,
 };
 
@@ -13,6 +13,7 @@ pub(super) const SET_LABEL: Spec = Spec {
     name: "langfuse.set_label",
     cedar_action: ActionName::Rollback,
     resource_param: "prompt",
+    target: Target::LangfuseProject,
     params: &["prompt", "version"],
     optional_params: &["target", "label"],
     undoes: None,

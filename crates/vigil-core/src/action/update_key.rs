@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, no_literal_problem, short,
+    Action, ActionKind, ActionName, SimulatedAction, Spec, StepParams, Target, no_literal_problem,
+    short,
 };
 
 /// The limits a key update may set.
@@ -16,6 +17,7 @@ pub(super) const UPDATE: Spec = Spec {
     name: "litellm.update_key",
     cedar_action: ActionName::Throttle,
     resource_param: "key",
+    target: Target::LitellmAdmin,
     params: &["key"],
     optional_params: &["target", "max_budget", "rpm_limit", "tpm_limit"],
     undoes: None,
