@@ -16,8 +16,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use vigil_core::engine::{HumanCommand, KillScope};
-use vigil_core::people::{Instruction, InstructionLimits, parse_instruction};
+use vigil_core::people::{
+    HumanCommand, Instruction, InstructionLimits, KillScope, parse_instruction,
+};
 
 const LIMITS: InstructionLimits = InstructionLimits {
     max_reason_chars: 1000,
@@ -47,7 +48,10 @@ fn check_against_input(data: &[u8], instruction: &Instruction) {
             .all(|key| matches!(key.as_str(), "by" | "reason" | "command")),
         "an unknown field was accepted: {root:?}"
     );
-    let reason = root.get("reason").and_then(Value::as_str).unwrap_or_default();
+    let reason = root
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     assert_eq!(instruction.reason, reason);
     assert!(instruction.reason.chars().count() <= LIMITS.max_reason_chars);
     assert_eq!(
@@ -62,7 +66,11 @@ fn check_against_input(data: &[u8], instruction: &Instruction) {
 }
 
 fn check_id(id: &str) {
-    assert!(id.chars().count() <= 256, "an id of {} characters", id.chars().count());
+    assert!(
+        id.chars().count() <= 256,
+        "an id of {} characters",
+        id.chars().count()
+    );
     assert!(!id.chars().any(char::is_control), "{id:?}");
 }
 
@@ -107,7 +115,10 @@ fn written_back(instruction: &Instruction) -> Vec<u8> {
     if let Some(by) = &instruction.by {
         body.insert("by".to_owned(), Value::String(by.clone()));
     }
-    body.insert("reason".to_owned(), Value::String(instruction.reason.clone()));
+    body.insert(
+        "reason".to_owned(),
+        Value::String(instruction.reason.clone()),
+    );
     body.insert(
         "command".to_owned(),
         serde_json::to_value(&instruction.command).expect("a command serializes"),

@@ -276,3 +276,36 @@ fn check_reads_the_listener_tls_files_as_serve_would() {
         ],
     );
 }
+
+/// Each action kind says what it goes through (`vigil_core::action::Target`), and `check`
+/// finds a step with nowhere to go: here the Langfuse project the prompt rollbacks name.
+#[test]
+fn check_names_a_step_whose_target_is_not_configured() {
+    let dir = ConfigDir::new("check-missing-target");
+    dir.assert_valid();
+    dir.edit(
+        "vigil.yaml",
+        "    - name: langfuse                #",
+        "    - name: langfuze                #",
+    );
+    let run = dir.check();
+    assert_eq!(run.code(), 1, "vigil check should fail: {run}");
+    assert!(run.stderr.starts_with("4 problems:"), "{run}");
+    for runbook in [
+        "rollback-prompt-after-eval-regression.yaml",
+        "rollback-prompt-after-size-growth.yaml",
+    ] {
+        for key in [
+            "steps[0].params.target",
+            "steps[0].compensation.params.target",
+        ] {
+            assert!(
+                run.stderr.lines().any(|line| line.contains(runbook)
+                    && line.contains(&format!(
+                        "`{key}`: the config has no Langfuse project `langfuse` under `actions.langfuse`"
+                    ))),
+                "no problem for `{key}` of {runbook}: {run}"
+            );
+        }
+    }
+}

@@ -20,7 +20,7 @@ use vigil_core::detector::proportion::{ProportionDropConfig, ProportionDropDetec
 use vigil_core::detector::spike::{SeriesRead, SpikeConfig, SpikeDetector, SpikeThresholds};
 use vigil_core::detector::threshold::{Bound, Reading, ThresholdConfig, ThresholdDetector};
 use vigil_core::store::bench_support::{self, LitellmWorkload};
-use vigil_core::store::{SeriesStore, StoreConfig};
+use vigil_core::store::{Selector, SeriesStore, StoreConfig};
 
 use crate::store::thread_cpu_time;
 
@@ -86,24 +86,24 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         max_groups: n_series,
         thresholds: SpikeThresholds::default(),
     });
+    let selector = |text: String| Selector::parse(text).context("a benchmark selector");
     let mut burn = BurnRateDetector::new(BurnRateConfig {
         name: "provider-errors".to_owned(),
         source: bench_support::SOURCE.to_owned(),
-        bad: format!("{metric}{{status_code=\"429\"}}"),
-        total: metric.to_owned(),
+        bad: selector(format!("{metric}{{status_code=\"429\"}}"))?,
+        total: selector(metric.to_owned())?,
         group_by: Some("model_group".to_owned()),
         objective: 0.999,
         period_secs: 30 * 86_400,
         rules: BurnRule::workbook(30 * 86_400),
         bucket_ms: 30_000,
         max_groups: 1000,
-    })
-    .context("the burn-rate selectors")?;
+    });
     let mut threshold = ThresholdDetector::new(ThresholdConfig {
         name: "team-requests".to_owned(),
         source: bench_support::SOURCE.to_owned(),
         reading: Reading::Rate {
-            selector: metric.to_owned(),
+            selector: selector(metric.to_owned())?,
             window_secs: 300,
         },
         describe: "requests per second".to_owned(),
@@ -115,13 +115,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         clear_after_samples: 3,
         severity: Severity::Ticket,
         max_groups: n_series,
-    })
-    .context("the threshold selector")?;
+    });
     let mut proportion = ProportionDropDetector::new(ProportionDropConfig {
         name: "success-share".to_owned(),
         source: bench_support::SOURCE.to_owned(),
-        good: format!("{metric}{{status_code=\"200\"}}"),
-        total: metric.to_owned(),
+        good: selector(format!("{metric}{{status_code=\"200\"}}"))?,
+        total: selector(metric.to_owned())?,
         total_is_bad: false,
         describe: "share of 200s".to_owned(),
         group_by: Some("model_group".to_owned()),
@@ -134,18 +133,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         clear_drop: 0.05,
         severity: Severity::Page,
         max_groups: 1000,
-    })
-    .context("the proportion selectors")?;
+    });
     let mut change = VersionChangeDetector::new(VersionChangeConfig {
         name: "deployments".to_owned(),
         source: bench_support::SOURCE.to_owned(),
-        selector: metric.to_owned(),
+        selector: selector(metric.to_owned())?,
         version_label: "model_id".to_owned(),
         group_by: Some("model_group".to_owned()),
         max_versions: 32,
         max_groups: 1000,
-    })
-    .context("the version selector")?;
+    });
     let mut workload = LitellmWorkload::new(n_series);
     println!(
         "detectors: {n_series} series ({} keys) x {n_scrapes} timed scrapes at 15 s after {WARMUP_SCRAPES} warm-up scrapes, one core",

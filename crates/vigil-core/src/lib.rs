@@ -3,6 +3,7 @@
 //! INVARIANT: nothing in this crate performs I/O or reads a clock, the environment, files or
 //! sockets. Time arrives as a parameter; the outside world arrives as events.
 
+pub mod action;
 pub mod authz;
 pub mod datetime;
 pub mod detector;

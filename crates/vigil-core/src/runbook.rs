@@ -8,201 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::authz::ActionName;
+use crate::action::ActionKind;
+use crate::authz::Mode;
 use crate::diagnosis::HypothesisKind;
 use crate::problem::{Problem, Problems};
 use crate::signal::float_repr;
 use crate::template::Template;
-
-/// Whether vigil acts or only proposes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Record a proposal for a human; change nothing.
-    Advisory,
-    /// Act, verify, and compensate when the change did not work.
-    Autonomous,
-}
-
-impl Mode {
-    /// The stricter of two modes: advisory wins over autonomous.
-    #[must_use]
-    pub fn stricter(self, other: Mode) -> Mode {
-        match (self, other) {
-            (Mode::Autonomous, Mode::Autonomous) => Mode::Autonomous,
-            (Mode::Advisory, _) | (_, Mode::Advisory) => Mode::Advisory,
-        }
-    }
-
-    /// The lowercase name used in config files and Cedar contexts.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Advisory => "advisory",
-            Mode::Autonomous => "autonomous",
-        }
-    }
-}
-
-/// The actions a runbook step can take. The set is closed: each has a connector behind it.
-///
-/// Every action names a *target* (the configured gateway, prompt registry or HTTP allow-list
-/// it goes through) with the optional `target` parameter; LiteLLM actions default to the
-/// source the finding came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum ActionKind {
-    /// Block a virtual key on a LiteLLM gateway (`POST /key/block`). Param: `key`.
-    #[serde(rename = "litellm.block_key")]
-    LitellmBlockKey,
-    /// Unblock a virtual key on a LiteLLM gateway (`POST /key/unblock`). Param: `key`.
-    #[serde(rename = "litellm.unblock_key")]
-    LitellmUnblockKey,
-    /// Lower (or raise) a key's limits (`POST /key/update`): `key` and at least one of
-    /// `max_budget`, `rpm_limit`, `tpm_limit` (a number, or `none` to remove the limit). The
-    /// limits it replaced are remembered for `litellm.restore_key`.
-    #[serde(rename = "litellm.update_key")]
-    LitellmUpdateKey,
-    /// Put back the limits an earlier `litellm.update_key` step of the run replaced. Param:
-    /// `key`. Only valid as a compensation.
-    #[serde(rename = "litellm.restore_key")]
-    LitellmRestoreKey,
-    /// Block a team: every key of it is refused (`POST /team/block`). Param: `team`.
-    #[serde(rename = "litellm.block_team")]
-    LitellmBlockTeam,
-    /// Unblock a team (`POST /team/unblock`). Param: `team`.
-    #[serde(rename = "litellm.unblock_team")]
-    LitellmUnblockTeam,
-    /// Route a model group's traffic to fallbacks: `model` and `fallbacks` (comma-separated
-    /// model names). The fallbacks it replaced are remembered for `litellm.restore_fallbacks`.
-    #[serde(rename = "litellm.set_fallbacks")]
-    LitellmSetFallbacks,
-    /// Put back the fallbacks an earlier `litellm.set_fallbacks` step replaced. Param:
-    /// `model`. Only valid as a compensation.
-    #[serde(rename = "litellm.restore_fallbacks")]
-    LitellmRestoreFallbacks,
-    /// Move a Langfuse prompt's label (default `production`) to a version:
-    /// `PATCH /api/public/v2/prompts/{prompt}/versions/{version}`. Params: `prompt`,
-    /// `version`, optional `label`; `target` names the Langfuse project in the config.
-    #[serde(rename = "langfuse.set_label")]
-    LangfuseSetLabel,
-    /// Call a service over HTTP: `service` (the Cedar resource), `method`, `url` (its host
-    /// must be on the config's allow-list), optional `body` (JSON) and `expect_status`.
-    #[serde(rename = "http.call")]
-    HttpCall,
-}
-
-impl ActionKind {
-    /// Every action kind, in declaration order.
-    pub const ALL: [ActionKind; 10] = [
-        ActionKind::LitellmBlockKey,
-        ActionKind::LitellmUnblockKey,
-        ActionKind::LitellmUpdateKey,
-        ActionKind::LitellmRestoreKey,
-        ActionKind::LitellmBlockTeam,
-        ActionKind::LitellmUnblockTeam,
-        ActionKind::LitellmSetFallbacks,
-        ActionKind::LitellmRestoreFallbacks,
-        ActionKind::LangfuseSetLabel,
-        ActionKind::HttpCall,
-    ];
-
-    /// The name used in runbooks.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionKind::LitellmBlockKey => "litellm.block_key",
-            ActionKind::LitellmUnblockKey => "litellm.unblock_key",
-            ActionKind::LitellmUpdateKey => "litellm.update_key",
-            ActionKind::LitellmRestoreKey => "litellm.restore_key",
-            ActionKind::LitellmBlockTeam => "litellm.block_team",
-            ActionKind::LitellmUnblockTeam => "litellm.unblock_team",
-            ActionKind::LitellmSetFallbacks => "litellm.set_fallbacks",
-            ActionKind::LitellmRestoreFallbacks => "litellm.restore_fallbacks",
-            ActionKind::LangfuseSetLabel => "langfuse.set_label",
-            ActionKind::HttpCall => "http.call",
-        }
-    }
-
-    /// The Cedar action that authorizes it.
-    #[must_use]
-    pub fn cedar_action(self) -> ActionName {
-        match self {
-            ActionKind::LitellmBlockKey => ActionName::Block,
-            ActionKind::LitellmUnblockKey => ActionName::Unblock,
-            ActionKind::LitellmUpdateKey | ActionKind::LitellmRestoreKey => ActionName::Throttle,
-            ActionKind::LitellmBlockTeam => ActionName::BlockTeam,
-            ActionKind::LitellmUnblockTeam => ActionName::UnblockTeam,
-            ActionKind::LitellmSetFallbacks | ActionKind::LitellmRestoreFallbacks => {
-                ActionName::Failover
-            }
-            ActionKind::LangfuseSetLabel => ActionName::Rollback,
-            ActionKind::HttpCall => ActionName::Call,
-        }
-    }
-
-    /// The parameter that names the Cedar resource (its id).
-    #[must_use]
-    pub fn resource_param(self) -> &'static str {
-        match self {
-            ActionKind::LitellmBlockKey
-            | ActionKind::LitellmUnblockKey
-            | ActionKind::LitellmUpdateKey
-            | ActionKind::LitellmRestoreKey => "key",
-            ActionKind::LitellmBlockTeam | ActionKind::LitellmUnblockTeam => "team",
-            ActionKind::LitellmSetFallbacks | ActionKind::LitellmRestoreFallbacks => "model",
-            ActionKind::LangfuseSetLabel => "prompt",
-            ActionKind::HttpCall => "service",
-        }
-    }
-
-    /// The parameters it requires.
-    #[must_use]
-    pub fn params(self) -> &'static [&'static str] {
-        match self {
-            ActionKind::LitellmBlockKey
-            | ActionKind::LitellmUnblockKey
-            | ActionKind::LitellmUpdateKey
-            | ActionKind::LitellmRestoreKey => &["key"],
-            ActionKind::LitellmBlockTeam | ActionKind::LitellmUnblockTeam => &["team"],
-            ActionKind::LitellmSetFallbacks => &["model", "fallbacks"],
-            ActionKind::LitellmRestoreFallbacks => &["model"],
-            ActionKind::LangfuseSetLabel => &["prompt", "version"],
-            ActionKind::HttpCall => &["service", "method", "url"],
-        }
-    }
-
-    /// The parameters it accepts besides the required ones (`target` is accepted by all).
-    #[must_use]
-    pub fn optional_params(self) -> &'static [&'static str] {
-        match self {
-            ActionKind::LitellmUpdateKey => &["target", "max_budget", "rpm_limit", "tpm_limit"],
-            ActionKind::LangfuseSetLabel => &["target", "label"],
-            ActionKind::HttpCall => &["body", "expect_status"],
-            ActionKind::LitellmBlockKey
-            | ActionKind::LitellmUnblockKey
-            | ActionKind::LitellmRestoreKey
-            | ActionKind::LitellmBlockTeam
-            | ActionKind::LitellmUnblockTeam
-            | ActionKind::LitellmSetFallbacks
-            | ActionKind::LitellmRestoreFallbacks => &["target"],
-        }
-    }
-
-    /// Whether it only undoes an earlier step, from state the earlier step recorded.
-    #[must_use]
-    pub fn is_restore(self) -> bool {
-        matches!(
-            self,
-            ActionKind::LitellmRestoreKey | ActionKind::LitellmRestoreFallbacks
-        )
-    }
-
-    /// Whether it goes through a LiteLLM gateway's admin API.
-    #[must_use]
-    pub fn is_litellm(self) -> bool {
-        self.as_str().starts_with("litellm.")
-    }
-}
 
 /// The verification checks a runbook can ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -548,17 +359,15 @@ impl RunbookSpec {
             );
             if let Some(compensation) = &spec.compensation
                 && compensation.action.is_restore()
-                && !restores(spec.action, compensation.action)
+                && let Some(undoes) = compensation.action.spec().undoes
+                && undoes != spec.action
             {
                 problems.push(
                     format!("{path}.compensation.action"),
                     format!(
-                        "`{}` can only undo {}, not `{}`",
+                        "`{}` can only undo `{}`, not `{}`",
                         compensation.action.as_str(),
-                        match compensation.action {
-                            ActionKind::LitellmRestoreKey => "`litellm.update_key`",
-                            _ => "`litellm.set_fallbacks`",
-                        },
+                        undoes.as_str(),
                         spec.action.as_str()
                     ),
                 );
@@ -650,21 +459,6 @@ fn is_kebab_id(id: &str) -> bool {
             .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
 }
 
-/// Whether `restore` undoes `forward`.
-fn restores(forward: ActionKind, restore: ActionKind) -> bool {
-    matches!(
-        (forward, restore),
-        (ActionKind::LitellmUpdateKey, ActionKind::LitellmRestoreKey)
-            | (
-                ActionKind::LitellmSetFallbacks,
-                ActionKind::LitellmRestoreFallbacks
-            )
-    )
-}
-
-/// The HTTP methods `http.call` may use.
-const HTTP_METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
-
 fn validate_params(
     problems: &mut Problems,
     path: &str,
@@ -680,15 +474,8 @@ fn validate_params(
             );
         }
     }
-    if action == ActionKind::LitellmUpdateKey
-        && !["max_budget", "rpm_limit", "tpm_limit"]
-            .iter()
-            .any(|limit| params.contains_key(*limit))
-    {
-        problems.push(
-            path,
-            "`litellm.update_key` needs at least one of `max_budget`, `rpm_limit`, `tpm_limit`",
-        );
+    if let Some(problem) = (action.spec().params_problem)(&params) {
+        problems.push(path, problem);
     }
     for (name, source) in params {
         let known = action.params().contains(&name.as_str())
@@ -714,46 +501,13 @@ fn validate_params(
             }
         };
         if template.is_literal()
-            && let Some(message) = literal_problem(action, &name, source.trim())
+            && let Some(message) = (action.spec().literal_problem)(&name, source.trim())
         {
             problems.push(format!("{path}.{name}"), message);
         }
         parsed.insert(name, template);
     }
     parsed
-}
-
-/// What is wrong with a parameter written without variables, if anything. Templated values
-/// are checked when they are rendered, and a bad one fails the step.
-fn literal_problem(action: ActionKind, name: &str, value: &str) -> Option<String> {
-    match (action, name) {
-        (ActionKind::LitellmUpdateKey, "max_budget" | "rpm_limit" | "tpm_limit") => {
-            let ok = value == "none"
-                || value
-                    .parse::<f64>()
-                    .is_ok_and(|n| n.is_finite() && n >= 0.0);
-            (!ok).then(|| format!("`{value}` must be a number of at least 0, or `none`"))
-        }
-        (ActionKind::LitellmSetFallbacks, "fallbacks") => value
-            .split(',')
-            .any(|model| model.trim().is_empty())
-            .then(|| "must list model names separated by commas".to_owned()),
-        (ActionKind::HttpCall, "method") => (!HTTP_METHODS.contains(&value))
-            .then(|| format!("`{value}` is not one of {}", HTTP_METHODS.join(", "))),
-        (ActionKind::HttpCall, "url") => (!(value.starts_with("http://")
-            || value.starts_with("https://")))
-        .then(|| "must start with http:// or https://".to_owned()),
-        (ActionKind::HttpCall, "expect_status") => (!value.split(',').all(|code| {
-            code.trim()
-                .parse::<u16>()
-                .is_ok_and(|c| (100..=599).contains(&c))
-        }))
-        .then(|| "must list HTTP status codes separated by commas".to_owned()),
-        (ActionKind::HttpCall, "body") => serde_json::from_str::<serde_json::Value>(value)
-            .err()
-            .map(|error| format!("is not JSON: {error}")),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use cedar_policy::{
     ValidationMode, Validator,
 };
 use sha2::{Digest, Sha256};
+use vigil_core::authz::Mode;
 use vigil_core::authz::{ActionName, AuthzContext, EntityType, HumanActionName, HumanContext};
-use vigil_core::runbook::Mode;
 
 use crate::context::{ContextVersion, cedar_context, human_context};
 use crate::error::{PolicyError, Problem, SourceLocation};

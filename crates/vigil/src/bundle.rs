@@ -4,9 +4,10 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use vigil_core::action::{ActionKind, Target};
 use vigil_core::detector::DetectorConfig;
 use vigil_core::engine::{EngineConfig, SourceLimits};
-use vigil_core::runbook::{ActionKind, Runbook, RunbookSpec};
+use vigil_core::runbook::{Runbook, RunbookSpec};
 use vigil_policy::{Authorizer, PolicyError, PolicyFile};
 
 use crate::config::raw::{RawConfig, SourceKind};
@@ -398,8 +399,8 @@ fn check_target(
     let mut problem = |key: String, message: String| {
         found.push(vigil_core::problem::Problem::new(key, message));
     };
-    if action.is_litellm() {
-        match literal("target") {
+    match action.spec().target {
+        Target::LitellmAdmin => match literal("target") {
             Some(target) if !has_admin(&target) => problem(
                 format!("{path}.params.target"),
                 format!("source `{target}` is not a LiteLLM source with an `admin` section"),
@@ -422,24 +423,24 @@ fn check_target(
                     }
                 }
             }
+        },
+        Target::LangfuseProject => {
+            let target = literal("target").unwrap_or_else(|| "langfuse".to_owned());
+            if !config
+                .actions
+                .langfuse
+                .iter()
+                .any(|project| project.name == target)
+            {
+                problem(
+                    format!("{path}.params.target"),
+                    format!(
+                        "the config has no Langfuse project `{target}` under `actions.langfuse`"
+                    ),
+                );
+            }
         }
-    }
-    if action == ActionKind::LangfuseSetLabel {
-        let target = literal("target").unwrap_or_else(|| "langfuse".to_owned());
-        if !config
-            .actions
-            .langfuse
-            .iter()
-            .any(|project| project.name == target)
-        {
-            problem(
-                format!("{path}.params.target"),
-                format!("the config has no Langfuse project `{target}` under `actions.langfuse`"),
-            );
-        }
-    }
-    if action == ActionKind::HttpCall {
-        match &config.actions.http {
+        Target::HttpAllowList => match &config.actions.http {
             None => problem(
                 path.to_owned(),
                 "`http.call` needs `actions.http.allow_hosts` in the config".to_owned(),
@@ -464,6 +465,6 @@ fn check_target(
                     }
                 }
             }
-        }
+        },
     }
 }

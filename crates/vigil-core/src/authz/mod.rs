@@ -7,14 +7,14 @@
 //! (`people.rs`).
 
 mod people;
+mod trust;
 
 pub use people::{HumanActionName, HumanAuthzRequest, HumanContext};
+pub use trust::TrustTally;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-
-use crate::runbook::Mode;
 
 /// The kinds of entity that appear in a request. Each maps to a Cedar entity type in the
 /// `Vigil` namespace of `policies/vigil.cedarschema`.
@@ -213,6 +213,36 @@ impl ActionName {
     }
 }
 
+/// Whether vigil acts or only proposes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Record a proposal for a human; change nothing.
+    Advisory,
+    /// Act, verify, and compensate when the change did not work.
+    Autonomous,
+}
+
+impl Mode {
+    /// The stricter of two modes: advisory wins over autonomous.
+    #[must_use]
+    pub fn stricter(self, other: Mode) -> Mode {
+        match (self, other) {
+            (Mode::Autonomous, Mode::Autonomous) => Mode::Autonomous,
+            (Mode::Advisory, _) | (_, Mode::Advisory) => Mode::Advisory,
+        }
+    }
+
+    /// The lowercase name used in config files and Cedar contexts.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Advisory => "advisory",
+            Mode::Autonomous => "autonomous",
+        }
+    }
+}
+
 /// The facts about the situation that policies may look at.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthzContext {
@@ -243,7 +273,7 @@ pub struct AuthzContext {
 
 /// The trust score of a runbook action with no history.
 fn no_trust_history() -> i64 {
-    crate::engine::TrustTally::score_pct(0, 0)
+    TrustTally::score_pct(0, 0)
 }
 
 /// One question for the policy engine: may `principal` do `action` to `resource` now?

@@ -24,7 +24,7 @@ use super::{
     BurnRateEvidence, Evidence, Finding, FindingCleared, Severity, Subject, Transition, WindowBurn,
 };
 use crate::signal::float_repr;
-use crate::store::{SelectorError, SeriesStore};
+use crate::store::{Selector, SeriesStore};
 use crate::time::Timestamp;
 
 /// The Workbook's period for its rules: 30 days.
@@ -88,9 +88,9 @@ pub struct BurnRateConfig {
     pub source: String,
     /// The counter of bad events as a selector, for example
     /// `litellm_deployment_failure_responses_total{exception_status=~"429|5.."}`.
-    pub bad: String,
+    pub bad: Selector,
     /// The counter of all events as a selector.
-    pub total: String,
+    pub total: Selector,
     /// The label to group by (provider, deployment, eval suite); `None` for one group.
     pub group_by: Option<String>,
     /// The objective, for example 0.999.
@@ -218,21 +218,19 @@ pub struct BurnRateDetector {
 
 impl BurnRateDetector {
     /// A detector with no history.
-    ///
-    /// # Errors
-    /// When a selector does not parse (the config loader checks them first).
-    pub fn new(config: BurnRateConfig) -> Result<Self, SelectorError> {
+    #[must_use]
+    pub fn new(config: BurnRateConfig) -> Self {
         let counters = CounterPair::new(
             &config.source,
             &config.bad,
             &config.total,
             INCREASE_LOOKBACK_MS,
-        )?;
-        Ok(BurnRateDetector {
+        );
+        BurnRateDetector {
             groups: Groups::new(config.max_groups),
             config,
             counters,
-        })
+        }
     }
 
     /// Its configuration.

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Subject;
 use super::groups::Groups;
-use crate::store::{Matcher, SOURCE_LABEL, SelectorError, SeriesStore, parse_selector};
+use crate::store::{Matcher, SOURCE_LABEL, Selector, SeriesStore};
 use crate::time::Timestamp;
 
 /// Configuration of one version-change detector (validated by the binary's config loader).
@@ -29,7 +29,7 @@ pub struct VersionChangeConfig {
     /// The source whose observations it reads.
     pub source: String,
     /// The series that carry the version, as a selector (`vigil_eval_cases_total`).
-    pub selector: String,
+    pub selector: Selector,
     /// The label holding the version (`prompt_version`, `model`).
     pub version_label: String,
     /// The label to group by (`prompt`); `None` for one group.
@@ -92,17 +92,15 @@ pub struct VersionChangeDetector {
 
 impl VersionChangeDetector {
     /// A detector that has seen nothing.
-    ///
-    /// # Errors
-    /// When the selector does not parse (the config loader checks it first).
-    pub fn new(config: VersionChangeConfig) -> Result<Self, SelectorError> {
-        let mut matchers = parse_selector(&config.selector)?;
+    #[must_use]
+    pub fn new(config: VersionChangeConfig) -> Self {
+        let mut matchers = config.selector.matchers().to_vec();
         matchers.push(Matcher::equal(SOURCE_LABEL, config.source.as_str()));
-        Ok(VersionChangeDetector {
+        VersionChangeDetector {
             groups: Groups::new(config.max_groups),
             config,
             matchers,
-        })
+        }
     }
 
     /// Its configuration.

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::store::{Matcher, SOURCE_LABEL, SelectorError, SeriesRef, SeriesStore, parse_selector};
+use crate::store::{Matcher, SOURCE_LABEL, Selector, SeriesRef, SeriesStore};
 use crate::time::Timestamp;
 
 /// New increases of one counter in one group at one time: which counter (0 or 1), the
@@ -47,28 +47,21 @@ const MAX_STORE_LOOKBACK_MS: i64 = 10 * 365 * 86_400 * 1000;
 
 impl CounterPair {
     /// Both selectors, restricted to `source`; an increase counts when the previous point is
-    /// at most `lookback_ms` older. A push source (`engine::PUSH_SOURCES`) holds counters
+    /// at most `lookback_ms` older. A push source (`intake::PUSH_SOURCES`) holds counters
     /// that vigil itself started from zero.
-    ///
-    /// # Errors
-    /// When a selector does not parse.
-    pub fn new(
-        source: &str,
-        first: &str,
-        second: &str,
-        lookback_ms: i64,
-    ) -> Result<Self, SelectorError> {
-        let with_source = |selector: &str| -> Result<Vec<Matcher>, SelectorError> {
-            let mut matchers = parse_selector(selector)?;
+    #[must_use]
+    pub fn new(source: &str, first: &Selector, second: &Selector, lookback_ms: i64) -> Self {
+        let with_source = |selector: &Selector| -> Vec<Matcher> {
+            let mut matchers = selector.matchers().to_vec();
             matchers.push(Matcher::equal(SOURCE_LABEL, source));
-            Ok(matchers)
+            matchers
         };
-        Ok(CounterPair {
-            matchers: [with_source(first)?, with_source(second)?],
+        CounterPair {
+            matchers: [with_source(first), with_source(second)],
             counted: BTreeMap::new(),
             lookback_ms,
-            counts_from_zero: crate::engine::PUSH_SOURCES.contains(&source),
-        })
+            counts_from_zero: crate::intake::PUSH_SOURCES.contains(&source),
+        }
     }
 
     /// Every increase not counted before, summed per counter, group and time (in that

@@ -66,16 +66,14 @@ impl DetectorConfig {
     pub fn metrics(&self) -> Vec<String> {
         let selectors = match self {
             DetectorConfig::Spike(config) => return vec![config.metric.clone()],
-            DetectorConfig::BurnRate(config) => vec![config.bad.as_str(), config.total.as_str()],
+            DetectorConfig::BurnRate(config) => vec![&config.bad, &config.total],
             DetectorConfig::Threshold(config) => config.reading.selectors(),
-            DetectorConfig::ProportionDrop(config) => {
-                vec![config.good.as_str(), config.total.as_str()]
-            }
-            DetectorConfig::VersionChange(config) => vec![config.selector.as_str()],
+            DetectorConfig::ProportionDrop(config) => vec![&config.good, &config.total],
+            DetectorConfig::VersionChange(config) => vec![&config.selector],
         };
         selectors
             .into_iter()
-            .filter_map(crate::store::selector_metric_name)
+            .map(|selector| selector.metric_name().to_owned())
             .collect()
     }
 }

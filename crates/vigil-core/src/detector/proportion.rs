@@ -30,7 +30,7 @@ use super::increments::CounterPair;
 use super::{Evidence, Finding, FindingCleared, Severity, Subject, Transition};
 use crate::numeric::half_pow;
 use crate::signal::float_repr;
-use crate::store::{SelectorError, SeriesStore};
+use crate::store::{Selector, SeriesStore};
 use crate::time::Timestamp;
 
 /// At most this many recent times are kept per group (one entry per scrape or push time).
@@ -44,10 +44,10 @@ pub struct ProportionDropConfig {
     /// The source whose observations it reads.
     pub source: String,
     /// The counter of good events, as a selector (`vigil_eval_cases_total{outcome="passed"}`).
-    pub good: String,
+    pub good: Selector,
     /// The counter of all events, as a selector (`vigil_eval_cases_total`), or, with
     /// `total_is_bad`, of the bad events only (`litellm_cache_misses_metric_total`).
-    pub total: String,
+    pub total: Selector,
     /// Whether `total` counts only the bad events, so that all events are good plus bad.
     #[serde(default)]
     pub total_is_bad: bool,
@@ -184,16 +184,14 @@ pub struct ProportionDropDetector {
 
 impl ProportionDropDetector {
     /// A detector with no history.
-    ///
-    /// # Errors
-    /// When a selector does not parse (the config loader checks them first).
-    pub fn new(config: ProportionDropConfig) -> Result<Self, SelectorError> {
-        let counters = CounterPair::new(&config.source, &config.good, &config.total, i64::MAX)?;
-        Ok(ProportionDropDetector {
+    #[must_use]
+    pub fn new(config: ProportionDropConfig) -> Self {
+        let counters = CounterPair::new(&config.source, &config.good, &config.total, i64::MAX);
+        ProportionDropDetector {
             groups: Groups::new(config.max_groups),
             config,
             counters,
-        })
+        }
     }
 
     /// Its configuration.
@@ -320,8 +318,8 @@ fn evaluate(
                 raised_at: at,
                 evidence: Evidence::ProportionDrop(ProportionEvidence {
                     describe: config.describe.clone(),
-                    good: config.good.clone(),
-                    total: config.total.clone(),
+                    good: config.good.to_string(),
+                    total: config.total.to_string(),
                     window_secs: config.window_secs,
                     recent_good,
                     recent_total,

@@ -18,9 +18,7 @@ use super::groups::{Groups, fingerprint};
 use super::increments::CounterPair;
 use super::{Evidence, Finding, FindingCleared, Point, Severity, Subject, Transition};
 use crate::signal::float_repr;
-use crate::store::{
-    BucketValues, Grouping, Matcher, SOURCE_LABEL, SelectorError, SeriesStore, parse_selector,
-};
+use crate::store::{BucketValues, Grouping, Matcher, SOURCE_LABEL, Selector, SeriesStore};
 use crate::time::Timestamp;
 
 /// How many recent readings each group keeps as evidence.
@@ -36,19 +34,19 @@ pub enum Reading {
     /// The sum of the latest values of a gauge's series.
     Value {
         /// The series, as a selector.
-        selector: String,
+        selector: Selector,
     },
     /// The sum of the per-second rates of a counter's series over a window.
     Rate {
         /// The series, as a selector.
-        selector: String,
+        selector: Selector,
         /// The window, in seconds.
         window_secs: i64,
     },
     /// The quantile of a classic histogram's recent observations (its `_bucket` rates).
     Quantile {
         /// The `_bucket` series, as a selector.
-        selector: String,
+        selector: Selector,
         /// The quantile, between 0 and 1.
         #[serde(with = "float_repr")]
         quantile: f64,
@@ -60,9 +58,9 @@ pub enum Reading {
     /// while nothing is spent).
     HoursLeft {
         /// The remaining budget's series (for example `litellm_remaining_team_budget_metric`).
-        remaining: String,
+        remaining: Selector,
         /// The spend counter's series (for example `litellm_spend_metric_total`).
-        spend: String,
+        spend: Selector,
         /// The window of the spend rate, in seconds.
         window_secs: i64,
     },
@@ -72,16 +70,16 @@ pub enum Reading {
     /// reading.
     Mean {
         /// The sum counter's series (for example `vigil_eval_input_tokens_sum`).
-        sum: String,
+        sum: Selector,
         /// The count counter's series (for example `vigil_eval_input_tokens_count`).
-        count: String,
+        count: Selector,
     },
     /// The summed rate of one counter over the summed rate of another.
     Ratio {
         /// The numerator's series, as a selector.
-        numerator: String,
+        numerator: Selector,
         /// The denominator's series, as a selector.
-        denominator: String,
+        denominator: Selector,
         /// The window of both rates, in seconds.
         window_secs: i64,
     },
@@ -90,20 +88,20 @@ pub enum Reading {
 impl Reading {
     /// The selectors it reads.
     #[must_use]
-    pub fn selectors(&self) -> Vec<&str> {
+    pub fn selectors(&self) -> Vec<&Selector> {
         match self {
             Reading::Value { selector }
             | Reading::Rate { selector, .. }
-            | Reading::Quantile { selector, .. } => vec![selector.as_str()],
+            | Reading::Quantile { selector, .. } => vec![selector],
             Reading::Ratio {
                 numerator,
                 denominator,
                 ..
-            } => vec![numerator.as_str(), denominator.as_str()],
+            } => vec![numerator, denominator],
             Reading::HoursLeft {
                 remaining, spend, ..
-            } => vec![remaining.as_str(), spend.as_str()],
-            Reading::Mean { sum, count } => vec![sum.as_str(), count.as_str()],
+            } => vec![remaining, spend],
+            Reading::Mean { sum, count } => vec![sum, count],
         }
     }
 }
@@ -195,32 +193,30 @@ pub struct ThresholdDetector {
 
 impl ThresholdDetector {
     /// A detector with no history.
-    ///
-    /// # Errors
-    /// When a selector does not parse (the config loader checks them first).
-    pub fn new(config: ThresholdConfig) -> Result<Self, SelectorError> {
+    #[must_use]
+    pub fn new(config: ThresholdConfig) -> Self {
         let matchers = config
             .reading
             .selectors()
             .into_iter()
             .map(|selector| {
-                let mut matchers = parse_selector(selector)?;
+                let mut matchers = selector.matchers().to_vec();
                 matchers.push(Matcher::equal(SOURCE_LABEL, config.source.as_str()));
-                Ok(matchers)
+                matchers
             })
-            .collect::<Result<Vec<_>, SelectorError>>()?;
+            .collect();
         let counters = match &config.reading {
             Reading::Mean { sum, count } => {
-                Some(CounterPair::new(&config.source, sum, count, i64::MAX)?)
+                Some(CounterPair::new(&config.source, sum, count, i64::MAX))
             }
             _ => None,
         };
-        Ok(ThresholdDetector {
+        ThresholdDetector {
             groups: Groups::new(config.max_groups),
             config,
             matchers,
             counters,
-        })
+        }
     }
 
     /// Its configuration.

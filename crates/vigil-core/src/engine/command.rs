@@ -1,15 +1,13 @@
 //! Commands: everything the engine asks the runtime to do, and the records it keeps.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::human::HumanCommand;
-use crate::authz::{ActionName, AuthzRequest, HumanAuthzRequest};
+use crate::action::Action;
+use crate::authz::{AuthzRequest, HumanAuthzRequest, Mode};
 use crate::detector::change::Change;
 use crate::detector::{Finding, FindingCleared, Point, Severity, Subject};
 use crate::diagnosis::Diagnosis;
-use crate::runbook::Mode;
+use crate::people::HumanCommand;
 use crate::time::Timestamp;
 
 /// An instruction from the engine. The runtime appends each to the ledger before carrying it
@@ -79,177 +77,6 @@ impl Command {
             Command::WakeAt { .. } => None,
         }
     }
-}
-
-/// A change in the world a runbook step makes. The set is closed; each has a connector.
-///
-/// `source` of the LiteLLM actions names the gateway (a configured source with an admin
-/// section); `target` of a Langfuse action names a configured Langfuse project.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Action {
-    /// Block a virtual key on the LiteLLM gateway behind `source`.
-    LitellmBlockKey {
-        /// The source (gateway) whose admin API to call.
-        source: String,
-        /// The key, raw or hashed.
-        key: String,
-    },
-    /// Unblock a virtual key on the LiteLLM gateway behind `source`.
-    LitellmUnblockKey {
-        /// The source (gateway) whose admin API to call.
-        source: String,
-        /// The key, raw or hashed.
-        key: String,
-    },
-    /// Change a key's limits. The answer reports the limits it replaced.
-    LitellmUpdateKey {
-        /// The source (gateway) whose admin API to call.
-        source: String,
-        /// The key, raw or hashed.
-        key: String,
-        /// `max_budget`, `rpm_limit`, `tpm_limit`: a number, or `none` for no limit.
-        limits: BTreeMap<String, String>,
-    },
-    /// Block a team on the gateway.
-    LitellmBlockTeam {
-        /// The source (gateway) whose admin API to call.
-        source: String,
-        /// The team id.
-        team: String,
-    },
-    /// Unblock a team on the gateway.
-    LitellmUnblockTeam {
-        /// The source (gateway) whose admin API to call.
-        source: String,
-        /// The team id.
-        team: String,
-    },
-    /// Set a model group's fallbacks (empty: none). The answer reports the ones replaced.
-    LitellmSetFallbacks {
-        /// The source (gateway) whose admin API to call.
-        source: String,
-        /// The model group.
-        model: String,
-        /// The models to fall back to, in order.
-        fallbacks: Vec<String>,
-    },
-    /// Move a Langfuse prompt's label to a version.
-    LangfuseSetLabel {
-        /// The configured Langfuse project.
-        target: String,
-        /// The prompt's name.
-        prompt: String,
-        /// The version to label.
-        version: u32,
-        /// The label, usually `production`.
-        label: String,
-    },
-    /// Call a service over HTTP (its host must be on the config's allow-list).
-    HttpCall {
-        /// The service, as policies see it.
-        service: String,
-        /// GET, POST, PUT, PATCH or DELETE.
-        method: String,
-        /// The URL.
-        url: String,
-        /// A JSON body, if any.
-        body: Option<String>,
-        /// The statuses that count as success (any 2xx when empty).
-        expect_status: Vec<u16>,
-    },
-}
-
-impl Action {
-    /// The Cedar action that authorizes it.
-    #[must_use]
-    pub fn cedar_action(&self) -> ActionName {
-        match self {
-            Action::LitellmBlockKey { .. } => ActionName::Block,
-            Action::LitellmUnblockKey { .. } => ActionName::Unblock,
-            Action::LitellmUpdateKey { .. } => ActionName::Throttle,
-            Action::LitellmBlockTeam { .. } => ActionName::BlockTeam,
-            Action::LitellmUnblockTeam { .. } => ActionName::UnblockTeam,
-            Action::LitellmSetFallbacks { .. } => ActionName::Failover,
-            Action::LangfuseSetLabel { .. } => ActionName::Rollback,
-            Action::HttpCall { .. } => ActionName::Call,
-        }
-    }
-
-    /// A one-line description for people.
-    #[must_use]
-    pub fn describe(&self) -> String {
-        match self {
-            Action::LitellmBlockKey { source, key } => {
-                format!("block key {} on {source}", short(key))
-            }
-            Action::LitellmUnblockKey { source, key } => {
-                format!("unblock key {} on {source}", short(key))
-            }
-            Action::LitellmUpdateKey {
-                source,
-                key,
-                limits,
-            } => {
-                let limits: Vec<String> = limits
-                    .iter()
-                    .map(|(name, value)| format!("{name}={value}"))
-                    .collect();
-                format!(
-                    "set {} on key {} on {source}",
-                    limits.join(", "),
-                    short(key)
-                )
-            }
-            Action::LitellmBlockTeam { source, team } => {
-                format!("block team {team} on {source}")
-            }
-            Action::LitellmUnblockTeam { source, team } => {
-                format!("unblock team {team} on {source}")
-            }
-            Action::LitellmSetFallbacks {
-                source,
-                model,
-                fallbacks,
-            } => {
-                if fallbacks.is_empty() {
-                    format!("remove the fallbacks of {model} on {source}")
-                } else {
-                    format!("route {model} to {} on {source}", fallbacks.join(", "))
-                }
-            }
-            Action::LangfuseSetLabel {
-                target,
-                prompt,
-                version,
-                label,
-            } => format!("move label {label} of prompt {prompt} to version {version} on {target}"),
-            Action::HttpCall {
-                service,
-                method,
-                url,
-                ..
-            } => format!("{method} {} ({service})", url_without_query(url)),
-        }
-    }
-}
-
-/// A URL without its query string, user info or fragment, for people and logs.
-fn url_without_query(url: &str) -> String {
-    let cut = url.find(['?', '#']).unwrap_or(url.len());
-    let url = url.get(..cut).unwrap_or(url);
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let scheme = url.get(..scheme_end + 3).unwrap_or("");
-            let rest = url.get(at + 1..).unwrap_or("");
-            format!("{scheme}{rest}")
-        }
-        _ => url.to_owned(),
-    }
-}
-
-fn short(text: &str) -> String {
-    text.chars().take(12).collect()
 }
 
 /// What a page tells the human: enough to act in thirty seconds.

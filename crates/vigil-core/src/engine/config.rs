@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::authz::{ActionName, EntityType};
+use crate::authz::{EntityType, Mode, TrustTally};
 use crate::detector::{DetectorConfig, Subject};
 use crate::diagnosis::DiagnosisConfig;
 use crate::people::PeopleRules;
-use crate::runbook::{Mode, Runbook};
+use crate::runbook::Runbook;
 
 /// Everything the engine needs to decide.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,31 +91,6 @@ impl Default for GlobalLimits {
     }
 }
 
-/// How often one runbook's action was verified to work, and to fail.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrustTally {
-    /// The runbook.
-    pub runbook: String,
-    /// The Cedar action of its step.
-    pub action: ActionName,
-    /// Runs whose verification passed.
-    pub verified: u32,
-    /// Runs whose verification failed (or whose step failed).
-    pub failed: u32,
-}
-
-impl TrustTally {
-    /// The trust score in percent: the Laplace estimate `(verified + 1) / (runs + 2)`, so a
-    /// runbook with no history scores 50 and needs eight clean runs in a row to reach 90.
-    #[must_use]
-    pub fn score_pct(verified: u32, failed: u32) -> i64 {
-        let runs = u64::from(verified) + u64::from(failed);
-        // Rounded half up to the nearest percent, in integers.
-        let score = ((u64::from(verified) + 1) * 200 + runs + 2) / (2 * (runs + 2));
-        i64::try_from(score).unwrap_or(100)
-    }
-}
-
 /// A finding that fires `max_fires` times within `window_ms` is flapping: its incident pages
 /// and no runbook acts, since a fix would be chasing noise.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,16 +133,6 @@ impl Default for StoreLimits {
         }
     }
 }
-
-/// The store source that holds the signals of one kind of pushed payload, for example
-/// `push:evals`. Detectors name it as their `source`.
-#[must_use]
-pub fn push_source(kind: &str) -> String {
-    format!("push:{kind}")
-}
-
-/// The store sources of every kind of pushed payload.
-pub const PUSH_SOURCES: [&str; 4] = ["push:evals", "push:agent_runs", "push:alerts", "push:spans"];
 
 /// A source and how many series of it the engine tracks at most.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,10 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::human::HumanCommand;
 use crate::authz::AuthzDecision;
 use crate::intake::Pushed;
-use crate::people::Principal;
+use crate::people::{HumanCommand, Principal};
 use crate::signal::Sample;
 use crate::time::Timestamp;
 

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::incident::{Phase, Stage};
 use super::{Action, Command, Engine, Record};
 use crate::authz::EntityType;
-use crate::people::{PeopleRules, Principal, normalize_name};
+use crate::people::{HumanCommand, KillScope, PeopleRules, Principal, normalize_name};
 use crate::time::Timestamp;
 
 /// A step waiting for a person, as [`Engine::pending_proposals`] lists it.
@@ -29,110 +29,6 @@ pub struct PendingProposal {
     pub requested_by: String,
     /// Why it is a proposal rather than an action.
     pub why: String,
-}
-
-/// A person's instruction. The set is closed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum HumanCommand {
-    /// Carry out a proposed step. `action_hash` binds the approval to exactly the step and
-    /// parameters the approver saw; a proposal that changed since is not approved.
-    Approve {
-        /// The proposal.
-        proposal_id: String,
-        /// [`action_hash`] of the proposal as shown to the approver.
-        action_hash: String,
-    },
-    /// Do not carry out a proposed step; the incident goes to a human.
-    Reject {
-        /// The proposal.
-        proposal_id: String,
-    },
-    /// Stop new actions in a scope at once (actions already sent finish).
-    Kill {
-        /// Where.
-        scope: KillScope,
-    },
-    /// Lift a kill switch.
-    Unkill {
-        /// Where.
-        scope: KillScope,
-    },
-    /// Mute matching findings until `expires_at`: no runbook acts and nobody is paged.
-    Silence {
-        /// Unique id, chosen by the client.
-        silence_id: String,
-        /// Only findings of this detector (any when absent).
-        detector: Option<String>,
-        /// Only findings about this subject: a key hash, a model, a prompt (any when absent).
-        subject: Option<String>,
-        /// When the silence ends.
-        expires_at: Timestamp,
-    },
-    /// End a silence early.
-    Unsilence {
-        /// Which.
-        silence_id: String,
-    },
-}
-
-impl HumanCommand {
-    /// A one-line description for people.
-    #[must_use]
-    pub fn describe(&self) -> String {
-        match self {
-            HumanCommand::Approve { proposal_id, .. } => format!("approve {proposal_id}"),
-            HumanCommand::Reject { proposal_id } => format!("reject {proposal_id}"),
-            HumanCommand::Kill { scope } => format!("kill switch on for {}", scope.describe()),
-            HumanCommand::Unkill { scope } => format!("kill switch off for {}", scope.describe()),
-            HumanCommand::Silence {
-                silence_id,
-                detector,
-                subject,
-                expires_at,
-            } => format!(
-                "silence {silence_id} (detector {}, subject {}) until {}",
-                detector.as_deref().unwrap_or("any"),
-                subject.as_deref().unwrap_or("any"),
-                expires_at.0
-            ),
-            HumanCommand::Unsilence { silence_id } => format!("end silence {silence_id}"),
-        }
-    }
-}
-
-/// Where a kill switch applies.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "scope", rename_all = "snake_case")]
-pub enum KillScope {
-    /// Every action of every runbook.
-    Global,
-    /// Every action of one runbook.
-    Runbook {
-        /// The runbook.
-        id: String,
-    },
-    /// Every action on one resource (a key, a team, a deployment, a prompt, a service).
-    Target {
-        /// Its type.
-        entity_type: EntityType,
-        /// Its id.
-        id: String,
-    },
-}
-
-impl KillScope {
-    /// For people.
-    #[must_use]
-    pub fn describe(&self) -> String {
-        match self {
-            KillScope::Global => "everything".to_owned(),
-            KillScope::Runbook { id } => format!("runbook {id}"),
-            KillScope::Target { entity_type, id } => {
-                format!("{} {id}", entity_type.cedar_name())
-            }
-        }
-    }
 }
 
 /// An active silence.
@@ -370,41 +266,48 @@ impl Engine {
         match command {
             HumanCommand::Approve { proposal_id, .. } => {
                 let (incident_id, _) = self.pending_proposal(proposal_id)?;
-                let Some(mut incident) = self.incidents.remove(&incident_id) else {
-                    return Err(format!("proposal `{proposal_id}` is not pending"));
-                };
-                let Stage::AwaitingApproval {
-                    step_idx, action, ..
-                } = &incident.stage
-                else {
-                    self.incidents.insert(incident.id.clone(), incident);
-                    return Err(format!("proposal `{proposal_id}` is not pending"));
-                };
-                let (step_idx, action) = (*step_idx, action.clone());
-                incident
-                    .history
-                    .push(format!("{by} approved: {}", action.describe()));
-                self.act(&mut incident, step_idx, Phase::Forward, action, follow);
-                self.incidents.insert(incident.id.clone(), incident);
-                Ok("approved; the step runs now".to_owned())
+                let approved = self.with_incident(
+                    &incident_id,
+                    |incident| match &incident.stage {
+                        Stage::AwaitingApproval {
+                            step_idx, action, ..
+                        } => Some((*step_idx, action.clone())),
+                        _ => None,
+                    },
+                    |engine, incident, (step_idx, action)| {
+                        incident
+                            .history
+                            .push(format!("{by} approved: {}", action.describe()));
+                        engine.act(incident, step_idx, Phase::Forward, action, follow);
+                    },
+                );
+                match approved {
+                    Some(()) => Ok("approved; the step runs now".to_owned()),
+                    None => Err(format!("proposal `{proposal_id}` is not pending")),
+                }
             }
             HumanCommand::Reject { proposal_id } => {
                 let (incident_id, _) = self.pending_proposal(proposal_id)?;
-                let Some(mut incident) = self.incidents.remove(&incident_id) else {
-                    return Err(format!("proposal `{proposal_id}` is not pending"));
-                };
-                incident
-                    .history
-                    .push(format!("{by} rejected the proposal: {reason}"));
-                let why = format!("{by} rejected vigil's proposal ({reason})");
-                if incident.completed.is_empty() {
-                    // A person said no and nothing was changed: the incident is theirs now.
-                    self.escalate(&mut incident, &why, "Decide what to do instead.", follow);
-                } else {
-                    self.begin_compensation(&mut incident, &why, now, follow);
+                let rejected = self.with_incident(
+                    &incident_id,
+                    |_| Some(()),
+                    |engine, incident, ()| {
+                        incident
+                            .history
+                            .push(format!("{by} rejected the proposal: {reason}"));
+                        let why = format!("{by} rejected vigil's proposal ({reason})");
+                        if incident.completed.is_empty() {
+                            // A person said no and nothing was changed: the incident is theirs now.
+                            engine.escalate(incident, &why, "Decide what to do instead.", follow);
+                        } else {
+                            engine.begin_compensation(incident, &why, now, follow);
+                        }
+                    },
+                );
+                match rejected {
+                    Some(()) => Ok("rejected".to_owned()),
+                    None => Err(format!("proposal `{proposal_id}` is not pending")),
                 }
-                self.incidents.insert(incident.id.clone(), incident);
-                Ok("rejected".to_owned())
             }
             HumanCommand::Kill { scope } => {
                 self.killed.insert(scope.clone(), by.to_owned());

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use super::Action;
+use crate::authz::Mode;
 use crate::detector::{Finding, Point};
 use crate::diagnosis::Diagnosis;
-use crate::runbook::Mode;
 use crate::time::Timestamp;
 
 /// Whether a step moves forward or undoes an earlier one.

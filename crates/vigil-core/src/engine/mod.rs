@@ -11,6 +11,7 @@ mod config;
 mod event;
 mod human;
 mod incident;
+mod narration;
 mod people;
 mod push;
 mod recovery;
@@ -18,13 +19,20 @@ mod steps;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-pub use command::{Action, Command, Page, Record, WhyPacket};
+pub use command::{Command, Page, Record, WhyPacket};
 pub use config::{
-    ApiKeyInfo, DEFAULT_KEY_TIER, EngineConfig, FlapLimits, GlobalLimits, PUSH_SOURCES,
-    ResourceInfo, SourceLimits, StoreLimits, TrustTally, push_source,
+    ApiKeyInfo, DEFAULT_KEY_TIER, EngineConfig, FlapLimits, GlobalLimits, ResourceInfo,
+    SourceLimits, StoreLimits,
 };
 pub use event::{ActionOutcome, Event};
-pub use human::{HumanCommand, KillScope, PendingProposal, action_hash};
+pub use human::{PendingProposal, action_hash};
+// These moved below the engine (people's instructions to `people`, the trust tally to
+// `authz`); the engine re-exports them, a downward edge, for the binary's importers that
+// still name them here.
+pub use crate::authz::TrustTally;
+// The action a step commands lives in `action`, one module per kind; the engine names it too.
+pub use crate::action::Action;
+pub use crate::people::{HumanCommand, KillScope};
 pub use push::{MAX_REFUSED_LISTED, PushReport, RefusedSeries};
 
 use crate::authz::{ActionName, EntityType};
@@ -35,6 +43,7 @@ use crate::detector::spike::SpikeDetector;
 use crate::detector::threshold::ThresholdDetector;
 use crate::detector::{DetectorConfig, Finding, Point, Subject, Transition};
 use crate::diagnosis::{diagnose, format_number};
+use crate::intake::PUSH_SOURCES;
 use crate::runbook::VerificationCheck;
 use crate::signal::Sample;
 use crate::store::{IngestReport, SeriesStore, StoreConfig};
@@ -53,25 +62,21 @@ enum DetectorState {
 }
 
 impl DetectorState {
-    /// `None` for a detector whose selectors do not parse, which the config loader refuses
-    /// before an engine is ever built.
-    fn build(config: &DetectorConfig) -> Option<Self> {
+    fn build(config: &DetectorConfig) -> Self {
         match config {
-            DetectorConfig::Spike(spike) => {
-                Some(DetectorState::Spike(SpikeDetector::new(spike.clone())))
+            DetectorConfig::Spike(spike) => DetectorState::Spike(SpikeDetector::new(spike.clone())),
+            DetectorConfig::BurnRate(burn) => {
+                DetectorState::BurnRate(BurnRateDetector::new(burn.clone()))
             }
-            DetectorConfig::BurnRate(burn) => BurnRateDetector::new(burn.clone())
-                .ok()
-                .map(DetectorState::BurnRate),
-            DetectorConfig::Threshold(threshold) => ThresholdDetector::new(threshold.clone())
-                .ok()
-                .map(DetectorState::Threshold),
-            DetectorConfig::ProportionDrop(drop) => ProportionDropDetector::new(drop.clone())
-                .ok()
-                .map(DetectorState::ProportionDrop),
-            DetectorConfig::VersionChange(change) => VersionChangeDetector::new(change.clone())
-                .ok()
-                .map(DetectorState::VersionChange),
+            DetectorConfig::Threshold(threshold) => {
+                DetectorState::Threshold(ThresholdDetector::new(threshold.clone()))
+            }
+            DetectorConfig::ProportionDrop(drop) => {
+                DetectorState::ProportionDrop(ProportionDropDetector::new(drop.clone()))
+            }
+            DetectorConfig::VersionChange(change) => {
+                DetectorState::VersionChange(VersionChangeDetector::new(change.clone()))
+            }
         }
     }
 
@@ -175,11 +180,7 @@ impl Engine {
         for source in PUSH_SOURCES {
             store.set_source_max_series(source, Some(pushed_limit));
         }
-        let detectors = config
-            .detectors
-            .iter()
-            .filter_map(DetectorState::build)
-            .collect();
+        let detectors = config.detectors.iter().map(DetectorState::build).collect();
         let series_refused = config
             .sources
             .iter()
@@ -840,6 +841,25 @@ impl Engine {
         for incident_id in expired {
             self.verification_failed(&incident_id, now, out);
         }
+    }
+
+    /// Runs `work` on one incident when its stage is the one expected, the one way every
+    /// handler changes an incident. `expect` looks at the incident first and returns what
+    /// `work` needs from its stage, or `None` when the incident is not where the event expects
+    /// it (then nothing changes and `None` is returned, as for an unknown incident). While
+    /// `work` runs the incident is out of the map, so `work` may use the whole engine; it is put
+    /// back afterwards.
+    pub(super) fn with_incident<Expected, Output>(
+        &mut self,
+        incident_id: &str,
+        expect: impl FnOnce(&Incident) -> Option<Expected>,
+        work: impl FnOnce(&mut Self, &mut Incident, Expected) -> Output,
+    ) -> Option<Output> {
+        let expected = expect(self.incidents.get(incident_id)?)?;
+        let mut incident = self.incidents.remove(incident_id)?;
+        let output = work(self, &mut incident, expected);
+        self.incidents.insert(incident.id.clone(), incident);
+        Some(output)
     }
 
     fn resolve(

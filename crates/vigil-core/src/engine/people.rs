@@ -6,13 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use super::human::{Checked, HumanCommand, KillScope, human_action};
+use super::human::{Checked, human_action};
 use super::incident::{Phase, Stage};
 use super::{Command, Engine};
 use crate::authz::{
     AttrValue, AuthzDecision, Effect, Entity, EntityRef, EntityType, HumanActionName,
     HumanAuthzRequest, HumanContext,
 };
+use crate::people::{HumanCommand, KillScope};
 use crate::people::{PeopleRules, Principal, name_problem, normalize_name};
 use crate::time::Timestamp;
 

@@ -7,9 +7,10 @@ use expect_test::expect;
 
 use super::tests::{NORMAL, RUNAWAY, Scenario, config, human as unauthenticated, proposal};
 use super::*;
-use crate::authz::{AttrValue, AuthzDecision, Effect, EntityRef, EntityType, HumanActionName};
+use crate::authz::{
+    AttrValue, AuthzDecision, Effect, EntityRef, EntityType, HumanActionName, Mode,
+};
 use crate::people::{CredentialKind, PeopleRules, Principal, Role};
-use crate::runbook::Mode;
 
 fn person(name: &str, groups: &[&str], roles: &[Role]) -> Principal {
     Principal {

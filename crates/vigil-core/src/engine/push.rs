@@ -27,7 +27,8 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashSet;
 
-use super::{Command, Engine, push_source};
+use super::{Command, Engine};
+use crate::intake::push_source;
 use crate::intake::{Pushed, SignalKind};
 use crate::signal::{Labels, Sample};
 use crate::store::SeriesStore;

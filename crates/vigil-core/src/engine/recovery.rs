@@ -63,51 +63,51 @@ impl Engine {
         out: &mut Vec<Command>,
     ) {
         self.count_outcome(incident_id, false);
-        let Some(mut incident) = self.incidents.remove(incident_id) else {
-            return;
-        };
-        let Stage::Verifying { observed, .. } = &incident.stage else {
-            self.incidents.insert(incident.id.clone(), incident);
-            return;
-        };
-        let observed = observed.clone();
-        let threshold = incident
-            .runbook_idx
-            .and_then(|idx| self.config.runbooks.get(idx))
-            .map_or(0.0, |runbook| runbook.verification.threshold_per_sec);
-        let check = incident
-            .runbook_idx
-            .and_then(|idx| self.config.runbooks.get(idx))
-            .map_or(VerificationCheck::KeyRateBelow, |runbook| {
-                runbook.verification.check
-            });
-        let reason = match observed.last() {
-            _ if check == VerificationCheck::FindingClears => format!(
-                "the fix did not work: detector {} still sees the problem on {} at the deadline",
-                incident.finding.detector,
-                incident.finding.subject.display_name()
-            ),
-            Some(last) => format!(
-                "the fix did not work: key {} still uses {}/s (must be under {}/s)",
-                incident.finding.subject.display_name(),
-                format_number(last.value),
-                format_number(threshold)
-            ),
-            None => format!(
-                "the fix could not be verified: no fresh rate for key {} arrived before the deadline",
-                incident.finding.subject.display_name()
-            ),
-        };
-        incident
-            .history
-            .push(format!("verification failed: {reason}"));
-        out.push(Command::Record(Record::VerificationFailed {
-            incident_id: incident.id.clone(),
-            reason: reason.clone(),
-            observed,
-        }));
-        self.begin_compensation(&mut incident, &reason, now, out);
-        self.incidents.insert(incident.id.clone(), incident);
+        self.with_incident(
+            incident_id,
+            |incident| match &incident.stage {
+                Stage::Verifying { observed, .. } => Some(observed.clone()),
+                _ => None,
+            },
+            |engine, incident, observed| {
+                let threshold = incident
+                    .runbook_idx
+                    .and_then(|idx| engine.config.runbooks.get(idx))
+                    .map_or(0.0, |runbook| runbook.verification.threshold_per_sec);
+                let check = incident
+                    .runbook_idx
+                    .and_then(|idx| engine.config.runbooks.get(idx))
+                    .map_or(VerificationCheck::KeyRateBelow, |runbook| {
+                        runbook.verification.check
+                    });
+                let reason = match observed.last() {
+                    _ if check == VerificationCheck::FindingClears => format!(
+                        "the fix did not work: detector {} still sees the problem on {} at the deadline",
+                        incident.finding.detector,
+                        incident.finding.subject.display_name()
+                    ),
+                    Some(last) => format!(
+                        "the fix did not work: key {} still uses {}/s (must be under {}/s)",
+                        incident.finding.subject.display_name(),
+                        format_number(last.value),
+                        format_number(threshold)
+                    ),
+                    None => format!(
+                        "the fix could not be verified: no fresh rate for key {} arrived before the deadline",
+                        incident.finding.subject.display_name()
+                    ),
+                };
+                incident
+                    .history
+                    .push(format!("verification failed: {reason}"));
+                out.push(Command::Record(Record::VerificationFailed {
+                    incident_id: incident.id.clone(),
+                    reason: reason.clone(),
+                    observed,
+                }));
+                engine.begin_compensation(incident, &reason, now, out);
+            },
+        );
     }
 
     pub(super) fn begin_compensation(

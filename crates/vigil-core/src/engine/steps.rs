@@ -2,15 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use super::config::{DEFAULT_KEY_TIER, TrustTally};
+use super::config::DEFAULT_KEY_TIER;
 use super::human::action_hash;
 use super::incident::{Incident, Phase, Stage, idempotency_key};
 use super::{Action, ActionOutcome, Command, Engine, Record};
+use crate::action::{ActionKind, StepParams};
 use crate::authz::{
     ActionName, AttrValue, AuthzContext, AuthzDecision, AuthzRequest, Effect, Entity, EntityRef,
-    EntityType,
+    EntityType, Mode, TrustTally,
 };
-use crate::runbook::{ActionKind, Mode, Runbook};
+use crate::runbook::Runbook;
 use crate::template::{Template, TemplateContext};
 use crate::time::Timestamp;
 
@@ -441,26 +442,36 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Command>,
     ) {
-        let Some(mut incident) = self.incidents.remove(incident_id) else {
-            return;
-        };
-        let Stage::Authorizing {
-            step_idx,
-            phase,
-            request_id: expected,
-        } = &incident.stage
-        else {
-            self.incidents.insert(incident.id.clone(), incident);
-            return;
-        };
-        if expected != request_id {
-            self.incidents.insert(incident.id.clone(), incident);
-            return;
-        }
-        let (step_idx, phase) = (*step_idx, *phase);
-        let step_id = self.step_id(&incident, step_idx);
+        self.with_incident(
+            incident_id,
+            |incident| match &incident.stage {
+                Stage::Authorizing {
+                    step_idx,
+                    phase,
+                    request_id: expected,
+                } if expected == request_id => Some((*step_idx, *phase)),
+                _ => None,
+            },
+            |engine, incident, (step_idx, phase)| {
+                engine.decided(incident, step_idx, phase, decision, now, out);
+            },
+        );
+    }
+
+    /// Moves a step on after Cedar's answer: act (or propose) when allowed; compensate or
+    /// escalate when denied.
+    fn decided(
+        &mut self,
+        incident: &mut Incident,
+        step_idx: usize,
+        phase: Phase,
+        decision: &AuthzDecision,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        let step_id = self.step_id(incident, step_idx);
         match decision.effect {
-            Effect::Allow => match self.build_action(&incident, step_idx, phase) {
+            Effect::Allow => match self.build_action(incident, step_idx, phase) {
                 Err(problem) => {
                     let outcome = ActionOutcome {
                         succeeded: false,
@@ -468,12 +479,12 @@ impl Engine {
                         detail: format!("the step's parameters are not valid: {problem}"),
                         prior: BTreeMap::new(),
                     };
-                    self.step_finished(&mut incident, step_idx, phase, &outcome, now, out);
+                    self.step_finished(incident, step_idx, phase, &outcome, now, out);
                 }
                 Ok(action) if phase == Phase::Forward && incident.mode == Mode::Advisory => {
-                    self.propose(&mut incident, step_idx, &step_id, action, out);
+                    self.propose(incident, step_idx, &step_id, action, out);
                 }
-                Ok(action) => self.act(&mut incident, step_idx, phase, action, out),
+                Ok(action) => self.act(incident, step_idx, phase, action, out),
             },
             Effect::Deny => {
                 let policies = if decision.determining_policies.is_empty() {
@@ -492,14 +503,14 @@ impl Engine {
                 match phase {
                     Phase::Forward if !incident.completed.is_empty() => {
                         let reason = format!("policy refused step `{step_id}`: {policies}");
-                        self.begin_compensation(&mut incident, &reason, now, out);
+                        self.begin_compensation(incident, &reason, now, out);
                     }
                     Phase::Forward => {
                         let reason = format!(
                             "policy refused the fix `{step_id}`: {policies}; vigil has no safe fix"
                         );
                         self.escalate(
-                            &mut incident,
+                            incident,
                             &reason,
                             "Decide by hand whether to apply the fix.",
                             out,
@@ -510,7 +521,7 @@ impl Engine {
                             "policy refused to undo `{step_id}`: {policies}; the change is still in place"
                         );
                         self.escalate(
-                            &mut incident,
+                            incident,
                             &reason,
                             "Check the key's state and undo the change by hand if needed.",
                             out,
@@ -519,7 +530,6 @@ impl Engine {
                 }
             }
         }
-        self.incidents.insert(incident.id.clone(), incident);
     }
 
     pub(super) fn step_id(&self, incident: &Incident, step_idx: usize) -> String {
@@ -636,110 +646,13 @@ impl Engine {
             return Err(format!("step {step_idx} has no {} action", phase.as_str()));
         };
         let context = self.template_context(incident);
-        let param = |name: &str| params.get(name).map(|template| template.render(&context));
-        let required = |name: &str| {
-            param(name)
-                .filter(|value| !value.trim().is_empty())
-                .ok_or_else(|| format!("`{name}` is empty"))
-        };
-        let source = param("target").unwrap_or_else(|| incident.finding.source.clone());
-        let prior = || {
-            incident
-                .priors
-                .get(&step_idx)
-                .filter(|prior| !prior.is_empty())
-                .ok_or_else(|| "the step it undoes recorded no earlier state to restore".to_owned())
-        };
-        Ok(match kind {
-            ActionKind::LitellmBlockKey => Action::LitellmBlockKey {
-                source,
-                key: required("key")?,
-            },
-            ActionKind::LitellmUnblockKey => Action::LitellmUnblockKey {
-                source,
-                key: required("key")?,
-            },
-            ActionKind::LitellmUpdateKey => {
-                let mut limits = BTreeMap::new();
-                for name in ["max_budget", "rpm_limit", "tpm_limit"] {
-                    if let Some(value) = param(name) {
-                        let value = value.trim().to_owned();
-                        let ok = value == "none"
-                            || value
-                                .parse::<f64>()
-                                .is_ok_and(|n| n.is_finite() && n >= 0.0);
-                        if !ok {
-                            return Err(format!("`{name}` is `{value}`, not a number or `none`"));
-                        }
-                        limits.insert(name.to_owned(), value);
-                    }
-                }
-                Action::LitellmUpdateKey {
-                    source,
-                    key: required("key")?,
-                    limits,
-                }
-            }
-            ActionKind::LitellmRestoreKey => Action::LitellmUpdateKey {
-                source,
-                key: required("key")?,
-                limits: prior()?.clone(),
-            },
-            ActionKind::LitellmBlockTeam => Action::LitellmBlockTeam {
-                source,
-                team: required("team")?,
-            },
-            ActionKind::LitellmUnblockTeam => Action::LitellmUnblockTeam {
-                source,
-                team: required("team")?,
-            },
-            ActionKind::LitellmSetFallbacks => Action::LitellmSetFallbacks {
-                source,
-                model: required("model")?,
-                fallbacks: split_list(&required("fallbacks")?),
-            },
-            ActionKind::LitellmRestoreFallbacks => Action::LitellmSetFallbacks {
-                source,
-                model: required("model")?,
-                fallbacks: split_list(prior()?.get("fallbacks").map_or("", String::as_str)),
-            },
-            ActionKind::LangfuseSetLabel => {
-                let version = required("version")?;
-                Action::LangfuseSetLabel {
-                    target: param("target").unwrap_or_else(|| "langfuse".to_owned()),
-                    prompt: required("prompt")?,
-                    version: version
-                        .trim()
-                        .parse()
-                        .map_err(|_| format!("`version` is `{version}`, not a version number"))?,
-                    label: param("label").unwrap_or_else(|| "production".to_owned()),
-                }
-            }
-            ActionKind::HttpCall => {
-                let expect_status = match param("expect_status") {
-                    None => Vec::new(),
-                    Some(list) => split_list(&list)
-                        .iter()
-                        .map(|code| {
-                            code.parse::<u16>()
-                                .map_err(|_| format!("`expect_status` has `{code}`"))
-                        })
-                        .collect::<Result<_, _>>()?,
-                };
-                let body = param("body");
-                if let Some(body) = &body
-                    && let Err(error) = serde_json::from_str::<serde_json::Value>(body)
-                {
-                    return Err(format!("`body` is not JSON: {error}"));
-                }
-                Action::HttpCall {
-                    service: required("service")?,
-                    method: required("method")?.to_ascii_uppercase(),
-                    url: required("url")?,
-                    body,
-                    expect_status,
-                }
-            }
+        kind.build(&StepParams {
+            rendered: params
+                .iter()
+                .map(|(name, template)| (name.clone(), template.render(&context)))
+                .collect(),
+            default_source: &incident.finding.source,
+            prior: incident.priors.get(&step_idx),
         })
     }
 
@@ -752,25 +665,20 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Command>,
     ) {
-        let Some(mut incident) = self.incidents.remove(incident_id) else {
-            return;
-        };
-        let Stage::Acting {
-            step_idx,
-            phase,
-            action_id: expected,
-        } = &incident.stage
-        else {
-            self.incidents.insert(incident.id.clone(), incident);
-            return;
-        };
-        if expected != action_id {
-            self.incidents.insert(incident.id.clone(), incident);
-            return;
-        }
-        let (step_idx, phase) = (*step_idx, *phase);
-        self.step_finished(&mut incident, step_idx, phase, outcome, now, out);
-        self.incidents.insert(incident.id.clone(), incident);
+        self.with_incident(
+            incident_id,
+            |incident| match &incident.stage {
+                Stage::Acting {
+                    step_idx,
+                    phase,
+                    action_id: expected,
+                } if expected == action_id => Some((*step_idx, *phase)),
+                _ => None,
+            },
+            |engine, incident, (step_idx, phase)| {
+                engine.step_finished(incident, step_idx, phase, outcome, now, out);
+            },
+        );
     }
 
     /// Moves the run on after a step's answer (or a step that could not be built).
@@ -850,15 +758,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// `a, b ,c` → `["a", "b", "c"]`; empty items dropped.
-fn split_list(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The blast radius of a team whose size the inventory does not give: assume many.

@@ -3,12 +3,13 @@
 use expect_test::{Expect, expect};
 
 use super::*;
-use crate::authz::{ActionName, AuthzDecision, Effect, EntityType};
+use crate::authz::{ActionName, AuthzDecision, Effect, EntityType, Mode};
 use crate::detector::spike::{SpikeConfig, SpikeThresholds};
 use crate::diagnosis::DiagnosisConfig;
-use crate::intake::Pushed;
-use crate::runbook::{Mode, RunbookSpec};
+use crate::intake::{Pushed, push_source};
+use crate::runbook::RunbookSpec;
 use crate::signal::Sample;
+use crate::store::Selector;
 
 const METRIC: &str = "litellm_total_tokens_metric_total";
 
@@ -598,7 +599,7 @@ fn prompt_versions() -> DetectorConfig {
     DetectorConfig::VersionChange(crate::detector::change::VersionChangeConfig {
         name: "prompt-versions".to_owned(),
         source: push_source("evals"),
-        selector: "vigil_eval_cases_total".to_owned(),
+        selector: Selector::parse("vigil_eval_cases_total").unwrap(),
         version_label: "prompt_version".to_owned(),
         group_by: Some("prompt".to_owned()),
         max_versions: 16,
@@ -665,8 +666,8 @@ fn a_provider_error_budget_burn_is_diagnosed_and_paged_because_no_runbook_fixes_
     config.detectors = vec![DetectorConfig::BurnRate(BurnRateConfig {
         name: "provider-errors".to_owned(),
         source: "gateway".to_owned(),
-        bad: r#"requests_total{status=~"429|5.."}"#.to_owned(),
-        total: "requests_total".to_owned(),
+        bad: Selector::parse(r#"requests_total{status=~"429|5.."}"#).unwrap(),
+        total: Selector::parse("requests_total").unwrap(),
         group_by: Some("provider".to_owned()),
         objective: 0.99,
         period_secs: 30 * 86_400,
@@ -766,7 +767,7 @@ fn an_agent_past_its_iteration_cap_is_a_threshold_breach_with_a_ticket() {
         name: "agent-depth".to_owned(),
         source: "gateway".to_owned(),
         reading: Reading::Value {
-            selector: "agent_iterations".to_owned(),
+            selector: Selector::parse("agent_iterations").unwrap(),
         },
         describe: "iterations per run".to_owned(),
         group_by: Some("agent".to_owned()),
@@ -829,7 +830,7 @@ fn an_agent_looping_on_the_same_tool_call_is_caught_from_pushed_runs() {
         name: "agent-loop".to_owned(),
         source: push_source("agent_runs"),
         reading: Reading::Value {
-            selector: "vigil_agent_max_repeat_streak".to_owned(),
+            selector: Selector::parse("vigil_agent_max_repeat_streak").unwrap(),
         },
         describe: "identical tool calls in a row".to_owned(),
         group_by: Some("agent".to_owned()),
@@ -930,8 +931,8 @@ fn an_eval_regression_right_after_a_prompt_change_blames_the_change_and_names_th
         DetectorConfig::ProportionDrop(ProportionDropConfig {
             name: "eval-pass-rate".to_owned(),
             source: push_source("evals"),
-            good: "vigil_eval_cases_total{outcome=\"passed\"}".to_owned(),
-            total: "vigil_eval_cases_total".to_owned(),
+            good: Selector::parse("vigil_eval_cases_total{outcome=\"passed\"}").unwrap(),
+            total: Selector::parse("vigil_eval_cases_total").unwrap(),
             total_is_bad: false,
             describe: "eval pass rate".to_owned(),
             group_by: Some("prompt".to_owned()),
@@ -998,7 +999,7 @@ fn deployment_down_config() -> EngineConfig {
         name: "deployment-down".to_owned(),
         source: "gateway".to_owned(),
         reading: Reading::Value {
-            selector: "deployment_state".to_owned(),
+            selector: Selector::parse("deployment_state").unwrap(),
         },
         describe: "deployment state".to_owned(),
         group_by: Some("model_id".to_owned()),
@@ -1105,8 +1106,8 @@ fn a_prompt_version_that_bloats_its_prompts_is_caught_on_its_first_push_and_blam
             name: "prompt-size".to_owned(),
             source: push_source("evals"),
             reading: Reading::Mean {
-                sum: "vigil_eval_input_tokens_sum".to_owned(),
-                count: "vigil_eval_input_tokens_count".to_owned(),
+                sum: Selector::parse("vigil_eval_input_tokens_sum").unwrap(),
+                count: Selector::parse("vigil_eval_input_tokens_count").unwrap(),
             },
             describe: "mean prompt tokens per eval case".to_owned(),
             group_by: Some("prompt".to_owned()),

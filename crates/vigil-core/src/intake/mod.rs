@@ -95,6 +95,16 @@ pub use signals::{
     DURATION_BUCKETS_SECONDS, ITERATION_BUCKETS, MAX_LABEL_CHARS, Signal, SignalKind, label_value,
 };
 
+/// The store source that holds the signals of one kind of pushed payload, for example
+/// `push:evals`. Detectors name it as their `source`.
+#[must_use]
+pub fn push_source(kind: &str) -> String {
+    format!("push:{kind}")
+}
+
+/// The store sources of every kind of pushed payload.
+pub const PUSH_SOURCES: [&str; 4] = ["push:evals", "push:agent_runs", "push:alerts", "push:spans"];
+
 /// Identifiers in pushed payloads (suite, case, model, agent, run id, ...) have at most this
 /// many characters.
 pub const MAX_NAME_CHARS: usize = 256;

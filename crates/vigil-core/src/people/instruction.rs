@@ -6,8 +6,8 @@
 
 use serde_json::{Map, Value};
 
+use super::HumanCommand;
 use super::MAX_NAME_CHARS;
-use crate::engine::HumanCommand;
 use crate::intake::IntakeError;
 use crate::intake::json::{MAX_PROBLEMS, describe, join, parse};
 use crate::problem::Problem;
@@ -225,7 +225,7 @@ fn printable(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::KillScope;
+    use crate::people::KillScope;
     use crate::time::Timestamp;
 
     const LIMITS: InstructionLimits = InstructionLimits {

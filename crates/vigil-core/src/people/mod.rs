@@ -6,8 +6,10 @@
 //! the engine never trusts a name a client merely claims. Names are compared only after
 //! [`normalize_name`], so `Sre-Platform `, `ｓｒｅ-platform` and `sre-platform` are one person.
 
+mod command;
 mod instruction;
 
+pub use command::{HumanCommand, KillScope};
 pub use instruction::{Instruction, InstructionLimits, MAX_INSTRUCTION_BYTES, parse_instruction};
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,7 @@
 //! Runbook validation: every problem is reported at once, with its path.
 
 use super::*;
+use crate::authz::ActionName;
 
 fn spec() -> RunbookSpec {
     serde_json::from_value(serde_json::json!({

@@ -81,7 +81,7 @@ use hashbrown::HashTable;
 
 pub use histogram::{Bucket, BucketValues, Grouping, QuantileGroup, bucket_quantile};
 pub use matcher::{METRIC_NAME_LABEL, MatchOp, Matcher, SOURCE_LABEL};
-pub use selector::{SelectorError, parse_selector, selector_metric_name};
+pub use selector::{Selector, SelectorError, parse_selector, selector_metric_name};
 
 use crate::signal::Labels;
 use crate::time::Timestamp;

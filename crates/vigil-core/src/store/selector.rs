@@ -6,6 +6,10 @@
 //! As in Prometheus, a selector must name a metric or have a matcher that does not match the
 //! empty string, so that it cannot select everything by accident.
 
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
 use super::matcher::{METRIC_NAME_LABEL, MatchOp, Matcher};
 
 /// Why a selector did not parse. Positions are byte offsets into the selector, from 0.
@@ -62,17 +66,104 @@ pub enum SelectorError {
         /// The selector as given.
         selector: String,
     },
+    /// A selector that parses but does not name one metric exactly (a [`Selector`] must).
+    #[error("selector `{selector}` must start with a metric name")]
+    NoMetricName {
+        /// The selector as given.
+        selector: String,
+    },
+}
+
+/// A selector that parsed and names its metric: the text as written, its matchers and the
+/// metric name. Detector configs hold these, so an engine never meets a selector that does
+/// not parse. It is written (and recorded in ledgers) as its text, and reading it back parses
+/// the text again, so a `Selector` holds a parsed selector whatever its origin.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Selector {
+    text: String,
+    matchers: Vec<Matcher>,
+    metric_name: String,
+}
+
+impl Selector {
+    /// Parses `text`.
+    ///
+    /// # Errors
+    /// When it does not parse ([`parse_selector`]), or does not name one metric exactly
+    /// ([`SelectorError::NoMetricName`]).
+    pub fn parse(text: impl Into<String>) -> Result<Self, SelectorError> {
+        let text = text.into();
+        let matchers = parse_selector(&text)?;
+        let Some(metric_name) = metric_name_of(&matchers) else {
+            return Err(SelectorError::NoMetricName { selector: text });
+        };
+        Ok(Selector {
+            text,
+            matchers,
+            metric_name,
+        })
+    }
+
+    /// The selector as written.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Its matchers, the metric name first.
+    #[must_use]
+    pub fn matchers(&self) -> &[Matcher] {
+        &self.matchers
+    }
+
+    /// The metric it selects.
+    #[must_use]
+    pub fn metric_name(&self) -> &str {
+        &self.metric_name
+    }
+}
+
+impl PartialEq for Selector {
+    /// Two selectors are equal when they are written alike.
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.text)
+    }
+}
+
+impl TryFrom<String> for Selector {
+    type Error = SelectorError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Selector::parse(text)
+    }
+}
+
+impl From<Selector> for String {
+    fn from(selector: Selector) -> Self {
+        selector.text
+    }
+}
+
+/// The metric name matchers require exactly, if any.
+fn metric_name_of(matchers: &[Matcher]) -> Option<String> {
+    matchers
+        .iter()
+        .find(|matcher| matcher.label() == METRIC_NAME_LABEL && matcher.op() == MatchOp::Equal)
+        .map(|matcher| matcher.value().to_owned())
 }
 
 /// The metric name a selector requires (`name{...}` or `{"name", ...}`), if it names one
 /// exactly and parses.
 #[must_use]
 pub fn selector_metric_name(input: &str) -> Option<String> {
-    parse_selector(input)
-        .ok()?
-        .into_iter()
-        .find(|matcher| matcher.label() == METRIC_NAME_LABEL && matcher.op() == MatchOp::Equal)
-        .map(|matcher| matcher.value().to_owned())
+    metric_name_of(&parse_selector(input).ok()?)
 }
 
 /// Parses `input` into matchers, the metric name first (as a [`METRIC_NAME_LABEL`] matcher).

@@ -12,10 +12,10 @@ mod people;
 
 use std::collections::BTreeMap;
 
+use vigil_core::authz::Mode;
 use vigil_core::authz::{
     ActionName, AttrValue, AuthzContext, AuthzRequest, Entity, EntityRef, EntityType,
 };
-use vigil_core::runbook::Mode;
 use vigil_policy::{Authorizer, PolicyError, PolicyFile, Problem};
 
 /// The shipped schema, so that tests check policies against what SREs really write against.

@@ -21,7 +21,7 @@ use anyhow::{Context, bail};
 use reqwest::StatusCode;
 use vigil_core::Timestamp;
 use vigil_core::authz::EntityType;
-use vigil_core::engine::{HumanCommand, KillScope};
+use vigil_core::people::{HumanCommand, KillScope};
 
 use crate::daemon::admin::{HumanAnswer, ProposalView, WhoAmI};
 

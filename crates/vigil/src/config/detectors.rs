@@ -14,26 +14,23 @@ pub(super) fn validate_proportion_drop(
     problems: &mut Problems,
     path: &str,
     raw: RawProportionDrop,
-) -> DetectorConfig {
+) -> Option<DetectorConfig> {
     if raw.name.trim().is_empty() {
         problems.push(format!("{path}.name"), "must not be empty");
     }
-    check_selector(problems, &format!("{path}.good"), &raw.good);
+    let good = check_selector(problems, &format!("{path}.good"), raw.good);
     let (total, total_is_bad) = match (raw.total, raw.bad) {
-        (Some(total), None) => {
-            check_selector(problems, &format!("{path}.total"), &total);
-            (total, false)
-        }
-        (None, Some(bad)) => {
-            check_selector(problems, &format!("{path}.bad"), &bad);
-            (bad, true)
-        }
+        (Some(total), None) => (
+            check_selector(problems, &format!("{path}.total"), total),
+            false,
+        ),
+        (None, Some(bad)) => (check_selector(problems, &format!("{path}.bad"), bad), true),
         _ => {
             problems.push(
                 path,
                 "set exactly one of `total` (all events) and `bad` (the bad events only)",
             );
-            (String::new(), false)
+            (None, false)
         }
     };
     check_group_by(problems, path, raw.group_by.as_deref());
@@ -87,10 +84,12 @@ pub(super) fn validate_proportion_drop(
         problems.push(format!("{path}.max_groups"), "must be at least 1");
     }
     let half_life_secs = (raw.baseline_half_life_days * 86_400.0).round();
-    DetectorConfig::ProportionDrop(ProportionDropConfig {
+    // Selectors that did not parse, or a missing total, were reported.
+    let (good, total) = good.zip(total)?;
+    Some(DetectorConfig::ProportionDrop(ProportionDropConfig {
         name: raw.name,
         source: raw.source,
-        good: raw.good,
+        good,
         total,
         total_is_bad,
         describe: raw.describe,
@@ -108,18 +107,18 @@ pub(super) fn validate_proportion_drop(
         clear_drop,
         severity: raw.severity,
         max_groups: raw.max_groups,
-    })
+    }))
 }
 
 pub(super) fn validate_version_change(
     problems: &mut Problems,
     path: &str,
     raw: RawVersionChange,
-) -> DetectorConfig {
+) -> Option<DetectorConfig> {
     if raw.name.trim().is_empty() {
         problems.push(format!("{path}.name"), "must not be empty");
     }
-    check_selector(problems, &format!("{path}.selector"), &raw.selector);
+    let selector = check_selector(problems, &format!("{path}.selector"), raw.selector);
     if !is_label_name(&raw.version_label) {
         problems.push(
             format!("{path}.version_label"),
@@ -139,15 +138,17 @@ pub(super) fn validate_version_change(
     if raw.max_groups == 0 {
         problems.push(format!("{path}.max_groups"), "must be at least 1");
     }
-    DetectorConfig::VersionChange(VersionChangeConfig {
+    // A selector that did not parse was reported.
+    let selector = selector?;
+    Some(DetectorConfig::VersionChange(VersionChangeConfig {
         name: raw.name,
         source: raw.source,
-        selector: raw.selector,
+        selector,
         version_label: raw.version_label,
         group_by: raw.group_by,
         max_versions: raw.max_versions,
         max_groups: raw.max_groups,
-    })
+    }))
 }
 
 fn check_group_by(problems: &mut Problems, path: &str, group_by: Option<&str>) {

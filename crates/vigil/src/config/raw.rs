@@ -4,7 +4,7 @@
 //! problem at once. `examples/vigil.yaml` shows every key with a comment.
 
 use serde::Deserialize;
-use vigil_core::runbook::Mode;
+use vigil_core::authz::Mode;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]

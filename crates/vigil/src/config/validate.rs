@@ -8,14 +8,16 @@ use std::time::Duration;
 use reqwest::Url;
 use vigil_connectors::http::{ClientCert, TlsOptions};
 use vigil_connectors::secret::SecretSource;
+use vigil_core::authz::Mode;
 use vigil_core::detector::DetectorConfig;
 use vigil_core::detector::Severity;
 use vigil_core::detector::burn_rate::{BurnRateConfig, BurnRule};
 use vigil_core::detector::spike::{SpikeConfig, SpikeThresholds};
 use vigil_core::diagnosis::DiagnosisConfig;
-use vigil_core::engine::{ApiKeyInfo, GlobalLimits, PUSH_SOURCES, ResourceInfo, StoreLimits};
+use vigil_core::engine::{ApiKeyInfo, GlobalLimits, ResourceInfo, StoreLimits};
+use vigil_core::intake::PUSH_SOURCES;
 use vigil_core::problem::Problems;
-use vigil_core::runbook::Mode;
+use vigil_core::store::{Selector, SelectorError};
 
 use super::admin::{self, AdminApiConfig};
 use super::autonomy::{self, ActionsConfig};
@@ -303,7 +305,8 @@ pub fn validate(
         .detectors
         .into_iter()
         .enumerate()
-        .map(|(idx, detector)| {
+        // A detector that yields `None` had its problems reported, so the config is refused.
+        .filter_map(|(idx, detector)| {
             let path = format!("detectors[{idx}]");
             if !detector_names.insert(detector.name().to_owned()) {
                 problems.push(
@@ -329,7 +332,7 @@ pub fn validate(
                 );
             }
             match detector {
-                RawDetector::Spike(spike) => validate_spike(&mut problems, &path, spike),
+                RawDetector::Spike(spike) => Some(validate_spike(&mut problems, &path, spike)),
                 RawDetector::BurnRate(burn) => validate_burn_rate(&mut problems, &path, burn),
                 RawDetector::Threshold(threshold) => {
                     validate_threshold(&mut problems, &path, threshold)
@@ -678,14 +681,23 @@ pub(super) fn is_label_name(name: &str) -> bool {
         && !name.starts_with("__")
 }
 
-/// Checks a selector: it parses and names a metric.
-pub(super) fn check_selector(problems: &mut Problems, path: &str, selector: &str) {
-    match vigil_core::store::parse_selector(selector) {
-        Err(error) => problems.push(path, format!("`{selector}` is not a selector: {error}")),
-        Ok(_) if vigil_core::store::selector_metric_name(selector).is_none() => {
+/// Checks a selector: it parses and names a metric. `None` when it does not (the problem is
+/// reported).
+pub(super) fn check_selector(
+    problems: &mut Problems,
+    path: &str,
+    selector: String,
+) -> Option<Selector> {
+    match Selector::parse(selector.as_str()) {
+        Ok(parsed) => Some(parsed),
+        Err(SelectorError::NoMetricName { .. }) => {
             problems.push(path, format!("`{selector}` must start with a metric name"));
+            None
         }
-        Ok(_) => {}
+        Err(error) => {
+            problems.push(path, format!("`{selector}` is not a selector: {error}"));
+            None
+        }
     }
 }
 
@@ -693,23 +705,24 @@ fn validate_threshold(
     problems: &mut Problems,
     path: &str,
     raw: super::raw::RawThreshold,
-) -> DetectorConfig {
+) -> Option<DetectorConfig> {
     use vigil_core::detector::threshold::{Bound, Reading, ThresholdConfig};
     if raw.name.trim().is_empty() {
         problems.push(format!("{path}.name"), "must not be empty");
     }
     let window_secs = raw.window_secs;
+    // One entry per reading set, `None` where its selectors did not parse.
     let mut readings = Vec::new();
     if let Some(selector) = raw.value {
-        check_selector(problems, &format!("{path}.value"), &selector);
-        readings.push(Reading::Value { selector });
+        let selector = check_selector(problems, &format!("{path}.value"), selector);
+        readings.push(selector.map(|selector| Reading::Value { selector }));
     }
     if let Some(selector) = raw.rate {
-        check_selector(problems, &format!("{path}.rate"), &selector);
-        readings.push(Reading::Rate {
+        let selector = check_selector(problems, &format!("{path}.rate"), selector);
+        readings.push(selector.map(|selector| Reading::Rate {
             selector,
             window_secs,
-        });
+        }));
     }
     if let Some(quantile) = raw.quantile
         && !(quantile > 0.0 && quantile < 1.0)
@@ -721,12 +734,12 @@ fn validate_threshold(
     }
     match (raw.quantile, raw.buckets) {
         (Some(quantile), Some(selector)) => {
-            check_selector(problems, &format!("{path}.buckets"), &selector);
-            readings.push(Reading::Quantile {
+            let selector = check_selector(problems, &format!("{path}.buckets"), selector);
+            readings.push(selector.map(|selector| Reading::Quantile {
                 selector,
                 quantile,
                 window_secs,
-            });
+            }));
         }
         (Some(_), None) => problems.push(
             format!("{path}.buckets"),
@@ -736,27 +749,38 @@ fn validate_threshold(
         (None, None) => {}
     }
     if let Some([numerator, denominator]) = raw.ratio {
-        check_selector(problems, &format!("{path}.ratio[0]"), &numerator);
-        check_selector(problems, &format!("{path}.ratio[1]"), &denominator);
-        readings.push(Reading::Ratio {
-            numerator,
-            denominator,
-            window_secs,
-        });
+        let numerator = check_selector(problems, &format!("{path}.ratio[0]"), numerator);
+        let denominator = check_selector(problems, &format!("{path}.ratio[1]"), denominator);
+        readings.push(
+            numerator
+                .zip(denominator)
+                .map(|(numerator, denominator)| Reading::Ratio {
+                    numerator,
+                    denominator,
+                    window_secs,
+                }),
+        );
     }
     if let Some([remaining, spend]) = raw.hours_left {
-        check_selector(problems, &format!("{path}.hours_left[0]"), &remaining);
-        check_selector(problems, &format!("{path}.hours_left[1]"), &spend);
-        readings.push(Reading::HoursLeft {
-            remaining,
-            spend,
-            window_secs,
-        });
+        let remaining = check_selector(problems, &format!("{path}.hours_left[0]"), remaining);
+        let spend = check_selector(problems, &format!("{path}.hours_left[1]"), spend);
+        readings.push(
+            remaining
+                .zip(spend)
+                .map(|(remaining, spend)| Reading::HoursLeft {
+                    remaining,
+                    spend,
+                    window_secs,
+                }),
+        );
     }
     if let Some([sum, count]) = raw.mean {
-        check_selector(problems, &format!("{path}.mean[0]"), &sum);
-        check_selector(problems, &format!("{path}.mean[1]"), &count);
-        readings.push(Reading::Mean { sum, count });
+        let sum = check_selector(problems, &format!("{path}.mean[0]"), sum);
+        let count = check_selector(problems, &format!("{path}.mean[1]"), count);
+        readings.push(
+            sum.zip(count)
+                .map(|(sum, count)| Reading::Mean { sum, count }),
+        );
     }
     if readings.len() != 1 {
         problems.push(
@@ -811,12 +835,12 @@ fn validate_threshold(
     if raw.max_groups == 0 {
         problems.push(format!("{path}.max_groups"), "must be at least 1");
     }
-    DetectorConfig::Threshold(ThresholdConfig {
+    // With no reading, or one whose selectors did not parse, the problem is reported.
+    let reading = readings.into_iter().next().flatten()?;
+    Some(DetectorConfig::Threshold(ThresholdConfig {
         name: raw.name,
         source: raw.source,
-        reading: readings.into_iter().next().unwrap_or(Reading::Value {
-            selector: String::new(),
-        }),
+        reading,
         describe: raw.describe,
         group_by: raw.group_by,
         bound,
@@ -826,20 +850,19 @@ fn validate_threshold(
         clear_after_samples: raw.clear_after_samples,
         severity: raw.severity,
         max_groups: raw.max_groups,
-    })
+    }))
 }
 
 fn validate_burn_rate(
     problems: &mut Problems,
     path: &str,
     burn: super::raw::RawBurnRate,
-) -> DetectorConfig {
+) -> Option<DetectorConfig> {
     if burn.name.trim().is_empty() {
         problems.push(format!("{path}.name"), "must not be empty");
     }
-    for (key, selector) in [("bad", &burn.bad), ("total", &burn.total)] {
-        check_selector(problems, &format!("{path}.{key}"), selector);
-    }
+    let bad = check_selector(problems, &format!("{path}.bad"), burn.bad);
+    let total = check_selector(problems, &format!("{path}.total"), burn.total);
     if !(burn.objective > 0.0 && burn.objective < 1.0) {
         problems.push(
             format!("{path}.objective"),
@@ -917,18 +940,19 @@ fn validate_burn_rate(
             format!("must not exceed the shortest window ({shortest_secs} s)"),
         );
     }
-    DetectorConfig::BurnRate(BurnRateConfig {
+    let (bad, total) = bad.zip(total)?;
+    Some(DetectorConfig::BurnRate(BurnRateConfig {
         name: burn.name,
         source: burn.source,
-        bad: burn.bad,
-        total: burn.total,
+        bad,
+        total,
         group_by: burn.group_by,
         objective: burn.objective,
         period_secs,
         rules,
         bucket_ms,
         max_groups: burn.max_groups,
-    })
+    }))
 }
 
 fn validate_spike(

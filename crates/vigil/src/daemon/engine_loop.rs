@@ -581,6 +581,10 @@ fn log_record(command: &Command) {
     let Command::Record(record) = command else {
         return;
     };
+    // The words are the record's own (`Record::describe`), escaped like every client text;
+    // the fields name what the line is about.
+    let description = record.describe();
+    let what = Escaped(&description);
     match record {
         // Once per episode; the metric counts every refused series.
         Record::SeriesRefused {
@@ -596,56 +600,44 @@ fn log_record(command: &Command) {
             "cardinality limit reached: new series of this source are refused until it has room again (vigil_series_refused_total counts them)"
         ),
         Record::FindingRaised { finding } => {
-            tracing::info!(fingerprint = %Escaped(&finding.fingerprint), severity = finding.severity.as_str(), "finding raised");
+            tracing::info!(fingerprint = %Escaped(&finding.fingerprint), severity = finding.severity.as_str(), %what, "finding raised");
         }
         Record::IncidentOpened {
             incident_id,
             fingerprint,
             ..
         } => {
-            tracing::info!(%incident_id, fingerprint = %Escaped(fingerprint), "incident opened");
+            tracing::info!(%incident_id, fingerprint = %Escaped(fingerprint), %what, "incident opened");
         }
-        Record::IncidentResolved {
-            incident_id,
-            outcome,
-            ..
-        } => {
-            tracing::info!(%incident_id, outcome = %Escaped(outcome), "incident resolved");
+        Record::IncidentResolved { incident_id, .. } => {
+            tracing::info!(%incident_id, %what, "incident resolved");
         }
-        Record::IncidentEscalated {
-            incident_id,
-            reason,
-            ..
-        } => {
-            tracing::warn!(%incident_id, reason = %Escaped(reason), "incident escalated to a human");
+        Record::IncidentEscalated { incident_id, .. } => {
+            tracing::warn!(%incident_id, %what, "incident escalated to a human");
         }
         Record::VersionChanged { change } => {
-            tracing::info!(detector = %Escaped(&change.detector), change = %Escaped(&change.describe()), "version changed");
+            tracing::info!(detector = %Escaped(&change.detector), %what, "version changed");
         }
         Record::StepProposed {
             incident_id,
             proposal_id,
-            action,
-            why,
             ..
         } => {
-            tracing::warn!(%incident_id, %proposal_id, action = %Escaped(&action.describe()), why = %Escaped(why), "step proposed; `vigil approve` or `vigil reject` it");
+            tracing::warn!(%incident_id, %proposal_id, %what, "step proposed; `vigil approve` or `vigil reject` it");
         }
         Record::HumanAction {
             by,
             reason,
-            command,
             accepted,
-            outcome,
             credential_id,
+            ..
         } => {
             tracing::info!(
                 by = %Escaped(by),
                 credential = %Escaped(credential_id.as_deref().unwrap_or("-")),
-                command = %Escaped(&command.describe()),
                 reason = %Escaped(reason),
                 accepted,
-                outcome = %Escaped(outcome),
+                %what,
                 "human action"
             );
         }

@@ -63,8 +63,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use vigil_connectors::secret::Secret;
-use vigil_core::engine::{PushReport, push_source};
-use vigil_core::intake::{self, IntakeError, Pushed};
+use vigil_core::engine::PushReport;
+use vigil_core::intake::{self, IntakeError, Pushed, push_source};
 use vigil_core::problem::Problem;
 
 /// The standard OTLP/HTTP path for traces.
@@ -433,12 +433,12 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     use tokio::net::{TcpListener, TcpStream};
     use vigil_core::Timestamp;
+    use vigil_core::authz::Mode;
     use vigil_core::diagnosis::DiagnosisConfig;
     use vigil_core::engine::{
         Engine, EngineConfig, Event, FlapLimits, GlobalLimits, MAX_REFUSED_LISTED, StoreLimits,
     };
     use vigil_core::intake::AgentOutcome;
-    use vigil_core::runbook::Mode;
 
     use super::*;
 

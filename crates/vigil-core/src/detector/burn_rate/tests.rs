@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::signal::{Labels, Sample};
+use crate::store::Selector;
 use crate::store::StoreConfig;
 
 const SOURCE: &str = "gateway";
@@ -15,8 +16,8 @@ fn config(rules: Vec<BurnRule>, bucket_ms: i64) -> BurnRateConfig {
     BurnRateConfig {
         name: "provider-errors".to_owned(),
         source: SOURCE.to_owned(),
-        bad: r#"requests_total{outcome="error"}"#.to_owned(),
-        total: "requests_total".to_owned(),
+        bad: Selector::parse(r#"requests_total{outcome="error"}"#).unwrap(),
+        total: Selector::parse("requests_total").unwrap(),
         group_by: Some("provider".to_owned()),
         objective: 0.999,
         period_secs: WORKBOOK_PERIOD_SECS,
@@ -40,7 +41,7 @@ impl Gateway {
     fn new(config: BurnRateConfig) -> Gateway {
         Gateway {
             store: SeriesStore::new(StoreConfig::default()),
-            detector: BurnRateDetector::new(config).unwrap(),
+            detector: BurnRateDetector::new(config),
             ok: 0.0,
             errors: 0.0,
             at_ms: T0,

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::signal::{Labels, Sample};
+use crate::store::Selector;
 use crate::store::StoreConfig;
 
 const SOURCE: &str = "push:evals";
@@ -12,7 +13,7 @@ fn config(max_versions: usize) -> VersionChangeConfig {
     VersionChangeConfig {
         name: "prompt-versions".to_owned(),
         source: SOURCE.to_owned(),
-        selector: "evals_total".to_owned(),
+        selector: Selector::parse("evals_total").unwrap(),
         version_label: "prompt_version".to_owned(),
         group_by: Some("prompt".to_owned()),
         max_versions,
@@ -31,7 +32,7 @@ impl Feed {
     fn new(config: VersionChangeConfig) -> Feed {
         Feed {
             store: SeriesStore::new(StoreConfig::default()),
-            detector: VersionChangeDetector::new(config).unwrap(),
+            detector: VersionChangeDetector::new(config),
             at_ms: 1_800_000_000_000,
             totals: BTreeMap::new(),
         }

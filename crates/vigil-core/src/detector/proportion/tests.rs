@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::signal::{Labels, Sample};
+use crate::store::Selector;
 use crate::store::StoreConfig;
 
 const SOURCE: &str = "push:evals";
@@ -15,8 +16,8 @@ fn config() -> ProportionDropConfig {
     ProportionDropConfig {
         name: "eval-drop".to_owned(),
         source: SOURCE.to_owned(),
-        good: "evals_total{outcome=\"passed\"}".to_owned(),
-        total: "evals_total".to_owned(),
+        good: Selector::parse("evals_total{outcome=\"passed\"}").unwrap(),
+        total: Selector::parse("evals_total").unwrap(),
         total_is_bad: false,
         describe: "eval pass rate".to_owned(),
         group_by: Some("suite".to_owned()),
@@ -45,7 +46,7 @@ impl Suite {
     fn new(config: ProportionDropConfig) -> Suite {
         let mut suite = Suite {
             store: SeriesStore::new(StoreConfig::default()),
-            detector: ProportionDropDetector::new(config).unwrap(),
+            detector: ProportionDropDetector::new(config),
             at_ms: START_MS,
             passed: 0.0,
             failed: 0.0,
@@ -208,7 +209,7 @@ fn a_silent_or_vanished_suite_is_not_a_recovery() {
 fn good_and_bad_counters_make_the_same_decisions_as_good_and_all() {
     // Cache hits and misses: the share is hits over hits plus misses.
     let mut config = config();
-    config.total = "evals_total{outcome=\"failed\"}".to_owned();
+    config.total = Selector::parse("evals_total{outcome=\"failed\"}").unwrap();
     config.total_is_bad = true;
     let mut suite = Suite::new(config);
     assert_eq!(suite.runs(&[19; 12]), "............");
@@ -223,7 +224,7 @@ fn many_series_of_one_scrape_are_one_sample_whatever_their_number() {
     let mut config = config();
     config.group_by = None;
     config.window_secs = 60;
-    let mut detector = ProportionDropDetector::new(config).unwrap();
+    let mut detector = ProportionDropDetector::new(config);
     let mut store = SeriesStore::new(StoreConfig::default());
     for scrape in 0..12_i64 {
         let at = Timestamp(START_MS + scrape * 15_000);

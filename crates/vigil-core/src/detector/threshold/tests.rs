@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::signal::{Labels, Sample};
+use crate::store::Selector;
 use crate::store::StoreConfig;
 
 const SOURCE: &str = "gateway";
@@ -41,7 +42,7 @@ impl Feed {
     fn new(config: ThresholdConfig) -> Feed {
         Feed {
             store: SeriesStore::new(StoreConfig::default()),
-            detector: ThresholdDetector::new(config).unwrap(),
+            detector: ThresholdDetector::new(config),
             at_ms: 1_800_000_000_000,
         }
     }
@@ -75,7 +76,7 @@ fn a_gauge_fires_after_its_run_holds_between_levels_and_clears_below_the_clear_l
     // An agent's iteration depth, capped at 25, clear under 10.
     let mut feed = Feed::new(config(
         Reading::Value {
-            selector: "agent_iterations".to_owned(),
+            selector: Selector::parse("agent_iterations").unwrap(),
         },
         Bound::Above,
         25.0,
@@ -97,7 +98,7 @@ fn a_gauge_fires_after_its_run_holds_between_levels_and_clears_below_the_clear_l
 fn p95_latency_from_a_histogram_fires_per_model() {
     let mut feed = Feed::new(config(
         Reading::Quantile {
-            selector: "latency_seconds_bucket".to_owned(),
+            selector: Selector::parse("latency_seconds_bucket").unwrap(),
             quantile: 0.95,
             window_secs: 60,
         },
@@ -147,8 +148,8 @@ fn p95_latency_from_a_histogram_fires_per_model() {
 fn a_hit_ratio_that_drops_fires_below_and_a_vanished_series_is_not_a_recovery() {
     let mut feed = Feed::new(config(
         Reading::Ratio {
-            numerator: "cache_hits_total".to_owned(),
-            denominator: "cache_requests_total".to_owned(),
+            numerator: Selector::parse("cache_hits_total").unwrap(),
+            denominator: Selector::parse("cache_requests_total").unwrap(),
             window_secs: 60,
         },
         Bound::Below,
@@ -177,7 +178,7 @@ fn a_hit_ratio_that_drops_fires_below_and_a_vanished_series_is_not_a_recovery() 
 fn a_counter_rate_fires_and_the_finding_carries_its_evidence() {
     let mut config = config(
         Reading::Rate {
-            selector: r#"errors_total{reason="context_window"}"#.to_owned(),
+            selector: Selector::parse(r#"errors_total{reason="context_window"}"#).unwrap(),
             window_secs: 60,
         },
         Bound::Above,
@@ -231,8 +232,8 @@ fn a_budget_forecast_to_run_out_within_the_limit_fires_and_idle_spend_is_infinit
     // A team with $100 left; alert when it runs out within 24 h at the last 10 minutes' spend.
     let mut config = config(
         Reading::HoursLeft {
-            remaining: "remaining_budget".to_owned(),
-            spend: "spend_total".to_owned(),
+            remaining: Selector::parse("remaining_budget").unwrap(),
+            spend: Selector::parse("spend_total").unwrap(),
             window_secs: 600,
         },
         Bound::Below,

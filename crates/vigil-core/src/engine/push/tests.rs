@@ -3,13 +3,14 @@
 //! stale.
 
 use super::*;
+use crate::authz::Mode;
 use crate::detector::DetectorConfig;
 use crate::detector::increments::CounterPair;
 use crate::detector::proportion::ProportionDropConfig;
 use crate::diagnosis::DiagnosisConfig;
 use crate::engine::{EngineConfig, Event, FlapLimits, GlobalLimits, Record, StoreLimits};
 use crate::intake::{EvalBatch, EvalResult};
-use crate::runbook::Mode;
+use crate::store::Selector;
 use crate::store::parse_selector;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -26,8 +27,8 @@ fn engine(max_pushed_series: usize) -> Engine {
         detectors: vec![DetectorConfig::ProportionDrop(ProportionDropConfig {
             name: "eval-pass-rate".to_owned(),
             source: EVALS.to_owned(),
-            good: r#"vigil_eval_cases_total{outcome="passed"}"#.to_owned(),
-            total: "vigil_eval_cases_total".to_owned(),
+            good: Selector::parse(r#"vigil_eval_cases_total{outcome="passed"}"#).unwrap(),
+            total: Selector::parse("vigil_eval_cases_total").unwrap(),
             total_is_bad: false,
             describe: "eval pass rate".to_owned(),
             group_by: Some("prompt".to_owned()),
@@ -241,11 +242,10 @@ fn a_pushed_counter_that_returns_after_going_stale_starts_again_from_zero() {
     let mut engine = engine(10);
     let mut increments = CounterPair::new(
         EVALS,
-        r#"vigil_eval_cases_total{outcome="passed"}"#,
-        "vigil_eval_cases_total",
+        &Selector::parse(r#"vigil_eval_cases_total{outcome="passed"}"#).unwrap(),
+        &Selector::parse("vigil_eval_cases_total").unwrap(),
         2 * HOUR_MS,
-    )
-    .unwrap();
+    );
     let mut counted = |engine: &Engine, now: Timestamp| -> f64 {
         increments
             .collect(&engine.store, now, None)

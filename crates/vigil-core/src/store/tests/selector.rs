@@ -242,3 +242,32 @@ fn the_metric_name_of_a_selector_is_found_in_either_spelling() {
         );
     }
 }
+
+/// A `Selector` is parsed when it is made or read back, so detector configs (and the engine)
+/// only ever hold selectors that parse and name their metric.
+#[test]
+fn a_selector_holds_only_text_that_parses_and_names_a_metric() {
+    use crate::store::Selector;
+    let parsed = Selector::parse(r#"{"my.metric", code="200"}"#).unwrap();
+    assert_eq!(parsed.metric_name(), "my.metric");
+    assert_eq!(parsed.matchers().len(), 2);
+    let json = serde_json::to_string(&parsed).unwrap();
+    assert_eq!(json, r#""{\"my.metric\", code=\"200\"}""#);
+    assert_eq!(serde_json::from_str::<Selector>(&json).unwrap(), parsed);
+    assert!(matches!(
+        Selector::parse(r#"{code="200"}"#),
+        Err(SelectorError::NoMetricName { .. })
+    ));
+    assert!(matches!(
+        Selector::parse(r#"{__name__=~"a_.*"}"#),
+        Err(SelectorError::NoMetricName { .. })
+    ));
+    for (bad, expected) in [
+        (r#""requests_total{""#, "expected a label name"),
+        (r#""{code=\"200\"}""#, "must start with a metric name"),
+        (r#""""#, "empty selector"),
+    ] {
+        let error = serde_json::from_str::<Selector>(bad).unwrap_err();
+        assert!(error.to_string().contains(expected), "{bad}: {error}");
+    }
+}

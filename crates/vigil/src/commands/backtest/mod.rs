@@ -26,7 +26,7 @@ use vigil_core::detector::spike::{SeriesRead, SpikeConfig, SpikeDetector, SpikeT
 use vigil_core::detector::threshold::{Bound, Reading, ThresholdConfig, ThresholdDetector};
 use vigil_core::detector::{DetectorConfig, Transition};
 use vigil_core::signal::{Labels, Sample};
-use vigil_core::store::{SeriesStore, StoreConfig};
+use vigil_core::store::{Selector, SeriesStore, StoreConfig};
 
 use crate::config;
 
@@ -334,12 +334,12 @@ impl Detector {
         let config = ThresholdConfig {
             source: SOURCE.to_owned(),
             reading: Reading::Value {
-                selector: METRIC.to_owned(),
+                selector: Selector::parse(METRIC).map_err(|error| error.to_string())?,
             },
             group_by: None,
             ..configured.clone()
         };
-        let detector = ThresholdDetector::new(config).map_err(|error| error.to_string())?;
+        let detector = ThresholdDetector::new(config);
         Ok(Detector::Threshold {
             detector: Box::new(detector),
             store: Box::new(SeriesStore::new(StoreConfig::default())),

@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use vigil_core::authz::{AttrValue, Effect};
-use vigil_core::detector::Evidence;
-use vigil_core::diagnosis::format_number;
 use vigil_core::engine::{Action, Command, Event, Record};
 
 use crate::daemon::{Note, NoteBody};
@@ -268,191 +266,64 @@ impl Printer {
     }
 
     fn record(&mut self, record: &Record) -> Option<Outcome> {
-        match record {
+        // The words are the record's own (`Record::describe`); the demo adds its labels, the
+        // diagnosis' evidence, and the outcome of the first incident.
+        let label = match record {
             Record::FindingRaised { finding } => {
                 if let Some(alias) = &finding.subject.alias {
                     self.names
                         .insert(finding.subject.value.clone(), alias.clone());
                 }
-                let detail = match &finding.evidence {
-                    Evidence::Spike(evidence) => format!(
-                        "token spike on key {}: {} tokens/s against a baseline of {} ({:.1}x, z={:.0}) [{}]",
-                        finding.subject.display_name(),
-                        format_number(evidence.rate_per_sec),
-                        format_number(evidence.baseline_per_sec),
-                        evidence.ratio,
-                        evidence.z_score,
-                        finding.severity.as_str()
-                    ),
-                    Evidence::BurnRate(evidence) => format!(
-                        "error budget of {} burning against a {:.3}% objective [{}]",
-                        finding.subject.display_name(),
-                        evidence.objective * 100.0,
-                        finding.severity.as_str()
-                    ),
-                    Evidence::Threshold(evidence) => format!(
-                        "{} of {} at {} (limit {}) [{}]",
-                        evidence.describe,
-                        finding.subject.display_name(),
-                        format_number(evidence.value),
-                        format_number(evidence.fire),
-                        finding.severity.as_str()
-                    ),
-                    Evidence::Schedule(evidence) => format!(
-                        "runbook {} came due on its schedule `{}`",
-                        evidence.runbook, evidence.schedule
-                    ),
-                    Evidence::ProportionDrop(evidence) => format!(
-                        "{} of {} fell to {:.0}% against a baseline of {:.0}% (p={:.1e}) [{}]",
-                        evidence.describe,
-                        finding.subject.display_name(),
-                        evidence.recent_share() * 100.0,
-                        evidence.baseline_share * 100.0,
-                        evidence.p_value,
-                        finding.severity.as_str()
-                    ),
-                };
-                self.step("DETECTED", &detail);
+                "DETECTED"
             }
-            Record::FindingCleared { cleared } => {
-                let key = cleared.fingerprint.rsplit('=').next().unwrap_or_default();
-                self.step(
-                    "CLEARED",
-                    &format!(
-                        "token spike on key {}: {} tokens/s",
-                        self.name(key),
-                        format_number(cleared.rate_per_sec)
-                    ),
-                );
-            }
-            Record::VersionChanged { change } => {
-                self.step("CHANGED", &change.describe());
-            }
-            Record::SeriesRefused {
-                source,
-                n_series,
-                example,
-                ..
-            } => {
-                self.step(
-                    "CARDINALITY",
-                    &format!("{source} holds {n_series} series, its limit; new ones are refused (e.g. {example})"),
-                );
-            }
+            Record::FindingCleared { .. } => "CLEARED",
+            Record::VersionChanged { .. } => "CHANGED",
+            Record::SeriesRefused { .. } => "CARDINALITY",
             Record::IncidentOpened { incident_id, .. } => {
                 if self.first_incident.is_none() {
                     self.first_incident = Some(incident_id.clone());
                 }
-                self.step("OPENED", &format!("incident {incident_id}"));
+                "OPENED"
             }
-            Record::Diagnosed { diagnosis, .. } => {
-                if let Some(best) = diagnosis.best() {
-                    self.step(
-                        "DIAGNOSED",
-                        &format!(
-                            "{} (confidence {:.0}%)",
-                            best.kind.as_str(),
-                            best.confidence * 100.0
-                        ),
-                    );
-                    for evidence in &best.evidence {
-                        self.step("", &format!("- {evidence}"));
-                    }
-                }
-            }
-            Record::RunbookSelected {
-                runbook_id, mode, ..
-            } => {
-                self.step("RUNBOOK", &format!("{runbook_id} ({} mode)", mode.as_str()));
-            }
-            Record::StepDenied { step_id, .. } => {
-                self.step("NOT ACTING", &format!("step {step_id} was denied"))
-            }
-            Record::StepProposed {
-                step_id,
-                action,
-                proposal_id,
-                why,
-                ..
-            } => {
-                self.step(
-                    "PROPOSED",
-                    &format!(
-                        "{step_id}: {} ({why}: nothing changed; `vigil approve {proposal_id}`)",
-                        action.describe()
-                    ),
-                );
-            }
+            Record::Diagnosed { .. } => "DIAGNOSED",
+            Record::RunbookSelected { .. } => "RUNBOOK",
+            Record::StepDenied { .. } => "NOT ACTING",
+            Record::StepProposed { .. } => "PROPOSED",
+            Record::HumanAction { accepted: true, .. } => "ACCEPTED",
             Record::HumanAction {
-                by,
-                command,
-                accepted,
-                outcome,
-                ..
-            } => {
-                let label = if *accepted { "ACCEPTED" } else { "REFUSED" };
-                self.step(label, &format!("{by}: {}: {outcome}", command.describe()));
-            }
-            Record::GuardrailHeld {
-                guardrail, detail, ..
-            } => {
-                self.step("HELD", &format!("guardrail {guardrail}: {detail}"));
-            }
-            Record::VerificationStarted { condition, .. } => self.step("VERIFYING", condition),
-            Record::VerificationPassed { observed, .. } => {
-                let rates: Vec<String> = observed
-                    .iter()
-                    .map(|point| format_number(point.value))
-                    .collect();
-                self.step(
-                    "VERIFIED",
-                    &format!(
-                        "the key's token rate in each scrape since: {} /s",
-                        rates.join(", ")
-                    ),
-                );
-            }
-            Record::VerificationFailed { reason, .. } => self.step("NOT FIXED", reason),
-            Record::CompensationStarted { step_ids, .. } => {
-                self.step(
-                    "UNDOING",
-                    &format!("{} (compensation, in reverse order)", step_ids.join(", ")),
-                );
-            }
-            Record::IncidentResolved {
-                incident_id,
-                outcome,
-                duration_ms,
-            } => {
-                self.step(
-                    "RESOLVED",
-                    &format!(
-                        "incident {incident_id} in {:.1}s: {outcome}; no page",
-                        *duration_ms as f64 / 1000.0
-                    ),
-                );
-                if self.first_incident.as_deref() == Some(incident_id) {
-                    return Some(Outcome::Resolved {
-                        incident_id: incident_id.clone(),
-                    });
+                accepted: false, ..
+            } => "REFUSED",
+            Record::GuardrailHeld { .. } => "HELD",
+            Record::VerificationStarted { .. } => "VERIFYING",
+            Record::VerificationPassed { .. } => "VERIFIED",
+            Record::VerificationFailed { .. } => "NOT FIXED",
+            Record::CompensationStarted { .. } => "UNDOING",
+            Record::IncidentResolved { .. } => "RESOLVED",
+            Record::IncidentEscalated { .. } => "ESCALATED",
+        };
+        self.step(label, &record.describe());
+        match record {
+            Record::Diagnosed { diagnosis, .. } => {
+                for evidence in diagnosis.best().map_or(&[][..], |best| &best.evidence) {
+                    self.step("", &format!("- {evidence}"));
                 }
+                None
             }
-            Record::IncidentEscalated {
-                incident_id,
-                page_delivered,
-                ..
-            } => {
-                self.step(
-                    "ESCALATED",
-                    &format!("incident {incident_id} handed to a human (page delivered: {page_delivered})"),
-                );
-                if self.first_incident.as_deref() == Some(incident_id) {
-                    return Some(Outcome::Escalated {
-                        incident_id: incident_id.clone(),
-                    });
-                }
+            Record::IncidentResolved { incident_id, .. }
+                if self.first_incident.as_deref() == Some(incident_id) =>
+            {
+                Some(Outcome::Resolved {
+                    incident_id: incident_id.clone(),
+                })
             }
+            Record::IncidentEscalated { incident_id, .. }
+                if self.first_incident.as_deref() == Some(incident_id) =>
+            {
+                Some(Outcome::Escalated {
+                    incident_id: incident_id.clone(),
+                })
+            }
+            _ => None,
         }
-        None
     }
 }

@@ -25,9 +25,9 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 use vigil_core::Timestamp;
 use vigil_core::authz::Effect;
-use vigil_core::engine::{Command, Engine, Event, HumanCommand, KillScope, Record};
+use vigil_core::engine::{Command, Engine, Event, Record};
 use vigil_core::intake::{self, Pushed};
-use vigil_core::people::{CredentialKind, Principal, normalize_name};
+use vigil_core::people::{CredentialKind, HumanCommand, KillScope, Principal, normalize_name};
 use vigil_core::problem::Problems;
 use vigil_policy::Authorizer;
 
@@ -699,22 +699,19 @@ impl Output {
     }
 
     fn record(&self, now_ms: i64, record: &Record, tally: &mut Tally) {
+        // The words are the record's own; the timeline adds its kind and, in JSON, the fields.
+        let text = record.describe();
         match record {
             Record::FindingRaised { finding } => self.emit(
                 now_ms,
                 "finding",
-                &format!(
-                    "{} on {} [{}]",
-                    finding.detector,
-                    finding.subject.display_name(),
-                    finding.severity.as_str()
-                ),
+                &text,
                 json!({ "detector": finding.detector, "fingerprint": finding.fingerprint, "severity": finding.severity.as_str() }),
             ),
             Record::FindingCleared { cleared } => self.emit(
                 now_ms,
                 "finding",
-                &format!("cleared: {}", cleared.fingerprint),
+                &text,
                 json!({ "fingerprint": cleared.fingerprint, "cleared": true }),
             ),
             Record::IncidentOpened {
@@ -726,7 +723,7 @@ impl Output {
                 self.emit(
                     now_ms,
                     "incident",
-                    &format!("{incident_id} opened about {}", subject.display_name()),
+                    &text,
                     json!({ "incident": incident_id, "subject": subject.value }),
                 );
             }
@@ -741,9 +738,7 @@ impl Output {
                 self.emit(
                     now_ms,
                     "diagnosis",
-                    &best.map_or_else(String::new, |best| {
-                        format!("{} ({:.0}%)", best.kind.as_str(), best.confidence * 100.0)
-                    }),
+                    &text,
                     json!({ "incident": incident_id, "hypothesis": best.map(|b| b.kind.as_str()), "confidence": best.map(|b| b.confidence) }),
                 );
             }
@@ -754,7 +749,7 @@ impl Output {
             } => self.emit(
                 now_ms,
                 "decision",
-                &format!("runbook {runbook_id} ({} mode)", mode.as_str()),
+                &text,
                 json!({ "incident": incident_id, "runbook": runbook_id, "mode": mode.as_str() }),
             ),
             Record::GuardrailHeld {
@@ -766,7 +761,7 @@ impl Output {
                 self.emit(
                     now_ms,
                     "decision",
-                    &format!("guardrail {guardrail} held: {detail}"),
+                    &text,
                     json!({ "incident": incident_id, "guardrail": guardrail, "detail": detail }),
                 );
             }
@@ -781,7 +776,7 @@ impl Output {
                 self.emit(
                     now_ms,
                     "proposal",
-                    &format!("{} ({why}); {proposal_id}", action.describe()),
+                    &text,
                     json!({ "incident": incident_id, "proposal": proposal_id, "action": action.describe(), "why": why }),
                 );
             }
@@ -793,7 +788,7 @@ impl Output {
             } => self.emit(
                 now_ms,
                 "decision",
-                &format!("{by}'s instruction {}: {outcome}", if *accepted { "accepted" } else { "refused" }),
+                &text,
                 json!({ "by": by, "accepted": accepted, "outcome": outcome }),
             ),
             Record::VerificationStarted {
@@ -803,13 +798,13 @@ impl Output {
             } => self.emit(
                 now_ms,
                 "verification",
-                &format!("started: {condition}"),
+                &text,
                 json!({ "incident": incident_id, "started": condition }),
             ),
             Record::VerificationPassed { incident_id, .. } => self.emit(
                 now_ms,
                 "verification",
-                "passed",
+                &text,
                 json!({ "incident": incident_id, "passed": true }),
             ),
             Record::VerificationFailed {
@@ -819,7 +814,7 @@ impl Output {
             } => self.emit(
                 now_ms,
                 "verification",
-                &format!("failed: {reason}"),
+                &text,
                 json!({ "incident": incident_id, "passed": false, "reason": reason }),
             ),
             Record::CompensationStarted {
@@ -828,7 +823,7 @@ impl Output {
             } => self.emit(
                 now_ms,
                 "compensation",
-                &format!("undoing {}", step_ids.join(", ")),
+                &text,
                 json!({ "incident": incident_id, "steps": step_ids }),
             ),
             Record::IncidentResolved {
@@ -840,7 +835,7 @@ impl Output {
                 self.emit(
                     now_ms,
                     "resolved",
-                    &format!("{incident_id}: {outcome}"),
+                    &text,
                     json!({ "incident": incident_id, "outcome": outcome }),
                 );
             }

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use vigil_core::action::ActionKind;
 use vigil_core::problem::Problems;
-use vigil_core::runbook::ActionKind;
 
 /// A scenario as written.
 #[derive(Debug, Deserialize)]

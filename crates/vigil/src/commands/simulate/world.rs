@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use vigil_core::action::{ActionKind, SimulatedAction, SimulatedTargets};
 use vigil_core::engine::{Action, ActionOutcome};
-use vigil_core::runbook::ActionKind;
 use vigil_core::signal::{Labels, Sample};
 
 use super::scenario::{RawEffect, RawOutcome, RawResponse, RawScenario};
@@ -73,10 +73,8 @@ impl Series {
 pub(super) struct World {
     series: Vec<Series>,
     responses: Vec<Response>,
-    /// Each key's limits as set by actions (absent: `none`).
-    key_limits: BTreeMap<String, BTreeMap<String, String>>,
-    /// Each model's fallbacks as set by actions.
-    fallbacks: BTreeMap<String, Vec<String>>,
+    /// The state actions replaced, as each kind sees it (`vigil_core::action`).
+    targets: SimulatedTargets,
     /// The kinds of action carried out successfully so far.
     done: Vec<ActionKind>,
 }
@@ -156,8 +154,7 @@ impl World {
         World {
             series,
             responses,
-            key_limits: BTreeMap::new(),
-            fallbacks: BTreeMap::new(),
+            targets: SimulatedTargets::default(),
             done: Vec::new(),
         }
     }
@@ -194,7 +191,12 @@ impl World {
 
     /// Carries out `action` at `now_ms` and answers as the target would.
     pub(super) fn act(&mut self, action: &Action, now_ms: i64) -> ActionOutcome {
-        let (kind, target, version, prior) = self.classify(action);
+        let SimulatedAction {
+            kind,
+            target,
+            version,
+            prior,
+        } = self.targets.classify(action);
         let response = self.responses.iter().position(|response| {
             response.action == kind
                 && response.target.as_deref().is_none_or(|t| t == target)
@@ -203,7 +205,7 @@ impl World {
         });
         let Some(response_idx) = response else {
             // Accepted and ignored: nothing in the stack changes.
-            self.remember(action);
+            self.targets.apply(action);
             self.done.push(kind);
             return ok(format!("{} accepted", kind.as_str()), prior);
         };
@@ -228,108 +230,9 @@ impl World {
                 };
             }
         }
-        self.remember(action);
+        self.targets.apply(action);
         self.done.push(kind);
         ok(format!("{} done", kind.as_str()), prior)
-    }
-
-    /// The action kind as runbooks name it (telling a restore from a change by whether it
-    /// puts back what the stack had before vigil's first change), its target, the version
-    /// (for labels) and the state it replaces.
-    fn classify(
-        &self,
-        action: &Action,
-    ) -> (ActionKind, String, Option<u32>, BTreeMap<String, String>) {
-        match action {
-            Action::LitellmBlockKey { key, .. } => (
-                ActionKind::LitellmBlockKey,
-                key.clone(),
-                None,
-                BTreeMap::new(),
-            ),
-            Action::LitellmUnblockKey { key, .. } => (
-                ActionKind::LitellmUnblockKey,
-                key.clone(),
-                None,
-                BTreeMap::new(),
-            ),
-            Action::LitellmUpdateKey { key, limits, .. } => {
-                let current = self.key_limits.get(key).cloned().unwrap_or_default();
-                let prior: BTreeMap<String, String> = limits
-                    .keys()
-                    .map(|name| {
-                        let value = current
-                            .get(name)
-                            .cloned()
-                            .unwrap_or_else(|| "none".to_owned());
-                        (name.clone(), value)
-                    })
-                    .collect();
-                let restores = limits.values().all(|value| value == "none") && !current.is_empty();
-                let kind = if restores {
-                    ActionKind::LitellmRestoreKey
-                } else {
-                    ActionKind::LitellmUpdateKey
-                };
-                (kind, key.clone(), None, prior)
-            }
-            Action::LitellmBlockTeam { team, .. } => (
-                ActionKind::LitellmBlockTeam,
-                team.clone(),
-                None,
-                BTreeMap::new(),
-            ),
-            Action::LitellmUnblockTeam { team, .. } => (
-                ActionKind::LitellmUnblockTeam,
-                team.clone(),
-                None,
-                BTreeMap::new(),
-            ),
-            Action::LitellmSetFallbacks {
-                model, fallbacks, ..
-            } => {
-                let current = self.fallbacks.get(model).cloned().unwrap_or_default();
-                let prior = BTreeMap::from([("fallbacks".to_owned(), current.join(","))]);
-                let kind = if fallbacks.is_empty() {
-                    ActionKind::LitellmRestoreFallbacks
-                } else {
-                    ActionKind::LitellmSetFallbacks
-                };
-                (kind, model.clone(), None, prior)
-            }
-            Action::LangfuseSetLabel {
-                prompt, version, ..
-            } => (
-                ActionKind::LangfuseSetLabel,
-                prompt.clone(),
-                Some(*version),
-                BTreeMap::new(),
-            ),
-            Action::HttpCall { service, .. } => {
-                (ActionKind::HttpCall, service.clone(), None, BTreeMap::new())
-            }
-        }
-    }
-
-    fn remember(&mut self, action: &Action) {
-        match action {
-            Action::LitellmUpdateKey { key, limits, .. } => {
-                let entry = self.key_limits.entry(key.clone()).or_default();
-                for (name, value) in limits {
-                    if value == "none" {
-                        entry.remove(name);
-                    } else {
-                        entry.insert(name.clone(), value.clone());
-                    }
-                }
-            }
-            Action::LitellmSetFallbacks {
-                model, fallbacks, ..
-            } => {
-                self.fallbacks.insert(model.clone(), fallbacks.clone());
-            }
-            _ => {}
-        }
     }
 }
 

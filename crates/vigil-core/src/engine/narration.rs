@@ -1,0 +1,210 @@
+//! One narration of what the engine records: [`Record::describe`], beside
+//! [`Action::describe`](super::Action::describe). The daemon's log, the simulator's timeline
+//! and the demo's timeline all say what happened in these words, each with its own labels.
+
+use super::Record;
+use crate::detector::{Evidence, Finding};
+use crate::diagnosis::format_number;
+
+impl Record {
+    /// What happened, in one line for people. Text from outside (reasons, outcomes, label
+    /// values) is included as it is: a log must escape the line.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Record::FindingRaised { finding } => describe_finding(finding),
+            Record::FindingCleared { cleared } => format!(
+                "{} cleared on {} at {}/s",
+                cleared.detector,
+                cleared.fingerprint,
+                format_number(cleared.rate_per_sec)
+            ),
+            Record::VersionChanged { change } => change.describe(),
+            Record::SeriesRefused {
+                source,
+                n_series,
+                example,
+                ..
+            } => format!(
+                "{source} holds {n_series} series, its limit; new ones are refused (e.g. {example})"
+            ),
+            Record::IncidentOpened {
+                incident_id,
+                subject,
+                ..
+            } => format!(
+                "incident {incident_id} opened about {}",
+                subject.display_name()
+            ),
+            Record::Diagnosed { diagnosis, .. } => match diagnosis.best() {
+                Some(best) => format!(
+                    "{} (confidence {:.0}%)",
+                    best.kind.as_str(),
+                    best.confidence * 100.0
+                ),
+                None => "no hypothesis".to_owned(),
+            },
+            Record::RunbookSelected {
+                runbook_id, mode, ..
+            } => format!("runbook {runbook_id} ({} mode)", mode.as_str()),
+            Record::StepDenied {
+                step_id,
+                determining_policies,
+                ..
+            } => {
+                if determining_policies.is_empty() {
+                    format!("step {step_id} was denied: no policy permits it")
+                } else {
+                    format!(
+                        "step {step_id} was denied by {}",
+                        determining_policies.join(", ")
+                    )
+                }
+            }
+            Record::StepProposed {
+                step_id,
+                action,
+                proposal_id,
+                why,
+                ..
+            } => format!(
+                "{step_id}: {} ({why}: nothing changed; `vigil approve {proposal_id}`)",
+                action.describe()
+            ),
+            Record::HumanAction {
+                by,
+                command,
+                accepted,
+                outcome,
+                ..
+            } => format!(
+                "{by}'s instruction to {} was {}: {outcome}",
+                command.describe(),
+                if *accepted { "accepted" } else { "refused" }
+            ),
+            Record::GuardrailHeld {
+                guardrail, detail, ..
+            } => format!("guardrail {guardrail} held: {detail}"),
+            Record::VerificationStarted { condition, .. } => {
+                format!("verification started: {condition}")
+            }
+            Record::VerificationPassed { observed, .. } => {
+                if observed.is_empty() {
+                    "verification passed".to_owned()
+                } else {
+                    let rates: Vec<String> = observed
+                        .iter()
+                        .map(|point| format_number(point.value))
+                        .collect();
+                    format!(
+                        "verification passed: the rate in each scrape since: {} /s",
+                        rates.join(", ")
+                    )
+                }
+            }
+            Record::VerificationFailed { reason, .. } => format!("verification failed: {reason}"),
+            Record::CompensationStarted { step_ids, .. } => format!(
+                "undoing {} (compensation, in reverse order)",
+                step_ids.join(", ")
+            ),
+            Record::IncidentResolved {
+                incident_id,
+                outcome,
+                duration_ms,
+            } => format!(
+                "incident {incident_id} resolved in {:.1}s: {outcome}",
+                *duration_ms as f64 / 1000.0
+            ),
+            Record::IncidentEscalated {
+                incident_id,
+                reason,
+                page_delivered,
+            } => format!(
+                "incident {incident_id} handed to a human: {reason} (page delivered: {page_delivered})"
+            ),
+        }
+    }
+}
+
+/// A raised finding by its evidence.
+fn describe_finding(finding: &Finding) -> String {
+    let subject = finding.subject.display_name();
+    let severity = finding.severity.as_str();
+    match &finding.evidence {
+        Evidence::Spike(evidence) => format!(
+            "{}: token spike on key {subject}: {} tokens/s against a baseline of {} ({:.1}x, z={:.0}) [{severity}]",
+            finding.detector,
+            format_number(evidence.rate_per_sec),
+            format_number(evidence.baseline_per_sec),
+            evidence.ratio,
+            evidence.z_score,
+        ),
+        Evidence::BurnRate(evidence) => format!(
+            "{}: error budget of {subject} burning against a {:.3}% objective [{severity}]",
+            finding.detector,
+            evidence.objective * 100.0,
+        ),
+        Evidence::Threshold(evidence) => format!(
+            "{}: {} of {subject} at {} (limit {}) [{severity}]",
+            finding.detector,
+            evidence.describe,
+            format_number(evidence.value),
+            format_number(evidence.fire),
+        ),
+        Evidence::Schedule(evidence) => format!(
+            "runbook {} came due on its schedule `{}`",
+            evidence.runbook, evidence.schedule
+        ),
+        Evidence::ProportionDrop(evidence) => format!(
+            "{}: {} of {subject} fell to {:.0}% against a baseline of {:.0}% (p={:.1e}) [{severity}]",
+            finding.detector,
+            evidence.describe,
+            evidence.recent_share() * 100.0,
+            evidence.baseline_share * 100.0,
+            evidence.p_value,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::FindingCleared;
+    use crate::time::Timestamp;
+
+    /// Every timeline and the log show these words, so a change to them is deliberate.
+    #[test]
+    fn records_are_described_in_one_line_for_people() {
+        let cleared = Record::FindingCleared {
+            cleared: FindingCleared {
+                fingerprint: "spike/hashed_api_key=abc".to_owned(),
+                detector: "spike".to_owned(),
+                raised_at: Timestamp(0),
+                cleared_at: Timestamp(1000),
+                rate_per_sec: 12.5,
+            },
+        };
+        assert_eq!(
+            cleared.describe(),
+            "spike cleared on spike/hashed_api_key=abc at 12.5/s"
+        );
+        let denied = Record::StepDenied {
+            incident_id: "inc-1".to_owned(),
+            step_id: "block".to_owned(),
+            determining_policies: Vec::new(),
+        };
+        assert_eq!(
+            denied.describe(),
+            "step block was denied: no policy permits it"
+        );
+        let resolved = Record::IncidentResolved {
+            incident_id: "inc-1".to_owned(),
+            outcome: "the fix worked".to_owned(),
+            duration_ms: 61_240,
+        };
+        assert_eq!(
+            resolved.describe(),
+            "incident inc-1 resolved in 61.2s: the fix worked"
+        );
+    }
+}
