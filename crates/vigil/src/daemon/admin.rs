@@ -44,9 +44,9 @@ use vigil_core::people::{
     InstructionLimits, MAX_INSTRUCTION_BYTES, Principal, Role, normalize_name, parse_instruction,
 };
 
-use crate::clock::Clock;
 use super::server::PeerInfo;
 use super::telemetry::Telemetry;
+use crate::clock::Clock;
 use crate::identity::{Authenticator, Credentials};
 use crate::logsafe::Escaped;
 
