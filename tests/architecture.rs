@@ -19,6 +19,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+#[path = "architecture/module_graph.rs"]
+mod module_graph;
 #[path = "architecture/source_scan.rs"]
 mod source_scan;
 

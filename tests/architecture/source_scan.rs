@@ -27,7 +27,7 @@ struct IoHit {
 /// The text of `source` with comments removed and the contents of string and character
 /// literals blanked, line for line, so that a doc comment or a message mentioning `std::fs`
 /// is not a hit and braces inside literals do not confuse the item boundaries.
-fn code_only(source: &str) -> Vec<String> {
+pub(crate) fn code_only(source: &str) -> Vec<String> {
     #[derive(Clone, Copy, PartialEq)]
     enum State {
         Code,
@@ -267,7 +267,7 @@ fn scan_for_io(files: &[(PathBuf, String)]) -> Vec<IoHit> {
 }
 
 /// Every `.rs` file under `dir`, sorted, with its text.
-fn rust_files(dir: &Path) -> Vec<(PathBuf, String)> {
+pub(crate) fn rust_files(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(folder) = pending.pop() {
