@@ -1,0 +1,169 @@
+//! A recorded session chain run through the engine again, the way replay and recovery read it:
+//! every recorded event is handed to the engine through the one step ([`step_with`]), whose
+//! answerer is the ledger itself ([`RecordedAnswers`]: the answers recorded right after the
+//! event, at their recorded times).
+//!
+//! An answer recorded later (after a crash, in the session that resumed this one, or after a
+//! policy reload) is not an inline answer: it is stepped as an event of its own when the
+//! chain reaches it. Either way the engine is handed the recorded events in the recorded
+//! order, each at its recorded time, which is what makes the commands come out again.
+
+use std::collections::VecDeque;
+
+use vigil_core::Timestamp;
+use vigil_core::engine::{Command, Engine, Event};
+use vigil_ledger::{Entry, Ledger};
+
+use super::reader::{ChainEntries, Recorded};
+use super::records::{CommandRecord, EventRecord, SessionRecord};
+use super::step::{RecordedAnswers, step_with};
+
+/// A chain's entry, with what the engine made of it when it is an event.
+#[derive(Debug, Clone)]
+pub enum Rerun {
+    /// A session started, reloaded its policies or ended.
+    Session(SessionRecord),
+    /// An event handed to the engine (on its own, or as an inline answer in the step of the
+    /// event before it).
+    Event {
+        /// The recorded event.
+        record: EventRecord,
+        /// The commands the engine issued for it, in order.
+        issued: Vec<Command>,
+    },
+    /// A command the engine issued when the ledger was written.
+    Command(CommandRecord),
+}
+
+/// The entries of one session chain ([`ChainEntries`]) in order, each recorded event run
+/// through the engine with [`step_with`] and the recorded answers.
+pub struct RerunChain<'ledger> {
+    entries: ChainEntries<'ledger>,
+    engine: Engine,
+    /// Entries read ahead of the caller: the rest of the last step's window (the commands and
+    /// answers recorded after its event) and the entry that closed it.
+    ahead: VecDeque<(Entry, Recorded)>,
+    /// For each recorded answer the last step handed back whose entry the caller has not
+    /// reached yet, in order: the answer, when it was handed back and the commands the engine
+    /// issued for it.
+    answered: VecDeque<(Event, Timestamp, Vec<Command>)>,
+}
+
+impl<'ledger> RerunChain<'ledger> {
+    /// The chain that starts at `origin` (a session start), read up to seq `until`, run
+    /// through `engine` (built from the session's recorded config).
+    #[must_use]
+    pub fn new(
+        ledger: &'ledger Ledger,
+        origin: &Entry,
+        until: u64,
+        engine: Engine,
+    ) -> RerunChain<'ledger> {
+        RerunChain {
+            entries: ChainEntries::new(ledger, origin, until),
+            engine,
+            ahead: VecDeque::new(),
+            answered: VecDeque::new(),
+        }
+    }
+
+    /// The chain's next entry, or `None` at its end.
+    ///
+    /// # Errors
+    ///
+    /// When the ledger cannot be read or an entry cannot be decoded.
+    pub async fn next(&mut self) -> anyhow::Result<Option<(Entry, Rerun)>> {
+        let next = match self.ahead.pop_front() {
+            Some(next) => Some(next),
+            None => self.entries.next().await?,
+        };
+        let Some((entry, recorded)) = next else {
+            return Ok(None);
+        };
+        let rerun = match recorded {
+            Recorded::Session(record) => Rerun::Session(record),
+            Recorded::Command(record) => Rerun::Command(record),
+            Recorded::Event(record) => match self.answered.pop_front() {
+                // An answer the previous step handed back: the answers are taken in order, so
+                // it is the next event the chain holds.
+                Some((answer, at, issued)) => {
+                    // INVARIANT: the answer handed back is the one recorded, at its time.
+                    debug_assert_eq!(answer, record.event, "entry {}", entry.seq);
+                    debug_assert_eq!(at, Timestamp(entry.at_ms), "entry {}", entry.seq);
+                    Rerun::Event { record, issued }
+                }
+                None => self.step(&entry, record).await?,
+            },
+        };
+        Ok(Some((entry, rerun)))
+    }
+
+    /// The engine, as the entries read so far left it.
+    #[must_use]
+    pub fn into_engine(self) -> Engine {
+        self.engine
+    }
+
+    /// Steps the event recorded in `entry`, with the answers recorded after it.
+    async fn step(&mut self, entry: &Entry, record: EventRecord) -> anyhow::Result<Rerun> {
+        // The step's window: the commands and answers recorded after the event, up to the
+        // next other event or session entry (read too, and kept for the caller).
+        while self
+            .ahead
+            .back()
+            .is_none_or(|(_, recorded)| in_window(recorded))
+        {
+            let Some(next) = self.entries.next().await? else {
+                break;
+            };
+            self.ahead.push_back(next);
+        }
+        let mut answerer = RecordedAnswers::new(
+            self.ahead
+                .iter()
+                .take_while(|(_, recorded)| in_window(recorded))
+                .filter_map(|(entry, recorded)| match recorded {
+                    Recorded::Event(answer) => Some((answer.event.clone(), Timestamp(entry.at_ms))),
+                    Recorded::Session(_) | Recorded::Command(_) => None,
+                }),
+        );
+        let EventRecord {
+            event,
+            exchanges_blob,
+        } = record;
+        let taken = step_with(
+            &mut self.engine,
+            &mut answerer,
+            event,
+            Timestamp(entry.at_ms),
+        );
+        let mut handled = taken.handled.into_iter().zip(taken.handled_at);
+        let Some(((event, issued), _)) = handled.next() else {
+            anyhow::bail!("entry {}: the step handled no event", entry.seq);
+        };
+        self.answered = handled
+            .map(|((answer, issued), at)| (answer, at, issued))
+            .collect();
+        debug_assert_eq!(self.answered.len(), answerer.n_taken());
+        Ok(Rerun::Event {
+            record: EventRecord {
+                event,
+                exchanges_blob,
+            },
+            issued,
+        })
+    }
+}
+
+/// Whether an entry can follow an event within the event's step: a command, or an answer
+/// given inline.
+fn in_window(recorded: &Recorded) -> bool {
+    match recorded {
+        Recorded::Command(_) => true,
+        Recorded::Event(record) => matches!(
+            record.event,
+            Event::AuthorizationDecided { .. } | Event::HumanDecided { .. }
+        ),
+        Recorded::Session(_) => false,
+    }
+}
