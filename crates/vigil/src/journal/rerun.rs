@@ -167,3 +167,131 @@ fn in_window(recorded: &Recorded) -> bool {
         Recorded::Session(_) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use vigil_core::Timestamp;
+    use vigil_core::engine::{Command, Engine, Event};
+    use vigil_ledger::{Ledger, LedgerLocation, NewEntry};
+
+    use super::{Rerun, RerunChain};
+    use crate::journal::{
+        SessionRecord, answer, command_entries, event_entry, record_bundle, session_entry,
+    };
+
+    /// 2026-01-01T00:00:00Z.
+    const NOW: Timestamp = Timestamp(1_767_225_600_000);
+
+    /// Writes `entries` to a fresh ledger and returns every recorded event's seq with the
+    /// commands the chain's engine issued for it.
+    async fn rerun(name: &str, entries: &[NewEntry], engine: Engine) -> Vec<(u64, Vec<Command>)> {
+        let path =
+            std::env::temp_dir().join(format!("vigil-rerun-{name}-{}.db", std::process::id()));
+        crate::journal::remove_sqlite_ledger(&path).unwrap();
+        let mut ledger = Ledger::open(&LedgerLocation::Sqlite { path: path.clone() })
+            .await
+            .unwrap();
+        let appended = ledger.append(entries).await.unwrap();
+        let mut chain = RerunChain::new(&ledger, &appended[0], u64::MAX, engine);
+        let mut events = Vec::new();
+        while let Some((entry, rerun)) = chain.next().await.unwrap() {
+            if let Rerun::Event { issued, .. } = rerun {
+                events.push((entry.seq, issued));
+            }
+        }
+        ledger.close().await;
+        crate::journal::remove_sqlite_ledger(&path).unwrap();
+        events
+    }
+
+    #[tokio::test]
+    async fn an_answer_recorded_inline_or_after_a_crash_gets_the_commands_it_got_then() {
+        let bundle = crate::bundle::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scenarios/config/vigil.yaml"),
+        )
+        .unwrap();
+        let scratch = std::env::temp_dir().join(format!("vigil-rerun-{}.db", std::process::id()));
+        crate::journal::remove_sqlite_ledger(&scratch).unwrap();
+        let blobs = Ledger::open(&LedgerLocation::Sqlite {
+            path: scratch.clone(),
+        })
+        .await
+        .unwrap();
+        let started = record_bundle(&blobs, &bundle).await.unwrap();
+        blobs.close().await;
+        crate::journal::remove_sqlite_ledger(&scratch).unwrap();
+        let SessionRecord::SessionStarted {
+            vigil_version,
+            engine_config,
+            policy_set_hash,
+            config_blob,
+            runbooks_blob,
+            policies_blob,
+            ..
+        } = started.clone()
+        else {
+            panic!("not a session start");
+        };
+        let resuming = SessionRecord::SessionStarted {
+            vigil_version,
+            engine_config,
+            policy_set_hash,
+            config_blob,
+            runbooks_blob,
+            policies_blob,
+            resumes: Some(0),
+        };
+
+        // What the engine issued then: a scheduled run asks for an authorization, answered
+        // a little later.
+        let event = Event::ScheduledRun {
+            runbook_id: "gateway-readiness-check".to_owned(),
+        };
+        let later = Timestamp(NOW.0 + 3);
+        let mut then = Engine::new(bundle.engine.clone());
+        let issued = then.handle(&event, NOW);
+        let Some(decided) = issued
+            .iter()
+            .find_map(|command| answer(&bundle.authorizer, command))
+        else {
+            panic!("no authorization asked: {issued:#?}");
+        };
+        let issued_for_decided = then.handle(&decided, later);
+        let n_issued = issued.len() as u64;
+
+        // Older ledgers recorded the inline answer a few milliseconds after its event.
+        let mut inline = vec![
+            session_entry(&started, NOW.0).unwrap(),
+            event_entry(&event, NOW.0, None).unwrap(),
+        ];
+        inline.extend(command_entries(&issued, 1, NOW.0).unwrap());
+        inline.push(event_entry(&decided, later.0, None).unwrap());
+        inline.extend(command_entries(&issued_for_decided, 2 + n_issued, later.0).unwrap());
+        let engine = Engine::new(bundle.engine.clone());
+        assert_eq!(
+            rerun("inline", &inline, engine).await,
+            [
+                (1, issued.clone()),
+                (2 + n_issued, issued_for_decided.clone())
+            ]
+        );
+
+        // After a crash, the answer is recorded in the session that resumed, as an event of
+        // its own.
+        let mut resumed = vec![
+            session_entry(&started, NOW.0).unwrap(),
+            event_entry(&event, NOW.0, None).unwrap(),
+        ];
+        resumed.extend(command_entries(&issued, 1, NOW.0).unwrap());
+        resumed.push(session_entry(&resuming, later.0).unwrap());
+        resumed.push(event_entry(&decided, later.0, None).unwrap());
+        resumed.extend(command_entries(&issued_for_decided, 3 + n_issued, later.0).unwrap());
+        let engine = Engine::new(bundle.engine.clone());
+        assert_eq!(
+            rerun("resumed", &resumed, engine).await,
+            [(1, issued), (3 + n_issued, issued_for_decided)]
+        );
+    }
+}
