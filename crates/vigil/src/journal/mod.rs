@@ -26,4 +26,4 @@ pub use records::{
     session_start_of, step_entries,
 };
 pub use rerun::{Rerun, RerunChain};
-pub use step::{Answerer, Cedar, RecordedAnswers, Step, answer, step, step_with};
+pub use step::{Answerer, CedarAnswers, RecordedAnswers, Step, answer, step, step_with};

@@ -3,7 +3,7 @@
 //!
 //! Who answers is the driver's choice ([`Answerer`]). The daemon, the simulator and the
 //! driver conformance test call [`step`], where Cedar answers at the step's `now`
-//! ([`Cedar`], with [`answer`]). Replay and recovery call [`step_with`] through
+//! ([`CedarAnswers`], with [`answer`]). Replay and recovery call [`step_with`] through
 //! [`super::rerun`], where the answers are the recorded ones, handed back at their recorded
 //! times ([`RecordedAnswers`]). What a driver does with the step's output (append it,
 //! schedule the world's answers, compare it with a ledger, rebuild an engine) is its own
@@ -40,9 +40,9 @@ pub trait Answerer {
 
 /// Cedar answering every authorization request at once: the daemon's and the simulator's
 /// answerer.
-pub struct Cedar<'authorizer>(pub &'authorizer Authorizer);
+pub struct CedarAnswers<'authorizer>(pub &'authorizer Authorizer);
 
-impl Answerer for Cedar<'_> {
+impl Answerer for CedarAnswers<'_> {
     fn answer(&mut self, command: &Command, now: Timestamp) -> Option<(Event, Timestamp)> {
         answer(self.0, command).map(|event| (event, now))
     }
@@ -145,11 +145,11 @@ pub fn step_with(
 
 /// Hands `event` to the engine at `now`, answers every `Authorize` and `AuthorizeHuman` it
 /// issues with `authorizer`, and hands each answer back at the same `now`, until no command
-/// asks for an inline answer: [`step_with`] and [`Cedar`].
+/// asks for an inline answer: [`step_with`] and [`CedarAnswers`].
 ///
 /// Reads no clock and does no I/O apart from Cedar (which is pure too).
 pub fn step(engine: &mut Engine, authorizer: &Authorizer, event: Event, now: Timestamp) -> Step {
-    step_with(engine, &mut Cedar(authorizer), event, now)
+    step_with(engine, &mut CedarAnswers(authorizer), event, now)
 }
 
 /// The event that answers `command` inline: Cedar's decision on an authorization request,
