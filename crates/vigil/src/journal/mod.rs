@@ -1,7 +1,7 @@
 //! What the ledger means to vigil: the records it holds ([`records`]), where a ledger is and
 //! opening it ([`location`]), reading sessions and chains back ([`reader`]), the trust tally
-//! ([`trust`]), and the one step every driver of the engine runs ([`step`]), with the
-//! drivers that read a ledger, [`replay`] and [`recovery`], which run a recorded chain
+//! ([`trust`]), and the one step every driver of the engine runs ([`step`](mod@step)), with
+//! the drivers that read a ledger, [`replay`] and [`recovery`], which run a recorded chain
 //! through it ([`rerun`]).
 //!
 //! The daemon appends a step's output and carries out its effects, the simulator schedules
