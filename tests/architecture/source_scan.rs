@@ -1,9 +1,18 @@
-//! The pure crates' sources, scanned for I/O outside their tests: file system, environment,
-//! network, clocks and the async runtime.
+//! The sources, scanned outside their tests: the pure crates' for I/O (file system,
+//! environment, network, clocks and the async runtime), and every other crate's for an event
+//! handed to the engine anywhere but the one step.
 
 use std::path::{Path, PathBuf};
 
-use super::{PURE_CRATES, workspace_root};
+use super::{EDGE_CRATES, PURE_CRATES, TOOL_CRATES, workspace_root};
+
+/// The one step (`vigil::journal::step`): the only non-test code outside the engine that
+/// hands the engine an event, so that the rule "event → engine → answers inline → fed back"
+/// is written once for the daemon, the simulator, replay and recovery.
+const THE_ONE_STEP: &str = "crates/vigil/src/journal/step.rs";
+
+/// How handing the engine an event reads (`Engine::handle`).
+const ENGINE_HANDLE: &str = ".handle(";
 
 /// What a pure crate's non-test source must not mention: file system, environment, network,
 /// the wall clock, a monotonic clock read, or the async runtime.
@@ -187,9 +196,9 @@ fn module_path(declared_in: &Path, name: &str) -> PathBuf {
     }
 }
 
-/// Scans `files` (path and text) for I/O in non-test code: items under `#[cfg(test)]` and
-/// the files of modules declared under `#[cfg(test)]` are skipped.
-fn scan_for_io(files: &[(PathBuf, String)]) -> Vec<IoHit> {
+/// The non-test code of `files` (path and text), line for line: items under `#[cfg(test)]`
+/// blanked, and the files of modules declared under `#[cfg(test)]` left out.
+fn non_test_code(files: &[(PathBuf, String)]) -> Vec<(&Path, Vec<String>)> {
     // First pass: the lines of every file with its test-only items blanked, and the paths of
     // test-only module files.
     let mut test_modules: Vec<PathBuf> = Vec::new();
@@ -225,14 +234,37 @@ fn scan_for_io(files: &[(PathBuf, String)]) -> Vec<IoHit> {
         }
         code.push((path, lines));
     }
-    let mut hits = Vec::new();
-    for (path, lines) in code {
-        let in_test_module = test_modules
+    code.retain(|(path, _)| {
+        !test_modules
             .iter()
-            .any(|module| path.with_extension("") == *module || path.starts_with(module));
-        if in_test_module {
+            .any(|module| path.with_extension("") == *module || path.starts_with(module))
+    });
+    code
+}
+
+/// Where `files` (path and text) hand the engine an event in non-test code, as
+/// `file:line`, outside [`THE_ONE_STEP`].
+fn engine_handled_outside_the_step(files: &[(PathBuf, String)]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for (path, lines) in non_test_code(files) {
+        let file = path.strip_prefix(workspace_root()).unwrap_or(path);
+        if file == Path::new(THE_ONE_STEP) {
             continue;
         }
+        for (line_idx, line) in lines.iter().enumerate() {
+            if line.contains(ENGINE_HANDLE) {
+                hits.push(format!("{}:{}", file.display(), line_idx + 1));
+            }
+        }
+    }
+    hits
+}
+
+/// Scans `files` (path and text) for I/O in non-test code: items under `#[cfg(test)]` and
+/// the files of modules declared under `#[cfg(test)]` are skipped.
+fn scan_for_io(files: &[(PathBuf, String)]) -> Vec<IoHit> {
+    let mut hits = Vec::new();
+    for (path, lines) in non_test_code(files) {
         for (line_idx, line) in lines.iter().enumerate() {
             let mut patterns: Vec<String> = IO_PATTERNS
                 .iter()
@@ -370,4 +402,47 @@ pub fn after_the_tests() {
     .map(|(file, line, pattern)| (file.to_owned(), line, pattern.to_owned()))
     .collect();
     assert_eq!(found, expected);
+}
+
+#[test]
+fn only_the_one_step_hands_the_engine_an_event_outside_tests() {
+    let step = workspace_root().join(THE_ONE_STEP);
+    let step_text = std::fs::read_to_string(&step)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", step.display()));
+    assert!(
+        non_test_code(&[(step.clone(), step_text)])
+            .iter()
+            .flat_map(|(_, lines)| lines)
+            .any(|line| line.contains(ENGINE_HANDLE)),
+        "{THE_ONE_STEP} no longer hands the engine an event: the rule moved"
+    );
+    for crate_name in EDGE_CRATES.iter().chain(&TOOL_CRATES) {
+        let src = workspace_root().join("crates").join(crate_name).join("src");
+        let hits = engine_handled_outside_the_step(&rust_files(&src));
+        assert!(
+            hits.is_empty(),
+            "{crate_name} hands the engine an event outside the one step \
+             (call vigil::journal::step or step_with):\n  {}",
+            hits.join("\n  ")
+        );
+    }
+}
+
+#[test]
+fn the_step_scan_catches_a_driver_that_hands_the_engine_an_event_itself() {
+    let step = workspace_root().join(THE_ONE_STEP);
+    let src = workspace_root().join("crates/vigil/src");
+    let driver = "pub fn drive(engine: &mut Engine) {\n\
+                  let _ = engine.handle(&Event::Tick, now);\n\
+                  }\n\
+                  #[cfg(test)]\n\
+                  mod tests { fn by_hand() { engine.handle(&Event::Tick, now); } }\n";
+    let files = vec![
+        (step, "let commands = engine.handle(&event, at);".to_owned()),
+        (src.join("journal/replay.rs"), driver.to_owned()),
+    ];
+    assert_eq!(
+        engine_handled_outside_the_step(&files),
+        ["crates/vigil/src/journal/replay.rs:2"]
+    );
 }

@@ -1,7 +1,8 @@
 //! What the ledger means to vigil: the records it holds ([`records`]), where a ledger is and
 //! opening it ([`location`]), reading sessions and chains back ([`reader`]), the trust tally
-//! ([`trust`]), and the one step every driver of the engine runs ([`step`]), with the
-//! drivers that read a ledger: [`replay`] and [`recovery`].
+//! ([`trust`]), and the one step every driver of the engine runs ([`step`](mod@step)), with
+//! the drivers that read a ledger, [`replay`] and [`recovery`], which run a recorded chain
+//! through it ([`rerun`]).
 //!
 //! The daemon appends a step's output and carries out its effects, the simulator schedules
 //! the world's answers on its virtual clock, replay compares the recorded entries with what
@@ -13,6 +14,7 @@ pub mod reader;
 pub mod records;
 pub mod recovery;
 pub mod replay;
+pub mod rerun;
 pub mod step;
 pub mod trust;
 
@@ -23,4 +25,5 @@ pub use records::{
     record_bundle, record_policies, recorded_authorizer, session_entry, session_of,
     session_start_of, step_entries,
 };
-pub use step::{Step, answer, step};
+pub use rerun::{Rerun, RerunChain};
+pub use step::{Answerer, CedarAnswers, RecordedAnswers, Step, answer, step, step_with};

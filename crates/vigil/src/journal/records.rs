@@ -142,7 +142,7 @@ pub fn command_entries(
         .collect()
 }
 
-/// The ledger entries of one step taken at `at_ms` (see [`super::step`]) whose first event
+/// The ledger entries of one step taken at `at_ms` (see [`super::step()`]) whose first event
 /// gets seq `first_seq`: each handled event followed by the commands it caused. The first
 /// event carries the blob of the HTTP exchanges behind it, if any.
 ///

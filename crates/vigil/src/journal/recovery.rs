@@ -4,7 +4,8 @@
 //! the engine is deterministic. So when the last session did not end cleanly (no end entry: a
 //! crash or `kill -9`), or ended with work interrupted, the engine's state at that moment is
 //! rebuilt by feeding the session's recorded events to a fresh engine built from its
-//! recorded config, checking that it issues the recorded commands again. The
+//! recorded config, through the one step with the recorded answers
+//! ([`journal::RerunChain`]), checking that it issues the recorded commands again. The
 //! commands whose answer never came (an action, a page, an authorization, a wake-up) are the
 //! unfinished work: the daemon carries them on, reconciling each action with its target first
 //! (`daemon/actions.rs`) so that one that had reached the target is not made twice.
@@ -19,7 +20,7 @@ use vigil_core::Timestamp;
 use vigil_core::engine::{Command, Engine, EngineConfig, Event};
 use vigil_ledger::{Entry, Ledger};
 
-use crate::journal::{self, Recorded, SessionRecord};
+use crate::journal::{self, Rerun, RerunChain, SessionRecord};
 
 /// An interrupted session, rebuilt.
 pub struct Resumed {
@@ -90,19 +91,23 @@ pub async fn resume(
     let SessionRecord::SessionStarted { engine_config, .. } = journal::session_of(&origin)? else {
         anyhow::bail!("entry {} does not start a session", origin.seq);
     };
-    let mut engine = Engine::new((*engine_config).clone());
     let mut unfinished: BTreeMap<String, (u64, Command)> = BTreeMap::new();
     let mut n_events = 0;
     let mut last_event_seq = origin.seq;
     let mut last_event_at = Timestamp(origin.at_ms);
     let mut wakes = std::collections::BTreeSet::new();
     let mut produced: std::collections::VecDeque<Command> = std::collections::VecDeque::new();
-    let mut entries = journal::ChainEntries::new(ledger, &origin, u64::MAX);
-    while let Some((entry, recorded)) = entries.next().await? {
-        match recorded {
+    let mut entries = RerunChain::new(
+        ledger,
+        &origin,
+        u64::MAX,
+        Engine::new((*engine_config).clone()),
+    );
+    while let Some((entry, rerun)) = entries.next().await? {
+        match rerun {
             // Ends, and starts of sessions that resumed, continue the chain.
-            Recorded::Session(_) => {}
-            Recorded::Event(record) => {
+            Rerun::Session(_) => {}
+            Rerun::Event { record, issued } => {
                 check_drained(&produced, &entry)?;
                 match &record.event {
                     Event::ActionFinished { action_id: id, .. }
@@ -113,12 +118,12 @@ pub async fn resume(
                     }
                     _ => {}
                 }
-                produced = engine.handle(&record.event, Timestamp(entry.at_ms)).into();
+                produced = issued.into();
                 n_events += 1;
                 last_event_seq = entry.seq;
                 last_event_at = Timestamp(entry.at_ms);
             }
-            Recorded::Command(record) => {
+            Rerun::Command(record) => {
                 let expected = produced.pop_front();
                 anyhow::ensure!(
                     expected.as_ref() == Some(&record.command),
@@ -141,6 +146,7 @@ pub async fn resume(
             }
         }
     }
+    let engine = entries.into_engine();
     let mut comparable = (*engine_config).clone();
     comparable.trust.clone_from(&current.trust);
     if &comparable != current {

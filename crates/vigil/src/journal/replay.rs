@@ -4,8 +4,9 @@
 //! An incident is replayed from the start of the session chain that holds it (a session that
 //! resumed an interrupted one continues its engine): the session entry gives the engine's
 //! configuration and the policy set (from their content-addressed copies), and every event up
-//! to the incident's last entry is fed to the engine with its recorded `now`. Every command
-//! the engine issues is compared, in order, with the command recorded after that event. The
+//! to the incident's last entry is fed to the engine with its recorded `now`, through the one
+//! step with the recorded answers ([`journal::RerunChain`]). Every command the engine issues
+//! is compared, in order, with the command recorded after that event. The
 //! outside world's answers (scrapes, pushed payloads, action results, pages, people) are the
 //! recorded events, so nothing outside is called. Authorization answers are re-evaluated
 //! with the recorded policies and compared with the recorded decisions. Replay starts at the
@@ -36,7 +37,7 @@ use vigil_core::engine::{Command, Engine, Event};
 use vigil_ledger::{Entry, Ledger};
 use vigil_policy::Authorizer;
 
-use crate::journal::{self, CommandRecord, EventRecord, Recorded, SessionRecord};
+use crate::journal::{self, CommandRecord, EventRecord, Rerun, RerunChain, SessionRecord};
 
 /// Command fields added after the first ledger format, as (JSON pointer of the object that
 /// holds the field, field name): a ledger written before the field existed lacks it, so the
@@ -188,29 +189,28 @@ async fn replay_chain(
         ));
     }
     let mut chain = Chain {
-        engine: Engine::new(*engine_config),
         expected: VecDeque::new(),
         current_event_seq: origin.seq,
         requests: BTreeMap::new(),
         human_requests: BTreeMap::new(),
     };
-    let mut entries = journal::ChainEntries::new(ledger, &origin, last_seq);
-    while let Some((entry, recorded)) = entries.next().await? {
-        match recorded {
+    let mut entries = RerunChain::new(ledger, &origin, last_seq, Engine::new(*engine_config));
+    while let Some((entry, rerun)) = entries.next().await? {
+        match rerun {
             // An end, and the start of a session that resumed this one, continue it. The
             // commands a crash kept out of the ledger are recorded right after the resuming
             // session's start, as caused by the last event.
-            Recorded::Session(
+            Rerun::Session(
                 SessionRecord::SessionEnded { .. } | SessionRecord::SessionStarted { .. },
             ) => {}
             // From here on, decisions were made with the reloaded policies.
-            Recorded::Session(SessionRecord::PoliciesReloaded { policies_blob, .. }) => {
+            Rerun::Session(SessionRecord::PoliciesReloaded { policies_blob, .. }) => {
                 authorizer = journal::recorded_authorizer(ledger, &policies_blob).await?;
             }
-            Recorded::Event(record) => {
-                chain.event(&entry, record, &authorizer, alternative, report);
+            Rerun::Event { record, issued } => {
+                chain.event(&entry, &record, issued, &authorizer, alternative, report);
             }
-            Recorded::Command(record) => chain.command(&entry, record, report)?,
+            Rerun::Command(record) => chain.command(&entry, record, report)?,
         }
     }
     chain.leftover(report);
@@ -219,7 +219,6 @@ async fn replay_chain(
 
 /// One session chain's replay in progress.
 struct Chain {
-    engine: Engine,
     /// The commands the replay issued for the current event and the ledger has not shown yet.
     expected: VecDeque<Command>,
     current_event_seq: u64,
@@ -230,11 +229,13 @@ struct Chain {
 }
 
 impl Chain {
-    /// Feeds a recorded event to the engine (after checking a recorded decision).
+    /// Takes the commands the engine issued for a recorded event as the ones to compare next
+    /// (after checking a recorded decision).
     fn event(
         &mut self,
         entry: &Entry,
-        record: EventRecord,
+        record: &EventRecord,
+        issued: Vec<Command>,
         authorizer: &Authorizer,
         alternative: Option<&Alternative>,
         report: &mut ReplayReport,
@@ -300,10 +301,7 @@ impl Chain {
         }
         report.n_events += 1;
         self.current_event_seq = entry.seq;
-        self.expected = self
-            .engine
-            .handle(&record.event, Timestamp(entry.at_ms))
-            .into();
+        self.expected = issued.into();
     }
 
     /// Compares a recorded command with the next one the replay issued.

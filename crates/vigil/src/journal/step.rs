@@ -1,10 +1,13 @@
-//! vigil's one rule, written once: the engine handles an event, Cedar answers its
-//! authorization requests inline, and each answer is handed back to the engine.
+//! vigil's one rule, written once: the engine handles an event, the authorization requests it
+//! issues are answered inline, and each answer is handed back to the engine.
 //!
-//! The daemon, the simulator and the driver conformance test call [`step`]; replay checks a
-//! recorded answer with [`answer`], the same function `step` answers with. What a driver does
-//! with the step's output (append it, schedule the world's answers, compare it with a ledger)
-//! is its own business.
+//! Who answers is the driver's choice ([`Answerer`]). The daemon, the simulator and the
+//! driver conformance test call [`step`], where Cedar answers at the step's `now`
+//! ([`CedarAnswers`], with [`answer`]). Replay and recovery call [`step_with`] through
+//! [`super::rerun`], where the answers are the recorded ones, handed back at their recorded
+//! times ([`RecordedAnswers`]). What a driver does with the step's output (append it,
+//! schedule the world's answers, compare it with a ledger, rebuild an engine) is its own
+//! business.
 
 use std::collections::VecDeque;
 
@@ -19,36 +22,134 @@ pub struct Step {
     /// The event first, then the inline answers (breadth first: the answers to the event's
     /// commands in their order, then the answers to those answers' commands).
     pub handled: Vec<(Event, Vec<Command>)>,
+    /// When the engine handled each of `handled`, in the same order: the step's `now` for the
+    /// event, and the time its [`Answerer`] gave for each answer.
+    pub handled_at: Vec<Timestamp>,
     /// For a pushed payload, the engine's account of it (series tracked, refused, why),
     /// taken right after the engine handled the push.
     pub push_report: Option<PushReport>,
 }
 
-/// Hands `event` to the engine at `now`, answers every `Authorize` and `AuthorizeHuman` it
-/// issues with `authorizer`, and hands each answer back at the same `now`, until no command
-/// asks for an inline answer.
+/// Who answers the commands a step answers inline.
+pub trait Answerer {
+    /// The event that answers `command`, issued at `now`, and when the engine is handed it;
+    /// `None` leaves the command unanswered by the step (the world answers it later, if at
+    /// all).
+    fn answer(&mut self, command: &Command, now: Timestamp) -> Option<(Event, Timestamp)>;
+}
+
+/// Cedar answering every authorization request at once: the daemon's and the simulator's
+/// answerer.
+pub struct CedarAnswers<'authorizer>(pub &'authorizer Authorizer);
+
+impl Answerer for CedarAnswers<'_> {
+    fn answer(&mut self, command: &Command, now: Timestamp) -> Option<(Event, Timestamp)> {
+        answer(self.0, command).map(|event| (event, now))
+    }
+}
+
+/// The answers a ledger recorded after an event, handed back in the recorded order at the
+/// recorded times: replay's and recovery's answerer.
 ///
-/// Reads no clock and does no I/O apart from Cedar (which is pure too).
-pub fn step(engine: &mut Engine, authorizer: &Authorizer, event: Event, now: Timestamp) -> Step {
+/// A request is answered by the next recorded answer not handed back yet, if that answer is
+/// to this request; otherwise it stays unanswered, and a later recorded answer is stepped as
+/// an event of its own, when the driver reaches it. Answers are only ever taken in order, so
+/// the engine is handed the recorded events in the recorded order.
+#[derive(Debug, Default)]
+pub struct RecordedAnswers {
+    /// The recorded answers still to hand back, with their recorded times.
+    answers: VecDeque<(Event, Timestamp)>,
+    /// How many were handed back.
+    n_taken: usize,
+}
+
+impl RecordedAnswers {
+    /// The answers recorded after an event, in the order recorded.
+    #[must_use]
+    pub fn new(answers: impl IntoIterator<Item = (Event, Timestamp)>) -> RecordedAnswers {
+        RecordedAnswers {
+            answers: answers.into_iter().collect(),
+            n_taken: 0,
+        }
+    }
+
+    /// How many recorded answers were handed back: the first ones given to [`Self::new`].
+    #[must_use]
+    pub fn n_taken(&self) -> usize {
+        self.n_taken
+    }
+}
+
+impl Answerer for RecordedAnswers {
+    fn answer(&mut self, command: &Command, _now: Timestamp) -> Option<(Event, Timestamp)> {
+        let (next, _) = self.answers.front()?;
+        let answers_it = match (command, next) {
+            (
+                Command::Authorize { request_id, .. },
+                Event::AuthorizationDecided {
+                    request_id: answered,
+                    ..
+                },
+            )
+            | (
+                Command::AuthorizeHuman { request_id, .. },
+                Event::HumanDecided {
+                    request_id: answered,
+                    ..
+                },
+            ) => request_id == answered,
+            _ => false,
+        };
+        if !answers_it {
+            return None;
+        }
+        self.n_taken += 1;
+        self.answers.pop_front()
+    }
+}
+
+/// Hands `event` to the engine at `now`, asks `answerer` to answer every command it issues,
+/// and hands each answer back at the time the answerer gives, until no command gets an
+/// answer.
+///
+/// Reads no clock and does no I/O apart from what the answerer does.
+pub fn step_with(
+    engine: &mut Engine,
+    answerer: &mut impl Answerer,
+    event: Event,
+    now: Timestamp,
+) -> Step {
     let mut handled = Vec::new();
+    let mut handled_at = Vec::new();
     let mut push_report = None;
-    let mut queue = VecDeque::from([event]);
-    while let Some(event) = queue.pop_front() {
-        let commands = engine.handle(&event, now);
+    let mut queue = VecDeque::from([(event, now)]);
+    while let Some((event, at)) = queue.pop_front() {
+        let commands = engine.handle(&event, at);
         if handled.is_empty() {
             push_report = engine.push_report().cloned();
         }
         queue.extend(
             commands
                 .iter()
-                .filter_map(|command| answer(authorizer, command)),
+                .filter_map(|command| answerer.answer(command, at)),
         );
         handled.push((event, commands));
+        handled_at.push(at);
     }
     Step {
         handled,
+        handled_at,
         push_report,
     }
+}
+
+/// Hands `event` to the engine at `now`, answers every `Authorize` and `AuthorizeHuman` it
+/// issues with `authorizer`, and hands each answer back at the same `now`, until no command
+/// asks for an inline answer: [`step_with`] and [`CedarAnswers`].
+///
+/// Reads no clock and does no I/O apart from Cedar (which is pure too).
+pub fn step(engine: &mut Engine, authorizer: &Authorizer, event: Event, now: Timestamp) -> Step {
+    step_with(engine, &mut CedarAnswers(authorizer), event, now)
 }
 
 /// The event that answers `command` inline: Cedar's decision on an authorization request,
@@ -88,7 +189,7 @@ mod tests {
     use vigil_core::Timestamp;
     use vigil_core::engine::{Command, Engine, Event};
 
-    use super::{answer, step};
+    use super::{RecordedAnswers, answer, step, step_with};
     use crate::bundle::{self, Bundle};
 
     /// 2026-01-01T00:00:00Z.
@@ -162,6 +263,75 @@ mod tests {
             .collect();
         let handed_back: Vec<&Event> = taken.handled.iter().skip(1).map(|(e, _)| e).collect();
         assert_eq!(handed_back, answers.iter().collect::<Vec<_>>());
+    }
+
+    /// The request a scheduled run's first step puts to Cedar, and Cedar's answer to it.
+    fn scheduled_request(bundle: &Bundle) -> (Event, Command, Event) {
+        let event = Event::ScheduledRun {
+            runbook_id: "gateway-readiness-check".to_owned(),
+        };
+        let issued = Engine::new(bundle.engine.clone()).handle(&event, NOW);
+        let Some(request) = issued
+            .into_iter()
+            .find(|command| matches!(command, Command::Authorize { .. }))
+        else {
+            panic!("the scheduled run asks for no authorization");
+        };
+        let Some(decided) = answer(&bundle.authorizer, &request) else {
+            panic!("Cedar does not answer {request:?}");
+        };
+        (event, request, decided)
+    }
+
+    #[test]
+    fn a_recorded_answer_is_handed_back_at_its_recorded_time() {
+        let bundle = scenario_bundle();
+        let (event, request, decided) = scheduled_request(&bundle);
+        // Older ledgers recorded an inline answer a few milliseconds after its event.
+        let later = Timestamp(NOW.0 + 7);
+        let mut answerer = RecordedAnswers::new([(decided.clone(), later)]);
+        let mut engine = Engine::new(bundle.engine.clone());
+        let taken = step_with(&mut engine, &mut answerer, event.clone(), NOW);
+        assert_eq!(answerer.n_taken(), 1);
+        assert_eq!(taken.handled.len(), 2, "{:#?}", taken.handled);
+        assert!(taken.handled[0].1.contains(&request));
+        assert_eq!(taken.handled[1].0, decided);
+        assert_eq!(taken.handled_at, [NOW, later]);
+        // What the engine issued is what it issues when handed the same events at those times.
+        let mut by_hand = Engine::new(bundle.engine.clone());
+        assert_eq!(by_hand.handle(&event, NOW), taken.handled[0].1);
+        assert_eq!(by_hand.handle(&decided, later), taken.handled[1].1);
+    }
+
+    #[test]
+    fn a_request_without_its_recorded_answer_next_stays_unanswered() {
+        let bundle = scenario_bundle();
+        let (event, request, decided) = scheduled_request(&bundle);
+        let Event::AuthorizationDecided {
+            incident_id,
+            decision,
+            ..
+        } = decided.clone()
+        else {
+            panic!("not a decision: {decided:?}");
+        };
+        let another_request = Event::AuthorizationDecided {
+            request_id: "another-request".to_owned(),
+            incident_id,
+            decision,
+        };
+        // No answer recorded (a crash before it), and an answer to another request next (to
+        // be stepped as an event of its own, after this one's commands).
+        for recorded in [vec![], vec![(another_request, NOW)]] {
+            let n_recorded = recorded.len();
+            let mut answerer = RecordedAnswers::new(recorded);
+            let mut engine = Engine::new(bundle.engine.clone());
+            let taken = step_with(&mut engine, &mut answerer, event.clone(), NOW);
+            assert_eq!(answerer.n_taken(), 0, "{n_recorded} recorded");
+            assert_eq!(taken.handled.len(), 1, "{:#?}", taken.handled);
+            assert_eq!(taken.handled_at, [NOW]);
+            assert!(taken.handled[0].1.contains(&request));
+        }
     }
 
     #[test]
