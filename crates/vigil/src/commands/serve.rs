@@ -1,6 +1,6 @@
 //! `vigil serve` and `vigil check`.
 //!
-//! Both go through [`preflight`]: the config, runbooks and policies (two stages), then
+//! Both go through `preflight`: the config, runbooks and policies (two stages), then
 //! everything the daemon resolves before it starts (secrets, clients, tokens, keys, the
 //! ledger's location, the OIDC issuer's keys). `check` stops there and reports; `serve` goes
 //! on to bind its listener and only then opens (or creates) the ledger, so a config that

@@ -17,8 +17,8 @@ use vigil_core::engine::{Action, Event, Page};
 use vigil_ledger::BlobStore;
 
 use super::actions::{self, Targets};
-use crate::clock::Clock;
 use super::telemetry::Telemetry;
+use crate::clock::Clock;
 use crate::logsafe::Escaped;
 
 /// Where pages go.

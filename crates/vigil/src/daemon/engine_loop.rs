@@ -29,12 +29,12 @@ use vigil_policy::Authorizer;
 
 use super::admin::{Instruction, InstructionAnswer, ProposalsRequest};
 use super::checkpointer::{CheckpointRequest, Checkpointer};
-use crate::clock::Clock;
 use super::effects::Effects;
 use super::intake::Ack;
 use super::telemetry::Telemetry;
 use super::{Note, NoteBody};
 use crate::bundle::PolicyTexts;
+use crate::clock::Clock;
 use crate::journal::{self, SessionRecord};
 use crate::logsafe::Escaped;
 

@@ -12,9 +12,9 @@ use vigil_connectors::prometheus::{QueryClient, QueryResult};
 use vigil_core::engine::Event;
 use vigil_core::signal::{Labels, Sample};
 
-use crate::clock::Clock;
 use super::poll::poll;
 use super::telemetry::Telemetry;
+use crate::clock::Clock;
 use crate::logsafe::Escaped;
 
 pub(super) struct Querier {

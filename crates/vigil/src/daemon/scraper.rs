@@ -13,9 +13,9 @@ use vigil_core::engine::Event;
 use vigil_core::exposition;
 use vigil_core::signal::{Labels, Sample};
 
-use crate::clock::Clock;
 use super::poll::poll;
 use super::telemetry::Telemetry;
+use crate::clock::Clock;
 use crate::logsafe::Escaped;
 
 /// How many malformed lines of one scrape are logged (all are counted).
