@@ -133,6 +133,11 @@ impl Served {
         Some(line)
     }
 
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
     /// Everything vigil printed on stderr so far.
     pub fn stderr(&mut self) -> String {
         while let Ok(line) = self.stderr_lines.try_recv() {
