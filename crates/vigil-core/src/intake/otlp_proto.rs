@@ -37,13 +37,45 @@ use super::otlp_values::{Attribute, GenAiAttributes, MAX_FINISH_REASONS, too_man
 /// problem with its path, as [`parse_otlp_traces`](super::parse_otlp_traces) does for JSON.
 pub fn parse_otlp_traces_protobuf(body: &[u8]) -> Result<SpanBatch, IntakeError> {
     let mut walker = Walker::default();
-    let mut batch = SpanBatch::default();
+    // Sized once: grown by doubling, the batch of a body of tiny GenAI spans peaked at 11.5
+    // times the body (the old and the new buffer both live); sized, at 6 times.
+    let mut batch = SpanBatch {
+        spans: Vec::with_capacity(count_gen_ai_spans(body)),
+        spans_received: 0,
+    };
     let resource_spans = repeated(&mut walker, body, "", "resourceSpans", 1, MAX_OTLP_ARRAY);
     for (idx, item) in resource_spans.into_iter().enumerate() {
         let path = json::index("resourceSpans", idx);
         read_resource_spans(&mut walker, item, &path, &mut batch);
     }
     walker.finish(batch)
+}
+
+/// How many spans of the request carry an attribute that marks a GenAI span, at most: a
+/// quick walk that reports nothing (the real one does) and allocates nothing.
+fn count_gen_ai_spans(body: &[u8]) -> usize {
+    fn children(message: &[u8], number: u64) -> impl Iterator<Item = &[u8]> {
+        fields(message)
+            .map_while(Result::ok)
+            .filter_map(move |(found, wire)| match wire {
+                Wire::Bytes(bytes) if found == number => Some(bytes),
+                _ => None,
+            })
+    }
+    let mut n_gen_ai = 0_usize;
+    for resource_spans in children(body, 1) {
+        for scope_spans in children(resource_spans, 2) {
+            for span in children(scope_spans, 2) {
+                let marked = children(span, 9).any(|attribute| {
+                    children(attribute, 1).last().is_some_and(|key| {
+                        std::str::from_utf8(key).is_ok_and(GenAiAttributes::marks_gen_ai)
+                    })
+                });
+                n_gen_ai += usize::from(marked);
+            }
+        }
+    }
+    n_gen_ai
 }
 
 /// One field of a protobuf message on the wire.
