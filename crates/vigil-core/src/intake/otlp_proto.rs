@@ -20,7 +20,7 @@
 //! repeated occurrence of a singular field counts once, the last (a `resource` given twice
 //! has both attribute lists). The framing of every field of the levels walked is checked
 //! (tags, wire types, lengths within their parent; groups, which OTLP never uses, are
-//! refused); the contents of fields vigil does not read (events, links, the values of other
+//! skipped as protobuf skips unknown fields, up to 100 deep); the contents of fields vigil does not read (events, links, the values of other
 //! attributes, spans that are not GenAI spans) are skipped, not decoded. Nothing recurses
 //! beyond the fixed levels of the schema, and no nested message is decoded past one level,
 //! so a deeply nested value costs nothing.
@@ -78,6 +78,9 @@ fn count_gen_ai_spans(body: &[u8]) -> usize {
     n_gen_ai
 }
 
+/// How deep groups may nest: prost's recursion limit.
+const MAX_GROUP_DEPTH: usize = 100;
+
 /// One field of a protobuf message on the wire.
 #[derive(Clone, Copy, Debug)]
 enum Wire<'a> {
@@ -85,6 +88,8 @@ enum Wire<'a> {
     Fixed64(u64),
     Fixed32,
     Bytes(&'a [u8]),
+    /// A group (deprecated; OTLP never uses one), skipped whole as protobuf skips it.
+    Group,
 }
 
 impl Wire<'_> {
@@ -94,6 +99,7 @@ impl Wire<'_> {
             Wire::Fixed64(_) => "a 64-bit value (wire type 1)",
             Wire::Fixed32 => "a 32-bit value (wire type 5)",
             Wire::Bytes(_) => "a length-delimited value (wire type 2)",
+            Wire::Group => "a group (wire type 3)",
         }
     }
 }
@@ -142,14 +148,48 @@ impl<'a> Fields<'a> {
                 self.take(4)?;
                 Wire::Fixed32
             }
-            3 | 4 => {
-                return Err(format!(
-                    "field {number} is a group (wire types 3 and 4), which OTLP does not use"
-                ));
+            3 => {
+                self.skip_group(number, 1)?;
+                Wire::Group
             }
+            4 => return Err(format!("closes group {number}, which was never opened")),
             other => return Err(format!("field {number} has an invalid wire type ({other})")),
         };
         Ok((number, wire))
+    }
+
+    /// Skips the rest of group `number`, up to its end, as protobuf does with an unknown
+    /// group; groups nest at most [`MAX_GROUP_DEPTH`] deep (prost's recursion limit).
+    fn skip_group(&mut self, number: u64, depth: usize) -> Result<(), String> {
+        if depth > MAX_GROUP_DEPTH {
+            return Err(format!("nests groups more than {MAX_GROUP_DEPTH} deep"));
+        }
+        loop {
+            if self.rest.is_empty() {
+                return Err(format!("never closes group {number}"));
+            }
+            let key = self.varint()?;
+            let inner = key >> 3;
+            match key & 7 {
+                0 => {
+                    self.varint()?;
+                }
+                1 => {
+                    self.take(8)?;
+                }
+                2 => {
+                    let length = usize::try_from(self.varint()?).unwrap_or(usize::MAX);
+                    self.take(length)?;
+                }
+                5 => {
+                    self.take(4)?;
+                }
+                3 => self.skip_group(inner, depth + 1)?,
+                4 if inner == number => return Ok(()),
+                4 => return Err(format!("closes group {inner} inside group {number}")),
+                other => return Err(format!("field {inner} has an invalid wire type ({other})")),
+            }
+        }
     }
 
     fn varint(&mut self) -> Result<u64, String> {

@@ -215,8 +215,26 @@ fn malformed_protobuf_is_named_where_it_breaks() {
         JS_SDK.as_bytes(),
         expect![[r#"
             the payload has 1 problem
-            (body): is not a valid protobuf message: field 15 is a group (wire types 3 and 4), which OTLP does not use
+            (body): is not a valid protobuf message: closes group 5 inside group 15
         "#]],
+    );
+    // Regression (found by fuzz/intake_otlp_proto): groups were refused where protobuf, and
+    // so prost, skips them as unknown fields. An unknown group at the top, then one never closed.
+    check(
+        &[0x73, 0x08, 0x01, 0x74],
+        expect![[r#"
+        {
+          "spans": [],
+          "spans_received": 0
+        }
+    "#]],
+    );
+    check(
+        &[0x73, 0x08, 0x01],
+        expect![[r#"
+        the payload has 1 problem
+        (body): is not a valid protobuf message: never closes group 14
+    "#]],
     );
     // resourceSpans as a varint.
     check(
@@ -333,4 +351,19 @@ fn answers_encode_as_otlp_messages() {
     )
     .unwrap();
     assert_eq!((status.code, status.message.as_str()), (3, "bad"));
+}
+
+/// Writes the fuzz target's seeds (`fuzz/seeds/intake_otlp_proto/`), by hand:
+/// `cargo test -p vigil-core --lib write_fuzz_seeds -- --ignored`.
+#[test]
+#[ignore = "writes fuzz/seeds/intake_otlp_proto; run by hand"]
+fn write_fuzz_seeds() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fuzz/seeds/intake_otlp_proto"
+    );
+    std::fs::write(format!("{dir}/js_sdk.pb"), to_protobuf(JS_SDK)).unwrap();
+    for (idx, json) in SAME_IN_BOTH.iter().enumerate() {
+        std::fs::write(format!("{dir}/small_{idx}.pb"), to_protobuf(json)).unwrap();
+    }
 }
