@@ -134,6 +134,10 @@ impl Served {
     }
 
     /// Where it listens.
+    #[allow(
+        dead_code,
+        reason = "used by the OpenTelemetry SDK test (otel_sdk.rs), which shares this file"
+    )]
     pub fn address(&self) -> SocketAddr {
         self.address
     }

@@ -353,17 +353,3 @@ fn answers_encode_as_otlp_messages() {
     assert_eq!((status.code, status.message.as_str()), (3, "bad"));
 }
 
-/// Writes the fuzz target's seeds (`fuzz/seeds/intake_otlp_proto/`), by hand:
-/// `cargo test -p vigil-core --lib write_fuzz_seeds -- --ignored`.
-#[test]
-#[ignore = "writes fuzz/seeds/intake_otlp_proto; run by hand"]
-fn write_fuzz_seeds() {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fuzz/seeds/intake_otlp_proto"
-    );
-    std::fs::write(format!("{dir}/js_sdk.pb"), to_protobuf(JS_SDK)).unwrap();
-    for (idx, json) in SAME_IN_BOTH.iter().enumerate() {
-        std::fs::write(format!("{dir}/small_{idx}.pb"), to_protobuf(json)).unwrap();
-    }
-}
