@@ -352,4 +352,3 @@ fn answers_encode_as_otlp_messages() {
     .unwrap();
     assert_eq!((status.code, status.message.as_str()), (3, "bad"));
 }
-
