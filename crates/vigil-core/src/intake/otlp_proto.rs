@@ -1,6 +1,6 @@
 //! OTLP/HTTP traces in the protobuf encoding (`POST /v1/traces` with
 //! `Content-Type: application/x-protobuf`, what OpenTelemetry SDKs send by default): the
-//! same `ExportTraceServiceRequest` as [`otlp`](super::otlp), read into the same
+//! same `ExportTraceServiceRequest` as [`otlp`], read into the same
 //! [`SpanBatch`] by the same rules.
 //!
 //! The body is walked, not decoded whole: protobuf in memory costs many times its bytes (a
