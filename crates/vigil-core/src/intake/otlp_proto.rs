@@ -314,20 +314,20 @@ fn read_resource_spans(walker: &mut Walker, message: &[u8], path: &str, batch: &
     }
 }
 
-/// A `KeyValue`: its key, and its `value` (an empty message when absent).
+/// A `KeyValue`: its key, and where its value is ([`ValueSource::KeyValue`]).
 fn key_value<'a>(
     walker: &mut Walker,
     message: &'a [u8],
     path: &str,
-) -> Option<(&'a str, &'a [u8])> {
+) -> Option<(&'a str, ValueSource<'a>)> {
     if !framed(walker, message, path) {
         return None;
     }
-    let (mut key, mut value): (&[u8], &[u8]) = (&[], &[]);
+    let mut key: &[u8] = &[];
     for (number, wire) in fields(message).flatten() {
         match (number, wire) {
             (1, Wire::Bytes(bytes)) => key = bytes,
-            (2, Wire::Bytes(bytes)) => value = bytes,
+            (2, Wire::Bytes(_)) => {}
             (1 | 2, other) => {
                 let name = if number == 1 { "key" } else { "value" };
                 walker.report(
@@ -340,7 +340,7 @@ fn key_value<'a>(
         }
     }
     match std::str::from_utf8(key) {
-        Ok(key) => Some((key, value)),
+        Ok(key) => Some((key, ValueSource::KeyValue(message))),
         Err(_) => {
             walker.report(&json::join(path, "key"), "is not valid UTF-8");
             None
@@ -348,25 +348,69 @@ fn key_value<'a>(
     }
 }
 
-/// An `AnyValue`, one level deep (arrays and lists are left as bytes).
+/// Where an `AnyValue` is: the `value` fields of a `KeyValue` (protobuf merges a singular
+/// message field that occurs more than once, so all of them count), or one message.
+#[derive(Clone, Copy)]
+enum ValueSource<'a> {
+    KeyValue(&'a [u8]),
+    Message(&'a [u8]),
+}
+
+impl<'a> ValueSource<'a> {
+    /// The `AnyValue` messages, in order: read one after the other, they are their merge.
+    fn messages(self) -> impl Iterator<Item = &'a [u8]> {
+        let (whole, key_value) = match self {
+            ValueSource::Message(message) => (Some(message), &[][..]),
+            ValueSource::KeyValue(message) => (None, message),
+        };
+        let values = fields(key_value)
+            .map_while(Result::ok)
+            .filter_map(|(number, wire)| match (number, wire) {
+                (2, Wire::Bytes(value)) => Some(value),
+                _ => None,
+            });
+        whole.into_iter().chain(values)
+    }
+
+    /// The fields of the merged `AnyValue`, numbered in order.
+    fn fields(self) -> impl Iterator<Item = (usize, (u64, Wire<'a>))> {
+        self.messages()
+            .flat_map(|message| fields(message).map_while(Result::ok))
+            .enumerate()
+    }
+}
+
+/// An `AnyValue`, one level deep (arrays and lists are not opened).
 enum AnyValue<'a> {
     Empty,
     String(&'a str),
     Bool(bool),
     Int(i64),
     Double(f64),
-    Array(&'a [u8]),
+    /// The `arrayValue` fields of `source` after its field number `after`: merged, as
+    /// protobuf merges them, into one array.
+    Array {
+        source: ValueSource<'a>,
+        after: Option<usize>,
+    },
     KeyValueList,
     Bytes,
 }
 
-/// Reads an `AnyValue`: the last of its `oneof` fields wins, as in protobuf.
-fn any_value<'a>(walker: &mut Walker, message: &'a [u8], path: &str) -> Option<AnyValue<'a>> {
-    if !framed(walker, message, path) {
-        return None;
+/// Reads an `AnyValue`: the last of its `oneof` fields wins, and consecutive `arrayValue`s
+/// merge, as in protobuf.
+fn any_value<'a>(walker: &mut Walker, source: ValueSource<'a>, path: &str) -> Option<AnyValue<'a>> {
+    for message in source.messages() {
+        if !framed(walker, message, path) {
+            return None;
+        }
     }
     let mut found = AnyValue::Empty;
-    for (number, wire) in fields(message).flatten() {
+    let mut last_other: Option<usize> = None;
+    for (ordinal, (number, wire)) in source.fields() {
+        if (1..=7).contains(&number) && number != 5 {
+            last_other = Some(ordinal);
+        }
         found = match (number, wire) {
             (1, Wire::Bytes(bytes)) => match std::str::from_utf8(bytes) {
                 Ok(text) => AnyValue::String(text),
@@ -379,7 +423,10 @@ fn any_value<'a>(walker: &mut Walker, message: &'a [u8], path: &str) -> Option<A
             // int64 is two's complement on the wire.
             (3, Wire::Varint(int)) => AnyValue::Int(int as i64),
             (4, Wire::Fixed64(bits)) => AnyValue::Double(f64::from_bits(bits)),
-            (5, Wire::Bytes(bytes)) => AnyValue::Array(bytes),
+            (5, Wire::Bytes(_)) => AnyValue::Array {
+                source,
+                after: last_other,
+            },
             (6, Wire::Bytes(_)) => AnyValue::KeyValueList,
             (7, Wire::Bytes(_)) => AnyValue::Bytes,
             (1..=7, other) => {
@@ -411,8 +458,10 @@ fn json_value(walker: &mut Walker, any: AnyValue<'_>, path: &str, open_array: bo
             "doubleValue",
             Number::from_f64(double).map_or(Value::Null, Value::Number),
         ),
-        AnyValue::Array(array) if open_array => ("arrayValue", json_array(walker, array, path)),
-        AnyValue::Array(_) => ("arrayValue", Value::Object(Map::new())),
+        AnyValue::Array { source, after } if open_array => {
+            ("arrayValue", json_array(walker, source, after, path))
+        }
+        AnyValue::Array { .. } => ("arrayValue", Value::Object(Map::new())),
         AnyValue::KeyValueList => ("kvlistValue", Value::Object(Map::new())),
         AnyValue::Bytes => ("bytesValue", Value::String(String::new())),
     };
@@ -423,20 +472,46 @@ fn json_value(walker: &mut Walker, any: AnyValue<'_>, path: &str, open_array: bo
 
 /// An `ArrayValue` as `{"values": [...]}`, its elements one level deep; a too long one is
 /// refused here, as the span reader would refuse it, before any element is decoded.
-fn json_array(walker: &mut Walker, array: &[u8], path: &str) -> Value {
+fn json_array(
+    walker: &mut Walker,
+    source: ValueSource<'_>,
+    after: Option<usize>,
+    path: &str,
+) -> Value {
     let array_path = json::join(path, "arrayValue");
-    let elements = repeated(walker, array, &array_path, "values", 1, usize::MAX);
+    let parts = || {
+        source
+            .fields()
+            .filter_map(move |(ordinal, field)| match field {
+                (5, Wire::Bytes(array)) if after.is_none_or(|after| ordinal > after) => Some(array),
+                _ => None,
+            })
+    };
+    // Counted before any element is kept, so that a long array costs nothing.
+    let mut n_elements = 0_usize;
+    for array in parts() {
+        if !framed(walker, array, &array_path) {
+            return Value::Object(Map::new());
+        }
+        n_elements += fields(array)
+            .map_while(Result::ok)
+            .filter(|(number, _)| *number == 1)
+            .count();
+    }
     let mut values = Vec::new();
-    if elements.len() > MAX_FINISH_REASONS {
+    if n_elements > MAX_FINISH_REASONS {
         walker.report(
             path,
-            too_many_values("gen_ai.response.finish_reasons", elements.len()),
+            too_many_values("gen_ai.response.finish_reasons", n_elements),
         );
     } else {
         let values_path = json::join(&array_path, "values");
+        let elements: Vec<&[u8]> = parts()
+            .flat_map(|array| repeated(walker, array, &array_path, "values", 1, usize::MAX))
+            .collect();
         for (idx, element) in elements.into_iter().enumerate() {
             let element_path = json::index(&values_path, idx);
-            if let Some(any) = any_value(walker, element, &element_path) {
+            if let Some(any) = any_value(walker, ValueSource::Message(element), &element_path) {
                 values.push(json_value(walker, any, &element_path, false));
             }
         }
@@ -455,7 +530,7 @@ fn read_span(
 ) -> Option<GenAiSpan> {
     // The last attribute of each key vigil reads, with its index: at most one per key, so
     // that a span of many repeated attributes costs no more than one of each.
-    let mut read: Vec<(usize, &str, &[u8])> = Vec::new();
+    let mut read: Vec<(usize, &str, ValueSource<'_>)> = Vec::new();
     let attributes = repeated(walker, message, path, "attributes", 9, MAX_OTLP_ARRAY);
     let list_path = json::join(path, "attributes");
     for (idx, attribute) in attributes.into_iter().enumerate() {

@@ -352,3 +352,77 @@ fn answers_encode_as_otlp_messages() {
     .unwrap();
     assert_eq!((status.code, status.message.as_str()), (3, "bad"));
 }
+
+/// Splits `body` around the attribute `gen_ai.response.finish_reasons` of a one-span export
+/// and appends `extra` inside it, fixing every enclosing length.
+fn with_finish_reasons_extra(extra: &[u8]) -> Vec<u8> {
+    let json = r#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": "eee19b7ec3c1b174", "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+        "attributes": [{"key": "gen_ai.system", "value": {"stringValue": "openai"}},
+                       {"key": "gen_ai.response.finish_reasons", "value": {"arrayValue": {"values": [{"stringValue": "stop"}]}}}]}]}]}]}"#;
+    let request = pb::ExportTraceServiceRequest::decode(to_protobuf(json).as_slice()).unwrap();
+    let mut span = request.resource_spans[0].scope_spans[0].spans[0].clone();
+    let mut attribute = span.attributes.pop().unwrap().encode_to_vec();
+    attribute.extend_from_slice(extra);
+    let mut span_bytes = span.encode_to_vec();
+    span_bytes.push(0x4a);
+    prost::encoding::encode_varint(attribute.len() as u64, &mut span_bytes);
+    span_bytes.extend_from_slice(&attribute);
+    let wrap = |field: u8, inner: &[u8]| {
+        let mut out = vec![field];
+        prost::encoding::encode_varint(inner.len() as u64, &mut out);
+        out.extend_from_slice(inner);
+        out
+    };
+    wrap(0x0a, &wrap(0x12, &wrap(0x12, &span_bytes)))
+}
+
+// Regression (found by hand, checking fuzz/intake_otlp_proto's oracle): the last `value`
+// was read alone. A singular message field that occurs twice is merged in protobuf: two `value`s of one
+// attribute, or two `arrayValue`s of one value, make one array of both.
+#[test]
+fn repeated_values_merge_as_protobuf_merges_them() {
+    let length = |inner: &[u8]| {
+        let mut out = Vec::new();
+        prost::encoding::encode_varint(inner.len() as u64, &mut out);
+        out.extend_from_slice(inner);
+        out
+    };
+    let element = pb::AnyValue {
+        value: Some(pb::Value::StringValue("length".to_owned())),
+    }
+    .encode_to_vec();
+    let array = [&[0x0a][..], &length(&element)].concat();
+    let value = [&[0x2a][..], &length(&array)].concat();
+    let text = [&[0x0a, 1][..], b"x"].concat();
+    for (extra, expected) in [
+        // A second `value` holding an array.
+        (
+            [&[0x12][..], &length(&value)].concat(),
+            &["stop", "length"][..],
+        ),
+        // ... twice, in one second `value`.
+        (
+            [&[0x12][..], &length(&[&value[..], &value].concat())].concat(),
+            &["stop", "length", "length"],
+        ),
+        // A string between them: the array starts again after it.
+        (
+            [&[0x12][..], &length(&[&text[..], &value].concat())].concat(),
+            &["length"],
+        ),
+    ] {
+        let body = with_finish_reasons_extra(&extra);
+        let whole = pb::ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+        let reasons = &whole.resource_spans[0].scope_spans[0].spans[0].attributes[1];
+        let batch = parse_otlp_traces_protobuf(&body).unwrap();
+        assert_eq!(batch.spans[0].finish_reasons, expected, "{reasons:?}");
+        let Some(pb::AnyValue {
+            value: Some(pb::Value::ArrayValue(array)),
+        }) = &reasons.value
+        else {
+            panic!("{reasons:?}");
+        };
+        assert_eq!(array.values.len(), expected.len(), "prost agrees");
+    }
+}
