@@ -53,6 +53,9 @@
 //! Token counts may also arrive as a whole `doubleValue`. Unknown fields are ignored, as the
 //! OTLP specification requires; the resource's `service.name` is kept when it is a string.
 //! A request without `resourceSpans` is empty, not wrong.
+//!
+//! The same request in protobuf ([`otlp_proto`](super::otlp_proto)) is read into the same
+//! batch by this module's span reader.
 
 use std::collections::BTreeMap;
 
