@@ -216,8 +216,12 @@ fn framed(walker: &mut Walker, message: &[u8], path: &str) -> bool {
     match fields(message).find_map(Result::err) {
         None => true,
         Some(reason) => {
-            let path = if path.is_empty() { "(body)" } else { path };
-            walker.report(path, format!("is not a valid protobuf message: {reason}"));
+            // The body as a whole has no path, as a JSON syntax error has none.
+            let subject = if path.is_empty() { "the body " } else { "" };
+            walker.report(
+                path,
+                format!("{subject}is not a valid protobuf message: {reason}"),
+            );
             false
         }
     }

@@ -1197,7 +1197,7 @@ mod tests {
         for (body, message) in [
             (
                 truncated,
-                "the payload has 1 problem: (body): is not a valid protobuf message: has a field that runs past the end of its message",
+                "the payload has 1 problem: the body is not a valid protobuf message: has a field that runs past the end of its message",
             ),
             (
                 short_id,

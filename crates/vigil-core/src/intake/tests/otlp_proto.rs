@@ -207,7 +207,7 @@ fn malformed_protobuf_is_named_where_it_breaks() {
         &good[..good.len() - 1],
         expect![[r#"
             the payload has 1 problem
-            (body): is not a valid protobuf message: has a field that runs past the end of its message
+            the body is not a valid protobuf message: has a field that runs past the end of its message
         "#]],
     );
     // Not protobuf at all: JSON sent as protobuf.
@@ -215,7 +215,7 @@ fn malformed_protobuf_is_named_where_it_breaks() {
         JS_SDK.as_bytes(),
         expect![[r#"
             the payload has 1 problem
-            (body): is not a valid protobuf message: closes group 5 inside group 15
+            the body is not a valid protobuf message: closes group 5 inside group 15
         "#]],
     );
     // Regression (found by fuzz/intake_otlp_proto): groups were refused where protobuf, and
@@ -232,9 +232,9 @@ fn malformed_protobuf_is_named_where_it_breaks() {
     check(
         &[0x73, 0x08, 0x01],
         expect![[r#"
-        the payload has 1 problem
-        (body): is not a valid protobuf message: never closes group 14
-    "#]],
+            the payload has 1 problem
+            the body is not a valid protobuf message: never closes group 14
+        "#]],
     );
     // resourceSpans as a varint.
     check(
