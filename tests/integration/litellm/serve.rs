@@ -133,6 +133,15 @@ impl Served {
         Some(line)
     }
 
+    /// Where it listens.
+    #[allow(
+        dead_code,
+        reason = "used by the OpenTelemetry SDK test (otel_sdk.rs), which shares this file"
+    )]
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
     /// Everything vigil printed on stderr so far.
     pub fn stderr(&mut self) -> String {
         while let Ok(line) = self.stderr_lines.try_recv() {

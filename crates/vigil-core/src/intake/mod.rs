@@ -12,7 +12,8 @@
 //! | `POST /v1/push/evals` | [`parse_evals`] | [`evals`] |
 //! | `POST /v1/push/agent-runs` | [`parse_agent_runs`] | [`agent_runs`] |
 //! | `POST /v1/push/alertmanager` | [`parse_alertmanager`] | [`alertmanager`] (webhook version 4) |
-//! | `POST /v1/traces` | [`parse_otlp_traces`] | [`otlp`] (OTLP/HTTP JSON) |
+//! | `POST /v1/traces`, `application/json` | [`parse_otlp_traces`] | [`otlp`] (OTLP/HTTP JSON) |
+//! | `POST /v1/traces`, `application/x-protobuf` | [`parse_otlp_traces_protobuf`] | [`otlp_proto`] (OTLP/HTTP protobuf, into the same batch) |
 //!
 //! The batches keep the per-event facts that detectors need beyond aggregates: an agent
 //! run's iterations, outcome and tool-call streaks ([`AgentRun::tool_call_stats`]), an
@@ -70,6 +71,8 @@ pub mod alertmanager;
 pub mod evals;
 pub(crate) mod json;
 pub mod otlp;
+pub mod otlp_messages;
+pub mod otlp_proto;
 mod otlp_values;
 mod rfc3339;
 mod signals;
@@ -90,6 +93,7 @@ pub use alertmanager::{Alert, AlertBatch, AlertStatus, parse_alertmanager};
 pub use evals::{EvalBatch, EvalResult, parse_evals};
 pub use json::MAX_PROBLEMS;
 pub use otlp::{GenAiSpan, SpanBatch, SpanKind, SpanStatus, StatusCode, parse_otlp_traces};
+pub use otlp_proto::parse_otlp_traces_protobuf;
 pub use rfc3339::parse_rfc3339;
 pub use signals::{
     DURATION_BUCKETS_SECONDS, ITERATION_BUCKETS, MAX_LABEL_CHARS, Signal, SignalKind, label_value,

@@ -53,12 +53,15 @@
 //! Token counts may also arrive as a whole `doubleValue`. Unknown fields are ignored, as the
 //! OTLP specification requires; the resource's `service.name` is kept when it is a string.
 //! A request without `resourceSpans` is empty, not wrong.
+//!
+//! The same request in protobuf ([`otlp_proto`](super::otlp_proto)) is read into the same
+//! batch by this module's span reader.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use super::IntakeError;
 use super::json::{self, Walker};
@@ -315,15 +318,39 @@ fn read_span(
 ) -> Option<GenAiSpan> {
     let map = walker.object(value, path)?;
     let attributes: Vec<Attribute<'_>> = attributes(walker, map, path);
-    let gen_ai = GenAiAttributes::collect(&attributes);
+    read_span_fields(walker, map, &attributes, path, service_name, Encoding::Json)
+}
+
+/// How the request was encoded: the two differ only in how ids are written, and so in how a
+/// wrong one is described.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// OTLP/JSON: ids in hex.
+    Json,
+    /// OTLP/protobuf: ids as bytes, handed here in hex.
+    Protobuf,
+}
+
+/// Reads one span from its fields in OTLP/JSON form and its attributes: the one place where
+/// a span is validated, whichever encoding it arrived in (`otlp_proto.rs` hands its spans
+/// here in this form). `None` when it is not a GenAI span or has problems (then recorded).
+pub(crate) fn read_span_fields(
+    walker: &mut Walker,
+    map: &Map<String, Value>,
+    attributes: &[Attribute<'_>],
+    path: &str,
+    service_name: Option<&str>,
+    encoding: Encoding,
+) -> Option<GenAiSpan> {
+    let gen_ai = GenAiAttributes::collect(attributes);
     if !gen_ai.is_gen_ai() {
         return None;
     }
     let trace_id = walker.field(map, path, "traceId", |walker, value, path| {
-        hex_id(walker, value, path, 32)
+        hex_id(walker, value, path, 32, encoding)
     });
     let span_id = walker.field(map, path, "spanId", |walker, value, path| {
-        hex_id(walker, value, path, 16)
+        hex_id(walker, value, path, 16, encoding)
     });
     let parent_span_id =
         walker.optional_field(
@@ -332,7 +359,7 @@ fn read_span(
             "parentSpanId",
             |walker, value, path| match value.as_str() {
                 Some("") => Some(None),
-                _ => hex_id(walker, value, path, 16).map(Some),
+                _ => hex_id(walker, value, path, 16, encoding).map(Some),
             },
         );
     let name = walker.optional_field(map, path, "name", Walker::any_text);
@@ -378,17 +405,25 @@ fn read_span(
 }
 
 /// A trace or span id: `n_digits` hex digits, returned in lowercase.
-fn hex_id(walker: &mut Walker, value: &Value, path: &str, n_digits: usize) -> Option<String> {
+fn hex_id(
+    walker: &mut Walker,
+    value: &Value,
+    path: &str,
+    n_digits: usize,
+    encoding: Encoding,
+) -> Option<String> {
     let text = walker.any_text(value, path)?;
     if text.len() == n_digits && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        Some(text.to_ascii_lowercase())
-    } else {
-        walker.report(
-            path,
-            format!("must be {n_digits} hex digits (OTLP/JSON encodes ids in hex, not base64)"),
-        );
-        None
+        return Some(text.to_ascii_lowercase());
     }
+    let message = match encoding {
+        Encoding::Json => {
+            format!("must be {n_digits} hex digits (OTLP/JSON encodes ids in hex, not base64)")
+        }
+        Encoding::Protobuf => format!("must be {} bytes, found {}", n_digits / 2, text.len() / 2),
+    };
+    walker.report(path, message);
+    None
 }
 
 /// A 64-bit unsigned integer, as a decimal string (OTLP/JSON's usual form) or a number.

@@ -94,28 +94,48 @@ impl<'a, 'v> GenAiAttributes<'a, 'v> {
     pub(crate) fn collect(attributes: &'a [Attribute<'v>]) -> Self {
         let mut found = GenAiAttributes::default();
         for attribute in attributes {
-            let slot = match attribute.key {
-                "gen_ai.operation.name" => &mut found.operation,
-                "gen_ai.provider.name" => &mut found.provider,
-                "gen_ai.system" => &mut found.system,
-                "gen_ai.request.model" => &mut found.request_model,
-                "gen_ai.response.model" => &mut found.response_model,
-                "gen_ai.usage.input_tokens" => &mut found.input_tokens,
-                "gen_ai.usage.prompt_tokens" => &mut found.prompt_tokens,
-                "gen_ai.usage.output_tokens" => &mut found.output_tokens,
-                "gen_ai.usage.completion_tokens" => &mut found.completion_tokens,
-                "gen_ai.response.finish_reasons" => &mut found.finish_reasons,
-                "error.type" => &mut found.error_type,
-                "gen_ai.agent.name" => &mut found.agent_name,
-                "gen_ai.tool.name" => &mut found.tool_name,
-                _ => continue,
-            };
-            *slot = Some(attribute);
+            if let Some(slot) = found.slot(attribute.key) {
+                *slot = Some(attribute);
+            }
         }
         found
     }
 
-    /// Whether the span follows the GenAI conventions.
+    /// Whether vigil reads the attribute `key` of a span.
+    pub(crate) fn reads(key: &str) -> bool {
+        GenAiAttributes::default().slot(key).is_some()
+    }
+
+    /// Whether the attribute `key` makes a span a GenAI span.
+    pub(crate) fn marks_gen_ai(key: &str) -> bool {
+        matches!(
+            key,
+            "gen_ai.operation.name" | "gen_ai.provider.name" | "gen_ai.system"
+        )
+    }
+
+    /// The slot of the attribute `key`, when vigil reads it.
+    fn slot(&mut self, key: &str) -> Option<&mut Option<&'a Attribute<'v>>> {
+        Some(match key {
+            "gen_ai.operation.name" => &mut self.operation,
+            "gen_ai.provider.name" => &mut self.provider,
+            "gen_ai.system" => &mut self.system,
+            "gen_ai.request.model" => &mut self.request_model,
+            "gen_ai.response.model" => &mut self.response_model,
+            "gen_ai.usage.input_tokens" => &mut self.input_tokens,
+            "gen_ai.usage.prompt_tokens" => &mut self.prompt_tokens,
+            "gen_ai.usage.output_tokens" => &mut self.output_tokens,
+            "gen_ai.usage.completion_tokens" => &mut self.completion_tokens,
+            "gen_ai.response.finish_reasons" => &mut self.finish_reasons,
+            "error.type" => &mut self.error_type,
+            "gen_ai.agent.name" => &mut self.agent_name,
+            "gen_ai.tool.name" => &mut self.tool_name,
+            _ => return None,
+        })
+    }
+
+    /// Whether the span follows the GenAI conventions (one of the [`Self::marks_gen_ai`]
+    /// keys is present).
     pub(crate) fn is_gen_ai(&self) -> bool {
         self.operation.is_some() || self.provider.is_some() || self.system.is_some()
     }
@@ -231,6 +251,11 @@ fn token_count(walker: &mut Walker, attribute: &Attribute<'_>) -> Option<u64> {
     count
 }
 
+/// Why a string-array attribute of `n_values` values is refused.
+pub(crate) fn too_many_values(key: &str, n_values: usize) -> String {
+    format!("`{key}` has {n_values} values; at most {MAX_FINISH_REASONS} are accepted")
+}
+
 /// A string-array attribute (a lone `stringValue` counts as an array of one).
 fn string_array(walker: &mut Walker, attribute: &Attribute<'_>) -> Vec<String> {
     if let Some(text) = attribute.value.get("stringValue").and_then(Value::as_str) {
@@ -255,11 +280,7 @@ fn string_array(walker: &mut Walker, attribute: &Attribute<'_>) -> Vec<String> {
     if values.len() > MAX_FINISH_REASONS {
         walker.report(
             &attribute.path,
-            format!(
-                "`{}` has {} values; at most {MAX_FINISH_REASONS} are accepted",
-                attribute.key,
-                values.len()
-            ),
+            too_many_values(attribute.key, values.len()),
         );
         return Vec::new();
     }

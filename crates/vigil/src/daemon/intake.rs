@@ -1,16 +1,18 @@
 //! The pushed-events intake over HTTP: eval results, agent runs, Alertmanager webhooks and
-//! OTLP/JSON traces, validated by [`vigil_core::intake`] and queued for the engine loop.
+//! OTLP traces (protobuf or JSON), validated by [`vigil_core::intake`] and queued for the
+//! engine loop.
 //!
 //! | route | body | success |
 //! | --- | --- | --- |
 //! | `POST /v1/push/evals` | [`vigil_core::intake::evals`] | 202, the account below |
 //! | `POST /v1/push/agent-runs` | [`vigil_core::intake::agent_runs`] | 202, the account below |
 //! | `POST /v1/push/alertmanager` | [`vigil_core::intake::alertmanager`] | 202, the account below |
-//! | `POST /v1/traces` | [`vigil_core::intake::otlp`] | 200 `{}` (OTLP full success), or 200 with `partialSuccess` when series were refused |
+//! | `POST /v1/traces` | `application/x-protobuf`: [`vigil_core::intake::otlp_proto`]; `application/json`: [`vigil_core::intake::otlp`] | 200 with an `ExportTraceServiceResponse` in the request's encoding: empty (full success), or with `partial_success` when series were refused |
 //!
 //! A request is checked in this order, so that nothing is buffered for a client that may not
-//! send: the bearer token (401), `Content-Type: application/json` and no `Content-Encoding`
-//! (415), a declared `Content-Length` over the limit (413); then the body is read up to the
+//! send: the bearer token (401), `Content-Type: application/json` (or, on `/v1/traces`,
+//! `application/x-protobuf`) and no `Content-Encoding` (415: OpenTelemetry's exporters
+//! compress only when `OTEL_EXPORTER_OTLP_COMPRESSION` asks them to), a declared `Content-Length` over the limit (413); then the body is read up to the
 //! limit (413 past it), parsed (400 with every problem) and offered to the engine's queue
 //! without waiting (503 with `Retry-After` when it is full or closed). A batch with nothing
 //! in it (no results, or no GenAI spans) is acknowledged and not queued.
@@ -48,8 +50,11 @@
 //! `rejectedSpans` counts the spans that feed a refused series, and `errorMessage` says why.
 //!
 //! Errors on the `/v1/push/*` routes are `{"error": "...", "problems": [{"path", "message"}]}`.
-//! On `/v1/traces` they are a JSON `google.rpc.Status`, `{"message": "..."}`, as the OTLP
-//! specification requires of every 4xx and 5xx response; the message lists the problems.
+//! On `/v1/traces` they are a `google.rpc.Status`, as the OTLP specification requires of
+//! every 4xx and 5xx response, in the request's encoding: `{"message": "..."}` in JSON, or
+//! the protobuf message (with its gRPC `code`: 3 for a bad request, 16 without the token,
+//! 8 past the size limit, 14 when unavailable) when the request was
+//! `application/x-protobuf`; the message lists the problems.
 
 use std::sync::Arc;
 
@@ -164,32 +169,96 @@ fn push_answer(n_items: usize, report: &PushReport) -> serde_json::Value {
 }
 
 async fn otlp_traces(State(state): State<Arc<IntakeState>>, request: Request) -> Response {
-    let parse: Parser = |body| intake::parse_otlp_traces(body).map(Pushed::Spans);
-    match receive(&state, request, Flavor::Otlp, parse).await {
-        Ok(received) => (StatusCode::OK, Json(otlp_answer(&received.report))).into_response(),
-        Err(failure) => failure.into_response(),
+    // The answer speaks the request's encoding, errors included (OTLP/HTTP), so the encoding
+    // is chosen first; a Content-Type that is neither is refused by `admit` (in JSON).
+    let encoding = OtlpEncoding::of(request.headers());
+    let parse: Parser = match encoding {
+        OtlpEncoding::Json => |body| intake::parse_otlp_traces(body).map(Pushed::Spans),
+        OtlpEncoding::Protobuf => {
+            |body| intake::parse_otlp_traces_protobuf(body).map(Pushed::Spans)
+        }
+    };
+    let received = match receive(&state, request, Flavor::Otlp(encoding), parse).await {
+        Ok(received) => received,
+        Err(failure) => return failure.into_response(),
+    };
+    let partial = otlp_partial_success(&received.report);
+    match encoding {
+        OtlpEncoding::Json => {
+            let body = match partial {
+                None => serde_json::json!({}),
+                // Int64 fields are strings in OTLP/JSON.
+                Some((rejected_spans, message)) => serde_json::json!({
+                    "partialSuccess": {
+                        "rejectedSpans": rejected_spans.to_string(),
+                        "errorMessage": message,
+                    }
+                }),
+            };
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        OtlpEncoding::Protobuf => {
+            protobuf_response(StatusCode::OK, intake::otlp_proto::export_response(partial))
+        }
     }
 }
 
-/// An `ExportTraceServiceResponse`: full success leaves `partial_success` unset; when series
-/// were refused it counts the spans that feed them as rejected (they are recorded, but what
-/// they say is not tracked) and says why. Int64 fields are strings in OTLP/JSON.
-fn otlp_answer(report: &PushReport) -> serde_json::Value {
+/// The `partial_success` of an `ExportTraceServiceResponse`, the rejected spans and why:
+/// none for full success; when series were refused, the spans that feed them count as
+/// rejected (they are recorded, but what they say is not tracked).
+fn otlp_partial_success(report: &PushReport) -> Option<(u64, String)> {
     if report.n_refused == 0 {
-        return serde_json::json!({});
+        return None;
     }
     let mut message = format!(
-        "vigil recorded every span but refused {} of the {} series they feed, so what {} spans say          is not tracked",
+        "vigil recorded every span but refused {} of the {} series they feed, so what {} spans say is not tracked",
         report.n_refused, report.n_series, report.n_items_refused
     );
     if let Some(first) = report.refused.first() {
         message.push_str(&format!(": {} (e.g. {})", first.reason, first.series));
     }
-    serde_json::json!({
-        "partialSuccess": {
-            "rejectedSpans": report.n_items_refused.to_string(),
-            "errorMessage": message,
+    Some((report.n_items_refused as u64, message))
+}
+
+/// A response with a protobuf body.
+fn protobuf_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROTOBUF_MEDIA_TYPE),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// OTLP/HTTP's protobuf media type.
+const PROTOBUF_MEDIA_TYPE: &str = "application/x-protobuf";
+
+/// The two encodings of OTLP/HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OtlpEncoding {
+    Json,
+    Protobuf,
+}
+
+impl OtlpEncoding {
+    /// Protobuf when the request says `application/x-protobuf`, else JSON.
+    fn of(headers: &HeaderMap) -> Self {
+        match media_type(headers).as_deref() {
+            Some(PROTOBUF_MEDIA_TYPE) => OtlpEncoding::Protobuf,
+            _ => OtlpEncoding::Json,
         }
+    }
+}
+
+/// The media type of the request's `Content-Type`, lowercase, without parameters.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers.get(header::CONTENT_TYPE).map(|value| {
+        let value = value.to_str().unwrap_or_default();
+        let essence = value.split(';').next().unwrap_or_default();
+        essence.trim().to_ascii_lowercase()
     })
 }
 
@@ -268,33 +337,29 @@ fn admit(state: &IntakeState, headers: &HeaderMap, flavor: Flavor) -> Result<(),
         }
     }
 
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .map(|value| value.to_str().unwrap_or_default());
-    let media_type = content_type.map(|value| {
-        let essence = value.split(';').next().unwrap_or_default();
-        essence.trim().to_ascii_lowercase()
-    });
     let unsupported =
         |error: String| Failure::new(flavor, StatusCode::UNSUPPORTED_MEDIA_TYPE, error);
-    match (media_type.as_deref(), flavor) {
-        (Some("application/json"), _) => {}
-        (Some("application/x-protobuf"), Flavor::Otlp) => {
-            return Err(unsupported(
-                "only OTLP/JSON is supported: set the exporter's protocol to `http/json` \
-                 (OTEL_EXPORTER_OTLP_PROTOCOL=http/json)"
-                    .to_owned(),
-            ));
-        }
+    let accepted = match flavor {
+        Flavor::Push => "`application/json`",
+        Flavor::Otlp(_) => "`application/x-protobuf` or `application/json`",
+    };
+    match (media_type(headers).as_deref(), flavor) {
+        (Some("application/json"), _) | (Some(PROTOBUF_MEDIA_TYPE), Flavor::Otlp(_)) => {}
         (Some(other), _) => {
             let shown: String = other.chars().take(64).collect();
             return Err(unsupported(format!(
-                "the body must be `application/json`, not `{shown}`"
+                "the body must be {accepted}, not `{shown}`"
             )));
         }
-        (None, _) => {
+        (None, Flavor::Push) => {
             return Err(unsupported(
                 "the request needs `Content-Type: application/json`".to_owned(),
+            ));
+        }
+        (None, Flavor::Otlp(_)) => {
+            return Err(unsupported(
+                "the request needs `Content-Type: application/x-protobuf` (or `application/json`)"
+                    .to_owned(),
             ));
         }
     }
@@ -303,8 +368,9 @@ fn admit(state: &IntakeState, headers: &HeaderMap, flavor: Flavor) -> Result<(),
         .get(header::CONTENT_ENCODING)
         .map(|value| value.to_str().unwrap_or_default().trim());
     if encoding.is_some_and(|encoding| !encoding.eq_ignore_ascii_case("identity")) {
+        // OpenTelemetry's exporters compress only when told to (their default is `none`).
         let hint = match flavor {
-            Flavor::Otlp => " (OTEL_EXPORTER_OTLP_COMPRESSION=none)",
+            Flavor::Otlp(_) => " (OTEL_EXPORTER_OTLP_COMPRESSION=none)",
             Flavor::Push => "",
         };
         return Err(unsupported(format!(
@@ -342,8 +408,8 @@ fn same_secret(presented: &str, expected: &str) -> bool {
 enum Flavor {
     /// vigil's own: `{"error", "problems"}`.
     Push,
-    /// OTLP's: a JSON `google.rpc.Status`, `{"message"}`.
-    Otlp,
+    /// OTLP's: a `google.rpc.Status`, `{"message"}` in JSON or its protobuf message.
+    Otlp(OtlpEncoding),
 }
 
 /// A refused request.
@@ -398,7 +464,7 @@ impl IntoResponse for Failure {
         let detail = super::server::refusals::RefusalDetail(self.error.clone());
         let body = match self.flavor {
             Flavor::Push => serde_json::json!({ "error": self.error, "problems": self.problems }),
-            Flavor::Otlp => {
+            Flavor::Otlp(_) => {
                 let mut message = self.error;
                 for (idx, problem) in self.problems.iter().enumerate() {
                     message.push_str(if idx == 0 { ": " } else { "; " });
@@ -407,7 +473,17 @@ impl IntoResponse for Failure {
                 serde_json::json!({ "message": message })
             }
         };
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = match (self.flavor, body) {
+            (Flavor::Otlp(OtlpEncoding::Protobuf), serde_json::Value::Object(mut map)) => {
+                let message = match map.remove("message") {
+                    Some(serde_json::Value::String(message)) => message,
+                    _ => String::new(),
+                };
+                let status = intake::otlp_proto::rpc_status(grpc_code(self.status), message);
+                protobuf_response(self.status, status)
+            }
+            (_, body) => (self.status, Json(body)).into_response(),
+        };
         if self.retry_after {
             response
                 .headers_mut()
@@ -420,6 +496,17 @@ impl IntoResponse for Failure {
         }
         response.extensions_mut().insert(detail);
         response
+    }
+}
+
+/// The gRPC code of a `google.rpc.Status` that goes with an HTTP status.
+fn grpc_code(status: StatusCode) -> i32 {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3, // INVALID_ARGUMENT
+        StatusCode::UNAUTHORIZED => 16,                                    // UNAUTHENTICATED
+        StatusCode::PAYLOAD_TOO_LARGE => 8,                                // RESOURCE_EXHAUSTED
+        StatusCode::SERVICE_UNAVAILABLE => 14,                             // UNAVAILABLE
+        _ => 2,                                                            // UNKNOWN
     }
 }
 
@@ -794,7 +881,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_uncompressed_json_is_accepted() {
+    async fn only_uncompressed_json_or_otlp_protobuf_is_accepted() {
         let mut server = start(None, 8).await;
         let body = json!({"results": [eval("a")]}).to_string();
         // (path, headers, the error it names)
@@ -824,8 +911,8 @@ mod tests {
             ),
             (
                 "/v1/traces",
-                &[("content-type", "application/x-protobuf")],
-                "only OTLP/JSON is supported: set the exporter's protocol to `http/json` (OTEL_EXPORTER_OTLP_PROTOCOL=http/json)",
+                &[("content-type", "text/plain")],
+                "the body must be `application/x-protobuf` or `application/json`, not `text/plain`",
             ),
             (
                 "/v1/traces",
@@ -877,15 +964,21 @@ mod tests {
                 "a valid `Authorization: Bearer` token is required"
             );
         }
-        // The token is checked before anything else, so a stranger learns nothing more.
-        let answer = server
-            .post(
-                "/v1/traces",
-                &[("content-type", "application/x-protobuf")],
-                "",
-            )
-            .await;
-        assert_eq!(answer.status, 401);
+        // The token is checked before anything else, so a stranger learns nothing more; an
+        // OTLP/protobuf client is told in protobuf.
+        let (status, content_type, status_bytes) = server.post_protobuf(Vec::new()).await;
+        assert_eq!(
+            (status, content_type.as_str()),
+            (401, "application/x-protobuf")
+        );
+        let said = <vigil_core::intake::otlp_messages::RpcStatus as prost::Message>::decode(
+            status_bytes.as_slice(),
+        )
+        .unwrap();
+        assert_eq!(
+            (said.code, said.message.as_str()),
+            (16, "a valid `Authorization: Bearer` token is required")
+        );
         assert!(server.queued().is_none());
 
         let answer = server
@@ -997,6 +1090,156 @@ mod tests {
                 ),
             "{message}"
         );
+    }
+
+    /// An OTLP/JSON export as its protobuf message: what an SDK's default exporter sends.
+    fn protobuf_traces(spans: &[(&str, &str)]) -> Vec<u8> {
+        use prost::Message as _;
+        use vigil_core::intake::otlp_messages as pb;
+        let string = |key: &str, value: &str| pb::KeyValue {
+            key: key.to_owned(),
+            value: Some(pb::AnyValue {
+                value: Some(pb::Value::StringValue(value.to_owned())),
+            }),
+        };
+        let spans = spans
+            .iter()
+            .map(|(span_id, model)| pb::Span {
+                trace_id: hex::decode("5b8efff798038103d269b633813fc60c").unwrap(),
+                span_id: hex::decode(span_id).unwrap(),
+                parent_span_id: Vec::new(),
+                name: "chat gpt-4o".to_owned(),
+                kind: 3,
+                start_time_unix_nano: 1_772_366_400_000_000_000,
+                end_time_unix_nano: 1_772_366_401_000_000_000,
+                attributes: vec![
+                    string("gen_ai.operation.name", "chat"),
+                    string("gen_ai.request.model", model),
+                ],
+                status: None,
+            })
+            .collect();
+        pb::ExportTraceServiceRequest {
+            resource_spans: vec![pb::ResourceSpans {
+                resource: None,
+                scope_spans: vec![pb::ScopeSpans { scope: None, spans }],
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    impl Server {
+        /// POSTs a protobuf body to `/v1/traces`: the status, the Content-Type and the body.
+        async fn post_protobuf(&self, body: Vec<u8>) -> (u16, String, Vec<u8>) {
+            let response = self
+                .client
+                .post(format!("{}{OTLP_TRACES_PATH}", self.url))
+                .header("content-type", "application/x-protobuf")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .map(|value| value.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (
+                status,
+                content_type,
+                response.bytes().await.unwrap().to_vec(),
+            )
+        }
+    }
+
+    #[tokio::test]
+    async fn otlp_protobuf_is_queued_as_the_same_batch_as_json_and_answered_in_protobuf() {
+        use prost::Message as _;
+        use vigil_core::intake::otlp_messages as pb;
+        let mut server = start(None, 8).await;
+        let answer = server
+            .post_json(
+                OTLP_TRACES_PATH,
+                &traces(vec![chat_span("eee19b7ec3c1b174")]),
+            )
+            .await;
+        assert_eq!((answer.status, answer.body), (200, json!({})));
+        let from_json = server.queued().unwrap();
+
+        let (status, content_type, body) = server
+            .post_protobuf(protobuf_traces(&[("eee19b7ec3c1b174", "gpt-4o")]))
+            .await;
+        assert_eq!(
+            (status, content_type.as_str()),
+            (200, "application/x-protobuf")
+        );
+        let response = pb::ExportTraceServiceResponse::decode(body.as_slice()).unwrap();
+        assert_eq!(response.partial_success, None, "full success");
+        assert_eq!(server.queued().unwrap(), from_json);
+    }
+
+    #[tokio::test]
+    async fn malformed_otlp_protobuf_gets_400_with_a_protobuf_status_naming_the_field() {
+        use prost::Message as _;
+        use vigil_core::intake::otlp_messages as pb;
+        let mut server = start(None, 8).await;
+        let mut truncated = protobuf_traces(&[("eee19b7ec3c1b174", "gpt-4o")]);
+        truncated.pop();
+        let mut request = pb::ExportTraceServiceRequest::decode(
+            protobuf_traces(&[("eee19b7ec3c1b174", "gpt-4o")]).as_slice(),
+        )
+        .unwrap();
+        request.resource_spans[0].scope_spans[0].spans[0]
+            .span_id
+            .pop();
+        let short_id = request.encode_to_vec();
+        for (body, message) in [
+            (
+                truncated,
+                "the payload has 1 problem: the body is not a valid protobuf message: has a field that runs past the end of its message",
+            ),
+            (
+                short_id,
+                "the payload has 1 problem: resourceSpans[0].scopeSpans[0].spans[0].spanId: must be 8 bytes, found 7",
+            ),
+        ] {
+            let (status, content_type, body) = server.post_protobuf(body).await;
+            assert_eq!(
+                (status, content_type.as_str()),
+                (400, "application/x-protobuf")
+            );
+            let status = pb::RpcStatus::decode(body.as_slice()).unwrap();
+            assert_eq!((status.code, status.message.as_str()), (3, message));
+        }
+        assert!(server.queued().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_otlp_protobuf_partial_success_counts_the_spans_refused() {
+        use prost::Message as _;
+        use vigil_core::intake::otlp_messages as pb;
+        let mut server = start_with(None, 8, Recorder::Limited(2)).await;
+        let (status, _, body) = server
+            .post_protobuf(protobuf_traces(&[
+                ("eee19b7ec3c1b174", "m-1"),
+                ("eee19b7ec3c1b175", "m-2"),
+                ("eee19b7ec3c1b176", "m-3"),
+            ]))
+            .await;
+        assert_eq!(status, 200);
+        let partial = pb::ExportTraceServiceResponse::decode(body.as_slice())
+            .unwrap()
+            .partial_success
+            .unwrap();
+        assert!(partial.rejected_spans >= 1, "{partial:?}");
+        assert!(
+            partial
+                .error_message
+                .starts_with("vigil recorded every span but refused "),
+            "{partial:?}"
+        );
+        assert!(server.queued().is_some());
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ mod alertmanager;
 mod evals;
 mod mangled;
 mod otlp;
+mod otlp_proto;
 mod rfc3339;
 
 use expect_test::Expect;

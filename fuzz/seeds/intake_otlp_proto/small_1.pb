@@ -1,0 +1,4 @@
+
+!*GET /J
+http.method
+GET

@@ -1,0 +1,4 @@
+
+J
+gen_ai.system
+x
