@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use crate::support::{TempDir, incident_ids, repo_root, vigil};
 
-const KINDS: [&str; 10] = [
+const KINDS: [&str; 11] = [
+    "topology",
     "finding",
     "incident",
     "diagnosis",
@@ -203,6 +204,7 @@ fn the_json_timeline_is_one_object_per_line_with_t_and_a_known_kind() {
     assert_eq!(
         kinds,
         [
+            "topology",
             "finding",
             "incident",
             "diagnosis",

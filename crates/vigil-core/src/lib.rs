@@ -19,5 +19,6 @@ pub mod signal;
 pub mod store;
 pub mod template;
 pub mod time;
+pub mod topology;
 
 pub use time::Timestamp;

@@ -101,6 +101,7 @@ pub fn assemble(
                 limits: config.limits.clone(),
                 trust: Vec::new(),
                 people: Some(config.people.clone()),
+                topology: Some(config.topology.clone()),
             };
             Ok(Bundle {
                 config,

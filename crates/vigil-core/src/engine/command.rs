@@ -9,6 +9,7 @@ use crate::detector::{Finding, FindingCleared, Point, Severity, Subject};
 use crate::diagnosis::Diagnosis;
 use crate::people::HumanCommand;
 use crate::time::Timestamp;
+use crate::topology::{Edge, NodeId};
 
 /// An instruction from the engine. The runtime appends each to the ledger before carrying it
 /// out, and feeds the result back as an [`Event`](super::Event).
@@ -263,6 +264,38 @@ pub enum Record {
         /// From opening to resolution.
         duration_ms: i64,
     },
+    /// The topology grew: what a source's signals showed that was not known (or, at the
+    /// start of an episode of a full graph, what could not be added).
+    TopologyGrew {
+        /// The source whose signals showed it (`litellm-gateway`, `push:spans`).
+        source: String,
+        /// New nodes.
+        nodes: Vec<NodeId>,
+        /// New edges.
+        edges: Vec<Edge>,
+        /// Nodes refused because the graph was full.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        n_refused_nodes: u64,
+        /// Edges refused because the graph was full.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        n_refused_edges: u64,
+        /// Nodes in the graph afterwards.
+        n_nodes: u64,
+        /// Edges in the graph afterwards.
+        n_edges: u64,
+    },
+    /// A finding connected in the topology to an incident's findings joined it instead of
+    /// opening an incident of its own.
+    FindingJoined {
+        /// The incident.
+        incident_id: String,
+        /// The finding's fingerprint.
+        fingerprint: String,
+        /// What it is about.
+        subject: Subject,
+        /// How it connects to the incident.
+        via: String,
+    },
     /// The incident was handed to a human.
     IncidentEscalated {
         /// The incident.
@@ -283,6 +316,7 @@ impl Record {
             | Record::FindingCleared { .. }
             | Record::VersionChanged { .. }
             | Record::SeriesRefused { .. }
+            | Record::TopologyGrew { .. }
             | Record::HumanAction { .. } => None,
             Record::IncidentOpened { incident_id, .. }
             | Record::Diagnosed { incident_id, .. }
@@ -295,7 +329,13 @@ impl Record {
             | Record::VerificationFailed { incident_id, .. }
             | Record::CompensationStarted { incident_id, .. }
             | Record::IncidentResolved { incident_id, .. }
-            | Record::IncidentEscalated { incident_id, .. } => Some(incident_id),
+            | Record::IncidentEscalated { incident_id, .. }
+            | Record::FindingJoined { incident_id, .. } => Some(incident_id),
         }
     }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }

@@ -10,6 +10,10 @@ use crate::detector::{DetectorConfig, Subject};
 use crate::diagnosis::DiagnosisConfig;
 use crate::people::PeopleRules;
 use crate::runbook::Runbook;
+use crate::topology::discover::Facts;
+use crate::topology::{
+    DISCOVERY_METRICS, Edge, NodeFacts, NodeId, NodeKind, Relation, TopologyConfig,
+};
 
 /// Everything the engine needs to decide.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,6 +53,12 @@ pub struct EngineConfig {
     /// before people were authenticated, which replay as they ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub people: Option<PeopleRules>,
+    /// The topology of the stack and how findings group by it. When present, the engine
+    /// learns the topology from the signals, records what it learns, and lets connected
+    /// findings join one incident. Absent in sessions recorded before the topology existed,
+    /// which replay as they ran: one incident per finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<TopologyConfig>,
 }
 
 /// Inventory facts about a resource that is not an API key.
@@ -162,11 +172,17 @@ impl EngineConfig {
     /// they reach the engine (and the ledger).
     #[must_use]
     pub fn metrics_for_source(&self, source: &str) -> BTreeSet<String> {
-        self.detectors
+        let mut metrics: BTreeSet<String> = self
+            .detectors
             .iter()
             .filter(|detector| detector.source() == source)
             .flat_map(DetectorConfig::metrics)
-            .collect()
+            .collect();
+        // The topology learns from the gateway's deployment and fallback series too.
+        if self.topology.is_some() {
+            metrics.extend(DISCOVERY_METRICS.iter().map(|&metric| metric.to_owned()));
+        }
+        metrics
     }
 
     /// The inventory entry of a resource, if the config has one.
@@ -188,4 +204,41 @@ impl EngineConfig {
             })
             .map_or(DEFAULT_KEY_TIER, |info| info.tier.as_str())
     }
+}
+
+/// What an inventory entry says about the topology: a deployment (a model group) is hosted by
+/// its provider; every resource has its owner.
+pub(super) fn resource_facts(info: &ResourceInfo) -> Facts {
+    let kind = match info.entity_type {
+        EntityType::Deployment => NodeKind::ModelGroup,
+        EntityType::Team => NodeKind::Team,
+        EntityType::Prompt => NodeKind::Prompt,
+        EntityType::Service => NodeKind::App,
+        EntityType::ApiKey => NodeKind::Key,
+        EntityType::Provider => NodeKind::Provider,
+        EntityType::Runbook
+        | EntityType::Human
+        | EntityType::Group
+        | EntityType::Role
+        | EntityType::Proposal
+        | EntityType::Control
+        | EntityType::Silence => return Facts::default(),
+    };
+    let id = NodeId::new(kind, info.id.clone());
+    let mut facts = Facts::default();
+    facts.nodes.push((
+        id.clone(),
+        NodeFacts {
+            owner: Some(info.owner.clone()).filter(|owner| !owner.is_empty()),
+            ..NodeFacts::default()
+        },
+    ));
+    if let Some(provider) = &info.provider {
+        facts.edges.push(Edge {
+            from: id,
+            relation: Relation::HostedBy,
+            to: NodeId::new(NodeKind::Provider, provider.clone()),
+        });
+    }
+    facts
 }

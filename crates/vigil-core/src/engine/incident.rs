@@ -9,6 +9,7 @@ use crate::authz::Mode;
 use crate::detector::{Finding, Point};
 use crate::diagnosis::Diagnosis;
 use crate::time::Timestamp;
+use crate::topology::NodeId;
 
 /// Whether a step moves forward or undoes an earlier one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,12 +88,37 @@ pub(crate) struct Incident {
     pub(crate) priors: BTreeMap<usize, BTreeMap<String, String>>,
     /// Whether the finding has cleared since the incident opened.
     pub(crate) cleared: bool,
+    /// Its findings, the one that opened it first; with a topology, connected findings join.
+    pub(crate) members: Vec<Member>,
     /// Why this run proposes instead of acting, when a guardrail made it advisory.
     pub(crate) advisory_why: Option<String>,
     n_ids: u32,
 }
 
 /// Why an incident goes to a human.
+/// One finding of an incident.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Member {
+    pub(crate) fingerprint: String,
+    /// The node of the topology it is about, if any.
+    pub(crate) node: Option<NodeId>,
+    /// When it last fired.
+    pub(crate) raised_at: Timestamp,
+    /// Whether it has cleared since.
+    pub(crate) cleared: bool,
+}
+
+impl Member {
+    pub(crate) fn of(finding: &Finding) -> Self {
+        Member {
+            fingerprint: finding.fingerprint.clone(),
+            node: super::grouping::node_of(finding),
+            raised_at: finding.raised_at,
+            cleared: false,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Escalation {
     pub(crate) reason: String,
@@ -101,6 +127,7 @@ pub(crate) struct Escalation {
 
 impl Incident {
     pub(crate) fn new(finding: Finding, diagnosis: Diagnosis, mode: Mode, now: Timestamp) -> Self {
+        let member = Member::of(&finding);
         Incident {
             id: incident_id(&finding.fingerprint, now),
             opened_at: now,
@@ -116,6 +143,7 @@ impl Incident {
             escalation: None,
             priors: BTreeMap::new(),
             cleared: false,
+            members: vec![member],
             advisory_why: None,
             n_ids: 0,
         }

@@ -9,6 +9,7 @@
 mod command;
 mod config;
 mod event;
+mod grouping;
 mod human;
 mod incident;
 mod narration;
@@ -153,6 +154,9 @@ pub struct Engine {
     pending_instructions: BTreeMap<String, people::PendingInstruction>,
     /// Instructions put to the policy engine so far (for their request ids).
     n_instructions: u64,
+    /// The topology and the incidents that paged but stay joinable (sessions with a
+    /// `topology` only).
+    grouping: Option<grouping::Grouping>,
 }
 
 /// At most this many recent version changes are kept for the diagnoser.
@@ -198,7 +202,12 @@ impl Engine {
                 )
             })
             .collect();
+        let grouping = config
+            .topology
+            .as_ref()
+            .map(|topology| grouping::Grouping::new(topology, &config.resources));
         Engine {
+            grouping,
             config,
             store,
             detectors,
@@ -341,6 +350,7 @@ impl Engine {
         }
         let report = self.store.ingest(source, scraped_at, samples);
         self.note_refusals(source, &report, out);
+        self.learn_from_samples(source, samples, &report.new_samples, now, out);
         self.run_detectors(source, scraped_at, now, out);
     }
 
@@ -361,6 +371,7 @@ impl Engine {
         if !range {
             let report = self.store.ingest(source, evaluated_at, samples);
             self.note_refusals(source, &report, out);
+            self.learn_from_samples(source, samples, &report.new_samples, now, out);
             self.run_detectors(source, evaluated_at, now, out);
             return;
         }
@@ -372,6 +383,7 @@ impl Engine {
         for (at, points) in by_time {
             let report = self.store.ingest_partial(source, Timestamp(at), &points);
             self.note_refusals(source, &report, out);
+            self.learn_from_samples(source, &points, &report.new_samples, now, out);
         }
         self.run_detectors(source, evaluated_at, now, out);
     }
@@ -514,8 +526,14 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Command>,
     ) {
-        if self.open_by_fingerprint.contains_key(&finding.fingerprint) {
-            return; // De-duplicated: the same problem already has an incident.
+        if let Some(incident_id) = self.open_by_fingerprint.get(&finding.fingerprint).cloned() {
+            // De-duplicated: the same problem already has an incident.
+            self.refire(&incident_id, &finding);
+            return;
+        }
+        if let Some(join) = self.group_of(&finding, now) {
+            self.join(join, &finding, n_recent_fires, out);
+            return;
         }
         let views = match self.detectors.get(detector_idx) {
             Some(DetectorState::Spike(spike)) => spike.views(),
@@ -666,7 +684,16 @@ impl Engine {
         let Some(incident) = self.incidents.get_mut(&incident_id) else {
             return;
         };
-        incident.cleared = true;
+        for member in &mut incident.members {
+            if member.fingerprint == fingerprint {
+                member.cleared = true;
+            }
+        }
+        // The incident is clear when all its findings are.
+        incident.cleared = incident.members.iter().all(|member| member.cleared);
+        if !incident.cleared {
+            return;
+        }
         let verifies_by_clearing = incident
             .runbook_idx
             .and_then(|idx| self.config.runbooks.get(idx))
@@ -872,8 +899,9 @@ impl Engine {
         let Some(incident) = self.incidents.remove(incident_id) else {
             return;
         };
-        self.open_by_fingerprint
-            .remove(&incident.finding.fingerprint);
+        for member in &incident.members {
+            self.open_by_fingerprint.remove(&member.fingerprint);
+        }
         out.push(Command::Record(Record::IncidentResolved {
             incident_id: incident.id,
             outcome: outcome.to_owned(),
@@ -898,8 +926,10 @@ impl Engine {
         let Some(incident) = self.incidents.remove(incident_id) else {
             return;
         };
-        self.open_by_fingerprint
-            .remove(&incident.finding.fingerprint);
+        for member in &incident.members {
+            self.open_by_fingerprint.remove(&member.fingerprint);
+        }
+        self.keep_paged(&incident);
         let mut reason = incident
             .escalation
             .map_or_else(String::new, |escalation| escalation.reason);
@@ -914,6 +944,8 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod grouping_tests;
 #[cfg(test)]
 mod people_tests;
 #[cfg(test)]

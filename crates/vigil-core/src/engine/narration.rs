@@ -115,6 +115,38 @@ impl Record {
                 "incident {incident_id} resolved in {:.1}s: {outcome}",
                 *duration_ms as f64 / 1000.0
             ),
+            Record::TopologyGrew {
+                source,
+                nodes,
+                edges,
+                n_refused_nodes,
+                n_refused_edges,
+                n_nodes,
+                n_edges,
+            } => {
+                let mut text = format!(
+                    "topology: {source} showed {} new nodes and {} new edges ({n_nodes} nodes, \
+                     {n_edges} edges)",
+                    nodes.len(),
+                    edges.len()
+                );
+                if let Some(edge) = edges.first() {
+                    text.push_str(&format!(", e.g. {edge}"));
+                }
+                if *n_refused_nodes > 0 || *n_refused_edges > 0 {
+                    text.push_str(&format!(
+                        "; the graph is full: {n_refused_nodes} nodes and {n_refused_edges} \
+                         edges refused"
+                    ));
+                }
+                text
+            }
+            Record::FindingJoined {
+                incident_id,
+                fingerprint,
+                via,
+                ..
+            } => format!("{fingerprint} joined incident {incident_id}: {via}"),
             Record::IncidentEscalated {
                 incident_id,
                 reason,

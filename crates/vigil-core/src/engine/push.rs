@@ -162,6 +162,7 @@ impl Engine {
             });
         }
         let ingest = self.store.ingest_partial(&source, now, &samples);
+        self.learn_from_pushed(&source, payload, now, out);
 
         let mut refused_positions = ingest.refused_samples.iter().copied().peekable();
         for (position, (sample, counter)) in samples.iter().zip(&is_counter).enumerate() {

@@ -79,6 +79,7 @@ pub(super) fn config(mode: Mode) -> EngineConfig {
         limits: GlobalLimits::default(),
         trust: Vec::new(),
         people: None,
+        topology: None,
     }
 }
 
@@ -253,6 +254,7 @@ pub(super) fn render(command: &Command) -> String {
                 format!("finding cleared: {}", cleared.fingerprint)
             }
             Record::VersionChanged { change } => format!("version changed: {}", change.describe()),
+            Record::TopologyGrew { .. } | Record::FindingJoined { .. } => record.describe(),
             Record::HumanAction {
                 by,
                 command,

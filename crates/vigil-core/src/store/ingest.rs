@@ -64,10 +64,13 @@ impl SeriesStore {
                 touch(ahead);
             }
             let guess = previous_order.get(position).copied();
-            let n_refused = report.n_refused;
+            let (n_refused, n_new) = (report.n_refused, report.n_new_series);
             let slot = self.append(&batch, sample, guess, &mut report);
             if report.n_refused > n_refused {
                 report.refused_samples.push(position);
+            }
+            if report.n_new_series > n_new {
+                report.new_samples.push(position);
             }
             if keep_order {
                 order.push(slot.unwrap_or(u32::MAX));
@@ -101,10 +104,13 @@ impl SeriesStore {
             scrape_seq: None,
         };
         for (position, sample) in samples.iter().enumerate() {
-            let n_refused = report.n_refused;
+            let (n_refused, n_new) = (report.n_refused, report.n_new_series);
             self.append(&batch, sample, None, &mut report);
             if report.n_refused > n_refused {
                 report.refused_samples.push(position);
+            }
+            if report.n_new_series > n_new {
+                report.new_samples.push(position);
             }
         }
         report

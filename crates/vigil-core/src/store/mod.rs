@@ -159,6 +159,9 @@ pub struct IngestReport {
     pub refused_example: Option<SeriesIdentity>,
     /// The positions, in the samples given, of the refused ones (ascending).
     pub refused_samples: Vec<usize>,
+    /// The positions, in the samples given, of the ones that created a series (ascending):
+    /// what the topology learns from.
+    pub new_samples: Vec<usize>,
     /// Samples dropped because their series already had a point at or after their time
     /// (an identical repeat of the newest point is ignored silently, as Prometheus does).
     pub n_out_of_order: usize,

@@ -9,6 +9,7 @@ mod detectors;
 mod lines;
 pub mod raw;
 pub mod server;
+pub mod topology;
 mod validate;
 
 use std::fmt;

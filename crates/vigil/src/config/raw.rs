@@ -67,6 +67,9 @@ pub struct RawConfig {
     pub actions: super::autonomy::RawActions,
     /// The admin API for `vigil approve`, `reject`, `kill` and `silence`; off when absent.
     pub admin: Option<super::admin::RawAdminApi>,
+    /// The topology of the stack beyond what the signals show, and how findings group by it.
+    #[serde(default)]
+    pub topology: super::topology::RawTopology,
 }
 
 fn default_environment() -> String {

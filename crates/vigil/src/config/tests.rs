@@ -409,3 +409,55 @@ fn ledger_checkpoints_are_checked_and_resolved_against_the_config_folder() {
         "#]],
     );
 }
+
+#[test]
+fn the_topology_block_reports_every_bad_node_and_edge() {
+    let text = format!(
+        "{MINIMAL}topology:
+  max_hops: 9
+  group_window_secs: 90000
+  nodes:
+    - {{ id: \"model_group:embed\", modality: embedding, context_window: 8191 }}
+    - {{ id: \"model_group:embed\", modality: chat }}
+    - {{ id: \"key:abc\", modality: chat }}
+    - {{ id: gpt-4o }}
+    - {{ id: \"model_group:gpt-4o\", context_window: 128000 }}
+  edges:
+    - {{ from: \"app:bot\", relation: reads, to: \"retrieval:pgvector\" }}
+    - {{ from: \"app:bot\", relation: falls_back_to, to: \"model_group:gpt-4o\" }}
+    - {{ from: \"app:bot\", relation: calls, to: \"app:bot\" }}
+    - {{ from: \"modelgroup:x\", relation: calls, to: \"model_group:gpt-4o\" }}
+    - {{ from: \"app:bot\", relation: reads, to: \"retrieval:pgvector\" }}
+"
+    );
+    check(
+        &text,
+        expect![[r#"
+            10 problems:
+              vigil.yaml:15: `topology.max_hops`: must be between 1 and 6
+              vigil.yaml:16: `topology.group_window_secs`: must be at most 86400 (a day)
+              vigil.yaml:19: `topology.nodes[1].id`: `model_group:embed` is declared twice; declare each node once
+              vigil.yaml:20: `topology.nodes[2].modality`: only a model_group or a model has a modality and a context window, not a key
+              vigil.yaml:21: `topology.nodes[3].id`: `gpt-4o` is not a node; write it as kind:name, for example model_group:gpt-4o
+              vigil.yaml:22: `topology.nodes[4].modality`: a context window needs the model's modality beside it
+              vigil.yaml:25: `topology.edges[1].relation`: `falls_back_to` cannot go from a node of kind app to one of kind model_group
+              vigil.yaml:26: `topology.edges[2].to`: an edge must join two different nodes
+              vigil.yaml:27: `topology.edges[3].from`: unknown node kind `modelgroup`; expected one of app, prompt, agent, eval_suite, key, team, model_group, cache, deployment, provider, model, retrieval, infra
+              vigil.yaml:28: `topology.edges[4]`: `app:bot reads retrieval:pgvector` is declared twice
+        "#]],
+    );
+    let good = format!(
+        "{MINIMAL}topology:
+  nodes:
+    - {{ id: \"model_group:embed\", modality: embedding, context_window: 8191, owner: team-search }}
+  edges:
+    - {{ from: \"model_group:gpt-4o\", relation: falls_back_to, to: \"model_group:gpt-4o-mini\" }}
+"
+    );
+    check(
+        &good,
+        expect![[r#"
+        ok
+    "#]],
+    );
+}

@@ -71,6 +71,8 @@ pub struct Config {
     pub admin: Option<AdminApiConfig>,
     /// The rules people's instructions are held to (the admin API's, or the defaults).
     pub people: vigil_core::people::PeopleRules,
+    /// The declared topology and how findings group by it.
+    pub topology: vigil_core::topology::TopologyConfig,
 }
 
 /// Where the ledger lives.
@@ -458,6 +460,7 @@ pub fn validate(
         actions: autonomy::validate_actions(&mut problems, raw.actions, base_dir),
         people: vigil_core::people::PeopleRules::default(),
         admin: admin::validate_admin(&mut problems, raw.admin, base_dir),
+        topology: super::topology::validate_topology(&mut problems, raw.topology),
     };
     let config = Config {
         people: config

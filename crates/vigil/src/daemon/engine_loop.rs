@@ -641,6 +641,24 @@ fn log_record(command: &Command) {
                 "human action"
             );
         }
+        Record::FindingJoined {
+            incident_id,
+            fingerprint,
+            ..
+        } => {
+            tracing::info!(%incident_id, fingerprint = %Escaped(fingerprint), %what, "finding joined an open incident");
+        }
+        Record::TopologyGrew {
+            source,
+            n_refused_nodes,
+            n_refused_edges,
+            ..
+        } if *n_refused_nodes > 0 || *n_refused_edges > 0 => {
+            tracing::warn!(source = %Escaped(source), n_refused_nodes, n_refused_edges, %what, "topology limit reached: new nodes and edges are refused");
+        }
+        Record::TopologyGrew { .. } => {
+            tracing::debug!(%what, "topology grew");
+        }
         Record::FindingCleared { .. }
         | Record::Diagnosed { .. }
         | Record::RunbookSelected { .. }

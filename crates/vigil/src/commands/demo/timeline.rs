@@ -300,6 +300,8 @@ impl Printer {
             Record::CompensationStarted { .. } => "UNDOING",
             Record::IncidentResolved { .. } => "RESOLVED",
             Record::IncidentEscalated { .. } => "ESCALATED",
+            Record::FindingJoined { .. } => "JOINED",
+            Record::TopologyGrew { .. } => "TOPOLOGY",
         };
         self.step(label, &record.describe());
         match record {

@@ -839,6 +839,27 @@ impl Output {
                     json!({ "incident": incident_id, "outcome": outcome }),
                 );
             }
+            Record::FindingJoined {
+                incident_id,
+                fingerprint,
+                ..
+            } => self.emit(
+                now_ms,
+                "incident",
+                &text,
+                json!({ "incident": incident_id, "joined": fingerprint }),
+            ),
+            Record::TopologyGrew {
+                source,
+                n_nodes,
+                n_edges,
+                ..
+            } => self.emit(
+                now_ms,
+                "topology",
+                &text,
+                json!({ "source": source, "nodes": n_nodes, "edges": n_edges }),
+            ),
             Record::StepDenied { .. }
             | Record::IncidentEscalated { .. }
             | Record::VersionChanged { .. }

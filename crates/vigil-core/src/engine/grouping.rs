@@ -1,0 +1,332 @@
+//! The topology in the engine: learning it from the signals (and recording what is learnt),
+//! and grouping findings connected in it into one incident.
+//!
+//! A finding is about a node when its subject's label names a kind of node
+//! ([`node_of_subject`]). A new finding joins an incident, instead of opening one, when the
+//! incident's latest finding was raised within `topology.group_window_ms` and one of its
+//! findings is connected to the new one: both depend on one node within `topology.max_hops`
+//! hops each (a key and an eval suite calling the same model group, a model group and the
+//! provider hosting it). A re-fire of a finding the incident already holds joins it too. An
+//! incident that paged stays joinable for the window after its latest finding, so a cause
+//! that keeps firing (a flapping provider) pages once.
+//!
+//! Sessions whose config has no `topology` learn nothing and group nothing.
+
+use std::collections::BTreeMap;
+
+use super::incident::{Incident, Member};
+use super::{Command, Engine, Record};
+use crate::detector::Finding;
+use crate::intake::Pushed;
+use crate::signal::Sample;
+use crate::time::Timestamp;
+use crate::topology::discover::{Facts, from_labels, from_pushed, node_of_subject};
+use crate::topology::{Growth, NodeId, Origin, Topology, TopologyConfig};
+
+/// At most this many incidents that paged are kept joinable.
+const MAX_PAGED: usize = 1024;
+
+/// An incident that paged: still joinable for the window after its latest finding.
+#[derive(Clone, Debug)]
+pub(super) struct Paged {
+    pub(super) members: Vec<Member>,
+    /// Whether the flapping guardrail has been recorded for it.
+    pub(super) flapping_noted: bool,
+}
+
+impl Paged {
+    fn last_raised(&self) -> Timestamp {
+        self.members
+            .iter()
+            .map(|member| member.raised_at)
+            .max()
+            .unwrap_or(Timestamp(i64::MIN))
+    }
+}
+
+/// The topology and what grouping keeps beside the open incidents.
+#[derive(Clone, Debug)]
+pub(super) struct Grouping {
+    pub(super) topology: Topology,
+    pub(super) paged: BTreeMap<String, Paged>,
+    /// Whether the graph is refusing growth right now (recorded once per episode).
+    refusing: bool,
+}
+
+impl Grouping {
+    /// The declared graph, with what the inventory says: deployments' providers and owners.
+    pub(super) fn new(config: &TopologyConfig, resources: &[super::ResourceInfo]) -> Self {
+        let mut topology = Topology::declared(config);
+        let mut growth = Growth::default();
+        for facts in resources.iter().map(super::config::resource_facts) {
+            topology.learn(&facts, &Origin::Declared, &mut growth);
+        }
+        Grouping {
+            topology,
+            paged: BTreeMap::new(),
+            refusing: false,
+        }
+    }
+}
+
+/// Where a new finding goes.
+pub(super) struct Join {
+    pub(super) incident_id: String,
+    /// How it connects, for people: `both depend on provider:openai (2 and 1 hops)`.
+    pub(super) via: String,
+    /// Whether the incident already paged.
+    pub(super) paged: bool,
+}
+
+/// The node a finding is about.
+pub(super) fn node_of(finding: &Finding) -> Option<NodeId> {
+    node_of_subject(&finding.subject.label, &finding.subject.value)
+}
+
+impl Engine {
+    /// Learns from the samples of `source` at `positions` (the ones that made new series).
+    pub(super) fn learn_from_samples(
+        &mut self,
+        source: &str,
+        samples: &[Sample],
+        positions: &[usize],
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        if self.grouping.is_none() || positions.is_empty() {
+            return;
+        }
+        let mut facts = Facts::default();
+        for sample in positions.iter().filter_map(|&idx| samples.get(idx)) {
+            let found = from_labels(&sample.labels);
+            facts.nodes.extend(found.nodes);
+            facts.edges.extend(found.edges);
+        }
+        self.learn(source, &facts, now, out);
+    }
+
+    /// Learns from a pushed batch.
+    pub(super) fn learn_from_pushed(
+        &mut self,
+        source: &str,
+        payload: &Pushed,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        if self.grouping.is_none() {
+            return;
+        }
+        let facts = from_pushed(payload);
+        self.learn(source, &facts, now, out);
+    }
+
+    fn learn(&mut self, source: &str, facts: &Facts, now: Timestamp, out: &mut Vec<Command>) {
+        let Some(grouping) = self.grouping.as_mut() else {
+            return;
+        };
+        if facts.is_empty() {
+            return;
+        }
+        let mut growth = Growth::default();
+        let origin = Origin::Discovered {
+            source: source.to_owned(),
+            at: now,
+        };
+        grouping.topology.learn(facts, &origin, &mut growth);
+        let refused = growth.n_refused_nodes > 0 || growth.n_refused_edges > 0;
+        // Refusals are recorded at the start of an episode; growth whenever there is some.
+        let note_refusal = refused && !grouping.refusing;
+        grouping.refusing = refused;
+        if growth.nodes.is_empty() && growth.edges.is_empty() && !note_refusal {
+            return;
+        }
+        out.push(Command::Record(Record::TopologyGrew {
+            source: source.to_owned(),
+            nodes: growth.nodes,
+            edges: growth.edges,
+            n_refused_nodes: growth.n_refused_nodes,
+            n_refused_edges: growth.n_refused_edges,
+            n_nodes: grouping.topology.n_nodes() as u64,
+            n_edges: grouping.topology.n_edges() as u64,
+        }));
+    }
+
+    /// The incident a new finding joins, if any: a re-fire of one of its findings, else the
+    /// nearest connected one (fewest hops, then the latest raised, then by id).
+    pub(super) fn group_of(&mut self, finding: &Finding, now: Timestamp) -> Option<Join> {
+        let window_ms = self.config.topology.as_ref()?.group_window_ms;
+        if window_ms <= 0 {
+            return None;
+        }
+        let max_hops = self.config.topology.as_ref()?.max_hops;
+        let grouping = self.grouping.as_mut()?;
+        grouping
+            .paged
+            .retain(|_, paged| now.millis_since(paged.last_raised()) <= window_ms);
+        let node = node_of(finding);
+        let open = self
+            .incidents
+            .values()
+            .filter(|incident| incident.finding.detector != "schedule")
+            .map(|incident| (&incident.id, &incident.members, false));
+        let paged = grouping
+            .paged
+            .iter()
+            .map(|(id, paged)| (id, &paged.members, true));
+        let mut best: Option<(u16, Timestamp, Join)> = None;
+        for (incident_id, members, is_paged) in open.chain(paged) {
+            let last_raised = members
+                .iter()
+                .map(|member| member.raised_at)
+                .max()
+                .unwrap_or(Timestamp(i64::MIN));
+            if now.millis_since(last_raised) > window_ms {
+                continue;
+            }
+            for member in members {
+                let found = if member.fingerprint == finding.fingerprint {
+                    Some((0, "it fired before in this incident".to_owned()))
+                } else {
+                    match (&node, &member.node) {
+                        (Some(node), Some(other)) => grouping
+                            .topology
+                            .common_dependency(node, other, max_hops)
+                            .map(|(via, hops_new, hops_member)| {
+                                let hops = u16::from(hops_new) + u16::from(hops_member);
+                                let how = if via == *other {
+                                    format!("{node} depends on {other} ({hops_new} hops)")
+                                } else if via == *node {
+                                    format!("{other} depends on {node} ({hops_member} hops)")
+                                } else {
+                                    format!(
+                                        "{node} and {other} both depend on {via} ({hops_new} \
+                                         and {hops_member} hops)"
+                                    )
+                                };
+                                (hops, how)
+                            }),
+                        _ => None,
+                    }
+                };
+                let Some((hops, via)) = found else {
+                    continue;
+                };
+                let better = best.as_ref().is_none_or(|(best_hops, best_raised, _)| {
+                    (hops, std::cmp::Reverse(last_raised))
+                        < (*best_hops, std::cmp::Reverse(*best_raised))
+                });
+                if better {
+                    best = Some((
+                        hops,
+                        last_raised,
+                        Join {
+                            incident_id: incident_id.clone(),
+                            via,
+                            paged: is_paged,
+                        },
+                    ));
+                }
+            }
+        }
+        best.map(|(_, _, join)| join)
+    }
+
+    /// Adds `finding` to the incident `join` names and records it; an incident that paged
+    /// notes flapping once, and pages no more.
+    pub(super) fn join(
+        &mut self,
+        join: Join,
+        finding: &Finding,
+        n_recent_fires: usize,
+        out: &mut Vec<Command>,
+    ) {
+        let member = Member::of(finding);
+        out.push(Command::Record(Record::FindingJoined {
+            incident_id: join.incident_id.clone(),
+            fingerprint: finding.fingerprint.clone(),
+            subject: finding.subject.clone(),
+            via: join.via,
+        }));
+        if join.paged {
+            let max_fires = self.config.flapping.max_fires.max(1);
+            let window_min = self.config.flapping.window_ms / 60_000;
+            let Some(paged) = self
+                .grouping
+                .as_mut()
+                .and_then(|grouping| grouping.paged.get_mut(&join.incident_id))
+            else {
+                return;
+            };
+            paged.members.push(member);
+            if n_recent_fires >= max_fires && !paged.flapping_noted {
+                paged.flapping_noted = true;
+                out.push(Command::Record(Record::GuardrailHeld {
+                    incident_id: join.incident_id,
+                    guardrail: "flapping".to_owned(),
+                    detail: format!(
+                        "the finding fired {n_recent_fires} times within {window_min} min; \
+                         the page already sent covers it"
+                    ),
+                }));
+            }
+            return;
+        }
+        let Some(incident) = self.incidents.get_mut(&join.incident_id) else {
+            return;
+        };
+        incident.members.push(member);
+        incident.cleared = false;
+        self.open_by_fingerprint
+            .insert(finding.fingerprint.clone(), join.incident_id);
+    }
+
+    /// A finding of an open incident fired again: it is no longer clear (sessions with a
+    /// topology only; before, a re-fire changed nothing).
+    pub(super) fn refire(&mut self, incident_id: &str, finding: &Finding) {
+        if self.grouping.is_none() {
+            return;
+        }
+        if let Some(incident) = self.incidents.get_mut(incident_id) {
+            if let Some(member) = incident
+                .members
+                .iter_mut()
+                .find(|member| member.fingerprint == finding.fingerprint)
+            {
+                member.cleared = false;
+                member.raised_at = finding.raised_at;
+            }
+            incident.cleared = false;
+        }
+    }
+
+    /// An incident paged and leaves the open ones: with a topology, it stays joinable.
+    pub(super) fn keep_paged(&mut self, incident: &Incident) {
+        let Some(grouping) = self.grouping.as_mut() else {
+            return;
+        };
+        grouping.paged.insert(
+            incident.id.clone(),
+            Paged {
+                members: incident.members.clone(),
+                flapping_noted: false,
+            },
+        );
+        while grouping.paged.len() > MAX_PAGED {
+            let oldest = grouping
+                .paged
+                .iter()
+                .min_by_key(|(id, paged)| (paged.last_raised(), (*id).clone()))
+                .map(|(id, _)| id.clone());
+            match oldest {
+                Some(id) => grouping.paged.remove(&id),
+                None => break,
+            };
+        }
+    }
+
+    /// The topology, when the session has one.
+    #[must_use]
+    pub fn topology(&self) -> Option<&Topology> {
+        self.grouping.as_ref().map(|grouping| &grouping.topology)
+    }
+}
