@@ -739,7 +739,12 @@ impl Output {
                     now_ms,
                     "diagnosis",
                     &text,
-                    json!({ "incident": incident_id, "hypothesis": best.map(|b| b.kind.as_str()), "confidence": best.map(|b| b.confidence) }),
+                    json!({
+                        "incident": incident_id,
+                        "hypothesis": best.map(|b| b.kind.as_str()),
+                        "subject": best.and_then(|b| b.subject.as_ref()).map(|s| format!("{}={}", s.label, s.value)),
+                        "confidence": best.map(|b| b.confidence),
+                    }),
                 );
             }
             Record::RunbookSelected {
