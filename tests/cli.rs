@@ -64,6 +64,8 @@ mod serve;
 mod show;
 #[path = "cli/simulate.rs"]
 mod simulate;
+#[path = "cli/simulate_abilities.rs"]
+mod simulate_abilities;
 #[path = "cli/tamper.rs"]
 mod tamper;
 #[path = "cli/tls.rs"]

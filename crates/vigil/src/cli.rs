@@ -193,7 +193,13 @@ enum CliCommand {
     /// a simulated AI stack (docs/scenarios.md).
     Simulate {
         /// The scenario file.
-        scenario: PathBuf,
+        #[arg(required_unless_present = "score")]
+        scenario: Option<PathBuf>,
+        /// Play every `*.yaml` scenario in this folder and print, per scenario and in total,
+        /// whether the best hypothesis, its subject, the actions and the pages were as
+        /// expected (exit 0 unless a scenario cannot be played).
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["scenario", "json", "check", "ledger", "quiet"])]
+        score: Option<PathBuf>,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
@@ -627,12 +633,18 @@ pub fn main() -> ExitCode {
             CliCommand::Trust { db } => trust::run(&db.location()?).await,
             CliCommand::Simulate {
                 scenario,
+                score,
                 json,
                 check,
                 ledger,
                 schema,
                 quiet,
             } => {
+                let scenario = match (score, scenario) {
+                    (Some(dir), _) => return simulate::score(&dir),
+                    (None, Some(scenario)) => scenario,
+                    (None, None) => anyhow::bail!("give a scenario file, or `--score DIR`"),
+                };
                 let ledger = ledger
                     .map(|db| ledger::location_of(&db, schema.as_deref()))
                     .transpose()?;

@@ -15,7 +15,10 @@
 //! `compensation`, `page`, `resolved`) and details. With `--check`, the exit code says
 //! whether the scenario's `expect` was met (1, listing every difference, when not).
 
+mod payloads;
 mod scenario;
+mod score;
+mod tally;
 mod world;
 
 use std::collections::BTreeMap;
@@ -36,7 +39,8 @@ use anyhow::Context as _;
 use crate::bundle;
 use crate::config;
 use crate::journal;
-use scenario::{RawHumanCommand, RawScenario};
+use scenario::{RawHumanCommand, RawPush, RawScenario};
+use tally::Tally;
 use world::{World, secs_to_ms};
 
 /// The simulated clock starts here: 2026-01-01T00:00:00Z.
@@ -66,82 +70,20 @@ pub struct SimulateArgs {
 /// Runs a scenario; exit 0, or 1 when `--check` found a difference, or 2 when the scenario
 /// or its config is invalid.
 pub async fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
-    let name = args.scenario.display().to_string();
-    let text = match std::fs::read_to_string(&args.scenario) {
-        Ok(text) => text,
-        Err(error) => {
-            eprintln!("{name}: cannot read the scenario: {error}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let scenario: RawScenario = match config::parse_yaml(&text, &name) {
-        Ok(scenario) => scenario,
-        Err(problem) => {
-            eprint!("{}", config::Problems(vec![problem]));
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let mut problems = Problems::default();
-    scenario.check(&mut problems);
-    if let Err(found) = problems.finish(()) {
-        eprint!("{}", config::locate(&name, &text, found));
+    let Some(loaded) = load(&args.scenario) else {
         return Ok(ExitCode::from(2));
-    }
-    let base = args
-        .scenario
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let bundle = match bundle::load(&base.join(&scenario.config)) {
-        Ok(bundle) => bundle,
-        Err(problems) => {
-            eprint!("{problems}");
-            return Ok(ExitCode::from(2));
-        }
     };
-    for (idx, id) in scenario.schedules.iter().enumerate() {
-        let scheduled = bundle
-            .engine
-            .runbooks
-            .iter()
-            .any(|runbook| &runbook.id == id && runbook.schedule.is_some());
-        if !scheduled {
-            let found = vec![vigil_core::problem::Problem::new(
-                format!("schedules[{idx}]"),
-                format!("the config has no scheduled runbook `{id}`"),
-            )];
-            eprint!("{}", config::locate(&name, &text, found));
-            return Ok(ExitCode::from(2));
-        }
-    }
-    let known: Vec<String> = bundle
-        .engine
-        .sources
-        .iter()
-        .map(|s| s.name.clone())
-        .collect();
-    let world = World::new(&scenario);
-    for source in world.sources() {
-        if !known.contains(&source) {
-            eprintln!("{name}: series of source `{source}`, which the config does not have");
-            return Ok(ExitCode::from(2));
-        }
-    }
+    let Loaded { scenario, bundle } = loaded;
     let recorder = match &args.ledger {
         Some(path) => Some(Recorder::open(path, &bundle).await?),
         None => None,
     };
-    let mut simulation = Simulation {
-        journal: recorder.as_ref().map(|_| Journal {
-            entries: Vec::new(),
-        }),
-        engine: Engine::new(bundle.engine.clone()),
-        authorizer: bundle.authorizer,
-        world,
-        out: Output::new(args.json, args.quiet, &scenario),
-        proposals: Vec::new(),
-        tally: Tally::default(),
-    };
+    let mut simulation = Simulation::new(
+        bundle,
+        &scenario,
+        Output::new(args.json, args.quiet, &scenario),
+        recorder.is_some(),
+    );
     simulation.run(&scenario)?;
     if let (Some(recorder), Some(journal)) = (recorder, simulation.journal.take()) {
         let end_ms = EPOCH_MS + secs_to_ms(scenario.duration_secs);
@@ -174,6 +116,82 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+pub use score::score;
+
+/// A scenario read, checked and ready to play, with the config it runs.
+struct Loaded {
+    scenario: RawScenario,
+    bundle: bundle::Bundle,
+}
+
+/// Reads and checks the scenario at `path` and loads its config; `None` when either has
+/// problems, which are printed (with the file, the line and the key).
+fn load(path: &Path) -> Option<Loaded> {
+    let name = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("{name}: cannot read the scenario: {error}");
+            return None;
+        }
+    };
+    let scenario: RawScenario = match config::parse_yaml(&text, &name) {
+        Ok(scenario) => scenario,
+        Err(problem) => {
+            eprint!("{}", config::Problems(vec![problem]));
+            return None;
+        }
+    };
+    let mut problems = Problems::default();
+    scenario.check(&mut problems);
+    if let Err(found) = problems.finish(()) {
+        eprint!("{}", config::locate(&name, &text, found));
+        return None;
+    }
+    let base = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let bundle = match bundle::load(&base.join(&scenario.config)) {
+        Ok(bundle) => bundle,
+        Err(problems) => {
+            eprint!("{problems}");
+            return None;
+        }
+    };
+    for (idx, id) in scenario.schedules.iter().enumerate() {
+        let scheduled = bundle
+            .engine
+            .runbooks
+            .iter()
+            .any(|runbook| &runbook.id == id && runbook.schedule.is_some());
+        if !scheduled {
+            let found = vec![vigil_core::problem::Problem::new(
+                format!("schedules[{idx}]"),
+                format!("the config has no scheduled runbook `{id}`"),
+            )];
+            eprint!("{}", config::locate(&name, &text, found));
+            return None;
+        }
+    }
+    let known: Vec<&str> = bundle
+        .engine
+        .sources
+        .iter()
+        .map(|source| source.name.as_str())
+        .collect();
+    for series in &scenario.series {
+        if !known.contains(&series.source.as_str()) {
+            eprintln!(
+                "{name}: series of source `{}`, which the config does not have",
+                series.source
+            );
+            return None;
+        }
+    }
+    Some(Loaded { scenario, bundle })
 }
 
 fn recorder_path(args: &SimulateArgs) -> String {
@@ -268,6 +286,22 @@ impl Journal {
 }
 
 impl Simulation {
+    /// A simulation of `scenario` in `bundle`'s config, journaling for a ledger when
+    /// `journal` is set.
+    fn new(bundle: bundle::Bundle, scenario: &RawScenario, out: Output, journal: bool) -> Self {
+        Simulation {
+            journal: journal.then(|| Journal {
+                entries: Vec::new(),
+            }),
+            engine: Engine::new(bundle.engine),
+            authorizer: bundle.authorizer,
+            world: World::new(scenario),
+            out,
+            proposals: Vec::new(),
+            tally: Tally::default(),
+        }
+    }
+
     fn run(&mut self, scenario: &RawScenario) -> anyhow::Result<()> {
         let end_ms = secs_to_ms(scenario.duration_secs);
         let mut agenda: BTreeMap<(i64, u64), Due> = BTreeMap::new();
@@ -344,28 +378,9 @@ impl Simulation {
                     let Some(push) = scenario.pushes.get(idx) else {
                         continue;
                     };
-                    let kind_of_push = push.kind.as_deref().unwrap_or("evals");
-                    let (kind, body) = match (&push.after, &push.evals, &push.body) {
-                        (Some(after), _, _) if self.world.has_done(after.action) => {
-                            match (&after.evals, &after.body) {
-                                (Some(evals), _) => ("evals", evals.body()),
-                                (None, Some(body)) => (kind_of_push, body.clone()),
-                                (None, None) => continue,
-                            }
-                        }
-                        (_, Some(evals), _) => ("evals", evals.body()),
-                        (_, None, Some(body)) => {
-                            (push.kind.as_deref().unwrap_or("evals"), body.clone())
-                        }
-                        (_, None, None) => continue,
+                    let Some(payload) = self.pushed(idx, push, now_ms)? else {
+                        continue;
                     };
-                    let body = serde_json::to_vec(&body)?;
-                    let payload = match kind {
-                        "evals" => intake::parse_evals(&body).map(Pushed::Evals),
-                        "agent_runs" => intake::parse_agent_runs(&body).map(Pushed::AgentRuns),
-                        _ => intake::parse_alertmanager(&body).map(Pushed::Alerts),
-                    }
-                    .map_err(|error| anyhow::anyhow!("pushes[{idx}]: {error}"))?;
                     Event::Pushed { payload }
                 }
                 Due::Human(idx) => {
@@ -419,6 +434,43 @@ impl Simulation {
             self.feed(event, now_ms, &mut agenda, &mut add)?;
         }
         Ok(())
+    }
+
+    /// The payload push `idx` carries at `now_ms`: its replacement once vigil carried out the
+    /// `after` action, and the evals of whichever model serves then; parsed by vigil's intake
+    /// as a pushed body is.
+    fn pushed(&self, idx: usize, push: &RawPush, now_ms: i64) -> anyhow::Result<Option<Pushed>> {
+        let after = push
+            .after
+            .as_ref()
+            .filter(|after| self.world.has_done(after.action));
+        let (evals, spans, body) = match after {
+            Some(after) => (&after.evals, &after.spans, &after.body),
+            None => (&push.evals, &push.spans, &push.body),
+        };
+        let (kind, body) = match (evals, spans, body) {
+            (Some(evals), _, _) => {
+                let fallback = self.world.fallback_of(&evals.model);
+                let body = payloads::evals_body(evals, fallback).map_err(|message| {
+                    anyhow::anyhow!("pushes[{idx}] at {}s: {message}", now_ms / 1000)
+                })?;
+                ("evals", body)
+            }
+            (None, Some(spans), _) => {
+                ("spans", payloads::spans_body(spans, idx, EPOCH_MS + now_ms))
+            }
+            (None, None, Some(body)) => (push.kind.as_deref().unwrap_or("evals"), body.clone()),
+            (None, None, None) => return Ok(None),
+        };
+        let body = serde_json::to_vec(&body)?;
+        let payload = match kind {
+            "evals" => intake::parse_evals(&body).map(Pushed::Evals),
+            "agent_runs" => intake::parse_agent_runs(&body).map(Pushed::AgentRuns),
+            "spans" => intake::parse_otlp_traces(&body).map(Pushed::Spans),
+            _ => intake::parse_alertmanager(&body).map(Pushed::Alerts),
+        }
+        .map_err(|error| anyhow::anyhow!("pushes[{idx}]: {error}"))?;
+        Ok(Some(payload))
     }
 
     /// Takes one step with the event (the engine's rule, with Cedar's answers inline) and
@@ -506,56 +558,6 @@ impl Simulation {
             }
             _ => {}
         }
-    }
-}
-
-/// What happened, for `--check` and the summary.
-#[derive(Debug, Default)]
-struct Tally {
-    incidents: usize,
-    resolved: usize,
-    pages: usize,
-    proposals: usize,
-    actions: Vec<String>,
-    guardrails: Vec<String>,
-    denied_by: Vec<String>,
-    hypothesis: Option<String>,
-}
-
-impl Tally {
-    fn check(&self, scenario: &RawScenario) -> Vec<String> {
-        let expect = &scenario.expect;
-        let mut differences = Vec::new();
-        let mut count = |what: &str, expected: Option<usize>, actual: usize| {
-            if let Some(expected) = expected
-                && expected != actual
-            {
-                differences.push(format!("{what}: expected {expected}, got {actual}"));
-            }
-        };
-        count("incidents", expect.incidents, self.incidents);
-        count("resolved", expect.resolved, self.resolved);
-        count("pages", expect.pages, self.pages);
-        count("proposals", expect.proposals, self.proposals);
-        let mut list = |what: &str, expected: &Option<Vec<String>>, actual: &[String]| {
-            if let Some(expected) = expected
-                && expected.as_slice() != actual
-            {
-                differences.push(format!("{what}: expected {expected:?}, got {actual:?}"));
-            }
-        };
-        list("actions", &expect.actions, &self.actions);
-        list("guardrails", &expect.guardrails, &self.guardrails);
-        list("denied_by", &expect.denied_by, &self.denied_by);
-        if let Some(expected) = &expect.hypothesis
-            && Some(expected) != self.hypothesis.as_ref()
-        {
-            differences.push(format!(
-                "hypothesis: expected {expected}, got {}",
-                self.hypothesis.as_deref().unwrap_or("none")
-            ));
-        }
-        differences
     }
 }
 
@@ -719,7 +721,7 @@ impl Output {
                 subject,
                 ..
             } => {
-                tally.incidents += 1;
+                tally.opened(incident_id);
                 self.emit(
                     now_ms,
                     "incident",
@@ -732,14 +734,17 @@ impl Output {
                 diagnosis,
             } => {
                 let best = diagnosis.best();
-                if tally.hypothesis.is_none() {
-                    tally.hypothesis = best.map(|best| best.kind.as_str().to_owned());
-                }
+                tally.diagnosed(incident_id, diagnosis);
                 self.emit(
                     now_ms,
                     "diagnosis",
                     &text,
-                    json!({ "incident": incident_id, "hypothesis": best.map(|b| b.kind.as_str()), "confidence": best.map(|b| b.confidence) }),
+                    json!({
+                        "incident": incident_id,
+                        "hypothesis": best.map(|b| b.kind.as_str()),
+                        "subject": best.and_then(|b| b.subject.as_ref()).map(|s| format!("{}={}", s.label, s.value)),
+                        "confidence": best.map(|b| b.confidence),
+                    }),
                 );
             }
             Record::RunbookSelected {
@@ -903,3 +908,6 @@ fn describe_decision(
     };
     (effect, by)
 }
+
+#[cfg(test)]
+mod tests;

@@ -66,6 +66,9 @@ pub struct RawSeries {
     /// Its labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Absent from scrapes before this simulated second (a deployment that appears, a
+    /// fallback's series that starts with its first request); a counter starts from 0 then.
+    pub appears_at_secs: Option<u64>,
     /// A counter that grows at these rates: each from its time until the next.
     pub counter: Option<Vec<RawSegment>>,
     /// A gauge with these values: each from its time until the next.
@@ -100,6 +103,9 @@ pub struct RawPush {
     pub body: Option<serde_json::Value>,
     /// Or a batch of eval results, generated (`kind: evals`).
     pub evals: Option<RawEvals>,
+    /// Or groups of OTLP trace spans, generated as one `ExportTraceServiceRequest` in OTLP/JSON
+    /// (`kind: spans`).
+    pub spans: Option<Vec<RawSpans>>,
     /// What to push instead once vigil has carried out an action (the stack's answer to a
     /// fix: after a rollback, the evals pass again).
     pub after: Option<RawAfter>,
@@ -120,10 +126,72 @@ pub struct RawEvals {
     pub model: String,
     /// Cases in the batch.
     pub cases: u32,
-    /// Of which fail.
-    pub failed: u32,
+    /// Of which fail (or give `by_model`).
+    pub failed: Option<u32>,
+    /// Instead of `failed`: how many of `cases` each model fails. The cases are split between
+    /// `model` and the fallback vigil routed it to (`litellm.set_fallbacks`), by
+    /// `fallback_share`, and each part fails in proportion.
+    pub by_model: Option<BTreeMap<String, RawModelEvals>>,
+    /// The share of cases the fallback answers while `model` is routed to one (default 1).
+    pub fallback_share: Option<f64>,
     /// Each case's prompt size, when reported.
     pub input_tokens: Option<u64>,
+}
+
+/// How one model does on a batch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelEvals {
+    /// Of the batch's `cases`, how many this model fails.
+    pub failed: u32,
+}
+
+/// A group of identical spans, as an OpenTelemetry instrumentation would export them: a call
+/// to a model (GenAI semantic conventions) or a database call (a vector store's query).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpans {
+    /// How many spans.
+    #[serde(default = "default_span_count")]
+    pub count: u32,
+    /// The resource's `service.name`.
+    pub service: Option<String>,
+    /// `gen_ai.operation.name` of a model call (default `chat`), or `db.operation.name` of a
+    /// database call (default `query`).
+    pub operation: Option<String>,
+    /// A model call: `gen_ai.request.model`.
+    pub model: Option<String>,
+    /// `gen_ai.provider.name`.
+    pub provider: Option<String>,
+    /// `gen_ai.system`, as older instrumentations name the provider.
+    pub system: Option<String>,
+    /// `gen_ai.response.model`: the snapshot that answered.
+    pub response_model: Option<String>,
+    /// `gen_ai.usage.input_tokens`.
+    pub input_tokens: Option<u64>,
+    /// `gen_ai.usage.output_tokens`.
+    pub output_tokens: Option<u64>,
+    /// `gen_ai.response.finish_reasons`, one.
+    pub finish_reason: Option<String>,
+    /// A database call: `db.system.name` (`qdrant`, `pgvector`, ...).
+    pub db_system: Option<String>,
+    /// `db.collection.name`.
+    pub collection: Option<String>,
+    /// `server.address`.
+    pub server_address: Option<String>,
+    /// How long each span took; it ends at the push's time.
+    #[serde(default = "default_span_duration")]
+    pub duration_ms: u64,
+    /// `error.type`, and the span's status is an error.
+    pub error: Option<String>,
+}
+
+fn default_span_count() -> u32 {
+    1
+}
+
+fn default_span_duration() -> u64 {
+    1000
 }
 
 fn default_model() -> String {
@@ -138,32 +206,10 @@ pub struct RawAfter {
     pub action: ActionKind,
     /// The replacement batch of eval results...
     pub evals: Option<RawEvals>,
-    /// ...or the replacement body (of the push's `kind`).
+    /// ...or the replacement body (of the push's `kind`)...
     pub body: Option<serde_json::Value>,
-}
-
-impl RawEvals {
-    /// The JSON body of `POST /v1/push/evals`.
-    #[must_use]
-    pub fn body(&self) -> serde_json::Value {
-        let results: Vec<serde_json::Value> = (0..self.cases)
-            .map(|idx| {
-                let mut result = serde_json::json!({
-                    "suite": self.suite,
-                    "case": format!("case-{idx}"),
-                    "passed": idx >= self.failed,
-                    "model": self.model,
-                    "prompt_name": self.prompt,
-                    "prompt_version": self.version,
-                });
-                if let (Some(tokens), Some(object)) = (self.input_tokens, result.as_object_mut()) {
-                    object.insert("input_tokens".to_owned(), serde_json::json!(tokens));
-                }
-                result
-            })
-            .collect();
-        serde_json::json!({ "results": results })
-    }
+    /// ...or the replacement spans.
+    pub spans: Option<Vec<RawSpans>>,
 }
 
 /// How the stack answers one kind of action.
@@ -210,6 +256,26 @@ pub struct RawEffect {
     /// A gauge takes this value from now on.
     pub value: Option<f64>,
     /// The series goes back to its script.
+    #[serde(default)]
+    pub resume: bool,
+    /// Or its own script, each segment from its second after the action took effect.
+    pub script: Option<Vec<RawEffectSegment>>,
+    /// The share of the series the change reaches (0 to 1, default 1): one gateway replica
+    /// of two is 0.5. The rest keeps following the series' script.
+    pub share: Option<f64>,
+}
+
+/// A piece of an effect's script.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEffectSegment {
+    /// From this many seconds after the action took effect.
+    pub after_secs: u64,
+    /// A counter's rate.
+    pub per_sec: Option<f64>,
+    /// A gauge's value.
+    pub value: Option<f64>,
+    /// Back to the series' own script.
     #[serde(default)]
     pub resume: bool,
 }
@@ -269,10 +335,22 @@ pub struct RawExpect {
     pub denied_by: Option<Vec<String>>,
     /// The best hypothesis of the first incident.
     pub hypothesis: Option<String>,
+    /// The root cause: the first incident's best hypothesis and its subject.
+    pub root_cause: Option<RawRootCause>,
+}
+
+/// The expected root cause.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRootCause {
+    /// The hypothesis kind, as runbooks name it (`runaway_key`, `recent_change`, ...).
+    pub kind: String,
+    /// What it blames: a value (`gpt-4o`), or `label=value` (`model_group=gpt-4o`).
+    pub subject: Option<String>,
 }
 
 /// The payload kinds `pushes` may carry.
-pub const PUSH_KINDS: [&str; 3] = ["evals", "agent_runs", "alertmanager"];
+pub const PUSH_KINDS: [&str; 4] = ["evals", "agent_runs", "alertmanager", "spans"];
 
 impl RawScenario {
     /// Checks what serde cannot; every problem with its key path.
@@ -301,39 +379,18 @@ impl RawScenario {
                 }
                 _ => problems.push(path.clone(), "give exactly one of `counter` and `gauge`"),
             }
+            if series
+                .appears_at_secs
+                .is_some_and(|at| at >= self.duration_secs)
+            {
+                problems.push(
+                    format!("{path}.appears_at_secs"),
+                    "must be before `duration_secs`",
+                );
+            }
         }
         for (idx, push) in self.pushes.iter().enumerate() {
-            let path = format!("pushes[{idx}]");
-            match (&push.kind, &push.body, &push.evals) {
-                (Some(kind), Some(_), None) => {
-                    if !PUSH_KINDS.contains(&kind.as_str()) {
-                        problems.push(
-                            format!("{path}.kind"),
-                            format!("`{kind}` is not one of {}", PUSH_KINDS.join(", ")),
-                        );
-                    }
-                }
-                (None, None, Some(evals)) => {
-                    if evals.failed > evals.cases || evals.cases == 0 {
-                        problems.push(
-                            format!("{path}.evals"),
-                            "needs 1 or more cases, and at most as many failed",
-                        );
-                    }
-                }
-                _ => problems.push(path.clone(), "give `kind` with `body`, or `evals`"),
-            }
-            if let Some(after) = &push.after
-                && after.evals.is_some() == after.body.is_some()
-            {
-                problems.push(format!("{path}.after"), "give `evals` or `body`");
-            }
-            if push.every_secs == Some(0) {
-                problems.push(format!("{path}.every_secs"), "must be at least 1");
-            }
-            if push.every_secs.is_some() != push.until_secs.is_some() {
-                problems.push(path, "`every_secs` and `until_secs` go together");
-            }
+            check_push(problems, &format!("pushes[{idx}]"), push);
         }
         for (idx, response) in self.responses.iter().enumerate() {
             for (effect_idx, effect) in response.effects.iter().enumerate() {
@@ -344,21 +401,227 @@ impl RawScenario {
                         format!("no series is called `{}`", effect.series),
                     );
                 }
-                let n_set = usize::from(effect.per_sec.is_some())
-                    + usize::from(effect.value.is_some())
-                    + usize::from(effect.resume);
-                if n_set != 1 {
-                    problems.push(
-                        path,
-                        "give exactly one of `per_sec`, `value` and `resume: true`",
-                    );
-                }
+                check_effect(problems, &path, effect);
             }
         }
         for (idx, human) in self.humans.iter().enumerate() {
             if human.by.trim().is_empty() {
                 problems.push(format!("humans[{idx}].by"), "must name someone");
             }
+        }
+        if let Some(root_cause) = &self.expect.root_cause {
+            let is_name = |text: &str| {
+                !text.is_empty()
+                    && text
+                        .bytes()
+                        .all(|byte| byte.is_ascii_lowercase() || byte == b'_')
+            };
+            if !is_name(&root_cause.kind) {
+                problems.push(
+                    "expect.root_cause.kind",
+                    "must be a hypothesis kind in snake_case, such as `runaway_key`",
+                );
+            }
+            if root_cause.subject.as_deref().is_some_and(|subject| {
+                subject.trim().is_empty()
+                    || subject
+                        .split_once('=')
+                        .is_some_and(|(l, v)| l.is_empty() || v.is_empty())
+            }) {
+                problems.push(
+                    "expect.root_cause.subject",
+                    "must be a value, or `label=value`",
+                );
+            }
+        }
+    }
+}
+
+/// The most spans one push may carry (OTLP's array limit in vigil's intake).
+pub const MAX_SPANS_PER_PUSH: u64 = vigil_core::intake::otlp::MAX_OTLP_ARRAY as u64;
+
+fn check_push(problems: &mut Problems, path: &str, push: &RawPush) {
+    match (&push.kind, &push.body, &push.evals, &push.spans) {
+        (Some(kind), Some(_), None, None) => {
+            if !PUSH_KINDS.contains(&kind.as_str()) {
+                problems.push(
+                    format!("{path}.kind"),
+                    format!("`{kind}` is not one of {}", PUSH_KINDS.join(", ")),
+                );
+            }
+        }
+        (None, None, Some(evals), None) => check_evals(problems, &format!("{path}.evals"), evals),
+        (None, None, None, Some(spans)) => check_spans(problems, &format!("{path}.spans"), spans),
+        _ => problems.push(path, "give `kind` with `body`, or `evals`, or `spans`"),
+    }
+    if let Some(after) = &push.after {
+        let after_path = format!("{path}.after");
+        let n_given = usize::from(after.evals.is_some())
+            + usize::from(after.body.is_some())
+            + usize::from(after.spans.is_some());
+        if n_given != 1 {
+            problems.push(
+                after_path.clone(),
+                "give one of `evals`, `body` and `spans`",
+            );
+        }
+        if let Some(evals) = &after.evals {
+            check_evals(problems, &format!("{after_path}.evals"), evals);
+        }
+        if let Some(spans) = &after.spans {
+            check_spans(problems, &format!("{after_path}.spans"), spans);
+        }
+    }
+    if push.every_secs == Some(0) {
+        problems.push(format!("{path}.every_secs"), "must be at least 1");
+    }
+    if push.every_secs.is_some() != push.until_secs.is_some() {
+        problems.push(path, "`every_secs` and `until_secs` go together");
+    }
+}
+
+fn check_evals(problems: &mut Problems, path: &str, evals: &RawEvals) {
+    if evals.cases == 0 {
+        problems.push(format!("{path}.cases"), "must be at least 1");
+    }
+    match (evals.failed, &evals.by_model) {
+        (Some(failed), None) => {
+            if failed > evals.cases {
+                problems.push(format!("{path}.failed"), "must be at most `cases`");
+            }
+        }
+        (None, Some(by_model)) => {
+            if !by_model.contains_key(&evals.model) {
+                problems.push(
+                    format!("{path}.by_model"),
+                    format!("needs the primary model `{}`", evals.model),
+                );
+            }
+            for (model, model_evals) in by_model {
+                if model_evals.failed > evals.cases {
+                    problems.push(
+                        format!("{path}.by_model.{model}.failed"),
+                        "must be at most `cases`",
+                    );
+                }
+            }
+        }
+        _ => problems.push(path, "give one of `failed` and `by_model`"),
+    }
+    if let Some(share) = evals.fallback_share {
+        if evals.by_model.is_none() {
+            problems.push(format!("{path}.fallback_share"), "goes with `by_model`");
+        }
+        if !(0.0..=1.0).contains(&share) {
+            problems.push(format!("{path}.fallback_share"), "must be from 0 to 1");
+        }
+    }
+}
+
+fn check_spans(problems: &mut Problems, path: &str, groups: &[RawSpans]) {
+    if groups.is_empty() {
+        problems.push(path, "needs at least one group of spans");
+    }
+    let mut n_spans = 0_u64;
+    for (idx, group) in groups.iter().enumerate() {
+        let here = format!("{path}[{idx}]");
+        n_spans += u64::from(group.count);
+        if group.count == 0 {
+            problems.push(format!("{here}.count"), "must be at least 1");
+        }
+        let gen_ai_fields = [
+            ("provider", group.provider.is_some()),
+            ("system", group.system.is_some()),
+            ("response_model", group.response_model.is_some()),
+            ("input_tokens", group.input_tokens.is_some()),
+            ("output_tokens", group.output_tokens.is_some()),
+            ("finish_reason", group.finish_reason.is_some()),
+        ];
+        match (&group.model, &group.db_system) {
+            (Some(_), None) => {
+                if group.collection.is_some() {
+                    problems.push(
+                        format!("{here}.collection"),
+                        "belongs to a database span (`db_system`)",
+                    );
+                }
+            }
+            (None, Some(_)) => {
+                for (field, given) in gen_ai_fields {
+                    if given {
+                        problems.push(
+                            format!("{here}.{field}"),
+                            "belongs to a model call (`model`), not a database span",
+                        );
+                    }
+                }
+            }
+            _ => problems.push(
+                here,
+                "give one of `model` (a call to a model) and `db_system` (a database call)",
+            ),
+        }
+    }
+    if n_spans > MAX_SPANS_PER_PUSH {
+        problems.push(
+            path,
+            format!("carries {n_spans} spans; one push carries at most {MAX_SPANS_PER_PUSH}"),
+        );
+    }
+}
+
+fn check_effect(problems: &mut Problems, path: &str, effect: &RawEffect) {
+    let n_set = usize::from(effect.per_sec.is_some())
+        + usize::from(effect.value.is_some())
+        + usize::from(effect.resume)
+        + usize::from(effect.script.is_some());
+    if n_set != 1 {
+        problems.push(
+            path,
+            "give exactly one of `per_sec`, `value`, `resume: true` and `script`",
+        );
+    }
+    if let Some(share) = effect.share {
+        if effect.resume {
+            problems.push(format!("{path}.share"), "does not go with `resume`");
+        }
+        if !(share > 0.0 && share <= 1.0) {
+            problems.push(format!("{path}.share"), "must be above 0 and at most 1");
+        }
+    }
+    for value in [effect.per_sec, effect.value].into_iter().flatten() {
+        if !value.is_finite() {
+            problems.push(path, "must be a finite number");
+        }
+    }
+    let Some(script) = &effect.script else {
+        return;
+    };
+    if script.is_empty() {
+        problems.push(format!("{path}.script"), "needs at least one segment");
+    }
+    let mut previous = None;
+    for (idx, segment) in script.iter().enumerate() {
+        let here = format!("{path}.script[{idx}]");
+        if previous.is_some_and(|after| segment.after_secs <= after) {
+            problems.push(
+                format!("{here}.after_secs"),
+                "must be after the previous segment's",
+            );
+        }
+        previous = Some(segment.after_secs);
+        let n_set = usize::from(segment.per_sec.is_some())
+            + usize::from(segment.value.is_some())
+            + usize::from(segment.resume);
+        let finite = [segment.per_sec, segment.value]
+            .into_iter()
+            .flatten()
+            .all(f64::is_finite);
+        if n_set != 1 || !finite {
+            problems.push(
+                here,
+                "give exactly one of `per_sec`, `value` and `resume: true`",
+            );
         }
     }
 }

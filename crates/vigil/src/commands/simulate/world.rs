@@ -18,11 +18,24 @@ struct Series {
     counter: bool,
     /// `(from_ms, per_sec or value)`.
     script: Vec<(i64, f64)>,
-    /// A value set by an action, overriding the script from then on.
-    forced: Option<f64>,
+    /// Absent from scrapes before this time.
+    appears_ms: i64,
+    /// What an action changed, overriding the script from then on.
+    changed: Option<Change>,
     /// A counter's value, and the time it was computed for.
     value: f64,
     at_ms: i64,
+}
+
+/// What an action did to a series: from `applied_ms`, a share of the series follows the
+/// change's own script; the rest, and every gap in that script, follows the series' script.
+#[derive(Clone, Debug, PartialEq)]
+struct Change {
+    applied_ms: i64,
+    /// Of the series, how much the change reaches (1: all of it).
+    share: f64,
+    /// `(ms after applied_ms, rate or value)`; `None` goes back to the series' script.
+    segments: Vec<(i64, Option<f64>)>,
 }
 
 impl Series {
@@ -34,6 +47,41 @@ impl Series {
             .map_or(0.0, |(_, value)| *value)
     }
 
+    /// The rate (a counter) or value (a gauge) at `at_ms`, with what actions changed.
+    fn level(&self, at_ms: i64) -> f64 {
+        let scripted = self.scripted(at_ms);
+        let Some(change) = &self.changed else {
+            return scripted;
+        };
+        let since = at_ms - change.applied_ms;
+        let target = change
+            .segments
+            .iter()
+            .rev()
+            .find(|(after, _)| *after <= since)
+            .and_then(|(_, target)| *target);
+        match target {
+            Some(target) => change.share * target + (1.0 - change.share) * scripted,
+            None => scripted,
+        }
+    }
+
+    /// The first time after `after_ms` at which the level may change.
+    fn next_boundary(&self, after_ms: i64) -> i64 {
+        let scripted = self.script.iter().map(|(at, _)| *at);
+        let changed = self.changed.iter().flat_map(|change| {
+            change
+                .segments
+                .iter()
+                .map(|(after, _)| change.applied_ms.saturating_add(*after))
+        });
+        scripted
+            .chain(changed)
+            .filter(|at| *at > after_ms)
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+
     /// Brings a counter's value up to `now_ms`, integrating its rate piece by piece.
     fn advance(&mut self, now_ms: i64) {
         if !self.counter || now_ms <= self.at_ms {
@@ -42,19 +90,8 @@ impl Series {
         }
         let mut from = self.at_ms;
         while from < now_ms {
-            let next_boundary = self
-                .script
-                .iter()
-                .map(|(at, _)| *at)
-                .find(|at| *at > from)
-                .unwrap_or(i64::MAX);
-            let to = if self.forced.is_some() {
-                now_ms
-            } else {
-                next_boundary.min(now_ms)
-            };
-            let rate = self.forced.unwrap_or_else(|| self.scripted(from));
-            self.value += rate * (to - from) as f64 / 1000.0;
+            let to = self.next_boundary(from).min(now_ms);
+            self.value += self.level(from) * (to - from) as f64 / 1000.0;
             from = to;
         }
         self.at_ms = now_ms;
@@ -64,7 +101,7 @@ impl Series {
         if self.counter {
             self.value
         } else {
-            self.forced.unwrap_or_else(|| self.scripted(now_ms))
+            self.level(now_ms)
         }
     }
 }
@@ -77,6 +114,9 @@ pub(super) struct World {
     targets: SimulatedTargets,
     /// The kinds of action carried out successfully so far.
     done: Vec<ActionKind>,
+    /// Each model's fallbacks as vigil set them (`litellm.set_fallbacks`), which the
+    /// simulated gateway routes to: what evals with `by_model` follow.
+    routes: BTreeMap<String, Vec<String>>,
 }
 
 struct Response {
@@ -89,10 +129,40 @@ struct Response {
     effects: Vec<(usize, Effect)>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Effect {
-    Set(f64),
+    /// A share of the series follows these segments, relative to when the action took
+    /// effect.
+    Change {
+        share: f64,
+        segments: Vec<(i64, Option<f64>)>,
+    },
+    /// Back to the series' script.
     Resume,
+}
+
+impl Effect {
+    fn from_raw(raw: &RawEffect) -> Effect {
+        let segments = match (&raw.script, raw.per_sec.or(raw.value)) {
+            (Some(script), _) => script
+                .iter()
+                .map(|segment| {
+                    let target = if segment.resume {
+                        None
+                    } else {
+                        segment.per_sec.or(segment.value)
+                    };
+                    (secs_to_ms(segment.after_secs), target)
+                })
+                .collect(),
+            (None, Some(target)) => vec![(0, Some(target))],
+            (None, None) => return Effect::Resume,
+        };
+        Effect::Change {
+            share: raw.share.unwrap_or(1.0),
+            segments,
+        }
+    }
 }
 
 impl World {
@@ -106,12 +176,14 @@ impl World {
                     (None, Some(segments)) => (false, segments),
                     (None, None) => (true, &Vec::new()),
                 };
+                let appears_ms = raw.appears_at_secs.map_or(0, secs_to_ms);
                 Series {
                     id: raw.id.clone(),
                     source: raw.source.clone(),
                     metric: raw.metric.clone(),
                     labels: raw.labels.iter().collect(),
                     counter,
+                    appears_ms,
                     script: segments
                         .iter()
                         .map(|segment| {
@@ -121,9 +193,10 @@ impl World {
                             )
                         })
                         .collect(),
-                    forced: None,
+                    changed: None,
                     value: 0.0,
-                    at_ms: 0,
+                    // A counter counts from when it appears.
+                    at_ms: appears_ms,
                 }
             })
             .collect();
@@ -142,11 +215,7 @@ impl World {
                     .iter()
                     .filter_map(|effect: &RawEffect| {
                         let idx = series.iter().position(|s| s.id == effect.series)?;
-                        let change = match (effect.per_sec.or(effect.value), effect.resume) {
-                            (Some(value), _) => Effect::Set(value),
-                            (None, _) => Effect::Resume,
-                        };
-                        Some((idx, change))
+                        Some((idx, Effect::from_raw(effect)))
                     })
                     .collect(),
             })
@@ -156,6 +225,7 @@ impl World {
             responses,
             targets: SimulatedTargets::default(),
             done: Vec::new(),
+            routes: BTreeMap::new(),
         }
     }
 
@@ -163,7 +233,7 @@ impl World {
     pub(super) fn scrape(&mut self, source: &str, now_ms: i64) -> Vec<Sample> {
         self.series
             .iter_mut()
-            .filter(|series| series.source == source)
+            .filter(|series| series.source == source && series.appears_ms <= now_ms)
             .map(|series| {
                 series.advance(now_ms);
                 Sample {
@@ -179,6 +249,14 @@ impl World {
     /// Whether an action of this kind was carried out successfully.
     pub(super) fn has_done(&self, kind: ActionKind) -> bool {
         self.done.contains(&kind)
+    }
+
+    /// The first fallback vigil routed `model` to, while it is routed there.
+    pub(super) fn fallback_of(&self, model: &str) -> Option<&str> {
+        self.routes
+            .get(model)
+            .and_then(|fallbacks| fallbacks.first())
+            .map(String::as_str)
     }
 
     /// The sources that have series.
@@ -204,9 +282,8 @@ impl World {
                 && (response.from_ms..response.until_ms).contains(&now_ms)
         });
         let Some(response_idx) = response else {
-            // Accepted and ignored: nothing in the stack changes.
-            self.targets.apply(action);
-            self.done.push(kind);
+            // Accepted and ignored: no series changes (the gateway still routes as told).
+            self.accept(action, kind);
             return ok(format!("{} accepted", kind.as_str()), prior);
         };
         let Some(response) = self.responses.get(response_idx) else {
@@ -224,15 +301,30 @@ impl World {
         for (idx, effect) in effects {
             if let Some(series) = self.series.get_mut(idx) {
                 series.advance(now_ms);
-                series.forced = match effect {
-                    Effect::Set(value) => Some(value),
+                series.changed = match effect {
+                    Effect::Change { share, segments } => Some(Change {
+                        applied_ms: now_ms,
+                        share,
+                        segments,
+                    }),
                     Effect::Resume => None,
                 };
             }
         }
+        self.accept(action, kind);
+        ok(format!("{} done", kind.as_str()), prior)
+    }
+
+    /// Keeps what a successful action set.
+    fn accept(&mut self, action: &Action, kind: ActionKind) {
+        if let Action::LitellmSetFallbacks {
+            model, fallbacks, ..
+        } = action
+        {
+            self.routes.insert(model.clone(), fallbacks.clone());
+        }
         self.targets.apply(action);
         self.done.push(kind);
-        ok(format!("{} done", kind.as_str()), prior)
     }
 }
 
