@@ -17,6 +17,9 @@ use crate::detector::spike::GroupView;
 use crate::detector::threshold::{Bound, ThresholdEvidence};
 use crate::detector::{BurnRateEvidence, Evidence, Finding, Subject};
 use crate::signal::float_repr;
+use crate::topology::Layer;
+
+pub mod rank;
 
 /// Configuration of the diagnoser.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,6 +56,13 @@ pub enum HypothesisKind {
     ProportionDrop,
     /// The group changed version (prompt, model) shortly before the finding.
     RecentChange,
+    /// A provider or one of its deployments is failing or slow (errors, 429s, timeouts,
+    /// latency), seen at the provider or deployment itself.
+    ProviderDegradation,
+    /// The model answering changed (a provider snapshot, an alias moved): seen from the
+    /// response model, the gateway's labels or span attributes. Going back means a model,
+    /// never a prompt version.
+    ModelChange,
     /// Not a problem: a runbook's schedule came due (regular checks and drills).
     Scheduled,
 }
@@ -68,6 +78,8 @@ impl HypothesisKind {
             HypothesisKind::ThresholdBreach => "threshold_breach",
             HypothesisKind::ProportionDrop => "proportion_drop",
             HypothesisKind::RecentChange => "recent_change",
+            HypothesisKind::ProviderDegradation => "provider_degradation",
+            HypothesisKind::ModelChange => "model_change",
             HypothesisKind::Scheduled => "scheduled",
         }
     }
@@ -88,6 +100,25 @@ pub struct Hypothesis {
     /// The version change it blames (`recent_change` only): what a rollback goes back to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<Change>,
+    /// The layer its own evidence comes from (sessions with a topology).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<Layer>,
+    /// Evidence from the incident's other findings, each with its layer: the chain from the
+    /// symptoms to this cause.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub support: Vec<Fact>,
+    /// What speaks against it, each with its layer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub against: Vec<Fact>,
+}
+
+/// One fact for or against a hypothesis, with the layer of the stack it comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fact {
+    /// Where it was seen.
+    pub layer: Layer,
+    /// What, in one sentence.
+    pub text: String,
 }
 
 /// The diagnoser's answer: hypotheses best first, and a short summary for people.
@@ -131,6 +162,9 @@ pub fn diagnose(
                     evidence.runbook, evidence.schedule
                 )],
                 change: None,
+                layer: None,
+                support: Vec::new(),
+                against: Vec::new(),
             }],
             why: format!(
                 "Runbook {} came due on its schedule `{}`; this is a regular check, not a finding.",
@@ -158,6 +192,9 @@ pub fn diagnose(
                 ),
             ],
             change: Some(change.clone()),
+            layer: None,
+            support: Vec::new(),
+            against: Vec::new(),
         };
         diagnosis.why = format!(
             "{minutes} min before this, {}; the change is the first suspect. {}",
@@ -224,6 +261,9 @@ fn diagnose_proportion(finding: &Finding, evidence: &ProportionEvidence) -> Diag
             confidence: 1.0 - evidence.p_value,
             evidence: facts,
             change: None,
+            layer: None,
+            support: Vec::new(),
+            against: Vec::new(),
         }],
         why,
     }
@@ -278,6 +318,9 @@ fn diagnose_threshold(finding: &Finding, evidence: &ThresholdEvidence) -> Diagno
             confidence: 1.0,
             evidence: facts,
             change: None,
+            layer: None,
+            support: Vec::new(),
+            against: Vec::new(),
         }],
         why,
     }
@@ -336,6 +379,9 @@ fn diagnose_burn(finding: &Finding, evidence: &BurnRateEvidence) -> Diagnosis {
             confidence: 1.0,
             evidence: facts,
             change: None,
+            layer: None,
+            support: Vec::new(),
+            against: Vec::new(),
         }],
         why,
     }
@@ -389,6 +435,9 @@ fn diagnose_spike(config: &DiagnosisConfig, finding: &Finding, views: &[GroupVie
         confidence: share,
         evidence: runaway_evidence,
         change: None,
+        layer: None,
+        support: Vec::new(),
+        against: Vec::new(),
     };
     let surge = Hypothesis {
         kind: HypothesisKind::BroadSurge,
@@ -396,6 +445,9 @@ fn diagnose_spike(config: &DiagnosisConfig, finding: &Finding, views: &[GroupVie
         confidence: 1.0 - share,
         evidence: surge_evidence,
         change: None,
+        layer: None,
+        support: Vec::new(),
+        against: Vec::new(),
     };
     let (hypotheses, why) = if share >= config.runaway_min_share {
         let why = format!(

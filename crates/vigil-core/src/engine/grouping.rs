@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 use super::incident::{Incident, Member};
 use super::{Command, Engine, Record};
 use crate::detector::Finding;
+use crate::detector::spike::GroupView;
+use crate::diagnosis::rank::{enrich, rank};
+use crate::diagnosis::{Diagnosis, diagnose};
 use crate::intake::Pushed;
 use crate::signal::Sample;
 use crate::time::Timestamp;
@@ -76,6 +79,28 @@ pub(super) struct Join {
     pub(super) via: String,
     /// Whether the incident already paged.
     pub(super) paged: bool,
+}
+
+/// The causes ranked over an incident's distinct findings (the latest of each fingerprint).
+fn rerank(members: &[Member], topology: &Topology, max_hops: u8) -> Diagnosis {
+    let mut latest: Vec<&Member> = Vec::new();
+    for member in members.iter().rev() {
+        if !latest
+            .iter()
+            .any(|known| known.fingerprint == member.fingerprint)
+        {
+            latest.push(member);
+        }
+    }
+    latest.reverse();
+    let views: Vec<crate::diagnosis::rank::Member<'_>> = latest
+        .iter()
+        .map(|member| crate::diagnosis::rank::Member {
+            finding: &member.finding,
+            diagnosis: &member.diagnosis,
+        })
+        .collect();
+    rank(&views, topology, max_hops)
 }
 
 /// The node a finding is about.
@@ -237,27 +262,45 @@ impl Engine {
         &mut self,
         join: Join,
         finding: &Finding,
+        diagnosis: &Diagnosis,
         n_recent_fires: usize,
         out: &mut Vec<Command>,
     ) {
-        let member = Member::of(finding);
+        let member = Member::of(finding, diagnosis);
         out.push(Command::Record(Record::FindingJoined {
             incident_id: join.incident_id.clone(),
             fingerprint: finding.fingerprint.clone(),
             subject: finding.subject.clone(),
             via: join.via,
         }));
+        let max_hops = self
+            .config
+            .topology
+            .as_ref()
+            .map_or(0, |config| config.max_hops);
         if join.paged {
             let max_fires = self.config.flapping.max_fires.max(1);
             let window_min = self.config.flapping.window_ms / 60_000;
-            let Some(paged) = self
-                .grouping
-                .as_mut()
-                .and_then(|grouping| grouping.paged.get_mut(&join.incident_id))
+            let Some(Grouping {
+                topology, paged, ..
+            }) = self.grouping.as_mut()
             else {
                 return;
             };
+            let Some(paged) = paged.get_mut(&join.incident_id) else {
+                return;
+            };
+            let refire = paged
+                .members
+                .iter()
+                .any(|known| known.fingerprint == member.fingerprint);
             paged.members.push(member);
+            if !refire {
+                out.push(Command::Record(Record::Diagnosed {
+                    incident_id: join.incident_id.clone(),
+                    diagnosis: rerank(&paged.members, topology, max_hops),
+                }));
+            }
             if n_recent_fires >= max_fires && !paged.flapping_noted {
                 paged.flapping_noted = true;
                 out.push(Command::Record(Record::GuardrailHeld {
@@ -271,13 +314,44 @@ impl Engine {
             }
             return;
         }
-        let Some(incident) = self.incidents.get_mut(&join.incident_id) else {
+        let (Some(incident), Some(grouping)) = (
+            self.incidents.get_mut(&join.incident_id),
+            self.grouping.as_ref(),
+        ) else {
             return;
         };
+        let refire = incident
+            .members
+            .iter()
+            .any(|known| known.fingerprint == member.fingerprint);
         incident.members.push(member);
         incident.cleared = false;
+        if !refire {
+            let ranked = rerank(&incident.members, &grouping.topology, max_hops);
+            incident.ranked = Some(ranked.clone());
+            out.push(Command::Record(Record::Diagnosed {
+                incident_id: join.incident_id.clone(),
+                diagnosis: ranked,
+            }));
+        }
         self.open_by_fingerprint
             .insert(finding.fingerprint.clone(), join.incident_id);
+    }
+
+    /// A finding's own diagnosis; with a topology, in its cross-layer form.
+    pub(super) fn diagnose_finding(&self, finding: &Finding, views: &[GroupView]) -> Diagnosis {
+        let diagnosis = diagnose(&self.config.diagnosis, finding, views, &self.changes);
+        match (&self.grouping, &self.config.topology) {
+            (Some(grouping), Some(config)) => enrich(
+                diagnosis,
+                finding,
+                &grouping.topology,
+                config.max_hops,
+                &self.changes,
+                self.config.diagnosis.change_window_ms,
+            ),
+            _ => diagnosis,
+        }
     }
 
     /// A finding of an open incident fired again: it is no longer clear (sessions with a

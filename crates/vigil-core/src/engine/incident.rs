@@ -90,6 +90,9 @@ pub(crate) struct Incident {
     pub(crate) cleared: bool,
     /// Its findings, the one that opened it first; with a topology, connected findings join.
     pub(crate) members: Vec<Member>,
+    /// The causes ranked over all its findings, once a second one joined (the page tells
+    /// this one; the runbook chosen at the opening keeps the opening's diagnosis).
+    pub(crate) ranked: Option<Diagnosis>,
     /// Why this run proposes instead of acting, when a guardrail made it advisory.
     pub(crate) advisory_why: Option<String>,
     n_ids: u32,
@@ -106,15 +109,21 @@ pub(crate) struct Member {
     pub(crate) raised_at: Timestamp,
     /// Whether it has cleared since.
     pub(crate) cleared: bool,
+    /// The finding, as it last fired.
+    pub(crate) finding: Finding,
+    /// Its own diagnosis when it fired.
+    pub(crate) diagnosis: Diagnosis,
 }
 
 impl Member {
-    pub(crate) fn of(finding: &Finding) -> Self {
+    pub(crate) fn of(finding: &Finding, diagnosis: &Diagnosis) -> Self {
         Member {
             fingerprint: finding.fingerprint.clone(),
             node: super::grouping::node_of(finding),
             raised_at: finding.raised_at,
             cleared: false,
+            finding: finding.clone(),
+            diagnosis: diagnosis.clone(),
         }
     }
 }
@@ -127,7 +136,7 @@ pub(crate) struct Escalation {
 
 impl Incident {
     pub(crate) fn new(finding: Finding, diagnosis: Diagnosis, mode: Mode, now: Timestamp) -> Self {
-        let member = Member::of(&finding);
+        let member = Member::of(&finding, &diagnosis);
         Incident {
             id: incident_id(&finding.fingerprint, now),
             opened_at: now,
@@ -144,6 +153,7 @@ impl Incident {
             priors: BTreeMap::new(),
             cleared: false,
             members: vec![member],
+            ranked: None,
             advisory_why: None,
             n_ids: 0,
         }

@@ -531,15 +531,15 @@ impl Engine {
             self.refire(&incident_id, &finding);
             return;
         }
-        if let Some(join) = self.group_of(&finding, now) {
-            self.join(join, &finding, n_recent_fires, out);
-            return;
-        }
         let views = match self.detectors.get(detector_idx) {
             Some(DetectorState::Spike(spike)) => spike.views(),
             Some(_) | None => Vec::new(),
         };
-        let diagnosis = diagnose(&self.config.diagnosis, &finding, &views, &self.changes);
+        let diagnosis = self.diagnose_finding(&finding, &views);
+        if let Some(join) = self.group_of(&finding, now) {
+            self.join(join, &finding, &diagnosis, n_recent_fires, out);
+            return;
+        }
         let mut incident = Incident::new(finding, diagnosis, self.config.mode, now);
         out.push(Command::Record(Record::IncidentOpened {
             incident_id: incident.id.clone(),

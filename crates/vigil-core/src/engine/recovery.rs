@@ -210,16 +210,28 @@ impl Engine {
                 format!("scheduled check {} did not pass", evidence.runbook),
             ),
         };
-        let evidence = incident
-            .diagnosis
-            .best()
-            .map_or_else(Vec::new, |best| best.evidence.clone());
+        // The causes ranked over all the incident's findings, once another joined it.
+        let diagnosis = incident.ranked.as_ref().unwrap_or(&incident.diagnosis);
+        let evidence = diagnosis.best().map_or_else(Vec::new, |best| {
+            let mut evidence = best.evidence.clone();
+            evidence.extend(
+                best.support
+                    .iter()
+                    .map(|fact| format!("[{}] {}", fact.layer.as_str(), fact.text)),
+            );
+            evidence.extend(
+                best.against
+                    .iter()
+                    .map(|fact| format!("[{}] against: {}", fact.layer.as_str(), fact.text)),
+            );
+            evidence
+        });
         let page = Page {
             severity,
             title: format!("vigil needs a human: {what} ({})", incident.finding.source),
             why: WhyPacket {
                 incident_id: incident.id.clone(),
-                summary: incident.diagnosis.why.clone(),
+                summary: diagnosis.why.clone(),
                 evidence,
                 actions: incident.history.clone(),
                 reason: reason.to_owned(),
