@@ -101,6 +101,8 @@ pub fn assemble(
                 limits: config.limits.clone(),
                 trust: Vec::new(),
                 people: Some(config.people.clone()),
+                // New sessions write numbers for people; older ones replay as recorded.
+                numbers: vigil_core::human::NumberStyle::Readable,
             };
             Ok(Bundle {
                 config,

@@ -638,6 +638,7 @@ mod tests {
             limits: GlobalLimits::default(),
             trust: Vec::new(),
             people: None,
+            numbers: vigil_core::human::NumberStyle::Readable,
         }
     }
 

@@ -58,6 +58,7 @@ fn engine(max_pushed_series: usize) -> Engine {
         limits: GlobalLimits::default(),
         trust: Vec::new(),
         people: None,
+        numbers: crate::human::NumberStyle::Readable,
     })
 }
 
