@@ -313,7 +313,7 @@ fn separated(digits: &str) -> String {
     let n_digits = digits.chars().count();
     let mut out = String::with_capacity(n_digits + n_digits / 3);
     for (idx, digit) in digits.chars().enumerate() {
-        if idx > 0 && (n_digits - idx) % 3 == 0 {
+        if idx > 0 && (n_digits - idx).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);

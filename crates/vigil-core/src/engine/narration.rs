@@ -16,10 +16,10 @@ impl Record {
         match self {
             Record::FindingRaised { finding } => describe_finding(finding),
             Record::FindingCleared { cleared } => format!(
-                "{} cleared on {} at {}",
+                "{} cleared on {} at {}/s",
                 cleared.detector,
                 cleared.fingerprint,
-                format!("{}/s", number(cleared.rate_per_sec))
+                number(cleared.rate_per_sec)
             ),
             Record::VersionChanged { change } => change.describe(),
             Record::SeriesRefused {
