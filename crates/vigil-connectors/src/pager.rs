@@ -1,5 +1,10 @@
 //! Pagers: a generic webhook, PagerDuty's Events API v2 and Slack incoming webhooks. Each
 //! posts JSON through one shared retry loop that never shows a secret in an error.
+//!
+//! A page is sent when vigil hands an incident to a human ([`PageMessage`]); when vigil's
+//! incident later resolves, the same pager closes or follows it up ([`Resolution`]):
+//! PagerDuty gets a `resolve` event with the trigger's dedup key, Slack a short follow-up
+//! message, and the webhook the body of [`webhook_resolution_body`].
 
 use std::time::Duration;
 
@@ -70,6 +75,45 @@ pub struct PageMessage {
     pub ask: String,
     /// The full page as JSON, attached where the service allows details.
     pub details: Value,
+}
+
+/// That vigil's incident ended: what closes or follows up its page, built by the daemon from
+/// the engine's record of the resolution.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolution {
+    /// The incident id, which was the page's dedup key.
+    pub dedup_key: String,
+    /// The page's title, one line: what was wrong.
+    pub title: String,
+    /// How it ended, in a sentence or two (for example `the finding cleared after vigil's
+    /// change`).
+    pub summary: String,
+    /// Anything else as JSON (the incident's duration, the commands to read it), attached
+    /// where the service allows details.
+    pub details: Value,
+}
+
+/// The generic webhook's body for a resolution. Receivers tell it from a page by `status`:
+///
+/// ```json
+/// {
+///   "source": "vigil",
+///   "status": "resolved",
+///   "incident_id": "inc-0007",
+///   "title": "vigil needs a human: token spike on key alice-batch (gateway)",
+///   "summary": "the finding cleared after vigil's change",
+///   "details": {}
+/// }
+/// ```
+pub fn webhook_resolution_body(resolution: &Resolution) -> Value {
+    json!({
+        "source": "vigil",
+        "status": "resolved",
+        "incident_id": resolution.dedup_key,
+        "title": resolution.title,
+        "summary": resolution.summary,
+        "details": resolution.details,
+    })
 }
 
 /// The HTTP client and the time one attempt may take: what every pager carries.
@@ -237,15 +281,27 @@ impl WebhookPager {
     /// Posts `page`, up to three times with a short backoff, retrying only transport errors,
     /// timeouts and 5xx answers; a 4xx is returned at once, since resending cannot fix it.
     pub async fn send(&self, page: &Value) -> Result<(), ConnectorError> {
-        let delivery = Delivery {
+        self.delivery().send(page).await.map(drop)
+    }
+
+    /// Posts the follow-up of a resolved incident ([`webhook_resolution_body`]), retried as
+    /// [`WebhookPager::send`] is.
+    pub async fn resolve(&self, resolution: &Resolution) -> Result<(), ConnectorError> {
+        self.delivery()
+            .send(&webhook_resolution_body(resolution))
+            .await
+            .map(drop)
+    }
+
+    fn delivery(&self) -> Delivery<'_> {
+        Delivery {
             target: "pager",
             transport: &self.transport,
             url: &self.url,
             bearer: self.bearer.as_ref(),
             secret: self.bearer.as_ref().map(Secret::expose),
             retry_rate_limited: false,
-        };
-        delivery.send(page).await.map(drop)
+        }
     }
 }
 
@@ -299,14 +355,17 @@ impl PagerDutyPager {
         self.post(&body, &page.dedup_key).await
     }
 
-    /// Resolves the incident `dedup_key`; returns the dedup key PagerDuty answered with.
-    pub async fn resolve(&self, dedup_key: &str) -> Result<String, ConnectorError> {
+    /// Resolves the incident `resolution.dedup_key` (the trigger's dedup key) with a
+    /// `resolve` event, which needs no payload; returns the dedup key PagerDuty answered
+    /// with. Retried as [`PagerDutyPager::trigger`] is. Resolving an incident PagerDuty no
+    /// longer holds open is accepted and changes nothing.
+    pub async fn resolve(&self, resolution: &Resolution) -> Result<String, ConnectorError> {
         let body = json!({
             "routing_key": self.routing_key.expose(),
             "event_action": "resolve",
-            "dedup_key": dedup_key,
+            "dedup_key": resolution.dedup_key,
         });
-        self.post(&body, dedup_key).await
+        self.post(&body, &resolution.dedup_key).await
     }
 
     /// The trigger event for `page`.
@@ -386,16 +445,69 @@ impl SlackPager {
     /// 5xx; Slack's 4xx answers (`invalid_payload`, `invalid_token`, `no_service`,
     /// `channel_is_archived`, ...) are returned at once.
     pub async fn send(&self, page: &PageMessage) -> Result<(), ConnectorError> {
-        let delivery = Delivery {
+        self.delivery().send(&slack_message(page)).await.map(drop)
+    }
+
+    /// Posts the follow-up of a resolved incident ([`slack_resolution_message`]), retried as
+    /// [`SlackPager::send`] is. An incoming webhook cannot edit or thread under the page it
+    /// posted, so the follow-up is a message of its own naming the incident.
+    pub async fn resolve(&self, resolution: &Resolution) -> Result<(), ConnectorError> {
+        self.delivery()
+            .send(&slack_resolution_message(resolution))
+            .await
+            .map(drop)
+    }
+
+    fn delivery(&self) -> Delivery<'_> {
+        Delivery {
             target: "slack",
             transport: &self.transport,
             url: self.webhook_url.expose(),
             bearer: None,
             secret: Some(self.webhook_url.expose()),
             retry_rate_limited: true,
-        };
-        delivery.send(&slack_message(page)).await.map(drop)
+        }
     }
+}
+
+/// The Slack follow-up for a resolved incident: `resolved: <title>` as the header, the
+/// incident id, and how it ended.
+pub fn slack_resolution_message(resolution: &Resolution) -> Value {
+    let header = format!("resolved: {}", resolution.title);
+    let mut blocks = vec![
+        json!({
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": truncate_chars(&header, SLACK_HEADER_CHARS),
+            },
+        }),
+        json!({
+            "type": "context",
+            "elements": [{
+                "type": "mrkdwn",
+                "text": mrkdwn(
+                    &format!("resolved · incident {}", resolution.dedup_key),
+                    SLACK_SECTION_CHARS,
+                ),
+            }],
+        }),
+    ];
+    if !resolution.summary.trim().is_empty() {
+        blocks.push(json!({
+            "type": "section",
+            "text": { "type": "mrkdwn", "text": mrkdwn(&resolution.summary, SLACK_SECTION_CHARS) },
+        }));
+    }
+    let fallback = if resolution.summary.trim().is_empty() {
+        header
+    } else {
+        format!("{header}: {}", resolution.summary)
+    };
+    json!({
+        "text": mrkdwn(&fallback, SLACK_SECTION_CHARS),
+        "blocks": blocks,
+    })
 }
 
 /// The Slack message for `page`: a fallback `text` and blocks that read in half a minute.

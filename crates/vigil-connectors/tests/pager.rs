@@ -15,7 +15,7 @@ use common::client;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use vigil_connectors::ConnectorError;
-use vigil_connectors::pager::WebhookPager;
+use vigil_connectors::pager::{Resolution, WebhookPager};
 use vigil_connectors::secret::Secret;
 use vigil_sim::PagerSink;
 
@@ -39,6 +39,38 @@ async fn a_page_is_delivered() {
     pager.send(&page()).await.unwrap();
     assert_eq!(sink.pages(), vec![page()]);
     assert_eq!(sink.attempts(), 1);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_resolution_follows_the_page_with_a_resolved_status() {
+    let (sink, shutdown) = sink().await;
+    sink.fail_next(1);
+    let pager = WebhookPager::new(sink.url(), Some(Secret::new("pager-token")), client());
+    pager.send(&page()).await.unwrap();
+    let resolution = Resolution {
+        dedup_key: "inc-0007".to_owned(),
+        title: "block of key alice-batch did not hold".to_owned(),
+        summary: "the finding cleared after vigil's change".to_owned(),
+        details: json!({"duration": "14 min"}),
+    };
+    pager.resolve(&resolution).await.unwrap();
+    assert_eq!(
+        sink.pages(),
+        vec![
+            page(),
+            json!({
+                "source": "vigil",
+                "status": "resolved",
+                "incident_id": "inc-0007",
+                "title": "block of key alice-batch did not hold",
+                "summary": "the finding cleared after vigil's change",
+                "details": {"duration": "14 min"},
+            }),
+        ]
+    );
+    // The page failed once and was retried; the resolution went through at once.
+    assert_eq!(sink.attempts(), 3);
     shutdown.cancel();
 }
 

@@ -1,6 +1,7 @@
 //! Loopback tests of the PagerDuty and Slack pagers against faithful fakes of their APIs:
 //! request shapes, de-duplication, retries on 429 and 5xx, no retries on other 4xx,
-//! truncation on character boundaries, and secrets that never show.
+//! truncation on character boundaries, secrets that never show, and resolving a page when
+//! vigil's incident resolves.
 
 #![allow(
     clippy::unwrap_used,
@@ -16,7 +17,8 @@ use common::client;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use vigil_connectors::ConnectorError;
-use vigil_connectors::pager::{PageMessage, PageSeverity, PagerDutyPager, SlackPager};
+use vigil_connectors::exchange::capture;
+use vigil_connectors::pager::{PageMessage, PageSeverity, PagerDutyPager, Resolution, SlackPager};
 use vigil_connectors::secret::Secret;
 use vigil_sim::{PagerDutyFake, SlackFake};
 
@@ -37,6 +39,15 @@ fn page() -> PageMessage {
         reason: "the rate did not fall within 5 minutes".to_owned(),
         ask: "check the batch job & its retries".to_owned(),
         details: json!({"incident_id": "inc-0007", "reason": "the rate did not fall"}),
+    }
+}
+
+fn resolution() -> Resolution {
+    Resolution {
+        dedup_key: "inc-0007".to_owned(),
+        title: "block of key alice-batch did not hold".to_owned(),
+        summary: "the finding cleared 12 min after the page; the block stays in place".to_owned(),
+        details: json!({"incident_id": "inc-0007", "duration": "14 min"}),
     }
 }
 
@@ -126,15 +137,64 @@ async fn two_triggers_for_one_incident_are_one_pagerduty_incident() {
 }
 
 #[tokio::test]
-async fn pagerduty_resolve_closes_the_incident() {
+async fn pagerduty_resolve_closes_the_incident_its_trigger_opened() {
     let (fake, pager, shutdown) = pagerduty().await;
     pager.trigger(&page()).await.unwrap();
-    assert_eq!(pager.resolve("inc-0007").await.unwrap(), "inc-0007");
+    assert_eq!(pager.resolve(&resolution()).await.unwrap(), "inc-0007");
     assert!(fake.open_incidents().is_empty());
+    let resolved = fake.resolved_incidents();
+    assert_eq!(resolved.keys().collect::<Vec<_>>(), ["inc-0007"]);
+    assert_eq!(
+        resolved["inc-0007"].payload["summary"],
+        "block of key alice-batch did not hold"
+    );
+    // The Events API v2 resolve: the trigger's dedup key and no payload.
     assert_eq!(
         fake.events()[1],
         json!({"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": "inc-0007"})
     );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn resolving_an_incident_pagerduty_does_not_hold_is_accepted_and_changes_nothing() {
+    let (fake, pager, shutdown) = pagerduty().await;
+    assert_eq!(pager.resolve(&resolution()).await.unwrap(), "inc-0007");
+    assert!(fake.open_incidents().is_empty());
+    assert!(fake.resolved_incidents().is_empty());
+    assert_eq!(fake.events().len(), 1);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn the_pagerduty_fake_refuses_a_resolve_without_its_dedup_key_as_pagerduty_does() {
+    let (fake, _pager, shutdown) = pagerduty().await;
+    let answer = client()
+        .post(fake.events_url())
+        .json(&json!({"routing_key": ROUTING_KEY, "event_action": "resolve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["errors"], json!(["'dedup_key' is missing or blank."]));
+    assert!(fake.events().is_empty());
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_resolve_is_retried_and_its_exchanges_are_captured_without_the_routing_key() {
+    let (fake, pager, shutdown) = pagerduty().await;
+    pager.trigger(&page()).await.unwrap();
+    fake.fail_next(1, 429);
+    let (resolved, exchanges) = capture(pager.resolve(&resolution())).await;
+    assert_eq!(resolved.unwrap(), "inc-0007");
+    assert!(fake.open_incidents().is_empty());
+    let statuses: Vec<_> = exchanges.iter().map(|exchange| exchange.status).collect();
+    assert_eq!(statuses, [Some(429), Some(202)]);
+    let sent = exchanges[1].request_body.as_deref().unwrap();
+    assert!(sent.contains(r#""event_action":"resolve""#), "{sent}");
+    assert!(!sent.contains(ROUTING_KEY), "{sent}");
     shutdown.cancel();
 }
 
@@ -242,6 +302,48 @@ async fn a_slack_message_has_a_header_and_readable_sections() {
         })]
     );
     assert_eq!(fake.requests(), 1);
+    shutdown.cancel();
+    fake.stopped().await;
+}
+
+#[tokio::test]
+async fn a_resolved_incident_gets_a_short_slack_follow_up() {
+    let (fake, pager, shutdown) = slack().await;
+    pager.send(&page()).await.unwrap();
+    pager.resolve(&resolution()).await.unwrap();
+    let messages = fake.messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(
+        messages[1],
+        json!({
+            "text": "resolved: block of key alice-batch did not hold: the finding cleared 12 min after the page; the block stays in place",
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": "resolved: block of key alice-batch did not hold"}},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": "resolved · incident inc-0007"}]},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "the finding cleared 12 min after the page; the block stays in place"}},
+            ],
+        })
+    );
+    shutdown.cancel();
+    fake.stopped().await;
+}
+
+#[tokio::test]
+async fn a_slack_follow_up_is_retried_cut_to_slacks_limits_and_never_shows_the_token() {
+    let (fake, pager, shutdown) = slack().await;
+    fake.fail_next(1, 503);
+    let long = Resolution {
+        title: "é".repeat(400),
+        summary: "<".repeat(2000),
+        ..resolution()
+    };
+    pager.resolve(&long).await.unwrap();
+    assert_eq!(fake.requests(), 2);
+    assert_eq!(fake.messages().len(), 1);
+    fake.archive_channel();
+    let error = pager.resolve(&resolution()).await.unwrap_err().to_string();
+    assert!(error.contains("channel_is_archived"), "{error}");
+    assert!(!error.contains(fake.token()), "{error}");
     shutdown.cancel();
     fake.stopped().await;
 }

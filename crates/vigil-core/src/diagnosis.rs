@@ -16,6 +16,7 @@ use crate::detector::proportion::ProportionEvidence;
 use crate::detector::spike::GroupView;
 use crate::detector::threshold::{Bound, ThresholdEvidence};
 use crate::detector::{BurnRateEvidence, Evidence, Finding, Subject};
+use crate::human::{NumberStyle, OriginalUnit};
 use crate::signal::float_repr;
 use crate::topology::Layer;
 
@@ -139,19 +140,21 @@ impl Diagnosis {
 }
 
 /// Diagnoses a finding; a spike from the detector's view of every group at the same moment,
-/// any finding also from the recent version changes (oldest first).
+/// any finding also from the recent version changes (oldest first). Numbers are written in
+/// the session's `numbers` style.
 #[must_use]
 pub fn diagnose(
     config: &DiagnosisConfig,
+    numbers: NumberStyle,
     finding: &Finding,
     views: &[GroupView],
     changes: &[Change],
 ) -> Diagnosis {
     let mut diagnosis = match &finding.evidence {
-        Evidence::Spike(_) => diagnose_spike(config, finding, views),
-        Evidence::BurnRate(evidence) => diagnose_burn(finding, evidence),
-        Evidence::Threshold(evidence) => diagnose_threshold(finding, evidence),
-        Evidence::ProportionDrop(evidence) => diagnose_proportion(finding, evidence),
+        Evidence::Spike(_) => diagnose_spike(config, numbers, finding, views),
+        Evidence::BurnRate(evidence) => diagnose_burn(numbers, finding, evidence),
+        Evidence::Threshold(evidence) => diagnose_threshold(numbers, finding, evidence),
+        Evidence::ProportionDrop(evidence) => diagnose_proportion(numbers, finding, evidence),
         Evidence::Schedule(evidence) => Diagnosis {
             hypotheses: vec![Hypothesis {
                 kind: HypothesisKind::Scheduled,
@@ -173,7 +176,10 @@ pub fn diagnose(
         },
     };
     if let Some(change) = suspect_change(config, finding, changes) {
-        let minutes = finding.raised_at.millis_since(change.at) / 60_000;
+        let age = numbers.duration_ms(
+            finding.raised_at.millis_since(change.at),
+            OriginalUnit::Minutes,
+        );
         let effect = diagnosis.best().map_or_else(String::new, |best| {
             format!(" ({})", best.kind.as_str().replace('_', " "))
         });
@@ -182,10 +188,7 @@ pub fn diagnose(
             subject: Some(change.subject.clone()),
             confidence: 0.8,
             evidence: vec![
-                format!(
-                    "{} {minutes} min before the finding{effect}",
-                    change.describe()
-                ),
+                format!("{} {age} before the finding{effect}", change.describe()),
                 format!(
                     "going back means restoring {} {}",
                     change.version_label, change.from
@@ -197,7 +200,7 @@ pub fn diagnose(
             against: Vec::new(),
         };
         diagnosis.why = format!(
-            "{minutes} min before this, {}; the change is the first suspect. {}",
+            "{age} before this, {}; the change is the first suspect. {}",
             change.describe(),
             diagnosis.why
         );
@@ -223,17 +226,24 @@ fn suspect_change<'a>(
 }
 
 /// A share below its baseline: the counts on both sides and how unlikely the drop is.
-fn diagnose_proportion(finding: &Finding, evidence: &ProportionEvidence) -> Diagnosis {
+fn diagnose_proportion(
+    numbers: NumberStyle,
+    finding: &Finding,
+    evidence: &ProportionEvidence,
+) -> Diagnosis {
     let subject = subject_phrase(finding);
     let facts = vec![
         format!(
-            "{} of {subject}: {} of {} in the last {} min ({}%), against {}% before",
+            "{} of {subject}: {} of {} in the last {} ({}), against {} before",
             evidence.describe,
-            format_number(evidence.recent_good),
-            format_number(evidence.recent_total),
-            evidence.window_secs / 60,
-            format_percent(evidence.recent_share()),
-            format_percent(evidence.baseline_share),
+            numbers.number(evidence.recent_good),
+            numbers.number(evidence.recent_total),
+            numbers.duration_ms(
+                evidence.window_secs.saturating_mul(1000),
+                OriginalUnit::Minutes
+            ),
+            numbers.percent(evidence.recent_share()),
+            numbers.percent(evidence.baseline_share),
         ),
         format!(
             "so few under the usual rate has a chance of {:.1e} (fires at {:.1e})",
@@ -241,18 +251,18 @@ fn diagnose_proportion(finding: &Finding, evidence: &ProportionEvidence) -> Diag
         ),
         format!(
             "baseline: {} of {} (decayed)",
-            format_number(evidence.baseline_good),
-            format_number(evidence.baseline_total)
+            numbers.number(evidence.baseline_good),
+            numbers.number(evidence.baseline_total)
         ),
     ];
     let why = format!(
-        "{} of {subject} fell to {}% from {}% ({} of {} recently); a drop this large is \
+        "{} of {subject} fell to {} from {} ({} of {} recently); a drop this large is \
          unlikely to be noise.",
         evidence.describe,
-        format_percent(evidence.recent_share()),
-        format_percent(evidence.baseline_share),
-        format_number(evidence.recent_good),
-        format_number(evidence.recent_total),
+        numbers.percent(evidence.recent_share()),
+        numbers.percent(evidence.baseline_share),
+        numbers.number(evidence.recent_good),
+        numbers.number(evidence.recent_total),
     );
     Diagnosis {
         hypotheses: vec![Hypothesis {
@@ -279,7 +289,11 @@ fn subject_phrase(finding: &Finding) -> String {
 }
 
 /// A reading past its limit: the reading, the limit, how long, and the recent values.
-fn diagnose_threshold(finding: &Finding, evidence: &ThresholdEvidence) -> Diagnosis {
+fn diagnose_threshold(
+    numbers: NumberStyle,
+    finding: &Finding,
+    evidence: &ThresholdEvidence,
+) -> Diagnosis {
     let subject = subject_phrase(finding);
     let side = match evidence.bound {
         Bound::Above => "above",
@@ -288,28 +302,28 @@ fn diagnose_threshold(finding: &Finding, evidence: &ThresholdEvidence) -> Diagno
     let recent: Vec<String> = evidence
         .recent
         .iter()
-        .map(|point| format_number(point.value))
+        .map(|point| numbers.number(point.value))
         .collect();
     let facts = vec![
         format!(
             "{} of {subject} is {}, {side} the limit of {} for {} observations in a row",
             evidence.describe,
-            format_number(evidence.value),
-            format_number(evidence.fire),
+            numbers.number(evidence.value),
+            numbers.number(evidence.fire),
             evidence.n_observations
         ),
         format!("recent readings, oldest first: {}", recent.join(", ")),
         format!(
             "it clears once {side} no longer holds past {}",
-            format_number(evidence.clear)
+            numbers.number(evidence.clear)
         ),
     ];
     let why = format!(
         "{} of {subject} is {} ({side} its limit of {}). vigil has no automatic fix for it; \
          look at what changed in the layer it measures.",
         evidence.describe,
-        format_number(evidence.value),
-        format_number(evidence.fire)
+        numbers.number(evidence.value),
+        numbers.number(evidence.fire)
     );
     Diagnosis {
         hypotheses: vec![Hypothesis {
@@ -327,26 +341,35 @@ fn diagnose_threshold(finding: &Finding, evidence: &ThresholdEvidence) -> Diagno
 }
 
 /// An error budget burning: which windows burn how fast, and how long the budget lasts.
-fn diagnose_burn(finding: &Finding, evidence: &BurnRateEvidence) -> Diagnosis {
+fn diagnose_burn(
+    numbers: NumberStyle,
+    finding: &Finding,
+    evidence: &BurnRateEvidence,
+) -> Diagnosis {
     let subject = if finding.subject.value.is_empty() {
         finding.detector.clone()
     } else {
         format!("{} {}", finding.subject.label, finding.subject.value)
     };
-    let hours = |secs: i64| format_number(secs as f64 / 3600.0);
-    let shown = |burn: Option<f64>| burn.map_or_else(|| "no traffic".to_owned(), format_number);
+    let window = |secs: i64| numbers.duration_ms(secs.saturating_mul(1000), OriginalUnit::Hours);
+    // The original words glued `x` to "no traffic" too; the readable ones do not.
+    let shown = |burn: Option<f64>| match (burn, numbers) {
+        (Some(burn), _) => numbers.factor(burn),
+        (None, NumberStyle::Original) => "no trafficx".to_owned(),
+        (None, NumberStyle::Readable) => "no traffic".to_owned(),
+    };
     let facts: Vec<String> = evidence
         .windows
         .iter()
-        .map(|window| {
+        .map(|burn_window| {
             format!(
-                "{} rule: burn {}x over {} h and {}x over {} h (threshold {}x)",
-                window.severity.as_str(),
-                shown(window.long_burn),
-                hours(window.long_secs),
-                shown(window.short_burn),
-                hours(window.short_secs),
-                format_number(window.threshold)
+                "{} rule: burn {} over {} and {} over {} (threshold {})",
+                burn_window.severity.as_str(),
+                shown(burn_window.long_burn),
+                window(burn_window.long_secs),
+                shown(burn_window.short_burn),
+                window(burn_window.short_secs),
+                numbers.factor(burn_window.threshold)
             )
         })
         .collect();
@@ -358,19 +381,19 @@ fn diagnose_burn(finding: &Finding, evidence: &BurnRateEvidence) -> Diagnosis {
     let budget_days = evidence.period_secs as f64 / 86_400.0;
     let exhaustion = if fastest > 0.0 {
         format!(
-            "at {}x the {}-day budget lasts {} h",
-            format_number(fastest),
-            format_number(budget_days),
-            format_number(budget_days * 24.0 / fastest)
+            "at {} the {}-day budget lasts {}",
+            numbers.factor(fastest),
+            numbers.number(budget_days),
+            numbers.duration_hours(budget_days * 24.0 / fastest)
         )
     } else {
         "the short windows saw no traffic".to_owned()
     };
     let why = format!(
-        "{subject} is failing {}x faster than its {}% objective allows ({exhaustion}). vigil has \
+        "{subject} is failing {} faster than its {} objective allows ({exhaustion}). vigil has \
          no automatic fix for an error budget burn; look at the provider or deployment behind it.",
-        format_number(fastest),
-        format_percent(evidence.objective)
+        numbers.factor(fastest),
+        numbers.percent(evidence.objective)
     );
     Diagnosis {
         hypotheses: vec![Hypothesis {
@@ -387,7 +410,12 @@ fn diagnose_burn(finding: &Finding, evidence: &BurnRateEvidence) -> Diagnosis {
     }
 }
 
-fn diagnose_spike(config: &DiagnosisConfig, finding: &Finding, views: &[GroupView]) -> Diagnosis {
+fn diagnose_spike(
+    config: &DiagnosisConfig,
+    numbers: NumberStyle,
+    finding: &Finding,
+    views: &[GroupView],
+) -> Diagnosis {
     let current: Vec<&GroupView> = views
         .iter()
         .filter(|view| view.observed_at == finding.raised_at)
@@ -409,23 +437,25 @@ fn diagnose_spike(config: &DiagnosisConfig, finding: &Finding, views: &[GroupVie
     let name = finding.subject.display_name();
 
     let mut runaway_evidence = vec![format!(
-        "key {name} accounts for {:.0}% of the excess token rate across {} keys",
-        share * 100.0,
+        "key {name} accounts for {} of the excess token rate across {} keys",
+        numbers.share(share),
         current.len()
     )];
     if let Some(view) = subject_view {
         runaway_evidence.push(format!(
-            "key {name}: {}/s against a baseline of {}/s ({:.1}x)",
-            format_number(view.rate_per_sec),
-            format_number(view.baseline_per_sec),
-            view.rate_per_sec / view.baseline_per_sec.max(f64::MIN_POSITIVE),
+            "key {name}: {} against a baseline of {} ({})",
+            numbers.per_second(view.rate_per_sec, "tokens"),
+            numbers.per_second(view.baseline_per_sec, "tokens"),
+            numbers.factor_one_decimal(
+                view.rate_per_sec / view.baseline_per_sec.max(f64::MIN_POSITIVE)
+            ),
         ));
     }
     let surge_evidence = vec![
         format!(
-            "all keys together: {}/s against a baseline of {}/s",
-            format_number(total_rate),
-            format_number(total_baseline)
+            "all keys together: {} against a baseline of {}",
+            numbers.per_second(total_rate, "tokens"),
+            numbers.per_second(total_baseline, "tokens")
         ),
         format!("{n_hot} of {} keys are spiking", current.len()),
     ];
@@ -451,53 +481,25 @@ fn diagnose_spike(config: &DiagnosisConfig, finding: &Finding, views: &[GroupVie
     };
     let (hypotheses, why) = if share >= config.runaway_min_share {
         let why = format!(
-            "Token usage on key {name} jumped to {}/s, {:.0}% of all excess usage on the \
+            "Token usage on key {name} jumped to {}, {} of all excess usage on the \
              gateway; the other keys look normal. A single runaway key (a loop, a leaked key or \
              a job gone wrong) is the likely cause.",
-            format_number(subject_view.map_or(0.0, |view| view.rate_per_sec)),
-            share * 100.0
+            numbers.per_second(subject_view.map_or(0.0, |view| view.rate_per_sec), "tokens"),
+            numbers.share(share)
         );
         (vec![runaway, surge], why)
     } else {
         let why = format!(
-            "Token usage rose across many keys ({} of {} spiking); key {name} holds only {:.0}% \
+            "Token usage rose across many keys ({} of {} spiking); key {name} holds only {} \
              of the excess. This looks like a broad surge, not one runaway key, so blocking a \
              key would not fix it.",
             n_hot,
             current.len(),
-            share * 100.0
+            numbers.share(share)
         );
         (vec![surge, runaway], why)
     };
     Diagnosis { hypotheses, why }
-}
-
-/// A fraction as a percentage with at most four decimals and no trailing zeros: 0.999 is
-/// `99.9`, 0.99 is `99`.
-#[must_use]
-pub fn format_percent(fraction: f64) -> String {
-    let text = format!("{:.4}", fraction * 100.0);
-    text.trim_end_matches('0').trim_end_matches('.').to_owned()
-}
-
-/// Formats a rate for people: thousands separated, no decimals above 100.
-#[must_use]
-pub fn format_number(value: f64) -> String {
-    if !value.is_finite() {
-        return value.to_string();
-    }
-    if value.abs() < 100.0 {
-        return format!("{value:.1}");
-    }
-    let rounded = format!("{:.0}", value.abs());
-    let mut out = String::new();
-    for (idx, digit) in rounded.chars().enumerate() {
-        if idx > 0 && (rounded.len() - idx) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    if value < 0.0 { format!("-{out}") } else { out }
 }
 
 #[cfg(test)]
@@ -571,7 +573,7 @@ mod tests {
             view("b", 520.0, 500.0, false),
             view("c", 480.0, 500.0, false),
         ];
-        let diagnosis = diagnose(&CONFIG, &finding("a"), &views, &[]);
+        let diagnosis = diagnose(&CONFIG, NumberStyle::Readable, &finding("a"), &views, &[]);
         let best = diagnosis.best().unwrap();
         assert_eq!(best.kind, HypothesisKind::RunawayKey);
         assert!((best.confidence - 9500.0 / 9520.0).abs() < 1e-9);
@@ -585,7 +587,7 @@ mod tests {
             view("b", 2500.0, 500.0, true),
             view("c", 2600.0, 500.0, true),
         ];
-        let diagnosis = diagnose(&CONFIG, &finding("a"), &views, &[]);
+        let diagnosis = diagnose(&CONFIG, NumberStyle::Readable, &finding("a"), &views, &[]);
         assert_eq!(diagnosis.best().unwrap().kind, HypothesisKind::BroadSurge);
         assert_eq!(diagnosis.hypotheses.len(), 2);
     }
@@ -595,7 +597,7 @@ mod tests {
         let mut stale = view("b", 50_000.0, 500.0, false);
         stale.observed_at = Timestamp(0);
         let views = [view("a", 10_000.0, 500.0, true), stale];
-        let best = diagnose(&CONFIG, &finding("a"), &views, &[])
+        let best = diagnose(&CONFIG, NumberStyle::Readable, &finding("a"), &views, &[])
             .hypotheses
             .remove(0);
         assert_eq!(best.kind, HypothesisKind::RunawayKey);
@@ -625,7 +627,7 @@ mod tests {
         let finding = finding("a");
         let raised = finding.raised_at.0;
         let blamed = |changes: &[Change]| {
-            diagnose(&CONFIG, &finding, &views, changes)
+            diagnose(&CONFIG, NumberStyle::Readable, &finding, &views, changes)
                 .best()
                 .unwrap()
                 .kind
@@ -647,6 +649,7 @@ mod tests {
         // the latest first, and the detector's own hypotheses follow.
         let diagnosis = diagnose(
             &CONFIG,
+            NumberStyle::Readable,
             &finding,
             &views,
             &[
@@ -668,12 +671,8 @@ mod tests {
             diagnosis.why
         );
     }
-
-    #[test]
-    fn numbers_read_well() {
-        assert_eq!(format_number(9842.4), "9,842");
-        assert_eq!(format_number(1_234_567.0), "1,234,567");
-        assert_eq!(format_number(12.345), "12.3");
-        assert_eq!(format_number(-2500.0), "-2,500");
-    }
 }
+
+#[cfg(test)]
+#[path = "diagnosis_wording_tests.rs"]
+mod wording_tests;

@@ -10,6 +10,7 @@ pub mod detector;
 pub mod diagnosis;
 pub mod engine;
 pub mod exposition;
+pub mod human;
 pub mod intake;
 pub mod numeric;
 pub mod people;

@@ -1,5 +1,8 @@
 //! `PagerDutyFake`: PagerDuty's Events API v2 (`POST /v2/enqueue`) on loopback. It validates
 //! events as the real API does, de-duplicates them by `dedup_key`, and can be told to fail.
+//! A `resolve` event needs `routing_key`, `event_action` and `dedup_key` and no payload; it
+//! closes the open incident of its key (kept among the resolved ones), and one for a key
+//! that is not open is accepted and changes nothing, as with the real API.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -41,6 +44,7 @@ pub struct FakeIncident {
 struct Incidents {
     events: Vec<Value>,
     open: BTreeMap<String, FakeIncident>,
+    resolved: BTreeMap<String, FakeIncident>,
     next_key: u64,
 }
 
@@ -90,6 +94,12 @@ impl PagerDutyFake {
     /// The open incidents by dedup key.
     pub fn open_incidents(&self) -> BTreeMap<String, FakeIncident> {
         lock(&self.state).open.clone()
+    }
+
+    /// The incidents a `resolve` event closed, by dedup key (a key triggered again after its
+    /// resolution opens a new incident, and its next resolution replaces this one).
+    pub fn resolved_incidents(&self) -> BTreeMap<String, FakeIncident> {
+        lock(&self.state).resolved.clone()
     }
 
     /// How many requests arrived, failed and invalid ones included.
@@ -183,7 +193,9 @@ async fn enqueue(State(state): State<Arc<FakeState>>, body: Bytes) -> Response {
         }
         // Only "resolve" is left after validation; resolving a closed key is accepted too.
         _ => {
-            incidents.open.remove(&dedup_key);
+            if let Some(incident) = incidents.open.remove(&dedup_key) {
+                incidents.resolved.insert(dedup_key.clone(), incident);
+            }
         }
     }
     if incidents.events.len() >= MAX_EVENTS {

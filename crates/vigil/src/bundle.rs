@@ -102,6 +102,8 @@ pub fn assemble(
                 trust: Vec::new(),
                 people: Some(config.people.clone()),
                 topology: Some(config.topology.clone()),
+                // New sessions write numbers for people; older ones replay as recorded.
+                numbers: vigil_core::human::NumberStyle::Readable,
             };
             Ok(Bundle {
                 config,

@@ -340,7 +340,13 @@ impl Engine {
 
     /// A finding's own diagnosis; with a topology, in its cross-layer form.
     pub(super) fn diagnose_finding(&self, finding: &Finding, views: &[GroupView]) -> Diagnosis {
-        let diagnosis = diagnose(&self.config.diagnosis, finding, views, &self.changes);
+        let diagnosis = diagnose(
+            &self.config.diagnosis,
+            self.config.numbers,
+            finding,
+            views,
+            &self.changes,
+        );
         match (&self.grouping, &self.config.topology) {
             (Some(grouping), Some(config)) => enrich(
                 diagnosis,

@@ -43,7 +43,8 @@ use crate::detector::proportion::ProportionDropDetector;
 use crate::detector::spike::SpikeDetector;
 use crate::detector::threshold::ThresholdDetector;
 use crate::detector::{DetectorConfig, Finding, Point, Subject, Transition};
-use crate::diagnosis::{diagnose, format_number};
+use crate::diagnosis::diagnose;
+use crate::human::OriginalUnit;
 use crate::intake::PUSH_SOURCES;
 use crate::runbook::VerificationCheck;
 use crate::signal::Sample;
@@ -575,8 +576,10 @@ impl Engine {
             }
         } else if n_recent_fires >= self.config.flapping.max_fires.max(1) {
             let detail = format!(
-                "the finding fired {n_recent_fires} times within {} min",
-                self.config.flapping.window_ms / 60_000
+                "the finding fired {n_recent_fires} times within {}",
+                self.config
+                    .numbers
+                    .duration_ms(self.config.flapping.window_ms, OriginalUnit::Minutes)
             );
             out.push(Command::Record(Record::GuardrailHeld {
                 incident_id: incident.id.clone(),
@@ -631,7 +634,13 @@ impl Engine {
                 schedule,
             }),
         };
-        let diagnosis = diagnose(&self.config.diagnosis, &finding, &[], &[]);
+        let diagnosis = diagnose(
+            &self.config.diagnosis,
+            self.config.numbers,
+            &finding,
+            &[],
+            &[],
+        );
         let mut incident = Incident::new(finding, diagnosis, self.config.mode, now);
         out.push(Command::Record(Record::IncidentOpened {
             incident_id: incident.id.clone(),
@@ -670,8 +679,10 @@ impl Engine {
         Some(Storm {
             tripped_now,
             detail: format!(
-                "{n} incidents opened within {} min (limit {})",
-                limits.storm_window_ms / 60_000,
+                "{n} incidents opened within {} (limit {})",
+                self.config
+                    .numbers
+                    .duration_ms(limits.storm_window_ms, OriginalUnit::Minutes),
                 limits.storm_max_incidents
             ),
         })
@@ -792,8 +803,8 @@ impl Engine {
             .is_some_and(|runbook| runbook.verification.check == VerificationCheck::StepsSucceed);
         let outcome = match observed.last() {
             Some(last) => format!(
-                "fixed: the key's rate fell to {}/s and stayed there",
-                format_number(last.value)
+                "fixed: the key's rate fell to {} and stayed there",
+                self.config.numbers.per_second(last.value, "tokens")
             ),
             None if steps_only => "passed: every step succeeded".to_owned(),
             None => "fixed: the finding cleared after vigil's change".to_owned(),

@@ -1,10 +1,12 @@
 //! One narration of what the engine records: [`Record::describe`], beside
 //! [`Action::describe`](super::Action::describe). The daemon's log, the simulator's timeline
 //! and the demo's timeline all say what happened in these words, each with its own labels.
+//! They are not recorded (the ledger holds the records), so they always use the readable
+//! numbers of [`crate::human`].
 
 use super::Record;
 use crate::detector::{Evidence, Finding};
-use crate::diagnosis::format_number;
+use crate::human::{self, factor, number, percent, rate};
 
 impl Record {
     /// What happened, in one line for people. Text from outside (reasons, outcomes, label
@@ -17,7 +19,7 @@ impl Record {
                 "{} cleared on {} at {}/s",
                 cleared.detector,
                 cleared.fingerprint,
-                format_number(cleared.rate_per_sec)
+                number(cleared.rate_per_sec)
             ),
             Record::VersionChanged { change } => change.describe(),
             Record::SeriesRefused {
@@ -38,9 +40,9 @@ impl Record {
             ),
             Record::Diagnosed { diagnosis, .. } => match diagnosis.best() {
                 Some(best) => format!(
-                    "{} (confidence {:.0}%)",
+                    "{} (confidence {})",
                     best.kind.as_str(),
-                    best.confidence * 100.0
+                    percent(best.confidence)
                 ),
                 None => "no hypothesis".to_owned(),
             },
@@ -92,10 +94,8 @@ impl Record {
                 if observed.is_empty() {
                     "verification passed".to_owned()
                 } else {
-                    let rates: Vec<String> = observed
-                        .iter()
-                        .map(|point| format_number(point.value))
-                        .collect();
+                    let rates: Vec<String> =
+                        observed.iter().map(|point| number(point.value)).collect();
                     format!(
                         "verification passed: the rate in each scrape since: {} /s",
                         rates.join(", ")
@@ -112,8 +112,8 @@ impl Record {
                 outcome,
                 duration_ms,
             } => format!(
-                "incident {incident_id} resolved in {:.1}s: {outcome}",
-                *duration_ms as f64 / 1000.0
+                "incident {incident_id} resolved in {}: {outcome}",
+                human::duration_ms(*duration_ms)
             ),
             Record::TopologyGrew {
                 source,
@@ -164,35 +164,35 @@ fn describe_finding(finding: &Finding) -> String {
     let severity = finding.severity.as_str();
     match &finding.evidence {
         Evidence::Spike(evidence) => format!(
-            "{}: token spike on key {subject}: {} tokens/s against a baseline of {} ({:.1}x, z={:.0}) [{severity}]",
+            "{}: token spike on key {subject}: {} against a baseline of {} ({}, z={}) [{severity}]",
             finding.detector,
-            format_number(evidence.rate_per_sec),
-            format_number(evidence.baseline_per_sec),
-            evidence.ratio,
-            evidence.z_score,
+            rate(evidence.rate_per_sec, "tokens/s"),
+            number(evidence.baseline_per_sec),
+            factor(evidence.ratio),
+            number(evidence.z_score),
         ),
         Evidence::BurnRate(evidence) => format!(
-            "{}: error budget of {subject} burning against a {:.3}% objective [{severity}]",
+            "{}: error budget of {subject} burning against a {} objective [{severity}]",
             finding.detector,
-            evidence.objective * 100.0,
+            percent(evidence.objective),
         ),
         Evidence::Threshold(evidence) => format!(
             "{}: {} of {subject} at {} (limit {}) [{severity}]",
             finding.detector,
             evidence.describe,
-            format_number(evidence.value),
-            format_number(evidence.fire),
+            number(evidence.value),
+            number(evidence.fire),
         ),
         Evidence::Schedule(evidence) => format!(
             "runbook {} came due on its schedule `{}`",
             evidence.runbook, evidence.schedule
         ),
         Evidence::ProportionDrop(evidence) => format!(
-            "{}: {} of {subject} fell to {:.0}% against a baseline of {:.0}% (p={:.1e}) [{severity}]",
+            "{}: {} of {subject} fell to {} against a baseline of {} (p={:.1e}) [{severity}]",
             finding.detector,
             evidence.describe,
-            evidence.recent_share() * 100.0,
-            evidence.baseline_share * 100.0,
+            percent(evidence.recent_share()),
+            percent(evidence.baseline_share),
             evidence.p_value,
         ),
     }
@@ -236,7 +236,7 @@ mod tests {
         };
         assert_eq!(
             resolved.describe(),
-            "incident inc-1 resolved in 61.2s: the fix worked"
+            "incident inc-1 resolved in 1 min 1 s: the fix worked"
         );
     }
 }

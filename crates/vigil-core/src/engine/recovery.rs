@@ -3,7 +3,7 @@
 use super::incident::{Escalation, Incident, Phase, Stage};
 use super::{Command, Engine, Page, Record, WhyPacket};
 use crate::detector::{Evidence, Severity};
-use crate::diagnosis::format_number;
+use crate::human::OriginalUnit;
 use crate::runbook::VerificationCheck;
 use crate::time::Timestamp;
 
@@ -22,20 +22,20 @@ impl Engine {
         };
         let verification = &runbook.verification;
         let deadline = now.plus_millis(verification.within_ms);
+        let numbers = self.config.numbers;
+        let within = numbers.duration_ms(verification.within_ms, OriginalUnit::Seconds);
         let condition = format!(
-            "the token rate of key {} stays under {}/s for {} consecutive scrapes within {}s",
+            "the token rate of key {} stays under {} for {} consecutive scrapes within {within}",
             incident.finding.subject.display_name(),
-            format_number(verification.threshold_per_sec),
+            numbers.per_second(verification.threshold_per_sec, "tokens"),
             verification.hold_samples,
-            verification.within_ms / 1000
         );
         let condition = match verification.check {
             VerificationCheck::KeyRateBelow => condition,
             VerificationCheck::FindingClears => format!(
-                "detector {} clears its finding on {} within {}s",
+                "detector {} clears its finding on {} within {within}",
                 incident.finding.detector,
                 incident.finding.subject.display_name(),
-                verification.within_ms / 1000
             ),
             VerificationCheck::StepsSucceed => {
                 "every step succeeded, as its target confirmed".to_owned()
@@ -87,10 +87,10 @@ impl Engine {
                         incident.finding.subject.display_name()
                     ),
                     Some(last) => format!(
-                        "the fix did not work: key {} still uses {}/s (must be under {}/s)",
+                        "the fix did not work: key {} still uses {} (must be under {})",
                         incident.finding.subject.display_name(),
-                        format_number(last.value),
-                        format_number(threshold)
+                        engine.config.numbers.per_second(last.value, "tokens"),
+                        engine.config.numbers.per_second(threshold, "tokens")
                     ),
                     None => format!(
                         "the fix could not be verified: no fresh rate for key {} arrived before the deadline",

@@ -95,10 +95,14 @@ impl Engine {
         {
             let elapsed_ms = now.millis_since(last);
             if elapsed_ms < guardrails.cooldown_per_target_ms {
+                let numbers = self.config.numbers;
                 let detail = format!(
-                    "vigil changed this target {}s ago; the cooldown is {}s",
-                    elapsed_ms / 1000,
-                    guardrails.cooldown_per_target_ms / 1000
+                    "vigil changed this target {} ago; the cooldown is {}",
+                    numbers.duration_ms(elapsed_ms, crate::human::OriginalUnit::Seconds),
+                    numbers.duration_ms(
+                        guardrails.cooldown_per_target_ms,
+                        crate::human::OriginalUnit::Seconds
+                    )
                 );
                 self.hold(incident, "cooldown_per_target", &detail, out);
                 let reason = format!("the cooldown guardrail held: {detail}");

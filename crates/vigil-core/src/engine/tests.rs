@@ -80,6 +80,7 @@ pub(super) fn config(mode: Mode) -> EngineConfig {
         trust: Vec::new(),
         people: None,
         topology: None,
+        numbers: crate::human::NumberStyle::Readable,
     }
 }
 
@@ -356,10 +357,10 @@ fn runaway_key_is_blocked_verified_and_resolved_without_a_page() {
         runbook: block-runaway-key autonomous
         authorize: block-runaway-key block on h-batch (tier String("standard"), attempt 1, confidence 100%, compensation false)
         execute: block key h-batch on gateway
-        verifying: the token rate of key batch-job stays under 100/s for 2 consecutive scrapes within 10s
+        verifying: the token rate of key batch-job stays under 100 tokens/s for 2 consecutive scrapes within 10 s
         wake at +22025ms
         verified: [0.0, 0.0]
-        resolved after 2025ms: fixed: the key's rate fell to 0.0/s and stayed there
+        resolved after 2025ms: fixed: the key's rate fell to 0 tokens/s and stayed there
         finding cleared: token-spike/hashed_api_key=h-batch
     "#]]);
 }
@@ -392,14 +393,14 @@ fn a_fix_that_does_not_work_is_compensated_and_pages_exactly_once() {
         runbook: block-runaway-key autonomous
         authorize: block-runaway-key block on h-batch (tier String("standard"), attempt 1, confidence 100%, compensation false)
         execute: block key h-batch on gateway
-        verifying: the token rate of key batch-job stays under 100/s for 2 consecutive scrapes within 10s
+        verifying: the token rate of key batch-job stays under 100 tokens/s for 2 consecutive scrapes within 10 s
         wake at +22025ms
-        verification failed: the fix did not work: key batch-job still uses 9,000/s (must be under 100/s)
+        verification failed: the fix did not work: key batch-job still uses 9,000 tokens/s (must be under 100 tokens/s)
         compensating: ["block-key"]
         authorize: block-runaway-key unblock on h-batch (tier String("standard"), attempt 1, confidence 100%, compensation true)
         execute: unblock key h-batch on gateway
-        page: vigil needs a human: token spike on key batch-job (gateway) / the fix did not work: key batch-job still uses 9,000/s (must be under 100/s)
-        escalated: the fix did not work: key batch-job still uses 9,000/s (must be under 100/s)
+        page: vigil needs a human: token spike on key batch-job (gateway) / the fix did not work: key batch-job still uses 9,000 tokens/s (must be under 100 tokens/s)
+        escalated: the fix did not work: key batch-job still uses 9,000 tokens/s (must be under 100 tokens/s)
     "#]]);
 }
 
@@ -511,7 +512,7 @@ fn a_second_runaway_within_the_cooldown_is_held_and_paged() {
         diagnosed: runaway_key 1.00
         runbook: block-runaway-key autonomous
         guardrail held: cooldown_per_target
-        page: vigil needs a human: token spike on key batch-job (gateway) / the cooldown guardrail held: vigil changed this target 68s ago; the cooldown is 600s
+        page: vigil needs a human: token spike on key batch-job (gateway) / the cooldown guardrail held: vigil changed this target 1 min 8 s ago; the cooldown is 10 min
     "#]]);
 }
 
@@ -728,7 +729,7 @@ fn a_provider_error_budget_burn_is_diagnosed_and_paged_because_no_runbook_fixes_
     );
     assert!(
         page.why.summary.starts_with("provider openai is failing")
-            && page.why.summary.contains("than its 99% objective allows"),
+            && page.why.summary.contains("than its 99 % objective allows"),
         "{}",
         page.why.summary
     );
@@ -814,7 +815,7 @@ fn an_agent_past_its_iteration_cap_is_a_threshold_breach_with_a_ticket() {
     );
     assert_eq!(
         page.why.evidence[0],
-        "iterations per run of agent researcher is 41.0, above the limit of 25.0 for 2 observations in a row"
+        "iterations per run of agent researcher is 41, above the limit of 25 for 2 observations in a row"
     );
     assert!(
         page.why
@@ -881,7 +882,7 @@ fn an_agent_looping_on_the_same_tool_call_is_caught_from_pushed_runs() {
     assert_eq!(
         page.map(|page| page.why.evidence[0].as_str()),
         Some(
-            "identical tool calls in a row of agent triage-bot is 40.0, above the limit of 5.0 for 1 observations in a row"
+            "identical tool calls in a row of agent triage-bot is 40, above the limit of 5 for 1 observations in a row"
         )
     );
 }
@@ -916,8 +917,7 @@ fn a_finding_that_keeps_firing_and_clearing_is_flapping_and_its_runbook_holds() 
         scenario.log[held..]
             .iter()
             .any(|line| line.starts_with("page:")
-                && line
-                    .contains("the finding is flapping (the finding fired 3 times within 60 min)")),
+                && line.contains("the finding is flapping (the finding fired 3 times within 1 h)")),
         "{:#?}",
         scenario.log
     );
@@ -984,7 +984,7 @@ fn an_eval_regression_right_after_a_prompt_change_blames_the_change_and_names_th
     );
     assert!(
         diagnosis.why.starts_with(
-            "0 min before this, prompt_version of prompt answer changed from 7 to 8; the change is the first suspect."
+            "0 s before this, prompt_version of prompt answer changed from 7 to 8; the change is the first suspect."
         ),
         "{}",
         diagnosis.why
@@ -1057,7 +1057,7 @@ fn a_threshold_finding_that_keeps_firing_and_clearing_pages_as_flapping_on_its_t
     assert!(pages[0].contains("no runbook answers `threshold_breach`"));
     assert!(pages[1].contains("no runbook answers `threshold_breach`"));
     assert!(
-        pages[2].contains("the finding is flapping (the finding fired 3 times within 60 min)"),
+        pages[2].contains("the finding is flapping (the finding fired 3 times within 1 h)"),
         "{}",
         pages[2]
     );
@@ -1236,10 +1236,10 @@ fn an_approval_is_bound_to_the_exact_step_and_refused_from_its_requester() {
         human: bob: approve PROPOSAL -> accepted (approved; the step runs now)
         execute: block key h-batch on gateway
         human: carol: approve PROPOSAL -> refused (proposal `PROPOSAL` is not pending)
-        verifying: the token rate of key batch-job stays under 100/s for 2 consecutive scrapes within 10s
+        verifying: the token rate of key batch-job stays under 100 tokens/s for 2 consecutive scrapes within 10 s
         wake at +22025ms
         verified: [0.0, 0.0]
-        resolved after 2025ms: fixed: the key's rate fell to 0.0/s and stayed there
+        resolved after 2025ms: fixed: the key's rate fell to 0 tokens/s and stayed there
         finding cleared: token-spike/hashed_api_key=h-batch"#]]
     .assert_eq(&tail.join("\n"));
 }
@@ -1579,7 +1579,7 @@ fn a_finding_that_clears_after_the_fix_passes_finding_clears_verification() {
     scenario.scrapes(4, NORMAL);
     let tail: Vec<&str> = scenario.log.iter().skip(6).map(String::as_str).collect();
     expect![[r#"
-        verifying: detector token-spike clears its finding on batch-job within 10s
+        verifying: detector token-spike clears its finding on batch-job within 10 s
         wake at +22025ms
         finding cleared: token-spike/hashed_api_key=h-batch
         verified: []

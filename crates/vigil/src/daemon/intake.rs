@@ -639,6 +639,7 @@ mod tests {
             trust: Vec::new(),
             people: None,
             topology: None,
+            numbers: vigil_core::human::NumberStyle::Readable,
         }
     }
 

@@ -25,7 +25,10 @@
 //!
 //! They stay replayable. A policy set is loaded with the context vocabulary it was written
 //! for ([`vigil_policy::ContextVersion`]), and a command field added since the first ledger
-//! format ([`ADDED_FIELDS`]) is compared only when the recorded command has it. The golden
+//! format ([`ADDED_FIELDS`]) is compared only when the recorded command has it. The words
+//! of records and pages are compared too: a session's engine config carries the style its
+//! numbers were written in ([`vigil_core::human::NumberStyle`]), absent (the original words)
+//! in sessions recorded before readable numbers, so they replay as they ran. The golden
 //! ledgers in `tests/golden/` guard this.
 
 use std::collections::{BTreeMap, VecDeque};

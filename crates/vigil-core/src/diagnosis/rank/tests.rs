@@ -91,7 +91,13 @@ const CONFIG: DiagnosisConfig = DiagnosisConfig {
 
 fn own(finding: &Finding, topology: &Topology, changes: &[Change]) -> Diagnosis {
     enrich(
-        diagnose(&CONFIG, finding, &[], changes),
+        diagnose(
+            &CONFIG,
+            crate::human::NumberStyle::Readable,
+            finding,
+            &[],
+            changes,
+        ),
         finding,
         topology,
         3,
@@ -144,7 +150,7 @@ fn a_failing_provider_explains_an_eval_drop_downstream_and_comes_first() {
     let diagnosis = ranked(&[evals.clone(), provider.clone()], &[]);
     expect_test::expect![[r#"
         provider_degradation openai (Some(Provider), 1.00)
-          + [evals] eval_suite:qa depends on provider:openai: eval-pass reading of suite qa is 20.0, above the limit of 10.0 for 2 observations in a row
+          + [evals] eval_suite:qa depends on provider:openai: eval-pass reading of suite qa is 20, above the limit of 10 for 2 observations in a row
           + [provider] it came before the findings it explains"#]]
     .assert_eq(&summary(&diagnosis));
     // The eval drop's own hypothesis is a symptom: its provider is failing too.

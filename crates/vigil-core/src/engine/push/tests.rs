@@ -59,6 +59,7 @@ fn engine(max_pushed_series: usize) -> Engine {
         trust: Vec::new(),
         people: None,
         topology: None,
+        numbers: crate::human::NumberStyle::Readable,
     })
 }
 
