@@ -111,13 +111,13 @@ fn each_new_ability_shows_in_the_timeline() {
         Case {
             name: "one replica of two takes the block: the burn halves",
             text: runaway("{ series: batch-tokens, per_sec: 0, share: 0.5 }", "900"),
-            shows: &["key batch-job still uses 4,000/s"],
+            shows: &["key batch-job still uses 4,000 tokens/s"],
             never_shows: &["RESOLVED"],
         },
         Case {
             name: "the whole block stops the burn",
             text: runaway("{ series: batch-tokens, per_sec: 0 }", "900"),
-            shows: &["the key's rate fell to 0.0/s"],
+            shows: &["the key's rate fell to 0 tokens/s"],
             never_shows: &["still uses"],
         },
         Case {
@@ -127,7 +127,7 @@ fn each_new_ability_shows_in_the_timeline() {
                 "2400",
             ),
             shows: &[
-                "the key's rate fell to 0.0/s",
+                "the key's rate fell to 0 tokens/s",
                 "960.0s  FINDING       token-spike: token spike on key batch-job: 8,000 tokens/s",
             ],
             never_shows: &[],
