@@ -113,6 +113,11 @@ pub struct StepSpec {
     pub params: BTreeMap<String, String>,
     /// How to undo it if verification fails.
     pub compensation: Option<CompensationSpec>,
+    /// The rung of the escalation ladder it belongs to (default 1). Rung 1's steps run
+    /// first; when verification shows they were not enough, rung 2's run (each authorized
+    /// by Cedar like any step), and so on. Rungs go up by one, in step order.
+    #[serde(default)]
+    pub rung: Option<u32>,
 }
 
 /// How to undo a step.
@@ -141,6 +146,13 @@ pub struct VerificationSpec {
     /// The deadline after the last step, in seconds (not for `steps_succeed`).
     #[serde(default)]
     pub within_secs: u64,
+    /// Judge the fix by its measured effect: when it did not fully work by the deadline but
+    /// removed at least this share of the harm (0 to 1; the finding's reading at the finding
+    /// against the reading at the deadline), it is kept and the incident escalates as
+    /// partly fixed with the numbers; it is undone only when it removed less (did nothing or
+    /// made things worse). Without it, a fix that did not fully work is undone.
+    #[serde(default)]
+    pub keep_if_reduced_by: Option<f64>,
 }
 
 /// Guardrails as written.
@@ -228,6 +240,18 @@ pub struct Step {
     pub params: BTreeMap<String, Template>,
     /// How to undo it.
     pub compensation: Option<Compensation>,
+    /// Its rung of the escalation ladder (1 unless the runbook says otherwise).
+    #[serde(default = "first_rung", skip_serializing_if = "is_first_rung")]
+    pub rung: u32,
+}
+
+fn first_rung() -> u32 {
+    1
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_first_rung(rung: &u32) -> bool {
+    *rung == 1
 }
 
 /// A validated compensation.
@@ -251,6 +275,9 @@ pub struct Verification {
     pub hold_samples: u32,
     /// Deadline in milliseconds after the last step.
     pub within_ms: i64,
+    /// Keep a fix that removed at least this share of the harm (see `VerificationSpec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_if_reduced_by: Option<f64>,
 }
 
 /// Validated guardrails.
@@ -328,8 +355,22 @@ impl RunbookSpec {
         }
         let mut step_ids = BTreeSet::new();
         let mut steps = Vec::new();
+        let mut last_rung = 1;
         for (idx, spec) in self.steps.into_iter().enumerate() {
             let path = format!("steps[{idx}]");
+            let rung = spec.rung.unwrap_or(last_rung);
+            if idx == 0 && rung != 1 {
+                problems.push(format!("{path}.rung"), "the first step is on rung 1");
+            } else if rung != last_rung && rung != last_rung + 1 {
+                problems.push(
+                    format!("{path}.rung"),
+                    format!(
+                        "rungs go up by one in step order: after rung {last_rung} comes rung {last_rung} or {}",
+                        last_rung + 1
+                    ),
+                );
+            }
+            last_rung = rung;
             if !is_kebab_id(&spec.id) {
                 problems.push(
                     format!("{path}.id"),
@@ -386,6 +427,7 @@ impl RunbookSpec {
                 action: spec.action,
                 params,
                 compensation,
+                rung,
             });
         }
         let verification = &self.verification;
@@ -407,6 +449,14 @@ impl RunbookSpec {
                 "`finding_clears` uses the detector's own clear level; remove this key",
             ),
             _ => {}
+        }
+        if let Some(share) = verification.keep_if_reduced_by
+            && !(share > 0.0 && share <= 1.0)
+        {
+            problems.push(
+                "verification.keep_if_reduced_by",
+                "must be a share above 0 and at most 1 (0.4 keeps a fix that removed 40 % of the harm)",
+            );
         }
         if verification.hold_samples == 0 {
             problems.push("verification.hold_samples", "must be at least 1");
@@ -436,6 +486,7 @@ impl RunbookSpec {
                 threshold_per_sec: verification.threshold_per_sec.unwrap_or(0.0),
                 hold_samples: verification.hold_samples,
                 within_ms: secs_to_ms(verification.within_secs),
+                keep_if_reduced_by: verification.keep_if_reduced_by,
             },
             guardrails: Guardrails {
                 max_attempts_per_incident: self.guardrails.max_attempts_per_incident,

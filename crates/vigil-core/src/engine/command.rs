@@ -296,6 +296,23 @@ pub enum Record {
         /// How it connects to the incident.
         via: String,
     },
+    /// A fix that did not fully work was measured: the harm at the finding against the
+    /// harm at the deadline, and what vigil does about it (`not_enough`: the next rung of the
+    /// ladder; `partly_fixed`: kept and escalated; `no_effect`: undone).
+    EffectMeasured {
+        /// The incident.
+        incident_id: String,
+        /// The harm when the finding fired, when measurable.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<f64>,
+        /// The harm at the deadline, when measurable.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<f64>,
+        /// For people: `8,000 → 4,000 tokens/s (−50 %) removed 50 % of the harm`.
+        detail: String,
+        /// `not_enough`, `partly_fixed` or `no_effect`.
+        verdict: String,
+    },
     /// The incident was handed to a human.
     IncidentEscalated {
         /// The incident.
@@ -330,7 +347,8 @@ impl Record {
             | Record::CompensationStarted { incident_id, .. }
             | Record::IncidentResolved { incident_id, .. }
             | Record::IncidentEscalated { incident_id, .. }
-            | Record::FindingJoined { incident_id, .. } => Some(incident_id),
+            | Record::FindingJoined { incident_id, .. }
+            | Record::EffectMeasured { incident_id, .. } => Some(incident_id),
         }
     }
 }

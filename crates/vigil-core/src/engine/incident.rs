@@ -93,6 +93,8 @@ pub(crate) struct Incident {
     /// The causes ranked over all its findings, once a second one joined (the page tells
     /// this one; the runbook chosen at the opening keeps the opening's diagnosis).
     pub(crate) ranked: Option<Diagnosis>,
+    /// The rung of the runbook's escalation ladder running now (1 first).
+    pub(crate) rung: u32,
     /// Why this run proposes instead of acting, when a guardrail made it advisory.
     pub(crate) advisory_why: Option<String>,
     n_ids: u32,
@@ -154,6 +156,7 @@ impl Incident {
             cleared: false,
             members: vec![member],
             ranked: None,
+            rung: 1,
             advisory_why: None,
             n_ids: 0,
         }

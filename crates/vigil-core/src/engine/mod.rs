@@ -8,6 +8,7 @@
 
 mod command;
 mod config;
+mod effect;
 mod event;
 mod grouping;
 mod human;
@@ -955,6 +956,8 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod effect_tests;
 #[cfg(test)]
 mod grouping_tests;
 #[cfg(test)]

@@ -141,6 +141,19 @@ impl Record {
                 }
                 text
             }
+            Record::EffectMeasured {
+                incident_id,
+                detail,
+                verdict,
+                ..
+            } => {
+                let what = match verdict.as_str() {
+                    "not_enough" => "not enough, trying the next rung",
+                    "partly_fixed" => "partly fixed, the change stays",
+                    _ => "no real effect, undoing",
+                };
+                format!("effect of the fix for incident {incident_id}: {detail}: {what}")
+            }
             Record::FindingJoined {
                 incident_id,
                 fingerprint,

@@ -105,6 +105,21 @@ impl Engine {
                     reason: reason.clone(),
                     observed,
                 }));
+                // Judged by its measured effect when the runbook asks: the next rung, or kept
+                // and escalated as partly fixed; otherwise undone.
+                let keeps = incident
+                    .runbook_idx
+                    .and_then(|idx| engine.config.runbooks.get(idx))
+                    .is_some_and(|runbook| runbook.verification.keep_if_reduced_by.is_some());
+                if keeps {
+                    let effect = engine.measure_effect(incident, now);
+                    let verdict = engine.judge_effect(incident, effect.as_ref());
+                    if verdict != super::effect::Verdict::NoEffect {
+                        engine.act_on_effect(incident, verdict, effect.as_ref(), now, out);
+                        return;
+                    }
+                    engine.act_on_effect(incident, verdict, effect.as_ref(), now, out);
+                }
                 engine.begin_compensation(incident, &reason, now, out);
             },
         );

@@ -717,11 +717,14 @@ impl Engine {
                     incident.priors.insert(step_idx, outcome.prior.clone());
                 }
                 incident.completed.push(step_idx);
-                let n_steps = incident
+                // The next step of the rung running now; a higher rung waits for verification
+                // to show that this one was not enough.
+                let next_on_rung = incident
                     .runbook_idx
                     .and_then(|idx| self.config.runbooks.get(idx))
-                    .map_or(0, |runbook| runbook.steps.len());
-                if step_idx + 1 < n_steps {
+                    .and_then(|runbook| runbook.steps.get(step_idx + 1))
+                    .is_some_and(|next| next.rung == incident.rung);
+                if next_on_rung {
                     self.start_step(incident, step_idx + 1, Phase::Forward, now, out);
                 } else {
                     self.start_verification(incident, now, out);

@@ -255,7 +255,9 @@ pub(super) fn render(command: &Command) -> String {
                 format!("finding cleared: {}", cleared.fingerprint)
             }
             Record::VersionChanged { change } => format!("version changed: {}", change.describe()),
-            Record::TopologyGrew { .. } | Record::FindingJoined { .. } => record.describe(),
+            Record::TopologyGrew { .. }
+            | Record::FindingJoined { .. }
+            | Record::EffectMeasured { .. } => record.describe(),
             Record::HumanAction {
                 by,
                 command,

@@ -659,6 +659,9 @@ fn log_record(command: &Command) {
         Record::TopologyGrew { .. } => {
             tracing::debug!(%what, "topology grew");
         }
+        Record::EffectMeasured { incident_id, .. } => {
+            tracing::info!(%incident_id, %what, "effect of a fix measured");
+        }
         Record::FindingCleared { .. }
         | Record::Diagnosed { .. }
         | Record::RunbookSelected { .. }

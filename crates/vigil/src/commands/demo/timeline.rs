@@ -301,6 +301,7 @@ impl Printer {
             Record::IncidentResolved { .. } => "RESOLVED",
             Record::IncidentEscalated { .. } => "ESCALATED",
             Record::FindingJoined { .. } => "JOINED",
+            Record::EffectMeasured { .. } => "EFFECT",
             Record::TopologyGrew { .. } => "TOPOLOGY",
         };
         self.step(label, &record.describe());

@@ -854,6 +854,16 @@ impl Output {
                 &text,
                 json!({ "incident": incident_id, "joined": fingerprint }),
             ),
+            Record::EffectMeasured {
+                incident_id,
+                verdict,
+                ..
+            } => self.emit(
+                now_ms,
+                "verification",
+                &text,
+                json!({ "incident": incident_id, "effect": verdict }),
+            ),
             Record::TopologyGrew {
                 source,
                 n_nodes,
