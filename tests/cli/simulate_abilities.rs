@@ -305,3 +305,35 @@ fn score_of_the_shipped_scenarios_is_printed_and_complete() {
         assert_eq!(right, stated, "{part} in {run}");
     }
 }
+
+#[test]
+fn a_failover_is_not_undone_while_the_primary_still_fails() {
+    let scenario = repo_root().join("tests/scenarios/failover-held-while-primary-fails.yaml");
+    let run = vigil(
+        ["simulate", scenario.to_str().expect("UTF-8"), "--check"],
+        &repo_root(),
+    );
+    run.assert_success("simulate failover-held-while-primary-fails");
+    let line_of = |text: &str| {
+        run.stdout
+            .lines()
+            .position(|line| line.contains(text))
+            .unwrap_or_else(|| panic!("no `{text}` in\n{run}"))
+    };
+    let held = line_of(
+        "guardrail hold_until_recovered held: users are served; vigil's change stays in place while provider-errors still sees the problem",
+    );
+    let recovered = line_of("provider-errors cleared on provider-errors/model_group=gpt-4o");
+    let undone = line_of("remove the fallbacks of gpt-4o");
+    assert!(held < recovered && recovered < undone, "{run}");
+    // Undone ten minutes after the primary recovered, not before.
+    let seconds = |line: usize| -> f64 {
+        let text = run.stdout.lines().nth(line).expect("a line");
+        text.trim()
+            .split('s')
+            .next()
+            .and_then(|secs| secs.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no time in `{text}`"))
+    };
+    assert!(seconds(undone) - seconds(recovered) >= 600.0, "{run}");
+}

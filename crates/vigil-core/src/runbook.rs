@@ -28,6 +28,10 @@ pub enum VerificationCheck {
     /// The finding that opened the incident clears: its detector, with its own clear level
     /// and hysteresis, no longer sees the problem. Works for every detector.
     FindingClears,
+    /// What users get: at the deadline, the detector named `users_detector` (user-facing
+    /// errors, an eval pass rate) has no open finding. For changes such as a failover, which
+    /// work for users while the thing that failed still fails.
+    UsersServed,
 }
 
 impl VerificationCheck {
@@ -38,6 +42,7 @@ impl VerificationCheck {
             VerificationCheck::KeyRateBelow => "key_rate_below",
             VerificationCheck::FindingClears => "finding_clears",
             VerificationCheck::StepsSucceed => "steps_succeed",
+            VerificationCheck::UsersServed => "users_served",
         }
     }
 }
@@ -153,6 +158,14 @@ pub struct VerificationSpec {
     /// made things worse). Without it, a fix that did not fully work is undone.
     #[serde(default)]
     pub keep_if_reduced_by: Option<f64>,
+    /// `users_served`: the detector whose findings say users are hurt.
+    #[serde(default)]
+    pub users_detector: Option<String>,
+    /// A temporary change (a failover): once verified it stays in place while the incident's
+    /// finding still fires, and is undone (each undo authorized by Cedar) once the finding
+    /// has been clear for this many seconds; then the incident resolves.
+    #[serde(default)]
+    pub hold_until_recovered_secs: Option<u64>,
 }
 
 /// Guardrails as written.
@@ -278,6 +291,12 @@ pub struct Verification {
     /// Keep a fix that removed at least this share of the harm (see `VerificationSpec`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_if_reduced_by: Option<f64>,
+    /// `users_served`: the detector whose findings say users are hurt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users_detector: Option<String>,
+    /// Undo the verified change once the finding has been clear this long (milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_until_recovered_ms: Option<i64>,
 }
 
 /// Validated guardrails.
@@ -458,6 +477,23 @@ impl RunbookSpec {
                 "must be a share above 0 and at most 1 (0.4 keeps a fix that removed 40 % of the harm)",
             );
         }
+        match (verification.check, &verification.users_detector) {
+            (VerificationCheck::UsersServed, None) => problems.push(
+                "verification.users_detector",
+                "`users_served` needs the detector whose findings say users are hurt",
+            ),
+            (VerificationCheck::UsersServed, Some(_)) | (_, None) => {}
+            (_, Some(_)) => problems.push(
+                "verification.users_detector",
+                "only `users_served` reads a users detector; remove this key",
+            ),
+        }
+        if verification.hold_until_recovered_secs == Some(0) {
+            problems.push(
+                "verification.hold_until_recovered_secs",
+                "must be at least 1",
+            );
+        }
         if verification.hold_samples == 0 {
             problems.push("verification.hold_samples", "must be at least 1");
         }
@@ -487,6 +523,8 @@ impl RunbookSpec {
                 hold_samples: verification.hold_samples,
                 within_ms: secs_to_ms(verification.within_secs),
                 keep_if_reduced_by: verification.keep_if_reduced_by,
+                users_detector: verification.users_detector.clone(),
+                hold_until_recovered_ms: verification.hold_until_recovered_secs.map(secs_to_ms),
             },
             guardrails: Guardrails {
                 max_attempts_per_incident: self.guardrails.max_attempts_per_incident,

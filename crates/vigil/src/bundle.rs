@@ -349,6 +349,17 @@ fn check_runbooks_against_config(
                 ));
             }
         }
+        if let Some(name) = &runbook.verification.users_detector
+            && !config
+                .detectors
+                .iter()
+                .any(|detector| detector.name() == name)
+        {
+            found.push(vigil_core::problem::Problem::new(
+                "verification.users_detector",
+                format!("the config has no detector `{name}`"),
+            ));
+        }
         let listened: Vec<&DetectorConfig> = config
             .detectors
             .iter()

@@ -322,8 +322,8 @@ pub fn rank(members: &[Member<'_>], topology: &Topology, max_hops: u8) -> Diagno
         if symptom_of.is_some() {
             score *= SYMPTOM_FACTOR;
         }
-        let max_score = 1.0 + EXPLAINS_WEIGHT + FIRST_WEIGHT;
-        hypothesis.confidence = (score / max_score).clamp(0.0, 1.0);
+        // Ranked by the score; the confidence people read is the score, at most 1.
+        hypothesis.confidence = score.clamp(0.0, 1.0);
         scored.push((score, hypothesis, member.finding.raised_at));
     }
     // Best score first; then the earlier finding; then the order the findings joined.

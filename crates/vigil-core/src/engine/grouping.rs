@@ -218,7 +218,9 @@ impl Engine {
                             .common_dependency(node, other, max_hops)
                             .map(|(via, hops_new, hops_member)| {
                                 let hops = u16::from(hops_new) + u16::from(hops_member);
-                                let how = if via == *other {
+                                let how = if node == other {
+                                    format!("both are about {node}")
+                                } else if via == *other {
                                     format!("{node} depends on {other} ({hops_new} hops)")
                                 } else if via == *node {
                                     format!("{other} depends on {node} ({hops_member} hops)")

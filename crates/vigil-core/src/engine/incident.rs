@@ -63,6 +63,11 @@ pub(crate) enum Stage {
     },
     /// Waiting for the pager's answer.
     Paging { page_id: String },
+    /// A verified temporary change (a failover) stays in place while the finding still
+    /// fires; `clear_since` is when all its findings last became clear.
+    Holding { clear_since: Option<Timestamp> },
+    /// Resolved inside a handler; the engine drops it at the end of the event.
+    Done,
 }
 
 /// An open incident.
@@ -95,6 +100,9 @@ pub(crate) struct Incident {
     pub(crate) ranked: Option<Diagnosis>,
     /// The rung of the runbook's escalation ladder running now (1 first).
     pub(crate) rung: u32,
+    /// Whether the compensation running undoes a held change after recovery (it resolves
+    /// when done) rather than a failed fix (it pages).
+    pub(crate) undo_on_recovery: bool,
     /// Why this run proposes instead of acting, when a guardrail made it advisory.
     pub(crate) advisory_why: Option<String>,
     n_ids: u32,
@@ -157,6 +165,7 @@ impl Incident {
             members: vec![member],
             ranked: None,
             rung: 1,
+            undo_on_recovery: false,
             advisory_why: None,
             n_ids: 0,
         }

@@ -159,6 +159,8 @@ pub struct Engine {
     /// The topology and the incidents that paged but stay joinable (sessions with a
     /// `topology` only).
     grouping: Option<grouping::Grouping>,
+    /// The findings open now, by fingerprint, with their detector's name.
+    firing: BTreeMap<String, String>,
 }
 
 /// At most this many recent version changes are kept for the diagnoser.
@@ -210,6 +212,7 @@ impl Engine {
             .map(|topology| grouping::Grouping::new(topology, &config.resources));
         Engine {
             grouping,
+            firing: BTreeMap::new(),
             config,
             store,
             detectors,
@@ -464,6 +467,8 @@ impl Engine {
             for transition in transitions {
                 match transition {
                     Transition::Fired(finding) => {
+                        self.firing
+                            .insert(finding.fingerprint.clone(), finding.detector.clone());
                         out.push(Command::Record(Record::FindingRaised {
                             finding: (*finding).clone(),
                         }));
@@ -472,6 +477,7 @@ impl Engine {
                     }
                     Transition::Cleared(cleared) => {
                         let fingerprint = cleared.fingerprint.clone();
+                        self.firing.remove(&fingerprint);
                         out.push(Command::Record(Record::FindingCleared { cleared }));
                         self.on_finding_cleared(&fingerprint, now, out);
                     }
@@ -530,6 +536,17 @@ impl Engine {
     ) {
         if let Some(incident_id) = self.open_by_fingerprint.get(&finding.fingerprint).cloned() {
             // De-duplicated: the same problem already has an incident.
+            if let Some(incident) = self.incidents.get_mut(&incident_id)
+                && let Stage::Holding { clear_since } = &mut incident.stage
+            {
+                *clear_since = None;
+                incident.cleared = false;
+                for member in &mut incident.members {
+                    if member.fingerprint == finding.fingerprint {
+                        member.cleared = false;
+                    }
+                }
+            }
             self.refire(&incident_id, &finding);
             return;
         }
@@ -706,6 +723,18 @@ impl Engine {
         if !incident.cleared {
             return;
         }
+        if let Stage::Holding { clear_since } = &mut incident.stage {
+            *clear_since = Some(now);
+            let hold = incident
+                .runbook_idx
+                .and_then(|idx| self.config.runbooks.get(idx))
+                .and_then(|runbook| runbook.verification.hold_until_recovered_ms)
+                .unwrap_or(0);
+            out.push(Command::WakeAt {
+                at: now.plus_millis(hold),
+            });
+            return;
+        }
         let verifies_by_clearing = incident
             .runbook_idx
             .and_then(|idx| self.config.runbooks.get(idx))
@@ -815,6 +844,44 @@ impl Engine {
             observed,
         }));
         self.count_outcome(incident_id, true);
+        // A temporary change (a failover) stays while the failing side still fails.
+        let hold = self
+            .incidents
+            .get(incident_id)
+            .and_then(|incident| incident.runbook_idx)
+            .and_then(|idx| self.config.runbooks.get(idx))
+            .and_then(|runbook| runbook.verification.hold_until_recovered_ms);
+        if let Some(hold) = hold {
+            let numbers = self.config.numbers;
+            if let Some(incident) = self.incidents.get_mut(incident_id) {
+                let clear_since = incident.cleared.then_some(now);
+                incident.stage = Stage::Holding { clear_since };
+                out.push(Command::Record(Record::GuardrailHeld {
+                    incident_id: incident_id.to_owned(),
+                    guardrail: "hold_until_recovered".to_owned(),
+                    detail: if incident.cleared {
+                        format!(
+                            "users are served and the problem on {} has cleared; vigil's change is undone once it has stayed clear for {}",
+                            incident.finding.subject.display_name(),
+                            numbers.duration_ms(hold, crate::human::OriginalUnit::Minutes)
+                        )
+                    } else {
+                        format!(
+                            "users are served; vigil's change stays in place while {} still sees the problem on {}, and is undone once it has been clear for {}",
+                            incident.finding.detector,
+                            incident.finding.subject.display_name(),
+                            numbers.duration_ms(hold, crate::human::OriginalUnit::Minutes)
+                        )
+                    },
+                }));
+                if let Some(since) = clear_since {
+                    out.push(Command::WakeAt {
+                        at: since.plus_millis(hold),
+                    });
+                }
+            }
+            return;
+        }
         self.resolve(incident_id, &outcome, now, out);
     }
 
@@ -861,7 +928,8 @@ impl Engine {
                     && match check {
                         Some(VerificationCheck::FindingClears) => incident.cleared,
                         Some(VerificationCheck::StepsSucceed) => true,
-                        Some(VerificationCheck::KeyRateBelow) | None => false,
+                        Some(VerificationCheck::KeyRateBelow | VerificationCheck::UsersServed)
+                        | None => false,
                     }
             })
             .map(|incident| incident.id.clone())
@@ -878,7 +946,58 @@ impl Engine {
             .map(|incident| incident.id.clone())
             .collect();
         for incident_id in expired {
-            self.verification_failed(&incident_id, now, out);
+            // What users get decides at the deadline: no open finding of its detector passes.
+            let users_detector = self
+                .incidents
+                .get(&incident_id)
+                .and_then(|incident| incident.runbook_idx)
+                .and_then(|idx| self.config.runbooks.get(idx))
+                .filter(|runbook| runbook.verification.check == VerificationCheck::UsersServed)
+                .and_then(|runbook| runbook.verification.users_detector.clone());
+            match users_detector {
+                Some(detector) if !self.firing.values().any(|name| *name == detector) => {
+                    self.verification_passed(&incident_id, Vec::new(), now, out);
+                }
+                Some(_) | None => self.verification_failed(&incident_id, now, out),
+            }
+        }
+        self.check_holds(now, out);
+        // Incidents resolved inside a handler leave now.
+        let done: Vec<String> = self
+            .incidents
+            .values()
+            .filter(|incident| matches!(incident.stage, Stage::Done))
+            .map(|incident| incident.id.clone())
+            .collect();
+        for incident_id in done {
+            if let Some(incident) = self.incidents.remove(&incident_id) {
+                for member in &incident.members {
+                    self.open_by_fingerprint.remove(&member.fingerprint);
+                }
+            }
+        }
+    }
+
+    /// Held changes whose findings have been clear for the hold are undone.
+    fn check_holds(&mut self, now: Timestamp, out: &mut Vec<Command>) {
+        let due: Vec<String> = self
+            .incidents
+            .values()
+            .filter(|incident| {
+                let hold = incident
+                    .runbook_idx
+                    .and_then(|idx| self.config.runbooks.get(idx))
+                    .and_then(|runbook| runbook.verification.hold_until_recovered_ms);
+                matches!((&incident.stage, hold), (Stage::Holding { clear_since: Some(since) }, Some(hold)) if now.millis_since(*since) >= hold)
+            })
+            .map(|incident| incident.id.clone())
+            .collect();
+        for incident_id in due {
+            self.with_incident(
+                &incident_id,
+                |incident| matches!(incident.stage, Stage::Holding { .. }).then_some(()),
+                |engine, incident, ()| engine.undo_after_recovery(incident, now, out),
+            );
         }
     }
 

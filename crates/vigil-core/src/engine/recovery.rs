@@ -40,6 +40,10 @@ impl Engine {
             VerificationCheck::StepsSucceed => {
                 "every step succeeded, as its target confirmed".to_owned()
             }
+            VerificationCheck::UsersServed => format!(
+                "detector {} (what users get) has no open finding {within} from now",
+                verification.users_detector.as_deref().unwrap_or("-"),
+            ),
         };
         incident.stage = Stage::Verifying {
             started_at: now,
@@ -81,6 +85,14 @@ impl Engine {
                         runbook.verification.check
                     });
                 let reason = match observed.last() {
+                    _ if check == VerificationCheck::UsersServed => format!(
+                        "the fix did not serve users: detector {} still sees users hurt at the deadline",
+                        incident
+                            .runbook_idx
+                            .and_then(|idx| engine.config.runbooks.get(idx))
+                            .and_then(|runbook| runbook.verification.users_detector.clone())
+                            .unwrap_or_default()
+                    ),
                     _ if check == VerificationCheck::FindingClears => format!(
                         "the fix did not work: detector {} still sees the problem on {} at the deadline",
                         incident.finding.detector,
@@ -172,8 +184,53 @@ impl Engine {
     ) {
         match incident.to_compensate.pop() {
             Some(step_idx) => self.start_step(incident, step_idx, Phase::Compensation, now, out),
+            None if incident.undo_on_recovery => {
+                out.push(Command::Record(Record::IncidentResolved {
+                    incident_id: incident.id.clone(),
+                    outcome: "the failing side recovered and stayed clear; vigil undid its temporary change"
+                        .to_owned(),
+                    duration_ms: now.millis_since(incident.opened_at),
+                }));
+                incident.stage = Stage::Done;
+            }
             None => self.escalate_with_current(incident, out),
         }
+    }
+
+    /// A held change's finding has been clear for the hold: undo the change, each step
+    /// authorized by Cedar, and resolve when done.
+    pub(super) fn undo_after_recovery(
+        &self,
+        incident: &mut Incident,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        let to_undo: Vec<usize> = incident
+            .completed
+            .iter()
+            .copied()
+            .filter(|idx| {
+                self.step_parts(incident, *idx, Phase::Compensation)
+                    .is_some()
+            })
+            .collect();
+        incident.undo_on_recovery = true;
+        incident
+            .history
+            .push("the failing side recovered; undoing vigil's temporary change".to_owned());
+        if !to_undo.is_empty() {
+            let step_ids = to_undo
+                .iter()
+                .rev()
+                .map(|idx| self.step_id(incident, *idx))
+                .collect();
+            out.push(Command::Record(Record::CompensationStarted {
+                incident_id: incident.id.clone(),
+                step_ids,
+            }));
+        }
+        incident.to_compensate = to_undo;
+        self.continue_compensation(incident, now, out);
     }
 
     fn escalate_with_current(&self, incident: &mut Incident, out: &mut Vec<Command>) {
