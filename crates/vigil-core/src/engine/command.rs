@@ -58,6 +58,17 @@ pub enum Command {
         /// What to tell them.
         page: Page,
     },
+    /// Resolve the page an incident sent, now that the incident ended (PagerDuty's
+    /// `resolve` with the same dedup key, a follow-up on Slack and the webhook). Nothing
+    /// answers it: a failure is the daemon's to log and count.
+    ResolvePage {
+        /// The incident whose page to resolve (the page's dedup key).
+        incident_id: String,
+        /// The page's title.
+        title: String,
+        /// How it ended.
+        summary: String,
+    },
     /// Send an `Event::Tick` at this time (or soon after).
     WakeAt {
         /// When.
@@ -73,7 +84,8 @@ impl Command {
             Command::Record(record) => record.incident_id(),
             Command::Authorize { incident_id, .. }
             | Command::Execute { incident_id, .. }
-            | Command::Page { incident_id, .. } => Some(incident_id),
+            | Command::Page { incident_id, .. }
+            | Command::ResolvePage { incident_id, .. } => Some(incident_id),
             Command::AuthorizeHuman { incident_id, .. } => incident_id.as_deref(),
             Command::WakeAt { .. } => None,
         }
@@ -313,6 +325,13 @@ pub enum Record {
         /// `not_enough`, `partly_fixed` or `no_effect`.
         verdict: String,
     },
+    /// An incident that paged ended: its findings all cleared. Its page is resolved.
+    PageResolved {
+        /// The incident.
+        incident_id: String,
+        /// How it ended.
+        outcome: String,
+    },
     /// The incident was handed to a human.
     IncidentEscalated {
         /// The incident.
@@ -348,7 +367,8 @@ impl Record {
             | Record::IncidentResolved { incident_id, .. }
             | Record::IncidentEscalated { incident_id, .. }
             | Record::FindingJoined { incident_id, .. }
-            | Record::EffectMeasured { incident_id, .. } => Some(incident_id),
+            | Record::EffectMeasured { incident_id, .. }
+            | Record::PageResolved { incident_id, .. } => Some(incident_id),
         }
     }
 }

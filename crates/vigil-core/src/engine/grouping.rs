@@ -33,6 +33,14 @@ const MAX_PAGED: usize = 1024;
 #[derive(Clone, Debug)]
 pub(super) struct Paged {
     pub(super) members: Vec<Member>,
+    /// The page's title.
+    pub(super) title: String,
+    /// When the incident opened.
+    pub(super) opened_at: Timestamp,
+    /// Since when all its findings have been clear (its page is resolved once they have
+    /// stayed clear for the grouping window, so that a flapping cause does not resolve and
+    /// page again).
+    pub(super) clear_since: Option<Timestamp>,
     /// Whether the flapping guardrail has been recorded for it.
     pub(super) flapping_noted: bool,
 }
@@ -185,9 +193,13 @@ impl Engine {
         }
         let max_hops = self.config.topology.as_ref()?.max_hops;
         let grouping = self.grouping.as_mut()?;
-        grouping
-            .paged
-            .retain(|_, paged| now.millis_since(paged.last_raised()) <= window_ms);
+        // A paged incident stays while its findings still fire (its page is resolved when
+        // they clear), and for the window after its latest finding.
+        grouping.paged.retain(|_, paged| {
+            now.millis_since(paged.last_raised()) <= window_ms
+                || paged.clear_since.is_some()
+                || !paged.members.iter().all(|member| member.cleared)
+        });
         let node = node_of(finding);
         let open = self
             .incidents
@@ -297,6 +309,7 @@ impl Engine {
                 .iter()
                 .any(|known| known.fingerprint == member.fingerprint);
             paged.members.push(member);
+            paged.clear_since = None;
             if !refire {
                 out.push(Command::Record(Record::Diagnosed {
                     incident_id: join.incident_id.clone(),
@@ -390,6 +403,9 @@ impl Engine {
             incident.id.clone(),
             Paged {
                 members: incident.members.clone(),
+                title: incident.page_title.clone().unwrap_or_default(),
+                opened_at: incident.opened_at,
+                clear_since: None,
                 flapping_noted: false,
             },
         );
@@ -403,6 +419,91 @@ impl Engine {
                 Some(id) => grouping.paged.remove(&id),
                 None => break,
             };
+        }
+    }
+
+    /// A finding of an incident that paged cleared: once all its findings are clear, the
+    /// page waits for them to stay clear for the grouping window, then is resolved.
+    pub(super) fn paged_finding_cleared(
+        &mut self,
+        fingerprint: &str,
+        now: Timestamp,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(window_ms) = self
+            .config
+            .topology
+            .as_ref()
+            .map(|config| config.group_window_ms)
+        else {
+            return;
+        };
+        let Some(grouping) = self.grouping.as_mut() else {
+            return;
+        };
+        for paged in grouping.paged.values_mut() {
+            let mut found = false;
+            for member in &mut paged.members {
+                if member.fingerprint == fingerprint {
+                    member.cleared = true;
+                    found = true;
+                }
+            }
+            if found && paged.members.iter().all(|member| member.cleared) {
+                paged.clear_since = Some(now);
+                out.push(Command::WakeAt {
+                    at: now.plus_millis(window_ms.max(0)),
+                });
+            }
+        }
+    }
+
+    /// Resolves the pages of incidents whose findings have all stayed clear for the window.
+    pub(super) fn resolve_quiet_pages(&mut self, now: Timestamp, out: &mut Vec<Command>) {
+        let Some(window_ms) = self
+            .config
+            .topology
+            .as_ref()
+            .map(|config| config.group_window_ms)
+        else {
+            return;
+        };
+        let numbers = self.config.numbers;
+        let Some(grouping) = self.grouping.as_mut() else {
+            return;
+        };
+        let quiet: Vec<String> = grouping
+            .paged
+            .iter()
+            .filter(|(_, paged)| {
+                paged
+                    .clear_since
+                    .is_some_and(|since| now.millis_since(since) >= window_ms)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for incident_id in quiet {
+            let Some(paged) = grouping.paged.remove(&incident_id) else {
+                continue;
+            };
+            let since = paged.clear_since.unwrap_or(now);
+            let outcome = format!(
+                "every finding of the incident cleared {} after it opened and stayed clear for {}; the page is resolved",
+                numbers.duration_ms(
+                    since.millis_since(paged.opened_at),
+                    crate::human::OriginalUnit::Minutes
+                ),
+                numbers.duration_ms(now.millis_since(since), crate::human::OriginalUnit::Minutes)
+            );
+            out.push(Command::Record(Record::PageResolved {
+                incident_id: incident_id.clone(),
+                outcome: outcome.clone(),
+            }));
+            out.push(Command::ResolvePage {
+                incident_id,
+                title: paged.title,
+                summary: outcome,
+            });
         }
     }
 

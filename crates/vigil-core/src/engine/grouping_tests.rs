@@ -279,3 +279,52 @@ fn an_incident_is_clear_only_when_all_its_findings_are() {
         .is_none_or(|incident| incident.cleared);
     assert!(cleared, "{:#?}", world.log);
 }
+
+#[test]
+fn a_page_is_resolved_when_every_finding_of_its_incident_has_cleared() {
+    let mut world = World::new(Some(TopologyConfig::default()));
+    world.scrape(15, &CALM, &calm_latency());
+    world.scrape(
+        15,
+        &[("openai", 50.0), ("anthropic", 0.0)],
+        &[("gpt-4o", "openai", 30.0), ("claude", "anthropic", 1.0)],
+    );
+    world.deliver_pages();
+    // The provider recovers, the model group is still slow: the page stays.
+    world.scrape(
+        15,
+        &CALM,
+        &[("gpt-4o", "openai", 30.0), ("claude", "anthropic", 1.0)],
+    );
+    assert_eq!(world.count("resolve page:"), 0, "{:#?}", world.log);
+    world.scrape(15, &CALM, &calm_latency());
+    // Clear, but not yet for the grouping window: a flapping cause would come back.
+    world.scrape(15 * 60, &CALM, &calm_latency());
+    assert_eq!(world.count("resolve page:"), 0, "{:#?}", world.log);
+    world.scrape(15 * 60, &CALM, &calm_latency());
+    let resolved: Vec<&String> = world
+        .log
+        .iter()
+        .filter(|line| line.starts_with("resolve page:") || line.contains("ended after its page"))
+        .collect();
+    assert_eq!(resolved.len(), 2, "{:#?}", world.log);
+    assert!(
+        resolved[0].ends_with(
+            "every finding of the incident cleared 30 s after it opened and stayed clear for 30 min; the page is resolved"
+        ),
+        "{}",
+        resolved[0]
+    );
+    assert!(
+        resolved[1].starts_with("resolve page: vigil needs a human:"),
+        "{}",
+        resolved[1]
+    );
+    // Sessions without a topology never resolve pages: they replay as they ran.
+    let mut old = World::new(None);
+    old.scrape(15, &CALM, &calm_latency());
+    old.scrape(15, &[("openai", 50.0), ("anthropic", 0.0)], &calm_latency());
+    old.deliver_pages();
+    old.scrape(15, &CALM, &calm_latency());
+    assert_eq!(old.count("resolve page:"), 0);
+}

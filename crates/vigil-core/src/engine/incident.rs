@@ -103,6 +103,8 @@ pub(crate) struct Incident {
     /// Whether the compensation running undoes a held change after recovery (it resolves
     /// when done) rather than a failed fix (it pages).
     pub(crate) undo_on_recovery: bool,
+    /// The title of the page it sent, once it paged.
+    pub(crate) page_title: Option<String>,
     /// Why this run proposes instead of acting, when a guardrail made it advisory.
     pub(crate) advisory_why: Option<String>,
     n_ids: u32,
@@ -166,6 +168,7 @@ impl Incident {
             ranked: None,
             rung: 1,
             undo_on_recovery: false,
+            page_title: None,
             advisory_why: None,
             n_ids: 0,
         }

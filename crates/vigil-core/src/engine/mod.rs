@@ -708,6 +708,7 @@ impl Engine {
 
     fn on_finding_cleared(&mut self, fingerprint: &str, now: Timestamp, out: &mut Vec<Command>) {
         let Some(incident_id) = self.open_by_fingerprint.get(fingerprint).cloned() else {
+            self.paged_finding_cleared(fingerprint, now, out);
             return;
         };
         let Some(incident) = self.incidents.get_mut(&incident_id) else {
@@ -962,6 +963,7 @@ impl Engine {
             }
         }
         self.check_holds(now, out);
+        self.resolve_quiet_pages(now, out);
         // Incidents resolved inside a handler leave now.
         let done: Vec<String> = self
             .incidents

@@ -154,6 +154,10 @@ impl Record {
                 };
                 format!("effect of the fix for incident {incident_id}: {detail}: {what}")
             }
+            Record::PageResolved {
+                incident_id,
+                outcome,
+            } => format!("incident {incident_id} ended after its page: {outcome}"),
             Record::FindingJoined {
                 incident_id,
                 fingerprint,

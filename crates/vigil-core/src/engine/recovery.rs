@@ -310,6 +310,7 @@ impl Engine {
                 ask: ask.to_owned(),
             },
         };
+        incident.page_title = Some(page.title.clone());
         incident.stage = Stage::Paging {
             page_id: page_id.clone(),
         };

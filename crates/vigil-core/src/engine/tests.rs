@@ -257,7 +257,8 @@ pub(super) fn render(command: &Command) -> String {
             Record::VersionChanged { change } => format!("version changed: {}", change.describe()),
             Record::TopologyGrew { .. }
             | Record::FindingJoined { .. }
-            | Record::EffectMeasured { .. } => record.describe(),
+            | Record::EffectMeasured { .. }
+            | Record::PageResolved { .. } => record.describe(),
             Record::HumanAction {
                 by,
                 command,
@@ -337,6 +338,7 @@ pub(super) fn render(command: &Command) -> String {
         Command::Execute { action, .. } => format!("execute: {}", action.describe()),
         Command::Page { page, .. } => format!("page: {} / {}", page.title, page.why.reason),
         Command::WakeAt { at } => format!("wake at +{}ms", at.0 - 1_800_000_000_000),
+        Command::ResolvePage { title, .. } => format!("resolve page: {title}"),
     }
 }
 

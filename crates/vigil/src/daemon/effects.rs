@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vigil_connectors::exchange::{Exchange, capture};
 use vigil_connectors::pager::{
-    PageMessage, PageSeverity, PagerDutyPager, SlackPager, WebhookPager,
+    PageMessage, PageSeverity, PagerDutyPager, Resolution, SlackPager, WebhookPager,
 };
 use vigil_core::Timestamp;
 use vigil_core::detector::Severity;
@@ -150,6 +150,46 @@ impl Effects {
             keep_exchanges(&blobs, &noted, &page_id, &exchanges).await;
             telemetry.page(if delivered { "delivered" } else { "failed" });
             let _ = answers.send(Event::PageFinished { page_id, incident_id, delivered, detail }).await;
+        });
+    }
+
+    /// Resolves the page of an incident that ended: PagerDuty's `resolve` with the incident
+    /// as dedup key, a follow-up on Slack and the webhook. Nothing answers it; a failure is
+    /// logged and counted (`vigil_pages_total{result="resolve_failed"}`).
+    pub(crate) fn resolve_page(&self, incident_id: String, title: String, summary: String) {
+        let pager = self.pager.clone();
+        let telemetry = Arc::clone(&self.telemetry);
+        let (blobs, noted) = (self.blobs.clone(), Arc::clone(&self.exchanges));
+        self.tracker.spawn(async move {
+            let resolution = Resolution {
+                dedup_key: incident_id.clone(),
+                title,
+                summary,
+                details: serde_json::json!({
+                    "ledger": format!("vigil ledger show --incident {incident_id}"),
+                    "replay": format!("vigil replay --incident {incident_id}"),
+                }),
+            };
+            let (result, exchanges) = capture(async {
+                match &pager {
+                    Pager::Webhook(webhook) => webhook.resolve(&resolution).await,
+                    Pager::PagerDuty(pagerduty) => pagerduty.resolve(&resolution).await.map(drop),
+                    Pager::Slack(slack) => slack.resolve(&resolution).await,
+                    Pager::Log => {
+                        tracing::info!(%incident_id, title = %Escaped(&resolution.title), "PAGE RESOLVED (log pager)");
+                        Ok(())
+                    }
+                }
+            })
+            .await;
+            keep_exchanges(&blobs, &noted, &format!("{incident_id}/resolve"), &exchanges).await;
+            match result {
+                Ok(()) => telemetry.page("resolved"),
+                Err(error) => {
+                    telemetry.page("resolve_failed");
+                    tracing::warn!(%incident_id, error = %Escaped(&error.to_string()), "the page could not be resolved; resolve it by hand");
+                }
+            }
         });
     }
 

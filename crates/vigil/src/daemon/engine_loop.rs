@@ -517,6 +517,17 @@ impl EngineLoop {
                     self.effects.page(page_id, incident_id, page);
                 }
             }
+            // A resolution is sent once, when recorded; one lost in a crash is not resent
+            // (the incident it closes has ended either way).
+            Command::ResolvePage {
+                incident_id,
+                title,
+                summary,
+            } => {
+                if !draining {
+                    self.effects.resolve_page(incident_id, title, summary);
+                }
+            }
             Command::WakeAt { at } => {
                 if self.wakes.insert(at) {
                     self.effects.wake_at(at);
@@ -659,6 +670,9 @@ fn log_record(command: &Command) {
         Record::TopologyGrew { .. } => {
             tracing::debug!(%what, "topology grew");
         }
+        Record::PageResolved { incident_id, .. } => {
+            tracing::info!(%incident_id, %what, "incident ended after its page; resolving the page");
+        }
         Record::EffectMeasured { incident_id, .. } => {
             tracing::info!(%incident_id, %what, "effect of a fix measured");
         }
@@ -681,6 +695,7 @@ fn command_kind(command: &Command) -> &'static str {
         Command::AuthorizeHuman { .. } => "authorize_human",
         Command::Execute { .. } => "execute",
         Command::Page { .. } => "page",
+        Command::ResolvePage { .. } => "resolve_page",
         Command::WakeAt { .. } => "wake_at",
     }
 }

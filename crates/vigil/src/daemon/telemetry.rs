@@ -292,7 +292,7 @@ impl Telemetry {
             labelled(
                 &mut out,
                 "vigil_pages_total",
-                "Pages sent, by result.",
+                "Pages sent, and resolved when their incident ended, by result.",
                 "result",
                 &state.pages,
             );

@@ -135,7 +135,10 @@ pub async fn resume(
                     | Command::Page { page_id: id, .. }
                     | Command::Authorize { request_id: id, .. }
                     | Command::AuthorizeHuman { request_id: id, .. } => Some(id.clone()),
-                    Command::Record(_) | Command::WakeAt { .. } => None,
+                    // A resolution is not answered: nothing is left unfinished by it.
+                    Command::Record(_) | Command::WakeAt { .. } | Command::ResolvePage { .. } => {
+                        None
+                    }
                 };
                 if let Command::WakeAt { at } = &record.command {
                     wakes.insert(*at);

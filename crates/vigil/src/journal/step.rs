@@ -178,6 +178,7 @@ pub fn answer(authorizer: &Authorizer, command: &Command) -> Option<Event> {
         Command::Record(_)
         | Command::Execute { .. }
         | Command::Page { .. }
+        | Command::ResolvePage { .. }
         | Command::WakeAt { .. } => None,
     }
 }

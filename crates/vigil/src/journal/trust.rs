@@ -181,6 +181,7 @@ fn note_command(
         Command::Authorize { .. }
         | Command::AuthorizeHuman { .. }
         | Command::Page { .. }
+        | Command::ResolvePage { .. }
         | Command::WakeAt { .. } => {}
     }
 }

@@ -260,6 +260,9 @@ impl Printer {
                 self.step("PAGING", &format!("\"{}\"", page.title));
                 self.step("", &format!("why: {}", page.why.reason));
             }
+            Command::ResolvePage { title, .. } => {
+                self.step("RESOLVING", &format!("the page \"{title}\""));
+            }
             Command::WakeAt { .. } => {}
         }
         None
@@ -302,6 +305,7 @@ impl Printer {
             Record::IncidentEscalated { .. } => "ESCALATED",
             Record::FindingJoined { .. } => "JOINED",
             Record::EffectMeasured { .. } => "EFFECT",
+            Record::PageResolved { .. } => "ENDED",
             Record::TopologyGrew { .. } => "TOPOLOGY",
         };
         self.step(label, &record.describe());

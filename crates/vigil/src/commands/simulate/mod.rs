@@ -513,6 +513,8 @@ impl Simulation {
                         };
                         add(agenda, now_ms + ACTION_MS, Due::Engine(Box::new(event)));
                     }
+                    // The simulated pager takes it; nothing answers a resolution.
+                    Command::ResolvePage { .. } => {}
                     Command::Page {
                         page_id,
                         incident_id,
@@ -695,6 +697,14 @@ impl Output {
                     json!({ "incident": incident_id, "title": page.title, "reason": page.why.reason, "actions": page.why.actions }),
                 );
             }
+            Command::ResolvePage {
+                incident_id, title, ..
+            } => self.emit(
+                now_ms,
+                "page",
+                &format!("resolved: {title}"),
+                json!({ "incident": incident_id, "title": title, "resolved": true }),
+            ),
             Command::Authorize { .. } | Command::AuthorizeHuman { .. } | Command::WakeAt { .. } => {
             }
         }
@@ -876,6 +886,7 @@ impl Output {
                 json!({ "source": source, "nodes": n_nodes, "edges": n_edges }),
             ),
             Record::StepDenied { .. }
+            | Record::PageResolved { .. }
             | Record::IncidentEscalated { .. }
             | Record::VersionChanged { .. }
             | Record::SeriesRefused { .. } => {}
