@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use crate::support::{TempDir, incident_ids, repo_root, vigil};
 
-const KINDS: [&str; 11] = [
+const KINDS: [&str; 12] = [
     "topology",
+    "notification",
     "finding",
     "incident",
     "diagnosis",
@@ -210,6 +211,7 @@ fn the_json_timeline_is_one_object_per_line_with_t_and_a_known_kind() {
             "diagnosis",
             "decision",
             "action",
+            "notification",
             "verification",
             "compensation",
             "page"

@@ -116,6 +116,75 @@ pub fn webhook_resolution_body(resolution: &Resolution) -> Value {
     })
 }
 
+/// What vigil tells the owner of something it changed: a notification, not a page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeNotice {
+    /// The incident the change belongs to.
+    pub incident_id: String,
+    /// Who is told (a team).
+    pub owner: String,
+    /// What vigil changed, one line.
+    pub change: String,
+    /// Why.
+    pub why: String,
+    /// How to undo it.
+    pub undo: String,
+}
+
+/// The generic webhook's body for a notice. Receivers tell it from a page by `status`:
+///
+/// ```json
+/// { "source": "vigil", "status": "notification", "incident_id": "inc-…", "owner": "team-ml",
+///   "change": "block key … on litellm-gateway", "why": "…", "undo": "…" }
+/// ```
+#[must_use]
+pub fn webhook_notice_body(notice: &ChangeNotice) -> Value {
+    json!({
+        "source": "vigil",
+        "status": "notification",
+        "incident_id": notice.incident_id,
+        "owner": notice.owner,
+        "change": notice.change,
+        "why": notice.why,
+        "undo": notice.undo,
+    })
+}
+
+/// The Slack message for a notice: plain, no header shouting at anyone.
+#[must_use]
+pub fn slack_notice_message(notice: &ChangeNotice) -> Value {
+    let text = format!(
+        "*for {}*: vigil changed something of yours: {}\n*why*: {}\n*undo*: {}",
+        notice.owner, notice.change, notice.why, notice.undo
+    );
+    json!({
+        "text": mrkdwn(&format!("for {}: vigil {}", notice.owner, notice.change), SLACK_SECTION_CHARS),
+        "blocks": [
+            { "type": "section", "text": { "type": "mrkdwn", "text": mrkdwn(&text, SLACK_SECTION_CHARS) } },
+            { "type": "context", "elements": [{ "type": "mrkdwn", "text": mrkdwn(&format!("notification · incident {}", notice.incident_id), SLACK_SECTION_CHARS) }] },
+        ],
+    })
+}
+
+/// The PagerDuty change event for a notice (Events API v2 `/v2/change/enqueue`): a change
+/// shown beside incidents, which pages nobody.
+#[must_use]
+pub fn pagerduty_change_event(routing_key: &str, notice: &ChangeNotice) -> Value {
+    json!({
+        "routing_key": routing_key,
+        "payload": {
+            "summary": truncate_chars(&format!("vigil: {} (for {})", notice.change, notice.owner), 1024),
+            "source": "vigil",
+            "custom_details": {
+                "incident_id": notice.incident_id,
+                "owner": notice.owner,
+                "why": notice.why,
+                "undo": notice.undo,
+            },
+        },
+    })
+}
+
 /// The HTTP client and the time one attempt may take: what every pager carries.
 #[derive(Clone)]
 struct Transport {
@@ -284,6 +353,14 @@ impl WebhookPager {
         self.delivery().send(page).await.map(drop)
     }
 
+    /// Tells an owner what vigil changed (`"status": "notification"`).
+    pub async fn notify(&self, notice: &ChangeNotice) -> Result<(), ConnectorError> {
+        self.delivery()
+            .send(&webhook_notice_body(notice))
+            .await
+            .map(drop)
+    }
+
     /// Posts the follow-up of a resolved incident ([`webhook_resolution_body`]), retried as
     /// [`WebhookPager::send`] is.
     pub async fn resolve(&self, resolution: &Resolution) -> Result<(), ConnectorError> {
@@ -353,6 +430,27 @@ impl PagerDutyPager {
     pub async fn trigger(&self, page: &PageMessage) -> Result<String, ConnectorError> {
         let body = self.trigger_body(page);
         self.post(&body, &page.dedup_key).await
+    }
+
+    /// Tells an owner what vigil changed, as a change event (`/v2/change/enqueue` beside
+    /// the events URL), which pages nobody.
+    pub async fn notify(&self, notice: &ChangeNotice) -> Result<(), ConnectorError> {
+        let url = match self.events_url.strip_suffix("/v2/enqueue") {
+            Some(base) => format!("{base}/v2/change/enqueue"),
+            None => format!("{}/change", self.events_url.trim_end_matches('/')),
+        };
+        let delivery = Delivery {
+            target: "pagerduty",
+            transport: &self.transport,
+            url: &url,
+            bearer: None,
+            secret: Some(self.routing_key.expose()),
+            retry_rate_limited: true,
+        };
+        delivery
+            .send(&pagerduty_change_event(self.routing_key.expose(), notice))
+            .await
+            .map(drop)
     }
 
     /// Resolves the incident `resolution.dedup_key` (the trigger's dedup key) with a
@@ -446,6 +544,14 @@ impl SlackPager {
     /// `channel_is_archived`, ...) are returned at once.
     pub async fn send(&self, page: &PageMessage) -> Result<(), ConnectorError> {
         self.delivery().send(&slack_message(page)).await.map(drop)
+    }
+
+    /// Tells an owner what vigil changed, as a plain message.
+    pub async fn notify(&self, notice: &ChangeNotice) -> Result<(), ConnectorError> {
+        self.delivery()
+            .send(&slack_notice_message(notice))
+            .await
+            .map(drop)
     }
 
     /// Posts the follow-up of a resolved incident ([`slack_resolution_message`]), retried as

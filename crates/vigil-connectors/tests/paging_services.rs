@@ -450,3 +450,44 @@ async fn a_slack_pager_that_gives_up_shows_only_the_origin() {
     );
     shutdown.cancel();
 }
+
+fn notice() -> vigil_connectors::pager::ChangeNotice {
+    vigil_connectors::pager::ChangeNotice {
+        incident_id: "inc-0007".to_owned(),
+        owner: "team-ml".to_owned(),
+        change: "block key alice-batch on litellm-gateway".to_owned(),
+        why: "runaway key: 95 % of the excess tokens".to_owned(),
+        undo: "unblock key alice-batch on litellm-gateway".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn an_owner_notice_is_a_pagerduty_change_event_that_opens_no_incident() {
+    let (fake, pager, shutdown) = pagerduty().await;
+    pager.notify(&notice()).await.unwrap();
+    assert!(fake.open_incidents().is_empty(), "a notice pages nobody");
+    assert!(fake.events().is_empty());
+    let changes = fake.change_events();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0]["routing_key"], ROUTING_KEY);
+    assert_eq!(
+        changes[0]["payload"]["summary"],
+        "vigil: block key alice-batch on litellm-gateway (for team-ml)"
+    );
+    assert_eq!(
+        changes[0]["payload"]["custom_details"]["undo"],
+        "unblock key alice-batch on litellm-gateway"
+    );
+    // The fake refuses a change event without a summary, as PagerDuty does.
+    let answer = client()
+        .post(
+            fake.events_url()
+                .replace("/v2/enqueue", "/v2/change/enqueue"),
+        )
+        .json(&json!({"routing_key": ROUTING_KEY, "payload": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    shutdown.cancel();
+}

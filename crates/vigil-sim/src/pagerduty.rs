@@ -45,6 +45,7 @@ struct Incidents {
     events: Vec<Value>,
     open: BTreeMap<String, FakeIncident>,
     resolved: BTreeMap<String, FakeIncident>,
+    changes: Vec<Value>,
     next_key: u64,
 }
 
@@ -72,6 +73,7 @@ impl PagerDutyFake {
         let state = Arc::new(FakeState::default());
         let app = Router::new()
             .route("/v2/enqueue", post(enqueue))
+            .route("/v2/change/enqueue", post(change_enqueue))
             .with_state(Arc::clone(&state));
         let (local_addr, tracker) = serve(listener, app, shutdown, "pagerduty fake")?;
         Ok(PagerDutyFake {
@@ -89,6 +91,11 @@ impl PagerDutyFake {
     /// Every accepted event (the most recent 1000), oldest first, as posted.
     pub fn events(&self) -> Vec<Value> {
         lock(&self.state).events.clone()
+    }
+
+    /// Every accepted change event (the most recent 1000), oldest first: changes page nobody.
+    pub fn change_events(&self) -> Vec<Value> {
+        lock(&self.state).changes.clone()
     }
 
     /// The open incidents by dedup key.
@@ -205,6 +212,54 @@ async fn enqueue(State(state): State<Arc<FakeState>>, body: Bytes) -> Response {
     (
         StatusCode::ACCEPTED,
         Json(json!({ "status": "success", "message": "Event processed", "dedup_key": dedup_key })),
+    )
+        .into_response()
+}
+
+/// `POST /v2/change/enqueue`: a change event needs a routing key and a payload with a
+/// summary (at most 1024 characters); it opens no incident and pages nobody.
+async fn change_enqueue(State(state): State<Arc<FakeState>>, body: Bytes) -> Response {
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(status) = state.fail.take() {
+        return (
+            status,
+            Json(json!({ "status": "error", "message": "internal error" })),
+        )
+            .into_response();
+    }
+    let Ok(event) = serde_json::from_slice::<Value>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "status": "invalid request", "message": "Invalid JSON" })),
+        )
+            .into_response();
+    };
+    let mut errors = Vec::new();
+    if event
+        .get("routing_key")
+        .and_then(Value::as_str)
+        .is_none_or(|key| key.len() != 32)
+    {
+        errors.push("'routing_key' must be 32 characters.".to_owned());
+    }
+    match event.pointer("/payload/summary").and_then(Value::as_str) {
+        None => errors.push("'payload.summary' is missing".to_owned()),
+        Some(summary) if summary.chars().count() > 1024 => {
+            errors.push("'payload.summary' is too long".to_owned());
+        }
+        Some(_) => {}
+    }
+    if !errors.is_empty() {
+        return invalid(errors);
+    }
+    let mut incidents = lock(&state);
+    if incidents.changes.len() >= MAX_EVENTS {
+        incidents.changes.remove(0);
+    }
+    incidents.changes.push(event);
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "success", "message": "Change event processed" })),
     )
         .into_response()
 }

@@ -69,6 +69,14 @@ pub enum Command {
         /// How it ended.
         summary: String,
     },
+    /// Tell the owner of something vigil changed (a notification, not a page). Nothing
+    /// answers it: a failure is the daemon's to log and count.
+    Notify {
+        /// The incident.
+        incident_id: String,
+        /// What to tell whom.
+        notice: super::Notice,
+    },
     /// Send an `Event::Tick` at this time (or soon after).
     WakeAt {
         /// When.
@@ -85,7 +93,8 @@ impl Command {
             Command::Authorize { incident_id, .. }
             | Command::Execute { incident_id, .. }
             | Command::Page { incident_id, .. }
-            | Command::ResolvePage { incident_id, .. } => Some(incident_id),
+            | Command::ResolvePage { incident_id, .. }
+            | Command::Notify { incident_id, .. } => Some(incident_id),
             Command::AuthorizeHuman { incident_id, .. } => incident_id.as_deref(),
             Command::WakeAt { .. } => None,
         }
@@ -325,6 +334,13 @@ pub enum Record {
         /// `not_enough`, `partly_fixed` or `no_effect`.
         verdict: String,
     },
+    /// The owner of something vigil changed was told (a notification, not a page).
+    OwnerNotified {
+        /// The incident.
+        incident_id: String,
+        /// What they were told.
+        notice: super::Notice,
+    },
     /// An incident that paged ended: its findings all cleared. Its page is resolved.
     PageResolved {
         /// The incident.
@@ -368,7 +384,8 @@ impl Record {
             | Record::IncidentEscalated { incident_id, .. }
             | Record::FindingJoined { incident_id, .. }
             | Record::EffectMeasured { incident_id, .. }
-            | Record::PageResolved { incident_id, .. } => Some(incident_id),
+            | Record::PageResolved { incident_id, .. }
+            | Record::OwnerNotified { incident_id, .. } => Some(incident_id),
         }
     }
 }

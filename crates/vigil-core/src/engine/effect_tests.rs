@@ -183,3 +183,43 @@ fn rungs_go_up_by_one_from_the_first() {
     "#]]
     .assert_debug_eq(&problems(&[Some(2), None, Some(4)]));
 }
+
+#[test]
+fn the_owner_of_what_vigil_changed_is_told_what_why_and_how_to_undo_it() {
+    let mut config = config(Mode::Autonomous);
+    config.topology = Some(crate::topology::TopologyConfig::default());
+    let mut scenario = Scenario::new(config);
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    let commands = scenario.finish_action(&commands, true);
+    let notice = commands
+        .iter()
+        .find_map(|command| match command {
+            Command::Notify { notice, .. } => Some(notice.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no notification in {:#?}", scenario.log));
+    // The key's team, as the gateway's labels name it, owns it.
+    assert_eq!(notice.owner, "ml");
+    assert_eq!(notice.change, "block key h-batch on gateway");
+    assert!(notice.why.contains("runaway key"), "{}", notice.why);
+    assert!(
+        notice.undo.contains("unblock key h-batch on gateway"),
+        "{}",
+        notice.undo
+    );
+    // No page: a notification is not one.
+    assert!(!scenario.log.iter().any(|line| line.starts_with("page:")));
+    // Sessions without a topology tell nobody (they replay as they ran).
+    let mut old = Scenario::new(super::tests::config(Mode::Autonomous));
+    old.scrapes(10, NORMAL);
+    let commands = old.scrapes(2, RUNAWAY);
+    let commands = old.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    let commands = old.finish_action(&commands, true);
+    assert!(
+        !commands
+            .iter()
+            .any(|command| matches!(command, Command::Notify { .. }))
+    );
+}

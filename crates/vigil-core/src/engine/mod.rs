@@ -14,6 +14,7 @@ mod grouping;
 mod human;
 mod incident;
 mod narration;
+mod notify;
 mod people;
 mod push;
 mod recovery;
@@ -28,6 +29,7 @@ pub use config::{
 };
 pub use event::{ActionOutcome, Event};
 pub use human::{PendingProposal, action_hash};
+pub use notify::Notice;
 // These moved below the engine (people's instructions to `people`, the trust tally to
 // `authz`); the engine re-exports them, a downward edge, for the binary's importers that
 // still name them here.

@@ -154,6 +154,10 @@ impl Record {
                 };
                 format!("effect of the fix for incident {incident_id}: {detail}: {what}")
             }
+            Record::OwnerNotified { notice, .. } => format!(
+                "told {} (owner): {}; why: {}; undo: {}",
+                notice.owner, notice.change, notice.why, notice.undo
+            ),
             Record::PageResolved {
                 incident_id,
                 outcome,

@@ -717,6 +717,7 @@ impl Engine {
                     incident.priors.insert(step_idx, outcome.prior.clone());
                 }
                 incident.completed.push(step_idx);
+                self.notify_owner(incident, step_idx, out);
                 // The next step of the rung running now; a higher rung waits for verification
                 // to show that this one was not enough.
                 let next_on_rung = incident

@@ -258,7 +258,8 @@ pub(super) fn render(command: &Command) -> String {
             Record::TopologyGrew { .. }
             | Record::FindingJoined { .. }
             | Record::EffectMeasured { .. }
-            | Record::PageResolved { .. } => record.describe(),
+            | Record::PageResolved { .. }
+            | Record::OwnerNotified { .. } => record.describe(),
             Record::HumanAction {
                 by,
                 command,
@@ -339,6 +340,7 @@ pub(super) fn render(command: &Command) -> String {
         Command::Page { page, .. } => format!("page: {} / {}", page.title, page.why.reason),
         Command::WakeAt { at } => format!("wake at +{}ms", at.0 - 1_800_000_000_000),
         Command::ResolvePage { title, .. } => format!("resolve page: {title}"),
+        Command::Notify { notice, .. } => format!("notify {}: {}", notice.owner, notice.change),
     }
 }
 

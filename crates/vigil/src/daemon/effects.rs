@@ -9,11 +9,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vigil_connectors::exchange::{Exchange, capture};
 use vigil_connectors::pager::{
-    PageMessage, PageSeverity, PagerDutyPager, Resolution, SlackPager, WebhookPager,
+    ChangeNotice, PageMessage, PageSeverity, PagerDutyPager, Resolution, SlackPager, WebhookPager,
 };
 use vigil_core::Timestamp;
 use vigil_core::detector::Severity;
-use vigil_core::engine::{Action, Event, Page};
+use vigil_core::engine::{Action, Event, Notice, Page};
 use vigil_ledger::BlobStore;
 
 use super::actions::{self, Targets};
@@ -188,6 +188,44 @@ impl Effects {
                 Err(error) => {
                     telemetry.page("resolve_failed");
                     tracing::warn!(%incident_id, error = %Escaped(&error.to_string()), "the page could not be resolved; resolve it by hand");
+                }
+            }
+        });
+    }
+
+    /// Tells an owner what vigil changed: a notification, not a page (the webhook's body has
+    /// `"status": "notification"`, Slack gets a message, PagerDuty a change event, which
+    /// pages nobody). A failure is logged and counted (`vigil_pages_total{result="notify_failed"}`).
+    pub(crate) fn notify(&self, incident_id: String, notice: Notice) {
+        let pager = self.pager.clone();
+        let telemetry = Arc::clone(&self.telemetry);
+        let (blobs, noted) = (self.blobs.clone(), Arc::clone(&self.exchanges));
+        self.tracker.spawn(async move {
+            let change = ChangeNotice {
+                incident_id: incident_id.clone(),
+                owner: notice.owner.clone(),
+                change: notice.change.clone(),
+                why: notice.why.clone(),
+                undo: notice.undo.clone(),
+            };
+            let (result, exchanges) = capture(async {
+                match &pager {
+                    Pager::Webhook(webhook) => webhook.notify(&change).await,
+                    Pager::PagerDuty(pagerduty) => pagerduty.notify(&change).await,
+                    Pager::Slack(slack) => slack.notify(&change).await,
+                    Pager::Log => {
+                        tracing::info!(%incident_id, owner = %Escaped(&change.owner), change = %Escaped(&change.change), "OWNER NOTIFIED (log pager)");
+                        Ok(())
+                    }
+                }
+            })
+            .await;
+            keep_exchanges(&blobs, &noted, &format!("{incident_id}/notify"), &exchanges).await;
+            match result {
+                Ok(()) => telemetry.page("notified"),
+                Err(error) => {
+                    telemetry.page("notify_failed");
+                    tracing::warn!(%incident_id, owner = %Escaped(&change.owner), error = %Escaped(&error.to_string()), "the owner could not be told of vigil's change");
                 }
             }
         });

@@ -528,6 +528,15 @@ impl EngineLoop {
                     self.effects.resolve_page(incident_id, title, summary);
                 }
             }
+            // Sent once, when recorded, like a resolution.
+            Command::Notify {
+                incident_id,
+                notice,
+            } => {
+                if !draining {
+                    self.effects.notify(incident_id, notice);
+                }
+            }
             Command::WakeAt { at } => {
                 if self.wakes.insert(at) {
                     self.effects.wake_at(at);
@@ -670,6 +679,12 @@ fn log_record(command: &Command) {
         Record::TopologyGrew { .. } => {
             tracing::debug!(%what, "topology grew");
         }
+        Record::OwnerNotified {
+            incident_id,
+            notice,
+        } => {
+            tracing::info!(%incident_id, owner = %Escaped(&notice.owner), %what, "owner told of vigil's change");
+        }
         Record::PageResolved { incident_id, .. } => {
             tracing::info!(%incident_id, %what, "incident ended after its page; resolving the page");
         }
@@ -696,6 +711,7 @@ fn command_kind(command: &Command) -> &'static str {
         Command::Execute { .. } => "execute",
         Command::Page { .. } => "page",
         Command::ResolvePage { .. } => "resolve_page",
+        Command::Notify { .. } => "notify",
         Command::WakeAt { .. } => "wake_at",
     }
 }

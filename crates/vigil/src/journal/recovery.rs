@@ -136,9 +136,10 @@ pub async fn resume(
                     | Command::Authorize { request_id: id, .. }
                     | Command::AuthorizeHuman { request_id: id, .. } => Some(id.clone()),
                     // A resolution is not answered: nothing is left unfinished by it.
-                    Command::Record(_) | Command::WakeAt { .. } | Command::ResolvePage { .. } => {
-                        None
-                    }
+                    Command::Record(_)
+                    | Command::WakeAt { .. }
+                    | Command::ResolvePage { .. }
+                    | Command::Notify { .. } => None,
                 };
                 if let Command::WakeAt { at } = &record.command {
                     wakes.insert(*at);

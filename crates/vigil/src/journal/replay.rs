@@ -511,6 +511,7 @@ fn describe(command: &Command) -> String {
         Command::Execute { action, .. } => format!("execute {}", action.describe()),
         Command::Page { page, .. } => format!("page: {}", page.title),
         Command::ResolvePage { title, .. } => format!("resolve page: {title}"),
+        Command::Notify { notice, .. } => format!("notify {}: {}", notice.owner, notice.change),
         Command::WakeAt { at } => format!("wake at {}", at.to_rfc3339()),
     }
 }

@@ -179,6 +179,7 @@ pub fn answer(authorizer: &Authorizer, command: &Command) -> Option<Event> {
         | Command::Execute { .. }
         | Command::Page { .. }
         | Command::ResolvePage { .. }
+        | Command::Notify { .. }
         | Command::WakeAt { .. } => None,
     }
 }

@@ -182,6 +182,7 @@ fn note_command(
         | Command::AuthorizeHuman { .. }
         | Command::Page { .. }
         | Command::ResolvePage { .. }
+        | Command::Notify { .. }
         | Command::WakeAt { .. } => {}
     }
 }

@@ -274,7 +274,13 @@ async fn run_in(
     let _ = printer.await;
     cancel.cancel();
     traffic.stopped().await;
-    let pages = pager.pages();
+    // The webhook also receives owners' notifications and resolutions (`status` says
+    // which); only the bodies without one are pages.
+    let pages: Vec<serde_json::Value> = pager
+        .pages()
+        .into_iter()
+        .filter(|body| body.get("status").is_none())
+        .collect();
     ledger.close().await;
 
     println!();

@@ -260,6 +260,12 @@ impl Printer {
                 self.step("PAGING", &format!("\"{}\"", page.title));
                 self.step("", &format!("why: {}", page.why.reason));
             }
+            Command::Notify { notice, .. } => {
+                self.step(
+                    "TELLING",
+                    &format!("{} (owner): {}", notice.owner, notice.change),
+                );
+            }
             Command::ResolvePage { title, .. } => {
                 self.step("RESOLVING", &format!("the page \"{title}\""));
             }
@@ -306,6 +312,7 @@ impl Printer {
             Record::FindingJoined { .. } => "JOINED",
             Record::EffectMeasured { .. } => "EFFECT",
             Record::PageResolved { .. } => "ENDED",
+            Record::OwnerNotified { .. } => "TOLD",
             Record::TopologyGrew { .. } => "TOPOLOGY",
         };
         self.step(label, &record.describe());

@@ -514,7 +514,7 @@ impl Simulation {
                         add(agenda, now_ms + ACTION_MS, Due::Engine(Box::new(event)));
                     }
                     // The simulated pager takes it; nothing answers a resolution.
-                    Command::ResolvePage { .. } => {}
+                    Command::ResolvePage { .. } | Command::Notify { .. } => {}
                     Command::Page {
                         page_id,
                         incident_id,
@@ -697,6 +697,15 @@ impl Output {
                     json!({ "incident": incident_id, "title": page.title, "reason": page.why.reason, "actions": page.why.actions }),
                 );
             }
+            Command::Notify {
+                incident_id,
+                notice,
+            } => self.emit(
+                now_ms,
+                "notification",
+                &format!("told {} (owner): {}", notice.owner, notice.change),
+                json!({ "incident": incident_id, "owner": notice.owner, "change": notice.change, "why": notice.why, "undo": notice.undo }),
+            ),
             Command::ResolvePage {
                 incident_id, title, ..
             } => self.emit(
@@ -887,6 +896,7 @@ impl Output {
             ),
             Record::StepDenied { .. }
             | Record::PageResolved { .. }
+            | Record::OwnerNotified { .. }
             | Record::IncidentEscalated { .. }
             | Record::VersionChanged { .. }
             | Record::SeriesRefused { .. } => {}
