@@ -20,6 +20,8 @@ use crate::human::{NumberStyle, OriginalUnit};
 use crate::signal::float_repr;
 use crate::topology::Layer;
 
+pub mod demand;
+pub mod expected;
 pub mod rank;
 
 /// Configuration of the diagnoser.
@@ -32,6 +34,11 @@ pub struct DiagnosisConfig {
     /// milliseconds.
     #[serde(default = "default_change_window_ms")]
     pub change_window_ms: i64,
+    /// How a spike is decomposed into requests and tokens per request, where the cache is,
+    /// and how expected activity (a rhythm, announced work) is recognised. Absent in sessions
+    /// recorded before, which replay without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demand: Option<demand::DemandConfig>,
 }
 
 /// Six hours: an eval suite or a pass-rate window usually reports within that.
@@ -66,6 +73,15 @@ pub enum HypothesisKind {
     ModelChange,
     /// Not a problem: a runbook's schedule came due (regular checks and drills).
     Scheduled,
+    /// A cache stopped answering (its hit rate fell): requests it used to answer reach the
+    /// models, so tokens rise on every key that uses it while request counts stay flat.
+    CacheRegression,
+    /// The same requests carry more tokens each (a longer prompt, more retrieved context):
+    /// not more demand, and not a runaway key.
+    TokensPerRequestRise,
+    /// Activity that is expected: a rhythm seen at the same time on earlier days (a nightly
+    /// batch), or work announced beforehand (a load test). Noted, not acted on, not paged.
+    ExpectedActivity,
 }
 
 impl HypothesisKind {
@@ -82,6 +98,9 @@ impl HypothesisKind {
             HypothesisKind::ProviderDegradation => "provider_degradation",
             HypothesisKind::ModelChange => "model_change",
             HypothesisKind::Scheduled => "scheduled",
+            HypothesisKind::CacheRegression => "cache_regression",
+            HypothesisKind::TokensPerRequestRise => "tokens_per_request_rise",
+            HypothesisKind::ExpectedActivity => "expected_activity",
         }
     }
 }
@@ -564,6 +583,7 @@ mod tests {
     const CONFIG: DiagnosisConfig = DiagnosisConfig {
         runaway_min_share: 0.7,
         change_window_ms: crate::diagnosis::DEFAULT_CHANGE_WINDOW_MS,
+        demand: None,
     };
 
     #[test]

@@ -14,6 +14,7 @@ use crate::time::Timestamp;
 const CONFIG: DiagnosisConfig = DiagnosisConfig {
     runaway_min_share: 0.7,
     change_window_ms: DEFAULT_CHANGE_WINDOW_MS,
+    demand: None,
 };
 
 /// When every finding is raised.

@@ -187,6 +187,12 @@ impl EngineConfig {
         // The topology learns from the gateway's deployment and fallback series too.
         if self.topology.is_some() {
             metrics.extend(DISCOVERY_METRICS.iter().map(|&metric| metric.to_owned()));
+            // The diagnoser reads the requests and the cache behind a token spike.
+            if let Some(demand) = &self.diagnosis.demand {
+                for selector in [&demand.requests, &demand.cache_hits, &demand.cache_misses] {
+                    metrics.insert(selector.metric_name().to_owned());
+                }
+            }
         }
         metrics
     }

@@ -134,6 +134,9 @@ impl Engine {
             let found = from_labels(&sample.labels);
             facts.nodes.extend(found.nodes);
             facts.edges.extend(found.edges);
+            let cache = self.cache_facts(source, &sample.name, &sample.labels);
+            facts.nodes.extend(cache.nodes);
+            facts.edges.extend(cache.edges);
         }
         self.learn(source, &facts, now, out);
     }
@@ -186,12 +189,32 @@ impl Engine {
 
     /// The incident a new finding joins, if any: a re-fire of one of its findings, else the
     /// nearest connected one (fewest hops, then the latest raised, then by id).
-    pub(super) fn group_of(&mut self, finding: &Finding, now: Timestamp) -> Option<Join> {
+    pub(super) fn group_of(
+        &mut self,
+        finding: &Finding,
+        diagnosis: &Diagnosis,
+        now: Timestamp,
+    ) -> Option<Join> {
         let window_ms = self.config.topology.as_ref()?.group_window_ms;
         if window_ms <= 0 {
             return None;
         }
         let max_hops = self.config.topology.as_ref()?.max_hops;
+        // Incidents whose cause excludes this finding's are not joined (a refire still is).
+        let excluded: std::collections::BTreeSet<String> = self
+            .incidents
+            .values()
+            .map(|incident| (&incident.id, &incident.members))
+            .chain(
+                self.grouping
+                    .as_ref()?
+                    .paged
+                    .iter()
+                    .map(|(id, paged)| (id, &paged.members)),
+            )
+            .filter(|(_, members)| !self.may_join_members(diagnosis, members))
+            .map(|(id, _)| id.clone())
+            .collect();
         let grouping = self.grouping.as_mut()?;
         // A paged incident stays while its findings still fire (its page is resolved when
         // they clear), and for the window after its latest finding.
@@ -223,6 +246,8 @@ impl Engine {
             for member in members {
                 let found = if member.fingerprint == finding.fingerprint {
                     Some((0, "it fired before in this incident".to_owned()))
+                } else if excluded.contains(incident_id) {
+                    None
                 } else {
                     match (&node, &member.node) {
                         (Some(node), Some(other)) => grouping
@@ -354,7 +379,12 @@ impl Engine {
     }
 
     /// A finding's own diagnosis; with a topology, in its cross-layer form.
-    pub(super) fn diagnose_finding(&self, finding: &Finding, views: &[GroupView]) -> Diagnosis {
+    pub(super) fn diagnose_finding(
+        &self,
+        finding: &Finding,
+        views: &[GroupView],
+        demand: Option<&crate::diagnosis::demand::DemandEvidence>,
+    ) -> Diagnosis {
         let diagnosis = diagnose(
             &self.config.diagnosis,
             self.config.numbers,
@@ -362,7 +392,7 @@ impl Engine {
             views,
             &self.changes,
         );
-        match (&self.grouping, &self.config.topology) {
+        let diagnosis = match (&self.grouping, &self.config.topology) {
             (Some(grouping), Some(config)) => enrich(
                 diagnosis,
                 finding,
@@ -371,7 +401,18 @@ impl Engine {
                 &self.changes,
                 self.config.diagnosis.change_window_ms,
             ),
-            _ => diagnosis,
+            _ => return diagnosis,
+        };
+        match &self.config.diagnosis.demand {
+            Some(config) => crate::diagnosis::demand::decompose(
+                config,
+                self.config.numbers,
+                self.config.diagnosis.runaway_min_share,
+                diagnosis,
+                finding,
+                &demand.cloned().unwrap_or_default(),
+            ),
+            None => diagnosis,
         }
     }
 

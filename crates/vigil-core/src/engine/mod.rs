@@ -8,6 +8,7 @@
 
 mod command;
 mod config;
+mod demand;
 mod effect;
 mod event;
 mod grouping;
@@ -163,6 +164,9 @@ pub struct Engine {
     grouping: Option<grouping::Grouping>,
     /// The findings open now, by fingerprint, with their detector's name.
     firing: BTreeMap<String, String>,
+    /// When findings fired and what planned work was announced, for recognising expected
+    /// activity (sessions that read demand only).
+    expected: Option<crate::diagnosis::expected::Memory>,
 }
 
 /// At most this many recent version changes are kept for the diagnoser.
@@ -235,6 +239,7 @@ impl Engine {
             changes: Vec::new(),
             pending_instructions: BTreeMap::new(),
             n_instructions: 0,
+            expected: None,
         }
     }
 
@@ -303,7 +308,10 @@ impl Engine {
                     self.store.mark_stale(source, now);
                 }
             }
-            Event::Pushed { payload } => self.on_pushed(payload, now, &mut out),
+            Event::Pushed { payload } => {
+                self.note_announcements(payload, now);
+                self.on_pushed(payload, now, &mut out);
+            }
             Event::Tick => {}
             Event::ScheduledRun { runbook_id } => self.on_scheduled(runbook_id, now, &mut out),
             Event::Human {
@@ -536,6 +544,7 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Command>,
     ) {
+        let expected = self.expected_of(&finding);
         if let Some(incident_id) = self.open_by_fingerprint.get(&finding.fingerprint).cloned() {
             // De-duplicated: the same problem already has an incident.
             if let Some(incident) = self.incidents.get_mut(&incident_id)
@@ -556,8 +565,12 @@ impl Engine {
             Some(DetectorState::Spike(spike)) => spike.views(),
             Some(_) | None => Vec::new(),
         };
-        let diagnosis = self.diagnose_finding(&finding, &views);
-        if let Some(join) = self.group_of(&finding, now) {
+        let demand = self.demand_evidence(detector_idx, &finding);
+        let mut diagnosis = self.diagnose_finding(&finding, &views, demand.as_ref());
+        if let Some(expected) = &expected {
+            diagnosis = crate::diagnosis::expected::recognise(diagnosis, &finding, expected);
+        }
+        if let Some(join) = self.group_of(&finding, &diagnosis, now) {
             self.join(join, &finding, &diagnosis, n_recent_fires, out);
             return;
         }
@@ -584,6 +597,15 @@ impl Engine {
             // Muted by a person: recorded, not acted on, nobody paged; it ends when the
             // finding clears.
             self.hold(&mut incident, "silence", &silence, out);
+        } else if demand::is_expected(&incident.diagnosis) {
+            // Expected activity (a rhythm, announced work): noted, not acted on, nobody
+            // paged; it ends when the finding clears.
+            let detail = incident
+                .diagnosis
+                .best()
+                .and_then(|best| best.evidence.first().cloned())
+                .unwrap_or_default();
+            self.hold(&mut incident, "expected_activity", &detail, out);
         } else if let Some(storm) = storm {
             self.hold(&mut incident, "storm_brake", &storm.detail, out);
             if storm.tripped_now {

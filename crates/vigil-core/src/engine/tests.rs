@@ -66,6 +66,7 @@ pub(super) fn config(mode: Mode) -> EngineConfig {
         diagnosis: DiagnosisConfig {
             runaway_min_share: 0.7,
             change_window_ms: crate::diagnosis::DEFAULT_CHANGE_WINDOW_MS,
+            demand: None,
         },
         runbooks: vec![runbook(Mode::Autonomous)],
         api_keys: vec![ApiKeyInfo {

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod autonomy;
+mod demand;
 mod detectors;
 mod lines;
 pub mod raw;

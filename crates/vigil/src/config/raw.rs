@@ -680,6 +680,75 @@ pub struct RawDiagnosis {
     /// the same group blames it, in seconds.
     #[serde(default = "default_change_window")]
     pub change_window_secs: i64,
+    /// The request counter behind a token spike, per key (summed over its other labels):
+    /// a spike is decomposed into requests × tokens per request before anyone is blamed.
+    #[serde(default = "default_requests_metric")]
+    pub requests_metric: String,
+    /// The cache's hit counter (LiteLLM's by default).
+    #[serde(default = "default_cache_hits_metric")]
+    pub cache_hits_metric: String,
+    /// The cache's miss counter (LiteLLM's by default).
+    #[serde(default = "default_cache_misses_metric")]
+    pub cache_misses_metric: String,
+    /// Request rates within this factor of their rate before the spike count as flat.
+    #[serde(default = "default_flat_requests_ratio")]
+    pub flat_requests_ratio: f64,
+    /// The window before a spike over which the earlier request and cache rates are read.
+    #[serde(default = "default_before_window_secs")]
+    pub before_window_secs: i64,
+    /// A finding that fired at the same time of day on at least this many earlier days
+    /// repeats a rhythm (expected activity: noted, not acted on, not paged).
+    #[serde(default = "default_rhythm_min_days")]
+    pub rhythm_min_days: u32,
+    /// How far from the same time of day an earlier fire may be and still count.
+    #[serde(default = "default_rhythm_tolerance_secs")]
+    pub rhythm_tolerance_secs: i64,
+    /// How many days of fires are remembered.
+    #[serde(default = "default_rhythm_lookback_days")]
+    pub rhythm_lookback_days: u32,
+    /// Alertmanager alert names that announce planned work (compared without case, `_`,
+    /// `-` and spaces, as substrings); a spike of what such an alert names is expected.
+    #[serde(default = "default_planned_work_alertnames")]
+    pub planned_work_alertnames: Vec<String>,
+}
+
+fn default_requests_metric() -> String {
+    "litellm_proxy_total_requests_metric_total".to_owned()
+}
+
+fn default_cache_hits_metric() -> String {
+    "litellm_cache_hits_metric_total".to_owned()
+}
+
+fn default_cache_misses_metric() -> String {
+    "litellm_cache_misses_metric_total".to_owned()
+}
+
+fn default_flat_requests_ratio() -> f64 {
+    1.5
+}
+
+fn default_before_window_secs() -> i64 {
+    600
+}
+
+fn default_rhythm_min_days() -> u32 {
+    1
+}
+
+fn default_rhythm_tolerance_secs() -> i64 {
+    1800
+}
+
+fn default_rhythm_lookback_days() -> u32 {
+    7
+}
+
+fn default_planned_work_alertnames() -> Vec<String> {
+    vigil_core::diagnosis::demand::DEFAULT_PLANNED_WORK_ALERTNAMES
+        .iter()
+        .map(|&name| name.to_owned())
+        .collect()
 }
 
 fn default_runaway_share() -> f64 {
@@ -695,6 +764,15 @@ impl Default for RawDiagnosis {
         RawDiagnosis {
             runaway_min_share: default_runaway_share(),
             change_window_secs: default_change_window(),
+            requests_metric: default_requests_metric(),
+            cache_hits_metric: default_cache_hits_metric(),
+            cache_misses_metric: default_cache_misses_metric(),
+            flat_requests_ratio: default_flat_requests_ratio(),
+            before_window_secs: default_before_window_secs(),
+            rhythm_min_days: default_rhythm_min_days(),
+            rhythm_tolerance_secs: default_rhythm_tolerance_secs(),
+            rhythm_lookback_days: default_rhythm_lookback_days(),
+            planned_work_alertnames: default_planned_work_alertnames(),
         }
     }
 }

@@ -461,3 +461,45 @@ fn the_topology_block_reports_every_bad_node_and_edge() {
     "#]],
     );
 }
+
+#[test]
+fn the_demand_settings_of_diagnosis_report_every_problem() {
+    let text = format!(
+        "{MINIMAL}diagnosis:
+  requests_metric: '{{route=\"/chat\"}}'
+  cache_hits_metric: 'hits_total{{'
+  flat_requests_ratio: 1
+  before_window_secs: 10
+  rhythm_min_days: 9
+  rhythm_lookback_days: 7
+  rhythm_tolerance_secs: 0
+  planned_work_alertnames: [LoadTest, '']
+"
+    );
+    check(
+        &text,
+        expect![[r#"
+            7 problems:
+              vigil.yaml:15: `diagnosis.requests_metric`: `{route="/chat"}` must start with a metric name
+              vigil.yaml:16: `diagnosis.cache_hits_metric`: `hits_total{` is not a selector: at offset 11: expected a label name or `}`, found end of input
+              vigil.yaml:17: `diagnosis.flat_requests_ratio`: must be above 1 (a factor of the earlier request rate)
+              vigil.yaml:18: `diagnosis.before_window_secs`: must be between 60 and 86400
+              vigil.yaml:19: `diagnosis.rhythm_min_days`: must be at least 1 and at most rhythm_lookback_days
+              vigil.yaml:21: `diagnosis.rhythm_tolerance_secs`: must be between 1 and 43200 (half a day)
+              vigil.yaml:22: `diagnosis.planned_work_alertnames[1]`: must not be empty
+        "#]],
+    );
+    let good = format!(
+        "{MINIMAL}diagnosis:
+  requests_metric: 'litellm_proxy_total_requests_metric_total{{route=\"/chat/completions\"}}'
+  rhythm_min_days: 2
+  planned_work_alertnames: [LoadTest, Maintenance]
+"
+    );
+    check(
+        &good,
+        expect![[r#"
+        ok
+    "#]],
+    );
+}

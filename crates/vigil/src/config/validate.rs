@@ -450,6 +450,7 @@ pub fn validate(
         diagnosis: DiagnosisConfig {
             runaway_min_share: raw.diagnosis.runaway_min_share,
             change_window_ms: raw.diagnosis.change_window_secs.saturating_mul(1000),
+            demand: super::demand::validate_demand(&mut problems, &raw.diagnosis),
         },
         api_keys,
         store,

@@ -626,6 +626,7 @@ mod tests {
             diagnosis: DiagnosisConfig {
                 runaway_min_share: 0.7,
                 change_window_ms: vigil_core::diagnosis::DEFAULT_CHANGE_WINDOW_MS,
+                demand: None,
             },
             runbooks: Vec::new(),
             api_keys: Vec::new(),

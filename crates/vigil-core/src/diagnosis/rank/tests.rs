@@ -87,6 +87,7 @@ fn change(label: &str, value: &str, version_label: &str, minute: i64) -> Change 
 const CONFIG: DiagnosisConfig = DiagnosisConfig {
     runaway_min_share: 0.7,
     change_window_ms: DEFAULT_CHANGE_WINDOW_MS,
+    demand: None,
 };
 
 fn own(finding: &Finding, topology: &Topology, changes: &[Change]) -> Diagnosis {
