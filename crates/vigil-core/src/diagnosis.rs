@@ -20,6 +20,7 @@ use crate::human::{NumberStyle, OriginalUnit};
 use crate::signal::float_repr;
 use crate::topology::Layer;
 
+pub mod fallback;
 pub mod rank;
 
 /// Configuration of the diagnoser.
@@ -66,6 +67,12 @@ pub enum HypothesisKind {
     ModelChange,
     /// Not a problem: a runbook's schedule came due (regular checks and drills).
     Scheduled,
+    /// Quality fell while the gateway sends traffic to a fallback model: the fallback answers
+    /// worse than the model it stands in for (`diagnosis/fallback.rs`).
+    FallbackQualityLoss,
+    /// A provider's 429s come mostly from one of our own keys using up a shared quota: the
+    /// fix is that key, not a failover (`diagnosis/fallback.rs`).
+    QuotaExhaustionByKey,
 }
 
 impl HypothesisKind {
@@ -82,6 +89,8 @@ impl HypothesisKind {
             HypothesisKind::ProviderDegradation => "provider_degradation",
             HypothesisKind::ModelChange => "model_change",
             HypothesisKind::Scheduled => "scheduled",
+            HypothesisKind::FallbackQualityLoss => "fallback_quality_loss",
+            HypothesisKind::QuotaExhaustionByKey => "quota_exhaustion_by_key",
         }
     }
 }
