@@ -22,6 +22,7 @@ use crate::topology::Layer;
 
 pub mod demand;
 pub mod expected;
+pub mod fallback;
 pub mod rank;
 
 /// Configuration of the diagnoser.
@@ -82,6 +83,12 @@ pub enum HypothesisKind {
     /// Activity that is expected: a rhythm seen at the same time on earlier days (a nightly
     /// batch), or work announced beforehand (a load test). Noted, not acted on, not paged.
     ExpectedActivity,
+    /// Quality fell while the gateway sends traffic to a fallback model: the fallback answers
+    /// worse than the model it stands in for (`diagnosis/fallback.rs`).
+    FallbackQualityLoss,
+    /// A provider's 429s come mostly from one of our own keys using up a shared quota: the
+    /// fix is that key, not a failover (`diagnosis/fallback.rs`).
+    QuotaExhaustionByKey,
 }
 
 impl HypothesisKind {
@@ -101,6 +108,8 @@ impl HypothesisKind {
             HypothesisKind::CacheRegression => "cache_regression",
             HypothesisKind::TokensPerRequestRise => "tokens_per_request_rise",
             HypothesisKind::ExpectedActivity => "expected_activity",
+            HypothesisKind::FallbackQualityLoss => "fallback_quality_loss",
+            HypothesisKind::QuotaExhaustionByKey => "quota_exhaustion_by_key",
         }
     }
 }

@@ -25,10 +25,14 @@ pub enum Var {
     ChangeFrom,
     /// `incident.change.to`: the version the blamed change introduced.
     ChangeTo,
+    /// `incident.cause`: the value of the subject the best hypothesis blames (the key that
+    /// uses up a provider's shared quota, the fallback model that answers badly), or
+    /// `incident.key` when it blames none.
+    IncidentCause,
 }
 
 impl Var {
-    const ALL: [(&'static str, Var); 8] = [
+    const ALL: [(&'static str, Var); 9] = [
         ("incident.id", Var::IncidentId),
         ("incident.key", Var::IncidentKey),
         ("incident.key_alias", Var::IncidentKeyAlias),
@@ -37,6 +41,7 @@ impl Var {
         ("incident.subject", Var::IncidentSubject),
         ("incident.change.from", Var::ChangeFrom),
         ("incident.change.to", Var::ChangeTo),
+        ("incident.cause", Var::IncidentCause),
     ];
 
     fn parse(name: &str) -> Option<Var> {
@@ -70,6 +75,8 @@ pub struct TemplateContext {
     pub change_from: String,
     /// `incident.change.to`
     pub change_to: String,
+    /// `incident.cause`
+    pub cause: String,
 }
 
 /// A parsed template.
@@ -128,6 +135,7 @@ impl Template {
                 Part::Var(Var::IncidentSource) => out.push_str(&context.source),
                 Part::Var(Var::ChangeFrom) => out.push_str(&context.change_from),
                 Part::Var(Var::ChangeTo) => out.push_str(&context.change_to),
+                Part::Var(Var::IncidentCause) => out.push_str(&context.cause),
             }
         }
         out

@@ -2,7 +2,7 @@
 //! vocabulary may read, so that replaying an old ledger sends the context it was written for.
 
 use cedar_policy::{Context, RestrictedExpression};
-use vigil_core::authz::{AuthzContext, EntityType, HumanContext};
+use vigil_core::authz::{AuthzContext, EntityType, FailoverFacts, HumanContext};
 
 use crate::report::error_chain;
 
@@ -21,23 +21,32 @@ pub enum ContextVersion {
     V2,
     /// Adds people: the `Human`, `Group`, `Role`, `Proposal`, `Control` and `Silence` entity
     /// types and the actions `approve`, `reject`, `kill`, `unkill`, `silence` and
-    /// `unsilence` with their `HumanContext` (the current version).
+    /// `unsilence` with their `HumanContext`.
     V3,
+    /// Adds `failover`, the modality and context window of the models a failover moves
+    /// traffic between (the current version). It is an optional attribute, sent on the
+    /// `failover` steps that set fallbacks.
+    V4,
 }
 
 impl ContextVersion {
     /// Every version, oldest first.
-    pub const ALL: [ContextVersion; 3] =
-        [ContextVersion::V1, ContextVersion::V2, ContextVersion::V3];
+    pub const ALL: [ContextVersion; 4] = [
+        ContextVersion::V1,
+        ContextVersion::V2,
+        ContextVersion::V3,
+        ContextVersion::V4,
+    ];
 
     /// The version this build sends.
-    pub const CURRENT: ContextVersion = ContextVersion::V3;
+    pub const CURRENT: ContextVersion = ContextVersion::V4;
 
     /// Whether a context of this version has the attribute `name`.
     #[must_use]
     pub fn has_attribute(self, name: &str) -> bool {
         match name {
             "trust_pct" => self >= ContextVersion::V2,
+            "failover" => self >= ContextVersion::V4,
             _ => true,
         }
     }
@@ -103,8 +112,9 @@ pub(crate) fn cedar_context(
         confidence_pct,
         is_compensation,
         trust_pct,
+        failover,
     } = context;
-    let pairs = [
+    let mut pairs = vec![
         (
             "mode",
             RestrictedExpression::new_string(mode.as_str().to_owned()),
@@ -137,9 +147,52 @@ pub(crate) fn cedar_context(
         ),
         ("trust_pct", RestrictedExpression::new_long(*trust_pct)),
     ];
+    if let Some(failover) = failover {
+        pairs.push(("failover", failover_record(failover)?));
+    }
     let pairs = pairs
         .into_iter()
         .filter(|(key, _)| version.has_attribute(key))
         .map(|(key, value)| (key.to_owned(), value));
     Context::from_pairs(pairs).map_err(|error| format!("invalid context: {}", error_chain(&error)))
+}
+
+/// The Cedar record of a failover's facts: every field of [`FailoverFacts`].
+fn failover_record(facts: &FailoverFacts) -> Result<RestrictedExpression, String> {
+    // Destructured in full, as the context is: a field added fails to compile here.
+    let FailoverFacts {
+        source,
+        source_modality,
+        source_context_window,
+        target,
+        target_modality,
+        target_context_window,
+    } = facts;
+    RestrictedExpression::new_record([
+        (
+            "source".to_owned(),
+            RestrictedExpression::new_string(source.clone()),
+        ),
+        (
+            "source_modality".to_owned(),
+            RestrictedExpression::new_string(source_modality.clone()),
+        ),
+        (
+            "source_context_window".to_owned(),
+            RestrictedExpression::new_long(*source_context_window),
+        ),
+        (
+            "target".to_owned(),
+            RestrictedExpression::new_string(target.clone()),
+        ),
+        (
+            "target_modality".to_owned(),
+            RestrictedExpression::new_string(target_modality.clone()),
+        ),
+        (
+            "target_context_window".to_owned(),
+            RestrictedExpression::new_long(*target_context_window),
+        ),
+    ])
+    .map_err(|error| format!("invalid failover facts: {}", error_chain(&error)))
 }

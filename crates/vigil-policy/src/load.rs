@@ -10,7 +10,9 @@ use cedar_policy::{
 };
 use sha2::{Digest, Sha256};
 use vigil_core::authz::Mode;
-use vigil_core::authz::{ActionName, AuthzContext, EntityType, HumanActionName, HumanContext};
+use vigil_core::authz::{
+    ActionName, AuthzContext, EntityType, FailoverFacts, HumanActionName, HumanContext,
+};
 
 use crate::context::{ContextVersion, cedar_context, human_context};
 use crate::error::{PolicyError, Problem, SourceLocation};
@@ -478,8 +480,27 @@ fn check_schema_fits_requests(
         confidence_pct: 100,
         is_compensation: false,
         trust_pct: 50,
+        failover: None,
+    };
+    // A failover step carries its facts: a schema of this version must accept them there.
+    let failover_context = AuthzContext {
+        failover: Some(FailoverFacts {
+            source: "sample".to_owned(),
+            source_modality: "chat".to_owned(),
+            source_context_window: 128_000,
+            target: "sample-fallback".to_owned(),
+            target_modality: "chat".to_owned(),
+            target_context_window: 128_000,
+        }),
+        ..sample_context.clone()
     };
     for action in ActionName::ALL {
+        let sample_context =
+            if action == ActionName::Failover && context_version.has_attribute("failover") {
+                &failover_context
+            } else {
+                &sample_context
+            };
         let resource_type = action.resource_type();
         let request = names
             .entity_type(EntityType::Runbook)
@@ -489,7 +510,7 @@ fn check_schema_fits_requests(
                 Ok((runbook, resource, action_uid))
             })
             .and_then(|(runbook, resource, action_uid)| {
-                let context = cedar_context(&sample_context, context_version)?;
+                let context = cedar_context(sample_context, context_version)?;
                 Request::new(
                     EntityUid::from_type_name_and_id(runbook.clone(), EntityId::new("sample")),
                     action_uid.clone(),

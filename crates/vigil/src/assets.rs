@@ -19,6 +19,10 @@ pub const POLICIES: &[(&str, &str)] = &[
         include_str!("../../../policies/ai-incidents.cedar"),
     ),
     (
+        "policies/failover-compatibility.cedar",
+        include_str!("../../../policies/failover-compatibility.cedar"),
+    ),
+    (
         "policies/guardrails.cedar",
         include_str!("../../../policies/guardrails.cedar"),
     ),

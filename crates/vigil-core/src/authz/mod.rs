@@ -269,7 +269,38 @@ pub struct AuthzContext {
     /// before the field existed reads as 50: no verified outcome is known for it.
     #[serde(default = "no_trust_history")]
     pub trust_pct: i64,
+    /// What a failover moves traffic between (`failover` steps that set fallbacks, in
+    /// sessions with a topology): the source's and the targets' modality and context window,
+    /// so that policies can refuse a move to an incompatible model. Absent elsewhere, and in
+    /// requests recorded before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailoverFacts>,
 }
+
+/// The models a failover moves traffic between, as the topology knows them. A modality the
+/// topology does not know is [`UNKNOWN_MODALITY`], a context window it does not know is 0.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverFacts {
+    /// The model group whose traffic moves.
+    pub source: String,
+    /// Its modality (`chat`, `embedding`, `rerank`, `image`, `audio`, or `unknown`).
+    pub source_modality: String,
+    /// Its context window in tokens (0: unknown).
+    pub source_context_window: i64,
+    /// Where it moves, comma-separated as the step gives them.
+    pub target: String,
+    /// The targets' modality: theirs when they all share one, `mixed` when they differ,
+    /// `unknown` when any is unknown.
+    pub target_modality: String,
+    /// The smallest context window among the targets (0: any is unknown).
+    pub target_context_window: i64,
+}
+
+/// The modality of a model the topology has no modality for.
+pub const UNKNOWN_MODALITY: &str = "unknown";
+
+/// The modality of failover targets that do not share one.
+pub const MIXED_MODALITY: &str = "mixed";
 
 /// The trust score of a runbook action with no history.
 fn no_trust_history() -> i64 {

@@ -18,6 +18,7 @@ use super::incident::{Incident, Member};
 use super::{Command, Engine, Record};
 use crate::detector::Finding;
 use crate::detector::spike::GroupView;
+use crate::diagnosis::fallback;
 use crate::diagnosis::rank::{enrich, rank};
 use crate::diagnosis::{Diagnosis, diagnose};
 use crate::intake::Pushed;
@@ -108,7 +109,7 @@ fn rerank(members: &[Member], topology: &Topology, max_hops: u8) -> Diagnosis {
             diagnosis: &member.diagnosis,
         })
         .collect();
-    rank(&views, topology, max_hops)
+    fallback::prefer_fallback(rank(&views, topology, max_hops))
 }
 
 /// The node a finding is about.
@@ -393,13 +394,20 @@ impl Engine {
             &self.changes,
         );
         let diagnosis = match (&self.grouping, &self.config.topology) {
-            (Some(grouping), Some(config)) => enrich(
-                diagnosis,
+            (Some(grouping), Some(config)) => fallback::explain(
+                enrich(
+                    diagnosis,
+                    finding,
+                    &grouping.topology,
+                    config.max_hops,
+                    &self.changes,
+                    self.config.diagnosis.change_window_ms,
+                ),
                 finding,
+                &self.store,
                 &grouping.topology,
                 config.max_hops,
-                &self.changes,
-                self.config.diagnosis.change_window_ms,
+                self.config.diagnosis.runaway_min_share,
             ),
             _ => return diagnosis,
         };

@@ -9,7 +9,7 @@ use super::{Action, ActionOutcome, Command, Engine, Record};
 use crate::action::{ActionKind, StepParams};
 use crate::authz::{
     ActionName, AttrValue, AuthzContext, AuthzDecision, AuthzRequest, Effect, Entity, EntityRef,
-    EntityType, Mode, TrustTally,
+    EntityType, FailoverFacts, Mode, TrustTally,
 };
 use crate::runbook::Runbook;
 use crate::template::{Template, TemplateContext};
@@ -201,7 +201,7 @@ impl Engine {
         let Some(resource) = self.step_resource(incident, step_idx, phase) else {
             return;
         };
-        let request = self.authz_request(
+        let mut request = self.authz_request(
             incident,
             runbook,
             action_kind.cedar_action(),
@@ -209,6 +209,9 @@ impl Engine {
             phase,
             now,
         );
+        if action_kind == ActionKind::LitellmSetFallbacks {
+            request.context.failover = self.failover_facts(incident, step_idx, phase);
+        }
         let request_id = incident.next_id("authz");
         incident.stage = Stage::Authorizing {
             step_idx,
@@ -257,6 +260,33 @@ impl Engine {
         })
     }
 
+    /// What a step that sets fallbacks moves traffic between, from the topology (sessions
+    /// with one; the others send Cedar no failover facts, as they always did).
+    fn failover_facts(
+        &self,
+        incident: &Incident,
+        step_idx: usize,
+        phase: Phase,
+    ) -> Option<FailoverFacts> {
+        let grouping = self.grouping.as_ref()?;
+        let (_, _, params) = self.step_parts(incident, step_idx, phase)?;
+        let context = self.template_context(incident);
+        let model = params.get("model")?.render(&context);
+        let targets: Vec<String> = params
+            .get("fallbacks")?
+            .render(&context)
+            .split(',')
+            .map(str::trim)
+            .filter(|target| !target.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Some(crate::topology::compat::failover_facts(
+            &grouping.topology,
+            &model,
+            &targets,
+        ))
+    }
+
     fn template_context(&self, incident: &Incident) -> TemplateContext {
         let subject = &incident.finding.subject;
         let change = incident
@@ -271,6 +301,11 @@ impl Engine {
             source: incident.finding.source.clone(),
             change_from: change.map(|c| c.from.clone()).unwrap_or_default(),
             change_to: change.map(|c| c.to.clone()).unwrap_or_default(),
+            cause: incident
+                .diagnosis
+                .best()
+                .and_then(|best| best.subject.as_ref())
+                .map_or_else(|| subject.value.clone(), |cause| cause.value.clone()),
         }
     }
 
@@ -313,6 +348,7 @@ impl Engine {
             confidence_pct: (confidence * 100.0).round() as i64,
             is_compensation: phase == Phase::Compensation,
             trust_pct: self.trust_pct(&runbook.id, action),
+            failover: None,
         };
         AuthzRequest {
             principal,
@@ -329,7 +365,17 @@ impl Engine {
         incident: &Incident,
         resource: EntityRef,
     ) -> (Entity, i64) {
-        let subject = &incident.finding.subject;
+        // The key a step acts on is the finding's, or the one the best hypothesis blames
+        // (a key using up a provider's shared quota): either way policies see its alias,
+        // team and tier.
+        let blamed = incident
+            .diagnosis
+            .best()
+            .and_then(|best| best.subject.as_ref())
+            .filter(|blamed| {
+                blamed.value == resource.id && blamed.value != incident.finding.subject.value
+            });
+        let subject = blamed.unwrap_or(&incident.finding.subject);
         let environment = AttrValue::String(self.config.environment.clone());
         let info = self.config.resource(resource.entity_type, &resource.id);
         let tier = AttrValue::String(
@@ -510,8 +556,17 @@ impl Engine {
                         self.begin_compensation(incident, &reason, now, out);
                     }
                     Phase::Forward => {
+                        // A refused failover says what it would have moved between.
+                        let moved = self
+                            .step_parts(incident, step_idx, phase)
+                            .filter(|(_, kind, _)| *kind == ActionKind::LitellmSetFallbacks)
+                            .and_then(|_| self.failover_facts(incident, step_idx, phase))
+                            .map_or_else(String::new, |facts| {
+                                format!(" ({})", describe_failover(&facts))
+                            });
                         let reason = format!(
-                            "policy refused the fix `{step_id}`: {policies}; vigil has no safe fix"
+                            "policy refused the fix `{step_id}`{moved}: {policies}; vigil has no \
+                             safe fix"
                         );
                         self.escalate(
                             incident,
@@ -770,3 +825,22 @@ impl Engine {
 
 /// The blast radius of a team whose size the inventory does not give: assume many.
 const UNKNOWN_TEAM_SIZE: i64 = 1000;
+
+/// A failover's facts for people: `it would move text-embedding-3-small (embedding, 8191
+/// tokens) to gpt-4o (chat, 128000 tokens)`.
+fn describe_failover(facts: &FailoverFacts) -> String {
+    let side = |modality: &str, window: i64| {
+        if window > 0 {
+            format!("{modality}, {window} tokens")
+        } else {
+            format!("{modality}, context window unknown")
+        }
+    };
+    format!(
+        "it would move {} ({}) to {} ({})",
+        facts.source,
+        side(&facts.source_modality, facts.source_context_window),
+        facts.target,
+        side(&facts.target_modality, facts.target_context_window)
+    )
+}

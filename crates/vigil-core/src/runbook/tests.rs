@@ -57,11 +57,11 @@ fn every_problem_is_reported_with_its_path() {
             "id: `Block Key` must be kebab-case: a-z, 0-9 and `-`",
             "trigger.min_confidence: must be between 0 and 1",
             "steps[0].params.budget: `litellm.block_key` takes no parameter `budget`; it takes key, target",
-            "steps[0].params.key: unknown variable `incident.kye`; known variables: incident.id, incident.key, incident.key_alias, incident.team, incident.source, incident.subject, incident.change.from, incident.change.to",
+            "steps[0].params.key: unknown variable `incident.kye`; known variables: incident.id, incident.key, incident.key_alias, incident.team, incident.source, incident.subject, incident.change.from, incident.change.to, incident.cause",
             "steps[0].compensation.params: `litellm.unblock_key` needs the parameter `key`",
             "steps[1].id: duplicate step id `block-key`",
             "steps[1].params.budget: `litellm.block_key` takes no parameter `budget`; it takes key, target",
-            "steps[1].params.key: unknown variable `incident.kye`; known variables: incident.id, incident.key, incident.key_alias, incident.team, incident.source, incident.subject, incident.change.from, incident.change.to",
+            "steps[1].params.key: unknown variable `incident.kye`; known variables: incident.id, incident.key, incident.key_alias, incident.team, incident.source, incident.subject, incident.change.from, incident.change.to, incident.cause",
             "steps[1].compensation.params: `litellm.unblock_key` needs the parameter `key`",
             "verification.hold_samples: must be at least 1",
         ]

@@ -17,6 +17,7 @@
 //! It is bounded: past [`TopologyLimits::max_nodes`] nodes or `max_edges` edges, new ones
 //! are refused and counted; what is known stays.
 
+pub mod compat;
 pub mod discover;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

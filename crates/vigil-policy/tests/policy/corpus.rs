@@ -121,6 +121,7 @@ fn shipped_policy_ids_are_the_annotations() {
             "critical-resources-need-a-human",
             "distrusted-runbooks-stop-acting",
             "failover-on-provider-errors",
+            "failover-only-to-a-compatible-model",
             "long-silences-need-an-admin",
             "never-block-critical-keys",
             "notify-teams",
@@ -129,6 +130,7 @@ fn shipped_policy_ids_are_the_annotations() {
             "requester-never-approves",
             "rollback-prompt-after-regression",
             "scheduled-checks-call-services",
+            "throttle-key-exhausting-provider-quota",
             "throttle-single-key",
             "untrusted-runbooks-never-act",
         ]

@@ -290,3 +290,46 @@ fn a_recorded_policy_set_from_before_trust_scores_loads_with_the_first_context_v
     let current = Authorizer::load_recorded(&schema(), &[permit]).expect("loads");
     assert_eq!(current.context_version(), ContextVersion::CURRENT);
 }
+
+/// The shipped schema as a build before failover facts wrote it: no `failover` in the
+/// context, no `FailoverFacts` type.
+fn schema_before_failover_facts() -> PolicyFile {
+    let start = SCHEMA_TEXT
+        .find("        // What a failover moves traffic between")
+        .expect("the shipped schema declares the failover facts");
+    let end = SCHEMA_TEXT
+        .find("    // Every remediation action")
+        .expect("the schema goes on to the actions");
+    let text = format!(
+        "{}    }};\n\n{}",
+        &SCHEMA_TEXT[..start],
+        &SCHEMA_TEXT[end..]
+    );
+    file("policies/vigil.cedarschema", &text)
+}
+
+#[test]
+fn a_recorded_policy_set_from_before_failover_facts_loads_with_its_vocabulary() {
+    // Guards replay: ledgers written before failover facts keep deciding as they did.
+    let permit = file(
+        "permit-failover.cedar",
+        "@id(\"permit-failover\")\npermit (principal, action == Vigil::Action::\"failover\", resource);\n",
+    );
+    let old_schema = schema_before_failover_facts();
+    let Err(PolicyError::InvalidPolicySet { problems }) =
+        Authorizer::load(&old_schema, std::slice::from_ref(&permit))
+    else {
+        panic!("a schema without failover facts must not load for new decisions");
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|problem| problem.message.contains("`failover` requests")),
+        "{problems:?}"
+    );
+    let recorded = Authorizer::load_recorded(&old_schema, std::slice::from_ref(&permit))
+        .expect("a recorded policy set loads");
+    assert_eq!(recorded.context_version(), ContextVersion::V3);
+    let current = Authorizer::load_recorded(&schema(), &[permit]).expect("loads");
+    assert_eq!(current.context_version(), ContextVersion::V4);
+}

@@ -94,6 +94,7 @@ fn runaway_key_request() -> AuthzRequest {
             confidence_pct: 85,
             is_compensation: false,
             trust_pct: 50,
+            failover: None,
         },
     }
 }
