@@ -20,6 +20,7 @@ use crate::human::{NumberStyle, OriginalUnit};
 use crate::signal::float_repr;
 use crate::topology::Layer;
 
+pub mod infra;
 pub mod rank;
 
 /// Configuration of the diagnoser.
@@ -66,6 +67,15 @@ pub enum HypothesisKind {
     ModelChange,
     /// Not a problem: a runbook's schedule came due (regular checks and drills).
     Scheduled,
+    /// Self-hosted inference (vLLM, TGI) is out of room: requests waiting, the KV cache
+    /// near full, preemptions, time to first token rising.
+    ServingSaturation,
+    /// A retrieval store (a vector database, a search index) is slow, failing or recalls
+    /// less: seen from its metrics, its alerts or database spans.
+    RetrievalDegradation,
+    /// Prompts outgrow the model's context window: context-window errors, answers cut at
+    /// the length limit, prompt sizes past their limit.
+    ContextOverflow,
 }
 
 impl HypothesisKind {
@@ -82,6 +92,9 @@ impl HypothesisKind {
             HypothesisKind::ProviderDegradation => "provider_degradation",
             HypothesisKind::ModelChange => "model_change",
             HypothesisKind::Scheduled => "scheduled",
+            HypothesisKind::ServingSaturation => "serving_saturation",
+            HypothesisKind::RetrievalDegradation => "retrieval_degradation",
+            HypothesisKind::ContextOverflow => "context_overflow",
         }
     }
 }

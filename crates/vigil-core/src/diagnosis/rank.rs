@@ -123,6 +123,8 @@ pub fn enrich(
             }
         }
     }
+    // Serving saturation, retrieval degradation, context overflow.
+    super::infra::derive(&mut diagnosis, finding, topology);
     // A change the finding depends on, beyond its own group.
     let has_change = diagnosis
         .hypotheses
@@ -322,6 +324,7 @@ pub fn rank(members: &[Member<'_>], topology: &Topology, max_hops: u8) -> Diagno
         if symptom_of.is_some() {
             score *= SYMPTOM_FACTOR;
         }
+        score += super::infra::cause_bonus(hypothesis.kind);
         let max_score = 1.0 + EXPLAINS_WEIGHT + FIRST_WEIGHT;
         hypothesis.confidence = (score / max_score).clamp(0.0, 1.0);
         scored.push((score, hypothesis, member.finding.raised_at));

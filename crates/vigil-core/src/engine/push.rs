@@ -142,7 +142,12 @@ impl Engine {
             self.refusing.remove(&source);
         }
 
-        let signals = payload.signals();
+        let mut signals = payload.signals();
+        // Alerts as findings came with the topology: a session recorded before it replays
+        // with the signals it had.
+        if self.config.topology.is_none() {
+            signals.retain(|signal| signal.name != crate::intake::ALERT_FIRING);
+        }
         let mut samples = Vec::with_capacity(signals.len());
         let mut is_counter = Vec::with_capacity(signals.len());
         for signal in signals {
