@@ -31,7 +31,14 @@ use crate::topology::{Layer, NodeId, NodeKind, Relation, Topology};
 use super::{Diagnosis, Fact, Hypothesis, HypothesisKind};
 
 /// Metric-name prefixes of self-hosted inference servers.
-const SERVING_PREFIXES: [&str; 6] = ["vllm:", "tgi_", "sglang:", "nv_inference", "trtllm", "lmdeploy"];
+const SERVING_PREFIXES: [&str; 6] = [
+    "vllm:",
+    "tgi_",
+    "sglang:",
+    "nv_inference",
+    "trtllm",
+    "lmdeploy",
+];
 
 /// Words of a serving server's metric that show it out of room (with a serving prefix).
 const SERVING_WORDS: [&str; 9] = [
@@ -211,10 +218,8 @@ fn model_group_of(topology: &Topology, node: &NodeId) -> Option<NodeId> {
 
 /// Adds the kind the finding shows, if any, before its own hypotheses (see the module docs).
 pub(super) fn derive(diagnosis: &mut Diagnosis, finding: &Finding, topology: &Topology) {
-    let node = crate::topology::discover::node_of_subject(
-        &finding.subject.label,
-        &finding.subject.value,
-    );
+    let node =
+        crate::topology::discover::node_of_subject(&finding.subject.label, &finding.subject.value);
     let Some(kind) = kind_of(finding, node.as_ref()) else {
         return;
     };
@@ -256,9 +261,10 @@ pub(super) fn derive(diagnosis: &mut Diagnosis, finding: &Finding, topology: &To
                         .to_owned(),
                 });
             }
-            let subject = node
-                .as_ref()
-                .map_or_else(|| finding.subject.clone(), |node| node_subject(node, &finding.subject));
+            let subject = node.as_ref().map_or_else(
+                || finding.subject.clone(),
+                |node| node_subject(node, &finding.subject),
+            );
             let why = format!(
                 "The self-hosted model {} is out of serving capacity (requests wait, the KV \
                  cache fills, answers start late). vigil can move its traffic to a hosted \
@@ -268,9 +274,10 @@ pub(super) fn derive(diagnosis: &mut Diagnosis, finding: &Finding, topology: &To
             (subject, Layer::Infrastructure, why)
         }
         HypothesisKind::RetrievalDegradation => {
-            let subject = node
-                .as_ref()
-                .map_or_else(|| finding.subject.clone(), |node| node_subject(node, &finding.subject));
+            let subject = node.as_ref().map_or_else(
+                || finding.subject.clone(),
+                |node| node_subject(node, &finding.subject),
+            );
             let readers: Vec<String> = node
                 .as_ref()
                 .map(|node| {
@@ -281,10 +288,9 @@ pub(super) fn derive(diagnosis: &mut Diagnosis, finding: &Finding, topology: &To
                 })
                 .unwrap_or_default();
             evidence.push(match finding.source.as_str() {
-                "push:alerts" => format!(
-                    "an alert fires about the retrieval store {}",
-                    subject.value
-                ),
+                "push:alerts" => {
+                    format!("an alert fires about the retrieval store {}", subject.value)
+                }
                 "push:spans" => format!(
                     "database spans of the store {} show it degraded",
                     subject.value
@@ -325,12 +331,16 @@ pub(super) fn derive(diagnosis: &mut Diagnosis, finding: &Finding, topology: &To
                 let size = topology.node(&group)?.model?.context_window?;
                 Some((group, size))
             });
-            evidence.push("prompts outgrow the model's context window (context-window \
+            evidence.push(
+                "prompts outgrow the model's context window (context-window \
                            errors, answers cut at the length limit or prompt sizes past their \
                            limit)"
-                .to_owned());
+                    .to_owned(),
+            );
             let reading = match &finding.evidence {
-                Evidence::Threshold(threshold) if reads_prompt_size(finding, &reads_of(finding)) => {
+                Evidence::Threshold(threshold)
+                    if reads_prompt_size(finding, &reads_of(finding)) =>
+                {
                     Some(threshold.value)
                 }
                 _ => None,
@@ -364,7 +374,11 @@ pub(super) fn derive(diagnosis: &mut Diagnosis, finding: &Finding, topology: &To
             }
             let subject = finding.subject.clone();
             let window_text = window.as_ref().map_or_else(String::new, |(group, size)| {
-                format!(" ({} tokens for {})", numbers.number(*size as f64), group.name)
+                format!(
+                    " ({} tokens for {})",
+                    numbers.number(*size as f64),
+                    group.name
+                )
             });
             let why = format!(
                 "Prompts of {} {} outgrow the model's context window{window_text}. Shorten \

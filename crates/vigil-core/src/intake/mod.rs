@@ -103,7 +103,8 @@ pub use otlp::{GenAiSpan, SpanBatch, SpanKind, SpanStatus, StatusCode, parse_otl
 pub use otlp_proto::parse_otlp_traces_protobuf;
 pub use rfc3339::parse_rfc3339;
 pub use signals::{
-    ALERT_FIRING, DURATION_BUCKETS_SECONDS, ITERATION_BUCKETS, MAX_LABEL_CHARS, Signal, SignalKind, label_value,
+    ALERT_FIRING, DURATION_BUCKETS_SECONDS, ITERATION_BUCKETS, MAX_LABEL_CHARS, Signal, SignalKind,
+    label_value,
 };
 
 /// The store source that holds the signals of one kind of pushed payload, for example

@@ -158,9 +158,9 @@ impl GenAiSpan {
     pub fn is_model_call(&self) -> bool {
         self.db_system.is_none()
             && !matches!(
-            self.operation.as_deref(),
-            Some("invoke_agent" | "create_agent" | "execute_tool")
-        )
+                self.operation.as_deref(),
+                Some("invoke_agent" | "create_agent" | "execute_tool")
+            )
     }
 
     /// The model: the requested one, else the one that answered, else `""`.

@@ -221,7 +221,10 @@ fn alert_signals(alert: &Alert, set: &mut SignalSet) {
 fn db_span_signals(span: &GenAiSpan, db_system: &str, set: &mut SignalSet) {
     let store = [
         ("db_system", db_system),
-        ("collection", span.db_collection.as_deref().unwrap_or_default()),
+        (
+            "collection",
+            span.db_collection.as_deref().unwrap_or_default(),
+        ),
     ];
     set.count(
         "vigil_db_requests_total",

@@ -154,8 +154,15 @@ fn a_vllm_queue_is_serving_saturation_of_its_model_group() {
     assert!(best.against.is_empty(), "{:?}", best.against);
     assert!((best.confidence - 1.0).abs() < 1e-9);
     // The threshold breach it came from stays, second.
-    assert_eq!(diagnosis.hypotheses[1].kind, HypothesisKind::ThresholdBreach);
-    assert!(diagnosis.why.starts_with("The self-hosted model llama-3-70b"));
+    assert_eq!(
+        diagnosis.hypotheses[1].kind,
+        HypothesisKind::ThresholdBreach
+    );
+    assert!(
+        diagnosis
+            .why
+            .starts_with("The self-hosted model llama-3-70b")
+    );
 }
 
 #[test]
@@ -222,7 +229,11 @@ fn an_alert_about_a_store_an_app_reads_is_retrieval_degradation() {
         + reading of subject vector_store=qdrant is 1, above the limit of 10 for 2 observations in a row
         > app:support-bot, prompt:answer read it: answers built on it suffer (evals, timeouts)"#]]
     .assert_eq(&summary(&diagnosis));
-    assert!(diagnosis.why.contains("ask the store's owner"), "{}", diagnosis.why);
+    assert!(
+        diagnosis.why.contains("ask the store's owner"),
+        "{}",
+        diagnosis.why
+    );
 }
 
 #[test]
@@ -255,7 +266,10 @@ fn database_spans_and_vector_database_metrics_are_retrieval() {
     );
     let best = diagnosed(&spans, &stack(), &[]).hypotheses.remove(0);
     assert_eq!(best.kind, HypothesisKind::RetrievalDegradation);
-    assert_eq!(best.evidence[0], "database spans of the store qdrant show it degraded");
+    assert_eq!(
+        best.evidence[0],
+        "database spans of the store qdrant show it degraded"
+    );
     // A vector database's own metric, grouped by a label that names no node.
     let scraped = threshold(
         "qdrant",
@@ -438,18 +452,15 @@ fn a_degraded_store_outranks_the_eval_drop_it_explains() {
     ] {
         let members: Vec<Member<'_>> = members
             .iter()
-            .map(|(finding, diagnosis)| Member {
-                finding,
-                diagnosis,
-            })
+            .map(|(finding, diagnosis)| Member { finding, diagnosis })
             .collect();
         let ranked = rank(&members, &topology, 3);
         let best = ranked.best().unwrap();
         assert_eq!(best.kind, HypothesisKind::RetrievalDegradation);
         assert!(
-            best.support
-                .iter()
-                .any(|fact| fact.text.starts_with("prompt:answer depends on retrieval:qdrant")),
+            best.support.iter().any(|fact| fact
+                .text
+                .starts_with("prompt:answer depends on retrieval:qdrant")),
             "{:?}",
             best.support
         );
