@@ -223,14 +223,14 @@ pub(super) fn derive(diagnosis: &mut Diagnosis, finding: &Finding, topology: &To
     let Some(kind) = kind_of(finding, node.as_ref()) else {
         return;
     };
-    let Some(first) = diagnosis
+    let Some(own_idx) = diagnosis
         .hypotheses
         .iter()
         .position(|hypothesis| hypothesis.change.is_none())
     else {
         return;
     };
-    let Some(own) = diagnosis.hypotheses.get(first).cloned() else {
+    let Some(own) = diagnosis.hypotheses.get(own_idx).cloned() else {
         return;
     };
     let numbers = NumberStyle::Readable;
@@ -406,6 +406,21 @@ pub(super) fn derive(diagnosis: &mut Diagnosis, finding: &Finding, topology: &To
         support,
         against,
     };
+    // After a change of the finding's own group (what a rollback answers), but before a
+    // weaker change only connected to it through the topology: the component's own readings
+    // are the stronger evidence.
+    let first = diagnosis
+        .hypotheses
+        .iter()
+        .position(|hypothesis| match &hypothesis.change {
+            None => true,
+            Some(change) => {
+                let own_group = change.subject.label == finding.subject.label
+                    && change.subject.value == finding.subject.value;
+                !own_group && hypothesis.confidence < derived.confidence
+            }
+        })
+        .unwrap_or(own_idx);
     diagnosis.hypotheses.insert(first, derived);
     diagnosis.why = format!("{why} {}", diagnosis.why);
 }

@@ -123,8 +123,6 @@ pub fn enrich(
             }
         }
     }
-    // Serving saturation, retrieval degradation, context overflow.
-    super::infra::derive(&mut diagnosis, finding, topology);
     // A change the finding depends on, beyond its own group.
     let has_change = diagnosis
         .hypotheses
@@ -183,6 +181,8 @@ pub fn enrich(
             }
         }
     }
+    // Serving saturation, retrieval degradation, context overflow.
+    super::infra::derive(&mut diagnosis, finding, topology);
     // A change of the model answering is a model change; an old change is a weak suspect.
     for hypothesis in &mut diagnosis.hypotheses {
         let Some(change) = &hypothesis.change else {

@@ -505,3 +505,54 @@ fn saturation_outranks_the_gateway_latency_seen_on_the_same_model_group() {
         HypothesisKind::ServingSaturation
     );
 }
+
+#[test]
+fn a_change_connected_only_through_the_topology_does_not_outrank_the_servers_own_readings() {
+    // Regression: a benign new version of a prompt that calls the saturated model group was
+    // blamed first, at 0.7, over the servers' own queue.
+    let mut topology = stack();
+    topology.learn_edge(
+        &Edge {
+            from: "prompt:assistant".parse().unwrap(),
+            relation: Relation::Calls,
+            to: "model_group:llama-3-70b".parse().unwrap(),
+        },
+        &Origin::Declared,
+        &mut Growth::default(),
+    );
+    let change = Change {
+        detector: "prompt-versions".to_owned(),
+        source: "push:evals".to_owned(),
+        subject: Subject {
+            label: "prompt".to_owned(),
+            value: "assistant".to_owned(),
+            alias: None,
+            team: None,
+        },
+        version_label: "prompt_version".to_owned(),
+        from: "4".to_owned(),
+        to: "5".to_owned(),
+        at: Timestamp(5 * MINUTE),
+    };
+    let finding = threshold(
+        "vllm-llama",
+        value("vllm:num_requests_waiting"),
+        "model_name",
+        "llama-3-70b",
+        40.0,
+        10,
+    );
+    let kinds: Vec<HypothesisKind> = diagnosed(&finding, &topology, &[change])
+        .hypotheses
+        .iter()
+        .map(|hypothesis| hypothesis.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            HypothesisKind::ServingSaturation,
+            HypothesisKind::RecentChange,
+            HypothesisKind::ThresholdBreach
+        ]
+    );
+}
