@@ -13,7 +13,7 @@ fn the_shipped_runbooks_lint_clean() {
     assert_eq!(run.code(), 0, "{run}");
     assert!(
         run.stdout
-            .starts_with("runbooks: ok (8 runbooks: block-looping-agent-key, block-runaway-key, failover-provider-errors, gateway-readiness-check, rollback-prompt-after-eval-regression, rollback-prompt-after-size-growth, slow-key-before-budget-runs-out, throttle-runaway-key)"),
+            .starts_with("runbooks: ok (10 runbooks: block-looping-agent-key, block-runaway-key, failover-provider-errors, failover-serving-saturation, gateway-readiness-check, rollback-prompt-after-eval-regression, rollback-prompt-after-size-growth, slow-key-before-budget-runs-out, throttle-key-exhausting-provider-quota, throttle-runaway-key)"),
         "{run}"
     );
 }
@@ -45,7 +45,7 @@ fn every_problem_of_every_runbook_is_listed_with_its_file_and_line() {
     assert!(run.stderr.contains("stepz"), "{run}");
     assert!(
         run.stderr.contains(
-            "runbooks/b2.yaml:11: `id`: another runbook already has the id `block-runaway-key`"
+            "runbooks/b2.yaml:13: `id`: another runbook already has the id `block-runaway-key`"
         ),
         "{run}"
     );

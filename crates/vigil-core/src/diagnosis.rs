@@ -23,6 +23,7 @@ use crate::topology::Layer;
 pub mod demand;
 pub mod expected;
 pub mod fallback;
+pub mod infra;
 pub mod rank;
 
 /// Configuration of the diagnoser.
@@ -89,6 +90,15 @@ pub enum HypothesisKind {
     /// A provider's 429s come mostly from one of our own keys using up a shared quota: the
     /// fix is that key, not a failover (`diagnosis/fallback.rs`).
     QuotaExhaustionByKey,
+    /// Self-hosted inference (vLLM, TGI) is out of room: requests waiting, the KV cache
+    /// near full, preemptions, time to first token rising.
+    ServingSaturation,
+    /// A retrieval store (a vector database, a search index) is slow, failing or recalls
+    /// less: seen from its metrics, its alerts or database spans.
+    RetrievalDegradation,
+    /// Prompts outgrow the model's context window: context-window errors, answers cut at
+    /// the length limit, prompt sizes past their limit.
+    ContextOverflow,
 }
 
 impl HypothesisKind {
@@ -110,6 +120,9 @@ impl HypothesisKind {
             HypothesisKind::ExpectedActivity => "expected_activity",
             HypothesisKind::FallbackQualityLoss => "fallback_quality_loss",
             HypothesisKind::QuotaExhaustionByKey => "quota_exhaustion_by_key",
+            HypothesisKind::ServingSaturation => "serving_saturation",
+            HypothesisKind::RetrievalDegradation => "retrieval_degradation",
+            HypothesisKind::ContextOverflow => "context_overflow",
         }
     }
 }

@@ -181,6 +181,8 @@ pub fn enrich(
             }
         }
     }
+    // Serving saturation, retrieval degradation, context overflow.
+    super::infra::derive(&mut diagnosis, finding, topology);
     // A change of the model answering is a model change; an old change is a weak suspect.
     for hypothesis in &mut diagnosis.hypotheses {
         let Some(change) = &hypothesis.change else {
@@ -322,6 +324,7 @@ pub fn rank(members: &[Member<'_>], topology: &Topology, max_hops: u8) -> Diagno
         if symptom_of.is_some() {
             score *= SYMPTOM_FACTOR;
         }
+        score += super::infra::cause_bonus(hypothesis.kind);
         // Ranked by the score; the confidence people read is the score, at most 1.
         hypothesis.confidence = score.clamp(0.0, 1.0);
         scored.push((score, hypothesis, member.finding.raised_at));

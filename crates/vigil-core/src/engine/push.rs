@@ -142,7 +142,31 @@ impl Engine {
             self.refusing.remove(&source);
         }
 
-        let signals = payload.signals();
+        let mut signals = payload.signals();
+        // Alerts as findings came with the topology: a session recorded before it replays
+        // with the signals it had.
+        if self.config.topology.is_none() {
+            signals.retain(|signal| signal.name != crate::intake::ALERT_FIRING);
+        }
+        // An alert announcing planned work (a load test, maintenance) reports no problem: it
+        // makes what it announces expected (`diagnosis::expected`), and is no finding itself.
+        if let (Pushed::Alerts(batch), Some(demand)) = (payload, &self.config.diagnosis.demand) {
+            let announcing: std::collections::BTreeSet<&str> = batch
+                .alerts
+                .iter()
+                .filter(|alert| crate::diagnosis::expected::announces(demand, alert))
+                .map(|alert| alert.name())
+                .collect();
+            if !announcing.is_empty() {
+                signals.retain(|signal| {
+                    signal.name != crate::intake::ALERT_FIRING
+                        || !signal
+                            .labels
+                            .get("alertname")
+                            .is_some_and(|name| announcing.contains(name))
+                });
+            }
+        }
         let mut samples = Vec::with_capacity(signals.len());
         let mut is_counter = Vec::with_capacity(signals.len());
         for signal in signals {

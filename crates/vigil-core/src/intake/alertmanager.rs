@@ -105,7 +105,46 @@ impl Alert {
     pub fn severity(&self) -> &str {
         self.labels.get("severity").unwrap_or_default()
     }
+
+    /// What the alert is about: the first of [`ALERT_SUBJECT_LABELS`] it carries with a value
+    /// (not empty, not LiteLLM's `None`), as that label and its value.
+    #[must_use]
+    pub fn subject(&self) -> Option<(&'static str, &str)> {
+        ALERT_SUBJECT_LABELS.iter().find_map(|label| {
+            let value = self.labels.get(label)?.trim();
+            (!value.is_empty() && value != "None").then_some((*label, value))
+        })
+    }
 }
+
+/// The label of `vigil_alert_firing` that says what an alert is about, as `label=value`
+/// (`vector_store=qdrant`).
+pub const ALERT_SUBJECT_LABEL: &str = "subject";
+
+/// The labels that say what an alert is about, most specific first: the store or the
+/// deployment an alert names is what it is about, even when it also names the app that
+/// suffers. These are the labels the topology reads as nodes.
+pub const ALERT_SUBJECT_LABELS: [&str; 19] = [
+    "vector_store",
+    "retrieval",
+    "index",
+    "db_system",
+    "cache",
+    "model_id",
+    "deployment",
+    "api_provider",
+    "provider",
+    "model_group",
+    "model_name",
+    "model",
+    "hashed_api_key",
+    "prompt",
+    "agent",
+    "suite",
+    "service",
+    "app",
+    "application",
+];
 
 /// An alert's or a group's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

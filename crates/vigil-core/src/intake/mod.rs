@@ -43,12 +43,15 @@
 //! | `vigil_agent_max_iterations` | gauge | `agent` | the most iterations among the batch's runs of that agent |
 //! | `vigil_agent_tokens_total` | counter | `agent`, `direction` (`input`, `output`) | run that reports tokens, by the tokens |
 //! | `vigil_alerts_total` | counter | `alertname`, `status` (`firing`, `resolved`), `severity` | alert in a notification (Alertmanager repeats firing alerts every `repeat_interval`) |
+//! | `vigil_alert_firing` | gauge | `alertname`, `severity`, `subject` (`label=value`: what the alert is about, [`Alert::subject`]) | alert that names what it is about: 1 firing, 0 resolved (a threshold detector grouped by `subject` turns it into a finding about that node, which clears when the alert resolves; sessions with a topology only) |
 //! | `vigil_genai_requests_total` | counter | `provider`, `model`, `operation`, `error_type` | model-call span |
 //! | `vigil_genai_tokens_total` | counter | `provider`, `model`, `direction` (`input`, `output`) | model-call span with usage, by the tokens |
 //! | `vigil_genai_finish_reasons_total` | counter | `provider`, `model`, `reason` (`length` means truncated) | finish reason of a model-call span |
 //! | `vigil_genai_request_duration_seconds_bucket` | counter | `provider`, `model`, `le` (0.01 to 81.92 s, the conventions' advice, `+Inf`) | model-call span, by its duration; also `_sum`, `_count` |
 //! | `vigil_genai_tool_calls_total` | counter | `tool`, `error_type` | `execute_tool` span |
 //! | `vigil_genai_agent_invocations_total` | counter | `agent`, `error_type` | `invoke_agent` span |
+//! | `vigil_db_requests_total` | counter | `db_system`, `collection`, `error_type` | database span |
+//! | `vigil_db_request_duration_seconds_bucket` | counter | `db_system`, `collection`, `le` (as the model calls' durations) | database span, by its duration; also `_sum`, `_count` |
 //!
 //! A *model-call span* is a GenAI span whose operation is not `invoke_agent`, `create_agent`
 //! or `execute_tool` (agent spans may repeat their children's token usage, so only model
@@ -57,9 +60,13 @@
 //! A label whose source is absent is `""`, so every series of a signal has the same label
 //! names.
 //!
+//! A *database span* (`db.system.name`) feeds only the `vigil_db_*` signals, never the model
+//! calls'.
+//!
 //! **Cardinality.** Labels carry only names that the operator's own systems choose from a
-//! small set (suite, model, prompt and its version, agent, tool, alert name, severity,
-//! provider, operation, error class, finish reason), never ids (run ids, case names, trace
+//! small set (suite, model, prompt and its version, agent, tool, alert name, severity, the
+//! node an alert names, provider, operation, error class, finish reason, database system and
+//! collection), never ids (run ids, case names, trace
 //! ids, fingerprints), free text (annotations, status messages) or arguments. Every label
 //! value is cut to [`MAX_LABEL_CHARS`] characters. What remains to watch: prompt versions
 //! accumulate over months, and an agent that invents tool names or an instrumentation that
@@ -96,7 +103,8 @@ pub use otlp::{GenAiSpan, SpanBatch, SpanKind, SpanStatus, StatusCode, parse_otl
 pub use otlp_proto::parse_otlp_traces_protobuf;
 pub use rfc3339::parse_rfc3339;
 pub use signals::{
-    DURATION_BUCKETS_SECONDS, ITERATION_BUCKETS, MAX_LABEL_CHARS, Signal, SignalKind, label_value,
+    ALERT_FIRING, DURATION_BUCKETS_SECONDS, ITERATION_BUCKETS, MAX_LABEL_CHARS, Signal, SignalKind,
+    label_value,
 };
 
 /// The store source that holds the signals of one kind of pushed payload, for example

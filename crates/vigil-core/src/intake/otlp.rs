@@ -35,9 +35,10 @@
 //! ```
 //!
 //! A span is a *GenAI span* when it carries `gen_ai.operation.name`, `gen_ai.provider.name` or
-//! the older `gen_ai.system`; every other span is counted and dropped unread. Of a GenAI span
-//! vigil reads `traceId`, `spanId`, `parentSpanId`, `name`, `kind`, the two times, `status`
-//! and these attributes:
+//! the older `gen_ai.system`, and a *database span* when it carries `db.system.name` or the
+//! older `db.system` (a retrieval store's calls: the vector database behind a RAG app); every
+//! other span is counted and dropped unread. Of a kept span vigil reads `traceId`, `spanId`,
+//! `parentSpanId`, `name`, `kind`, the two times, `status` and these attributes:
 //!
 //! | attribute | value | kept as |
 //! | --- | --- | --- |
@@ -49,6 +50,9 @@
 //! | `gen_ai.response.finish_reasons` | string array (a lone string is accepted) | |
 //! | `error.type` | string | |
 //! | `gen_ai.agent.name`, `gen_ai.tool.name` | string | |
+//! | `db.system.name`, else `db.system` | string | [`GenAiSpan::db_system`] |
+//! | `db.collection.name` | string | [`GenAiSpan::db_collection`] |
+//! | `server.address` | string | [`GenAiSpan::server_address`] |
 //!
 //! Token counts may also arrive as a whole `doubleValue`. Unknown fields are ignored, as the
 //! OTLP specification requires; the resource's `service.name` is kept when it is a string.
@@ -133,20 +137,30 @@ pub struct GenAiSpan {
     /// `gen_ai.tool.name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_name: Option<String>,
+    /// `db.system.name`, else the older `db.system`: a database (retrieval) span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_system: Option<String>,
+    /// `db.collection.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_collection: Option<String>,
+    /// `server.address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_address: Option<String>,
     /// The span's status.
     pub status: SpanStatus,
 }
 
 impl GenAiSpan {
-    /// Whether the span is a call to a model (not an agent or tool span). Spans without an
-    /// operation come from instrumentations older than `gen_ai.operation.name`, which
-    /// instrumented only model calls.
+    /// Whether the span is a call to a model (not an agent, tool or database span). Spans
+    /// without an operation come from instrumentations older than `gen_ai.operation.name`,
+    /// which instrumented only model calls.
     #[must_use]
     pub fn is_model_call(&self) -> bool {
-        !matches!(
-            self.operation.as_deref(),
-            Some("invoke_agent" | "create_agent" | "execute_tool")
-        )
+        self.db_system.is_none()
+            && !matches!(
+                self.operation.as_deref(),
+                Some("invoke_agent" | "create_agent" | "execute_tool")
+            )
     }
 
     /// The model: the requested one, else the one that answered, else `""`.
@@ -333,7 +347,8 @@ pub(crate) enum Encoding {
 
 /// Reads one span from its fields in OTLP/JSON form and its attributes: the one place where
 /// a span is validated, whichever encoding it arrived in (`otlp_proto.rs` hands its spans
-/// here in this form). `None` when it is not a GenAI span or has problems (then recorded).
+/// here in this form). `None` when it is neither a GenAI nor a database span, or has
+/// problems (then recorded).
 pub(crate) fn read_span_fields(
     walker: &mut Walker,
     map: &Map<String, Value>,
@@ -343,7 +358,7 @@ pub(crate) fn read_span_fields(
     encoding: Encoding,
 ) -> Option<GenAiSpan> {
     let gen_ai = GenAiAttributes::collect(attributes);
-    if !gen_ai.is_gen_ai() {
+    if !gen_ai.is_kept() {
         return None;
     }
     let trace_id = walker.field(map, path, "traceId", |walker, value, path| {
@@ -397,6 +412,9 @@ pub(crate) fn read_span_fields(
         error_type: values.error_type,
         agent_name: values.agent_name,
         tool_name: values.tool_name,
+        db_system: values.db_system,
+        db_collection: values.db_collection,
+        server_address: values.server_address,
         status: status?.unwrap_or(SpanStatus {
             code: StatusCode::Unset,
             message: String::new(),

@@ -68,7 +68,7 @@ fn count_gen_ai_spans(body: &[u8]) -> usize {
             for span in children(scope_spans, 2) {
                 let marked = children(span, 9).any(|attribute| {
                     children(attribute, 1).last().is_some_and(|key| {
-                        std::str::from_utf8(key).is_ok_and(GenAiAttributes::marks_gen_ai)
+                        std::str::from_utf8(key).is_ok_and(GenAiAttributes::marks_kept)
                     })
                 });
                 n_gen_ai += usize::from(marked);
@@ -549,7 +549,7 @@ fn read_span(
     }
     if !read
         .iter()
-        .any(|(_, key, _)| GenAiAttributes::marks_gen_ai(key))
+        .any(|(_, key, _)| GenAiAttributes::marks_kept(key))
     {
         return None;
     }

@@ -1,5 +1,5 @@
-//! OTLP attributes (`KeyValue` with an `AnyValue`) and the GenAI attributes vigil reads from
-//! them.
+//! OTLP attributes (`KeyValue` with an `AnyValue`) and the GenAI and database attributes vigil
+//! reads from them.
 
 use serde_json::{Map, Value};
 
@@ -74,6 +74,10 @@ pub(crate) struct GenAiAttributes<'a, 'v> {
     error_type: Option<&'a Attribute<'v>>,
     agent_name: Option<&'a Attribute<'v>>,
     tool_name: Option<&'a Attribute<'v>>,
+    db_system_name: Option<&'a Attribute<'v>>,
+    db_system: Option<&'a Attribute<'v>>,
+    db_collection: Option<&'a Attribute<'v>>,
+    server_address: Option<&'a Attribute<'v>>,
 }
 
 /// The decoded values of a span's GenAI attributes.
@@ -88,6 +92,9 @@ pub(crate) struct GenAiValues {
     pub(crate) error_type: Option<String>,
     pub(crate) agent_name: Option<String>,
     pub(crate) tool_name: Option<String>,
+    pub(crate) db_system: Option<String>,
+    pub(crate) db_collection: Option<String>,
+    pub(crate) server_address: Option<String>,
 }
 
 impl<'a, 'v> GenAiAttributes<'a, 'v> {
@@ -106,11 +113,16 @@ impl<'a, 'v> GenAiAttributes<'a, 'v> {
         GenAiAttributes::default().slot(key).is_some()
     }
 
-    /// Whether the attribute `key` makes a span a GenAI span.
-    pub(crate) fn marks_gen_ai(key: &str) -> bool {
+    /// Whether the attribute `key` makes a span one vigil keeps: a GenAI span or a database
+    /// (retrieval) span.
+    pub(crate) fn marks_kept(key: &str) -> bool {
         matches!(
             key,
-            "gen_ai.operation.name" | "gen_ai.provider.name" | "gen_ai.system"
+            "gen_ai.operation.name"
+                | "gen_ai.provider.name"
+                | "gen_ai.system"
+                | "db.system.name"
+                | "db.system"
         )
     }
 
@@ -130,14 +142,22 @@ impl<'a, 'v> GenAiAttributes<'a, 'v> {
             "error.type" => &mut self.error_type,
             "gen_ai.agent.name" => &mut self.agent_name,
             "gen_ai.tool.name" => &mut self.tool_name,
+            "db.system.name" => &mut self.db_system_name,
+            "db.system" => &mut self.db_system,
+            "db.collection.name" => &mut self.db_collection,
+            "server.address" => &mut self.server_address,
             _ => return None,
         })
     }
 
-    /// Whether the span follows the GenAI conventions (one of the [`Self::marks_gen_ai`]
-    /// keys is present).
-    pub(crate) fn is_gen_ai(&self) -> bool {
-        self.operation.is_some() || self.provider.is_some() || self.system.is_some()
+    /// Whether the span is kept: it follows the GenAI conventions or the database ones (one
+    /// of the [`Self::marks_kept`] keys is present).
+    pub(crate) fn is_kept(&self) -> bool {
+        self.operation.is_some()
+            || self.provider.is_some()
+            || self.system.is_some()
+            || self.db_system_name.is_some()
+            || self.db_system.is_some()
     }
 
     /// Decodes every value, recording each one of the wrong type; `None` when any was.
@@ -153,6 +173,9 @@ impl<'a, 'v> GenAiAttributes<'a, 'v> {
         let error_type = text(self.error_type);
         let agent_name = text(self.agent_name);
         let tool_name = text(self.tool_name);
+        let db_system = text(self.db_system_name).or_else(|| text(self.db_system));
+        let db_collection = text(self.db_collection);
+        let server_address = text(self.server_address);
         let mut tokens = |current: Option<&Attribute<'_>>, older: Option<&Attribute<'_>>| {
             current
                 .or(older)
@@ -175,6 +198,9 @@ impl<'a, 'v> GenAiAttributes<'a, 'v> {
             error_type,
             agent_name,
             tool_name,
+            db_system,
+            db_collection,
+            server_address,
         })
     }
 }

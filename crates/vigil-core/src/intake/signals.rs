@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Pushed;
 use super::agent_runs::AgentRun;
-use super::alertmanager::Alert;
+use super::alertmanager::{ALERT_SUBJECT_LABEL, Alert, AlertStatus};
 use super::evals::EvalResult;
 use super::otlp::GenAiSpan;
 use crate::signal::{Labels, float_repr};
@@ -186,6 +186,9 @@ fn agent_signals(run: &AgentRun, set: &mut SignalSet) {
     }
 }
 
+/// The gauge of the alerts firing about a subject: 1 while one fires, 0 once it resolved.
+pub const ALERT_FIRING: &str = "vigil_alert_firing";
+
 fn alert_signals(alert: &Alert, set: &mut SignalSet) {
     set.count(
         "vigil_alerts_total",
@@ -196,9 +199,51 @@ fn alert_signals(alert: &Alert, set: &mut SignalSet) {
         ],
         1.0,
     );
+    // Only alerts about something: it is what a finding about it blames.
+    if let Some((label, value)) = alert.subject() {
+        let firing = match alert.status {
+            AlertStatus::Firing => 1.0,
+            AlertStatus::Resolved => 0.0,
+        };
+        set.gauge_max(
+            ALERT_FIRING,
+            &[
+                ("alertname", alert.name()),
+                ("severity", alert.severity()),
+                (ALERT_SUBJECT_LABEL, &format!("{label}={value}")),
+            ],
+            firing,
+        );
+    }
+}
+
+/// A database (retrieval) span: its calls, errors and duration per store and collection.
+fn db_span_signals(span: &GenAiSpan, db_system: &str, set: &mut SignalSet) {
+    let store = [
+        ("db_system", db_system),
+        (
+            "collection",
+            span.db_collection.as_deref().unwrap_or_default(),
+        ),
+    ];
+    set.count(
+        "vigil_db_requests_total",
+        &with(&store, ("error_type", span.error_class())),
+        1.0,
+    );
+    set.observe(
+        "vigil_db_request_duration_seconds",
+        &store,
+        span.duration_seconds(),
+        &DURATION_BUCKETS_SECONDS,
+    );
 }
 
 fn span_signals(span: &GenAiSpan, set: &mut SignalSet) {
+    if let Some(db_system) = &span.db_system {
+        db_span_signals(span, db_system, set);
+        return;
+    }
     let error_type = span.error_class();
     match span.operation.as_deref() {
         Some("execute_tool") => set.count(

@@ -6,12 +6,14 @@
 //! | eval results | the suite uses the prompt and calls the model (group) |
 //! | agent runs | the agent calls its key (`api_key`) |
 //! | OpenTelemetry GenAI spans | the service (`service.name`) calls `gen_ai.request.model`, which is hosted by `gen_ai.provider.name` (or `gen_ai.system`) and served by `gen_ai.response.model`; the agent (`gen_ai.agent.name`) calls the model too |
-//! | Alertmanager alerts | their labels, read like scraped labels, plus `service`, `app` or `job` for an app and `vector_store`, `retrieval` or `db_system` for a retrieval store |
+//! | OpenTelemetry database spans | the service (`service.name`) reads the retrieval store named by `db.system.name` (or `db.system`) |
+//! | Alertmanager alerts | their labels, read like scraped labels, plus `service`, `app` or `job` for an app and `vector_store`, `retrieval` or `db_system` for a retrieval store; the node an alert is about ([`alert_node`]) is the most specific one its labels name |
 //!
 //! LiteLLM writes `None` for a label it has no value for; `None` and empty values name no
 //! node. Every name is cut to [`MAX_LABEL_CHARS`](crate::intake::MAX_LABEL_CHARS)
 //! characters, as the signals' labels are.
 
+use crate::intake::alertmanager::{ALERT_SUBJECT_LABEL, Alert};
 use crate::intake::{Pushed, label_value};
 use crate::signal::Labels;
 
@@ -65,6 +67,11 @@ fn first(labels: &Labels, names: &[&str]) -> Option<String> {
 pub fn node_of_subject(label: &str, value: &str) -> Option<NodeId> {
     let value = named(Some(value))?;
     let kind = match label {
+        // The alerts' gauge names the label and value an alert is about (`vector_store=qdrant`).
+        ALERT_SUBJECT_LABEL => {
+            let (label, value) = value.split_once('=')?;
+            return node_of_subject(label, value);
+        }
         "hashed_api_key" | "api_key" | "key" => NodeKind::Key,
         "team" | "team_id" => NodeKind::Team,
         "model_group" | "requested_model" | "model" | "model_name" => NodeKind::ModelGroup,
@@ -75,11 +82,20 @@ pub fn node_of_subject(label: &str, value: &str) -> Option<NodeId> {
         "suite" => NodeKind::EvalSuite,
         "agent" => NodeKind::Agent,
         "app" | "service" | "application" => NodeKind::App,
-        "vector_store" | "retrieval" | "index" => NodeKind::Retrieval,
+        "vector_store" | "retrieval" | "index" | "db_system" => NodeKind::Retrieval,
         "cache" => NodeKind::Cache,
         _ => return None,
     };
     Some(NodeId::new(kind, value))
+}
+
+/// The node an alert is about (the first label of
+/// [`ALERT_SUBJECT_LABELS`](crate::intake::alertmanager::ALERT_SUBJECT_LABELS) it carries),
+/// if it names one.
+#[must_use]
+pub fn alert_node(alert: &Alert) -> Option<NodeId> {
+    let (label, value) = alert.subject()?;
+    node_of_subject(label, value)
 }
 
 /// What a label set shows: a scraped series' labels, or an alert's.
@@ -234,6 +250,15 @@ pub fn from_pushed(pushed: &Pushed) -> Facts {
                     .flatten()
                 {
                     facts.node(node, NodeFacts::default());
+                }
+                // A database span: the service reads the store (named by its system).
+                let store = named(span.db_system.as_deref())
+                    .map(|name| NodeId::new(NodeKind::Retrieval, name));
+                if let Some(store) = &store {
+                    facts.node(store, NodeFacts::default());
+                    if let Some(service) = &service {
+                        facts.edge(service, Relation::Reads, store);
+                    }
                 }
                 let Some(group) = &group else {
                     continue;

@@ -277,3 +277,32 @@ fn pushed_batches_show_suites_prompts_agents_services_and_response_models() {
 }
 
 use crate::intake::Pushed;
+
+#[test]
+fn an_alerts_subject_and_a_database_span_name_the_store() {
+    // The alerts' gauge names `label=value`; the store is what the alert is about.
+    assert_eq!(
+        node_of_subject("subject", "vector_store=qdrant"),
+        Some(NodeId::new(NodeKind::Retrieval, "qdrant"))
+    );
+    assert_eq!(node_of_subject("subject", "no-equals-sign"), None);
+    assert_eq!(
+        node_of_subject("db_system", "pgvector"),
+        Some(NodeId::new(NodeKind::Retrieval, "pgvector"))
+    );
+    // A database span: its service reads the store.
+    let body = r#"{"resourceSpans": [{
+      "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "support-bot"}}]},
+      "scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": "eee19b7ec3c1b171", "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+        "attributes": [{"key": "db.system.name", "value": {"stringValue": "qdrant"}}]}]}]}]}"#;
+    let facts = from_pushed(&Pushed::Spans(parse_otlp_traces(body.as_bytes()).unwrap()));
+    assert_eq!(
+        facts.edges,
+        [Edge {
+            from: NodeId::new(NodeKind::App, "support-bot"),
+            relation: Relation::Reads,
+            to: NodeId::new(NodeKind::Retrieval, "qdrant"),
+        }]
+    );
+}

@@ -121,6 +121,7 @@ fn shipped_policy_ids_are_the_annotations() {
             "critical-resources-need-a-human",
             "distrusted-runbooks-stop-acting",
             "failover-on-provider-errors",
+            "failover-on-serving-saturation",
             "failover-only-to-a-compatible-model",
             "long-silences-need-an-admin",
             "never-block-critical-keys",

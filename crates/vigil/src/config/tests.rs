@@ -34,7 +34,8 @@ fn the_shipped_example_config_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/vigil.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     let config = parse(&text, "examples/vigil.yaml", Path::new("examples")).unwrap();
-    assert_eq!(config.sources.len(), 1);
+    // The LiteLLM gateway and a self-hosted vLLM server.
+    assert_eq!(config.sources.len(), 2);
     assert!(config.policies_dir.ends_with("policies"));
     let Some(vigil_core::detector::DetectorConfig::BurnRate(burn)) = config.detectors.get(1) else {
         panic!(

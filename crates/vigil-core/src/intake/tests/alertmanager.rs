@@ -228,9 +228,45 @@ fn signals_count_alerts_by_name_status_and_severity() {
     check_signals(
         &pushed,
         expect![[r#"
+            vigil_alert_firing{alertname="LLMErrorBurst",severity="page",subject="model=claude-sonnet-4"} gauge 0
+            vigil_alert_firing{alertname="LLMErrorBurst",severity="page",subject="model=gpt-4o"} gauge 1
             vigil_alerts_total{alertname="LLMErrorBurst",severity="page",status="firing"} counter +1
             vigil_alerts_total{alertname="LLMErrorBurst",severity="page",status="resolved"} counter +1
         "#]],
     );
     assert_round_trip(&pushed);
+}
+
+#[test]
+fn an_alert_about_a_store_becomes_a_firing_gauge_of_its_subject_and_resolves_to_zero() {
+    let notification = |status: &str| {
+        format!(
+            r#"{{"version": "4", "groupKey": "g", "status": "{status}", "receiver": "vigil",
+            "alerts": [{{"status": "{status}", "startsAt": "2026-03-01T11:58:30Z",
+              "labels": {{"alertname": "VectorDBLatencyHigh", "severity": "page",
+                          "vector_store": "qdrant", "service": "support-bot"}}}},
+              {{"status": "{status}", "startsAt": "2026-03-01T11:58:30Z",
+                "labels": {{"alertname": "Watchdog", "model_group": "None"}}}}]}}"#
+        )
+    };
+    let firing = Pushed::Alerts(parse_alertmanager(notification("firing").as_bytes()).unwrap());
+    // The store is what the alert is about, not the app that suffers; an alert that names
+    // nothing (LiteLLM's `None` is no name) gets no gauge.
+    check_signals(
+        &firing,
+        expect![[r#"
+            vigil_alert_firing{alertname="VectorDBLatencyHigh",severity="page",subject="vector_store=qdrant"} gauge 1
+            vigil_alerts_total{alertname="VectorDBLatencyHigh",severity="page",status="firing"} counter +1
+            vigil_alerts_total{alertname="Watchdog",severity="",status="firing"} counter +1
+        "#]],
+    );
+    let resolved = Pushed::Alerts(parse_alertmanager(notification("resolved").as_bytes()).unwrap());
+    check_signals(
+        &resolved,
+        expect![[r#"
+            vigil_alert_firing{alertname="VectorDBLatencyHigh",severity="page",subject="vector_store=qdrant"} gauge 0
+            vigil_alerts_total{alertname="VectorDBLatencyHigh",severity="page",status="resolved"} counter +1
+            vigil_alerts_total{alertname="Watchdog",severity="",status="resolved"} counter +1
+        "#]],
+    );
 }

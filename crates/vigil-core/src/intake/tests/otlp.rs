@@ -72,6 +72,7 @@ fn a_js_sdk_export_keeps_its_gen_ai_spans() {
                   "finish_reasons": [
                     "length"
                   ],
+                  "server_address": "api.openai.com",
                   "status": {
                     "code": "unset"
                   }
@@ -273,6 +274,85 @@ fn signals_of_a_js_sdk_export() {
             vigil_genai_tokens_total{direction="input",model="gpt-4o-mini",provider="openai"} counter +812
             vigil_genai_tokens_total{direction="output",model="gpt-4o-mini",provider="openai"} counter +256
             vigil_genai_tool_calls_total{error_type="timeout",tool="search_tickets"} counter +1
+        "#]],
+    );
+    assert_round_trip(&pushed);
+}
+
+/// A RAG app's export: a retrieval call to qdrant that timed out after 6 s, beside a chat.
+pub(super) const DB_SPANS: &str = r#"{"resourceSpans": [{
+  "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "support-bot"}}]},
+  "scopeSpans": [{"spans": [
+    {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b171",
+     "name": "query docs", "kind": 3, "startTimeUnixNano": "1000000000", "endTimeUnixNano": "7000000000",
+     "attributes": [
+       {"key": "db.system.name", "value": {"stringValue": "qdrant"}},
+       {"key": "db.collection.name", "value": {"stringValue": "docs"}},
+       {"key": "db.operation.name", "value": {"stringValue": "query"}},
+       {"key": "server.address", "value": {"stringValue": "qdrant:6333"}},
+       {"key": "error.type", "value": {"stringValue": "timeout"}}],
+     "status": {"code": 2}},
+    {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b172",
+     "name": "search", "startTimeUnixNano": "1000000000", "endTimeUnixNano": "1050000000",
+     "attributes": [{"key": "db.system", "value": {"stringValue": "pgvector"}}]},
+    {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b173",
+     "name": "GET /", "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+     "attributes": [{"key": "server.address", "value": {"stringValue": "example.com"}}]}
+  ]}]}]}"#;
+
+#[test]
+fn database_spans_are_kept_and_become_per_store_signals_not_model_calls() {
+    let batch = parse_otlp_traces(DB_SPANS.as_bytes()).unwrap();
+    // The plain HTTP span is counted and dropped; the two database spans are kept.
+    assert_eq!(batch.spans_received, 3);
+    assert_eq!(batch.spans.len(), 2);
+    let qdrant = &batch.spans[0];
+    assert_eq!(qdrant.db_system.as_deref(), Some("qdrant"));
+    assert_eq!(qdrant.db_collection.as_deref(), Some("docs"));
+    assert_eq!(qdrant.server_address.as_deref(), Some("qdrant:6333"));
+    assert!(!qdrant.is_model_call());
+    // The older `db.system` names the store too.
+    assert_eq!(batch.spans[1].db_system.as_deref(), Some("pgvector"));
+    let pushed = Pushed::Spans(batch);
+    check_signals(
+        &pushed,
+        expect![[r#"
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="+Inf"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="0.01"} counter +0
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="0.02"} counter +0
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="0.04"} counter +0
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="0.08"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="0.16"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="0.32"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="0.64"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="1.28"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="10.24"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="2.56"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="20.48"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="40.96"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="5.12"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="",db_system="pgvector",le="81.92"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="+Inf"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="0.01"} counter +0
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="0.02"} counter +0
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="0.04"} counter +0
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="0.08"} counter +0
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="0.16"} counter +0
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="0.32"} counter +0
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="0.64"} counter +0
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="1.28"} counter +0
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="10.24"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="2.56"} counter +0
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="20.48"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="40.96"} counter +1
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="5.12"} counter +0
+            vigil_db_request_duration_seconds_bucket{collection="docs",db_system="qdrant",le="81.92"} counter +1
+            vigil_db_request_duration_seconds_count{collection="",db_system="pgvector"} counter +1
+            vigil_db_request_duration_seconds_count{collection="docs",db_system="qdrant"} counter +1
+            vigil_db_request_duration_seconds_sum{collection="",db_system="pgvector"} counter +0.05
+            vigil_db_request_duration_seconds_sum{collection="docs",db_system="qdrant"} counter +6
+            vigil_db_requests_total{collection="",db_system="pgvector",error_type=""} counter +1
+            vigil_db_requests_total{collection="docs",db_system="qdrant",error_type="timeout"} counter +1
         "#]],
     );
     assert_round_trip(&pushed);

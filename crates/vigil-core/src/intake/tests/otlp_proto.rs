@@ -426,3 +426,13 @@ fn repeated_values_merge_as_protobuf_merges_them() {
         assert_eq!(array.values.len(), expected.len(), "prost agrees");
     }
 }
+
+#[test]
+fn database_spans_give_the_same_batch_in_protobuf() {
+    // Regression: the protobuf path's pre-count and attribute filter knew only GenAI keys.
+    let json = super::otlp::DB_SPANS;
+    let from_json = parse_otlp_traces(json.as_bytes()).unwrap();
+    let from_protobuf = parse_otlp_traces_protobuf(&to_protobuf(json)).unwrap();
+    assert_eq!(from_protobuf, from_json);
+    assert_eq!(from_protobuf.spans.len(), 2);
+}
