@@ -13,6 +13,7 @@
 mod authz;
 mod daemon;
 mod detectors;
+mod diagnosis;
 mod edge;
 mod ledger;
 mod ledger_size;
@@ -45,6 +46,11 @@ const BENCHMARKS: &[Benchmark] = &[
         name: "detectors",
         about: detectors::ABOUT,
         run: detectors::run,
+    },
+    Benchmark {
+        name: "diagnosis",
+        about: diagnosis::ABOUT,
+        run: diagnosis::run,
     },
     Benchmark {
         name: "authz",
