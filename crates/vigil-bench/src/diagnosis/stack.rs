@@ -302,6 +302,7 @@ impl Stack {
             diagnosis: DiagnosisConfig {
                 runaway_min_share: 0.7,
                 change_window_ms: DEFAULT_CHANGE_WINDOW_MS,
+                demand: None,
             },
             runbooks: Vec::new(),
             api_keys: Vec::new(),
@@ -314,6 +315,7 @@ impl Stack {
             },
             trust: Vec::new(),
             people: None,
+            numbers: vigil_core::human::NumberStyle::Readable,
             topology: topology.then(|| TopologyConfig {
                 edges: self.declared_edges(),
                 ..TopologyConfig::default()
