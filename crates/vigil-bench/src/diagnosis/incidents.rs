@@ -8,7 +8,7 @@ use vigil_core::engine::{Engine, Event};
 use vigil_core::topology::{NodeId, NodeKind, Topology};
 
 use super::stack::{CALM, FIRING, Stack};
-use super::{median_of, settle_allocator, tally, timed};
+use super::{median_of, settle_allocator, step, tally, timed};
 
 /// The findings open before the measured one.
 pub(super) struct Case {
@@ -126,10 +126,11 @@ pub(super) fn run_case(
     let (mut one_more_us, mut burst_us) = (Vec::new(), Vec::new());
     for _ in 0..n_reps {
         let mut engine = Engine::new(stack.engine_config(case.with_topology)?);
-        engine.handle(first, stack.at(0));
+        step(&mut engine, first.clone(), stack.at(0));
         settle_allocator();
-        engine.handle(&calm, stack.at(1));
-        let (commands, took) = timed(|| engine.handle(&burst, stack.at(2)));
+        step(&mut engine, calm.clone(), stack.at(1));
+        let event = burst.clone();
+        let (commands, took) = timed(|| step(&mut engine, event, stack.at(2)));
         let [n_opened, n_joined, ..] = tally(&commands);
         let expected = if case.connected && case.n_others > 0 {
             [1, case.n_others - 1]
@@ -143,12 +144,14 @@ pub(super) fn run_case(
             );
         }
         let burst_took = took;
-        let (commands, took) = timed(|| engine.handle(&steady, stack.at(3)));
+        let event = steady.clone();
+        let (commands, took) = timed(|| step(&mut engine, event, stack.at(3)));
         if tally(&commands)[..2] != [0, 0] {
             bail!("{}: the steady alerts scrape opened or joined", case.label);
         }
         let steady_took = took;
-        let (commands, took) = timed(|| engine.handle(&one_more, stack.at(4)));
+        let event = one_more.clone();
+        let (commands, took) = timed(|| step(&mut engine, event, stack.at(4)));
         let [n_opened, n_joined, ..] = tally(&commands);
         let expected = if case.connected && case.n_others > 0 {
             [0, 1]
