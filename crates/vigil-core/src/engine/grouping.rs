@@ -63,6 +63,57 @@ pub(super) struct Grouping {
     pub(super) paged: BTreeMap<String, Paged>,
     /// Whether the graph is refusing growth right now (recorded once per episode).
     refusing: bool,
+    /// Bumped whenever the graph grows: the caches below are then stale.
+    generation: u64,
+    /// Per node a finding was about, what it depends on within `max_hops` (and how far).
+    node_deps: BTreeMap<NodeId, BTreeMap<NodeId, u8>>,
+    /// Per open or paged incident, what its findings depend on (the fewest hops from any of
+    /// them), so that a new finding is checked against an incident in O(its dependencies),
+    /// however many findings the incident holds.
+    incident_deps: BTreeMap<String, IncidentDeps>,
+}
+
+/// What an incident's findings depend on, as of a generation of the graph.
+#[derive(Clone, Debug, Default)]
+struct IncidentDeps {
+    generation: u64,
+    /// How many of its members are merged in.
+    n_members: usize,
+    deps: BTreeMap<NodeId, u8>,
+}
+
+impl Grouping {
+    /// What `node` depends on within `max_hops`, computed once per generation.
+    fn deps_of(&mut self, node: &NodeId, max_hops: u8) -> BTreeMap<NodeId, u8> {
+        if let Some(deps) = self.node_deps.get(node) {
+            return deps.clone();
+        }
+        let deps = self.topology.dependencies_within(node, max_hops);
+        self.node_deps.insert(node.clone(), deps.clone());
+        deps
+    }
+
+    /// Brings the incident's dependencies up to date with its members and the graph.
+    fn refresh_incident_deps(&mut self, incident_id: &str, members: &[Member], max_hops: u8) {
+        let mut cached = self.incident_deps.remove(incident_id).unwrap_or_default();
+        if cached.generation != self.generation || cached.n_members > members.len() {
+            cached = IncidentDeps {
+                generation: self.generation,
+                ..IncidentDeps::default()
+            };
+        }
+        for member in members.iter().skip(cached.n_members) {
+            let Some(node) = &member.node else {
+                continue;
+            };
+            for (dep, hops) in self.deps_of(node, max_hops) {
+                let known = cached.deps.entry(dep).or_insert(hops);
+                *known = (*known).min(hops);
+            }
+        }
+        cached.n_members = members.len();
+        self.incident_deps.insert(incident_id.to_owned(), cached);
+    }
 }
 
 impl Grouping {
@@ -77,6 +128,9 @@ impl Grouping {
             topology,
             paged: BTreeMap::new(),
             refusing: false,
+            generation: 0,
+            node_deps: BTreeMap::new(),
+            incident_deps: BTreeMap::new(),
         }
     }
 }
@@ -170,6 +224,10 @@ impl Engine {
             at: now,
         };
         grouping.topology.learn(facts, &origin, &mut growth);
+        if !growth.edges.is_empty() || !growth.nodes.is_empty() {
+            grouping.generation = grouping.generation.wrapping_add(1);
+            grouping.node_deps.clear();
+        }
         let refused = growth.n_refused_nodes > 0 || growth.n_refused_edges > 0;
         // Refusals are recorded at the start of an episode; growth whenever there is some.
         let note_refusal = refused && !grouping.refusing;
@@ -225,74 +283,99 @@ impl Engine {
                 || !paged.members.iter().all(|member| member.cleared)
         });
         let node = node_of(finding);
+        let mine = node
+            .as_ref()
+            .map(|node| grouping.deps_of(node, max_hops))
+            .unwrap_or_default();
+        // The paged incidents are set aside while the caches beside them are brought up to date.
+        let paged = std::mem::take(&mut grouping.paged);
         let open = self
             .incidents
             .values()
             .filter(|incident| incident.finding.detector != "schedule")
             .map(|incident| (&incident.id, &incident.members, false));
-        let paged = grouping
-            .paged
-            .iter()
-            .map(|(id, paged)| (id, &paged.members, true));
+        let candidates: Vec<(&String, &Vec<Member>, bool)> = open
+            .chain(paged.iter().map(|(id, paged)| (id, &paged.members, true)))
+            .filter(|(_, members, _)| {
+                let last_raised = members
+                    .iter()
+                    .map(|member| member.raised_at)
+                    .max()
+                    .unwrap_or(Timestamp(i64::MIN));
+                now.millis_since(last_raised) <= window_ms
+            })
+            .collect();
+        // Forget the dependencies of incidents that are gone.
+        grouping
+            .incident_deps
+            .retain(|id, _| self.incidents.contains_key(id) || paged.contains_key(id));
         let mut best: Option<(u16, Timestamp, Join)> = None;
-        for (incident_id, members, is_paged) in open.chain(paged) {
+        for &(incident_id, members, is_paged) in &candidates {
             let last_raised = members
                 .iter()
                 .map(|member| member.raised_at)
                 .max()
                 .unwrap_or(Timestamp(i64::MIN));
-            if now.millis_since(last_raised) > window_ms {
+            let found = if members
+                .iter()
+                .any(|member| member.fingerprint == finding.fingerprint)
+            {
+                Some((0, "it fired before in this incident".to_owned()))
+            } else if excluded.contains(incident_id) {
+                None
+            } else {
+                grouping.refresh_incident_deps(incident_id, members, max_hops);
+                let empty = BTreeMap::new();
+                let theirs = grouping
+                    .incident_deps
+                    .get(incident_id)
+                    .map_or(&empty, |cached| &cached.deps);
+                mine.iter()
+                    .filter_map(|(dep, &hops_new)| {
+                        theirs.get(dep).map(|&hops_theirs| {
+                            (u16::from(hops_new) + u16::from(hops_theirs), dep, hops_new, hops_theirs)
+                        })
+                    })
+                    .min_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)))
+                    .and_then(|(hops, via, hops_new, hops_theirs)| {
+                        let node = node.as_ref()?;
+                        let how = match (hops_new, hops_theirs) {
+                            (0, 0) => format!("both are about {node}"),
+                            (0, _) => format!(
+                                "the incident's findings depend on {node} ({hops_theirs} hops)"
+                            ),
+                            (_, 0) => format!(
+                                "{node} depends on {via} ({hops_new} hops), which the incident is about"
+                            ),
+                            _ => format!(
+                                "{node} and the incident's findings both depend on {via} \
+                                 ({hops_new} and {hops_theirs} hops)"
+                            ),
+                        };
+                        Some((hops, how))
+                    })
+            };
+            let Some((hops, via)) = found else {
                 continue;
-            }
-            for member in members {
-                let found = if member.fingerprint == finding.fingerprint {
-                    Some((0, "it fired before in this incident".to_owned()))
-                } else if excluded.contains(incident_id) {
-                    None
-                } else {
-                    match (&node, &member.node) {
-                        (Some(node), Some(other)) => grouping
-                            .topology
-                            .common_dependency(node, other, max_hops)
-                            .map(|(via, hops_new, hops_member)| {
-                                let hops = u16::from(hops_new) + u16::from(hops_member);
-                                let how = if node == other {
-                                    format!("both are about {node}")
-                                } else if via == *other {
-                                    format!("{node} depends on {other} ({hops_new} hops)")
-                                } else if via == *node {
-                                    format!("{other} depends on {node} ({hops_member} hops)")
-                                } else {
-                                    format!(
-                                        "{node} and {other} both depend on {via} ({hops_new} \
-                                         and {hops_member} hops)"
-                                    )
-                                };
-                                (hops, how)
-                            }),
-                        _ => None,
-                    }
-                };
-                let Some((hops, via)) = found else {
-                    continue;
-                };
-                let better = best.as_ref().is_none_or(|(best_hops, best_raised, _)| {
-                    (hops, std::cmp::Reverse(last_raised))
-                        < (*best_hops, std::cmp::Reverse(*best_raised))
-                });
-                if better {
-                    best = Some((
-                        hops,
-                        last_raised,
-                        Join {
-                            incident_id: incident_id.clone(),
-                            via,
-                            paged: is_paged,
-                        },
-                    ));
-                }
+            };
+            let better = best.as_ref().is_none_or(|(best_hops, best_raised, _)| {
+                (hops, std::cmp::Reverse(last_raised))
+                    < (*best_hops, std::cmp::Reverse(*best_raised))
+            });
+            if better {
+                best = Some((
+                    hops,
+                    last_raised,
+                    Join {
+                        incident_id: incident_id.clone(),
+                        via,
+                        paged: is_paged,
+                    },
+                ));
             }
         }
+        drop(candidates);
+        grouping.paged = paged;
         best.map(|(_, _, join)| join)
     }
 

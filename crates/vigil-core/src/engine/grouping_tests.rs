@@ -163,7 +163,7 @@ fn a_provider_and_a_model_group_it_hosts_make_one_incident_and_one_page() {
     };
     assert!(
         line.starts_with("group-latency/model_group=gpt-4o joined incident inc-")
-            && line.ends_with(": model_group:gpt-4o depends on provider:openai (1 hops)"),
+            && line.ends_with(": model_group:gpt-4o depends on provider:openai (1 hops), which the incident is about"),
         "{line}"
     );
     // The topology it used was recorded, learnt from the gateway's own labels.
