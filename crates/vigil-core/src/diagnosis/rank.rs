@@ -253,6 +253,29 @@ pub fn rank(members: &[Member<'_>], topology: &Topology, max_hops: u8) -> Diagno
         .iter()
         .map(|member| node_of_subject(&member.finding.subject.label, &member.finding.subject.value))
         .collect();
+    // What each node depends on, searched once per node (not once per pair of findings).
+    let mut searched: std::collections::BTreeMap<NodeId, std::collections::BTreeMap<NodeId, u8>> =
+        std::collections::BTreeMap::new();
+    for node in nodes.iter().flatten() {
+        searched
+            .entry(node.clone())
+            .or_insert_with_key(|node| topology.dependencies_within(node, max_hops));
+    }
+    for change in members
+        .iter()
+        .filter_map(|member| member.diagnosis.best())
+        .filter_map(|best| best.change.as_ref())
+        .filter_map(node_of_change)
+    {
+        searched
+            .entry(change)
+            .or_insert_with_key(|change| topology.dependencies_within(change, max_hops));
+    }
+    let depends = |downstream: &NodeId, upstream: &NodeId| {
+        searched
+            .get(downstream)
+            .is_some_and(|deps| deps.contains_key(upstream))
+    };
     let mut scored: Vec<(f64, Hypothesis, Timestamp)> = Vec::new();
     for (idx, member) in members.iter().enumerate() {
         let Some(best) = member.diagnosis.best() else {
@@ -278,7 +301,7 @@ pub fn rank(members: &[Member<'_>], topology: &Topology, max_hops: u8) -> Diagno
             let Some(cause) = &cause else {
                 continue;
             };
-            if other_node != *cause && topology.depends_on(&other_node, cause, max_hops) {
+            if other_node != *cause && depends(&other_node, cause) {
                 explained += 1;
                 if other.finding.raised_at < member.finding.raised_at {
                     first_of_them = false;
@@ -295,7 +318,7 @@ pub fn rank(members: &[Member<'_>], topology: &Topology, max_hops: u8) -> Diagno
                             .unwrap_or_else(|| other.finding.fingerprint.clone())
                     ),
                 });
-            } else if other_node != *cause && topology.depends_on(cause, &other_node, max_hops) {
+            } else if other_node != *cause && depends(cause, &other_node) {
                 symptom_of = Some(other.finding);
                 hypothesis.against.push(Fact {
                     layer: super::rank::layer_of(other.finding),

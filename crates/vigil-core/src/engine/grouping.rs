@@ -27,6 +27,9 @@ use crate::time::Timestamp;
 use crate::topology::discover::{Facts, from_labels, from_pushed, node_of_subject};
 use crate::topology::{Growth, NodeId, Origin, Topology, TopologyConfig};
 
+/// At most this many of an incident's findings (its first ones) are ranked against one another.
+const MAX_RANKED: usize = 64;
+
 /// At most this many incidents that paged are kept joinable.
 const MAX_PAGED: usize = 1024;
 
@@ -146,16 +149,17 @@ pub(super) struct Join {
 
 /// The causes ranked over an incident's distinct findings (the latest of each fingerprint).
 fn rerank(members: &[Member], topology: &Topology, max_hops: u8) -> Diagnosis {
+    let mut seen = std::collections::BTreeSet::new();
     let mut latest: Vec<&Member> = Vec::new();
     for member in members.iter().rev() {
-        if !latest
-            .iter()
-            .any(|known| known.fingerprint == member.fingerprint)
-        {
+        if seen.insert(member.fingerprint.as_str()) {
             latest.push(member);
         }
     }
     latest.reverse();
+    // Ranking compares findings pairwise: a storm of findings is ranked on its first ones
+    // (a cause comes before its symptoms), so that a join costs a bounded time.
+    latest.truncate(MAX_RANKED);
     let views: Vec<crate::diagnosis::rank::Member<'_>> = latest
         .iter()
         .map(|member| crate::diagnosis::rank::Member {
