@@ -71,8 +71,18 @@ pub struct PageMessage {
     pub actions: Vec<String>,
     /// Why vigil is handing over.
     pub reason: String,
-    /// What the human should look at first.
+    /// What the human should look at first: the one thing to do.
     pub ask: String,
+    /// The root cause in one line (empty in pages of older sessions).
+    pub cause: String,
+    /// From the symptom to the cause, one line per finding with its layer.
+    pub chain: Vec<String>,
+    /// What speaks against the cause.
+    pub against: Vec<String>,
+    /// vigil's changes still in place, each with how to undo it.
+    pub left_in_place: Vec<String>,
+    /// The commands that show and replay the incident.
+    pub commands: Vec<String>,
     /// The full page as JSON, attached where the service allows details.
     pub details: Value,
 }
@@ -649,15 +659,29 @@ pub fn slack_message(page: &PageMessage) -> Value {
         }));
     };
     section("What vigil saw", &page.summary);
+    section("Root cause", &page.cause);
+    section("From symptom to cause", &bullets(&page.chain));
     section("Evidence", &bullets(&page.evidence));
-    section("What vigil tried", &bullets(&page.actions));
+    section("Against it", &bullets(&page.against));
+    section("What vigil did", &bullets(&page.actions));
+    section("Left in place", &bullets(&page.left_in_place));
     section("Why you are paged", &page.reason);
-    section("Look first at", &page.ask);
+    section("Do this", &page.ask);
+    section("Read and replay", &code_lines(&page.commands));
     let fallback = format!("{}: {}", page.title, page.summary);
     json!({
         "text": mrkdwn(&fallback, SLACK_SECTION_CHARS),
         "blocks": blocks,
     })
+}
+
+/// Commands, one per line, as code.
+fn code_lines(commands: &[String]) -> String {
+    commands
+        .iter()
+        .map(|command| format!("`{}`", command.replace('`', "'")))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn bullets(items: &[String]) -> String {

@@ -38,6 +38,17 @@ fn page() -> PageMessage {
         actions: vec!["blocked key alice-batch: ok".to_owned()],
         reason: "the rate did not fall within 5 minutes".to_owned(),
         ask: "check the batch job & its retries".to_owned(),
+        cause: "a runaway key: key alice-batch (gateway layer; runaway_key, 93 %)".to_owned(),
+        chain: vec![
+            "[gateway] token spike on key alice-batch".to_owned(),
+            "[gateway] cause: a runaway key".to_owned(),
+        ],
+        against: vec!["[gateway] requests <flat>".to_owned()],
+        left_in_place: vec!["block key alice-batch (undo: unblock key alice-batch)".to_owned()],
+        commands: vec![
+            "vigil ledger show --incident inc-0007".to_owned(),
+            "vigil replay --incident inc-0007".to_owned(),
+        ],
         details: json!({"incident_id": "inc-0007", "reason": "the rate did not fall"}),
     }
 }
@@ -294,10 +305,15 @@ async fn a_slack_message_has_a_header_and_readable_sections() {
                 {"type": "header", "text": {"type": "plain_text", "text": "block of key alice-batch did not hold"}},
                 {"type": "context", "elements": [{"type": "mrkdwn", "text": "critical · incident inc-0007"}]},
                 {"type": "section", "text": {"type": "mrkdwn", "text": "*What vigil saw*\nToken rate of key alice-batch is 12x its baseline."}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*Root cause*\na runaway key: key alice-batch (gateway layer; runaway_key, 93 %)"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*From symptom to cause*\n• [gateway] token spike on key alice-batch\n• [gateway] cause: a runaway key"}},
                 {"type": "section", "text": {"type": "mrkdwn", "text": "*Evidence*\n• rate 1200 tok/s &gt; 100 tok/s\n• share 93% &lt;of&gt; gateway"}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": "*What vigil tried*\n• blocked key alice-batch: ok"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*Against it*\n• [gateway] requests &lt;flat&gt;"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*What vigil did*\n• blocked key alice-batch: ok"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*Left in place*\n• block key alice-batch (undo: unblock key alice-batch)"}},
                 {"type": "section", "text": {"type": "mrkdwn", "text": "*Why you are paged*\nthe rate did not fall within 5 minutes"}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": "*Look first at*\ncheck the batch job &amp; its retries"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*Do this*\ncheck the batch job &amp; its retries"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*Read and replay*\n`vigil ledger show --incident inc-0007`\n`vigil replay --incident inc-0007`"}},
             ],
         })]
     );

@@ -20,6 +20,7 @@ use crate::human::{NumberStyle, OriginalUnit};
 use crate::signal::float_repr;
 use crate::topology::Layer;
 
+pub mod advice;
 pub mod demand;
 pub mod expected;
 pub mod fallback;

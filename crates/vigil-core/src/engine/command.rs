@@ -125,8 +125,23 @@ pub struct WhyPacket {
     pub actions: Vec<String>,
     /// Why vigil is handing over.
     pub reason: String,
-    /// What the human should look at first.
+    /// What the human should look at first: the one thing to do.
     pub ask: String,
+    /// The root cause in one line (sessions with a topology; empty before).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cause: String,
+    /// From the symptom to the cause, one line per finding with its layer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
+    /// What speaks against the cause, each with its layer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub against: Vec<String>,
+    /// vigil's changes still in place, each with how to undo it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_in_place: Vec<String>,
+    /// The commands that show and replay the incident.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
 }
 
 /// A decision the engine made, kept in the ledger.

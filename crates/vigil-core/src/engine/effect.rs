@@ -13,6 +13,7 @@
 //! The measurement is recorded (`Record::EffectMeasured`) whatever the verdict.
 
 use super::incident::{Incident, Phase};
+use super::packet::Ask;
 use super::{Command, DetectorState, Engine, Record};
 use crate::detector::Evidence;
 use crate::detector::threshold::Bound;
@@ -195,7 +196,7 @@ impl Engine {
                 self.escalate(
                     incident,
                     &reason,
-                    "vigil's change helped and stays in place. Find what still drives the rest (another replica, another route), and undo vigil's change only once that is fixed.",
+                    Ask::situation("vigil's change helped and stays in place. Find what still drives the rest (another replica, another route), and undo vigil's change only once that is fixed."),
                     out,
                 );
             }

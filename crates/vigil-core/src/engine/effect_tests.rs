@@ -10,11 +10,11 @@ use crate::runbook::{RunbookSpec, Step};
 const NORMAL: [f64; 3] = [500.0, 520.0, 480.0];
 const RUNAWAY: [f64; 3] = [9000.0, 520.0, 480.0];
 /// The block took on one replica of two: the key still burns half.
-const HALVED: [f64; 3] = [4500.0, 520.0, 480.0];
+pub(super) const HALVED: [f64; 3] = [4500.0, 520.0, 480.0];
 /// The block did almost nothing.
-const BARELY: [f64; 3] = [8500.0, 520.0, 480.0];
+pub(super) const BARELY: [f64; 3] = [8500.0, 520.0, 480.0];
 
-fn keeping(share: f64) -> EngineConfig {
+pub(super) fn keeping(share: f64) -> EngineConfig {
     let mut config = config(Mode::Autonomous);
     let mut runbook = runbook(Mode::Autonomous);
     runbook.verification.keep_if_reduced_by = Some(share);
@@ -23,7 +23,7 @@ fn keeping(share: f64) -> EngineConfig {
 }
 
 /// Runs the runaway until the deadline, with the key at `after` once blocked.
-fn run(config: EngineConfig, after: [f64; 3]) -> Scenario {
+pub(super) fn run(config: EngineConfig, after: [f64; 3]) -> Scenario {
     let mut scenario = Scenario::new(config);
     scenario.scrapes(10, NORMAL);
     let commands = scenario.scrapes(2, RUNAWAY);

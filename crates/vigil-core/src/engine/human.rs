@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::incident::{Phase, Stage};
+use super::packet::Ask;
 use super::{Action, Command, Engine, Record};
 use crate::authz::EntityType;
 use crate::people::{HumanCommand, KillScope, PeopleRules, Principal, normalize_name};
@@ -298,7 +299,7 @@ impl Engine {
                         let why = format!("{by} rejected vigil's proposal ({reason})");
                         if incident.completed.is_empty() {
                             // A person said no and nothing was changed: the incident is theirs now.
-                            engine.escalate(incident, &why, "Decide what to do instead.", follow);
+                            engine.escalate(incident, &why, Ask::cause("Decide what to do instead."), follow);
                         } else {
                             engine.begin_compensation(incident, &why, now, follow);
                         }

@@ -84,6 +84,8 @@ pub(crate) struct Incident {
     pub(crate) completed: Vec<usize>,
     /// Steps still to be undone, the next one last.
     pub(crate) to_compensate: Vec<usize>,
+    /// Forward steps that were undone, in the order they were.
+    pub(crate) undone: Vec<usize>,
     pub(crate) stage: Stage,
     /// What vigil did, for the why packet.
     pub(crate) history: Vec<String>,
@@ -110,7 +112,6 @@ pub(crate) struct Incident {
     n_ids: u32,
 }
 
-/// Why an incident goes to a human.
 /// One finding of an incident.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Member {
@@ -140,10 +141,11 @@ impl Member {
     }
 }
 
+/// Why an incident goes to a human.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Escalation {
     pub(crate) reason: String,
-    pub(crate) ask: String,
+    pub(crate) ask: super::packet::Ask,
 }
 
 impl Incident {
@@ -159,6 +161,7 @@ impl Incident {
             attempt: 0,
             completed: Vec::new(),
             to_compensate: Vec::new(),
+            undone: Vec::new(),
             stage: Stage::Proposed,
             history: Vec::new(),
             escalation: None,

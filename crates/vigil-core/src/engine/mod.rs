@@ -16,6 +16,7 @@ mod human;
 mod incident;
 mod narration;
 mod notify;
+mod packet;
 mod people;
 mod push;
 mod recovery;
@@ -31,6 +32,7 @@ pub use config::{
 pub use event::{ActionOutcome, Event};
 pub use human::{PendingProposal, action_hash};
 pub use notify::Notice;
+pub use packet::incident_commands;
 // These moved below the engine (people's instructions to `people`, the trust tally to
 // `authz`); the engine re-exports them, a downward edge, for the binary's importers that
 // still name them here.
@@ -55,6 +57,7 @@ use crate::signal::Sample;
 use crate::store::{IngestReport, SeriesStore, StoreConfig};
 use crate::time::Timestamp;
 use incident::{Incident, Stage};
+use packet::Ask;
 use push::PushTotals;
 
 /// The running state of one configured detector.
@@ -138,6 +141,10 @@ pub struct Engine {
     series_refused: BTreeMap<String, u64>,
     incidents: BTreeMap<String, Incident>,
     open_by_fingerprint: BTreeMap<String, String>,
+    /// Incidents opened by this event whose runbook is chosen at its end (sessions with a
+    /// topology): findings of the same evaluation may still join them, and the runbook then
+    /// answers the causes ranked over all of them. Empty between events.
+    deferred_choice: Vec<String>,
     /// When vigil last changed each resource, for the cooldown guardrail.
     last_acted: BTreeMap<(EntityType, String), Timestamp>,
     /// When each runbook started its runs in the last hour.
@@ -229,6 +236,7 @@ impl Engine {
             series_refused,
             incidents: BTreeMap::new(),
             open_by_fingerprint: BTreeMap::new(),
+            deferred_choice: Vec::new(),
             last_acted: BTreeMap::new(),
             runs_started: BTreeMap::new(),
             recent_openings: VecDeque::new(),
@@ -348,8 +356,36 @@ impl Engine {
                 self.on_page_finished(incident_id, page_id, *delivered, detail, &mut out);
             }
         }
+        self.choose_deferred(now, &mut out);
         self.check_deadlines(now, &mut out);
         out
+    }
+
+    /// Chooses the runbooks of the incidents this event opened, each answering the causes
+    /// ranked over the findings that joined it meanwhile (see `deferred_choice`).
+    fn choose_deferred(&mut self, now: Timestamp, out: &mut Vec<Command>) {
+        for incident_id in std::mem::take(&mut self.deferred_choice) {
+            let Some(mut incident) = self.incidents.remove(&incident_id) else {
+                continue;
+            };
+            if matches!(incident.stage, Stage::Proposed) && incident.runbook_idx.is_none() {
+                if let Some(ranked) = incident.ranked.clone() {
+                    incident.diagnosis = ranked;
+                }
+                if demand::is_expected(&incident.diagnosis) {
+                    let detail = incident
+                        .diagnosis
+                        .best()
+                        .and_then(|best| best.evidence.first().cloned())
+                        .unwrap_or_default();
+                    self.hold(&mut incident, "expected_activity", &detail, out);
+                } else {
+                    self.choose_runbook(&mut incident, now, out);
+                }
+            }
+            // A resolved one (Done) is swept by `check_deadlines`, like any other.
+            self.incidents.insert(incident_id, incident);
+        }
     }
 
     fn on_scrape(
@@ -612,7 +648,7 @@ impl Engine {
                 self.escalate(
                     &mut incident,
                     &format!("the storm brake tripped ({}); vigil stopped acting until the storm passes", storm.detail),
-                    "Many things broke at once: look for a shared cause (a provider outage, a deploy) before anything else.",
+                    Ask::situation("Many things broke at once: look for a shared cause (a provider outage, a deploy) before anything else."),
                     out,
                 );
             }
@@ -631,9 +667,12 @@ impl Engine {
             self.escalate(
                 &mut incident,
                 &format!("the finding is flapping ({detail}); no runbook acts on it"),
-                "Look for what makes the signal swing, or widen the detector's hysteresis.",
+                Ask::situation("Look for what makes the signal swing, or widen the detector's hysteresis."),
                 out,
             );
+        } else if self.config.topology.is_some() {
+            // Other findings of this evaluation may still join it (see `deferred_choice`).
+            self.deferred_choice.push(incident.id.clone());
         } else {
             self.choose_runbook(&mut incident, now, out);
         }
@@ -1105,6 +1144,8 @@ impl Engine {
 mod effect_tests;
 #[cfg(test)]
 mod grouping_tests;
+#[cfg(test)]
+mod packet_tests;
 #[cfg(test)]
 mod people_tests;
 #[cfg(test)]

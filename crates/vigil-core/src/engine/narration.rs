@@ -181,25 +181,35 @@ impl Record {
 
 /// A raised finding by its evidence.
 fn describe_finding(finding: &Finding) -> String {
+    let words = finding_words(finding);
+    match &finding.evidence {
+        Evidence::Schedule(_) => words,
+        _ => format!(
+            "{}: {words} [{}]",
+            finding.detector,
+            finding.severity.as_str()
+        ),
+    }
+}
+
+/// What a finding saw, without its detector's name: `token spike on key batch-job: 8,000
+/// tokens/s against a baseline of 200 (40×, z=12)`.
+pub(crate) fn finding_words(finding: &Finding) -> String {
     let subject = finding.subject.display_name();
-    let severity = finding.severity.as_str();
     match &finding.evidence {
         Evidence::Spike(evidence) => format!(
-            "{}: token spike on key {subject}: {} against a baseline of {} ({}, z={}) [{severity}]",
-            finding.detector,
+            "token spike on key {subject}: {} against a baseline of {} ({}, z={})",
             rate(evidence.rate_per_sec, "tokens/s"),
             number(evidence.baseline_per_sec),
             factor(evidence.ratio),
             number(evidence.z_score),
         ),
         Evidence::BurnRate(evidence) => format!(
-            "{}: error budget of {subject} burning against a {} objective [{severity}]",
-            finding.detector,
+            "error budget of {subject} burning against a {} objective",
             percent(evidence.objective),
         ),
         Evidence::Threshold(evidence) => format!(
-            "{}: {} of {subject} at {} (limit {}) [{severity}]",
-            finding.detector,
+            "{} of {subject} at {} (limit {})",
             evidence.describe,
             number(evidence.value),
             number(evidence.fire),
@@ -209,8 +219,7 @@ fn describe_finding(finding: &Finding) -> String {
             evidence.runbook, evidence.schedule
         ),
         Evidence::ProportionDrop(evidence) => format!(
-            "{}: {} of {subject} fell to {} against a baseline of {} (p={:.1e}) [{severity}]",
-            finding.detector,
+            "{} of {subject} fell to {} against a baseline of {} (p={:.1e})",
             evidence.describe,
             percent(evidence.recent_share()),
             percent(evidence.baseline_share),

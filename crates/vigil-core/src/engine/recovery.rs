@@ -1,6 +1,7 @@
 //! After the last step: verification, and when it fails, compensation and escalation.
 
 use super::incident::{Escalation, Incident, Phase, Stage};
+use super::packet::Ask;
 use super::{Command, Engine, Page, Record, WhyPacket};
 use crate::detector::{Evidence, Severity};
 use crate::human::OriginalUnit;
@@ -146,7 +147,7 @@ impl Engine {
     ) {
         incident.escalation = Some(Escalation {
             reason: reason.to_owned(),
-            ask: "vigil's fix did not hold and was undone; the problem is still live. Look at the key's traffic and decide whether to block or revoke it by hand.".to_owned(),
+            ask: Ask::cause("vigil's fix did not hold and was undone; the problem is still live. Look at the key's traffic and decide whether to block or revoke it by hand."),
         });
         // Undo in reverse order; steps without a compensation are skipped. `to_compensate`
         // is a stack, so the step to undo first goes last.
@@ -236,26 +237,23 @@ impl Engine {
     fn escalate_with_current(&self, incident: &mut Incident, out: &mut Vec<Command>) {
         let escalation = incident.escalation.clone().unwrap_or(Escalation {
             reason: "vigil could not fix the incident".to_owned(),
-            ask: "Look at the evidence.".to_owned(),
+            ask: Ask::cause("Look at the evidence."),
         });
-        self.escalate(incident, &escalation.reason, &escalation.ask, out);
+        self.escalate(incident, &escalation.reason, escalation.ask, out);
     }
 
-    /// Pages a human, once per incident.
+    /// Pages a human, once per incident. Sessions with a topology get the cross-layer packet
+    /// ([`super::packet`]); sessions recorded before it keep the packet they ran with.
     pub(super) fn escalate(
         &self,
         incident: &mut Incident,
         reason: &str,
-        ask: &str,
+        ask: Ask,
         out: &mut Vec<Command>,
     ) {
         if matches!(incident.stage, Stage::Paging { .. }) {
             return;
         }
-        incident.escalation = Some(Escalation {
-            reason: reason.to_owned(),
-            ask: ask.to_owned(),
-        });
         let page_id = incident.next_id("page");
         let subject = incident.finding.subject.display_name();
         // A spike that vigil cannot fix pages; an SLO rule keeps its own severity (the
@@ -282,33 +280,19 @@ impl Engine {
                 format!("scheduled check {} did not pass", evidence.runbook),
             ),
         };
-        // The causes ranked over all the incident's findings, once another joined it.
-        let diagnosis = incident.ranked.as_ref().unwrap_or(&incident.diagnosis);
-        let evidence = diagnosis.best().map_or_else(Vec::new, |best| {
-            let mut evidence = best.evidence.clone();
-            evidence.extend(
-                best.support
-                    .iter()
-                    .map(|fact| format!("[{}] {}", fact.layer.as_str(), fact.text)),
-            );
-            evidence.extend(
-                best.against
-                    .iter()
-                    .map(|fact| format!("[{}] against: {}", fact.layer.as_str(), fact.text)),
-            );
-            evidence
+        let why = if self.config.topology.is_some() {
+            self.why_packet(incident, reason, &ask)
+        } else {
+            legacy_packet(incident, reason, ask.legacy())
+        };
+        incident.escalation = Some(Escalation {
+            reason: reason.to_owned(),
+            ask,
         });
         let page = Page {
             severity,
             title: format!("vigil needs a human: {what} ({})", incident.finding.source),
-            why: WhyPacket {
-                incident_id: incident.id.clone(),
-                summary: diagnosis.why.clone(),
-                evidence,
-                actions: incident.history.clone(),
-                reason: reason.to_owned(),
-                ask: ask.to_owned(),
-            },
+            why,
         };
         incident.page_title = Some(page.title.clone());
         incident.stage = Stage::Paging {
@@ -319,5 +303,37 @@ impl Engine {
             incident_id: incident.id.clone(),
             page,
         });
+    }
+}
+
+/// The packet of sessions recorded before the cross-layer packet, word for word.
+fn legacy_packet(incident: &Incident, reason: &str, ask: &str) -> WhyPacket {
+    let diagnosis = incident.ranked.as_ref().unwrap_or(&incident.diagnosis);
+    let evidence = diagnosis.best().map_or_else(Vec::new, |best| {
+        let mut evidence = best.evidence.clone();
+        evidence.extend(
+            best.support
+                .iter()
+                .map(|fact| format!("[{}] {}", fact.layer.as_str(), fact.text)),
+        );
+        evidence.extend(
+            best.against
+                .iter()
+                .map(|fact| format!("[{}] against: {}", fact.layer.as_str(), fact.text)),
+        );
+        evidence
+    });
+    WhyPacket {
+        incident_id: incident.id.clone(),
+        summary: diagnosis.why.clone(),
+        evidence,
+        actions: incident.history.clone(),
+        reason: reason.to_owned(),
+        ask: ask.to_owned(),
+        cause: String::new(),
+        chain: Vec::new(),
+        against: Vec::new(),
+        left_in_place: Vec::new(),
+        commands: Vec::new(),
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::config::DEFAULT_KEY_TIER;
 use super::human::action_hash;
 use super::incident::{Incident, Phase, Stage, idempotency_key};
+use super::packet::Ask;
 use super::{Action, ActionOutcome, Command, Engine, Record};
 use crate::action::{ActionKind, StepParams};
 use crate::authz::{
@@ -28,7 +29,7 @@ impl Engine {
             self.escalate(
                 incident,
                 "the diagnoser had no hypothesis",
-                "Look at the finding's evidence.",
+                Ask::situation("Look at the finding's evidence."),
                 out,
             );
             return;
@@ -49,7 +50,7 @@ impl Engine {
             self.escalate(
                 incident,
                 &reason,
-                "Read the diagnosis and decide what to change.",
+                Ask::cause("Read the diagnosis and decide what to change."),
                 out,
             );
             return;
@@ -76,7 +77,7 @@ impl Engine {
             self.escalate(
                 incident,
                 &reason,
-                "Decide by hand; vigil is switched off here.",
+                Ask::cause("Decide by hand; vigil is switched off here."),
                 out,
             );
             return;
@@ -106,7 +107,7 @@ impl Engine {
                 );
                 self.hold(incident, "cooldown_per_target", &detail, out);
                 let reason = format!("the cooldown guardrail held: {detail}");
-                self.escalate(incident, &reason, "The problem came back soon after vigil's last change; find out why before acting again.", out);
+                self.escalate(incident, &reason, Ask::situation("The problem came back soon after vigil's last change; find out why before acting again."), out);
                 return;
             }
         }
@@ -116,7 +117,7 @@ impl Engine {
             self.escalate(
                 incident,
                 "the attempts guardrail held",
-                "Decide by hand.",
+                Ask::cause("Decide by hand."),
                 out,
             );
             return;
@@ -571,7 +572,7 @@ impl Engine {
                         self.escalate(
                             incident,
                             &reason,
-                            "Decide by hand whether to apply the fix.",
+                            Ask::cause("Decide by hand whether to apply the fix."),
                             out,
                         );
                     }
@@ -582,7 +583,7 @@ impl Engine {
                         self.escalate(
                             incident,
                             &reason,
-                            "Check the key's state and undo the change by hand if needed.",
+                            Ask::undo("Check the key's state and undo the change by hand if needed."),
                             out,
                         );
                     }
@@ -674,7 +675,7 @@ impl Engine {
             self.escalate(
                 incident,
                 &reason,
-                "Decide by hand; vigil is switched off here.",
+                Ask::cause("Decide by hand; vigil is switched off here."),
                 out,
             );
             return;
@@ -792,9 +793,9 @@ impl Engine {
                     let scheduled = incident.diagnosis.best().map(|best| best.kind)
                         == Some(crate::diagnosis::HypothesisKind::Scheduled);
                     let ask = if scheduled {
-                        "The scheduled check failed: look at the service it checks."
+                        Ask::cause("The scheduled check failed: look at the service it checks.")
                     } else {
-                        "The fix could not be applied; apply it by hand or find out why the target refused."
+                        Ask::situation("The fix could not be applied; apply it by hand or find out why the target refused.")
                     };
                     self.escalate(incident, &reason, ask, out);
                 } else {
@@ -805,6 +806,7 @@ impl Engine {
                 if let Some(target) = target {
                     self.last_acted.insert(target, now);
                 }
+                incident.undone.push(step_idx);
                 self.continue_compensation(incident, now, out);
             }
             (Phase::Compensation, false) => {
@@ -815,7 +817,7 @@ impl Engine {
                 self.escalate(
                     incident,
                     &reason,
-                    "Check the key's state on the gateway and undo the change by hand.",
+                    Ask::undo("Check the key's state on the gateway and undo the change by hand."),
                     out,
                 );
             }

@@ -91,6 +91,8 @@ pub(super) struct Scenario {
     pub(super) now: Timestamp,
     counters: [f64; 3],
     pub(super) log: Vec<String>,
+    /// Every page the engine sent, in order.
+    pub(super) pages: Vec<Page>,
     events: Vec<(Event, Timestamp)>,
 }
 
@@ -107,6 +109,7 @@ impl Scenario {
             now: Timestamp(1_800_000_000_000),
             counters: [0.0; 3],
             log: Vec::new(),
+            pages: Vec::new(),
             events: Vec::new(),
         }
     }
@@ -116,6 +119,9 @@ impl Scenario {
         let commands = self.engine.handle(&event, self.now);
         for command in &commands {
             self.log.push(render(command));
+            if let Command::Page { page, .. } = command {
+                self.pages.push(page.clone());
+            }
         }
         commands
     }

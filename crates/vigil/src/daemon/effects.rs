@@ -166,8 +166,7 @@ impl Effects {
                 title,
                 summary,
                 details: serde_json::json!({
-                    "ledger": format!("vigil ledger show --incident {incident_id}"),
-                    "replay": format!("vigil replay --incident {incident_id}"),
+                    "commands": vigil_core::engine::incident_commands(&incident_id),
                 }),
             };
             let (result, exchanges) = capture(async {
@@ -263,6 +262,11 @@ fn page_message(incident_id: &str, page: &Page, details: serde_json::Value) -> P
         actions: page.why.actions.clone(),
         reason: page.why.reason.clone(),
         ask: page.why.ask.clone(),
+        cause: page.why.cause.clone(),
+        chain: page.why.chain.clone(),
+        against: page.why.against.clone(),
+        left_in_place: page.why.left_in_place.clone(),
+        commands: page.why.commands.clone(),
         details,
     }
 }
@@ -286,6 +290,11 @@ mod tests {
                 actions: vec![],
                 reason: "no runbook".to_owned(),
                 ask: "raise the budget or find the spender".to_owned(),
+                cause: "a reading past its limit: key batch (threshold_breach, 90 %)".to_owned(),
+                chain: vec!["[gateway] hours of key budget left of batch at 20 (limit 24)".to_owned()],
+                against: vec!["[gateway] the spend rate is flat".to_owned()],
+                left_in_place: vec!["block key k on gw (undo: unblock key k on gw)".to_owned()],
+                commands: vigil_core::engine::incident_commands("inc-3"),
             },
         };
         let details = serde_json::json!({"incident_id": "inc-3"});
@@ -301,6 +310,14 @@ mod tests {
                 actions: vec![],
                 reason: "no runbook".to_owned(),
                 ask: "raise the budget or find the spender".to_owned(),
+                cause: "a reading past its limit: key batch (threshold_breach, 90 %)".to_owned(),
+                chain: vec!["[gateway] hours of key budget left of batch at 20 (limit 24)".to_owned()],
+                against: vec!["[gateway] the spend rate is flat".to_owned()],
+                left_in_place: vec!["block key k on gw (undo: unblock key k on gw)".to_owned()],
+                commands: vec![
+                    "vigil ledger show --incident inc-3".to_owned(),
+                    "vigil replay --incident inc-3".to_owned(),
+                ],
                 details,
             }
         );

@@ -122,7 +122,10 @@ pub async fn replay_incident(
     let (Some(first), Some(last)) = (incident_entries.first(), incident_entries.last()) else {
         anyhow::bail!("the ledger has no incident `{incident_id}`");
     };
-    let (first_seq, last_seq) = (first.seq, last.seq);
+    let first_seq = first.seq;
+    // The event that made the incident's last entry may have issued more commands after it
+    // (for other incidents): the replay compares the whole event, so it reads to its end.
+    let last_seq = end_of_event(ledger, last.seq).await?;
     let Some(session_entry) = ledger.last_session_at_or_before(first_seq).await? else {
         anyhow::bail!("no session entry precedes incident `{incident_id}`");
     };
@@ -139,6 +142,27 @@ pub async fn replay_incident(
         .decision_diffs
         .retain(|diff| diff.incident_id == incident_id);
     Ok(report)
+}
+
+/// The last entry of the event that `seq` belongs to: the last command before the next event
+/// or session entry (or the ledger's end).
+async fn end_of_event(ledger: &Ledger, seq: u64) -> anyhow::Result<u64> {
+    const PAGE: u32 = 256;
+    let mut end = seq;
+    // Bounded by the ledger's length: each round reads at least one entry or stops.
+    for _ in 0..=ledger.len() {
+        let page = ledger.read(end.saturating_add(1), PAGE).await?;
+        if page.is_empty() {
+            break;
+        }
+        for entry in &page {
+            if entry.kind != vigil_ledger::EntryKind::Command {
+                return Ok(end);
+            }
+            end = entry.seq;
+        }
+    }
+    Ok(end)
 }
 
 /// Replays every session chain of the ledger to its end.

@@ -690,11 +690,16 @@ impl Output {
                 incident_id, page, ..
             } => {
                 tally.pages += 1;
+                let cause = if page.why.cause.is_empty() {
+                    String::new()
+                } else {
+                    format!(" / cause: {} / do: {}", page.why.cause, page.why.ask)
+                };
                 self.emit(
                     now_ms,
                     "page",
-                    &format!("{} / why: {}", page.title, page.why.reason),
-                    json!({ "incident": incident_id, "title": page.title, "reason": page.why.reason, "actions": page.why.actions }),
+                    &format!("{} / why: {}{cause}", page.title, page.why.reason),
+                    json!({ "incident": incident_id, "title": page.title, "reason": page.why.reason, "actions": page.why.actions, "why": page.why }),
                 );
             }
             Command::Notify {
