@@ -44,7 +44,7 @@
 //! | `vigil_agent_tokens_total` | counter | `agent`, `direction` (`input`, `output`) | run that reports tokens, by the tokens |
 //! | `vigil_alerts_total` | counter | `alertname`, `status` (`firing`, `resolved`), `severity` | alert in a notification (Alertmanager repeats firing alerts every `repeat_interval`) |
 //! | `vigil_alert_firing` | gauge | `alertname`, `severity`, `subject` (`label=value`: what the alert is about, [`Alert::subject`]) | alert that names what it is about: 1 firing, 0 resolved (a threshold detector grouped by `subject` turns it into a finding about that node, which clears when the alert resolves; sessions with a topology only) |
-//! | `vigil_genai_requests_total` | counter | `provider`, `model`, `operation`, `error_type` | model-call span |
+//! | `vigil_genai_requests_total` | counter | `provider`, `model`, `response_model` (`gen_ai.response.model`: the snapshot that answered), `operation`, `error_type` | model-call span |
 //! | `vigil_genai_tokens_total` | counter | `provider`, `model`, `direction` (`input`, `output`) | model-call span with usage, by the tokens |
 //! | `vigil_genai_finish_reasons_total` | counter | `provider`, `model`, `reason` (`length` means truncated) | finish reason of a model-call span |
 //! | `vigil_genai_request_duration_seconds_bucket` | counter | `provider`, `model`, `le` (0.01 to 81.92 s, the conventions' advice, `+Inf`) | model-call span, by its duration; also `_sum`, `_count` |

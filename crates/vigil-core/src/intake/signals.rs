@@ -274,6 +274,11 @@ fn span_signals(span: &GenAiSpan, set: &mut SignalSet) {
         &[
             ("provider", provider),
             ("model", span.model()),
+            // The snapshot that answered: a version-change detector sees an alias move.
+            (
+                "response_model",
+                span.response_model.as_deref().unwrap_or_default(),
+            ),
             ("operation", span.operation.as_deref().unwrap_or_default()),
             ("error_type", error_type),
         ],

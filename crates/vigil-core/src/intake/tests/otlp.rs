@@ -269,8 +269,8 @@ fn signals_of_a_js_sdk_export() {
             vigil_genai_request_duration_seconds_bucket{le="81.92",model="gpt-4o-mini",provider="openai"} counter +2
             vigil_genai_request_duration_seconds_count{model="gpt-4o-mini",provider="openai"} counter +2
             vigil_genai_request_duration_seconds_sum{model="gpt-4o-mini",provider="openai"} counter +1.19
-            vigil_genai_requests_total{error_type="",model="gpt-4o-mini",operation="chat",provider="openai"} counter +1
-            vigil_genai_requests_total{error_type="429",model="gpt-4o-mini",operation="chat",provider="openai"} counter +1
+            vigil_genai_requests_total{error_type="",model="gpt-4o-mini",operation="chat",provider="openai",response_model="gpt-4o-mini-2024-07-18"} counter +1
+            vigil_genai_requests_total{error_type="429",model="gpt-4o-mini",operation="chat",provider="openai",response_model=""} counter +1
             vigil_genai_tokens_total{direction="input",model="gpt-4o-mini",provider="openai"} counter +812
             vigil_genai_tokens_total{direction="output",model="gpt-4o-mini",provider="openai"} counter +256
             vigil_genai_tool_calls_total{error_type="timeout",tool="search_tickets"} counter +1
