@@ -41,6 +41,12 @@ fn blamed(hypothesis: &Hypothesis) -> String {
         Some(subject) if subject.label.contains("key") => {
             format!("key {}", subject.display_name())
         }
+        Some(subject) if matches!(subject.label.as_str(), "model_id" | "deployment") => {
+            format!(
+                "deployment {}",
+                subject.value.chars().take(MAX_NAME_CHARS).collect::<String>()
+            )
+        }
         // Names of models, stores and prompts are read whole (a hashed key is cut short).
         Some(subject) => subject
             .alias

@@ -2,8 +2,9 @@
 //!
 //! [`enrich`] turns one finding's diagnosis into its cross-layer form: every hypothesis
 //! names the layer its evidence comes from; a failing provider or deployment is a
-//! `provider_degradation`; a version change anywhere the finding depends on (not only in its
-//! own group) is a suspect, a change of the model answering is a `model_change` (which a
+//! `provider_degradation`; a version change anywhere the finding depends on, or of a caller
+//! that depends on it (not only in its own group, never of a sibling), and newer than its own
+//! group's changes, is a suspect, a change of the model answering is a `model_change` (which a
 //! prompt rollback never answers); and a change that ran for a long time before the finding
 //! is weakened by that counter-evidence.
 //!
@@ -123,21 +124,27 @@ pub fn enrich(
             }
         }
     }
-    // A change the finding depends on, beyond its own group.
-    let has_change = diagnosis
+    // A change the finding depends on, beyond its own group, newer than any change of its
+    // own group (a change that came later is the fresher suspect: a model updated hours
+    // after a prompt change).
+    let newest_own = diagnosis
         .hypotheses
         .iter()
-        .any(|hypothesis| hypothesis.change.is_some());
-    if let (false, Some(node)) = (has_change, &node) {
+        .filter_map(|hypothesis| hypothesis.change.as_ref().map(|change| change.at))
+        .max();
+    if let Some(node) = &node {
         {
             let connected = changes.iter().rev().find(|change| {
                 let age = finding.raised_at.millis_since(change.at);
                 (0..=change_window_ms).contains(&age)
+                    && newest_own.is_none_or(|own_at| change.at > own_at)
+                    && change.subject != finding.subject
+                    // What the finding depends on (a model its prompt calls), or what
+                    // depends on it (a caller whose change sends it more load); a sibling
+                    // (another prompt on the same model) explains nothing here.
                     && node_of_change(change).is_some_and(|changed| {
                         topology.depends_on(node, &changed, max_hops)
-                            || topology
-                                .common_dependency(node, &changed, max_hops)
-                                .is_some()
+                            || topology.depends_on(&changed, node, max_hops)
                     })
             });
             if let Some(change) = connected {
