@@ -44,7 +44,11 @@ fn blamed(hypothesis: &Hypothesis) -> String {
         Some(subject) if matches!(subject.label.as_str(), "model_id" | "deployment") => {
             format!(
                 "deployment {}",
-                subject.value.chars().take(MAX_NAME_CHARS).collect::<String>()
+                subject
+                    .value
+                    .chars()
+                    .take(MAX_NAME_CHARS)
+                    .collect::<String>()
             )
         }
         // Names of models, stores and prompts are read whole (a hashed key is cut short).
@@ -122,9 +126,9 @@ pub fn next_step(hypothesis: &Hypothesis) -> String {
                  re-run the evals; do not roll a prompt back for it.",
                 change.from
             ),
-            None => format!(
-                "Pin {it} to the model snapshot that answered before and re-run the evals."
-            ),
+            None => {
+                format!("Pin {it} to the model snapshot that answered before and re-run the evals.")
+            }
         },
         HypothesisKind::Scheduled => {
             "The scheduled check failed: look at the service it checks.".to_owned()
@@ -137,9 +141,9 @@ pub fn next_step(hypothesis: &Hypothesis) -> String {
             "Find what made the requests of {it} longer (a prompt or retrieval change, more \
              history): it is not more demand, so do not block the key."
         ),
-        HypothesisKind::ExpectedActivity => format!(
-            "Nothing now: {it} is expected activity; check that it ends when it should."
-        ),
+        HypothesisKind::ExpectedActivity => {
+            format!("Nothing now: {it} is expected activity; check that it ends when it should.")
+        }
         HypothesisKind::FallbackQualityLoss => format!(
             "Decide whether {it} is an acceptable stand-in: fix or replace the fallback, or get \
              the primary healthy so traffic leaves it."
@@ -218,11 +222,7 @@ mod tests {
             let acts_on_key = advice.contains("revoke")
                 || advice.contains("its own quota")
                 || advice.contains("who runs");
-            assert_eq!(
-                acts_on_key,
-                key_kinds.contains(&kind),
-                "{kind:?}: {advice}"
-            );
+            assert_eq!(acts_on_key, key_kinds.contains(&kind), "{kind:?}: {advice}");
         }
     }
 
@@ -231,10 +231,7 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for kind in ALL {
             let advice = next_step(&hypothesis(kind, "model_group", "gpt-4o"));
-            if !matches!(
-                kind,
-                HypothesisKind::BroadSurge | HypothesisKind::Scheduled
-            ) {
+            if !matches!(kind, HypothesisKind::BroadSurge | HypothesisKind::Scheduled) {
                 assert!(advice.contains("gpt-4o"), "{kind:?}: {advice}");
             }
             assert!(seen.insert(advice.clone()), "{kind:?} repeats: {advice}");

@@ -299,7 +299,12 @@ impl Engine {
                         let why = format!("{by} rejected vigil's proposal ({reason})");
                         if incident.completed.is_empty() {
                             // A person said no and nothing was changed: the incident is theirs now.
-                            engine.escalate(incident, &why, Ask::cause("Decide what to do instead."), follow);
+                            engine.escalate(
+                                incident,
+                                &why,
+                                Ask::cause("Decide what to do instead."),
+                                follow,
+                            );
                         } else {
                             engine.begin_compensation(incident, &why, now, follow);
                         }

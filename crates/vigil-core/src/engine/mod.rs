@@ -667,7 +667,9 @@ impl Engine {
             self.escalate(
                 &mut incident,
                 &format!("the finding is flapping ({detail}); no runbook acts on it"),
-                Ask::situation("Look for what makes the signal swing, or widen the detector's hysteresis."),
+                Ask::situation(
+                    "Look for what makes the signal swing, or widen the detector's hysteresis.",
+                ),
                 out,
             );
         } else if self.config.topology.is_some() {

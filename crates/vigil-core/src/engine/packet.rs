@@ -191,8 +191,9 @@ impl Engine {
             }
             let undo = match self.build_action(incident, *idx, Phase::Compensation) {
                 Ok(undo) => format!("undo: {}", undo.describe()),
-                Err(_) => "its runbook has no undo: change it back on the target by hand"
-                    .to_owned(),
+                Err(_) => {
+                    "its runbook has no undo: change it back on the target by hand".to_owned()
+                }
             };
             push_unique(&mut lines, format!("{} ({undo})", action.describe()));
         }

@@ -25,7 +25,8 @@ fn a_partial_fix_pages_with_what_it_left_in_place_and_how_to_undo_it() {
         "a runaway key: key batch-job (gateway layer; runaway_key, 100 %)"
     );
     assert!(
-        why.summary.starts_with("token spike on key batch-job: 9,000 tokens/s"),
+        why.summary
+            .starts_with("token spike on key batch-job: 9,000 tokens/s"),
         "{}",
         why.summary
     );
@@ -42,9 +43,14 @@ fn a_partial_fix_pages_with_what_it_left_in_place_and_how_to_undo_it() {
             format!("vigil replay --incident {}", why.incident_id),
         ]
     );
-    assert_eq!(why.chain.first().map(|line| &line[..10]), Some("[gateway] "));
+    assert_eq!(
+        why.chain.first().map(|line| &line[..10]),
+        Some("[gateway] ")
+    );
     assert!(
-        why.chain.last().is_some_and(|line| line.contains("cause: a runaway key")),
+        why.chain
+            .last()
+            .is_some_and(|line| line.contains("cause: a runaway key")),
         "{:?}",
         why.chain
     );
@@ -54,7 +60,9 @@ fn a_partial_fix_pages_with_what_it_left_in_place_and_how_to_undo_it() {
         why.evidence
     );
     assert!(
-        why.actions.iter().any(|line| line.contains("removed 50 % of the harm")),
+        why.actions
+            .iter()
+            .any(|line| line.contains("removed 50 % of the harm")),
         "what vigil did and its measured effect: {:?}",
         why.actions
     );
@@ -66,7 +74,9 @@ fn a_fix_that_was_undone_leaves_nothing_in_place_and_asks_about_the_cause() {
     let why = &only_page(&scenario).why;
     assert!(why.left_in_place.is_empty(), "{:?}", why.left_in_place);
     assert!(
-        why.actions.iter().any(|line| line.starts_with("unblock key h-batch")),
+        why.actions
+            .iter()
+            .any(|line| line.starts_with("unblock key h-batch")),
         "{:?}",
         why.actions
     );
@@ -88,10 +98,22 @@ fn sessions_recorded_before_the_topology_keep_their_packet_word_for_word() {
     );
     // The new fields are absent from the recorded JSON, so old ledgers compare equal.
     let json = serde_json::to_value(why).expect("a packet serializes");
-    let mut keys: Vec<_> = json.as_object().expect("an object").keys().cloned().collect();
+    let mut keys: Vec<_> = json
+        .as_object()
+        .expect("an object")
+        .keys()
+        .cloned()
+        .collect();
     keys.sort();
     assert_eq!(
         keys,
-        ["actions", "ask", "evidence", "incident_id", "reason", "summary"]
+        [
+            "actions",
+            "ask",
+            "evidence",
+            "incident_id",
+            "reason",
+            "summary"
+        ]
     );
 }

@@ -147,7 +147,9 @@ impl Engine {
     ) {
         incident.escalation = Some(Escalation {
             reason: reason.to_owned(),
-            ask: Ask::cause("vigil's fix did not hold and was undone; the problem is still live. Look at the key's traffic and decide whether to block or revoke it by hand."),
+            ask: Ask::cause(
+                "vigil's fix did not hold and was undone; the problem is still live. Look at the key's traffic and decide whether to block or revoke it by hand.",
+            ),
         });
         // Undo in reverse order; steps without a compensation are skipped. `to_compensate`
         // is a stack, so the step to undo first goes last.

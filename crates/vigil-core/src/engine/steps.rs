@@ -583,7 +583,9 @@ impl Engine {
                         self.escalate(
                             incident,
                             &reason,
-                            Ask::undo("Check the key's state and undo the change by hand if needed."),
+                            Ask::undo(
+                                "Check the key's state and undo the change by hand if needed.",
+                            ),
                             out,
                         );
                     }
@@ -795,7 +797,9 @@ impl Engine {
                     let ask = if scheduled {
                         Ask::cause("The scheduled check failed: look at the service it checks.")
                     } else {
-                        Ask::situation("The fix could not be applied; apply it by hand or find out why the target refused.")
+                        Ask::situation(
+                            "The fix could not be applied; apply it by hand or find out why the target refused.",
+                        )
                     };
                     self.escalate(incident, &reason, ask, out);
                 } else {

@@ -291,7 +291,9 @@ mod tests {
                 reason: "no runbook".to_owned(),
                 ask: "raise the budget or find the spender".to_owned(),
                 cause: "a reading past its limit: key batch (threshold_breach, 90 %)".to_owned(),
-                chain: vec!["[gateway] hours of key budget left of batch at 20 (limit 24)".to_owned()],
+                chain: vec![
+                    "[gateway] hours of key budget left of batch at 20 (limit 24)".to_owned(),
+                ],
                 against: vec!["[gateway] the spend rate is flat".to_owned()],
                 left_in_place: vec!["block key k on gw (undo: unblock key k on gw)".to_owned()],
                 commands: vigil_core::engine::incident_commands("inc-3"),
@@ -311,7 +313,9 @@ mod tests {
                 reason: "no runbook".to_owned(),
                 ask: "raise the budget or find the spender".to_owned(),
                 cause: "a reading past its limit: key batch (threshold_breach, 90 %)".to_owned(),
-                chain: vec!["[gateway] hours of key budget left of batch at 20 (limit 24)".to_owned()],
+                chain: vec![
+                    "[gateway] hours of key budget left of batch at 20 (limit 24)".to_owned()
+                ],
                 against: vec!["[gateway] the spend rate is flat".to_owned()],
                 left_in_place: vec!["block key k on gw (undo: unblock key k on gw)".to_owned()],
                 commands: vec![
