@@ -230,8 +230,8 @@ async fn the_real_python_sdk_exports_gen_ai_spans_to_vigil_in_protobuf() {
         })
         .collect();
     for expected in [
-        r#"vigil_genai_requests_total{error_type="",model="gpt-4o",operation="chat",provider="openai"} +1"#,
-        r#"vigil_genai_requests_total{error_type="429",model="gpt-4o-mini",operation="",provider="openai"} +1"#,
+        r#"vigil_genai_requests_total{error_type="",model="gpt-4o",operation="chat",provider="openai",response_model="gpt-4o-2024-08-06"} +1"#,
+        r#"vigil_genai_requests_total{error_type="429",model="gpt-4o-mini",operation="",provider="openai",response_model=""} +1"#,
         r#"vigil_genai_tokens_total{direction="input",model="gpt-4o",provider="openai"} +812"#,
         r#"vigil_genai_tokens_total{direction="output",model="gpt-4o",provider="openai"} +64"#,
         r#"vigil_genai_finish_reasons_total{model="gpt-4o",provider="openai",reason="stop"} +1"#,

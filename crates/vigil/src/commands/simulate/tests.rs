@@ -257,8 +257,8 @@ fn pushed_spans_expand_into_an_export_the_intake_reads() {
         .map(|signal| format!("{} {:?} {:?}", signal.name, signal.labels, signal.kind))
         .collect();
     expect![[r#"
-        vigil_genai_requests_total {"error_type": "", "model": "gpt-4o", "operation": "chat", "provider": "openai"} CounterIncrement(3.0)
-        vigil_genai_requests_total {"error_type": "429", "model": "gpt-4o", "operation": "chat", "provider": "openai"} CounterIncrement(2.0)
+        vigil_genai_requests_total {"error_type": "", "model": "gpt-4o", "operation": "chat", "provider": "openai", "response_model": "gpt-4o-2024-11-20"} CounterIncrement(3.0)
+        vigil_genai_requests_total {"error_type": "429", "model": "gpt-4o", "operation": "chat", "provider": "openai", "response_model": ""} CounterIncrement(2.0)
         vigil_genai_tokens_total {"direction": "input", "model": "gpt-4o", "provider": "openai"} CounterIncrement(2400.0)
         vigil_genai_tokens_total {"direction": "output", "model": "gpt-4o", "provider": "openai"} CounterIncrement(180.0)"#]]
     .assert_eq(&signals.join("\n"));
