@@ -151,6 +151,40 @@ fn check_accepts_the_example_config() {
         run.stdout.starts_with(&format!("{}: ok (", show(&config))),
         "{run}"
     );
+    // Every shipped runbook triggers on a kind the example's detectors can produce.
+    assert!(!run.stderr.contains("will never run"), "{run}");
+}
+
+/// A runbook whose hypothesis no configured detector can produce is a warning: the config
+/// still passes, but the operator learns the runbook will never run.
+#[test]
+fn check_warns_about_a_runbook_no_detector_can_trigger() {
+    let dir = ConfigDir::new("check-unreachable-runbook");
+    // Without the prompt-versions detector nothing reports a prompt's version change.
+    dir.edit(
+        "vigil.yaml",
+        "kind: version_change            # the diagnoser blames a change that precedes a",
+        "kind: threshold                 # no longer a version change",
+    );
+    dir.edit(
+        "vigil.yaml",
+        "    selector: vigil_eval_cases_total\n    version_label: prompt_version\n    group_by: prompt\n    max_versions: 32",
+        "    value: vigil_eval_cases_total\n    describe: eval cases\n    group_by: prompt\n    above: 1000000\n    clear: 10",
+    );
+    let run = dir.check();
+    run.assert_success("vigil check --offline with an unreachable runbook");
+    for runbook in [
+        "rollback-prompt-after-eval-regression",
+        "rollback-prompt-after-size-growth",
+    ] {
+        assert!(
+            run.stderr.contains(&format!(
+                "warning: runbook `{runbook}` triggers on `recent_change`, which none of its detectors"
+            )),
+            "{runbook}: {run}"
+        );
+    }
+    assert_eq!(run.stderr.matches("will never run").count(), 2, "{run}");
 }
 
 #[test]

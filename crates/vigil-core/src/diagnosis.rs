@@ -26,6 +26,7 @@ pub mod expected;
 pub mod fallback;
 pub mod infra;
 pub mod rank;
+pub mod reach;
 
 /// Configuration of the diagnoser.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -37,6 +37,41 @@ pub enum DetectorConfig {
 }
 
 impl DetectorConfig {
+    /// The config with every selector of a detector grouped by a label restricted to the
+    /// series that carry that label (`label!=""`): a series that names no group (a LiteLLM
+    /// series without `model_id`, an eval without `prompt`) is about no group, and would
+    /// otherwise make a group `""` whose findings are about nothing. A spike detector's
+    /// `ignore_values` decide that for it. The config loader applies this to new configs;
+    /// sessions recorded before keep their selectors, so they replay as they ran.
+    #[must_use]
+    pub fn reading_only_grouped_series(mut self) -> Self {
+        let require = |selector: &mut crate::store::Selector, label: &Option<String>| {
+            if let Some(label) = label {
+                *selector = selector.requiring_label(label);
+            }
+        };
+        match &mut self {
+            DetectorConfig::Spike(_) => {}
+            DetectorConfig::BurnRate(config) => {
+                require(&mut config.bad, &config.group_by);
+                require(&mut config.total, &config.group_by);
+            }
+            DetectorConfig::Threshold(config) => {
+                for selector in config.reading.selectors_mut() {
+                    require(selector, &config.group_by);
+                }
+            }
+            DetectorConfig::ProportionDrop(config) => {
+                require(&mut config.good, &config.group_by);
+                require(&mut config.total, &config.group_by);
+            }
+            DetectorConfig::VersionChange(config) => {
+                require(&mut config.selector, &config.group_by);
+            }
+        }
+        self
+    }
+
     /// The detector's name, unique in a config.
     #[must_use]
     pub fn name(&self) -> &str {

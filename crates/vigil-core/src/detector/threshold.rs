@@ -86,6 +86,24 @@ pub enum Reading {
 }
 
 impl Reading {
+    /// The selectors it reads, to change.
+    pub fn selectors_mut(&mut self) -> Vec<&mut Selector> {
+        match self {
+            Reading::Value { selector }
+            | Reading::Rate { selector, .. }
+            | Reading::Quantile { selector, .. } => vec![selector],
+            Reading::Ratio {
+                numerator,
+                denominator,
+                ..
+            } => vec![numerator, denominator],
+            Reading::HoursLeft {
+                remaining, spend, ..
+            } => vec![remaining, spend],
+            Reading::Mean { sum, count } => vec![sum, count],
+        }
+    }
+
     /// The selectors it reads.
     #[must_use]
     pub fn selectors(&self) -> Vec<&Selector> {

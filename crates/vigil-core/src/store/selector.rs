@@ -122,6 +122,24 @@ impl Selector {
     pub fn metric_name(&self) -> &str {
         &self.metric_name
     }
+
+    /// The same selector restricted to series whose `label` is set and not empty (a
+    /// `label!=""` matcher added), unless it already matches on `label`: what a detector
+    /// grouped by `label` reads, so that series naming no group make no group `""`.
+    #[must_use]
+    pub fn requiring_label(&self, label: &str) -> Selector {
+        if self.matchers.iter().any(|matcher| matcher.label() == label) {
+            return self.clone();
+        }
+        let text = self.text.trim_end();
+        let text = match text.strip_suffix('}') {
+            Some(open) if open.trim_end().ends_with('{') => format!("{open}{label}!=\"\"}}"),
+            Some(open) => format!("{open},{label}!=\"\"}}"),
+            None => format!("{text}{{{label}!=\"\"}}"),
+        };
+        // A label that is not a label name cannot make a selector; keep the one that was.
+        Selector::parse(text).unwrap_or_else(|_| self.clone())
+    }
 }
 
 impl PartialEq for Selector {

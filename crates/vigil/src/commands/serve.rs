@@ -101,6 +101,13 @@ pub async fn check(config: &Path, offline: bool) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    // Runbooks that can never trigger: a warning, not a failure (a detector may come later).
+    for warning in vigil_core::diagnosis::reach::unreachable_runbooks(
+        &bundle.engine.detectors,
+        &bundle.engine.runbooks,
+    ) {
+        eprintln!("warning: {warning}");
+    }
     let resolved = if offline {
         "secrets not resolved (--offline)".to_owned()
     } else {
@@ -162,6 +169,12 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
     } = preflight(&bundle).await?;
     for warning in warnings {
         tracing::warn!("{warning}");
+    }
+    for warning in vigil_core::diagnosis::reach::unreachable_runbooks(
+        &bundle.engine.detectors,
+        &bundle.engine.runbooks,
+    ) {
+        tracing::warn!("{}", crate::logsafe::Escaped(&warning));
     }
     let address = listen.unwrap_or(bundle.config.listen);
     let listener = tokio::net::TcpListener::bind(address)

@@ -346,6 +346,7 @@ pub fn validate(
                     super::detectors::validate_version_change(&mut problems, &path, change)
                 }
             }
+            .map(DetectorConfig::reading_only_grouped_series)
         })
         .collect();
     if raw.diagnosis.change_window_secs < 0 {

@@ -271,3 +271,35 @@ fn a_selector_holds_only_text_that_parses_and_names_a_metric() {
         assert!(error.to_string().contains(expected), "{bad}: {error}");
     }
 }
+
+// A detector grouped by a label reads only series that carry it.
+#[test]
+fn requiring_a_label_adds_a_not_empty_matcher_unless_one_matches_it_already() {
+    let cases = [
+        ("metric_total", "model_id", r#"metric_total{model_id!=""}"#),
+        (
+            "metric_total{}",
+            "model_id",
+            r#"metric_total{model_id!=""}"#,
+        ),
+        (
+            r#"metric_total{exception_status=~"408|429|5.."}"#,
+            "model_id",
+            r#"metric_total{exception_status=~"408|429|5..",model_id!=""}"#,
+        ),
+        (
+            r#"metric_total{model_id="a"}"#,
+            "model_id",
+            r#"metric_total{model_id="a"}"#,
+        ),
+        ("metric_total", "not a label", "metric_total"),
+    ];
+    for (text, label, expected) in cases {
+        let selector = Selector::parse(text).expect("the case parses");
+        assert_eq!(
+            selector.requiring_label(label).as_str(),
+            expected,
+            "{text} by {label}"
+        );
+    }
+}
