@@ -26,7 +26,6 @@ pub mod expected;
 pub mod fallback;
 pub mod infra;
 pub mod rank;
-pub mod reach;
 
 /// Configuration of the diagnoser.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

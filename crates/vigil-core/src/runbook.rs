@@ -599,5 +599,7 @@ fn validate_params(
     parsed
 }
 
+pub mod reach;
+
 #[cfg(test)]
 mod tests;

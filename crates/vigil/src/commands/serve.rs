@@ -102,7 +102,7 @@ pub async fn check(config: &Path, offline: bool) -> anyhow::Result<ExitCode> {
         }
     };
     // Runbooks that can never trigger: a warning, not a failure (a detector may come later).
-    for warning in vigil_core::diagnosis::reach::unreachable_runbooks(
+    for warning in vigil_core::runbook::reach::unreachable_runbooks(
         &bundle.engine.detectors,
         &bundle.engine.runbooks,
     ) {
@@ -170,7 +170,7 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
     for warning in warnings {
         tracing::warn!("{warning}");
     }
-    for warning in vigil_core::diagnosis::reach::unreachable_runbooks(
+    for warning in vigil_core::runbook::reach::unreachable_runbooks(
         &bundle.engine.detectors,
         &bundle.engine.runbooks,
     ) {

@@ -8,13 +8,12 @@
 //! `provider_degradation`, ...). A warning therefore means the runbook certainly cannot
 //! trigger; its absence does not prove that it will.
 
+use super::Runbook;
 use crate::detector::DetectorConfig;
-use crate::runbook::Runbook;
+use crate::diagnosis::HypothesisKind;
+use crate::diagnosis::rank::is_model_version;
 use crate::topology::NodeKind;
 use crate::topology::discover::node_of_subject;
-
-use super::HypothesisKind;
-use super::rank::is_model_version;
 
 /// The kind of node a detector's groups are about, if its `group_by` names one.
 fn group_kind(detector: &DetectorConfig) -> Option<NodeKind> {
