@@ -204,6 +204,15 @@ pub struct BurnView {
     pub firing: Vec<Severity>,
 }
 
+/// What one group saw from a moment on ([`BurnRateDetector::group_since`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GroupSince {
+    /// Whether it has an open finding now.
+    pub firing: bool,
+    /// The events (good and bad) it counted in buckets that end after the moment.
+    pub total: f64,
+}
+
 /// How far back a counter's previous point may be for its increase to count.
 const INCREASE_LOOKBACK_MS: i64 = 15 * 60 * 1000;
 
@@ -231,6 +240,24 @@ impl BurnRateDetector {
             config,
             counters,
         }
+    }
+
+    /// What `group` saw from `since` on: whether it fires now and how many events it
+    /// counted since (at bucket resolution). `None` when it has never seen the group.
+    #[must_use]
+    pub fn group_since(&self, group: &str, since: Timestamp) -> Option<GroupSince> {
+        let state = self.groups.get(group)?;
+        let bucket_ms = self.config.bucket_ms.max(1);
+        let total = state
+            .buckets
+            .iter()
+            .filter(|bucket| bucket.start_ms.saturating_add(bucket_ms) > since.0)
+            .map(|bucket| bucket.total)
+            .sum();
+        Some(GroupSince {
+            firing: !state.firing.is_empty(),
+            total,
+        })
     }
 
     /// Its configuration.

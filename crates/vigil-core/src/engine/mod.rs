@@ -60,6 +60,17 @@ use incident::{Incident, Stage};
 use packet::Ask;
 use push::PushTotals;
 
+/// What a `users_served` verification found at its deadline.
+#[derive(Clone, Debug)]
+enum Users {
+    /// No open finding of the users detector for the subject, and requests counted.
+    Served,
+    /// Its detector still sees users hurt.
+    Hurt,
+    /// Its detector saw nothing of the subject: why.
+    Undecided(String),
+}
+
 /// The running state of one configured detector.
 #[derive(Clone, Debug)]
 enum DetectorState {
@@ -1020,11 +1031,14 @@ impl Engine {
                 .and_then(|idx| self.config.runbooks.get(idx))
                 .filter(|runbook| runbook.verification.check == VerificationCheck::UsersServed)
                 .and_then(|runbook| runbook.verification.users_detector.clone());
-            match users_detector {
-                Some(detector) if !self.firing.values().any(|name| *name == detector) => {
+            match users_detector.map(|detector| self.users_verdict(&incident_id, &detector)) {
+                Some(Users::Served) => {
                     self.verification_passed(&incident_id, Vec::new(), now, out);
                 }
-                Some(_) | None => self.verification_failed(&incident_id, now, out),
+                Some(Users::Undecided(why)) => {
+                    self.verification_undecided(&incident_id, &why, out);
+                }
+                Some(Users::Hurt) | None => self.verification_failed(&incident_id, now, out),
             }
         }
         self.check_holds(now, out);
@@ -1042,6 +1056,52 @@ impl Engine {
                     self.open_by_fingerprint.remove(&member.fingerprint);
                 }
             }
+        }
+    }
+
+    /// What users of an incident's subject got since its verification started, by the
+    /// `users_served` detector (`detector`): hurt while it fires for the subject's group,
+    /// undecided when it counted none of their requests (no data is no proof), else served.
+    /// A detector that keeps no per-group counts is judged by its open findings alone.
+    fn users_verdict(&self, incident_id: &str, detector: &str) -> Users {
+        let Some(incident) = self.incidents.get(incident_id) else {
+            return Users::Hurt;
+        };
+        let Stage::Verifying { started_at, .. } = &incident.stage else {
+            return Users::Hurt;
+        };
+        let state = self
+            .config
+            .detectors
+            .iter()
+            .position(|config| config.name() == detector)
+            .and_then(|idx| self.detectors.get(idx));
+        let Some(DetectorState::BurnRate(burn)) = state else {
+            return if self.firing.values().any(|name| name == detector) {
+                Users::Hurt
+            } else {
+                Users::Served
+            };
+        };
+        let group = if burn.config().group_by.is_some() {
+            incident.finding.subject.value.as_str()
+        } else {
+            ""
+        };
+        let shown = if group.is_empty() {
+            "all requests"
+        } else {
+            group
+        };
+        match burn.group_since(group, *started_at) {
+            None => Users::Undecided(format!(
+                "detector {detector} has never seen requests of {shown}, so vigil cannot tell whether users are served"
+            )),
+            Some(seen) if seen.firing => Users::Hurt,
+            Some(seen) if seen.total <= 0.0 => Users::Undecided(format!(
+                "detector {detector} counted no requests of {shown} since the change, so vigil cannot tell whether users are served"
+            )),
+            Some(_) => Users::Served,
         }
     }
 

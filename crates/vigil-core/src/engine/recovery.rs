@@ -61,6 +61,45 @@ impl Engine {
     }
 
     /// The deadline passed without the verification holding.
+    /// The check could not decide: its detector saw nothing of the subject since the change
+    /// (`why`). Nobody claims the fix worked and nothing is undone on a guess: the change
+    /// stays and a person is asked, with what is left in place.
+    pub(super) fn verification_undecided(
+        &mut self,
+        incident_id: &str,
+        why: &str,
+        out: &mut Vec<Command>,
+    ) {
+        self.with_incident(
+            incident_id,
+            |incident| match &incident.stage {
+                Stage::Verifying { observed, .. } => Some(observed.clone()),
+                _ => None,
+            },
+            |engine, incident, observed| {
+                let reason = format!("the fix could not be verified: {why}");
+                incident
+                    .history
+                    .push(format!("verification failed: {reason}"));
+                out.push(Command::Record(Record::VerificationFailed {
+                    incident_id: incident.id.clone(),
+                    reason: reason.clone(),
+                    observed,
+                }));
+                let ask = format!(
+                    "Check what users of {} get (the gateway's failed requests): keep vigil's change if they are served, undo it (see what is left in place) if not.",
+                    incident.finding.subject.display_name()
+                );
+                engine.escalate(
+                    incident,
+                    &format!("{reason}; vigil's change is left in place"),
+                    Ask::Situation(ask),
+                    out,
+                );
+            },
+        );
+    }
+
     pub(super) fn verification_failed(
         &mut self,
         incident_id: &str,

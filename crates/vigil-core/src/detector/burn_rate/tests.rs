@@ -237,3 +237,33 @@ fn a_counter_restart_is_an_increase_not_a_burst() {
     let view = &gateway.detector.views(Timestamp(gateway.at_ms))[0];
     assert_eq!(view.burns[0].0, Some(0.0));
 }
+
+// What a `users_served` verification asks: did the group fire, and did it count requests
+// since a moment? An unseen group is `None`: no data is no proof.
+#[test]
+fn a_group_reports_whether_it_fires_and_what_it_counted_since_a_moment() {
+    let mut gateway = Gateway::new(config(BurnRule::workbook(WORKBOOK_PERIOD_SECS), 30_000));
+    assert_eq!(gateway.detector.group_since("p", Timestamp(T0)), None);
+    gateway.run(600, 15, 0.0);
+    let seen = gateway
+        .detector
+        .group_since("p", Timestamp(T0 + 300_000))
+        .expect("the group was seen");
+    assert!(!seen.firing);
+    // 10 requests a second for the last 300 s, at 30 s buckets.
+    assert!((seen.total - 3000.0).abs() <= 300.0, "{seen:?}");
+    let later = gateway
+        .detector
+        .group_since("p", Timestamp(T0 + 3_600_000))
+        .expect("the group was seen");
+    assert!(later.total.abs() < f64::EPSILON, "{later:?}");
+    assert_eq!(gateway.detector.group_since("q", Timestamp(T0)), None);
+    gateway.run(600, 15, 1.0);
+    assert!(
+        gateway
+            .detector
+            .group_since("p", Timestamp(T0))
+            .expect("the group was seen")
+            .firing
+    );
+}
