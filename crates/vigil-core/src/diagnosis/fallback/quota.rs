@@ -73,12 +73,24 @@ pub(super) fn keys_behind_errors(
     if total < MIN_KEY_ERRORS_PER_SEC || by_key.len() < 2 {
         return diagnosis;
     }
-    let Some((key, errors)) = by_key.iter().max_by(|a, b| {
+    // The key whose growing demand used the quota up, when the gateway keeps each key's
+    // requests: the provider then answers 429 to every key in proportion to what it sends,
+    // so the key with the most 429s may be a big steady one. Else the key with most 429s.
+    let grower = grower(store, subject, at, min_share);
+    let most_errors = by_key.iter().max_by(|a, b| {
         a.1.per_sec
             .total_cmp(&b.1.per_sec)
             .then_with(|| b.0.cmp(a.0))
-    }) else {
-        return diagnosis;
+    });
+    let (key, errors) = match (&grower, most_errors) {
+        (Some(grower), _) => {
+            let mut errors = by_key.get(&grower.key).cloned().unwrap_or_default();
+            errors.alias = errors.alias.or_else(|| grower.alias.clone());
+            errors.team = errors.team.or_else(|| grower.team.clone());
+            (&grower.key, errors)
+        }
+        (None, Some((key, errors))) => (key, errors.clone()),
+        (None, None) => return diagnosis,
     };
     let share = errors.per_sec / total;
     let name = errors.alias.clone().unwrap_or_else(|| key.clone());
@@ -130,7 +142,7 @@ pub(super) fn keys_behind_errors(
     };
     let steady = key_requests_before
         .is_some_and(|before| before > 0.0 && key_requests < before * MIN_KEY_GROWTH);
-    if share < min_share || steady {
+    if grower.is_none() && (share < min_share || steady) {
         let mut facts = vec![split];
         if steady {
             facts.push(Fact {
@@ -150,16 +162,30 @@ pub(super) fn keys_behind_errors(
     }
     let against = Fact {
         layer: Layer::Gateway,
-        text: format!(
-            "one of our keys ({name}) gets {} of the 429s: it uses up the shared quota, and a \
-             failover would move the load, not the cause",
-            percent(share)
-        ),
+        text: match &grower {
+            Some(grower) => format!(
+                "one of our keys ({name}) grew its requests from {} to {}, {} of the growth \
+                 in {}'s demand: it uses up the shared quota, and a failover would move the \
+                 load, not the cause",
+                rate(grower.before, "requests/s"),
+                rate(grower.now, "requests/s"),
+                percent(grower.share),
+                subject.value
+            ),
+            None => format!(
+                "one of our keys ({name}) gets {} of the 429s: it uses up the shared quota, \
+                 and a failover would move the load, not the cause",
+                percent(share)
+            ),
+        },
     };
     for other in &mut diagnosis.hypotheses {
         other.against.push(against.clone());
     }
     let mut support = vec![split];
+    if grower.is_some() {
+        support.push(against.clone());
+    }
     if let Some(node) = node_of_subject(&subject.label, &subject.value) {
         let providers: Vec<String> = topology
             .dependencies_within(&node, 2)
@@ -178,14 +204,28 @@ pub(super) fn keys_behind_errors(
             });
         }
     }
-    diagnosis.why = format!(
-        "The 429s on {} {} come mostly from one of our own keys: {name} gets {} of them. It is \
-         using up the shared quota; slowing that key is the fix, not a failover. {}",
-        subject.label,
-        subject.value,
-        percent(share),
-        diagnosis.why
-    );
+    diagnosis.why = match &grower {
+        Some(grower) => format!(
+            "The 429s on {} {} follow one of our own keys' demand: {name} went from {} to {}, \
+             {} of the growth. It is using up the shared quota; slowing that key is the fix, \
+             not a failover. {}",
+            subject.label,
+            subject.value,
+            rate(grower.before, "requests/s"),
+            rate(grower.now, "requests/s"),
+            percent(grower.share),
+            diagnosis.why
+        ),
+        None => format!(
+            "The 429s on {} {} come mostly from one of our own keys: {name} gets {} of them. \
+             It is using up the shared quota; slowing that key is the fix, not a failover. {}",
+            subject.label,
+            subject.value,
+            percent(share),
+            diagnosis.why
+        ),
+    };
+    let confidence = grower.as_ref().map_or(share, |grower| grower.share);
     diagnosis.hypotheses.insert(
         0,
         Hypothesis {
@@ -196,7 +236,7 @@ pub(super) fn keys_behind_errors(
                 alias: errors.alias.clone(),
                 team: errors.team.clone(),
             }),
-            confidence: share,
+            confidence,
             evidence: support.iter().map(|fact| fact.text.clone()).collect(),
             change: None,
             layer: Some(Layer::Gateway),
@@ -205,6 +245,71 @@ pub(super) fn keys_behind_errors(
         },
     );
     diagnosis
+}
+
+/// The key whose growing demand accounts for most of a model group's growth in requests.
+#[derive(Clone, Debug)]
+struct Grower {
+    key: String,
+    alias: Option<String>,
+    team: Option<String>,
+    /// Its requests per second now and in the earlier window.
+    now: f64,
+    before: f64,
+    /// Its part of the growth of all keys' requests (0 to 1).
+    share: f64,
+}
+
+/// The key that accounts for at least `min_share` of the growth in `subject`'s requests and
+/// grew at least [`MIN_KEY_GROWTH`]-fold, by the gateway's requests per key now and in the
+/// window before the errors. `None` when the gateway keeps no per-key history or no key
+/// grew enough.
+fn grower(store: &SeriesStore, subject: &Subject, at: Timestamp, min_share: f64) -> Option<Grower> {
+    let before_at = Timestamp(at.0.saturating_sub(RATE_WINDOW_MS));
+    let mut keys: BTreeMap<String, Grower> = BTreeMap::new();
+    for series in series_of(
+        store,
+        REQUESTS_METRIC,
+        &[(subject.label.as_str(), subject.value.as_str())],
+    ) {
+        let Some(key) = store
+            .label_value(series, "hashed_api_key")
+            .filter(|key| !key.is_empty() && *key != "None")
+        else {
+            continue;
+        };
+        let entry = keys.entry(key.to_owned()).or_insert_with(|| Grower {
+            key: key.to_owned(),
+            alias: store
+                .label_value(series, "api_key_alias")
+                .map(str::to_owned),
+            team: store.label_value(series, "team").map(str::to_owned),
+            now: 0.0,
+            before: 0.0,
+            share: 0.0,
+        });
+        entry.now += store.rate(series, RATE_WINDOW_MS, at).unwrap_or(0.0);
+        // A series with no earlier history adds nothing before (a new key cannot be the
+        // grower: see below).
+        entry.before += observed_rate(store, series, before_at).unwrap_or(0.0);
+    }
+    let growth = |key: &Grower| (key.now - key.before).max(0.0);
+    let total: f64 = keys.values().map(growth).sum();
+    if total.is_nan() || total <= 0.0 || keys.len() < 2 {
+        return None;
+    }
+    let top = keys.values().max_by(|a, b| {
+        growth(a)
+            .total_cmp(&growth(b))
+            .then_with(|| b.key.cmp(&a.key))
+    })?;
+    let share = growth(top) / total;
+    (share >= min_share && top.before > 0.0 && top.now >= top.before * MIN_KEY_GROWTH).then(|| {
+        Grower {
+            share,
+            ..top.clone()
+        }
+    })
 }
 
 /// The rate of counter `series` over the points it has in the earlier window before
