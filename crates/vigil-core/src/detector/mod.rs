@@ -159,6 +159,30 @@ impl Subject {
             None => self.value.chars().take(12).collect(),
         }
     }
+
+    /// The name people read in pages of sessions with a topology: the alias, else a key's
+    /// first 12 characters (a hash says nothing more), else what an alert is about
+    /// (`vector_store qdrant`), else the whole value (a model, a store, a prompt), at most
+    /// 64 characters. [`Subject::display_name`] stays for older sessions' words.
+    #[must_use]
+    pub fn readable_name(&self) -> String {
+        const MAX_CHARS: usize = 64;
+        if let Some(alias) = &self.alias {
+            return alias.chars().take(MAX_CHARS).collect();
+        }
+        if self.label.contains("key") {
+            return self.value.chars().take(12).collect();
+        }
+        let value = match self.value.split_once('=') {
+            Some((label, value))
+                if self.label == crate::intake::alertmanager::ALERT_SUBJECT_LABEL =>
+            {
+                format!("{label} {value}")
+            }
+            _ => self.value.clone(),
+        };
+        value.chars().take(MAX_CHARS).collect()
+    }
 }
 
 /// One rate observation kept as evidence.

@@ -52,10 +52,7 @@ fn blamed(hypothesis: &Hypothesis) -> String {
             )
         }
         // Names of models, stores and prompts are read whole (a hashed key is cut short).
-        Some(subject) => subject
-            .alias
-            .clone()
-            .unwrap_or_else(|| subject.value.chars().take(MAX_NAME_CHARS).collect()),
+        Some(subject) => subject.readable_name(),
         None => String::new(),
     }
 }

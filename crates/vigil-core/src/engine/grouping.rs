@@ -3,7 +3,8 @@
 //!
 //! A finding is about a node when its subject's label names a kind of node
 //! ([`node_of_subject`]). A new finding joins an incident, instead of opening one, when the
-//! incident's latest finding was raised within `topology.group_window_ms` and one of its
+//! incident's latest finding was raised within `topology.group_window_ms` (or one of its
+//! findings still fires: a live cause explains a symptom that shows late) and one of its
 //! findings is connected to the new one: both depend on one node within `topology.max_hops`
 //! hops each (a key and an eval suite calling the same model group, a model group and the
 //! provider hosting it). A re-fire of a finding the incident already holds joins it too. An
@@ -300,6 +301,8 @@ impl Engine {
             .map(|incident| (&incident.id, &incident.members, false));
         let candidates: Vec<(&String, &Vec<Member>, bool)> = open
             .chain(paged.iter().map(|(id, paged)| (id, &paged.members, true)))
+            // Within the window of its latest finding, or still firing: a cause that is
+            // still live explains a symptom that shows late (an eval suite reports hourly).
             .filter(|(_, members, _)| {
                 let last_raised = members
                     .iter()
@@ -307,6 +310,7 @@ impl Engine {
                     .max()
                     .unwrap_or(Timestamp(i64::MIN));
                 now.millis_since(last_raised) <= window_ms
+                    || members.iter().any(|member| !member.cleared)
             })
             .collect();
         // Forget the dependencies of incidents that are gone.

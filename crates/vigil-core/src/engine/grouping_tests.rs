@@ -199,17 +199,31 @@ fn findings_that_share_nothing_open_incidents_of_their_own() {
 }
 
 #[test]
-fn a_connected_finding_after_the_window_opens_its_own_incident() {
+fn a_late_symptom_joins_while_its_cause_fires_and_opens_its_own_incident_once_all_cleared() {
     let mut world = World::new(Some(TopologyConfig {
         group_window_ms: 60_000,
         ..TopologyConfig::default()
     }));
     world.scrape(15, &CALM, &calm_latency());
     world.scrape(15, &[("openai", 50.0), ("anthropic", 0.0)], &calm_latency());
+    // Two minutes on, past the window, openai still fails: gpt-4o's latency is its symptom.
     world.scrape(
         120,
         &[("openai", 50.0), ("anthropic", 0.0)],
         &[("gpt-4o", "openai", 30.0), ("claude", "anthropic", 1.0)],
+    );
+    assert_eq!(world.count("incident opened"), 1, "{:#?}", world.log);
+    // Both recover; two minutes later another openai model is slow, openai healthy: the
+    // incident's findings are all clear and its window has passed.
+    world.scrape(15, &CALM, &calm_latency());
+    world.scrape(
+        120,
+        &CALM,
+        &[
+            ("gpt-4o", "openai", 1.0),
+            ("gpt-4o-mini", "openai", 30.0),
+            ("claude", "anthropic", 1.0),
+        ],
     );
     assert_eq!(world.count("incident opened"), 2, "{:#?}", world.log);
 }

@@ -195,7 +195,7 @@ fn describe_finding(finding: &Finding) -> String {
 /// What a finding saw, without its detector's name: `token spike on key batch-job: 8,000
 /// tokens/s against a baseline of 200 (40×, z=12)`.
 pub(crate) fn finding_words(finding: &Finding) -> String {
-    let subject = finding.subject.display_name();
+    let subject = finding.subject.readable_name();
     match &finding.evidence {
         Evidence::Spike(evidence) => format!(
             "token spike on key {subject}: {} against a baseline of {} ({}, z={})",

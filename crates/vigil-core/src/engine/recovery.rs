@@ -296,7 +296,11 @@ impl Engine {
             return;
         }
         let page_id = incident.next_id("page");
-        let subject = incident.finding.subject.display_name();
+        let subject = if self.config.topology.is_some() {
+            incident.finding.subject.readable_name()
+        } else {
+            incident.finding.subject.display_name()
+        };
         // A spike that vigil cannot fix pages; an SLO rule keeps its own severity (the
         // Workbook's slow-burn rule is a ticket, not a page).
         let (severity, what) = match &incident.finding.evidence {
