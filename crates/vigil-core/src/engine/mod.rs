@@ -384,12 +384,7 @@ impl Engine {
                     incident.diagnosis = ranked;
                 }
                 if demand::is_expected(&incident.diagnosis) {
-                    let detail = incident
-                        .diagnosis
-                        .best()
-                        .and_then(|best| best.evidence.first().cloned())
-                        .unwrap_or_default();
-                    self.hold(&mut incident, "expected_activity", &detail, out);
+                    self.hold_expected(&mut incident, out);
                 } else {
                     self.choose_runbook(&mut incident, now, out);
                 }
@@ -645,14 +640,7 @@ impl Engine {
             // finding clears.
             self.hold(&mut incident, "silence", &silence, out);
         } else if demand::is_expected(&incident.diagnosis) {
-            // Expected activity (a rhythm, announced work): noted, not acted on, nobody
-            // paged; it ends when the finding clears.
-            let detail = incident
-                .diagnosis
-                .best()
-                .and_then(|best| best.evidence.first().cloned())
-                .unwrap_or_default();
-            self.hold(&mut incident, "expected_activity", &detail, out);
+            self.hold_expected(&mut incident, out);
         } else if let Some(storm) = storm {
             self.hold(&mut incident, "storm_brake", &storm.detail, out);
             if storm.tripped_now {

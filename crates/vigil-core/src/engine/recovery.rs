@@ -60,7 +60,6 @@ impl Engine {
         out.push(Command::WakeAt { at: deadline });
     }
 
-    /// The deadline passed without the verification holding.
     /// The check could not decide: its detector saw nothing of the subject since the change
     /// (`why`). Nobody claims the fix worked and nothing is undone on a guess: the change
     /// stays and a person is asked, with what is left in place.
@@ -72,20 +71,10 @@ impl Engine {
     ) {
         self.with_incident(
             incident_id,
-            |incident| match &incident.stage {
-                Stage::Verifying { observed, .. } => Some(observed.clone()),
-                _ => None,
-            },
+            observed_while_verifying,
             |engine, incident, observed| {
                 let reason = format!("the fix could not be verified: {why}");
-                incident
-                    .history
-                    .push(format!("verification failed: {reason}"));
-                out.push(Command::Record(Record::VerificationFailed {
-                    incident_id: incident.id.clone(),
-                    reason: reason.clone(),
-                    observed,
-                }));
+                record_failed_verification(incident, &reason, observed, out);
                 let ask = format!(
                     "Check what users of {} get (the gateway's failed requests): keep vigil's change if they are served, undo it (see what is left in place) if not.",
                     incident.finding.subject.display_name()
@@ -100,6 +89,7 @@ impl Engine {
         );
     }
 
+    /// The deadline passed without the verification holding.
     pub(super) fn verification_failed(
         &mut self,
         incident_id: &str,
@@ -109,10 +99,7 @@ impl Engine {
         self.count_outcome(incident_id, false);
         self.with_incident(
             incident_id,
-            |incident| match &incident.stage {
-                Stage::Verifying { observed, .. } => Some(observed.clone()),
-                _ => None,
-            },
+            observed_while_verifying,
             |engine, incident, observed| {
                 let threshold = incident
                     .runbook_idx
@@ -149,14 +136,7 @@ impl Engine {
                         incident.finding.subject.display_name()
                     ),
                 };
-                incident
-                    .history
-                    .push(format!("verification failed: {reason}"));
-                out.push(Command::Record(Record::VerificationFailed {
-                    incident_id: incident.id.clone(),
-                    reason: reason.clone(),
-                    observed,
-                }));
+                record_failed_verification(incident, &reason, observed, out);
                 // Judged by its measured effect when the runbook asks: the next rung, or kept
                 // and escalated as partly fixed; otherwise undone.
                 let keeps = incident
@@ -381,4 +361,29 @@ fn legacy_packet(incident: &Incident, reason: &str, ask: &str) -> WhyPacket {
         left_in_place: Vec::new(),
         commands: Vec::new(),
     }
+}
+
+/// What a verifying incident observed, for the handlers that end its verification.
+fn observed_while_verifying(incident: &Incident) -> Option<Vec<crate::detector::Point>> {
+    match &incident.stage {
+        Stage::Verifying { observed, .. } => Some(observed.clone()),
+        _ => None,
+    }
+}
+
+/// A verification that did not hold, in the incident's history and the ledger.
+fn record_failed_verification(
+    incident: &mut Incident,
+    reason: &str,
+    observed: Vec<crate::detector::Point>,
+    out: &mut Vec<Command>,
+) {
+    incident
+        .history
+        .push(format!("verification failed: {reason}"));
+    out.push(Command::Record(Record::VerificationFailed {
+        incident_id: incident.id.clone(),
+        reason: reason.to_owned(),
+        observed,
+    }));
 }

@@ -157,6 +157,17 @@ impl Engine {
     }
 
     /// Records that a guardrail held.
+    /// Expected activity (a rhythm, announced work): noted, not acted on, nobody paged; it
+    /// ends when the finding clears.
+    pub(super) fn hold_expected(&self, incident: &mut Incident, out: &mut Vec<Command>) {
+        let detail = incident
+            .diagnosis
+            .best()
+            .and_then(|best| best.evidence.first().cloned())
+            .unwrap_or_default();
+        self.hold(incident, "expected_activity", &detail, out);
+    }
+
     pub(super) fn hold(
         &self,
         incident: &mut Incident,
