@@ -6,6 +6,8 @@
 
 use super::{Hypothesis, HypothesisKind};
 use crate::human::percent;
+use crate::topology::NodeKind;
+use crate::topology::discover::kind_of_label;
 
 /// What a kind of cause is, in words.
 #[must_use]
@@ -31,29 +33,18 @@ pub fn kind_words(kind: HypothesisKind) -> &'static str {
     }
 }
 
-/// The most characters of a subject's name shown.
-const MAX_NAME_CHARS: usize = 64;
-
 /// The subject a hypothesis blames, for people: `gpt-4o-mini`, `key batch-job`; empty when
 /// it blames none.
 fn blamed(hypothesis: &Hypothesis) -> String {
-    match &hypothesis.subject {
-        Some(subject) if subject.label.contains("key") => {
-            format!("key {}", subject.display_name())
-        }
-        Some(subject) if matches!(subject.label.as_str(), "model_id" | "deployment") => {
-            format!(
-                "deployment {}",
-                subject
-                    .value
-                    .chars()
-                    .take(MAX_NAME_CHARS)
-                    .collect::<String>()
-            )
-        }
-        // Names of models, stores and prompts are read whole (a hashed key is cut short).
-        Some(subject) => subject.readable_name(),
-        None => String::new(),
+    let Some(subject) = &hypothesis.subject else {
+        return String::new();
+    };
+    // Names of models, stores and prompts are read whole (a hashed key is cut short).
+    let name = subject.readable_name();
+    match kind_of_label(&subject.label) {
+        Some(NodeKind::Key) => format!("key {name}"),
+        Some(NodeKind::Deployment) => format!("deployment {name}"),
+        _ => name,
     }
 }
 

@@ -77,7 +77,7 @@ impl Engine {
                 record_failed_verification(incident, &reason, observed, out);
                 let ask = format!(
                     "Check what users of {} get (the gateway's failed requests): keep vigil's change if they are served, undo it (see what is left in place) if not.",
-                    incident.finding.subject.display_name()
+                    incident.finding.subject.readable_name()
                 );
                 engine.escalate(
                     incident,

@@ -13,7 +13,7 @@ use crate::detector::DetectorConfig;
 use crate::diagnosis::HypothesisKind;
 use crate::diagnosis::rank::is_model_version;
 use crate::topology::NodeKind;
-use crate::topology::discover::node_of_subject;
+use crate::topology::discover::kind_of_label;
 
 /// The kind of node a detector's groups are about, if its `group_by` names one.
 fn group_kind(detector: &DetectorConfig) -> Option<NodeKind> {
@@ -24,7 +24,7 @@ fn group_kind(detector: &DetectorConfig) -> Option<NodeKind> {
         DetectorConfig::ProportionDrop(config) => config.group_by.as_deref(),
         DetectorConfig::VersionChange(config) => config.group_by.as_deref(),
     }?;
-    node_of_subject(label, "x").map(|node| node.kind)
+    kind_of_label(label)
 }
 
 /// Whether a config has a version-change detector of models (`true`) or of anything else

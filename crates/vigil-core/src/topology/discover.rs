@@ -66,12 +66,19 @@ fn first(labels: &Labels, names: &[&str]) -> Option<String> {
 #[must_use]
 pub fn node_of_subject(label: &str, value: &str) -> Option<NodeId> {
     let value = named(Some(value))?;
+    // The alerts' gauge names the label and value an alert is about (`vector_store=qdrant`).
+    if label == ALERT_SUBJECT_LABEL {
+        let (label, value) = value.split_once('=')?;
+        return node_of_subject(label, value);
+    }
+    Some(NodeId::new(kind_of_label(label)?, value))
+}
+
+/// The kind of node a group label names (`model_id` a deployment, `api_provider` a
+/// provider), if any. The alerts' `subject` label names none by itself: its values do.
+#[must_use]
+pub fn kind_of_label(label: &str) -> Option<NodeKind> {
     let kind = match label {
-        // The alerts' gauge names the label and value an alert is about (`vector_store=qdrant`).
-        ALERT_SUBJECT_LABEL => {
-            let (label, value) = value.split_once('=')?;
-            return node_of_subject(label, value);
-        }
         "hashed_api_key" | "api_key" | "key" => NodeKind::Key,
         "team" | "team_id" => NodeKind::Team,
         "model_group" | "requested_model" | "model" | "model_name" => NodeKind::ModelGroup,
@@ -86,7 +93,7 @@ pub fn node_of_subject(label: &str, value: &str) -> Option<NodeId> {
         "cache" => NodeKind::Cache,
         _ => return None,
     };
-    Some(NodeId::new(kind, value))
+    Some(kind)
 }
 
 /// The node an alert is about (the first label of
