@@ -182,7 +182,7 @@ fn redacted(bytes: &[u8], secrets: &[String]) -> (String, bool) {
 
 /// `text` with every secret replaced by `<redacted>` and every `sk-...` key by
 /// `sk-<redacted>`.
-fn redact_text(text: &str, secrets: &[String]) -> String {
+pub(crate) fn redact_text(text: &str, secrets: &[String]) -> String {
     let mut text = secrets.iter().fold(text.to_owned(), |text, secret| {
         text.replace(secret.as_str(), "<redacted>")
     });

@@ -10,6 +10,7 @@ pub mod http_action;
 pub mod jwks;
 pub mod langfuse;
 pub mod litellm;
+pub mod llm;
 pub mod pager;
 pub mod prometheus;
 pub mod scrape;

@@ -195,6 +195,71 @@ pub fn pagerduty_change_event(routing_key: &str, notice: &ChangeNotice) -> Value
     })
 }
 
+/// A follow-up to a page: what vigil learnt after it paged (the assistant's findings, once
+/// checked against vigil's store). Pages nobody.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FollowUp {
+    /// The page's dedup key (the incident).
+    pub dedup_key: String,
+    /// The page's title.
+    pub title: String,
+    /// What to add, one line each.
+    pub lines: Vec<String>,
+    /// The same as JSON, attached where the service allows details.
+    pub details: Value,
+}
+
+/// The generic webhook's body for a follow-up. Receivers tell it from a page by `status`:
+///
+/// ```json
+/// { "source": "vigil", "status": "updated", "incident_id": "inc-…", "title": "…",
+///   "lines": ["The assistant agrees with vigil's diagnosis (runaway_key).", "…"],
+///   "details": { "assistant": { … } } }
+/// ```
+#[must_use]
+pub fn webhook_follow_up_body(follow_up: &FollowUp) -> Value {
+    json!({
+        "source": "vigil",
+        "status": "updated",
+        "incident_id": follow_up.dedup_key,
+        "title": follow_up.title,
+        "lines": follow_up.lines,
+        "details": follow_up.details,
+    })
+}
+
+/// The Slack message for a follow-up: `update: <title>` and its lines.
+#[must_use]
+pub fn slack_follow_up_message(follow_up: &FollowUp) -> Value {
+    let header = format!("update: {}", follow_up.title);
+    json!({
+        "text": mrkdwn(&header, SLACK_SECTION_CHARS),
+        "blocks": [
+            { "type": "header", "text": { "type": "plain_text", "text": truncate_chars(&header, SLACK_HEADER_CHARS) } },
+            { "type": "section", "text": { "type": "mrkdwn", "text": mrkdwn(&follow_up.lines.join("\n"), SLACK_SECTION_CHARS) } },
+            { "type": "context", "elements": [{ "type": "mrkdwn", "text": mrkdwn(&format!("update · incident {}", follow_up.dedup_key), SLACK_SECTION_CHARS) }] },
+        ],
+    })
+}
+
+/// The PagerDuty change event for a follow-up (beside the incident, paging nobody: a
+/// second trigger could change the alert's severity).
+#[must_use]
+pub fn pagerduty_follow_up_event(routing_key: &str, follow_up: &FollowUp) -> Value {
+    json!({
+        "routing_key": routing_key,
+        "payload": {
+            "summary": truncate_chars(&format!("vigil update: {}", follow_up.title), 1024),
+            "source": "vigil",
+            "custom_details": {
+                "incident_id": follow_up.dedup_key,
+                "lines": follow_up.lines,
+                "details": follow_up.details,
+            },
+        },
+    })
+}
+
 /// The HTTP client and the time one attempt may take: what every pager carries.
 #[derive(Clone)]
 struct Transport {
@@ -380,6 +445,15 @@ impl WebhookPager {
             .map(drop)
     }
 
+    /// Posts a follow-up to a page ([`webhook_follow_up_body`]), retried as
+    /// [`WebhookPager::send`] is.
+    pub async fn follow_up(&self, follow_up: &FollowUp) -> Result<(), ConnectorError> {
+        self.delivery()
+            .send(&webhook_follow_up_body(follow_up))
+            .await
+            .map(drop)
+    }
+
     fn delivery(&self) -> Delivery<'_> {
         Delivery {
             target: "pager",
@@ -445,6 +519,21 @@ impl PagerDutyPager {
     /// Tells an owner what vigil changed, as a change event (`/v2/change/enqueue` beside
     /// the events URL), which pages nobody.
     pub async fn notify(&self, notice: &ChangeNotice) -> Result<(), ConnectorError> {
+        self.change(&pagerduty_change_event(self.routing_key.expose(), notice))
+            .await
+    }
+
+    /// Adds a follow-up beside the incident as a change event, which pages nobody.
+    pub async fn follow_up(&self, follow_up: &FollowUp) -> Result<(), ConnectorError> {
+        self.change(&pagerduty_follow_up_event(
+            self.routing_key.expose(),
+            follow_up,
+        ))
+        .await
+    }
+
+    /// Sends a change event (`/v2/change/enqueue` beside the events URL).
+    async fn change(&self, body: &Value) -> Result<(), ConnectorError> {
         let url = match self.events_url.strip_suffix("/v2/enqueue") {
             Some(base) => format!("{base}/v2/change/enqueue"),
             None => format!("{}/change", self.events_url.trim_end_matches('/')),
@@ -457,10 +546,7 @@ impl PagerDutyPager {
             secret: Some(self.routing_key.expose()),
             retry_rate_limited: true,
         };
-        delivery
-            .send(&pagerduty_change_event(self.routing_key.expose(), notice))
-            .await
-            .map(drop)
+        delivery.send(body).await.map(drop)
     }
 
     /// Resolves the incident `resolution.dedup_key` (the trigger's dedup key) with a
@@ -560,6 +646,14 @@ impl SlackPager {
     pub async fn notify(&self, notice: &ChangeNotice) -> Result<(), ConnectorError> {
         self.delivery()
             .send(&slack_notice_message(notice))
+            .await
+            .map(drop)
+    }
+
+    /// Posts a follow-up to a page as a message of its own naming the incident.
+    pub async fn follow_up(&self, follow_up: &FollowUp) -> Result<(), ConnectorError> {
+        self.delivery()
+            .send(&slack_follow_up_message(follow_up))
             .await
             .map(drop)
     }

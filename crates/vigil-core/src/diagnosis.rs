@@ -103,6 +103,35 @@ pub enum HypothesisKind {
 }
 
 impl HypothesisKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [HypothesisKind; 17] = [
+        HypothesisKind::RunawayKey,
+        HypothesisKind::BroadSurge,
+        HypothesisKind::ErrorBudgetBurn,
+        HypothesisKind::ThresholdBreach,
+        HypothesisKind::ProportionDrop,
+        HypothesisKind::RecentChange,
+        HypothesisKind::ProviderDegradation,
+        HypothesisKind::ModelChange,
+        HypothesisKind::Scheduled,
+        HypothesisKind::CacheRegression,
+        HypothesisKind::TokensPerRequestRise,
+        HypothesisKind::ExpectedActivity,
+        HypothesisKind::FallbackQualityLoss,
+        HypothesisKind::QuotaExhaustionByKey,
+        HypothesisKind::ServingSaturation,
+        HypothesisKind::RetrievalDegradation,
+        HypothesisKind::ContextOverflow,
+    ];
+
+    /// The kind a snake_case name names, if any.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<HypothesisKind> {
+        HypothesisKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+
     /// The snake_case name used in runbooks.
     #[must_use]
     pub fn as_str(self) -> &'static str {

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod exposition;
 pub mod human;
 pub mod intake;
+pub mod investigation;
 pub mod numeric;
 pub mod people;
 pub mod problem;

@@ -24,22 +24,27 @@ pub enum ContextVersion {
     /// `unsilence` with their `HumanContext`.
     V3,
     /// Adds `failover`, the modality and context window of the models a failover moves
-    /// traffic between (the current version). It is an optional attribute, sent on the
-    /// `failover` steps that set fallbacks.
+    /// traffic between. It is an optional attribute, sent on the `failover` steps that set
+    /// fallbacks.
     V4,
+    /// Adds `assistant_agrees` (the current version): whether the assistant's checked best
+    /// hypothesis agrees with the diagnosis. Optional, sent once an investigation checked
+    /// out.
+    V5,
 }
 
 impl ContextVersion {
     /// Every version, oldest first.
-    pub const ALL: [ContextVersion; 4] = [
+    pub const ALL: [ContextVersion; 5] = [
         ContextVersion::V1,
         ContextVersion::V2,
         ContextVersion::V3,
         ContextVersion::V4,
+        ContextVersion::V5,
     ];
 
     /// The version this build sends.
-    pub const CURRENT: ContextVersion = ContextVersion::V4;
+    pub const CURRENT: ContextVersion = ContextVersion::V5;
 
     /// Whether a context of this version has the attribute `name`.
     #[must_use]
@@ -47,6 +52,7 @@ impl ContextVersion {
         match name {
             "trust_pct" => self >= ContextVersion::V2,
             "failover" => self >= ContextVersion::V4,
+            "assistant_agrees" => self >= ContextVersion::V5,
             _ => true,
         }
     }
@@ -113,6 +119,7 @@ pub(crate) fn cedar_context(
         is_compensation,
         trust_pct,
         failover,
+        assistant_agrees,
     } = context;
     let mut pairs = vec![
         (
@@ -149,6 +156,9 @@ pub(crate) fn cedar_context(
     ];
     if let Some(failover) = failover {
         pairs.push(("failover", failover_record(failover)?));
+    }
+    if let Some(agrees) = assistant_agrees {
+        pairs.push(("assistant_agrees", RestrictedExpression::new_bool(*agrees)));
     }
     let pairs = pairs
         .into_iter()

@@ -481,6 +481,9 @@ fn check_schema_fits_requests(
         is_compensation: false,
         trust_pct: 50,
         failover: None,
+        assistant_agrees: context_version
+            .has_attribute("assistant_agrees")
+            .then_some(true),
     };
     // A failover step carries its facts: a schema of this version must accept them there.
     let failover_context = AuthzContext {

@@ -5,6 +5,7 @@
 mod error;
 mod gateway;
 mod langfuse;
+mod openai;
 mod pager;
 mod pagerduty;
 mod prng;
@@ -15,6 +16,7 @@ mod traffic;
 pub use error::SimError;
 pub use gateway::{AdminCall, GatewayConfig, SimGateway, SimKey, SimModel};
 pub use langfuse::{FakePromptVersion, LangfuseCall, LangfuseFake};
+pub use openai::{OpenAiFake, Play, Reply, Script};
 pub use pager::PagerSink;
 pub use pagerduty::{FakeIncident, PagerDutyFake};
 pub use slack::SlackFake;

@@ -104,6 +104,10 @@ pub fn assemble(
                 topology: Some(config.topology.clone()),
                 // New sessions write numbers for people; older ones replay as recorded.
                 numbers: vigil_core::human::NumberStyle::Readable,
+                assistant: config
+                    .assistant
+                    .as_ref()
+                    .map(|assistant| assistant.engine.clone()),
             };
             Ok(Bundle {
                 config,

@@ -20,6 +20,7 @@ pub mod config;
 pub mod daemon;
 pub mod duration;
 pub mod identity;
+pub mod investigator;
 pub mod journal;
 pub mod logsafe;
 pub mod private_file;

@@ -316,6 +316,7 @@ impl Stack {
             trust: Vec::new(),
             people: None,
             numbers: vigil_core::human::NumberStyle::Readable,
+            assistant: None,
             topology: topology.then(|| TopologyConfig {
                 edges: self.declared_edges(),
                 ..TopologyConfig::default()

@@ -275,6 +275,11 @@ pub struct AuthzContext {
     /// requests recorded before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<FailoverFacts>,
+    /// Whether the assistant's best hypothesis, checked against vigil's store, agrees with
+    /// the diagnosis' best (sessions with an assistant whose answer checked out before this
+    /// step); absent otherwise, so that a policy asks `context has assistant_agrees` first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant_agrees: Option<bool>,
 }
 
 /// The models a failover moves traffic between, as the topology knows them. A modality the

@@ -178,25 +178,7 @@ mod tests {
         }
     }
 
-    const ALL: [HypothesisKind; 17] = [
-        HypothesisKind::RunawayKey,
-        HypothesisKind::BroadSurge,
-        HypothesisKind::ErrorBudgetBurn,
-        HypothesisKind::ThresholdBreach,
-        HypothesisKind::ProportionDrop,
-        HypothesisKind::RecentChange,
-        HypothesisKind::ProviderDegradation,
-        HypothesisKind::ModelChange,
-        HypothesisKind::Scheduled,
-        HypothesisKind::CacheRegression,
-        HypothesisKind::TokensPerRequestRise,
-        HypothesisKind::ExpectedActivity,
-        HypothesisKind::FallbackQualityLoss,
-        HypothesisKind::QuotaExhaustionByKey,
-        HypothesisKind::ServingSaturation,
-        HypothesisKind::RetrievalDegradation,
-        HypothesisKind::ContextOverflow,
-    ];
+    const ALL: [HypothesisKind; 17] = HypothesisKind::ALL;
 
     // Only the kinds that blame a key of ours may tell a person to act on a key.
     #[test]

@@ -7,6 +7,7 @@ use crate::authz::{AuthzRequest, HumanAuthzRequest, Mode};
 use crate::detector::change::Change;
 use crate::detector::{Finding, FindingCleared, Point, Severity, Subject};
 use crate::diagnosis::Diagnosis;
+use crate::investigation::{CheckedAnswer, Failure, InvestigationRequest, Usage};
 use crate::people::HumanCommand;
 use crate::time::Timestamp;
 use crate::topology::{Edge, NodeId};
@@ -77,6 +78,26 @@ pub enum Command {
         /// What to tell whom.
         notice: super::Notice,
     },
+    /// Investigate an incident with the assistant (sessions whose config has
+    /// `diagnosis.assistant`); answer with `Event::InvestigationFinished` before the request's
+    /// deadline. Read-only: nothing waits for it.
+    Investigate {
+        /// Unique id of this investigation.
+        investigation_id: String,
+        /// What to investigate, with its bounds.
+        request: Box<InvestigationRequest>,
+    },
+    /// Tell the human an incident paged what the assistant found, once it checked out (a
+    /// follow-up to the page: PagerDuty's alert log, a Slack follow-up, a webhook body with
+    /// `status: updated`). Nothing answers it: a failure is the daemon's to log and count.
+    UpdatePage {
+        /// The incident whose page to follow up (the page's dedup key).
+        incident_id: String,
+        /// The page's title.
+        title: String,
+        /// The assistant's checked findings.
+        note: Box<AssistantNote>,
+    },
     /// Send an `Event::Tick` at this time (or soon after).
     WakeAt {
         /// When.
@@ -94,8 +115,10 @@ impl Command {
             | Command::Execute { incident_id, .. }
             | Command::Page { incident_id, .. }
             | Command::ResolvePage { incident_id, .. }
-            | Command::Notify { incident_id, .. } => Some(incident_id),
+            | Command::Notify { incident_id, .. }
+            | Command::UpdatePage { incident_id, .. } => Some(incident_id),
             Command::AuthorizeHuman { incident_id, .. } => incident_id.as_deref(),
+            Command::Investigate { request, .. } => request.incident_id.as_deref(),
             Command::WakeAt { .. } => None,
         }
     }
@@ -142,6 +165,31 @@ pub struct WhyPacket {
     /// The commands that show and replay the incident.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<String>,
+    /// The assistant's findings, checked against vigil's store, beside the diagnosis
+    /// (sessions with an assistant whose investigation answered before the page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<Box<AssistantNote>>,
+}
+
+/// What the assistant found, as people read it: only what survived the checks, marked as
+/// the assistant's, with its agreement with the diagnosis stated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AssistantNote {
+    /// Whether its best hypothesis agrees with the diagnosis (absent: none survived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agrees: Option<bool>,
+    /// The agreement in words.
+    pub agreement: String,
+    /// Its surviving hypotheses, best first, each with the facts it cites.
+    pub hypotheses: Vec<String>,
+    /// Its narrative, if it survived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narrative: Option<String>,
+    /// The next check it suggests for a human, if it survived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_check: Option<String>,
+    /// How many of its claims were checked and how many dropped.
+    pub checked: String,
 }
 
 /// A decision the engine made, kept in the ledger.
@@ -356,6 +404,44 @@ pub enum Record {
         /// What they were told.
         notice: super::Notice,
     },
+    /// The assistant answered and vigil checked the answer against the evidence its tools
+    /// returned: what survived, what was dropped and why, and whether its best hypothesis
+    /// agrees with the diagnosis.
+    InvestigationChecked {
+        /// The investigation.
+        investigation_id: String,
+        /// The incident, if the investigation was about one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident_id: Option<String>,
+        /// What survived and what was dropped.
+        checked: Box<CheckedAnswer>,
+        /// Whether its best surviving hypothesis is the diagnosis' best (absent: none
+        /// survived). Cedar's `context.assistant_agrees` from now on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agrees: Option<bool>,
+        /// What it cost.
+        usage: Usage,
+        /// The transcript's blob.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transcript_blob: Option<String>,
+    },
+    /// The assistant gave no answer; the incident goes on without it.
+    InvestigationFailed {
+        /// The investigation.
+        investigation_id: String,
+        /// The incident, if the investigation was about one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident_id: Option<String>,
+        /// Why.
+        failure: Failure,
+        /// The detail.
+        detail: String,
+        /// What it cost.
+        usage: Usage,
+        /// The transcript so far, a blob.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transcript_blob: Option<String>,
+    },
     /// An incident that paged ended: its findings all cleared. Its page is resolved.
     PageResolved {
         /// The incident.
@@ -401,6 +487,8 @@ impl Record {
             | Record::EffectMeasured { incident_id, .. }
             | Record::PageResolved { incident_id, .. }
             | Record::OwnerNotified { incident_id, .. } => Some(incident_id),
+            Record::InvestigationChecked { incident_id, .. }
+            | Record::InvestigationFailed { incident_id, .. } => incident_id.as_deref(),
         }
     }
 }

@@ -65,6 +65,11 @@ pub struct EngineConfig {
     /// the words they recorded (`94.7853%`, `0.2 h`), since replay compares them.
     #[serde(default, skip_serializing_if = "NumberStyle::is_original")]
     pub numbers: NumberStyle,
+    /// The LLM assistant that investigates incidents (`diagnosis.assistant` in the config):
+    /// which incidents and the bounds of one investigation. Absent when it is off, and in
+    /// sessions recorded before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<crate::investigation::AssistantConfig>,
 }
 
 /// Inventory facts about a resource that is not an API key.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authz::AuthzDecision;
 use crate::intake::Pushed;
+use crate::investigation::InvestigationOutcome;
 use crate::people::{HumanCommand, Principal};
 use crate::signal::Sample;
 use crate::time::Timestamp;
@@ -99,6 +100,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         principal: Option<Principal>,
     },
+    /// An [`Investigate`](super::Command::Investigate) command finished (or gave up).
+    InvestigationFinished {
+        /// The investigation's id.
+        investigation_id: String,
+        /// The incident it was about, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident_id: Option<String>,
+        /// What came back (boxed: an answer with its evidence is large).
+        outcome: Box<InvestigationOutcome>,
+    },
     /// The policy engine answered an [`AuthorizeHuman`](super::Command::AuthorizeHuman)
     /// command.
     HumanDecided {
@@ -120,7 +131,8 @@ impl Event {
             Event::AuthorizationDecided { incident_id, .. }
             | Event::ActionFinished { incident_id, .. }
             | Event::PageFinished { incident_id, .. } => Some(incident_id),
-            Event::HumanDecided { incident_id, .. } => incident_id.as_deref(),
+            Event::HumanDecided { incident_id, .. }
+            | Event::InvestigationFinished { incident_id, .. } => incident_id.as_deref(),
             Event::Scraped { .. }
             | Event::Queried { .. }
             | Event::ScrapeFailed { .. }
@@ -146,6 +158,7 @@ impl Event {
             Event::Human { .. } => "human",
             Event::HumanDecided { .. } => "human_decided",
             Event::ScheduledRun { .. } => "scheduled_run",
+            Event::InvestigationFinished { .. } => "investigation_finished",
         }
     }
 }

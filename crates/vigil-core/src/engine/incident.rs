@@ -109,6 +109,8 @@ pub(crate) struct Incident {
     pub(crate) page_title: Option<String>,
     /// Why this run proposes instead of acting, when a guardrail made it advisory.
     pub(crate) advisory_why: Option<String>,
+    /// The assistant's investigation of it (sessions with an assistant).
+    pub(crate) assistant: super::investigate::AssistantState,
     n_ids: u32,
 }
 
@@ -173,6 +175,7 @@ impl Incident {
             undo_on_recovery: false,
             page_title: None,
             advisory_why: None,
+            assistant: super::investigate::AssistantState::default(),
             n_ids: 0,
         }
     }

@@ -14,6 +14,7 @@ mod event;
 mod grouping;
 mod human;
 mod incident;
+mod investigate;
 mod narration;
 mod notify;
 mod packet;
@@ -24,7 +25,7 @@ mod steps;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-pub use command::{Command, Page, Record, WhyPacket};
+pub use command::{AssistantNote, Command, Page, Record, WhyPacket};
 pub use config::{
     ApiKeyInfo, DEFAULT_KEY_TIER, EngineConfig, FlapLimits, GlobalLimits, ResourceInfo,
     SourceLimits, StoreLimits,
@@ -185,6 +186,11 @@ pub struct Engine {
     /// When findings fired and what planned work was announced, for recognising expected
     /// activity (sessions that read demand only).
     expected: Option<crate::diagnosis::expected::Memory>,
+    /// Incidents this event opened that the assistant may investigate (sessions with an
+    /// assistant). Empty between events.
+    assistant_candidates: Vec<String>,
+    /// Investigations asked for and not answered yet.
+    investigations: investigate::PendingInvestigations,
 }
 
 /// At most this many recent version changes are kept for the diagnoser.
@@ -259,6 +265,8 @@ impl Engine {
             pending_instructions: BTreeMap::new(),
             n_instructions: 0,
             expected: None,
+            assistant_candidates: Vec::new(),
+            investigations: BTreeMap::new(),
         }
     }
 
@@ -344,6 +352,11 @@ impl Engine {
                 decision,
                 ..
             } => self.on_human_decided(request_id, decision, now, &mut out),
+            Event::InvestigationFinished {
+                investigation_id,
+                outcome,
+                ..
+            } => self.on_investigation_finished(investigation_id, outcome, &mut out),
             Event::AuthorizationDecided {
                 request_id,
                 incident_id,
@@ -368,6 +381,7 @@ impl Engine {
             }
         }
         self.choose_deferred(now, &mut out);
+        self.request_investigations(&mut out);
         self.check_deadlines(now, &mut out);
         out
     }
@@ -652,6 +666,7 @@ impl Engine {
                 );
             }
         } else if n_recent_fires >= self.config.flapping.max_fires.max(1) {
+            self.assistant_candidates.push(incident.id.clone());
             let detail = format!(
                 "the finding fired {n_recent_fires} times within {}",
                 self.config
@@ -674,8 +689,10 @@ impl Engine {
         } else if self.config.topology.is_some() {
             // Other findings of this evaluation may still join it (see `deferred_choice`).
             self.deferred_choice.push(incident.id.clone());
+            self.assistant_candidates.push(incident.id.clone());
         } else {
             self.choose_runbook(&mut incident, now, out);
+            self.assistant_candidates.push(incident.id.clone());
         }
         self.incidents.insert(incident.id.clone(), incident);
     }
@@ -1194,6 +1211,8 @@ impl Engine {
 mod effect_tests;
 #[cfg(test)]
 mod grouping_tests;
+#[cfg(test)]
+mod investigate_tests;
 #[cfg(test)]
 mod packet_tests;
 #[cfg(test)]

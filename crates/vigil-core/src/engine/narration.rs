@@ -162,6 +162,40 @@ impl Record {
                 incident_id,
                 outcome,
             } => format!("incident {incident_id} ended after its page: {outcome}"),
+            Record::InvestigationChecked {
+                investigation_id,
+                checked,
+                agrees,
+                usage,
+                ..
+            } => {
+                let agreement = match agrees {
+                    Some(true) => "agrees with the diagnosis",
+                    Some(false) => "disagrees with the diagnosis",
+                    None => "no hypothesis checked out",
+                };
+                let best = checked
+                    .hypotheses
+                    .first()
+                    .map_or("none", |hypothesis| hypothesis.kind_name());
+                format!(
+                    "assistant answered {investigation_id}: best {best}, {agreement}; {} of {} claims dropped ({} tool calls, {} tokens, {} ms)",
+                    checked.dropped.len(),
+                    checked.claims,
+                    usage.tool_calls,
+                    usage.tokens,
+                    usage.latency_ms
+                )
+            }
+            Record::InvestigationFailed {
+                investigation_id,
+                failure,
+                detail,
+                ..
+            } => format!(
+                "assistant gave no answer for {investigation_id} ({}): {detail}; the incident goes on without it",
+                failure.as_str()
+            ),
             Record::FindingJoined {
                 incident_id,
                 fingerprint,

@@ -170,6 +170,7 @@ impl Engine {
             against,
             left_in_place: self.left_in_place(incident),
             commands: incident_commands(&incident.id),
+            assistant: incident.assistant.note.clone(),
         }
     }
 

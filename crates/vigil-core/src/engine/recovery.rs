@@ -360,6 +360,7 @@ fn legacy_packet(incident: &Incident, reason: &str, ask: &str) -> WhyPacket {
         against: Vec::new(),
         left_in_place: Vec::new(),
         commands: Vec::new(),
+        assistant: incident.assistant.note.clone(),
     }
 }
 

@@ -361,6 +361,7 @@ impl Engine {
             is_compensation: phase == Phase::Compensation,
             trust_pct: self.trust_pct(&runbook.id, action),
             failover: None,
+            assistant_agrees: incident.assistant.agrees,
         };
         AuthzRequest {
             principal,

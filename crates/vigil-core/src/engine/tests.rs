@@ -11,7 +11,7 @@ use crate::runbook::RunbookSpec;
 use crate::signal::Sample;
 use crate::store::Selector;
 
-const METRIC: &str = "litellm_total_tokens_metric_total";
+pub(super) const METRIC: &str = "litellm_total_tokens_metric_total";
 
 pub(super) fn runbook(mode: Mode) -> crate::runbook::Runbook {
     let spec: RunbookSpec = serde_json::from_value(serde_json::json!({
@@ -82,6 +82,7 @@ pub(super) fn config(mode: Mode) -> EngineConfig {
         people: None,
         topology: None,
         numbers: crate::human::NumberStyle::Readable,
+        assistant: None,
     }
 }
 
@@ -266,6 +267,8 @@ pub(super) fn render(command: &Command) -> String {
             | Record::FindingJoined { .. }
             | Record::EffectMeasured { .. }
             | Record::PageResolved { .. }
+            | Record::InvestigationChecked { .. }
+            | Record::InvestigationFailed { .. }
             | Record::OwnerNotified { .. } => record.describe(),
             Record::HumanAction {
                 by,
@@ -348,6 +351,12 @@ pub(super) fn render(command: &Command) -> String {
         Command::WakeAt { at } => format!("wake at +{}ms", at.0 - 1_800_000_000_000),
         Command::ResolvePage { title, .. } => format!("resolve page: {title}"),
         Command::Notify { notice, .. } => format!("notify {}: {}", notice.owner, notice.change),
+        Command::Investigate {
+            investigation_id, ..
+        } => format!("investigate: {investigation_id}"),
+        Command::UpdatePage { title, note, .. } => {
+            format!("update page: {title}: {}", note.agreement)
+        }
     }
 }
 

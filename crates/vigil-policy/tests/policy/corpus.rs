@@ -114,6 +114,7 @@ fn shipped_policy_ids_are_the_annotations() {
         authorizer.policy_ids(),
         [
             "admins-decide-any-proposal",
+            "assistant-disagreement-needs-a-human",
             "block-looping-agent-key",
             "block-single-runaway-key",
             "compensate-own-block",

@@ -137,7 +137,7 @@ fn rejects_a_schema_that_does_not_fit_vigils_requests() {
         &expect![[r#"
             `narrow.cedarschema`: the schema does not accept vigil's `approve` requests (a `Human` acting on a resource of type `Proposal` with vigil's `HumanContext`): principal type `Vigil::Human` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `block_team` requests (a `Runbook` acting on a resource of type `Team` with vigil's context): resource type `Vigil::Team` is not declared in the schema
-            `narrow.cedarschema`: the schema does not accept vigil's `block` requests (a `Runbook` acting on a resource of type `ApiKey` with vigil's context): context `{attempt: 1, blast_radius: 1, confidence_pct: 100, detector: "token-spike", hour_utc: 0, .. }` is not valid for `Vigil::Action::"block"`
+            `narrow.cedarschema`: the schema does not accept vigil's `block` requests (a `Runbook` acting on a resource of type `ApiKey` with vigil's context): context `{assistant_agrees: true, attempt: 1, blast_radius: 1, confidence_pct: 100, detector: "token-spike", .. }` is not valid for `Vigil::Action::"block"`
             `narrow.cedarschema`: the schema does not accept vigil's `call` requests (a `Runbook` acting on a resource of type `Service` with vigil's context): resource type `Vigil::Service` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `failover` requests (a `Runbook` acting on a resource of type `Deployment` with vigil's context): resource type `Vigil::Deployment` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `kill` requests (a `Human` acting on a resource of type `Control` with vigil's `HumanContext`): principal type `Vigil::Human` is not declared in the schema
@@ -147,7 +147,7 @@ fn rejects_a_schema_that_does_not_fit_vigils_requests() {
             `narrow.cedarschema`: the schema does not accept vigil's `silence` requests (a `Human` acting on a resource of type `Silence` with vigil's `HumanContext`): principal type `Vigil::Human` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `throttle` requests (a `Runbook` acting on a resource of type `ApiKey` with vigil's context): request's action `Vigil::Action::"throttle"` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `unblock_team` requests (a `Runbook` acting on a resource of type `Team` with vigil's context): resource type `Vigil::Team` is not declared in the schema
-            `narrow.cedarschema`: the schema does not accept vigil's `unblock` requests (a `Runbook` acting on a resource of type `ApiKey` with vigil's context): context `{attempt: 1, blast_radius: 1, confidence_pct: 100, detector: "token-spike", hour_utc: 0, .. }` is not valid for `Vigil::Action::"unblock"`
+            `narrow.cedarschema`: the schema does not accept vigil's `unblock` requests (a `Runbook` acting on a resource of type `ApiKey` with vigil's context): context `{assistant_agrees: true, attempt: 1, blast_radius: 1, confidence_pct: 100, detector: "token-spike", .. }` is not valid for `Vigil::Action::"unblock"`
             `narrow.cedarschema`: the schema does not accept vigil's `unkill` requests (a `Human` acting on a resource of type `Control` with vigil's `HumanContext`): principal type `Vigil::Human` is not declared in the schema
             `narrow.cedarschema`: the schema does not accept vigil's `unsilence` requests (a `Human` acting on a resource of type `Silence` with vigil's `HumanContext`): principal type `Vigil::Human` is not declared in the schema
             `narrow.cedarschema`: the schema does not declare entity type `Vigil::Control`
@@ -331,5 +331,5 @@ fn a_recorded_policy_set_from_before_failover_facts_loads_with_its_vocabulary() 
         .expect("a recorded policy set loads");
     assert_eq!(recorded.context_version(), ContextVersion::V3);
     let current = Authorizer::load_recorded(&schema(), &[permit]).expect("loads");
-    assert_eq!(current.context_version(), ContextVersion::V4);
+    assert_eq!(current.context_version(), ContextVersion::CURRENT);
 }

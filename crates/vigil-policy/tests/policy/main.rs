@@ -95,6 +95,7 @@ fn runaway_key_request() -> AuthzRequest {
             is_compensation: false,
             trust_pct: 50,
             failover: None,
+            assistant_agrees: None,
         },
     }
 }

@@ -4,6 +4,7 @@
 //! Parsing takes `&str`; `bundle.rs` reads the files.
 
 pub mod admin;
+pub mod assistant;
 pub mod autonomy;
 mod demand;
 mod detectors;

@@ -710,6 +710,8 @@ pub struct RawDiagnosis {
     /// `-` and spaces, as substrings); a spike of what such an alert names is expected.
     #[serde(default = "default_planned_work_alertnames")]
     pub planned_work_alertnames: Vec<String>,
+    /// The LLM assistant that investigates incidents (off unless present and enabled).
+    pub assistant: Option<super::assistant::RawAssistant>,
 }
 
 fn default_requests_metric() -> String {
@@ -773,6 +775,7 @@ impl Default for RawDiagnosis {
             rhythm_tolerance_secs: default_rhythm_tolerance_secs(),
             rhythm_lookback_days: default_rhythm_lookback_days(),
             planned_work_alertnames: default_planned_work_alertnames(),
+            assistant: None,
         }
     }
 }

@@ -73,6 +73,8 @@ pub struct Config {
     pub people: vigil_core::people::PeopleRules,
     /// The declared topology and how findings group by it.
     pub topology: vigil_core::topology::TopologyConfig,
+    /// The LLM assistant that investigates incidents, when enabled.
+    pub assistant: Option<super::assistant::AssistantSettings>,
 }
 
 /// Where the ledger lives.
@@ -208,6 +210,8 @@ pub fn validate(
     base_dir: &Path,
 ) -> Result<Config, Vec<vigil_core::problem::Problem>> {
     let mut problems = Problems::default();
+    let mut raw = raw;
+    let assistant = raw.diagnosis.assistant.take();
     let listen = raw.listen.parse::<SocketAddr>().unwrap_or_else(|error| {
         problems.push(
             "listen",
@@ -463,6 +467,7 @@ pub fn validate(
         people: vigil_core::people::PeopleRules::default(),
         admin: admin::validate_admin(&mut problems, raw.admin, base_dir),
         topology: super::topology::validate_topology(&mut problems, raw.topology),
+        assistant: super::assistant::validate_assistant(&mut problems, assistant, base_dir),
     };
     let config = Config {
         people: config

@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vigil_connectors::exchange::{Exchange, capture};
 use vigil_connectors::pager::{
-    ChangeNotice, PageMessage, PageSeverity, PagerDutyPager, Resolution, SlackPager, WebhookPager,
+    ChangeNotice, FollowUp, PageMessage, PageSeverity, PagerDutyPager, Resolution, SlackPager,
+    WebhookPager,
 };
 use vigil_core::Timestamp;
 use vigil_core::detector::Severity;
@@ -19,6 +20,7 @@ use vigil_ledger::BlobStore;
 use super::actions::{self, Targets};
 use super::telemetry::Telemetry;
 use crate::clock::Clock;
+use crate::investigator::Investigator;
 use crate::logsafe::Escaped;
 
 /// Where pages go.
@@ -52,6 +54,10 @@ pub(crate) struct Effects {
     /// The exchanges blob of each action or page answered but not yet recorded, by its id:
     /// stored before the answer is sent, taken when the engine loop records the answer.
     pub(crate) exchanges: Arc<Mutex<BTreeMap<String, String>>>,
+    /// The assistant, when `diagnosis.assistant` is enabled.
+    pub(crate) investigator: Option<Arc<Investigator>>,
+    /// Where an investigation's tool calls go (the engine loop answers them).
+    pub(crate) tool_requests: mpsc::Sender<super::assistant::ToolRequest>,
 }
 
 /// Stores `exchanges` as one blob and notes it for the answer `id`; a failure is logged (the
@@ -230,6 +236,101 @@ impl Effects {
         });
     }
 
+    /// Runs an investigation and answers with `InvestigationFinished`, its transcript stored
+    /// as a blob first. Not tracked as in flight: shutting down does not wait for it, and a
+    /// session resumed after a crash runs it again (it is read-only).
+    pub(crate) fn investigate(
+        &self,
+        investigation_id: String,
+        request: vigil_core::investigation::InvestigationRequest,
+    ) {
+        let answers = self.answers.clone();
+        let telemetry = Arc::clone(&self.telemetry);
+        let blobs = self.blobs.clone();
+        let cancel = self.cancel.clone();
+        let investigator = self.investigator.clone();
+        let tools = super::assistant::LoopTools {
+            requests: self.tool_requests.clone(),
+        };
+        self.tracker.spawn(async move {
+            let incident_id = request.incident_id.clone();
+            let mut finished = match &investigator {
+                Some(investigator) => {
+                    let run = investigator.investigate(&request, &tools, crate::clock::wall_now_ms());
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        finished = run => finished,
+                    }
+                }
+                // A session whose config has the assistant, resumed without one.
+                None => crate::investigator::Finished::unavailable(&request),
+            };
+            let bytes = vigil_ledger::canonical_json(&finished.transcript).into_bytes();
+            match blobs.put(&bytes).await {
+                Ok(hash) => finished.set_transcript_blob(hash),
+                Err(error) => tracing::error!(%error, %investigation_id, "cannot store the investigation's transcript; its outcome is recorded without it"),
+            }
+            let outcome = finished.outcome;
+            telemetry.investigation(&outcome);
+            let _ = answers
+                .send(Event::InvestigationFinished {
+                    investigation_id,
+                    incident_id,
+                    outcome: Box::new(outcome),
+                })
+                .await;
+        });
+    }
+
+    /// Tells the human an incident paged what the assistant found (a follow-up, paging
+    /// nobody), once.
+    pub(crate) fn update_page(
+        &self,
+        incident_id: String,
+        title: String,
+        note: vigil_core::engine::AssistantNote,
+    ) {
+        let pager = self.pager.clone();
+        let telemetry = Arc::clone(&self.telemetry);
+        let (blobs, noted) = (self.blobs.clone(), Arc::clone(&self.exchanges));
+        self.tracker.spawn(async move {
+            let mut lines = vec![note.agreement.clone(), note.checked.clone()];
+            lines.extend(note.hypotheses.iter().map(|line| format!("assistant: {line}")));
+            if let Some(narrative) = &note.narrative {
+                lines.push(format!("assistant: {narrative}"));
+            }
+            if let Some(next) = &note.next_check {
+                lines.push(format!("assistant suggests: {next}"));
+            }
+            let follow_up = FollowUp {
+                dedup_key: incident_id.clone(),
+                title,
+                lines,
+                details: serde_json::json!({ "assistant": note }),
+            };
+            let (result, exchanges) = capture(async {
+                match &pager {
+                    Pager::Webhook(webhook) => webhook.follow_up(&follow_up).await,
+                    Pager::PagerDuty(pagerduty) => pagerduty.follow_up(&follow_up).await,
+                    Pager::Slack(slack) => slack.follow_up(&follow_up).await,
+                    Pager::Log => {
+                        tracing::info!(%incident_id, title = %Escaped(&follow_up.title), lines = %Escaped(&follow_up.lines.join(" | ")), "PAGE UPDATED (log pager)");
+                        Ok(())
+                    }
+                }
+            })
+            .await;
+            keep_exchanges(&blobs, &noted, &format!("{incident_id}/update"), &exchanges).await;
+            match result {
+                Ok(()) => telemetry.page("updated"),
+                Err(error) => {
+                    telemetry.page("update_failed");
+                    tracing::warn!(%incident_id, error = %Escaped(&error.to_string()), "the page could not be followed up with the assistant's findings");
+                }
+            }
+        });
+    }
+
     /// Sends `Tick` at `at`, unless the daemon stops first.
     pub(crate) fn wake_at(&self, at: Timestamp) {
         let answers = self.answers.clone();
@@ -297,6 +398,7 @@ mod tests {
                 against: vec!["[gateway] the spend rate is flat".to_owned()],
                 left_in_place: vec!["block key k on gw (undo: unblock key k on gw)".to_owned()],
                 commands: vigil_core::engine::incident_commands("inc-3"),
+                assistant: None,
             },
         };
         let details = serde_json::json!({"incident_id": "inc-3"});

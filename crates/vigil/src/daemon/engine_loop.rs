@@ -74,6 +74,8 @@ pub(super) struct EngineLoop {
     pub(super) instructions: mpsc::Receiver<Instruction>,
     /// The admin API's requests for the pending proposals, answered from the engine's state.
     pub(super) proposal_requests: mpsc::Receiver<ProposalsRequest>,
+    /// The assistant's tool calls, answered read-only from the engine's state and the ledger.
+    pub(super) tool_requests: mpsc::Receiver<super::assistant::ToolRequest>,
 }
 
 impl EngineLoop {
@@ -163,6 +165,18 @@ impl EngineLoop {
                 }
                 Some(reply) = self.proposal_requests.recv() => {
                     let _ = reply.send(self.engine.pending_proposals());
+                }
+                Some(request) = self.tool_requests.recv() => {
+                    let now = self.clock.now();
+                    let output = super::assistant::answer(
+                        &self.engine,
+                        &self.ledger,
+                        request.call,
+                        now,
+                        request.max_bytes,
+                    )
+                    .await;
+                    let _ = request.reply.send(output);
                 }
                 received = self.inbox.recv() => match received {
                     Some(event) => {
@@ -415,6 +429,7 @@ impl EngineLoop {
                 | Event::HumanDecided { .. }
                 | Event::Human { .. }
                 | Event::ScheduledRun { .. }
+                | Event::InvestigationFinished { .. }
                 | Event::Pushed { .. } => {}
             }
             let _ = self.notes.send(Note {
@@ -424,6 +439,9 @@ impl EngineLoop {
             });
             for (offset, command) in (1_u64..).zip(&commands) {
                 self.telemetry.command(command_kind(command));
+                if let Command::Record(Record::InvestigationChecked { checked, .. }) = command {
+                    self.telemetry.claims_checked(checked);
+                }
                 log_record(command);
                 let _ = self.notes.send(Note {
                     seq: event_seq + offset,
@@ -535,6 +553,26 @@ impl EngineLoop {
             } => {
                 if !draining {
                     self.effects.notify(incident_id, notice);
+                }
+            }
+            // Read-only and not waited for: not started while draining (a resumed session
+            // runs it again).
+            Command::Investigate {
+                investigation_id,
+                request,
+            } => {
+                if !draining {
+                    self.effects.investigate(investigation_id, *request);
+                }
+            }
+            // Sent once, when recorded, like a resolution.
+            Command::UpdatePage {
+                incident_id,
+                title,
+                note,
+            } => {
+                if !draining {
+                    self.effects.update_page(incident_id, title, *note);
                 }
             }
             Command::WakeAt { at } => {
@@ -691,6 +729,16 @@ fn log_record(command: &Command) {
         Record::EffectMeasured { incident_id, .. } => {
             tracing::info!(%incident_id, %what, "effect of a fix measured");
         }
+        Record::InvestigationChecked {
+            investigation_id, ..
+        } => {
+            tracing::info!(investigation = %Escaped(investigation_id), %what, "the assistant's answer was checked");
+        }
+        Record::InvestigationFailed {
+            investigation_id, ..
+        } => {
+            tracing::warn!(investigation = %Escaped(investigation_id), %what, "the assistant gave no answer");
+        }
         Record::FindingCleared { .. }
         | Record::Diagnosed { .. }
         | Record::RunbookSelected { .. }
@@ -712,6 +760,8 @@ fn command_kind(command: &Command) -> &'static str {
         Command::Page { .. } => "page",
         Command::ResolvePage { .. } => "resolve_page",
         Command::Notify { .. } => "notify",
+        Command::Investigate { .. } => "investigate",
+        Command::UpdatePage { .. } => "update_page",
         Command::WakeAt { .. } => "wake_at",
     }
 }

@@ -641,6 +641,7 @@ mod tests {
             people: None,
             topology: None,
             numbers: vigil_core::human::NumberStyle::Readable,
+            assistant: None,
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod actions;
 pub mod admin;
+mod assistant;
 mod checkpointer;
 mod effects;
 mod engine_loop;
@@ -240,7 +241,10 @@ impl Daemon {
             intake,
             admin,
             tls,
+            investigator,
         } = resources;
+        // Tool calls wait for the engine loop between two events; a few per investigation.
+        let (tools_tx, tools_rx) = tokio::sync::mpsc::channel(64);
         let resumed = if options.resume {
             resume_or_explain(&ledger, &bundle.engine).await?
         } else {
@@ -435,6 +439,8 @@ impl Daemon {
             telemetry: Arc::clone(&telemetry),
             blobs: ledger.blob_store(),
             exchanges: Arc::default(),
+            investigator,
+            tool_requests: tools_tx,
         };
         let Bundle {
             engine: engine_config,
@@ -484,6 +490,7 @@ impl Daemon {
             instructions: instructions_rx,
             proposal_requests: proposals_rx,
             pushes: pushes_rx,
+            tool_requests: tools_rx,
         };
         drop(checkpoints_tx);
         drop(instructions_tx);

@@ -35,6 +35,8 @@ pub struct Resources {
     pub(super) admin: Option<AdminResources>,
     /// The listener's TLS, when it terminates TLS itself.
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The assistant, when enabled.
+    pub(super) investigator: Option<Arc<crate::investigator::Investigator>>,
 }
 
 /// The admin API's authenticator, and where its OIDC keys are refreshed from.
@@ -254,6 +256,12 @@ impl Resources {
             }
             None => None,
         };
+        let investigator = match &config.assistant {
+            Some(assistant) => Some(Arc::new(
+                crate::investigator::build(assistant).context("diagnosis.assistant")?,
+            )),
+            None => None,
+        };
         Ok(Resources {
             targets,
             queries,
@@ -262,6 +270,7 @@ impl Resources {
             intake,
             admin,
             tls,
+            investigator,
         })
     }
 }

@@ -34,6 +34,16 @@ struct State {
     admin_auth_failures: BTreeMap<&'static str, u64>,
     /// Admin API instructions answered, by outcome.
     admin_instructions: BTreeMap<&'static str, u64>,
+    /// The assistant's investigations, by outcome (`answered` or the failure).
+    investigations: BTreeMap<&'static str, u64>,
+    /// Tokens the assistant used.
+    assistant_tokens: u64,
+    /// Tool calls refused (repeats, past the limit, malformed).
+    assistant_tool_calls_refused: u64,
+    /// The assistant's claims checked.
+    assistant_claims: u64,
+    /// The assistant's claims dropped, by reason.
+    assistant_claims_dropped: BTreeMap<&'static str, u64>,
 }
 
 /// Shared counters; every method takes the lock briefly and never across an `.await`.
@@ -113,6 +123,38 @@ impl Telemetry {
     /// Counts a page by result.
     pub fn page(&self, result: &'static str) {
         self.with(|state| *state.pages.entry(result).or_default() += 1);
+    }
+
+    /// Counts a finished investigation, its tokens and refused tool calls.
+    pub fn investigation(&self, outcome: &vigil_core::investigation::InvestigationOutcome) {
+        use vigil_core::investigation::InvestigationOutcome;
+        let label = match outcome {
+            InvestigationOutcome::Answered { .. } => "answered",
+            InvestigationOutcome::Failed { failure, .. } => failure.as_str(),
+        };
+        let usage = outcome.usage();
+        self.with(|state| {
+            *state.investigations.entry(label).or_default() += 1;
+            state.assistant_tokens = state.assistant_tokens.saturating_add(usage.tokens);
+            state.assistant_tool_calls_refused = state
+                .assistant_tool_calls_refused
+                .saturating_add(u64::from(usage.tool_calls_refused));
+        });
+    }
+
+    /// Counts the claims of a checked answer and those dropped, by reason.
+    pub fn claims_checked(&self, checked: &vigil_core::investigation::CheckedAnswer) {
+        self.with(|state| {
+            state.assistant_claims = state
+                .assistant_claims
+                .saturating_add(u64::from(checked.claims));
+            for dropped in &checked.dropped {
+                *state
+                    .assistant_claims_dropped
+                    .entry(dropped.why.as_str())
+                    .or_default() += 1;
+            }
+        });
     }
 
     /// Records the ledger's size after an append.
@@ -296,6 +338,28 @@ impl Telemetry {
                 "result",
                 &state.pages,
             );
+            labelled(
+                &mut out,
+                "vigil_assistant_investigations_total",
+                "The assistant's investigations, by outcome (answered, or why not).",
+                "outcome",
+                &state.investigations,
+            );
+            labelled(
+                &mut out,
+                "vigil_assistant_claims_dropped_total",
+                "The assistant's claims that did not check out against vigil's store, by reason.",
+                "reason",
+                &state.assistant_claims_dropped,
+            );
+            for (name, help, value) in [
+                ("vigil_assistant_claims_total", "The assistant's claims checked.", state.assistant_claims),
+                ("vigil_assistant_tokens_total", "Tokens the assistant used, prompt and completion.", state.assistant_tokens),
+                ("vigil_assistant_tool_calls_refused_total", "The assistant's tool calls refused (repeats, past the limit, malformed).", state.assistant_tool_calls_refused),
+            ] {
+                family(&mut out, name, "counter", help);
+                let _ = writeln!(out, "{name} {value}");
+            }
             family(
                 &mut out,
                 "vigil_ledger_entries",

@@ -113,7 +113,11 @@ pub async fn resume(
                     Event::ActionFinished { action_id: id, .. }
                     | Event::PageFinished { page_id: id, .. }
                     | Event::AuthorizationDecided { request_id: id, .. }
-                    | Event::HumanDecided { request_id: id, .. } => {
+                    | Event::HumanDecided { request_id: id, .. }
+                    | Event::InvestigationFinished {
+                        investigation_id: id,
+                        ..
+                    } => {
                         unfinished.remove(id);
                     }
                     _ => {}
@@ -134,11 +138,17 @@ pub async fn resume(
                     Command::Execute { action_id: id, .. }
                     | Command::Page { page_id: id, .. }
                     | Command::Authorize { request_id: id, .. }
-                    | Command::AuthorizeHuman { request_id: id, .. } => Some(id.clone()),
+                    | Command::AuthorizeHuman { request_id: id, .. }
+                    // An investigation is read-only: one cut short by a crash runs again.
+                    | Command::Investigate {
+                        investigation_id: id,
+                        ..
+                    } => Some(id.clone()),
                     // A resolution is not answered: nothing is left unfinished by it.
                     Command::Record(_)
                     | Command::WakeAt { .. }
                     | Command::ResolvePage { .. }
+                    | Command::UpdatePage { .. }
                     | Command::Notify { .. } => None,
                 };
                 if let Command::WakeAt { at } = &record.command {

@@ -535,6 +535,12 @@ fn describe(command: &Command) -> String {
         Command::Execute { action, .. } => format!("execute {}", action.describe()),
         Command::Page { page, .. } => format!("page: {}", page.title),
         Command::ResolvePage { title, .. } => format!("resolve page: {title}"),
+        Command::UpdatePage { title, note, .. } => {
+            format!("update page: {title}: {}", note.agreement)
+        }
+        Command::Investigate {
+            investigation_id, ..
+        } => format!("investigate {investigation_id}"),
         Command::Notify { notice, .. } => format!("notify {}: {}", notice.owner, notice.change),
         Command::WakeAt { at } => format!("wake at {}", at.to_rfc3339()),
     }

@@ -179,6 +179,8 @@ pub fn answer(authorizer: &Authorizer, command: &Command) -> Option<Event> {
         | Command::Execute { .. }
         | Command::Page { .. }
         | Command::ResolvePage { .. }
+        | Command::UpdatePage { .. }
+        | Command::Investigate { .. }
         | Command::Notify { .. }
         | Command::WakeAt { .. } => None,
     }

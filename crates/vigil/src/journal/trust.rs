@@ -182,6 +182,8 @@ fn note_command(
         | Command::AuthorizeHuman { .. }
         | Command::Page { .. }
         | Command::ResolvePage { .. }
+        | Command::UpdatePage { .. }
+        | Command::Investigate { .. }
         | Command::Notify { .. }
         | Command::WakeAt { .. } => {}
     }

@@ -61,6 +61,7 @@ fn engine(max_pushed_series: usize) -> Engine {
         people: None,
         topology: None,
         numbers: crate::human::NumberStyle::Readable,
+        assistant: None,
     })
 }
 

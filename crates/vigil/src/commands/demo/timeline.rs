@@ -178,7 +178,8 @@ impl Printer {
                     &format!("{} {}", payload.n_items(), payload.kind()),
                 );
             }
-            Event::Tick => {}
+            // The record the engine makes of it says what came back.
+            Event::Tick | Event::InvestigationFinished { .. } => {}
             Event::ScheduledRun { runbook_id } => {
                 self.step("SCHEDULED", &format!("runbook {runbook_id} came due"));
             }
@@ -269,6 +270,25 @@ impl Printer {
             Command::ResolvePage { title, .. } => {
                 self.step("RESOLVING", &format!("the page \"{title}\""));
             }
+            Command::Investigate {
+                investigation_id, ..
+            } => {
+                self.step(
+                    "INVESTIGATING",
+                    &format!(
+                        "the assistant investigates ({investigation_id}); nothing waits for it"
+                    ),
+                );
+            }
+            Command::UpdatePage { title, note, .. } => {
+                self.step(
+                    "UPDATING",
+                    &format!("the page \"{title}\": {}", note.agreement),
+                );
+                if let Some(narrative) = &note.narrative {
+                    self.step("", &format!("assistant: {narrative}"));
+                }
+            }
             Command::WakeAt { .. } => {}
         }
         None
@@ -314,6 +334,8 @@ impl Printer {
             Record::PageResolved { .. } => "ENDED",
             Record::OwnerNotified { .. } => "TOLD",
             Record::TopologyGrew { .. } => "TOPOLOGY",
+            Record::InvestigationChecked { .. } => "ASSISTANT",
+            Record::InvestigationFailed { .. } => "NO ASSISTANT",
         };
         self.step(label, &record.describe());
         match record {

@@ -265,6 +265,8 @@ struct Simulation {
     tally: Tally,
     /// What a `--ledger` run appends, as the daemon would have: each event, then its commands.
     journal: Option<Journal>,
+    /// Investigations the engine asked for in the step being carried out.
+    investigations: Vec<(String, vigil_core::investigation::InvestigationRequest)>,
 }
 
 /// The ledger entries of a simulation, in order; seq 0 is the session's start.
@@ -299,6 +301,7 @@ impl Simulation {
             out,
             proposals: Vec::new(),
             tally: Tally::default(),
+            investigations: Vec::new(),
         }
     }
 
@@ -514,7 +517,13 @@ impl Simulation {
                         add(agenda, now_ms + ACTION_MS, Due::Engine(Box::new(event)));
                     }
                     // The simulated pager takes it; nothing answers a resolution.
-                    Command::ResolvePage { .. } | Command::Notify { .. } => {}
+                    Command::ResolvePage { .. }
+                    | Command::Notify { .. }
+                    | Command::UpdatePage { .. } => {}
+                    Command::Investigate {
+                        investigation_id,
+                        request,
+                    } => self.investigations.push((investigation_id, *request)),
                     Command::Page {
                         page_id,
                         incident_id,
@@ -665,6 +674,7 @@ impl Output {
             | Event::Queried { .. }
             | Event::ScrapeFailed { .. }
             | Event::PageFinished { .. }
+            | Event::InvestigationFinished { .. }
             | Event::Tick => {}
         }
     }
@@ -718,6 +728,24 @@ impl Output {
                 "page",
                 &format!("resolved: {title}"),
                 json!({ "incident": incident_id, "title": title, "resolved": true }),
+            ),
+            Command::UpdatePage {
+                incident_id,
+                title,
+                note,
+            } => self.emit(
+                now_ms,
+                "page",
+                &format!("updated: {title}: {}", note.agreement),
+                json!({ "incident": incident_id, "title": title, "assistant": note }),
+            ),
+            Command::Investigate {
+                investigation_id, ..
+            } => self.emit(
+                now_ms,
+                "assistant",
+                &format!("investigating {investigation_id}"),
+                json!({ "investigation": investigation_id }),
             ),
             Command::Authorize { .. } | Command::AuthorizeHuman { .. } | Command::WakeAt { .. } => {
             }
@@ -898,6 +926,27 @@ impl Output {
                 "topology",
                 &text,
                 json!({ "source": source, "nodes": n_nodes, "edges": n_edges }),
+            ),
+            Record::InvestigationChecked {
+                investigation_id,
+                checked,
+                agrees,
+                ..
+            } => self.emit(
+                now_ms,
+                "assistant",
+                &text,
+                json!({ "investigation": investigation_id, "agrees": agrees, "claims": checked.claims, "dropped": checked.dropped.len(), "checked": checked }),
+            ),
+            Record::InvestigationFailed {
+                investigation_id,
+                failure,
+                ..
+            } => self.emit(
+                now_ms,
+                "assistant",
+                &text,
+                json!({ "investigation": investigation_id, "failure": failure.as_str() }),
             ),
             Record::StepDenied { .. }
             | Record::PageResolved { .. }
