@@ -66,6 +66,8 @@ mod show;
 mod simulate;
 #[path = "cli/simulate_abilities.rs"]
 mod simulate_abilities;
+#[path = "cli/simulate_assistant.rs"]
+mod simulate_assistant;
 #[path = "cli/tamper.rs"]
 mod tamper;
 #[path = "cli/tls.rs"]

@@ -107,6 +107,7 @@ pub fn assemble(
                 assistant: config
                     .assistant
                     .as_ref()
+                    .filter(|assistant| assistant.enabled)
                     .map(|assistant| assistant.engine.clone()),
             };
             Ok(Bundle {

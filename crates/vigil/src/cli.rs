@@ -85,6 +85,22 @@ enum CliCommand {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// Have the assistant investigate an incident after the fact, against the state the
+    /// ledger recorded while it was open (for incidents that happened with the assistant
+    /// off); the checked answer is printed, never written to the ledger.
+    Investigate {
+        #[command(flatten)]
+        db: DbOpts,
+        /// The incident, e.g. `inc-3f2a9c0d11b4`.
+        #[arg(long)]
+        incident: String,
+        /// The config whose `diagnosis.assistant` says where the model is (on or off).
+        #[arg(long, default_value = "vigil.yaml")]
+        config: PathBuf,
+        /// Write the conversation's transcript (JSON, readable by its owner only) here.
+        #[arg(long)]
+        transcript: Option<PathBuf>,
+    },
     /// Re-run an incident's recorded events through the engine and compare every command.
     Replay {
         #[command(flatten)]
@@ -574,6 +590,20 @@ pub fn main() -> ExitCode {
                 };
                 ledger::show(&db.location()?, options).await
             }
+            CliCommand::Investigate {
+                db,
+                incident,
+                config,
+                transcript,
+            } => {
+                crate::commands::investigate::run(&crate::commands::investigate::InvestigateArgs {
+                    db: db.location()?,
+                    incident,
+                    config,
+                    transcript,
+                })
+                .await
+            }
             CliCommand::Replay {
                 db,
                 incident,
@@ -641,7 +671,7 @@ pub fn main() -> ExitCode {
                 quiet,
             } => {
                 let scenario = match (score, scenario) {
-                    (Some(dir), _) => return simulate::score(&dir),
+                    (Some(dir), _) => return simulate::score(&dir).await,
                     (None, Some(scenario)) => scenario,
                     (None, None) => anyhow::bail!("give a scenario file, or `--score DIR`"),
                 };

@@ -167,6 +167,60 @@ impl Engine {
         lines.join("\n")
     }
 
+    /// Whether an incident of this id is open (not yet ended and dropped).
+    #[must_use]
+    pub fn has_incident(&self, incident_id: &str) -> bool {
+        self.incidents.contains_key(incident_id)
+    }
+
+    /// The investigation the engine would ask for about an open incident, with `limits`,
+    /// asking for nothing (for `vigil investigate`, after the fact).
+    #[must_use]
+    pub fn investigation_request(
+        &self,
+        incident_id: &str,
+        limits: &AssistantConfig,
+    ) -> Option<InvestigationRequest> {
+        self.incidents.get(incident_id)?;
+        Some(InvestigationRequest {
+            incident_id: Some(incident_id.to_owned()),
+            task: self.task_of(incident_id),
+            limits: limits.clone(),
+        })
+    }
+
+    /// The best hypothesis of an open incident's diagnosis (ranked over its findings).
+    #[must_use]
+    pub fn diagnosis_best(&self, incident_id: &str) -> Option<HypothesisKind> {
+        let incident = self.incidents.get(incident_id)?;
+        incident
+            .ranked
+            .as_ref()
+            .unwrap_or(&incident.diagnosis)
+            .best()
+            .map(|best| best.kind)
+    }
+
+    /// A person's question as the model reads it, with what is open now: each open
+    /// incident's id, opening and finding, so that the tools can be asked about them.
+    #[must_use]
+    pub fn question_task(&self, question: &str) -> String {
+        let mut lines = vec![
+            format!("A person on call asks: {question}"),
+            format!("Open incidents ({}):", self.incidents.len()),
+        ];
+        for incident in self.incidents.values().take(20) {
+            lines.push(format!(
+                "- {} opened {}: {}",
+                incident.id,
+                incident.opened_at.to_rfc3339(),
+                super::narration::finding_words(&incident.finding)
+            ));
+        }
+        lines.push("Investigate with the tools, then answer with the JSON object.".to_owned());
+        lines.join("\n")
+    }
+
     /// The assistant's answer came back (or did not): checked, recorded, shown.
     pub(super) fn on_investigation_finished(
         &mut self,
@@ -472,9 +526,10 @@ impl Engine {
     }
 }
 
-/// The words people read: the surviving hypotheses with the facts they cite (vigil's
+/// The words people read (the why-packet, a page's follow-up, `vigil investigate`): the
+/// surviving hypotheses with the facts they cite (vigil's
 /// statements, not the model's), the agreement, and how much was dropped.
-pub(crate) fn note_of(
+pub fn note_of(
     checked: &CheckedAnswer,
     agrees: Option<bool>,
     best: Option<HypothesisKind>,

@@ -32,6 +32,7 @@ pub use config::{
 };
 pub use event::{ActionOutcome, Event};
 pub use human::{PendingProposal, action_hash};
+pub use investigate::note_of;
 pub use notify::Notice;
 pub use packet::incident_commands;
 // These moved below the engine (people's instructions to `people`, the trust tally to

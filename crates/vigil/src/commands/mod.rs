@@ -5,6 +5,7 @@
 pub mod backtest;
 pub mod demo;
 pub mod human;
+pub mod investigate;
 pub mod ledger;
 pub mod metrics;
 pub mod policy;

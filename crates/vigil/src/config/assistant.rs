@@ -169,6 +169,8 @@ fn default_tolerance() -> f64 {
 /// The assistant, validated.
 #[derive(Debug, Clone)]
 pub struct AssistantSettings {
+    /// Whether it runs in `vigil serve` (`vigil investigate` uses a switched-off block too).
+    pub enabled: bool,
     /// The engine's part, recorded with every session.
     pub engine: AssistantConfig,
     /// The API's base URL.
@@ -193,7 +195,7 @@ pub struct AssistantSettings {
     pub breaker_cool_off: Duration,
 }
 
-/// Validates the block; `None` when absent or disabled.
+/// Validates the block; `None` when absent.
 pub(super) fn validate_assistant(
     problems: &mut Problems,
     raw: Option<RawAssistant>,
@@ -241,10 +243,8 @@ pub(super) fn validate_assistant(
     if !(raw.tolerance.is_finite() && (0.0..=0.5).contains(&raw.tolerance)) {
         problems.push(format!("{path}.tolerance"), "must be 0 to 0.5");
     }
-    if !raw.enabled {
-        return None;
-    }
     Some(AssistantSettings {
+        enabled: raw.enabled,
         engine: AssistantConfig {
             on: raw.on,
             max_tool_calls: raw.max_tool_calls,

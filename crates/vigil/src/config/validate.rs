@@ -73,7 +73,8 @@ pub struct Config {
     pub people: vigil_core::people::PeopleRules,
     /// The declared topology and how findings group by it.
     pub topology: vigil_core::topology::TopologyConfig,
-    /// The LLM assistant that investigates incidents, when enabled.
+    /// The LLM assistant that investigates incidents, when configured (`enabled` says
+    /// whether `vigil serve` runs it).
     pub assistant: Option<super::assistant::AssistantSettings>,
 }
 

@@ -8,7 +8,7 @@
 
 mod actions;
 pub mod admin;
-mod assistant;
+pub(crate) mod assistant;
 mod checkpointer;
 mod effects;
 mod engine_loop;

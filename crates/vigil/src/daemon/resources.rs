@@ -256,7 +256,11 @@ impl Resources {
             }
             None => None,
         };
-        let investigator = match &config.assistant {
+        let investigator = match config
+            .assistant
+            .as_ref()
+            .filter(|assistant| assistant.enabled)
+        {
             Some(assistant) => Some(Arc::new(
                 crate::investigator::build(assistant).context("diagnosis.assistant")?,
             )),

@@ -64,6 +64,7 @@ fn limits() -> AssistantConfig {
 
 fn settings(base_url: &str) -> AssistantSettings {
     AssistantSettings {
+        enabled: true,
         engine: limits(),
         base_url: reqwest::Url::parse(base_url).expect("a URL"),
         model: "gpt-4o-mini".to_owned(),

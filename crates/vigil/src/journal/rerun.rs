@@ -98,6 +98,12 @@ impl<'ledger> RerunChain<'ledger> {
         Ok(Some((entry, rerun)))
     }
 
+    /// The engine, as the entries read so far left it, still reading.
+    #[must_use]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The engine, as the entries read so far left it.
     #[must_use]
     pub fn into_engine(self) -> Engine {
@@ -166,6 +172,62 @@ fn in_window(recorded: &Recorded) -> bool {
         ),
         Recorded::Session(_) => false,
     }
+}
+
+/// The engine as the ledger's session left it at the last moment incident `incident_id` was
+/// open (after the last event before it ended, or at its last entry), with that moment: the
+/// state `vigil investigate` investigates after the fact. Two passes over the incident's
+/// session chain: the first finds the moment, the second rebuilds the engine up to it.
+///
+/// # Errors
+///
+/// When the ledger cannot be read, holds no such incident, or its session cannot be rebuilt.
+pub async fn engine_while_open(
+    ledger: &Ledger,
+    incident_id: &str,
+) -> anyhow::Result<(Engine, Timestamp)> {
+    let incident_entries = ledger.entries_for_incident(incident_id).await?;
+    let (Some(first), Some(last)) = (incident_entries.first(), incident_entries.last()) else {
+        anyhow::bail!("the ledger has no incident `{incident_id}`");
+    };
+    let Some(session_entry) = ledger.last_session_at_or_before(first.seq).await? else {
+        anyhow::bail!("no session entry precedes incident `{incident_id}`");
+    };
+    let session_entry = super::records::session_start_of(ledger, session_entry).await?;
+    let origin = super::records::chain_origin(ledger, session_entry).await?;
+    let SessionRecord::SessionStarted { engine_config, .. } = super::records::session_of(&origin)?
+    else {
+        anyhow::bail!("entry {} does not start a session", origin.seq);
+    };
+    // First pass: the last event after which the incident was still open.
+    let mut open_until: Option<(u64, i64)> = None;
+    let mut entries = RerunChain::new(
+        ledger,
+        &origin,
+        last.seq,
+        Engine::new((*engine_config).clone()),
+    );
+    while let Some((entry, rerun)) = entries.next().await? {
+        if matches!(rerun, Rerun::Event { .. }) && entries.engine().has_incident(incident_id) {
+            open_until = Some((entry.seq, entry.at_ms));
+        }
+    }
+    let Some((event_seq, at_ms)) = open_until else {
+        anyhow::bail!("incident `{incident_id}` was never open in its session's rebuilt state");
+    };
+    // Second pass: up to that event (stepped with the answers recorded with it).
+    let mut entries = RerunChain::new(ledger, &origin, last.seq, Engine::new(*engine_config));
+    while let Some((entry, rerun)) = entries.next().await? {
+        if matches!(rerun, Rerun::Event { .. }) && entry.seq >= event_seq {
+            break;
+        }
+    }
+    let engine = entries.into_engine();
+    anyhow::ensure!(
+        engine.has_incident(incident_id),
+        "incident `{incident_id}` could not be rebuilt open"
+    );
+    Ok((engine, Timestamp(at_ms)))
 }
 
 #[cfg(test)]

@@ -150,6 +150,11 @@ async fn summary(ledger: &Ledger, entry: &Entry, options: ShowOptions<'_>) -> Op
         EntryKind::Command => match serde_json::from_str::<CommandRecord>(&entry.payload) {
             // With --full the whole payload follows, the command with it.
             Ok(record) if options.full => format!("command (caused by {})", record.caused_by),
+            Ok(record) if investigation_lines(&record.command).is_some() => format!(
+                "command (caused by {}) {}",
+                record.caused_by,
+                investigation_lines(&record.command).unwrap_or_default()
+            ),
             Ok(record) => format!(
                 "command (caused by {}) {}",
                 record.caused_by,
@@ -160,6 +165,60 @@ async fn summary(ledger: &Ledger, entry: &Entry, options: ShowOptions<'_>) -> Op
         EntryKind::Session => session_summary(&entry.payload),
     };
     Some(summary)
+}
+
+/// What the assistant's investigation came to, for people: the record's line, then each
+/// surviving hypothesis, the narrative, each dropped claim and where the transcript is, one
+/// indented line each. Text the model wrote is escaped. `None` for other commands.
+fn investigation_lines(command: &vigil_core::engine::Command) -> Option<String> {
+    use vigil_core::engine::{Command, Record};
+    let Command::Record(record) = command else {
+        return None;
+    };
+    let (first, transcript) = match record {
+        Record::InvestigationChecked {
+            transcript_blob, ..
+        }
+        | Record::InvestigationFailed {
+            transcript_blob, ..
+        } => (record.describe(), transcript_blob),
+        _ => return None,
+    };
+    let mut lines = vec![crate::logsafe::Escaped(&first).to_string()];
+    if let Record::InvestigationChecked { checked, .. } = record {
+        for hypothesis in &checked.hypotheses {
+            let ids: Vec<&str> = hypothesis
+                .evidence
+                .iter()
+                .map(|cited| cited.id.as_str())
+                .collect();
+            lines.push(format!(
+                "    hypothesis (the assistant's): {} citing {}",
+                hypothesis.kind_name(),
+                ids.join(", ")
+            ));
+        }
+        if let Some(narrative) = &checked.narrative {
+            lines.push(format!(
+                "    narrative (the assistant's): {}",
+                crate::logsafe::Escaped(narrative)
+            ));
+        }
+        for dropped in &checked.dropped {
+            lines.push(format!(
+                "    dropped {}: {} ({})",
+                crate::logsafe::Escaped(&dropped.claim),
+                dropped.why.as_str(),
+                crate::logsafe::Escaped(&dropped.detail)
+            ));
+        }
+    }
+    if let Some(hash) = transcript {
+        lines.push(format!(
+            "    transcript: vigil ledger blob --db LEDGER {hash}"
+        ));
+    }
+    Some(lines.join("\n"))
 }
 
 /// The HTTP exchanges in blob `hash`, one short summary each.

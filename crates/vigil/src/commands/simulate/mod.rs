@@ -15,6 +15,7 @@
 //! `compensation`, `page`, `resolved`) and details. With `--check`, the exit code says
 //! whether the scenario's `expect` was met (1, listing every difference, when not).
 
+mod assistant;
 mod payloads;
 mod scenario;
 mod score;
@@ -73,7 +74,14 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let Some(loaded) = load(&args.scenario) else {
         return Ok(ExitCode::from(2));
     };
-    let Loaded { scenario, bundle } = loaded;
+    let Loaded {
+        scenario,
+        mut bundle,
+    } = loaded;
+    let sim_assistant = match &scenario.assistant {
+        Some(play) => Some(assistant::SimAssistant::start(play, &mut bundle.engine).await?),
+        None => None,
+    };
     let recorder = match &args.ledger {
         Some(path) => Some(Recorder::open(path, &bundle).await?),
         None => None,
@@ -84,7 +92,11 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         Output::new(args.json, args.quiet, &scenario),
         recorder.is_some(),
     );
-    simulation.run(&scenario)?;
+    simulation.assistant = sim_assistant;
+    simulation.blobs = recorder
+        .as_ref()
+        .map(|recorder| recorder.ledger.blob_store());
+    simulation.run(&scenario).await?;
     if let (Some(recorder), Some(journal)) = (recorder, simulation.journal.take()) {
         let end_ms = EPOCH_MS + secs_to_ms(scenario.duration_secs);
         let n_entries = recorder.finish(journal, end_ms).await?;
@@ -103,6 +115,15 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     };
     if !args.json {
         simulation.out.summary(&simulation.tally);
+        if let (Some(assistant), Some(play), false) =
+            (&simulation.assistant, &scenario.assistant, args.quiet)
+        {
+            println!(
+                "assistant: played `{}` by the OpenAI fake, which answered {} requests",
+                play.play,
+                assistant.n_requests()
+            );
+        }
     }
     if differences.is_empty() {
         if args.check && !args.json && !args.quiet {
@@ -265,8 +286,12 @@ struct Simulation {
     tally: Tally,
     /// What a `--ledger` run appends, as the daemon would have: each event, then its commands.
     journal: Option<Journal>,
-    /// Investigations the engine asked for in the step being carried out.
-    investigations: Vec<(String, vigil_core::investigation::InvestigationRequest)>,
+    /// Investigations the engine asked for, with when, not yet run.
+    investigations: Vec<(String, vigil_core::investigation::InvestigationRequest, i64)>,
+    /// The scenario's assistant, when it has one.
+    assistant: Option<assistant::SimAssistant>,
+    /// Where a `--ledger` run stores the investigations' transcripts.
+    blobs: Option<vigil_ledger::BlobStore>,
 }
 
 /// The ledger entries of a simulation, in order; seq 0 is the session's start.
@@ -302,10 +327,12 @@ impl Simulation {
             proposals: Vec::new(),
             tally: Tally::default(),
             investigations: Vec::new(),
+            assistant: None,
+            blobs: None,
         }
     }
 
-    fn run(&mut self, scenario: &RawScenario) -> anyhow::Result<()> {
+    async fn run(&mut self, scenario: &RawScenario) -> anyhow::Result<()> {
         let end_ms = secs_to_ms(scenario.duration_secs);
         let mut agenda: BTreeMap<(i64, u64), Due> = BTreeMap::new();
         let mut seq = 0_u64;
@@ -358,7 +385,13 @@ impl Simulation {
         // Bounded: every step either consumes an agenda item or is one of the finite
         // engine answers that the commands of the consumed item scheduled.
         let mut budget = 10_000_000_u64;
-        while let Some(((now_ms, _), due)) = agenda.pop_first() {
+        loop {
+            // The investigations asked for so far run now (over real HTTP to the fake); each
+            // answer joins the agenda before anything later happens.
+            self.investigate(&mut agenda, &mut add).await;
+            let Some(((now_ms, _), due)) = agenda.pop_first() else {
+                break;
+            };
             budget = budget.saturating_sub(1);
             anyhow::ensure!(budget > 0, "the simulation did not converge");
             if now_ms > end_ms {
@@ -523,7 +556,9 @@ impl Simulation {
                     Command::Investigate {
                         investigation_id,
                         request,
-                    } => self.investigations.push((investigation_id, *request)),
+                    } => self
+                        .investigations
+                        .push((investigation_id, *request, now_ms)),
                     Command::Page {
                         page_id,
                         incident_id,
@@ -545,6 +580,39 @@ impl Simulation {
             }
         }
         Ok(())
+    }
+
+    /// Runs the investigations asked for, each against the engine as it is now, and
+    /// schedules each answer [`assistant::ANSWER_MS`] after it was asked for. Without an
+    /// assistant (a session that had one, replayed here without), each fails at once.
+    async fn investigate(
+        &mut self,
+        agenda: &mut BTreeMap<(i64, u64), Due>,
+        add: &mut impl FnMut(&mut BTreeMap<(i64, u64), Due>, i64, Due),
+    ) {
+        for (investigation_id, request, asked_ms) in std::mem::take(&mut self.investigations) {
+            let now = Timestamp(EPOCH_MS + asked_ms);
+            let mut finished = match &self.assistant {
+                Some(assistant) => assistant.investigate(&self.engine, &request, now).await,
+                None => crate::investigator::Finished::unavailable(&request),
+            };
+            if let Some(blobs) = &self.blobs {
+                let bytes = vigil_ledger::canonical_json(&finished.transcript).into_bytes();
+                if let Ok(hash) = blobs.put(&bytes).await {
+                    finished.set_transcript_blob(hash);
+                }
+            }
+            let event = Event::InvestigationFinished {
+                investigation_id,
+                incident_id: request.incident_id.clone(),
+                outcome: assistant::boxed(finished.outcome),
+            };
+            add(
+                agenda,
+                asked_ms + assistant::ANSWER_MS,
+                Due::Engine(Box::new(event)),
+            );
+        }
     }
 
     fn note_record(&mut self, record: &Record) {

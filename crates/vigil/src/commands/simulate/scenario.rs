@@ -44,9 +44,30 @@ pub struct RawScenario {
     /// regular checks.
     #[serde(default)]
     pub schedules: Vec<String>,
+    /// The assistant (an LLM investigator) on, played by the OpenAI fake on loopback:
+    /// `{ play: good, on: all }`. Absent: off.
+    #[serde(default)]
+    pub assistant: Option<RawAssistantPlay>,
     /// The outcome the scenario expects; `--check` fails when it is not met.
     #[serde(default)]
     pub expect: RawExpect,
+}
+
+/// How a scenario's assistant is played.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssistantPlay {
+    /// How the fake model plays the investigator: `good`, `disagrees`, `hallucinated`,
+    /// `malformed`, `no_schema`, `endless_tools`, `rate_limited`, `server_error`, `slow`,
+    /// `closed`.
+    pub play: String,
+    /// Which incidents it investigates: `novel`, `paged`, `all`.
+    #[serde(default = "default_assistant_scope")]
+    pub on: vigil_core::investigation::Scope,
+}
+
+fn default_assistant_scope() -> vigil_core::investigation::Scope {
+    vigil_core::investigation::Scope::All
 }
 
 fn default_scrape_interval() -> u64 {
@@ -355,6 +376,18 @@ pub const PUSH_KINDS: [&str; 4] = ["evals", "agent_runs", "alertmanager", "spans
 impl RawScenario {
     /// Checks what serde cannot; every problem with its key path.
     pub fn check(&self, problems: &mut Problems) {
+        if let Some(assistant) = &self.assistant
+            && vigil_sim::Play::parse(&assistant.play).is_none()
+        {
+            let names: Vec<&str> = vigil_sim::Play::ALL
+                .iter()
+                .map(|play| play.as_str())
+                .collect();
+            problems.push(
+                "assistant.play",
+                format!("`{}` is not one of {}", assistant.play, names.join(", ")),
+            );
+        }
         if self.duration_secs == 0 || self.duration_secs > 7 * 86_400 {
             problems.push("duration_secs", "must be between 1 and 604800 (a week)");
         }

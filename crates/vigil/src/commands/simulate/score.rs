@@ -14,7 +14,7 @@ const COLUMNS: [&str; 4] = ["cause", "subject", "actions", "pages"];
 
 /// Plays every `*.yaml` scenario in `dir` (in name order) and prints the table and the
 /// totals; exit 0, or 2 when a scenario cannot be loaded or played (the others are scored).
-pub fn score(dir: &Path) -> anyhow::Result<ExitCode> {
+pub async fn score(dir: &Path) -> anyhow::Result<ExitCode> {
     let entries = std::fs::read_dir(dir)
         .map_err(|error| anyhow::anyhow!("cannot read the folder {}: {error}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries
@@ -38,7 +38,7 @@ pub fn score(dir: &Path) -> anyhow::Result<ExitCode> {
     let mut n_broken = 0;
     for path in &paths {
         let name = stem(path);
-        let Some(verdicts) = play(path) else {
+        let Some(verdicts) = play(path).await else {
             n_broken += 1;
             println!("{name:<width$}  cannot be played (see above)");
             continue;
@@ -63,11 +63,24 @@ fn stem(path: &Path) -> String {
 
 /// The verdicts of one scenario, in the order of [`COLUMNS`]; `None` (the problem printed)
 /// when it cannot be loaded or played.
-fn play(path: &Path) -> Option<[Verdict; 4]> {
-    let loaded = load(path)?;
+async fn play(path: &Path) -> Option<[Verdict; 4]> {
+    let mut loaded = load(path)?;
+    let sim_assistant = match &loaded.scenario.assistant {
+        Some(play) => {
+            match super::assistant::SimAssistant::start(play, &mut loaded.bundle.engine).await {
+                Ok(assistant) => Some(assistant),
+                Err(error) => {
+                    eprintln!("{}: the assistant: {error:#}", path.display());
+                    return None;
+                }
+            }
+        }
+        None => None,
+    };
     let out = Output::new(false, true, &loaded.scenario);
     let mut simulation = Simulation::new(loaded.bundle, &loaded.scenario, out, false);
-    if let Err(error) = simulation.run(&loaded.scenario) {
+    simulation.assistant = sim_assistant;
+    if let Err(error) = simulation.run(&loaded.scenario).await {
         eprintln!("{}: {error:#}", path.display());
         return None;
     }
