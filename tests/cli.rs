@@ -20,6 +20,8 @@ mod support;
 
 #[path = "cli/approve.rs"]
 mod approve;
+#[path = "cli/assistant_daemon.rs"]
+mod assistant_daemon;
 #[path = "cli/backtest.rs"]
 mod backtest;
 #[path = "cli/check.rs"]

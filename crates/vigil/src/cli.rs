@@ -133,6 +133,14 @@ enum CliCommand {
         #[command(subcommand)]
         command: AdminTokenCommand,
     },
+    /// Ask the daemon's assistant a question (read-only triage against its state now); what
+    /// survives vigil's checks is printed. Needs `diagnosis.assistant` on and a viewer token.
+    Ask {
+        /// The question, e.g. "why is gpt-4o slow?".
+        question: String,
+        #[command(flatten)]
+        admin: AdminOpts,
+    },
     /// List the proposals waiting for a person (advisory mode, or held by a guardrail).
     Proposals {
         #[command(flatten)]
@@ -640,6 +648,7 @@ pub fn main() -> ExitCode {
                 expires,
             }),
             CliCommand::Proposals { admin } => human::list(&admin.args()).await,
+            CliCommand::Ask { question, admin } => human::ask(&admin.args(), &question).await,
             CliCommand::Approve { id, admin } => human::approve(&admin.args(), &id).await,
             CliCommand::Reject { id, admin } => human::reject(&admin.args(), &id).await,
             CliCommand::Kill {

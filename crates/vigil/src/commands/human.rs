@@ -15,8 +15,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::duration::parse_duration;
-
 use anyhow::{Context, bail};
 use reqwest::StatusCode;
 use vigil_core::Timestamp;
@@ -24,6 +22,8 @@ use vigil_core::authz::EntityType;
 use vigil_core::people::{HumanCommand, KillScope};
 
 use crate::daemon::admin::{HumanAnswer, ProposalView, WhoAmI};
+use crate::duration::parse_duration;
+use crate::logsafe::Escaped;
 
 /// Where the daemon is and how to authenticate to it.
 #[derive(Debug, Clone)]
@@ -118,6 +118,54 @@ pub async fn whoami(args: &AdminArgs) -> anyhow::Result<ExitCode> {
     println!("  credential: {} ({})", who.credential_id, who.via);
     println!("  groups:     {}", who.groups.join(", "));
     println!("  roles:      {}", who.roles.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vigil ask "question"`: read-only triage by the daemon's assistant, against its state
+/// now; prints what survived vigil's checks (the model's words escaped). Exit 1 when the
+/// assistant gave no answer.
+pub async fn ask(args: &AdminArgs, question: &str) -> anyhow::Result<ExitCode> {
+    let response = args
+        .request(reqwest::Method::POST, "/v1/admin/ask")?
+        // An investigation may take the assistant's whole deadline (60 s by default).
+        .timeout(Duration::from_secs(600))
+        .json(&serde_json::json!({ "question": question }))
+        .send()
+        .await
+        .with_context(|| format!("asking {}'s assistant", args.url))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if status != StatusCode::OK {
+        bail!("{} answered {status}: {}", args.url, body.trim());
+    }
+    let answer: crate::daemon::assistant::AskAnswer =
+        serde_json::from_str(&body).context("reading the answer")?;
+    let usage = &answer.usage;
+    let cost = format!(
+        "{} requests, {} tool calls, {} tokens, {} ms",
+        usage.requests, usage.tool_calls, usage.tokens, usage.latency_ms
+    );
+    if !answer.answered {
+        println!(
+            "the assistant gave no answer ({}): {}; {cost}",
+            answer.failure.as_deref().unwrap_or("?"),
+            Escaped(answer.detail.as_deref().unwrap_or_default())
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("{}; {cost}", answer.checked);
+    for hypothesis in &answer.hypotheses {
+        println!("  hypothesis: {}", Escaped(hypothesis));
+    }
+    if let Some(narrative) = &answer.narrative {
+        println!("  narrative: {}", Escaped(narrative));
+    }
+    if let Some(next) = &answer.next_check {
+        println!("  next check: {}", Escaped(next));
+    }
+    for dropped in &answer.dropped {
+        println!("  dropped {}", Escaped(dropped));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

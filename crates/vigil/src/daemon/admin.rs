@@ -162,6 +162,8 @@ pub(crate) struct AdminState {
     pub(crate) telemetry: Arc<Telemetry>,
     pub(crate) failures: Arc<FailureLog>,
     pub(crate) clock: Clock,
+    /// The assistant, for `POST /v1/admin/ask` (absent when it is off).
+    pub(crate) ask: Option<super::assistant::AskRuntime>,
 }
 
 /// The routes [`router`] serves, as the startup line lists them (a test in `daemon/http.rs`
@@ -171,6 +173,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/admin/proposals"),
     ("POST", "/v1/admin/human"),
     ("POST", "/v1/admin/checkpoint"),
+    ("POST", "/v1/admin/ask"),
 ];
 
 pub(crate) fn router(state: AdminState) -> Router {
@@ -179,6 +182,7 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route("/v1/admin/proposals", get(list_proposals))
         .route("/v1/admin/human", post(human))
         .route("/v1/admin/checkpoint", post(checkpoint))
+        .route("/v1/admin/ask", post(ask))
         .route("/v1/admin/{*rest}", get(not_found).post(not_found))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_INSTRUCTION_BYTES))
@@ -224,6 +228,95 @@ async fn list_proposals(State(state): State<Arc<AdminState>>, request: Request) 
             "the engine did not answer in time; try again",
         ),
     }
+}
+
+/// The longest question `POST /v1/admin/ask` takes, in characters.
+const MAX_QUESTION_CHARS: usize = 2000;
+
+/// `POST /v1/admin/ask {"question": "..."}` (viewers): read-only triage by the assistant,
+/// against the engine's state now. The answer is checked as an investigation's is and
+/// answered with what survived; it is logged, not recorded in the ledger (nothing was
+/// decided).
+async fn ask(State(state): State<Arc<AdminState>>, request: Request) -> Response {
+    let principal = match authenticate(&state, &request, Some(Role::Viewer)) {
+        Ok(principal) => principal,
+        Err(refused) => return *refused,
+    };
+    let Some(ask) = state.ask.clone() else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "the assistant is off (diagnosis.assistant.enabled)",
+        );
+    };
+    if let Err(refused) = require_json(request.headers()) {
+        return *refused;
+    }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_INSTRUCTION_BYTES).await else {
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is larger than {MAX_INSTRUCTION_BYTES} bytes"),
+        );
+    };
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Question {
+        question: String,
+    }
+    let question = match serde_json::from_slice::<Question>(&body) {
+        Ok(question) => question.question,
+        Err(error) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("the body must be {{\"question\": \"...\"}}: {error}"),
+            );
+        }
+    };
+    let question = question.trim().to_owned();
+    if question.is_empty() || question.chars().count() > MAX_QUESTION_CHARS {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("`question` must be 1 to {MAX_QUESTION_CHARS} characters"),
+        );
+    }
+    let (reply, task) = oneshot::channel();
+    let asked = super::assistant::QuestionRequest {
+        question: question.clone(),
+        reply,
+    };
+    if ask.questions.send(asked).await.is_err() {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down");
+    }
+    let task = match tokio::time::timeout(ANSWER_WAIT, task).await {
+        Ok(Ok(task)) => task,
+        Ok(Err(_)) => {
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down");
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the engine did not answer in time; try again",
+            );
+        }
+    };
+    let request = vigil_core::investigation::InvestigationRequest {
+        incident_id: None,
+        task,
+        limits: ask.limits.clone(),
+    };
+    let finished = ask
+        .investigator
+        .investigate(&request, &ask.tools, crate::clock::wall_now_ms())
+        .await;
+    state.telemetry.investigation(&finished.outcome);
+    let answer = super::assistant::ask_answer(&finished.outcome, &request);
+    tracing::info!(
+        by = %Escaped(&principal.name),
+        credential = %Escaped(&principal.credential_id),
+        question = %Escaped(&question),
+        answered = answer.answered,
+        "the assistant answered a question (vigil ask)"
+    );
+    Json(answer).into_response()
 }
 
 /// `POST /v1/admin/checkpoint`: signs a checkpoint of the ledger now and answers with it.

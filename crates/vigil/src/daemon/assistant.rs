@@ -21,6 +21,24 @@ pub(crate) struct ToolRequest {
     pub(crate) reply: oneshot::Sender<ToolOutput>,
 }
 
+/// A person's question for `vigil ask`: the engine loop answers with the task the model
+/// reads (the question and what is open now).
+#[derive(Debug)]
+pub(crate) struct QuestionRequest {
+    pub(crate) question: String,
+    pub(crate) reply: oneshot::Sender<String>,
+}
+
+/// What `POST /v1/admin/ask` needs: the investigator, the tools, the engine loop for the
+/// task, and the bounds.
+#[derive(Clone, Debug)]
+pub(crate) struct AskRuntime {
+    pub(crate) investigator: std::sync::Arc<crate::investigator::Investigator>,
+    pub(crate) tools: LoopTools,
+    pub(crate) questions: mpsc::Sender<QuestionRequest>,
+    pub(crate) limits: vigil_core::investigation::AssistantConfig,
+}
+
 /// The tools as an investigation task sees them: each call a request to the engine loop.
 #[derive(Clone, Debug)]
 pub(crate) struct LoopTools {
@@ -91,4 +109,96 @@ fn ledger_item(incident_id: &str, entry: &vigil_ledger::Entry) -> EvidenceItem {
         ),
         Vec::new(),
     )
+}
+
+/// What `POST /v1/admin/ask` answers: what survived the checks, or why there is no answer.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AskAnswer {
+    /// Whether the model answered.
+    pub answered: bool,
+    /// Its surviving hypotheses, each with the facts it cites (vigil's words).
+    #[serde(default)]
+    pub hypotheses: Vec<String>,
+    /// Its narrative, if it survived.
+    #[serde(default)]
+    pub narrative: Option<String>,
+    /// The next check it suggests, if it survived.
+    #[serde(default)]
+    pub next_check: Option<String>,
+    /// How many claims were checked and dropped.
+    #[serde(default)]
+    pub checked: String,
+    /// Each dropped claim: which, and why.
+    #[serde(default)]
+    pub dropped: Vec<String>,
+    /// Why there is no answer (`deadline`, `breaker_open`, ...).
+    #[serde(default)]
+    pub failure: Option<String>,
+    /// The detail of the failure.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// What it cost.
+    pub usage: vigil_core::investigation::Usage,
+}
+
+/// The answer to a question: the outcome checked against the evidence its tools returned.
+pub(crate) fn ask_answer(
+    outcome: &vigil_core::investigation::InvestigationOutcome,
+    request: &vigil_core::investigation::InvestigationRequest,
+) -> AskAnswer {
+    use vigil_core::investigation::InvestigationOutcome;
+    match outcome {
+        InvestigationOutcome::Failed {
+            failure,
+            detail,
+            usage,
+            ..
+        } => AskAnswer {
+            answered: false,
+            hypotheses: Vec::new(),
+            narrative: None,
+            next_check: None,
+            checked: String::new(),
+            dropped: Vec::new(),
+            failure: Some(failure.as_str().to_owned()),
+            detail: Some(detail.clone()),
+            usage: usage.clone(),
+        },
+        InvestigationOutcome::Answered {
+            answer,
+            evidence,
+            usage,
+            ..
+        } => {
+            let checked = vigil_core::investigation::check(
+                answer,
+                evidence,
+                &request.task,
+                request.limits.tolerance,
+            );
+            let note = vigil_core::engine::note_of(&checked, None, None);
+            AskAnswer {
+                answered: true,
+                hypotheses: note.hypotheses,
+                narrative: note.narrative,
+                next_check: note.next_check,
+                checked: note.checked,
+                dropped: checked
+                    .dropped
+                    .iter()
+                    .map(|dropped| {
+                        format!(
+                            "{}: {} ({})",
+                            dropped.claim,
+                            dropped.why.as_str(),
+                            dropped.detail
+                        )
+                    })
+                    .collect(),
+                failure: None,
+                detail: None,
+                usage: usage.clone(),
+            }
+        }
+    }
 }

@@ -76,6 +76,8 @@ pub(super) struct EngineLoop {
     pub(super) proposal_requests: mpsc::Receiver<ProposalsRequest>,
     /// The assistant's tool calls, answered read-only from the engine's state and the ledger.
     pub(super) tool_requests: mpsc::Receiver<super::assistant::ToolRequest>,
+    /// People's questions (`vigil ask`), answered with the task the model reads.
+    pub(super) questions: mpsc::Receiver<super::assistant::QuestionRequest>,
 }
 
 impl EngineLoop {
@@ -165,6 +167,9 @@ impl EngineLoop {
                 }
                 Some(reply) = self.proposal_requests.recv() => {
                     let _ = reply.send(self.engine.pending_proposals());
+                }
+                Some(question) = self.questions.recv() => {
+                    let _ = question.reply.send(self.engine.question_task(&question.question));
                 }
                 Some(request) = self.tool_requests.recv() => {
                     let now = self.clock.now();

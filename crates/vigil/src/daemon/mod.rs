@@ -245,6 +245,18 @@ impl Daemon {
         } = resources;
         // Tool calls wait for the engine loop between two events; a few per investigation.
         let (tools_tx, tools_rx) = tokio::sync::mpsc::channel(64);
+        let (questions_tx, questions_rx) = tokio::sync::mpsc::channel(8);
+        let ask = match (&investigator, &bundle.engine.assistant) {
+            (Some(investigator), Some(limits)) => Some(assistant::AskRuntime {
+                investigator: Arc::clone(investigator),
+                tools: assistant::LoopTools {
+                    requests: tools_tx.clone(),
+                },
+                questions: questions_tx.clone(),
+                limits: limits.clone(),
+            }),
+            _ => None,
+        };
         let resumed = if options.resume {
             resume_or_explain(&ledger, &bundle.engine).await?
         } else {
@@ -409,6 +421,7 @@ impl Daemon {
                     telemetry: Arc::clone(&telemetry),
                     failures,
                     clock,
+                    ask: ask.clone(),
                 })
             });
             let server = server::Server {
@@ -491,11 +504,13 @@ impl Daemon {
             proposal_requests: proposals_rx,
             pushes: pushes_rx,
             tool_requests: tools_rx,
+            questions: questions_rx,
         };
         drop(checkpoints_tx);
         drop(instructions_tx);
         drop(proposals_tx);
         drop(pushes_tx);
+        drop(questions_tx);
         let result = match carry_on {
             Some((unrecorded, caused_by, unfinished, wakes)) => engine_loop
                 .carry_on(unrecorded, caused_by, unfinished, wakes)
