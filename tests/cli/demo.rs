@@ -371,3 +371,32 @@ fn demo_failed_fix_compensates_and_pages_exactly_once() {
         "{trust}"
     );
 }
+
+/// `vigil demo --assistant`: the same story with the assistant on, played by the local fake
+/// of the OpenAI API; it investigates beside the runbook, its answer is checked and
+/// recorded, the outcome is the same, and the ledger replays with the fake gone.
+#[test]
+fn demo_with_the_assistant_investigates_beside_the_runbook_and_changes_nothing() {
+    let dir = TempDir::new("demo-assistant");
+    let finished = run_vigil(
+        ["demo", "--assistant", "--db", "demo.db"],
+        dir.path(),
+        DEMO_LIMIT,
+    );
+    finished.assert_success("vigil demo --assistant");
+    let out = &finished.stdout;
+    assert!(
+        out.contains("playing the investigator `good`"),
+        "{finished}"
+    );
+    assert_eq!(lines_with(out, "RESOLVED").len(), 1, "{finished}");
+    let checked = lines_with(out, "CHECKED");
+    assert_eq!(checked.len(), 1, "{finished}");
+    assert!(
+        checked[0].contains("agrees with the diagnosis; 0 of 5 claims dropped"),
+        "{finished}"
+    );
+    assert!(out.contains("Pages: 0."), "{finished}");
+    let incident = incident_ids(&lines_with(out, "OPENED").join("\n"));
+    assert_ledger_verifies_and_replays(&dir, "demo.db", &incident[0]);
+}

@@ -29,6 +29,10 @@ enum CliCommand {
         /// Where to write the demo's ledger (replaced if it exists).
         #[arg(long, default_value = "vigil-demo.db")]
         db: PathBuf,
+        /// Turn the assistant on, played by a local fake of the OpenAI API (no model is
+        /// contacted): `good`, or a misbehaviour such as `hallucinated` or `rate_limited`.
+        #[arg(long, num_args = 0..=1, default_missing_value = "good")]
+        assistant: Option<String>,
     },
     /// Run the daemon.
     Serve {
@@ -514,7 +518,11 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            CliCommand::Demo { scenario, db } => demo::run(scenario, &db).await,
+            CliCommand::Demo {
+                scenario,
+                db,
+                assistant,
+            } => demo::run(scenario, &db, assistant.as_deref()).await,
             CliCommand::Serve { config, listen } => serve::run(&config, listen).await,
             CliCommand::Check { config, offline } => serve::check(&config, offline).await,
             CliCommand::Runbook {

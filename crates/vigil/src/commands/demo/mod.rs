@@ -90,7 +90,21 @@ const KEYS: [DemoKey; 4] = [
 ];
 
 /// Runs one demo scenario; the exit code says whether it behaved as designed.
-pub async fn run(scenario: Scenario, db: &Path) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    scenario: Scenario,
+    db: &Path,
+    assistant: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let assistant = match assistant {
+        Some(name) => Some(vigil_sim::Play::parse(name).ok_or_else(|| {
+            let names: Vec<&str> = vigil_sim::Play::ALL
+                .iter()
+                .map(|play| play.as_str())
+                .collect();
+            anyhow::anyhow!("--assistant `{name}` is not one of {}", names.join(", "))
+        })?),
+        None => None,
+    };
     let started = Instant::now();
     crate::journal::remove_sqlite_ledger(db)?;
     let shown_db = db.display().to_string();
@@ -98,7 +112,7 @@ pub async fn run(scenario: Scenario, db: &Path) -> anyhow::Result<ExitCode> {
     let work_dir = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
     std::fs::create_dir_all(&work_dir)
         .with_context(|| format!("creating {}", work_dir.display()))?;
-    let result = run_in(scenario, &db, &shown_db, &work_dir, started).await;
+    let result = run_in(scenario, &db, &shown_db, &work_dir, started, assistant).await;
     let _ = std::fs::remove_dir_all(&work_dir);
     result
 }
@@ -109,6 +123,7 @@ async fn run_in(
     shown_db: &str,
     work_dir: &Path,
     started: Instant,
+    assistant: Option<vigil_sim::Play>,
 ) -> anyhow::Result<ExitCode> {
     let cancel = CancellationToken::new();
     let master_key = random_key("sk-vigil-demo-")?;
@@ -155,6 +170,21 @@ async fn run_in(
     )
     .await?;
     let pager = PagerSink::start(bind().await?, cancel.child_token()).await?;
+    // The assistant, played by the OpenAI fake: the demo's config gets a block pointing at it.
+    let fake_model = match assistant {
+        Some(play) => Some(
+            vigil_sim::OpenAiFake::start(bind().await?, play.script(), cancel.child_token())
+                .await?,
+        ),
+        None => None,
+    };
+    let assistant_block = match (&fake_model, assistant) {
+        (Some(fake), Some(_)) => format!(
+            "diagnosis:\n  assistant:\n    enabled: true\n    base_url: {}\n    model: vigil-fake\n    on: all\n    deadline_secs: 10\n    request_timeout_secs: 5\n",
+            fake.base_url()
+        ),
+        _ => "diagnosis:\n".to_owned(),
+    };
 
     let config_text = assets::DEMO_CONFIG
         .1
@@ -169,7 +199,8 @@ async fn run_in(
         .replace(
             "@CHECKPOINT_FILE@",
             &checkpoint_file(db).display().to_string(),
-        );
+        )
+        .replacen("diagnosis:\n", &assistant_block, 1);
     let bundle = bundle::assemble(
         TextFile {
             name: assets::DEMO_CONFIG.0.to_owned(),
@@ -208,6 +239,13 @@ async fn run_in(
         "  vigil    scrapes every 1s; detector token-spike; runbook block-runaway-key; {n_policies} Cedar policies (set {policy_set})"
     );
     println!("  ledger   {shown_db}");
+    if let (Some(fake), Some(play)) = (&fake_model, assistant) {
+        println!(
+            "  assistant  a fake of the OpenAI API at {} playing the investigator `{}`; every claim is checked against vigil's store",
+            fake.base_url(),
+            play.as_str()
+        );
+    }
     println!("  pager    webhook sink at {}\n", pager.url());
 
     let traffic = TrafficDriver::start(

@@ -274,7 +274,7 @@ impl Printer {
                 investigation_id, ..
             } => {
                 self.step(
-                    "INVESTIGATING",
+                    "ASSISTANT",
                     &format!(
                         "the assistant investigates ({investigation_id}); nothing waits for it"
                     ),
@@ -334,8 +334,8 @@ impl Printer {
             Record::PageResolved { .. } => "ENDED",
             Record::OwnerNotified { .. } => "TOLD",
             Record::TopologyGrew { .. } => "TOPOLOGY",
-            Record::InvestigationChecked { .. } => "ASSISTANT",
-            Record::InvestigationFailed { .. } => "NO ASSISTANT",
+            Record::InvestigationChecked { .. } => "CHECKED",
+            Record::InvestigationFailed { .. } => "NO ANSWER",
         };
         self.step(label, &record.describe());
         match record {
