@@ -83,6 +83,9 @@ pub struct PageMessage {
     pub left_in_place: Vec<String>,
     /// The commands that show and replay the incident.
     pub commands: Vec<String>,
+    /// The assistant's view, checked against vigil's store and marked as its own (empty
+    /// when it is off or had not answered).
+    pub assistant: Vec<String>,
     /// The full page as JSON, attached where the service allows details.
     pub details: Value,
 }
@@ -759,6 +762,7 @@ pub fn slack_message(page: &PageMessage) -> Value {
     section("Against it", &bullets(&page.against));
     section("What vigil did", &bullets(&page.actions));
     section("Left in place", &bullets(&page.left_in_place));
+    section("The assistant's view (checked)", &bullets(&page.assistant));
     section("Why you are paged", &page.reason);
     section("Do this", &page.ask);
     section("Read and replay", &code_lines(&page.commands));

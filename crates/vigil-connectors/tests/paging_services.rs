@@ -49,6 +49,7 @@ fn page() -> PageMessage {
             "vigil ledger show --incident inc-0007".to_owned(),
             "vigil replay --incident inc-0007".to_owned(),
         ],
+        assistant: vec!["The assistant agrees with vigil's diagnosis (runaway_key).".to_owned()],
         details: json!({"incident_id": "inc-0007", "reason": "the rate did not fall"}),
     }
 }
@@ -311,6 +312,7 @@ async fn a_slack_message_has_a_header_and_readable_sections() {
                 {"type": "section", "text": {"type": "mrkdwn", "text": "*Against it*\n• [gateway] requests &lt;flat&gt;"}},
                 {"type": "section", "text": {"type": "mrkdwn", "text": "*What vigil did*\n• blocked key alice-batch: ok"}},
                 {"type": "section", "text": {"type": "mrkdwn", "text": "*Left in place*\n• block key alice-batch (undo: unblock key alice-batch)"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*The assistant's view (checked)*\n• The assistant agrees with vigil's diagnosis (runaway_key)."}},
                 {"type": "section", "text": {"type": "mrkdwn", "text": "*Why you are paged*\nthe rate did not fall within 5 minutes"}},
                 {"type": "section", "text": {"type": "mrkdwn", "text": "*Do this*\ncheck the batch job &amp; its retries"}},
                 {"type": "section", "text": {"type": "mrkdwn", "text": "*Read and replay*\n`vigil ledger show --incident inc-0007`\n`vigil replay --incident inc-0007`"}},

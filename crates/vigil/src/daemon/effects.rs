@@ -294,14 +294,7 @@ impl Effects {
         let telemetry = Arc::clone(&self.telemetry);
         let (blobs, noted) = (self.blobs.clone(), Arc::clone(&self.exchanges));
         self.tracker.spawn(async move {
-            let mut lines = vec![note.agreement.clone(), note.checked.clone()];
-            lines.extend(note.hypotheses.iter().map(|line| format!("assistant: {line}")));
-            if let Some(narrative) = &note.narrative {
-                lines.push(format!("assistant: {narrative}"));
-            }
-            if let Some(next) = &note.next_check {
-                lines.push(format!("assistant suggests: {next}"));
-            }
+            let lines = assistant_lines(&note);
             let follow_up = FollowUp {
                 dedup_key: incident_id.clone(),
                 title,
@@ -347,6 +340,24 @@ impl Effects {
     }
 }
 
+/// The assistant's note as lines for people: the agreement, what was checked, then each
+/// surviving hypothesis, the narrative and the suggested next check.
+fn assistant_lines(note: &vigil_core::engine::AssistantNote) -> Vec<String> {
+    let mut lines = vec![note.agreement.clone(), note.checked.clone()];
+    lines.extend(
+        note.hypotheses
+            .iter()
+            .map(|line| format!("assistant: {line}")),
+    );
+    if let Some(narrative) = &note.narrative {
+        lines.push(format!("assistant: {narrative}"));
+    }
+    if let Some(next) = &note.next_check {
+        lines.push(format!("assistant suggests: {next}"));
+    }
+    lines
+}
+
 /// The connector-side page: the incident is the dedup key, so that repeated pages about one
 /// incident are one incident in the paging service.
 fn page_message(incident_id: &str, page: &Page, details: serde_json::Value) -> PageMessage {
@@ -368,6 +379,11 @@ fn page_message(incident_id: &str, page: &Page, details: serde_json::Value) -> P
         against: page.why.against.clone(),
         left_in_place: page.why.left_in_place.clone(),
         commands: page.why.commands.clone(),
+        assistant: page
+            .why
+            .assistant
+            .as_deref()
+            .map_or_else(Vec::new, assistant_lines),
         details,
     }
 }
@@ -424,6 +440,7 @@ mod tests {
                     "vigil ledger show --incident inc-3".to_owned(),
                     "vigil replay --incident inc-3".to_owned(),
                 ],
+                assistant: Vec::new(),
                 details,
             }
         );
