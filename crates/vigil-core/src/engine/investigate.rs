@@ -41,6 +41,11 @@ pub(super) struct Pending {
     incident_id: Option<String>,
     task: String,
     tolerance: f64,
+    /// The diagnosis' best kind when it was asked for (the incident may end before the
+    /// answer comes).
+    best: Option<HypothesisKind>,
+    /// The page's title, if the incident had paged when it was asked for.
+    page_title: Option<String>,
 }
 
 /// The investigations waiting for their answer, by id.
@@ -98,12 +103,18 @@ impl Engine {
             return;
         }
         let task = self.task_of(incident_id);
+        let page_title = self
+            .incidents
+            .get(incident_id)
+            .and_then(|incident| incident.page_title.clone());
         self.investigations.insert(
             investigation_id.clone(),
             Pending {
                 incident_id: Some(incident_id.to_owned()),
                 task: task.clone(),
                 tolerance: config.tolerance,
+                best: self.diagnosis_best(incident_id),
+                page_title,
             },
         );
         out.push(Command::Investigate {
@@ -256,18 +267,12 @@ impl Engine {
             } => (answer, evidence, usage, transcript_blob),
         };
         let checked = check(answer, evidence, &pending.task, pending.tolerance);
+        // Compared with the diagnosis now, or, once the incident ended, as it was asked.
         let best = pending
             .incident_id
-            .as_ref()
-            .and_then(|id| self.incidents.get(id))
-            .and_then(|incident| {
-                incident
-                    .ranked
-                    .as_ref()
-                    .unwrap_or(&incident.diagnosis)
-                    .best()
-                    .map(|best| best.kind)
-            });
+            .as_deref()
+            .and_then(|id| self.diagnosis_best(id))
+            .or(pending.best);
         let agrees = agreement(&checked.hypotheses, best).map(|a| a == Agreement::Agrees);
         out.push(Command::Record(Record::InvestigationChecked {
             investigation_id: investigation_id.to_owned(),
@@ -277,23 +282,27 @@ impl Engine {
             usage: usage.clone(),
             transcript_blob: transcript_blob.clone(),
         }));
-        let Some(incident) = pending
-            .incident_id
-            .as_ref()
-            .and_then(|id| self.incidents.get_mut(id))
-        else {
-            return; // It ended meanwhile: the record is all there is to do.
-        };
         if checked.hypotheses.is_empty() && checked.narrative.is_none() {
             return; // Nothing survived: nothing to show.
         }
         let note = note_of(&checked, agrees, best);
-        incident.assistant.agrees = agrees;
-        incident.assistant.note = Some(Box::new(note.clone()));
-        if let Some(title) = &incident.page_title {
+        let incident = pending
+            .incident_id
+            .as_ref()
+            .and_then(|id| self.incidents.get_mut(id));
+        // A page already sent (by this incident, or before it ended) is followed up.
+        let page_title = match incident {
+            Some(incident) => {
+                incident.assistant.agrees = agrees;
+                incident.assistant.note = Some(Box::new(note.clone()));
+                incident.page_title.clone()
+            }
+            None => pending.page_title,
+        };
+        if let (Some(title), Some(incident_id)) = (page_title, pending.incident_id) {
             out.push(Command::UpdatePage {
-                incident_id: incident.id.clone(),
-                title: title.clone(),
+                incident_id,
+                title,
                 note: Box::new(note),
             });
         }
