@@ -91,6 +91,7 @@ async fn start(directory: TokenDirectory) -> Server {
         telemetry: Arc::clone(&telemetry),
         failures: Arc::clone(&failures),
         clock: Clock::system(),
+        ask: None,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -108,6 +108,7 @@ mod tests {
             telemetry: Arc::new(Telemetry::default()),
             failures: Arc::new(admin::FailureLog::default()),
             clock: crate::daemon::Clock::system(),
+            ask: None,
         });
         let router = router(
             Arc::new(Telemetry::default()),
