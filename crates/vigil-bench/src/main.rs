@@ -10,6 +10,7 @@
     reason = "benchmarks measure elapsed wall time with std's clock by design"
 )]
 
+mod assistant;
 mod authz;
 mod daemon;
 mod detectors;
@@ -81,6 +82,11 @@ const BENCHMARKS: &[Benchmark] = &[
         name: "replay",
         about: replay::ABOUT,
         run: replay::run,
+    },
+    Benchmark {
+        name: "assistant",
+        about: assistant::ABOUT,
+        run: assistant::run,
     },
 ];
 
