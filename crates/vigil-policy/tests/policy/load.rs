@@ -333,3 +333,38 @@ fn a_recorded_policy_set_from_before_failover_facts_loads_with_its_vocabulary() 
     let current = Authorizer::load_recorded(&schema(), &[permit]).expect("loads");
     assert_eq!(current.context_version(), ContextVersion::CURRENT);
 }
+
+/// The shipped schema as a build before the assistant wrote it: no `assistant_agrees` in the
+/// context.
+fn schema_before_assistant_agrees() -> PolicyFile {
+    let start = SCHEMA_TEXT
+        .find("        // Whether the assistant (an LLM")
+        .expect("the shipped schema declares assistant_agrees");
+    let end = SCHEMA_TEXT[start..]
+        .find("assistant_agrees?: Bool,\n")
+        .map(|at| start + at + "assistant_agrees?: Bool,\n".len())
+        .expect("the attribute's line");
+    let text = format!("{}{}", &SCHEMA_TEXT[..start], &SCHEMA_TEXT[end..]);
+    file("policies/vigil.cedarschema", &text)
+}
+
+#[test]
+fn a_recorded_policy_set_from_before_the_assistant_loads_with_its_vocabulary() {
+    // Guards replay: ledgers written before `assistant_agrees` keep deciding as they did, and
+    // a new decision needs the current vocabulary.
+    let permit = file(
+        "permit-block.cedar",
+        "@id(\"permit-block\")\npermit (principal, action == Vigil::Action::\"block\", resource);\n",
+    );
+    let old_schema = schema_before_assistant_agrees();
+    assert!(
+        Authorizer::load(&old_schema, std::slice::from_ref(&permit)).is_err(),
+        "a schema without assistant_agrees must not load for new decisions"
+    );
+    let recorded = Authorizer::load_recorded(&old_schema, std::slice::from_ref(&permit))
+        .expect("a recorded policy set loads");
+    assert_eq!(recorded.context_version(), ContextVersion::V4);
+    let decision = recorded.authorize(&runaway_key_request());
+    assert_eq!(decision.effect, Effect::Allow, "{decision:?}");
+    assert!(decision.errors.is_empty(), "{:?}", decision.errors);
+}
