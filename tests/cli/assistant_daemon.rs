@@ -101,3 +101,64 @@ fn the_daemon_investigates_answers_questions_and_replays_without_the_model() {
         shown.stdout
     );
 }
+
+/// A model that answers 429 with `Retry-After: 86400`: vigil's deadline ends the
+/// investigation, the failure is recorded and counted, and the runaway key is blocked and
+/// verified exactly as without the assistant.
+#[test]
+fn a_rate_limited_model_leaves_the_remediation_as_it_is() {
+    let dir = TempDir::new("assistant-daemon-429");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let fake = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        vigil_sim::OpenAiFake::start(
+            listener,
+            vigil_sim::Play::RateLimited.script(),
+            stop.clone(),
+        )
+        .await
+        .expect("the fake")
+    });
+    let extra = format!(
+        "diagnosis:\n  assistant:\n    enabled: true\n    base_url: {}\n    model: vigil-fake\n    on: all\n    deadline_secs: 3\n    request_timeout_secs: 2\n",
+        fake.base_url()
+    );
+    let stack = Stack::start(&dir, "autonomous", &extra);
+    let mut served = Served::start(&stack.config, dir.path());
+    let runaway = stack.runaway_after_warmup(&served);
+    // Both happen, in either order: nothing waits for the assistant.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let (mut gave_up, mut resolved) = (None, false);
+    while gave_up.is_none() || !resolved {
+        let Some(line) = served.next_line(deadline) else {
+            panic!("vigil stopped logging:\n{}", served.stderr_text());
+        };
+        if line.contains("the assistant gave no answer") {
+            gave_up = Some(line);
+        } else if line.contains("incident resolved") {
+            resolved = true;
+        }
+    }
+    let line = gave_up.unwrap_or_default();
+    assert!(line.contains("the incident goes on without it"), "{line}");
+    assert!(stack.gateway.is_blocked(&runaway));
+    served.poll("/metrics", "the failure counted", |response| {
+        response.body.lines().any(|line| {
+            line.starts_with("vigil_assistant_investigations_total{outcome=\"deadline\"}")
+                || line.starts_with("vigil_assistant_investigations_total{outcome=\"status\"}")
+        })
+    });
+    let (code, stderr) = served.stop_with("TERM");
+    assert_eq!(code, Some(0), "{stderr}");
+    stop.cancel();
+    drop(runtime);
+    let db = stack.ledger.display().to_string();
+    vigil(["replay", "--db", &db, "--all"], dir.path()).assert_success("replay --all");
+}
