@@ -1,5 +1,5 @@
 //! `vigil backtest`: the output CSV on stdout and the exit status (0 every row used, 1 some
-//! rows skipped, 2 unreadable input or unknown detector).
+//! rows not scored, 2 unreadable input or unknown detector).
 
 use crate::support::{TempDir, vigil};
 
@@ -22,18 +22,18 @@ fn backtest_writes_one_scored_row_per_input_row_and_reports_bad_rows() {
     );
     assert_eq!(run.code(), 0, "{run}");
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines[0], "timestamp,value,anomaly_score,alert");
+    assert_eq!(lines[0], "timestamp,value,anomaly_score,alert,note");
     assert_eq!(lines.len(), 301, "{run}");
     let alerts: Vec<usize> = lines[1..]
         .iter()
         .enumerate()
-        .filter(|(_, line)| line.ends_with(",1"))
+        .filter(|(_, line)| line.ends_with(",1,"))
         .map(|(index, _)| index)
         .collect();
     assert_eq!(alerts, [200], "{run}");
     assert!(
         run.stderr
-            .contains("300 rows through `adaptive`, 1 alerts, 0 rows skipped"),
+            .contains("300 rows through `adaptive`, 1 alerts, 0 rows not scored"),
         "{run}"
     );
 
@@ -46,8 +46,8 @@ fn backtest_writes_one_scored_row_per_input_row_and_reports_bad_rows() {
     assert_eq!(run.code(), 1, "{run}");
     assert_eq!(
         run.stdout.lines().count(),
-        301,
-        "the good rows are all kept: {run}"
+        302,
+        "every row is kept, the bad one with why: {run}"
     );
     assert!(
         run.stderr

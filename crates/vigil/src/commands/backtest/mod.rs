@@ -12,9 +12,20 @@
 //!
 //! Timestamps may be calendar (`2024-05-01 12:00:00`, `2024-05-01T12:00:00.250Z`, read as
 //! UTC), Unix seconds (`1714564800`, `1714564800.25`) or Unix milliseconds (an integer of 12
-//! digits or more). A bad row is reported on stderr with its line and skipped; the rows around
-//! it still go through. Exit status: 0 when every row was used, 1 when some were skipped, 2
-//! when the input or the config could not be read.
+//! digits or more).
+//!
+//! Every input row gets an output row (blank lines aside, as pandas skips them), with a
+//! fifth column, `note`, empty for a scored row. A row that cannot be scored is reported on
+//! stderr with its line and written with an empty score, alert 0 and the reason in `note`;
+//! the rows around it still go through. That covers a value that is not a number, NaN or
+//! infinite, a timestamp that does not parse, a row without two fields, and a timestamp
+//! earlier than the latest one scored: a clock that went back (as exported clocks do around
+//! a daylight-saving change) or rows out of order. Such a point is not fed to the detector,
+//! whose baselines and windows assume time moves forward: it is kept, said and not scored.
+//! A timestamp equal to the latest one is scored (repeats are common in exports). A first line
+//! whose second field is not a number is a header, whatever its column names. Exit status: 0
+//! when every row was scored, 1 when some were not, 2 when the input or the config could not
+//! be read.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -78,7 +89,7 @@ pub fn run(args: &BacktestArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     eprintln!(
-        "{shown}: {} rows through `{}`, {} alerts, {} rows skipped",
+        "{shown}: {} rows through `{}`, {} alerts, {} rows not scored",
         summary.rows, args.detector, summary.alerts, summary.skipped
     );
     if summary.skipped == 0 {
@@ -95,7 +106,7 @@ pub struct Summary {
     pub rows: u64,
     /// Rows that alerted.
     pub alerts: u64,
-    /// Rows reported and skipped.
+    /// Rows reported and not scored (written with their reason).
     pub skipped: u64,
 }
 
@@ -113,7 +124,7 @@ pub fn stream(
     let mut summary = Summary::default();
     let mut previous_at: Option<i64> = None;
     let write_failed = |error: std::io::Error| format!("cannot write the output: {error}");
-    writeln!(out, "timestamp,value,anomaly_score,alert").map_err(write_failed)?;
+    writeln!(out, "timestamp,value,anomaly_score,alert,note").map_err(write_failed)?;
     for (index, line) in input.lines().enumerate() {
         let number = index + 1;
         let line =
@@ -125,19 +136,22 @@ pub fn stream(
         let row = match parse_row(line) {
             Ok(row) => row,
             Err(reason) => {
-                eprintln!("{file}:{number}: {reason}; row skipped");
+                eprintln!("{file}:{number}: {reason}; row not scored");
                 summary.skipped += 1;
+                write_unscored(out, line, &reason).map_err(write_failed)?;
                 continue;
             }
         };
         if let Some(previous) = previous_at
             && row.at_ms < previous
         {
-            eprintln!(
-                "{file}:{number}: timestamp `{}` is earlier than the row before; row skipped",
+            let reason = format!(
+                "timestamp `{}` is earlier than the latest scored row (the clock went back, or rows are out of order)",
                 row.timestamp
             );
+            eprintln!("{file}:{number}: {reason}; row not scored");
             summary.skipped += 1;
+            write_unscored(out, line, &reason).map_err(write_failed)?;
             continue;
         }
         previous_at = Some(row.at_ms);
@@ -146,14 +160,40 @@ pub fn stream(
         summary.alerts += u64::from(alert);
         writeln!(
             out,
-            "{},{},{score:.6},{}",
-            row.timestamp,
-            row.value_text,
+            "{},{},{score:.6},{},",
+            csv_field(row.timestamp),
+            csv_field(row.value_text),
             u8::from(alert)
         )
         .map_err(write_failed)?;
     }
     Ok(summary)
+}
+
+/// Writes a row that was not scored: its first two fields as written, no score, alert 0,
+/// and why.
+fn write_unscored(out: &mut impl Write, line: &str, reason: &str) -> std::io::Result<()> {
+    let mut fields = line
+        .splitn(3, ',')
+        .map(|field| field.trim().trim_matches('"'));
+    let timestamp = fields.next().unwrap_or_default();
+    let value = fields.next().unwrap_or_default();
+    writeln!(
+        out,
+        "{},{},,0,{}",
+        csv_field(timestamp),
+        csv_field(value),
+        csv_field(&format!("not scored: {reason}"))
+    )
+}
+
+/// A CSV field: quoted (with quotes doubled) when it holds a comma, a quote or a line break.
+fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains([',', '"', '\n', '\r']) {
+        std::borrow::Cow::Owned(format!("\"{}\"", text.replace('"', "\"\"")))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// A first line that names columns rather than holding a row.

@@ -29,7 +29,7 @@ fn alert_rows(out: &str) -> Vec<usize> {
     out.lines()
         .skip(1)
         .enumerate()
-        .filter(|(_, line)| line.ends_with(",1"))
+        .filter(|(_, line)| line.ends_with(",1,"))
         .map(|(index, _)| index)
         .collect()
 }
@@ -60,7 +60,7 @@ fn timestamps_in_every_supported_form() {
 }
 
 #[test]
-fn the_output_echoes_every_good_row_and_bad_rows_are_counted_not_fatal() {
+fn every_row_gets_an_output_row_and_each_oddity_says_why_it_was_not_scored() {
     let csv = concat!(
         "timestamp,value\n",
         "2024-05-01 00:00:00,1.5\n",
@@ -82,16 +82,37 @@ fn the_output_echoes_every_good_row_and_bad_rows_are_counted_not_fatal() {
         }
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "timestamp,value,anomaly_score,alert");
-    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines[0], "timestamp,value,anomaly_score,alert,note");
+    // One output row per input row, the blank line aside, in the input's order.
+    assert_eq!(lines.len(), 8, "{out}");
     assert!(lines[1].starts_with("2024-05-01 00:00:00,1.5,"), "{out}");
-    assert!(lines[2].starts_with("2024-05-01 00:02:00,2,"), "{out}");
-    assert!(lines[3].starts_with("2024-05-01 00:04:00,4e0,"), "{out}");
-    for line in &lines[1..] {
+    assert_eq!(
+        lines[2],
+        "2024-05-01 00:01:00,abc,,0,not scored: value `abc` is not a number"
+    );
+    // A note holding a comma is quoted.
+    assert_eq!(
+        lines[3],
+        "just-one-field,,,0,\"not scored: expected `timestamp,value`\""
+    );
+    assert!(lines[4].starts_with("2024-05-01 00:02:00,2,"), "{out}");
+    assert!(
+        lines[5].starts_with(
+            "2024-05-01 00:00:30,3,,0,\"not scored: timestamp `2024-05-01 00:00:30` is earlier"
+        ),
+        "{out}"
+    );
+    assert!(
+        lines[6].starts_with("2024-05-01 00:03:00,inf,,0,not scored:"),
+        "{out}"
+    );
+    assert!(lines[7].starts_with("2024-05-01 00:04:00,4e0,"), "{out}");
+    for line in [lines[1], lines[4], lines[7]] {
         let fields: Vec<&str> = line.split(',').collect();
         let score: f64 = fields[2].parse().unwrap();
         assert!((0.0..=1.0).contains(&score), "{line}");
         assert!(matches!(fields[3], "0" | "1"), "{line}");
+        assert_eq!(fields[4], "", "{line}");
     }
 }
 
@@ -188,4 +209,46 @@ fn detectors_of_two_counters_are_refused_with_the_reason() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/vigil.yaml");
     let error = Detector::build("provider-errors", Some(&example)).unwrap_err();
     assert!(error.contains("reads two counters"), "{error}");
+}
+
+/// A clock that repeats an hour and then goes back (a daylight-saving change in an export):
+/// repeated timestamps are scored, earlier ones are kept and said, and every detector takes
+/// the rest without a hitch.
+#[test]
+fn a_clock_that_repeats_and_goes_back_keeps_every_row() {
+    let mut csv = String::from("time,reading\n");
+    for minute in 0..120_i64 {
+        csv.push_str(&format!(
+            "{},{}\n",
+            1_714_521_600 + minute * 60,
+            100 + minute % 7
+        ));
+    }
+    // The same minute twice, then the clock back an hour, then on again.
+    csv.push_str(&format!("{},101\n", 1_714_521_600 + 119 * 60));
+    for minute in 60..70_i64 {
+        csv.push_str(&format!("{},102\n", 1_714_521_600 + minute * 60));
+    }
+    for minute in 120..130_i64 {
+        csv.push_str(&format!("{},103\n", 1_714_521_600 + minute * 60));
+    }
+    for detector in ["adaptive", "spike"] {
+        let (summary, out) = run_csv(detector, &csv);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1 + 120 + 1 + 10 + 10, "{detector}");
+        assert_eq!(summary.rows, 131, "{detector}");
+        assert_eq!(summary.skipped, 10, "{detector}");
+        let went_back = lines
+            .iter()
+            .filter(|line| line.contains("the clock went back"))
+            .count();
+        assert_eq!(went_back, 10, "{detector}");
+        for line in lines.iter().skip(1).filter(|line| line.ends_with(',')) {
+            let score: f64 = line.split(',').nth(2).unwrap().parse().unwrap();
+            assert!(
+                score.is_finite() && (0.0..=1.0).contains(&score),
+                "{detector}: {line}"
+            );
+        }
+    }
 }
