@@ -82,6 +82,16 @@ fn main() -> ExitCode {
 fn nab(folder: &Path) -> anyhow::Result<()> {
     let corpus = load_corpus(folder)
         .with_context(|| format!("cannot load the NAB folder `{}`", folder.display()))?;
+    for series in &corpus.series {
+        if let Some(first) = series.clock_went_back.first() {
+            eprintln!(
+                "{}/{}: the clock goes back at {} line(s), first at line {first}; every row is kept in file order and scored at the latest time seen",
+                series.category,
+                series.file_name,
+                series.clock_went_back.len()
+            );
+        }
+    }
     let report = run_corpus(&corpus, SHIPPED_DETECTOR_NAME, shipped_detector)?;
     print!("{}", report.render());
     Ok(())

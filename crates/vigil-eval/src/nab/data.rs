@@ -4,8 +4,10 @@
 //! Parsing takes text and returns every problem found, each with its file and, for CSV rows,
 //! its line; only [`load_corpus`] touches the file system. As NAB's labeler
 //! (`CorpusLabel.getWindows`) demands, each window edge must be the timestamp of exactly one
-//! row of its file. Timestamps may repeat (NAB's own files repeat an hour at a daylight
-//! saving change) but never go backwards; blank lines are skipped, as pandas skips them.
+//! row of its file. Timestamps may repeat and may go backwards (exported clocks go back an
+//! hour at a daylight-saving change and repeat it): every row is kept in file order, as
+//! NAB's scorer keeps it, and each row whose timestamp is earlier than the row before is
+//! listed with its line (`clock_went_back`); blank lines are skipped, as pandas skips them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -45,6 +47,8 @@ pub struct LabelledSeries {
     pub values: Vec<f64>,
     /// The windows, as rows.
     pub labels: Labels,
+    /// The lines whose timestamp is earlier than the row before (a clock that went back).
+    pub clock_went_back: Vec<usize>,
 }
 
 impl LabelledSeries {
@@ -62,6 +66,9 @@ pub struct SeriesRows {
     pub timestamps_ms: Vec<i64>,
     /// Each row's value.
     pub values: Vec<f64>,
+    /// The lines whose timestamp is earlier than the row before (a clock that went back):
+    /// kept, in file order, and reported.
+    pub clock_went_back: Vec<usize>,
 }
 
 /// Something wrong in a NAB folder, and where.
@@ -128,8 +135,9 @@ fn describe_problems(problems: &[Problem]) -> String {
 ///
 /// # Errors
 ///
-/// Every bad row (wrong number of fields, bad timestamp, value that is not a finite number,
-/// timestamp earlier than the row before), a wrong header, or no rows at all.
+/// Every bad row (wrong number of fields, bad timestamp, value that is not a finite number),
+/// a wrong header, or no rows at all. A timestamp earlier than the row before is not a
+/// problem: the row is kept and its line listed in `clock_went_back`.
 pub fn parse_series_csv(file: &str, text: &str) -> Result<SeriesRows, Vec<Problem>> {
     let problem = |line: Option<usize>, message: String| Problem {
         file: file.to_owned(),
@@ -158,7 +166,7 @@ pub fn parse_series_csv(file: &str, text: &str) -> Result<SeriesRows, Vec<Proble
 
     let mut rows = SeriesRows::default();
     let mut problems = Vec::new();
-    let mut previous_timestamp: Option<(i64, &str)> = None;
+    let mut previous_timestamp: Option<i64> = None;
     for (line, row) in lines {
         if row.trim().is_empty() {
             continue;
@@ -193,15 +201,10 @@ pub fn parse_series_csv(file: &str, text: &str) -> Result<SeriesRows, Vec<Proble
                 continue;
             }
         };
-        if let Some((previous_ms, previous_text)) = previous_timestamp
-            && timestamp_ms < previous_ms
-        {
-            let message = format!(
-                "timestamp `{timestamp_text}` is earlier than the row before (`{previous_text}`)"
-            );
-            problems.push(problem(Some(line), message));
+        if previous_timestamp.is_some_and(|previous_ms| timestamp_ms < previous_ms) {
+            rows.clock_went_back.push(line);
         }
-        previous_timestamp = Some((timestamp_ms, timestamp_text));
+        previous_timestamp = Some(timestamp_ms);
         rows.timestamps_ms.push(timestamp_ms);
         rows.values.push(value);
     }
@@ -275,18 +278,22 @@ pub fn label_series(
 }
 
 /// The row whose timestamp is `text`, which must be exactly one row (NAB's labeler rejects a
-/// window edge that matches no row or several).
+/// window edge that matches no row or several). Rows are searched in file order, since a
+/// clock may go back: NAB's sweeper finds an edge by position too (`timestamps.index`).
 fn row_of_timestamp(timestamps_ms: &[i64], text: &str) -> Result<usize, String> {
     let timestamp_ms = parse_timestamp_ms(text).map_err(|error| error.to_string())?;
-    // Timestamps never go backwards, so the rows equal to this one are contiguous.
-    let first = timestamps_ms.partition_point(|&row_ms| row_ms < timestamp_ms);
-    let after = timestamps_ms.partition_point(|&row_ms| row_ms <= timestamp_ms);
-    match after - first {
-        1 => Ok(first),
-        0 => Err(format!(
+    let mut matching = timestamps_ms
+        .iter()
+        .enumerate()
+        .filter(|(_, row_ms)| **row_ms == timestamp_ms)
+        .map(|(row, _)| row);
+    let first = matching.next();
+    match (first, 1 + matching.count()) {
+        (Some(first), 1) => Ok(first),
+        (None, _) => Err(format!(
             "`{text}` is not the timestamp of any row of the file"
         )),
-        n_rows => Err(format!(
+        (Some(_), n_rows) => Err(format!(
             "`{text}` is the timestamp of {n_rows} rows of the file, not one"
         )),
     }
@@ -356,6 +363,7 @@ pub fn load_corpus(folder: &Path) -> Result<Corpus, LoadError> {
                     timestamps_ms: rows.timestamps_ms,
                     values: rows.values,
                     labels,
+                    clock_went_back: rows.clock_went_back,
                 }),
                 Err(label_problems) => problems.extend(label_problems),
             }

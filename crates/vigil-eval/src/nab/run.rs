@@ -111,8 +111,13 @@ fn run_series(
     mut detector: impl StreamDetector,
 ) -> anyhow::Result<SeriesResult> {
     let mut alerts = Vec::with_capacity(series.values.len());
+    // Every row is scored, in file order. A row whose clock went back is given to the
+    // detector at the latest time seen: its baselines and seasonal slots assume time moves
+    // forward.
+    let mut latest_ms = i64::MIN;
     for (row, (&at_ms, &value)) in series.timestamps_ms.iter().zip(&series.values).enumerate() {
-        let step = detector.step(at_ms, value);
+        latest_ms = latest_ms.max(at_ms);
+        let step = detector.step(latest_ms, value);
         if !(0.0..=1.0).contains(&step.score) {
             bail!(
                 "the detector scored row {row} of `{}` ({}) {}, outside [0, 1]",

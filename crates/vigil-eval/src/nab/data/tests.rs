@@ -47,7 +47,6 @@ fn reports_every_bad_row_with_its_line() {
             "data/test/series.csv:5: bad timestamp `2014-04-31 00:15:00`: day out of range for its month",
             "data/test/series.csv:6: bad value `abc`: not a number",
             "data/test/series.csv:7: value `inf` is not finite",
-            "data/test/series.csv:9: timestamp `2014-04-01 00:29:00` is earlier than the row before (`2014-04-01 00:30:00`)",
         ]
     );
 }
@@ -253,5 +252,34 @@ fn a_missing_folder_or_windows_file_is_reported() {
     assert!(
         matches!(&error, LoadError::Read { path, .. } if path.ends_with(WINDOWS_FILE)),
         "{error}"
+    );
+}
+
+#[test]
+fn a_clock_that_goes_back_keeps_every_row_and_says_where() {
+    // A daylight-saving change in an export: an hour repeated after the clock went back.
+    let text = "timestamp,value
+2014-11-02 01:00:00,1
+2014-11-02 01:30:00,2
+2014-11-02 01:59:00,3
+2014-11-02 01:00:30,4
+2014-11-02 01:30:30,5
+2014-11-02 02:00:00,6
+";
+    let rows = parse_series_csv(FILE, text).unwrap();
+    assert_eq!(rows.values, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    assert_eq!(rows.clock_went_back, [5]);
+    // A window edge is found by position, in file order.
+    let windows = [[
+        "2014-11-02 01:30:30.000000".to_owned(),
+        "2014-11-02 02:00:00.000000".to_owned(),
+    ]];
+    let labels = label_series("test/series.csv", &rows.timestamps_ms, &windows).unwrap();
+    assert_eq!(
+        labels
+            .windows()
+            .first()
+            .map(|window| (window.first_row, window.last_row)),
+        Some((4, 5))
     );
 }

@@ -53,6 +53,7 @@ fn series(category: &str, file_name: &str, windows: &[(usize, usize)]) -> Labell
             .collect(),
         values: vec![1.0; N_ROWS],
         labels: Labels::new(N_ROWS, windows).unwrap(),
+        clock_went_back: Vec::new(),
     }
 }
 
