@@ -12,6 +12,31 @@ use crate::support::{Person, TempDir, admin_tokens, finish, vigil, vigil_command
 
 const TOKEN_ENV: &str = "VIGIL_TEST_ADMIN_TOKEN";
 
+/// The OpenAI fake playing `play`, on a runtime of its own (the daemon is another process).
+fn start_fake(
+    play: vigil_sim::Play,
+) -> (
+    tokio::runtime::Runtime,
+    tokio_util::sync::CancellationToken,
+    vigil_sim::OpenAiFake,
+) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let fake = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        vigil_sim::OpenAiFake::start(listener, play.script(), stop.clone())
+            .await
+            .expect("the fake")
+    });
+    (runtime, stop, fake)
+}
+
 #[test]
 fn the_daemon_investigates_answers_questions_and_replays_without_the_model() {
     let dir = TempDir::new("assistant-daemon");
@@ -24,20 +49,7 @@ fn the_daemon_investigates_answers_questions_and_replays_without_the_model() {
         }],
     );
     // The fake runs on its own runtime, before the stack (whose config must name it).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let stop = tokio_util::sync::CancellationToken::new();
-    let fake = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        vigil_sim::OpenAiFake::start(listener, vigil_sim::Play::Good.script(), stop.clone())
-            .await
-            .expect("the fake")
-    });
+    let (runtime, stop, fake) = start_fake(vigil_sim::Play::Good);
     let extra = format!(
         "admin:\n  tokens_file: \"{}\"\ndiagnosis:\n  assistant:\n    enabled: true\n    base_url: {}\n    model: vigil-fake\n    on: all\n    deadline_secs: 30\n    request_timeout_secs: 10\n",
         tokens_file.display(),
@@ -108,24 +120,7 @@ fn the_daemon_investigates_answers_questions_and_replays_without_the_model() {
 #[test]
 fn a_rate_limited_model_leaves_the_remediation_as_it_is() {
     let dir = TempDir::new("assistant-daemon-429");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let stop = tokio_util::sync::CancellationToken::new();
-    let fake = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        vigil_sim::OpenAiFake::start(
-            listener,
-            vigil_sim::Play::RateLimited.script(),
-            stop.clone(),
-        )
-        .await
-        .expect("the fake")
-    });
+    let (runtime, stop, fake) = start_fake(vigil_sim::Play::RateLimited);
     let extra = format!(
         "diagnosis:\n  assistant:\n    enabled: true\n    base_url: {}\n    model: vigil-fake\n    on: all\n    deadline_secs: 3\n    request_timeout_secs: 2\n",
         fake.base_url()

@@ -336,18 +336,14 @@ impl Engine {
     /// tool the runtime serves.
     #[must_use]
     pub fn incidents_about(&self, subject: &str) -> Vec<String> {
-        let (label, value) = match subject.split_once('=') {
-            Some((label, value)) => (Some(label.trim()), value.trim().trim_matches('"')),
-            None => (None, subject.trim()),
-        };
+        let named = SubjectName::parse(subject);
         self.incidents
             .values()
             .filter(|incident| {
-                incident.members.iter().any(|member| {
-                    let s = &member.finding.subject;
-                    label.is_none_or(|label| s.label == label)
-                        && (s.value == value || s.alias.as_deref() == Some(value))
-                })
+                incident
+                    .members
+                    .iter()
+                    .any(|member| named.names(&member.finding.subject))
             })
             .map(|incident| incident.id.clone())
             .collect()
@@ -419,14 +415,9 @@ impl Engine {
     }
 
     fn tool_subject(&self, subject: &str, max_bytes: usize) -> ToolOutput {
-        let (label, value) = match subject.split_once('=') {
-            Some((label, value)) => (Some(label.trim()), value.trim().trim_matches('"')),
-            None => (None, subject.trim()),
-        };
-        let matches = |s: &crate::detector::Subject| {
-            label.is_none_or(|label| s.label == label)
-                && (s.value == value || s.alias.as_deref() == Some(value))
-        };
+        let named = SubjectName::parse(subject);
+        let value = named.value;
+        let matches = |s: &crate::detector::Subject| named.names(s);
         let mut items = Vec::new();
         for incident in self.incidents.values() {
             for member in &incident.members {
@@ -532,6 +523,33 @@ impl Engine {
         items.truncate(MAX_ITEMS);
         let note = format!("incident {incident_id}: its findings and the diagnosis' evidence");
         ToolOutput::capped(&note, items, max_bytes)
+    }
+}
+
+/// A subject as the model names it: `label=value`, or a bare value (or alias).
+struct SubjectName<'a> {
+    label: Option<&'a str>,
+    value: &'a str,
+}
+
+impl<'a> SubjectName<'a> {
+    fn parse(subject: &'a str) -> Self {
+        match subject.split_once('=') {
+            Some((label, value)) => SubjectName {
+                label: Some(label.trim()),
+                value: value.trim().trim_matches('"'),
+            },
+            None => SubjectName {
+                label: None,
+                value: subject.trim(),
+            },
+        }
+    }
+
+    /// Whether it names `subject` (by value or alias, and label when given).
+    fn names(&self, subject: &crate::detector::Subject) -> bool {
+        self.label.is_none_or(|label| subject.label == label)
+            && (subject.value == self.value || subject.alias.as_deref() == Some(self.value))
     }
 }
 

@@ -252,6 +252,29 @@ fn novel_incidents_only_are_investigated_when_so_configured() {
     );
 }
 
+/// The assistant answers that many keys grew (`broad_surge`), citing the incident's first
+/// fact: a checked disagreement with the runaway-key diagnosis.
+fn disagree(
+    scenario: &mut Scenario,
+    investigation_id: String,
+    incident_id: String,
+) -> Vec<Command> {
+    let output = evidence_of(scenario, &incident_id);
+    let first = output
+        .evidence
+        .first()
+        .map(|item| item.id.clone())
+        .unwrap_or_default();
+    scenario.feed(Event::InvestigationFinished {
+        investigation_id,
+        incident_id: Some(incident_id),
+        outcome: answered(
+            format!(r#"{{"hypotheses":[{{"kind":"broad_surge","evidence":[{{"id":"{first}"}}]}}],"narrative":"Many keys grew."}}"#),
+            output.evidence,
+        ),
+    })
+}
+
 #[test]
 fn an_answer_after_the_page_follows_it_up_and_a_disagreement_reaches_cedar() {
     // Paged incidents only: the investigation starts with the page; its checked answer
@@ -262,20 +285,7 @@ fn an_answer_after_the_page_follows_it_up_and_a_disagreement_reaches_cedar() {
     scenario.scrapes(10, NORMAL);
     let commands = scenario.scrapes(2, RUNAWAY);
     let (investigation_id, incident_id) = investigation(&commands).expect("asked with the page");
-    let output = evidence_of(&scenario, &incident_id);
-    let first = output
-        .evidence
-        .first()
-        .map(|item| item.id.clone())
-        .unwrap_or_default();
-    let commands = scenario.feed(Event::InvestigationFinished {
-        investigation_id,
-        incident_id: Some(incident_id),
-        outcome: answered(
-            format!(r#"{{"hypotheses":[{{"kind":"broad_surge","evidence":[{{"id":"{first}"}}]}}],"narrative":"Many keys grew."}}"#),
-            output.evidence,
-        ),
-    });
+    let commands = disagree(&mut scenario, investigation_id, incident_id);
     let Some(Command::UpdatePage { note, .. }) = commands
         .iter()
         .find(|command| matches!(command, Command::UpdatePage { .. }))
@@ -290,20 +300,7 @@ fn an_answer_after_the_page_follows_it_up_and_a_disagreement_reaches_cedar() {
     scenario.scrapes(10, NORMAL);
     let commands = scenario.scrapes(2, RUNAWAY);
     let (investigation_id, incident_id) = investigation(&commands).expect("asked");
-    let output = evidence_of(&scenario, &incident_id);
-    let first = output
-        .evidence
-        .first()
-        .map(|item| item.id.clone())
-        .unwrap_or_default();
-    scenario.feed(Event::InvestigationFinished {
-        investigation_id,
-        incident_id: Some(incident_id),
-        outcome: answered(
-            format!(r#"{{"hypotheses":[{{"kind":"broad_surge","evidence":[{{"id":"{first}"}}]}}],"narrative":"Many keys grew."}}"#),
-            output.evidence,
-        ),
-    });
+    disagree(&mut scenario, investigation_id, incident_id);
     let authorize = commands
         .iter()
         .find_map(|command| match command {

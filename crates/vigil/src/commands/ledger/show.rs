@@ -150,15 +150,10 @@ async fn summary(ledger: &Ledger, entry: &Entry, options: ShowOptions<'_>) -> Op
         EntryKind::Command => match serde_json::from_str::<CommandRecord>(&entry.payload) {
             // With --full the whole payload follows, the command with it.
             Ok(record) if options.full => format!("command (caused by {})", record.caused_by),
-            Ok(record) if investigation_lines(&record.command).is_some() => format!(
-                "command (caused by {}) {}",
-                record.caused_by,
-                investigation_lines(&record.command).unwrap_or_default()
-            ),
             Ok(record) => format!(
                 "command (caused by {}) {}",
                 record.caused_by,
-                short_json(&record.command)
+                investigation_lines(&record.command).unwrap_or_else(|| short_json(&record.command))
             ),
             Err(error) => format!("command (unreadable: {error})"),
         },

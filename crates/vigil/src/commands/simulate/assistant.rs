@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_core::Timestamp;
 use vigil_core::engine::Engine;
 use vigil_core::investigation::tools::{ToolCall, ToolOutput};
-use vigil_core::investigation::{AssistantConfig, InvestigationOutcome, InvestigationRequest};
+use vigil_core::investigation::{AssistantConfig, InvestigationRequest};
 use vigil_sim::{OpenAiFake, Play};
 
 use super::scenario::RawAssistantPlay;
@@ -112,9 +112,4 @@ impl ToolServer for EngineTools<'_> {
     async fn serve(&self, call: ToolCall, max_bytes: usize) -> ToolOutput {
         self.engine.investigation_tool(&call, self.now, max_bytes)
     }
-}
-
-/// An outcome as the engine gets it.
-pub(super) fn boxed(outcome: InvestigationOutcome) -> Box<InvestigationOutcome> {
-    Box::new(outcome)
 }

@@ -605,7 +605,7 @@ impl Simulation {
             let event = Event::InvestigationFinished {
                 investigation_id,
                 incident_id: request.incident_id.clone(),
-                outcome: assistant::boxed(finished.outcome),
+                outcome: Box::new(finished.outcome),
             };
             add(
                 agenda,
