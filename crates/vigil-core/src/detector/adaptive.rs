@@ -33,10 +33,27 @@
 //!    `p` falls under `alert_probability`, after a warm-up, and then holds for
 //!    `refractory_samples` so that one anomaly is one alert.
 //!
+//! **Input rules.** A non-finite value (`NaN`, `±inf`) is skipped: score 0, no alert, and
+//! nothing is learned (not even its time). A point whose timestamp is earlier than the
+//! latest one seen (a clock that went back, a late sample) is treated as arriving at the
+//! latest time seen: it is learned in arrival order, its change is measured from the
+//! previous point, and it falls in the seasonal slot of the latest time.
+//!
+//! **Variants, off by default.** Each was tried on NAB with leave-one-category-out
+//! cross-validation (`vigil-eval nab-cv --ablations`) and none improved the cross-validated
+//! score, so the shipped setting leaves them off; they stay as settings so that the
+//! comparison can be repeated: a sliding window of short means as Numenta's anomaly
+//! likelihood keeps it (`history_window_samples`), spreads from the mean absolute deviation
+//! (`robust_spread`), more time scales (`point_scale`, `long_scale_samples`), an empirical
+//! tail with a peaks-over-threshold extrapolation instead of the normal law
+//! (`empirical_tail`), and an ensemble of both tails (`ensemble_tail_probability`).
+//!
 //! The rest is classic exponential smoothing. Everything is deterministic arithmetic (basic
 //! operations, `sqrt` and [`crate::numeric::half_pow`]), so a replay gives the same bits, and
 //! the state per stream is a few numbers, one slot memory per seasonal slot and the last
-//! `recent_samples` surprises.
+//! `recent_samples` surprises (the variants add at most 32 KiB for a sliding history, 16 KiB
+//! for the empirical tail's histogram and 8 KiB for a long time scale; each step costs a few
+//! dozen operations more with them).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -93,6 +110,28 @@ pub struct AdaptiveConfig {
     pub warmup_samples: u32,
     /// Samples after an alert during which no new alert is raised.
     pub refractory_samples: u32,
+    /// When not 0, the history of short means is a sliding window of this many of them
+    /// (their plain mean and spread), as Numenta's anomaly likelihood keeps it, instead of
+    /// the exponentially weighted history of `history_half_life_samples`.
+    pub history_window_samples: u32,
+    /// Measure the baselines' spread by the mean absolute deviation (scaled to a standard
+    /// deviation for normal noise) rather than by the variance, so that a few large
+    /// outliers widen it less.
+    pub robust_spread: bool,
+    /// Also judge the latest single surprise against the history of single surprises; the
+    /// point's p-value is the smaller of the two scales'.
+    pub point_scale: bool,
+    /// When not 0, also judge the mean of this many latest surprises against its own history
+    /// (a slower scale than `recent_samples`).
+    pub long_scale_samples: usize,
+    /// Judge the short mean by its empirical tail among past short means (a histogram),
+    /// with an exponential tail fitted beyond the largest few (peaks over threshold), rather
+    /// than by a normal law with the history's mean and spread.
+    pub empirical_tail: bool,
+    /// When not 0 (and `empirical_tail` is off), an ensemble: the point also alerts when the
+    /// empirical tail of its short mean is under this probability. Its p-value is rescaled
+    /// so that this threshold meets `alert_probability`, and the smaller one counts.
+    pub ensemble_tail_probability: f64,
 }
 
 impl Default for AdaptiveConfig {
@@ -111,6 +150,12 @@ impl Default for AdaptiveConfig {
             alert_probability: 1e-6,
             warmup_samples: 100,
             refractory_samples: 200,
+            history_window_samples: 0,
+            robust_spread: false,
+            point_scale: false,
+            long_scale_samples: 0,
+            empirical_tail: false,
+            ensemble_tail_probability: 0.0,
         }
     }
 }
@@ -154,6 +199,18 @@ impl AdaptiveConfig {
         if self.recent_samples == 0 || self.recent_samples > MAX_RECENT_SAMPLES {
             return fail("recent_samples", "must be between 1 and 1000");
         }
+        if self.history_window_samples > MAX_HISTORY_WINDOW_SAMPLES {
+            return fail("history_window_samples", "must be between 0 (off) and 4096");
+        }
+        if self.long_scale_samples > MAX_RECENT_SAMPLES {
+            return fail("long_scale_samples", "must be between 0 (off) and 1000");
+        }
+        if !(self.ensemble_tail_probability >= 0.0 && self.ensemble_tail_probability < 1.0) {
+            return fail(
+                "ensemble_tail_probability",
+                "must be 0 (off) or between 0 and 1",
+            );
+        }
         if !(self.alert_probability > 0.0 && self.alert_probability < 1.0) {
             return fail("alert_probability", "must be between 0 and 1, exclusive");
         }
@@ -181,21 +238,34 @@ pub struct AdaptiveStep {
 struct Baseline {
     mean: f64,
     variance: f64,
+    absolute_deviation: f64,
     primed: bool,
     n_learned: u32,
 }
 
+/// The standard deviation of normal noise over its mean absolute deviation: `sqrt(pi / 2)`.
+const ABSOLUTE_DEVIATION_TO_SPREAD: f64 = 1.253_314_137_315_500_3;
+
 impl Baseline {
     /// The signed z-score of `value` (0 for the first value), then learns it with `weight`.
-    fn score_and_learn(&mut self, value: f64, weight: f64, noise_floor_ratio: f64) -> f64 {
+    fn score_and_learn(
+        &mut self,
+        value: f64,
+        weight: f64,
+        noise_floor_ratio: f64,
+        robust: bool,
+    ) -> f64 {
         if !self.primed {
             self.mean = value;
             self.primed = true;
             return 0.0;
         }
-        let spread = self
-            .variance
-            .sqrt()
+        let raw_spread = if robust {
+            self.absolute_deviation * ABSOLUTE_DEVIATION_TO_SPREAD
+        } else {
+            self.variance.sqrt()
+        };
+        let spread = raw_spread
             .max(self.mean.abs() * noise_floor_ratio)
             .max(1e-9);
         self.n_learned = self.n_learned.saturating_add(1);
@@ -203,6 +273,7 @@ impl Baseline {
         let deviation = value - self.mean;
         self.mean += weight * deviation;
         self.variance = (1.0 - weight) * (self.variance + weight * deviation * deviation);
+        self.absolute_deviation += weight * (deviation.abs() - self.absolute_deviation);
         deviation / spread
     }
 }
@@ -264,31 +335,220 @@ struct Recent {
 }
 
 impl Recent {
-    /// Adds `value` and returns the mean of the latest `capacity` values (oldest first, so
-    /// the sum is always taken in the same order).
-    fn push_and_mean(&mut self, value: f64, capacity: usize) -> f64 {
+    /// Adds `value`, keeping the latest `capacity` values.
+    fn push(&mut self, value: f64, capacity: usize) {
         self.values.push_back(value);
         while self.values.len() > capacity.max(1) {
             self.values.pop_front();
         }
-        let n = self.values.len().max(1) as f64;
-        self.values.iter().sum::<f64>() / n
+    }
+
+    /// The mean of the latest `count` values (fewer while fewer are kept), summed oldest
+    /// first so that the sum is always taken in the same order.
+    fn mean_of_latest(&self, count: usize) -> f64 {
+        let n_kept = self.values.len();
+        let count = count.clamp(1, n_kept.max(1));
+        let sum: f64 = self.values.iter().skip(n_kept - count.min(n_kept)).sum();
+        sum / count as f64
+    }
+
+    /// Adds `value` and returns the mean of the latest `capacity` values.
+    #[cfg(test)]
+    fn push_and_mean(&mut self, value: f64, capacity: usize) -> f64 {
+        self.push(value, capacity);
+        self.mean_of_latest(capacity)
     }
 }
 
+/// The number of bins of [`TailHistogram`], over `[0, max_surprise]`.
+const TAIL_BINS: usize = 1024;
+
+/// How many past values must lie at or above a point for its empirical tail to be used as
+/// its p-value; beyond them the tail is extrapolated.
+const TAIL_MIN_COUNT: f64 = 10.0;
+
+/// When the histogram holds this much weight, every count is halved: old values fade.
+const TAIL_MAX_WEIGHT: f64 = 65_536.0;
+
+/// The distribution of past short means as a histogram of fixed bins over
+/// `[0, max_surprise]`, kept as two Fenwick trees (counts and sums of the values) so that
+/// adding a value and reading a tail cost about `log2(TAIL_BINS)` operations each.
+///
+/// A point's p-value is the share of past values in its bin or above, when at least
+/// [`TAIL_MIN_COUNT`] of them are there; further out, as in peaks-over-threshold (Siffer et
+/// al., "Anomaly detection in streams with extreme value theory", KDD 2017), the tail beyond
+/// the bin that leaves [`TAIL_MIN_COUNT`] values above it is taken as exponential with the
+/// mean excess of those values.
+#[derive(Clone, Debug, Default)]
+struct TailHistogram {
+    counts: Vec<f64>,
+    sums: Vec<f64>,
+    weight: f64,
+    bin_width: f64,
+}
+
+impl TailHistogram {
+    fn new(max_value: f64) -> TailHistogram {
+        TailHistogram {
+            counts: vec![0.0; TAIL_BINS + 1],
+            sums: vec![0.0; TAIL_BINS + 1],
+            weight: 0.0,
+            bin_width: (max_value / TAIL_BINS as f64).max(f64::MIN_POSITIVE),
+        }
+    }
+
+    /// The bin of `value`, from 1 (Fenwick trees count from 1).
+    fn bin(&self, value: f64) -> usize {
+        let bin = (value.max(0.0) / self.bin_width) as usize;
+        bin.min(TAIL_BINS - 1) + 1
+    }
+
+    fn add(&mut self, value: f64) {
+        let mut index = self.bin(value);
+        while let (Some(count), Some(sum)) = (self.counts.get_mut(index), self.sums.get_mut(index))
+        {
+            *count += 1.0;
+            *sum += value;
+            index += index & index.wrapping_neg();
+        }
+        self.weight += 1.0;
+        if self.weight >= TAIL_MAX_WEIGHT {
+            // Both trees are linear in the counts, so halving every node halves every bin.
+            for node in self.counts.iter_mut().chain(self.sums.iter_mut()) {
+                *node *= 0.5;
+            }
+            self.weight *= 0.5;
+        }
+    }
+
+    /// The count and sum of the values in bins `1..=bin`.
+    fn prefix(&self, bin: usize) -> (f64, f64) {
+        let (mut count, mut sum) = (0.0, 0.0);
+        let mut index = bin.min(TAIL_BINS);
+        while index > 0 {
+            count += self.counts.get(index).copied().unwrap_or(0.0);
+            sum += self.sums.get(index).copied().unwrap_or(0.0);
+            index &= index - 1;
+        }
+        (count, sum)
+    }
+
+    /// The largest bin whose values and those above weigh at least `tail_weight`: the
+    /// smallest prefix that holds more than `weight - tail_weight`, found by descending the
+    /// tree.
+    fn tail_start(&self, tail_weight: f64) -> usize {
+        let target = self.weight - tail_weight;
+        let mut position = 0;
+        let mut accumulated = 0.0;
+        let mut step = TAIL_BINS.next_power_of_two();
+        while step > 0 {
+            let next = position + step;
+            if let Some(count) = self.counts.get(next)
+                && accumulated + count <= target
+            {
+                position = next;
+                accumulated += count;
+            }
+            step /= 2;
+        }
+        // `position` is the largest prefix holding at most `target`; the tail starts after it.
+        (position + 1).min(TAIL_BINS)
+    }
+
+    /// The p-value of `value` among the values added so far (1 before any).
+    fn p_value(&self, value: f64) -> f64 {
+        if self.weight < 2.0 * TAIL_MIN_COUNT {
+            return 1.0;
+        }
+        let total = self.weight + 1.0;
+        let bin = self.bin(value);
+        let (below, _) = self.prefix(bin - 1);
+        let at_or_above = self.weight - below;
+        if at_or_above >= TAIL_MIN_COUNT {
+            return at_or_above / total;
+        }
+        let start = self.tail_start(TAIL_MIN_COUNT);
+        let (before_count, before_sum) = self.prefix(start - 1);
+        let tail_count = self.weight - before_count;
+        let (_, all_sum) = self.prefix(TAIL_BINS);
+        let tail_sum = all_sum - before_sum;
+        let edge = (start - 1) as f64 * self.bin_width;
+        if tail_count <= 0.0 {
+            return 1.0 / total;
+        }
+        let mean_excess = (tail_sum / tail_count - edge).max(self.bin_width);
+        let excess = (value - edge).max(0.0);
+        // exp(-excess / mean_excess) = 0.5^(excess / (mean_excess ln 2)).
+        tail_count / total * half_pow(excess / (mean_excess * std::f64::consts::LN_2))
+    }
+}
+
+/// The largest accepted `history_window_samples` (32 KiB of values).
+const MAX_HISTORY_WINDOW_SAMPLES: u32 = 4096;
+
 /// The long history of short means: their exponentially weighted mean and variance, which
-/// need no memory of the values themselves.
+/// need no memory of the values themselves, or, when a window is set, the plain mean and
+/// variance of the latest `window` of them.
 #[derive(Clone, Debug, Default)]
 struct History {
     mean: f64,
     variance: f64,
     n_learned: u32,
+    window: usize,
+    values: VecDeque<f64>,
+    sum: f64,
+    sum_of_squares: f64,
+    /// Values pushed since the sums were last recomputed from the window.
+    n_since_exact: usize,
 }
 
 impl History {
+    /// An exponentially weighted history (`window` 0) or a sliding window.
+    fn with_window(window: usize) -> History {
+        History {
+            window,
+            ..History::default()
+        }
+    }
+
     /// Mean and standard deviation of the short means learned so far (0 and 0 before any).
     fn moments(&self) -> (f64, f64) {
-        (self.mean, self.variance.max(0.0).sqrt())
+        if self.window == 0 {
+            return (self.mean, self.variance.max(0.0).sqrt());
+        }
+        let n = self.values.len();
+        if n == 0 {
+            return (0.0, 0.0);
+        }
+        let n = n as f64;
+        let mean = self.sum / n;
+        let variance = self.sum_of_squares / n - mean * mean;
+        (mean, variance.max(0.0).sqrt())
+    }
+
+    /// Learns one value: exponentially or into the window.
+    fn push(&mut self, value: f64, weight: f64) {
+        if self.window == 0 {
+            self.learn(value, weight);
+            return;
+        }
+        self.values.push_back(value);
+        self.sum += value;
+        self.sum_of_squares += value * value;
+        while self.values.len() > self.window {
+            if let Some(old) = self.values.pop_front() {
+                self.sum -= old;
+                self.sum_of_squares -= old * old;
+            }
+        }
+        // Running sums drift by rounding as values come and go; once per window length they
+        // are summed afresh (in window order), which costs one operation per step on average.
+        self.n_since_exact += 1;
+        if self.n_since_exact >= self.window {
+            self.n_since_exact = 0;
+            self.sum = self.values.iter().sum();
+            self.sum_of_squares = self.values.iter().map(|value| value * value).sum();
+        }
     }
 
     /// Learns one short mean with `weight`, or `1/n` for the `n`-th while that is larger.
@@ -312,7 +572,12 @@ pub struct AdaptiveDetector {
     season: Season,
     recent: Recent,
     history: History,
+    point_history: History,
+    tail: TailHistogram,
+    long_history: History,
     previous: Option<(Timestamp, f64)>,
+    /// The latest timestamp seen: an earlier one is moved up to it.
+    latest: Option<Timestamp>,
     n_seen: u64,
     last_alert: Option<u64>,
 }
@@ -325,6 +590,12 @@ impl AdaptiveDetector {
         let weight = 1.0 - half_pow(1.0 / config.baseline_half_life_samples.max(f64::EPSILON));
         let history_weight =
             1.0 - half_pow(1.0 / config.history_half_life_samples.max(f64::EPSILON));
+        let history_window = config.history_window_samples as usize;
+        let tail = if config.empirical_tail || config.ensemble_tail_probability > 0.0 {
+            TailHistogram::new(config.max_surprise)
+        } else {
+            TailHistogram::default()
+        };
         AdaptiveDetector {
             config,
             weight,
@@ -333,8 +604,14 @@ impl AdaptiveDetector {
             change: Baseline::default(),
             season: Season::default(),
             recent: Recent::default(),
-            history: History::default(),
+            history: History::with_window(history_window),
+            // The extra time scales keep exponential histories: a window each would triple
+            // the memory of the sliding history.
+            point_history: History::default(),
+            tail,
+            long_history: History::default(),
             previous: None,
+            latest: None,
             n_seen: 0,
             last_alert: None,
         }
@@ -346,8 +623,9 @@ impl AdaptiveDetector {
         &self.config
     }
 
-    /// Feeds one point; points should come in time order. A non-finite value is skipped
-    /// (score 0, no alert, nothing learned).
+    /// Feeds one point. A non-finite value is skipped (score 0, no alert, nothing learned);
+    /// a point earlier than the latest one seen is taken as arriving at the latest time (see
+    /// the module's input rules).
     pub fn step(&mut self, at: Timestamp, value: f64) -> AdaptiveStep {
         if !value.is_finite() {
             return AdaptiveStep {
@@ -357,15 +635,22 @@ impl AdaptiveDetector {
                 expected: self.value.mean,
             };
         }
+        let at = self
+            .latest
+            .map_or(at, |latest| Timestamp(latest.0.max(at.0)));
+        self.latest = Some(at);
         let config = &self.config;
         let expected = if self.value.primed {
             self.value.mean
         } else {
             value
         };
-        let value_z = self
-            .value
-            .score_and_learn(value, self.weight, config.noise_floor_ratio);
+        let value_z = self.value.score_and_learn(
+            value,
+            self.weight,
+            config.noise_floor_ratio,
+            config.robust_spread,
+        );
         let change_z = match self.previous {
             Some((previous_at, previous_value)) => {
                 self.season.configure(
@@ -376,6 +661,7 @@ impl AdaptiveDetector {
                     value - previous_value,
                     self.weight,
                     config.noise_floor_ratio,
+                    config.robust_spread,
                 )
             }
             None => 0.0,
@@ -402,10 +688,36 @@ impl AdaptiveDetector {
         }
         // The short mean ending at this point is judged against the history of short means
         // before it, then joins it.
-        let recent = self.recent.push_and_mean(surprise, config.recent_samples);
-        let (mean, spread) = self.history.moments();
-        self.history.learn(recent, self.history_weight);
-        let p = upper_tail((recent - mean) / spread.max(1e-3));
+        self.recent.push(
+            surprise,
+            config.recent_samples.max(config.long_scale_samples),
+        );
+        let weight = self.history_weight;
+        let judge = |history: &mut History, mean_now: f64| {
+            let (mean, spread) = history.moments();
+            history.push(mean_now, weight);
+            upper_tail((mean_now - mean) / spread.max(1e-3))
+        };
+        let recent = self.recent.mean_of_latest(config.recent_samples);
+        let mut p = if config.empirical_tail {
+            let p = self.tail.p_value(recent);
+            self.tail.add(recent);
+            p
+        } else if config.ensemble_tail_probability > 0.0 {
+            let p_tail = self.tail.p_value(recent);
+            self.tail.add(recent);
+            let rescaled = p_tail * config.alert_probability / config.ensemble_tail_probability;
+            judge(&mut self.history, recent).min(rescaled.min(1.0))
+        } else {
+            judge(&mut self.history, recent)
+        };
+        if config.point_scale {
+            p = p.min(judge(&mut self.point_history, surprise));
+        }
+        if config.long_scale_samples > 0 {
+            let long = self.recent.mean_of_latest(config.long_scale_samples);
+            p = p.min(judge(&mut self.long_history, long));
+        }
         let warm = index >= u64::from(config.warmup_samples);
         let rested = self
             .last_alert

@@ -1,6 +1,15 @@
 //! Loading a NAB folder: `data/<category>/<series>.csv` (header `timestamp,value`) and
 //! `combined_windows.json` (each series' anomaly windows as pairs of timestamps).
 //!
+//! Other headers are accepted: the first column holds the timestamps whatever its name, and
+//! the values come from the column named `value` (any case) if there is one, else from the
+//! second column; extra columns are ignored, and the choice is reported
+//! ([`SeriesRows::columns`]). Every row with a good timestamp is kept: a value cell that is
+//! not a finite number (`NaN`, `inf`, `abc`, empty or missing) keeps its row, with the value
+//! `NaN`, and is listed with its line ([`SeriesRows::bad_values`]); the runner never feeds
+//! such a row to the detector and never counts it as an alert. A bad timestamp is a problem:
+//! its row cannot be placed, and windows are found by timestamp.
+//!
 //! Parsing takes text and returns every problem found, each with its file and, for CSV rows,
 //! its line; only [`load_corpus`] touches the file system. As NAB's labeler
 //! (`CorpusLabel.getWindows`) demands, each window edge must be the timestamp of exactly one
@@ -49,6 +58,21 @@ pub struct LabelledSeries {
     pub labels: Labels,
     /// The lines whose timestamp is earlier than the row before (a clock that went back).
     pub clock_went_back: Vec<usize>,
+    /// The rows whose value is not a finite number: kept, with the value `NaN`.
+    pub bad_values: Vec<BadValue>,
+    /// Which columns were read, when the header is not `timestamp,value`.
+    pub columns: Option<String>,
+}
+
+/// A row whose value cell is not a finite number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadValue {
+    /// The line, from 1.
+    pub line: usize,
+    /// The row, from 0 (blank lines and the header are not rows).
+    pub row: usize,
+    /// What the cell held, and why it is not a value.
+    pub reason: String,
 }
 
 impl LabelledSeries {
@@ -69,6 +93,10 @@ pub struct SeriesRows {
     /// The lines whose timestamp is earlier than the row before (a clock that went back):
     /// kept, in file order, and reported.
     pub clock_went_back: Vec<usize>,
+    /// The rows whose value is not a finite number: kept, with the value `NaN`.
+    pub bad_values: Vec<BadValue>,
+    /// Which columns were read, when the header is not `timestamp,value`.
+    pub columns: Option<String>,
 }
 
 /// Something wrong in a NAB folder, and where.
@@ -135,9 +163,10 @@ fn describe_problems(problems: &[Problem]) -> String {
 ///
 /// # Errors
 ///
-/// Every bad row (wrong number of fields, bad timestamp, value that is not a finite number),
-/// a wrong header, or no rows at all. A timestamp earlier than the row before is not a
-/// problem: the row is kept and its line listed in `clock_went_back`.
+/// Every row whose timestamp is missing or bad, a header with fewer than two columns, or no
+/// rows at all. A value that is not a finite number is not a problem (the row is kept and
+/// listed in `bad_values`), nor is a timestamp earlier than the row before (the row is kept
+/// and its line listed in `clock_went_back`).
 pub fn parse_series_csv(file: &str, text: &str) -> Result<SeriesRows, Vec<Problem>> {
     let problem = |line: Option<usize>, message: String| Problem {
         file: file.to_owned(),
@@ -150,11 +179,36 @@ pub fn parse_series_csv(file: &str, text: &str) -> Result<SeriesRows, Vec<Proble
         .lines()
         .enumerate()
         .map(|(line_idx, line)| (line_idx + 1, line));
-    match lines.next() {
-        Some((_, header)) if header == CSV_HEADER => {}
+    let mut rows = SeriesRows::default();
+    let value_column = match lines.next() {
         Some((line, header)) => {
-            let message = format!("expected the header `{CSV_HEADER}`, found `{header}`");
-            return Err(vec![problem(Some(line), message)]);
+            let names: Vec<&str> = header.split(',').map(column_name).collect();
+            if names.len() < 2 {
+                let message = format!(
+                    "expected a header of at least two columns (timestamp, then the values, as `{CSV_HEADER}`), found `{header}`"
+                );
+                return Err(vec![problem(Some(line), message)]);
+            }
+            let named_value = names
+                .iter()
+                .skip(1)
+                .position(|name| name.eq_ignore_ascii_case("value"))
+                .map(|position| position + 1);
+            let value_column = named_value.unwrap_or(1);
+            if header != CSV_HEADER {
+                let timestamp_name = names.first().copied().unwrap_or_default();
+                let value_name = names.get(value_column).copied().unwrap_or_default();
+                let why = if named_value.is_some() {
+                    "named `value`"
+                } else {
+                    "no column is named `value`, so the second"
+                };
+                rows.columns = Some(format!(
+                    "header `{header}`: timestamps from column 1 `{timestamp_name}`, values from column {} `{value_name}` ({why})",
+                    value_column + 1
+                ));
+            }
+            value_column
         }
         None => {
             return Err(vec![problem(
@@ -162,9 +216,8 @@ pub fn parse_series_csv(file: &str, text: &str) -> Result<SeriesRows, Vec<Proble
                 format!("empty file, expected the header `{CSV_HEADER}`"),
             )]);
         }
-    }
+    };
 
-    let mut rows = SeriesRows::default();
     let mut problems = Vec::new();
     let mut previous_timestamp: Option<i64> = None;
     for (line, row) in lines {
@@ -172,35 +225,35 @@ pub fn parse_series_csv(file: &str, text: &str) -> Result<SeriesRows, Vec<Proble
             continue;
         }
         let fields: Vec<&str> = row.split(',').collect();
-        let [timestamp_text, value_text] = fields.as_slice() else {
-            let message = format!("expected 2 fields `{CSV_HEADER}`, found {}", fields.len());
-            problems.push(problem(Some(line), message));
-            continue;
-        };
-        let timestamp_ms = match parse_timestamp_ms(timestamp_text) {
+        let timestamp_text = fields.first().copied().unwrap_or_default().trim();
+        let timestamp_ms = match parse_timestamp_ms(column_name(timestamp_text)) {
             Ok(timestamp_ms) => timestamp_ms,
             Err(error) => {
                 problems.push(problem(Some(line), error.to_string()));
                 continue;
             }
         };
-        let value = match value_text.parse::<f64>() {
-            Ok(value) if value.is_finite() => value,
-            Ok(_) => {
-                problems.push(problem(
-                    Some(line),
-                    format!("value `{value_text}` is not finite"),
-                ));
-                continue;
-            }
-            Err(_) => {
-                problems.push(problem(
-                    Some(line),
-                    format!("bad value `{value_text}`: not a number"),
-                ));
-                continue;
-            }
+        let value = match fields.get(value_column).map(|cell| column_name(cell)) {
+            None => Err(format!(
+                "no value: the row has {} field(s), the values are in column {}",
+                fields.len(),
+                value_column + 1
+            )),
+            Some("") => Err("empty value".to_owned()),
+            Some(cell) => match cell.parse::<f64>() {
+                Ok(value) if value.is_finite() => Ok(value),
+                Ok(_) => Err(format!("value `{cell}` is not finite")),
+                Err(_) => Err(format!("value `{cell}` is not a number")),
+            },
         };
+        let value = value.unwrap_or_else(|reason| {
+            rows.bad_values.push(BadValue {
+                line,
+                row: rows.values.len(),
+                reason,
+            });
+            f64::NAN
+        });
         if previous_timestamp.is_some_and(|previous_ms| timestamp_ms < previous_ms) {
             rows.clock_went_back.push(line);
         }
@@ -216,6 +269,15 @@ pub fn parse_series_csv(file: &str, text: &str) -> Result<SeriesRows, Vec<Proble
     } else {
         Err(problems)
     }
+}
+
+/// A header name or cell without surrounding blanks and double quotes.
+fn column_name(cell: &str) -> &str {
+    let cell = cell.trim();
+    cell.strip_prefix('"')
+        .and_then(|inner| inner.strip_suffix('"'))
+        .unwrap_or(cell)
+        .trim()
 }
 
 /// The windows of `combined_windows.json`: for each `<category>/<file>.csv`, its windows as
@@ -364,6 +426,8 @@ pub fn load_corpus(folder: &Path) -> Result<Corpus, LoadError> {
                     values: rows.values,
                     labels,
                     clock_went_back: rows.clock_went_back,
+                    bad_values: rows.bad_values,
+                    columns: rows.columns,
                 }),
                 Err(label_problems) => problems.extend(label_problems),
             }

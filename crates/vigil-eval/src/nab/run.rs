@@ -4,7 +4,9 @@
 //! The detector is anything that implements [`StreamDetector`]; a fresh one is made for each
 //! series, which it sees row by row, probation included (as NAB's detectors do). Only its
 //! `alert` is scored; its `score` must lie in `[0, 1]`, which NAB's `AnomalyDetector.run`
-//! also demands.
+//! also demands. A row whose value is not a finite number (the loader keeps such rows, with
+//! the value `NaN`) is not given to the detector: its output row is
+//! [`RowOutput::Skipped`], and it is never an alert.
 
 use std::fmt::Write as _;
 
@@ -38,6 +40,27 @@ impl<D: StreamDetector + ?Sized> StreamDetector for Box<D> {
     }
 }
 
+/// What the runner made of one row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RowOutput {
+    /// The detector saw the row and said this.
+    Scored(DetectorStep),
+    /// The row's value is not a finite number: the detector did not see it, and it is no
+    /// alert.
+    Skipped,
+}
+
+impl RowOutput {
+    /// Whether the row is an alert.
+    #[must_use]
+    pub fn alert(&self) -> bool {
+        match self {
+            RowOutput::Scored(step) => step.alert,
+            RowOutput::Skipped => false,
+        }
+    }
+}
+
 /// How a detector did on one series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesResult {
@@ -57,6 +80,8 @@ pub struct SeriesResult {
     pub null_scores: [f64; 3],
     /// The perfect score under each profile.
     pub perfect_scores: [f64; 3],
+    /// One output per row, in file order.
+    pub rows: Vec<RowOutput>,
 }
 
 /// One profile's totals over a whole corpus.
@@ -110,13 +135,17 @@ fn run_series(
     series: &LabelledSeries,
     mut detector: impl StreamDetector,
 ) -> anyhow::Result<SeriesResult> {
-    let mut alerts = Vec::with_capacity(series.values.len());
+    let mut outputs = Vec::with_capacity(series.values.len());
     // Every row is scored, in file order. A row whose clock went back is given to the
     // detector at the latest time seen: its baselines and seasonal slots assume time moves
-    // forward.
+    // forward. A row whose value is not a finite number is skipped.
     let mut latest_ms = i64::MIN;
     for (row, (&at_ms, &value)) in series.timestamps_ms.iter().zip(&series.values).enumerate() {
         latest_ms = latest_ms.max(at_ms);
+        if !value.is_finite() {
+            outputs.push(RowOutput::Skipped);
+            continue;
+        }
         let step = detector.step(latest_ms, value);
         if !(0.0..=1.0).contains(&step.score) {
             bail!(
@@ -126,8 +155,9 @@ fn run_series(
                 step.score
             );
         }
-        alerts.push(step.alert);
+        outputs.push(RowOutput::Scored(step));
     }
+    let alerts: Vec<bool> = outputs.iter().map(RowOutput::alert).collect();
     let labels = &series.labels;
     let mut scores = [SeriesScore::default(); 3];
     for (score, profile) in scores.iter_mut().zip(&PROFILES) {
@@ -142,6 +172,7 @@ fn run_series(
         scores,
         null_scores: PROFILES.map(|profile| null_score(labels, &profile)),
         perfect_scores: PROFILES.map(|profile| perfect_score(labels, &profile)),
+        rows: outputs,
     })
 }
 

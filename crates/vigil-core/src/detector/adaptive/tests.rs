@@ -240,3 +240,135 @@ fn a_run_of_mildly_high_values_alerts_though_none_is_extreme() {
         "{found:?}"
     );
 }
+
+#[test]
+fn a_point_from_the_past_is_taken_at_the_latest_time_seen() {
+    // Regression guard for the documented rule: a timestamp earlier than the latest one is
+    // moved up to it, so the run is bit for bit the run with the clock held at the latest.
+    let values = noisy(600, 10.0, 1.0, 31);
+    let run = |times: &[i64]| {
+        let mut detector = AdaptiveDetector::new(AdaptiveConfig::default());
+        values
+            .iter()
+            .zip(times)
+            .map(|(value, at)| {
+                let step = detector.step(Timestamp(*at), *value);
+                (step.score.to_bits(), step.alert, step.surprise.to_bits())
+            })
+            .collect::<Vec<_>>()
+    };
+    let forward: Vec<i64> = (0..600).map(|index| index * 5 * MINUTE).collect();
+    // The clock goes back an hour at point 300 and repeats that hour.
+    let with_jump: Vec<i64> = forward
+        .iter()
+        .enumerate()
+        .map(|(index, at)| if index >= 300 { at - 60 * MINUTE } else { *at })
+        .collect();
+    let held: Vec<i64> = with_jump
+        .iter()
+        .scan(i64::MIN, |latest, at| {
+            *latest = (*latest).max(*at);
+            Some(*latest)
+        })
+        .collect();
+    assert_eq!(run(&with_jump), run(&held));
+    assert_ne!(
+        run(&with_jump),
+        run(&forward),
+        "the jump must matter at all"
+    );
+}
+
+#[test]
+fn a_sliding_history_keeps_only_its_window() {
+    let mut history = History::with_window(3);
+    assert_eq!(history.moments(), (0.0, 0.0));
+    for value in [100.0, 1.0, 2.0, 3.0] {
+        history.push(value, 0.5);
+    }
+    let (mean, spread) = history.moments();
+    assert!((mean - 2.0).abs() < 1e-12, "{mean}");
+    assert!((spread - (2.0_f64 / 3.0).sqrt()).abs() < 1e-12, "{spread}");
+    // Many more values: the sums are recomputed and still describe the last three.
+    for value in 0..1000 {
+        history.push(f64::from(value % 7), 0.5);
+    }
+    let (mean, _) = history.moments();
+    let expected = f64::from(997 % 7 + 998 % 7 + 999 % 7) / 3.0;
+    assert!((mean - expected).abs() < 1e-9, "{mean} vs {expected}");
+    assert_eq!(history.values.len(), 3);
+}
+
+#[test]
+fn the_empirical_tail_counts_then_extrapolates() {
+    let mut tail = TailHistogram::new(20.0);
+    assert_eq!(tail.p_value(5.0), 1.0);
+    // 1000 values spread evenly over [0, 10).
+    for index in 0..1000 {
+        tail.add(f64::from(index) / 100.0);
+    }
+    // Half of them are at 5 or above (its bin included).
+    let middle = tail.p_value(5.0);
+    assert!((middle - 500.0 / 1001.0).abs() < 0.01, "{middle}");
+    // Beyond the largest ten the tail is extrapolated: smaller, and falling.
+    let edge = tail.p_value(9.95);
+    let beyond = tail.p_value(12.0);
+    let far = tail.p_value(19.0);
+    assert!(edge <= 10.0 / 1001.0 + 1e-12, "{edge}");
+    assert!(
+        beyond < edge && far < beyond && far > 0.0,
+        "{edge} {beyond} {far}"
+    );
+}
+
+#[test]
+fn every_variant_alerts_on_a_burst_and_stays_quiet_on_steady_noise() {
+    let variants: [fn(&mut AdaptiveConfig); 7] = [
+        |_| {},
+        |c| c.history_window_samples = 1000,
+        |c| c.robust_spread = true,
+        |c| c.point_scale = true,
+        |c| c.long_scale_samples = 60,
+        |c| {
+            c.empirical_tail = true;
+            c.alert_probability = 1e-4;
+        },
+        |c| c.ensemble_tail_probability = 1e-4,
+    ];
+    let steady = noisy(3000, 100.0, 5.0, 37);
+    let mut burst = steady.clone();
+    burst[2000..2010].fill(180.0);
+    for (variant_idx, change) in variants.iter().enumerate() {
+        let mut config = AdaptiveConfig::default();
+        change(&mut config);
+        assert_eq!(config.validate(), Ok(()), "variant {variant_idx}");
+        let found = alerts(config.clone(), MINUTE, &burst);
+        assert!(
+            found.iter().any(|index| (2000..2010).contains(index)),
+            "variant {variant_idx}: {found:?}"
+        );
+        let quiet = alerts(config, MINUTE, &steady);
+        assert!(quiet.len() <= 1, "variant {variant_idx}: {quiet:?}");
+    }
+}
+
+#[test]
+fn validation_names_the_new_fields() {
+    type Breaker = fn(&mut AdaptiveConfig);
+    let cases: [(Breaker, &str); 3] = [
+        (
+            |c| c.history_window_samples = 5000,
+            "history_window_samples",
+        ),
+        (|c| c.long_scale_samples = 1001, "long_scale_samples"),
+        (
+            |c| c.ensemble_tail_probability = 1.0,
+            "ensemble_tail_probability",
+        ),
+    ];
+    for (break_it, field) in cases {
+        let mut config = AdaptiveConfig::default();
+        break_it(&mut config);
+        assert_eq!(config.validate().unwrap_err().field, field);
+    }
+}

@@ -26,41 +26,118 @@ fn reads_rows_and_skips_blank_lines() {
 }
 
 #[test]
-fn reports_every_bad_row_with_its_line() {
+fn reports_every_bad_timestamp_with_its_line() {
     let text = "timestamp,value
 2014-04-01 00:00:00,1
-2014-04-01 00:05:00
-2014-04-01 00:10:00,2,3
 2014-04-31 00:15:00,4
-2014-04-01 00:20:00,abc
-2014-04-01 00:25:00,inf
+yesterday,5
+,6
 2014-04-01 00:30:00,5
-2014-04-01 00:29:00,6
 ";
     let problems = parse_series_csv(FILE, text).unwrap_err();
     let rendered: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert_eq!(
         rendered,
         [
-            "data/test/series.csv:3: expected 2 fields `timestamp,value`, found 1",
-            "data/test/series.csv:4: expected 2 fields `timestamp,value`, found 3",
-            "data/test/series.csv:5: bad timestamp `2014-04-31 00:15:00`: day out of range for its month",
-            "data/test/series.csv:6: bad value `abc`: not a number",
-            "data/test/series.csv:7: value `inf` is not finite",
+            "data/test/series.csv:3: bad timestamp `2014-04-31 00:15:00`: day out of range for its month",
+            "data/test/series.csv:4: bad timestamp `yesterday`: expected `YYYY-MM-DD HH:MM:SS` with an optional fraction of a second",
+            "data/test/series.csv:5: bad timestamp ``: expected `YYYY-MM-DD HH:MM:SS` with an optional fraction of a second",
         ]
     );
 }
 
 #[test]
-fn reports_a_wrong_header_or_no_rows() {
+fn keeps_every_row_whose_value_is_not_a_finite_number_and_says_where() {
+    // Regression: a NaN, `inf` or non-numeric cell used to make the whole folder a load
+    // error; now the row is kept (value NaN) and listed with its line.
+    let text = "timestamp,value
+2014-04-01 00:00:00,1
+2014-04-01 00:05:00
+2014-04-01 00:10:00,2,3
+2014-04-01 00:15:00,abc
+2014-04-01 00:20:00,inf
+2014-04-01 00:25:00,NaN
+2014-04-01 00:30:00,
+2014-04-01 00:35:00, 7.5 
+2014-04-01 00:40:00,-infinity
+";
+    let rows = parse_series_csv(FILE, text).unwrap();
+    assert_eq!(rows.timestamps_ms.len(), 9);
+    let finite: Vec<Option<f64>> = rows
+        .values
+        .iter()
+        .map(|value| value.is_finite().then_some(*value))
+        .collect();
+    assert_eq!(
+        finite,
+        [
+            Some(1.0),
+            None,
+            Some(2.0),
+            None,
+            None,
+            None,
+            None,
+            Some(7.5),
+            None
+        ]
+    );
+    let bad: Vec<(usize, usize, &str)> = rows
+        .bad_values
+        .iter()
+        .map(|bad| (bad.line, bad.row, bad.reason.as_str()))
+        .collect();
+    assert_eq!(
+        bad,
+        [
+            (
+                3,
+                1,
+                "no value: the row has 1 field(s), the values are in column 2"
+            ),
+            (5, 3, "value `abc` is not a number"),
+            (6, 4, "value `inf` is not finite"),
+            (7, 5, "value `NaN` is not finite"),
+            (8, 6, "empty value"),
+            (10, 8, "value `-infinity` is not finite"),
+        ]
+    );
+    assert_eq!(rows.columns, None);
+}
+
+#[test]
+fn other_headers_take_the_first_column_as_time_and_value_by_name_or_position() {
+    let cases = [
+        (
+            "time,count\n2014-04-01 00:00:00,3\n",
+            "header `time,count`: timestamps from column 1 `time`, values from column 2 `count` (no column is named `value`, so the second)",
+        ),
+        (
+            "Date,Value\n2014-04-01 00:00:00,3\n",
+            "header `Date,Value`: timestamps from column 1 `Date`, values from column 2 `Value` (named `value`)",
+        ),
+        (
+            "\"timestamp\",host,\"value\",note\n2014-04-01 00:00:00,a,3,x\n",
+            "header `\"timestamp\",host,\"value\",note`: timestamps from column 1 `timestamp`, values from column 3 `value` (named `value`)",
+        ),
+    ];
+    for (text, expected) in cases {
+        let rows = parse_series_csv(FILE, text).unwrap();
+        assert_eq!(rows.values, [3.0], "{text:?}");
+        assert_eq!(rows.columns.as_deref(), Some(expected));
+    }
+}
+
+#[test]
+fn reports_a_header_of_one_column_or_no_rows() {
     let cases = [
         (
             "",
             "data/test/series.csv: empty file, expected the header `timestamp,value`",
         ),
         (
-            "time,value\n",
-            "data/test/series.csv:1: expected the header `timestamp,value`, found `time,value`",
+            "timestamp\n",
+            "data/test/series.csv:1: expected a header of at least two columns (timestamp, then the values, as `timestamp,value`), found `timestamp`",
         ),
         ("timestamp,value\n\n", "data/test/series.csv: no data rows"),
     ];
@@ -69,6 +146,27 @@ fn reports_a_wrong_header_or_no_rows() {
         assert_eq!(problems.len(), 1, "{text:?}");
         assert_eq!(problems[0].to_string(), expected);
     }
+}
+
+#[test]
+fn gaps_and_repeated_timestamps_are_kept_as_they_are() {
+    // A day missing between two rows, then the same time twice.
+    let text = "timestamp,value
+2014-04-01 00:00:00,1
+2014-04-03 00:00:00,2
+2014-04-03 00:00:00,3
+";
+    let rows = parse_series_csv(FILE, text).unwrap();
+    let day_ms = 86_400_000;
+    assert_eq!(
+        rows.timestamps_ms,
+        [
+            APRIL_FIRST_MS,
+            APRIL_FIRST_MS + 2 * day_ms,
+            APRIL_FIRST_MS + 2 * day_ms
+        ]
+    );
+    assert!(rows.clock_went_back.is_empty());
 }
 
 #[test]
@@ -212,7 +310,7 @@ fn a_bad_row_in_a_folder_is_reported_with_its_file_and_line() {
     folder.write("data/realThings/a.csv", GOOD_CSV);
     folder.write(
         "data/realThings/b.csv",
-        "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,oops\n",
+        "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:0x:00,oops\n",
     );
     folder.write("data/realThings/c.csv", GOOD_CSV);
     folder.write(
@@ -228,7 +326,7 @@ fn a_bad_row_in_a_folder_is_reported_with_its_file_and_line() {
     assert_eq!(
         rendered,
         [
-            "data/realThings/b.csv:3: bad value `oops`: not a number",
+            "data/realThings/b.csv:3: bad timestamp `2014-04-01 00:0x:00`: expected `YYYY-MM-DD HH:MM:SS` with an optional fraction of a second",
             "data/realThings/c.csv: has no entry `realThings/c.csv` in `combined_windows.json`",
             "combined_windows.json: `realThings/gone.csv` names no CSV under `data/`",
         ]

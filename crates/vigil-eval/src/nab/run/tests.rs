@@ -54,6 +54,8 @@ fn series(category: &str, file_name: &str, windows: &[(usize, usize)]) -> Labell
         values: vec![1.0; N_ROWS],
         labels: Labels::new(N_ROWS, windows).unwrap(),
         clock_went_back: Vec::new(),
+        bad_values: Vec::new(),
+        columns: None,
     }
 }
 
