@@ -20,6 +20,12 @@
 //! - It **clears** when a recent sample of at least `min_cases` events has a share no more
 //!   than `clear_drop` below the baseline (hysteresis: `clear_drop < min_drop`).
 //! - A group with no new events is not evaluated: silence is not a recovery.
+//!
+//! With a `drift` block it also catches slow slides that the baseline would follow: a CUSUM
+//! against a reference frozen at a known-good period ([`drift`]). One finding per group is
+//! open at a time, raised by whichever test fires first (its evidence's `drift` says which);
+//! it clears when both tests would let it: the recent share back within `clear_drop` of the
+//! baseline and within the drift's `clear_drop` of the reference.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -32,6 +38,8 @@ use crate::numeric::half_pow;
 use crate::signal::float_repr;
 use crate::store::{Selector, SeriesStore};
 use crate::time::Timestamp;
+use drift::DriftState;
+pub use drift::{DriftConfig, DriftEvidence};
 
 /// At most this many recent times are kept per group (one entry per scrape or push time).
 const MAX_RECENT: usize = 4096;
@@ -76,6 +84,10 @@ pub struct ProportionDropConfig {
     pub severity: Severity,
     /// At most this many groups are tracked; more are ignored.
     pub max_groups: usize,
+    /// The drift test against a frozen reference; `None` (sessions before it): sudden drops
+    /// only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftConfig>,
 }
 
 /// The numbers that made a proportion-drop detector fire.
@@ -114,6 +126,10 @@ pub struct ProportionEvidence {
     /// The probability that fires.
     #[serde(with = "float_repr")]
     pub alert_probability: f64,
+    /// The drift test's numbers, when the detector has one and its reference is known.
+    /// (Boxed: findings travel in every command and record, most without it.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Box<DriftEvidence>>,
 }
 
 impl ProportionEvidence {
@@ -138,6 +154,8 @@ struct GroupState {
     /// The time the baseline's sums refer to.
     baseline_at_ms: Option<i64>,
     firing: Option<Timestamp>,
+    /// The drift test, when configured.
+    drift: Option<DriftState>,
 }
 
 impl GroupState {
@@ -229,7 +247,8 @@ impl ProportionDropDetector {
         let increments = self
             .counters
             .collect(store, at, self.config.group_by.as_deref());
-        let mut touched: BTreeMap<String, ()> = BTreeMap::new();
+        // The new good and all events of each group that received any.
+        let mut touched: BTreeMap<String, (f64, f64)> = BTreeMap::new();
         for increment in increments {
             let group_by = self.config.group_by.as_deref();
             let Some(state) = self.groups.admit(&increment.group, || GroupState {
@@ -239,6 +258,7 @@ impl ProportionDropDetector {
                 baseline_total: 0.0,
                 baseline_at_ms: None,
                 firing: None,
+                drift: self.config.drift.as_ref().map(DriftState::new),
             }) else {
                 continue;
             };
@@ -265,13 +285,15 @@ impl ProportionDropDetector {
                     state.recent.insert(position, (at_ms, good, total));
                 }
             }
-            touched.insert(increment.group, ());
+            let sums = touched.entry(increment.group).or_insert((0.0, 0.0));
+            sums.0 += good;
+            sums.1 += total;
         }
         let mut transitions = Vec::new();
-        for group_value in touched.into_keys() {
+        for (group_value, new_cases) in touched {
             let fingerprint = self.fingerprint(&group_value);
             if let Some(state) = self.groups.get_mut(&group_value)
-                && let Some(transition) = evaluate(&self.config, state, fingerprint, at)
+                && let Some(transition) = evaluate(&self.config, state, fingerprint, at, new_cases)
             {
                 transitions.push(transition);
             }
@@ -280,34 +302,60 @@ impl ProportionDropDetector {
     }
 }
 
-/// Steps one group that received new events.
+/// Steps one group that received new events (`new_cases`: good and all).
 fn evaluate(
     config: &ProportionDropConfig,
     state: &mut GroupState,
     fingerprint: String,
     at: Timestamp,
+    new_cases: (f64, f64),
 ) -> Option<Transition> {
+    if let (Some(drift_config), Some(drift)) = (&config.drift, &mut state.drift) {
+        let (good, total) = new_cases;
+        drift.add(drift_config, at.0, good, total, state.firing.is_none());
+    }
     state.age(
         at.0,
         config.window_secs.saturating_mul(1000),
         config.baseline_half_life_secs.saturating_mul(1000),
     );
     let (recent_good, recent_total) = state.recent_sums();
-    if recent_total < f64::from(config.min_cases.max(1)) {
+    let enough_recent = recent_total >= f64::from(config.min_cases.max(1));
+    // Without a drift test, a sample too small decides nothing, as before it existed.
+    let drift_alarm = state.drift.as_ref().is_some_and(DriftState::alarm);
+    if !(enough_recent || (state.firing.is_none() && drift_alarm)) {
         return None;
     }
     let baseline_share = (state.baseline_good + 1.0) / (state.baseline_total + 2.0);
-    let drop = baseline_share - recent_good / recent_total;
+    let recent_share = if enough_recent {
+        recent_good / recent_total
+    } else {
+        0.0
+    };
+    let drop = baseline_share - recent_share;
     match state.firing {
         None => {
-            if state.baseline_total < f64::from(config.min_baseline_cases) || drop < config.min_drop
-            {
+            let may_drop = enough_recent
+                && state.baseline_total >= f64::from(config.min_baseline_cases)
+                && drop >= config.min_drop;
+            let p_value = if may_drop || drift_alarm {
+                binomial_lower_tail(recent_good, recent_total, baseline_share)
+            } else {
+                return None;
+            };
+            // Not over the level (as before the drift test, even for a NaN).
+            let dropped = may_drop
+                && p_value.partial_cmp(&config.alert_probability)
+                    != Some(std::cmp::Ordering::Greater);
+            if !dropped && !drift_alarm {
                 return None;
             }
-            let p_value = binomial_lower_tail(recent_good, recent_total, baseline_share);
-            if p_value > config.alert_probability {
-                return None;
-            }
+            let drift = match (&config.drift, &state.drift) {
+                (Some(drift_config), Some(drift)) => {
+                    drift.evidence(drift_config, !dropped).map(Box::new)
+                }
+                _ => None,
+            };
             state.firing = Some(at);
             Some(Transition::Fired(Box::new(Finding {
                 fingerprint,
@@ -329,11 +377,21 @@ fn evaluate(
                     p_value,
                     min_drop: config.min_drop,
                     alert_probability: config.alert_probability,
+                    drift,
                 }),
             })))
         }
-        Some(raised_at) if drop <= config.clear_drop => {
+        Some(raised_at)
+            if drop <= config.clear_drop
+                && match (&config.drift, &state.drift) {
+                    (Some(drift_config), Some(drift)) => drift.clears(drift_config, recent_share),
+                    _ => true,
+                } =>
+        {
             state.firing = None;
+            if let Some(drift) = &mut state.drift {
+                drift.reset();
+            }
             // The recovered sample is the new normal's first evidence.
             Some(Transition::Cleared(FindingCleared {
                 fingerprint,
@@ -396,6 +454,8 @@ pub fn binomial_lower_tail(good: f64, total: f64, share: f64) -> f64 {
     walk(&|i| (i < n).then(|| (i + 1, ((n - i) as f64) * p / (((i + 1) as f64) * q))));
     (at_most_k / all).clamp(0.0, 1.0)
 }
+
+pub mod drift;
 
 #[cfg(test)]
 mod tests;

@@ -30,6 +30,7 @@ fn config() -> ProportionDropConfig {
         clear_drop: 0.05,
         severity: Severity::Page,
         max_groups: 10,
+        drift: None,
     }
 }
 
@@ -247,4 +248,227 @@ fn many_series_of_one_scrape_are_one_sample_whatever_their_number() {
     let state = detector.groups.get("").unwrap();
     assert!(state.baseline_total > 30_000.0, "{}", state.baseline_total);
     assert!((state.baseline_good / state.baseline_total - 0.5).abs() < 1e-9);
+}
+
+// The drift test.
+
+fn drift_config() -> ProportionDropConfig {
+    ProportionDropConfig {
+        // A baseline that follows within hours: a slow slide never looks sudden to it.
+        baseline_half_life_secs: 6 * 3600,
+        drift: Some(DriftConfig {
+            reference_cases: 200,
+            reference_share: None,
+            min_drop: 0.1,
+            clear_drop: 0.05,
+            cases_between_false_alarms: 1e6,
+        }),
+        ..config()
+    }
+}
+
+/// SplitMix64, for seeded binomial noise.
+struct Noise(u64);
+
+impl Noise {
+    fn passed(&mut self, cases: u32, rate: f64) -> u32 {
+        (0..cases)
+            .filter(|_| {
+                self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = self.0;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^= z >> 31;
+                ((z >> 11) as f64 / (1_u64 << 53) as f64) < rate
+            })
+            .count() as u32
+    }
+}
+
+impl Suite {
+    /// One run with `passed` of 20 passing; its transitions.
+    fn step(&mut self, passed: u32) -> Vec<Transition> {
+        self.at_ms += RUN_EVERY_MS;
+        self.passed += f64::from(passed);
+        self.failed += f64::from(20 - passed);
+        self.write()
+    }
+}
+
+/// The passes of a 20-case run `hours` into a slide from 95 % to 70 % over 24 hours, without
+/// noise (the nearest whole number).
+fn sliding(hours: f64) -> u32 {
+    let rate = 0.95 - 0.25 * (hours / 24.0).min(1.0);
+    (20.0 * rate).round() as u32
+}
+
+/// A day of runs at 19 of 20: the drift reference is learnt (480 cases), the baseline full.
+fn trained_for_drift(config: ProportionDropConfig) -> Suite {
+    let mut suite = Suite::new(config);
+    assert_eq!(suite.runs(&[19; 48]), ".".repeat(48));
+    suite
+}
+
+#[test]
+fn a_day_long_slide_fires_the_drift_test_and_not_the_sudden_drop_test() {
+    // Before the drift test: the baseline follows the slide, nothing ever fires.
+    let mut old = trained_for_drift(ProportionDropConfig {
+        drift: None,
+        ..drift_config()
+    });
+    let slide: Vec<u32> = (1..=48).map(|run| sliding(f64::from(run) * 0.5)).collect();
+    assert_eq!(old.runs(&slide), ".".repeat(48));
+    // With it: one finding, raised by the drift test, 13.5 hours in (at about 81 %).
+    let mut new = trained_for_drift(drift_config());
+    let mut fired = Vec::new();
+    for (run, &passed) in slide.iter().enumerate() {
+        for transition in new.step(passed) {
+            let Transition::Fired(finding) = transition else {
+                panic!("{transition:?}");
+            };
+            fired.push((run + 1, finding));
+        }
+    }
+    let [(run, finding)] = fired.as_slice() else {
+        panic!("{fired:?}");
+    };
+    assert_eq!(*run, 27, "{finding:?}");
+    assert_eq!(finding.fingerprint, "eval-drop/suite=support");
+    let Evidence::ProportionDrop(evidence) = &finding.evidence else {
+        panic!("{:?}", finding.evidence);
+    };
+    let drift = evidence.drift.as_ref().unwrap();
+    assert!(drift.raised_by_drift);
+    // The reference: the first 500 cases (25 runs of 19/20: at least 200 and a standard
+    // error of at most a hundredth), two standard errors under its (475 + 1) / (500 + 2).
+    assert_eq!(drift.reference_cases, 500.0);
+    let learnt: f64 = 476.0 / 502.0;
+    let lower = learnt - 2.0 * (learnt * (1.0 - learnt) / 500.0).sqrt();
+    assert_eq!(drift.reference_share, lower);
+    // The statistic crossed its level; the slide's cases are those since it left 0.
+    assert!(drift.statistic >= drift.decision_level, "{drift:?}");
+    let began = drift.slide_began_at.unwrap();
+    assert!(began.0 > START_MS + 48 * RUN_EVERY_MS, "{drift:?}");
+    let since_runs = (finding.raised_at.0 - began.0) / RUN_EVERY_MS + 1;
+    assert_eq!(drift.since_total, 20.0 * since_runs as f64);
+    assert!(drift.since_share() < 0.9, "{drift:?}");
+    assert_eq!(drift.min_drop, 0.1);
+    // The decision level solves Wald's approximation for a million cases.
+    let shifted = lower - 0.1;
+    let divergence = lower * crate::numeric::ln(lower / shifted)
+        + (1.0 - lower) * crate::numeric::ln((1.0 - lower) / (1.0 - shifted));
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the platform's exp checks the level"
+    )]
+    let run_length = (drift.decision_level.exp() - drift.decision_level - 1.0) / divergence;
+    assert!((run_length / 1e6 - 1.0).abs() < 1e-9, "{run_length}");
+    // The sudden-drop numbers are there too, as before.
+    assert!(evidence.recent_total >= 20.0);
+}
+
+#[test]
+fn a_steady_noisy_suite_never_fires_the_drift_test() {
+    // Thirty days of runs at 95 % with binomial noise (seeded): the sudden-drop test may
+    // fire on a bad hour, the drift test does not.
+    let mut suite = Suite::new(drift_config());
+    let mut noise = Noise(2024);
+    for _ in 0..30 * 48 {
+        let passed = noise.passed(20, 0.95);
+        for transition in suite.step(passed) {
+            if let Transition::Fired(finding) = transition
+                && let Evidence::ProportionDrop(evidence) = &finding.evidence
+            {
+                assert!(
+                    !evidence
+                        .drift
+                        .as_ref()
+                        .is_some_and(|drift| drift.raised_by_drift),
+                    "{evidence:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_drift_finding_clears_once_the_share_is_back_near_its_reference_and_stays_quiet() {
+    let mut suite = trained_for_drift(drift_config());
+    // Down to 80 %, and held there: one finding, then silence.
+    let slide: Vec<u32> = (1..=48)
+        .map(|run| sliding(f64::from(run) * 0.5).max(16))
+        .collect();
+    let outcome = suite.runs(&slide);
+    assert_eq!(outcome.matches('F').count(), 1, "{outcome}");
+    assert!(!outcome.contains('C'), "{outcome}");
+    // 17 of 20 (85 %) is still more than 5 points under the reference: firing.
+    assert_eq!(suite.runs(&[17, 17, 17]), "...");
+    assert!(suite.detector.is_firing("support"));
+    // Fixed: the window (an hour, two runs) holds 17 and 19 of 20, 90 %, within 5 points of
+    // the reference (about 92.8 %): it clears. The statistic restarts at 0, so a day at the
+    // reference stays quiet.
+    assert_eq!(suite.runs(&[19, 19]), "C.");
+    assert_eq!(suite.runs(&[19; 48]), ".".repeat(48));
+}
+
+#[test]
+fn a_stated_reference_needs_no_learning_and_says_so() {
+    let mut config = drift_config();
+    if let Some(drift) = &mut config.drift {
+        drift.reference_share = Some(0.95);
+    }
+    let mut suite = Suite::new(config);
+    // Runs at 80 % from the start: the sudden-drop test has no baseline yet, the drift test
+    // knows the level to expect.
+    let outcome = suite.runs(&[16; 12]);
+    assert_eq!(outcome.matches('F').count(), 1, "{outcome}");
+    let mut suite_again = Suite::new(suite.detector.config().clone());
+    let transitions: Vec<Transition> = (0..12).flat_map(|_| suite_again.step(16)).collect();
+    let [Transition::Fired(finding)] = transitions.as_slice() else {
+        panic!("{transitions:?}");
+    };
+    let Evidence::ProportionDrop(evidence) = &finding.evidence else {
+        panic!("{:?}", finding.evidence);
+    };
+    let drift = evidence.drift.as_ref().unwrap();
+    assert_eq!((drift.reference_share, drift.reference_cases), (0.95, 0.0));
+    assert_eq!(
+        drift.slide_began_at,
+        Some(Timestamp(START_MS + RUN_EVERY_MS))
+    );
+}
+
+#[test]
+fn a_sudden_drop_with_a_drift_test_is_raised_by_the_sudden_test_with_the_drift_numbers() {
+    let mut suite = trained_for_drift(drift_config());
+    let transitions = suite.step(8);
+    let [Transition::Fired(finding)] = transitions.as_slice() else {
+        panic!("{transitions:?}");
+    };
+    let Evidence::ProportionDrop(evidence) = &finding.evidence else {
+        panic!("{:?}", finding.evidence);
+    };
+    let drift = evidence.drift.as_ref().unwrap();
+    assert!(!drift.raised_by_drift, "{drift:?}");
+    assert!(drift.statistic < drift.decision_level, "{drift:?}");
+    assert!(evidence.p_value <= 1e-3);
+}
+
+#[test]
+fn configs_and_findings_without_drift_serialize_as_before() {
+    // Recorded sessions are compared byte for byte: no `drift` key unless there is one.
+    let json = serde_json::to_string(&config()).unwrap();
+    assert!(!json.contains("drift"), "{json}");
+    let back: ProportionDropConfig = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, config());
+    let mut suite = trained();
+    let transitions = suite.step(12);
+    let [Transition::Fired(finding)] = transitions.as_slice() else {
+        panic!("{transitions:?}");
+    };
+    let json = serde_json::to_string(&finding.evidence).unwrap();
+    assert!(!json.contains("drift"), "{json}");
+    let with_drift = serde_json::to_string(&drift_config()).unwrap();
+    let back: ProportionDropConfig = serde_json::from_str(&with_drift).unwrap();
+    assert_eq!(back, drift_config());
 }
