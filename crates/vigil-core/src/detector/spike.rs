@@ -20,6 +20,42 @@
 //! happens every day at this hour is the point), so a one-off runaway raises the bar of its
 //! hour on the following days, by the hour's average excess at first and by less than a
 //! third of it once the memory has history; the trade-off is documented in the README.
+//! That is `season_memory: average`, what configs recorded before the peak memory replay
+//! with.
+//!
+//! **Peak memory** (`season_memory: peak`, the shipped setting). A slot remembers its
+//! busiest quarter hour (the highest mean over a quarter of the hour holding at least half
+//! its share of the hour's observations), not its average, so a 20-minute batch is
+//! remembered at its own level rather than diluted by the quiet rest of its hour, while a
+//! single big request is averaged over a quarter hour. A slot is folded into its memory as
+//! soon as its hour is over (not at its next observation a day later), and a memory is the
+//! larger of its exponentially weighted history and the latest hour: a rise counts in full
+//! the next day, a fall fades with the half-life (a batch that skips a night does not page
+//! when it comes back). A memory folded less than half a period ago is not used (the hour
+//! before now is today's, not an earlier day's), so only earlier days count, as before, and
+//! the hour after midnight of today counts tonight at 23:xx. Once a slot or a neighbour has
+//! a memory, a rate is judged against that memory alone, not against the larger of it and
+//! the short baseline: a runaway that climbs over an hour or two drags the short baseline
+//! along, but not yesterday. Trade-offs: a one-off runaway hides a runaway of up to
+//! `fire_ratio` times its level at the same hour (plus or minus one) the next day; a day much
+//! busier than the day before at the same hour (a launch, a Monday after a quiet Sunday)
+//! fires, as a ticket below `page_ratio`; the ratio is taken to a busiest quarter hour, a bit
+//! above the hour's mean, so a loop pages at about `page_ratio` times that level.
+//!
+//! **Run evidence** (`run_evidence: true`, shipped). Without it, each of
+//! `fire_after_samples` consecutive observations must pass every test, the spread one
+//! included (`fire_z` spreads up). Token rates of keys that send few large requests swing
+//! two to three times their mean from one 15 s scrape to the next, so a steady 5x loop never
+//! reached 6 spreads and was never found. With it, a run of consecutive observations at
+//! `fire_ratio` or more (and the floor) is tested as a whole: it fires when the mean of its
+//! z-scores, each capped at `fire_z`, reaches `fire_z * sqrt(fire_after_samples / n)` for a
+//! run of `n >= fire_after_samples`. That is the same evidence as `fire_z` spreads over
+//! `fire_after_samples` observations, as the noise of a mean of `n` shrinks with `sqrt(n)`;
+//! the cap keeps one huge request from carrying a run of middling ones, and makes a run of
+//! `fire_after_samples` fire exactly when the first design did. A sustained runaway on a
+//! noisy key is thus found after a minute or a few instead of never; a short one still
+//! needs to be far above the key's noise. A run that ends without firing is learned into
+//! the baseline afterwards (it was the key's noise).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -35,6 +71,10 @@ use crate::time::Timestamp;
 
 /// How many recent rates each group keeps as evidence.
 const RECENT_POINTS: usize = 12;
+
+/// With `run_evidence`, at most this many observations of a run that has not fired yet are
+/// kept to be learned if it ends without firing (an hour at 15 s).
+const MAX_RUN_PENDING: usize = 240;
 
 /// The number of slots of the seasonal period (hours of a day).
 pub const SEASON_SLOTS: usize = 24;
@@ -122,6 +162,37 @@ pub struct SpikeThresholds {
     /// a config recorded before seasonality existed reads as, so it replays unchanged).
     #[serde(default)]
     pub season_secs: i64,
+    /// Whether the spread test weighs a run of hot observations together (see the module
+    /// doc); `false`, what a config recorded before it reads as, tests each one alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub run_evidence: bool,
+    /// What a slot of the seasonal memory keeps and how it is used; `average`, what a config
+    /// recorded before it reads as, is the first design.
+    #[serde(default, skip_serializing_if = "SeasonMemory::is_average")]
+    pub season_memory: SeasonMemory,
+}
+
+/// What each hour of a group's seasonal memory keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeasonMemory {
+    /// The hour's average, folded in at the hour's first observation of the next period; a
+    /// rate is judged against the larger of it and the short baseline.
+    #[default]
+    Average,
+    /// The hour's busiest quarter hour, folded in as soon as the hour is over; a rise counts
+    /// in full on the next period; a rate is judged against the memory alone once there is
+    /// one.
+    Peak,
+}
+
+impl SeasonMemory {
+    /// Whether it is the first design (left out when serialized, so that the thresholds of a
+    /// session recorded before the peak memory serialize as they were recorded).
+    #[must_use]
+    pub fn is_average(&self) -> bool {
+        *self == SeasonMemory::Average
+    }
 }
 
 impl SpikeThresholds {
@@ -134,9 +205,11 @@ impl SpikeThresholds {
 
 impl Default for SpikeThresholds {
     /// The shipped settings: for a LiteLLM gateway scraped every 15 s, a key's baseline is
-    /// trusted after 20 scrapes and forgets with a half-life of 30 minutes; a key fires at 6
-    /// spreads and 3x above it and at least 50 tokens/s, for 2 scrapes; it clears under 1.5x
-    /// for 3 scrapes; 10x or more pages.
+    /// trusted after 20 scrapes and forgets with a half-life of 30 minutes; a key fires at 3x
+    /// its expected rate and at least 50 tokens/s for 2 scrapes, when those scrapes are 6
+    /// spreads above it (a longer run of 3x needs proportionally less, see the module doc);
+    /// it clears under 1.5x for 3 scrapes; 10x or more pages. Each key remembers the busiest
+    /// quarter hour of each hour of the day.
     fn default() -> Self {
         SpikeThresholds {
             warmup_samples: 20,
@@ -150,6 +223,8 @@ impl Default for SpikeThresholds {
             noise_floor_ratio: 0.1,
             page_ratio: 10.0,
             season_secs: 86_400,
+            run_evidence: true,
+            season_memory: SeasonMemory::Peak,
         }
     }
 }
@@ -183,6 +258,12 @@ struct GroupState {
     last_at: Option<Timestamp>,
     last_rate: f64,
     n_hot: u32,
+    /// With `run_evidence`: the summed z-scores (each at most `fire_z`) of the current run
+    /// of hot observations...
+    run_z: f64,
+    /// ...and the observations of that run, each with the seconds since the one before, to
+    /// be learned if the run ends without firing.
+    run_pending: Vec<(f64, f64)>,
     n_calm: u32,
     firing: Option<Firing>,
     recent: VecDeque<Point>,
@@ -286,6 +367,8 @@ impl SpikeDetector {
                 last_at: None,
                 last_rate: 0.0,
                 n_hot: 0,
+                run_z: 0.0,
+                run_pending: Vec::new(),
                 n_calm: 0,
                 firing: None,
                 recent: VecDeque::with_capacity(RECENT_POINTS),
@@ -304,51 +387,108 @@ impl SpikeDetector {
     /// What the detector knows about every group, in group order.
     #[must_use]
     pub fn views(&self) -> Vec<GroupView> {
-        let period_ms = self.config.thresholds.season_period_ms();
         self.groups
             .values()
-            .filter_map(|state| state.view(period_ms))
+            .filter_map(|state| state.view(&self.config.thresholds))
             .collect()
     }
 
     /// The view of one group.
     #[must_use]
     pub fn view(&self, group_value: &str) -> Option<GroupView> {
-        self.groups
-            .get(group_value)?
-            .view(self.config.thresholds.season_period_ms())
+        self.groups.get(group_value)?.view(&self.config.thresholds)
     }
 }
 
 impl GroupState {
     /// `None` until the group has been observed.
-    fn view(&self, period_ms: Option<i64>) -> Option<GroupView> {
+    fn view(&self, thresholds: &SpikeThresholds) -> Option<GroupView> {
         Some(GroupView {
             subject: self.subject.clone(),
             observed_at: self.last_at?,
             rate_per_sec: self.last_rate,
-            baseline_per_sec: self.expected(self.last_at?, period_ms),
+            baseline_per_sec: self.expected(self.last_at?, thresholds),
             firing: self.firing.is_some(),
         })
     }
 
     /// The rate expected at `at`: the short baseline, or the memory of this hour (or the one
-    /// before or after it) from earlier periods when that is higher.
-    fn expected(&self, at: Timestamp, period_ms: Option<i64>) -> f64 {
+    /// before or after it) from earlier periods when that is higher; with the peak memory,
+    /// that memory alone once there is one.
+    fn expected(&self, at: Timestamp, thresholds: &SpikeThresholds) -> f64 {
+        let period_ms = thresholds.season_period_ms();
         let Some(slot) = slot_at(at, period_ms) else {
             return self.mean;
         };
-        [SEASON_SLOTS - 1, 0, 1]
+        let neighbours = [SEASON_SLOTS - 1, 0, 1]
             .into_iter()
-            .filter_map(|offset| self.season.get((slot + offset) % SEASON_SLOTS))
-            .map(|memory| memory.past)
-            .filter(|past| !past.is_nan())
-            .fold(self.mean, f64::max)
+            .filter_map(|offset| self.season.get((slot + offset) % SEASON_SLOTS));
+        match (thresholds.season_memory, period_ms) {
+            (SeasonMemory::Peak, Some(period_ms)) => {
+                let remembered = neighbours
+                    .map(|memory| memory.peak_seen_at(at, period_ms))
+                    .filter(|level| !level.is_nan())
+                    .fold(f64::NAN, f64::max);
+                if remembered.is_nan() {
+                    self.mean
+                } else {
+                    remembered
+                }
+            }
+            (SeasonMemory::Average | SeasonMemory::Peak, _) => neighbours
+                .map(|memory| memory.past)
+                .filter(|past| !past.is_nan())
+                .fold(self.mean, f64::max),
+        }
     }
 
-    /// Adds one observation to its slot's current period, first folding the slot's previous
-    /// period into its memory when the period changed.
-    fn remember(&mut self, at: Timestamp, rate: f64, period_ms: Option<i64>) {
+    /// Adds one observation to its slot's memory.
+    fn remember(&mut self, at: Timestamp, rate: f64, thresholds: &SpikeThresholds) {
+        let period_ms = thresholds.season_period_ms();
+        match thresholds.season_memory {
+            SeasonMemory::Average => self.remember_average(at, rate, period_ms),
+            SeasonMemory::Peak => self.remember_peak(at, rate, period_ms),
+        }
+    }
+
+    /// The peak memory: first folds every slot whose hour is over, then adds the observation
+    /// to its quarter hour.
+    fn remember_peak(&mut self, at: Timestamp, rate: f64, period_ms: Option<i64>) {
+        let (Some(slot), Some(period_ms)) = (slot_at(at, period_ms), period_ms) else {
+            return;
+        };
+        if self.season.len() != SEASON_SLOTS {
+            self.season = vec![SlotMemory::default(); SEASON_SLOTS];
+        }
+        for (index, memory) in self.season.iter_mut().enumerate() {
+            if memory.n > 0 && slot_start(memory.period, index + 1, period_ms) <= at.0 {
+                memory.fold_peak(slot_start(memory.period, index, period_ms));
+            }
+        }
+        let Some(memory) = self.season.get_mut(slot) else {
+            return;
+        };
+        let period = at.0.div_euclid(period_ms);
+        if memory.period != period {
+            // Only reached when the slot's last hour held nothing (it was folded above).
+            memory.clear_hour();
+            memory.period = period;
+        }
+        let into = i128::from(at.0.rem_euclid(period_ms));
+        let quarter = usize::try_from(
+            into * (SEASON_SLOTS * QUARTERS) as i128 / i128::from(period_ms) % QUARTERS as i128,
+        )
+        .unwrap_or(0);
+        if let Some((sum, n)) = memory.quarters.get_mut(quarter) {
+            *sum += rate;
+            *n = n.saturating_add(1);
+        }
+        memory.n = memory.n.saturating_add(1);
+    }
+
+    /// The first design: adds one observation to its slot's current period, first folding
+    /// the slot's previous period into its memory when the period changed.
+    fn remember_average(&mut self, at: Timestamp, rate: f64, period_ms: Option<i64>) {
         let (Some(slot), Some(period_ms)) = (slot_at(at, period_ms), period_ms) else {
             return;
         };
@@ -385,17 +525,37 @@ fn slot_at(at: Timestamp, period_ms: Option<i64>) -> Option<usize> {
     usize::try_from(i128::from(into) * SEASON_SLOTS as i128 / i128::from(period_ms)).ok()
 }
 
+/// The start, in milliseconds, of slot `slot` (which may be [`SEASON_SLOTS`], the next
+/// period's first) of period `period`.
+fn slot_start(period: i64, slot: usize, period_ms: i64) -> i64 {
+    let into = i128::from(period_ms) * slot as i128 / SEASON_SLOTS as i128;
+    i64::try_from(i128::from(period).saturating_mul(i128::from(period_ms)) + into)
+        .unwrap_or(i64::MAX)
+}
+
+/// The quarter hours of a slot that the peak memory compares.
+const QUARTERS: usize = 4;
+
 /// One slot of a group's seasonal memory.
 #[derive(Clone, Copy, Debug)]
 struct SlotMemory {
-    /// The remembered rate from earlier periods; NaN before the first.
+    /// The remembered rate from earlier periods, exponentially weighted; NaN before the first.
     past: f64,
-    /// The period whose observations `sum` and `n` hold.
+    /// The period whose observations `sum`, `n` and `quarters` hold.
     period: i64,
-    /// The sum of this period's observations in the slot.
+    /// The sum of this period's observations in the slot (average memory).
     sum: f64,
     /// Their number.
     n: u32,
+    /// Peak memory: per quarter hour of this period's slot, the sum and number of its
+    /// observations.
+    quarters: [(f64, u32); QUARTERS],
+    /// Peak memory: the level of the last hour folded in; NaN before the first.
+    latest: f64,
+    /// Peak memory: `past` and `latest` before the last hour was folded in...
+    before: (f64, f64),
+    /// ...and when that hour started (`i64::MIN` before the first).
+    folded_start: i64,
 }
 
 impl Default for SlotMemory {
@@ -405,7 +565,63 @@ impl Default for SlotMemory {
             period: i64::MIN,
             sum: 0.0,
             n: 0,
+            quarters: [(0.0, 0); QUARTERS],
+            latest: f64::NAN,
+            before: (f64::NAN, f64::NAN),
+            folded_start: i64::MIN,
         }
+    }
+}
+
+impl SlotMemory {
+    /// The peak memory as seen at `at`: the larger of the weighted memory and the latest
+    /// hour, leaving out an hour folded in less than half a period ago (today's hour is not
+    /// yet a memory of earlier days); NaN when there is none.
+    fn peak_seen_at(&self, at: Timestamp, period_ms: i64) -> f64 {
+        let (past, latest) = if self.folded_start > at.0.saturating_sub(period_ms / 2) {
+            self.before
+        } else {
+            (self.past, self.latest)
+        };
+        match (past.is_nan(), latest.is_nan()) {
+            (true, true) => f64::NAN,
+            (false, true) => past,
+            (true, false) => latest,
+            (false, false) => past.max(latest),
+        }
+    }
+
+    /// Folds the finished hour that started at `started_ms` into the peak memory: its
+    /// busiest quarter hour (among those holding at least half their share of the hour's
+    /// observations), when the hour had [`SEASON_MIN_OBSERVATIONS`].
+    fn fold_peak(&mut self, started_ms: i64) {
+        if self.n >= SEASON_MIN_OBSERVATIONS {
+            let level = self
+                .quarters
+                .iter()
+                .filter(|(_, n)| u64::from(*n) * 2 * QUARTERS as u64 >= u64::from(self.n))
+                .map(|(sum, n)| sum / f64::from(*n))
+                .fold(f64::NAN, f64::max);
+            if !level.is_nan() {
+                self.before = (self.past, self.latest);
+                self.folded_start = started_ms;
+                self.past = if self.past.is_nan() {
+                    level
+                } else {
+                    let weight = 1.0 - crate::numeric::half_pow(1.0 / SEASON_HALF_LIFE_PERIODS);
+                    self.past + weight * (level - self.past)
+                };
+                self.latest = level;
+            }
+        }
+        self.clear_hour();
+    }
+
+    /// Forgets the observations of the hour being collected.
+    fn clear_hour(&mut self) {
+        self.sum = 0.0;
+        self.n = 0;
+        self.quarters = [(0.0, 0); QUARTERS];
     }
 }
 
@@ -428,9 +644,8 @@ fn step(
     }
     state.recent.push_back(Point { at, value: rate });
     // Judged against the memory as it was before this observation.
-    let period_ms = thresholds.season_period_ms();
-    let expected = state.expected(at, period_ms);
-    state.remember(at, rate, period_ms);
+    let expected = state.expected(at, thresholds);
+    state.remember(at, rate, thresholds);
 
     if state.n_observed < thresholds.warmup_samples {
         learn(thresholds, state, rate, elapsed_secs);
@@ -447,22 +662,54 @@ fn step(
         / expected
             .max(thresholds.min_rate_per_sec / thresholds.fire_ratio)
             .max(f64::MIN_POSITIVE);
-    let hot = z_score >= thresholds.fire_z
-        && ratio >= thresholds.fire_ratio
-        && rate >= thresholds.min_rate_per_sec;
+    let high = ratio >= thresholds.fire_ratio && rate >= thresholds.min_rate_per_sec;
+    let hot = high && (thresholds.run_evidence || z_score >= thresholds.fire_z);
 
     match &state.firing {
         None => {
             if !hot {
                 state.n_hot = 0;
+                state.run_z = 0.0;
+                // A run that ended without firing was the key's normal noise after all.
+                for (pending, pending_elapsed) in std::mem::take(&mut state.run_pending) {
+                    learn(thresholds, state, pending, pending_elapsed);
+                }
                 learn(thresholds, state, rate, elapsed_secs);
                 return None;
             }
             state.n_hot += 1;
-            if state.n_hot < thresholds.fire_after_samples {
-                return None;
-            }
+            let z_score = if thresholds.run_evidence {
+                // No observation counts for more than the `fire_z` spreads that would do
+                // alone, so one huge scrape in a run of middling ones is not a sustained
+                // spike, and a run of `fire_after_samples` fires exactly when each of its
+                // observations is `fire_z` spreads up, as without `run_evidence`.
+                state.run_z += z_score.min(thresholds.fire_z);
+                if state.run_pending.len() < MAX_RUN_PENDING {
+                    state.run_pending.push((rate, elapsed_secs));
+                }
+                // The run's mean excess in spreads; the same evidence as `fire_z` spreads
+                // over `fire_after_samples` observations, as the noise of a mean shrinks
+                // with the square root of its count.
+                let n_run = f64::from(state.n_hot);
+                let mean_z = state.run_z / n_run;
+                // The slack keeps a run of observations all at the cap from missing by the
+                // rounding of their sum.
+                let needed = thresholds.fire_z
+                    * (f64::from(thresholds.fire_after_samples) / n_run).sqrt()
+                    * (1.0 - 1e-12);
+                if mean_z < needed || state.n_hot < thresholds.fire_after_samples {
+                    return None;
+                }
+                mean_z
+            } else {
+                if state.n_hot < thresholds.fire_after_samples {
+                    return None;
+                }
+                z_score
+            };
             state.n_hot = 0;
+            state.run_z = 0.0;
+            state.run_pending.clear();
             state.n_calm = 0;
             state.firing = Some(Firing { raised_at: at });
             let severity = if ratio >= thresholds.page_ratio {

@@ -27,6 +27,8 @@ fn config() -> SpikeConfig {
             noise_floor_ratio: 0.1,
             page_ratio: 10.0,
             season_secs: 0,
+            run_evidence: false,
+            season_memory: SeasonMemory::Average,
         },
     }
 }
@@ -327,4 +329,176 @@ fn a_config_recorded_before_seasonality_reads_as_off() {
     let thresholds: SpikeThresholds = serde_json::from_value(recorded).unwrap();
     assert_eq!(thresholds.season_secs, 0);
     assert_eq!(SpikeThresholds::default().season_secs, 86_400);
+}
+
+#[test]
+fn a_config_recorded_before_run_evidence_and_the_peak_memory_reads_as_the_first_design() {
+    let mut recorded = serde_json::to_value(SpikeThresholds::default()).unwrap();
+    let object = recorded.as_object_mut().unwrap();
+    object.remove("run_evidence");
+    object.remove("season_memory");
+    let thresholds: SpikeThresholds = serde_json::from_value(recorded).unwrap();
+    assert!(!thresholds.run_evidence);
+    assert_eq!(thresholds.season_memory, SeasonMemory::Average);
+    assert!(SpikeThresholds::default().run_evidence);
+    assert_eq!(SpikeThresholds::default().season_memory, SeasonMemory::Peak);
+}
+
+/// A noisy key (one big request every third second, 100/s on average), then a steady loop
+/// adding 400/s (5x): the first scrape of the loop at `LOOP_START`.
+fn noisy_then_loop(run_evidence: bool) -> Vec<String> {
+    let mut config = config();
+    config.thresholds.warmup_samples = 30;
+    config.thresholds.baseline_half_life_secs = 600.0;
+    config.thresholds.run_evidence = run_evidence;
+    let mut detector = Harness::new(config);
+    let values: Vec<f64> = (0..LOOP_START + 60)
+        .map(|sec| {
+            let noise = if sec % 3 == 0 { 300.0 } else { 0.0 };
+            noise + if sec >= LOOP_START { 400.0 } else { 0.0 }
+        })
+        .collect();
+    run(&mut detector, 0, &values)
+}
+
+const LOOP_START: usize = 300;
+
+#[test]
+fn a_steady_loop_on_a_noisy_key_fires_with_run_evidence_only() {
+    // The key's spread is about 1.4x its mean, so each scrape of the loop is 2 to 3.5
+    // spreads up: never 6, but a run of them adds up.
+    assert!(noisy_then_loop(false).is_empty());
+    let log = noisy_then_loop(true);
+    assert_eq!(log.len(), 1, "{log:?}");
+    let fired_at: usize = log[0]
+        .trim_start_matches("fired@")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (LOOP_START + 2..LOOP_START + 30).contains(&fired_at),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn with_run_evidence_one_huge_scrape_in_a_run_of_middling_ones_does_not_fire() {
+    let mut config = config();
+    config.thresholds.run_evidence = true;
+    let mut detector = Harness::new(config);
+    // A noisy key: 0 and 200 in turn, a mean of 100 and a spread of about 100.
+    let noisy: Vec<f64> = (0..40)
+        .map(|i| if i % 2 == 0 { 0.0 } else { 200.0 })
+        .collect();
+    run(&mut detector, 0, &noisy);
+    // 5,000 alone is far past 6 spreads; the 320 after it is 3x but only about 2 spreads
+    // up. Each counts for at most 6 spreads, so the run of two is not enough.
+    assert!(run(&mut detector, 40, &[5000.0, 320.0, 100.0]).is_empty());
+    // Two scrapes both far up fire, as without run evidence (the 5,000 was learned as the
+    // key's noise once its run ended, so far up is further now).
+    assert_eq!(
+        run(&mut detector, 43, &[6000.0, 6000.0]),
+        vec!["fired@1 Page alias-of-key"]
+    );
+}
+
+/// Three days of one key's rate, a reading a minute: 100/s with a wobble, plus a batch at
+/// 1,000/s for 30 minutes from `batch_start` (minute of the day) every night. Returns the
+/// minutes at which a finding fired.
+fn nightly(memory: SeasonMemory, batch_start: i64) -> Vec<i64> {
+    let mut config = config();
+    config.read = SeriesRead::Value;
+    config.metric = "tokens_rate".to_owned();
+    config.thresholds = SpikeThresholds {
+        season_memory: memory,
+        ..SpikeThresholds::default()
+    };
+    let mut detector = SpikeDetector::new(config);
+    let mut store = SeriesStore::new(StoreConfig::default());
+    let mut fired = Vec::new();
+    let start_ms = 1_800_057_600_000;
+    for minute in 0..4 * 1440_i64 {
+        let since_batch = (minute - batch_start).rem_euclid(1440);
+        let value = if since_batch < 30 && minute >= batch_start {
+            1000.0
+        } else {
+            100.0 + [0.0, 3.0, -2.0, 1.0, -4.0, 2.0][(minute % 6) as usize]
+        };
+        let at = Timestamp(start_ms + minute * 60_000);
+        let sample = Sample {
+            name: "tokens_rate".to_owned(),
+            labels: [("key", "a")].into_iter().collect(),
+            value,
+            timestamp_ms: None,
+        };
+        store.ingest("gateway", at, std::slice::from_ref(&sample));
+        for transition in detector.observe(at, &store) {
+            if let Transition::Fired(_) = transition {
+                fired.push(minute);
+            }
+        }
+    }
+    fired
+}
+
+#[test]
+fn the_peak_memory_fires_a_nightly_batch_on_its_first_night_only_wherever_it_starts() {
+    // Inside an hour, across an hour boundary, and three minutes before midnight, where the
+    // hour after midnight of the day before is what the batch looks like.
+    for batch_start in [60, 165, 1437] {
+        assert_eq!(
+            nightly(SeasonMemory::Peak, batch_start),
+            vec![batch_start + 1],
+            "batch at minute {batch_start}"
+        );
+    }
+    // The average memory dilutes a half-hour batch over its hour and fires again.
+    assert!(nightly(SeasonMemory::Average, 165).len() > 1);
+}
+
+#[test]
+fn with_the_peak_memory_a_slow_climb_is_judged_against_earlier_days() {
+    // Two quiet days, then a climb from 100/s to 1,000/s over two hours from 10:00: the
+    // short baseline follows it, yesterday does not.
+    let climb = |memory: SeasonMemory| {
+        let mut config = config();
+        config.read = SeriesRead::Value;
+        config.metric = "tokens_rate".to_owned();
+        config.thresholds = SpikeThresholds {
+            season_memory: memory,
+            ..SpikeThresholds::default()
+        };
+        let mut detector = SpikeDetector::new(config);
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let start_ms = 1_800_057_600_000;
+        let climb_start = 2 * 1440 + 600;
+        for minute in 0..climb_start + 150 {
+            let into = (minute - climb_start) as f64;
+            let value = if minute >= climb_start {
+                100.0 + 900.0 * (into / 120.0).min(1.0)
+            } else {
+                100.0 + [0.0, 3.0, -2.0, 1.0, -4.0, 2.0][(minute % 6) as usize]
+            };
+            let at = Timestamp(start_ms + minute * 60_000);
+            let sample = Sample {
+                name: "tokens_rate".to_owned(),
+                labels: [("key", "a")].into_iter().collect(),
+                value,
+                timestamp_ms: None,
+            };
+            store.ingest("gateway", at, std::slice::from_ref(&sample));
+            for transition in detector.observe(at, &store) {
+                if let Transition::Fired(_) = transition {
+                    return Some(minute - climb_start);
+                }
+            }
+        }
+        None
+    };
+    let fired = climb(SeasonMemory::Peak).expect("the climb fires");
+    // 3x yesterday's busiest quarter hour is reached about 27 minutes in.
+    assert!((25..40).contains(&fired), "fired {fired} minutes in");
+    assert_eq!(climb(SeasonMemory::Average), None);
 }

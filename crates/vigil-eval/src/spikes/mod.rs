@@ -1,0 +1,235 @@
+//! The spike detector measured on what it is for (issue 16 item 4): runaway API keys in
+//! realistic LLM traffic.
+//!
+//! [`traffic`] builds clean days of per-key token counters from the Azure LLM inference
+//! trace, [`shapes`] are the runaways injected into one key at a time, [`harness`] runs a
+//! detector over the clean days and each injected case and scores it, and [`report`] prints
+//! the table. `vigil-eval spikes <DIR>` is its command line.
+
+pub mod anomaly;
+pub mod harness;
+pub mod report;
+pub mod shapes;
+pub mod traffic;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::Context as _;
+use vigil_core::detector::spike::{
+    SeasonMemory, SeriesRead, SpikeConfig, SpikeDetector, SpikeThresholds,
+};
+
+use harness::{GRACE_SCRAPES, Injection, KEY_LABEL, METRIC, Outcome, SOURCE, WatchesStore};
+use shapes::{INJECTED_RANKS, NIGHTLY_STARTS, STARTS, Shape, scrape_of};
+use traffic::{KEYS_PER_SERVICE, SEED, ServiceTrace, Traffic};
+
+/// Days of clean traffic: day 0 to learn, then the days the injections run in.
+pub const N_DAYS: usize = 5;
+
+/// The trace's two services and their files.
+const SERVICES: [(&str, &str); 2] = [
+    ("code", "AzureLLMInferenceTrace_code.csv"),
+    ("conversation", "AzureLLMInferenceTrace_conv.csv"),
+];
+
+/// One injected case.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Case {
+    /// Its shape's row in the report.
+    pub row: usize,
+    /// Its shape.
+    pub shape: Shape,
+    /// The key (index into [`Traffic::keys`]).
+    pub key: usize,
+    /// The scrape it starts at.
+    pub start: usize,
+}
+
+/// Every case: each shape injected into each key of [`INJECTED_RANKS`] at each start time
+/// ([`STARTS`], or [`NIGHTLY_STARTS`] for the nightly batch).
+#[must_use]
+pub fn cases(traffic: &Traffic) -> Vec<Case> {
+    let mut all = Vec::new();
+    for (row, shape) in Shape::all().into_iter().enumerate() {
+        let starts: &[(usize, usize, usize)] = match shape {
+            Shape::Nightly { .. } => &NIGHTLY_STARTS,
+            Shape::Loop { .. } | Shape::Ramp { .. } | Shape::Burst { .. } => &STARTS,
+        };
+        for (service, _) in SERVICES {
+            for rank in INJECTED_RANKS {
+                let name = format!("{service}-{rank:02}");
+                let Ok(key) = traffic.keys.binary_search(&name) else {
+                    continue;
+                };
+                for (day, hour, minute) in starts {
+                    all.push(Case {
+                        row,
+                        shape,
+                        key,
+                        start: scrape_of(*day, *hour, *minute),
+                    });
+                }
+            }
+        }
+    }
+    all
+}
+
+/// The injection of a case into the clean traffic.
+#[must_use]
+pub fn injection(traffic: &Traffic, case: &Case) -> Injection {
+    let extra = case
+        .shape
+        .extra_tokens(traffic.typical(case.key, case.start));
+    Injection {
+        key: case.key,
+        start: case.start,
+        observe_scrapes: extra.len() + GRACE_SCRAPES,
+        extra,
+    }
+}
+
+/// What one detector made of the clean days and of every case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorRun {
+    /// The detector's name in the report.
+    pub name: String,
+    /// Its findings on the clean days.
+    pub clean: Vec<harness::Alarm>,
+    /// Its outcome for each case, in the order of [`cases`].
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Runs `detector` (fresh, with its shipped settings) over the clean days and every case.
+pub fn run_detector<D: WatchesStore>(
+    name: &str,
+    traffic: &Traffic,
+    counters: &[Vec<f64>],
+    cases: &[Case],
+    detector: D,
+) -> DetectorRun {
+    let starts: BTreeSet<usize> = cases.iter().map(|case| case.start).collect();
+    let clean = harness::run_clean(traffic, counters, detector, &starts);
+    let outcomes = cases
+        .iter()
+        .map(|case| {
+            let Some(copy) = clean.snapshots.get(&case.start) else {
+                return harness::score(&[], case.key, case.start, &case.shape.episodes());
+            };
+            let injection = injection(traffic, case);
+            let alarms = harness::run_case(traffic, counters, copy.clone(), &injection);
+            harness::score(&alarms, case.key, case.start, &case.shape.episodes())
+        })
+        .collect();
+    DetectorRun {
+        name: name.to_owned(),
+        clean: clean.alarms,
+        outcomes,
+    }
+}
+
+/// The spike detector as examples/vigil.yaml ships it (`token-spike`): its thresholds are
+/// [`SpikeThresholds::default`].
+#[must_use]
+pub fn shipped_spike_detector() -> SpikeDetector {
+    SpikeDetector::new(SpikeConfig {
+        name: "token-spike".to_owned(),
+        source: SOURCE.to_owned(),
+        metric: METRIC.to_owned(),
+        read: SeriesRead::CounterRate,
+        group_by: KEY_LABEL.to_owned(),
+        alias_label: None,
+        team_label: None,
+        ignore_values: vec![String::new(), "None".to_owned()],
+        max_groups: 10_000,
+        thresholds: SpikeThresholds::default(),
+    })
+}
+
+/// The spike detector with the settings shipped before `run_evidence` and the peak memory
+/// (both off), for comparison.
+#[must_use]
+pub fn earlier_spike_detector() -> SpikeDetector {
+    let mut detector = shipped_spike_detector().config().clone();
+    detector.thresholds.run_evidence = false;
+    detector.thresholds.season_memory = SeasonMemory::Average;
+    SpikeDetector::new(detector)
+}
+
+/// The seed of the traffic: [`SEED`], or the environment's `VIGIL_SPIKES_SEED` (a number)
+/// to check that a result is not a property of one draw.
+///
+/// # Errors
+/// `VIGIL_SPIKES_SEED` is set but not a number.
+pub fn seed() -> anyhow::Result<u64> {
+    match std::env::var("VIGIL_SPIKES_SEED") {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .with_context(|| format!("VIGIL_SPIKES_SEED `{text}` is not a number")),
+        Err(_) => Ok(SEED),
+    }
+}
+
+/// Loads the trace folder, builds the traffic, runs every detector and renders the report.
+///
+/// # Errors
+/// A missing or malformed trace file.
+pub fn run(folder: &Path) -> anyhow::Result<String> {
+    let mut services: Vec<ServiceTrace> = Vec::new();
+    for (service, file) in SERVICES {
+        let path = folder.join(file);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
+        services.push(traffic::load_service(service, &text, file)?);
+    }
+    let seed = seed()?;
+    let traffic = traffic::build(&services, N_DAYS, seed);
+    let counters = harness::counters(&traffic);
+    let cases = cases(&traffic);
+    let anomaly_detector = anomaly::detector()?;
+    let runs = std::thread::scope(|scope| {
+        let spike = scope.spawn(|| {
+            run_detector(
+                "spike (shipped)",
+                &traffic,
+                &counters,
+                &cases,
+                shipped_spike_detector(),
+            )
+        });
+        let earlier = scope.spawn(|| {
+            run_detector(
+                "spike (before: avg memory)",
+                &traffic,
+                &counters,
+                &cases,
+                earlier_spike_detector(),
+            )
+        });
+        let anomaly = scope.spawn(|| {
+            run_detector(
+                "anomaly (adaptive defaults, up)",
+                &traffic,
+                &counters,
+                &cases,
+                anomaly_detector,
+            )
+        });
+        [spike.join(), earlier.join(), anomaly.join()]
+    });
+    let mut finished = Vec::new();
+    for run in runs {
+        match run {
+            Ok(run) => finished.push(run),
+            Err(_) => anyhow::bail!("a detector's run panicked"),
+        }
+    }
+    let mut report = report::render(&services, &traffic, &cases, &finished, KEYS_PER_SERVICE);
+    report.push_str(&report::settings(
+        seed,
+        &shipped_spike_detector().config().thresholds,
+    ));
+    Ok(report)
+}
