@@ -6,7 +6,8 @@
 //! as the engine does: the spike detector (one group per key, 10,000 keys, daily seasonality
 //! on), the burn-rate detector (429s over all requests per model, the Workbook's three rules),
 //! a threshold detector (the request rate per team), a proportion-drop detector (the share
-//! of 200s per model) and a version-change marker (the `model_id` of each model group). Ingest
+//! of 200s per model), a version-change marker (the `model_id` of each model group) and an
+//! anomaly detector (the request rate per key, 10,000 groups, daily memory on). Ingest
 //! is timed separately in the same run: it is the baseline the detectors' cost is compared
 //! with.
 
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use vigil_core::detector::Severity;
+use vigil_core::detector::adaptive::AdaptiveConfig;
+use vigil_core::detector::anomaly::{AnomalyConfig, AnomalyDetector};
 use vigil_core::detector::burn_rate::{BurnRateConfig, BurnRateDetector, BurnRule};
 use vigil_core::detector::change::{VersionChangeConfig, VersionChangeDetector};
 use vigil_core::detector::proportion::{ProportionDropConfig, ProportionDropDetector};
@@ -133,6 +136,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         clear_drop: 0.05,
         severity: Severity::Page,
         max_groups: 1000,
+        drift: None,
     });
     let mut change = VersionChangeDetector::new(VersionChangeConfig {
         name: "deployments".to_owned(),
@@ -143,16 +147,34 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         max_versions: 32,
         max_groups: 1000,
     });
+    // The shipped method (NAB's setting, daily memory on) per key: the most groups a kind
+    // sees in this workload, each with its own baselines and seasonal memory.
+    let mut anomaly = AnomalyDetector::new(AnomalyConfig {
+        name: "key-requests".to_owned(),
+        source: bench_support::SOURCE.to_owned(),
+        reading: Reading::Rate {
+            selector: selector(metric.to_owned())?,
+            window_secs: 60,
+        },
+        describe: "requests per second".to_owned(),
+        group_by: Some("hashed_api_key".to_owned()),
+        method: AdaptiveConfig::default(),
+        min_change: 0.0,
+        clear_fraction: 0.5,
+        clear_after_samples: 3,
+        severity: Severity::Ticket,
+        max_groups: n_series,
+    });
     let mut workload = LitellmWorkload::new(n_series);
     println!(
         "detectors: {n_series} series ({} keys) x {n_scrapes} timed scrapes at 15 s after {WARMUP_SCRAPES} warm-up scrapes, one core",
         n_series.div_ceil(10)
     );
     let mut ingest = Duration::ZERO;
-    // Per detector: spike, burn rate, threshold, proportion drop, version change.
-    let mut took = [Duration::ZERO; 5];
+    // Per detector: spike, burn rate, threshold, proportion drop, version change, anomaly.
+    let mut took = [Duration::ZERO; 6];
     // Per detector, as `took`.
-    let mut n_transitions = [0_usize; 5];
+    let mut n_transitions = [0_usize; 6];
     for scrape in 0..WARMUP_SCRAPES + n_scrapes {
         let (at, samples) = workload.next_scrape();
         let (report, ingest_took) = timed(|| store.ingest(bench_support::SOURCE, at, samples));
@@ -167,12 +189,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let (breached, threshold_took) = timed(|| threshold.observe(at, &store));
         let (dropped, proportion_took) = timed(|| proportion.observe(at, &store));
         let (changed, change_took) = timed(|| change.observe(at, &store));
+        let (unusual, anomaly_took) = timed(|| anomaly.observe(at, &store));
         let counts = [
             spiked.len(),
             burned.len(),
             breached.len(),
             dropped.len(),
             changed.len(),
+            unusual.len(),
         ];
         for (total, count) in n_transitions.iter_mut().zip(counts) {
             *total += count;
@@ -185,6 +209,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 threshold_took,
                 proportion_took,
                 change_took,
+                anomaly_took,
             ];
             for (total, one) in took.iter_mut().zip(this) {
                 *total += one;
@@ -208,12 +233,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     row("threshold detector (rate per team)", took[2]);
     row("proportion drop (200s per model)", took[3]);
     row("version change (model_id per model)", took[4]);
+    row("anomaly (request rate per key)", took[5]);
     row("all detectors", all);
     row("ingest + all detectors", ingest + all);
     // Half the workload's series answer 429, so each model's error budget burns: its page and
     // its ticket fire once (10 for 5 models); the steady token rates raise no spike.
     println!(
-        "  transitions raised (spike, burn rate, threshold, proportion, change): {n_transitions:?} (expected [0, 10, 0, 0, 0]: each model's page and ticket)"
+        "  transitions raised (spike, burn rate, threshold, proportion, change, anomaly): {n_transitions:?} (expected [0, 10, 0, 0, 0, 0]: each model's page and ticket; the anomaly detector is still in its warm-up)"
     );
     let per_scrape = n_series as f64 / 15.0;
     println!(

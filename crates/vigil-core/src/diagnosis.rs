@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::detector::anomaly::AnomalyEvidence;
 use crate::detector::change::Change;
 use crate::detector::proportion::ProportionEvidence;
 use crate::detector::spike::GroupView;
@@ -100,11 +101,14 @@ pub enum HypothesisKind {
     /// Prompts outgrow the model's context window: context-window errors, answers cut at
     /// the length limit, prompt sizes past their limit.
     ContextOverflow,
+    /// A reading is far outside its own usual range, learnt rather than set (an anomaly
+    /// detector's finding that nothing more specific explains).
+    UnusualReading,
 }
 
 impl HypothesisKind {
     /// Every kind, in declaration order.
-    pub const ALL: [HypothesisKind; 17] = [
+    pub const ALL: [HypothesisKind; 18] = [
         HypothesisKind::RunawayKey,
         HypothesisKind::BroadSurge,
         HypothesisKind::ErrorBudgetBurn,
@@ -122,6 +126,7 @@ impl HypothesisKind {
         HypothesisKind::ServingSaturation,
         HypothesisKind::RetrievalDegradation,
         HypothesisKind::ContextOverflow,
+        HypothesisKind::UnusualReading,
     ];
 
     /// The kind a snake_case name names, if any.
@@ -153,6 +158,7 @@ impl HypothesisKind {
             HypothesisKind::ServingSaturation => "serving_saturation",
             HypothesisKind::RetrievalDegradation => "retrieval_degradation",
             HypothesisKind::ContextOverflow => "context_overflow",
+            HypothesisKind::UnusualReading => "unusual_reading",
         }
     }
 }
@@ -225,6 +231,7 @@ pub fn diagnose(
         Evidence::Spike(_) => diagnose_spike(config, numbers, finding, views),
         Evidence::BurnRate(evidence) => diagnose_burn(numbers, finding, evidence),
         Evidence::Threshold(evidence) => diagnose_threshold(numbers, finding, evidence),
+        Evidence::Anomaly(evidence) => diagnose_anomaly(numbers, finding, evidence),
         Evidence::ProportionDrop(evidence) => diagnose_proportion(numbers, finding, evidence),
         Evidence::Schedule(evidence) => Diagnosis {
             hypotheses: vec![Hypothesis {
@@ -296,6 +303,29 @@ fn suspect_change<'a>(
     })
 }
 
+/// A diagnosis of one hypothesis about the finding's own subject, from the finding alone.
+fn one_hypothesis(
+    kind: HypothesisKind,
+    finding: &Finding,
+    confidence: f64,
+    facts: Vec<String>,
+    why: String,
+) -> Diagnosis {
+    Diagnosis {
+        hypotheses: vec![Hypothesis {
+            kind,
+            subject: Some(finding.subject.clone()),
+            confidence,
+            evidence: facts,
+            change: None,
+            layer: None,
+            support: Vec::new(),
+            against: Vec::new(),
+        }],
+        why,
+    }
+}
+
 /// A share below its baseline: the counts on both sides and how unlikely the drop is.
 fn diagnose_proportion(
     numbers: NumberStyle,
@@ -303,6 +333,13 @@ fn diagnose_proportion(
     evidence: &ProportionEvidence,
 ) -> Diagnosis {
     let subject = subject_phrase(finding);
+    if let Some(drift) = evidence
+        .drift
+        .as_ref()
+        .filter(|drift| drift.raised_by_drift)
+    {
+        return diagnose_proportion_drift(numbers, finding, evidence, drift, &subject);
+    }
     let facts = vec![
         format!(
             "{} of {subject}: {} of {} in the last {} ({}), against {} before",
@@ -335,11 +372,83 @@ fn diagnose_proportion(
         numbers.number(evidence.recent_good),
         numbers.number(evidence.recent_total),
     );
+    one_hypothesis(
+        HypothesisKind::ProportionDrop,
+        finding,
+        1.0 - evidence.p_value,
+        facts,
+        why,
+    )
+}
+
+/// A share that slid slowly below its frozen reference: the drift test's numbers.
+fn diagnose_proportion_drift(
+    numbers: NumberStyle,
+    finding: &Finding,
+    evidence: &ProportionEvidence,
+    drift: &crate::detector::proportion::DriftEvidence,
+    subject: &str,
+) -> Diagnosis {
+    let began = drift.slide_began_at.map_or_else(
+        || "recently".to_owned(),
+        |began| {
+            format!(
+                "{} ago",
+                numbers.duration_ms(finding.raised_at.0 - began.0, OriginalUnit::Minutes)
+            )
+        },
+    );
+    let reference = if drift.reference_cases > 0.0 {
+        format!(
+            "learnt from its first {} cases",
+            numbers.number(drift.reference_cases)
+        )
+    } else {
+        "stated in the config".to_owned()
+    };
+    let facts = vec![
+        format!(
+            "{} of {subject}: {} of {} since the slide began {began} ({}), against a reference of {} {reference}",
+            evidence.describe,
+            numbers.number(drift.since_good),
+            numbers.number(drift.since_total),
+            numbers.percent(drift.since_share()),
+            numbers.percent(drift.reference_share),
+        ),
+        format!(
+            "the CUSUM for a drop of {} reached {:.1} (fires at {:.1})",
+            numbers.percent(drift.min_drop),
+            drift.statistic,
+            drift.decision_level,
+        ),
+        format!(
+            "last {}: {} of {} ({}); decayed baseline {}",
+            numbers.duration_ms(
+                evidence.window_secs.saturating_mul(1000),
+                OriginalUnit::Minutes
+            ),
+            numbers.number(evidence.recent_good),
+            numbers.number(evidence.recent_total),
+            numbers.percent(evidence.recent_share()),
+            numbers.percent(evidence.baseline_share),
+        ),
+    ];
+    let why = format!(
+        "{} of {subject} slid to {} since {began} from a reference of {} ({} of {}); a slow \
+         slide that a decaying baseline would have followed.",
+        evidence.describe,
+        numbers.percent(drift.since_share()),
+        numbers.percent(drift.reference_share),
+        numbers.number(drift.since_good),
+        numbers.number(drift.since_total),
+    );
     Diagnosis {
         hypotheses: vec![Hypothesis {
             kind: HypothesisKind::ProportionDrop,
             subject: Some(finding.subject.clone()),
-            confidence: 1.0 - evidence.p_value,
+            // The slide's likelihood ratio against the reference is e^statistic: a group at
+            // its reference reaches it with a chance of at most e^-statistic.
+            confidence: 1.0 - crate::numeric::half_pow(drift.statistic / std::f64::consts::LN_2),
             evidence: facts,
             change: None,
             layer: None,
@@ -396,19 +505,50 @@ fn diagnose_threshold(
         numbers.number(evidence.value),
         numbers.number(evidence.fire)
     );
-    Diagnosis {
-        hypotheses: vec![Hypothesis {
-            kind: HypothesisKind::ThresholdBreach,
-            subject: Some(finding.subject.clone()),
-            confidence: 1.0,
-            evidence: facts,
-            change: None,
-            layer: None,
-            support: Vec::new(),
-            against: Vec::new(),
-        }],
-        why,
-    }
+    one_hypothesis(HypothesisKind::ThresholdBreach, finding, 1.0, facts, why)
+}
+
+/// A reading far outside its usual range: the reading against what the baseline expected,
+/// how unlikely the run of recent readings is, and where it clears.
+fn diagnose_anomaly(
+    numbers: NumberStyle,
+    finding: &Finding,
+    evidence: &AnomalyEvidence,
+) -> Diagnosis {
+    let subject = subject_phrase(finding);
+    let side = if evidence.is_high() { "above" } else { "below" };
+    let recent: Vec<String> = evidence
+        .recent
+        .iter()
+        .map(|point| numbers.number(point.value))
+        .collect();
+    let facts = vec![
+        format!(
+            "{} of {subject} is {}, {side} the {} its own history led vigil to expect ({} spreads away)",
+            evidence.describe,
+            numbers.number(evidence.value),
+            numbers.number(evidence.expected),
+            numbers.number(evidence.surprise),
+        ),
+        format!(
+            "a run of readings this unusual has a chance of {:.1e} (fires at {:.1e}), after {} readings learnt",
+            evidence.p_value, evidence.alert_probability, evidence.n_samples
+        ),
+        format!("recent readings, oldest first: {}", recent.join(", ")),
+        format!(
+            "it clears once back {} {}",
+            if evidence.is_high() { "under" } else { "over" },
+            numbers.number(evidence.clear)
+        ),
+    ];
+    let why = format!(
+        "{} of {subject} is {}, far {side} its usual {} (a learnt baseline, not a set limit). \
+         vigil has no automatic fix for it; look at what changed in the layer it measures.",
+        evidence.describe,
+        numbers.number(evidence.value),
+        numbers.number(evidence.expected)
+    );
+    one_hypothesis(HypothesisKind::UnusualReading, finding, 1.0, facts, why)
 }
 
 /// An error budget burning: which windows burn how fast, and how long the budget lasts.
@@ -466,19 +606,7 @@ fn diagnose_burn(
         numbers.factor(fastest),
         numbers.percent(evidence.objective)
     );
-    Diagnosis {
-        hypotheses: vec![Hypothesis {
-            kind: HypothesisKind::ErrorBudgetBurn,
-            subject: Some(finding.subject.clone()),
-            confidence: 1.0,
-            evidence: facts,
-            change: None,
-            layer: None,
-            support: Vec::new(),
-            against: Vec::new(),
-        }],
-        why,
-    }
+    one_hypothesis(HypothesisKind::ErrorBudgetBurn, finding, 1.0, facts, why)
 }
 
 fn diagnose_spike(
@@ -626,6 +754,8 @@ mod tests {
                     noise_floor_ratio: 0.1,
                     page_ratio: 1.0,
                     season_secs: 0,
+                    run_evidence: false,
+                    season_memory: crate::detector::spike::SeasonMemory::Average,
                 },
                 recent: vec![],
             }),

@@ -64,6 +64,8 @@ fn spike() -> Finding {
                 noise_floor_ratio: 0.1,
                 page_ratio: 1.0,
                 season_secs: 0,
+                run_evidence: false,
+                season_memory: crate::detector::spike::SeasonMemory::Average,
             },
             recent: vec![],
         }),
@@ -156,6 +158,7 @@ fn proportion() -> Finding {
             p_value: 1.2e-6,
             min_drop: 0.1,
             alert_probability: 1e-4,
+            drift: None,
         }),
     )
 }

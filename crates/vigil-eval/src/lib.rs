@@ -5,4 +5,6 @@
 //! binary is their command line.
 
 pub mod azure;
+pub mod drift;
 pub mod nab;
+pub mod spikes;

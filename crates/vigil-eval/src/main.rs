@@ -2,6 +2,7 @@
 //!
 //! `vigil-eval nab <DIR>` runs the shipped detector over a NAB folder and prints NAB's scores
 //! under its three profiles (`cargo run --release -p vigil-eval -- nab ../shared/data/nab`);
+//! `vigil-eval nab-cv <DIR>` cross-validates its settings, one NAB category left out at a time;
 //! `vigil-eval azure <DIR>` counts false positives on the Azure LLM inference trace.
 
 use std::ffi::OsString;
@@ -11,16 +12,31 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use vigil_core::detector::adaptive::{AdaptiveConfig, AdaptiveDetector};
 use vigil_core::time::Timestamp;
+use vigil_eval::nab::cv;
 use vigil_eval::nab::data::load_corpus;
 use vigil_eval::nab::run::{DetectorStep, StreamDetector, run_corpus};
 
 const USAGE: &str = "usage: vigil-eval nab <DIR> | vigil-eval azure <DIR>
+       | vigil-eval nab-cv <DIR> [--ablations]
+       | vigil-eval spikes <DIR> | vigil-eval drift
 
   nab <DIR>   run vigil's detector over the NAB folder <DIR> (`combined_windows.json` and
               `data/<category>/<series>.csv`) and print its NAB scores under the standard,
               reward_low_FP_rate and reward_low_FN_rate profiles
+  nab-cv <DIR> [--ablations]
+              leave-one-category-out cross-validation of the detector's settings over the NAB
+              folder <DIR>: every fold, the pooled cross-validated score and, with
+              --ablations, the same for each variant of the method with one idea turned off
   azure <DIR> replay the Azure LLM inference trace (<DIR> holds its two CSVs) as per-minute
-              token counters and count the spike findings it raises (all false positives)";
+              token counters and count the spike findings it raises (all false positives)
+  spikes <DIR>
+              inject runaway keys (loops, ramps, bursts, nightly batches) into day-long
+              per-key token traffic built from the Azure trace (<DIR> holds its two CSVs)
+              and print what the spike and anomaly detectors caught, how late, and their
+              false alarms
+  drift       simulate eval pass rates that slide slowly (95 % to 70 % over 6, 24, 72 h) and
+              stable suites, and print the proportion-drop detector's detection delays and
+              false alarms with and without its drift test";
 
 /// What the report calls the detector that [`shipped_detector`] makes.
 const SHIPPED_DETECTOR_NAME: &str = "vigil_core::detector::adaptive (default config)";
@@ -56,6 +72,17 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        [command, folder, rest @ ..]
+            if command == "nab-cv" && (rest.is_empty() || rest == ["--ablations"]) =>
+        {
+            match nab_cv(Path::new(folder), !rest.is_empty()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         [command, folder] if command == "azure" => {
             match vigil_eval::azure::run(Path::new(folder)) {
                 Ok(report) => {
@@ -67,6 +94,25 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        [command, folder] if command == "spikes" => {
+            match vigil_eval::spikes::run(Path::new(folder)) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        [command] if command == "drift" => {
+            print!(
+                "{}",
+                vigil_eval::drift::report(vigil_eval::drift::REPORT_SIZES)
+            );
+            ExitCode::SUCCESS
         }
         [flag] if flag == "-h" || flag == "--help" => {
             println!("{USAGE}");
@@ -91,8 +137,40 @@ fn nab(folder: &Path) -> anyhow::Result<()> {
                 series.clock_went_back.len()
             );
         }
+        if let Some(columns) = &series.columns {
+            eprintln!("{}/{}: {columns}", series.category, series.file_name);
+        }
+        for bad_value in &series.bad_values {
+            eprintln!(
+                "{}/{}:{}: {}; the row is kept, not given to the detector and never an alert",
+                series.category, series.file_name, bad_value.line, bad_value.reason
+            );
+        }
     }
     let report = run_corpus(&corpus, SHIPPED_DETECTOR_NAME, shipped_detector)?;
     print!("{}", report.render());
+    Ok(())
+}
+
+/// The threads `nab-cv` runs candidates on.
+const NAB_CV_THREADS: usize = 2;
+
+fn nab_cv(folder: &Path, with_ablations: bool) -> anyhow::Result<()> {
+    let corpus = load_corpus(folder)
+        .with_context(|| format!("cannot load the NAB folder `{}`", folder.display()))?;
+    let default = AdaptiveConfig::default();
+    let grid = cv::candidate_grid(&default);
+    let reports = cv::run_candidates(&corpus, &grid, NAB_CV_THREADS)?;
+    let default_report = cv::run_config(&corpus, SHIPPED_DETECTOR_NAME, &default)?;
+    let names = grid.into_iter().map(|candidate| candidate.name).collect();
+    print!(
+        "{}",
+        cv::cross_validate(names, &reports, &default_report).render()
+    );
+    if with_ablations {
+        let variants = cv::ablation_variants(&default);
+        let lines = cv::ablations(&corpus, &variants, NAB_CV_THREADS)?;
+        print!("\nablations:\n{}", cv::render_ablations(&lines));
+    }
     Ok(())
 }

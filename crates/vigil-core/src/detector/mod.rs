@@ -4,11 +4,13 @@
 //! kinds is closed ([`DetectorConfig`]).
 
 pub mod adaptive;
+pub mod anomaly;
 pub mod burn_rate;
 pub mod change;
 pub mod groups;
 pub mod increments;
 pub mod proportion;
+pub mod reading;
 pub mod spike;
 pub mod threshold;
 
@@ -34,6 +36,9 @@ pub enum DetectorConfig {
     /// A marker for the diagnoser: a group reports a version it has not reported before (a
     /// prompt version, a model).
     VersionChange(change::VersionChangeConfig),
+    /// A reading per group far outside its own usual range, learnt (latency, tokens per
+    /// request, error ratios, queue depth: where a fixed threshold would be a guess).
+    Anomaly(anomaly::AnomalyConfig),
 }
 
 impl DetectorConfig {
@@ -68,6 +73,11 @@ impl DetectorConfig {
             DetectorConfig::VersionChange(config) => {
                 require(&mut config.selector, &config.group_by);
             }
+            DetectorConfig::Anomaly(config) => {
+                for selector in config.reading.selectors_mut() {
+                    require(selector, &config.group_by);
+                }
+            }
         }
         self
     }
@@ -81,6 +91,7 @@ impl DetectorConfig {
             DetectorConfig::Threshold(config) => &config.name,
             DetectorConfig::ProportionDrop(config) => &config.name,
             DetectorConfig::VersionChange(config) => &config.name,
+            DetectorConfig::Anomaly(config) => &config.name,
         }
     }
 
@@ -93,6 +104,7 @@ impl DetectorConfig {
             DetectorConfig::Threshold(config) => &config.source,
             DetectorConfig::ProportionDrop(config) => &config.source,
             DetectorConfig::VersionChange(config) => &config.source,
+            DetectorConfig::Anomaly(config) => &config.source,
         }
     }
 
@@ -105,6 +117,7 @@ impl DetectorConfig {
             DetectorConfig::Threshold(config) => config.reading.selectors(),
             DetectorConfig::ProportionDrop(config) => vec![&config.good, &config.total],
             DetectorConfig::VersionChange(config) => vec![&config.selector],
+            DetectorConfig::Anomaly(config) => config.reading.selectors(),
         };
         selectors
             .into_iter()
@@ -267,6 +280,8 @@ pub enum Evidence {
     ProportionDrop(proportion::ProportionEvidence),
     /// Not a detector: a runbook's schedule came due.
     Schedule(ScheduleEvidence),
+    /// From an anomaly detector (boxed: its reading makes it the largest).
+    Anomaly(Box<anomaly::AnomalyEvidence>),
 }
 
 /// Why a scheduled runbook runs.

@@ -30,6 +30,7 @@ pub fn kind_words(kind: HypothesisKind) -> &'static str {
         HypothesisKind::ServingSaturation => "self-hosted serving out of room",
         HypothesisKind::RetrievalDegradation => "a degraded retrieval store",
         HypothesisKind::ContextOverflow => "prompts outgrowing the context window",
+        HypothesisKind::UnusualReading => "a reading far outside its usual range",
     }
 }
 
@@ -152,6 +153,10 @@ pub fn next_step(hypothesis: &Hypothesis) -> String {
             "Shorten what is sent to {it} (trim history or retrieved context) or route long \
              requests to a model with a larger context window."
         ),
+        HypothesisKind::UnusualReading => format!(
+            "Compare {it} now with the same hour on earlier days and look at what changed in \
+             the layer it measures just before it left its usual range."
+        ),
     }
 }
 
@@ -178,7 +183,7 @@ mod tests {
         }
     }
 
-    const ALL: [HypothesisKind; 17] = HypothesisKind::ALL;
+    const ALL: [HypothesisKind; 18] = HypothesisKind::ALL;
 
     // Only the kinds that blame a key of ours may tell a person to act on a key.
     #[test]

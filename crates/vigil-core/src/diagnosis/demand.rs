@@ -246,6 +246,7 @@ fn watches_cache(finding: &Finding) -> bool {
     let describe = match &finding.evidence {
         Evidence::ProportionDrop(evidence) => evidence.describe.as_str(),
         Evidence::Threshold(evidence) => evidence.describe.as_str(),
+        Evidence::Anomaly(evidence) => evidence.describe.as_str(),
         Evidence::Spike(_) | Evidence::BurnRate(_) | Evidence::Schedule(_) => "",
     };
     finding.detector.to_ascii_lowercase().contains("cache")
@@ -292,7 +293,9 @@ pub fn decompose(
 ) -> Diagnosis {
     let spike = match &finding.evidence {
         Evidence::Spike(spike) => spike,
-        Evidence::ProportionDrop(_) | Evidence::Threshold(_) if watches_cache(finding) => {
+        Evidence::ProportionDrop(_) | Evidence::Threshold(_) | Evidence::Anomaly(_)
+            if watches_cache(finding) =>
+        {
             let facts = diagnosis
                 .best()
                 .map(|best| best.evidence.clone())
@@ -313,6 +316,7 @@ pub fn decompose(
         }
         Evidence::ProportionDrop(_)
         | Evidence::Threshold(_)
+        | Evidence::Anomaly(_)
         | Evidence::BurnRate(_)
         | Evidence::Schedule(_) => return diagnosis,
     };

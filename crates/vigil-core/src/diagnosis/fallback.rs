@@ -328,7 +328,7 @@ fn is_provider_error_finding(finding: &Finding) -> bool {
         && finding.source != "push:evals"
         && matches!(
             finding.evidence,
-            Evidence::BurnRate(_) | Evidence::Threshold(_)
+            Evidence::BurnRate(_) | Evidence::Threshold(_) | Evidence::Anomaly(_)
         )
 }
 

@@ -114,6 +114,12 @@ fn reads_of(finding: &Finding) -> Vec<String> {
             .into_iter()
             .map(|selector| selector.as_str().to_owned())
             .collect(),
+        Evidence::Anomaly(evidence) => evidence
+            .reading
+            .selectors()
+            .into_iter()
+            .map(|selector| selector.as_str().to_owned())
+            .collect(),
         Evidence::Spike(evidence) => vec![evidence.metric.clone()],
         Evidence::ProportionDrop(evidence) => vec![evidence.good.clone(), evidence.total.clone()],
         Evidence::BurnRate(_) | Evidence::Schedule(_) => Vec::new(),
@@ -130,6 +136,7 @@ fn metric_of(text: &str) -> &str {
 fn reads_high(finding: &Finding) -> bool {
     match &finding.evidence {
         Evidence::Threshold(evidence) => evidence.bound == Bound::Above,
+        Evidence::Anomaly(evidence) => evidence.is_high(),
         Evidence::Spike(_) | Evidence::BurnRate(_) => true,
         Evidence::ProportionDrop(_) | Evidence::Schedule(_) => false,
     }
@@ -139,6 +146,10 @@ fn reads_high(finding: &Finding) -> bool {
 fn reads_prompt_size(finding: &Finding, reads: &[String]) -> bool {
     let sized = match &finding.evidence {
         Evidence::Threshold(evidence) => matches!(
+            evidence.reading,
+            Reading::Mean { .. } | Reading::Quantile { .. } | Reading::Value { .. }
+        ),
+        Evidence::Anomaly(evidence) => matches!(
             evidence.reading,
             Reading::Mean { .. } | Reading::Quantile { .. } | Reading::Value { .. }
         ),
@@ -342,6 +353,9 @@ pub(super) fn derive(diagnosis: &mut Diagnosis, finding: &Finding, topology: &To
                     if reads_prompt_size(finding, &reads_of(finding)) =>
                 {
                     Some(threshold.value)
+                }
+                Evidence::Anomaly(anomaly) if reads_prompt_size(finding, &reads_of(finding)) => {
+                    Some(anomaly.value)
                 }
                 _ => None,
             };

@@ -101,7 +101,7 @@ pub fn enrich(
         .is_some_and(|node| matches!(node.kind, NodeKind::Provider | NodeKind::Deployment));
     let failing = matches!(
         finding.evidence,
-        Evidence::BurnRate(_) | Evidence::Threshold(_)
+        Evidence::BurnRate(_) | Evidence::Threshold(_) | Evidence::Anomaly(_)
     );
     let own_first = diagnosis
         .hypotheses

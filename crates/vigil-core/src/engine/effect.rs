@@ -64,6 +64,7 @@ impl Engine {
             DetectorState::Spike(spike) => spike.config().name == finding.detector,
             DetectorState::Threshold(threshold) => threshold.config().name == finding.detector,
             DetectorState::BurnRate(burn) => burn.config().name == finding.detector,
+            DetectorState::Anomaly(anomaly) => anomaly.config().name == finding.detector,
             DetectorState::ProportionDrop(_) | DetectorState::VersionChange(_) => false,
         })?;
         let group = &finding.subject.value;
@@ -80,6 +81,16 @@ impl Engine {
                 if evidence.bound == Bound::Above =>
             {
                 let after = *threshold.read(now, &self.store).get(group)?;
+                Some(Effect {
+                    before: evidence.value,
+                    after,
+                    unit: evidence.describe.clone(),
+                })
+            }
+            (Evidence::Anomaly(evidence), DetectorState::Anomaly(anomaly))
+                if evidence.is_high() =>
+            {
+                let after = *anomaly.read(now, &self.store).get(group)?;
                 Some(Effect {
                     before: evidence.value,
                     after,

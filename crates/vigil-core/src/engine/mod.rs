@@ -45,6 +45,7 @@ pub use crate::people::{HumanCommand, KillScope};
 pub use push::{MAX_REFUSED_LISTED, PushReport, RefusedSeries};
 
 use crate::authz::{ActionName, EntityType};
+use crate::detector::anomaly::AnomalyDetector;
 use crate::detector::burn_rate::BurnRateDetector;
 use crate::detector::change::{Change, VersionChangeDetector};
 use crate::detector::proportion::ProportionDropDetector;
@@ -81,6 +82,7 @@ enum DetectorState {
     Threshold(ThresholdDetector),
     ProportionDrop(ProportionDropDetector),
     VersionChange(VersionChangeDetector),
+    Anomaly(Box<AnomalyDetector>),
 }
 
 impl DetectorState {
@@ -99,6 +101,9 @@ impl DetectorState {
             DetectorConfig::VersionChange(change) => {
                 DetectorState::VersionChange(VersionChangeDetector::new(change.clone()))
             }
+            DetectorConfig::Anomaly(anomaly) => {
+                DetectorState::Anomaly(Box::new(AnomalyDetector::new(anomaly.clone())))
+            }
         }
     }
 
@@ -109,6 +114,7 @@ impl DetectorState {
             DetectorState::Threshold(detector) => &detector.config().source,
             DetectorState::ProportionDrop(detector) => &detector.config().source,
             DetectorState::VersionChange(detector) => &detector.config().source,
+            DetectorState::Anomaly(detector) => &detector.config().source,
         }
     }
 }
@@ -525,6 +531,7 @@ impl Engine {
                 DetectorState::BurnRate(burn) => burn.observe(observed_at, &self.store),
                 DetectorState::Threshold(threshold) => threshold.observe(observed_at, &self.store),
                 DetectorState::ProportionDrop(drop) => drop.observe(observed_at, &self.store),
+                DetectorState::Anomaly(anomaly) => anomaly.observe(observed_at, &self.store),
                 DetectorState::VersionChange(change) => {
                     let changes = change.observe(observed_at, &self.store);
                     self.note_changes(changes, now, out);

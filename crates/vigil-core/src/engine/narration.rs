@@ -248,17 +248,35 @@ pub(crate) fn finding_words(finding: &Finding) -> String {
             number(evidence.value),
             number(evidence.fire),
         ),
+        Evidence::Anomaly(evidence) => format!(
+            "{} of {subject} at {}, against an expected {} (p={:.1e})",
+            evidence.describe,
+            number(evidence.value),
+            number(evidence.expected),
+            evidence.p_value,
+        ),
         Evidence::Schedule(evidence) => format!(
             "runbook {} came due on its schedule `{}`",
             evidence.runbook, evidence.schedule
         ),
-        Evidence::ProportionDrop(evidence) => format!(
-            "{} of {subject} fell to {} against a baseline of {} (p={:.1e})",
-            evidence.describe,
-            percent(evidence.recent_share()),
-            percent(evidence.baseline_share),
-            evidence.p_value,
-        ),
+        Evidence::ProportionDrop(evidence) => match &evidence.drift {
+            Some(drift) if drift.raised_by_drift => format!(
+                "{} of {subject} slid to {} ({} since the slide began) against a reference of {} (CUSUM {:.1} over {:.1})",
+                evidence.describe,
+                percent(evidence.recent_share()),
+                percent(drift.since_share()),
+                percent(drift.reference_share),
+                drift.statistic,
+                drift.decision_level,
+            ),
+            _ => format!(
+                "{} of {subject} fell to {} against a baseline of {} (p={:.1e})",
+                evidence.describe,
+                percent(evidence.recent_share()),
+                percent(evidence.baseline_share),
+                evidence.p_value,
+            ),
+        },
     }
 }
 

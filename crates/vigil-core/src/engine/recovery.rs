@@ -300,6 +300,13 @@ impl Engine {
                 incident.finding.severity,
                 format!("{} of {subject} dropped", evidence.describe),
             ),
+            Evidence::Anomaly(evidence) => (
+                incident.finding.severity,
+                format!(
+                    "{} of {subject} far outside its usual range",
+                    evidence.describe
+                ),
+            ),
             Evidence::Schedule(evidence) => (
                 incident.finding.severity,
                 format!("scheduled check {} did not pass", evidence.runbook),

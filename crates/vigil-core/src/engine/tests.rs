@@ -61,6 +61,8 @@ pub(super) fn config(mode: Mode) -> EngineConfig {
                 noise_floor_ratio: 0.1,
                 page_ratio: 10.0,
                 season_secs: 0,
+                run_evidence: false,
+                season_memory: crate::detector::spike::SeasonMemory::Average,
             },
         })],
         diagnosis: DiagnosisConfig {
@@ -969,6 +971,7 @@ fn an_eval_regression_right_after_a_prompt_change_blames_the_change_and_names_th
             clear_drop: 0.05,
             severity: crate::detector::Severity::Page,
             max_groups: 100,
+            drift: None,
         }),
         prompt_versions(),
     ];
@@ -1607,4 +1610,79 @@ fn a_finding_that_clears_after_the_fix_passes_finding_clears_verification() {
         verified: []
         resolved after 3025ms: fixed: the finding cleared after vigil's change"#]]
     .assert_eq(&tail.join("\n"));
+}
+
+#[test]
+fn an_unusual_latency_is_an_unusual_reading_with_its_learnt_baseline_in_the_ticket() {
+    use crate::detector::Severity;
+    use crate::detector::adaptive::{AdaptiveConfig, Direction};
+    use crate::detector::anomaly::AnomalyConfig;
+    use crate::detector::threshold::Reading;
+    let mut config = config(Mode::Autonomous);
+    config.detectors = vec![DetectorConfig::Anomaly(AnomalyConfig {
+        name: "latency-anomaly".to_owned(),
+        source: "gateway".to_owned(),
+        reading: Reading::Value {
+            selector: Selector::parse("retrieval_latency_seconds").unwrap(),
+        },
+        describe: "retrieval latency (s)".to_owned(),
+        group_by: Some("store".to_owned()),
+        method: AdaptiveConfig {
+            direction: Direction::Up,
+            season_secs: 0,
+            ..AdaptiveConfig::default()
+        },
+        min_change: 0.1,
+        clear_fraction: 0.5,
+        clear_after_samples: 3,
+        severity: Severity::Ticket,
+        max_groups: 10,
+    })];
+    let mut scenario = Scenario::new(config);
+    let mut commands = Vec::new();
+    let wobble = [0.0, 0.01, -0.01, 0.005, -0.005];
+    for index in 0..420 {
+        let latency = if index < 400 { 0.2 } else { 1.5 } + wobble[index % wobble.len()];
+        scenario.now = scenario.now.plus_millis(15_000);
+        let now = scenario.now;
+        commands.extend(scenario.feed(Event::Scraped {
+            source: "gateway".to_owned(),
+            scraped_at: now,
+            samples: vec![Sample {
+                name: "retrieval_latency_seconds".to_owned(),
+                labels: [("store", "qdrant")].into_iter().collect(),
+                value: latency,
+                timestamp_ms: None,
+            }],
+        }));
+    }
+    let pages: Vec<&Page> = commands
+        .iter()
+        .filter_map(|command| match command {
+            Command::Page { page, .. } => Some(page),
+            _ => None,
+        })
+        .collect();
+    let [page] = pages.as_slice() else {
+        panic!("{:#?}", scenario.log);
+    };
+    assert_eq!(page.severity, Severity::Ticket);
+    assert_eq!(
+        page.title,
+        "vigil needs a human: retrieval latency (s) of qdrant far outside its usual range (gateway)"
+    );
+    assert!(
+        page.why.evidence[0].starts_with(
+            "retrieval latency (s) of store qdrant is 1.5, above the 0.2 its own history led vigil to expect"
+        ),
+        "{:?}",
+        page.why.evidence
+    );
+    assert!(
+        page.why
+            .reason
+            .contains("no runbook answers `unusual_reading`"),
+        "{}",
+        page.why.reason
+    );
 }

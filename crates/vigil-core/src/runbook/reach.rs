@@ -23,6 +23,7 @@ fn group_kind(detector: &DetectorConfig) -> Option<NodeKind> {
         DetectorConfig::Threshold(config) => config.group_by.as_deref(),
         DetectorConfig::ProportionDrop(config) => config.group_by.as_deref(),
         DetectorConfig::VersionChange(config) => config.group_by.as_deref(),
+        DetectorConfig::Anomaly(config) => config.group_by.as_deref(),
     }?;
     kind_of_label(label)
 }
@@ -47,6 +48,8 @@ pub fn can_produce(
     let spike = matches!(detector, DetectorConfig::Spike(_));
     let burn = matches!(detector, DetectorConfig::BurnRate(_));
     let threshold = matches!(detector, DetectorConfig::Threshold(_));
+    // An anomaly detector reads what a threshold reads, with a learnt limit.
+    let anomaly = matches!(detector, DetectorConfig::Anomaly(_));
     let proportion = matches!(detector, DetectorConfig::ProportionDrop(_));
     // Version changes are markers: they raise no finding of their own.
     let raises_findings = !matches!(detector, DetectorConfig::VersionChange(_));
@@ -56,23 +59,23 @@ pub fn can_produce(
         | HypothesisKind::TokensPerRequestRise
         | HypothesisKind::CacheRegression => spike,
         HypothesisKind::ErrorBudgetBurn | HypothesisKind::QuotaExhaustionByKey => burn,
-        HypothesisKind::ThresholdBreach
-        | HypothesisKind::ServingSaturation
-        | HypothesisKind::ContextOverflow => threshold,
+        HypothesisKind::ThresholdBreach => threshold,
+        HypothesisKind::UnusualReading => anomaly,
+        HypothesisKind::ServingSaturation | HypothesisKind::ContextOverflow => threshold || anomaly,
         HypothesisKind::ProportionDrop => proportion,
         // An eval drop, as a share or as an SLO, while a fallback carries traffic.
         HypothesisKind::FallbackQualityLoss => proportion || burn,
         HypothesisKind::RecentChange => raises_findings && has_version_change(all, false),
         HypothesisKind::ModelChange => raises_findings && has_version_change(all, true),
         HypothesisKind::ProviderDegradation => {
-            (burn || threshold)
+            (burn || threshold || anomaly)
                 && matches!(
                     group_kind(detector),
                     Some(NodeKind::Provider | NodeKind::Deployment)
                 )
         }
         // A store's own readings, its alerts (grouped by what they are about) or its spans.
-        HypothesisKind::RetrievalDegradation => threshold || burn || proportion,
+        HypothesisKind::RetrievalDegradation => threshold || anomaly || burn || proportion,
         // Any finding can repeat a rhythm or be announced; a schedule needs no detector.
         HypothesisKind::ExpectedActivity => raises_findings,
         HypothesisKind::Scheduled => true,

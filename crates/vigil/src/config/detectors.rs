@@ -1,14 +1,14 @@
-//! The second stage for the detector kinds added after the first three: proportion drops
-//! and version-change markers.
+//! The second stage for the detector kinds added after the first three: proportion drops,
+//! version-change markers and anomaly detectors.
 
 use vigil_core::detector::DetectorConfig;
 use vigil_core::detector::Severity;
 use vigil_core::detector::change::VersionChangeConfig;
-use vigil_core::detector::proportion::ProportionDropConfig;
+use vigil_core::detector::proportion::{DriftConfig, ProportionDropConfig};
 use vigil_core::problem::Problems;
 
-use super::raw::{RawProportionDrop, RawVersionChange};
-use super::validate::{check_selector, is_label_name};
+use super::raw::{RawAnomaly, RawDrift, RawProportionDrop, RawVersionChange};
+use super::validate::{ReadingFields, check_reading, check_selector, is_label_name};
 
 pub(super) fn validate_proportion_drop(
     problems: &mut Problems,
@@ -84,6 +84,9 @@ pub(super) fn validate_proportion_drop(
         problems.push(format!("{path}.max_groups"), "must be at least 1");
     }
     let half_life_secs = (raw.baseline_half_life_days * 86_400.0).round();
+    let drift = raw
+        .drift
+        .map(|drift| validate_drift(problems, &format!("{path}.drift"), drift));
     // Selectors that did not parse, or a missing total, were reported.
     let (good, total) = good.zip(total)?;
     Some(DetectorConfig::ProportionDrop(ProportionDropConfig {
@@ -107,7 +110,66 @@ pub(super) fn validate_proportion_drop(
         clear_drop,
         severity: raw.severity,
         max_groups: raw.max_groups,
+        drift,
     }))
+}
+
+/// The drift block of a proportion-drop detector at `path`.
+fn validate_drift(problems: &mut Problems, path: &str, raw: RawDrift) -> DriftConfig {
+    if raw.reference_cases == 0 {
+        problems.push(format!("{path}.reference_cases"), "must be at least 1");
+    }
+    if let Some(share) = raw.reference_share {
+        if !(share > 0.0 && share < 1.0) {
+            problems.push(
+                format!("{path}.reference_share"),
+                format!("must be between 0 and 1 exclusive (0.95 for 95 %), found `{share}`"),
+            );
+        } else if share <= raw.min_drop {
+            problems.push(
+                format!("{path}.min_drop"),
+                format!(
+                    "must be under `reference_share` ({share}): a share cannot drop below 0, found `{}`",
+                    raw.min_drop
+                ),
+            );
+        }
+    }
+    if !(raw.min_drop > 0.0 && raw.min_drop < 1.0) {
+        problems.push(
+            format!("{path}.min_drop"),
+            format!(
+                "must be between 0 and 1 exclusive (0.1 for ten points), found `{}`",
+                raw.min_drop
+            ),
+        );
+    }
+    let clear_drop = raw.clear_drop.unwrap_or(raw.min_drop / 2.0);
+    if !(clear_drop.is_finite() && clear_drop >= 0.0 && clear_drop < raw.min_drop) {
+        problems.push(
+            format!("{path}.clear_drop"),
+            format!(
+                "must be at least 0 and under `min_drop` ({}) so that clearing has hysteresis, found `{clear_drop}`",
+                raw.min_drop
+            ),
+        );
+    }
+    if !(raw.cases_between_false_alarms.is_finite() && raw.cases_between_false_alarms >= 10.0) {
+        problems.push(
+            format!("{path}.cases_between_false_alarms"),
+            format!(
+                "must be a number of cases of at least 10 (1000000 is one false alarm in a million cases), found `{}`",
+                raw.cases_between_false_alarms
+            ),
+        );
+    }
+    DriftConfig {
+        reference_cases: raw.reference_cases,
+        reference_share: raw.reference_share,
+        min_drop: raw.min_drop,
+        clear_drop,
+        cases_between_false_alarms: raw.cases_between_false_alarms,
+    }
 }
 
 pub(super) fn validate_version_change(
@@ -160,4 +222,115 @@ fn check_group_by(problems: &mut Problems, path: &str, group_by: Option<&str>) {
             format!("`{label}` is not a label name"),
         );
     }
+}
+
+pub(super) fn validate_anomaly(
+    problems: &mut Problems,
+    path: &str,
+    raw: RawAnomaly,
+) -> Option<DetectorConfig> {
+    use vigil_core::detector::adaptive::{AdaptiveConfig, Direction};
+    use vigil_core::detector::anomaly::AnomalyConfig;
+    if raw.name.trim().is_empty() {
+        problems.push(format!("{path}.name"), "must not be empty");
+    }
+    let reading = check_reading(
+        problems,
+        path,
+        ReadingFields {
+            value: raw.value,
+            rate: raw.rate,
+            quantile: raw.quantile,
+            buckets: raw.buckets,
+            ratio: raw.ratio,
+            mean: raw.mean,
+            hours_left: raw.hours_left,
+            window_secs: raw.window_secs,
+        },
+    );
+    check_group_by(problems, path, raw.group_by.as_deref());
+    if !(raw.alert_probability > 0.0 && raw.alert_probability < 0.5) {
+        problems.push(
+            format!("{path}.alert_probability"),
+            format!(
+                "must be above 0 and under 0.5 (the default is the setting scored on NAB), found `{}`",
+                raw.alert_probability
+            ),
+        );
+    }
+    if !(raw.min_change.is_finite() && raw.min_change >= 0.0) {
+        problems.push(
+            format!("{path}.min_change"),
+            format!(
+                "must be a number of the reading's units, 0 or more, found `{}`",
+                raw.min_change
+            ),
+        );
+    }
+    if !(raw.clear_fraction >= 0.0 && raw.clear_fraction < 1.0) {
+        problems.push(
+            format!("{path}.clear_fraction"),
+            format!(
+                "must be at least 0 (the expected value) and under 1 (the reading that fired) so that clearing has hysteresis, found `{}`",
+                raw.clear_fraction
+            ),
+        );
+    }
+    if raw.clear_after_samples == 0 {
+        problems.push(format!("{path}.clear_after_samples"), "must be at least 1");
+    }
+    if raw.severity == Severity::Info {
+        problems.push(format!("{path}.severity"), "must be `page` or `ticket`");
+    }
+    if raw.max_groups == 0 {
+        problems.push(format!("{path}.max_groups"), "must be at least 1");
+    }
+    let direction = match raw.direction.as_deref() {
+        None | Some("both") => Direction::Both,
+        Some("up") => Direction::Up,
+        Some("down") => Direction::Down,
+        Some(other) => {
+            problems.push(
+                format!("{path}.direction"),
+                format!("must be `up`, `down` or `both`, found `{other}`"),
+            );
+            Direction::Both
+        }
+    };
+    let season_secs = match raw.seasonality.as_deref() {
+        None | Some("daily") => 86_400,
+        Some("none") => 0,
+        Some(other) => {
+            problems.push(
+                format!("{path}.seasonality"),
+                format!("must be `daily` or `none`, found `{other}`"),
+            );
+            0
+        }
+    };
+    let method = AdaptiveConfig {
+        direction,
+        season_secs,
+        alert_probability: raw.alert_probability,
+        warmup_samples: raw.warmup_samples,
+        ..AdaptiveConfig::default()
+    };
+    if let Err(error) = method.validate() {
+        problems.push(path, error.to_string());
+    }
+    // With no reading, or one whose selectors did not parse, the problem is reported.
+    let reading = reading?;
+    Some(DetectorConfig::Anomaly(AnomalyConfig {
+        name: raw.name,
+        source: raw.source,
+        reading,
+        describe: raw.describe,
+        group_by: raw.group_by,
+        method,
+        min_change: raw.min_change,
+        clear_fraction: raw.clear_fraction,
+        clear_after_samples: raw.clear_after_samples,
+        severity: raw.severity,
+        max_groups: raw.max_groups,
+    }))
 }

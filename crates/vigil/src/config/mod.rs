@@ -119,3 +119,6 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, Problems
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod anomaly_tests;

@@ -287,6 +287,8 @@ pub enum RawDetector {
     ProportionDrop(RawProportionDrop),
     /// A marker: a group reports a version it has not reported before.
     VersionChange(RawVersionChange),
+    /// A reading far outside its own usual range, learnt.
+    Anomaly(RawAnomaly),
 }
 
 impl RawDetector {
@@ -298,6 +300,7 @@ impl RawDetector {
             RawDetector::Threshold(threshold) => &threshold.name,
             RawDetector::ProportionDrop(drop) => &drop.name,
             RawDetector::VersionChange(change) => &change.name,
+            RawDetector::Anomaly(anomaly) => &anomaly.name,
         }
     }
 
@@ -309,6 +312,7 @@ impl RawDetector {
             RawDetector::Threshold(threshold) => &threshold.source,
             RawDetector::ProportionDrop(drop) => &drop.source,
             RawDetector::VersionChange(change) => &change.source,
+            RawDetector::Anomaly(anomaly) => &anomaly.source,
         }
     }
 }
@@ -408,6 +412,90 @@ pub struct RawThreshold {
     pub max_groups: usize,
 }
 
+/// An anomaly detector: the adaptive detector scored on NAB over one reading per group.
+/// Exactly one reading, as for a threshold detector.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnomaly {
+    /// Unique name; policies see it as `context.detector`.
+    pub name: String,
+    /// The source it reads.
+    pub source: String,
+    /// Read a gauge's latest value (summed per group): a selector.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Read a counter's per-second rate over `window_secs` (summed per group): a selector.
+    #[serde(default)]
+    pub rate: Option<String>,
+    /// Read this quantile (0 to 1) of the histogram whose `_bucket` series `buckets` selects.
+    #[serde(default)]
+    pub quantile: Option<f64>,
+    /// The `_bucket` series for `quantile`.
+    #[serde(default)]
+    pub buckets: Option<String>,
+    /// Read the rate of the first selector over the rate of the second.
+    #[serde(default)]
+    pub ratio: Option<[String; 2]>,
+    /// Read the mean size of the events counted since the last observation.
+    #[serde(default)]
+    pub mean: Option<[String; 2]>,
+    /// Read the hours until a budget runs out.
+    #[serde(default)]
+    pub hours_left: Option<[String; 2]>,
+    /// The window of rates and quantiles, in seconds.
+    #[serde(default = "default_threshold_window")]
+    pub window_secs: i64,
+    /// What the reading is, for people, e.g. `p95 latency (s)`.
+    pub describe: String,
+    /// The label to group by; none: one group.
+    #[serde(default)]
+    pub group_by: Option<String>,
+    /// `up`, `down` or `both` (the default): which deviations count. Checked in the second
+    /// stage, so that a wrong word is reported with its field and line.
+    #[serde(default)]
+    pub direction: Option<String>,
+    /// `daily` (the default: remember what each time of day usually does) or `none`.
+    #[serde(default)]
+    pub seasonality: Option<String>,
+    /// The chance of a run of readings this unusual under which it fires.
+    #[serde(default = "default_anomaly_alert_probability")]
+    pub alert_probability: f64,
+    /// Readings of a group before it may fire.
+    #[serde(default = "default_anomaly_warmup")]
+    pub warmup_samples: u32,
+    /// The smallest distance from the expected value worth a finding, in the reading's units.
+    #[serde(default)]
+    pub min_change: f64,
+    /// Where it clears, from the expected value (0) to the reading that fired (1).
+    #[serde(default = "default_anomaly_clear_fraction")]
+    pub clear_fraction: f64,
+    /// Consecutive readings back past the clear level before it clears.
+    #[serde(default = "default_threshold_after")]
+    pub clear_after_samples: u32,
+    /// `page` or `ticket`.
+    #[serde(default = "default_anomaly_severity")]
+    pub severity: vigil_core::detector::Severity,
+    /// At most this many groups are tracked (each keeps a memory of its day).
+    #[serde(default = "default_anomaly_max_groups")]
+    pub max_groups: usize,
+}
+
+fn default_anomaly_alert_probability() -> f64 {
+    vigil_core::detector::adaptive::AdaptiveConfig::default().alert_probability
+}
+fn default_anomaly_warmup() -> u32 {
+    vigil_core::detector::adaptive::AdaptiveConfig::default().warmup_samples
+}
+fn default_anomaly_clear_fraction() -> f64 {
+    0.5
+}
+fn default_anomaly_severity() -> vigil_core::detector::Severity {
+    vigil_core::detector::Severity::Ticket
+}
+fn default_anomaly_max_groups() -> usize {
+    200
+}
+
 fn default_threshold_window() -> i64 {
     300
 }
@@ -469,6 +557,40 @@ pub struct RawProportionDrop {
     /// At most this many groups are tracked.
     #[serde(default = "default_burn_max_groups")]
     pub max_groups: usize,
+    /// The drift test for slow slides that the baseline would follow; none: sudden drops
+    /// only.
+    #[serde(default)]
+    pub drift: Option<RawDrift>,
+}
+
+/// The drift test of a proportion-drop detector: a CUSUM of the cases against a reference
+/// share frozen at a known-good period.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrift {
+    /// The reference is learnt from at least this many of each group's first cases.
+    #[serde(default = "default_drift_reference_cases")]
+    pub reference_cases: u32,
+    /// The known-good share, stated (0 to 1); none: learnt per group.
+    #[serde(default)]
+    pub reference_share: Option<f64>,
+    /// The drop below the reference (0 to 1) the test is tuned to detect.
+    #[serde(default = "default_drop_min_drop")]
+    pub min_drop: f64,
+    /// It clears once the recent share is at most this far below the reference; by default
+    /// half of `min_drop`.
+    #[serde(default)]
+    pub clear_drop: Option<f64>,
+    /// The mean number of cases between false alarms on a suite that holds its level.
+    #[serde(default = "default_drift_cases_between_false_alarms")]
+    pub cases_between_false_alarms: f64,
+}
+
+fn default_drift_reference_cases() -> u32 {
+    500
+}
+fn default_drift_cases_between_false_alarms() -> f64 {
+    1e6
 }
 
 fn default_drop_window() -> i64 {
@@ -602,6 +724,16 @@ pub struct RawSpike {
     /// what happens every day at that hour stops firing; 0 turns it off.
     #[serde(default = "default_season_secs")]
     pub season_secs: i64,
+    /// Whether a run of scrapes at `fire_ratio` or more is tested as a whole: the longer it
+    /// lasts, the fewer spreads its mean needs (`fire_z` over `fire_after_samples` scrapes
+    /// is the same evidence as `fire_z / 2` over four times as many).
+    #[serde(default = "default_run_evidence")]
+    pub run_evidence: bool,
+    /// What each hour of the seasonal memory keeps: `peak` (its busiest quarter hour, a rise
+    /// counting in full the next day, judged against alone once known) or `average` (the
+    /// first design).
+    #[serde(default = "default_season_memory")]
+    pub season_memory: vigil_core::detector::spike::SeasonMemory,
 }
 
 fn default_spike_metric() -> String {
@@ -667,6 +799,12 @@ fn default_page_ratio() -> f64 {
 }
 fn default_season_secs() -> i64 {
     spike_defaults().season_secs
+}
+fn default_run_evidence() -> bool {
+    spike_defaults().run_evidence
+}
+fn default_season_memory() -> vigil_core::detector::spike::SeasonMemory {
+    spike_defaults().season_memory
 }
 
 /// The diagnoser.

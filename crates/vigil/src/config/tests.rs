@@ -14,7 +14,7 @@ fn check(text: &str, expect: Expect) {
     expect.assert_eq(&rendered);
 }
 
-const MINIMAL: &str = "mode: autonomous
+pub(super) const MINIMAL: &str = "mode: autonomous
 ledger:
   sqlite_path: vigil.db
 sources:
@@ -503,4 +503,106 @@ fn the_demand_settings_of_diagnosis_report_every_problem() {
         ok
     "#]],
     );
+}
+
+#[test]
+fn the_drift_block_of_a_proportion_drop_detector_reports_every_bad_field() {
+    let text = MINIMAL.replace(
+        "pager:",
+        r#"  - name: evals
+    kind: proportion_drop
+    source: gw
+    good: 'evals_total{outcome="passed"}'
+    total: evals_total
+    describe: pass rate
+    drift:
+      reference_cases: 0
+      reference_share: 1.2
+      min_drop: 0
+      clear_drop: 0.1
+      cases_between_false_alarms: 5
+  - name: stated
+    kind: proportion_drop
+    source: gw
+    good: 'evals_total{outcome="passed"}'
+    total: evals_total
+    describe: pass rate
+    drift:
+      reference_share: 0.08
+pager:"#,
+    );
+    check(
+        &text,
+        expect![[r#"
+            6 problems:
+              vigil.yaml:19: `detectors[1].drift.reference_cases`: must be at least 1
+              vigil.yaml:20: `detectors[1].drift.reference_share`: must be between 0 and 1 exclusive (0.95 for 95 %), found `1.2`
+              vigil.yaml:21: `detectors[1].drift.min_drop`: must be between 0 and 1 exclusive (0.1 for ten points), found `0`
+              vigil.yaml:22: `detectors[1].drift.clear_drop`: must be at least 0 and under `min_drop` (0) so that clearing has hysteresis, found `0.1`
+              vigil.yaml:23: `detectors[1].drift.cases_between_false_alarms`: must be a number of cases of at least 10 (1000000 is one false alarm in a million cases), found `5`
+              vigil.yaml:30: `detectors[2].drift.min_drop`: must be under `reference_share` (0.08): a share cannot drop below 0, found `0.1`
+        "#]],
+    );
+    // A misspelt key is named, not ignored.
+    let text = MINIMAL.replace(
+        "pager:",
+        r#"  - name: evals
+    kind: proportion_drop
+    source: gw
+    good: 'evals_total{outcome="passed"}'
+    total: evals_total
+    describe: pass rate
+    drift:
+      reference: 0.9
+pager:"#,
+    );
+    check(
+        &text,
+        expect![[r#"
+            1 problem:
+              vigil.yaml:12: unknown field `reference`, expected one of reference_cases, reference_share, min_drop, clear_drop, cases_between_false_alarms
+        "#]],
+    );
+}
+
+#[test]
+fn a_drift_block_defaults_sensibly_and_is_absent_without_one() {
+    let text = MINIMAL.replace(
+        "pager:",
+        r#"  - name: evals
+    kind: proportion_drop
+    source: gw
+    good: 'evals_total{outcome="passed"}'
+    total: evals_total
+    describe: pass rate
+    drift: {}
+  - name: without
+    kind: proportion_drop
+    source: gw
+    good: 'evals_total{outcome="passed"}'
+    total: evals_total
+    describe: pass rate
+pager:"#,
+    );
+    let config = parse(&text, "vigil.yaml", Path::new(".")).unwrap();
+    let Some(vigil_core::detector::DetectorConfig::ProportionDrop(with)) = config.detectors.get(1)
+    else {
+        panic!("{:?}", config.detectors);
+    };
+    assert_eq!(
+        with.drift,
+        Some(vigil_core::detector::proportion::DriftConfig {
+            reference_cases: 500,
+            reference_share: None,
+            min_drop: 0.1,
+            clear_drop: 0.05,
+            cases_between_false_alarms: 1e6,
+        })
+    );
+    let Some(vigil_core::detector::DetectorConfig::ProportionDrop(without)) =
+        config.detectors.get(2)
+    else {
+        panic!("{:?}", config.detectors);
+    };
+    assert_eq!(without.drift, None);
 }

@@ -347,6 +347,9 @@ pub fn validate(
                 RawDetector::ProportionDrop(drop) => {
                     super::detectors::validate_proportion_drop(&mut problems, &path, drop)
                 }
+                RawDetector::Anomaly(anomaly) => {
+                    super::detectors::validate_anomaly(&mut problems, &path, anomaly)
+                }
                 RawDetector::VersionChange(change) => {
                     super::detectors::validate_version_change(&mut problems, &path, change)
                 }
@@ -712,30 +715,41 @@ pub(super) fn check_selector(
     }
 }
 
-fn validate_threshold(
+/// The reading fields a threshold or anomaly detector sets (exactly one reading).
+pub(super) struct ReadingFields {
+    pub(super) value: Option<String>,
+    pub(super) rate: Option<String>,
+    pub(super) quantile: Option<f64>,
+    pub(super) buckets: Option<String>,
+    pub(super) ratio: Option<[String; 2]>,
+    pub(super) mean: Option<[String; 2]>,
+    pub(super) hours_left: Option<[String; 2]>,
+    pub(super) window_secs: i64,
+}
+
+/// The one reading of a detector at `path`; `None` (reported) when none, several, or one
+/// whose selectors do not parse is set.
+pub(super) fn check_reading(
     problems: &mut Problems,
     path: &str,
-    raw: super::raw::RawThreshold,
-) -> Option<DetectorConfig> {
-    use vigil_core::detector::threshold::{Bound, Reading, ThresholdConfig};
-    if raw.name.trim().is_empty() {
-        problems.push(format!("{path}.name"), "must not be empty");
-    }
-    let window_secs = raw.window_secs;
+    fields: ReadingFields,
+) -> Option<vigil_core::detector::reading::Reading> {
+    use vigil_core::detector::reading::Reading;
+    let window_secs = fields.window_secs;
     // One entry per reading set, `None` where its selectors did not parse.
     let mut readings = Vec::new();
-    if let Some(selector) = raw.value {
+    if let Some(selector) = fields.value {
         let selector = check_selector(problems, &format!("{path}.value"), selector);
         readings.push(selector.map(|selector| Reading::Value { selector }));
     }
-    if let Some(selector) = raw.rate {
+    if let Some(selector) = fields.rate {
         let selector = check_selector(problems, &format!("{path}.rate"), selector);
         readings.push(selector.map(|selector| Reading::Rate {
             selector,
             window_secs,
         }));
     }
-    if let Some(quantile) = raw.quantile
+    if let Some(quantile) = fields.quantile
         && !(quantile > 0.0 && quantile < 1.0)
     {
         problems.push(
@@ -743,7 +757,7 @@ fn validate_threshold(
             format!("must be between 0 and 1 exclusive (0.95 for p95), found `{quantile}`"),
         );
     }
-    match (raw.quantile, raw.buckets) {
+    match (fields.quantile, fields.buckets) {
         (Some(quantile), Some(selector)) => {
             let selector = check_selector(problems, &format!("{path}.buckets"), selector);
             readings.push(selector.map(|selector| Reading::Quantile {
@@ -759,7 +773,7 @@ fn validate_threshold(
         (None, Some(_)) => problems.push(format!("{path}.quantile"), "`buckets` needs `quantile`"),
         (None, None) => {}
     }
-    if let Some([numerator, denominator]) = raw.ratio {
+    if let Some([numerator, denominator]) = fields.ratio {
         let numerator = check_selector(problems, &format!("{path}.ratio[0]"), numerator);
         let denominator = check_selector(problems, &format!("{path}.ratio[1]"), denominator);
         readings.push(
@@ -772,7 +786,7 @@ fn validate_threshold(
                 }),
         );
     }
-    if let Some([remaining, spend]) = raw.hours_left {
+    if let Some([remaining, spend]) = fields.hours_left {
         let remaining = check_selector(problems, &format!("{path}.hours_left[0]"), remaining);
         let spend = check_selector(problems, &format!("{path}.hours_left[1]"), spend);
         readings.push(
@@ -785,7 +799,7 @@ fn validate_threshold(
                 }),
         );
     }
-    if let Some([sum, count]) = raw.mean {
+    if let Some([sum, count]) = fields.mean {
         let sum = check_selector(problems, &format!("{path}.mean[0]"), sum);
         let count = check_selector(problems, &format!("{path}.mean[1]"), count);
         readings.push(
@@ -805,6 +819,32 @@ fn validate_threshold(
     if window_secs <= 0 {
         problems.push(format!("{path}.window_secs"), "must be at least 1");
     }
+    readings.into_iter().next().flatten()
+}
+
+fn validate_threshold(
+    problems: &mut Problems,
+    path: &str,
+    raw: super::raw::RawThreshold,
+) -> Option<DetectorConfig> {
+    use vigil_core::detector::threshold::{Bound, ThresholdConfig};
+    if raw.name.trim().is_empty() {
+        problems.push(format!("{path}.name"), "must not be empty");
+    }
+    let reading = check_reading(
+        problems,
+        path,
+        ReadingFields {
+            value: raw.value,
+            rate: raw.rate,
+            quantile: raw.quantile,
+            buckets: raw.buckets,
+            ratio: raw.ratio,
+            mean: raw.mean,
+            hours_left: raw.hours_left,
+            window_secs: raw.window_secs,
+        },
+    );
     let (bound, fire) = match (raw.above, raw.below) {
         (Some(fire), None) => (Bound::Above, fire),
         (None, Some(fire)) => (Bound::Below, fire),
@@ -847,7 +887,7 @@ fn validate_threshold(
         problems.push(format!("{path}.max_groups"), "must be at least 1");
     }
     // With no reading, or one whose selectors did not parse, the problem is reported.
-    let reading = readings.into_iter().next().flatten()?;
+    let reading = reading?;
     Some(DetectorConfig::Threshold(ThresholdConfig {
         name: raw.name,
         source: raw.source,
@@ -1054,6 +1094,8 @@ fn validate_spike(
             noise_floor_ratio: spike.noise_floor_ratio,
             page_ratio: spike.page_ratio,
             season_secs: spike.season_secs,
+            run_evidence: spike.run_evidence,
+            season_memory: spike.season_memory,
         },
     })
 }

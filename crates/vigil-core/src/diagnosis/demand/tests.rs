@@ -66,6 +66,8 @@ fn spike(key: &str, rate: f64, baseline: f64) -> Finding {
                 noise_floor_ratio: 0.1,
                 page_ratio: 10.0,
                 season_secs: 0,
+                run_evidence: false,
+                season_memory: crate::detector::spike::SeasonMemory::Average,
             },
             recent: vec![
                 Point {

@@ -97,6 +97,7 @@ fn eval_drop(at_secs: i64) -> Finding {
             p_value: 0.0001,
             min_drop: 0.1,
             alert_probability: 0.001,
+            drift: None,
         }),
     }
 }

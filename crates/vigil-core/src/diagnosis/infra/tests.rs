@@ -298,6 +298,7 @@ fn database_spans_and_vector_database_metrics_are_retrieval() {
         p_value: 1e-6,
         min_drop: 0.1,
         alert_probability: 1e-3,
+        drift: None,
     });
     assert_eq!(
         diagnosed(&recall, &stack(), &[]).best().unwrap().kind,
@@ -443,6 +444,7 @@ fn a_degraded_store_outranks_the_eval_drop_it_explains() {
         p_value: 1e-5,
         min_drop: 0.1,
         alert_probability: 1e-3,
+        drift: None,
     });
     let store_diagnosis = diagnosed(&store, &topology, &[]);
     let evals_diagnosis = diagnosed(&evals, &topology, &[]);

@@ -41,6 +41,7 @@ fn engine(max_pushed_series: usize) -> Engine {
             clear_drop: 0.05,
             severity: crate::detector::Severity::Ticket,
             max_groups: 100,
+            drift: None,
         })],
         diagnosis: DiagnosisConfig {
             runaway_min_share: 0.7,

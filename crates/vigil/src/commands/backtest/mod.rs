@@ -5,9 +5,10 @@
 //!
 //! Detectors: `adaptive` (the univariate anomaly detector scored on NAB) and `spike` (the
 //! engine's token and spend spike detector, each value read as the rate it watches), with
-//! their shipped settings; or, with `--config`, a spike or threshold detector configured
-//! there by name (a threshold detector reads each value as its reading: the latency
-//! quantile, the ratio, the hours left). Detectors of two counters (`burn_rate`,
+//! their shipped settings; or, with `--config`, a spike, threshold or anomaly detector
+//! configured there by name (a threshold or anomaly detector reads each value as its
+//! reading: the latency quantile, the ratio, the hours left; an anomaly detector keeps its
+//! direction, daily memory, probability, warm-up and clearing). Detectors of two counters (`burn_rate`,
 //! `proportion_drop`) and version markers do not read one series and are refused with why.
 //!
 //! Timestamps may be calendar (`2024-05-01 12:00:00`, `2024-05-01T12:00:00.250Z`, read as
@@ -23,7 +24,9 @@
 //! a daylight-saving change) or rows out of order. Such a point is not fed to the detector,
 //! whose baselines and windows assume time moves forward: it is kept, said and not scored.
 //! A timestamp equal to the latest one is scored (repeats are common in exports). A first line
-//! whose second field is not a number is a header, whatever its column names. Exit status: 0
+//! whose second field is not a number is a header, whatever its column names: the timestamp
+//! is the first column and the value the one named `value` (in any case), else the second;
+//! the choice is said on stderr when the header names another layout. Exit status: 0
 //! when every row was scored, 1 when some were not, 2 when the input or the config could not
 //! be read.
 
@@ -33,6 +36,7 @@ use std::process::ExitCode;
 
 use vigil_core::Timestamp;
 use vigil_core::detector::adaptive::{AdaptiveConfig, AdaptiveDetector};
+use vigil_core::detector::anomaly::{AnomalyConfig, AnomalyDetector};
 use vigil_core::detector::spike::{SeriesRead, SpikeConfig, SpikeDetector, SpikeThresholds};
 use vigil_core::detector::threshold::{Bound, Reading, ThresholdConfig, ThresholdDetector};
 use vigil_core::detector::{DetectorConfig, Transition};
@@ -123,6 +127,8 @@ pub fn stream(
 ) -> Result<Summary, String> {
     let mut summary = Summary::default();
     let mut previous_at: Option<i64> = None;
+    // The value's column: the second unless a header names another `value`.
+    let mut value_column = 1;
     let write_failed = |error: std::io::Error| format!("cannot write the output: {error}");
     writeln!(out, "timestamp,value,anomaly_score,alert,note").map_err(write_failed)?;
     for (index, line) in input.lines().enumerate() {
@@ -130,15 +136,32 @@ pub fn stream(
         let line =
             line.map_err(|error| format!("cannot read `{file}` at line {number}: {error}"))?;
         let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() || (number == 1 && is_header(line)) {
+        if line.trim().is_empty() {
             continue;
         }
-        let row = match parse_row(line) {
+        if number == 1 && is_header(line) {
+            value_column = value_column_of(line);
+            let names: Vec<&str> = line.split(',').map(unquote).collect();
+            if names.len() != 2 || value_column != 1 {
+                eprintln!(
+                    "{file}:1: header `{}`: timestamps from `{}`, values from `{}`; other columns ignored",
+                    line.escape_debug(),
+                    names.first().copied().unwrap_or_default().escape_debug(),
+                    names
+                        .get(value_column)
+                        .copied()
+                        .unwrap_or_default()
+                        .escape_debug()
+                );
+            }
+            continue;
+        }
+        let row = match parse_row(line, value_column) {
             Ok(row) => row,
             Err(reason) => {
                 eprintln!("{file}:{number}: {reason}; row not scored");
                 summary.skipped += 1;
-                write_unscored(out, line, &reason).map_err(write_failed)?;
+                write_unscored(out, line, value_column, &reason).map_err(write_failed)?;
                 continue;
             }
         };
@@ -151,7 +174,7 @@ pub fn stream(
             );
             eprintln!("{file}:{number}: {reason}; row not scored");
             summary.skipped += 1;
-            write_unscored(out, line, &reason).map_err(write_failed)?;
+            write_unscored(out, line, value_column, &reason).map_err(write_failed)?;
             continue;
         }
         previous_at = Some(row.at_ms);
@@ -170,14 +193,32 @@ pub fn stream(
     Ok(summary)
 }
 
-/// Writes a row that was not scored: its first two fields as written, no score, alert 0,
-/// and why.
-fn write_unscored(out: &mut impl Write, line: &str, reason: &str) -> std::io::Result<()> {
-    let mut fields = line
-        .splitn(3, ',')
-        .map(|field| field.trim().trim_matches('"'));
-    let timestamp = fields.next().unwrap_or_default();
-    let value = fields.next().unwrap_or_default();
+/// A CSV field without its surrounding spaces and quotes.
+fn unquote(field: &str) -> &str {
+    field.trim().trim_matches('"')
+}
+
+/// The column of a header named `value` (in any case), else the second.
+fn value_column_of(header: &str) -> usize {
+    header
+        .split(',')
+        .map(unquote)
+        .position(|name| name.eq_ignore_ascii_case("value"))
+        .filter(|&column| column > 0)
+        .unwrap_or(1)
+}
+
+/// Writes a row that was not scored: its timestamp and value fields as written, no score,
+/// alert 0, and why.
+fn write_unscored(
+    out: &mut impl Write,
+    line: &str,
+    value_column: usize,
+    reason: &str,
+) -> std::io::Result<()> {
+    let fields: Vec<&str> = line.split(',').map(unquote).collect();
+    let timestamp = fields.first().copied().unwrap_or_default();
+    let value = fields.get(value_column).copied().unwrap_or_default();
     writeln!(
         out,
         "{},{},,0,{}",
@@ -212,10 +253,14 @@ struct Row<'a> {
     value: f64,
 }
 
-fn parse_row(line: &str) -> Result<Row<'_>, String> {
-    let mut fields = line.split(',').map(|field| field.trim().trim_matches('"'));
-    let (Some(timestamp), Some(value_text)) = (fields.next(), fields.next()) else {
-        return Err("expected `timestamp,value`".to_owned());
+fn parse_row(line: &str, value_column: usize) -> Result<Row<'_>, String> {
+    let fields: Vec<&str> = line.split(',').map(unquote).collect();
+    let (Some(&timestamp), Some(&value_text)) = (fields.first(), fields.get(value_column)) else {
+        return Err(if value_column == 1 {
+            "expected `timestamp,value`".to_owned()
+        } else {
+            format!("expected a value in column {}", value_column + 1)
+        });
     };
     let at_ms = parse_time(timestamp)?;
     let value: f64 = value_text
@@ -279,6 +324,13 @@ pub enum Detector {
         /// The store it reads, holding the one series.
         store: Box<SeriesStore>,
     },
+    /// A configured anomaly detector, reading each value as its reading.
+    Anomaly {
+        /// The detector.
+        detector: Box<AnomalyDetector>,
+        /// The store it reads, holding the one series.
+        store: Box<SeriesStore>,
+    },
     /// A configured threshold detector, reading each value as its reading.
     Threshold {
         /// The detector.
@@ -318,6 +370,7 @@ impl Detector {
                         "`{name}` is a burn-rate detector, which reads two counters (bad and all events); a backtest streams one series"
                     )),
                     DetectorConfig::Threshold(threshold) => Detector::threshold(threshold),
+                    DetectorConfig::Anomaly(anomaly) => Detector::anomaly(anomaly),
                     DetectorConfig::ProportionDrop(_) => Err(format!(
                         "`{name}` is a proportion-drop detector, which reads two counters (good and all events); a backtest streams one series"
                     )),
@@ -386,6 +439,23 @@ impl Detector {
         })
     }
 
+    /// A configured anomaly detector, its reading replaced by the one series' value (the
+    /// method, clearing and severity kept).
+    fn anomaly(configured: &AnomalyConfig) -> Result<Detector, String> {
+        let config = AnomalyConfig {
+            source: SOURCE.to_owned(),
+            reading: Reading::Value {
+                selector: Selector::parse(METRIC).map_err(|error| error.to_string())?,
+            },
+            group_by: None,
+            ..configured.clone()
+        };
+        Ok(Detector::Anomaly {
+            detector: Box::new(AnomalyDetector::new(config)),
+            store: Box::new(SeriesStore::new(StoreConfig::default())),
+        })
+    }
+
     /// Feeds one value: the anomaly score in `[0, 1]` and whether this row alerts.
     pub fn step(&mut self, at: Timestamp, value: f64) -> (f64, bool) {
         match self {
@@ -409,6 +479,13 @@ impl Detector {
                     }
                 });
                 (score, fired)
+            }
+            Detector::Anomaly { detector, store } => {
+                let (transitions, views) =
+                    detector.observe_with_views(at, ingest_one(store, at, value));
+                // The adaptive detector's `1 - p` for the readings up to this one.
+                let score = views.first().map_or(0.0, |(_, view)| view.score);
+                (score, fired(transitions))
             }
             Detector::Threshold { detector, store } => {
                 let fired = fired(detector.observe(at, ingest_one(store, at, value)));

@@ -252,3 +252,96 @@ fn a_clock_that_repeats_and_goes_back_keeps_every_row() {
         }
     }
 }
+
+#[test]
+fn a_configured_anomaly_detector_reads_each_value_with_its_settings() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/vigil.yaml");
+    // Tokens per request, rises only, at least 200 more than expected: a steady 1000 with a
+    // small wobble, then 1150 (too small to matter), then 3000.
+    let mut detector = Detector::build("tokens-per-request", Some(&example)).unwrap();
+    let mut csv = String::from("timestamp,value\n");
+    let value_at = |index: usize| -> f64 {
+        let wobble = [0.0, 8.0, -5.0, 3.0, -7.0, 6.0][index % 6];
+        match index {
+            0..400 => 1000.0 + wobble,
+            400..430 => 1150.0 + wobble,
+            430..440 => 1000.0 + wobble,
+            440..450 => 3000.0 + wobble,
+            _ => 1000.0 + wobble,
+        }
+    };
+    for index in 0..470 {
+        csv.push_str(&format!(
+            "{},{}\n",
+            1_714_521_600 + index as i64 * 15,
+            value_at(index)
+        ));
+    }
+    let mut out = Vec::new();
+    let summary = stream(csv.as_bytes(), "test.csv", &mut detector, &mut out).unwrap();
+    assert_eq!(summary.skipped, 0);
+    let out = String::from_utf8(out).unwrap();
+    let alerts = alert_rows(&out);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!((440..443).contains(&alerts[0]), "{alerts:?}");
+    let scores: Vec<f64> = out
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert!(scores.iter().all(|score| (0.0..=1.0).contains(score)));
+    assert!(scores[alerts[0]] > 0.999_99, "{}", scores[alerts[0]]);
+    // The same history through a detector that also counts falls, with no minimum change,
+    // alerts on the 1150 plateau too: the configured settings are the ones used.
+    let mut loose = Detector::anomaly(&vigil_core::detector::anomaly::AnomalyConfig {
+        min_change: 0.0,
+        ..match config::parse(
+            &std::fs::read_to_string(&example).unwrap(),
+            "vigil.yaml",
+            example.parent().unwrap(),
+        )
+        .unwrap()
+        .detectors
+        .into_iter()
+        .find(|detector| detector.name() == "tokens-per-request")
+        {
+            Some(DetectorConfig::Anomaly(anomaly)) => anomaly,
+            other => panic!("{other:?}"),
+        }
+    })
+    .unwrap();
+    let mut out = Vec::new();
+    stream(csv.as_bytes(), "test.csv", &mut loose, &mut out).unwrap();
+    let loose_alerts = alert_rows(&String::from_utf8(out).unwrap());
+    assert!(
+        loose_alerts
+            .first()
+            .is_some_and(|row| (400..430).contains(row)),
+        "{loose_alerts:?}"
+    );
+}
+
+#[test]
+fn a_header_with_other_columns_reads_the_one_named_value() {
+    // An export with a host column before the value, a gap of an hour, and a bad cell.
+    let csv = "Time,host,Value,unit\n\
+               1714521600,a,100,ms\n\
+               1714521660,a,101,ms\n\
+               1714525260,a,n/a,ms\n\
+               1714525320,a,99,ms\n";
+    let (summary, out) = run_csv("adaptive", csv);
+    assert_eq!(summary.rows, 3);
+    assert_eq!(summary.skipped, 1);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(lines[1].starts_with("1714521600,100,"), "{out}");
+    assert!(lines[4].starts_with("1714525320,99,"), "{out}");
+    assert!(
+        lines[3].starts_with("1714525260,n/a,,0,not scored: value `n/a` is not a number"),
+        "{out}"
+    );
+    // Without a column named `value`, the second column is read.
+    let (summary, out) = run_csv("adaptive", "when,count\n1714521600,5\n1714521660,6\n");
+    assert_eq!((summary.rows, summary.skipped), (2, 0));
+    assert!(out.lines().nth(2).unwrap().starts_with("1714521660,6,"));
+}
