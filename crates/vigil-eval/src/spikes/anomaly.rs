@@ -1,11 +1,10 @@
 //! The `anomaly` detector kind on the same harness, watching the same per-key token rate.
 //!
 //! Its method settings are the adaptive detector's defaults (the ones scored on NAB) with
-//! `direction: up`. The kind had no shipped defaults for the rest when this harness was
-//! written (no `Default`, no example in examples/vigil.yaml), so they are the neutral ones,
-//! stated in the report: `min_change` 0 (any distance), `clear_fraction` 0.5,
-//! `clear_after_samples` 3 (as the spike detector's), severity `page` (so the report's `page`
-//! column counts every finding).
+//! `direction: up`, and the rest are the config loader's defaults for the kind, stated in
+//! the report: `min_change` 0 (any distance), `clear_fraction` 0.5, `clear_after_samples` 3;
+//! but severity `page` rather than the kind's default `ticket`, so that the report's `page`
+//! column counts every finding.
 
 use vigil_core::detector::Severity;
 use vigil_core::detector::Transition;
@@ -23,7 +22,7 @@ use super::harness::{KEY_LABEL, METRIC, SOURCE, WatchesStore};
 pub const WINDOW_SECS: i64 = 30;
 
 /// What the report says about the anomaly detector's settings.
-pub const SETTINGS: &str = "anomaly: method = AdaptiveConfig::default() with direction up; reading rate(litellm_total_tokens_metric_total[30s]) by hashed_api_key; min_change 0, clear_fraction 0.5, clear_after_samples 3, severity page (the kind ships no defaults for these yet)";
+pub const SETTINGS: &str = "anomaly: method = AdaptiveConfig::default() with direction up; reading rate(litellm_total_tokens_metric_total[30s]) by hashed_api_key; min_change 0, clear_fraction 0.5, clear_after_samples 3, severity page (the loader's defaults but for severity, which tickets by default)";
 
 impl WatchesStore for AnomalyDetector {
     fn observe(&mut self, at: Timestamp, store: &SeriesStore) -> Vec<Transition> {
