@@ -468,6 +468,15 @@ fn subject_phrase(finding: &Finding) -> String {
     }
 }
 
+/// Recent readings for people, oldest first: `0.2, 0.21, 1.5`.
+fn recent_readings(numbers: NumberStyle, recent: &[crate::detector::Point]) -> String {
+    let readings: Vec<String> = recent
+        .iter()
+        .map(|point| numbers.number(point.value))
+        .collect();
+    readings.join(", ")
+}
+
 /// A reading past its limit: the reading, the limit, how long, and the recent values.
 fn diagnose_threshold(
     numbers: NumberStyle,
@@ -479,11 +488,6 @@ fn diagnose_threshold(
         Bound::Above => "above",
         Bound::Below => "below",
     };
-    let recent: Vec<String> = evidence
-        .recent
-        .iter()
-        .map(|point| numbers.number(point.value))
-        .collect();
     let facts = vec![
         format!(
             "{} of {subject} is {}, {side} the limit of {} for {} observations in a row",
@@ -492,7 +496,10 @@ fn diagnose_threshold(
             numbers.number(evidence.fire),
             evidence.n_observations
         ),
-        format!("recent readings, oldest first: {}", recent.join(", ")),
+        format!(
+            "recent readings, oldest first: {}",
+            recent_readings(numbers, &evidence.recent)
+        ),
         format!(
             "it clears once {side} no longer holds past {}",
             numbers.number(evidence.clear)
@@ -517,11 +524,6 @@ fn diagnose_anomaly(
 ) -> Diagnosis {
     let subject = subject_phrase(finding);
     let side = if evidence.is_high() { "above" } else { "below" };
-    let recent: Vec<String> = evidence
-        .recent
-        .iter()
-        .map(|point| numbers.number(point.value))
-        .collect();
     let facts = vec![
         format!(
             "{} of {subject} is {}, {side} the {} its own history led vigil to expect ({} spreads away)",
@@ -534,7 +536,10 @@ fn diagnose_anomaly(
             "a run of readings this unusual has a chance of {:.1e} (fires at {:.1e}), after {} readings learnt",
             evidence.p_value, evidence.alert_probability, evidence.n_samples
         ),
-        format!("recent readings, oldest first: {}", recent.join(", ")),
+        format!(
+            "recent readings, oldest first: {}",
+            recent_readings(numbers, &evidence.recent)
+        ),
         format!(
             "it clears once back {} {}",
             if evidence.is_high() { "under" } else { "over" },

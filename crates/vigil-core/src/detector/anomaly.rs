@@ -212,18 +212,31 @@ impl AnomalyDetector {
     /// Observes the source right after new points were stored: one step per group with a
     /// reading.
     pub fn observe(&mut self, at: Timestamp, store: &SeriesStore) -> Vec<Transition> {
-        self.observe_with_views(at, store).0
+        self.observe_each(at, store, |_, _| {})
     }
 
-    /// [`Self::observe`], with what each group made of its reading.
+    /// [`Self::observe`], with what each group made of its reading (for backtests).
     pub fn observe_with_views(
         &mut self,
         at: Timestamp,
         store: &SeriesStore,
     ) -> (Vec<Transition>, Vec<(String, AnomalyView)>) {
+        let mut views = Vec::new();
+        let transitions = self.observe_each(at, store, |group, view| {
+            views.push((group.to_owned(), view));
+        });
+        (transitions, views)
+    }
+
+    /// One step per group with a reading, each group's view handed to `on_view`.
+    fn observe_each(
+        &mut self,
+        at: Timestamp,
+        store: &SeriesStore,
+        mut on_view: impl FnMut(&str, AnomalyView),
+    ) -> Vec<Transition> {
         let readings = self.reader.observe(at, store);
         let mut transitions = Vec::new();
-        let mut views = Vec::new();
         for (group_value, value) in readings {
             let fingerprint = self.fingerprint(&group_value);
             let group_by = self.config.group_by.as_deref();
@@ -245,9 +258,9 @@ impl AnomalyDetector {
             };
             let (transition, view) = step(&self.config, state, fingerprint, at, value);
             transitions.extend(transition);
-            views.push((group_value, view));
+            on_view(&group_value, view);
         }
-        (transitions, views)
+        transitions
     }
 
     /// Whether the group's finding is open.

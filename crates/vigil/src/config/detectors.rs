@@ -49,15 +49,7 @@ pub(super) fn validate_proportion_drop(
     if raw.min_cases == 0 {
         problems.push(format!("{path}.min_cases"), "must be at least 1");
     }
-    if !(raw.min_drop > 0.0 && raw.min_drop < 1.0) {
-        problems.push(
-            format!("{path}.min_drop"),
-            format!(
-                "must be between 0 and 1 exclusive (0.1 for ten points), found `{}`",
-                raw.min_drop
-            ),
-        );
-    }
+    check_min_drop(problems, path, raw.min_drop);
     if !(raw.alert_probability > 0.0 && raw.alert_probability < 0.5) {
         problems.push(
             format!("{path}.alert_probability"),
@@ -67,16 +59,7 @@ pub(super) fn validate_proportion_drop(
             ),
         );
     }
-    let clear_drop = raw.clear_drop.unwrap_or(raw.min_drop / 2.0);
-    if !(clear_drop.is_finite() && clear_drop >= 0.0 && clear_drop < raw.min_drop) {
-        problems.push(
-            format!("{path}.clear_drop"),
-            format!(
-                "must be at least 0 and under `min_drop` ({}) so that clearing has hysteresis, found `{clear_drop}`",
-                raw.min_drop
-            ),
-        );
-    }
+    let clear_drop = checked_clear_drop(problems, path, raw.min_drop, raw.clear_drop);
     if raw.severity == Severity::Info {
         problems.push(format!("{path}.severity"), "must be `page` or `ticket`");
     }
@@ -135,25 +118,8 @@ fn validate_drift(problems: &mut Problems, path: &str, raw: RawDrift) -> DriftCo
             );
         }
     }
-    if !(raw.min_drop > 0.0 && raw.min_drop < 1.0) {
-        problems.push(
-            format!("{path}.min_drop"),
-            format!(
-                "must be between 0 and 1 exclusive (0.1 for ten points), found `{}`",
-                raw.min_drop
-            ),
-        );
-    }
-    let clear_drop = raw.clear_drop.unwrap_or(raw.min_drop / 2.0);
-    if !(clear_drop.is_finite() && clear_drop >= 0.0 && clear_drop < raw.min_drop) {
-        problems.push(
-            format!("{path}.clear_drop"),
-            format!(
-                "must be at least 0 and under `min_drop` ({}) so that clearing has hysteresis, found `{clear_drop}`",
-                raw.min_drop
-            ),
-        );
-    }
+    check_min_drop(problems, path, raw.min_drop);
+    let clear_drop = checked_clear_drop(problems, path, raw.min_drop, raw.clear_drop);
     if !(raw.cases_between_false_alarms.is_finite() && raw.cases_between_false_alarms >= 10.0) {
         problems.push(
             format!("{path}.cases_between_false_alarms"),
@@ -211,6 +177,35 @@ pub(super) fn validate_version_change(
         max_versions: raw.max_versions,
         max_groups: raw.max_groups,
     }))
+}
+
+/// Checks a drop's firing level (a share, 0 to 1 exclusive).
+fn check_min_drop(problems: &mut Problems, path: &str, min_drop: f64) {
+    if !(min_drop > 0.0 && min_drop < 1.0) {
+        problems.push(
+            format!("{path}.min_drop"),
+            format!("must be between 0 and 1 exclusive (0.1 for ten points), found `{min_drop}`"),
+        );
+    }
+}
+
+/// The clearing level of a drop (half `min_drop` unless set), checked to lie under it.
+fn checked_clear_drop(
+    problems: &mut Problems,
+    path: &str,
+    min_drop: f64,
+    clear_drop: Option<f64>,
+) -> f64 {
+    let clear_drop = clear_drop.unwrap_or(min_drop / 2.0);
+    if !(clear_drop.is_finite() && clear_drop >= 0.0 && clear_drop < min_drop) {
+        problems.push(
+            format!("{path}.clear_drop"),
+            format!(
+                "must be at least 0 and under `min_drop` ({min_drop}) so that clearing has hysteresis, found `{clear_drop}`"
+            ),
+        );
+    }
+    clear_drop
 }
 
 fn check_group_by(problems: &mut Problems, path: &str, group_by: Option<&str>) {
