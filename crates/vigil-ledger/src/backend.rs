@@ -170,10 +170,11 @@ impl Backend {
     }
 }
 
-/// Inserts one entry; binds seq, at_ms, kind, incident_id, payload, leaf_hash, chain_hash.
+/// Inserts one entry; binds seq, at_ms, kind, incident_id, payload, leaf_hash, chain_hash and
+/// the writer's epoch (NULL unless replicated: see `replication.rs`).
 pub(crate) const INSERT_ENTRY: &str = "INSERT INTO ledger_entries \
-     (seq, at_ms, kind, incident_id, payload, leaf_hash, chain_hash) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+     (seq, at_ms, kind, incident_id, payload, leaf_hash, chain_hash, epoch) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// The last entry's seq and chain hash.
 pub(crate) const SELECT_HEAD: &str =

@@ -72,6 +72,43 @@ pub enum LedgerError {
         #[source]
         source: sqlx::Error,
     },
+    /// The database refused an append because the writer's epoch is no longer the current
+    /// one, or its lease expired: another replica leads now (see [`crate::replication`]).
+    #[error(
+        "cannot append entry {seq} to ledger `{database}`: fenced, epoch {epoch:?} no longer holds the lease"
+    )]
+    Fenced {
+        /// Where the ledger is.
+        database: String,
+        /// The first seq refused.
+        seq: u64,
+        /// The epoch the append carried.
+        epoch: Option<i64>,
+        /// What the driver reported.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// An append meant to consume pushes from the inbox found some of them gone: another
+    /// writer consumed them. Nothing was appended.
+    #[error(
+        "cannot append to ledger `{database}`: {expected} inbox row(s) to consume, {found} still there; another writer took them"
+    )]
+    InboxConflict {
+        /// Where the ledger is.
+        database: String,
+        /// Rows the append meant to consume.
+        expected: u64,
+        /// Rows it found.
+        found: u64,
+    },
+    /// Replication needs PostgreSQL.
+    #[error("ledger `{database}`: {what} needs a PostgreSQL ledger")]
+    NotReplicable {
+        /// Where the ledger is.
+        database: String,
+        /// What was asked.
+        what: &'static str,
+    },
     /// A stored row cannot be turned into an [`Entry`](crate::Entry).
     #[error("entry {seq} of ledger `{database}` is malformed: {reason}")]
     MalformedRow {

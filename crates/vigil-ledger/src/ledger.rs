@@ -62,6 +62,9 @@ pub struct Ledger {
     /// stored leaf hashes do not run from seq 0 without a gap (a damaged log: verify says
     /// where).
     frontier: Option<Frontier>,
+    /// The leader's epoch every appended entry carries, when replicated (see
+    /// [`crate::replication`]); the database refuses an entry whose epoch is not current.
+    epoch: Option<i64>,
 }
 
 impl Ledger {
@@ -98,6 +101,7 @@ impl Ledger {
             next_seq: 0,
             head_chain_hash: GENESIS_CHAIN_HASH,
             frontier: Some(Frontier::new()),
+            epoch: None,
         };
         ledger.load_head().await?;
         tracing::debug!(database = %ledger.database, n_entries = ledger.next_seq, "ledger opened");
@@ -117,6 +121,22 @@ impl Ledger {
     /// [`LedgerError::Conflict`] when another writer took a seq, [`LedgerError::Full`] when
     /// seq would pass `i64::MAX`, [`LedgerError::Query`] when the database fails.
     pub async fn append(&mut self, entries: &[NewEntry]) -> Result<Vec<Entry>, LedgerError> {
+        self.append_consuming(entries, &[]).await
+    }
+
+    /// Appends `entries` as [`append`](Ledger::append) does and, in the same transaction,
+    /// deletes the inbox rows `consumed` (the pushes whose events these entries record: see
+    /// [`crate::replication`]), so that a push is in the chain exactly once.
+    ///
+    /// # Errors
+    ///
+    /// As for [`append`](Ledger::append); [`LedgerError::InboxConflict`] when one of the rows
+    /// is no longer in the inbox (another writer consumed it), and nothing is appended.
+    pub async fn append_consuming(
+        &mut self,
+        entries: &[NewEntry],
+        consumed: &[i64],
+    ) -> Result<Vec<Entry>, LedgerError> {
         let Some(n_more) = (entries.len() as u64).checked_sub(1) else {
             return Ok(Vec::new());
         };
@@ -125,7 +145,7 @@ impl Ledger {
             return Err(self.full(last_seq.unwrap_or(u64::MAX)));
         }
         let prepared = self.prepare(entries);
-        if let Err(error) = self.insert(&prepared).await {
+        if let Err(error) = self.insert(&prepared, consumed).await {
             // The commit may have happened even though it reported failure: take the head
             // from the database rather than guessing.
             if let Err(reload_error) = self.load_head().await {
@@ -404,8 +424,21 @@ impl Ledger {
         prepared
     }
 
-    /// Inserts `entries` in one transaction and commits it.
-    async fn insert(&self, entries: &[Entry]) -> Result<(), LedgerError> {
+    /// Sets the epoch every later append carries (`None`: no epoch, as a ledger that is not
+    /// replicated). The replica that took the lease sets it before its first append.
+    pub fn set_epoch(&mut self, epoch: Option<i64>) {
+        self.epoch = epoch;
+    }
+
+    /// The epoch appends carry, if any.
+    #[must_use]
+    pub fn epoch(&self) -> Option<i64> {
+        self.epoch
+    }
+
+    /// Inserts `entries` and deletes the inbox rows `consumed` in one transaction and
+    /// commits it.
+    async fn insert(&self, entries: &[Entry], consumed: &[i64]) -> Result<(), LedgerError> {
         with_pool!(&self.backend, pool => {
             let mut transaction = pool
                 .begin()
@@ -421,9 +454,28 @@ impl Ledger {
                     .bind(entry.payload.as_str())
                     .bind(entry.leaf_hash.as_slice())
                     .bind(entry.chain_hash.as_slice())
+                    .bind(self.epoch)
                     .execute(&mut *transaction)
                     .await
                     .map_err(|source| self.insert_error(entry.seq, source))?;
+            }
+            if !consumed.is_empty() {
+                let mut n_deleted = 0;
+                for id in consumed {
+                    n_deleted += sqlx::query(crate::replication::DELETE_INBOX_ROW_SQL)
+                        .bind(*id)
+                        .execute(&mut *transaction)
+                        .await
+                        .map_err(|source| self.query_error("consume inbox rows", source))?
+                        .rows_affected();
+                }
+                if n_deleted != consumed.len() as u64 {
+                    return Err(LedgerError::InboxConflict {
+                        database: self.database.clone(),
+                        expected: consumed.len() as u64,
+                        found: n_deleted,
+                    });
+                }
             }
             transaction
                 .commit()
@@ -472,12 +524,23 @@ impl Ledger {
         }
     }
 
-    /// The error for a failed insert of entry `seq`: a conflict when the seq was taken.
+    /// The error for a failed insert of entry `seq`: a conflict when the seq was taken,
+    /// fenced when the database refused this writer's epoch.
     fn insert_error(&self, seq: u64, source: sqlx::Error) -> LedgerError {
-        let is_conflict = source
-            .as_database_error()
-            .is_some_and(|database_error| database_error.is_unique_violation());
-        if is_conflict {
+        let database_error = source.as_database_error();
+        let is_conflict =
+            database_error.is_some_and(|database_error| database_error.is_unique_violation());
+        let is_fenced = database_error
+            .and_then(|database_error| database_error.code())
+            .is_some_and(|code| code == crate::replication::FENCED_SQLSTATE);
+        if is_fenced {
+            LedgerError::Fenced {
+                database: self.database.clone(),
+                seq,
+                epoch: self.epoch,
+                source,
+            }
+        } else if is_conflict {
             LedgerError::Conflict {
                 database: self.database.clone(),
                 seq,

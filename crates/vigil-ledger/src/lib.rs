@@ -70,7 +70,9 @@
 //! last chain hash) is loaded once by [`Ledger::open`] and kept in memory. A second writer is
 //! not supported; if one appends anyway, the other's next append fails with
 //! [`LedgerError::Conflict`] and reloads the head, rather than forking the chain. Readers may
-//! open the same database at any time.
+//! open the same database at any time. Several replicas of the daemon share one PostgreSQL
+//! ledger through [`replication`]: a lease names the one writer, and the database refuses
+//! (fences) an append from any other.
 //!
 //! # Storage
 //!
@@ -124,6 +126,7 @@ mod location;
 pub mod merkle;
 mod proofs;
 mod read;
+pub mod replication;
 mod stored_checkpoints;
 mod verify;
 

@@ -6,6 +6,7 @@ mod errors;
 mod exporting;
 mod fixture;
 mod reading;
+mod replication;
 mod tamper;
 
 /// Declares one `#[tokio::test]` per conformance case, each on a fresh fixture from `$fixture`.
@@ -58,4 +59,21 @@ mod sqlite {
 
 mod postgres {
     conformance_suite!(crate::fixture::Fixture::postgres);
+}
+
+/// PostgreSQL only: the lease, the fence and the inbox.
+mod replicated {
+    conformance_suite!(@cases crate::fixture::Fixture::postgres;
+        replication::the_lease_has_one_holder_and_a_growing_epoch,
+        replication::the_database_fences_a_deposed_writer,
+        replication::a_lease_expires_by_the_database_clock,
+        replication::inbox_rows_are_consumed_once_by_the_append,
+    );
+}
+
+/// SQLite only.
+mod sqlite_only {
+    conformance_suite!(@cases crate::fixture::Fixture::sqlite;
+        replication::sqlite_is_not_replicable,
+    );
 }
