@@ -20,6 +20,8 @@ mod support;
 
 #[path = "cli/approve.rs"]
 mod approve;
+#[path = "cli/archive.rs"]
+mod archive;
 #[path = "cli/assistant_daemon.rs"]
 mod assistant_daemon;
 #[path = "cli/backtest.rs"]
@@ -36,18 +38,24 @@ mod conformance;
 mod crash;
 #[path = "cli/demo.rs"]
 mod demo;
+#[path = "cli/deploy/mod.rs"]
+mod deploy;
 #[path = "cli/durability.rs"]
 mod durability;
 #[path = "cli/edge.rs"]
 mod edge;
 #[path = "cli/exchanges.rs"]
 mod exchanges;
+#[path = "cli/failover.rs"]
+mod failover;
 #[path = "cli/golden.rs"]
 mod golden;
 #[path = "cli/ledger.rs"]
 mod ledger;
 #[path = "cli/metrics.rs"]
 mod metrics;
+#[path = "cli/observability.rs"]
+mod observability;
 #[path = "cli/people.rs"]
 mod people;
 #[path = "cli/policy.rs"]

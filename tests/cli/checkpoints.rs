@@ -83,7 +83,8 @@ fn the_daemon_signs_stores_and_publishes_checkpoints_that_catch_a_truncated_log(
         "autonomous",
         &format!("admin:\n  tokens_file: \"{}\"\n", tokens_file.display()),
     );
-    // Checkpoints go under `ledger:`, after the SQLite path.
+    // Checkpoints go under `ledger:`, after the SQLite path. Every scrape is recorded on its
+    // own (no batches), so that the ledger grows between two scheduled checkpoints.
     let key = dir.join("ledger.key");
     let published = dir.join("checkpoint.json");
     let config = std::fs::read_to_string(&stack.config).expect("reading the config");
@@ -92,7 +93,7 @@ fn the_daemon_signs_stores_and_publishes_checkpoints_that_catch_a_truncated_log(
     let config = config.replace(
         &sqlite_line,
         &format!(
-            "{sqlite_line}  checkpoint:\n    key_file: \"{}\"\n    interval_secs: 10\n    publish_file: \"{}\"\n    webhook_url: \"http://{webhook}/checkpoints\"\n",
+            "{sqlite_line}  scrape_batch_secs: 0\n  checkpoint:\n    key_file: \"{}\"\n    interval_secs: 10\n    publish_file: \"{}\"\n    webhook_url: \"http://{webhook}/checkpoints\"\n",
             key.display(),
             published.display()
         ),

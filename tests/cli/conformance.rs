@@ -9,6 +9,7 @@
 //! and stepped) and then stepped through the rest of the recorded world's events, writes the
 //! same entries again: the same commands, the same decisions, the same tree head.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -96,17 +97,19 @@ async fn check_scenario(name: &str) {
         "{name}: decisions replayed"
     );
 
+    let session = journal::session_of(&entries[0]).unwrap();
     let SessionRecord::SessionStarted {
         engine_config,
         policies_blob,
         ..
-    } = journal::session_of(&entries[0]).unwrap()
+    } = session.clone()
     else {
         panic!("{name}: the ledger does not open with a session");
     };
     let authorizer = journal::recorded_authorizer(&ledger, &policies_blob)
         .await
         .unwrap();
+    let world = World::read(&ledger, &entries[0], session).await;
     ledger.close().await;
     let Some((end, body)) = entries.split_last() else {
         panic!("{name}: an empty ledger");
@@ -124,7 +127,7 @@ async fn check_scenario(name: &str) {
     for cut in cuts(name, body) {
         let db = dir.join(&format!("cut-{cut}.db"));
         let recovered =
-            recover_and_carry_on(&db, body, end, cut, &engine_config, &authorizer).await;
+            recover_and_carry_on(&db, body, end, cut, &engine_config, &authorizer, &world).await;
         for (original, again) in entries.iter().zip(&recovered) {
             assert_eq!(
                 (original.at_ms, original.kind, &original.payload),
@@ -172,11 +175,48 @@ fn cuts(name: &str, body: &[Entry]) -> Vec<usize> {
     cuts
 }
 
+/// What the simulated world told the engine, as the ledger holds it: every recorded event by
+/// the seq of its entry (a batch of scrapes holds several, each with its time), the series
+/// blobs the batches name, and the session's start (how it records scrapes).
+struct World {
+    events: BTreeMap<u64, Vec<(i64, journal::EventRecord)>>,
+    series_blobs: Vec<Vec<u8>>,
+    session: SessionRecord,
+}
+
+impl World {
+    async fn read(ledger: &Ledger, origin: &Entry, session: SessionRecord) -> World {
+        let mut events: BTreeMap<u64, Vec<(i64, journal::EventRecord)>> = BTreeMap::new();
+        let mut chain = journal::ChainEntries::new(ledger, origin, u64::MAX);
+        while let Some((entry, recorded)) = chain.next().await.unwrap() {
+            if let journal::Recorded::Event(record) = recorded {
+                events
+                    .entry(entry.seq)
+                    .or_default()
+                    .push((entry.at_ms, record));
+            }
+        }
+        let mut series_blobs = Vec::new();
+        for entry in read_all(ledger).await {
+            if let Ok(journal::Recorded::ScrapeBatch(batch)) = journal::decode(&entry) {
+                let blob = ledger.get_blob(&batch.scrape_batch.series_blob).await;
+                series_blobs.push(blob.unwrap().unwrap());
+            }
+        }
+        World {
+            events,
+            series_blobs,
+            session,
+        }
+    }
+}
+
 /// Writes the first `cut` entries of `body` to a fresh ledger, rebuilds the interrupted
 /// session with `vigil::journal::recovery`, carries it on with `vigil::journal::step` as the
 /// daemon would, steps every later event of the world (actions' and pages' answers, scrapes,
-/// pushes, people, ticks: the answers of Cedar are the step's own), appends `end`, and
-/// returns the ledger's entries.
+/// pushes, people, ticks: the answers of Cedar are the step's own) and records it as the
+/// session does (scrapes that issued no command in batches, when it batches), appends `end`,
+/// and returns the ledger's entries.
 async fn recover_and_carry_on(
     db: &Path,
     body: &[Entry],
@@ -184,8 +224,12 @@ async fn recover_and_carry_on(
     cut: usize,
     engine_config: &EngineConfig,
     authorizer: &Authorizer,
+    world: &World,
 ) -> Vec<Entry> {
     let mut ledger = Ledger::open(&sqlite(db)).await.unwrap();
+    for blob in &world.series_blobs {
+        ledger.put_blob(blob).await.unwrap();
+    }
     let prefix: Vec<NewEntry> = body[..cut].iter().map(new_entry).collect();
     ledger.append(&prefix).await.unwrap();
     let resumed = match recovery::resume(&ledger, engine_config).await.unwrap() {
@@ -208,19 +252,34 @@ async fn recover_and_carry_on(
         }
     }
 
-    // Then the world goes on: every later event that Cedar did not answer, stepped.
+    // Then the world goes on: every later event that Cedar did not answer, stepped, and
+    // recorded as the session records (a batch of scrapes is empty between two entries).
+    let mut scrapes = journal::ScrapeBatcher::for_session(&world.session);
     for entry in &body[cut..] {
         if entry.kind != EntryKind::Event || is_decision(entry) {
             continue;
         }
-        let record: journal::EventRecord = serde_json::from_str(&entry.payload).unwrap();
-        let at = Timestamp(entry.at_ms);
-        let taken = journal::step(&mut engine, authorizer, record.event, at);
-        let first_seq = ledger.len() + continued.len() as u64;
-        continued.extend(
-            journal::step_entries(&taken.handled, first_seq, at.0, record.exchanges_blob).unwrap(),
-        );
+        for (at_ms, record) in &world.events[&entry.seq] {
+            let at = Timestamp(*at_ms);
+            let taken = journal::step(&mut engine, authorizer, record.event.clone(), at);
+            let first_seq = ledger.len() + continued.len() as u64;
+            let recorded = scrapes
+                .step_entries(
+                    &taken.handled,
+                    first_seq,
+                    at.0,
+                    record.exchanges_blob.clone(),
+                )
+                .unwrap();
+            for blob in &recorded.blobs {
+                ledger.put_blob(blob).await.unwrap();
+            }
+            continued.extend(recorded.entries);
+        }
     }
+    let mut closed = journal::scrape_batch::BatchedEntries::default();
+    scrapes.close_into(&mut closed).unwrap();
+    continued.extend(closed.entries);
     continued.push(new_entry(end));
     ledger.append(&continued).await.unwrap();
     let entries = read_all(&ledger).await;
@@ -229,7 +288,7 @@ async fn recover_and_carry_on(
 }
 
 fn is_decision(entry: &Entry) -> bool {
-    if entry.kind != EntryKind::Event {
+    if entry.kind != EntryKind::Event || journal::scrape_batch::is_batch_payload(&entry.payload) {
         return false;
     }
     let record: journal::EventRecord = serde_json::from_str(&entry.payload).unwrap();

@@ -79,7 +79,45 @@ pager:
     )
 }
 
+/// Acknowledged pushes per second, and the baseline measured beside them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PushRates {
+    /// `Ledger::append`, one entry per transaction, on the same disk.
+    pub(crate) baseline: f64,
+    /// One client, one push after another.
+    pub(crate) sequential: f64,
+    /// The same pushes from several clients at once.
+    pub(crate) concurrent: f64,
+}
+
 async fn bench(dir: &Path, pushes: usize, clients: usize) -> anyhow::Result<()> {
+    let PushRates {
+        baseline,
+        sequential,
+        concurrent,
+    } = measure(dir, pushes, clients).await?;
+    println!(
+        "daemon: eval pushes acknowledged once durably in the ledger (SQLite WAL, synchronous=FULL)"
+    );
+    println!("  baseline: Ledger::append, one entry per transaction: {baseline:>8.0} appends/s");
+    println!(
+        "  one client, in sequence:      {sequential:>8.0} pushes/s ({:.2}x the baseline)",
+        sequential / baseline
+    );
+    println!(
+        "  {clients} clients at once:          {concurrent:>8.0} pushes/s ({:.2}x the baseline)",
+        concurrent / baseline
+    );
+    Ok(())
+}
+
+/// Runs the measurement in `dir`: the baseline, then the daemon with `pushes` pushes from one
+/// client and as many from `clients` clients.
+pub(crate) async fn measure(
+    dir: &Path,
+    pushes: usize,
+    clients: usize,
+) -> anyhow::Result<PushRates> {
     // The baseline: one entry per transaction, on the same disk.
     let baseline = raw_appends(dir, pushes).await?;
 
@@ -133,20 +171,11 @@ async fn bench(dir: &Path, pushes: usize, clients: usize) -> anyhow::Result<()> 
     let concurrent = (per_client * clients) as f64 / started.elapsed().as_secs_f64();
     cancel.cancel();
     running.await??.close().await;
-
-    println!(
-        "daemon: eval pushes acknowledged once durably in the ledger (SQLite WAL, synchronous=FULL)"
-    );
-    println!("  baseline: Ledger::append, one entry per transaction: {baseline:>8.0} appends/s");
-    println!(
-        "  one client, in sequence:      {sequential:>8.0} pushes/s ({:.2}x the baseline)",
-        sequential / baseline
-    );
-    println!(
-        "  {clients} clients at once:          {concurrent:>8.0} pushes/s ({:.2}x the baseline)",
-        concurrent / baseline
-    );
-    Ok(())
+    Ok(PushRates {
+        baseline,
+        sequential,
+        concurrent,
+    })
 }
 
 async fn raw_appends(dir: &Path, n: usize) -> anyhow::Result<f64> {
@@ -169,7 +198,7 @@ async fn raw_appends(dir: &Path, n: usize) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
-async fn wait_ready(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+pub(crate) async fn wait_ready(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
     for _ in 0..200 {
         if let Ok(response) = client.get(url).send().await
             && response.status().is_success()
@@ -181,7 +210,7 @@ async fn wait_ready(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
     anyhow::bail!("the daemon never became ready at {url}")
 }
 
-async fn push(client: &reqwest::Client, url: &str, case: &str) -> anyhow::Result<()> {
+pub(crate) async fn push(client: &reqwest::Client, url: &str, case: &str) -> anyhow::Result<()> {
     let body = serde_json::json!({"results": [{
         "suite": "bench", "case": case, "passed": true, "model": "m",
         "prompt_name": "p", "prompt_version": "v1"

@@ -213,7 +213,7 @@ async fn verify_time(location: &LedgerLocation, n: usize, batch: usize) -> anyho
 
 /// Drops the benchmark's schema (its name is ours: `vigil_bench_<pid>`); a failure is
 /// reported, not fatal.
-async fn drop_schema(url: &str, schema: &str) {
+pub(crate) async fn drop_schema(url: &str, schema: &str) {
     use sqlx::{Connection as _, Executor as _};
     let dropped = async {
         let mut connection = sqlx::PgConnection::connect(url).await?;

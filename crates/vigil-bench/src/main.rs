@@ -16,7 +16,9 @@ mod daemon;
 mod detectors;
 mod diagnosis;
 mod edge;
+mod leader;
 mod ledger;
+mod ledger_bytes;
 mod ledger_size;
 mod parse;
 mod replay;
@@ -64,6 +66,11 @@ const BENCHMARKS: &[Benchmark] = &[
         run: ledger::run,
     },
     Benchmark {
+        name: "ledger-bytes",
+        about: ledger_bytes::ABOUT,
+        run: ledger_bytes::run,
+    },
+    Benchmark {
         name: "ledger-size",
         about: ledger_size::ABOUT,
         run: ledger_size::run,
@@ -72,6 +79,11 @@ const BENCHMARKS: &[Benchmark] = &[
         name: "daemon",
         about: daemon::ABOUT,
         run: daemon::run,
+    },
+    Benchmark {
+        name: "leader",
+        about: leader::ABOUT,
+        run: leader::run,
     },
     Benchmark {
         name: "edge",

@@ -1,10 +1,12 @@
 //! Everything vigil uses to talk to the world: secrets, the HTTP client, Prometheus scrapes,
 //! the action targets (LiteLLM's admin API, Langfuse's prompt labels, generic HTTP calls),
-//! webhook pagers and the checkpoint webhook. Every error names what it talked to, never a secret.
+//! webhook pagers, the checkpoint webhook and the heartbeat. Every error names what it talked
+//! to, never a secret.
 
 pub mod checkpoint_webhook;
 mod error;
 pub mod exchange;
+pub mod heartbeat;
 pub mod http;
 pub mod http_action;
 pub mod jwks;
@@ -18,6 +20,7 @@ pub mod secret;
 
 pub use checkpoint_webhook::CheckpointWebhook;
 pub use error::ConnectorError;
+pub use heartbeat::Heartbeat;
 pub use http_action::{HttpCallOutcome, HttpCaller, HttpHeaderValue, HttpMethod, HttpRequestSpec};
 pub use langfuse::{LangfuseClient, PromptVersion};
 pub use litellm::{AdminClient, Fallbacks, KeyState, KeyUpdate, Limit, TeamState};

@@ -17,6 +17,7 @@ pub mod numeric;
 pub mod people;
 pub mod problem;
 pub mod runbook;
+pub mod scrape_codec;
 pub mod signal;
 pub mod store;
 pub mod template;

@@ -136,6 +136,16 @@ pub enum LedgerError {
         /// The seq that does not fit.
         seq: u64,
     },
+    /// An archive the ledger cannot make or read: a cut outside its live entries, a segment
+    /// file that exists already, a segment that does not verify or does not continue the one
+    /// before it.
+    #[error("ledger `{database}`: {reason}")]
+    Archive {
+        /// Where the ledger is.
+        database: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A blob was asked for by something that is not a lowercase hex SHA-256.
     #[error("invalid blob hash `{hash}`: expected 64 lowercase hex digits")]
     InvalidBlobHash {

@@ -96,6 +96,22 @@ pub fn blob_hash(content: &[u8]) -> String {
     hex::encode(Sha256::digest(content))
 }
 
+/// The blob hashes a payload refers to: the 64 lowercase hex digits that follow a
+/// `"..._blob":"` key, by the ledger's naming convention for content-addressed references.
+pub(crate) fn blob_references(payload: &str) -> impl Iterator<Item = &str> {
+    payload
+        .match_indices("_blob\":\"")
+        .filter_map(move |(at, marker)| {
+            let start = at + marker.len();
+            let hash = payload.get(start..start + 64)?;
+            let is_hash = hash
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+                && payload.get(start + 64..start + 65) == Some("\"");
+            is_hash.then_some(hash)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::{

@@ -2,8 +2,7 @@
 
 use crate::backend::{
     Backend, INSERT_BLOB, INSERT_CHECKPOINT, INSERT_ENTRY, RawEntry, SELECT_BLOB,
-    SELECT_FOR_INCIDENT, SELECT_HEAD, SELECT_LAST_OF_KIND, SELECT_LEAVES_FROM_SEQ, hash_column,
-    stored_seq, with_pool,
+    SELECT_FOR_INCIDENT, SELECT_HEAD, SELECT_LAST_OF_KIND, hash_column, stored_seq, with_pool,
 };
 use crate::canonical::canonical_json;
 use crate::entry::{Entry, EntryKind, NewEntry};
@@ -339,14 +338,10 @@ impl Ledger {
         // Bounded by the number of entries: every page moves past at least one.
         while frontier.size() < self.next_seq {
             let from = i64::try_from(frontier.size()).unwrap_or(i64::MAX);
-            let page: Vec<(i64, Vec<u8>)> = with_pool!(&self.backend, pool => {
-                sqlx::query_as(SELECT_LEAVES_FROM_SEQ)
-                    .bind(from)
-                    .bind(i64::from(crate::VERIFY_PAGE_ROWS))
-                    .fetch_all(pool)
-                    .await
-            })
-            .map_err(|source| self.query_error("load the leaf hashes", source))?;
+            // The archived entries' leaf hashes first (`archive.rs`), then the live ones'.
+            let page = self
+                .leaves_page(from, i64::from(crate::VERIFY_PAGE_ROWS))
+                .await?;
             if page.is_empty() {
                 break;
             }
@@ -379,8 +374,8 @@ impl Ledger {
         })
         .map_err(|source| self.query_error("load the head", source))?;
         let Some((seq, chain_hash)) = head else {
-            self.next_seq = 0;
-            self.head_chain_hash = GENESIS_CHAIN_HASH;
+            // No live entry: the log starts, or carries on after its archived prefix.
+            (self.next_seq, self.head_chain_hash) = self.head_after_prefix().await?;
             return Ok(());
         };
         let seq_hint = u64::try_from(seq).unwrap_or_default();

@@ -82,6 +82,15 @@
 //! ledger). On PostgreSQL the ledger lives in the schema named by
 //! [`LedgerLocation::Postgres`], created if missing.
 
+//! # Retention
+//!
+//! A prefix of the log can be moved to an archive segment, a SQLite ledger file that
+//! verifies on its own ([`Ledger::write_segment`]), and removed from the live ledger
+//! ([`Ledger::archive_prefix`]), which keeps the archived entries' leaf hashes and the chain
+//! hash at the cut ([`ArchivedPrefix`]). [`Ledger::verify`] then streams the kept leaf hashes
+//! into the tree and checks the live entries from the cut on: the tree head, the heads at the
+//! stored checkpoints' sizes and every proof stay those of the whole log. See `archive.rs`.
+
 //! # Memory
 //!
 //! Whole-ledger reads hold one page of entries at a time, bounded by bytes as well as rows:
@@ -114,6 +123,7 @@
 //! entry, `verify` peaks at 113 to 121 MB. The `vigil` crate's `commands::ledger` module has every
 //! command.
 
+mod archive;
 mod backend;
 mod canonical;
 pub mod checkpoint;
@@ -130,6 +140,7 @@ pub mod replication;
 mod stored_checkpoints;
 mod verify;
 
+pub use archive::{ArchivedPrefix, Segment};
 pub use canonical::canonical_json;
 pub use entry::{Entry, EntryKind, NewEntry};
 pub use error::LedgerError;

@@ -2,7 +2,7 @@
 //! entry's inclusion proof and the consistency proof between two tree sizes, holding O(log n)
 //! hashes and one page of leaf hashes, whatever the log's size.
 
-use crate::backend::{SELECT_LEAVES_FROM_SEQ, hash_column, with_pool};
+use crate::backend::hash_column;
 use crate::merkle::{Frontier, RangeHeads, consistency_ranges, inclusion_ranges};
 use crate::{Ledger, LedgerError, VERIFY_PAGE_ROWS};
 
@@ -130,14 +130,10 @@ impl Ledger {
             let remaining = up_to - next;
             let limit = u64::from(VERIFY_PAGE_ROWS).min(remaining);
             let from = i64::try_from(next).unwrap_or(i64::MAX);
-            let page: Vec<(i64, Vec<u8>)> = with_pool!(&self.backend, pool => {
-                sqlx::query_as(SELECT_LEAVES_FROM_SEQ)
-                    .bind(from)
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .fetch_all(pool)
-                    .await
-            })
-            .map_err(|source| self.query_error("read the leaf hashes", source))?;
+            // The archived entries' leaf hashes first (`archive.rs`), then the live ones'.
+            let page = self
+                .leaves_page(from, i64::try_from(limit).unwrap_or(i64::MAX))
+                .await?;
             if page.is_empty() {
                 return Ok(false);
             }

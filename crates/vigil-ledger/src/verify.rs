@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::fmt;
 
+use crate::archive::ArchivedPrefix;
 use crate::backend::{RawEntry, hash_column, stored_seq};
 use crate::checkpoint::Checkpoint;
 use crate::hash::{GENESIS_CHAIN_HASH, chain_hash, entry_leaf_hash};
@@ -85,6 +86,9 @@ pub enum ProblemReason {
         /// The blob's hash.
         hash: String,
     },
+    /// The leaf hashes kept for the archived entries (`archive.rs`) do not run from seq 0 to
+    /// the archived prefix's end, or one is malformed.
+    ArchiveMismatch(String),
 }
 
 impl fmt::Display for VerifyProblem {
@@ -116,6 +120,12 @@ impl fmt::Display for VerifyProblem {
                 formatter,
                 "entry {seq} refers to blob {hash}, whose stored content was changed"
             ),
+            ProblemReason::ArchiveMismatch(reason) => {
+                write!(
+                    formatter,
+                    "the archived prefix does not hold at seq {seq}: {reason}"
+                )
+            }
         }
     }
 }
@@ -264,6 +274,15 @@ impl Ledger {
             self.load_checkpoints(i64::MIN, 0, &mut pending).await?;
             verifier.meet_checkpoints(&mut pending, hooks);
         }
+        // The archived entries' leaf hashes come first, then the live entries carry on from
+        // the archived prefix's chain hash.
+        if let Some(prefix) = self.archived_prefix().await?
+            && let Err(problem) = self
+                .stream_archived(&mut verifier, &prefix, &mut pending, hooks)
+                .await?
+        {
+            return Ok((verifier.report(Some(problem)), verifier.heads));
+        }
         // Starting below zero makes a row moved to a negative seq show up as malformed.
         let mut from_seq = Some(i64::MIN);
         // Bounded: every page moves `from_seq` past at least one seq, or ends the pass.
@@ -296,6 +315,45 @@ impl Ledger {
         }
         let problem = blobs.first_problem.take();
         Ok((verifier.report(problem), verifier.heads))
+    }
+
+    /// Streams the leaf hashes kept for the archived prefix into the pass, a page at a time,
+    /// meeting the checkpoints of their sizes; the inner `Err` is the first problem.
+    async fn stream_archived(
+        &self,
+        verifier: &mut Verifier,
+        prefix: &ArchivedPrefix,
+        pending: &mut VecDeque<Checkpoint>,
+        hooks: &mut dyn PassHooks,
+    ) -> Result<Result<(), VerifyProblem>, LedgerError> {
+        let mut from = 0_i64;
+        // Bounded: every page moves `from` past at least one leaf, or ends the stream.
+        loop {
+            let page = self
+                .archived_leaves_page(from, i64::from(crate::VERIFY_PAGE_ROWS))
+                .await?;
+            let Some(&(last, _)) = page.last() else {
+                break;
+            };
+            if hooks.wants_checkpoints() {
+                let reach = verifier.expected_seq.saturating_add(page.len() as u64);
+                let after = i64::try_from(verifier.expected_seq).unwrap_or(i64::MAX);
+                let up_to = i64::try_from(reach).unwrap_or(i64::MAX);
+                self.load_checkpoints(after, up_to, pending).await?;
+            }
+            for (seq, leaf_hash) in &page {
+                match verifier.archived_leaf(*seq, leaf_hash) {
+                    Ok(leaf) => {
+                        hooks.leaf(&leaf)?;
+                        verifier.meet_checkpoints(pending, hooks);
+                    }
+                    Err(problem) => return Ok(Err(problem)),
+                }
+            }
+            pending.clear();
+            from = last.saturating_add(1);
+        }
+        Ok(verifier.after_prefix(prefix))
     }
 
     /// Appends the stored checkpoints with `after < tree_size <= up_to` to `pending`, a page
@@ -393,22 +451,6 @@ struct BlobChecks {
     first_problem: Option<VerifyProblem>,
 }
 
-/// The blob hashes a payload refers to: the 64 lowercase hex digits that follow a
-/// `"..._blob":"` key, by the ledger's naming convention for content-addressed references.
-fn blob_references(payload: &str) -> impl Iterator<Item = &str> {
-    payload
-        .match_indices("_blob\":\"")
-        .filter_map(move |(at, marker)| {
-            let start = at + marker.len();
-            let hash = payload.get(start..start + 64)?;
-            let is_hash = hash
-                .bytes()
-                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
-                && payload.get(start + 64..start + 65) == Some("\"");
-            is_hash.then_some(hash)
-        })
-}
-
 /// An intact row, as the pass needs it after the check.
 struct CheckedRow {
     seq: u64,
@@ -465,6 +507,44 @@ impl Verifier {
         }
     }
 
+    /// Takes the next leaf hash kept for an archived entry, in seq order.
+    fn archived_leaf(&mut self, seq: i64, leaf_hash: &[u8]) -> Result<[u8; 32], VerifyProblem> {
+        let expected = self.expected_seq;
+        let problem = |reason: String| VerifyProblem {
+            seq: expected,
+            reason: ProblemReason::ArchiveMismatch(reason),
+        };
+        if stored_seq(seq).ok() != Some(expected) {
+            return Err(problem(format!(
+                "the kept leaf hashes skip from seq {expected} to {seq}"
+            )));
+        }
+        let leaf = hash_column("leaf_hash", leaf_hash).map_err(problem)?;
+        self.frontier.push(leaf);
+        if self.wanted.contains(&self.frontier.size()) {
+            self.heads
+                .insert(self.frontier.size(), self.frontier.root());
+        }
+        self.expected_seq = expected + 1;
+        Ok(leaf)
+    }
+
+    /// Carries on after the archived prefix: the kept leaf hashes must end where it does, and
+    /// the first live entry must link to its chain hash.
+    fn after_prefix(&mut self, prefix: &ArchivedPrefix) -> Result<(), VerifyProblem> {
+        if self.expected_seq != prefix.n_entries {
+            return Err(VerifyProblem {
+                seq: self.expected_seq,
+                reason: ProblemReason::ArchiveMismatch(format!(
+                    "{} entries were archived but {} leaf hashes are kept",
+                    prefix.n_entries, self.expected_seq
+                )),
+            });
+        }
+        self.previous_chain_hash = prefix.chain_hash;
+        Ok(())
+    }
+
     /// Checks the next row in seq order.
     fn check(&mut self, row: Result<RawEntry, RowError>) -> Result<CheckedRow, VerifyProblem> {
         let expected = self.expected_seq;
@@ -514,7 +594,9 @@ impl Verifier {
         Ok(CheckedRow {
             seq,
             leaf_hash,
-            blob_refs: blob_references(&raw.payload).map(str::to_owned).collect(),
+            blob_refs: crate::hash::blob_references(&raw.payload)
+                .map(str::to_owned)
+                .collect(),
         })
     }
 

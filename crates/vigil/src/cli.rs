@@ -125,6 +125,10 @@ enum CliCommand {
         /// The config file whose policies `--with-current-policies` uses.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The archive folder (`vigil ledger archive --out`): an incident the ledger no longer
+        /// holds is replayed from its segment; `--all` replays every segment, then the ledger.
+        #[arg(long)]
+        archive: Option<PathBuf>,
     },
     /// Show who the daemon's admin API authenticates you as: name, credential, groups, roles.
     Whoami {
@@ -420,6 +424,31 @@ enum LedgerCommand {
         /// `--checkpoint`'s).
         #[arg(long, requires = "db")]
         public_key: Option<String>,
+        /// Also the archive segments in this folder (`vigil ledger archive --out`): each must
+        /// verify and carry on where the one before it ends, and the last end where the
+        /// ledger carries on.
+        #[arg(long, requires = "db")]
+        archive: Option<PathBuf>,
+    },
+    /// Move the session chains that ended before a time to a segment file in `--out` (a
+    /// SQLite ledger of its own, with the blobs and checkpoints they need and a consistency
+    /// proof to the live ledger), and remove them from the ledger, which keeps their leaf
+    /// hashes: verify, checkpoints and proofs carry on. `docs/archive.md` says how to replay
+    /// from a segment.
+    Archive {
+        #[command(flatten)]
+        db: DbOpts,
+        /// Archive what ended before this: an RFC 3339 time, or a time ago (`90d`).
+        #[arg(long)]
+        before: String,
+        /// The archive folder (created if missing); segments are never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also remove from the ledger the blobs that only archived entries name (the segment
+        /// keeps them). Only while no daemon writes to the ledger: one may be about to name
+        /// the same blob again (a session's unchanged config).
+        #[arg(long)]
+        release_blobs: bool,
     },
     /// Sign a checkpoint of the ledger's current tree head with an Ed25519 key (created, mode
     /// 0600, when the file does not exist), and write it to `--out`.
@@ -543,12 +572,18 @@ pub fn main() -> ExitCode {
                         export,
                         checkpoint,
                         public_key,
+                        archive,
                     },
             } => match (db, export, checkpoint, proof) {
                 (_, _, _, Some(proof)) => ledger::verify_proof(&proof),
                 (_, Some(export), _, None) => ledger::verify_export(&export),
                 (Some(db), None, checkpoint, None) => {
                     let db = ledger::location_of(&db, schema.as_deref())?;
+                    if let Some(dir) = archive
+                        && !ledger::verify_segments(&dir, &db).await?
+                    {
+                        return Ok(ExitCode::FAILURE);
+                    }
                     ledger::verify(&db, public_key.as_deref(), checkpoint.as_deref()).await
                 }
                 (None, None, _, None) => Ok(ExitCode::from(2)),
@@ -572,6 +607,22 @@ pub fn main() -> ExitCode {
             CliCommand::Ledger {
                 command: LedgerCommand::Export { db, out },
             } => ledger::export(&db.location()?, &out).await,
+            CliCommand::Ledger {
+                command:
+                    LedgerCommand::Archive {
+                        db,
+                        before,
+                        out,
+                        release_blobs,
+                    },
+            } => {
+                let before_ms = ledger::parse_since(&before).map_err(|_| {
+                    anyhow::anyhow!(
+                        "--before `{before}`: neither a time ago (90d) nor an RFC 3339 time"
+                    )
+                })?;
+                ledger::archive(&db.location()?, before_ms, &out, release_blobs).await
+            }
             CliCommand::Ledger {
                 command:
                     LedgerCommand::Prove {
@@ -627,6 +678,7 @@ pub fn main() -> ExitCode {
                 policies,
                 with_current_policies,
                 config,
+                archive,
             } => {
                 let scope = incident.map_or(replay::Scope::All, replay::Scope::Incident);
                 let alternative = match (policies, config.filter(|_| with_current_policies)) {
@@ -634,7 +686,13 @@ pub fn main() -> ExitCode {
                     (None, Some(config)) => Some(replay::policies_of_config(&config)?),
                     (None, None) => None,
                 };
-                replay::run(&db.location()?, &scope, alternative.as_ref()).await
+                replay::run(
+                    &db.location()?,
+                    &scope,
+                    alternative.as_ref(),
+                    archive.as_deref(),
+                )
+                .await
             }
             CliCommand::Whoami { admin } => human::whoami(&admin.args()).await,
             CliCommand::AdminToken {

@@ -70,12 +70,24 @@ impl Ledger {
     ///
     /// # Errors
     ///
-    /// The outer error when the database or the scratch file fails; the inner one is the
+    /// The outer error when the database or the scratch file fails, or
+    /// [`LedgerError::Archive`] when the ledger's beginning was archived; the inner one is the
     /// report of a log that does not verify (its `first_problem` is set).
     pub async fn export_tree(
         &self,
         scratch: &Path,
     ) -> Result<Result<ExportTree, VerifyReport>, LedgerError> {
+        // An export is checked offline from the first entry's chain hash on: a ledger whose
+        // beginning was archived is exported segment by segment, from the first.
+        if let Some(prefix) = self.archived_prefix().await? {
+            return Err(LedgerError::Archive {
+                database: self.database.clone(),
+                reason: format!(
+                    "its first {} entries are archived; an export starts at the first entry: export the archive's first segment, and check the others with `vigil ledger verify --archive`",
+                    prefix.n_entries
+                ),
+            });
+        }
         let shown = scratch.display().to_string();
         let builder =
             DiskTreeBuilder::create(scratch).map_err(|source| scratch_error(&shown, source))?;

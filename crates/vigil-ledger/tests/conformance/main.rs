@@ -1,6 +1,7 @@
 //! The ledger's conformance suite: every case is written once, in `cases` and `tamper`, and
 //! run against SQLite and against PostgreSQL (`VIGIL_TEST_DATABASE_URL`).
 
+mod archiving;
 mod cases;
 mod errors;
 mod exporting;
@@ -38,6 +39,7 @@ macro_rules! conformance_suite {
             tamper::forgeries_with_recomputed_hashes_are_detected,
             tamper::tampering_the_tail_is_not_detected_without_a_checkpoint,
             tamper::malformed_rows_are_errors_not_panics,
+            archiving::an_archived_prefix_keeps_the_tree_checkpoints_and_proofs,
         );
     };
     (@cases $fixture:path; $($module:ident :: $case:ident),* $(,)?) => {

@@ -46,9 +46,59 @@ pub enum Scope {
     All,
 }
 
-/// `vigil replay --db PATH (--incident ID | --all) [--policies DIR]`: exit 0 when every
-/// command matches, 1 otherwise. Decision diffs against other policies do not fail it.
+/// `vigil replay --db PATH (--incident ID | --all) [--policies DIR] [--archive DIR]`: exit 0
+/// when every command matches, 1 otherwise. Decision diffs against other policies do not
+/// fail it. With an archive, an incident the ledger no longer holds is replayed from the
+/// segment that holds it (a segment holds whole session chains), and `--all` replays every
+/// segment, then the ledger.
 pub async fn run(
+    db: &vigil_ledger::LedgerLocation,
+    scope: &Scope,
+    alternative: Option<&Alternative>,
+    archive: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let Some(dir) = archive else {
+        return run_one(db, scope, alternative).await;
+    };
+    let mut ledgers = Vec::new();
+    match scope {
+        Scope::Incident(incident_id) => {
+            let live = open_location(db).await?;
+            let held = live.has_incident(incident_id).await;
+            live.close().await;
+            let segment = match held? {
+                true => None,
+                false => crate::journal::segment_of_incident(dir, incident_id).await?,
+            };
+            match segment {
+                Some(path) => {
+                    println!("incident {incident_id} is archived in {}", path.display());
+                    ledgers.push(vigil_ledger::LedgerLocation::Sqlite { path });
+                }
+                None => ledgers.push(db.clone()),
+            }
+        }
+        Scope::All => {
+            for path in crate::journal::segments_in(dir)? {
+                ledgers.push(vigil_ledger::LedgerLocation::Sqlite { path });
+            }
+            ledgers.push(db.clone());
+        }
+    }
+    let mut code = ExitCode::SUCCESS;
+    for ledger in &ledgers {
+        if ledgers.len() > 1 {
+            println!("ledger `{ledger}`:");
+        }
+        if run_one(ledger, scope, alternative).await? != ExitCode::SUCCESS {
+            code = ExitCode::FAILURE;
+        }
+    }
+    Ok(code)
+}
+
+/// Replays `scope` in one ledger and prints the report.
+async fn run_one(
     db: &vigil_ledger::LedgerLocation,
     scope: &Scope,
     alternative: Option<&Alternative>,

@@ -180,6 +180,9 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("listening on {address}"))?;
+    if let Some(replication) = bundle.config.replication.clone() {
+        return serve_replica(config, bundle, resources, location, listener, replication).await;
+    }
     let created = NewLedgerFile::before_opening(&location);
     let ledger = match Ledger::open(&location).await {
         Ok(ledger) => ledger,
@@ -211,15 +214,7 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
     );
     // SIGTERM is taken over before the startup line says vigil is up, so that a stop asked
     // for as soon as it is up does not meet the default action (an abrupt end).
-    #[cfg(unix)]
-    let signals = {
-        use tokio::signal::unix::{SignalKind, signal};
-        signal(SignalKind::terminate()).and_then(|terminate| {
-            signal(SignalKind::interrupt()).map(|interrupt| (terminate, interrupt))
-        })
-    };
-    #[cfg(not(unix))]
-    let signals = ();
+    let signals = termination_signals();
     if let Some(address) = daemon.local_addr() {
         // The address stays last on the line: scripts and tests read it from there.
         say(&format!(
@@ -236,6 +231,71 @@ pub async fn run(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Ex
     say("vigil stopped");
     Ok(ExitCode::SUCCESS)
 }
+
+/// `vigil serve` as one of several replicas of one PostgreSQL ledger (`daemon/replica/`).
+async fn serve_replica(
+    config: &Path,
+    bundle: bundle::Bundle,
+    resources: Resources,
+    location: LedgerLocation,
+    listener: tokio::net::TcpListener,
+    replication: crate::config::replication::ReplicationConfig,
+) -> anyhow::Result<ExitCode> {
+    let scheme = if resources.terminates_tls() {
+        "https"
+    } else {
+        "http"
+    };
+    let address = listener
+        .local_addr()
+        .context("reading the listener's address")?;
+    let identity = crate::daemon::replica::Identity::resolve(&replication, address, scheme)?;
+    let signals = termination_signals();
+    // The address stays last on the line: scripts and tests read it from there.
+    say(&format!(
+        "vigil serving as replica {} on {scheme}://{address}",
+        crate::logsafe::Escaped(&identity.id)
+    ));
+    let cancel = CancellationToken::new();
+    drop(tokio::spawn(shutdown_on_signal(signals, cancel.clone())));
+    let config_path = config.to_path_buf();
+    let prepare: crate::daemon::replica::Prepare = Box::new(move || {
+        let bundle = bundle::load(&config_path)
+            .map_err(|problems| anyhow::anyhow!("the config no longer loads:\n{problems}"))?;
+        let resources = Resources::resolve(&bundle.config)?;
+        Ok((bundle, resources))
+    });
+    let replica = crate::daemon::replica::Replica {
+        identity,
+        config: replication,
+        location,
+        listener,
+        clock: Clock::system(),
+        options: DaemonOptions {
+            reload_on_sighup: true,
+            ..DaemonOptions::default()
+        },
+        resources,
+        bundle,
+    };
+    replica.run(prepare, cancel).await?;
+    say("vigil stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM and SIGINT, taken over (before the startup line says vigil is up, so that a stop
+/// asked for as soon as it is up does not meet the default action, an abrupt end).
+#[cfg(unix)]
+fn termination_signals()
+-> std::io::Result<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::terminate()).and_then(|terminate| {
+        signal(SignalKind::interrupt()).map(|interrupt| (terminate, interrupt))
+    })
+}
+
+#[cfg(not(unix))]
+fn termination_signals() {}
 
 /// A SQLite ledger file that `serve` is about to create: removed again if the start fails
 /// before the daemon records anything, so a failed start leaves no empty ledger.

@@ -8,8 +8,10 @@ pub mod assistant;
 pub mod autonomy;
 mod demand;
 mod detectors;
+pub mod heartbeat;
 mod lines;
 pub mod raw;
+pub mod replication;
 pub mod server;
 pub mod topology;
 mod validate;
@@ -122,3 +124,5 @@ mod tests;
 
 #[cfg(test)]
 mod anomaly_tests;
+#[cfg(test)]
+mod replication_tests;

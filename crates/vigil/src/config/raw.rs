@@ -70,6 +70,10 @@ pub struct RawConfig {
     /// The topology of the stack beyond what the signals show, and how findings group by it.
     #[serde(default)]
     pub topology: super::topology::RawTopology,
+    /// A dead man's switch: a heartbeat POSTed to a URL every interval; off when absent.
+    pub heartbeat: Option<super::heartbeat::RawHeartbeat>,
+    /// Several replicas against one PostgreSQL ledger, one leading; off when absent.
+    pub replication: Option<super::replication::RawReplication>,
 }
 
 fn default_environment() -> String {
@@ -104,6 +108,15 @@ pub struct RawLedger {
     pub postgres_schema: Option<String>,
     /// Signed checkpoints of the ledger's tree head (off when absent).
     pub checkpoint: Option<RawCheckpoint>,
+    /// Scrapes that issued no command are recorded together, compactly, in batches that
+    /// span at most this many seconds (default 600, at most 3600); 0 records every scrape in
+    /// an entry of its own, as JSON. A crash forgets the open batch (never a decision).
+    #[serde(default = "default_scrape_batch_secs")]
+    pub scrape_batch_secs: u64,
+}
+
+fn default_scrape_batch_secs() -> u64 {
+    600
 }
 
 /// Signed checkpoints: what signs them, how often, and where copies go.

@@ -39,6 +39,9 @@ pub struct Config {
     pub ledger: LedgerSetting,
     /// Signed checkpoints of the ledger, when enabled.
     pub checkpoint: Option<CheckpointConfig>,
+    /// The span of a batch of scrapes in the ledger, in seconds; 0 when scrapes are not
+    /// batched.
+    pub scrape_batch_secs: u64,
     /// The policies folder.
     pub policies_dir: PathBuf,
     /// The runbooks folder.
@@ -76,6 +79,29 @@ pub struct Config {
     /// The LLM assistant that investigates incidents, when configured (`enabled` says
     /// whether `vigil serve` runs it).
     pub assistant: Option<super::assistant::AssistantSettings>,
+    /// The dead man's switch, when configured.
+    pub heartbeat: Option<super::heartbeat::HeartbeatConfig>,
+    /// Replicas with a fenced leader, when configured.
+    pub replication: Option<super::replication::ReplicationConfig>,
+}
+
+impl Config {
+    /// The longest any action's call may take (LiteLLM admin calls, Langfuse, the HTTP
+    /// action; 10 s when none is configured).
+    #[must_use]
+    pub fn longest_action_timeout(&self) -> Duration {
+        let admin = self
+            .sources
+            .iter()
+            .filter_map(|source| source.admin.as_ref().map(|admin| admin.timeout));
+        let langfuse = self.actions.langfuse.iter().map(|project| project.timeout);
+        let http = self.actions.http.iter().map(|http| http.timeout);
+        admin
+            .chain(langfuse)
+            .chain(http)
+            .max()
+            .unwrap_or(Duration::from_secs(10))
+    }
 }
 
 /// Where the ledger lives.
@@ -226,6 +252,7 @@ pub fn validate(
     if raw.environment.trim().is_empty() {
         problems.push("environment", "must not be empty");
     }
+    let on_postgres = raw.ledger.postgres_url.is_some();
     let ledger = match (raw.ledger.sqlite_path, raw.ledger.postgres_url) {
         (Some(path), None) => {
             if raw.ledger.postgres_schema.is_some() {
@@ -269,6 +296,12 @@ pub fn validate(
             allow_key_in_git_tree: raw.allow_key_in_git_tree,
         }
     });
+    if raw.ledger.scrape_batch_secs > 3_600 {
+        problems.push(
+            "ledger.scrape_batch_secs",
+            "must be at most 3600 (an hour); 0 records every scrape on its own",
+        );
+    }
     if raw.max_concurrent_scrapes == 0 {
         problems.push("max_concurrent_scrapes", "must be at least 1");
     }
@@ -450,6 +483,7 @@ pub fn validate(
         server: server::validate_server(&mut problems, raw.server, base_dir),
         ledger,
         checkpoint,
+        scrape_batch_secs: raw.ledger.scrape_batch_secs,
         policies_dir: base_dir.join(raw.policies_dir),
         runbooks_dir: base_dir.join(raw.runbooks_dir),
         max_concurrent_scrapes: raw.max_concurrent_scrapes,
@@ -472,7 +506,26 @@ pub fn validate(
         admin: admin::validate_admin(&mut problems, raw.admin, base_dir),
         topology: super::topology::validate_topology(&mut problems, raw.topology),
         assistant: super::assistant::validate_assistant(&mut problems, assistant, base_dir),
+        heartbeat: super::heartbeat::validate_heartbeat(&mut problems, raw.heartbeat, base_dir),
+        replication: super::replication::validate_replication(
+            &mut problems,
+            raw.replication,
+            on_postgres,
+        ),
     };
+    if let Some(replication) = &config.replication {
+        let longest = config.longest_action_timeout();
+        if replication.lease < longest + replication.renew_every {
+            problems.push(
+                "replication.lease_secs",
+                format!(
+                    "must be at least the longest action timeout ({} s) plus renew_every_secs ({} s): a leader acts only while its lease outlives the call",
+                    longest.as_secs(),
+                    replication.renew_every.as_secs()
+                ),
+            );
+        }
+    }
     let config = Config {
         people: config
             .admin

@@ -9,6 +9,7 @@
 //! checkpoint tries again.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -20,6 +21,7 @@ use vigil_core::Timestamp;
 use vigil_ledger::Ledger;
 use vigil_ledger::checkpoint::Checkpoint;
 
+use super::telemetry::Telemetry;
 use crate::checkpoints;
 use crate::config::CheckpointConfig;
 
@@ -36,6 +38,8 @@ pub(crate) struct Checkpointer {
     /// The tree size of the last checkpoint taken.
     last_size: Option<u64>,
     tracker: TaskTracker,
+    /// Counts checkpoints and publication failures, and shows the checkpoint's age.
+    telemetry: Arc<Telemetry>,
 }
 
 impl Checkpointer {
@@ -45,7 +49,11 @@ impl Checkpointer {
     ///
     /// When the key cannot be read or created: the config asked for checkpoints, so the
     /// daemon must not run without them.
-    pub(crate) fn new(config: &CheckpointConfig, tracker: TaskTracker) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        config: &CheckpointConfig,
+        tracker: TaskTracker,
+        telemetry: Arc<Telemetry>,
+    ) -> anyhow::Result<Self> {
         let place = if config.allow_key_in_git_tree {
             checkpoints::KeyPlace::Anywhere
         } else {
@@ -57,6 +65,7 @@ impl Checkpointer {
             every_secs = config.interval.as_secs(),
             "ledger checkpoints are signed"
         );
+        telemetry.checkpoints_on(config.interval);
         Ok(Checkpointer {
             key,
             interval: config.interval,
@@ -69,6 +78,7 @@ impl Checkpointer {
                 .context("preparing the checkpoint webhook")?,
             last_size: None,
             tracker,
+            telemetry,
         })
     }
 
@@ -88,9 +98,18 @@ impl Checkpointer {
     ) -> anyhow::Result<Option<Checkpoint>> {
         let size = ledger.tree_head().map(|(size, _)| size);
         if !force && size.is_some() && size == self.last_size {
+            // The last checkpoint still covers the ledger's head.
+            self.telemetry.checkpoint_covered(false);
             return Ok(None);
         }
-        let checkpoint = checkpoints::take(ledger, &self.key, now.0).await?;
+        let checkpoint = match checkpoints::take(ledger, &self.key, now.0).await {
+            Ok(checkpoint) => checkpoint,
+            Err(error) => {
+                self.telemetry.checkpoint_failed();
+                return Err(error);
+            }
+        };
+        self.telemetry.checkpoint_covered(true);
         self.last_size = Some(checkpoint.tree_size);
         tracing::info!(
             tree_size = checkpoint.tree_size,
@@ -101,12 +120,15 @@ impl Checkpointer {
         if let Some(path) = &self.publish_file
             && let Err(error) = checkpoints::publish_file(path, &checkpoint)
         {
+            self.telemetry.checkpoint_publish_failed("file");
             tracing::error!(error = %format!("{error:#}"), "cannot publish the checkpoint to its file");
         }
         if let Some(webhook) = &self.webhook {
             let (webhook, sent) = (webhook.clone(), checkpoint.clone());
+            let telemetry = Arc::clone(&self.telemetry);
             self.tracker.spawn(async move {
                 if let Err(error) = webhook.post(&sent).await {
+                    telemetry.checkpoint_publish_failed("webhook");
                     tracing::error!(
                         error = %format!("{error:#}"),
                         tree_size = sent.tree_size,

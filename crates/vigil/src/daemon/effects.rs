@@ -58,6 +58,33 @@ pub(crate) struct Effects {
     pub(crate) investigator: Option<Arc<Investigator>>,
     /// Where an investigation's tool calls go (the engine loop answers them).
     pub(crate) tool_requests: mpsc::Sender<super::assistant::ToolRequest>,
+    /// A replica's lease, when this daemon is its term: every action and page waits until
+    /// the lease outlives the call, or is not made (the term ends; the next leader carries
+    /// the work on after reading the target back).
+    pub(crate) lease: Option<Arc<super::replica::LeaseView>>,
+    /// The longest an action's call may take.
+    pub(crate) action_timeout: std::time::Duration,
+}
+
+/// Whether the lease (if any) outlives a call of `timeout`, waiting a little for a renewal.
+async fn lease_allows(
+    lease: Option<&super::replica::LeaseView>,
+    timeout: std::time::Duration,
+    what: &str,
+    id: &str,
+) -> bool {
+    let Some(lease) = lease else {
+        return true;
+    };
+    if lease.ensure(timeout, timeout).await {
+        return true;
+    }
+    tracing::error!(
+        id,
+        epoch = lease.epoch(),
+        "{what} not made: this replica's lease would not outlive the call; the next leader carries it on"
+    );
+    false
 }
 
 /// Stores `exchanges` as one blob and notes it for the answer `id`; a failure is logged (the
@@ -107,7 +134,11 @@ impl Effects {
         let answers = self.answers.clone();
         let telemetry = Arc::clone(&self.telemetry);
         let (blobs, noted) = (self.blobs.clone(), Arc::clone(&self.exchanges));
+        let (lease, timeout) = (self.lease.clone(), self.action_timeout);
         self.tracker.spawn(async move {
+            if !lease_allows(lease.as_deref(), timeout, "action", &action_id).await {
+                return;
+            }
             tracing::info!(%action_id, %idempotency_key, action = %Escaped(&action.describe()), reconcile, "carrying out action");
             let (outcome, exchanges) =
                 capture(actions::run(&targets, &action, &idempotency_key, reconcile)).await;
@@ -123,7 +154,11 @@ impl Effects {
         let answers = self.answers.clone();
         let telemetry = Arc::clone(&self.telemetry);
         let (blobs, noted) = (self.blobs.clone(), Arc::clone(&self.exchanges));
+        let (lease, timeout) = (self.lease.clone(), self.action_timeout);
         self.tracker.spawn(async move {
+            if !lease_allows(lease.as_deref(), timeout, "page", &page_id).await {
+                return;
+            }
             let body = serde_json::json!({
                 "source": "vigil",
                 "vigil_version": env!("CARGO_PKG_VERSION"),

@@ -31,7 +31,7 @@ use super::admin::{Instruction, InstructionAnswer, ProposalsRequest};
 use super::checkpointer::{CheckpointRequest, Checkpointer};
 use super::effects::Effects;
 use super::intake::Ack;
-use super::telemetry::Telemetry;
+use super::telemetry::{Telemetry, TimedCedar};
 use super::{Note, NoteBody};
 use crate::bundle::PolicyTexts;
 use crate::clock::Clock;
@@ -64,12 +64,18 @@ pub(super) struct EngineLoop {
     pub(super) in_flight: BTreeSet<String>,
     pub(super) not_started: Vec<String>,
     pub(super) wakes: BTreeSet<Timestamp>,
+    /// The open batch of scrapes that issued no command (`journal::scrape_batch`): appended
+    /// before any other entry, or when full.
+    pub(super) scrapes: journal::ScrapeBatcher,
     /// Signs the ledger's checkpoints, when configured.
     pub(super) checkpointer: Option<Checkpointer>,
     /// Checkpoints asked for through the admin API.
     pub(super) checkpoint_requests: mpsc::Receiver<CheckpointRequest>,
     /// Pushed payloads, each confirmed once its event is in the ledger.
     pub(super) pushes: mpsc::Receiver<(Pushed, Ack)>,
+    /// Pushes drained from the replicated ledger's inbox (the leader of replicas), each with
+    /// its inbox id, which the append that records its event consumes.
+    pub(super) drained: mpsc::Receiver<(Pushed, Ack, i64)>,
     /// People's instructions from the admin API, each answered with its own outcome.
     pub(super) instructions: mpsc::Receiver<Instruction>,
     /// The admin API's requests for the pending proposals, answered from the engine's state.
@@ -144,7 +150,28 @@ impl EngineLoop {
                             Err(_) => break,
                         }
                     }
-                    self.process_pushes(batch).await?;
+                    self.process_pushes(batch, Vec::new()).await?;
+                }
+                Some(first) = self.drained.recv(), if !draining => {
+                    // As above, for pushes from the inbox: the append consumes their rows.
+                    let mut n_items = first.0.n_items();
+                    let mut batch = vec![first];
+                    while batch.len() < PUSH_BATCH && n_items < PUSH_BATCH_ITEMS {
+                        match self.drained.try_recv() {
+                            Ok(next) => {
+                                n_items += next.0.n_items();
+                                batch.push(next);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let mut pushes = Vec::with_capacity(batch.len());
+                    let mut consumed = Vec::with_capacity(batch.len());
+                    for (payload, ack, inbox_id) in batch {
+                        pushes.push((payload, ack));
+                        consumed.push(inbox_id);
+                    }
+                    self.process_pushes(pushes, consumed).await?;
                 }
                 Some(reply) = self.checkpoint_requests.recv() => {
                     let now = self.clock.now();
@@ -323,7 +350,7 @@ impl EngineLoop {
     /// step answers inline), once that is in the ledger.
     async fn answer_instruction(&mut self, instruction: Instruction) -> anyhow::Result<()> {
         let Instruction { event, reply } = instruction;
-        let (steps, recorded) = self.step_and_record(vec![(event, None)]).await;
+        let (steps, recorded) = self.step_and_record(vec![(event, None)], &[]).await;
         let (now, event_seqs) = recorded?;
         let answer = steps
             .iter()
@@ -349,14 +376,18 @@ impl EngineLoop {
     /// [`Self::step_and_record`]), then confirms every push with what the engine made of it
     /// (`Engine::push_report`), or with the error that stops the daemon, and carries out the
     /// commands.
-    async fn process_pushes(&mut self, batch: Vec<(Pushed, Ack)>) -> anyhow::Result<()> {
+    async fn process_pushes(
+        &mut self,
+        batch: Vec<(Pushed, Ack)>,
+        consumed: Vec<i64>,
+    ) -> anyhow::Result<()> {
         let mut events = Vec::with_capacity(batch.len());
         let mut acks = Vec::with_capacity(batch.len());
         for (payload, ack) in batch {
             events.push((Event::Pushed { payload }, None));
             acks.push(ack);
         }
-        let (steps, recorded) = self.step_and_record(events).await;
+        let (steps, recorded) = self.step_and_record(events, &consumed).await;
         let failed = recorded.as_ref().err().map(|error| format!("{error:#}"));
         for (ack, taken) in acks.into_iter().zip(&steps) {
             let report = taken.push_report.clone().unwrap_or_default();
@@ -375,7 +406,9 @@ impl EngineLoop {
             | Event::PageFinished { page_id: id, .. } => self.effects.take_exchanges(id),
             _ => None,
         };
-        let (steps, recorded) = self.step_and_record(vec![(event, exchanges_blob)]).await;
+        let (steps, recorded) = self
+            .step_and_record(vec![(event, exchanges_blob)], &[])
+            .await;
         let (now, event_seqs) = recorded?;
         self.carry_out_steps(steps, &event_seqs, now, draining);
         Ok(())
@@ -388,14 +421,16 @@ impl EngineLoop {
     async fn step_and_record(
         &mut self,
         events: Vec<(Event, Option<String>)>,
+        consumed: &[i64],
     ) -> (Vec<journal::Step>, anyhow::Result<(Timestamp, Vec<u64>)>) {
         let now = self.clock.now();
         let mut steps = Vec::with_capacity(events.len());
         let mut blobs = Vec::with_capacity(events.len());
         for (event, exchanges_blob) in events {
-            steps.push(journal::step(
+            // `journal::step`'s Cedar answers, each decision timed for `/metrics`.
+            steps.push(journal::step_with(
                 &mut self.engine,
-                &self.authorizer,
+                &mut TimedCedar::new(&self.authorizer, &self.telemetry),
                 event,
                 now,
             ));
@@ -403,7 +438,7 @@ impl EngineLoop {
         }
         self.publish_engine_gauges();
         let recorded = self
-            .append_handled(&steps, &blobs, now)
+            .append_handled(&steps, &blobs, now, consumed)
             .await
             .map(|event_seqs| (now, event_seqs));
         (steps, recorded)
@@ -444,6 +479,7 @@ impl EngineLoop {
             });
             for (offset, command) in (1_u64..).zip(&commands) {
                 self.telemetry.command(command_kind(command));
+                self.telemetry.recorded(command);
                 if let Command::Record(Record::InvestigationChecked { checked, .. }) = command {
                     self.telemetry.claims_checked(checked);
                 }
@@ -468,7 +504,18 @@ impl EngineLoop {
         steps: &[journal::Step],
         blobs: &[Option<String>],
         now: Timestamp,
+        consumed: &[i64],
     ) -> anyhow::Result<Vec<u64>> {
+        // A scrape that issued no command waits in the open batch, which takes the next seq.
+        if let [taken] = steps
+            && self.scrapes.hold(&taken.handled, now.0)
+        {
+            let batch_seq = self.ledger.len();
+            if self.scrapes.is_due() {
+                self.append_scrapes().await?;
+            }
+            return Ok(vec![batch_seq; taken.handled.len()]);
+        }
         let event_seqs = |first_seq: u64| {
             let mut next_seq = first_seq;
             steps
@@ -482,7 +529,7 @@ impl EngineLoop {
                 .collect::<Vec<u64>>()
         };
         let appended = self
-            .append_built(|first_seq| {
+            .append_built(consumed, |first_seq| {
                 let mut entries = Vec::new();
                 for (taken, blob) in steps.iter().zip(blobs) {
                     let seq = first_seq + entries.len() as u64;
@@ -588,10 +635,25 @@ impl EngineLoop {
         }
     }
 
+    /// Appends the open batch of scrapes, if any, in a transaction of its own (its series
+    /// blob stored first).
+    async fn append_scrapes(&mut self) -> anyhow::Result<()> {
+        let Some(closed) = self.scrapes.close()? else {
+            return Ok(());
+        };
+        if let Some(series) = &closed.series {
+            self.ledger
+                .put_blob(series)
+                .await
+                .context("storing the series of a batch of scrapes")?;
+        }
+        self.append(vec![closed.entry]).await.map(|_| ())
+    }
+
     /// Appends durably, retrying a few times; gives up with an error (stopping the daemon)
     /// rather than act on something it could not record.
     async fn append(&mut self, entries: Vec<NewEntry>) -> anyhow::Result<Vec<Entry>> {
-        self.append_built(|_| Ok(entries.as_slice())).await
+        self.append_built(&[], |_| Ok(entries.as_slice())).await
     }
 
     /// Appends the entries `build` makes for the ledger's next seq, retried a few times; the
@@ -599,15 +661,35 @@ impl EngineLoop {
     /// head.
     async fn append_built<B: AsRef<[NewEntry]>>(
         &mut self,
+        consumed: &[i64],
         build: impl Fn(u64) -> Result<B, serde_json::Error>,
     ) -> anyhow::Result<Vec<Entry>> {
+        // The open batch of scrapes goes first, in its place in the order of events.
+        if !self.scrapes.is_empty() {
+            Box::pin(self.append_scrapes()).await?;
+        }
         let mut attempt = 1;
         loop {
             let entries = build(self.ledger.len())?;
-            match self.ledger.append(entries.as_ref()).await {
+            let started = tokio::time::Instant::now();
+            let appended = self
+                .ledger
+                .append_consuming(entries.as_ref(), consumed)
+                .await;
+            self.telemetry.ledger_append_took(started.elapsed());
+            match appended {
                 Ok(appended) => {
                     self.telemetry.ledger_appended(self.ledger.len());
                     return Ok(appended);
+                }
+                // Another replica leads now: retrying cannot help, and nothing of this step
+                // may be carried out. The term ends (`daemon/replica/`).
+                Err(error @ vigil_ledger::LedgerError::Fenced { .. }) => {
+                    self.telemetry.ledger_append_failed();
+                    self.telemetry.append_fenced();
+                    return Err(error).context(
+                        "the ledger fenced this replica off (another replica leads now); it stops acting",
+                    );
                 }
                 Err(error) if attempt < APPEND_ATTEMPTS => {
                     self.telemetry.ledger_append_failed();

@@ -42,6 +42,46 @@ pub(super) fn router(
     router.layer(middleware::from_fn_with_state(telemetry, account))
 }
 
+/// A replica's router (`replica/`): the health routes with `/readyz` saying who leads, the
+/// intake (into the inbox) behind `push_limit`, and the admin API behind the replica's gate.
+pub(super) fn replicated_router(
+    telemetry: Arc<Telemetry>,
+    status: Arc<super::replica::ReplicaStatus>,
+    intake: Option<(Router, PushLimit)>,
+    gate: Option<super::replica::status::Gate>,
+) -> Router {
+    let health = Router::new()
+        .route("/readyz", get(replica_readyz))
+        .with_state(status);
+    let mut router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(Arc::clone(&telemetry))
+        .merge(health);
+    if let Some((intake, push_limit)) = intake {
+        router = router
+            .merge(intake.route_layer(middleware::from_fn_with_state(push_limit, limit_pushes)));
+    }
+    if let Some(gate) = gate {
+        router = router.merge(
+            Router::new()
+                .route(
+                    "/v1/admin/{*rest}",
+                    axum::routing::any(super::replica::status::admin_gate),
+                )
+                .with_state(Arc::new(gate)),
+        );
+    }
+    router.layer(middleware::from_fn_with_state(telemetry, account))
+}
+
+async fn replica_readyz(
+    State(status): State<Arc<super::replica::ReplicaStatus>>,
+) -> impl IntoResponse {
+    let (code, body) = status.readiness();
+    (code, axum::Json(body))
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -85,7 +125,7 @@ mod tests {
     async fn every_listed_route_is_routed_with_its_method() {
         let (pushes, _pushes_rx) = mpsc::channel(1);
         let intake = intake::router(intake::IntakeState {
-            sender: pushes,
+            sender: intake::PushSink::Engine(pushes),
             ack_wait: std::time::Duration::from_millis(1),
             bearer: Some(Secret::new("intake-token")),
             max_body_bytes: 1024,

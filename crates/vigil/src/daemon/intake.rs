@@ -85,11 +85,32 @@ pub(crate) const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(
 /// what the engine made of it (which series it tracks and which it refused), else why not.
 pub(crate) type Ack = tokio::sync::oneshot::Sender<Result<PushReport, String>>;
 
+/// Where an admitted push goes.
+pub(crate) enum PushSink {
+    /// The engine loop's queue of pushed payloads, each with the channel that confirms it
+    /// was recorded: the client hears back once its event is in the ledger.
+    Engine(mpsc::Sender<(Pushed, Ack)>),
+    /// The replicated ledger's inbox (`vigil_ledger::replication`): the client hears back
+    /// once the raw push is committed there; the leader drains it into the chain.
+    Inbox(InboxSink),
+}
+
+/// What a replica needs to commit pushes to the inbox.
+pub(crate) struct InboxSink {
+    /// The shared ledger's inbox.
+    pub(crate) replication: vigil_ledger::replication::Replication,
+    /// This replica's id, stored with each push.
+    pub(crate) replica: String,
+    /// The inbox holds at most this many pushes; past it, pushes are refused with 503.
+    pub(crate) max_rows: u64,
+    /// The receiving time stored with each push (for people; the leader's clock decides).
+    pub(crate) clock: crate::clock::Clock,
+}
+
 /// What the intake routes share.
 pub(crate) struct IntakeState {
-    /// The engine loop's queue of pushed payloads, each with the channel that confirms it
-    /// was recorded.
-    pub(crate) sender: mpsc::Sender<(Pushed, Ack)>,
+    /// Where admitted pushes go.
+    pub(crate) sender: PushSink,
     /// How long a push waits for that confirmation ([`ACK_WAIT`] in the daemon).
     pub(crate) ack_wait: std::time::Duration,
     /// The bearer token clients must present, when one is configured.
@@ -121,6 +142,30 @@ pub(crate) fn router(state: IntakeState) -> Router {
 
 type Parser = fn(&[u8]) -> Result<Pushed, IntakeError>;
 
+/// The parser of a push stored in the inbox, by the route and Content-Type it came with: the
+/// same as the route's own, so the leader reads a stored push as the replica that took it
+/// did. `None` for a route that takes no pushes.
+pub(crate) fn stored_parser(route: &str, content_type: Option<&str>) -> Option<Parser> {
+    let protobuf = content_type.is_some_and(|value| {
+        value
+            .split(';')
+            .next()
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(PROTOBUF_MEDIA_TYPE))
+    });
+    match route {
+        "/v1/push/evals" => Some(|body| intake::parse_evals(body).map(Pushed::Evals)),
+        "/v1/push/agent-runs" => Some(|body| intake::parse_agent_runs(body).map(Pushed::AgentRuns)),
+        "/v1/push/alertmanager" => {
+            Some(|body| intake::parse_alertmanager(body).map(Pushed::Alerts))
+        }
+        OTLP_TRACES_PATH if protobuf => {
+            Some(|body| intake::parse_otlp_traces_protobuf(body).map(Pushed::Spans))
+        }
+        OTLP_TRACES_PATH => Some(|body| intake::parse_otlp_traces(body).map(Pushed::Spans)),
+        _ => None,
+    }
+}
+
 async fn push_evals(State(state): State<Arc<IntakeState>>, request: Request) -> Response {
     push(&state, request, |body| {
         intake::parse_evals(body).map(Pushed::Evals)
@@ -144,6 +189,15 @@ async fn push_alertmanager(State(state): State<Arc<IntakeState>>, request: Reque
 
 async fn push(state: &IntakeState, request: Request, parse: Parser) -> Response {
     match receive(state, request, Flavor::Push, parse).await {
+        Ok(Received {
+            n_items,
+            inbox_id: Some(id),
+            ..
+        }) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "accepted": n_items, "queued": id })),
+        )
+            .into_response(),
         Ok(received) => (
             StatusCode::ACCEPTED,
             Json(push_answer(received.n_items, &received.report)),
@@ -266,8 +320,10 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 struct Received {
     /// The items it carried (results, runs, alerts, GenAI spans).
     n_items: usize,
-    /// What the engine made of them.
+    /// What the engine made of them (nothing yet for a push stored in the inbox).
     report: PushReport,
+    /// The push's id in the inbox, when a replica stored it there for the leader.
+    inbox_id: Option<i64>,
 }
 
 /// Admits, reads, parses and queues one request; returns what was recorded.
@@ -278,6 +334,12 @@ async fn receive(
     parse: Parser,
 ) -> Result<Received, Failure> {
     admit(state, request.headers(), flavor)?;
+    let route = request.uri().path().to_owned();
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     // `DefaultBodyLimit` makes this read stop, with a 413 rejection, past the limit.
     let body = Bytes::from_request(request, &())
         .await
@@ -286,19 +348,39 @@ async fn receive(
             status => Failure::new(flavor, status, "cannot read the request body"),
         })?;
     let pushed = parse(&body).map_err(|error| Failure::invalid(flavor, error))?;
+    let n_items = pushed.n_items();
+    let sender = match &state.sender {
+        PushSink::Engine(sender) => sender,
+        PushSink::Inbox(inbox) => {
+            // Checked whole above, stored raw: the leader parses it again the same way.
+            drop(pushed);
+            return to_inbox(
+                inbox,
+                &route,
+                content_type.as_deref(),
+                &body,
+                flavor,
+                n_items,
+            )
+            .await;
+        }
+    };
     // Not needed past the parse: freed before the wait for the ledger, where the engine loop
     // builds the entry, so that a push holds only one copy of itself at a time.
     drop(body);
-    let n_items = pushed.n_items();
     if n_items == 0 {
         let report = PushReport {
             source: push_source(pushed.kind()),
             ..PushReport::default()
         };
-        return Ok(Received { n_items, report });
+        return Ok(Received {
+            n_items,
+            report,
+            inbox_id: None,
+        });
     }
     let (ack, confirmed) = tokio::sync::oneshot::channel();
-    state.sender.try_send((pushed, ack)).map_err(|error| {
+    sender.try_send((pushed, ack)).map_err(|error| {
         let reason = match error {
             TrySendError::Full(_) => "vigil's intake queue is full; retry later",
             TrySendError::Closed(_) => "vigil is shutting down; retry later",
@@ -308,7 +390,11 @@ async fn receive(
     let unavailable =
         |reason: &str| Failure::new(flavor, StatusCode::SERVICE_UNAVAILABLE, reason).retry_later();
     match tokio::time::timeout(state.ack_wait, confirmed).await {
-        Ok(Ok(Ok(report))) => Ok(Received { n_items, report }),
+        Ok(Ok(Ok(report))) => Ok(Received {
+            n_items,
+            report,
+            inbox_id: None,
+        }),
         Ok(Ok(Err(why))) => Err(unavailable(&format!(
             "vigil could not record the push ({why}); retry later"
         ))),
@@ -316,6 +402,46 @@ async fn receive(
         Err(_) => Err(unavailable(
             "vigil has not confirmed recording the push in time; it may still be recorded; retry later",
         )),
+    }
+}
+
+/// Commits a checked push to the inbox; answers once it is there (durable) with what the
+/// 2xx carries, or refuses it with 503 when the inbox is full or the database fails.
+async fn to_inbox(
+    inbox: &InboxSink,
+    route: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    flavor: Flavor,
+    n_items: usize,
+) -> Result<Received, Failure> {
+    let unavailable =
+        |reason: &str| Failure::new(flavor, StatusCode::SERVICE_UNAVAILABLE, reason).retry_later();
+    let received_at = inbox.clock.now();
+    match inbox
+        .replication
+        .inbox_put(
+            received_at.0,
+            &inbox.replica,
+            route,
+            content_type,
+            body,
+            inbox.max_rows,
+        )
+        .await
+    {
+        Ok(Some(id)) => Ok(Received {
+            n_items,
+            report: PushReport::default(),
+            inbox_id: Some(id),
+        }),
+        Ok(None) => Err(unavailable(
+            "vigil's inbox of pushes waiting for the leader is full; retry later",
+        )),
+        Err(error) => {
+            tracing::warn!(%error, "cannot store a push in the inbox");
+            Err(unavailable("vigil could not store the push; retry later"))
+        }
     }
 }
 
@@ -603,7 +729,7 @@ mod tests {
             Recorder::Stopped => drop(pushes),
         }
         let app = router(IntakeState {
-            sender,
+            sender: PushSink::Engine(sender),
             ack_wait: std::time::Duration::from_millis(300),
             bearer: bearer.map(Secret::new),
             max_body_bytes: LIMIT,

@@ -12,11 +12,13 @@ pub(crate) mod assistant;
 mod checkpointer;
 mod effects;
 mod engine_loop;
+mod heartbeat;
 mod http;
 mod intake;
 mod jwks_refresh;
 mod poll;
 mod querier;
+pub mod replica;
 mod resources;
 mod scraper;
 pub mod server;
@@ -137,6 +139,18 @@ pub struct Daemon {
     telemetry: Arc<Telemetry>,
     notes: broadcast::Sender<Note>,
     resources: Resources,
+    /// The leader's term, when the daemon runs as one of several replicas (`replica/`).
+    term: Option<TermHooks>,
+}
+
+/// What a replica's term adds to the daemon (`replica/`): its lease, checked before every
+/// action and page; the inbox it drains; where its admin API goes (the replica's gate).
+pub(crate) struct TermHooks {
+    pub(crate) lease: Arc<replica::LeaseView>,
+    pub(crate) replication: vigil_ledger::replication::Replication,
+    pub(crate) admin_slot: replica::AdminSlot,
+    /// When the lease was taken: the takeover time is measured from here.
+    pub(crate) started: tokio::time::Instant,
 }
 
 /// What the intake routes need.
@@ -181,7 +195,22 @@ impl Daemon {
             telemetry: Arc::new(Telemetry::default()),
             notes,
             resources,
+            term: None,
         }
+    }
+
+    /// The daemon reports into `telemetry` (a replica's, which outlives its terms).
+    #[must_use]
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Daemon {
+        self.telemetry = telemetry;
+        self
+    }
+
+    /// The daemon runs as a replica's term.
+    #[must_use]
+    pub(crate) fn with_term(mut self, term: TermHooks) -> Daemon {
+        self.term = Some(term);
+        self
     }
 
     /// `https` when the listener terminates TLS, else `http`.
@@ -232,6 +261,7 @@ impl Daemon {
             telemetry,
             notes,
             resources,
+            term,
         } = self;
         let Resources {
             targets,
@@ -242,6 +272,7 @@ impl Daemon {
             admin,
             tls,
             investigator,
+            heartbeat,
         } = resources;
         // Tool calls wait for the engine loop between two events; a few per investigation.
         let (tools_tx, tools_rx) = tokio::sync::mpsc::channel(64);
@@ -258,7 +289,8 @@ impl Daemon {
             _ => None,
         };
         let resumed = if options.resume {
-            resume_or_explain(&ledger, &bundle.engine).await?
+            // A replica's term carries on the last term even when it handed over cleanly.
+            resume_or_explain(&ledger, &bundle.engine, term.is_some()).await?
         } else {
             None
         };
@@ -316,7 +348,9 @@ impl Daemon {
             .config
             .checkpoint
             .as_ref()
-            .map(|config| checkpointer::Checkpointer::new(config, tracker.clone()))
+            .map(|config| {
+                checkpointer::Checkpointer::new(config, tracker.clone(), Arc::clone(&telemetry))
+            })
             .transpose()
             .context("preparing the ledger's checkpoints")?;
         let (checkpoints_tx, checkpoints_rx) = mpsc::channel(4);
@@ -330,7 +364,14 @@ impl Daemon {
             .as_ref()
             .map_or(1, |intake| intake.max_concurrent_pushes.max(1));
         let (pushes_tx, pushes_rx) = mpsc::channel(push_queue);
+        // A replica's term also takes the pushes that the replicas stored in the inbox.
+        let (drained_tx, drained_rx) = mpsc::channel(push_queue);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        telemetry.watch_queue("events", telemetry::queue_probe(&events_tx));
+        telemetry.watch_queue("pushes", telemetry::queue_probe(&pushes_tx));
+        if let Some(investigator) = &investigator {
+            telemetry.watch_assistant(Arc::clone(investigator));
+        }
         let permits = Arc::new(Semaphore::new(bundle.config.max_concurrent_scrapes.max(1)));
         for source in targets {
             telemetry.register_source(&source.target.name);
@@ -383,22 +424,23 @@ impl Daemon {
             };
             tracker.spawn(querier.run(cancel.child_token()));
         }
+        // The dead man's switch runs on every replica, leader or standby, like the listener
+        // (a replica runs it itself, outside its terms).
+        if let Some((client, interval)) = heartbeat.filter(|_| term.is_none()) {
+            let telemetry = Arc::clone(&telemetry);
+            tracker.spawn(heartbeat::run(
+                client,
+                interval,
+                telemetry,
+                cancel.child_token(),
+            ));
+        }
         // The SIGHUP task reloads the admin tokens too.
         let authenticator = admin.as_ref().map(|admin| Arc::clone(&admin.authenticator));
-        if let Some(listener) = listener {
-            let intake_router = intake.map(|intake| {
-                let router = intake::router(intake::IntakeState {
-                    sender: pushes_tx.clone(),
-                    ack_wait: intake::ACK_WAIT,
-                    bearer: intake.bearer,
-                    max_body_bytes: intake.max_body_bytes,
-                });
-                (
-                    router,
-                    server::PushLimit::new(intake.max_concurrent_pushes, intake.max_body_bytes),
-                )
-            });
-            let admin_router = admin.map(|admin| {
+        // The admin API: on the listener, or behind a replica's gate while this term leads.
+        let admin_router = admin
+            .filter(|_| listener.is_some() || term.is_some())
+            .map(|admin| {
                 let failures = Arc::new(admin::FailureLog::default());
                 tracker.spawn(admin::summarise_failures(
                     Arc::clone(&failures),
@@ -423,6 +465,28 @@ impl Daemon {
                     clock,
                     ask: ask.clone(),
                 })
+            });
+        let admin_router = match (&term, admin_router) {
+            (Some(term), Some(router)) => {
+                if let Ok(mut slot) = term.admin_slot.write() {
+                    *slot = Some(router);
+                }
+                None
+            }
+            (_, router) => router,
+        };
+        if let Some(listener) = listener {
+            let intake_router = intake.map(|intake| {
+                let router = intake::router(intake::IntakeState {
+                    sender: intake::PushSink::Engine(pushes_tx.clone()),
+                    ack_wait: intake::ACK_WAIT,
+                    bearer: intake.bearer,
+                    max_body_bytes: intake.max_body_bytes,
+                });
+                (
+                    router,
+                    server::PushLimit::new(intake.max_concurrent_pushes, intake.max_body_bytes),
+                )
             });
             let server = server::Server {
                 listener,
@@ -454,7 +518,24 @@ impl Daemon {
             exchanges: Arc::default(),
             investigator,
             tool_requests: tools_tx,
+            lease: term.as_ref().map(|term| Arc::clone(&term.lease)),
+            action_timeout: bundle.config.longest_action_timeout(),
         };
+        if let Some(term) = &term {
+            tracker.spawn(replica::drain_inbox(
+                term.replication.clone(),
+                drained_tx,
+                Arc::clone(&telemetry),
+                cancel.child_token(),
+            ));
+            tracing::warn!(
+                epoch = term.lease.epoch(),
+                takeover_ms = u64::try_from(term.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "leading: the session is recorded and the engine is ready"
+            );
+        } else {
+            drop(drained_tx);
+        }
         let Bundle {
             engine: engine_config,
             authorizer,
@@ -498,11 +579,13 @@ impl Daemon {
             in_flight: BTreeSet::new(),
             not_started: Vec::new(),
             wakes: BTreeSet::new(),
+            scrapes: journal::ScrapeBatcher::for_session(&record),
             checkpointer,
             checkpoint_requests: checkpoints_rx,
             instructions: instructions_rx,
             proposal_requests: proposals_rx,
             pushes: pushes_rx,
+            drained: drained_rx,
             tool_requests: tools_rx,
             questions: questions_rx,
         };
@@ -612,8 +695,9 @@ async fn run_schedule(
 async fn resume_or_explain(
     ledger: &Ledger,
     config: &vigil_core::engine::EngineConfig,
+    even_if_ended: bool,
 ) -> anyhow::Result<Option<recovery::Resumed>> {
-    let outcome = recovery::resume(ledger, config)
+    let outcome = recovery::resume_with(ledger, config, even_if_ended)
         .await
         .context("rebuilding the interrupted session")?;
     Ok(match outcome {

@@ -37,6 +37,8 @@ pub struct Resources {
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
     /// The assistant, when enabled.
     pub(super) investigator: Option<Arc<crate::investigator::Investigator>>,
+    /// The dead man's switch and its interval, when configured.
+    pub(super) heartbeat: Option<(vigil_connectors::Heartbeat, Duration)>,
 }
 
 /// The admin API's authenticator, and where its OIDC keys are refreshed from.
@@ -46,6 +48,12 @@ pub(super) struct AdminResources {
 }
 
 impl Resources {
+    /// Whether the listener terminates TLS itself.
+    #[must_use]
+    pub fn terminates_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Resolves every secret and builds every client the config names; fails with a clear
     /// message, naming the key, when one cannot be had. Does no network I/O.
     ///
@@ -266,6 +274,22 @@ impl Resources {
             )),
             None => None,
         };
+        let heartbeat = match &config.heartbeat {
+            Some(heartbeat) => {
+                let bearer = match &heartbeat.bearer {
+                    Some(secret) => Some(secret.resolve().context("heartbeat: bearer token")?),
+                    None => None,
+                };
+                let client = vigil_connectors::Heartbeat::new(
+                    heartbeat.url.clone(),
+                    bearer,
+                    heartbeat.timeout,
+                )
+                .context("heartbeat")?;
+                Some((client, heartbeat.interval))
+            }
+            None => None,
+        };
         Ok(Resources {
             targets,
             queries,
@@ -275,6 +299,7 @@ impl Resources {
             admin,
             tls,
             investigator,
+            heartbeat,
         })
     }
 }

@@ -18,6 +18,36 @@ enum State {
     HalfOpen,
 }
 
+/// What the breaker lets through, for `/metrics` (`vigil_assistant_breaker{state}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Investigations are asked.
+    Closed,
+    /// The next investigation is a trial: the cool-off has passed, or a trial is under way.
+    HalfOpen,
+    /// Investigations are refused until the cool-off has passed.
+    Open,
+}
+
+impl BreakerState {
+    /// Every state, in the order `/metrics` shows them.
+    pub const ALL: [BreakerState; 3] = [
+        BreakerState::Closed,
+        BreakerState::HalfOpen,
+        BreakerState::Open,
+    ];
+
+    /// The state's label value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::HalfOpen => "half_open",
+            BreakerState::Open => "open",
+        }
+    }
+}
+
 /// A circuit breaker over investigations.
 #[derive(Debug, Clone)]
 pub struct Breaker {
@@ -60,6 +90,17 @@ impl Breaker {
         }
     }
 
+    /// Its state at `now`: an open breaker whose cool-off has passed lets the next
+    /// investigation through as a trial, so it shows as half-open.
+    #[must_use]
+    pub fn state(&self, now: Instant) -> BreakerState {
+        match self.state {
+            State::Closed { .. } => BreakerState::Closed,
+            State::Open { until } if now < until => BreakerState::Open,
+            State::Open { .. } | State::HalfOpen => BreakerState::HalfOpen,
+        }
+    }
+
     /// Records an investigation's outcome: `failed` when the model failed it.
     pub fn record(&mut self, failed: bool, now: Instant) {
         self.state = match (&self.state, failed) {
@@ -85,11 +126,23 @@ mod tests {
         assert!(breaker.allow(start));
         breaker.record(true, start);
         assert!(breaker.allow(start), "one failure of two");
+        assert_eq!(breaker.state(start), BreakerState::Closed);
         breaker.record(true, start);
+        assert_eq!(breaker.state(start), BreakerState::Open);
         assert!(!breaker.allow(start), "open");
         assert!(breaker.is_open(start));
         let later = start + Duration::from_secs(61);
+        assert_eq!(
+            breaker.state(later),
+            BreakerState::HalfOpen,
+            "a trial may go"
+        );
         assert!(breaker.allow(later), "half-open: one trial");
+        assert_eq!(
+            breaker.state(later),
+            BreakerState::HalfOpen,
+            "a trial is under way"
+        );
         assert!(!breaker.allow(later), "only one");
         breaker.record(true, later);
         assert!(

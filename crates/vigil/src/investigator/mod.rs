@@ -26,7 +26,7 @@ use vigil_core::investigation::{
     answer_schema,
 };
 
-pub use breaker::Breaker;
+pub use breaker::{Breaker, BreakerState};
 
 use crate::config::assistant::{AssistantSettings, StructuredOutput};
 
@@ -145,6 +145,15 @@ impl Investigator {
             .lock()
             .map(|breaker| breaker.is_open(tokio::time::Instant::now()))
             .unwrap_or(false)
+    }
+
+    /// The breaker's state now (for `/metrics`); a poisoned lock reads as open, since the
+    /// breaker then refuses investigations.
+    #[must_use]
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.lock().map_or(BreakerState::Open, |breaker| {
+            breaker.state(tokio::time::Instant::now())
+        })
     }
 
     /// Runs one investigation to its end: an answer, or a failure saying why. `wall_ms` is

@@ -56,3 +56,42 @@ pub fn remove_sqlite_ledger(db: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The archive segments in `dir` (`segment-FIRST-LAST.db`, written by `vigil ledger archive`),
+/// in the order of their entries.
+///
+/// # Errors
+///
+/// When `dir` cannot be read.
+pub fn segments_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading the archive {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("segment-") && name.ends_with(".db"))
+        })
+        .collect();
+    // The seqs in the names are zero-padded: their order is the entries'.
+    segments.sort();
+    Ok(segments)
+}
+
+/// The segment of the archive in `dir` that holds incident `incident_id`, if any.
+///
+/// # Errors
+///
+/// When `dir` or a segment cannot be read.
+pub async fn segment_of_incident(dir: &Path, incident_id: &str) -> anyhow::Result<Option<PathBuf>> {
+    for path in segments_in(dir)? {
+        let segment = open_existing(&path).await?;
+        let holds = segment.has_incident(incident_id).await;
+        segment.close().await;
+        if holds? {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
+}

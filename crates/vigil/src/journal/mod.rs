@@ -15,15 +15,20 @@ pub mod records;
 pub mod recovery;
 pub mod replay;
 pub mod rerun;
+pub mod scrape_batch;
 pub mod step;
 pub mod trust;
 
-pub use location::{location_of, open_existing, open_location, remove_sqlite_ledger};
+pub use location::{
+    location_of, open_existing, open_location, remove_sqlite_ledger, segment_of_incident,
+    segments_in,
+};
 pub use reader::{ChainEntries, Entries, Recorded, decode, next_origin};
 pub use records::{
     CommandRecord, EventRecord, SessionRecord, chain_origin, command_entries, event_entry,
-    record_bundle, record_policies, recorded_authorizer, session_entry, session_of,
-    session_start_of, step_entries,
+    record_bundle, record_policies, recorded_authorizer, scrape_batching, session_entry,
+    session_of, session_start_of, step_entries,
 };
 pub use rerun::{Rerun, RerunChain};
+pub use scrape_batch::{ScrapeBatcher, ScrapeBatching};
 pub use step::{Answerer, CedarAnswers, RecordedAnswers, Step, answer, step, step_with};

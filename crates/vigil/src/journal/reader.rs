@@ -4,11 +4,17 @@
 //! Entries are read a page at a time, so that memory follows the largest entry, not the
 //! ledger. A session chain (a session and the sessions that resumed it after a crash) is
 //! read by [`ChainEntries`], which stops at the next session that starts afresh.
+//!
+//! [`ChainEntries`] also opens every batch of scrapes (`scrape_batch.rs`) into its scrapes,
+//! one event at a time, each with its batch's seq and its own time: replay, recovery and a
+//! standby meet the events the engine met, whichever way they were recorded.
 
 use anyhow::Context as _;
+use vigil_core::scrape_codec::BatchDecoder;
 use vigil_ledger::{Entry, EntryKind, Ledger};
 
 use super::records::{CommandRecord, EventRecord, SessionRecord, session_of};
+use super::scrape_batch::{self, DictionaryCache, ScrapeBatchRecord};
 
 /// Entries read per page.
 const PAGE_ROWS: u32 = 5_000;
@@ -63,6 +69,8 @@ pub enum Recorded {
     Session(SessionRecord),
     /// An event handed to the engine.
     Event(EventRecord),
+    /// Scrapes handed to the engine, recorded together ([`ChainEntries`] opens them).
+    ScrapeBatch(Box<ScrapeBatchRecord>),
     /// A command the engine issued.
     Command(CommandRecord),
 }
@@ -75,6 +83,12 @@ pub enum Recorded {
 pub fn decode(entry: &Entry) -> anyhow::Result<Recorded> {
     Ok(match entry.kind {
         EntryKind::Session => Recorded::Session(session_of(entry)?),
+        EntryKind::Event if scrape_batch::is_batch_payload(&entry.payload) => {
+            Recorded::ScrapeBatch(Box::new(
+                serde_json::from_str(&entry.payload)
+                    .with_context(|| format!("entry {}: unreadable scrape batch", entry.seq))?,
+            ))
+        }
         EntryKind::Event => Recorded::Event(
             serde_json::from_str(&entry.payload)
                 .with_context(|| format!("entry {}: unreadable event", entry.seq))?,
@@ -89,10 +103,18 @@ pub fn decode(entry: &Entry) -> anyhow::Result<Recorded> {
 /// The entries of one session chain, decoded, from the entry after its origin (a session
 /// start) up to an entry (included) or to the next session that does not resume it. Session
 /// ends, policy reloads and the starts of sessions that resumed the chain are part of it.
+///
+/// A batch of scrapes comes out as one [`Recorded::Event`] per scrape, in order, each with
+/// a copy of the batch's entry whose `at_ms` is the scrape's own and whose payload is left
+/// empty (the batch's payload is one text for all of them).
 pub struct ChainEntries<'ledger> {
     entries: Entries<'ledger>,
     /// Set at the next session that starts afresh.
     ended: bool,
+    /// The batch being opened, with its entry (payload emptied).
+    batch: Option<(Entry, BatchDecoder)>,
+    /// The series dictionary of the last batch.
+    dictionaries: DictionaryCache,
 }
 
 impl<'ledger> ChainEntries<'ledger> {
@@ -102,6 +124,8 @@ impl<'ledger> ChainEntries<'ledger> {
         ChainEntries {
             entries: Entries::new(ledger, origin.seq + 1, until),
             ended: false,
+            batch: None,
+            dictionaries: DictionaryCache::default(),
         }
     }
 
@@ -111,18 +135,57 @@ impl<'ledger> ChainEntries<'ledger> {
     ///
     /// When the ledger cannot be read or an entry cannot be decoded.
     pub async fn next(&mut self) -> anyhow::Result<Option<(Entry, Recorded)>> {
-        if self.ended {
-            return Ok(None);
+        // Bounded: a batch yields at least one scrape or ends (then the next entry is read).
+        loop {
+            if let Some(opened) = self.next_scrape()? {
+                return Ok(Some(opened));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            let Some(mut entry) = self.entries.next().await? else {
+                return Ok(None);
+            };
+            let recorded = decode(&entry)?;
+            match recorded {
+                Recorded::Session(SessionRecord::SessionStarted { resumes: None, .. }) => {
+                    self.ended = true;
+                    return Ok(None);
+                }
+                Recorded::ScrapeBatch(record) => {
+                    let decoder = scrape_batch::open_batch(
+                        self.entries.ledger,
+                        &entry,
+                        &record,
+                        &mut self.dictionaries,
+                    )
+                    .await?;
+                    entry.payload = String::new();
+                    self.batch = Some((entry, decoder));
+                }
+                recorded => return Ok(Some((entry, recorded))),
+            }
         }
-        let Some(entry) = self.entries.next().await? else {
+    }
+
+    /// The next scrape of the batch being opened, if any.
+    fn next_scrape(&mut self) -> anyhow::Result<Option<(Entry, Recorded)>> {
+        let Some((entry, decoder)) = &mut self.batch else {
             return Ok(None);
         };
-        let recorded = decode(&entry)?;
-        if let Recorded::Session(SessionRecord::SessionStarted { resumes: None, .. }) = &recorded {
-            self.ended = true;
+        let Some(decoded) = decoder.next() else {
+            self.batch = None;
             return Ok(None);
-        }
-        Ok(Some((entry, recorded)))
+        };
+        let scrape =
+            decoded.with_context(|| format!("entry {}: a damaged scrape batch", entry.seq))?;
+        let mut scrape_entry = entry.clone();
+        scrape_entry.at_ms = scrape.at_ms;
+        let record = EventRecord {
+            event: scrape_batch::scrape_event(scrape),
+            exchanges_blob: None,
+        };
+        Ok(Some((scrape_entry, Recorded::Event(record))))
     }
 }
 
@@ -185,6 +248,7 @@ mod tests {
             runbooks_blob,
             policies_blob,
             resumes: Some(0),
+            scrape_batch: None,
         };
         let ended = SessionRecord::SessionEnded {
             reason: "test".to_owned(),

@@ -34,6 +34,11 @@ pub enum SessionRecord {
         /// rebuilt by replaying that session's events, and its unfinished work carried on.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resumes: Option<u64>,
+        /// How the session records the scrapes that issued no command: in compact batches
+        /// (`scrape_batch.rs`). Absent in sessions recorded before and when the config turns
+        /// batches off: one JSON entry per scrape.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scrape_batch: Option<super::ScrapeBatching>,
     },
     /// The daemon loaded a new policy set (SIGHUP) and decides with it from here on.
     PoliciesReloaded {
@@ -227,6 +232,15 @@ pub async fn record_bundle(ledger: &Ledger, bundle: &Bundle) -> Result<SessionRe
         runbooks_blob,
         policies_blob,
         resumes: None,
+        scrape_batch: scrape_batching(bundle),
+    })
+}
+
+/// How a session of `bundle`'s config records its scrapes (`ledger.scrape_batch_secs`).
+#[must_use]
+pub fn scrape_batching(bundle: &Bundle) -> Option<super::ScrapeBatching> {
+    (bundle.config.scrape_batch_secs > 0).then_some(super::ScrapeBatching {
+        max_secs: bundle.config.scrape_batch_secs,
     })
 }
 

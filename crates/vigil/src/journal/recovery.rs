@@ -62,6 +62,17 @@ pub async fn resume(
     ledger: &Ledger,
     current: &EngineConfig,
 ) -> anyhow::Result<Result<Resumed, NotResumed>> {
+    resume_with(ledger, current, false).await
+}
+
+/// As [`resume`]; with `even_if_ended`, a session that ended cleanly is resumed too (when it
+/// ran with `current` config): a replica's new term carries on the last term's open
+/// incidents, verifications and wake-ups whether that term crashed or handed over.
+pub async fn resume_with(
+    ledger: &Ledger,
+    current: &EngineConfig,
+    even_if_ended: bool,
+) -> anyhow::Result<Result<Resumed, NotResumed>> {
     let Some(last_seq) = ledger.len().checked_sub(1) else {
         return Ok(Err(NotResumed::NothingToResume));
     };
@@ -74,7 +85,7 @@ pub async fn resume(
             last_session
         }
         SessionRecord::SessionEnded { interrupted, .. } => {
-            if interrupted.is_empty() {
+            if interrupted.is_empty() && !even_if_ended {
                 return Ok(Err(NotResumed::NothingToResume));
             }
             let Some(before) = last_session.seq.checked_sub(1) else {

@@ -83,6 +83,10 @@ impl<'ledger> RerunChain<'ledger> {
         let rerun = match recorded {
             Recorded::Session(record) => Rerun::Session(record),
             Recorded::Command(record) => Rerun::Command(record),
+            // The chain opens every batch into its scrapes.
+            Recorded::ScrapeBatch(_) => {
+                anyhow::bail!("entry {}: a scrape batch left unopened", entry.seq)
+            }
             Recorded::Event(record) => match self.answered.pop_front() {
                 // An answer the previous step handed back: the answers are taken in order, so
                 // it is the next event the chain holds.
@@ -130,7 +134,7 @@ impl<'ledger> RerunChain<'ledger> {
                 .take_while(|(_, recorded)| in_window(recorded))
                 .filter_map(|(entry, recorded)| match recorded {
                     Recorded::Event(answer) => Some((answer.event.clone(), Timestamp(entry.at_ms))),
-                    Recorded::Session(_) | Recorded::Command(_) => None,
+                    Recorded::Session(_) | Recorded::Command(_) | Recorded::ScrapeBatch(_) => None,
                 }),
         );
         let EventRecord {
@@ -170,7 +174,7 @@ fn in_window(recorded: &Recorded) -> bool {
             record.event,
             Event::AuthorizationDecided { .. } | Event::HumanDecided { .. }
         ),
-        Recorded::Session(_) => false,
+        Recorded::Session(_) | Recorded::ScrapeBatch(_) => false,
     }
 }
 
@@ -304,6 +308,7 @@ mod tests {
             runbooks_blob,
             policies_blob,
             resumes: Some(0),
+            scrape_batch: None,
         };
 
         // What the engine issued then: a scheduled run asks for an authorization, answered

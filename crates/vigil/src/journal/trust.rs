@@ -94,7 +94,8 @@ pub async fn tally(ledger: &Ledger) -> anyhow::Result<TrustReport> {
                     track.succeeded.insert(action);
                 }
             }
-            Ok(Recorded::Session(_)) | Err(_) => {}
+            // Scrapes (batched or not) count for nothing here.
+            Ok(Recorded::Session(_) | Recorded::ScrapeBatch(_)) | Err(_) => {}
         }
     }
     Ok(TrustReport {

@@ -1,5 +1,5 @@
-//! `vigil ledger verify`, `show`, `prove`, `export`, `checkpoint` and `blob`: the ledger for
-//! auditors.
+//! `vigil ledger verify`, `show`, `prove`, `export`, `checkpoint`, `blob` and `archive`: the
+//! ledger for auditors.
 //!
 //! # Memory
 //!
@@ -49,6 +49,7 @@
 //! same 320 MB written to a schema): `verify` 104 MB, `show` 88 MB, `export` 100 MB (before:
 //! 122, 479 and 2,073 MB).
 
+mod archive;
 mod export;
 mod show;
 mod verify;
@@ -60,6 +61,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use vigil_ledger::LedgerLocation;
 
+pub use archive::{archive, verify_segments};
 pub use export::{export, prove, prove_consistency};
 pub use show::{ShowOptions, show};
 pub use verify::{verify, verify_export, verify_proof};

@@ -9,6 +9,7 @@ use vigil_core::Timestamp;
 use vigil_ledger::{Entry, EntryFilter, EntryKind, Ledger, LedgerLocation, PageLimits};
 
 use super::open_location;
+use crate::journal::scrape_batch::{self, DictionaryCache, ScrapeBatchRecord};
 use crate::journal::{CommandRecord, SessionRecord};
 
 /// Characters of a command's JSON shown in its summary, unless `--full`.
@@ -86,6 +87,13 @@ async fn print_entries(ledger: &Ledger, options: ShowOptions<'_>) -> anyhow::Res
         } else {
             writeln!(stdout, "{:>7} {at} {incident:<16} {summary}", entry.seq)
         };
+        // A batch of scrapes is shown whole with `--full`: one scrape a line, as its event.
+        let written = match written {
+            Ok(()) if options.full && scrape_batch::is_batch_payload(&entry.payload) => {
+                batch_lines(ledger, &entry, &mut stdout).await
+            }
+            other => other,
+        };
         // A closed pipe (`| head`) ends the listing quietly instead of panicking; the line
         // counts as shown, so that nothing is said about an empty listing.
         if written.is_err() {
@@ -131,6 +139,20 @@ async fn say_nothing_shown(
 /// The summary of `entry`, `None` when it is hidden (a scrape or a tick without `--all`).
 async fn summary(ledger: &Ledger, entry: &Entry, options: ShowOptions<'_>) -> Option<String> {
     let summary = match entry.kind {
+        EntryKind::Event if scrape_batch::is_batch_payload(&entry.payload) => {
+            if !options.all {
+                return None;
+            }
+            match serde_json::from_str::<ScrapeBatchRecord>(&entry.payload) {
+                Ok(record) => format!(
+                    "event scrape_batch ({} scrapes, {} samples; series {})",
+                    record.scrape_batch.n_scrapes,
+                    record.scrape_batch.n_samples,
+                    record.scrape_batch.series_blob
+                ),
+                Err(error) => format!("event (unreadable scrape batch: {error})"),
+            }
+        }
         EntryKind::Event => match serde_json::from_str::<EventSummary>(&entry.payload) {
             Ok(record) => {
                 let kind = record.event.kind.as_str();
@@ -160,6 +182,38 @@ async fn summary(ledger: &Ledger, entry: &Entry, options: ShowOptions<'_>) -> Op
         EntryKind::Session => session_summary(&entry.payload),
     };
     Some(summary)
+}
+
+/// Writes each scrape of the batch in `entry`, one line each: its time and its event as
+/// JSON (values as the JSON encoding writes them). A batch that does not decode is said in
+/// one line.
+async fn batch_lines(
+    ledger: &Ledger,
+    entry: &Entry,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    let opened = match serde_json::from_str::<ScrapeBatchRecord>(&entry.payload) {
+        Ok(record) => {
+            scrape_batch::open_batch(ledger, entry, &record, &mut DictionaryCache::default()).await
+        }
+        Err(error) => Err(error.into()),
+    };
+    let decoder = match opened {
+        Ok(decoder) => decoder,
+        Err(error) => return writeln!(out, "        (cannot open the batch: {error:#})"),
+    };
+    for decoded in decoder {
+        match decoded {
+            Ok(scrape) => {
+                let at = Timestamp(scrape.at_ms).to_rfc3339();
+                let event = scrape_batch::scrape_event(scrape);
+                let json = serde_json::to_string(&event).unwrap_or_default();
+                writeln!(out, "        {at} {json}")?;
+            }
+            Err(error) => return writeln!(out, "        (the batch is damaged here: {error})"),
+        }
+    }
+    Ok(())
 }
 
 /// What the assistant's investigation came to, for people: the record's line, then each

@@ -252,8 +252,16 @@ impl Recorder {
 
     /// Appends the session's start, the journal and the session's end in one transaction;
     /// returns the number of entries.
-    async fn finish(self, journal: Journal, end_ms: i64) -> anyhow::Result<usize> {
+    async fn finish(self, mut journal: Journal, end_ms: i64) -> anyhow::Result<usize> {
         let mut ledger = self.ledger;
+        // The open batch of scrapes closes at the session's end, as the daemon's does.
+        let mut closed = journal::scrape_batch::BatchedEntries::default();
+        journal.scrapes.close_into(&mut closed)?;
+        journal.entries.append(&mut closed.entries);
+        journal.blobs.append(&mut closed.blobs);
+        for blob in &journal.blobs {
+            ledger.put_blob(blob).await?;
+        }
         let mut entries = Vec::with_capacity(journal.entries.len() + 2);
         entries.push(journal::session_entry(&self.session, EPOCH_MS)?);
         entries.extend(journal.entries);
@@ -297,17 +305,22 @@ struct Simulation {
 /// The ledger entries of a simulation, in order; seq 0 is the session's start.
 struct Journal {
     entries: Vec<vigil_ledger::NewEntry>,
+    /// The session's open batch of scrapes (`journal::scrape_batch`).
+    scrapes: journal::ScrapeBatcher,
+    /// The blobs the batches name, to store before the entries.
+    blobs: Vec<Vec<u8>>,
 }
 
 impl Journal {
     /// Appends a step's events, each followed by the commands its handling issued, as the
-    /// daemon's engine loop does.
+    /// daemon's engine loop does (a scrape that issued none goes to the open batch).
     fn record(&mut self, handled: &[(Event, Vec<Command>)], at_ms: i64) -> anyhow::Result<()> {
         // Seq 0 is the session entry, so the first event's seq is one more than the entries
         // so far.
         let first_seq = self.entries.len() as u64 + 1;
-        self.entries
-            .extend(journal::step_entries(handled, first_seq, at_ms, None)?);
+        let mut recorded = self.scrapes.step_entries(handled, first_seq, at_ms, None)?;
+        self.entries.append(&mut recorded.entries);
+        self.blobs.append(&mut recorded.blobs);
         Ok(())
     }
 }
@@ -319,6 +332,10 @@ impl Simulation {
         Simulation {
             journal: journal.then(|| Journal {
                 entries: Vec::new(),
+                scrapes: crate::journal::ScrapeBatcher::new(crate::journal::scrape_batching(
+                    &bundle,
+                )),
+                blobs: Vec::new(),
             }),
             engine: Engine::new(bundle.engine),
             authorizer: bundle.authorizer,
