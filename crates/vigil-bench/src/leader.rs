@@ -55,8 +55,8 @@ const HELP: &str = "options:
   --json-intervals N     of those, how many also append as JSON (default 1; 0: none)
   --pushes N             pushes per client pattern (default 2000)
   --clients N            concurrent clients (default 16)
-  --keys N               keys of the gateway whose keys run away (default 2000)
-  --runaway LIST         keys running away at once (default 1,10,100,1000)
+  --keys N               keys of the gateway whose keys run away (default 1000)
+  --runaway LIST         keys running away at once (default 1,100,1000)
   --minutes N            window of compact scrapes written for the size per day (default 20)
   --pushes-per-sec N     pushes a second for the size per day (default 10)
   --incidents-per-day N  incidents a day for the size per day (default 20)
@@ -93,8 +93,8 @@ impl Default for Options {
             json_intervals: 1,
             pushes: 2_000,
             clients: 16,
-            keys: 2_000,
-            runaway: vec![1, 10, 100, 1_000],
+            keys: 1_000,
+            runaway: vec![1, 100, 1_000],
             minutes: 20,
             pushes_per_sec: 10,
             incidents_per_day: 20,

@@ -82,6 +82,8 @@ struct Measured {
     /// Per target: its label, the batches' appends and the JSON appends, per interval.
     appends: Vec<(&'static str, Duration, Option<Duration>)>,
     dictionary_bytes: usize,
+    /// The process's resident memory with the engine at this size, in MB.
+    rss_mb: f64,
     /// Per target: the dictionary's blob, once.
     dictionaries: Vec<(&'static str, Duration)>,
 }
@@ -101,9 +103,10 @@ pub(super) async fn run(options: &Options, dir: &Path) -> anyhow::Result<()> {
          default batches (amortized), JSON = one entry per scrape"
     );
     println!(
-        "  {:>8} {:>5} {:<9} {:>8} {:>8} {:>7} {:>8} {:>9} {:>7} {:>6} {:>5} | {:>9} {:>9} {:>6}",
+        "  {:>8} {:>3} {:>6} {:<9} {:>8} {:>8} {:>7} {:>8} {:>9} {:>7} {:>6} {:>5} | {:>9} {:>9} {:>6}",
         "series",
         "gw",
+        "RSS MB",
         "ledger",
         "parse",
         "step",
@@ -167,9 +170,10 @@ fn print_rows(measured: &Measured) {
             },
         );
         println!(
-            "  {:>8} {:>5} {:<9} {:>8} {:>8} {:>7} {:>8} {:>9} {:>6.1}x {:>5.1}% {:>5} | {json_cells}",
+            "  {:>8} {:>3} {:>6.0} {:<9} {:>8} {:>8} {:>7} {:>8} {:>9} {:>6.1}x {:>5.1}% {:>5} | {json_cells}",
             thousands(measured.n_series as u64),
             measured.n_gateways,
+            measured.rss_mb,
             label,
             ms(measured.parse),
             ms(measured.step),
@@ -336,6 +340,8 @@ async fn measure(options: &Options, dir: &Path, n_series: usize) -> anyhow::Resu
         .await?
         .max(dictionary_bytes);
 
+    let rss_mb = resident_mb();
+    drop(engine);
     let n_timed = options.timed as u32;
     let n_json = options.json_intervals.min(options.timed) as u32;
     let mut appends = Vec::new();
@@ -358,8 +364,28 @@ async fn measure(options: &Options, dir: &Path, n_series: usize) -> anyhow::Resu
         hold: hold / n_timed,
         appends,
         dictionary_bytes,
+        rss_mb,
         dictionaries,
     })
+}
+
+/// The process's resident memory (`VmRSS`), in MB; 0 where Linux does not tell it.
+fn resident_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+        })
+        .map_or(0.0, |kb| kb / 1e3)
 }
 
 /// Closes the open batch and appends it to every target as the engine loop does (its series

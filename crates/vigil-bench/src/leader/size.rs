@@ -154,14 +154,16 @@ pub(super) async fn run(options: &Options, dir: &Path) -> anyhow::Result<()> {
     let scrapes_json_day = json_per_scrape * scrapes_per_day;
     let scrapes_compact_day = compact_once + compact_per_scrape * scrapes_per_day;
     let pushes_day = per_push * options.pushes_per_sec as f64 * DAY_SECS;
+    // With JSON scrapes every scrape is whole already: an incident adds its records only.
+    let incidents_day_json = incidents.records * options.incidents_per_day as f64;
     let incidents_day = per_incident * options.incidents_per_day as f64;
     let gb = |bytes: f64| format!("{:.2} GB", bytes / 1e9);
     println!(
-        "  {:<34} {:<44} {:>26} {:>10}",
+        "  {:<37} {:<44} {:>28} {:>9}",
         "component", "measured", "on disk", "per day"
     );
     println!(
-        "  {:<34} {:<44} {:>26} {:>10}",
+        "  {:<37} {:<44} {:>28} {:>9}",
         "scrapes, JSON (scrape_batch_secs: 0)",
         format!(
             "{n_json} scrapes, {} samples",
@@ -171,7 +173,7 @@ pub(super) async fn run(options: &Options, dir: &Path) -> anyhow::Result<()> {
         gb(scrapes_json_day)
     );
     println!(
-        "  {:<34} {:<44} {:>26} {:>10}",
+        "  {:<37} {:<44} {:>28} {:>9}",
         "scrapes, compact (the default)",
         format!(
             "{} and {} min, {} samples",
@@ -187,14 +189,14 @@ pub(super) async fn run(options: &Options, dir: &Path) -> anyhow::Result<()> {
         gb(scrapes_compact_day)
     );
     println!(
-        "  {:<34} {:<44} {:>26} {:>10}",
+        "  {:<37} {:<44} {:>28} {:>9}",
         "eval pushes, one result each",
         format!("{} pushes", thousands(n_pushes as u64)),
         format!("{per_push:.0} B/push"),
         gb(pushes_day)
     );
     println!(
-        "  {:<34} {:<44} {:>26} {:>10}",
+        "  {:<37} {:<44} {:>28} {:>9}",
         "incidents",
         format!(
             "{} of {} game days: {:.1} kB, {:.1} whole scrapes",
@@ -203,14 +205,14 @@ pub(super) async fn run(options: &Options, dir: &Path) -> anyhow::Result<()> {
             incidents.records / 1e3,
             incidents.whole_scrapes
         ),
-        format!("{:.1} MB/incident", per_incident / 1e6),
+        format!("{:.1} MB/incident compact", per_incident / 1e6),
         gb(incidents_day)
     );
     println!(
         "  total: {} a day with JSON scrapes, {} with compact scrapes ({:.1}x smaller); pushes are {:.0} % of the compact total",
-        gb(scrapes_json_day + pushes_day + incidents_day),
+        gb(scrapes_json_day + pushes_day + incidents_day_json),
         gb(scrapes_compact_day + pushes_day + incidents_day),
-        (scrapes_json_day + pushes_day + incidents_day)
+        (scrapes_json_day + pushes_day + incidents_day_json)
             / (scrapes_compact_day + pushes_day + incidents_day).max(1.0),
         100.0 * pushes_day / (scrapes_compact_day + pushes_day + incidents_day).max(1.0)
     );

@@ -2,7 +2,7 @@
 //! codes the scrape codec builds on.
 //!
 //! An integer is written with a short prefix that says how many bits follow (see
-//! [`BUCKETS`]): zero takes one bit, a small number a few, any `u64` at most 69. Signed
+//! `BUCKETS`): zero takes one bit, a small number a few, any `u64` at most 69. Signed
 //! integers are zigzag-mapped first, so that small magnitudes of either sign stay short.
 
 use super::CodecError;

@@ -19,7 +19,7 @@
 //!   4. `0` when no sample carries an exposition timestamp, else `1` and, per sample, `0`
 //!      or `1` and the timestamp as the change of the series' step;
 //!   5. each sample's value against the same series' previous value in the batch
-//!      ([`values`]: repeated, integer delta of delta, or Gorilla's XOR).
+//!      (`values.rs`: repeated, integer delta of delta, or Gorilla's XOR).
 //!
 //! Each batch starts afresh (the first value of a series is coded against `0.0`): a batch
 //! decodes on its own with its dictionary, whatever was recorded before it.
