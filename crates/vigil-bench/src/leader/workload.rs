@@ -368,3 +368,91 @@ pub(super) fn config_yaml(gateways: &[Gateway], setup: &Setup<'_>) -> String {
     text.push_str("diagnosis:\n  runaway_min_share: 0.7\npager:\n  kind: log\n");
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(text: &str) -> Vec<(String, f64)> {
+        let parsed = vigil_core::exposition::parse_text(text);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors.first());
+        parsed
+            .samples
+            .iter()
+            .map(|sample| (format!("{}{:?}", sample.name, sample.labels), sample.value))
+            .collect()
+    }
+
+    // The benchmark counts the series it generates as watched: each must parse and be read
+    // by a detector of the config, or the scraper would drop it.
+    #[test]
+    fn every_series_parses_and_is_read_by_a_detector() {
+        let mut gateway = Gateway::new(3, 300, 7);
+        let text = gateway.next_scrape(Burst::NONE);
+        let parsed = vigil_core::exposition::parse_text(&text);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors.first());
+        assert_eq!(parsed.samples.len(), 7 * SERIES_PER_KEY);
+        assert_eq!(gateway.n_series(), 7 * SERIES_PER_KEY);
+
+        let dir = std::env::temp_dir().join(format!("vigil-bench-workload-{}", std::process::id()));
+        let runbooks = dir.join("runbooks");
+        std::fs::create_dir_all(&runbooks).unwrap();
+        let config_path = dir.join("vigil.yaml");
+        let setup = Setup {
+            plain_names: false,
+            warmup_samples: 8,
+            runbooks_dir: &runbooks,
+            ledger: &dir.join("unused.db"),
+            admin_key_file: None,
+        };
+        std::fs::write(
+            &config_path,
+            config_yaml(std::slice::from_ref(&gateway), &setup),
+        )
+        .unwrap();
+        let bundle = vigil::bundle::load(&config_path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let bundle = bundle.unwrap_or_else(|problems| panic!("{problems}"));
+        let metrics = bundle.engine.metrics_for_source(&gateway.name);
+        for sample in &parsed.samples {
+            assert!(
+                metrics.contains(&*sample.name),
+                "{} is not read",
+                sample.name
+            );
+        }
+        assert_eq!(bundle.engine.detectors.len(), 5);
+    }
+
+    #[test]
+    fn a_burst_raises_only_the_first_keys() {
+        let mut calm = Gateway::new(0, 0, 4);
+        let mut bursting = calm.clone();
+        let _ = (
+            calm.next_scrape(Burst::NONE),
+            bursting.next_scrape(Burst::NONE),
+        );
+        let burst = Burst {
+            n_keys: 1,
+            tokens: 30.0,
+            price: 1.0,
+        };
+        let (calm, bursting) = (
+            samples(&calm.next_scrape(Burst::NONE)),
+            samples(&bursting.next_scrape(burst)),
+        );
+        let changed: Vec<&String> = calm
+            .iter()
+            .zip(&bursting)
+            .filter(|(calm, bursting)| calm != bursting)
+            .map(|((name, _), _)| name)
+            .collect();
+        assert!(!changed.is_empty());
+        // Only the first key's series differ (its hash is in each).
+        let first_key = "service-000000";
+        assert!(
+            changed.iter().all(|name| name.contains(first_key)),
+            "{changed:?}"
+        );
+    }
+}
