@@ -43,7 +43,74 @@ pub struct DiagnosisConfig {
     /// recorded before, which replay without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub demand: Option<demand::DemandConfig>,
+    /// How the other keys' rise is counted against a spiking key's (see [`ExcessRule`]).
+    /// Absent in sessions recorded before, which replay with [`ExcessRule::Positive`].
+    #[serde(default, skip_serializing_if = "ExcessRule::is_positive")]
+    pub excess: ExcessRule,
 }
+
+/// How the diagnoser counts the excess of the keys other than the one whose spike it
+/// explains, when it asks what share of a gateway's excess that key holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExcessRule {
+    /// Every other key's rise above its baseline counts, however small. On a gateway of a
+    /// thousand keys the sum of their noise outweighs one key at thirty times its rate, so a
+    /// runaway reads as a broad surge. Sessions recorded before [`ExcessRule::Net`] use it.
+    #[default]
+    Positive,
+    /// A key that is spiking itself, or that rose more than three times its own noise,
+    /// counts with its whole rise. The other keys count together, rises and falls netted,
+    /// and only by what their sum exceeds twice its own noise (the keys' spreads added in
+    /// quadrature): a broad rise is many small rises that do not cancel; noise cancels.
+    Net,
+}
+
+impl ExcessRule {
+    /// Whether this is the rule of sessions recorded before there was a choice.
+    #[must_use]
+    pub fn is_positive(&self) -> bool {
+        matches!(self, Self::Positive)
+    }
+
+    /// The excess of the keys other than the subject: `others` gives each key's rise over
+    /// its baseline (negative for a fall), whether it is spiking itself, and its noise (one
+    /// standard deviation of that rise when nothing happens).
+    #[must_use]
+    pub fn others_excess(self, others: impl IntoIterator<Item = (f64, bool, f64)>) -> f64 {
+        match self {
+            Self::Positive => others.into_iter().map(|(rise, _, _)| rise.max(0.0)).sum(),
+            Self::Net => {
+                let mut hot = 0.0;
+                let mut quiet = 0.0;
+                let mut quiet_variance = 0.0;
+                for (rise, spiking, noise) in others {
+                    if !rise.is_finite() {
+                        continue;
+                    }
+                    if spiking || rise > RISE_NOISE_MULTIPLE * noise {
+                        hot += rise.max(0.0);
+                    } else {
+                        quiet += rise;
+                        if noise.is_finite() {
+                            quiet_variance += noise * noise;
+                        }
+                    }
+                }
+                hot + (quiet - NET_NOISE_MULTIPLE * quiet_variance.sqrt()).max(0.0)
+            }
+        }
+    }
+}
+
+/// How many of its own standard deviations a quiet key's rise must reach to count whole,
+/// as a spiking key's does: a rise that no key's noise explains, though it stayed under the
+/// detector's ratio (one in seven hundred of a gateway's keys by chance).
+const RISE_NOISE_MULTIPLE: f64 = 3.0;
+
+/// How many standard deviations of their summed noise the quiet keys' net rise must exceed
+/// before it counts as a surge: about one chance in forty of counting noise.
+const NET_NOISE_MULTIPLE: f64 = 2.0;
 
 /// Six hours: an eval suite or a pass-rate window usually reports within that.
 pub const DEFAULT_CHANGE_WINDOW_MS: i64 = 6 * 3600 * 1000;
@@ -625,13 +692,27 @@ fn diagnose_spike(
         .filter(|view| view.observed_at == finding.raised_at)
         .collect();
     let excess_of = |view: &GroupView| (view.rate_per_sec - view.baseline_per_sec).max(0.0);
-    let total_excess: f64 = current.iter().map(|view| excess_of(view)).sum();
     let total_rate: f64 = current.iter().map(|view| view.rate_per_sec).sum();
     let total_baseline: f64 = current.iter().map(|view| view.baseline_per_sec).sum();
-    let subject_view = current
-        .iter()
-        .find(|view| view.subject.value == finding.subject.value);
+    let is_subject = |view: &GroupView| view.subject.value == finding.subject.value;
+    let subject_view = current.iter().find(|view| is_subject(view));
     let subject_excess = subject_view.map_or(0.0, |view| excess_of(view));
+    let total_excess = match config.excess {
+        // Summed in the views' order, as recorded sessions were.
+        ExcessRule::Positive => current.iter().map(|view| excess_of(view)).sum(),
+        ExcessRule::Net => {
+            subject_excess
+                + ExcessRule::Net.others_excess(
+                    current.iter().filter(|view| !is_subject(view)).map(|view| {
+                        (
+                            view.rate_per_sec - view.baseline_per_sec,
+                            view.firing,
+                            view.spread_per_sec,
+                        )
+                    }),
+                )
+        }
+    };
     let share = if total_excess > 0.0 {
         (subject_excess / total_excess).clamp(0.0, 1.0)
     } else {
@@ -729,6 +810,7 @@ mod tests {
             rate_per_sec: rate,
             baseline_per_sec: baseline,
             firing,
+            spread_per_sec: 0.1 * baseline,
         }
     }
 
@@ -771,6 +853,7 @@ mod tests {
         runaway_min_share: 0.7,
         change_window_ms: crate::diagnosis::DEFAULT_CHANGE_WINDOW_MS,
         demand: None,
+        excess: ExcessRule::Positive,
     };
 
     #[test]
@@ -797,6 +880,89 @@ mod tests {
         let diagnosis = diagnose(&CONFIG, NumberStyle::Readable, &finding("a"), &views, &[]);
         assert_eq!(diagnosis.best().unwrap().kind, HypothesisKind::BroadSurge);
         assert_eq!(diagnosis.hypotheses.len(), 2);
+    }
+
+    /// A gateway of `n_keys` quiet keys, each within ±20 % of its baseline (a fixed,
+    /// uneven pattern) and with the noise floor's spread, plus key `hot` at `factor` times.
+    fn gateway(n_keys: usize, factor: f64, quiet_rise: f64) -> Vec<GroupView> {
+        let mut views = vec![view("hot", 300.0 * factor, 300.0, true)];
+        for idx in 0..n_keys {
+            let baseline = 20.0 + (idx * 37 % 381) as f64;
+            let jitter = ((idx * 7919 % 1000) as f64 / 1000.0 - 0.5) * 0.4;
+            let rate = baseline * (1.0 + quiet_rise + jitter);
+            views.push(view(&format!("k{idx}"), rate, baseline, false));
+        }
+        views
+    }
+
+    fn best_kind(config: &DiagnosisConfig, views: &[GroupView]) -> (HypothesisKind, f64) {
+        let diagnosis = diagnose(config, NumberStyle::Readable, &finding("hot"), views, &[]);
+        let best = diagnosis.best().unwrap();
+        (best.kind, best.confidence)
+    }
+
+    const NET: DiagnosisConfig = DiagnosisConfig {
+        excess: ExcessRule::Net,
+        ..CONFIG
+    };
+
+    #[test]
+    fn one_key_at_thirty_times_on_a_gateway_of_thousands_is_a_runaway() {
+        for n_keys in [10, 100, 1000, 2000, 5000] {
+            let views = gateway(n_keys, 30.0, 0.0);
+            let (kind, share) = best_kind(&NET, &views);
+            assert_eq!(
+                kind,
+                HypothesisKind::RunawayKey,
+                "{n_keys} keys: share {share}"
+            );
+            assert!(share > 0.9, "{n_keys} keys: share {share}");
+        }
+        // What the rule of recorded sessions said: the quiet keys' noise, every rise counted
+        // and no fall, outweighs the runaway.
+        let (kind, share) = best_kind(&CONFIG, &gateway(2000, 30.0, 0.0));
+        assert_eq!(kind, HypothesisKind::BroadSurge, "share {share}");
+    }
+
+    #[test]
+    fn quiet_keys_that_all_rise_a_little_are_still_a_surge() {
+        // Every other key 40 % up, none spiking on its own: the spiking key at 3x holds a
+        // small share of what the gateway gained.
+        for n_keys in [13, 200, 2000] {
+            let views = gateway(n_keys, 3.0, 0.4);
+            let (kind, share) = best_kind(&NET, &views);
+            assert_eq!(
+                kind,
+                HypothesisKind::BroadSurge,
+                "{n_keys} keys: share {share}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_spiking_keys_count_whole_under_the_net_rule() {
+        let views = [
+            view("hot", 3000.0, 500.0, true),
+            view("b", 2500.0, 500.0, true),
+            view("c", 2600.0, 500.0, true),
+            view("d", 450.0, 500.0, false),
+        ];
+        let (kind, share) = best_kind(&NET, &views);
+        assert_eq!(kind, HypothesisKind::BroadSurge);
+        // 2500 of 2500 + 2000 + 2100: the quiet key's fall does not offset the others' rise.
+        assert!((share - (1.0 - 2500.0 / 6600.0)).abs() < 1e-9, "{share}");
+    }
+
+    #[test]
+    fn the_rule_is_recorded_only_when_it_is_not_the_old_one() {
+        let old = serde_json::to_value(&CONFIG).unwrap();
+        assert!(old.get("excess").is_none(), "{old}");
+        let new = serde_json::to_value(&NET).unwrap();
+        assert_eq!(new["excess"], "net");
+        let mut recorded = new;
+        recorded.as_object_mut().unwrap().remove("excess");
+        let read: DiagnosisConfig = serde_json::from_value(recorded).unwrap();
+        assert_eq!(read.excess, ExcessRule::Positive);
     }
 
     #[test]

@@ -15,6 +15,7 @@ const CONFIG: DiagnosisConfig = DiagnosisConfig {
     runaway_min_share: 0.7,
     change_window_ms: DEFAULT_CHANGE_WINDOW_MS,
     demand: None,
+    excess: crate::diagnosis::ExcessRule::Net,
 };
 
 /// When every finding is raised.
@@ -79,6 +80,7 @@ fn view(key: &str, rate: f64, baseline: f64, firing: bool) -> GroupView {
         rate_per_sec: rate,
         baseline_per_sec: baseline,
         firing,
+        spread_per_sec: 0.1 * baseline,
     }
 }
 
@@ -308,14 +310,14 @@ fn the_readable_words_read_in_thirty_seconds() {
         &runaway_views(),
         &[],
         expect![[r#"
-        why: Token usage on key a jumped to 8,123 tokens/s, 99.7 % of all excess usage on the gateway; the other keys look normal. A single runaway key (a loop, a leaked key or a job gone wrong) is the likely cause.
-        runaway_key:
-          key a accounts for 99.7 % of the excess token rate across 3 keys
-          key a: 8,123 tokens/s against a baseline of 412 tokens/s (19.7×)
-        broad_surge:
-          all keys together: 9,123 tokens/s against a baseline of 1,412 tokens/s
-          1 of 3 keys are spiking
-    "#]],
+            why: Token usage on key a jumped to 8,123 tokens/s, 100 % of all excess usage on the gateway; the other keys look normal. A single runaway key (a loop, a leaked key or a job gone wrong) is the likely cause.
+            runaway_key:
+              key a accounts for 100 % of the excess token rate across 3 keys
+              key a: 8,123 tokens/s against a baseline of 412 tokens/s (19.7×)
+            broad_surge:
+              all keys together: 9,123 tokens/s against a baseline of 1,412 tokens/s
+              1 of 3 keys are spiking
+        "#]],
     );
     check(
         readable,

@@ -303,6 +303,7 @@ impl Stack {
                 runaway_min_share: 0.7,
                 change_window_ms: DEFAULT_CHANGE_WINDOW_MS,
                 demand: None,
+                excess: vigil_core::diagnosis::ExcessRule::Net,
             },
             runbooks: Vec::new(),
             api_keys: Vec::new(),

@@ -242,6 +242,9 @@ pub struct GroupView {
     pub baseline_per_sec: f64,
     /// Whether a finding is firing for it.
     pub firing: bool,
+    /// Its noise, per second: the spread its rate is judged by (the learnt standard
+    /// deviation, at least the noise floor's share of the baseline).
+    pub spread_per_sec: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -403,13 +406,24 @@ impl SpikeDetector {
 impl GroupState {
     /// `None` until the group has been observed.
     fn view(&self, thresholds: &SpikeThresholds) -> Option<GroupView> {
+        let baseline_per_sec = self.expected(self.last_at?, thresholds);
         Some(GroupView {
             subject: self.subject.clone(),
             observed_at: self.last_at?,
             rate_per_sec: self.last_rate,
-            baseline_per_sec: self.expected(self.last_at?, thresholds),
+            baseline_per_sec,
             firing: self.firing.is_some(),
+            spread_per_sec: self.spread(baseline_per_sec, thresholds),
         })
+    }
+
+    /// The spread a rate is judged by against `expected`: the learnt standard deviation, at
+    /// least the noise floor's share of `expected`.
+    fn spread(&self, expected: f64, thresholds: &SpikeThresholds) -> f64 {
+        self.variance
+            .sqrt()
+            .max(expected * thresholds.noise_floor_ratio)
+            .max(f64::MIN_POSITIVE)
     }
 
     /// The rate expected at `at`: the short baseline, or the memory of this hour (or the one
@@ -652,11 +666,7 @@ fn step(
         return None;
     }
 
-    let spread = state
-        .variance
-        .sqrt()
-        .max(expected * thresholds.noise_floor_ratio)
-        .max(f64::MIN_POSITIVE);
+    let spread = state.spread(expected, thresholds);
     let z_score = (rate - expected) / spread;
     let ratio = rate
         / expected

@@ -20,6 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::detector::spike::GroupView;
 use crate::detector::{Evidence, Finding, Subject};
 use crate::human::NumberStyle;
 use crate::signal::float_repr;
@@ -27,7 +28,7 @@ use crate::store::{Matcher, SOURCE_LABEL, Selector, SeriesStore};
 use crate::time::Timestamp;
 use crate::topology::Layer;
 
-use super::{Diagnosis, Fact, Hypothesis, HypothesisKind};
+use super::{Diagnosis, DiagnosisConfig, ExcessRule, Fact, Hypothesis, HypothesisKind};
 
 /// How the diagnoser reads demand and expected activity (new sessions).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -285,11 +286,12 @@ fn hypothesis(
 #[must_use]
 pub fn decompose(
     config: &DemandConfig,
+    diagnosis_config: &DiagnosisConfig,
     numbers: NumberStyle,
-    runaway_min_share: f64,
     mut diagnosis: Diagnosis,
     finding: &Finding,
     evidence: &DemandEvidence,
+    views: &[GroupView],
 ) -> Diagnosis {
     let spike = match &finding.evidence {
         Evidence::Spike(spike) => spike,
@@ -320,6 +322,7 @@ pub fn decompose(
         | Evidence::BurnRate(_)
         | Evidence::Schedule(_) => return diagnosis,
     };
+    let runaway_min_share = diagnosis_config.runaway_min_share;
     let key = &finding.subject.value;
     let Some(requests) = evidence.requests.iter().find(|view| &view.group == key) else {
         return diagnosis;
@@ -360,7 +363,30 @@ pub fn decompose(
     if more_requests {
         // The spike is demand: who sends the extra requests?
         let excess = |view: &RequestView| (view.now_per_sec - view.before_per_sec).max(0.0);
-        let total_excess: f64 = evidence.requests.iter().map(excess).sum();
+        let total_excess: f64 = match diagnosis_config.excess {
+            ExcessRule::Positive => evidence.requests.iter().map(excess).sum(),
+            // A key's request rate has no learnt spread here: each quiet key's own change
+            // stands for its noise, so the quiet keys count only by what their net change
+            // exceeds twice the root of their summed squares.
+            ExcessRule::Net => {
+                let spiking = |group: &str| {
+                    views
+                        .iter()
+                        .any(|view| view.firing && view.subject.value == group)
+                };
+                excess(requests)
+                    + ExcessRule::Net.others_excess(
+                        evidence
+                            .requests
+                            .iter()
+                            .filter(|view| &view.group != key)
+                            .map(|view| {
+                                let rise = view.now_per_sec - view.before_per_sec;
+                                (rise, spiking(&view.group), rise.abs())
+                            }),
+                    )
+            }
+        };
         let share = if total_excess > 0.0 {
             (excess(requests) / total_excess).clamp(0.0, 1.0)
         } else {

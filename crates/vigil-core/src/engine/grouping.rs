@@ -505,11 +505,12 @@ impl Engine {
         match &self.config.diagnosis.demand {
             Some(config) => crate::diagnosis::demand::decompose(
                 config,
+                &self.config.diagnosis,
                 self.config.numbers,
-                self.config.diagnosis.runaway_min_share,
                 diagnosis,
                 finding,
                 &demand.cloned().unwrap_or_default(),
+                views,
             ),
             None => diagnosis,
         }

@@ -69,6 +69,7 @@ pub(super) fn config(mode: Mode) -> EngineConfig {
             runaway_min_share: 0.7,
             change_window_ms: crate::diagnosis::DEFAULT_CHANGE_WINDOW_MS,
             demand: None,
+            excess: crate::diagnosis::ExcessRule::Net,
         },
         runbooks: vec![runbook(Mode::Autonomous)],
         api_keys: vec![ApiKeyInfo {

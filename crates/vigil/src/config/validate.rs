@@ -494,6 +494,7 @@ pub fn validate(
             runaway_min_share: raw.diagnosis.runaway_min_share,
             change_window_ms: raw.diagnosis.change_window_secs.saturating_mul(1000),
             demand: super::demand::validate_demand(&mut problems, &raw.diagnosis),
+            excess: vigil_core::diagnosis::ExcessRule::Net,
         },
         api_keys,
         store,

@@ -753,6 +753,7 @@ mod tests {
                 runaway_min_share: 0.7,
                 change_window_ms: vigil_core::diagnosis::DEFAULT_CHANGE_WINDOW_MS,
                 demand: None,
+                excess: vigil_core::diagnosis::ExcessRule::Net,
             },
             runbooks: Vec::new(),
             api_keys: Vec::new(),

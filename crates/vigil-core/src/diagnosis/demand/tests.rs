@@ -26,6 +26,7 @@ const DIAGNOSIS: DiagnosisConfig = DiagnosisConfig {
     runaway_min_share: 0.5,
     change_window_ms: DEFAULT_CHANGE_WINDOW_MS,
     demand: None,
+    excess: crate::diagnosis::ExcessRule::Net,
 };
 
 fn subject(key: &str) -> Subject {
@@ -94,6 +95,7 @@ fn view(key: &str, rate: f64, baseline: f64) -> GroupView {
         rate_per_sec: rate,
         baseline_per_sec: baseline,
         firing: rate > 3.0 * baseline,
+        spread_per_sec: 0.1 * baseline,
     }
 }
 
@@ -114,11 +116,12 @@ fn read(
     let plain = diagnose(&DIAGNOSIS, NumberStyle::Readable, finding, views, &[]);
     let diagnosis = decompose(
         &config(),
+        &DIAGNOSIS,
         NumberStyle::Readable,
-        DIAGNOSIS.runaway_min_share,
         plain,
         finding,
         evidence,
+        views,
     );
     let best = diagnosis.best().unwrap().clone();
     let subject = best
@@ -343,4 +346,31 @@ fn the_engine_measures_requests_and_the_cache_before_the_spike_and_at_it() {
     let cache = evidence.cache.unwrap();
     assert!((cache.now_ratio - 0.1).abs() < 1e-9, "{cache:?}");
     assert!((cache.before_ratio - 0.8).abs() < 1e-6, "{cache:?}");
+}
+
+#[test]
+fn the_extra_requests_of_one_key_are_its_own_among_a_thousand_noisy_keys() {
+    // A thousand other keys whose requests wander ±30 % from one scrape to the next: summed
+    // as rises only, their noise would hold nine tenths of the extra requests.
+    let mut views = vec![view("k1", 4000.0, 200.0)];
+    let mut evidence = DemandEvidence {
+        requests: vec![requests("k1", 10.0, 2.0)],
+        cache: None,
+    };
+    for idx in 0..1000_usize {
+        let key = format!("q{idx}");
+        let wander = ((idx * 7919 % 1000) as f64 / 1000.0 - 0.5) * 0.6;
+        views.push(view(&key, 100.0 * (1.0 + wander / 3.0), 100.0));
+        evidence.requests.push(requests(&key, 1.0 + wander, 1.0));
+    }
+    let (diagnosis, kind, _) = read(&spike("k1", 4000.0, 200.0), &views, &evidence);
+    assert_eq!(kind, HypothesisKind::RunawayKey);
+    let best = diagnosis.best().unwrap();
+    assert!(
+        best.support.iter().any(|fact| fact
+            .text
+            .contains("sends 100 % of the extra requests across 1001 keys")),
+        "{:?}",
+        best.support
+    );
 }

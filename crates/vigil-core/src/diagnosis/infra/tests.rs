@@ -110,6 +110,7 @@ const CONFIG: DiagnosisConfig = DiagnosisConfig {
     runaway_min_share: 0.5,
     change_window_ms: DEFAULT_CHANGE_WINDOW_MS,
     demand: None,
+    excess: crate::diagnosis::ExcessRule::Net,
 };
 
 fn diagnosed(finding: &Finding, topology: &Topology, changes: &[Change]) -> Diagnosis {

@@ -47,6 +47,7 @@ fn engine(max_pushed_series: usize) -> Engine {
             runaway_min_share: 0.7,
             change_window_ms: crate::diagnosis::DEFAULT_CHANGE_WINDOW_MS,
             demand: None,
+            excess: crate::diagnosis::ExcessRule::Net,
         },
         runbooks: Vec::new(),
         api_keys: Vec::new(),
