@@ -77,10 +77,20 @@ const CURRENT_SQL: &str = "SELECT epoch, holder, holder_url, \
      FROM ledger_lease WHERE name = 'leader'";
 
 /// Stores one push unless the inbox holds `$6` rows already; returns its id.
+///
+/// The span of ids waiting (`max - min + 1`, two probes of the primary key) bounds the count
+/// from above, so a push is admitted at once while the span is under the limit; only when it
+/// is not (a full inbox, or holes left by pushes drained out of order) are the rows counted.
+/// Counting every time costs a scan of the inbox per push: 463 pushes a second with 50,000
+/// waiting (`vigil-bench leader`). The subqueries are init plans, run only when `CASE`
+/// reaches them.
 const INBOX_PUT_SQL: &str = "INSERT INTO ledger_inbox \
      (received_at_ms, replica, route, content_type, body) \
      SELECT $1, $2, $3, $4, $5 \
-     WHERE (SELECT count(*) FROM ledger_inbox) < $6 RETURNING id";
+     WHERE CASE \
+         WHEN (SELECT coalesce(max(id) - min(id) + 1, 0) FROM ledger_inbox) < $6 THEN true \
+         ELSE (SELECT count(*) FROM ledger_inbox) < $6 \
+     END RETURNING id";
 
 /// Up to `$2` inbox rows after id `$1`, oldest first.
 const INBOX_AFTER_SQL: &str = "SELECT id, received_at_ms, replica, route, content_type, body \

@@ -70,6 +70,7 @@ mod replicated {
         replication::the_database_fences_a_deposed_writer,
         replication::a_lease_expires_by_the_database_clock,
         replication::inbox_rows_are_consumed_once_by_the_append,
+        replication::the_inbox_bound_counts_the_rows_not_the_ids,
     );
 }
 

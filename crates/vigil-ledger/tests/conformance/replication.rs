@@ -174,6 +174,38 @@ pub async fn inbox_rows_are_consumed_once_by_the_append(fixture: &Fixture) -> Te
     Ok(())
 }
 
+/// The bound is on the pushes waiting, not on the span of their ids: a push drained out of
+/// order leaves a hole that makes room.
+pub async fn the_inbox_bound_counts_the_rows_not_the_ids(fixture: &Fixture) -> TestResult {
+    let location = fixture.new_location();
+    let mut ledger = Ledger::open(&location).await?;
+    let replication = ledger.replication()?;
+    let put = || replication.inbox_put(1_000, "b", "/v1/push/evals", None, b"x", 3);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(put().await?.ok_or("room")?);
+    }
+    assert_eq!(put().await?, None, "three waiting: full");
+    let middle = *ids.get(1).ok_or("ids")?;
+    ledger
+        .append_consuming(&sample_entries(0..1), &[middle])
+        .await?;
+    let fourth = put().await?.ok_or("the hole makes room")?;
+    assert!(fourth > *ids.last().ok_or("ids")?);
+    assert_eq!(replication.inbox_len().await?, 3);
+    assert_eq!(put().await?, None, "three waiting again: full");
+    let waiting: Vec<i64> = replication
+        .inbox_after(0, 10)
+        .await?
+        .iter()
+        .map(|row| row.id)
+        .collect();
+    let mut expected: Vec<i64> = ids.iter().copied().filter(|id| *id != middle).collect();
+    expected.push(fourth);
+    assert_eq!(waiting, expected);
+    Ok(())
+}
+
 /// SQLite has no replication.
 pub async fn sqlite_is_not_replicable(fixture: &Fixture) -> TestResult {
     let ledger = Ledger::open(&fixture.new_location()).await?;
