@@ -82,3 +82,5 @@ mod simulate_assistant;
 mod tamper;
 #[path = "cli/tls.rs"]
 mod tls;
+#[path = "cli/warm_standby.rs"]
+mod warm_standby;

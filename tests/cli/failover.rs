@@ -446,6 +446,21 @@ fn three_replicas_survive_kill_9_sigstop_and_a_database_restart() {
         replicas[second].id,
         takeover.as_millis()
     ));
+    // It resumed from the engine it kept warm while standing by, not from the first entry
+    // (the warm line comes before the resumption's own).
+    let deadline = Instant::now() + PHASE_LIMIT;
+    let mut resumed = None;
+    while let Some(line) = replicas[second].served.next_line(deadline) {
+        if line.contains("engine kept warm") || line.contains("resuming it") {
+            resumed = Some(line);
+            break;
+        }
+    }
+    let resumed = resumed.expect("the new leader never said that it resumed the last term");
+    assert!(
+        resumed.contains("engine kept warm"),
+        "the new leader rebuilt the last term from scratch: {resumed}"
+    );
     let deadline = Instant::now() + PHASE_LIMIT;
     let resolved = loop {
         let ledger = read(&url);

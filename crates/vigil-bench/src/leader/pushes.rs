@@ -5,7 +5,8 @@
 //! PostgreSQL, the replicated path: `Replication::inbox_put` (what any replica's 2xx waits
 //! for) against a plain `INSERT` of the same row into a table of the same shape, from one
 //! client and from `--clients` at once, then with 50,000 pushes already waiting (a leaderless
-//! spell: the inbox's bound is a `count(*)` in the same statement); and a replica leading in
+//! spell: the inbox's bound is checked in the same statement, on the span of waiting ids
+//! and, near the bound only, by counting them); and a replica leading in
 //! process (`vigil::daemon::replica::Replica`, the code `vigil serve` runs with
 //! `replication:`), pushed to over HTTP: pushes acknowledged per second, and pushes drained
 //! into the chain per second (from the first push until the inbox is empty).

@@ -151,6 +151,9 @@ pub(crate) struct TermHooks {
     pub(crate) admin_slot: replica::AdminSlot,
     /// When the lease was taken: the takeover time is measured from here.
     pub(crate) started: tokio::time::Instant,
+    /// The last term's session, rebuilt while this replica stood by (`replica/warm.rs`);
+    /// `None` when it could not be, and then the term rebuilds it from the ledger.
+    pub(crate) warm: Option<crate::journal::recovery::Rebuilt>,
 }
 
 /// What the intake routes need.
@@ -261,7 +264,7 @@ impl Daemon {
             telemetry,
             notes,
             resources,
-            term,
+            mut term,
         } = self;
         let Resources {
             targets,
@@ -288,11 +291,18 @@ impl Daemon {
             }),
             _ => None,
         };
-        let resumed = if options.resume {
+        let warm = term.as_mut().and_then(|term| term.warm.take());
+        let resumed = match (options.resume, warm) {
+            (false, _) => None,
+            (true, Some(rebuilt)) => {
+                tracing::info!(
+                    session = rebuilt.session_seq(),
+                    "resuming the last term from the engine kept warm while standing by"
+                );
+                explain_resume(rebuilt.into_resumed(&bundle.engine))
+            }
             // A replica's term carries on the last term even when it handed over cleanly.
-            resume_or_explain(&ledger, &bundle.engine, term.is_some()).await?
-        } else {
-            None
+            (true, None) => resume_or_explain(&ledger, &bundle.engine, term.is_some()).await?,
         };
         if let Some(resumed) = &resumed {
             // The rebuilt engine runs with the config it was built from (the same but for
@@ -700,7 +710,14 @@ async fn resume_or_explain(
     let outcome = recovery::resume_with(ledger, config, even_if_ended)
         .await
         .context("rebuilding the interrupted session")?;
-    Ok(match outcome {
+    Ok(explain_resume(outcome))
+}
+
+/// The session to resume, if any; says in the log why there is none.
+fn explain_resume(
+    outcome: Result<recovery::Resumed, recovery::NotResumed>,
+) -> Option<recovery::Resumed> {
+    match outcome {
         Ok(resumed) => {
             tracing::warn!(
                 session = resumed.session_seq,
@@ -722,5 +739,5 @@ async fn resume_or_explain(
             None
         }
         Err(recovery::NotResumed::NothingToResume) => None,
-    })
+    }
 }

@@ -9,6 +9,7 @@
 //! the engine and the recorded policies give again, and recovery rebuilds the engine from
 //! them.
 
+pub mod follow;
 pub mod location;
 pub mod reader;
 pub mod records;

@@ -51,14 +51,30 @@ impl<'ledger> Entries<'ledger> {
         if self.from > self.until {
             return Ok(None);
         }
-        let page = self.ledger.read(self.from, PAGE_ROWS).await?;
+        // Never past `until`, so that a reader whose `until` grows misses nothing.
+        let rows = u32::try_from(self.until - self.from)
+            .map_or(PAGE_ROWS, |left| left.saturating_add(1).min(PAGE_ROWS));
+        let page = self.ledger.read(self.from, rows).await?;
         let Some(last) = page.last() else {
-            self.from = self.until.saturating_add(1).max(self.from);
             return Ok(None);
         };
         self.from = last.seq + 1;
         self.page = page.into_iter();
         Ok(self.page.next().filter(|entry| entry.seq <= self.until))
+    }
+
+    /// Reads on up to seq `until` (a reader that follows a ledger others append to).
+    pub fn extend_until(&mut self, until: u64) {
+        self.until = self.until.max(until);
+    }
+
+    /// The seq of the next entry to read.
+    #[must_use]
+    pub fn next_seq(&self) -> u64 {
+        self.page
+            .as_slice()
+            .first()
+            .map_or(self.from, |entry| entry.seq)
     }
 }
 
@@ -127,6 +143,17 @@ impl<'ledger> ChainEntries<'ledger> {
             batch: None,
             dictionaries: DictionaryCache::default(),
         }
+    }
+
+    /// Reads on up to seq `until` (see [`Entries::extend_until`]).
+    pub fn extend_until(&mut self, until: u64) {
+        self.entries.extend_until(until);
+    }
+
+    /// Whether the chain ended at a session that starts afresh (reading on gives nothing).
+    #[must_use]
+    pub fn ended(&self) -> bool {
+        self.ended
     }
 
     /// The chain's next entry with its record, or `None` at its end.

@@ -14,7 +14,7 @@
 //! grows with the ledger); otherwise the daemon starts fresh and says so. Sessions that
 //! resumed one another form a chain, which is rebuilt from its first session.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use vigil_core::Timestamp;
 use vigil_core::engine::{Command, Engine, EngineConfig, Event};
@@ -73,11 +73,44 @@ pub async fn resume_with(
     current: &EngineConfig,
     even_if_ended: bool,
 ) -> anyhow::Result<Result<Resumed, NotResumed>> {
-    let Some(last_seq) = ledger.len().checked_sub(1) else {
-        return Ok(Err(NotResumed::NothingToResume));
+    Ok(match rebuild(ledger, even_if_ended).await? {
+        Some(rebuilt) => rebuilt.into_resumed(current),
+        None => Err(NotResumed::NothingToResume),
+    })
+}
+
+/// The last session (the one before a clean end only `even_if_ended`), rebuilt from the
+/// first session of its chain; `None` when there is none.
+///
+/// # Errors
+///
+/// When the ledger cannot be read or the rebuild departs from what it holds.
+pub async fn rebuild(ledger: &Ledger, even_if_ended: bool) -> anyhow::Result<Option<Rebuilt>> {
+    let Some(located) = locate(ledger, even_if_ended).await? else {
+        return Ok(None);
     };
-    let Some(last_session) = ledger.last_session_at_or_before(last_seq).await? else {
-        return Ok(Err(NotResumed::NothingToResume));
+    let mut rebuild = Rebuild::new(ledger, &located.origin, u64::MAX)?;
+    // Bounded by the ledger's length: each call reads one entry or ends.
+    while rebuild.read_one().await? {}
+    Ok(Some(rebuild.finish(located.start_seq)))
+}
+
+/// The session to resume and the origin of its chain.
+pub(crate) struct Located {
+    /// The session start resumed.
+    pub(crate) start_seq: u64,
+    /// The first session of its chain.
+    pub(crate) origin: Entry,
+}
+
+/// Finds the last session (the one before a clean end only `even_if_ended`) and its chain's
+/// origin; `None` when there is nothing to resume.
+pub(crate) async fn locate(
+    ledger: &Ledger,
+    even_if_ended: bool,
+) -> anyhow::Result<Option<Located>> {
+    let Some(last_session) = ledger.last_session_at_or_before(u64::MAX).await? else {
+        return Ok(None);
     };
     let last_session = journal::session_start_of(ledger, last_session).await?;
     let start = match journal::session_of(&last_session)? {
@@ -86,40 +119,86 @@ pub async fn resume_with(
         }
         SessionRecord::SessionEnded { interrupted, .. } => {
             if interrupted.is_empty() && !even_if_ended {
-                return Ok(Err(NotResumed::NothingToResume));
+                return Ok(None);
             }
             let Some(before) = last_session.seq.checked_sub(1) else {
-                return Ok(Err(NotResumed::NothingToResume));
+                return Ok(None);
             };
             match ledger.last_session_at_or_before(before).await? {
                 Some(entry) => journal::session_start_of(ledger, entry).await?,
-                None => return Ok(Err(NotResumed::NothingToResume)),
+                None => return Ok(None),
             }
         }
     };
-    let resumed_seq = start.seq;
+    let start_seq = start.seq;
     let origin = journal::chain_origin(ledger, start).await?;
-    let SessionRecord::SessionStarted { engine_config, .. } = journal::session_of(&origin)? else {
-        anyhow::bail!("entry {} does not start a session", origin.seq);
-    };
-    let mut unfinished: BTreeMap<String, (u64, Command)> = BTreeMap::new();
-    let mut n_events = 0;
-    let mut last_event_seq = origin.seq;
-    let mut last_event_at = Timestamp(origin.at_ms);
-    let mut wakes = std::collections::BTreeSet::new();
-    let mut produced: std::collections::VecDeque<Command> = std::collections::VecDeque::new();
-    let mut entries = RerunChain::new(
-        ledger,
-        &origin,
-        u64::MAX,
-        Engine::new((*engine_config).clone()),
-    );
-    while let Some((entry, rerun)) = entries.next().await? {
+    Ok(Some(Located { start_seq, origin }))
+}
+
+/// A session chain being rebuilt, entry by entry: the engine, and what the entries read so
+/// far left unfinished.
+pub(crate) struct Rebuild<'ledger> {
+    chain: RerunChain<'ledger>,
+    recorded_config: EngineConfig,
+    origin_seq: u64,
+    unfinished: BTreeMap<String, (u64, Command)>,
+    n_events: u64,
+    last_event_seq: u64,
+    last_event_at: Timestamp,
+    wakes: BTreeSet<Timestamp>,
+    produced: VecDeque<Command>,
+}
+
+impl<'ledger> Rebuild<'ledger> {
+    /// The rebuild of the chain that starts at `origin`, reading up to seq `until`.
+    pub(crate) fn new(
+        ledger: &'ledger Ledger,
+        origin: &Entry,
+        until: u64,
+    ) -> anyhow::Result<Rebuild<'ledger>> {
+        let SessionRecord::SessionStarted { engine_config, .. } = journal::session_of(origin)?
+        else {
+            anyhow::bail!("entry {} does not start a session", origin.seq);
+        };
+        let recorded_config = (*engine_config).clone();
+        Ok(Rebuild {
+            chain: RerunChain::new(ledger, origin, until, Engine::new(recorded_config.clone())),
+            recorded_config,
+            origin_seq: origin.seq,
+            unfinished: BTreeMap::new(),
+            n_events: 0,
+            last_event_seq: origin.seq,
+            last_event_at: Timestamp(origin.at_ms),
+            wakes: BTreeSet::new(),
+            produced: VecDeque::new(),
+        })
+    }
+
+    /// The seq of the session that starts the chain.
+    pub(crate) fn origin_seq(&self) -> u64 {
+        self.origin_seq
+    }
+
+    /// Reads on up to seq `until`, which must end a step (see [`RerunChain::extend_until`]).
+    pub(crate) fn extend_until(&mut self, until: u64) {
+        self.chain.extend_until(until);
+    }
+
+    /// Whether the chain ended at a session that starts afresh.
+    pub(crate) fn ended(&self) -> bool {
+        self.chain.ended()
+    }
+
+    /// Reads and reruns the next entry; `false` at the end of what can be read.
+    pub(crate) async fn read_one(&mut self) -> anyhow::Result<bool> {
+        let Some((entry, rerun)) = self.chain.next().await? else {
+            return Ok(false);
+        };
         match rerun {
             // Ends, and starts of sessions that resumed, continue the chain.
             Rerun::Session(_) => {}
             Rerun::Event { record, issued } => {
-                check_drained(&produced, &entry)?;
+                check_drained(&self.produced, &entry)?;
                 match &record.event {
                     Event::ActionFinished { action_id: id, .. }
                     | Event::PageFinished { page_id: id, .. }
@@ -129,17 +208,17 @@ pub async fn resume_with(
                         investigation_id: id,
                         ..
                     } => {
-                        unfinished.remove(id);
+                        self.unfinished.remove(id);
                     }
                     _ => {}
                 }
-                produced = issued.into();
-                n_events += 1;
-                last_event_seq = entry.seq;
-                last_event_at = Timestamp(entry.at_ms);
+                self.produced = issued.into();
+                self.n_events += 1;
+                self.last_event_seq = entry.seq;
+                self.last_event_at = Timestamp(entry.at_ms);
             }
             Rerun::Command(record) => {
-                let expected = produced.pop_front();
+                let expected = self.produced.pop_front();
                 anyhow::ensure!(
                     expected.as_ref() == Some(&record.command),
                     "entry {}: rebuilding the interrupted session gives another command than the ledger holds; it cannot be resumed safely",
@@ -163,45 +242,86 @@ pub async fn resume_with(
                     | Command::Notify { .. } => None,
                 };
                 if let Command::WakeAt { at } = &record.command {
-                    wakes.insert(*at);
+                    self.wakes.insert(*at);
                 }
                 if let Some(id) = id {
-                    unfinished.insert(id, (entry.seq, record.command));
+                    self.unfinished.insert(id, (entry.seq, record.command));
                 }
             }
         }
+        Ok(true)
     }
-    let engine = entries.into_engine();
-    let mut comparable = (*engine_config).clone();
-    comparable.trust.clone_from(&current.trust);
-    if &comparable != current {
-        return Ok(Err(NotResumed::ConfigChanged {
-            session_seq: resumed_seq,
-            unfinished: unfinished.into_keys().collect(),
-        }));
+
+    /// The rebuilt session `start_seq` (a session of this chain), owning nothing borrowed.
+    pub(crate) fn finish(self, start_seq: u64) -> Rebuilt {
+        Rebuilt {
+            engine: self.chain.into_engine(),
+            recorded_config: self.recorded_config,
+            session_seq: start_seq,
+            unfinished: self.unfinished,
+            unrecorded: self.produced.into(),
+            last_event_seq: self.last_event_seq,
+            last_event_at: self.last_event_at,
+            wakes: self.wakes,
+            n_events: self.n_events,
+        }
     }
-    let mut unfinished: Vec<(u64, Command)> = unfinished.into_values().collect();
-    unfinished.sort_by_key(|(seq, _)| *seq);
-    Ok(Ok(Resumed {
-        engine,
-        session_seq: resumed_seq,
-        unfinished: unfinished.into_iter().map(|(_, command)| command).collect(),
-        unrecorded: produced.into(),
-        last_event_seq,
-        wakes: wakes
-            .into_iter()
-            .filter(|at| *at >= last_event_at)
-            .collect(),
-        n_events,
-    }))
+}
+
+/// A session chain rebuilt to the end of the ledger, before it is compared with the config
+/// in force ([`Rebuilt::into_resumed`]).
+#[derive(Debug)]
+pub struct Rebuilt {
+    engine: Engine,
+    recorded_config: EngineConfig,
+    session_seq: u64,
+    unfinished: BTreeMap<String, (u64, Command)>,
+    unrecorded: Vec<Command>,
+    last_event_seq: u64,
+    last_event_at: Timestamp,
+    wakes: BTreeSet<Timestamp>,
+    n_events: u64,
+}
+
+impl Rebuilt {
+    /// The seq of the session entry it resumes.
+    #[must_use]
+    pub fn session_seq(&self) -> u64 {
+        self.session_seq
+    }
+
+    /// The session to resume, if it ran with `current` config (apart from the trust seed).
+    pub fn into_resumed(self, current: &EngineConfig) -> Result<Resumed, NotResumed> {
+        let mut comparable = self.recorded_config;
+        comparable.trust.clone_from(&current.trust);
+        if &comparable != current {
+            return Err(NotResumed::ConfigChanged {
+                session_seq: self.session_seq,
+                unfinished: self.unfinished.into_keys().collect(),
+            });
+        }
+        let mut unfinished: Vec<(u64, Command)> = self.unfinished.into_values().collect();
+        unfinished.sort_by_key(|(seq, _)| *seq);
+        let last_event_at = self.last_event_at;
+        Ok(Resumed {
+            engine: self.engine,
+            session_seq: self.session_seq,
+            unfinished: unfinished.into_iter().map(|(_, command)| command).collect(),
+            unrecorded: self.unrecorded,
+            last_event_seq: self.last_event_seq,
+            wakes: self
+                .wakes
+                .into_iter()
+                .filter(|at| *at >= last_event_at)
+                .collect(),
+            n_events: self.n_events,
+        })
+    }
 }
 
 /// Every command the engine issued for the previous event must have been recorded; a
 /// command recorded but not issued (or the reverse) means the rebuild went astray.
-fn check_drained(
-    produced: &std::collections::VecDeque<Command>,
-    entry: &Entry,
-) -> anyhow::Result<()> {
+fn check_drained(produced: &VecDeque<Command>, entry: &Entry) -> anyhow::Result<()> {
     anyhow::ensure!(
         produced.is_empty(),
         "entry {}: the rebuilt engine issued {} command(s) the ledger does not hold before this event; the session cannot be resumed safely",

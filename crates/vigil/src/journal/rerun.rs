@@ -102,6 +102,19 @@ impl<'ledger> RerunChain<'ledger> {
         Ok(Some((entry, rerun)))
     }
 
+    /// Reads on up to seq `until`, which must end a step (the entry before an event that
+    /// is not an answer given inline, or before a session entry): a step is rerun with the
+    /// answers recorded in its window, and a window still open would be rerun short.
+    pub fn extend_until(&mut self, until: u64) {
+        self.entries.extend_until(until);
+    }
+
+    /// Whether the chain ended at a session that starts afresh.
+    #[must_use]
+    pub fn ended(&self) -> bool {
+        self.ahead.is_empty() && self.entries.ended()
+    }
+
     /// The engine, as the entries read so far left it, still reading.
     #[must_use]
     pub fn engine(&self) -> &Engine {

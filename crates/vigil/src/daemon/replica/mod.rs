@@ -13,14 +13,16 @@
 //! time, or this process was paused past it), when the database fences an append, or at
 //! shutdown, when the lease is released so that a standby takes over at once. The replica
 //! then stands by again. Takeover goes through the crash-recovery path: the new leader
-//! rebuilds the last term's engine from the ledger and reads each unfinished action's target
-//! back before doing anything.
+//! takes the last term's engine, which it kept warm while standing by by following the
+//! ledger (`warm.rs`; rebuilt from the ledger when it could not be), and reads each
+//! unfinished action's target back before doing anything.
 
 mod inbox;
 pub(crate) mod lease;
 pub(crate) mod status;
 #[cfg(test)]
 mod tests;
+mod warm;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -218,6 +220,8 @@ impl Replica {
             options,
         };
         let mut backoff = STANDBY_POLL;
+        // A standby keeps the last term's engine warm; a term takes it over.
+        let mut warm = Some(warm::Warm::start(location.clone()));
         // Bounded by `cancel`: every round waits or runs a term.
         while !cancel.is_cancelled() {
             let holder = replication.holder().await;
@@ -236,8 +240,15 @@ impl Replica {
                 {
                     Ok(Some(grant)) => {
                         backoff = STANDBY_POLL;
-                        term.run(grant.epoch, sent + grant.runs_for, &prepare, &cancel)
-                            .await;
+                        term.run(
+                            grant.epoch,
+                            sent + grant.runs_for,
+                            &prepare,
+                            warm.take(),
+                            &cancel,
+                        )
+                        .await;
+                        warm = Some(warm::Warm::start(location.clone()));
                         continue;
                     }
                     Ok(None) => {}
@@ -258,6 +269,9 @@ impl Replica {
                 () = cancel.cancelled() => {}
                 () = tokio::time::sleep(wait) => {}
             }
+        }
+        if let Some(warm) = warm {
+            warm.stop();
         }
         tracker.close();
         if tokio::time::timeout(options.grace, tracker.wait())
@@ -291,6 +305,7 @@ impl Term<'_> {
         epoch: i64,
         valid_until: Instant,
         prepare: &Prepare,
+        warm: Option<warm::Warm>,
         cancel: &CancellationToken,
     ) {
         let started = Instant::now();
@@ -308,7 +323,9 @@ impl Term<'_> {
             self.config.renew_every,
             Arc::clone(self.telemetry),
         ));
-        let outcome = self.lead(&lease, prepare, &term_cancel, started).await;
+        let outcome = self
+            .lead(&lease, prepare, warm, &term_cancel, started)
+            .await;
         term_cancel.cancel();
         let _ = renewer.await;
         if let Ok(mut slot) = self.slot.write() {
@@ -336,9 +353,18 @@ impl Term<'_> {
         &self,
         lease: &Arc<LeaseView>,
         prepare: &Prepare,
+        warm: Option<warm::Warm>,
         term_cancel: &CancellationToken,
         started: Instant,
     ) -> anyhow::Result<()> {
+        // The lease is ours and the old leader fenced: the warm engine reads the rest.
+        let warm = match warm {
+            Some(warm) => tokio::select! {
+                rebuilt = warm.take() => rebuilt,
+                () = term_cancel.cancelled() => return Ok(()),
+            },
+            None => None,
+        };
         let (mut bundle, resources) = prepare().context("loading the config for this term")?;
         let mut ledger = Ledger::open(self.location)
             .await
@@ -356,6 +382,7 @@ impl Term<'_> {
                     replication: self.replication.clone(),
                     admin_slot: Arc::clone(self.slot),
                     started,
+                    warm,
                 });
         let ledger = daemon.run(term_cancel.clone()).await?;
         ledger.close().await;
