@@ -52,6 +52,8 @@ mod failover;
 mod golden;
 #[path = "cli/ledger.rs"]
 mod ledger;
+#[path = "cli/ledgers.rs"]
+mod ledgers;
 #[path = "cli/metrics.rs"]
 mod metrics;
 #[path = "cli/observability.rs"]

@@ -11,15 +11,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::ExitCode;
 
-use vigil::commands::simulate::{self, SimulateArgs};
 use vigil::journal::{self, SessionRecord, recovery, replay};
 use vigil_core::Timestamp;
 use vigil_core::engine::{Engine, EngineConfig, Event};
-use vigil_ledger::{Entry, EntryKind, Ledger, LedgerLocation, NewEntry};
+use vigil_ledger::{Entry, EntryKind, Ledger, NewEntry};
 use vigil_policy::Authorizer;
 
+use crate::ledgers::{new_entry, read_all, series_blobs, simulate_into, sqlite};
 use crate::support::{TempDir, repo_root};
 
 /// The scenarios whose ledger is cut after every entry: a fix that works, one that fails and
@@ -55,20 +54,7 @@ fn the_simulator_replay_and_recovery_from_every_prefix_give_the_same_commands_an
 async fn check_scenario(name: &str) {
     let dir = TempDir::new(&format!("conformance-{name}"));
     let location = sqlite(&dir.join("simulated.db"));
-    let code = simulate::run(&SimulateArgs {
-        scenario: repo_root().join(format!("tests/scenarios/{name}.yaml")),
-        json: false,
-        check: true,
-        ledger: Some(location.clone()),
-        quiet: true,
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        format!("{code:?}"),
-        format!("{:?}", ExitCode::SUCCESS),
-        "{name}: simulate --check"
-    );
+    simulate_into(&location, name).await;
 
     let ledger = journal::open_location(&location).await.unwrap();
     let entries = read_all(&ledger).await;
@@ -196,13 +182,7 @@ impl World {
                     .push((entry.at_ms, record));
             }
         }
-        let mut series_blobs = Vec::new();
-        for entry in read_all(ledger).await {
-            if let Ok(journal::Recorded::ScrapeBatch(batch)) = journal::decode(&entry) {
-                let blob = ledger.get_blob(&batch.scrape_batch.series_blob).await;
-                series_blobs.push(blob.unwrap().unwrap());
-            }
-        }
+        let series_blobs = series_blobs(ledger, &read_all(ledger).await).await;
         World {
             events,
             series_blobs,
@@ -296,28 +276,4 @@ fn is_decision(entry: &Entry) -> bool {
         record.event,
         Event::AuthorizationDecided { .. } | Event::HumanDecided { .. }
     )
-}
-
-fn new_entry(entry: &Entry) -> NewEntry {
-    NewEntry {
-        at_ms: entry.at_ms,
-        kind: entry.kind,
-        incident_id: entry.incident_id.clone(),
-        payload: entry.payload_value().unwrap(),
-    }
-}
-
-async fn read_all(ledger: &Ledger) -> Vec<Entry> {
-    let mut all = Vec::new();
-    let mut entries = journal::Entries::new(ledger, 0, u64::MAX);
-    while let Some(entry) = entries.next().await.unwrap() {
-        all.push(entry);
-    }
-    all
-}
-
-fn sqlite(path: &Path) -> LedgerLocation {
-    LedgerLocation::Sqlite {
-        path: path.to_path_buf(),
-    }
 }

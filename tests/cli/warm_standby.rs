@@ -9,14 +9,11 @@
 //! the golden ledgers of earlier builds, and two sessions one after the other where the
 //! second starts afresh (the follower must leave the first chain for it).
 
-use std::path::Path;
-use std::process::ExitCode;
-
-use vigil::commands::simulate::{self, SimulateArgs};
 use vigil::journal::follow::Follower;
 use vigil::journal::{self, recovery};
 use vigil_ledger::{Entry, Ledger, LedgerLocation, NewEntry};
 
+use crate::ledgers::{new_entry, read_all, series_blobs, simulate_into, sqlite};
 use crate::support::{TempDir, repo_root};
 
 const SCENARIOS: &[&str] = &[
@@ -154,53 +151,15 @@ async fn catch_up(name: &str, follower: &mut Follower<'_>, entries: &[Entry]) {
 /// A shipped scenario's ledger, simulated: its entries and the series blobs its batches name.
 async fn simulated(dir: &TempDir, name: &str) -> (Vec<Entry>, Vec<Vec<u8>>) {
     let location = sqlite(&dir.join(&format!("simulated-{name}.db")));
-    let code = simulate::run(&SimulateArgs {
-        scenario: repo_root().join(format!("tests/scenarios/{name}.yaml")),
-        json: false,
-        check: true,
-        ledger: Some(location.clone()),
-        quiet: true,
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        format!("{code:?}"),
-        format!("{:?}", ExitCode::SUCCESS),
-        "{name}: simulate --check"
-    );
+    simulate_into(&location, name).await;
     read_source(&location).await
 }
 
 /// Every entry of a ledger and the series blobs its scrape batches name.
 async fn read_source(location: &LedgerLocation) -> (Vec<Entry>, Vec<Vec<u8>>) {
     let ledger = journal::open_location(location).await.unwrap();
-    let mut entries = Vec::new();
-    let mut all = journal::Entries::new(&ledger, 0, u64::MAX);
-    while let Some(entry) = all.next().await.unwrap() {
-        entries.push(entry);
-    }
-    let mut blobs = Vec::new();
-    for entry in &entries {
-        if let Ok(journal::Recorded::ScrapeBatch(batch)) = journal::decode(entry) {
-            let blob = ledger.get_blob(&batch.scrape_batch.series_blob).await;
-            blobs.push(blob.unwrap().unwrap());
-        }
-    }
+    let entries = read_all(&ledger).await;
+    let blobs = series_blobs(&ledger, &entries).await;
     ledger.close().await;
     (entries, blobs)
-}
-
-fn new_entry(entry: &Entry) -> NewEntry {
-    NewEntry {
-        at_ms: entry.at_ms,
-        kind: entry.kind,
-        incident_id: entry.incident_id.clone(),
-        payload: entry.payload_value().unwrap(),
-    }
-}
-
-fn sqlite(path: &Path) -> LedgerLocation {
-    LedgerLocation::Sqlite {
-        path: path.to_path_buf(),
-    }
 }

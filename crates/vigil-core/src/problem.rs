@@ -74,4 +74,11 @@ impl Problems {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// How many problems were recorded: a validation compares it before and after a part
+    /// to know whether that part was sound.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
 }

@@ -108,14 +108,8 @@ impl Ledger {
         if !archived.is_empty() {
             return Ok(archived);
         }
-        with_pool!(&self.backend, pool => {
-            sqlx::query_as(SELECT_LEAVES_FROM_SEQ)
-                .bind(from)
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-        })
-        .map_err(|source| self.query_error("read the leaf hashes", source))
+        self.seq_page(SELECT_LEAVES_FROM_SEQ, from, limit, "read the leaf hashes")
+            .await
     }
 
     /// Up to `limit` archived leaf hashes from seq `from` on, in seq order.
@@ -124,14 +118,31 @@ impl Ledger {
         from: i64,
         limit: i64,
     ) -> Result<Vec<(i64, Vec<u8>)>, LedgerError> {
+        self.seq_page(
+            SELECT_ARCHIVED_LEAVES_FROM,
+            from,
+            limit,
+            "read the archived leaf hashes",
+        )
+        .await
+    }
+
+    /// The `(seq, hash)` rows `sql` gives for seq `$1` on, at most `$2` of them.
+    async fn seq_page(
+        &self,
+        sql: &'static str,
+        from: i64,
+        limit: i64,
+        action: &'static str,
+    ) -> Result<Vec<(i64, Vec<u8>)>, LedgerError> {
         with_pool!(&self.backend, pool => {
-            sqlx::query_as(SELECT_ARCHIVED_LEAVES_FROM)
+            sqlx::query_as(sql)
                 .bind(from)
                 .bind(limit)
                 .fetch_all(pool)
                 .await
         })
-        .map_err(|source| self.query_error("read the archived leaf hashes", source))
+        .map_err(|source| self.query_error(action, source))
     }
 
     /// The next seq and chain hash when no live entry is stored: after the archived prefix,

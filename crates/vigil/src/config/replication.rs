@@ -85,9 +85,7 @@ pub(super) fn validate_replication(
     on_postgres: bool,
 ) -> Option<ReplicationConfig> {
     let raw = raw?;
-    let mut local = Problems::default();
-    let problems_before = problems;
-    let problems = &mut local;
+    let n_before = problems.len();
     if !on_postgres {
         problems.push(
             "replication",
@@ -131,13 +129,5 @@ pub(super) fn validate_replication(
         advertise_url,
         inbox_max_rows: raw.inbox_max_rows,
     };
-    match local.finish(config) {
-        Ok(config) => Some(config),
-        Err(found) => {
-            for problem in found {
-                problems_before.push(problem.path, problem.message);
-            }
-            None
-        }
-    }
+    (problems.len() == n_before).then_some(config)
 }

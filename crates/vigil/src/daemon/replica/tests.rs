@@ -97,12 +97,7 @@ async fn a_standby_says_where_the_leader_is_and_a_leader_serves_its_admin_api() 
     assert_eq!(body_json(response).await["leader"], serde_json::Value::Null);
 
     // Another replica leads.
-    status.observed(Ok(Some(LeaseHolder {
-        epoch: 4,
-        replica: "r1".to_owned(),
-        url: "http://r1:9464".to_owned(),
-        runs_for: Duration::from_secs(9),
-    })));
+    status.observed(Ok(Some(r1_holds(Duration::from_secs(9)))));
     let response = router
         .clone()
         .oneshot(request("/v1/admin/human"))
@@ -120,12 +115,7 @@ async fn a_standby_says_where_the_leader_is_and_a_leader_serves_its_admin_api() 
     assert_eq!(ready["leader"]["url"], "http://r1:9464");
 
     // An expired lease names no leader.
-    status.observed(Ok(Some(LeaseHolder {
-        epoch: 4,
-        replica: "r1".to_owned(),
-        url: "http://r1:9464".to_owned(),
-        runs_for: Duration::ZERO,
-    })));
+    status.observed(Ok(Some(r1_holds(Duration::ZERO))));
     assert_eq!(status.readiness().1["leader"], serde_json::Value::Null);
 
     // This replica leads: its admin API answers.
@@ -156,4 +146,14 @@ async fn a_standby_says_where_the_leader_is_and_a_leader_serves_its_admin_api() 
     let (code, ready) = status.readiness();
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready["problem"], "connection refused");
+}
+
+/// Replica r1's lease of epoch 4, running for `runs_for` more.
+fn r1_holds(runs_for: Duration) -> LeaseHolder {
+    LeaseHolder {
+        epoch: 4,
+        replica: "r1".to_owned(),
+        url: "http://r1:9464".to_owned(),
+        runs_for,
+    }
 }
