@@ -19,7 +19,9 @@ use super::traffic::{SCRAPES_PER_HOUR, Traffic};
 pub const SOURCE: &str = "litellm-gateway";
 
 /// LiteLLM's token counter.
-pub const METRIC: &str = "litellm_total_tokens_metric_total";
+pub const METRIC: &str = Signal::Tokens.metric();
+
+pub use super::traffic::Signal;
 
 /// The label that names a key.
 pub const KEY_LABEL: &str = "hashed_api_key";
@@ -56,11 +58,11 @@ struct Feeder<D> {
 }
 
 impl<D: WatchesStore> Feeder<D> {
-    fn new(detector: D, keys: &[String]) -> Self {
+    fn new(detector: D, keys: &[String], signal: Signal) -> Self {
         let samples = keys
             .iter()
             .map(|key| Sample {
-                name: METRIC.to_owned(),
+                name: signal.metric().to_owned(),
                 labels: Labels::from_iter([(KEY_LABEL, key.as_str())]),
                 value: 0.0,
                 timestamp_ms: None,
@@ -104,10 +106,8 @@ impl<D: WatchesStore> Feeder<D> {
 
 /// Per key, its counter at each scrape (the running sum of its clean tokens).
 #[must_use]
-pub fn counters(traffic: &Traffic) -> Vec<Vec<f64>> {
-    traffic
-        .tokens
-        .iter()
+pub fn counters(rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    rows.iter()
         .map(|row| {
             let mut total = 0.0;
             row.iter()
@@ -132,11 +132,12 @@ pub struct CleanRun<D> {
 /// Runs `detector` over the clean traffic.
 pub fn run_clean<D: WatchesStore>(
     traffic: &Traffic,
+    signal: Signal,
     counters: &[Vec<f64>],
     detector: D,
     snapshot_at: &BTreeSet<usize>,
 ) -> CleanRun<D> {
-    let mut feeder = Feeder::new(detector, &traffic.keys);
+    let mut feeder = Feeder::new(detector, &traffic.keys, signal);
     let mut run = CleanRun {
         alarms: Vec::new(),
         snapshots: BTreeMap::new(),
@@ -170,11 +171,12 @@ pub struct Injection {
 /// `injection.start`, and returns the findings raised from `start` on.
 pub fn run_case<D: WatchesStore>(
     traffic: &Traffic,
+    signal: Signal,
     counters: &[Vec<f64>],
     detector: D,
     injection: &Injection,
 ) -> Vec<Alarm> {
-    let mut feeder = Feeder::new(detector, &traffic.keys);
+    let mut feeder = Feeder::new(detector, &traffic.keys, signal);
     let clean_at = |scrape: usize| {
         counters
             .iter()
@@ -323,9 +325,10 @@ mod tests {
         let traffic = Traffic {
             keys,
             tokens: vec![row.clone(), row],
+            requests: vec![vec![1.0; n]; 2],
             n_scrapes: n,
         };
-        let counters = counters(&traffic);
+        let counters = counters(&traffic.tokens);
         let detector = SpikeDetector::new(SpikeConfig {
             name: "token-spike".to_owned(),
             source: SOURCE.to_owned(),
@@ -338,7 +341,13 @@ mod tests {
             max_groups: 10,
             thresholds: SpikeThresholds::default(),
         });
-        let clean = run_clean(&traffic, &counters, detector, &BTreeSet::from([300]));
+        let clean = run_clean(
+            &traffic,
+            Signal::Tokens,
+            &counters,
+            detector,
+            &BTreeSet::from([300]),
+        );
         assert_eq!(clean.alarms, []);
         let injection = Injection {
             key: 1,
@@ -348,6 +357,7 @@ mod tests {
         };
         let alarms = run_case(
             &traffic,
+            Signal::Tokens,
             &counters,
             clean.snapshots[&300].clone(),
             &injection,

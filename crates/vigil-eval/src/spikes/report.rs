@@ -159,8 +159,9 @@ fn render_traffic(
            rotation drawn for the tile (the trace holds under an hour, so a tile wraps around it).\n\
          - Diurnal level: each request is kept with the probability of its hour of day (UTC, linear\n  \
            between hours): {} (00:00 .. 23:00).\n\
-         - Each key's token counter (`{}` by `{}`) is scraped every {} s; days start\n  \
-           at midnight UTC, 2023-11-20.",
+         - Each key's token counter (`{}` by `{}`) and request counter (`{}`) are scraped\n  \
+           every {} s; days start at midnight UTC, 2023-11-20. An injection adds its multiple\n  \
+           of the key's typical rate to both (a loop re-sends the key's typical request).",
         spans.join(", "),
         100.0 / harmonic(keys_per_service),
         100.0 / (keys_per_service as f64 * harmonic(keys_per_service)),
@@ -171,6 +172,7 @@ fn render_traffic(
             .join(" "),
         super::harness::METRIC,
         super::harness::KEY_LABEL,
+        super::traffic::Signal::Requests.metric(),
         SCRAPE_MS / 1000
     );
     let _ = writeln!(
@@ -386,7 +388,12 @@ fn render_targets(out: &mut String, cases: &[Case], runs: &[DetectorRun]) {
 pub fn settings(seed: u64, thresholds: &SpikeThresholds) -> String {
     format!(
         "\nSettings: traffic seed {seed:#x}; spike (shipped) = SpikeThresholds::default(): {thresholds:?}; \
-         spike (before: avg memory) = the same with run_evidence false and season_memory average\n"
+         spike (before: avg memory) = the same with run_evidence false and season_memory average; \
+         spike on requests = the shipped thresholds on `{}` with min_rate_per_sec {}; \
+         tokens or requests = the findings of either, one on a key found within {} scrapes before joining it\n",
+        super::traffic::Signal::Requests.metric(),
+        super::REQUEST_MIN_RATE_PER_SEC,
+        super::JOIN_SCRAPES,
     )
 }
 
@@ -445,6 +452,7 @@ mod tests {
                 key: Some(2),
                 page: false,
             }],
+            case_alarms: Vec::new(),
             outcomes: vec![
                 // Ramp reaches 5x at offset 53: delay 55 is within 2 scrapes of it, 56 is not.
                 Outcome {

@@ -140,15 +140,46 @@ pub fn diurnal(scrape: usize) -> f64 {
     here + (next - here) * fraction
 }
 
-/// Clean traffic: per key, the tokens of each 15 s scrape interval.
+/// Clean traffic: per key, the tokens and the requests of each 15 s scrape interval.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Traffic {
     /// The keys, sorted (`code-01` ... `conversation-12`).
     pub keys: Vec<String>,
     /// Per key (as `keys`), the tokens in each scrape interval.
     pub tokens: Vec<Vec<f64>>,
+    /// Per key (as `keys`), the requests in each scrape interval.
+    pub requests: Vec<Vec<f64>>,
     /// The number of scrapes.
     pub n_scrapes: usize,
+}
+
+/// What a detector watches per key: the gateway's counter of tokens, or of requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// `litellm_total_tokens_metric_total`.
+    Tokens,
+    /// `litellm_requests_metric_total`.
+    Requests,
+}
+
+impl Signal {
+    /// The counter's metric name, as LiteLLM exports it.
+    #[must_use]
+    pub const fn metric(self) -> &'static str {
+        match self {
+            Signal::Tokens => "litellm_total_tokens_metric_total",
+            Signal::Requests => "litellm_requests_metric_total",
+        }
+    }
+
+    /// Per key, its amount in each scrape interval.
+    #[must_use]
+    pub fn rows(self, traffic: &Traffic) -> &[Vec<f64>] {
+        match self {
+            Signal::Tokens => &traffic.tokens,
+            Signal::Requests => &traffic.requests,
+        }
+    }
 }
 
 impl Traffic {
@@ -162,9 +193,16 @@ impl Traffic {
     /// of it), the "typical rate" an injection multiplies.
     #[must_use]
     pub fn typical(&self, key: usize, scrape: usize) -> f64 {
+        self.typical_of(Signal::Tokens, key, scrape)
+    }
+
+    /// As [`Traffic::typical`], of `signal`: a loop re-sending the key's typical request
+    /// multiplies its requests and its tokens alike.
+    #[must_use]
+    pub fn typical_of(&self, signal: Signal, key: usize, scrape: usize) -> f64 {
         let from = scrape.saturating_sub(SCRAPES_PER_HOUR);
-        let Some(window) = self
-            .tokens
+        let Some(window) = signal
+            .rows(self)
             .get(key)
             .and_then(|series| series.get(from..scrape))
         else {
@@ -184,8 +222,10 @@ pub fn build(services: &[ServiceTrace], n_days: usize, seed: u64) -> Traffic {
     let cumulative = zipf_cumulative(KEYS_PER_SERVICE);
     let mut keys = Vec::new();
     let mut tokens = Vec::new();
+    let mut requests = Vec::new();
     for (service_index, service) in services.iter().enumerate() {
         let mut per_key = vec![vec![0.0; n_scrapes]; KEYS_PER_SERVICE];
+        let mut per_key_requests = vec![vec![0.0; n_scrapes]; KEYS_PER_SERVICE];
         let n_buckets = service.buckets.len().max(1);
         for tile in 0..n_days * 24 {
             let mut random = SplitMix64::new(
@@ -208,26 +248,33 @@ pub fn build(services: &[ServiceTrace], n_days: usize, seed: u64) -> Traffic {
                         && let Some(cell) = per_key.get_mut(key).and_then(|row| row.get_mut(scrape))
                     {
                         *cell += request;
+                        if let Some(count) = per_key_requests
+                            .get_mut(key)
+                            .and_then(|row| row.get_mut(scrape))
+                        {
+                            *count += 1.0;
+                        }
                     }
                 }
             }
         }
-        for (rank, row) in per_key.into_iter().enumerate() {
+        for (rank, (row, counts)) in per_key.into_iter().zip(per_key_requests).enumerate() {
             keys.push(format!("{}-{:02}", service.name, rank + 1));
             tokens.push(row);
+            requests.push(counts);
         }
     }
     // Sorted keys, so a key's index is its place in the detectors' group order.
     let mut order: Vec<usize> = (0..keys.len()).collect();
     order.sort_by(|a, b| keys.get(*a).cmp(&keys.get(*b)));
     let keys_sorted = order.iter().filter_map(|i| keys.get(*i).cloned()).collect();
-    let tokens_sorted = order
-        .iter()
-        .filter_map(|i| tokens.get(*i).cloned())
-        .collect();
+    let sorted = |rows: &[Vec<f64>]| -> Vec<Vec<f64>> {
+        order.iter().filter_map(|i| rows.get(*i).cloned()).collect()
+    };
     Traffic {
         keys: keys_sorted,
-        tokens: tokens_sorted,
+        tokens: sorted(&tokens),
+        requests: sorted(&requests),
         n_scrapes,
     }
 }
@@ -301,6 +348,18 @@ mod tests {
             .map(|row| row[night.clone()].iter().sum::<f64>())
             .sum();
         assert!(kept < 0.6 * total, "{kept} of {total}");
+        // Every kept request is counted once, on the key that took its tokens.
+        let n_requests: f64 = traffic
+            .requests
+            .iter()
+            .map(|row| row[hour.clone()].iter().sum::<f64>())
+            .sum();
+        assert_eq!(n_requests, 60.0 * 4.0);
+        for (tokens, requests) in traffic.tokens.iter().zip(&traffic.requests) {
+            for (tokens, requests) in tokens.iter().zip(requests) {
+                assert_eq!(*tokens > 0.0, *requests > 0.0);
+            }
+        }
         assert_eq!(build(std::slice::from_ref(&service), 1, 7), traffic);
     }
 }
