@@ -23,6 +23,7 @@ mod ledger_size;
 mod parse;
 mod replay;
 mod store;
+mod takeover;
 
 use anyhow::bail;
 
@@ -99,6 +100,11 @@ const BENCHMARKS: &[Benchmark] = &[
         name: "assistant",
         about: assistant::ABOUT,
         run: assistant::run,
+    },
+    Benchmark {
+        name: "takeover",
+        about: takeover::ABOUT,
+        run: takeover::run,
     },
 ];
 
