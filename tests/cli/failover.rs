@@ -368,8 +368,14 @@ struct LedgerRows {
     inbox: i64,
 }
 
+/// Both in one snapshot: read one after the other, a push consumed in between would be in
+/// neither (the entries read before its append, the inbox counted after it).
 async fn read_ledger(url: &str) -> LedgerRows {
     let mut connection = PgConnection::connect(url).await.expect("connecting");
+    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut connection)
+        .await
+        .expect("beginning a snapshot");
     let rows = sqlx::query_as(
         "SELECT seq, kind, epoch, payload FROM failover.ledger_entries ORDER BY seq",
     )
@@ -380,6 +386,10 @@ async fn read_ledger(url: &str) -> LedgerRows {
         .fetch_one(&mut connection)
         .await
         .expect("counting the inbox");
+    sqlx::query("COMMIT")
+        .execute(&mut connection)
+        .await
+        .expect("ending the snapshot");
     let _ = connection.close().await;
     LedgerRows { rows, inbox }
 }
