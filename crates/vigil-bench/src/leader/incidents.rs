@@ -16,7 +16,8 @@
 //! pages once; a threshold breach of a key's runway is slowed by the runbook once Cedar
 //! allows it (asked inline). Every step is recorded as the engine loop records it: a scrape
 //! that issued no command waits in the batch, any other step closes the batch and is
-//! appended at once (its scrape as JSON), durably; after the burst both batches are closed
+//! appended at once (its scrape coded as a batch of its own), durably; after the burst both
+//! batches are closed
 //! and appended (timed). The cost of the findings and incidents is the bursting engine's
 //! steps and appends less the twin's, which steps the same scrapes with nothing running
 //! away (the baseline).
@@ -118,7 +119,7 @@ struct Tally {
     n_executed: usize,
     n_paged: usize,
     n_entries: u64,
-    /// Scrapes recorded whole (as JSON), having issued a command.
+    /// Scrapes recorded at once (each a batch of its own), having issued a command.
     n_whole_scrapes: usize,
 }
 
@@ -181,8 +182,16 @@ impl Driver {
             n_entries += self.append_batch().await?;
         }
         if !held {
-            let entries =
+            // As the engine loop records it: the scrape coded as a batch of its own.
+            let coded = self.batcher.code_scrape(&taken.handled, now.0)?;
+            let mut entries =
                 vigil::journal::step_entries(&taken.handled, self.ledger.len(), now.0, None)?;
+            if let (Some(coded), Some(first)) = (coded, entries.first_mut()) {
+                if let Some(series) = &coded.series {
+                    self.ledger.put_blob(series).await?;
+                }
+                *first = coded.entry;
+            }
             self.ledger.append(&entries).await?;
             n_entries += entries.len() as u64;
         }
@@ -241,7 +250,7 @@ const HEADER: [&str; 16] = [
     "actions",
     "pages",
     "entries",
-    "whole",
+    "at once",
     "burst ms",
     "base ms",
     "ms/finding",
@@ -250,7 +259,7 @@ const HEADER: [&str; 16] = [
 ];
 
 fn row(cells: &[String]) {
-    let widths = [6, 5, 9, 8, 9, 5, 5, 7, 5, 7, 5, 9, 9, 10, 12, 13];
+    let widths = [6, 5, 9, 8, 9, 5, 5, 7, 5, 7, 7, 9, 9, 10, 12, 13];
     let mut line = String::from(" ");
     for (cell, width) in cells.iter().zip(widths) {
         line.push_str(&format!(" {cell:>width$}"));

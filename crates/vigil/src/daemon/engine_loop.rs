@@ -516,6 +516,23 @@ impl EngineLoop {
             }
             return Ok(vec![batch_seq; taken.handled.len()]);
         }
+        // A scrape that issued commands is recorded at once, coded as a batch of its own.
+        let coded = match steps {
+            [taken] => {
+                if !self.scrapes.is_empty() {
+                    self.append_scrapes().await?;
+                }
+                self.scrapes.code_scrape(&taken.handled, now.0)?
+            }
+            _ => None,
+        };
+        if let Some(series) = coded.as_ref().and_then(|coded| coded.series.as_ref()) {
+            self.ledger
+                .put_blob(series)
+                .await
+                .context("storing the series of a scrape")?;
+        }
+        let coded_entry = coded.map(|coded| coded.entry);
         let event_seqs = |first_seq: u64| {
             let mut next_seq = first_seq;
             steps
@@ -539,6 +556,9 @@ impl EngineLoop {
                         now.0,
                         blob.clone(),
                     )?);
+                }
+                if let (Some(coded), Some(first)) = (&coded_entry, entries.first_mut()) {
+                    first.clone_from(coded);
                 }
                 Ok(entries)
             })

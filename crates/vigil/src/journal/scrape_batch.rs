@@ -217,6 +217,39 @@ impl ScrapeBatcher {
         }))
     }
 
+    /// Codes the scrape that opens a step which issued commands (so it is recorded at once,
+    /// not held) as a batch of its own, which the step's first entry then is in place of the
+    /// scrape's JSON: a scrape of 10,000 series is 4 MB as JSON. `None` when the session does
+    /// not batch, the step does not open with a scrape, or a batch is open (the caller closes
+    /// it first, so that the order of events holds).
+    ///
+    /// # Errors
+    ///
+    /// As for [`close`](Self::close).
+    pub fn code_scrape(
+        &mut self,
+        handled: &[(Event, Vec<Command>)],
+        at_ms: i64,
+    ) -> Result<Option<ClosedBatch>, serde_json::Error> {
+        if self.batching.is_none() || !self.is_empty() {
+            return Ok(None);
+        }
+        let Some((
+            Event::Scraped {
+                source,
+                scraped_at,
+                samples,
+            },
+            _,
+        )) = handled.first()
+        else {
+            return Ok(None);
+        };
+        self.open.push(at_ms, source, *scraped_at, samples);
+        self.last_at_ms = at_ms;
+        self.close()
+    }
+
     /// For a driver that appends later: what one step records, whose first event would get
     /// seq `first_seq` (see [`super::step_entries`]). A held scrape records nothing (or the
     /// batch it filled); any other step is preceded by the open batch.
@@ -240,12 +273,13 @@ impl ScrapeBatcher {
         }
         self.close_into(&mut recorded)?;
         let first_seq = first_seq + recorded.entries.len() as u64;
-        recorded.entries.extend(super::step_entries(
-            handled,
-            first_seq,
-            at_ms,
-            exchanges_blob,
-        )?);
+        let coded = self.code_scrape(handled, at_ms)?;
+        let mut entries = super::step_entries(handled, first_seq, at_ms, exchanges_blob)?;
+        if let (Some(coded), Some(first)) = (coded, entries.first_mut()) {
+            *first = coded.entry;
+            recorded.blobs.extend(coded.series);
+        }
+        recorded.entries.extend(entries);
         Ok(recorded)
     }
 

@@ -93,6 +93,52 @@ fn a_batch_goes_before_the_next_entry_and_closes_when_it_spans_max_secs() {
     assert!(batcher.close().unwrap().is_none(), "nothing is left open");
 }
 
+#[test]
+fn a_scrape_that_issued_commands_is_coded_alone_in_its_event_place_after_the_open_batch() {
+    let mut batcher = batching(600);
+    assert!(
+        batcher
+            .step_entries(&[scrape(0, 1.0)], 10, 0, None)
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+    let (event, _) = scrape(15_000, 9.0);
+    let issued = vec![Command::WakeAt {
+        at: Timestamp(60_000),
+    }];
+    let recorded = batcher
+        .step_entries(&[(event, issued)], 10, 15_000, None)
+        .unwrap();
+    // The open batch (seq 10), then the scrape as a batch of its own (seq 11) and its command,
+    // caused by seq 11.
+    assert_eq!(recorded.entries.len(), 3);
+    let payloads: Vec<String> = recorded
+        .entries
+        .iter()
+        .map(|entry| vigil_ledger::canonical_json(&entry.payload))
+        .collect();
+    assert!(is_batch_payload(&payloads[0]) && is_batch_payload(&payloads[1]));
+    assert_eq!(recorded.entries[1].at_ms, 15_000);
+    assert_eq!(recorded.entries[2].kind, EntryKind::Command);
+    assert!(payloads[2].contains("\"caused_by\":11"), "{}", payloads[2]);
+    assert_eq!(recorded.blobs.len(), 1, "one series dictionary for both");
+    assert!(batcher.is_empty());
+    // Without batching, the scrape stays JSON.
+    let (event, _) = scrape(15_000, 9.0);
+    let plain = ScrapeBatcher::new(None)
+        .step_entries(
+            &[(event, vec![Command::WakeAt { at: Timestamp(1) }])],
+            0,
+            15_000,
+            None,
+        )
+        .unwrap();
+    assert!(!is_batch_payload(&vigil_ledger::canonical_json(
+        &plain.entries[0].payload
+    )));
+}
+
 #[tokio::test]
 async fn batches_read_back_as_their_scrapes_and_verify_covers_their_series_blob() {
     let path = std::env::temp_dir().join(format!("vigil-batches-{}.db", std::process::id()));
