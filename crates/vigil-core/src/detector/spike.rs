@@ -59,15 +59,19 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::{Deserialize, Serialize};
-
 use super::groups::{Groups, fingerprint};
 use super::{
     Evidence, Finding, FindingCleared, Point, Severity, SpikeEvidence, Subject, Transition,
 };
-use crate::signal::float_repr;
 use crate::store::{Matcher, SOURCE_LABEL, SeriesStore};
 use crate::time::Timestamp;
+
+mod config;
+mod season;
+
+pub use config::{SeasonMemory, SeriesRead, SpikeConfig, SpikeThresholds};
+use season::{QUARTERS, SlotMemory, slot_at, slot_start};
+pub use season::{SEASON_HALF_LIFE_PERIODS, SEASON_MIN_OBSERVATIONS, SEASON_SLOTS};
 
 /// How many recent rates each group keeps as evidence.
 const RECENT_POINTS: usize = 12;
@@ -76,158 +80,9 @@ const RECENT_POINTS: usize = 12;
 /// kept to be learned if it ends without firing (an hour at 15 s).
 const MAX_RUN_PENDING: usize = 240;
 
-/// The number of slots of the seasonal period (hours of a day).
-pub const SEASON_SLOTS: usize = 24;
-
-/// The half-life of a slot's memory, in periods (days).
-pub const SEASON_HALF_LIFE_PERIODS: f64 = 2.0;
-
-/// A slot's observations in one period enter its memory only when there are this many.
-pub const SEASON_MIN_OBSERVATIONS: u32 = 10;
-
 /// How far back the per-scrape rate (`irate`) may look for its two points. A scrape interval
 /// longer than this yields no rate.
 const RATE_WINDOW_MS: i64 = 5 * 60 * 1000;
-
-/// Configuration of one spike detector (validated by the binary's config loader).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SpikeConfig {
-    /// The detector's name, unique in a config, for example `token-spike`.
-    pub name: String,
-    /// The source whose scrapes it reads.
-    pub source: String,
-    /// The metric to read, for example the counter `litellm_total_tokens_metric_total`.
-    pub metric: String,
-    /// How to read it: the per-scrape rate of a counter, or the value itself (for a gauge,
-    /// or a query that already computes a rate).
-    #[serde(default)]
-    pub read: SeriesRead,
-    /// The label to group by, for example `hashed_api_key`.
-    pub group_by: String,
-    /// A label that names the group for people, for example `api_key_alias`.
-    pub alias_label: Option<String>,
-    /// A label that gives the owning team, for example `team`.
-    pub team_label: Option<String>,
-    /// Group values that are not a real subject (LiteLLM writes `None` or an empty string).
-    pub ignore_values: Vec<String>,
-    /// At most this many groups are tracked; more are ignored.
-    pub max_groups: usize,
-    /// The thresholds.
-    pub thresholds: SpikeThresholds,
-}
-
-/// How a detector turns a series into the number it watches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SeriesRead {
-    /// The counter's increase per second between its last two points (`irate`).
-    #[default]
-    CounterRate,
-    /// The series' latest value.
-    Value,
-}
-
-/// The numbers that decide when a spike fires and clears.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SpikeThresholds {
-    /// Observations needed before a group's baseline is trusted.
-    pub warmup_samples: u32,
-    /// Half-life of the baseline's memory, in seconds.
-    #[serde(with = "float_repr")]
-    pub baseline_half_life_secs: f64,
-    /// Fire when the rate is at least this many spreads above the baseline...
-    #[serde(with = "float_repr")]
-    pub fire_z: f64,
-    /// ...and at least this multiple of the baseline...
-    #[serde(with = "float_repr")]
-    pub fire_ratio: f64,
-    /// ...and at least this many units per second.
-    #[serde(with = "float_repr")]
-    pub min_rate_per_sec: f64,
-    /// ...for this many consecutive observations.
-    pub fire_after_samples: u32,
-    /// Clear when the rate is at most this multiple of the baseline...
-    #[serde(with = "float_repr")]
-    pub clear_ratio: f64,
-    /// ...for this many consecutive observations.
-    pub clear_after_samples: u32,
-    /// The spread is at least this fraction of the baseline, so a very steady series does not
-    /// fire on a small wobble.
-    #[serde(with = "float_repr")]
-    pub noise_floor_ratio: f64,
-    /// A finding whose ratio reaches this is a `page`; below it a `ticket`.
-    #[serde(with = "float_repr")]
-    pub page_ratio: f64,
-    /// The seasonal period in seconds (a day); 0 turns the per-hour memory off (and is what
-    /// a config recorded before seasonality existed reads as, so it replays unchanged).
-    #[serde(default)]
-    pub season_secs: i64,
-    /// Whether the spread test weighs a run of hot observations together (see the module
-    /// doc); `false`, what a config recorded before it reads as, tests each one alone.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub run_evidence: bool,
-    /// What a slot of the seasonal memory keeps and how it is used; `average`, what a config
-    /// recorded before it reads as, is the first design.
-    #[serde(default, skip_serializing_if = "SeasonMemory::is_average")]
-    pub season_memory: SeasonMemory,
-}
-
-/// What each hour of a group's seasonal memory keeps.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SeasonMemory {
-    /// The hour's average, folded in at the hour's first observation of the next period; a
-    /// rate is judged against the larger of it and the short baseline.
-    #[default]
-    Average,
-    /// The hour's busiest quarter hour, folded in as soon as the hour is over; a rise counts
-    /// in full on the next period; a rate is judged against the memory alone once there is
-    /// one.
-    Peak,
-}
-
-impl SeasonMemory {
-    /// Whether it is the first design (left out when serialized, so that the thresholds of a
-    /// session recorded before the peak memory serialize as they were recorded).
-    #[must_use]
-    pub fn is_average(&self) -> bool {
-        *self == SeasonMemory::Average
-    }
-}
-
-impl SpikeThresholds {
-    /// The seasonal period in milliseconds; `None` when seasonality is off.
-    #[must_use]
-    pub fn season_period_ms(&self) -> Option<i64> {
-        (self.season_secs > 0).then(|| self.season_secs.saturating_mul(1000))
-    }
-}
-
-impl Default for SpikeThresholds {
-    /// The shipped settings: for a LiteLLM gateway scraped every 15 s, a key's baseline is
-    /// trusted after 20 scrapes and forgets with a half-life of 30 minutes; a key fires at 3x
-    /// its expected rate and at least 50 tokens/s for 2 scrapes, when those scrapes are 6
-    /// spreads above it (a longer run of 3x needs proportionally less, see the module doc);
-    /// it clears under 1.5x for 3 scrapes; 10x or more pages. Each key remembers the busiest
-    /// quarter hour of each hour of the day.
-    fn default() -> Self {
-        SpikeThresholds {
-            warmup_samples: 20,
-            baseline_half_life_secs: 1800.0,
-            fire_z: 6.0,
-            fire_ratio: 3.0,
-            min_rate_per_sec: 50.0,
-            fire_after_samples: 2,
-            clear_ratio: 1.5,
-            clear_after_samples: 3,
-            noise_floor_ratio: 0.1,
-            page_ratio: 10.0,
-            season_secs: 86_400,
-            run_evidence: true,
-            season_memory: SeasonMemory::Peak,
-        }
-    }
-}
 
 /// What the detector knows about one group right now.
 #[derive(Clone, Debug, PartialEq)]
@@ -529,113 +384,6 @@ impl GroupState {
         }
         memory.sum += rate;
         memory.n = memory.n.saturating_add(1);
-    }
-}
-
-/// The seasonal slot of `at` in a period of `period_ms`; `None` while seasonality is off.
-fn slot_at(at: Timestamp, period_ms: Option<i64>) -> Option<usize> {
-    let period_ms = period_ms?;
-    let into = at.0.rem_euclid(period_ms);
-    usize::try_from(i128::from(into) * SEASON_SLOTS as i128 / i128::from(period_ms)).ok()
-}
-
-/// The start, in milliseconds, of slot `slot` (which may be [`SEASON_SLOTS`], the next
-/// period's first) of period `period`.
-fn slot_start(period: i64, slot: usize, period_ms: i64) -> i64 {
-    let into = i128::from(period_ms) * slot as i128 / SEASON_SLOTS as i128;
-    i64::try_from(i128::from(period).saturating_mul(i128::from(period_ms)) + into)
-        .unwrap_or(i64::MAX)
-}
-
-/// The quarter hours of a slot that the peak memory compares.
-const QUARTERS: usize = 4;
-
-/// One slot of a group's seasonal memory.
-#[derive(Clone, Copy, Debug)]
-struct SlotMemory {
-    /// The remembered rate from earlier periods, exponentially weighted; NaN before the first.
-    past: f64,
-    /// The period whose observations `sum`, `n` and `quarters` hold.
-    period: i64,
-    /// The sum of this period's observations in the slot (average memory).
-    sum: f64,
-    /// Their number.
-    n: u32,
-    /// Peak memory: per quarter hour of this period's slot, the sum and number of its
-    /// observations.
-    quarters: [(f64, u32); QUARTERS],
-    /// Peak memory: the level of the last hour folded in; NaN before the first.
-    latest: f64,
-    /// Peak memory: `past` and `latest` before the last hour was folded in...
-    before: (f64, f64),
-    /// ...and when that hour started (`i64::MIN` before the first).
-    folded_start: i64,
-}
-
-impl Default for SlotMemory {
-    fn default() -> Self {
-        SlotMemory {
-            past: f64::NAN,
-            period: i64::MIN,
-            sum: 0.0,
-            n: 0,
-            quarters: [(0.0, 0); QUARTERS],
-            latest: f64::NAN,
-            before: (f64::NAN, f64::NAN),
-            folded_start: i64::MIN,
-        }
-    }
-}
-
-impl SlotMemory {
-    /// The peak memory as seen at `at`: the larger of the weighted memory and the latest
-    /// hour, leaving out an hour folded in less than half a period ago (today's hour is not
-    /// yet a memory of earlier days); NaN when there is none.
-    fn peak_seen_at(&self, at: Timestamp, period_ms: i64) -> f64 {
-        let (past, latest) = if self.folded_start > at.0.saturating_sub(period_ms / 2) {
-            self.before
-        } else {
-            (self.past, self.latest)
-        };
-        match (past.is_nan(), latest.is_nan()) {
-            (true, true) => f64::NAN,
-            (false, true) => past,
-            (true, false) => latest,
-            (false, false) => past.max(latest),
-        }
-    }
-
-    /// Folds the finished hour that started at `started_ms` into the peak memory: its
-    /// busiest quarter hour (among those holding at least half their share of the hour's
-    /// observations), when the hour had [`SEASON_MIN_OBSERVATIONS`].
-    fn fold_peak(&mut self, started_ms: i64) {
-        if self.n >= SEASON_MIN_OBSERVATIONS {
-            let level = self
-                .quarters
-                .iter()
-                .filter(|(_, n)| u64::from(*n) * 2 * QUARTERS as u64 >= u64::from(self.n))
-                .map(|(sum, n)| sum / f64::from(*n))
-                .fold(f64::NAN, f64::max);
-            if !level.is_nan() {
-                self.before = (self.past, self.latest);
-                self.folded_start = started_ms;
-                self.past = if self.past.is_nan() {
-                    level
-                } else {
-                    let weight = 1.0 - crate::numeric::half_pow(1.0 / SEASON_HALF_LIFE_PERIODS);
-                    self.past + weight * (level - self.past)
-                };
-                self.latest = level;
-            }
-        }
-        self.clear_hour();
-    }
-
-    /// Forgets the observations of the hour being collected.
-    fn clear_hour(&mut self) {
-        self.sum = 0.0;
-        self.n = 0;
-        self.quarters = [(0.0, 0); QUARTERS];
     }
 }
 
