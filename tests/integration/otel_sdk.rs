@@ -35,10 +35,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
-use vigil::journal::EventRecord;
 use vigil_core::engine::Event;
 use vigil_core::intake::{Pushed, SignalKind, SpanBatch};
-use vigil_ledger::{EntryKind, Ledger, LedgerLocation};
 
 use serve::Served;
 use support::{TempDir, finish, repo_root, strong_token, write_secret};
@@ -123,25 +121,14 @@ fn exporter(python: &Path, script: &Path, endpoint: &str, token: &str) -> Comman
 
 /// Every pushed span batch in the ledger, oldest first.
 async fn recorded_span_batches(ledger: &Path) -> Vec<SpanBatch> {
-    let ledger = Ledger::open(&LedgerLocation::Sqlite {
-        path: ledger.to_path_buf(),
-    })
-    .await
-    .expect("opening vigil's ledger");
-    let entries = ledger.read(0, 10_000).await.expect("reading the ledger");
-    ledger.close().await;
-    entries
-        .iter()
-        .filter(|entry| entry.kind == EntryKind::Event)
-        .filter_map(|entry| {
-            let record: EventRecord = serde_json::from_str(&entry.payload)
-                .unwrap_or_else(|error| panic!("entry {} is not an event: {error}", entry.seq));
-            match record.event {
-                Event::Pushed {
-                    payload: Pushed::Spans(batch),
-                } => Some(batch),
-                _ => None,
-            }
+    serve::recorded_events(ledger)
+        .await
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Pushed {
+                payload: Pushed::Spans(batch),
+            } => Some(batch),
+            _ => None,
         })
         .collect()
 }

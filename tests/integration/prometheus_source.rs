@@ -43,11 +43,9 @@ use std::time::Duration;
 use sha2::Digest as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use vigil::journal::EventRecord;
 use vigil_connectors::prometheus::QueryClient;
 use vigil_core::engine::Event;
 use vigil_core::signal::Sample;
-use vigil_ledger::{EntryKind, Ledger, LedgerLocation};
 use vigil_sim::{GatewayConfig, KeyTraffic, SimGateway, SimKey, SimModel, TrafficDriver};
 
 use serve::Served;
@@ -66,37 +64,24 @@ struct Queried {
 }
 
 async fn recorded_queries(ledger: &Path) -> Vec<Queried> {
-    let ledger = Ledger::open(&LedgerLocation::Sqlite {
-        path: ledger.to_path_buf(),
-    })
-    .await
-    .unwrap();
-    let mut found = Vec::new();
-    let mut from_seq = 0;
-    loop {
-        let page = ledger.read(from_seq, 500).await.unwrap();
-        let Some(last) = page.last() else { break };
-        from_seq = last.seq + 1;
-        for entry in page.iter().filter(|entry| entry.kind == EntryKind::Event) {
-            let record: EventRecord = serde_json::from_str(&entry.payload).unwrap();
-            if let Event::Queried {
+    serve::recorded_events(ledger)
+        .await
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Queried {
                 source,
                 evaluated_at,
                 range,
                 samples,
-            } = record.event
-            {
-                found.push(Queried {
-                    source,
-                    evaluated_at: evaluated_at.0,
-                    range,
-                    samples,
-                });
-            }
-        }
-    }
-    ledger.close().await;
-    found
+            } => Some(Queried {
+                source,
+                evaluated_at: evaluated_at.0,
+                range,
+                samples,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 fn write_config(dir: &TempDir, prometheus_url: &str) -> (std::path::PathBuf, std::path::PathBuf) {

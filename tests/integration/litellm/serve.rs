@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use vigil::journal::EventRecord;
+use vigil::journal::{ChainEntries, Recorded};
 use vigil_core::engine::Event;
 use vigil_core::signal::Sample;
-use vigil_ledger::{EntryKind, Ledger, LedgerLocation};
+use vigil_ledger::{Ledger, LedgerLocation};
 
 use crate::support::{ChildGuard, http_get, repo_root, vigil_command};
 
@@ -185,40 +185,41 @@ impl Served {
     }
 }
 
-/// The samples of every `scraped` event of [`SOURCE`] in the ledger, oldest first.
-pub async fn recorded_scrapes(ledger: &Path) -> Vec<Vec<Sample>> {
+/// Every event recorded in the ledger at `ledger`, oldest first, read as replay reads them
+/// (`vigil::journal::ChainEntries`): a batch of scrapes gives each of its scrapes.
+pub async fn recorded_events(ledger: &Path) -> Vec<Event> {
     let ledger = Ledger::open(&LedgerLocation::Sqlite {
         path: ledger.to_path_buf(),
     })
     .await
     .expect("opening vigil's ledger");
-    let mut scrapes = Vec::new();
-    let mut from_seq = 0;
-    // INVARIANT: each page moves `from_seq` forward; a short page is the last.
-    loop {
-        let page = ledger
-            .read(from_seq, 500)
-            .await
-            .expect("reading the ledger");
-        for entry in &page {
-            if entry.kind != EntryKind::Event {
-                continue;
-            }
-            let record: EventRecord = serde_json::from_str(&entry.payload)
-                .unwrap_or_else(|error| panic!("entry {} is not an event: {error}", entry.seq));
-            if let Event::Scraped {
-                source, samples, ..
-            } = record.event
-                && source == SOURCE
-            {
-                scrapes.push(samples);
-            }
-        }
-        match page.last() {
-            Some(last) if page.len() == 500 => from_seq = last.seq + 1,
-            _ => break,
+    let first = ledger.read(0, 1).await.expect("reading the ledger");
+    let Some(origin) = first.first() else {
+        ledger.close().await;
+        return Vec::new();
+    };
+    let mut events = Vec::new();
+    let mut chain = ChainEntries::new(&ledger, origin, u64::MAX);
+    // Bounded by the ledger's length: each call reads on or ends.
+    while let Some((_, recorded)) = chain.next().await.expect("reading the ledger") {
+        if let Recorded::Event(record) = recorded {
+            events.push(record.event);
         }
     }
     ledger.close().await;
-    scrapes
+    events
+}
+
+/// The samples of every `scraped` event of [`SOURCE`] in the ledger, oldest first.
+pub async fn recorded_scrapes(ledger: &Path) -> Vec<Vec<Sample>> {
+    recorded_events(ledger)
+        .await
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Scraped {
+                source, samples, ..
+            } if source == SOURCE => Some(samples),
+            _ => None,
+        })
+        .collect()
 }
