@@ -67,6 +67,22 @@ fn run(args: &[&str], dir: &Path) -> crate::support::Finished {
     vigil(args.iter().copied(), dir)
 }
 
+/// `vigil ledger archive --db DB --before TIME --out OUT` with `extra` options.
+fn archive_before(
+    db: &str,
+    before: &str,
+    out: &Path,
+    extra: &[&str],
+    dir: &Path,
+) -> crate::support::Finished {
+    let out = out.to_str().unwrap();
+    let mut args = vec![
+        "ledger", "archive", "--db", db, "--before", before, "--out", out,
+    ];
+    args.extend_from_slice(extra);
+    run(&args, dir)
+}
+
 /// The segment files of `dir`.
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -139,20 +155,7 @@ fn an_archived_session_replays_from_its_segment_and_everything_still_verifies() 
     // The first game day ended before this time; the second did not start before it.
     let cut_time = Timestamp(first_end_ms + 1).to_rfc3339();
     let archive = dir.join("archive");
-    let archived = run(
-        &[
-            "ledger",
-            "archive",
-            "--db",
-            db,
-            "--before",
-            &cut_time,
-            "--out",
-            archive.to_str().unwrap(),
-            "--release-blobs",
-        ],
-        dir.path(),
-    );
+    let archived = archive_before(db, &cut_time, &archive, &["--release-blobs"], dir.path());
     archived.assert_success("archive");
     let segment = segments(&archive).pop().expect("a segment");
     let segment_db = segment.to_str().unwrap();
@@ -248,19 +251,7 @@ fn an_archived_session_replays_from_its_segment_and_everything_still_verifies() 
     );
 
     // Nothing more ended before that time: a second archive moves nothing.
-    let again = run(
-        &[
-            "ledger",
-            "archive",
-            "--db",
-            db,
-            "--before",
-            &cut_time,
-            "--out",
-            archive.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let again = archive_before(db, &cut_time, &archive, &[], dir.path());
     again.assert_success("archive again");
     assert!(again.stdout.contains("nothing archived"), "{again}");
     assert_eq!(segments(&archive).len(), 1);

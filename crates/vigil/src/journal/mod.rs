@@ -33,3 +33,22 @@ pub use records::{
 pub use rerun::{Rerun, RerunChain};
 pub use scrape_batch::{ScrapeBatcher, ScrapeBatching};
 pub use step::{Answerer, CedarAnswers, RecordedAnswers, Step, answer, step, step_with};
+
+/// A fresh SQLite ledger whose first session is recorded (not appended) from the scenarios'
+/// config, for the journal's tests: its path, the ledger and the session's start.
+#[cfg(test)]
+pub(crate) async fn test_ledger(
+    name: &str,
+) -> (std::path::PathBuf, vigil_ledger::Ledger, SessionRecord) {
+    let path = std::env::temp_dir().join(format!("vigil-{name}-{}.db", std::process::id()));
+    remove_sqlite_ledger(&path).unwrap();
+    let location = vigil_ledger::LedgerLocation::Sqlite { path: path.clone() };
+    let ledger = vigil_ledger::Ledger::open(&location).await.unwrap();
+    let bundle = crate::bundle::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/scenarios/config/vigil.yaml"),
+    )
+    .unwrap();
+    let started = record_bundle(&ledger, &bundle).await.unwrap();
+    (path, ledger, started)
+}

@@ -236,25 +236,14 @@ pub async fn next_origin(ledger: &Ledger, from: u64) -> anyhow::Result<Option<En
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use vigil_core::engine::Event;
-    use vigil_ledger::{Ledger, LedgerLocation};
 
     use super::{ChainEntries, Recorded, next_origin};
-    use crate::journal::{SessionRecord, event_entry, record_bundle, session_entry};
+    use crate::journal::{SessionRecord, event_entry, session_entry};
 
     #[tokio::test]
     async fn a_chain_runs_through_the_sessions_that_resumed_it_and_stops_at_a_fresh_one() {
-        let path = std::env::temp_dir().join(format!("vigil-reader-{}.db", std::process::id()));
-        crate::journal::remove_sqlite_ledger(&path).unwrap();
-        let location = LedgerLocation::Sqlite { path: path.clone() };
-        let mut ledger = Ledger::open(&location).await.unwrap();
-        let bundle = crate::bundle::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scenarios/config/vigil.yaml"),
-        )
-        .unwrap();
-        let started = record_bundle(&ledger, &bundle).await.unwrap();
+        let (path, mut ledger, started) = crate::journal::test_ledger("reader").await;
         let SessionRecord::SessionStarted {
             vigil_version,
             engine_config,

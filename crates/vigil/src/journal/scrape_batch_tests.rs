@@ -1,15 +1,13 @@
 //! The batching rule (what is held, when a batch closes, where it goes) and batches read back
 //! through the one reader, with their series blob covered by `Ledger::verify`.
 
-use std::path::Path;
-
 use vigil_core::Timestamp;
 use vigil_core::engine::{Command, Event};
 use vigil_core::signal::Sample;
-use vigil_ledger::{EntryKind, Ledger, LedgerLocation, ProblemReason};
+use vigil_ledger::{EntryKind, ProblemReason};
 
 use super::{ScrapeBatcher, ScrapeBatching, is_batch_payload};
-use crate::journal::{ChainEntries, Recorded, SessionRecord, record_bundle, session_entry};
+use crate::journal::{ChainEntries, Recorded, SessionRecord, session_entry};
 
 fn scrape(at_ms: i64, value: f64) -> (Event, Vec<Command>) {
     let samples = vec![Sample {
@@ -141,15 +139,7 @@ fn a_scrape_that_issued_commands_is_coded_alone_in_its_event_place_after_the_ope
 
 #[tokio::test]
 async fn batches_read_back_as_their_scrapes_and_verify_covers_their_series_blob() {
-    let path = std::env::temp_dir().join(format!("vigil-batches-{}.db", std::process::id()));
-    crate::journal::remove_sqlite_ledger(&path).unwrap();
-    let location = LedgerLocation::Sqlite { path: path.clone() };
-    let mut ledger = Ledger::open(&location).await.unwrap();
-    let bundle = crate::bundle::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scenarios/config/vigil.yaml"),
-    )
-    .unwrap();
-    let started = record_bundle(&ledger, &bundle).await.unwrap();
+    let (path, mut ledger, started) = crate::journal::test_ledger("batches").await;
     let SessionRecord::SessionStarted { scrape_batch, .. } = &started else {
         panic!("not a session start");
     };
