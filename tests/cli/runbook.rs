@@ -13,7 +13,7 @@ fn the_shipped_runbooks_lint_clean() {
     assert_eq!(run.code(), 0, "{run}");
     assert!(
         run.stdout
-            .starts_with("runbooks: ok (10 runbooks: block-looping-agent-key, block-runaway-key, failover-provider-errors, failover-serving-saturation, gateway-readiness-check, rollback-prompt-after-eval-regression, rollback-prompt-after-size-growth, slow-key-before-budget-runs-out, throttle-key-exhausting-provider-quota, throttle-runaway-key)"),
+            .starts_with("runbooks: ok (11 runbooks: block-looping-agent-key, block-runaway-key-calls, block-runaway-key, failover-provider-errors, failover-serving-saturation, gateway-readiness-check, rollback-prompt-after-eval-regression, rollback-prompt-after-size-growth, slow-key-before-budget-runs-out, throttle-key-exhausting-provider-quota, throttle-runaway-key)"),
         "{run}"
     );
 }

@@ -82,6 +82,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         source: bench_support::SOURCE.to_owned(),
         metric: metric.to_owned(),
         read: SeriesRead::CounterRate,
+        unit: Default::default(),
         group_by: "hashed_api_key".to_owned(),
         alias_label: Some("api_key_alias".to_owned()),
         team_label: Some("team".to_owned()),

@@ -720,17 +720,19 @@ fn diagnose_spike(
     };
     let n_hot = current.iter().filter(|view| view.firing).count();
     let name = finding.subject.display_name();
+    let unit = finding.evidence.rate_unit();
 
     let mut runaway_evidence = vec![format!(
-        "key {name} accounts for {} of the excess token rate across {} keys",
+        "key {name} accounts for {} of the excess {} across {} keys",
         numbers.share(share),
+        unit.rate(),
         current.len()
     )];
     if let Some(view) = subject_view {
         runaway_evidence.push(format!(
             "key {name}: {} against a baseline of {} ({})",
-            numbers.per_second(view.rate_per_sec, "tokens"),
-            numbers.per_second(view.baseline_per_sec, "tokens"),
+            numbers.per_second(view.rate_per_sec, unit.word()),
+            numbers.per_second(view.baseline_per_sec, unit.word()),
             numbers.factor_one_decimal(
                 view.rate_per_sec / view.baseline_per_sec.max(f64::MIN_POSITIVE)
             ),
@@ -739,8 +741,8 @@ fn diagnose_spike(
     let surge_evidence = vec![
         format!(
             "all keys together: {} against a baseline of {}",
-            numbers.per_second(total_rate, "tokens"),
-            numbers.per_second(total_baseline, "tokens")
+            numbers.per_second(total_rate, unit.word()),
+            numbers.per_second(total_baseline, unit.word())
         ),
         format!("{n_hot} of {} keys are spiking", current.len()),
     ];
@@ -766,18 +768,23 @@ fn diagnose_spike(
     };
     let (hypotheses, why) = if share >= config.runaway_min_share {
         let why = format!(
-            "Token usage on key {name} jumped to {}, {} of all excess usage on the \
+            "{} on key {name} jumped to {}, {} of all excess usage on the \
              gateway; the other keys look normal. A single runaway key (a loop, a leaked key or \
              a job gone wrong) is the likely cause.",
-            numbers.per_second(subject_view.map_or(0.0, |view| view.rate_per_sec), "tokens"),
+            unit.usage(),
+            numbers.per_second(
+                subject_view.map_or(0.0, |view| view.rate_per_sec),
+                unit.word()
+            ),
             numbers.share(share)
         );
         (vec![runaway, surge], why)
     } else {
         let why = format!(
-            "Token usage rose across many keys ({} of {} spiking); key {name} holds only {} \
+            "{} rose across many keys ({} of {} spiking); key {name} holds only {} \
              of the excess. This looks like a broad surge, not one runaway key, so blocking a \
              key would not fix it.",
+            unit.usage(),
             n_hot,
             current.len(),
             numbers.share(share)
@@ -824,6 +831,7 @@ mod tests {
             raised_at: Timestamp(1000),
             evidence: Evidence::Spike(SpikeEvidence {
                 metric: "m".to_owned(),
+                unit: Default::default(),
                 rate_per_sec: 0.0,
                 baseline_per_sec: 0.0,
                 spread_per_sec: 0.0,

@@ -48,6 +48,7 @@ fn spike() -> Finding {
         subject("key", "a"),
         Evidence::Spike(SpikeEvidence {
             metric: "m".to_owned(),
+            unit: Default::default(),
             rate_per_sec: 8123.4,
             baseline_per_sec: 412.0,
             spread_per_sec: 10.0,

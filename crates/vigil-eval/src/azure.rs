@@ -124,6 +124,7 @@ pub fn replay(service: &str, minutes: &MinuteTokens, fine: &MinuteTokens) -> Rep
         source: "azure".to_owned(),
         metric: "tokens_total".to_owned(),
         read: SeriesRead::CounterRate,
+        unit: Default::default(),
         group_by: "service".to_owned(),
         alias_label: None,
         team_label: None,

@@ -193,6 +193,7 @@ impl Spike {
                 source: "nab".to_owned(),
                 metric: "nab_value".to_owned(),
                 read: SeriesRead::Value,
+                unit: Default::default(),
                 group_by: "series".to_owned(),
                 alias_label: None,
                 team_label: None,

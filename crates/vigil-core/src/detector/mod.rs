@@ -213,6 +213,10 @@ pub struct Point {
 pub struct SpikeEvidence {
     /// The metric read.
     pub metric: String,
+    /// What it counts; `tokens`, what a finding recorded before units existed reads as (and
+    /// is left out when serialized, so such a finding serializes as it was recorded).
+    #[serde(default, skip_serializing_if = "spike::RateUnit::is_tokens")]
+    pub unit: spike::RateUnit,
     /// The rate at the moment of firing, per second.
     #[serde(with = "float_repr")]
     pub rate_per_sec: f64,
@@ -282,6 +286,22 @@ pub enum Evidence {
     Schedule(ScheduleEvidence),
     /// From an anomaly detector (boxed: its reading makes it the largest).
     Anomaly(Box<anomaly::AnomalyEvidence>),
+}
+
+impl Evidence {
+    /// What a spike's rate counts; `tokens` for every other kind of evidence, whose words
+    /// do not depend on it.
+    #[must_use]
+    pub fn rate_unit(&self) -> spike::RateUnit {
+        match self {
+            Evidence::Spike(spike) => spike.unit,
+            Evidence::BurnRate(_)
+            | Evidence::Threshold(_)
+            | Evidence::ProportionDrop(_)
+            | Evidence::Schedule(_)
+            | Evidence::Anomaly(_) => spike::RateUnit::Tokens,
+        }
+    }
 }
 
 /// Why a scheduled runbook runs.

@@ -69,7 +69,7 @@ use crate::time::Timestamp;
 mod config;
 mod season;
 
-pub use config::{SeasonMemory, SeriesRead, SpikeConfig, SpikeThresholds};
+pub use config::{RateUnit, SeasonMemory, SeriesRead, SpikeConfig, SpikeThresholds};
 use season::{QUARTERS, SlotMemory, slot_at, slot_start};
 pub use season::{SEASON_HALF_LIFE_PERIODS, SEASON_MIN_OBSERVATIONS, SEASON_SLOTS};
 
@@ -484,6 +484,7 @@ fn step(
                 raised_at: at,
                 evidence: Evidence::Spike(SpikeEvidence {
                     metric: config.metric.clone(),
+                    unit: config.unit,
                     rate_per_sec: rate,
                     baseline_per_sec: expected,
                     spread_per_sec: spread,

@@ -13,6 +13,7 @@
 //!   requests grew longer (`tokens_per_request_rise`, about the key: a prompt, retrieval or
 //!   upstream change that blocking the key would not fix).
 //!
+//! Only a token spike is decomposed: a request spike already measures demand.
 //! Flat request counts across all keys rule out a demand surge. A finding of a detector that
 //! watches a cache (its name or description says `cache`) is a `cache_regression` too.
 //! [`may_join`] keeps causes that exclude one another out of one incident: a key sending
@@ -322,6 +323,11 @@ pub fn decompose(
         | Evidence::BurnRate(_)
         | Evidence::Schedule(_) => return diagnosis,
     };
+    // Requests × tokens per request reads a token spike; a spike of requests (or spend)
+    // already says who sends more, through its own share of the excess.
+    if !spike.unit.is_tokens() {
+        return diagnosis;
+    }
     let runaway_min_share = diagnosis_config.runaway_min_share;
     let key = &finding.subject.value;
     let Some(requests) = evidence.requests.iter().find(|view| &view.group == key) else {

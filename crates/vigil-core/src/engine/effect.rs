@@ -74,7 +74,7 @@ impl Engine {
                 Some(Effect {
                     before: evidence.rate_per_sec,
                     after: view.rate_per_sec,
-                    unit: "tokens/s".to_owned(),
+                    unit: evidence.unit.per_second().to_owned(),
                 })
             }
             (Evidence::Threshold(evidence), DetectorState::Threshold(threshold))

@@ -49,7 +49,7 @@ use crate::detector::anomaly::AnomalyDetector;
 use crate::detector::burn_rate::BurnRateDetector;
 use crate::detector::change::{Change, VersionChangeDetector};
 use crate::detector::proportion::ProportionDropDetector;
-use crate::detector::spike::SpikeDetector;
+use crate::detector::spike::{RateUnit, SpikeDetector};
 use crate::detector::threshold::ThresholdDetector;
 use crate::detector::{DetectorConfig, Finding, Point, Subject, Transition};
 use crate::diagnosis::diagnose;
@@ -921,10 +921,16 @@ impl Engine {
             .and_then(|incident| incident.runbook_idx)
             .and_then(|idx| self.config.runbooks.get(idx))
             .is_some_and(|runbook| runbook.verification.check == VerificationCheck::StepsSucceed);
+        let unit = self
+            .incidents
+            .get(incident_id)
+            .map_or(RateUnit::Tokens, |incident| {
+                incident.finding.evidence.rate_unit()
+            });
         let outcome = match observed.last() {
             Some(last) => format!(
                 "fixed: the key's rate fell to {} and stayed there",
-                self.config.numbers.per_second(last.value, "tokens")
+                self.config.numbers.per_second(last.value, unit.word())
             ),
             None if steps_only => "passed: every step succeeded".to_owned(),
             None => "fixed: the finding cleared after vigil's change".to_owned(),

@@ -232,8 +232,9 @@ pub(crate) fn finding_words(finding: &Finding) -> String {
     let subject = finding.subject.readable_name();
     match &finding.evidence {
         Evidence::Spike(evidence) => format!(
-            "token spike on key {subject}: {} against a baseline of {} ({}, z={})",
-            rate(evidence.rate_per_sec, "tokens/s"),
+            "{} on key {subject}: {} against a baseline of {} ({}, z={})",
+            evidence.unit.spike(),
+            rate(evidence.rate_per_sec, evidence.unit.per_second()),
             number(evidence.baseline_per_sec),
             factor(evidence.ratio),
             number(evidence.z_score),

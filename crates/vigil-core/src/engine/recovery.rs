@@ -25,10 +25,12 @@ impl Engine {
         let deadline = now.plus_millis(verification.within_ms);
         let numbers = self.config.numbers;
         let within = numbers.duration_ms(verification.within_ms, OriginalUnit::Seconds);
+        let unit = incident.finding.evidence.rate_unit();
         let condition = format!(
-            "the token rate of key {} stays under {} for {} consecutive scrapes within {within}",
+            "the {} of key {} stays under {} for {} consecutive scrapes within {within}",
+            unit.rate(),
             incident.finding.subject.display_name(),
-            numbers.per_second(verification.threshold_per_sec, "tokens"),
+            numbers.per_second(verification.threshold_per_sec, unit.word()),
             verification.hold_samples,
         );
         let condition = match verification.check {
@@ -128,8 +130,14 @@ impl Engine {
                     Some(last) => format!(
                         "the fix did not work: key {} still uses {} (must be under {})",
                         incident.finding.subject.display_name(),
-                        engine.config.numbers.per_second(last.value, "tokens"),
-                        engine.config.numbers.per_second(threshold, "tokens")
+                        engine.config.numbers.per_second(
+                            last.value,
+                            incident.finding.evidence.rate_unit().word()
+                        ),
+                        engine.config.numbers.per_second(
+                            threshold,
+                            incident.finding.evidence.rate_unit().word()
+                        )
                     ),
                     None => format!(
                         "the fix could not be verified: no fresh rate for key {} arrived before the deadline",
@@ -284,9 +292,9 @@ impl Engine {
         // A spike that vigil cannot fix pages; an SLO rule keeps its own severity (the
         // Workbook's slow-burn rule is a ticket, not a page).
         let (severity, what) = match &incident.finding.evidence {
-            Evidence::Spike(_) => (
+            Evidence::Spike(evidence) => (
                 incident.finding.severity.max(Severity::Page),
-                format!("token spike on key {subject}"),
+                format!("{} on key {subject}", evidence.unit.spike()),
             ),
             Evidence::BurnRate(_) => (
                 incident.finding.severity,

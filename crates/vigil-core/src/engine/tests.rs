@@ -44,6 +44,7 @@ pub(super) fn config(mode: Mode) -> EngineConfig {
             source: "gateway".to_owned(),
             metric: METRIC.to_owned(),
             read: crate::detector::spike::SeriesRead::CounterRate,
+            unit: Default::default(),
             group_by: "hashed_api_key".to_owned(),
             alias_label: Some("api_key_alias".to_owned()),
             team_label: Some("team".to_owned()),
@@ -426,6 +427,46 @@ fn a_fix_that_does_not_work_is_compensated_and_pages_exactly_once() {
         execute: unblock key h-batch on gateway
         page: vigil needs a human: token spike on key batch-job (gateway) / the fix did not work: key batch-job still uses 9,000 tokens/s (must be under 100 tokens/s)
         escalated: the fix did not work: key batch-job still uses 9,000 tokens/s (must be under 100 tokens/s)
+    "#]]);
+}
+
+#[test]
+fn a_spike_of_requests_is_verified_paged_and_narrated_in_requests() {
+    // The same counters read as a key's requests: every word follows the detector's unit.
+    let mut config = config(Mode::Autonomous);
+    if let Some(DetectorConfig::Spike(spike)) = config.detectors.first_mut() {
+        spike.unit = crate::detector::spike::RateUnit::Requests;
+    }
+    let mut scenario = Scenario::new(config);
+    scenario.scrapes(10, NORMAL);
+    let commands = scenario.scrapes(2, RUNAWAY);
+    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
+    scenario.finish_action(&commands, true);
+    let mut commands = scenario.scrapes(10, RUNAWAY);
+    commands.extend(scenario.feed(Event::Tick));
+    let commands = scenario.decide(&commands, Effect::Allow, &["compensate-own-block"]);
+    let commands = scenario.finish_action(&commands, true);
+    scenario.finish_page(&commands);
+    let why = &scenario.pages[0].why.summary;
+    assert!(
+        why.starts_with("Request traffic on key batch-job jumped to 9,000 requests/s"),
+        "{why}"
+    );
+    scenario.check(expect![[r#"
+        finding raised: token-spike/hashed_api_key=h-batch Page batch-job
+        incident opened: batch-job
+        diagnosed: runaway_key 1.00
+        runbook: block-runaway-key autonomous
+        authorize: block-runaway-key block on h-batch (tier String("standard"), attempt 1, confidence 100%, compensation false)
+        execute: block key h-batch on gateway
+        verifying: the request rate of key batch-job stays under 100 requests/s for 2 consecutive scrapes within 10 s
+        wake at +22025ms
+        verification failed: the fix did not work: key batch-job still uses 9,000 requests/s (must be under 100 requests/s)
+        compensating: ["block-key"]
+        authorize: block-runaway-key unblock on h-batch (tier String("standard"), attempt 1, confidence 100%, compensation true)
+        execute: unblock key h-batch on gateway
+        page: vigil needs a human: request spike on key batch-job (gateway) / the fix did not work: key batch-job still uses 9,000 requests/s (must be under 100 requests/s)
+        escalated: the fix did not work: key batch-job still uses 9,000 requests/s (must be under 100 requests/s)
     "#]]);
 }
 

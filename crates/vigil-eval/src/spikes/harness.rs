@@ -334,6 +334,7 @@ mod tests {
             source: SOURCE.to_owned(),
             metric: METRIC.to_owned(),
             read: SeriesRead::CounterRate,
+            unit: Default::default(),
             group_by: KEY_LABEL.to_owned(),
             alias_label: None,
             team_label: None,

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use vigil_core::detector::spike::{
-    SeasonMemory, SeriesRead, SpikeConfig, SpikeDetector, SpikeThresholds,
+    RateUnit, SeasonMemory, SeriesRead, SpikeConfig, SpikeDetector, SpikeThresholds,
 };
 
 use harness::{Alarm, GRACE_SCRAPES, Injection, KEY_LABEL, Outcome, SOURCE, WatchesStore};
@@ -200,8 +200,9 @@ pub const REQUEST_MIN_RATE_PER_SEC: f64 = 0.2;
 #[must_use]
 pub fn request_spike_detector() -> SpikeDetector {
     let mut config = shipped_spike_detector().config().clone();
-    config.name = "request-spike".to_owned();
+    config.name = "key-request-spike".to_owned();
     config.metric = Signal::Requests.metric().to_owned();
+    config.unit = RateUnit::Requests;
     config.thresholds.min_rate_per_sec = REQUEST_MIN_RATE_PER_SEC;
     SpikeDetector::new(config)
 }
@@ -215,6 +216,7 @@ pub fn shipped_spike_detector() -> SpikeDetector {
         source: SOURCE.to_owned(),
         metric: Signal::Tokens.metric().to_owned(),
         read: SeriesRead::CounterRate,
+        unit: Default::default(),
         group_by: KEY_LABEL.to_owned(),
         alias_label: None,
         team_label: None,
@@ -268,7 +270,7 @@ pub fn run(folder: &Path) -> anyhow::Result<String> {
     let runs = std::thread::scope(|scope| {
         let spike = scope.spawn(|| {
             run_detector(
-                "spike (shipped)",
+                "token-spike (shipped)",
                 &traffic,
                 Signal::Tokens,
                 &cases,
@@ -295,7 +297,7 @@ pub fn run(folder: &Path) -> anyhow::Result<String> {
         });
         let requests = scope.spawn(|| {
             run_detector(
-                "spike on requests",
+                "key-request-spike (shipped)",
                 &traffic,
                 Signal::Requests,
                 &cases,
@@ -317,7 +319,7 @@ pub fn run(folder: &Path) -> anyhow::Result<String> {
         }
     }
     if let (Some(tokens), Some(requests)) = (finished.first(), finished.last()) {
-        let both = either("spike on tokens or requests", &cases, tokens, requests);
+        let both = either("both (examples/vigil.yaml)", &cases, tokens, requests);
         finished.push(both);
     }
     let mut report = report::render(&services, &traffic, &cases, &finished, KEYS_PER_SERVICE);

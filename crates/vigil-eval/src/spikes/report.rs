@@ -387,10 +387,10 @@ fn render_targets(out: &mut String, cases: &[Case], runs: &[DetectorRun]) {
 #[must_use]
 pub fn settings(seed: u64, thresholds: &SpikeThresholds) -> String {
     format!(
-        "\nSettings: traffic seed {seed:#x}; spike (shipped) = SpikeThresholds::default(): {thresholds:?}; \
+        "\nSettings: traffic seed {seed:#x}; token-spike (shipped) = SpikeThresholds::default(): {thresholds:?}; \
          spike (before: avg memory) = the same with run_evidence false and season_memory average; \
-         spike on requests = the shipped thresholds on `{}` with min_rate_per_sec {}; \
-         tokens or requests = the findings of either, one on a key found within {} scrapes before joining it\n",
+         key-request-spike (shipped) = the same thresholds on `{}` with min_rate_per_sec {}; \
+         both = the findings of either, one on a key found within {} scrapes before joining it\n",
         super::traffic::Signal::Requests.metric(),
         super::REQUEST_MIN_RATE_PER_SEC,
         super::JOIN_SCRAPES,

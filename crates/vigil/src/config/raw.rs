@@ -688,6 +688,11 @@ pub struct RawSpike {
     /// a query that already computes a rate).
     #[serde(default)]
     pub read: vigil_core::detector::spike::SeriesRead,
+    /// What the metric counts: `tokens` (the default), `requests` or `usd`; the words of
+    /// its findings, checks and pages, and whether a spike is read as requests × tokens per
+    /// request.
+    #[serde(default)]
+    pub unit: Option<String>,
     /// The label it groups by.
     #[serde(default = "default_group_by")]
     pub group_by: String,

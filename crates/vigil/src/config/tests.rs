@@ -37,21 +37,61 @@ fn the_shipped_example_config_is_valid() {
     // The LiteLLM gateway and a self-hosted vLLM server.
     assert_eq!(config.sources.len(), 2);
     assert!(config.policies_dir.ends_with("policies"));
-    let Some(vigil_core::detector::DetectorConfig::BurnRate(burn)) = config.detectors.get(1) else {
+    let Some(provider_errors) = config
+        .detectors
+        .iter()
+        .position(|detector| detector.name() == "provider-errors")
+    else {
+        panic!("no provider-errors detector: {:?}", config.detectors);
+    };
+    let vigil_core::detector::DetectorConfig::BurnRate(burn) = &config.detectors[provider_errors]
+    else {
         panic!(
-            "the example's second detector is a burn-rate one: {:?}",
+            "provider-errors is a burn-rate detector: {:?}",
             config.detectors
         );
     };
     assert_eq!(burn.rules.len(), 3, "the Workbook's rules");
     assert_eq!(burn.bucket_ms, 30_000, "a tenth of the 5 m window");
     assert_eq!(
-        config.detectors[1].metrics(),
+        config.detectors[provider_errors].metrics(),
         [
             "litellm_deployment_failure_responses_total",
             "litellm_deployment_total_requests_total"
         ]
     );
+}
+
+#[test]
+fn the_spikes_harness_measures_the_spike_detectors_the_example_ships() {
+    // `vigil-eval spikes` reports on what users run: the example's two spike detectors, read
+    // from the file, are the harness's, but for the labels that name people.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/vigil.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config = parse(&text, "examples/vigil.yaml", Path::new("examples")).unwrap();
+    let shipped = |name: &str| {
+        config
+            .detectors
+            .iter()
+            .find_map(|detector| match detector {
+                vigil_core::detector::DetectorConfig::Spike(spike) if spike.name == name => {
+                    let mut spike = spike.clone();
+                    spike.alias_label = None;
+                    spike.team_label = None;
+                    Some(spike)
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no spike detector {name} in the example"))
+    };
+    let tokens = vigil_eval::spikes::shipped_spike_detector()
+        .config()
+        .clone();
+    let requests = vigil_eval::spikes::request_spike_detector()
+        .config()
+        .clone();
+    assert_eq!(shipped("token-spike"), tokens);
+    assert_eq!(shipped("key-request-spike"), requests);
 }
 
 #[test]
@@ -192,6 +232,34 @@ fn a_minimal_config_is_valid_with_defaults() {
         matches!(config.ledger, LedgerSetting::Sqlite(ref path) if path == Path::new("/etc/vigil/vigil.db"))
     );
     assert_eq!(config.sources[0].interval.as_secs(), 15);
+}
+
+#[test]
+fn a_spike_detector_says_what_its_metric_counts() {
+    let spike_unit = |text: &str| {
+        let config = parse(text, "vigil.yaml", Path::new(".")).unwrap();
+        match config.detectors.first() {
+            Some(vigil_core::detector::DetectorConfig::Spike(spike)) => spike.unit,
+            other => panic!("{other:?}"),
+        }
+    };
+    use vigil_core::detector::spike::RateUnit;
+    assert_eq!(spike_unit(MINIMAL), RateUnit::Tokens);
+    let requests = MINIMAL.replace(
+        "    source: gw\npager",
+        "    source: gw\n    unit: requests\npager",
+    );
+    assert_eq!(spike_unit(&requests), RateUnit::Requests);
+    check(
+        &MINIMAL.replace(
+            "    source: gw\npager",
+            "    source: gw\n    unit: calls\npager",
+        ),
+        expect![[r#"
+            1 problem:
+              vigil.yaml:12: `detectors[0].unit`: must be `tokens`, `requests` or `usd` (what the metric counts), found `calls`
+        "#]],
+    );
 }
 
 // Regression guard: an unknown key must be an error with its line, not silently ignored.

@@ -12,7 +12,7 @@ use vigil_core::authz::Mode;
 use vigil_core::detector::DetectorConfig;
 use vigil_core::detector::Severity;
 use vigil_core::detector::burn_rate::{BurnRateConfig, BurnRule};
-use vigil_core::detector::spike::{SpikeConfig, SpikeThresholds};
+use vigil_core::detector::spike::{RateUnit, SpikeConfig, SpikeThresholds};
 use vigil_core::diagnosis::DiagnosisConfig;
 use vigil_core::engine::{ApiKeyInfo, GlobalLimits, ResourceInfo, StoreLimits};
 use vigil_core::intake::PUSH_SOURCES;
@@ -1065,6 +1065,21 @@ fn validate_spike(
     path: &str,
     spike: super::raw::RawSpike,
 ) -> DetectorConfig {
+    let unit = match spike.unit.as_deref() {
+        None | Some("tokens") => RateUnit::Tokens,
+        Some("requests") => RateUnit::Requests,
+        Some("usd") => RateUnit::Usd,
+        Some(other) => {
+            problems.push(
+                format!("{path}.unit"),
+                format!(
+                    "must be `tokens`, `requests` or `usd` (what the metric counts), found `{}`",
+                    other.escape_debug()
+                ),
+            );
+            RateUnit::Tokens
+        }
+    };
     if spike.season_secs < 0 {
         problems.push(
             format!("{path}.season_secs"),
@@ -1131,6 +1146,7 @@ fn validate_spike(
         source: spike.source,
         metric: spike.metric,
         read: spike.read,
+        unit,
         group_by: spike.group_by,
         alias_label: spike.alias_label,
         team_label: spike.team_label,

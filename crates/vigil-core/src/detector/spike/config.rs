@@ -17,6 +17,11 @@ pub struct SpikeConfig {
     /// or a query that already computes a rate).
     #[serde(default)]
     pub read: SeriesRead,
+    /// What the metric counts, for the words of its findings, checks and pages; `tokens`,
+    /// what a config recorded before units existed reads as (and is left out when
+    /// serialized, so that such a config serializes as it was recorded).
+    #[serde(default, skip_serializing_if = "RateUnit::is_tokens")]
+    pub unit: RateUnit,
     /// The label to group by, for example `hashed_api_key`.
     pub group_by: String,
     /// A label that names the group for people, for example `api_key_alias`.
@@ -40,6 +45,78 @@ pub enum SeriesRead {
     CounterRate,
     /// The series' latest value.
     Value,
+}
+
+/// What a spike detector's metric counts: the words its rates are written in, and whether
+/// the diagnoser may read the spike as requests × tokens per request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateUnit {
+    /// Tokens (`litellm_total_tokens_metric_total`): `8,000 tokens/s`, a `token spike`.
+    #[default]
+    Tokens,
+    /// Requests (`litellm_requests_metric_total`): `4 requests/s`, a `request spike`.
+    Requests,
+    /// Spend in US dollars (`litellm_spend_metric_total`): `0.5 USD/s`, a `spend spike`.
+    Usd,
+}
+
+impl RateUnit {
+    /// Whether it is tokens (the unit of every spike recorded before units existed).
+    #[must_use]
+    pub fn is_tokens(&self) -> bool {
+        *self == RateUnit::Tokens
+    }
+
+    /// The word a rate per second is written with: `tokens` in `8,000 tokens/s`.
+    #[must_use]
+    pub fn word(self) -> &'static str {
+        match self {
+            RateUnit::Tokens => "tokens",
+            RateUnit::Requests => "requests",
+            RateUnit::Usd => "USD",
+        }
+    }
+
+    /// The rate's unit: `tokens/s`.
+    #[must_use]
+    pub fn per_second(self) -> &'static str {
+        match self {
+            RateUnit::Tokens => "tokens/s",
+            RateUnit::Requests => "requests/s",
+            RateUnit::Usd => "USD/s",
+        }
+    }
+
+    /// What a spike of it is called: `token spike`.
+    #[must_use]
+    pub fn spike(self) -> &'static str {
+        match self {
+            RateUnit::Tokens => "token spike",
+            RateUnit::Requests => "request spike",
+            RateUnit::Usd => "spend spike",
+        }
+    }
+
+    /// What the spike is in, at the start of a sentence: `Token usage`.
+    #[must_use]
+    pub fn usage(self) -> &'static str {
+        match self {
+            RateUnit::Tokens => "Token usage",
+            RateUnit::Requests => "Request traffic",
+            RateUnit::Usd => "Spend",
+        }
+    }
+
+    /// What the rate is called after `the`: `token rate`.
+    #[must_use]
+    pub fn rate(self) -> &'static str {
+        match self {
+            RateUnit::Tokens => "token rate",
+            RateUnit::Requests => "request rate",
+            RateUnit::Usd => "spend rate",
+        }
+    }
 }
 
 /// The numbers that decide when a spike fires and clears.

@@ -10,6 +10,7 @@ fn config() -> SpikeConfig {
         source: "gateway".to_owned(),
         metric: "tokens_total".to_owned(),
         read: SeriesRead::CounterRate,
+        unit: Default::default(),
         group_by: "key".to_owned(),
         alias_label: Some("alias".to_owned()),
         team_label: None,
@@ -342,6 +343,49 @@ fn a_config_recorded_before_run_evidence_and_the_peak_memory_reads_as_the_first_
     assert_eq!(thresholds.season_memory, SeasonMemory::Average);
     assert!(SpikeThresholds::default().run_evidence);
     assert_eq!(SpikeThresholds::default().season_memory, SeasonMemory::Peak);
+}
+
+#[test]
+fn a_config_and_a_finding_recorded_before_units_read_as_tokens_and_serialize_as_recorded() {
+    // A token detector serializes as before units existed, so recorded sessions and their
+    // findings replay byte for byte; another unit is recorded.
+    let tokens = serde_json::to_value(config()).unwrap();
+    assert!(tokens.get("unit").is_none(), "{tokens}");
+    let read: SpikeConfig = serde_json::from_value(tokens).unwrap();
+    assert_eq!(read.unit, RateUnit::Tokens);
+    let mut requests = config();
+    requests.unit = RateUnit::Requests;
+    let recorded = serde_json::to_value(&requests).unwrap();
+    assert_eq!(recorded["unit"], "requests");
+    let read: SpikeConfig = serde_json::from_value(recorded).unwrap();
+    assert_eq!(read, requests);
+
+    let mut detector = Harness::new(requests);
+    let findings: Vec<Finding> = (0..40)
+        .flat_map(|sec| {
+            let rate = if sec < 30 {
+                100.0 + f64::from(sec % 3)
+            } else {
+                2000.0
+            };
+            detector.observe(Timestamp(i64::from(sec) * 1000), &[("a", rate)])
+        })
+        .filter_map(|transition| match transition {
+            Transition::Fired(finding) => Some(*finding),
+            Transition::Cleared(_) => None,
+        })
+        .collect();
+    let [finding] = findings.as_slice() else {
+        panic!("{findings:?}");
+    };
+    assert_eq!(finding.evidence.rate_unit(), RateUnit::Requests);
+    let mut recorded = serde_json::to_value(finding).unwrap();
+    assert_eq!(recorded["evidence"]["unit"], "requests");
+    recorded["evidence"].as_object_mut().unwrap().remove("unit");
+    let before_units: Finding = serde_json::from_value(recorded).unwrap();
+    assert_eq!(before_units.evidence.rate_unit(), RateUnit::Tokens);
+    let again = serde_json::to_value(&before_units).unwrap();
+    assert!(again["evidence"].get("unit").is_none(), "{again}");
 }
 
 /// A noisy key (one big request every third second, 100/s on average), then a steady loop

@@ -50,6 +50,7 @@ fn spike(key: &str, rate: f64, baseline: f64) -> Finding {
         raised_at: AT,
         evidence: Evidence::Spike(SpikeEvidence {
             metric: "tokens_total".to_owned(),
+            unit: Default::default(),
             rate_per_sec: rate,
             baseline_per_sec: baseline,
             spread_per_sec: baseline * 0.1,
@@ -169,6 +170,50 @@ fn more_requests_from_one_key_is_a_runaway_even_when_other_keys_hold_tokens() {
             .text
             .contains("other keys' requests stayed flat")
     );
+}
+
+#[test]
+fn a_request_spike_is_read_in_requests_and_not_decomposed_into_tokens_per_request() {
+    // The same numbers as a token spike with flat requests: read as tokens, that is a
+    // rise of tokens per request; read as a spike of the requests themselves, it is one
+    // key sending more calls, and the demand evidence (another metric) must not overrule it.
+    let views = [view("k1", 8.0, 0.8), view("k2", 3.0, 3.0)];
+    let mut finding = spike("k1", 8.0, 0.8);
+    if let Evidence::Spike(evidence) = &mut finding.evidence {
+        evidence.unit = crate::detector::spike::RateUnit::Requests;
+    }
+    let evidence = DemandEvidence {
+        requests: vec![requests("k1", 2.1, 2.0), requests("k2", 1.0, 1.0)],
+        cache: None,
+    };
+    let (diagnosis, kind, subject) = read(&finding, &views, &evidence);
+    assert_eq!(
+        (kind, subject.as_str()),
+        (HypothesisKind::RunawayKey, "hashed_api_key=k1")
+    );
+    let best = diagnosis.best().unwrap();
+    assert!(best.support.is_empty(), "{:?}", best.support);
+    assert!(best.against.is_empty(), "{:?}", best.against);
+    assert!(
+        best.evidence[0].contains("of the excess request rate across 2 keys"),
+        "{:?}",
+        best.evidence
+    );
+    assert!(
+        best.evidence[1].contains("8 requests/s against a baseline of 0.8 requests/s"),
+        "{:?}",
+        best.evidence
+    );
+    assert!(
+        diagnosis
+            .why
+            .starts_with("Request traffic on key k1 jumped to 8 requests/s"),
+        "{}",
+        diagnosis.why
+    );
+    // Read as tokens, the same numbers are longer requests.
+    let (_, as_tokens, _) = read(&spike("k1", 8.0, 0.8), &views, &evidence);
+    assert_eq!(as_tokens, HypothesisKind::TokensPerRequestRise);
 }
 
 #[test]

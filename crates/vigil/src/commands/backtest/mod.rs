@@ -408,6 +408,7 @@ impl Detector {
             source: SOURCE.to_owned(),
             metric: METRIC.to_owned(),
             read: SeriesRead::Value,
+            unit: Default::default(),
             group_by: GROUP.to_owned(),
             alias_label: None,
             team_label: None,
