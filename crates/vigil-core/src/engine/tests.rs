@@ -391,19 +391,25 @@ fn runaway_key_is_blocked_verified_and_resolved_without_a_page() {
     "#]]);
 }
 
-#[test]
-fn a_fix_that_does_not_work_is_compensated_and_pages_exactly_once() {
-    let mut scenario = Scenario::new(config(Mode::Autonomous));
+/// A key runs away, is blocked, and the gateway ignores the block: the key keeps running
+/// away past the deadline, the block is undone and a human paged.
+fn a_fix_that_does_not_work(config: EngineConfig) -> Scenario {
+    let mut scenario = Scenario::new(config);
     scenario.scrapes(10, NORMAL);
     let commands = scenario.scrapes(2, RUNAWAY);
     let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
     scenario.finish_action(&commands, true);
-    // The gateway ignores the block: the key keeps running away past the deadline.
     let mut commands = scenario.scrapes(10, RUNAWAY);
     commands.extend(scenario.feed(Event::Tick));
     let commands = scenario.decide(&commands, Effect::Allow, &["compensate-own-block"]);
     let commands = scenario.finish_action(&commands, true);
     scenario.finish_page(&commands);
+    scenario
+}
+
+#[test]
+fn a_fix_that_does_not_work_is_compensated_and_pages_exactly_once() {
+    let mut scenario = a_fix_that_does_not_work(config(Mode::Autonomous));
     // Later scrapes raise nothing new: the finding is still the same problem.
     scenario.scrapes(5, RUNAWAY);
     let n_pages = scenario
@@ -437,16 +443,7 @@ fn a_spike_of_requests_is_verified_paged_and_narrated_in_requests() {
     if let Some(DetectorConfig::Spike(spike)) = config.detectors.first_mut() {
         spike.unit = crate::detector::spike::RateUnit::Requests;
     }
-    let mut scenario = Scenario::new(config);
-    scenario.scrapes(10, NORMAL);
-    let commands = scenario.scrapes(2, RUNAWAY);
-    let commands = scenario.decide(&commands, Effect::Allow, &["block-single-runaway-key"]);
-    scenario.finish_action(&commands, true);
-    let mut commands = scenario.scrapes(10, RUNAWAY);
-    commands.extend(scenario.feed(Event::Tick));
-    let commands = scenario.decide(&commands, Effect::Allow, &["compensate-own-block"]);
-    let commands = scenario.finish_action(&commands, true);
-    scenario.finish_page(&commands);
+    let scenario = a_fix_that_does_not_work(config);
     let why = &scenario.pages[0].why.summary;
     assert!(
         why.starts_with("Request traffic on key batch-job jumped to 9,000 requests/s"),
