@@ -18,7 +18,7 @@ use vigil_eval::nab::run::{DetectorStep, StreamDetector, run_corpus};
 
 const USAGE: &str =
     "usage: vigil-eval nab <DIR> [--detector adaptive|spike] | vigil-eval azure <DIR>
-       | vigil-eval nab-cv <DIR> [--ablations]
+       | vigil-eval nab-cv <DIR> [--ablations | --sensitivity | --structure]
        | vigil-eval spikes <DIR> | vigil-eval drift
 
   nab <DIR> [--detector adaptive|spike]
@@ -26,10 +26,12 @@ const USAGE: &str =
               `data/<category>/<series>.csv`) and print its NAB scores under the standard,
               reward_low_FP_rate and reward_low_FN_rate profiles: the adaptive detector (what
               the `anomaly` kind runs; the default) or the engine's spike detector
-  nab-cv <DIR> [--ablations]
+  nab-cv <DIR> [--ablations | --sensitivity | --structure]
               leave-one-category-out cross-validation of the detector's settings over the NAB
               folder <DIR>: every fold, the pooled cross-validated score and, with
-              --ablations, the same for each variant of the method with one idea turned off
+              --ablations, the same for each variant of the method with one idea turned off;
+              with --sensitivity, for each structural constant halved and doubled; with
+              --structure, the structure chosen by the folds too (a grid 27 times larger)
   azure <DIR> replay the Azure LLM inference trace (<DIR> holds its two CSVs) as per-minute
               token counters and count the spike findings it raises (all false positives)
   spikes <DIR>
@@ -86,9 +88,22 @@ fn main() -> ExitCode {
             }
         }
         [command, folder, rest @ ..]
-            if command == "nab-cv" && (rest.is_empty() || rest == ["--ablations"]) =>
+            if command == "nab-cv"
+                && (rest.is_empty()
+                    || rest == ["--ablations"]
+                    || rest == ["--sensitivity"]
+                    || rest == ["--structure"]) =>
         {
-            match nab_cv(Path::new(folder), !rest.is_empty()) {
+            let variants = if rest == ["--ablations"] {
+                Variants::Ablations
+            } else if rest == ["--sensitivity"] {
+                Variants::Sensitivity
+            } else if rest == ["--structure"] {
+                Variants::Structure
+            } else {
+                Variants::None
+            };
+            match nab_cv(Path::new(folder), variants) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("error: {error:#}");
@@ -233,11 +248,27 @@ impl StreamDetector for Spike {
 /// The threads `nab-cv` runs candidates on.
 const NAB_CV_THREADS: usize = 2;
 
-fn nab_cv(folder: &Path, with_ablations: bool) -> anyhow::Result<()> {
+/// Which variants of the method `nab-cv` cross-validates after the shipped one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variants {
+    None,
+    /// One idea turned on or off at a time.
+    Ablations,
+    /// One structural constant halved or doubled at a time.
+    Sensitivity,
+    /// No variants: the grid itself spans the structures too.
+    Structure,
+}
+
+fn nab_cv(folder: &Path, variants: Variants) -> anyhow::Result<()> {
     let corpus = load_corpus(folder)
         .with_context(|| format!("cannot load the NAB folder `{}`", folder.display()))?;
     let default = AdaptiveConfig::default();
-    let grid = cv::candidate_grid(&default);
+    let grid = if variants == Variants::Structure {
+        cv::structure_grid(&default)
+    } else {
+        cv::candidate_grid(&default)
+    };
     let reports = cv::run_candidates(&corpus, &grid, NAB_CV_THREADS)?;
     let default_report = cv::run_config(&corpus, SHIPPED_DETECTOR_NAME, &default)?;
     let names = grid.into_iter().map(|candidate| candidate.name).collect();
@@ -245,10 +276,15 @@ fn nab_cv(folder: &Path, with_ablations: bool) -> anyhow::Result<()> {
         "{}",
         cv::cross_validate(names, &reports, &default_report).render()
     );
-    if with_ablations {
-        let variants = cv::ablation_variants(&default);
-        let lines = cv::ablations(&corpus, &variants, NAB_CV_THREADS)?;
-        print!("\nablations:\n{}", cv::render_ablations(&lines));
-    }
+    let (title, variants) = match variants {
+        Variants::None | Variants::Structure => return Ok(()),
+        Variants::Ablations => ("ablations", cv::ablation_variants(&default)),
+        Variants::Sensitivity => (
+            "sensitivity (each structural constant halved and doubled, the grid re-chosen)",
+            cv::sensitivity_variants(&default),
+        ),
+    };
+    let lines = cv::ablations(&corpus, &variants, NAB_CV_THREADS)?;
+    print!("\n{title}:\n{}", cv::render_ablations(&lines));
     Ok(())
 }

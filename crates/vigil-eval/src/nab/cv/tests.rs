@@ -86,3 +86,59 @@ fn the_grid_is_small_and_valid() {
         assert_eq!(candidate.config.validate(), Ok(()), "{}", candidate.name);
     }
 }
+
+#[test]
+fn the_structure_grid_holds_the_shipped_setting_and_every_structure_once() {
+    let shipped = AdaptiveConfig::default();
+    let grid = structure_grid(&shipped);
+    assert_eq!(grid.len(), 27 * candidate_grid(&shipped).len());
+    assert_eq!(
+        grid.iter()
+            .filter(|candidate| candidate.config == shipped)
+            .count(),
+        1,
+        "the shipped setting is one candidate"
+    );
+    let mut names: Vec<&str> = grid
+        .iter()
+        .map(|candidate| candidate.name.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), grid.len(), "every candidate has its own name");
+    for candidate in &grid {
+        assert_eq!(candidate.config.validate(), Ok(()), "{}", candidate.name);
+    }
+}
+
+#[test]
+fn the_sensitivity_variants_change_one_constant_each_by_half_and_double() {
+    let shipped = AdaptiveConfig::default();
+    let variants = sensitivity_variants(&shipped);
+    assert_eq!(
+        variants.first(),
+        Some(&("shipped".to_owned(), shipped.clone()))
+    );
+    assert_eq!(variants.len(), 1 + 2 * 7);
+    for (name, config) in variants.iter().skip(1) {
+        assert_ne!(config, &shipped, "{name} changes nothing");
+        assert_eq!(config.validate(), Ok(()), "{name}");
+        // Exactly one field differs: the Debug forms differ on one line.
+        let (ours, theirs) = (format!("{config:#?}"), format!("{shipped:#?}"));
+        let differing = ours
+            .lines()
+            .zip(theirs.lines())
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(differing, 1, "{name}");
+    }
+    let settle: Vec<u32> = variants
+        .iter()
+        .filter(|(name, _)| name.starts_with("settle_samples"))
+        .map(|(_, config)| config.settle_samples)
+        .collect();
+    assert_eq!(
+        settle,
+        [shipped.settle_samples / 2, shipped.settle_samples * 2]
+    );
+}
