@@ -353,9 +353,19 @@ async fn an_investigation_calls_a_tool_then_answers(server: &LlamaServer) {
         panic!("no answer: {:?}\n{transcript}", finished.outcome);
     };
     assert!(usage.requests >= 2, "{usage:?}");
-    assert!(usage.tool_calls >= 1, "{usage:?}");
+    // The model called a tool. Whether a 135M model picks valid arguments is content, not
+    // structure, and differs between llama.cpp builds: vigil either served the call (its
+    // facts are then the evidence) or refused its arguments, and fed either back.
+    assert!(
+        usage.tool_calls + usage.tool_calls_refused >= 1,
+        "{usage:?}"
+    );
     assert!(usage.tokens > 0, "{usage:?}");
-    assert!(!evidence.is_empty(), "the served facts are the evidence");
+    assert_eq!(
+        evidence.is_empty(),
+        usage.tool_calls == 0,
+        "the served facts, and only they, are the evidence: {usage:?}"
+    );
     let entries = finished.transcript.as_array().expect("a transcript list");
     assert!(
         entries.iter().any(|entry| entry.get("tool").is_some()),
