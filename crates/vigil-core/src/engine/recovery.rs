@@ -113,6 +113,7 @@ impl Engine {
                     .map_or(VerificationCheck::KeyRateBelow, |runbook| {
                         runbook.verification.check
                     });
+                let unit = incident.finding.evidence.rate_unit().word();
                 let reason = match observed.last() {
                     _ if check == VerificationCheck::UsersServed => format!(
                         "the fix did not serve users: detector {} still sees users hurt at the deadline",
@@ -130,14 +131,8 @@ impl Engine {
                     Some(last) => format!(
                         "the fix did not work: key {} still uses {} (must be under {})",
                         incident.finding.subject.display_name(),
-                        engine.config.numbers.per_second(
-                            last.value,
-                            incident.finding.evidence.rate_unit().word()
-                        ),
-                        engine.config.numbers.per_second(
-                            threshold,
-                            incident.finding.evidence.rate_unit().word()
-                        )
+                        engine.config.numbers.per_second(last.value, unit),
+                        engine.config.numbers.per_second(threshold, unit)
                     ),
                     None => format!(
                         "the fix could not be verified: no fresh rate for key {} arrived before the deadline",
