@@ -68,6 +68,8 @@ mod postgres;
 mod redteam;
 #[path = "cli/reload.rs"]
 mod reload;
+#[path = "cli/report.rs"]
+mod report;
 #[path = "cli/runbook.rs"]
 mod runbook;
 #[path = "cli/serve.rs"]

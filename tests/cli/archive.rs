@@ -11,7 +11,7 @@ use vigil_ledger::{EntryKind, Ledger, LedgerLocation, NewEntry};
 use crate::support::{TempDir, incident_ids, repo_root, vigil};
 
 /// Simulates a shipped scenario into `db`.
-fn simulate(name: &str, db: &Path) {
+pub(crate) fn simulate(name: &str, db: &Path) {
     let scenario = repo_root().join(format!("tests/scenarios/{name}.yaml"));
     vigil(
         [
@@ -29,7 +29,7 @@ fn simulate(name: &str, db: &Path) {
 /// Appends every entry of the ledger at `from` to `into` (and the blobs they name), its
 /// commands' `caused_by` moved by the entries already there: two game days, one after the
 /// other, as two session chains of one ledger. Returns the time of the first one's last entry.
-async fn append_ledger(into: &mut Ledger, from: &Path) -> i64 {
+pub(crate) async fn append_ledger(into: &mut Ledger, from: &Path) -> i64 {
     let source = Ledger::open_existing(&LedgerLocation::Sqlite {
         path: from.to_path_buf(),
     })

@@ -16,6 +16,7 @@ pub mod investigation;
 pub mod numeric;
 pub mod people;
 pub mod problem;
+pub mod report;
 pub mod runbook;
 pub mod scrape_codec;
 pub mod signal;

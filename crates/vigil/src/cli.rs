@@ -2,7 +2,7 @@
 
 use crate::commands::demo::Scenario;
 use crate::commands::{
-    backtest, demo, human, ledger, metrics, policy, replay, runbook, serve, simulate, trust,
+    backtest, demo, human, ledger, metrics, policy, replay, report, runbook, serve, simulate, trust,
 };
 
 use std::path::PathBuf;
@@ -220,6 +220,31 @@ enum CliCommand {
     Trust {
         #[command(flatten)]
         db: DbOpts,
+    },
+    /// The period report a team takes to its review, from the ledger: incidents and how they
+    /// ended, the auto-resolved share, pages sent and avoided, times to detect, diagnose and
+    /// resolve, failed fixes, policy denials, top causes, and engineer-hours returned with
+    /// the assumptions shown.
+    Report {
+        #[command(flatten)]
+        db: DbOpts,
+        /// The period: a duration back from its end (`90d`, `12h`) or its first instant
+        /// (`2026-09-01T00:00:00Z`).
+        #[arg(long, default_value = "90d")]
+        since: String,
+        /// The period's last instant (default: the ledger's latest entry, so that the same
+        /// ledger always gives the same report).
+        #[arg(long)]
+        until: Option<String>,
+        /// How to print it.
+        #[arg(long, value_enum, default_value_t = report::Format::Text)]
+        format: report::Format,
+        /// Minutes a person would have spent on each incident that ended without a page.
+        #[arg(long, default_value_t = 45.0)]
+        minutes_per_incident: f64,
+        /// Minutes a person spent on each approval or rejection.
+        #[arg(long, default_value_t = 5.0)]
+        minutes_per_decision: f64,
     },
     /// Run a game-day scenario on a virtual clock: vigil's engine and Cedar policies against
     /// a simulated AI stack (docs/scenarios.md).
@@ -736,6 +761,25 @@ pub fn main() -> ExitCode {
             } => human::silence(&admin.args(), id, detector, subject, duration).await,
             CliCommand::Unsilence { id, admin } => human::unsilence(&admin.args(), id).await,
             CliCommand::Trust { db } => trust::run(&db.location()?).await,
+            CliCommand::Report {
+                db,
+                since,
+                until,
+                format,
+                minutes_per_incident,
+                minutes_per_decision,
+            } => {
+                let args = report::ReportArgs {
+                    since,
+                    until,
+                    format,
+                    assumptions: vigil_core::report::Assumptions {
+                        minutes_per_incident,
+                        minutes_per_decision,
+                    },
+                };
+                report::run(&db.location()?, &args).await
+            }
             CliCommand::Simulate {
                 scenario,
                 score,

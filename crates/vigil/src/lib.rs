@@ -6,8 +6,9 @@
 //!
 //! Layers, each using only the ones below it: `cli` (the clap parser) dispatches to
 //! `commands::*`, one module per command, none using another; they build on `daemon`,
-//! `journal` (the ledger's records, the reader, the one step function, replay, recovery and
-//! the trust tally), `bundle` and `config`, and on leaf utilities (`assets`, `checkpoints`,
+//! `journal` (the ledger's records, the reader, the one step function, replay, recovery,
+//! the trust tally and the period report), `bundle`, `config` and `render` (documents for
+//! people), and on leaf utilities (`assets`, `checkpoints`,
 //! `duration`, `identity`, `logsafe`, `private_file`, `schedule`).
 
 pub mod assets;
@@ -24,6 +25,7 @@ pub mod investigator;
 pub mod journal;
 pub mod logsafe;
 pub mod private_file;
+pub mod render;
 pub mod schedule;
 
 pub use commands::demo::Scenario;

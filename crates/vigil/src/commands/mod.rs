@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod policy;
 pub mod replay;
+pub mod report;
 pub mod runbook;
 pub mod serve;
 pub mod simulate;

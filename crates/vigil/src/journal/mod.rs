@@ -15,6 +15,7 @@ pub mod reader;
 pub mod records;
 pub mod recovery;
 pub mod replay;
+pub mod report;
 pub mod rerun;
 pub mod scrape_batch;
 pub mod step;
