@@ -275,6 +275,31 @@ pub(crate) fn scrapes_ok(metrics: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
+/// `GET /v1/openapi.json` of a running daemon describes exactly the routes its startup line
+/// lists, as OpenAPI 3.1.
+fn assert_described_as_served(served: &Served) {
+    let listed: std::collections::BTreeSet<String> = served
+        .startup_line
+        .strip_prefix("vigil serving ")
+        .and_then(|rest| rest.split(" on http").next())
+        .unwrap_or_else(|| panic!("not a startup line: {}", served.startup_line))
+        .split(", ")
+        .map(str::to_owned)
+        .collect();
+    let response = http_get(served.address, "/v1/openapi.json").expect("GET /v1/openapi.json");
+    assert_eq!(response.status, 200, "{}", response.body);
+    let document: serde_json::Value =
+        serde_json::from_str(&response.body).expect("the description is JSON");
+    assert_eq!(document["openapi"], "3.1.0");
+    let mut described = std::collections::BTreeSet::new();
+    for (path, methods) in document["paths"].as_object().expect("paths") {
+        for method in methods.as_object().expect("methods").keys() {
+            described.insert(format!("{} {path}", method.to_ascii_uppercase()));
+        }
+    }
+    assert_eq!(described, listed, "{}", response.body);
+}
+
 /// Runs `vigil serve` until it has scraped the gateway, checks its endpoints, stops it with
 /// `signal`, and returns its stderr.
 fn serve_once(dir: &TempDir, config: &Path, signal: &str) -> String {
@@ -284,10 +309,11 @@ fn serve_once(dir: &TempDir, config: &Path, signal: &str) -> String {
     assert_eq!(
         served.startup_line,
         format!(
-            "vigil serving GET /healthz, GET /readyz, GET /metrics on http://{}",
+            "vigil serving GET /healthz, GET /readyz, GET /metrics, GET /v1/openapi.json on http://{}",
             served.address
         )
     );
+    assert_described_as_served(&served);
     let health = http_get(served.address, "/healthz").expect("GET /healthz");
     assert_eq!((health.status, health.body.trim()), (200, "ok"));
 
@@ -452,12 +478,13 @@ fn serve_takes_pushed_events_over_http_and_records_them() {
     let served = Served::start(&config, dir.path());
     assert!(
         served.startup_line.ends_with(&format!(
-            "GET /metrics, POST /v1/push/evals, POST /v1/push/agent-runs, POST /v1/push/alertmanager, POST /v1/traces on http://{}",
+            "GET /metrics, GET /v1/openapi.json, POST /v1/push/evals, POST /v1/push/agent-runs, POST /v1/push/alertmanager, POST /v1/traces on http://{}",
             served.address
         )),
         "{}",
         served.startup_line
     );
+    assert_described_as_served(&served);
     served.poll("/readyz", "readiness", |response| response.status == 200);
 
     let evals = eval_batch(1);

@@ -131,7 +131,7 @@ pager:
     assert_eq!(
         served.startup_line,
         format!(
-            "vigil serving GET /healthz, GET /readyz, GET /metrics on https://{}",
+            "vigil serving GET /healthz, GET /readyz, GET /metrics, GET /v1/openapi.json on https://{}",
             served.address
         )
     );

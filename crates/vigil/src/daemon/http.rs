@@ -1,5 +1,6 @@
-//! `vigil serve`'s routes: `/healthz`, `/readyz`, `/metrics`, and the pushed-events intake
-//! and the admin API when they are on, assembled into one router with the layers every route
+//! `vigil serve`'s routes: `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json` (the
+//! description of exactly the routes served, `openapi.rs`), and the pushed-events intake and
+//! the admin API when they are on, assembled into one router with the layers every route
 //! runs inside (refusal accounting; the push limit on the intake routes). `server/` serves it.
 
 use std::sync::Arc;
@@ -16,8 +17,40 @@ use super::server::{PushLimit, limit_pushes};
 use super::telemetry::Telemetry;
 
 /// The routes that are always on, as the startup line lists them.
-pub(super) const HEALTH_ROUTES: &[(&str, &str)] =
-    &[("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")];
+pub(super) const ALWAYS_ON_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", super::openapi::PATH),
+];
+
+/// The routes served with the intake and the admin API on or off, in the startup line's
+/// order.
+pub(super) fn served_routes(intake: bool, admin: bool) -> Vec<(&'static str, &'static str)> {
+    let mut routes = ALWAYS_ON_ROUTES.to_vec();
+    if intake {
+        routes.extend_from_slice(super::intake::ROUTES);
+    }
+    if admin {
+        routes.extend_from_slice(super::admin::ROUTES);
+    }
+    routes
+}
+
+/// `GET /v1/openapi.json`, answering with the description of `routes`, rendered once.
+fn openapi_router(routes: &[(&str, &str)]) -> Router {
+    let body = Arc::new(super::openapi::document(routes).to_string());
+    Router::new()
+        .route(super::openapi::PATH, get(openapi))
+        .with_state(body)
+}
+
+async fn openapi(State(body): State<Arc<String>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.as_str().to_owned(),
+    )
+}
 
 /// The daemon's router: the health routes, then `intake` behind `push_limit`, then `admin`.
 pub(super) fn router(
@@ -25,11 +58,13 @@ pub(super) fn router(
     intake: Option<(Router, PushLimit)>,
     admin: Option<Router>,
 ) -> Router {
+    let routes = served_routes(intake.is_some(), admin.is_some());
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(Arc::clone(&telemetry));
+        .with_state(Arc::clone(&telemetry))
+        .merge(openapi_router(&routes));
     if let Some((intake, push_limit)) = intake {
         router = router
             .merge(intake.route_layer(middleware::from_fn_with_state(push_limit, limit_pushes)));
@@ -53,11 +88,14 @@ pub(super) fn replicated_router(
     let health = Router::new()
         .route("/readyz", get(replica_readyz))
         .with_state(status);
+    // The gate answers the admin routes (to the leader, or 503 while none leads).
+    let routes = served_routes(intake.is_some(), gate.is_some());
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(Arc::clone(&telemetry))
-        .merge(health);
+        .merge(health)
+        .merge(openapi_router(&routes));
     if let Some((intake, push_limit)) = intake {
         router = router
             .merge(intake.route_layer(middleware::from_fn_with_state(push_limit, limit_pushes)));
@@ -155,11 +193,7 @@ mod tests {
             Some((intake, PushLimit::new(1, 1024))),
             Some(admin),
         );
-        let listed = HEALTH_ROUTES
-            .iter()
-            .chain(intake::ROUTES)
-            .chain(admin::ROUTES);
-        for (method, path) in listed {
+        for (method, path) in &served_routes(true, true) {
             let request = Request::builder()
                 .method(*method)
                 .uri(*path)

@@ -13,9 +13,10 @@ mod checkpointer;
 mod effects;
 mod engine_loop;
 mod heartbeat;
-mod http;
+pub(crate) mod http;
 mod intake;
 mod jwks_refresh;
+mod openapi;
 mod poll;
 mod querier;
 pub mod replica;
@@ -228,17 +229,13 @@ impl Daemon {
     /// The routes the listener serves, as `METHOD /path`: health and metrics always, the
     /// intake and the admin API when they are on.
     pub fn routes(&self) -> Vec<String> {
-        let mut routes: Vec<&(&str, &str)> = http::HEALTH_ROUTES.iter().collect();
-        if self.resources.intake.is_some() {
-            routes.extend(intake::ROUTES);
-        }
-        if self.resources.admin.is_some() {
-            routes.extend(admin::ROUTES);
-        }
-        routes
-            .into_iter()
-            .map(|(method, path)| format!("{method} {path}"))
-            .collect()
+        http::served_routes(
+            self.resources.intake.is_some(),
+            self.resources.admin.is_some(),
+        )
+        .into_iter()
+        .map(|(method, path)| format!("{method} {path}"))
+        .collect()
     }
 
     /// A stream of what the daemon records, as it records it.
