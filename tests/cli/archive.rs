@@ -8,23 +8,7 @@ use sqlx::{Connection as _, SqliteConnection};
 use vigil_core::Timestamp;
 use vigil_ledger::{EntryKind, Ledger, LedgerLocation, NewEntry};
 
-use crate::support::{TempDir, incident_ids, repo_root, vigil};
-
-/// Simulates a shipped scenario into `db`.
-pub(crate) fn simulate(name: &str, db: &Path) {
-    let scenario = repo_root().join(format!("tests/scenarios/{name}.yaml"));
-    vigil(
-        [
-            "simulate",
-            scenario.to_str().expect("UTF-8"),
-            "--quiet",
-            "--ledger",
-            db.to_str().expect("UTF-8"),
-        ],
-        &repo_root(),
-    )
-    .assert_success("simulate --ledger");
-}
+use crate::support::{TempDir, incident_ids, simulate_scenario, vigil};
 
 /// Appends every entry of the ledger at `from` to `into` (and the blobs they name), its
 /// commands' `caused_by` moved by the entries already there: two game days, one after the
@@ -98,8 +82,8 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 fn an_archived_session_replays_from_its_segment_and_everything_still_verifies() {
     let dir = TempDir::new("archive");
     let (first, second) = (dir.join("first.db"), dir.join("second.db"));
-    simulate("runaway-key", &first);
-    simulate("scheduled-check", &second);
+    simulate_scenario("runaway-key", &first);
+    simulate_scenario("scheduled-check", &second);
     let live = dir.join("live.db");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

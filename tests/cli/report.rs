@@ -5,9 +5,9 @@ use std::path::Path;
 
 use vigil_ledger::{Ledger, LedgerLocation};
 
-use crate::archive::{append_ledger, simulate};
+use crate::archive::append_ledger;
 use crate::demo::runaway_demo;
-use crate::support::{Finished, TempDir, vigil};
+use crate::support::{Finished, TempDir, simulate_scenario, vigil};
 
 fn report(db: &str, extra: &[&str], dir: &Path) -> Finished {
     let mut args = vec!["report", "--db", db];
@@ -68,7 +68,7 @@ fn game_days_in_one_ledger_report_every_outcome() {
         "policy-denial",
     ] {
         let part = dir.join(&format!("{name}.db"));
-        simulate(name, &part);
+        simulate_scenario(name, &part);
         parts.push(part);
     }
     let all = dir.join("all.db");

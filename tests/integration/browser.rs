@@ -39,7 +39,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use support::{ChildGuard, TempDir, repo_root, vigil};
+use support::{ChildGuard, TempDir, simulate_scenario, vigil};
 
 /// How many times chromedriver's `/status` is asked before giving up (a hang guard).
 const READY_ROUNDS: u32 = 400;
@@ -303,18 +303,7 @@ fn the_report_page_renders_on_a_phone_and_a_desktop() {
     let dir = TempDir::new("browser-report");
     // A game day whose fix failed and paged: the bar has a part for it.
     let ledger = dir.join("failed-fix.db");
-    let scenario = repo_root().join("tests/scenarios/failed-fix.yaml");
-    vigil(
-        [
-            "simulate",
-            scenario.to_str().expect("UTF-8"),
-            "--quiet",
-            "--ledger",
-            ledger.to_str().expect("UTF-8"),
-        ],
-        dir.path(),
-    )
-    .assert_success("simulate --ledger");
+    simulate_scenario("failed-fix", &ledger);
     let report = vigil(
         [
             "report",

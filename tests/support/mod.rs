@@ -205,6 +205,22 @@ where
     run_vigil(args, cwd, Duration::from_secs(120))
 }
 
+/// Plays the shipped game day `tests/scenarios/NAME.yaml` and writes its ledger to `db`.
+pub fn simulate_scenario(name: &str, db: &Path) {
+    let scenario = repo_root().join(format!("tests/scenarios/{name}.yaml"));
+    vigil(
+        [
+            "simulate",
+            scenario.to_str().expect("UTF-8"),
+            "--quiet",
+            "--ledger",
+            db.to_str().expect("UTF-8"),
+        ],
+        &repo_root(),
+    )
+    .assert_success("simulate --ledger");
+}
+
 /// The distinct incident ids (`inc-` and 12 lowercase hex digits) in `text`, in order.
 pub fn incident_ids(text: &str) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
