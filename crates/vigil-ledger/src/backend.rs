@@ -196,33 +196,35 @@ macro_rules! row_bytes {
     };
 }
 
-/// The seqs and row sizes of up to `$3` entries from seq `$1` on with `at_ms >= $2`, in seq
-/// order: the first half of reading a page bounded by bytes.
+/// The seqs and row sizes of up to `$4` entries from seq `$1` on with `at_ms >= $2` and a
+/// kind matching the pattern `$3` (`%` for every kind), in seq order: the first half of
+/// reading a page bounded by bytes.
 pub(crate) const SELECT_SIZES_FROM_SEQ: &str = concat!(
     "SELECT seq, ",
     row_bytes!(),
-    " FROM ledger_entries WHERE seq >= $1 AND at_ms >= $2 ORDER BY seq LIMIT $3"
+    " FROM ledger_entries WHERE seq >= $1 AND at_ms >= $2 AND kind LIKE $3 ORDER BY seq LIMIT $4"
 );
 
-/// As [`SELECT_SIZES_FROM_SEQ`] for incident `$1` only (seq from `$2`, `at_ms >= $3`, up to
-/// `$4` rows), along the `(incident_id, seq)` index.
+/// As [`SELECT_SIZES_FROM_SEQ`] for incident `$1` only (seq from `$2`, `at_ms >= $3`, kind
+/// like `$4`, up to `$5` rows), along the `(incident_id, seq)` index.
 pub(crate) const SELECT_INCIDENT_SIZES_FROM_SEQ: &str = concat!(
     "SELECT seq, ",
     row_bytes!(),
     " FROM ledger_entries WHERE incident_id = $1 AND seq >= $2 AND at_ms >= $3 \
-     ORDER BY seq LIMIT $4"
+     AND kind LIKE $4 ORDER BY seq LIMIT $5"
 );
 
-/// The entries with seq from `$1` to `$2` (inclusive) and `at_ms >= $3`, in seq order: the
-/// second half of reading a page, over the seqs the first half chose.
+/// The entries with seq from `$1` to `$2` (inclusive), `at_ms >= $3` and a kind like `$4`,
+/// in seq order: the second half of reading a page, over the seqs the first half chose.
 pub(crate) const SELECT_SEQ_RANGE: &str = "SELECT seq, at_ms, kind, incident_id, payload, \
      leaf_hash, chain_hash FROM ledger_entries WHERE seq >= $1 AND seq <= $2 AND at_ms >= $3 \
-     ORDER BY seq";
+     AND kind LIKE $4 ORDER BY seq";
 
-/// As [`SELECT_SEQ_RANGE`] for incident `$1` only (seq from `$2` to `$3`, `at_ms >= $4`).
+/// As [`SELECT_SEQ_RANGE`] for incident `$1` only (seq from `$2` to `$3`, `at_ms >= $4`,
+/// kind like `$5`).
 pub(crate) const SELECT_INCIDENT_SEQ_RANGE: &str = "SELECT seq, at_ms, kind, incident_id, \
      payload, leaf_hash, chain_hash FROM ledger_entries WHERE incident_id = $1 AND seq >= $2 \
-     AND seq <= $3 AND at_ms >= $4 ORDER BY seq";
+     AND seq <= $3 AND at_ms >= $4 AND kind LIKE $5 ORDER BY seq";
 
 /// The seq of some entry of incident `$1`, if it has any.
 pub(crate) const SELECT_ANY_OF_INCIDENT: &str =

@@ -11,7 +11,7 @@ use crate::backend::{
     RawEntry, SELECT_ANY_OF_INCIDENT, SELECT_INCIDENT_SEQ_RANGE, SELECT_INCIDENT_SIZES_FROM_SEQ,
     SELECT_SEQ_RANGE, SELECT_SIZES_FROM_SEQ, with_pool,
 };
-use crate::{Entry, Ledger, LedgerError};
+use crate::{Entry, EntryKind, Ledger, LedgerError};
 
 /// Rows fetched per page at most, by [`Ledger::verify`], [`Ledger::read`] and [`EntryReader`].
 pub const VERIFY_PAGE_ROWS: u32 = 10_000;
@@ -45,6 +45,9 @@ pub struct EntryFilter {
     pub incident_id: Option<String>,
     /// Only the entries with `at_ms` at or after this time (milliseconds since the epoch).
     pub since_ms: Option<i64>,
+    /// Only the entries of this kind (the others' payloads are never read from the
+    /// database: a report of the commands skips the scrapes).
+    pub kind: Option<EntryKind>,
 }
 
 /// A row that does not decode: its seq when that column could be read, and why.
@@ -143,18 +146,22 @@ impl Ledger {
     ) -> Result<RawPage, LedgerError> {
         let rows_limit = limits.rows.max(1);
         let since_ms = filter.since_ms.unwrap_or(i64::MIN);
+        // Every kind's name when no kind is asked for: one statement serves both.
+        let kind = filter.kind.map_or("%", EntryKind::as_str);
         let sizes: Vec<(i64, i64)> = with_pool!(&self.backend, pool => {
             match &filter.incident_id {
                 Some(incident_id) => sqlx::query_as(SELECT_INCIDENT_SIZES_FROM_SEQ)
                     .bind(incident_id.as_str())
                     .bind(from_seq)
                     .bind(since_ms)
+                    .bind(kind)
                     .bind(i64::from(rows_limit))
                     .fetch_all(pool)
                     .await,
                 None => sqlx::query_as(SELECT_SIZES_FROM_SEQ)
                     .bind(from_seq)
                     .bind(since_ms)
+                    .bind(kind)
                     .bind(i64::from(rows_limit))
                     .fetch_all(pool)
                     .await,
@@ -177,6 +184,7 @@ impl Ledger {
                     .bind(from_seq)
                     .bind(last_seq)
                     .bind(since_ms)
+                    .bind(kind)
                     .try_map(decode_row)
                     .fetch_all(pool)
                     .await,
@@ -184,6 +192,7 @@ impl Ledger {
                     .bind(from_seq)
                     .bind(last_seq)
                     .bind(since_ms)
+                    .bind(kind)
                     .try_map(decode_row)
                     .fetch_all(pool)
                     .await,

@@ -15,7 +15,8 @@ use crate::fixture::{Fixture, TestResult, execute};
 const LARGE_PAYLOAD_BYTES: usize = 300_000;
 
 /// Entry `seq` of the large-entry logs: a scrape-sized entry, or every third one a push of
-/// [`LARGE_PAYLOAD_BYTES`].
+/// [`LARGE_PAYLOAD_BYTES`]; of every five, one a command and one a session (the ledger does
+/// not read payloads, so the kinds only matter to filters).
 fn mixed_entry(seq: u64) -> NewEntry {
     let padding = if seq.is_multiple_of(3) {
         "x".repeat(LARGE_PAYLOAD_BYTES)
@@ -24,7 +25,11 @@ fn mixed_entry(seq: u64) -> NewEntry {
     };
     NewEntry {
         at_ms: 1_700_000_000_000 + seq as i64 * 1_000,
-        kind: EntryKind::Event,
+        kind: match seq % 5 {
+            2 => EntryKind::Command,
+            4 => EntryKind::Session,
+            _ => EntryKind::Event,
+        },
         incident_id: (seq % 4 == 1).then(|| "inc-big".to_owned()),
         payload: json!({"seq": seq, "padding": padding}),
     }
@@ -162,11 +167,41 @@ pub async fn the_entry_reader_yields_each_entry_once_within_its_limits(
     }
 
     let since_ms = 1_700_000_000_000 + 17 * 1_000;
-    let filters: [(EntryFilter, Keeps); 4] = [
+    let filters: [(EntryFilter, Keeps); 7] = [
+        (
+            EntryFilter {
+                kind: Some(EntryKind::Command),
+                ..EntryFilter::default()
+            },
+            |entry: &&Entry| entry.kind == EntryKind::Command,
+        ),
+        (
+            EntryFilter {
+                incident_id: Some("inc-big".to_owned()),
+                since_ms: Some(since_ms),
+                kind: Some(EntryKind::Event),
+            },
+            |entry: &&Entry| {
+                entry.incident_id.as_deref() == Some("inc-big")
+                    && entry.at_ms >= 1_700_000_000_000 + 17 * 1_000
+                    && entry.kind == EntryKind::Event
+            },
+        ),
+        (
+            EntryFilter {
+                kind: Some(EntryKind::Session),
+                since_ms: Some(since_ms),
+                ..EntryFilter::default()
+            },
+            |entry: &&Entry| {
+                entry.kind == EntryKind::Session && entry.at_ms >= 1_700_000_000_000 + 17 * 1_000
+            },
+        ),
         (
             EntryFilter {
                 incident_id: Some("inc-big".to_owned()),
                 since_ms: None,
+                kind: None,
             },
             |entry: &&Entry| entry.incident_id.as_deref() == Some("inc-big"),
         ),
@@ -174,6 +209,7 @@ pub async fn the_entry_reader_yields_each_entry_once_within_its_limits(
             EntryFilter {
                 incident_id: None,
                 since_ms: Some(since_ms),
+                kind: None,
             },
             |entry: &&Entry| entry.at_ms >= 1_700_000_000_000 + 17 * 1_000,
         ),
@@ -181,6 +217,7 @@ pub async fn the_entry_reader_yields_each_entry_once_within_its_limits(
             EntryFilter {
                 incident_id: Some("inc-big".to_owned()),
                 since_ms: Some(since_ms),
+                kind: None,
             },
             |entry: &&Entry| {
                 entry.incident_id.as_deref() == Some("inc-big")
@@ -191,12 +228,17 @@ pub async fn the_entry_reader_yields_each_entry_once_within_its_limits(
             EntryFilter {
                 incident_id: Some("inc-unknown".to_owned()),
                 since_ms: None,
+                kind: None,
             },
             |_: &&Entry| false,
         ),
     ];
     for (filter, keeps) in filters {
         let expected: Vec<Entry> = entries.iter().filter(keeps).cloned().collect();
+        assert!(
+            filter.incident_id.as_deref() == Some("inc-unknown") || !expected.is_empty(),
+            "{filter:?} keeps nothing: the case tests nothing"
+        );
         for limit in [PageLimits { rows: 2, bytes: 10 }, PageLimits::default()] {
             let (found, _) = read_through(&ledger, filter.clone(), limit).await?;
             assert_eq!(found, expected, "{filter:?} with {limit:?}");

@@ -1,8 +1,9 @@
 //! The period report ([`vigil_core::report`]) read from a ledger: `vigil report` prints it,
 //! and the console shows it.
 //!
-//! Only command entries are decoded (the report is made of decisions; scrapes and other
-//! events are skipped by their kind, unread), from the period's start on. An entry that
+//! Only command entries are read (the report is made of decisions; the database skips
+//! scrapes and other events by their kind, so their payloads are never read), from the
+//! period's start on. An entry that
 //! this build cannot decode is counted and named, never silently skipped.
 
 use vigil_core::report::{Assumptions, Period, Report, ReportBuilder};
@@ -66,9 +67,11 @@ pub async fn read(
     );
     let period = Period { from, until };
     let mut builder = ReportBuilder::new(period);
+    // Only commands: the scrapes' payloads are never read from the database.
     let filter = EntryFilter {
         incident_id: None,
         since_ms: Some(from.0),
+        kind: Some(EntryKind::Command),
     };
     let mut reader = ledger.entries(filter, PageLimits::default());
     let (mut n_unreadable, mut first_unreadable) = (0, None);

@@ -67,6 +67,7 @@ async fn print_entries(ledger: &Ledger, options: ShowOptions<'_>) -> anyhow::Res
     let filter = EntryFilter {
         incident_id: options.incident.map(str::to_owned),
         since_ms: options.since_ms,
+        kind: None,
     };
     let mut reader = ledger.entries(filter, PageLimits::default());
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
