@@ -22,6 +22,7 @@ mod ledger_bytes;
 mod ledger_size;
 mod parse;
 mod replay;
+mod report;
 mod store;
 mod takeover;
 
@@ -95,6 +96,11 @@ const BENCHMARKS: &[Benchmark] = &[
         name: "replay",
         about: replay::ABOUT,
         run: replay::run,
+    },
+    Benchmark {
+        name: "report",
+        about: report::ABOUT,
+        run: report::run,
     },
     Benchmark {
         name: "assistant",
