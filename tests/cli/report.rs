@@ -66,6 +66,7 @@ fn game_days_in_one_ledger_report_every_outcome() {
         "failed-fix",
         "advisory-approval",
         "policy-denial",
+        "scheduled-check",
     ] {
         let part = dir.join(&format!("{name}.db"));
         simulate_scenario(name, &part);
@@ -99,6 +100,9 @@ fn game_days_in_one_ledger_report_every_outcome() {
     assert!(json["failed_fixes"].as_u64() >= Some(1), "{json:#}");
     assert!(json["policy_denials"].as_u64() >= Some(1), "{json:#}");
     assert_eq!(json["approvals"], 1, "{json:#}");
+    // The scheduled check's five runs are counted apart: not incidents, no pages avoided.
+    assert_eq!(json["scheduled"]["runs"], 5, "{json:#}");
+    assert_eq!(json["scheduled"]["paged"], 2, "{json:#}");
 
     let page = report(db, &["--format", "html"], dir.path());
     page.assert_success("report --format html");

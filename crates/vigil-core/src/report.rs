@@ -23,6 +23,9 @@
 //! - **Engineer-hours returned**, under [`Assumptions`] that the report prints and the
 //!   caller may change: the minutes a person would have spent on each incident that ended
 //!   without a page, less the minutes each approval took.
+//! - **Scheduled runs** (a runbook's schedule came due, not a detection) are counted apart,
+//!   with their own outcomes and pages: no alert rule would have paged for them, so they are
+//!   not incidents here and return no hours.
 //!
 //! Pure: no clock, no I/O. The same commands give the same report, so an auditor who reruns
 //! it on an archived ledger gets the numbers that were presented. Memory grows with the
@@ -34,6 +37,7 @@ use serde::Serialize;
 
 use crate::detector::threshold::Bound;
 use crate::detector::{Evidence, Finding, Point};
+use crate::diagnosis::HypothesisKind;
 use crate::engine::{Command, HumanCommand, Record};
 use crate::time::Timestamp;
 
@@ -183,6 +187,19 @@ pub struct HoursReturned {
     pub hours: f64,
 }
 
+/// Runbooks run on their schedule in the period (not incidents: nothing was detected).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ScheduledRuns {
+    /// Runs started.
+    pub runs: u64,
+    /// Of which ended without a page.
+    pub ended_without_page: u64,
+    /// Of which paged a person.
+    pub paged: u64,
+    /// Pages they sent.
+    pub pages_sent: u64,
+}
+
 /// Everything a report says.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
@@ -224,6 +241,8 @@ pub struct Report {
     pub rejections: u64,
     /// Causes by incidents, most first (ties by name).
     pub top_causes: Vec<Cause>,
+    /// Scheduled runbook runs, apart from the incidents.
+    pub scheduled: ScheduledRuns,
     /// The estimate.
     pub hours_returned: HoursReturned,
 }
@@ -231,6 +250,8 @@ pub struct Report {
 #[derive(Debug, Default)]
 struct Track {
     opened_at: Option<Timestamp>,
+    /// Opened by a runbook's schedule, not a detection.
+    scheduled: bool,
     detect_secs: Option<f64>,
     diagnosed_at: Option<Timestamp>,
     cause: Option<&'static str>,
@@ -341,7 +362,10 @@ impl ReportBuilder {
             } => {
                 if let Some(track) = self.incidents.get_mut(incident_id) {
                     track.diagnosed_at.get_or_insert(at);
-                    track.cause = diagnosis.best().map(|best| best.kind.as_str());
+                    let best = diagnosis.best().map(|best| best.kind);
+                    track.cause = best.map(HypothesisKind::as_str);
+                    // A schedule that came due is diagnosed as such (no finding is recorded).
+                    track.scheduled = best == Some(HypothesisKind::Scheduled);
                 }
             }
             Record::StepDenied { incident_id, .. } => {
@@ -439,11 +463,23 @@ impl ReportBuilder {
         let (mut diagnose, mut resolve, mut clear) = (Vec::new(), Vec::new(), Vec::new());
         let (mut pages_sent, mut pages_delivered) = (0, 0);
         let (mut failed_fixes, mut incidents_with_failed_fix) = (0, 0);
-        let n_incidents = self.incidents.len() + self.retired.len();
+        let mut scheduled = ScheduledRuns::default();
+        let mut n_incidents = 0_u64;
         for track in self.retired.iter().chain(self.incidents.values()) {
             let Some(opened_at) = track.opened_at else {
                 continue;
             };
+            if track.scheduled {
+                scheduled.runs += 1;
+                scheduled.pages_sent += track.pages;
+                if track.pages > 0 {
+                    scheduled.paged += 1;
+                } else if track.resolved_at.is_some() {
+                    scheduled.ended_without_page += 1;
+                }
+                continue;
+            }
+            n_incidents += 1;
             let outcome = if track.pages > 0 {
                 &mut outcomes.paged
             } else if track.resolved_at.is_none() {
@@ -496,7 +532,7 @@ impl ReportBuilder {
         top_causes.sort_by(|a, b| b.incidents.cmp(&a.incidents).then(a.kind.cmp(&b.kind)));
         Report {
             period: self.period,
-            incidents: n_incidents as u64,
+            incidents: n_incidents,
             outcomes,
             auto_resolved_pct: (ended > 0)
                 .then(|| 100.0 * outcomes.fixed_by_vigil as f64 / ended as f64),
@@ -518,6 +554,7 @@ impl ReportBuilder {
             approvals: self.approvals,
             rejections: self.rejections,
             top_causes,
+            scheduled,
             hours_returned: HoursReturned {
                 assumptions,
                 incidents_without_page: pages_avoided,

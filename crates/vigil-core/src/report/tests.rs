@@ -357,6 +357,44 @@ fn an_incident_id_opened_again_counts_twice() {
 }
 
 #[test]
+fn a_scheduled_run_is_counted_apart_from_the_incidents() {
+    let mut builder = ReportBuilder::new(Period {
+        from: Timestamp(0),
+        until: Timestamp(1000 * S),
+    });
+    for (secs, command) in [
+        // As the engine records a schedule that came due: no finding, a `scheduled` diagnosis.
+        (10, opened("inc-s1", "schedule/runbook=nightly")),
+        (10, diagnosed("inc-s1", "scheduled")),
+        (10, execute("inc-s1", "inc-s1/a1")),
+        (20, resolved("inc-s1")),
+        (30, opened("inc-s2", "schedule/runbook=nightly")),
+        (30, diagnosed("inc-s2", "scheduled")),
+        (30, page("inc-s2")),
+        (40, spike_finding("fp-1", 40, &[(40, 50.0)])),
+        (40, opened("inc-1", "fp-1")),
+        (40, execute("inc-1", "inc-1/a1")),
+        (50, resolved("inc-1")),
+    ] {
+        builder.command(Timestamp(secs * S), &command);
+    }
+    let report = builder.finish(Assumptions::default());
+    assert_eq!(report.incidents, 1);
+    assert_eq!(report.outcomes.fixed_by_vigil, 1);
+    assert_eq!((report.pages_sent, report.pages_avoided), (0, 1));
+    assert_eq!(
+        report.scheduled,
+        ScheduledRuns {
+            runs: 2,
+            ended_without_page: 1,
+            paged: 1,
+            pages_sent: 1,
+        }
+    );
+    assert_eq!(report.hours_returned.incidents_without_page, 1);
+}
+
+#[test]
 fn an_empty_period_reports_zeros_and_no_share() {
     let builder = ReportBuilder::new(Period {
         from: Timestamp(0),

@@ -100,6 +100,14 @@ fn hours_formula(report: &Report) -> String {
     )
 }
 
+fn scheduled(report: &Report) -> String {
+    let runs = &report.scheduled;
+    format!(
+        "{:>6}  ({} ended without a page, {} paged with {} pages; runbooks run on their schedule, not incidents)",
+        runs.runs, runs.ended_without_page, runs.paged, runs.pages_sent
+    )
+}
+
 fn unreadable_line(read: &ReadReport) -> Option<String> {
     let (seq, why) = read.first_unreadable.as_ref()?;
     // The reason may quote the entry: its control characters are escaped, and it is cut.
@@ -172,6 +180,7 @@ pub fn text(read: &ReadReport) -> String {
         "proposals                {:>6}  ({} approved, {} rejected)",
         report.proposals, report.approvals, report.rejections
     ));
+    line(format!("scheduled runs           {}", scheduled(report)));
     line(String::new());
     line("top causes (best hypothesis per incident)".to_owned());
     if report.top_causes.is_empty() {
@@ -242,7 +251,7 @@ pub fn html(read: &ReadReport) -> String {
     }
     let _ = write!(out, "</tbody></table>");
     let detect = &report.time_to_detect;
-    let rows: [(&str, String); 9] = [
+    let rows: [(&str, String); 10] = [
         (
             "pages sent",
             format!(
@@ -292,6 +301,7 @@ pub fn html(read: &ReadReport) -> String {
                 report.proposals, report.approvals, report.rejections
             ),
         ),
+        ("scheduled runs", scheduled(report).trim_start().to_owned()),
     ];
     let _ = write!(out, "<h2>Pages and times</h2><table><tbody>");
     for (label, value) in rows {
