@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::{Connection as _, Executor as _, PgConnection};
 
-use crate::support::{Finished, TempDir, repo_root, vigil};
+use crate::support::{Finished, TempDir, repo_root, simulate_scenario, vigil};
 
 const DATABASE_URL_VARIABLE: &str = "VIGIL_TEST_DATABASE_URL";
 
@@ -167,18 +167,7 @@ async fn a_postgres_ledger_verifies_like_sqlite_and_every_edit_delete_and_reorde
     // The same game day on both backends: the same entries, so the same tree head.
     let dir = TempDir::new("postgres-cli");
     let db = dir.join("runaway.db");
-    let scenario = repo_root().join("tests/scenarios/runaway-key.yaml");
-    vigil(
-        [
-            "simulate",
-            scenario.to_str().expect("UTF-8"),
-            "--quiet",
-            "--ledger",
-            db.to_str().expect("UTF-8"),
-        ],
-        &repo_root(),
-    )
-    .assert_success("simulate --ledger sqlite");
+    simulate_scenario("runaway-key", &db);
     let on_sqlite = vigil(
         ["ledger", "verify", "--db", db.to_str().expect("UTF-8")],
         &repo_root(),

@@ -28,13 +28,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--dir" => dir = PathBuf::from(args.next().context("--dir needs a folder")?),
-            "--rounds" => {
-                rounds = args
-                    .next()
-                    .context("--rounds needs a number")?
-                    .parse()
-                    .context("--rounds needs a number")?;
-            }
+            "--rounds" => rounds = crate::number_after("--rounds", args.next())?,
             other => anyhow::bail!("unknown option `{other}` (use --dir DIR, --rounds N)"),
         }
     }

@@ -122,6 +122,15 @@ fn usage() -> String {
     text
 }
 
+/// The whole number after a flag such as `--rounds`, or an error naming the flag.
+fn number_after(flag: &str, value: Option<&String>) -> anyhow::Result<usize> {
+    use anyhow::Context as _;
+    value
+        .with_context(|| format!("{flag} needs a number"))?
+        .parse::<usize>()
+        .with_context(|| format!("{flag} needs a number"))
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((name, rest)) = args.split_first() else {

@@ -27,14 +27,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
-            "--rounds" => {
-                rounds = iter
-                    .next()
-                    .context("--rounds needs a number")?
-                    .parse::<usize>()
-                    .context("--rounds needs a number")?
-                    .max(1);
-            }
+            "--rounds" => rounds = crate::number_after("--rounds", iter.next())?.max(1),
             other => anyhow::bail!("unknown option `{other}` (use --rounds N)"),
         }
     }

@@ -34,15 +34,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut tail = 2_usize;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
-        let mut number = |what: &str| -> anyhow::Result<usize> {
-            iter.next()
-                .with_context(|| format!("{what} needs a number"))?
-                .parse::<usize>()
-                .with_context(|| format!("{what} needs a number"))
-        };
         match arg.as_str() {
-            "--rounds" => rounds = number("--rounds")?.max(1),
-            "--tail" => tail = number("--tail")?,
+            "--rounds" => rounds = crate::number_after("--rounds", iter.next())?.max(1),
+            "--tail" => tail = crate::number_after("--tail", iter.next())?,
             other => anyhow::bail!("unknown option `{other}` (use --rounds N, --tail N)"),
         }
     }

@@ -255,7 +255,6 @@ struct Track {
     detect_secs: Option<f64>,
     diagnosed_at: Option<Timestamp>,
     cause: Option<&'static str>,
-    executed: bool,
     approved: bool,
     verified: bool,
     failed: u64,
@@ -311,17 +310,13 @@ impl ReportBuilder {
         }
         match command {
             Command::Record(record) => self.record(at, record),
-            Command::Execute { incident_id, .. } => {
-                if let Some(track) = self.incidents.get_mut(incident_id) {
-                    track.executed = true;
-                }
-            }
             Command::Page { incident_id, .. } => {
                 if let Some(track) = self.incidents.get_mut(incident_id) {
                     track.pages += 1;
                 }
             }
-            Command::Authorize { .. }
+            Command::Execute { .. }
+            | Command::Authorize { .. }
             | Command::AuthorizeHuman { .. }
             | Command::ResolvePage { .. }
             | Command::Notify { .. }
@@ -484,7 +479,9 @@ impl ReportBuilder {
                 &mut outcomes.paged
             } else if track.resolved_at.is_none() {
                 &mut outcomes.open
-            } else if !track.executed {
+            } else if !track.verified {
+                // The engine resolves an incident that changed something only once its
+                // verification passed; one that did not verify ended before any change.
                 &mut outcomes.cleared_without_action
             } else if track.approved {
                 &mut outcomes.fixed_with_approval
@@ -502,7 +499,7 @@ impl ReportBuilder {
             cause.incidents += 1;
             if track.pages > 0 {
                 cause.paged += 1;
-            } else if track.resolved_at.is_some() && track.executed {
+            } else if track.resolved_at.is_some() && track.verified {
                 cause.fixed += 1;
             }
             match track.detect_secs {

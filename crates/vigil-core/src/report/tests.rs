@@ -88,6 +88,10 @@ fn execute(incident: &str, action_id: &str) -> Command {
     )
 }
 
+fn passed(incident: &str) -> Command {
+    record(json!({"record": "verification_passed", "incident_id": incident, "observed": []}))
+}
+
 fn resolved(incident: &str) -> Command {
     record(
         json!({"record": "incident_resolved", "incident_id": incident,
@@ -344,6 +348,7 @@ fn an_incident_id_opened_again_counts_twice() {
         (10, page("inc-1")),
         (10, opened("inc-1", "fp-1")),
         (10, execute("inc-1", "inc-1/a1")),
+        (20, passed("inc-1")),
         (20, resolved("inc-1")),
     ] {
         builder.command(Timestamp(secs * S), &command);
@@ -374,6 +379,7 @@ fn a_scheduled_run_is_counted_apart_from_the_incidents() {
         (40, spike_finding("fp-1", 40, &[(40, 50.0)])),
         (40, opened("inc-1", "fp-1")),
         (40, execute("inc-1", "inc-1/a1")),
+        (50, passed("inc-1")),
         (50, resolved("inc-1")),
     ] {
         builder.command(Timestamp(secs * S), &command);

@@ -76,9 +76,6 @@ pub async fn read(
     let mut reader = ledger.entries(filter, PageLimits::default());
     let (mut n_unreadable, mut first_unreadable) = (0, None);
     while let Some(entry) = reader.next().await? {
-        if entry.kind != EntryKind::Command {
-            continue;
-        }
         match journal::decode(&entry) {
             Ok(Recorded::Command(record)) => {
                 builder.command(Timestamp(entry.at_ms), &record.command);

@@ -100,14 +100,6 @@ fn hours_formula(report: &Report) -> String {
     )
 }
 
-fn scheduled(report: &Report) -> String {
-    let runs = &report.scheduled;
-    format!(
-        "{:>6}  ({} ended without a page, {} paged with {} pages; runbooks run on their schedule, not incidents)",
-        runs.runs, runs.ended_without_page, runs.paged, runs.pages_sent
-    )
-}
-
 fn unreadable_line(read: &ReadReport) -> Option<String> {
     let (seq, why) = read.first_unreadable.as_ref()?;
     // The reason may quote the entry: its control characters are escaped, and it is cut.
@@ -116,6 +108,117 @@ fn unreadable_line(read: &ReadReport) -> Option<String> {
         read.n_unreadable,
         crate::logsafe::escaped(why)
     ))
+}
+
+/// One line of the report after the outcomes: a label, maybe a count, and what it means.
+struct Fact {
+    label: &'static str,
+    count: Option<u64>,
+    detail: String,
+}
+
+impl Fact {
+    fn counted(label: &'static str, count: u64, detail: String) -> Fact {
+        Fact {
+            label,
+            count: Some(count),
+            detail,
+        }
+    }
+
+    fn said(label: &'static str, detail: String) -> Fact {
+        Fact {
+            label,
+            count: None,
+            detail,
+        }
+    }
+
+    /// For a terminal: the count right-aligned in a column.
+    fn text(&self) -> String {
+        match self.count {
+            Some(count) => format!("{:<24} {count:>6}  ({})", self.label, self.detail),
+            None => format!("{:<24} {}", self.label, self.detail),
+        }
+    }
+
+    /// For a table cell.
+    fn value(&self) -> String {
+        match self.count {
+            Some(count) => format!("{count} ({})", self.detail),
+            None => self.detail.clone(),
+        }
+    }
+}
+
+/// The facts both renderings show, in the groups the text separates with a blank line.
+fn facts(report: &Report) -> [Vec<Fact>; 3] {
+    let detect = &report.time_to_detect;
+    let runs = &report.scheduled;
+    [
+        vec![
+            Fact::counted(
+                "pages sent",
+                report.pages_sent,
+                format!("{} delivered", report.pages_delivered),
+            ),
+            Fact::counted(
+                "pages avoided",
+                report.pages_avoided,
+                "incidents that ended without a page; each is assumed to have paged under a plain alert rule".to_owned(),
+            ),
+        ],
+        vec![
+            Fact::said(
+                "time to detect",
+                format!(
+                    "{}; {} without an onset in their evidence",
+                    durations(&detect.dated),
+                    detect.undated
+                ),
+            ),
+            Fact::said("time to diagnose", durations(&report.time_to_diagnose)),
+            Fact::said(
+                "time to resolve",
+                format!(
+                    "{} (incidents that ended without a page)",
+                    durations(&report.time_to_resolve)
+                ),
+            ),
+            Fact::said(
+                "time to clear, paged",
+                durations(&report.time_to_clear_paged),
+            ),
+        ],
+        vec![
+            Fact::counted(
+                "failed fixes",
+                report.failed_fixes,
+                format!(
+                    "in {} incidents; {} compensations",
+                    report.incidents_with_failed_fix, report.compensations
+                ),
+            ),
+            Fact::counted(
+                "policy denials",
+                report.policy_denials,
+                "steps Cedar refused".to_owned(),
+            ),
+            Fact::counted(
+                "proposals",
+                report.proposals,
+                format!("{} approved, {} rejected", report.approvals, report.rejections),
+            ),
+            Fact::counted(
+                "scheduled runs",
+                runs.runs,
+                format!(
+                    "{} ended without a page, {} paged with {} pages; runbooks run on their schedule, not incidents",
+                    runs.ended_without_page, runs.paged, runs.pages_sent
+                ),
+            ),
+        ],
+    ]
 }
 
 /// The report as text.
@@ -140,48 +243,12 @@ pub fn text(read: &ReadReport) -> String {
         "auto-resolved            {}",
         auto_resolved(report)
     ));
-    line(format!(
-        "pages sent               {:>6}  ({} delivered)",
-        report.pages_sent, report.pages_delivered
-    ));
-    line(format!(
-        "pages avoided            {:>6}  (incidents that ended without a page; each is assumed to have paged under a plain alert rule)",
-        report.pages_avoided
-    ));
-    line(String::new());
-    let detect = &report.time_to_detect;
-    line(format!(
-        "time to detect           {}; {} without an onset in their evidence",
-        durations(&detect.dated),
-        detect.undated
-    ));
-    line(format!(
-        "time to diagnose         {}",
-        durations(&report.time_to_diagnose)
-    ));
-    line(format!(
-        "time to resolve          {} (incidents that ended without a page)",
-        durations(&report.time_to_resolve)
-    ));
-    line(format!(
-        "time to clear, paged     {}",
-        durations(&report.time_to_clear_paged)
-    ));
-    line(String::new());
-    line(format!(
-        "failed fixes             {:>6}  (in {} incidents; {} compensations)",
-        report.failed_fixes, report.incidents_with_failed_fix, report.compensations
-    ));
-    line(format!(
-        "policy denials           {:>6}  (steps Cedar refused)",
-        report.policy_denials
-    ));
-    line(format!(
-        "proposals                {:>6}  ({} approved, {} rejected)",
-        report.proposals, report.approvals, report.rejections
-    ));
-    line(format!("scheduled runs           {}", scheduled(report)));
-    line(String::new());
+    for group in facts(report) {
+        for fact in group {
+            line(fact.text());
+        }
+        line(String::new());
+    }
     line("top causes (best hypothesis per incident)".to_owned());
     if report.top_causes.is_empty() {
         line("  none".to_owned());
@@ -250,66 +317,13 @@ pub fn html(read: &ReadReport) -> String {
         );
     }
     let _ = write!(out, "</tbody></table>");
-    let detect = &report.time_to_detect;
-    let rows: [(&str, String); 10] = [
-        (
-            "pages sent",
-            format!(
-                "{} ({} delivered)",
-                report.pages_sent, report.pages_delivered
-            ),
-        ),
-        (
-            "pages avoided",
-            format!(
-                "{} (incidents that ended without a page; each is assumed to have paged under a plain alert rule)",
-                report.pages_avoided
-            ),
-        ),
-        (
-            "time to detect",
-            format!(
-                "{}; {} without an onset in their evidence",
-                durations(&detect.dated),
-                detect.undated
-            ),
-        ),
-        ("time to diagnose", durations(&report.time_to_diagnose)),
-        (
-            "time to resolve (without a page)",
-            durations(&report.time_to_resolve),
-        ),
-        (
-            "time to clear (paged)",
-            durations(&report.time_to_clear_paged),
-        ),
-        (
-            "failed fixes",
-            format!(
-                "{} (in {} incidents; {} compensations)",
-                report.failed_fixes, report.incidents_with_failed_fix, report.compensations
-            ),
-        ),
-        (
-            "policy denials",
-            format!("{} (steps Cedar refused)", report.policy_denials),
-        ),
-        (
-            "proposals",
-            format!(
-                "{} ({} approved, {} rejected)",
-                report.proposals, report.approvals, report.rejections
-            ),
-        ),
-        ("scheduled runs", scheduled(report).trim_start().to_owned()),
-    ];
     let _ = write!(out, "<h2>Pages and times</h2><table><tbody>");
-    for (label, value) in rows {
+    for fact in facts(report).iter().flatten() {
         let _ = write!(
             out,
             "<tr><th scope=\"row\">{}</th><td>{}</td></tr>",
-            e(label),
-            e(&value)
+            e(fact.label),
+            e(&fact.value())
         );
     }
     let _ = write!(
