@@ -5,12 +5,14 @@
 
 pub mod action;
 pub mod authz;
+pub mod chart;
 pub mod datetime;
 pub mod detector;
 pub mod diagnosis;
 pub mod engine;
 pub mod exposition;
 pub mod human;
+pub mod incidents;
 pub mod intake;
 pub mod investigation;
 pub mod numeric;

@@ -607,4 +607,4 @@ fn first_of_trailing_run(points: &[Point], bad: impl Fn(f64) -> bool) -> Option<
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

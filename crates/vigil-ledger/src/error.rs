@@ -6,6 +6,12 @@
 /// a PostgreSQL URL is shown without its user, password and query parameters.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
+    /// An append through a reader ([`crate::Ledger::reader`]), which only reads.
+    #[error("ledger `{database}`: this handle is a reader and cannot append")]
+    ReadOnly {
+        /// The location's description (no credentials).
+        database: String,
+    },
     /// The PostgreSQL schema name is not a plain SQL identifier.
     #[error(
         "invalid postgresql schema name `{schema}`: expected `[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes"

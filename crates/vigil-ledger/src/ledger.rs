@@ -64,9 +64,35 @@ pub struct Ledger {
     /// The leader's epoch every appended entry carries, when replicated (see
     /// [`crate::replication`]); the database refuses an entry whose epoch is not current.
     epoch: Option<i64>,
+    /// A reader ([`Ledger::reader`]): appends are refused.
+    read_only: bool,
 }
 
 impl Ledger {
+    /// A handle that reads this ledger beside its writer, sharing its connection pool: it
+    /// sees the head as it is now (its [`len`](Ledger::len) and
+    /// [`tree_head`](Ledger::tree_head) do not move on), and reads whatever is stored when
+    /// it reads. Appends through it fail with [`LedgerError::ReadOnly`]. The console takes
+    /// one per request from the engine loop, which owns the writer.
+    #[must_use]
+    pub fn reader(&self) -> Ledger {
+        Ledger {
+            backend: self.backend.clone(),
+            database: self.database.clone(),
+            next_seq: self.next_seq,
+            head_chain_hash: self.head_chain_hash,
+            frontier: self.frontier.clone(),
+            epoch: self.epoch,
+            read_only: true,
+        }
+    }
+
+    /// Whether this handle is a [`reader`](Ledger::reader).
+    #[must_use]
+    pub fn is_reader(&self) -> bool {
+        self.read_only
+    }
+
     /// Opens the ledger at `location`: creates the SQLite file or the PostgreSQL schema if
     /// missing, applies the migrations and loads the head from the last entry.
     ///
@@ -101,6 +127,7 @@ impl Ledger {
             head_chain_hash: GENESIS_CHAIN_HASH,
             frontier: Some(Frontier::new()),
             epoch: None,
+            read_only: false,
         };
         ledger.load_head().await?;
         tracing::debug!(database = %ledger.database, n_entries = ledger.next_seq, "ledger opened");
@@ -136,6 +163,11 @@ impl Ledger {
         entries: &[NewEntry],
         consumed: &[i64],
     ) -> Result<Vec<Entry>, LedgerError> {
+        if self.read_only {
+            return Err(LedgerError::ReadOnly {
+                database: self.database.clone(),
+            });
+        }
         let Some(n_more) = (entries.len() as u64).checked_sub(1) else {
             return Ok(Vec::new());
         };

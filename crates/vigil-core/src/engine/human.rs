@@ -32,6 +32,53 @@ pub struct PendingProposal {
     pub why: String,
 }
 
+/// A kill switch that is on: who set it, why and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KillSwitch {
+    pub(crate) by: String,
+    pub(crate) reason: String,
+    pub(crate) since: Timestamp,
+}
+
+/// The controls in force, as [`Engine::controls`] lists them (the console shows them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Controls {
+    /// The kill switches that are on, in scope order.
+    pub kill_switches: Vec<KillSwitchView>,
+    /// The silences that have not ended (expired ones are left out), in id order.
+    pub silences: Vec<SilenceView>,
+}
+
+/// A kill switch that is on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KillSwitchView {
+    /// Where no new action runs.
+    pub scope: KillScope,
+    /// Who set it.
+    pub by: String,
+    /// Why, in their words.
+    pub reason: String,
+    /// When.
+    pub since: Timestamp,
+}
+
+/// A silence in force.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SilenceView {
+    /// Its id.
+    pub silence_id: String,
+    /// Who set it.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+    /// Only findings of this detector (any when absent).
+    pub detector: Option<String>,
+    /// Only findings about this subject (any when absent).
+    pub subject: Option<String>,
+    /// When it ends.
+    pub expires_at: Timestamp,
+}
+
 /// An active silence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Silence {
@@ -316,7 +363,14 @@ impl Engine {
                 }
             }
             HumanCommand::Kill { scope } => {
-                self.killed.insert(scope.clone(), by.to_owned());
+                self.killed.insert(
+                    scope.clone(),
+                    KillSwitch {
+                        by: by.to_owned(),
+                        reason: reason.to_owned(),
+                        since: now,
+                    },
+                );
                 Ok(format!("no new action will run for {}", scope.describe()))
             }
             HumanCommand::Unkill { scope } => match self.killed.remove(scope) {
@@ -348,6 +402,37 @@ impl Engine {
                 Some(_) => Ok("the silence ended".to_owned()),
                 None => Err(format!("no silence `{silence_id}` is active")),
             },
+        }
+    }
+
+    /// The kill switches on and the silences in force at `now` (expired silences, which the
+    /// engine drops when it next meets them, are left out).
+    #[must_use]
+    pub fn controls(&self, now: Timestamp) -> Controls {
+        Controls {
+            kill_switches: self
+                .killed
+                .iter()
+                .map(|(scope, switch)| KillSwitchView {
+                    scope: scope.clone(),
+                    by: switch.by.clone(),
+                    reason: switch.reason.clone(),
+                    since: switch.since,
+                })
+                .collect(),
+            silences: self
+                .silences
+                .iter()
+                .filter(|(_, silence)| silence.expires_at > now)
+                .map(|(silence_id, silence)| SilenceView {
+                    silence_id: silence_id.clone(),
+                    by: silence.owner.clone(),
+                    reason: silence.reason.clone(),
+                    detector: silence.detector.clone(),
+                    subject: silence.subject.clone(),
+                    expires_at: silence.expires_at,
+                })
+                .collect(),
         }
     }
 
@@ -422,10 +507,11 @@ impl Engine {
             }),
         ];
         scopes.into_iter().flatten().find_map(|scope| {
-            self.killed.get(&scope).map(|by| {
+            self.killed.get(&scope).map(|switch| {
                 format!(
-                    "the kill switch for {} is on (set by {by})",
-                    scope.describe()
+                    "the kill switch for {} is on (set by {})",
+                    scope.describe(),
+                    switch.by
                 )
             })
         })

@@ -31,7 +31,7 @@ pub use config::{
     SourceLimits, StoreLimits,
 };
 pub use event::{ActionOutcome, Event};
-pub use human::{PendingProposal, action_hash};
+pub use human::{Controls, KillSwitchView, PendingProposal, SilenceView, action_hash};
 pub use investigate::note_of;
 pub use notify::Notice;
 pub use packet::incident_commands;
@@ -173,7 +173,7 @@ pub struct Engine {
     /// Whether the storm brake is on (it pages once when it trips).
     storm: bool,
     /// Kill switches that are on, with who set them.
-    killed: BTreeMap<KillScope, String>,
+    killed: BTreeMap<KillScope, human::KillSwitch>,
     /// Active silences by id.
     silences: BTreeMap<String, human::Silence>,
     /// Verified and failed runs per (runbook, action), for the trust score.

@@ -8,14 +8,14 @@ use crate::detector::Severity;
 
 const S: i64 = 1000;
 
-fn command(value: serde_json::Value) -> Command {
+pub(crate) fn command(value: serde_json::Value) -> Command {
     match serde_json::from_value(value.clone()) {
         Ok(command) => command,
         Err(error) => panic!("not a command: {error}\n{value:#}"),
     }
 }
 
-fn record(value: serde_json::Value) -> Command {
+pub(crate) fn record(value: serde_json::Value) -> Command {
     let mut value = value;
     if let Some(object) = value.as_object_mut() {
         object.insert("type".to_owned(), json!("record"));
@@ -23,11 +23,11 @@ fn record(value: serde_json::Value) -> Command {
     command(value)
 }
 
-fn subject(key: &str) -> serde_json::Value {
+pub(crate) fn subject(key: &str) -> serde_json::Value {
     json!({"label": "key", "value": key, "alias": null, "team": null})
 }
 
-fn points(values: &[(i64, f64)]) -> serde_json::Value {
+pub(crate) fn points(values: &[(i64, f64)]) -> serde_json::Value {
     values
         .iter()
         .map(|(secs, value)| json!({"at": secs * S, "value": value}))
@@ -36,7 +36,7 @@ fn points(values: &[(i64, f64)]) -> serde_json::Value {
 
 /// A spike that fired at `raised` seconds after `recent` rates, against a baseline of 10/s
 /// with spread 1, firing at 3x (so 30/s is bad).
-fn spike_finding(fingerprint: &str, raised: i64, recent: &[(i64, f64)]) -> Command {
+pub(crate) fn spike_finding(fingerprint: &str, raised: i64, recent: &[(i64, f64)]) -> Command {
     record(json!({
         "record": "finding_raised",
         "finding": {
@@ -67,12 +67,12 @@ fn threshold_finding(fingerprint: &str, raised: i64, recent: &[(i64, f64)]) -> C
     }))
 }
 
-fn opened(incident: &str, fingerprint: &str) -> Command {
+pub(crate) fn opened(incident: &str, fingerprint: &str) -> Command {
     record(json!({"record": "incident_opened", "incident_id": incident,
         "fingerprint": fingerprint, "subject": subject("a"), "severity": "page"}))
 }
 
-fn diagnosed(incident: &str, kind: &str) -> Command {
+pub(crate) fn diagnosed(incident: &str, kind: &str) -> Command {
     record(
         json!({"record": "diagnosed", "incident_id": incident, "diagnosis": {
         "hypotheses": [{"kind": kind, "subject": null, "confidence": 0.9, "evidence": []}],
@@ -80,7 +80,7 @@ fn diagnosed(incident: &str, kind: &str) -> Command {
     )
 }
 
-fn execute(incident: &str, action_id: &str) -> Command {
+pub(crate) fn execute(incident: &str, action_id: &str) -> Command {
     command(
         json!({"type": "execute", "action_id": action_id, "incident_id": incident,
         "idempotency_key": action_id,
@@ -88,18 +88,18 @@ fn execute(incident: &str, action_id: &str) -> Command {
     )
 }
 
-fn passed(incident: &str) -> Command {
+pub(crate) fn passed(incident: &str) -> Command {
     record(json!({"record": "verification_passed", "incident_id": incident, "observed": []}))
 }
 
-fn resolved(incident: &str) -> Command {
+pub(crate) fn resolved(incident: &str) -> Command {
     record(
         json!({"record": "incident_resolved", "incident_id": incident,
         "outcome": "verified", "duration_ms": 0}),
     )
 }
 
-fn page(incident: &str) -> Command {
+pub(crate) fn page(incident: &str) -> Command {
     command(
         json!({"type": "page", "page_id": format!("{incident}/page"), "incident_id": incident,
         "page": {"severity": "page", "title": "t", "why": {"incident_id": incident,
@@ -107,7 +107,7 @@ fn page(incident: &str) -> Command {
     )
 }
 
-fn human(verb: &str, proposal: &str) -> Command {
+pub(crate) fn human(verb: &str, proposal: &str) -> Command {
     let command = if verb == "approve" {
         json!({"command": "approve", "proposal_id": proposal, "action_hash": "h"})
     } else {

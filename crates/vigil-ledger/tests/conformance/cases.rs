@@ -523,3 +523,27 @@ pub async fn checkpoints_are_stored_once_per_size_and_heads_come_with_verify(
     ledger.close().await;
     Ok(())
 }
+
+pub async fn a_reader_reads_beside_the_writer_and_cannot_append(fixture: &Fixture) -> TestResult {
+    let (mut ledger, location, entries) = sample_ledger(fixture, 30).await?;
+    let reader = ledger.reader();
+    assert!(reader.is_reader() && !ledger.is_reader());
+    assert_eq!(reader.len(), 30);
+    assert_eq!(reader.tree_head(), ledger.tree_head());
+    assert_eq!(reader.read(0, 100).await?, entries);
+    // The writer goes on; the reader keeps the head it was taken at, and reads what is
+    // stored now.
+    let more = ledger.append(&sample_entries(30..35)).await?;
+    assert_eq!(reader.len(), 30);
+    assert_eq!(reader.read(30, 100).await?, more);
+    let proof = reader.prove_inclusion(3, 30).await?;
+    assert!(proof.is_some(), "a reader proves inclusion");
+    let mut reader = reader;
+    match reader.append(&sample_entries(35..36)).await {
+        Err(LedgerError::ReadOnly { database }) => assert_eq!(database, location.describe()),
+        other => return Err(format!("expected ReadOnly, got {other:?}").into()),
+    }
+    assert_eq!(ledger.len(), 35, "the refused append changed nothing");
+    ledger.close().await;
+    Ok(())
+}

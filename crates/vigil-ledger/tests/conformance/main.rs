@@ -26,6 +26,7 @@ macro_rules! conformance_suite {
             cases::tree_head_follows_appends_and_reopening,
             cases::checkpoints_are_stored_once_per_size_and_heads_come_with_verify,
             cases::open_existing_refuses_a_ledger_that_is_not_there,
+            cases::a_reader_reads_beside_the_writer_and_cannot_append,
             reading::pages_are_bounded_by_bytes,
             exporting::the_streamed_export_is_the_export_in_memory_byte_for_byte,
             exporting::a_broken_ledger_is_not_exported,
