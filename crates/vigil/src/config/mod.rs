@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod assistant;
 pub mod autonomy;
+pub mod console;
 mod demand;
 mod detectors;
 pub mod heartbeat;

@@ -70,6 +70,8 @@ pub struct RawConfig {
     /// The topology of the stack beyond what the signals show, and how findings group by it.
     #[serde(default)]
     pub topology: super::topology::RawTopology,
+    /// The web console at `/` (needs `admin:`); off when absent.
+    pub console: Option<super::console::RawConsole>,
     /// A dead man's switch: a heartbeat POSTed to a URL every interval; off when absent.
     pub heartbeat: Option<super::heartbeat::RawHeartbeat>,
     /// Several replicas against one PostgreSQL ledger, one leading; off when absent.

@@ -79,6 +79,8 @@ pub struct Config {
     /// The LLM assistant that investigates incidents, when configured (`enabled` says
     /// whether `vigil serve` runs it).
     pub assistant: Option<super::assistant::AssistantSettings>,
+    /// The web console, when configured.
+    pub console: Option<super::console::ConsoleConfig>,
     /// The dead man's switch, when configured.
     pub heartbeat: Option<super::heartbeat::HeartbeatConfig>,
     /// Replicas with a fenced leader, when configured.
@@ -476,6 +478,7 @@ pub fn validate(
         }),
         RawPager::Log => Some(PagerConfig::Log),
     };
+    let has_admin = raw.admin.is_some();
     let config = Config {
         mode: raw.mode,
         environment: raw.environment,
@@ -507,6 +510,7 @@ pub fn validate(
         admin: admin::validate_admin(&mut problems, raw.admin, base_dir),
         topology: super::topology::validate_topology(&mut problems, raw.topology),
         assistant: super::assistant::validate_assistant(&mut problems, assistant, base_dir),
+        console: super::console::validate_console(&mut problems, raw.console, has_admin),
         heartbeat: super::heartbeat::validate_heartbeat(&mut problems, raw.heartbeat, base_dir),
         replication: super::replication::validate_replication(
             &mut problems,

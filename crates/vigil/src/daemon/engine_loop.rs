@@ -80,6 +80,8 @@ pub(super) struct EngineLoop {
     pub(super) instructions: mpsc::Receiver<Instruction>,
     /// The admin API's requests for the pending proposals, answered from the engine's state.
     pub(super) proposal_requests: mpsc::Receiver<ProposalsRequest>,
+    /// The console's requests for the engine's view (proposals, controls, a ledger reader).
+    pub(super) view_requests: mpsc::Receiver<super::console::ViewRequest>,
     /// The assistant's tool calls, answered read-only from the engine's state and the ledger.
     pub(super) tool_requests: mpsc::Receiver<super::assistant::ToolRequest>,
     /// People's questions (`vigil ask`), answered with the task the model reads.
@@ -194,6 +196,21 @@ impl EngineLoop {
                 }
                 Some(reply) = self.proposal_requests.recv() => {
                     let _ = reply.send(self.engine.pending_proposals());
+                }
+                Some(reply) = self.view_requests.recv() => {
+                    let _ = reply.send(super::console::EngineView {
+                        proposals: self.engine.pending_proposals(),
+                        controls: self.engine.controls(self.clock.now()),
+                        ledger: self.ledger.reader(),
+                        policy_set_hash: self.authorizer.policy_set_hash().to_string(),
+                        runbooks: self
+                            .engine
+                            .config()
+                            .runbooks
+                            .iter()
+                            .map(|runbook| runbook.id.clone())
+                            .collect(),
+                    });
                 }
                 Some(question) = self.questions.recv() => {
                     let _ = question.reply.send(self.engine.question_task(&question.question));

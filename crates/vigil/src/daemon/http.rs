@@ -24,15 +24,26 @@ pub(super) const ALWAYS_ON_ROUTES: &[(&str, &str)] = &[
     ("GET", super::openapi::PATH),
 ];
 
-/// The routes served with the intake and the admin API on or off, in the startup line's
-/// order.
-pub(super) fn served_routes(intake: bool, admin: bool) -> Vec<(&'static str, &'static str)> {
+/// The routes served with the intake, the admin API and the console on or off, in the
+/// startup line's order.
+pub(super) fn served_routes(
+    intake: bool,
+    admin: bool,
+    console: bool,
+) -> Vec<(&'static str, &'static str)> {
     let mut routes = ALWAYS_ON_ROUTES.to_vec();
     if intake {
         routes.extend_from_slice(super::intake::ROUTES);
     }
     if admin {
         routes.extend_from_slice(super::admin::ROUTES);
+    }
+    if console {
+        routes.extend(
+            super::console::ROUTES
+                .iter()
+                .map(|(method, path, _)| (*method, *path)),
+        );
     }
     routes
 }
@@ -52,13 +63,15 @@ async fn openapi(State(body): State<Arc<String>>) -> impl IntoResponse {
     )
 }
 
-/// The daemon's router: the health routes, then `intake` behind `push_limit`, then `admin`.
+/// The daemon's router: the health routes, then `intake` behind `push_limit`, then `admin`
+/// and the `console`.
 pub(super) fn router(
     telemetry: Arc<Telemetry>,
     intake: Option<(Router, PushLimit)>,
     admin: Option<Router>,
+    console: Option<Router>,
 ) -> Router {
-    let routes = served_routes(intake.is_some(), admin.is_some());
+    let routes = served_routes(intake.is_some(), admin.is_some(), console.is_some());
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -71,6 +84,9 @@ pub(super) fn router(
     }
     if let Some(admin) = admin {
         router = router.merge(admin);
+    }
+    if let Some(console) = console {
+        router = router.merge(console);
     }
     // `layer` wraps every route (and the fallback) after routing, so the accounting sees
     // which route matched.
@@ -89,7 +105,7 @@ pub(super) fn replicated_router(
         .route("/readyz", get(replica_readyz))
         .with_state(status);
     // The gate answers the admin routes (to the leader, or 503 while none leads).
-    let routes = served_routes(intake.is_some(), gate.is_some());
+    let routes = served_routes(intake.is_some(), gate.is_some(), false);
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -192,8 +208,9 @@ mod tests {
             Arc::new(Telemetry::default()),
             Some((intake, PushLimit::new(1, 1024))),
             Some(admin),
+            None,
         );
-        for (method, path) in &served_routes(true, true) {
+        for (method, path) in &served_routes(true, true, false) {
             let request = Request::builder()
                 .method(*method)
                 .uri(*path)

@@ -10,6 +10,7 @@ mod actions;
 pub mod admin;
 pub(crate) mod assistant;
 mod checkpointer;
+mod console;
 mod effects;
 mod engine_loop;
 mod heartbeat;
@@ -232,10 +233,19 @@ impl Daemon {
         http::served_routes(
             self.resources.intake.is_some(),
             self.resources.admin.is_some(),
+            self.serves_console(),
         )
         .into_iter()
         .map(|(method, path)| format!("{method} {path}"))
         .collect()
+    }
+
+    /// Whether the listener serves the console (`console:` with `admin:`, not as a replica).
+    fn serves_console(&self) -> bool {
+        self.bundle.config.console.is_some()
+            && self.resources.admin.is_some()
+            && self.term.is_none()
+            && self.listener.is_some()
     }
 
     /// A stream of what the daemon records, as it records it.
@@ -363,6 +373,7 @@ impl Daemon {
         let (checkpoints_tx, checkpoints_rx) = mpsc::channel(4);
         let (instructions_tx, instructions_rx) = mpsc::channel(ADMIN_QUEUE);
         let (proposals_tx, proposals_rx) = mpsc::channel(ADMIN_QUEUE);
+        let (views_tx, views_rx) = mpsc::channel(ADMIN_QUEUE);
         // Pushed payloads go straight to the engine loop, which confirms each once its event
         // is in the ledger: only then does the client get its 2xx. The queue holds as many as
         // may be handled at once, so that pushes whose clients stopped waiting (past the
@@ -442,6 +453,28 @@ impl Daemon {
                 cancel.child_token(),
             ));
         }
+        // The console: beside the admin API, whose identities it uses (not behind a
+        // replica's gate: a replica serves it only while it leads, through its own listener).
+        let console_router = match (&bundle.config.console, &admin) {
+            (Some(config), Some(admin)) if listener.is_some() && term.is_none() => {
+                Some(console::router(console::ConsoleState::new(
+                    config.clone(),
+                    Arc::clone(&admin.authenticator),
+                    vigil_core::people::InstructionLimits {
+                        max_reason_chars: bundle.config.people.max_reason_chars,
+                    },
+                    views_tx.clone(),
+                    instructions_tx.clone(),
+                    notes.clone(),
+                    Arc::clone(&telemetry),
+                    Arc::new(admin::FailureLog::default()),
+                    clock,
+                    tls.is_some(),
+                    cancel.child_token(),
+                )))
+            }
+            _ => None,
+        };
         // The SIGHUP task reloads the admin tokens too.
         let authenticator = admin.as_ref().map(|admin| Arc::clone(&admin.authenticator));
         // The admin API: on the listener, or behind a replica's gate while this term leads.
@@ -497,7 +530,12 @@ impl Daemon {
             });
             let server = server::Server {
                 listener,
-                router: http::router(Arc::clone(&telemetry), intake_router, admin_router),
+                router: http::router(
+                    Arc::clone(&telemetry),
+                    intake_router,
+                    admin_router,
+                    console_router,
+                ),
                 tls,
                 limits: server::Limits::new(&bundle.config.server, options.grace / 2),
                 telemetry: Arc::clone(&telemetry),
@@ -591,6 +629,7 @@ impl Daemon {
             checkpoint_requests: checkpoints_rx,
             instructions: instructions_rx,
             proposal_requests: proposals_rx,
+            view_requests: views_rx,
             pushes: pushes_rx,
             drained: drained_rx,
             tool_requests: tools_rx,
@@ -599,6 +638,7 @@ impl Daemon {
         drop(checkpoints_tx);
         drop(instructions_tx);
         drop(proposals_tx);
+        drop(views_tx);
         drop(pushes_tx);
         drop(questions_tx);
         let result = match carry_on {

@@ -218,9 +218,56 @@ fn operation(method: &str, path: &str) -> Option<Value> {
                 ("404", admin_error("The assistant is off (`diagnosis.assistant.enabled`)."))
             ]))
         }),
-        _ => return None,
+        (method, path) => return console_operation(method, path),
     };
     Some(described)
+}
+
+/// A console route: an HTML page (or its asset, its live stream, a proof to download),
+/// signed in by the session cookie; its forms carry the session's CSRF token.
+fn console_operation(method: &str, path: &str) -> Option<Value> {
+    let (_, _, summary) = super::console::ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)?;
+    let open = matches!(path, "/console/login" | "/") || path.starts_with("/console/assets/");
+    let (media, body) = match path {
+        "/console/events" => ("text/event-stream", "Server-sent events (`event: entry`)."),
+        "/console/ledger/proof" => ("application/json", "The inclusion proof."),
+        "/console/assets/console.css" => ("text/css", "The stylesheet."),
+        "/console/assets/console.js" => ("text/javascript", "The script."),
+        _ => ("text/html", "The page."),
+    };
+    let mut responses = serde_json::Map::new();
+    responses.insert(
+        "200".to_owned(),
+        json!({"description": body, "content": {media: {"schema": {"type": "string"}}}}),
+    );
+    responses.insert(
+        "303".to_owned(),
+        json!({"description": "To the sign-in page without a session; after signing in or out, to the next page."}),
+    );
+    let mut operation = serde_json::Map::new();
+    operation.insert("tags".to_owned(), json!(["console"]));
+    operation.insert("summary".to_owned(), json!(summary));
+    if method == "POST" {
+        operation.insert(
+            "requestBody".to_owned(),
+            json!({"content": {"application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "properties": {"csrf": {"type": "string",
+                    "description": "The session's CSRF token (not needed to sign in)."}}}}}}),
+        );
+        responses.insert(
+            "403".to_owned(),
+            json!({"description": "Without this session's CSRF token, or from another origin.",
+                "content": {"text/html": {"schema": {"type": "string"}}}}),
+        );
+    }
+    operation.insert("responses".to_owned(), Value::Object(responses));
+    if !open {
+        operation.insert("security".to_owned(), json!([{"consoleSession": []}]));
+    }
+    let operation = Value::Object(operation);
+    Some(operation)
 }
 
 fn responses<const N: usize>(list: [(&str, Value); N]) -> serde_json::Map<String, Value> {
@@ -244,7 +291,9 @@ fn components() -> Value {
             "oidc": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                 "description": "An OIDC ID token from the configured issuer, checked against its JWKS."},
             "clientCertificate": {"type": "mutualTLS",
-                "description": "A client certificate signed by the configured CA (TLS on)."}
+                "description": "A client certificate signed by the configured CA (TLS on)."},
+            "consoleSession": {"type": "apiKey", "in": "cookie", "name": "vigil_session",
+                "description": "The console's session cookie (`__Host-vigil_session` under TLS), set by `POST /console/login`."}
         },
         "schemas": {
             "Error": {"type": "object", "required": ["error"],

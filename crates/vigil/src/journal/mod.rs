@@ -10,6 +10,7 @@
 //! them.
 
 pub mod follow;
+pub mod incidents;
 pub mod location;
 pub mod reader;
 pub mod records;

@@ -497,7 +497,7 @@ fn json<T: serde::Serialize>(value: &T) -> String {
         .unwrap_or_default()
 }
 
-fn describe_request(request: &AuthzRequest) -> String {
+pub(crate) fn describe_request(request: &AuthzRequest) -> String {
     format!(
         "{} {} on {} {}",
         request.principal.uid.id,
@@ -507,7 +507,7 @@ fn describe_request(request: &AuthzRequest) -> String {
     )
 }
 
-fn describe_human_request(request: &HumanAuthzRequest) -> String {
+pub(crate) fn describe_human_request(request: &HumanAuthzRequest) -> String {
     format!(
         "{} {} {} {}",
         request.principal.uid.id,

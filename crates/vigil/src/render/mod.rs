@@ -3,6 +3,7 @@
 //!
 //! Pure functions of their input: no I/O, so the same report renders the same bytes.
 
+pub mod console;
 pub mod report;
 
 /// `text` escaped for HTML text and for attribute values in double or single quotes: `&`,

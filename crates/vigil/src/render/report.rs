@@ -274,7 +274,7 @@ pub fn text(read: &ReadReport) -> String {
     out
 }
 
-const STYLE: &str = "body{font:16px/1.45 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;color:#1b1b1b}\
+pub(crate) const STYLE: &str = "body{font:16px/1.45 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;color:#1b1b1b}\
 h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.5rem}\
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}\
@@ -286,17 +286,22 @@ svg{max-width:100%;height:auto}\
 /// escaped. The outcome breakdown is also drawn as a bar, labelled in words.
 #[must_use]
 pub fn html(read: &ReadReport) -> String {
-    let report = &read.report;
-    let mut out = String::new();
-    let e = escape_html;
-    let _ = write!(
-        out,
+    format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>vigil report</title><style>{STYLE}</style></head><body>\
-         <h1>vigil report</h1><p>{}</p>",
-        e(&period_line(read))
-    );
+         <h1>vigil report</h1>{}</body></html>\n",
+        body(read)
+    )
+}
+
+/// The report's sections, for a page that has its own head and title (the console's).
+#[must_use]
+pub fn body(read: &ReadReport) -> String {
+    let report = &read.report;
+    let mut out = String::new();
+    let e = escape_html;
+    let _ = write!(out, "<p>{}</p>", e(&period_line(read)));
     if let Some(warning) = unreadable_line(read) {
         let _ = write!(out, "<p class=\"warn\" role=\"alert\">{}</p>", e(&warning));
     }
@@ -347,13 +352,12 @@ pub fn html(read: &ReadReport) -> String {
         "</tbody></table><h2>Engineer-hours returned</h2><p><strong>{} h</strong> = {}</p>\
          <p>Assumptions: {} min a person would have spent on each incident that ended without a page \
          (<code>--minutes-per-incident</code>); {} min per approval or rejection \
-         (<code>--minutes-per-decision</code>).</p></body></html>",
+         (<code>--minutes-per-decision</code>).</p>",
         e(&human::number(h.hours)),
         e(&hours_formula(report)),
         e(&human::number(h.assumptions.minutes_per_incident)),
         e(&human::number(h.assumptions.minutes_per_decision)),
     );
-    out.push('\n');
     out
 }
 

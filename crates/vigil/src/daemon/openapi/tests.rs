@@ -30,9 +30,16 @@ fn described(document: &Value) -> BTreeSet<(String, String)> {
 
 #[test]
 fn the_description_lists_exactly_the_routes_served_in_every_configuration() {
-    for intake in [false, true] {
-        for admin in [false, true] {
-            let routes = served_routes(intake, admin);
+    for (intake, admin, console) in [
+        (false, false, false),
+        (false, true, false),
+        (true, false, false),
+        (true, true, false),
+        (false, true, true),
+        (true, true, true),
+    ] {
+        {
+            let routes = served_routes(intake, admin, console);
             let served: BTreeSet<(String, String)> = routes
                 .iter()
                 .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
@@ -42,7 +49,7 @@ fn the_description_lists_exactly_the_routes_served_in_every_configuration() {
             assert_eq!(
                 described(&document),
                 served,
-                "intake {intake}, admin {admin}"
+                "intake {intake}, admin {admin}, console {console}"
             );
         }
     }
@@ -66,7 +73,7 @@ fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
 
 #[test]
 fn every_reference_resolves_and_every_schema_is_used() {
-    let document = document(&served_routes(true, true));
+    let document = document(&served_routes(true, true, true));
     let mut found = Vec::new();
     refs(&document, &mut found);
     assert!(!found.is_empty());
@@ -157,7 +164,7 @@ fn every_route_the_daemons_routers_add_is_listed_and_so_described() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/daemon");
     let mut routed = Vec::new();
     routed_paths(&dir, &mut routed);
-    let listed: BTreeSet<&str> = served_routes(true, true)
+    let listed: BTreeSet<&str> = served_routes(true, true, true)
         .into_iter()
         .map(|(_, path)| path)
         .collect();
@@ -183,7 +190,7 @@ fn every_route_the_daemons_routers_add_is_listed_and_so_described() {
         };
         assert!(
             listed.contains(path),
-            "{file} routes {path}, which no route list (http.rs, intake.rs, admin.rs) has: \
+            "{file} routes {path}, which no route list (http.rs, intake.rs, admin.rs, console/mod.rs) has: \
              list it there and describe it in openapi.rs"
         );
         checked += 1;
