@@ -165,20 +165,36 @@ impl Browser {
         )
     }
 
+    /// Saves a PNG of the element `css` selects as `target/tmp/screenshots/NAME.png`.
+    fn screenshot_of(&self, css: &str, name: &str) -> PathBuf {
+        let element = self.find(css);
+        let encoded = self.call(
+            "GET",
+            &format!("/element/{element}/screenshot"),
+            &Value::Null,
+        );
+        save_png(&encoded, name)
+    }
+
     /// Saves a PNG of the viewport as `target/tmp/screenshots/NAME.png`; its path.
     fn screenshot(&self, name: &str) -> PathBuf {
         let encoded = self.call("GET", "/screenshot", &Value::Null);
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded.as_str().expect("base64 text"))
-            .expect("a base64 PNG");
-        assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-        std::fs::create_dir_all(&dir).expect("the screenshots folder");
-        let path = dir.join(format!("{name}.png"));
-        std::fs::write(&path, bytes).expect("writing the screenshot");
-        println!("screenshot: {}", path.display());
-        path
+        save_png(&encoded, name)
     }
+}
+
+/// Decodes a WebDriver screenshot and keeps it as `target/tmp/screenshots/NAME.png`.
+fn save_png(encoded: &Value, name: &str) -> PathBuf {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.as_str().expect("base64 text"))
+        .expect("a base64 PNG");
+    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).expect("the screenshots folder");
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, bytes).expect("writing the screenshot");
+    println!("screenshot: {}", path.display());
+    path
 }
 
 impl Drop for Browser {
@@ -355,4 +371,665 @@ fn the_report_page_renders_on_a_phone_and_a_desktop() {
         );
         browser.screenshot(name);
     }
+}
+
+/// A marker no page may run: an alias, a reason and a name carry it.
+const XSS_ALIAS: &str = "<img src=x onerror=\"window.__xss=1\">bot";
+const XSS_REASON: &str = "<script>window.__xss=2</script>checked the traffic";
+
+/// Hang guards for the console scenario's waits (polls of 200 ms).
+const WAIT_ROUNDS: u32 = 900;
+const WAIT_PAUSE: Duration = Duration::from_millis(200);
+
+/// `vigil serve` as a child, its stderr collected by a thread.
+struct Served {
+    address: SocketAddr,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _child: ChildGuard,
+}
+
+impl Served {
+    fn start(config: &Path, cwd: &Path) -> Served {
+        let mut child = ChildGuard::new(
+            support::vigil_command(
+                [
+                    "serve".as_ref(),
+                    "--config".as_ref(),
+                    config.as_os_str(),
+                    "--listen".as_ref(),
+                    "127.0.0.1:0".as_ref(),
+                ],
+                cwd,
+            )
+            .spawn()
+            .expect("spawning vigil serve"),
+        );
+        let stderr = child.child_mut().stderr.take().expect("piped stderr");
+        let stdout = child.child_mut().stdout.take().expect("piped stdout");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let collected = std::sync::Arc::clone(&lines);
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            let _stdout = stdout;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                collected.lock().expect("the lines").push(line);
+            }
+        });
+        let mut address = None;
+        for _ in 0..WAIT_ROUNDS {
+            address = lines.lock().expect("the lines").iter().find_map(|line| {
+                line.contains("vigil serving")
+                    .then(|| line.rsplit_once("://"))
+                    .flatten()
+                    .and_then(|(_, address)| address.trim().parse().ok())
+            });
+            if address.is_some() {
+                break;
+            }
+            std::thread::sleep(WAIT_PAUSE);
+        }
+        let address = address.unwrap_or_else(|| {
+            panic!(
+                "vigil serve printed no address:\n{}",
+                lines.lock().expect("the lines").join("\n")
+            )
+        });
+        Served {
+            address,
+            lines,
+            _child: child,
+        }
+    }
+
+    fn logged(&self) -> String {
+        self.lines.lock().expect("the lines").join("\n")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+}
+
+/// Waits until `done` holds, for what `what` says; panics with `context()` after the rounds.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool, context: impl Fn() -> String) {
+    for _ in 0..WAIT_ROUNDS {
+        if done() {
+            return;
+        }
+        std::thread::sleep(WAIT_PAUSE);
+    }
+    panic!("gave up waiting until {what}:\n{}", context());
+}
+
+/// The simulated gateway with organic traffic on three keys (the third's alias is markup).
+struct Gateway {
+    runtime: tokio::runtime::Runtime,
+    gateway: vigil_sim::SimGateway,
+    traffic: vigil_sim::TrafficDriver,
+    keys: Vec<String>,
+    key_file: PathBuf,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Gateway {
+    fn start(dir: &TempDir) -> Gateway {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let master_key = format!("sk-master-{}", support::strong_token("browser-console"));
+        let key_file = dir.join("master-key");
+        support::write_secret(&key_file, &format!("{master_key}\n"));
+        let aliases = ["support-bot", "search-rag", XSS_ALIAS];
+        let keys: Vec<String> = (0..aliases.len())
+            .map(|i| {
+                format!(
+                    "sk-key-{i}-{}",
+                    &support::strong_token(&format!("key-{i}"))[..16]
+                )
+            })
+            .collect();
+        let gateway = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a loopback port");
+            vigil_sim::SimGateway::start(
+                listener,
+                vigil_sim::GatewayConfig {
+                    master_key,
+                    keys: keys
+                        .iter()
+                        .zip(aliases)
+                        .map(|(raw_key, alias)| vigil_sim::SimKey {
+                            raw_key: raw_key.clone(),
+                            alias: alias.to_owned(),
+                            team: "apps".to_owned(),
+                            user_id: "apps-owner".to_owned(),
+                            max_budget_usd: None,
+                        })
+                        .collect(),
+                    models: vec![vigil_sim::SimModel {
+                        name: "gpt-4o-mini".to_owned(),
+                        provider: "openai".to_owned(),
+                        input_cost_per_token: 1.5e-7,
+                        output_cost_per_token: 6e-7,
+                    }],
+                    ignore_blocks: false,
+                    require_auth_for_metrics: true,
+                },
+                stop.child_token(),
+            )
+            .await
+            .expect("the simulated gateway")
+        });
+        let traffic = {
+            let _entered = runtime.enter();
+            vigil_sim::TrafficDriver::start(
+                &gateway.base_url(),
+                keys.iter()
+                    .map(|raw_key| vigil_sim::KeyTraffic {
+                        raw_key: raw_key.clone(),
+                        model: "gpt-4o-mini".to_owned(),
+                        requests_per_sec: 3.0,
+                        prompt_chars: 1000,
+                        max_tokens: 200,
+                    })
+                    .collect(),
+                11,
+                stop.child_token(),
+            )
+            .expect("the traffic")
+        };
+        Gateway {
+            runtime,
+            gateway,
+            traffic,
+            keys,
+            key_file,
+            stop,
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn console_config(dir: &TempDir, gateway: &Gateway, tokens_file: &Path) -> PathBuf {
+    let root = support::repo_root();
+    let config = format!(
+        r#"mode: advisory
+environment: test
+ledger:
+  sqlite_path: "{ledger}"
+policies_dir: "{policies}"
+runbooks_dir: "{runbooks}"
+sources:
+  - name: sim-gateway
+    kind: litellm
+    url: "{url}/metrics/"
+    scrape_interval_secs: 1
+    scrape_timeout_secs: 1
+    bearer_token: {{ file: "{key_file}" }}
+    admin:
+      master_key: {{ file: "{key_file}" }}
+      timeout_secs: 30
+detectors:
+  - name: token-spike
+    kind: spike
+    source: sim-gateway
+    metric: litellm_total_tokens_metric_total
+    group_by: hashed_api_key
+    alias_label: api_key_alias
+    team_label: team
+    warmup_samples: 6
+    baseline_half_life_secs: 30
+    fire_z: 6
+    fire_ratio: 4
+    min_rate_per_sec: 500
+    fire_after_samples: 2
+    clear_ratio: 2
+    clear_after_samples: 3
+    noise_floor_ratio: 0.25
+    page_ratio: 10
+pager:
+  kind: log
+admin:
+  tokens_file: "{tokens}"
+console: {{}}
+"#,
+        ledger = dir.join("ledger.db").display(),
+        policies = root.join("policies").display(),
+        runbooks = root.join("examples/demo/runbooks").display(),
+        url = gateway.gateway.base_url(),
+        key_file = gateway.key_file.display(),
+        tokens = tokens_file.display(),
+    );
+    let path = dir.join("vigil.yaml");
+    std::fs::write(&path, config).expect("writing the config");
+    path
+}
+
+impl Browser {
+    /// The W3C id of the first element `css` selects.
+    fn find(&self, css: &str) -> String {
+        let found = self.call(
+            "POST",
+            "/element",
+            &json!({"using": "css selector", "value": css}),
+        );
+        found
+            .as_object()
+            .and_then(|object| object.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {found}"))
+            .to_owned()
+    }
+
+    /// Types `text` into the element `css` selects, as a keyboard would.
+    fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css);
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            &json!({"text": text}),
+        );
+    }
+
+    /// Presses keys (`\u{E004}` Tab, `\u{E007}` Enter) on whatever has the focus.
+    fn press(&self, keys: &str) {
+        let mut actions = Vec::new();
+        for key in keys.chars() {
+            actions.push(json!({"type": "keyDown", "value": key.to_string()}));
+            actions.push(json!({"type": "keyUp", "value": key.to_string()}));
+        }
+        self.call(
+            "POST",
+            "/actions",
+            &json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        );
+    }
+
+    fn path(&self) -> String {
+        self.run("return location.pathname + location.search")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn text(&self) -> String {
+        self.run("return document.body ? document.body.innerText : ''")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits for the page at a path starting with `path` to have loaded.
+    fn wait_for_page(&self, path: &str) {
+        wait_until(
+            &format!("the page {path} loads"),
+            || {
+                self.path().starts_with(path)
+                    && self.run("return document.readyState") == "complete"
+            },
+            || format!("at {}: {}", self.path(), self.text()),
+        );
+    }
+
+    /// Signs in as the holder of `token`, from the keyboard: the token, then Enter.
+    fn sign_in(&self, served: &Served, token: &str) {
+        self.open(&served.url("/console/login"));
+        self.wait_for_page("/console/login");
+        self.type_into("#token", &format!("{token}\u{E007}"));
+        self.wait_for_page("/console/incidents");
+    }
+
+    fn sign_out(&self) {
+        self.run("document.querySelector('form.who button').click()");
+        self.wait_for_page("/console/login");
+    }
+
+    /// What every page must meet: nothing overflows sideways, every visible control has a
+    /// label or text, no markup that came from outside ran, and the headings are there.
+    fn check_page(&self, name: &str) -> Value {
+        let facts = self.run(
+            "const root = document.documentElement;
+             const unlabelled = Array.from(document.querySelectorAll('input, select, textarea'))
+               .filter(e => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))
+               .map(e => e.outerHTML);
+             const mute = Array.from(document.querySelectorAll('button, a'))
+               .filter(e => e.innerText.trim() === '' && !e.getAttribute('aria-label'))
+               .map(e => e.outerHTML);
+             const unreachable = Array.from(document.querySelectorAll('a, button, input, select'))
+               .filter(e => e.tabIndex < 0 && e.type !== 'hidden').map(e => e.outerHTML);
+             const wide = Array.from(document.querySelectorAll('body *'))
+               .filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > window.innerWidth + 0.5 || e.scrollWidth > e.clientWidth + 0.5 && getComputedStyle(e).overflowX === 'visible')
+               .slice(0, 5).map(e => e.tagName + '.' + e.className + ': ' + (e.textContent || '').slice(0, 60));
+             return {overflow: root.scrollWidth - window.innerWidth, viewport: window.innerWidth, wide,
+               unlabelled, mute, unreachable, xss: window.__xss === undefined ? null : window.__xss,
+               h1: (document.querySelector('h1') || {}).textContent};",
+        );
+        assert!(
+            facts["overflow"].as_f64().is_some_and(|px| px <= 0.0),
+            "{name}: overflows the {} px viewport sideways: {facts}",
+            facts["viewport"]
+        );
+        for list in ["unlabelled", "mute", "unreachable"] {
+            assert_eq!(facts[list], json!([]), "{name}: {list} controls");
+        }
+        assert_eq!(facts["xss"], Value::Null, "{name}: markup from outside ran");
+        facts
+    }
+}
+
+#[test]
+fn the_console_shows_an_advisory_incident_live_and_only_another_approver_approves_it() {
+    let Some((chromium, driver)) = browser() else {
+        return;
+    };
+    let dir = TempDir::new("browser-console");
+    // The runbook's owner (`vigil`, who requests its steps) holds a token too, as a team's
+    // service account would; alice is on the key's team's rotation; vic only views.
+    let (tokens_file, tokens) = support::admin_tokens(
+        dir.path(),
+        &[
+            support::Person {
+                name: "Vigil",
+                groups: &["apps-oncall"],
+                roles: &["admin"],
+            },
+            support::Person {
+                name: "alice@example.com",
+                groups: &["apps-oncall"],
+                roles: &["approver"],
+            },
+            support::Person {
+                name: "vic@example.com",
+                groups: &["apps-oncall"],
+                roles: &["viewer"],
+            },
+        ],
+    );
+    let gateway = Gateway::start(&dir);
+    let config = console_config(&dir, &gateway, &tokens_file);
+    let served = Served::start(&config, dir.path());
+    let browser = Browser::start(&chromium, &driver, &dir);
+    browser.resize(DESKTOP);
+
+    // 1. A viewer watches the incident list; the incident appears without a reload.
+    browser.sign_in(&served, &tokens["vic@example.com"]);
+    wait_until(
+        "the live stream is on",
+        || browser.run("return document.getElementById('live').textContent") == "live updates: on",
+        || browser.text(),
+    );
+    let before = browser.run("window.__same_page = 'yes'; return document.querySelectorAll('#incidents tbody tr').length");
+    assert_eq!(before, 0, "{}", browser.text());
+    wait_until(
+        "eight scrapes",
+        || {
+            support::http_get(served.address, "/metrics").is_ok_and(|metrics| {
+                metrics.body.lines().any(|line| {
+                    line.starts_with("vigil_scrapes_total{")
+                        && line.contains("result=\"ok\"")
+                        && line
+                            .rsplit(' ')
+                            .next()
+                            .and_then(|value| value.parse::<f64>().ok())
+                            .is_some_and(|n| n >= 8.0)
+                })
+            })
+        },
+        || served.logged(),
+    );
+    let runaway = gateway.keys[2].clone();
+    gateway
+        .traffic
+        .set_rate(&runaway, 20.0, 1500)
+        .expect("making the key run away");
+    wait_until(
+        "the advisory incident appears on the open page",
+        || {
+            browser.run("return document.querySelectorAll('#incidents tbody .state.awaiting_approval').length")
+                .as_u64()
+                .is_some_and(|n| n > 0)
+        },
+        || format!("{}\n--- vigil:\n{}", browser.text(), served.logged()),
+    );
+    assert_eq!(
+        browser.run("return window.__same_page"),
+        "yes",
+        "the row came live, not by reloading the page"
+    );
+    browser.check_page("incidents");
+    browser.screenshot("console-incidents-live");
+    let incident_href = browser
+        .run("return document.querySelector('#incidents tbody a').getAttribute('href')")
+        .as_str()
+        .expect("a link to the incident")
+        .to_owned();
+
+    // 2. The viewer reads the proposal but has no approve button, and an approval forged
+    //    with the viewer's own session and token is refused by the engine.
+    browser.open(&served.url("/console/proposals"));
+    browser.wait_for_page("/console/proposals");
+    let proposal = browser.run(
+        "return {buttons: document.querySelectorAll('button[value=approve]').length,
+                 id: (document.querySelector('section.proposal code') || {}).textContent,
+                 hash: (document.querySelector('code.hash') || {}).textContent,
+                 csrf: document.querySelector('input[name=csrf]').value};",
+    );
+    assert_eq!(
+        proposal["buttons"], 0,
+        "a viewer sees no approve button: {proposal}"
+    );
+    assert!(browser.text().contains("do not hold the approver role"));
+    browser.check_page("proposals-viewer");
+    browser.screenshot("console-proposals-viewer");
+    let forged = browser.run(&format!(
+        "const body = new URLSearchParams({{csrf: {csrf}, proposal_id: {id}, action_hash: {hash},
+             reason: 'forged', decision: 'approve'}});
+         const xhr = new XMLHttpRequest();
+         xhr.open('POST', '/console/proposals/decide', false);
+         xhr.setRequestHeader('Content-Type', 'application/x-www-form-urlencoded');
+         xhr.send(body.toString());
+         return {{status: xhr.status, text: xhr.responseText}};",
+        csrf = proposal["csrf"],
+        id = proposal["id"],
+        hash = proposal["hash"],
+    ));
+    assert_eq!(
+        forged["status"], 409,
+        "a viewer's approval is refused: {forged}"
+    );
+    assert!(!gateway.gateway.is_blocked(&runaway));
+    browser.sign_out();
+
+    // 3. The requester (the runbook's owner) gets the form, and is refused.
+    browser.sign_in(&served, &tokens["Vigil"]);
+    browser.open(&served.url("/console/proposals"));
+    browser.wait_for_page("/console/proposals");
+    browser.type_into("input[name=reason]", "my own step");
+    browser.run("document.querySelector('button[value=approve]').click()");
+    browser.wait_for_page("/console/proposals/decide");
+    let refused = browser.text();
+    assert!(
+        refused.contains("Refused") && refused.contains("cannot also approve"),
+        "{refused}"
+    );
+    browser.check_page("approve-requester");
+    browser.screenshot("console-requester-refused");
+    assert!(!gateway.gateway.is_blocked(&runaway));
+    browser.sign_out();
+
+    // 4. Another approver approves, from the keyboard, with a reason that is markup.
+    browser.sign_in(&served, &tokens["alice@example.com"]);
+    browser.open(&served.url("/console/proposals"));
+    browser.wait_for_page("/console/proposals");
+    browser.check_page("proposals-approver");
+    browser.screenshot("console-proposals-approver");
+    browser.type_into("input[name=reason]", XSS_REASON);
+    // The focus is on the reason: Tab reaches Approve, Enter presses it.
+    browser.press("\u{E004}\u{E007}");
+    browser.wait_for_page("/console/proposals/decide");
+    let approved = browser.text();
+    assert!(approved.contains("Done: approved"), "{approved}");
+    wait_until(
+        "the key is blocked",
+        || gateway.gateway.is_blocked(&runaway),
+        || served.logged(),
+    );
+
+    // 5. The incident page: the action, its verification and the resolution, the charts.
+    let incident_url = served.url(&incident_href);
+    wait_until(
+        "the incident is resolved",
+        || {
+            browser.open(&incident_url);
+            browser.text().contains("resolved") && browser.text().contains("passed")
+        },
+        || format!("{}\n--- vigil:\n{}", browser.text(), served.logged()),
+    );
+    let page = browser.run(
+        "return {state: document.getElementById('state').textContent,
+          paths: Array.from(document.querySelectorAll('figure.chart path.series')).map(p => p.getAttribute('d')),
+          circles: document.querySelectorAll('figure.chart circle').length,
+          levels: Array.from(document.querySelectorAll('figure.chart g.level text')).map(t => t.textContent),
+          actions: Array.from(document.querySelectorAll('section.action')).map(s => s.innerText),
+          decisions: document.querySelectorAll('#decisions tbody tr').length,
+          text: document.body.innerText};",
+    );
+    assert_eq!(page["state"], "resolved", "{page}");
+    let paths = page["paths"].as_array().expect("paths");
+    assert!(
+        !paths.is_empty()
+            && paths.iter().all(|d| d
+                .as_str()
+                .is_some_and(|d| d.starts_with('M') && d.contains(" L"))),
+        "the charts draw their series: {page}"
+    );
+    let levels: Vec<&str> = page["levels"]
+        .as_array()
+        .expect("levels")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        levels.iter().any(|level| level.starts_with("baseline"))
+            && levels.iter().any(|level| level.starts_with("fires at")),
+        "{levels:?}"
+    );
+    let action = page["actions"][0].as_str().unwrap_or_default();
+    assert!(
+        action.contains("succeeded") && action.contains("POST http://127.0.0.1:"),
+        "{page}"
+    );
+    assert!(
+        page["decisions"].as_u64().is_some_and(|n| n >= 2),
+        "runbook step and alice's approval: {page}"
+    );
+    let text = page["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(XSS_ALIAS),
+        "the alias is shown as text: {text}"
+    );
+    assert!(
+        text.contains(XSS_REASON),
+        "the reason is shown as text: {text}"
+    );
+    assert!(text.contains("alice@example.com"), "{text}");
+    // Page weight and time to first render, measured by the browser over five loads.
+    let mut paints = Vec::new();
+    let mut measured = Value::Null;
+    for _ in 0..5 {
+        browser.open(&incident_url);
+        browser.wait_for_page("/console/incident");
+        for _ in 0..50 {
+            measured = browser.run(
+                "const nav = performance.getEntriesByType('navigation')[0];
+                 const paint = performance.getEntriesByName('first-contentful-paint')[0];
+                 return {html: nav.encodedBodySize,
+                   assets: performance.getEntriesByType('resource').filter(r => r.name.includes('/console/assets/')).map(r => [r.name, r.encodedBodySize]),
+                   fcp: paint ? paint.startTime : null, dom: nav.domContentLoadedEventEnd};",
+            );
+            if measured["fcp"].as_f64().is_some() {
+                break;
+            }
+            std::thread::sleep(WAIT_PAUSE);
+        }
+        paints.extend(measured["fcp"].as_f64());
+    }
+    paints.sort_by(f64::total_cmp);
+    let assets: u64 = measured["assets"]
+        .as_array()
+        .expect("assets")
+        .iter()
+        .filter_map(|asset| asset[1].as_u64())
+        .sum();
+    println!(
+        "console incident page: {} bytes of HTML + {assets} bytes of assets ({}); \
+         first contentful paint over {} loads: median {:.0} ms, all {paints:?}",
+        measured["html"],
+        measured["assets"],
+        paints.len(),
+        paints.get(paints.len() / 2).copied().unwrap_or(f64::NAN),
+    );
+    for (name, size) in [
+        ("console-incident-phone", PHONE),
+        ("console-incident-desktop", DESKTOP),
+    ] {
+        browser.resize(size);
+        browser.open(&incident_url);
+        browser.wait_for_page("/console/incident");
+        browser.check_page(name);
+        browser.screenshot(name);
+    }
+    browser.resize(DESKTOP);
+    browser.screenshot_of("figure.chart", "console-incident-chart");
+
+    // 6. Replay from the page matches.
+    browser.run("document.getElementById('replay').click()");
+    browser.wait_for_page("/console/incident/replay");
+    let replayed = browser.text();
+    assert!(replayed.contains("Replay matches"), "{replayed}");
+    browser.screenshot("console-replay");
+
+    // 7. The report shows the incident, fixed with an approval.
+    browser.open(&served.url("/console/report"));
+    browser.wait_for_page("/console/report");
+    let report = browser.run(
+        "return Array.from(document.querySelectorAll('#report table tr')).map(r => r.innerText.replace(/\\s+/g, ' ').trim());",
+    );
+    let rows: Vec<&str> = report
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        rows.iter()
+            .any(|row| row.starts_with("fixed with an approval 1")),
+        "{rows:?}"
+    );
+    browser.check_page("report");
+    browser.screenshot("console-report");
+    for (path, name) in [
+        ("/console/controls", "console-controls"),
+        ("/console/policies", "console-policies"),
+        ("/console/ledger", "console-ledger"),
+        ("/console/trust", "console-trust"),
+    ] {
+        browser.open(&served.url(path));
+        browser.wait_for_page(path);
+        browser.check_page(name);
+        browser.screenshot(name);
+    }
+    drop(browser);
+    drop(served);
+    gateway.runtime.block_on(async {});
 }

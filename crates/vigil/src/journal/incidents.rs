@@ -239,6 +239,12 @@ pub async fn detail(ledger: &Ledger, incident_id: &str) -> anyhow::Result<Option
         .into_iter()
         .next();
     detail.findings = findings_before(ledger, first.seq, &fingerprints).await?;
+    // The finding is recorded before the incident, without its id: name its detector here.
+    if let (Some(row), Some(finding)) = (&mut detail.row, detail.findings.first())
+        && row.detector.is_empty()
+    {
+        row.detector = finding.detector.clone();
+    }
     detail.people = people(ledger, &causes).await?;
     Ok(Some(detail))
 }

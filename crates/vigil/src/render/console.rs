@@ -1130,15 +1130,27 @@ pub fn chart_svg(chart: &EvidenceChart) -> String {
          <text x=\"{label_x:.1}\" y=\"{top_label_y:.1}\" text-anchor=\"end\" font-size=\"11\" fill=\"currentColor\">{high_label}</text>\
          <text x=\"{label_x:.1}\" y=\"{axis_y:.1}\" text-anchor=\"end\" font-size=\"11\" fill=\"currentColor\">{low_label}</text>"
     );
-    for (name, value) in &levels {
+    // Each level's label sits by its line, pushed apart when levels are close (12 px).
+    let mut label_ys: Vec<(usize, f64)> = levels
+        .iter()
+        .enumerate()
+        .map(|(i, (_, value))| (i, y(*value) + 4.0))
+        .collect();
+    label_ys.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut previous = f64::NEG_INFINITY;
+    for (_, label_y) in &mut label_ys {
+        *label_y = label_y.max(previous + 12.0);
+        previous = *label_y;
+    }
+    label_ys.sort_by_key(|(i, _)| *i);
+    for ((name, value), (_, label_y)) in levels.iter().zip(&label_ys) {
         let level_y = y(*value);
         let _ = write!(
             out,
             "<g class=\"level\"><line x1=\"{LEFT}\" y1=\"{level_y:.1}\" x2=\"{:.1}\" y2=\"{level_y:.1}\" stroke=\"currentColor\" \
-             stroke-dasharray=\"6 4\" stroke-opacity=\"0.6\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"currentColor\">{} {}</text></g>",
+             stroke-dasharray=\"6 4\" stroke-opacity=\"0.6\"/><text x=\"{:.1}\" y=\"{label_y:.1}\" font-size=\"11\" fill=\"currentColor\">{} {}</text></g>",
             W - RIGHT,
             W - RIGHT + 4.0,
-            level_y + 4.0,
             e(name),
             e(&short_number(*value))
         );

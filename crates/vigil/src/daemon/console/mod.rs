@@ -19,7 +19,7 @@
 //!   records (the same notes the demo's timeline prints), at most `max_live_clients` at once,
 //!   each for at most [`LIVE_MAX`]; the page's script refreshes its content on news.
 //! - **Headers.** Every answer has a Content-Security-Policy without inline script or style
-//!   ([`CSP`]), `nosniff`, no referrer, no framing and no caching of pages.
+//!   ([`CSP`]), `nosniff`, a referrer only to vigil itself (so forms carry their real `Origin`), no framing and no caching of pages.
 
 mod session;
 
@@ -291,7 +291,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !headers.contains_key(header::CACHE_CONTROL) {
@@ -1368,7 +1368,10 @@ async fn stream_notes(
             () = &mut deadline => return,
             () = tokio::time::sleep(KEEP_ALIVE) => Bytes::from_static(b": keep-alive\n\n"),
             note = notes.recv() => match note {
-                Ok(note) => Bytes::from(sse_frame(&note)),
+                Ok(note) => match sse_frame(&note) {
+                    Some(frame) => Bytes::from(frame),
+                    None => continue,
+                },
                 // Missed notes: the page refreshes anyway.
                 Err(broadcast::error::RecvError::Lagged(_)) => Bytes::from_static(b"event: entry\ndata: {\"lagged\":true}\n\n"),
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -1380,12 +1383,21 @@ async fn stream_notes(
     }
 }
 
-/// One note as an `entry` event: its seq, time, kind and incident (JSON, one line).
-fn sse_frame(note: &Note) -> String {
+/// One note as an `entry` event: its seq, time, kind and incident (JSON, one line); `None`
+/// for the notes no page shows (scrapes, queries, pushes and wake-ups, which come every few
+/// seconds: a decision they lead to comes as a command).
+fn sse_frame(note: &Note) -> Option<String> {
     let (kind, incident) = match &note.body {
         NoteBody::Session(_) => ("session", None),
+        NoteBody::Event(
+            Event::Scraped { .. }
+            | Event::Queried { .. }
+            | Event::ScrapeFailed { .. }
+            | Event::Tick
+            | Event::Pushed { .. },
+        )
+        | NoteBody::Pushed { .. } => return None,
         NoteBody::Event(event) => ("event", event.incident_id().map(str::to_owned)),
-        NoteBody::Pushed { .. } => ("pushed", None),
         NoteBody::Command(command) => ("command", command.incident_id().map(str::to_owned)),
     };
     let data = serde_json::json!({
@@ -1394,7 +1406,7 @@ fn sse_frame(note: &Note) -> String {
         "kind": kind,
         "incident_id": incident,
     });
-    format!("event: entry\ndata: {data}\n\n")
+    Some(format!("event: entry\ndata: {data}\n\n"))
 }
 
 /// The live stream's body: the frames [`stream_notes`] sends, holding a live-client permit.

@@ -550,6 +550,15 @@ async fn the_live_stream_sends_what_the_daemon_records_and_is_bounded() {
     assert_eq!(headers["retry-after"], "30");
     let first = stream.chunk().await.unwrap().unwrap();
     assert!(first.starts_with(b"retry:"), "{first:?}");
+    // A scrape is not news for any page; the command after it is.
+    console
+        .notes
+        .send(Note {
+            seq: 40,
+            at: Timestamp(4_000),
+            body: NoteBody::Event(Event::Tick),
+        })
+        .unwrap();
     console
         .notes
         .send(Note {
