@@ -1018,6 +1018,51 @@ fn the_console_shows_an_advisory_incident_live_and_only_another_approver_approve
     );
     browser.check_page("report");
     browser.screenshot("console-report");
+    // 8. What if no policy permitted anything: every allow of the window would change.
+    browser.open(&served.url("/console/policies"));
+    browser.wait_for_page("/console/policies");
+    let prefilled = browser.run("return document.getElementById('what-if-policies').value");
+    assert!(
+        prefilled
+            .as_str()
+            .is_some_and(|text| text.contains("permit")),
+        "the form starts from the policies in force: {prefilled}"
+    );
+    browser.run(
+        "document.getElementById('what-if-policies').value = 'this is not cedar';
+         document.querySelector('#what-if ~ form button').click();",
+    );
+    browser.wait_for_page("/console/policies/what-if");
+    let problems = browser.text();
+    assert!(
+        problems.contains("These policies do not load"),
+        "{problems}"
+    );
+    browser.run(
+        "document.getElementById('what-if-policies').value = '@id(\"nothing\") forbid(principal, action, resource);';
+         document.querySelector('#what-if ~ form button').click();",
+    );
+    browser.wait_for_page("/console/policies/what-if");
+    let changed = browser.run(
+        "return {text: document.getElementById('what-if-result').innerText,
+                 rows: Array.from(document.querySelectorAll('#what-if-result tbody tr')).map(r => r.innerText)};",
+    );
+    let rows = changed["rows"].as_array().expect("rows");
+    let rows: Vec<&str> = rows.iter().filter_map(Value::as_str).collect();
+    assert!(
+        rows.iter().all(|row| row.ends_with("deny (nothing)")),
+        "{changed}"
+    );
+    let allowed_then = |needle: &str| {
+        rows.iter()
+            .any(|row| row.contains(needle) && row.contains("\tallow ("))
+    };
+    assert!(
+        allowed_then("block-runaway-key block") && allowed_then("alice@example.com approve"),
+        "the runbook's step and alice's approval would be denied: {changed}"
+    );
+    browser.check_page("what-if");
+    browser.screenshot("console-what-if");
     for (path, name) in [
         ("/console/controls", "console-controls"),
         ("/console/policies", "console-policies"),

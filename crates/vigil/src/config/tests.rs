@@ -674,3 +674,24 @@ pager:"#,
     };
     assert_eq!(without.drift, None);
 }
+
+#[test]
+fn the_console_needs_the_admin_api_and_bounded_settings() {
+    check(
+        &format!(
+            "{MINIMAL}console:\n  session_ttl_secs: 10\n  max_sessions: 0\n  max_live_clients: 5000\n"
+        ),
+        expect![[r#"
+            4 problems:
+              vigil.yaml:14: `console`: needs `admin:`: people sign in to the console with the admin API's tokens, OIDC tokens or client certificates, and hold its roles
+              vigil.yaml:15: `console.session_ttl_secs`: must be 60 to 604800 (7 days)
+              vigil.yaml:16: `console.max_sessions`: must be 1 to 100000
+              vigil.yaml:17: `console.max_live_clients`: must be 1 to 1024
+        "#]],
+    );
+    let good = format!("{MINIMAL}admin:\n  tokens_file: tokens.yaml\nconsole: {{}}\n");
+    let config = parse(&good, "vigil.yaml", Path::new(".")).unwrap();
+    assert_eq!(config.console, Some(console::ConsoleConfig::default()));
+    let without = parse(MINIMAL, "vigil.yaml", Path::new(".")).unwrap();
+    assert_eq!(without.console, None);
+}

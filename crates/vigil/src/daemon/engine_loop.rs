@@ -210,6 +210,13 @@ impl EngineLoop {
                             .iter()
                             .map(|runbook| runbook.id.clone())
                             .collect(),
+                        detectors: self
+                            .engine
+                            .config()
+                            .detectors
+                            .iter()
+                            .map(|detector| detector.name().to_owned())
+                            .collect(),
                     });
                 }
                 Some(question) = self.questions.recv() => {

@@ -718,7 +718,12 @@ pub fn proposals(who: &Who, pending: &[PendingProposal]) -> String {
 
 /// The kill switches and silences in force; operators get the buttons.
 #[must_use]
-pub fn controls(who: &Who, controls: &Controls, runbooks: &[String]) -> String {
+pub fn controls(
+    who: &Who,
+    controls: &Controls,
+    runbooks: &[String],
+    detectors: &[String],
+) -> String {
     let operator = who.has(Role::Operator);
     let mut body = String::from("<h1>Controls</h1><h2>Kill switches</h2>");
     if controls.kill_switches.is_empty() {
@@ -778,16 +783,20 @@ pub fn controls(who: &Who, controls: &Controls, runbooks: &[String]) -> String {
     }
     body.push_str("<h2>Silences</h2>");
     if controls.silences.is_empty() {
-        body.push_str("<p>No silence is in force.</p>");
+        body.push_str("<p id=\"no-silences\">No silence is in force.</p>");
     } else {
         body.push_str(
-            "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">silence</th><th scope=\"col\">detector</th>\
-             <th scope=\"col\">subject</th><th scope=\"col\">set by</th><th scope=\"col\">why</th><th scope=\"col\">until</th></tr></thead><tbody>",
+            "<div class=\"scroll\"><table id=\"silences\"><thead><tr><th scope=\"col\">silence</th><th scope=\"col\">detector</th>\
+             <th scope=\"col\">subject</th><th scope=\"col\">set by</th><th scope=\"col\">why</th><th scope=\"col\">until</th>",
         );
+        if operator {
+            body.push_str("<th scope=\"col\">end</th>");
+        }
+        body.push_str("</tr></thead><tbody>");
         for silence in &controls.silences {
             let _ = write!(
                 body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
                 e(&silence.silence_id),
                 e(silence.detector.as_deref().unwrap_or("any")),
                 e(silence.subject.as_deref().unwrap_or("any")),
@@ -795,8 +804,43 @@ pub fn controls(who: &Who, controls: &Controls, runbooks: &[String]) -> String {
                 e(&silence.reason),
                 time(silence.expires_at)
             );
+            if operator {
+                let field = format!("unsilence-reason-{}", e(&url_encode(&silence.silence_id)));
+                let _ = write!(
+                    body,
+                    "<td><form method=\"post\" action=\"/console/controls\">{}\
+                     <input type=\"hidden\" name=\"op\" value=\"unsilence\"><input type=\"hidden\" name=\"silence_id\" value=\"{}\">\
+                     <label for=\"{field}\">Reason</label><input id=\"{field}\" name=\"reason\" required maxlength=\"1000\">\
+                     <button type=\"submit\">End it</button></form></td>",
+                    csrf_field(who),
+                    e(&silence.silence_id)
+                );
+            }
+            body.push_str("</tr>");
         }
         body.push_str("</tbody></table></div>");
+    }
+    if operator {
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"/console/controls\" class=\"stack\" aria-label=\"Set a silence\">{}\
+             <input type=\"hidden\" name=\"op\" value=\"silence\">\
+             <label for=\"silence-detector\">Mute findings of</label><select id=\"silence-detector\" name=\"detector\">\
+             <option value=\"\">any detector</option>",
+            csrf_field(who)
+        );
+        for detector in detectors {
+            let _ = write!(body, "<option value=\"{0}\">{0}</option>", e(detector));
+        }
+        body.push_str(
+            "</select><label for=\"silence-subject\">About (a key hash, a model, a prompt; empty: any)</label>\
+             <input id=\"silence-subject\" name=\"subject\" maxlength=\"200\">\
+             <label for=\"silence-minutes\">For (minutes)</label><input id=\"silence-minutes\" name=\"minutes\" type=\"number\" min=\"1\" max=\"43200\" value=\"60\" required>\
+             <label for=\"silence-reason\">Reason</label><input id=\"silence-reason\" name=\"reason\" required maxlength=\"1000\">\
+             <button type=\"submit\">Set the silence</button></form>",
+        );
+    } else {
+        body.push_str("<p class=\"note\">Silences are set by operators.</p>");
     }
     page("Controls", Some(Section::Controls), Some(who), &body)
 }
@@ -812,11 +856,66 @@ pub struct InForce {
     pub policies: Vec<(String, String)>,
     /// Each runbook file: name and SHA-256.
     pub runbooks: Vec<(String, String)>,
+    /// The policy texts in force, when the ledger has them (the what-if form starts from them).
+    pub texts: Option<crate::bundle::PolicyTexts>,
 }
 
-/// The policies and runbooks page.
+/// The what-if form's values.
+#[derive(Debug, Clone)]
+pub struct WhatIfForm {
+    /// The window, in days before now.
+    pub days: u32,
+    /// The policies given (`None`: start from those in force).
+    pub policies: Option<String>,
+}
+
+impl Default for WhatIfForm {
+    fn default() -> Self {
+        WhatIfForm {
+            days: 7,
+            policies: None,
+        }
+    }
+}
+
+/// What a what-if replay found.
+#[derive(Debug, Clone)]
+pub struct WhatIfShown {
+    /// The hash of the policies given.
+    pub policy_set_hash: String,
+    /// Where the window starts.
+    pub from: Timestamp,
+    /// Decisions decided again (the whole ledger's; the window's changes are listed).
+    pub n_decisions: u64,
+    /// The decisions in the window that would change.
+    pub diffs: Vec<crate::journal::replay::DecisionDiff>,
+    /// Why the policies did not load, each with its line.
+    pub problems: Vec<String>,
+    /// Differences between the replay and the ledger itself (should be none).
+    pub mismatches: usize,
+}
+
+impl Default for WhatIfShown {
+    fn default() -> Self {
+        WhatIfShown {
+            policy_set_hash: String::new(),
+            from: Timestamp(0),
+            n_decisions: 0,
+            diffs: Vec::new(),
+            problems: Vec::new(),
+            mismatches: 0,
+        }
+    }
+}
+
+/// The policies and runbooks page, with the what-if form and what it found.
 #[must_use]
-pub fn policies(who: &Who, in_force: &InForce) -> String {
+pub fn policies(
+    who: &Who,
+    in_force: &InForce,
+    form: &WhatIfForm,
+    result: Option<&WhatIfShown>,
+) -> String {
     let mut body = format!(
         "<h1>Policies and runbooks in force</h1><dl class=\"facts\"><dt>Policy set hash</dt><dd><code class=\"hash\" id=\"policy-set-hash\">{}</code></dd>",
         e(&in_force.policy_set_hash)
@@ -847,11 +946,88 @@ pub fn policies(who: &Who, in_force: &InForce) -> String {
         }
         body.push_str("</tbody></table></div>");
     }
-    body.push_str(
-        "<p>To see what another policy set would have decided over the recorded past, run \
-         <code>vigil replay --db LEDGER --policies DIR</code>: it lists every decision that would change.</p>",
+    let prefilled = form.policies.clone().unwrap_or_else(|| {
+        in_force
+            .texts
+            .as_ref()
+            .map(|texts| {
+                texts
+                    .policies
+                    .iter()
+                    .map(|file| format!("// {}\n{}", file.name, file.text))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default()
+    });
+    let _ = write!(
+        body,
+        "<h2 id=\"what-if\">What if</h2><p>Edit the policies and replay the recorded decisions against them: every decision of the window that would change is listed. \
+         The schema in force is used; nothing is changed. The same from a shell: <code>vigil replay --db LEDGER --all --policies DIR</code>.</p>\
+         <form method=\"post\" action=\"/console/policies/what-if#what-if\" class=\"stack wide\">{}\
+         <label for=\"what-if-policies\">Policies (Cedar)</label><textarea id=\"what-if-policies\" name=\"policies\" rows=\"16\" spellcheck=\"false\">{}</textarea>\
+         <label for=\"what-if-days\">Window (days before now)</label><input id=\"what-if-days\" name=\"days\" type=\"number\" min=\"1\" max=\"3650\" value=\"{}\">\
+         <button type=\"submit\">Replay with these policies</button></form>",
+        csrf_field(who),
+        e(&prefilled),
+        form.days
     );
+    if let Some(result) = result {
+        if !result.problems.is_empty() {
+            body.push_str("<div class=\"refused\" role=\"alert\" id=\"what-if-result\"><p>These policies do not load:</p><ul>");
+            for problem in &result.problems {
+                let _ = write!(body, "<li>{}</li>", e(problem));
+            }
+            body.push_str("</ul></div>");
+        } else {
+            let _ = write!(
+                body,
+                "<div id=\"what-if-result\" role=\"status\"><p><strong>{}</strong> of the decisions since {} would change under policy set <code class=\"hash\">{}</code> ({} decisions decided again).</p>",
+                result.diffs.len(),
+                time(result.from),
+                e(&result.policy_set_hash),
+                result.n_decisions
+            );
+            if result.mismatches > 0 {
+                let _ = write!(
+                    body,
+                    "<p class=\"refused\">The replay also differs from the ledger in {} places: run <code>vigil replay --all</code>.</p>",
+                    result.mismatches
+                );
+            }
+            if !result.diffs.is_empty() {
+                body.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">entry</th><th scope=\"col\">incident</th><th scope=\"col\">request</th>\
+                    <th scope=\"col\">recorded</th><th scope=\"col\">would be</th></tr></thead><tbody>");
+                for diff in result.diffs.iter().take(500) {
+                    let _ = write!(
+                        body,
+                        "<tr><td><a href=\"/console/ledger/entry?seq={0}\">{0}</a></td><td><a href=\"/console/incident?id={1}\">{2}</a></td><td>{3}</td><td>{4}</td><td>{5}</td></tr>",
+                        diff.seq,
+                        e(&url_encode(&diff.incident_id)),
+                        e(&diff.incident_id),
+                        e(&diff.request),
+                        e(&decision_words(&diff.recorded)),
+                        e(&decision_words(&diff.alternative)),
+                    );
+                }
+                body.push_str("</tbody></table></div>");
+            }
+            body.push_str("</div>");
+        }
+    }
     page("Policies", Some(Section::Policies), Some(who), &body)
+}
+
+fn decision_words(decision: &vigil_core::authz::AuthzDecision) -> String {
+    let effect = match decision.effect {
+        vigil_core::authz::Effect::Allow => "allow",
+        vigil_core::authz::Effect::Deny => "deny",
+    };
+    if decision.determining_policies.is_empty() {
+        format!("{effect} (no policy applied)")
+    } else {
+        format!("{effect} ({})", decision.determining_policies.join(", "))
+    }
 }
 
 /// The ledger's state.

@@ -184,6 +184,8 @@ pub(crate) struct EngineView {
     pub(crate) policy_set_hash: String,
     /// The runbooks loaded, by id.
     pub(crate) runbooks: Vec<String>,
+    /// The detectors configured, by name.
+    pub(crate) detectors: Vec<String>,
 }
 
 /// A request for an [`EngineView`].
@@ -264,6 +266,7 @@ pub(crate) fn router(state: ConsoleState) -> Router {
         .route("/console/proposals/decide", post(decide))
         .route("/console/controls", get(controls).post(set_control))
         .route("/console/policies", get(policies))
+        .route("/console/policies/what-if", post(what_if))
         .route("/console/ledger", get(ledger))
         .route("/console/ledger/entry", get(entry))
         .route("/console/ledger/proof", get(proof))
@@ -658,16 +661,22 @@ async fn logout(State(state): State<Arc<ConsoleState>>, request: Request) -> Res
 
 /// Reads a form body (`application/x-www-form-urlencoded`, at most [`MAX_FORM_BYTES`]).
 async fn read_form<T: serde::de::DeserializeOwned>(request: Request) -> Result<T, Response> {
+    read_form_of_at_most(request, MAX_FORM_BYTES).await
+}
+
+/// Reads a form body of at most `limit` bytes.
+async fn read_form_of_at_most<T: serde::de::DeserializeOwned>(
+    request: Request,
+    limit: usize,
+) -> Result<T, Response> {
     let bad = |why: String| {
         html(
             StatusCode::BAD_REQUEST,
             pages::problem(None, "Bad request", &why),
         )
     };
-    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES).await else {
-        return Err(bad(format!(
-            "the form is larger than {MAX_FORM_BYTES} bytes"
-        )));
+    let Ok(body) = axum::body::to_bytes(request.into_body(), limit).await else {
+        return Err(bad(format!("the form is larger than {limit} bytes")));
     };
     serde_urlencoded::from_bytes(&body)
         .map_err(|error| bad(format!("the form does not read: {error}")))
@@ -885,6 +894,20 @@ struct ControlForm {
     scope: String,
     #[serde(default)]
     reason: String,
+    #[serde(default)]
+    detector: String,
+    #[serde(default)]
+    subject: String,
+    minutes: Option<u64>,
+    #[serde(default)]
+    silence_id: String,
+}
+
+/// A new silence's id: `console-` and 12 random hex digits.
+fn new_silence_id() -> anyhow::Result<String> {
+    let mut bytes = [0_u8; 6];
+    getrandom::getrandom(&mut bytes).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
+    Ok(format!("console-{}", hex::encode(bytes)))
 }
 
 async fn set_control(State(state): State<Arc<ConsoleState>>, request: Request) -> Response {
@@ -917,7 +940,30 @@ async fn set_control(State(state): State<Arc<ConsoleState>>, request: Request) -
             Ok(scope) => HumanCommand::Unkill { scope },
             Err(error) => return bad(format!("the scope does not read: {error}")),
         },
-        other => return bad(format!("`{other}` is neither kill nor unkill")),
+        "silence" => {
+            let Some(minutes) = form.minutes.filter(|minutes| *minutes > 0) else {
+                return bad("a silence needs a number of minutes, at least 1".to_owned());
+            };
+            let silence_id = match new_silence_id() {
+                Ok(id) => id,
+                Err(error) => return bad(format!("{error:#}")),
+            };
+            let millis = i64::try_from(minutes.saturating_mul(60_000)).unwrap_or(i64::MAX);
+            HumanCommand::Silence {
+                silence_id,
+                detector: Some(form.detector.trim().to_owned()).filter(|name| !name.is_empty()),
+                subject: Some(form.subject.trim().to_owned()).filter(|name| !name.is_empty()),
+                expires_at: state.clock.now().plus_millis(millis),
+            }
+        }
+        "unsilence" => HumanCommand::Unsilence {
+            silence_id: form.silence_id.trim().to_owned(),
+        },
+        other => {
+            return bad(format!(
+                "`{other}` is not kill, unkill, silence or unsilence"
+            ));
+        }
     };
     instruct(
         &state,
@@ -1021,7 +1067,7 @@ async fn controls(State(state): State<Arc<ConsoleState>>, request: Request) -> R
     match view(&state, &signed.who).await {
         Ok(view) => html(
             StatusCode::OK,
-            pages::controls(&signed.who, &view.controls, &view.runbooks),
+            pages::controls(&signed.who, &view.controls, &view.runbooks, &view.detectors),
         ),
         Err(response) => response,
     }
@@ -1034,7 +1080,10 @@ async fn policies(State(state): State<Arc<ConsoleState>>, request: Request) -> R
         Err(response) => return response,
     };
     match in_force(&view).await {
-        Ok(in_force) => html(StatusCode::OK, pages::policies(&signed.who, &in_force)),
+        Ok(in_force) => html(
+            StatusCode::OK,
+            pages::policies(&signed.who, &in_force, &pages::WhatIfForm::default(), None),
+        ),
         Err(error) => read_failed(&signed.who, &error),
     }
 }
@@ -1102,9 +1151,25 @@ async fn in_force(view: &EngineView) -> anyhow::Result<pages::InForce> {
         in_force
             .policies
             .push((policies.schema.name.clone(), hash(&policies.schema.text)));
-        for file in policies.policies {
-            in_force.policies.push((file.name, hash(&file.text)));
+        for file in &policies.policies {
+            in_force
+                .policies
+                .push((file.name.clone(), hash(&file.text)));
         }
+        in_force.texts = Some(crate::bundle::PolicyTexts {
+            schema: crate::bundle::TextFile {
+                name: policies.schema.name,
+                text: policies.schema.text,
+            },
+            policies: policies
+                .policies
+                .into_iter()
+                .map(|file| crate::bundle::TextFile {
+                    name: file.name,
+                    text: file.text,
+                })
+                .collect(),
+        });
     }
     if let Some(blob) = runbooks_blob
         && let Some(bytes) = view.ledger.get_blob(&blob).await?
@@ -1116,6 +1181,135 @@ async fn in_force(view: &EngineView) -> anyhow::Result<pages::InForce> {
             .collect();
     }
     Ok(in_force)
+}
+
+/// The largest policy set the what-if form takes.
+const MAX_WHAT_IF_BYTES: usize = 1024 * 1024;
+
+#[derive(Deserialize)]
+struct WhatIfForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    policies: String,
+    days: Option<u32>,
+}
+
+/// `POST /console/policies/what-if`: the recorded decisions of the window, decided again
+/// by the policies in the form (with the recorded schema); every one that changes.
+async fn what_if(State(state): State<Arc<ConsoleState>>, request: Request) -> Response {
+    let signed = signed_or_return!(state, request);
+    let headers = request.headers().clone();
+    let form: WhatIfForm = match read_form_of_at_most(request, MAX_WHAT_IF_BYTES).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    if let Err(refused) = check_form(&state, &headers, &signed, &form.csrf) {
+        return *refused;
+    }
+    let shown_form = pages::WhatIfForm {
+        days: form.days.unwrap_or(7).clamp(1, 3650),
+        policies: Some(form.policies.clone()),
+    };
+    let view = match view(&state, &signed.who).await {
+        Ok(view) => view,
+        Err(response) => return response,
+    };
+    let in_force = match in_force(&view).await {
+        Ok(in_force) => in_force,
+        Err(error) => return read_failed(&signed.who, &error),
+    };
+    let Some(recorded) = &in_force.texts else {
+        return html(
+            StatusCode::CONFLICT,
+            pages::problem(
+                Some(&signed.who),
+                "No recorded policies",
+                "The ledger holds no session whose policies could be read.",
+            ),
+        );
+    };
+    let texts = crate::bundle::PolicyTexts {
+        schema: recorded.schema.clone(),
+        policies: vec![crate::bundle::TextFile {
+            name: "what-if.cedar".to_owned(),
+            text: form.policies,
+        }],
+    };
+    let authorizer = match crate::bundle::load_policies(&texts) {
+        Ok(authorizer) => authorizer,
+        Err(problems) => {
+            let result = pages::WhatIfShown {
+                problems: problems.iter().map(ToString::to_string).collect(),
+                ..pages::WhatIfShown::default()
+            };
+            return html(
+                StatusCode::BAD_REQUEST,
+                pages::policies(&signed.who, &in_force, &shown_form, Some(&result)),
+            );
+        }
+    };
+    let Ok(_permit) = state.replays.try_acquire() else {
+        return html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::problem(
+                Some(&signed.who),
+                "Busy",
+                "Another replay is running; try again in a moment.",
+            ),
+        );
+    };
+    let from = state
+        .clock
+        .now()
+        .plus_millis(-i64::from(shown_form.days).saturating_mul(86_400_000));
+    let alternative = journal::replay::Alternative {
+        label: "the policies in the what-if form".to_owned(),
+        authorizer,
+    };
+    let first_seq = match first_seq_since(&view.ledger, from).await {
+        Ok(seq) => seq,
+        Err(error) => return read_failed(&signed.who, &error),
+    };
+    let report = match journal::replay::replay_all(&view.ledger, Some(&alternative)).await {
+        Ok(report) => report,
+        Err(error) => return read_failed(&signed.who, &error),
+    };
+    let diffs: Vec<journal::replay::DecisionDiff> = report
+        .decision_diffs
+        .into_iter()
+        .filter(|diff| first_seq.is_some_and(|first| diff.seq >= first))
+        .collect();
+    tracing::info!(
+        by = %Escaped(&signed.principal.name),
+        policy_set_hash = %alternative.authorizer.policy_set_hash(),
+        days = shown_form.days,
+        n_changed = diffs.len(),
+        "console: what-if replay against other policies"
+    );
+    let result = pages::WhatIfShown {
+        policy_set_hash: alternative.authorizer.policy_set_hash().to_string(),
+        from,
+        n_decisions: report.n_decisions_rechecked,
+        diffs,
+        problems: Vec::new(),
+        mismatches: report.mismatches.len(),
+    };
+    html(
+        StatusCode::OK,
+        pages::policies(&signed.who, &in_force, &shown_form, Some(&result)),
+    )
+}
+
+/// The seq of the first entry recorded at or after `from`; `None` when there is none.
+async fn first_seq_since(ledger: &Ledger, from: Timestamp) -> anyhow::Result<Option<u64>> {
+    let filter = vigil_ledger::EntryFilter {
+        incident_id: None,
+        since_ms: Some(from.0),
+        kind: None,
+    };
+    let mut reader = ledger.entries(filter, vigil_ledger::PageLimits::default());
+    Ok(reader.next().await?.map(|entry| entry.seq))
 }
 
 async fn ledger(State(state): State<Arc<ConsoleState>>, request: Request) -> Response {

@@ -118,6 +118,11 @@ fn people() -> (BTreeMap<&'static str, String>, TokenDirectory) {
 }
 
 async fn start(name: &str, max_live_clients: usize) -> Console {
+    start_with(name, max_live_clients, false).await
+}
+
+/// `tls`: whether the console believes its listener terminates TLS (the cookie's attributes).
+async fn start_with(name: &str, max_live_clients: usize, tls: bool) -> Console {
     vigil_connectors::install_crypto_provider();
     let (path, ledger) = ledger(name).await;
     let (tokens, directory) = people();
@@ -159,6 +164,7 @@ async fn start(name: &str, max_live_clients: usize) -> Console {
                 ledger: ledger.reader(),
                 policy_set_hash: "abc".to_owned(),
                 runbooks: vec![XSS.to_owned()],
+                detectors: vec![XSS.to_owned()],
             });
         }
     });
@@ -190,7 +196,7 @@ async fn start(name: &str, max_live_clients: usize) -> Console {
         Arc::new(Telemetry::default()),
         Arc::new(FailureLog::default()),
         Clock::system(),
-        false,
+        tls,
         CancellationToken::new(),
     ));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -517,6 +523,8 @@ async fn only_approvers_get_the_approve_form_and_only_operators_the_kill_switch(
         let (_, _, controls) = console.get("/console/controls", &cookie).await;
         assert_eq!(controls.contains("Turn the kill switch on"), kill, "{who}");
         assert_eq!(controls.contains("Lift the kill switch"), kill, "{who}");
+        assert_eq!(controls.contains("Set the silence"), kill, "{who}");
+        assert_eq!(controls.contains(">End it</button>"), kill, "{who}");
         // Every control has a label.
         for page in [&proposals, &controls] {
             for (at, _) in page.match_indices("<input id=\"") {
@@ -578,4 +586,119 @@ async fn the_live_stream_sends_what_the_daemon_records_and_is_bounded() {
     // Without a session there is no stream.
     let (status, _, _) = console.get("/console/events", "").await;
     assert_eq!(status, 303);
+}
+
+#[tokio::test]
+async fn behind_tls_the_cookie_is_secure_and_host_only() {
+    let console = start_with("console-tls", 4, true).await;
+    let response = console
+        .client
+        .post(format!("{}/console/login", console.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[("token", console.tokens["vic"].as_str())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let set_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        set_cookie.starts_with("__Host-vigil_session="),
+        "{set_cookie}"
+    );
+    for attribute in ["; Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(!set_cookie.contains("Domain"), "host-only: {set_cookie}");
+    let value = set_cookie.split(';').next().unwrap();
+    let (status, _, _) = console.get("/console/incidents", value).await;
+    assert_eq!(status, 200);
+    // The same value under the plain name is not this console's session.
+    let plain = value.replace("__Host-", "");
+    let (status, _, _) = console.get("/console/incidents", &plain).await;
+    assert_eq!(status, 303);
+}
+
+#[tokio::test]
+async fn an_operator_sets_a_silence_for_some_minutes_and_ends_one() {
+    let console = start("console-silence", 4).await;
+    let cookie = console.sign_in("olga").await;
+    let csrf = console.csrf(&cookie).await;
+    let before = crate::clock::wall_now_ms();
+    let (status, body) = console
+        .post(
+            "/console/controls",
+            &cookie,
+            None,
+            &[
+                ("csrf", &csrf),
+                ("op", "silence"),
+                ("detector", "token-spike"),
+                ("subject", ""),
+                ("minutes", "90"),
+                ("reason", "load test"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = console
+        .post(
+            "/console/controls",
+            &cookie,
+            None,
+            &[
+                ("csrf", &csrf),
+                ("op", "silence"),
+                ("minutes", "0"),
+                ("reason", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "no minutes, no silence: {body}");
+    let (status, _) = console
+        .post(
+            "/console/controls",
+            &cookie,
+            None,
+            &[
+                ("csrf", &csrf),
+                ("op", "unsilence"),
+                ("silence_id", "console-1"),
+                ("reason", "done"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let events = console.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    match &events[0] {
+        Event::Human {
+            by,
+            command:
+                HumanCommand::Silence {
+                    silence_id,
+                    detector,
+                    subject,
+                    expires_at,
+                },
+            ..
+        } => {
+            assert_eq!(by, "olga");
+            assert!(
+                silence_id.starts_with("console-") && silence_id.len() == 20,
+                "{silence_id}"
+            );
+            assert_eq!(detector.as_deref(), Some("token-spike"));
+            assert_eq!(subject, &None);
+            let minutes = (expires_at.0 - before) / 60_000;
+            assert!((89..=90).contains(&minutes), "{minutes}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        &events[1],
+        Event::Human { command: HumanCommand::Unsilence { silence_id }, .. } if silence_id == "console-1"
+    ));
 }
