@@ -1063,6 +1063,14 @@ fn the_console_shows_an_advisory_incident_live_and_only_another_approver_approve
     );
     browser.check_page("what-if");
     browser.screenshot("console-what-if");
+    // 9. The auditor's view: the ledger verifies from the page.
+    browser.open(&served.url("/console/ledger"));
+    browser.wait_for_page("/console/ledger");
+    browser.run("document.getElementById('verify').click()");
+    browser.wait_for_page("/console/ledger/verify");
+    let verified = browser.text();
+    assert!(verified.contains("Verified: all"), "{verified}");
+    browser.check_page("ledger-verified");
     for (path, name) in [
         ("/console/controls", "console-controls"),
         ("/console/policies", "console-policies"),

@@ -233,6 +233,10 @@ fn console_operation(method: &str, path: &str) -> Option<Value> {
     let (media, body) = match path {
         "/console/events" => ("text/event-stream", "Server-sent events (`event: entry`)."),
         "/console/ledger/proof" => ("application/json", "The inclusion proof."),
+        "/console/ledger/export" => (
+            "application/jsonl",
+            "The export, one JSON line per entry, then the tree head.",
+        ),
         "/console/assets/console.css" => ("text/css", "The stylesheet."),
         "/console/assets/console.js" => ("text/javascript", "The script."),
         _ => ("text/html", "The page."),

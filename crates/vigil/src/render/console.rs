@@ -1045,9 +1045,20 @@ pub struct LedgerShown {
     pub latest: Vec<(u64, Timestamp, String, Option<String>)>,
 }
 
-/// The ledger page.
+/// What verifying the ledger from the console found.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// Entries found intact.
+    pub n_entries: u64,
+    /// The tree head over them (hex).
+    pub tree_head: String,
+    /// The first problem, if any.
+    pub problem: Option<String>,
+}
+
+/// The ledger page, with what a verification found.
 #[must_use]
-pub fn ledger(who: &Who, shown: &LedgerShown) -> String {
+pub fn ledger(who: &Who, shown: &LedgerShown, verified: Option<&Verified>) -> String {
     let mut body = format!(
         "<h1>Ledger</h1><dl class=\"facts\"><dt>Entries</dt><dd id=\"n-entries\">{}</dd>\
          <dt>Tree head (RFC 6962)</dt><dd><code class=\"hash\">{}</code></dd>\
@@ -1060,6 +1071,37 @@ pub fn ledger(who: &Who, shown: &LedgerShown) -> String {
             .unwrap_or("none: the stored leaves have a gap (run vigil ledger verify)")),
         e(shown.head_chain_hash.as_deref().unwrap_or("none")),
     );
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"/console/ledger/verify\">{}<button type=\"submit\" id=\"verify\">Verify the whole ledger now</button></form>\
+         <p><a href=\"/console/ledger/export\" download>Download the export</a> (every entry with its inclusion proof, and the tree head; check it offline with <code>vigil ledger verify --export FILE</code>).</p>",
+        csrf_field(who)
+    );
+    match verified {
+        Some(Verified {
+            n_entries,
+            tree_head,
+            problem: None,
+        }) => {
+            let _ = write!(
+                body,
+                "<p class=\"accepted\" role=\"status\" id=\"verified\">Verified: all {n_entries} entries intact; every hash, link and blob recomputed; tree head <code class=\"hash\">{}</code>.</p>",
+                e(tree_head)
+            );
+        }
+        Some(Verified {
+            n_entries,
+            problem: Some(problem),
+            ..
+        }) => {
+            let _ = write!(
+                body,
+                "<p class=\"refused\" role=\"alert\" id=\"verified\">NOT intact: {} ({n_entries} entries intact before it).</p>",
+                e(problem)
+            );
+        }
+        None => {}
+    }
     body.push_str("<h2>Signed checkpoints</h2>");
     if shown.checkpoints.is_empty() {
         body.push_str("<p>None stored (checkpoints are off, or none was signed yet).</p>");

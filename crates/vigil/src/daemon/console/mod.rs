@@ -127,12 +127,17 @@ pub(crate) const ROUTES: &[(&str, &str, &str)] = &[
     (
         "POST",
         "/console/controls",
-        "Turns a kill switch on or off (operators; CSRF token required).",
+        "Turns a kill switch on or off, or sets or ends a silence (operators; CSRF token required).",
     ),
     (
         "GET",
         "/console/policies",
-        "The policy set and runbooks in force, with their hashes.",
+        "The policy set and runbooks in force, with their hashes, and the what-if form.",
+    ),
+    (
+        "POST",
+        "/console/policies/what-if",
+        "Replays the recorded decisions of a past window against a policy set given as text and lists every decision that would change (CSRF token required).",
     ),
     (
         "GET",
@@ -144,6 +149,16 @@ pub(crate) const ROUTES: &[(&str, &str, &str)] = &[
         "GET",
         "/console/ledger/proof",
         "One entry's RFC 6962 inclusion proof, as JSON to download.",
+    ),
+    (
+        "POST",
+        "/console/ledger/verify",
+        "Verifies the whole ledger now and shows the result (CSRF token required).",
+    ),
+    (
+        "GET",
+        "/console/ledger/export",
+        "The ledger's export (every entry with its inclusion proof, and the tree head), as JSON lines to download.",
     ),
     (
         "GET",
@@ -207,7 +222,10 @@ pub(crate) struct ConsoleState {
     pub(crate) cancel: CancellationToken,
     sessions: Sessions,
     live: Arc<Semaphore>,
-    /// One replay at a time: it rebuilds a session's engine.
+    /// One export at a time (its permit lives until the file is sent).
+    exports: Arc<Semaphore>,
+    /// One heavy read at a time (a replay, a what-if, a verification, an export): each reads
+    /// the whole ledger or rebuilds a session's engine.
     replays: Semaphore,
 }
 
@@ -229,6 +247,7 @@ impl ConsoleState {
         ConsoleState {
             sessions: Sessions::new(config.max_sessions, config.session_ttl),
             live: Arc::new(Semaphore::new(config.max_live_clients)),
+            exports: Arc::new(Semaphore::new(1)),
             replays: Semaphore::new(1),
             config,
             authenticator,
@@ -270,6 +289,8 @@ pub(crate) fn router(state: ConsoleState) -> Router {
         .route("/console/ledger", get(ledger))
         .route("/console/ledger/entry", get(entry))
         .route("/console/ledger/proof", get(proof))
+        .route("/console/ledger/verify", post(verify))
+        .route("/console/ledger/export", get(export))
         .route("/console/trust", get(trust))
         .route("/console/report", get(report))
         .route("/console/events", get(events))
@@ -1318,6 +1339,188 @@ async fn ledger(State(state): State<Arc<ConsoleState>>, request: Request) -> Res
         Ok(view) => view,
         Err(response) => return response,
     };
+    ledger_page(&signed, &view, None).await
+}
+
+/// `POST /console/ledger/verify`: verifies the ledger as it stands, one at a time.
+async fn verify(State(state): State<Arc<ConsoleState>>, request: Request) -> Response {
+    let signed = signed_or_return!(state, request);
+    let headers = request.headers().clone();
+    let form: CsrfForm = match read_form(request).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    if let Err(refused) = check_form(&state, &headers, &signed, &form.csrf) {
+        return *refused;
+    }
+    let Ok(_permit) = state.replays.try_acquire() else {
+        return busy(&signed.who);
+    };
+    let view = match view(&state, &signed.who).await {
+        Ok(view) => view,
+        Err(response) => return response,
+    };
+    // Verification's passes are not `Send` (they drive the ledger through trait objects):
+    // they run on a blocking thread of their own, on a reader.
+    let reader = view.ledger.reader();
+    let handle = tokio::runtime::Handle::current();
+    let outcome =
+        tokio::task::spawn_blocking(move || handle.block_on(async move { reader.verify().await }))
+            .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            return read_failed(
+                &signed.who,
+                &anyhow::anyhow!("verification stopped: {error}"),
+            );
+        }
+    };
+    let verified = match outcome {
+        Ok(report) => pages::Verified {
+            n_entries: report.n_entries,
+            tree_head: hex::encode(report.tree_head),
+            problem: report.first_problem.map(|problem| problem.to_string()),
+        },
+        Err(error) => return read_failed(&signed.who, &error.into()),
+    };
+    tracing::info!(
+        by = %Escaped(&signed.principal.name),
+        n_entries = verified.n_entries,
+        intact = verified.problem.is_none(),
+        "console: verified the ledger"
+    );
+    ledger_page(&signed, &view, Some(&verified)).await
+}
+
+fn busy(who: &Who) -> Response {
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::problem(
+            Some(who),
+            "Busy",
+            "Another replay, verification or export is running; try again in a moment.",
+        ),
+    )
+}
+
+/// `GET /console/ledger/export`: the export written to a scratch file beside its proof tree
+/// (both removed afterwards), then streamed; one at a time.
+async fn export(State(state): State<Arc<ConsoleState>>, request: Request) -> Response {
+    let signed = signed_or_return!(state, request);
+    let Ok(permit) = Arc::clone(&state.exports).try_acquire_owned() else {
+        return busy(&signed.who);
+    };
+    let view = match view(&state, &signed.who).await {
+        Ok(view) => view,
+        Err(response) => return response,
+    };
+    let mut suffix = [0_u8; 8];
+    if getrandom::getrandom(&mut suffix).is_err() {
+        return read_failed(
+            &signed.who,
+            &anyhow::anyhow!("no randomness for a scratch file name"),
+        );
+    }
+    let base = std::env::temp_dir().join(format!("vigil-console-export-{}", hex::encode(suffix)));
+    let scratch = base.with_extension("tree");
+    let out_path = base.with_extension("jsonl");
+    // As for verification: the export's passes run on a blocking thread of their own.
+    let reader = view.ledger.reader();
+    let handle = tokio::runtime::Handle::current();
+    let (task_scratch, task_out) = (scratch.clone(), out_path.clone());
+    let written = tokio::task::spawn_blocking(move || {
+        handle.block_on(async move { write_export(&reader, &task_scratch, &task_out).await })
+    })
+    .await
+    .unwrap_or_else(|error| Err(anyhow::anyhow!("the export stopped: {error}")));
+    let _ = std::fs::remove_file(&scratch);
+    let n_entries = match written {
+        Ok(n_entries) => n_entries,
+        Err(error) => {
+            let _ = std::fs::remove_file(&out_path);
+            return read_failed(&signed.who, &error);
+        }
+    };
+    let file = match tokio::fs::File::open(&out_path).await {
+        Ok(file) => file,
+        Err(error) => {
+            let _ = std::fs::remove_file(&out_path);
+            return read_failed(&signed.who, &error.into());
+        }
+    };
+    tracing::info!(
+        by = %Escaped(&signed.principal.name),
+        n_entries,
+        "console: exported the ledger"
+    );
+    let (sender, receiver) = mpsc::channel(8);
+    tokio::spawn(stream_file(file, out_path, sender, permit));
+    (
+        [
+            (header::CONTENT_TYPE, "application/jsonl".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"vigil-export-{n_entries}.jsonl\""),
+            ),
+        ],
+        Body::new(ChannelBody { receiver }),
+    )
+        .into_response()
+}
+
+/// Verifies the ledger into a proof tree at `scratch` and writes the export to `out`; the
+/// number of entries.
+async fn write_export(
+    ledger: &Ledger,
+    scratch: &std::path::Path,
+    out: &std::path::Path,
+) -> anyhow::Result<u64> {
+    let tree = match ledger.export_tree(scratch).await? {
+        Ok(tree) => tree,
+        Err(report) => anyhow::bail!(
+            "the ledger does not verify, so it is not exported: {}",
+            report
+                .first_problem
+                .map_or_else(|| "a problem".to_owned(), |problem| problem.to_string())
+        ),
+    };
+    let file = std::fs::File::create(out)?;
+    let mut writer = std::io::BufWriter::new(file);
+    let n_entries = tree.write(ledger, &mut writer).await?;
+    std::io::Write::flush(&mut writer)?;
+    Ok(n_entries)
+}
+
+/// Sends `file` in chunks, then removes it (the export holds a permit until then).
+async fn stream_file(
+    mut file: tokio::fs::File,
+    path: std::path::PathBuf,
+    sender: mpsc::Sender<Bytes>,
+    _permit: OwnedSemaphorePermit,
+) {
+    use tokio::io::AsyncReadExt as _;
+    let mut buffer = vec![0_u8; 256 * 1024];
+    loop {
+        match file.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let chunk = Bytes::copy_from_slice(buffer.get(..n).unwrap_or_default());
+                if sender.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(file);
+    let _ = tokio::fs::remove_file(&path).await;
+}
+
+async fn ledger_page(
+    signed: &Signed,
+    view: &EngineView,
+    verified: Option<&pages::Verified>,
+) -> Response {
     let ledger = &view.ledger;
     let mut shown = pages::LedgerShown {
         n_entries: ledger.len(),
@@ -1360,7 +1563,7 @@ async fn ledger(State(state): State<Arc<ConsoleState>>, request: Request) -> Res
         }
         Err(error) => return read_failed(&signed.who, &error.into()),
     }
-    html(StatusCode::OK, pages::ledger(&signed.who, &shown))
+    html(StatusCode::OK, pages::ledger(&signed.who, &shown, verified))
 }
 
 #[derive(Deserialize)]
@@ -1527,7 +1730,7 @@ async fn events(State(state): State<Arc<ConsoleState>>, request: Request) -> Res
     let notes = state.notes.subscribe();
     tokio::spawn(stream_notes(notes, sender, state.cancel.child_token()));
     let body = Body::new(SseBody {
-        receiver,
+        inner: ChannelBody { receiver },
         _permit: permit,
     });
     (
@@ -1603,9 +1806,28 @@ fn sse_frame(note: &Note) -> Option<String> {
     Some(format!("event: entry\ndata: {data}\n\n"))
 }
 
+/// A response body made of the chunks a task sends; it ends when the task drops its sender.
+struct ChannelBody {
+    receiver: mpsc::Receiver<Bytes>,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.receiver
+            .poll_recv(cx)
+            .map(|frame| frame.map(|bytes| Ok(http_body::Frame::data(bytes))))
+    }
+}
+
 /// The live stream's body: the frames [`stream_notes`] sends, holding a live-client permit.
 struct SseBody {
-    receiver: mpsc::Receiver<Bytes>,
+    inner: ChannelBody,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -1617,9 +1839,7 @@ impl http_body::Body for SseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        self.receiver
-            .poll_recv(cx)
-            .map(|frame| frame.map(|bytes| Ok(http_body::Frame::data(bytes))))
+        Pin::new(&mut self.inner).poll_frame(cx)
     }
 }
 

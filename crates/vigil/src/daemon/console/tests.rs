@@ -702,3 +702,32 @@ async fn an_operator_sets_a_silence_for_some_minutes_and_ends_one() {
         Event::Human { command: HumanCommand::Unsilence { silence_id }, .. } if silence_id == "console-1"
     ));
 }
+
+#[tokio::test]
+async fn the_ledger_verifies_and_exports_from_the_console() {
+    let console = start("console-verify", 4).await;
+    let cookie = console.sign_in("vic").await;
+    let csrf = console.csrf(&cookie).await;
+    let (status, _) = console
+        .post("/console/ledger/verify", &cookie, None, &[])
+        .await;
+    assert_eq!(
+        status, 403,
+        "verification is asked with the session's token"
+    );
+    let (status, page) = console
+        .post("/console/ledger/verify", &cookie, None, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Verified: all 8 entries intact"), "{page}");
+    let (status, headers, export) = console.get("/console/ledger/export", &cookie).await;
+    assert_eq!(status, 200, "{export}");
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("vigil-export-8.jsonl")
+    );
+    let report = vigil_ledger::export::verify_export(&export).unwrap();
+    assert_eq!(report.n_entries, 8);
+}
