@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use vigil_sim::{GatewayConfig, KeyTraffic, SimGateway, SimKey, SimModel, TrafficDriver};
+use vigil_sim::{SimGateway, TrafficDriver};
 
 use crate::ledger::read_rows;
-use crate::serve::{Served, random_master_key, scrapes_ok};
+use crate::serve::{Served, scrapes_ok};
 use crate::support::{TempDir, incident_ids, repo_root, vigil};
 
 /// Hang guards only: far above what each phase needs.
@@ -24,64 +24,6 @@ const PHASE_LIMIT: Duration = Duration::from_secs(120);
 
 /// The slow admin API: long enough to kill vigil while the block is in flight.
 const ADMIN_DELAY: Duration = Duration::from_secs(8);
-
-fn write_config(
-    dir: &TempDir,
-    gateway_url: &str,
-    key_file: &Path,
-    mode: &str,
-    extra: &str,
-    policies: &Path,
-) -> (PathBuf, PathBuf) {
-    let ledger = dir.join("ledger.db");
-    let root = repo_root();
-    let config = format!(
-        r#"mode: {mode}
-environment: test
-ledger:
-  sqlite_path: "{ledger}"
-policies_dir: "{policies}"
-runbooks_dir: "{runbooks}"
-sources:
-  - name: sim-gateway
-    kind: litellm
-    url: "{gateway_url}/metrics/"
-    scrape_interval_secs: 1
-    scrape_timeout_secs: 1
-    bearer_token: {{ file: "{key_file}" }}
-    admin:
-      master_key: {{ file: "{key_file}" }}
-      timeout_secs: 30
-detectors:
-  - name: token-spike
-    kind: spike
-    source: sim-gateway
-    metric: litellm_total_tokens_metric_total
-    group_by: hashed_api_key
-    alias_label: api_key_alias
-    team_label: team
-    warmup_samples: 6
-    baseline_half_life_secs: 30
-    fire_z: 6
-    fire_ratio: 4
-    min_rate_per_sec: 500
-    fire_after_samples: 2
-    clear_ratio: 2
-    clear_after_samples: 3
-    noise_floor_ratio: 0.25
-    page_ratio: 10
-pager:
-  kind: log
-{extra}"#,
-        ledger = ledger.display(),
-        policies = policies.display(),
-        runbooks = root.join("examples/demo/runbooks").display(),
-        key_file = key_file.display(),
-    );
-    let path = dir.join("vigil.yaml");
-    std::fs::write(&path, config).expect("writing the config");
-    (path, ledger)
-}
 
 /// Reads stderr until a line contains `needle`; panics with everything read at the limit.
 pub(crate) fn wait_for_line(served: &mut Served, needle: &str) -> String {
@@ -127,80 +69,20 @@ impl Stack {
         extra: &str,
         policies: &Path,
     ) -> Stack {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let stop = CancellationToken::new();
-        let master_key = random_master_key();
-        let key_file = dir.join("master-key");
-        crate::support::write_secret(&key_file, &format!("{master_key}\n"));
-        let aliases = ["support-bot", "search-rag", "checkout-agent"];
-        let raw_keys: Vec<String> = aliases
-            .iter()
-            .map(|alias| format!("sk-{alias}-{}", &random_master_key()[8..24]))
-            .collect();
-        let gateway = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("binding a loopback port");
-            SimGateway::start(
-                listener,
-                GatewayConfig {
-                    master_key: master_key.clone(),
-                    keys: raw_keys
-                        .iter()
-                        .zip(aliases)
-                        .map(|(raw_key, alias)| SimKey {
-                            raw_key: raw_key.clone(),
-                            alias: alias.to_owned(),
-                            team: "apps".to_owned(),
-                            user_id: "apps-owner".to_owned(),
-                            max_budget_usd: None,
-                        })
-                        .collect(),
-                    models: vec![SimModel {
-                        name: "gpt-4o-mini".to_owned(),
-                        provider: "openai".to_owned(),
-                        input_cost_per_token: 1.5e-7,
-                        output_cost_per_token: 6e-7,
-                    }],
-                    ignore_blocks: false,
-                    require_auth_for_metrics: true,
-                },
-                stop.child_token(),
-            )
-            .await
-            .expect("starting the simulated gateway")
-        });
-        let traffic = {
-            let _entered = runtime.enter();
-            TrafficDriver::start(
-                &gateway.base_url(),
-                raw_keys
-                    .iter()
-                    .map(|raw_key| KeyTraffic {
-                        raw_key: raw_key.clone(),
-                        model: "gpt-4o-mini".to_owned(),
-                        requests_per_sec: 3.0,
-                        prompt_chars: 1000,
-                        max_tokens: 200,
-                    })
-                    .collect(),
-                11,
-                stop.child_token(),
-            )
-            .expect("starting the traffic")
-        };
-        let (config, ledger) =
-            write_config(dir, &gateway.base_url(), &key_file, mode, extra, policies);
+        let sim = crate::support::start_sim_stack(
+            dir.path(),
+            &["support-bot", "search-rag", "checkout-agent"],
+        );
+        let ledger = dir.join("ledger.db");
+        let config = dir.join("vigil.yaml");
+        let text = crate::support::sim_stack_config(&sim, &ledger, policies, mode, extra);
+        std::fs::write(&config, text).expect("writing the config");
         Stack {
-            runtime,
-            gateway,
-            traffic,
-            stop,
-            raw_keys,
+            runtime: sim.runtime,
+            gateway: sim.gateway,
+            traffic: sim.traffic,
+            stop: sim.stop,
+            raw_keys: sim.raw_keys,
             config,
             ledger,
         }

@@ -462,157 +462,32 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool, context: impl Fn() -> 
     panic!("gave up waiting until {what}:\n{}", context());
 }
 
-/// The simulated gateway with organic traffic on three keys (the third's alias is markup).
-struct Gateway {
-    runtime: tokio::runtime::Runtime,
-    gateway: vigil_sim::SimGateway,
-    traffic: vigil_sim::TrafficDriver,
-    keys: Vec<String>,
-    key_file: PathBuf,
-    stop: tokio_util::sync::CancellationToken,
-}
-
-impl Gateway {
-    fn start(dir: &TempDir) -> Gateway {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let stop = tokio_util::sync::CancellationToken::new();
-        let master_key = format!("sk-master-{}", support::strong_token("browser-console"));
-        let key_file = dir.join("master-key");
-        support::write_secret(&key_file, &format!("{master_key}\n"));
-        let aliases = ["support-bot", "search-rag", XSS_ALIAS];
-        let keys: Vec<String> = (0..aliases.len())
-            .map(|i| {
-                format!(
-                    "sk-key-{i}-{}",
-                    &support::strong_token(&format!("key-{i}"))[..16]
-                )
-            })
-            .collect();
-        let gateway = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("a loopback port");
-            vigil_sim::SimGateway::start(
-                listener,
-                vigil_sim::GatewayConfig {
-                    master_key,
-                    keys: keys
-                        .iter()
-                        .zip(aliases)
-                        .map(|(raw_key, alias)| vigil_sim::SimKey {
-                            raw_key: raw_key.clone(),
-                            alias: alias.to_owned(),
-                            team: "apps".to_owned(),
-                            user_id: "apps-owner".to_owned(),
-                            max_budget_usd: None,
-                        })
-                        .collect(),
-                    models: vec![vigil_sim::SimModel {
-                        name: "gpt-4o-mini".to_owned(),
-                        provider: "openai".to_owned(),
-                        input_cost_per_token: 1.5e-7,
-                        output_cost_per_token: 6e-7,
-                    }],
-                    ignore_blocks: false,
-                    require_auth_for_metrics: true,
-                },
-                stop.child_token(),
-            )
-            .await
-            .expect("the simulated gateway")
-        });
-        let traffic = {
-            let _entered = runtime.enter();
-            vigil_sim::TrafficDriver::start(
-                &gateway.base_url(),
-                keys.iter()
-                    .map(|raw_key| vigil_sim::KeyTraffic {
-                        raw_key: raw_key.clone(),
-                        model: "gpt-4o-mini".to_owned(),
-                        requests_per_sec: 3.0,
-                        prompt_chars: 1000,
-                        max_tokens: 200,
-                    })
-                    .collect(),
-                11,
-                stop.child_token(),
-            )
-            .expect("the traffic")
-        };
-        Gateway {
-            runtime,
-            gateway,
-            traffic,
-            keys,
-            key_file,
-            stop,
-        }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-fn console_config(dir: &TempDir, gateway: &Gateway, tokens_file: &Path) -> PathBuf {
-    let root = support::repo_root();
-    let config = format!(
-        r#"mode: advisory
-environment: test
-ledger:
-  sqlite_path: "{ledger}"
-policies_dir: "{policies}"
-runbooks_dir: "{runbooks}"
-sources:
-  - name: sim-gateway
-    kind: litellm
-    url: "{url}/metrics/"
-    scrape_interval_secs: 1
-    scrape_timeout_secs: 1
-    bearer_token: {{ file: "{key_file}" }}
-    admin:
-      master_key: {{ file: "{key_file}" }}
-      timeout_secs: 30
-detectors:
-  - name: token-spike
-    kind: spike
-    source: sim-gateway
-    metric: litellm_total_tokens_metric_total
-    group_by: hashed_api_key
-    alias_label: api_key_alias
-    team_label: team
-    warmup_samples: 6
-    baseline_half_life_secs: 30
-    fire_z: 6
-    fire_ratio: 4
-    min_rate_per_sec: 500
-    fire_after_samples: 2
-    clear_ratio: 2
-    clear_after_samples: 3
-    noise_floor_ratio: 0.25
-    page_ratio: 10
-pager:
-  kind: log
-admin:
-  tokens_file: "{tokens}"
-console: {{}}
-"#,
-        ledger = dir.join("ledger.db").display(),
-        policies = root.join("policies").display(),
-        runbooks = root.join("examples/demo/runbooks").display(),
-        url = gateway.gateway.base_url(),
-        key_file = gateway.key_file.display(),
-        tokens = tokens_file.display(),
+/// The console's config: the simulated gateway's, advisory, with the admin API and the
+/// console.
+fn console_config(dir: &TempDir, stack: &support::SimStack, tokens_file: &Path) -> PathBuf {
+    let extra = format!(
+        "admin:\n  tokens_file: \"{}\"\nconsole: {{}}\n",
+        tokens_file.display()
+    );
+    let text = support::sim_stack_config(
+        stack,
+        &dir.join("ledger.db"),
+        &support::repo_root().join("policies"),
+        "advisory",
+        &extra,
     );
     let path = dir.join("vigil.yaml");
-    std::fs::write(&path, config).expect("writing the config");
+    std::fs::write(&path, text).expect("writing the config");
     path
+}
+
+/// Stops the simulated gateway when the test ends, however it ends.
+struct Stopping(tokio_util::sync::CancellationToken);
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 impl Browser {
@@ -755,7 +630,9 @@ fn the_console_shows_an_advisory_incident_live_and_only_another_approver_approve
             },
         ],
     );
-    let gateway = Gateway::start(&dir);
+    // The third key's alias is markup: every page must show it as text.
+    let gateway = support::start_sim_stack(dir.path(), &["support-bot", "search-rag", XSS_ALIAS]);
+    let _stopping = Stopping(gateway.stop.clone());
     let config = console_config(&dir, &gateway, &tokens_file);
     let served = Served::start(&config, dir.path());
     let browser = Browser::start(&chromium, &driver, &dir);
@@ -787,7 +664,7 @@ fn the_console_shows_an_advisory_incident_live_and_only_another_approver_approve
         },
         || served.logged(),
     );
-    let runaway = gateway.keys[2].clone();
+    let runaway = gateway.raw_keys[2].clone();
     gateway
         .traffic
         .set_rate(&runaway, 20.0, 1500)
@@ -1084,5 +961,4 @@ fn the_console_shows_an_advisory_incident_live_and_only_another_approver_approve
     }
     drop(browser);
     drop(served);
-    gateway.runtime.block_on(async {});
 }

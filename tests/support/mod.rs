@@ -427,3 +427,156 @@ pub fn admin_tokens(
     }
     (file, tokens)
 }
+
+/// A simulated LiteLLM gateway on loopback with organic traffic (3 requests a second) on one
+/// key per alias, all of team `apps`; its master key in a file. Dropping it stops nothing:
+/// cancel `stop` (the owners do, in their `Drop`).
+pub struct SimStack {
+    /// Runs the gateway and the traffic.
+    pub runtime: tokio::runtime::Runtime,
+    /// The gateway.
+    pub gateway: vigil_sim::SimGateway,
+    /// The traffic, whose rates a test changes.
+    pub traffic: vigil_sim::TrafficDriver,
+    /// Stops both.
+    pub stop: tokio_util::sync::CancellationToken,
+    /// The raw keys, in the aliases' order.
+    pub raw_keys: Vec<String>,
+    /// The file holding the master key (vigil's scrape token and admin key).
+    pub key_file: PathBuf,
+}
+
+/// Starts a [`SimStack`] whose master key is written in `dir`.
+pub fn start_sim_stack(dir: &Path, aliases: &[&str]) -> SimStack {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let seed = format!("{}/{}", dir.display(), std::process::id());
+    let master_key = format!("sk-test-{}", &strong_token(&seed)[..32]);
+    let key_file = dir.join("master-key");
+    write_secret(&key_file, &format!("{master_key}\n"));
+    let raw_keys: Vec<String> = aliases
+        .iter()
+        .enumerate()
+        .map(|(i, _)| format!("sk-key-{i}-{}", &strong_token(&format!("{seed}/{i}"))[..16]))
+        .collect();
+    let gateway = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a loopback port");
+        vigil_sim::SimGateway::start(
+            listener,
+            vigil_sim::GatewayConfig {
+                master_key,
+                keys: raw_keys
+                    .iter()
+                    .zip(aliases)
+                    .map(|(raw_key, alias)| vigil_sim::SimKey {
+                        raw_key: raw_key.clone(),
+                        alias: (*alias).to_owned(),
+                        team: "apps".to_owned(),
+                        user_id: "apps-owner".to_owned(),
+                        max_budget_usd: None,
+                    })
+                    .collect(),
+                models: vec![vigil_sim::SimModel {
+                    name: "gpt-4o-mini".to_owned(),
+                    provider: "openai".to_owned(),
+                    input_cost_per_token: 1.5e-7,
+                    output_cost_per_token: 6e-7,
+                }],
+                ignore_blocks: false,
+                require_auth_for_metrics: true,
+            },
+            stop.child_token(),
+        )
+        .await
+        .expect("starting the simulated gateway")
+    });
+    let traffic = {
+        let _entered = runtime.enter();
+        vigil_sim::TrafficDriver::start(
+            &gateway.base_url(),
+            raw_keys
+                .iter()
+                .map(|raw_key| vigil_sim::KeyTraffic {
+                    raw_key: raw_key.clone(),
+                    model: "gpt-4o-mini".to_owned(),
+                    requests_per_sec: 3.0,
+                    prompt_chars: 1000,
+                    max_tokens: 200,
+                })
+                .collect(),
+            11,
+            stop.child_token(),
+        )
+        .expect("starting the traffic")
+    };
+    SimStack {
+        runtime,
+        gateway,
+        traffic,
+        stop,
+        raw_keys,
+        key_file,
+    }
+}
+
+/// A config of `vigil serve` against a [`SimStack`]'s gateway: a ledger at `ledger`, the
+/// demo's runbook, the policies of `policies`, the token-spike detector tuned for a 1 s
+/// scrape, a log pager, in `mode`, with `extra` appended.
+pub fn sim_stack_config(
+    stack: &SimStack,
+    ledger: &Path,
+    policies: &Path,
+    mode: &str,
+    extra: &str,
+) -> String {
+    format!(
+        r#"mode: {mode}
+environment: test
+ledger:
+  sqlite_path: "{ledger}"
+policies_dir: "{policies}"
+runbooks_dir: "{runbooks}"
+sources:
+  - name: sim-gateway
+    kind: litellm
+    url: "{gateway_url}/metrics/"
+    scrape_interval_secs: 1
+    scrape_timeout_secs: 1
+    bearer_token: {{ file: "{key_file}" }}
+    admin:
+      master_key: {{ file: "{key_file}" }}
+      timeout_secs: 30
+detectors:
+  - name: token-spike
+    kind: spike
+    source: sim-gateway
+    metric: litellm_total_tokens_metric_total
+    group_by: hashed_api_key
+    alias_label: api_key_alias
+    team_label: team
+    warmup_samples: 6
+    baseline_half_life_secs: 30
+    fire_z: 6
+    fire_ratio: 4
+    min_rate_per_sec: 500
+    fire_after_samples: 2
+    clear_ratio: 2
+    clear_after_samples: 3
+    noise_floor_ratio: 0.25
+    page_ratio: 10
+pager:
+  kind: log
+{extra}"#,
+        ledger = ledger.display(),
+        policies = policies.display(),
+        runbooks = repo_root().join("examples/demo/runbooks").display(),
+        gateway_url = stack.gateway.base_url(),
+        key_file = stack.key_file.display(),
+    )
+}

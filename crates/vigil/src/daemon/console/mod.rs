@@ -651,21 +651,14 @@ async fn login(State(state): State<Arc<ConsoleState>>, request: Request) -> Resp
     response
 }
 
+/// A form whose only field is its CSRF token, which [`posted`] checks.
 #[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
+struct Ignored {}
 
 async fn logout(State(state): State<Arc<ConsoleState>>, request: Request) -> Response {
     let signed = signed_or_return!(state, request);
-    let headers = request.headers().clone();
-    let form: CsrfForm = match read_form(request).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
-    if let Err(refused) = check_form(&state, &headers, &signed, &form.csrf) {
-        return *refused;
+    if let Err(refused) = posted::<Ignored>(&state, &signed, request, MAX_FORM_BYTES).await {
+        return refused;
     }
     state.sessions.end(&signed.cookie);
     let mut response = Redirect::to("/console/login").into_response();
@@ -680,16 +673,40 @@ async fn logout(State(state): State<Arc<ConsoleState>>, request: Request) -> Res
     response
 }
 
-/// Reads a form body (`application/x-www-form-urlencoded`, at most [`MAX_FORM_BYTES`]).
-async fn read_form<T: serde::de::DeserializeOwned>(request: Request) -> Result<T, Response> {
-    read_form_of_at_most(request, MAX_FORM_BYTES).await
-}
-
-/// Reads a form body of at most `limit` bytes.
-async fn read_form_of_at_most<T: serde::de::DeserializeOwned>(
+/// A state-changing form of `signed`'s session: its body of at most `limit` bytes read,
+/// its CSRF token and origin checked ([`check_form`]), then read as `T`.
+async fn posted<T: serde::de::DeserializeOwned>(
+    state: &ConsoleState,
+    signed: &Signed,
     request: Request,
     limit: usize,
 ) -> Result<T, Response> {
+    #[derive(Deserialize)]
+    struct Token {
+        #[serde(default)]
+        csrf: String,
+    }
+    let headers = request.headers().clone();
+    let bad = |why: String| {
+        html(
+            StatusCode::BAD_REQUEST,
+            pages::problem(Some(&signed.who), "Bad request", &why),
+        )
+    };
+    let Ok(body) = axum::body::to_bytes(request.into_body(), limit).await else {
+        return Err(bad(format!("the form is larger than {limit} bytes")));
+    };
+    let token = serde_urlencoded::from_bytes::<Token>(&body)
+        .map_or_else(|_| String::new(), |token| token.csrf);
+    check_form(state, &headers, signed, &token).map_err(|refused| *refused)?;
+    serde_urlencoded::from_bytes(&body)
+        .map_err(|error| bad(format!("the form does not read: {error}")))
+}
+
+/// Reads a form body (`application/x-www-form-urlencoded`, at most [`MAX_FORM_BYTES`]) that
+/// needs no session (signing in).
+async fn read_form<T: serde::de::DeserializeOwned>(request: Request) -> Result<T, Response> {
+    let limit = MAX_FORM_BYTES;
     let bad = |why: String| {
         html(
             StatusCode::BAD_REQUEST,
@@ -793,13 +810,8 @@ async fn replay(
     request: Request,
 ) -> Response {
     let signed = signed_or_return!(state, request);
-    let headers = request.headers().clone();
-    let form: CsrfForm = match read_form(request).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
-    if let Err(refused) = check_form(&state, &headers, &signed, &form.csrf) {
-        return *refused;
+    if let Err(refused) = posted::<Ignored>(&state, &signed, request, MAX_FORM_BYTES).await {
+        return refused;
     }
     let Ok(_permit) = state.replays.try_acquire() else {
         return html(
@@ -854,8 +866,6 @@ async fn proposals(State(state): State<Arc<ConsoleState>>, request: Request) -> 
 
 #[derive(Deserialize)]
 struct DecideForm {
-    #[serde(default)]
-    csrf: String,
     proposal_id: String,
     #[serde(default)]
     action_hash: String,
@@ -866,14 +876,10 @@ struct DecideForm {
 
 async fn decide(State(state): State<Arc<ConsoleState>>, request: Request) -> Response {
     let signed = signed_or_return!(state, request);
-    let headers = request.headers().clone();
-    let form: DecideForm = match read_form(request).await {
+    let form: DecideForm = match posted(&state, &signed, request, MAX_FORM_BYTES).await {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(refused) => return refused,
     };
-    if let Err(refused) = check_form(&state, &headers, &signed, &form.csrf) {
-        return *refused;
-    }
     let command = match form.decision.as_str() {
         "approve" => HumanCommand::Approve {
             proposal_id: form.proposal_id.clone(),
@@ -906,8 +912,6 @@ async fn decide(State(state): State<Arc<ConsoleState>>, request: Request) -> Res
 
 #[derive(Deserialize)]
 struct ControlForm {
-    #[serde(default)]
-    csrf: String,
     op: String,
     #[serde(default)]
     runbook: String,
@@ -933,14 +937,10 @@ fn new_silence_id() -> anyhow::Result<String> {
 
 async fn set_control(State(state): State<Arc<ConsoleState>>, request: Request) -> Response {
     let signed = signed_or_return!(state, request);
-    let headers = request.headers().clone();
-    let form: ControlForm = match read_form(request).await {
+    let form: ControlForm = match posted(&state, &signed, request, MAX_FORM_BYTES).await {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(refused) => return refused,
     };
-    if let Err(refused) = check_form(&state, &headers, &signed, &form.csrf) {
-        return *refused;
-    }
     let bad = |why: String| {
         html(
             StatusCode::BAD_REQUEST,
@@ -1210,8 +1210,6 @@ const MAX_WHAT_IF_BYTES: usize = 1024 * 1024;
 #[derive(Deserialize)]
 struct WhatIfForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     policies: String,
     days: Option<u32>,
 }
@@ -1220,14 +1218,10 @@ struct WhatIfForm {
 /// by the policies in the form (with the recorded schema); every one that changes.
 async fn what_if(State(state): State<Arc<ConsoleState>>, request: Request) -> Response {
     let signed = signed_or_return!(state, request);
-    let headers = request.headers().clone();
-    let form: WhatIfForm = match read_form_of_at_most(request, MAX_WHAT_IF_BYTES).await {
+    let form: WhatIfForm = match posted(&state, &signed, request, MAX_WHAT_IF_BYTES).await {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(refused) => return refused,
     };
-    if let Err(refused) = check_form(&state, &headers, &signed, &form.csrf) {
-        return *refused;
-    }
     let shown_form = pages::WhatIfForm {
         days: form.days.unwrap_or(7).clamp(1, 3650),
         policies: Some(form.policies.clone()),
@@ -1345,13 +1339,8 @@ async fn ledger(State(state): State<Arc<ConsoleState>>, request: Request) -> Res
 /// `POST /console/ledger/verify`: verifies the ledger as it stands, one at a time.
 async fn verify(State(state): State<Arc<ConsoleState>>, request: Request) -> Response {
     let signed = signed_or_return!(state, request);
-    let headers = request.headers().clone();
-    let form: CsrfForm = match read_form(request).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
-    if let Err(refused) = check_form(&state, &headers, &signed, &form.csrf) {
-        return *refused;
+    if let Err(refused) = posted::<Ignored>(&state, &signed, request, MAX_FORM_BYTES).await {
+        return refused;
     }
     let Ok(_permit) = state.replays.try_acquire() else {
         return busy(&signed.who);
