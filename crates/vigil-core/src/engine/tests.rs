@@ -1450,6 +1450,60 @@ fn the_kill_switch_stops_new_actions_until_it_is_lifted() {
 }
 
 #[test]
+fn the_controls_in_force_say_who_set_them_why_and_until_when() {
+    let mut scenario = Scenario::new(config(Mode::Autonomous));
+    let set_at = scenario.now;
+    scenario.feed(human(
+        "carol",
+        "migration tonight",
+        HumanCommand::Kill {
+            scope: KillScope::Global,
+        },
+    ));
+    let ends = set_at.plus_millis(3_600_000);
+    scenario.feed(human(
+        "dan",
+        "load test",
+        HumanCommand::Silence {
+            silence_id: "s1".to_owned(),
+            detector: Some("token-spike".to_owned()),
+            subject: None,
+            expires_at: ends,
+        },
+    ));
+    let controls = scenario.engine.controls(set_at);
+    assert_eq!(
+        controls.kill_switches,
+        [KillSwitchView {
+            scope: KillScope::Global,
+            by: "carol".to_owned(),
+            reason: "migration tonight".to_owned(),
+            since: set_at,
+        }]
+    );
+    assert_eq!(controls.silences.len(), 1);
+    let silence = &controls.silences[0];
+    assert_eq!(
+        (
+            silence.by.as_str(),
+            silence.reason.as_str(),
+            silence.expires_at
+        ),
+        ("dan", "load test", ends)
+    );
+    // An expired silence is not in force, even before the engine next drops it.
+    assert!(scenario.engine.controls(ends).silences.is_empty());
+    scenario.feed(human(
+        "carol",
+        "done",
+        HumanCommand::Unkill {
+            scope: KillScope::Global,
+        },
+    ));
+    assert!(scenario.engine.controls(set_at).kill_switches.is_empty());
+}
+
+#[test]
 fn a_silence_mutes_matching_findings_without_a_page_until_it_expires() {
     let mut scenario = Scenario::new(config(Mode::Autonomous));
     let silence = |expires_at| HumanCommand::Silence {
