@@ -187,6 +187,9 @@ pub struct IncidentDetail {
     pub pages: Vec<PageView>,
     /// People's instructions.
     pub people: Vec<HumanView>,
+    /// Findings that joined the incident through the topology: their subject, and the
+    /// shared dependency that connected them (the chain from symptom to cause).
+    pub joined: Vec<(String, String)>,
     /// Proposals made, as `(proposal_id, action_hash, describe, requested_by)`.
     pub proposals: Vec<(String, String, String, String)>,
     /// Entries that could not be decoded.
@@ -258,9 +261,17 @@ fn take_command(
     let text = match command {
         Command::Record(record) => {
             match record {
-                Record::IncidentOpened { fingerprint, .. }
-                | Record::FindingJoined { fingerprint, .. } => {
+                Record::IncidentOpened { fingerprint, .. } => {
                     fingerprints.insert(fingerprint.clone());
+                }
+                Record::FindingJoined {
+                    fingerprint,
+                    subject,
+                    via,
+                    ..
+                } => {
+                    fingerprints.insert(fingerprint.clone());
+                    detail.joined.push((subject.readable_name(), via.clone()));
                 }
                 Record::Diagnosed { diagnosis, .. } => detail.diagnosis = Some(diagnosis.clone()),
                 Record::VerificationPassed { observed, .. } => {

@@ -432,6 +432,13 @@ pub fn incident(
     } else if let Some(diagnosis) = &detail.diagnosis {
         let _ = write!(body, "<h2>Why</h2><p>{}</p>", e(&diagnosis.why));
     }
+    if !detail.joined.is_empty() {
+        body.push_str("<h2>Connected through the topology</h2><ul id=\"joined\">");
+        for (subject, via) in &detail.joined {
+            let _ = write!(body, "<li>{} — via {}</li>", e(subject), e(via));
+        }
+        body.push_str("</ul>");
+    }
     if let Some(diagnosis) = &detail.diagnosis {
         body.push_str("<h2>Hypotheses</h2><ol class=\"hypotheses\">");
         for hypothesis in &diagnosis.hypotheses {

@@ -74,6 +74,8 @@ async fn ledger(name: &str) -> (std::path::PathBuf, Ledger) {
                 "recent": [{"at": 1_000, "value": 1.0}, {"at": 2_000, "value": 3.0}]}}})),
         record(json!({"record": "incident_opened", "incident_id": "inc-1",
             "fingerprint": "fp-1", "subject": subject, "severity": "page"})),
+        record(json!({"record": "finding_joined", "incident_id": "inc-1",
+            "fingerprint": "fp-2", "subject": subject, "via": XSS})),
         record(
             json!({"record": "diagnosed", "incident_id": "inc-1", "diagnosis": {
             "hypotheses": [{"kind": "runaway_key", "subject": null, "confidence": 0.9,
@@ -405,6 +407,8 @@ async fn every_user_supplied_field_is_shown_escaped_never_as_markup() {
     let (_, _, incident) = console.get("/console/incident?id=inc-1", &cookie).await;
     let shown = incident.matches(XSS_SHOWN).count();
     assert!(shown >= 15, "only {shown} fields shown:\n{incident}");
+    // The finding that joined through the topology, with the dependency that connects it.
+    assert!(incident.contains(&format!("<h2>Connected through the topology</h2><ul id=\"joined\"><li>{XSS_SHOWN} — via {XSS_SHOWN}</li>")), "{incident}");
     // What the engine answers is a text too.
     let csrf = console.csrf(&cookie).await;
     let (_, answer) = console
@@ -719,15 +723,15 @@ async fn the_ledger_verifies_and_exports_from_the_console() {
         .post("/console/ledger/verify", &cookie, None, &[("csrf", &csrf)])
         .await;
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("Verified: all 8 entries intact"), "{page}");
+    assert!(page.contains("Verified: all 9 entries intact"), "{page}");
     let (status, headers, export) = console.get("/console/ledger/export", &cookie).await;
     assert_eq!(status, 200, "{export}");
     assert!(
         headers["content-disposition"]
             .to_str()
             .unwrap()
-            .contains("vigil-export-8.jsonl")
+            .contains("vigil-export-9.jsonl")
     );
     let report = vigil_ledger::export::verify_export(&export).unwrap();
-    assert_eq!(report.n_entries, 8);
+    assert_eq!(report.n_entries, 9);
 }
