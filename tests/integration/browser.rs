@@ -848,7 +848,7 @@ fn the_console_shows_an_advisory_incident_live_and_only_another_approver_approve
         .iter()
         .filter_map(|asset| asset[1].as_u64())
         .sum();
-    println!(
+    let line = format!(
         "console incident page: {} bytes of HTML + {assets} bytes of assets ({}); \
          first contentful paint over {} loads: median {:.0} ms, all {paints:?}",
         measured["html"],
@@ -856,6 +856,12 @@ fn the_console_shows_an_advisory_incident_live_and_only_another_approver_approve
         paints.len(),
         paints.get(paints.len() / 2).copied().unwrap_or(f64::NAN),
     );
+    println!("{line}");
+    std::fs::write(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-incident-page.txt"),
+        format!("{line}\n"),
+    )
+    .expect("writing the measurement");
     for (name, size) in [
         ("console-incident-phone", PHONE),
         ("console-incident-desktop", DESKTOP),
