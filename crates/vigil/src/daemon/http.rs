@@ -94,18 +94,21 @@ pub(super) fn router(
 }
 
 /// A replica's router (`replica/`): the health routes with `/readyz` saying who leads, the
-/// intake (into the inbox) behind `push_limit`, and the admin API behind the replica's gate.
+/// intake (into the inbox) behind `push_limit`, and the admin API (and the `console`, when
+/// configured) behind the replica's gate, which hands them to the leading term.
 pub(super) fn replicated_router(
     telemetry: Arc<Telemetry>,
     status: Arc<super::replica::ReplicaStatus>,
     intake: Option<(Router, PushLimit)>,
     gate: Option<super::replica::status::Gate>,
+    console: bool,
 ) -> Router {
     let health = Router::new()
         .route("/readyz", get(replica_readyz))
         .with_state(status);
     // The gate answers the admin routes (to the leader, or 503 while none leads).
-    let routes = served_routes(intake.is_some(), gate.is_some(), false);
+    let console = console && gate.is_some();
+    let routes = served_routes(intake.is_some(), gate.is_some(), console);
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -117,14 +120,19 @@ pub(super) fn replicated_router(
             .merge(intake.route_layer(middleware::from_fn_with_state(push_limit, limit_pushes)));
     }
     if let Some(gate) = gate {
-        router = router.merge(
-            Router::new()
-                .route(
-                    "/v1/admin/{*rest}",
-                    axum::routing::any(super::replica::status::admin_gate),
-                )
-                .with_state(Arc::new(gate)),
+        let mut gated = Router::new().route(
+            "/v1/admin/{*rest}",
+            axum::routing::any(super::replica::status::admin_gate),
         );
+        if console {
+            gated = gated
+                .route("/", axum::routing::any(super::replica::status::admin_gate))
+                .route(
+                    "/console/{*rest}",
+                    axum::routing::any(super::replica::status::admin_gate),
+                );
+        }
+        router = router.merge(gated.with_state(Arc::new(gate)));
     }
     router.layer(middleware::from_fn_with_state(telemetry, account))
 }

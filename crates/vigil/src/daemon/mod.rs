@@ -240,11 +240,10 @@ impl Daemon {
         .collect()
     }
 
-    /// Whether the listener serves the console (`console:` with `admin:`, not as a replica).
+    /// Whether the listener serves the console (`console:` with `admin:`).
     fn serves_console(&self) -> bool {
         self.bundle.config.console.is_some()
             && self.resources.admin.is_some()
-            && self.term.is_none()
             && self.listener.is_some()
     }
 
@@ -453,10 +452,10 @@ impl Daemon {
                 cancel.child_token(),
             ));
         }
-        // The console: beside the admin API, whose identities it uses (not behind a
-        // replica's gate: a replica serves it only while it leads, through its own listener).
+        // The console: beside the admin API, whose identities it uses; on a replica, behind
+        // its gate with the admin API, while this term leads (sessions end with the term).
         let console_router = match (&bundle.config.console, &admin) {
-            (Some(config), Some(admin)) if listener.is_some() && term.is_none() => {
+            (Some(config), Some(admin)) if listener.is_some() || term.is_some() => {
                 Some(console::router(console::ConsoleState::new(
                     config.clone(),
                     Arc::clone(&admin.authenticator),
@@ -506,14 +505,18 @@ impl Daemon {
                     ask: ask.clone(),
                 })
             });
-        let admin_router = match (&term, admin_router) {
+        let (admin_router, console_router) = match (&term, admin_router) {
             (Some(term), Some(router)) => {
+                let router = match console_router {
+                    Some(console) => router.merge(console),
+                    None => router,
+                };
                 if let Ok(mut slot) = term.admin_slot.write() {
                     *slot = Some(router);
                 }
-                None
+                (None, None)
             }
-            (_, router) => router,
+            (_, router) => (router, console_router),
         };
         if let Some(listener) = listener {
             let intake_router = intake.map(|intake| {

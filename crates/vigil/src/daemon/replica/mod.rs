@@ -181,6 +181,7 @@ impl Replica {
                 Arc::clone(&status),
                 intake_router,
                 gate,
+                bundle.config.console.is_some(),
             ),
             tls: resources.tls.clone(),
             limits: server::Limits::new(&bundle.config.server, options.grace / 2),

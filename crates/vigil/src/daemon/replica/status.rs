@@ -129,6 +129,42 @@ pub(crate) struct Gate {
 /// 503 with where the leader is (`leader` in the body, and the `Vigil-Leader` header), so
 /// that a client retries there. Requests are not forwarded: credentials stay between the
 /// client and the replica it chose.
+/// A standby's answer to a console page: 503, as HTML, with a link to the leader's console.
+fn standby_console(leader: Option<(String, String)>) -> Response {
+    let e = crate::render::escape_html;
+    let where_ = match &leader {
+        Some((replica, url)) => format!(
+            "The console answers on the leader, {}: <a href=\"{}/console/incidents\">{}</a>.",
+            e(replica),
+            e(url.trim_end_matches('/')),
+            e(url)
+        ),
+        None => "No replica leads right now; try again in a moment.".to_owned(),
+    };
+    let body = crate::render::console::page(
+        "Standby",
+        None,
+        None,
+        &format!("<h1>This replica is a standby</h1><p role=\"status\">{where_}</p>"),
+    );
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::daemon::console::CSP),
+    );
+    if let Some(url) = leader.and_then(|(_, url)| HeaderValue::from_str(&url).ok()) {
+        headers.insert("vigil-leader", url);
+    }
+    response
+}
+
 pub(crate) async fn admin_gate(State(gate): State<Arc<Gate>>, request: Request) -> Response {
     let router = match gate.slot.read() {
         Ok(guard) => guard.clone(),
@@ -141,6 +177,10 @@ pub(crate) async fn admin_gate(State(gate): State<Arc<Gate>>, request: Request) 
         };
     }
     let leader = gate.status.leader();
+    let path = request.uri().path();
+    if path == "/" || path.starts_with("/console/") {
+        return standby_console(leader);
+    }
     let body = serde_json::json!({
         "error": "this replica is a standby; the admin API answers on the leader",
         "leader": leader.as_ref().map(|(replica, url)| serde_json::json!({"replica": replica, "url": url})),

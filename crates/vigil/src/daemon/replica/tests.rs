@@ -157,3 +157,70 @@ fn r1_holds(runs_for: Duration) -> LeaseHolder {
         runs_for,
     }
 }
+
+#[tokio::test]
+async fn a_replica_hands_the_console_to_the_leading_term_and_a_standby_links_to_the_leader() {
+    let status = Arc::new(ReplicaStatus::new(
+        "r2".to_owned(),
+        "http://r2:9464".to_owned(),
+    ));
+    let slot = AdminSlot::default();
+    let gate = Gate {
+        slot: Arc::clone(&slot),
+        status: Arc::clone(&status),
+    };
+    let router = crate::daemon::http::replicated_router(
+        Arc::new(crate::daemon::Telemetry::default()),
+        Arc::clone(&status),
+        None,
+        Some(gate),
+        true,
+    );
+    let body_text = |response: axum::response::Response| async move {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    // The description lists the console's routes, as the gate serves them.
+    let openapi = body_text(
+        router
+            .clone()
+            .oneshot(get_request("/v1/openapi.json"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(openapi.contains("\"/console/incidents\""), "{openapi}");
+    // A standby: a page that says where the console answers, the leader's URL escaped.
+    status.observed(Ok(Some(r1_holds(Duration::from_secs(9)))));
+    let response = router
+        .clone()
+        .oneshot(get_request("/console/incidents"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["vigil-leader"], "http://r1:9464");
+    assert!(response.headers().contains_key("content-security-policy"));
+    let page = body_text(response).await;
+    assert!(
+        page.contains("<a href=\"http://r1:9464/console/incidents\">"),
+        "{page}"
+    );
+    // The leading term's console answers through the gate.
+    status.leading(5);
+    *slot.write().unwrap() = Some(
+        Router::new()
+            .route("/", get(|| async { "root" }))
+            .route("/console/incidents", get(|| async { "incidents" })),
+    );
+    for (path, answer) in [("/", "root"), ("/console/incidents", "incidents")] {
+        let response = router.clone().oneshot(get_request(path)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(body_text(response).await, answer);
+    }
+}
+
+fn get_request(path: &str) -> Request<Body> {
+    Request::builder().uri(path).body(Body::empty()).unwrap()
+}
