@@ -452,6 +452,16 @@ impl Daemon {
                 cancel.child_token(),
             ));
         }
+        // Failed sign-ins of the admin API and the console: one log, summarised once an
+        // interval.
+        let failures = Arc::new(admin::FailureLog::default());
+        if admin.is_some() && (listener.is_some() || term.is_some()) {
+            tracker.spawn(admin::summarise_failures(
+                Arc::clone(&failures),
+                bundle.config.server.refused_log_interval,
+                cancel.child_token(),
+            ));
+        }
         // The console: beside the admin API, whose identities it uses; on a replica, behind
         // its gate with the admin API, while this term leads (sessions end with the term).
         let console_router = match (&bundle.config.console, &admin) {
@@ -466,7 +476,7 @@ impl Daemon {
                     instructions_tx.clone(),
                     notes.clone(),
                     Arc::clone(&telemetry),
-                    Arc::new(admin::FailureLog::default()),
+                    Arc::clone(&failures),
                     clock,
                     tls.is_some(),
                     cancel.child_token(),
@@ -480,12 +490,6 @@ impl Daemon {
         let admin_router = admin
             .filter(|_| listener.is_some() || term.is_some())
             .map(|admin| {
-                let failures = Arc::new(admin::FailureLog::default());
-                tracker.spawn(admin::summarise_failures(
-                    Arc::clone(&failures),
-                    bundle.config.server.refused_log_interval,
-                    cancel.child_token(),
-                ));
                 if let (Some((url, refresh)), Some(slot)) =
                     (admin.jwks_url, admin.authenticator.jwks_slot())
                 {
