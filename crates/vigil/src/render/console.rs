@@ -235,7 +235,7 @@ pub fn incidents(
 ) -> String {
     let mut body = String::from("<h1>Incidents</h1>");
     body.push_str("<form method=\"get\" action=\"/console/incidents\" class=\"filters\" aria-label=\"Filter the incidents\">");
-    body.push_str("<label for=\"state\">State</label><select id=\"state\" name=\"state\"><option value=\"\">any</option>");
+    body.push_str("<span class=\"field\"><label for=\"state\">State</label><select id=\"state\" name=\"state\"><option value=\"\">any</option>");
     for state in IncidentState::ALL {
         let selected = if filter.state == Some(state) {
             " selected"
@@ -249,7 +249,7 @@ pub fn incidents(
             state.label()
         );
     }
-    body.push_str("</select><label for=\"hypothesis\">Hypothesis</label><select id=\"hypothesis\" name=\"hypothesis\"><option value=\"\">any</option>");
+    body.push_str("</select></span><span class=\"field\"><label for=\"hypothesis\">Hypothesis</label><select id=\"hypothesis\" name=\"hypothesis\"><option value=\"\">any</option>");
     for kind in &list.hypotheses {
         let selected = if filter.hypothesis.as_deref() == Some(kind) {
             " selected"
@@ -264,10 +264,10 @@ pub fn incidents(
     }
     let _ = write!(
         body,
-        "</select><label for=\"subject\">Subject</label>\
-         <input id=\"subject\" name=\"subject\" value=\"{}\" placeholder=\"alias, key or team\">\
-         <label for=\"days\">Opened in the last (days)</label>\
-         <input id=\"days\" name=\"days\" type=\"number\" min=\"1\" max=\"3650\" value=\"{since_days}\">\
+        "</select></span><span class=\"field\"><label for=\"subject\">Subject</label>\
+         <input id=\"subject\" name=\"subject\" value=\"{}\" placeholder=\"alias, key or team\"></span>\
+         <span class=\"field\"><label for=\"days\">Opened in the last (days)</label>\
+         <input id=\"days\" name=\"days\" type=\"number\" min=\"1\" max=\"3650\" value=\"{since_days}\"></span>\
          <button type=\"submit\">Filter</button></form>",
         e(filter.subject.as_deref().unwrap_or(""))
     );
@@ -295,7 +295,7 @@ pub fn incidents(
     for row in &list.rows {
         let _ = write!(
             body,
-            "<tr><td><a href=\"/console/incident?id={}\">{}</a></td><td><span class=\"state {}\">{}</span></td>\
+            "<tr><td class=\"nowrap\"><a href=\"/console/incident?id={}\">{}</a></td><td><span class=\"state {}\">{}</span></td>\
              <td>{}{}</td><td>{}</td><td>{}{}</td><td>{}</td></tr>",
             e(&url_encode(&row.id)),
             e(&row.id),
@@ -1126,7 +1126,7 @@ pub fn ledger(who: &Who, shown: &LedgerShown, verified: Option<&Verified>) -> St
     }
     body.push_str(
         "<h2>Latest entries</h2><form method=\"get\" action=\"/console/ledger/entry\" class=\"filters\">\
-         <label for=\"seq\">Entry</label><input id=\"seq\" name=\"seq\" type=\"number\" min=\"0\" required>\
+         <span class=\"field\"><label for=\"seq\">Entry</label><input id=\"seq\" name=\"seq\" type=\"number\" min=\"0\" required></span>\
          <button type=\"submit\">Show</button></form><div class=\"scroll\"><table><thead><tr><th scope=\"col\">entry</th>\
          <th scope=\"col\">recorded</th><th scope=\"col\">kind</th><th scope=\"col\">incident</th></tr></thead><tbody>",
     );
@@ -1262,9 +1262,9 @@ pub fn report(
 ) -> String {
     let mut body = format!(
         "<h1>Report</h1><form method=\"get\" action=\"/console/report\" class=\"filters\" aria-label=\"Period and assumptions\">\
-         <label for=\"days\">Days</label><input id=\"days\" name=\"days\" type=\"number\" min=\"1\" max=\"3650\" value=\"{}\">\
-         <label for=\"mpi\">Minutes a person spends per incident</label><input id=\"mpi\" name=\"minutes_per_incident\" type=\"number\" min=\"0\" max=\"1440\" step=\"any\" value=\"{}\">\
-         <label for=\"mpd\">Minutes per approval or rejection</label><input id=\"mpd\" name=\"minutes_per_decision\" type=\"number\" min=\"0\" max=\"1440\" step=\"any\" value=\"{}\">\
+         <span class=\"field\"><label for=\"days\">Days</label><input id=\"days\" name=\"days\" type=\"number\" min=\"1\" max=\"3650\" value=\"{}\"></span>\
+         <span class=\"field\"><label for=\"mpi\">Minutes a person spends per incident</label><input id=\"mpi\" name=\"minutes_per_incident\" type=\"number\" min=\"0\" max=\"1440\" step=\"any\" value=\"{}\"></span>\
+         <span class=\"field\"><label for=\"mpd\">Minutes per approval or rejection</label><input id=\"mpd\" name=\"minutes_per_decision\" type=\"number\" min=\"0\" max=\"1440\" step=\"any\" value=\"{}\"></span>\
          <button type=\"submit\">Update</button></form><p>The same report from a shell: <code>vigil report --db LEDGER --since {}d</code>.</p>",
         form.days, form.minutes_per_incident, form.minutes_per_decision, form.days
     );
