@@ -17,7 +17,8 @@
 //!   loop.
 //! - **Live.** `GET /console/events` is a server-sent event stream of the entries the daemon
 //!   records (the same notes the demo's timeline prints), at most `max_live_clients` at once,
-//!   each for at most [`LIVE_MAX`]; the page's script refreshes its content on news.
+//!   each for at most [`LIVE_MAX`] and while its session lives (checked before every frame);
+//!   the page's script refreshes its content on news.
 //! - **Headers.** Every answer has a Content-Security-Policy without inline script or style
 //!   ([`CSP`]), `nosniff`, a referrer only to vigil itself (so forms carry their real `Origin`), no framing and no caching of pages.
 
@@ -1714,10 +1715,16 @@ async fn events(State(state): State<Arc<ConsoleState>>, request: Request) -> Res
         )
             .into_response();
     };
-    let _ = signed;
     let (sender, receiver) = mpsc::channel(64);
     let notes = state.notes.subscribe();
-    tokio::spawn(stream_notes(notes, sender, state.cancel.child_token()));
+    let cancel = state.cancel.child_token();
+    tokio::spawn(stream_notes(
+        Arc::clone(&state),
+        signed.cookie,
+        notes,
+        sender,
+        cancel,
+    ));
     let body = Body::new(SseBody {
         inner: ChannelBody { receiver },
         _permit: permit,
@@ -1733,8 +1740,12 @@ async fn events(State(state): State<Arc<ConsoleState>>, request: Request) -> Res
 }
 
 /// Writes the daemon's notes as server-sent events until the client goes, the daemon
-/// stops, or [`LIVE_MAX`] passes.
+/// stops, [`LIVE_MAX`] passes, or the session of `cookie` ends (checked before every frame,
+/// keep-alives included: a signed-out or revoked session's stream ends within
+/// [`KEEP_ALIVE`]).
 async fn stream_notes(
+    state: Arc<ConsoleState>,
+    cookie: String,
     mut notes: broadcast::Receiver<Note>,
     sender: mpsc::Sender<Bytes>,
     cancel: CancellationToken,
@@ -1763,9 +1774,28 @@ async fn stream_notes(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         };
-        if sender.send(frame).await.is_err() {
+        if !still_signed(&state, &cookie) || sender.send(frame).await.is_err() {
             return;
         }
+    }
+}
+
+/// Whether the session of `cookie` still lives and its credential still authenticates
+/// (a client certificate's was checked on the connection, which has not changed).
+fn still_signed(state: &ConsoleState, cookie: &str) -> bool {
+    let now = state.clock.now().0;
+    let Some(session) = state.sessions.get(cookie, now) else {
+        return false;
+    };
+    match &session.proof {
+        Proof::Token(token) => {
+            let credentials = Credentials {
+                bearer: Some(token.expose()),
+                client_cert: None,
+            };
+            state.authenticator.authenticate(&credentials, now).is_ok()
+        }
+        Proof::Certificate(_) => true,
     }
 }
 

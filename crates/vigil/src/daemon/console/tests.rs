@@ -590,6 +590,22 @@ async fn the_live_stream_sends_what_the_daemon_records_and_is_bounded() {
     // Without a session there is no stream.
     let (status, _, _) = console.get("/console/events", "").await;
     assert_eq!(status, 303);
+    // Signing out ends the open stream at its next frame.
+    let csrf = console.csrf(&cookie).await;
+    let (status, _) = console
+        .post("/console/logout", &cookie, None, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 303);
+    console
+        .notes
+        .send(Note {
+            seq: 42,
+            at: Timestamp(6_000),
+            body: NoteBody::Command(Box::new(record(json!({"record": "incident_resolved",
+                "incident_id": "inc-1", "outcome": "verified", "duration_ms": 1})))),
+        })
+        .unwrap();
+    assert!(stream.chunk().await.unwrap().is_none(), "the stream ended");
 }
 
 #[tokio::test]
