@@ -531,6 +531,16 @@ fn read_failed(who: &Who, error: &anyhow::Error) -> Response {
     )
 }
 
+/// The engine's view for `$signed`'s page, or the answer that says why there is none.
+macro_rules! view_or_return {
+    ($state:expr, $signed:expr) => {
+        match view(&$state, &$signed.who).await {
+            Ok(view) => view,
+            Err(response) => return response,
+        }
+    };
+}
+
 macro_rules! signed_or_return {
     ($state:expr, $request:expr) => {
         match signed_in(
@@ -738,10 +748,7 @@ async fn incidents(
     request: Request,
 ) -> Response {
     let signed = signed_or_return!(state, request);
-    let view = match view(&state, &signed.who).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
+    let view = view_or_return!(state, signed);
     let days = query.days.unwrap_or(30).clamp(1, 3650);
     let filter = IncidentFilter {
         state: IncidentState::parse(query.state.trim()),
@@ -784,10 +791,7 @@ async fn incident_page(
     id: &str,
     replay: Option<&pages::ReplayShown>,
 ) -> Response {
-    let view = match view(state, &signed.who).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
+    let view = view_or_return!(*state, signed);
     match journal::incidents::detail(&view.ledger, id).await {
         Ok(Some(detail)) => html(
             StatusCode::OK,
@@ -824,10 +828,7 @@ async fn replay(
             ),
         );
     };
-    let view = match view(&state, &signed.who).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
+    let view = view_or_return!(state, signed);
     let shown = match journal::replay::replay_incident(&view.ledger, &query.id, None).await {
         Ok(report) => pages::ReplayShown {
             matches: report.mismatches.is_empty(),
@@ -1097,10 +1098,7 @@ async fn controls(State(state): State<Arc<ConsoleState>>, request: Request) -> R
 
 async fn policies(State(state): State<Arc<ConsoleState>>, request: Request) -> Response {
     let signed = signed_or_return!(state, request);
-    let view = match view(&state, &signed.who).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
+    let view = view_or_return!(state, signed);
     match in_force(&view).await {
         Ok(in_force) => html(
             StatusCode::OK,
@@ -1227,10 +1225,7 @@ async fn what_if(State(state): State<Arc<ConsoleState>>, request: Request) -> Re
         days: form.days.unwrap_or(7).clamp(1, 3650),
         policies: Some(form.policies.clone()),
     };
-    let view = match view(&state, &signed.who).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
+    let view = view_or_return!(state, signed);
     let in_force = match in_force(&view).await {
         Ok(in_force) => in_force,
         Err(error) => return read_failed(&signed.who, &error),
@@ -1330,10 +1325,7 @@ async fn first_seq_since(ledger: &Ledger, from: Timestamp) -> anyhow::Result<Opt
 
 async fn ledger(State(state): State<Arc<ConsoleState>>, request: Request) -> Response {
     let signed = signed_or_return!(state, request);
-    let view = match view(&state, &signed.who).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
+    let view = view_or_return!(state, signed);
     ledger_page(&signed, &view, None).await
 }
 
@@ -1346,10 +1338,7 @@ async fn verify(State(state): State<Arc<ConsoleState>>, request: Request) -> Res
     let Ok(_permit) = state.replays.try_acquire() else {
         return busy(&signed.who);
     };
-    let view = match view(&state, &signed.who).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
+    let view = view_or_return!(state, signed);
     // Verification's passes are not `Send` (they drive the ledger through trait objects):
     // they run on a blocking thread of their own, on a reader.
     let reader = view.ledger.reader();
@@ -1401,10 +1390,7 @@ async fn export(State(state): State<Arc<ConsoleState>>, request: Request) -> Res
     let Ok(permit) = Arc::clone(&state.exports).try_acquire_owned() else {
         return busy(&signed.who);
     };
-    let view = match view(&state, &signed.who).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
+    let view = view_or_return!(state, signed);
     let mut suffix = [0_u8; 8];
     if getrandom::getrandom(&mut suffix).is_err() {
         return read_failed(
@@ -1568,10 +1554,7 @@ async fn entry(
     request: Request,
 ) -> Response {
     let signed = signed_or_return!(state, request);
-    let view = match view(&state, &signed.who).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
+    let view = view_or_return!(state, signed);
     let seq = query.seq.unwrap_or(0);
     match view.ledger.read(seq, 1).await {
         Ok(entries) => match entries.into_iter().next().filter(|entry| entry.seq == seq) {
@@ -1598,21 +1581,15 @@ async fn proof(
     request: Request,
 ) -> Response {
     let signed = signed_or_return!(state, request);
-    let view = match view(&state, &signed.who).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
+    let view = view_or_return!(state, signed);
     let seq = query.seq.unwrap_or(0);
     let tree_size = query.tree_size.unwrap_or_else(|| view.ledger.len());
     match view.ledger.prove_inclusion(seq, tree_size).await {
         Ok(Some(proof)) => {
-            let body = serde_json::json!({
-                "seq": proof.seq,
-                "tree_size": proof.tree_size,
-                "leaf_hash": hex::encode(proof.leaf_hash),
-                "tree_head": hex::encode(proof.tree_head),
-                "proof": proof.proof.iter().map(hex::encode).collect::<Vec<_>>(),
-            });
+            let body = match crate::commands::ledger::checked_inclusion_json(&proof) {
+                Ok(body) => body,
+                Err(error) => return read_failed(&signed.who, &error),
+            };
             (
                 [
                     (header::CONTENT_TYPE, "application/json".to_owned()),
@@ -1639,10 +1616,7 @@ async fn proof(
 
 async fn trust(State(state): State<Arc<ConsoleState>>, request: Request) -> Response {
     let signed = signed_or_return!(state, request);
-    let view = match view(&state, &signed.who).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
+    let view = view_or_return!(state, signed);
     match journal::trust::tally(&view.ledger).await {
         Ok(report) => html(StatusCode::OK, pages::trust(&signed.who, &report)),
         Err(error) => read_failed(&signed.who, &error),
@@ -1682,10 +1656,7 @@ async fn report(
             pages::report(&signed.who, form, None, Some(&why)),
         );
     }
-    let view = match view(&state, &signed.who).await {
-        Ok(view) => view,
-        Err(response) => return response,
-    };
+    let view = view_or_return!(state, signed);
     let since = journal::report::Since::Before(Duration::from_secs(u64::from(form.days) * 86_400));
     match journal::report::read(&view.ledger, since, None, assumptions).await {
         Ok(read) => html(

@@ -219,15 +219,19 @@ async fn start_with(name: &str, max_live_clients: usize, tls: bool) -> Console {
 
 impl Console {
     /// Signs `who` in; the session cookie.
-    async fn sign_in(&self, who: &str) -> String {
-        let response = self
-            .client
+    /// `POST /console/login` with `token`.
+    async fn login(&self, token: &str) -> reqwest::Response {
+        self.client
             .post(format!("{}/console/login", self.url))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(form_body(&[("token", self.tokens[who].as_str())]))
+            .body(form_body(&[("token", token)]))
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    async fn sign_in(&self, who: &str) -> String {
+        let response = self.login(&self.tokens[who]).await;
         assert_eq!(response.status(), 303, "{who} signs in");
         let cookie = response
             .headers()
@@ -301,25 +305,11 @@ const PAGES: &[&str] = &[
 async fn signing_in_sets_a_strict_http_only_cookie_and_every_page_carries_the_policy() {
     let console = start("console-cookie", 4).await;
     // A wrong token: 401, the sign-in page again, no cookie.
-    let refused = console
-        .client
-        .post(format!("{}/console/login", console.url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[("token", "vigil_adm_guessed")]))
-        .send()
-        .await
-        .unwrap();
+    let refused = console.login("vigil_adm_guessed").await;
     assert_eq!(refused.status(), 401);
     assert!(refused.headers().get("set-cookie").is_none());
     // The right one: a session cookie only scripts cannot read and other sites never send.
-    let response = console
-        .client
-        .post(format!("{}/console/login", console.url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[("token", console.tokens["vic"].as_str())]))
-        .send()
-        .await
-        .unwrap();
+    let response = console.login(&console.tokens["vic"]).await;
     assert_eq!(response.status(), 303);
     let set_cookie = response.headers()["set-cookie"]
         .to_str()
@@ -366,6 +356,28 @@ async fn signing_in_sets_a_strict_http_only_cookie_and_every_page_carries_the_po
     );
     let proof: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(proof["seq"], 3);
+    // The file `vigil ledger verify --proof` reads: it proves entry 3 in the tree it names.
+    let bytes = |value: &serde_json::Value| -> [u8; 32] {
+        hex::decode(value.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    let components: Vec<[u8; 32]> = proof["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(bytes)
+        .collect();
+    let components: Vec<&[u8]> = components.iter().map(<[u8; 32]>::as_slice).collect();
+    vigil_ledger::merkle::verify_inclusion(
+        3,
+        proof["tree_size"].as_u64().unwrap(),
+        &bytes(&proof["leaf_hash"]),
+        &components,
+        &bytes(&proof["tree_head"]),
+    )
+    .unwrap();
     // Without a session, or with one that is not, every page sends people to sign in.
     for cookie in ["", "vigil_session=forged"] {
         let (status, headers, _) = console.get("/console/incidents", cookie).await;
@@ -611,14 +623,7 @@ async fn the_live_stream_sends_what_the_daemon_records_and_is_bounded() {
 #[tokio::test]
 async fn behind_tls_the_cookie_is_secure_and_host_only() {
     let console = start_with("console-tls", 4, true).await;
-    let response = console
-        .client
-        .post(format!("{}/console/login", console.url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[("token", console.tokens["vic"].as_str())]))
-        .send()
-        .await
-        .unwrap();
+    let response = console.login(&console.tokens["vic"]).await;
     assert_eq!(response.status(), 303);
     let set_cookie = response.headers()["set-cookie"]
         .to_str()
