@@ -12,6 +12,7 @@
 pub mod follow;
 pub mod incidents;
 pub mod location;
+pub mod proof;
 pub mod reader;
 pub mod records;
 pub mod recovery;

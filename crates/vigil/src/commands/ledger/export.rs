@@ -112,35 +112,9 @@ async fn prove_in(ledger: &Ledger, db: &LedgerLocation, seq: u64) -> anyhow::Res
     let Some(proof) = ledger.prove_inclusion(seq, size).await? else {
         anyhow::bail!("the ledger has {size} entries; there is no entry {seq}");
     };
-    let printed = checked_inclusion_json(&proof)?;
+    let printed = crate::journal::proof::checked_inclusion_json(&proof)?;
     println!("{}", serde_json::to_string_pretty(&printed)?);
     Ok(ExitCode::SUCCESS)
-}
-
-/// An inclusion proof as `vigil ledger verify --proof FILE` reads it, checked first (the
-/// console's download is the same file).
-///
-/// # Errors
-/// When the proof does not verify against its own tree head.
-pub fn checked_inclusion_json(
-    proof: &vigil_ledger::InclusionProof,
-) -> anyhow::Result<serde_json::Value> {
-    let components: Vec<&[u8]> = proof.proof.iter().map(<[u8; 32]>::as_slice).collect();
-    vigil_ledger::merkle::verify_inclusion(
-        proof.seq,
-        proof.tree_size,
-        &proof.leaf_hash,
-        &components,
-        &proof.tree_head,
-    )
-    .context("the proof this ledger produced does not verify")?;
-    Ok(serde_json::json!({
-        "seq": proof.seq,
-        "tree_size": proof.tree_size,
-        "tree_head": hex::encode(proof.tree_head),
-        "leaf_hash": hex::encode(proof.leaf_hash),
-        "proof": proof.proof.iter().map(hex::encode).collect::<Vec<_>>(),
-    }))
 }
 
 /// `vigil ledger prove --db FILE --consistency FROM [--to TO]`: the consistency proof from

@@ -62,7 +62,7 @@ use anyhow::Context as _;
 use vigil_ledger::LedgerLocation;
 
 pub use archive::{archive, verify_segments};
-pub use export::{checked_inclusion_json, export, prove, prove_consistency};
+pub use export::{export, prove, prove_consistency};
 pub use show::{ShowOptions, show};
 pub use verify::{verify, verify_export, verify_proof};
 

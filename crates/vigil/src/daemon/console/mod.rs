@@ -1586,7 +1586,7 @@ async fn proof(
     let tree_size = query.tree_size.unwrap_or_else(|| view.ledger.len());
     match view.ledger.prove_inclusion(seq, tree_size).await {
         Ok(Some(proof)) => {
-            let body = match crate::commands::ledger::checked_inclusion_json(&proof) {
+            let body = match journal::proof::checked_inclusion_json(&proof) {
                 Ok(body) => body,
                 Err(error) => return read_failed(&signed.who, &error),
             };
